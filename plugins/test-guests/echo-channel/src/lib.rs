@@ -1,0 +1,93 @@
+//! Test guest: the smallest honest channel connector. A webhook body `author: text`
+//! becomes one private message for the first configured account; `send` answers with a
+//! synthetic id. It exercises the channel world's plumbing (configure, webhook, send,
+//! log, clock) without any platform.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "channel" });
+centralino_sdk::plugin_metadata!();
+
+use std::sync::Mutex;
+
+use centralino::plugin::types::{MessageKind, Person, PluginError};
+use centralino::plugin::{clock, log};
+use exports::centralino::plugin::connector::{
+    Capability, Config, Description, Guest, Message, OutboundMessage, PollResult, Sent,
+    WebhookOutcome, WebhookRequest, WebhookResponse,
+};
+
+static ACCOUNTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static SENT: Mutex<u64> = Mutex::new(0);
+
+struct Echo;
+
+impl Guest for Echo {
+    fn describe() -> Description {
+        Description {
+            channel: "echo".to_string(),
+            summary: "test channel: plain-text webhooks".to_string(),
+            capabilities: vec![Capability::Webhook, Capability::PrivateMessage],
+            max_text_length: 280,
+        }
+    }
+
+    fn configure(config: Config) -> Result<(), PluginError> {
+        if config.accounts.is_empty() {
+            return Err(PluginError::InvalidInput("echo needs at least one account".into()));
+        }
+        let mut accounts = ACCOUNTS.lock().map_err(|_| PluginError::Transient("poisoned".into()))?;
+        *accounts = config.accounts.into_iter().map(|a| a.id).collect();
+        log::write(log::Level::Info, &format!("configured {} account(s)", accounts.len()));
+        Ok(())
+    }
+
+    fn poll(_account: String, cursor: Option<String>) -> Result<PollResult, PluginError> {
+        Ok(PollResult { messages: Vec::new(), cursor, next_poll_after_ms: None })
+    }
+
+    fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+        let body = String::from_utf8(request.body)
+            .map_err(|_| PluginError::InvalidInput("body is not UTF-8".into()))?;
+        let Some((author, text)) = body.split_once(": ") else {
+            return Ok(WebhookOutcome {
+                response: WebhookResponse { status: 400, headers: Vec::new(), body: b"expected `author: text`".to_vec() },
+                messages: Vec::new(),
+                receipts: Vec::new(),
+            });
+        };
+        let account = ACCOUNTS
+            .lock()
+            .map_err(|_| PluginError::Transient("poisoned".into()))?
+            .first()
+            .cloned()
+            .ok_or_else(|| PluginError::InvalidInput("not configured".into()))?;
+        let now = clock::now_ms();
+        let message = Message {
+            external_id: format!("echo-{now}-{}", body.len()),
+            account,
+            conversation_key: format!("dm:{author}"),
+            author: Person { id: author.to_string(), handle: Some(author.to_string()), display_name: None },
+            text: text.to_string(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: now,
+            extra: Vec::new(),
+        };
+        Ok(WebhookOutcome {
+            response: WebhookResponse { status: 200, headers: Vec::new(), body: b"ok".to_vec() },
+            messages: vec![message],
+            receipts: Vec::new(),
+        })
+    }
+
+    fn send(message: OutboundMessage) -> Result<Sent, PluginError> {
+        if message.text.chars().count() > 280 {
+            return Err(PluginError::Rejected("text longer than 280 characters".into()));
+        }
+        let mut sent = SENT.lock().map_err(|_| PluginError::Transient("poisoned".into()))?;
+        *sent += 1;
+        Ok(Sent { external_id: format!("echo-out-{}", *sent), sent_at: clock::now_ms() })
+    }
+}
+
+export!(Echo);

@@ -1,0 +1,57 @@
+//! Test guest: a routing policy that misbehaves when the customer's text asks it to.
+//!
+//! - `panic`: panics (a trap for the host).
+//! - `loop`: never returns (the host's epoch deadline must cut it off).
+//! - `bomb`: allocates until memory runs out (the host's memory cap must stop it).
+//! - `stdout`: prints to stdout and stderr (the host must log it, tagged).
+//! - anything else: assigns the first candidate.
+
+wit_bindgen::generate!({ path: "../../../wit", world: "routing-policy" });
+centralino_sdk::plugin_metadata!();
+
+use centralino::plugin::types::PluginError;
+use exports::centralino::plugin::router::{Action, Context, Decision, Guest};
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn configure(_settings: Vec<(String, String)>) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    #[allow(clippy::panic)]
+    fn route(context: Context) -> Result<Decision, PluginError> {
+        match context.conversation.text.as_str() {
+            "panic" => panic!("hostile-router was asked to panic"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "stdout" => {
+                println!("hello from hostile-router stdout");
+                eprintln!("hello from hostile-router stderr");
+            }
+            _ => {}
+        }
+        let first = context.agents.first().map(|a| a.id.clone());
+        Ok(Decision {
+            action: match first {
+                Some(id) => Action::Assign(id),
+                None => Action::Narrow(Vec::new()),
+            },
+            priority: None,
+            reason: "hostile-router: first candidate".to_string(),
+        })
+    }
+}
+
+export!(Hostile);
