@@ -1,1 +1,293 @@
-fn main() {}
+//! Build tasks for centralino. Run with `cargo xtask <task>`:
+//!
+//! - `plugins`: builds every crate under `plugins/` into a WebAssembly component in
+//!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
+//! - `test`: builds the plugins, then runs the whole test suite (the README's test command).
+//! - `demo`: builds the plugins and the host, then runs `centralino demo`.
+//!
+//! Toolchain routes, tried in order (see `TOOLCHAIN.md` of the design notes):
+//! 1. rustup's `wasm32-wasip2` target, installed with a time limit when missing;
+//! 2. Debian's `rustc-web` with the standard library built from source for
+//!    `wasm32-unknown-unknown`, wrapped into components by `wasm-tools`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// Every guest crate's package name, in the order they are reported.
+const GUESTS: &[&str] = &[
+    "round-robin",
+    "hostile-router",
+    "other-world",
+    "future-contract",
+    "echo-channel",
+];
+
+const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
+const WASM_TOOLS_VERSION: &str = "1.263.0";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let result = match task {
+        "plugins" => build_plugins().map(|_| ()),
+        "test" => test(),
+        "demo" => demo(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <plugins|test|demo [demo args]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn step(message: &str) {
+    eprintln!("==> {message}");
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn succeeds(command: &mut Command) -> bool {
+    command
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn output(command: &mut Command) -> Option<String> {
+    let out = command.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// How guests get compiled on this machine.
+enum Route {
+    /// `cargo build --target wasm32-wasip2` emits components directly.
+    Wasip2,
+    /// Debian rustc + `-Zbuild-std` for `wasm32-unknown-unknown`, then `wasm-tools component new`.
+    DebianBuildStd,
+}
+
+fn choose_route() -> anyhow::Result<Route> {
+    if let Some(installed) = output(Command::new("rustup").args(["target", "list", "--installed"]))
+    {
+        if installed.lines().any(|l| l.trim() == "wasm32-wasip2") {
+            step("wasm toolchain: rustup target wasm32-wasip2 is installed");
+            return Ok(Route::Wasip2);
+        }
+        step("wasm toolchain: installing rustup target wasm32-wasip2 (time limit 120 s)");
+        if rustup_target_add()? {
+            return Ok(Route::Wasip2);
+        }
+        step(
+            "wasm toolchain: rustup could not install wasm32-wasip2; falling back to Debian's rustc-web",
+        );
+    } else {
+        step("wasm toolchain: rustup not found; using Debian's rustc-web");
+    }
+    ensure_debian_toolchain()?;
+    Ok(Route::DebianBuildStd)
+}
+
+/// `rustup target add wasm32-wasip2`, killed if it outlives the time limit.
+fn rustup_target_add() -> anyhow::Result<bool> {
+    let mut child = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .spawn()
+        .context("starting rustup")?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status.success());
+        }
+        if started.elapsed() > RUSTUP_TARGET_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "    rustup did not finish within {} s",
+                RUSTUP_TARGET_TIMEOUT.as_secs()
+            );
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ensure_debian_toolchain() -> anyhow::Result<()> {
+    let have = Path::new("/usr/bin/rustc").exists()
+        && Path::new("/usr/lib/rustlib/src/rust/library").exists()
+        && Path::new("/usr/bin/wasm-ld-22").exists();
+    if !have {
+        step("installing rustc-web, cargo-web, rust-web-src and lld-22 with apt-get");
+        run(Command::new("apt-get").arg("update").arg("-q")).context(
+            "apt-get update failed: Debian's package archive is needed for the fallback route",
+        )?;
+        run(Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-q",
+                "rustc-web",
+                "cargo-web",
+                "rust-web-src",
+                "lld-22",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("could not install the Debian wasm toolchain (rustc-web, rust-web-src, lld-22)")?;
+    }
+    if !succeeds(Command::new("wasm-tools").arg("--version")) {
+        step(&format!(
+            "installing wasm-tools {WASM_TOOLS_VERSION} with cargo (takes a few minutes)"
+        ));
+        run(Command::new("cargo").args([
+            "install",
+            &format!("wasm-tools@{WASM_TOOLS_VERSION}"),
+            "--locked",
+            "--no-default-features",
+            "--features",
+            "component,validate,print,metadata",
+        ]))
+        .context("could not install wasm-tools, needed to turn core modules into components")?;
+    }
+    Ok(())
+}
+
+/// Builds every guest and returns the component paths.
+fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
+    let root = root();
+    let target_dir = root.join("target");
+    let out_dir = target_dir.join("plugins");
+    let route = choose_route()?;
+    let started = Instant::now();
+    let (triple, mut cargo) = match route {
+        Route::Wasip2 => {
+            let mut cargo = Command::new("cargo");
+            cargo.args(["build", "--release", "--target", "wasm32-wasip2"]);
+            ("wasm32-wasip2", cargo)
+        }
+        Route::DebianBuildStd => {
+            let mut cargo = Command::new("cargo");
+            cargo
+                .args([
+                    "build",
+                    "--release",
+                    "--target",
+                    "wasm32-unknown-unknown",
+                    "-Zbuild-std=std,panic_abort",
+                ])
+                .env("RUSTC", "/usr/bin/rustc")
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", "wasm-ld-22");
+            ("wasm32-unknown-unknown", cargo)
+        }
+    };
+    step(&format!(
+        "building {} plugin crates for {triple}",
+        GUESTS.len()
+    ));
+    run(cargo
+        .current_dir(root.join("plugins"))
+        .env("CARGO_TARGET_DIR", &target_dir))
+    .context("building the plugin crates failed")?;
+
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut built = Vec::new();
+    for guest in GUESTS {
+        let artifact = target_dir
+            .join(triple)
+            .join("release")
+            .join(format!("{}.wasm", guest.replace('-', "_")));
+        let component = out_dir.join(format!("{guest}.wasm"));
+        match route {
+            Route::Wasip2 => {
+                std::fs::copy(&artifact, &component).with_context(|| {
+                    format!("copying {} to {}", artifact.display(), component.display())
+                })?;
+            }
+            Route::DebianBuildStd => run(Command::new("wasm-tools")
+                .args(["component", "new"])
+                .arg(&artifact)
+                .arg("-o")
+                .arg(&component))
+            .with_context(|| format!("wrapping {} into a component", artifact.display()))?,
+        }
+        built.push(component);
+    }
+    step(&format!(
+        "{} components in {} ({:.1} s)",
+        built.len(),
+        out_dir.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(built)
+}
+
+fn test() -> anyhow::Result<()> {
+    build_plugins()?;
+    let root = root();
+    step("checking formatting (cargo fmt --check)");
+    run(Command::new("cargo")
+        .args(["fmt", "--all", "--check"])
+        .current_dir(&root))
+    .context("code is not formatted: run `cargo fmt --all`")?;
+    if succeeds(Command::new("cargo").args(["nextest", "--version"])) {
+        step("running the test suite with cargo nextest");
+        run(Command::new("cargo")
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .current_dir(&root))?;
+        step("running documentation tests");
+        run(Command::new("cargo")
+            .args(["test", "--workspace", "--doc"])
+            .current_dir(&root))?;
+    } else {
+        step("running the test suite with cargo test (cargo-nextest is not installed)");
+        run(Command::new("cargo")
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .current_dir(&root))?;
+    }
+    Ok(())
+}
+
+fn demo(args: &[String]) -> anyhow::Result<()> {
+    build_plugins()?;
+    let root = root();
+    step("building and running `centralino demo`");
+    run(Command::new("cargo")
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "centralino",
+            "--bin",
+            "centralino",
+            "--",
+            "demo",
+        ])
+        .args(args)
+        .current_dir(&root))
+}

@@ -1,1 +1,66 @@
-fn main() {}
+//! The `centralino` command: inspect plugins, run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[path = "../cli/demo.rs"]
+mod demo;
+#[path = "../cli/inspect.rs"]
+mod inspect;
+
+/// centralino: social customer care on a WebAssembly plugin host.
+#[derive(Parser)]
+#[command(name = "centralino", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Run the telecom demo on embedded defaults and print what happened.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a component's world, contract version, exports and requested capabilities.
+    Inspect {
+        /// The component file (`.wasm`).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Plugin {
+            command: PluginCommand::Inspect { file, json },
+        } => inspect::run(&file, json),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

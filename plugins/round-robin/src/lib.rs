@@ -14,8 +14,8 @@
 wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
 centralino_sdk::plugin_metadata!();
 
-use exports::centralino::plugin::router::{Action, Agent, Context, Decision, Guest, Presence};
 use centralino::plugin::types::PluginError;
+use exports::centralino::plugin::router::{Action, Agent, Context, Decision, Guest, Presence};
 
 struct RoundRobin;
 

@@ -32,16 +32,27 @@ impl Guest for Echo {
 
     fn configure(config: Config) -> Result<(), PluginError> {
         if config.accounts.is_empty() {
-            return Err(PluginError::InvalidInput("echo needs at least one account".into()));
+            return Err(PluginError::InvalidInput(
+                "echo needs at least one account".into(),
+            ));
         }
-        let mut accounts = ACCOUNTS.lock().map_err(|_| PluginError::Transient("poisoned".into()))?;
+        let mut accounts = ACCOUNTS
+            .lock()
+            .map_err(|_| PluginError::Transient("poisoned".into()))?;
         *accounts = config.accounts.into_iter().map(|a| a.id).collect();
-        log::write(log::Level::Info, &format!("configured {} account(s)", accounts.len()));
+        log::write(
+            log::Level::Info,
+            &format!("configured {} account(s)", accounts.len()),
+        );
         Ok(())
     }
 
     fn poll(_account: String, cursor: Option<String>) -> Result<PollResult, PluginError> {
-        Ok(PollResult { messages: Vec::new(), cursor, next_poll_after_ms: None })
+        Ok(PollResult {
+            messages: Vec::new(),
+            cursor,
+            next_poll_after_ms: None,
+        })
     }
 
     fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
@@ -49,7 +60,11 @@ impl Guest for Echo {
             .map_err(|_| PluginError::InvalidInput("body is not UTF-8".into()))?;
         let Some((author, text)) = body.split_once(": ") else {
             return Ok(WebhookOutcome {
-                response: WebhookResponse { status: 400, headers: Vec::new(), body: b"expected `author: text`".to_vec() },
+                response: WebhookResponse {
+                    status: 400,
+                    headers: Vec::new(),
+                    body: b"expected `author: text`".to_vec(),
+                },
                 messages: Vec::new(),
                 receipts: Vec::new(),
             });
@@ -65,7 +80,11 @@ impl Guest for Echo {
             external_id: format!("echo-{now}-{}", body.len()),
             account,
             conversation_key: format!("dm:{author}"),
-            author: Person { id: author.to_string(), handle: Some(author.to_string()), display_name: None },
+            author: Person {
+                id: author.to_string(),
+                handle: Some(author.to_string()),
+                display_name: None,
+            },
             text: text.to_string(),
             kind: MessageKind::PrivateMessage,
             in_reply_to: None,
@@ -74,7 +93,11 @@ impl Guest for Echo {
             extra: Vec::new(),
         };
         Ok(WebhookOutcome {
-            response: WebhookResponse { status: 200, headers: Vec::new(), body: b"ok".to_vec() },
+            response: WebhookResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: b"ok".to_vec(),
+            },
             messages: vec![message],
             receipts: Vec::new(),
         })
@@ -82,11 +105,18 @@ impl Guest for Echo {
 
     fn send(message: OutboundMessage) -> Result<Sent, PluginError> {
         if message.text.chars().count() > 280 {
-            return Err(PluginError::Rejected("text longer than 280 characters".into()));
+            return Err(PluginError::Rejected(
+                "text longer than 280 characters".into(),
+            ));
         }
-        let mut sent = SENT.lock().map_err(|_| PluginError::Transient("poisoned".into()))?;
+        let mut sent = SENT
+            .lock()
+            .map_err(|_| PluginError::Transient("poisoned".into()))?;
         *sent += 1;
-        Ok(Sent { external_id: format!("echo-out-{}", *sent), sent_at: clock::now_ms() })
+        Ok(Sent {
+            external_id: format!("echo-out-{}", *sent),
+            sent_at: clock::now_ms(),
+        })
     }
 }
 

@@ -1,0 +1,44 @@
+//! `centralino plugin inspect`.
+
+use std::path::Path;
+
+use centralino::runtime::{CONTRACT_PACKAGE, inspect_file};
+
+pub fn run(file: &Path, json: bool) -> anyhow::Result<()> {
+    let info = inspect_file(file)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        let served = if info.supported {
+            "served by this host"
+        } else {
+            "NOT served by this host"
+        };
+        println!("plugin        {} {}", info.plugin.name, info.plugin.version);
+        println!("world         {}", info.world);
+        println!(
+            "contract      {CONTRACT_PACKAGE}@{} ({served})",
+            info.contract
+        );
+        println!("exports       {}", info.exports.join(", "));
+        let capabilities: Vec<String> = info
+            .capabilities
+            .iter()
+            .map(|c| {
+                if c == "wasi" {
+                    "wasi (locked down: no files, env or sockets)".to_string()
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        println!("capabilities  {}", capabilities.join(", "));
+        println!("imports       {}", info.imports.join("\n              "));
+        println!("size          {} bytes", info.size);
+        println!("sha256        {}", info.sha256);
+    }
+    // Inspection succeeds for a component of an unserved version so the admin can see it,
+    // but the command still reports it as an error.
+    info.ensure_loadable(file, None)?;
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! What a plugin's `Store` holds: the identity used to tag logs and errors, the
+//! capabilities granted to it, its resource limiter, and a locked-down WASI context.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::limits::PluginLimits;
+use crate::capabilities::Grants;
+use crate::error::PluginId;
+
+/// Stderr lines kept for fault reports.
+const STDERR_LINES_KEPT: usize = 3;
+
+/// Counts the log lines a plugin instance may still write; shared by the `log` import and
+/// the stdout/stderr streams so neither can flood the host log.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    remaining: AtomicU64,
+    dropped: AtomicU64,
+    /// The last lines the guest wrote to stderr (a panic message, usually), kept so a
+    /// trap can be reported with the guest's own words.
+    last_stderr: Mutex<VecDeque<String>>,
+}
+
+impl LogBudget {
+    pub(crate) fn new(lines: u64) -> Self {
+        LogBudget {
+            remaining: AtomicU64::new(lines),
+            dropped: AtomicU64::new(0),
+            last_stderr: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Takes one line from the budget; false when it is spent.
+    pub(crate) fn take(&self) -> bool {
+        let taken = self
+            .remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !taken {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Takes what the guest last said on stderr, without Rust's backtrace hint.
+    pub(crate) fn take_last_stderr(&self) -> Option<String> {
+        let lines = std::mem::take(&mut *self.last_stderr.lock().ok()?);
+        let said: Vec<String> = lines
+            .into_iter()
+            .filter(|l| !l.starts_with("note: run with"))
+            .collect();
+        (!said.is_empty()).then(|| said.join(" "))
+    }
+
+    fn remember_stderr(&self, line: &str) {
+        if let Ok(mut last) = self.last_stderr.lock() {
+            if last.len() == STDERR_LINES_KEPT {
+                last.pop_front();
+            }
+            last.push_back(line.to_string());
+        }
+    }
+
+    /// Lines refused so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Enforces the per-plugin memory and table caps and remembers why it refused growth.
+pub(crate) struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    instances: usize,
+    tables: usize,
+    memories: usize,
+    /// Set when a memory growth was refused, so the fault can be named precisely.
+    pub(crate) memory_exceeded: bool,
+}
+
+impl Limiter {
+    fn new(limits: &PluginLimits) -> Self {
+        Limiter {
+            memory_bytes: limits.memory_bytes,
+            table_elements: limits.table_elements,
+            instances: limits.instances,
+            tables: limits.tables,
+            memories: limits.memories,
+            memory_exceeded: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            wasmtime::bail!(
+                "memory cap of {} bytes reached (asked for {desired})",
+                self.memory_bytes
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+}
+
+/// The data of every plugin `Store`.
+pub(crate) struct PluginState {
+    pub(crate) plugin: Arc<PluginId>,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) limiter: Limiter,
+    pub(crate) log_budget: Arc<LogBudget>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl PluginState {
+    pub(crate) fn new(plugin: Arc<PluginId>, grants: Arc<Grants>, limits: &PluginLimits) -> Self {
+        let log_budget = Arc::new(LogBudget::new(limits.log_lines));
+        // No files, no environment, no arguments, no sockets, no name lookups: only the
+        // contract's imports reach the outside. Output goes to the host log, tagged.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(LogOutput {
+                plugin: plugin.clone(),
+                stream: "stdout",
+                budget: log_budget.clone(),
+            })
+            .stderr(LogOutput {
+                plugin: plugin.clone(),
+                stream: "stderr",
+                budget: log_budget.clone(),
+            })
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        PluginState {
+            limiter: Limiter::new(limits),
+            plugin,
+            grants,
+            log_budget,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A guest's stdout or stderr, written line by line into the host log.
+struct LogOutput {
+    plugin: Arc<PluginId>,
+    stream: &'static str,
+    budget: Arc<LogBudget>,
+}
+
+impl IsTerminal for LogOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter {
+            plugin: self.plugin.clone(),
+            stream: self.stream,
+            budget: self.budget.clone(),
+            pending: Vec::new(),
+        })
+    }
+}
+
+/// Longest line kept from guest output; the rest of an overlong line is cut.
+const MAX_LINE: usize = 4096;
+
+struct LineWriter {
+    plugin: Arc<PluginId>,
+    stream: &'static str,
+    budget: Arc<LogBudget>,
+    pending: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit(&mut self) {
+        let line = String::from_utf8_lossy(&self.pending)
+            .trim_end()
+            .to_string();
+        self.pending.clear();
+        if self.stream == "stderr" && !line.is_empty() {
+            self.budget.remember_stderr(&line);
+        }
+        if self.budget.take() {
+            tracing::info!(target: "centralino::plugin", plugin = %self.plugin, stream = self.stream, "{line}");
+        }
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        for &byte in buf {
+            if byte == b'\n' {
+                this.emit();
+            } else if this.pending.len() < MAX_LINE {
+                this.pending.push(byte);
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pending.is_empty() {
+            this.emit();
+        }
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,67 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+//! Integration tests: one binary, a module per topic. Every test loads real components
+//! built from `plugins/` by `cargo xtask plugins` (the README's test command does it).
+
+mod cache;
+mod channel;
+mod cli;
+mod faults;
+mod inspect;
+mod round_robin;
+
+use std::path::PathBuf;
+
+use centralino::types::{
+    Agent, MessageKind, Presence, QueueStats, RoutingContext, RoutingConversation,
+};
+
+/// Path of a built component; fails with instructions when it has not been built.
+pub fn component(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CENTRALINO_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask plugins` first (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+pub fn agent(id: &str, capacity: u32) -> Agent {
+    Agent {
+        id: id.to_string(),
+        name: id.to_string(),
+        skills: vec!["tim".to_string()],
+        languages: vec!["it".to_string()],
+        accounts: vec![format!("TIM_{id}")],
+        capacity,
+        load: 0,
+        presence: Presence::Online,
+        last_assigned_at: None,
+    }
+}
+
+pub fn context(text: &str, agents: Vec<Agent>, now: u64) -> RoutingContext {
+    RoutingContext {
+        conversation: RoutingConversation {
+            id: format!("conv-{now}"),
+            channel: "twitter".to_string(),
+            account: "TIM_Official".to_string(),
+            brand: Some("tim".to_string()),
+            language: Some("it".to_string()),
+            customer: "1234567890123456789".to_string(),
+            kind: MessageKind::PublicPost,
+            text: text.to_string(),
+            priority: 0,
+            previous_agent: None,
+            previous_agent_at: None,
+            waiting_since: now,
+        },
+        agents,
+        queue: QueueStats::default(),
+        now,
+    }
+}
