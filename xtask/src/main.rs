@@ -16,15 +16,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-/// Every guest crate's package name, in the order they are reported.
-const GUESTS: &[&str] = &[
-    "round-robin",
-    "hostile-router",
-    "other-world",
-    "future-contract",
-    "echo-channel",
-];
-
 const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
 const WASM_TOOLS_VERSION: &str = "1.263.0";
 
@@ -177,6 +168,48 @@ fn ensure_debian_toolchain() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names of the `cdylib` crates of the plugins workspace: every one becomes a component.
+fn guest_crates(plugins: &Path) -> anyhow::Result<Vec<String>> {
+    let out = Command::new("cargo")
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(plugins)
+        .output()
+        .context("running cargo metadata in plugins/")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed in plugins/: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading cargo metadata")?;
+    let mut guests = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let is_component = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|target| {
+                target["crate_types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t == "cdylib")
+            });
+        if is_component && let Some(name) = package["name"].as_str() {
+            guests.push(name.to_string());
+        }
+    }
+    guests.sort();
+    Ok(guests)
+}
+
 /// Builds every guest and returns the component paths.
 fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
     let root = root();
@@ -206,9 +239,11 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
             ("wasm32-unknown-unknown", cargo)
         }
     };
+    let guests = guest_crates(&root.join("plugins"))?;
     step(&format!(
-        "building {} plugin crates for {triple}",
-        GUESTS.len()
+        "building {} plugin crates for {triple}: {}",
+        guests.len(),
+        guests.join(", ")
     ));
     run(cargo
         .current_dir(root.join("plugins"))
@@ -217,7 +252,7 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
 
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut built = Vec::new();
-    for guest in GUESTS {
+    for guest in &guests {
         let artifact = target_dir
             .join(triple)
             .join("release")
