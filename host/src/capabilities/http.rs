@@ -1,10 +1,26 @@
 //! `centralino:plugin/http`: outgoing HTTP on the plugin's behalf.
 //!
-//! Every request is checked against the plugin's allow-list and credential grants before
-//! anything leaves the host. This build has no outgoing transport yet (it arrives with the
-//! channel connectors), so an allowed request fails with `connection`, saying so.
+//! Before anything leaves the host a request must pass three checks: its host is on the
+//! plugin's allow-list, it does not set `authorization` itself, and any credential it names
+//! is granted to it. The host then attaches the credential (a bearer header, or a query
+//! parameter for Graph), so tokens never enter the sandbox.
+//!
+//! The host also keeps the connector polite with the platform:
+//! - it reads X's `x-rate-limit-remaining`/`x-rate-limit-reset` and Graph's `x-app-usage`
+//!   and `x-business-use-case-usage`, and holds back requests while a window is spent
+//!   (briefly, by waiting; longer, by answering `rate-limited` at once);
+//! - it retries idempotent requests (GET, HEAD, PUT, DELETE) after a 5xx, a timeout or a
+//!   failed connection, with jittered exponential backoff; a POST is never retried, since
+//!   the platform may have acted on it.
+//!
+//! Responses larger than the cap are refused rather than truncated.
 
-use crate::runtime::bindings::v0_1::http::{Host, HttpError, Request, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::capabilities::Credential;
+use crate::runtime::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
 use crate::runtime::state::PluginState;
 
 /// Whether `url`'s host (with its port, when one is given) is on `allowed`.
@@ -12,14 +28,7 @@ use crate::runtime::state::PluginState;
 /// Entries are `host` (any port) or `host:port`; matching is exact and case-insensitive,
 /// so `api.x.com` does not admit `evil-api.x.com`.
 pub fn host_allowed(url: &str, allowed: &[String]) -> Result<bool, String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(format!("`{url}` has no plain host"));
-    }
+    let (_, authority) = split_url(url)?;
     let authority = authority.to_ascii_lowercase();
     let host = authority
         .rsplit_once(':')
@@ -30,33 +39,363 @@ pub fn host_allowed(url: &str, allowed: &[String]) -> Result<bool, String> {
     }))
 }
 
+/// Splits an http(s) URL into (scheme-less rest, authority), refusing user-info.
+fn split_url(url: &str) -> Result<(&str, &str), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` is not an http(s) URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("`{url}` has no plain host"));
+    }
+    Ok((rest, authority))
+}
+
+/// The HTTP client shared by every plugin of a runtime (one connection pool).
+#[derive(Clone, Debug)]
+pub(crate) struct HttpTransport {
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("centralino/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow::anyhow!("creating the HTTP client: {e}"))?;
+        Ok(HttpTransport { client })
+    }
+}
+
+/// Rate-limit windows a connector has seen, keyed by credential and endpoint. Shared by all
+/// instances of one connector, so a replaced instance does not forget them.
+#[derive(Debug, Default)]
+pub struct RateLimitBook {
+    blocked_until: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimitBook {
+    fn blocked(&self, key: &str) -> Option<Duration> {
+        let map = self.blocked_until.lock().ok()?;
+        let until = *map.get(key)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    fn block(&self, key: String, wait: Duration) {
+        if let Ok(mut map) = self.blocked_until.lock() {
+            let until = Instant::now() + wait;
+            let entry = map.entry(key).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+}
+
+/// What one plugin instance uses for HTTP: the shared transport, its connector's
+/// rate-limit book, and the limits from its config.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpContext {
+    pub(crate) transport: HttpTransport,
+    pub(crate) book: Arc<RateLimitBook>,
+    pub(crate) timeout: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) retries: u32,
+    pub(crate) hold: Duration,
+}
+
 impl Host for PluginState {
     async fn fetch(&mut self, request: Request) -> Result<Response, HttpError> {
+        let started = Instant::now();
+        let result = self.fetch_checked(request).await;
+        // Waiting on the network does not count against the plugin's call deadline.
+        self.call_clock.waited += started.elapsed();
+        result
+    }
+}
+
+impl PluginState {
+    async fn fetch_checked(&mut self, request: Request) -> Result<Response, HttpError> {
         let allowed = host_allowed(&request.url, &self.grants.allowed_hosts)
             .map_err(HttpError::InvalidRequest)?;
         if !allowed {
             return Err(HttpError::Denied(format!(
                 "plugin {} may not reach `{}`: not on its allow-list",
-                self.plugin, request.url
+                self.plugin,
+                redact_query(&request.url)
             )));
         }
-        if let Some(name) = &request.credential
-            && !self.grants.credentials.contains_key(name)
+        if let Some((name, _)) = request
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         {
-            return Err(HttpError::Denied(format!(
-                "credential `{name}` is not granted to plugin {}",
-                self.plugin
+            return Err(HttpError::InvalidRequest(format!(
+                "header `{name}` is reserved: name a granted credential instead"
             )));
         }
-        Err(HttpError::Connection(
-            "this host build has no outgoing HTTP transport".to_string(),
-        ))
+        let credential = match &request.credential {
+            Some(name) => Some(self.grants.credentials.get(name).ok_or_else(|| {
+                HttpError::Denied(format!(
+                    "credential `{name}` is not granted to plugin {}",
+                    self.plugin
+                ))
+            })?),
+            None => None,
+        };
+
+        let http = &self.http;
+        let key = window_key(&request);
+        if let Some(wait) = http.book.blocked(&key) {
+            if wait > http.hold {
+                return Err(HttpError::RateLimited(millis(wait)));
+            }
+            tracing::info!(plugin = %self.plugin, wait_ms = millis(wait), "holding a request until the rate-limit window resets");
+            tokio::time::sleep(wait).await;
+        }
+
+        let mut url = reqwest::Url::parse(&request.url)
+            .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
+        let mut bearer = None;
+        match credential {
+            Some(Credential::Bearer(token)) => bearer = Some(token),
+            Some(Credential::QueryParameter { name, token }) => {
+                let token = String::from_utf8_lossy(token.expose()).into_owned();
+                url.query_pairs_mut().append_pair(name, &token);
+            }
+            None => {}
+        }
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Head => reqwest::Method::HEAD,
+        };
+        let idempotent = matches!(
+            request.method,
+            Method::Get | Method::Head | Method::Put | Method::Delete
+        );
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)))
+            .unwrap_or(http.timeout)
+            .min(http.timeout);
+        let attempts = if idempotent { http.retries + 1 } else { 1 };
+
+        let mut last_error = HttpError::Connection("no attempt made".to_string());
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let mut builder = http
+                .transport
+                .client
+                .request(method.clone(), url.clone())
+                .timeout(timeout);
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(token) = bearer {
+                let mut value = b"Bearer ".to_vec();
+                value.extend_from_slice(token.expose());
+                let value = reqwest::header::HeaderValue::from_bytes(&value).map_err(|_| {
+                    HttpError::InvalidRequest("credential is not a valid header value".to_string())
+                })?;
+                builder = builder.header(reqwest::header::AUTHORIZATION, value);
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
+            let response = match builder.send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    last_error = if e.is_timeout() {
+                        HttpError::Timeout
+                    } else if e.is_builder() || e.is_request() && !e.is_connect() {
+                        return Err(HttpError::InvalidRequest(redact_error(&e)));
+                    } else {
+                        HttpError::Connection(redact_error(&e))
+                    };
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.as_str().to_string(),
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            if let Some(wait) = rate_limit_wait(status, &headers) {
+                http.book.block(key.clone(), wait);
+            }
+            if response.status().is_server_error() && attempt + 1 < attempts {
+                last_error = HttpError::Connection(format!("status {status}"));
+                continue;
+            }
+            let body = read_capped(response, http.max_response_bytes).await?;
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        Err(last_error)
     }
+}
+
+/// Reads a body, refusing it once it passes `cap` bytes.
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Result<Vec<u8>, HttpError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(HttpError::TooLarge(cap as u64));
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(HttpError::TooLarge(cap as u64));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err(HttpError::Timeout),
+            Err(e) => return Err(HttpError::Connection(redact_error(&e))),
+        }
+    }
+}
+
+/// The rate-limit window a request falls in: its credential (or none) plus its method and
+/// path with numeric ids folded, so `/2/users/123/mentions` and `/2/users/456/mentions`
+/// share X's per-endpoint window for one credential.
+fn window_key(request: &Request) -> String {
+    let path = split_url(&request.url)
+        .map(|(rest, authority)| {
+            rest[authority.len()..]
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let folded: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+                ":id"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    format!(
+        "{}|{:?}|{}",
+        request.credential.as_deref().unwrap_or("-"),
+        request.method,
+        folded.join("/")
+    )
+}
+
+/// How long the platform asks us to stay away, from its rate-limit headers.
+pub(crate) fn rate_limit_wait(status: u16, headers: &[(String, String)]) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    // X: remaining calls in the window and the window's reset time (epoch seconds).
+    let remaining = header("x-rate-limit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+    let reset = header("x-rate-limit-reset").and_then(|v| v.trim().parse::<u64>().ok());
+    if (status == 429 || remaining == Some(0))
+        && let Some(reset) = reset
+    {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+    }
+    // Graph: business use case usage carries its own estimate (minutes).
+    if let Some(value) = header("x-business-use-case-usage")
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(value)
+    {
+        let mut minutes: Option<u64> = None;
+        for entries in json.as_object().into_iter().flat_map(|o| o.values()) {
+            for entry in entries.as_array().into_iter().flatten() {
+                if usage_spent(entry) {
+                    let estimate = entry["estimated_time_to_regain_access"]
+                        .as_u64()
+                        .unwrap_or(1)
+                        .max(1);
+                    minutes = Some(minutes.map_or(estimate, |m| m.max(estimate)));
+                }
+            }
+        }
+        if let Some(minutes) = minutes {
+            return Some(Duration::from_secs(minutes * 60));
+        }
+    }
+    // Graph app-level usage gives no estimate; the window is an hour, so back off a minute.
+    if let Some(value) = header("x-app-usage")
+        && let Ok(json) = serde_json::from_str::<serde_json::Value>(value)
+        && usage_spent(&json)
+    {
+        return Some(Duration::from_secs(60));
+    }
+    if status == 429 {
+        // No reset given: a short pause rather than none.
+        return Some(Duration::from_secs(15));
+    }
+    None
+}
+
+fn usage_spent(usage: &serde_json::Value) -> bool {
+    ["call_count", "total_cputime", "total_time"]
+        .iter()
+        .any(|k| usage[*k].as_u64().is_some_and(|v| v >= 100))
+}
+
+/// Exponential backoff from 200 ms with ±50 % jitter, so retries of many connectors spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 200u64.saturating_mul(1u64 << attempt.min(6));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = u64::from(nanos % 1000); // 0..1000 → 50 %..150 %
+    Duration::from_millis(base * (500 + jitter) / 1000)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A URL without its query string (which may hold a token the host attached).
+fn redact_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// A transport error without the URL (whose query may hold a token).
+fn redact_error(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), redact_query(url.as_str()));
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
-    use super::host_allowed;
+    use super::*;
 
     #[test]
     fn allow_list_matches_exact_hosts_only() {
@@ -79,5 +418,92 @@ mod tests {
         assert!(host_allowed("https://user@api.x.com/", &allowed).is_err());
         assert!(host_allowed("ftp://api.x.com/", &allowed).is_err());
         assert_eq!(host_allowed("https://api.x.com/", &[]), Ok(false));
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn x_rate_limit_headers_block_until_the_reset() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let reset = (now + 90).to_string();
+        let spent = headers(&[
+            ("x-rate-limit-remaining", "0"),
+            ("x-rate-limit-reset", &reset),
+        ]);
+        let wait = rate_limit_wait(200, &spent).unwrap();
+        assert!(
+            wait >= Duration::from_secs(88) && wait <= Duration::from_secs(90),
+            "{wait:?}"
+        );
+        let left = headers(&[
+            ("x-rate-limit-remaining", "3"),
+            ("x-rate-limit-reset", &reset),
+        ]);
+        assert_eq!(rate_limit_wait(200, &left), None);
+        assert!(rate_limit_wait(429, &left).is_some());
+    }
+
+    #[test]
+    fn graph_usage_headers_block_when_a_share_reaches_100() {
+        let buc = headers(&[(
+            "x-business-use-case-usage",
+            r#"{"1234":[{"type":"messenger","call_count":100,"total_cputime":12,"total_time":40,"estimated_time_to_regain_access":7}]}"#,
+        )]);
+        assert_eq!(
+            rate_limit_wait(200, &buc),
+            Some(Duration::from_secs(7 * 60))
+        );
+        let app = headers(&[(
+            "x-app-usage",
+            r#"{"call_count":12,"total_cputime":100,"total_time":30}"#,
+        )]);
+        assert_eq!(rate_limit_wait(200, &app), Some(Duration::from_secs(60)));
+        let fine = headers(&[(
+            "x-app-usage",
+            r#"{"call_count":12,"total_cputime":20,"total_time":30}"#,
+        )]);
+        assert_eq!(rate_limit_wait(200, &fine), None);
+    }
+
+    #[test]
+    fn window_keys_fold_numeric_ids() {
+        let request = |url: &str| Request {
+            method: Method::Get,
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: None,
+            credential: Some("tim".to_string()),
+            timeout_ms: None,
+        };
+        assert_eq!(
+            window_key(&request(
+                "https://api.x.com/2/users/123/mentions?since_id=9"
+            )),
+            window_key(&request("https://api.x.com/2/users/456/mentions"))
+        );
+        assert_ne!(
+            window_key(&request("https://api.x.com/2/users/123/mentions")),
+            window_key(&request("https://api.x.com/2/dm_events"))
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_jittered_within_bounds() {
+        for attempt in 1..4 {
+            let base = 200 * (1 << attempt);
+            let d = backoff(attempt).as_millis() as u64;
+            assert!(
+                d >= base / 2 && d <= base * 3 / 2,
+                "attempt {attempt}: {d} ms"
+            );
+        }
     }
 }

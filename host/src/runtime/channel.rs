@@ -7,9 +7,9 @@ use wasmtime::Store;
 use super::bindings::v0_1::channel::{Channel, ChannelPre};
 use super::state::PluginState;
 use super::{
-    CacheOutcome, Inspection, PluginLimits, Runtime, deadline_ticks, fault, instantiate_fault,
+    CacheOutcome, Inspection, PluginLimits, Runtime, begin_call, fault, instantiate_fault,
 };
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, RateLimitBook};
 use crate::error::{Error, PluginFailure, PluginId};
 use crate::types::{
     ConnectorConfig, ConnectorDescription, OutboundMessage, PollResult, Sent, WebhookOutcome,
@@ -79,6 +79,7 @@ impl ChannelPlugin {
             plugin: self.clone(),
             config,
             grants: Arc::new(grants),
+            book: Arc::new(RateLimitBook::default()),
             limits,
             live: None,
             description: None,
@@ -98,6 +99,8 @@ pub struct ChannelInstance {
     plugin: ChannelPlugin,
     config: ConnectorConfig,
     grants: Arc<Grants>,
+    /// Rate-limit windows seen by this connector; kept across instance replacements.
+    book: Arc<RateLimitBook>,
     limits: PluginLimits,
     live: Option<Live>,
     description: Option<ConnectorDescription>,
@@ -114,8 +117,7 @@ macro_rules! call {
                 "plugin {plugin} has no instance"
             )));
         };
-        live.store
-            .set_epoch_deadline(deadline_ticks($self.limits.call_deadline));
+        begin_call(&mut live.store, $self.limits.call_deadline);
         let $bindings = live.bindings.centralino_plugin_connector();
         let $store = &mut live.store;
         match $call.await {
@@ -163,10 +165,12 @@ impl ChannelInstance {
             return Ok(());
         }
         let id = self.plugin.id.clone();
-        let mut store = self
-            .plugin
-            .runtime
-            .store(id.clone(), self.grants.clone(), &self.limits);
+        let mut store = self.plugin.runtime.store(
+            id.clone(),
+            self.grants.clone(),
+            self.book.clone(),
+            &self.limits,
+        );
         let bindings = self
             .plugin
             .pre
@@ -179,7 +183,7 @@ impl ChannelInstance {
             Ok(d) => ConnectorDescription::from(d),
             Err(e) => return Err(fault(&store, "describe", &e)),
         };
-        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        begin_call(&mut store, self.limits.call_deadline);
         let config = self.config.clone().into();
         match connector.call_configure(&mut store, &config).await {
             Ok(Ok(())) => {}

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 
 pub use cache::CacheOutcome;
 pub use channel::{ChannelInstance, ChannelPlugin};
@@ -37,7 +37,7 @@ pub use inspect::{
 pub use limits::PluginLimits;
 pub use router::{RouterInstance, RouterPlugin};
 
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, HttpContext, HttpTransport, RateLimitBook};
 use crate::error::{Error, Fault, PluginId};
 use cache::ComponentCache;
 use state::PluginState;
@@ -83,6 +83,7 @@ impl RuntimeBuilder {
         )
         .map_err(link)?;
 
+        let http = HttpTransport::new()?;
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
@@ -90,6 +91,7 @@ impl RuntimeBuilder {
                 cache: self.cache_dir.map(ComponentCache::new),
                 router_linker,
                 channel_linker,
+                http,
                 _ticker: ticker,
             }),
         })
@@ -107,6 +109,7 @@ struct RuntimeInner {
     cache: Option<ComponentCache>,
     router_linker: Linker<PluginState>,
     channel_linker: Linker<PluginState>,
+    http: HttpTransport,
     _ticker: EpochTicker,
 }
 
@@ -182,16 +185,36 @@ impl Runtime {
     }
 
     /// A fresh store for one instance of `plugin`.
+    ///
+    /// Deadlines: the epoch deadline is one tick ahead, so the callback runs every tick. It
+    /// yields to the async executor (a busy plugin never starves other connectors) and
+    /// interrupts the call once its compute time, not counting host waits, passes the budget.
     fn store(
         &self,
         plugin: Arc<PluginId>,
         grants: Arc<Grants>,
+        book: Arc<RateLimitBook>,
         limits: &PluginLimits,
     ) -> Store<PluginState> {
-        let mut store = Store::new(&self.inner.engine, PluginState::new(plugin, grants, limits));
+        let http = HttpContext {
+            transport: self.inner.http.clone(),
+            book,
+            timeout: limits.http_timeout,
+            max_response_bytes: limits.http_max_response_bytes,
+            retries: limits.http_retries,
+            hold: limits.http_rate_limit_hold,
+        };
+        let state = PluginState::new(plugin, grants, http, limits);
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|context| {
+            Ok(if context.data().call_clock.expired() {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         store
     }
 }
@@ -203,13 +226,10 @@ fn link_error(path: &Path, plugin: &PluginId, e: wasmtime::Error) -> Error {
     }
 }
 
-/// Epoch ticks that cover `deadline` (at least two, so a call never starts expired).
-fn deadline_ticks(deadline: Duration) -> u64 {
-    let ticks = deadline.as_micros() / EPOCH_TICK.as_micros().max(1);
-    u64::try_from(ticks)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1)
-        .max(2)
+/// Starts the compute budget of one call.
+fn begin_call(store: &mut Store<PluginState>, budget: Duration) {
+    store.data_mut().call_clock.start(budget);
+    store.set_epoch_deadline(1);
 }
 
 /// Turns a failed call into an [`Error::Fault`], naming what happened.

@@ -7,9 +7,9 @@ use wasmtime::Store;
 use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
 use super::state::PluginState;
 use super::{
-    CacheOutcome, Inspection, PluginLimits, Runtime, deadline_ticks, fault, instantiate_fault,
+    CacheOutcome, Inspection, PluginLimits, Runtime, begin_call, fault, instantiate_fault,
 };
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, RateLimitBook};
 use crate::error::{Error, PluginId};
 use crate::types::{Pairs, RoutingContext, RoutingDecision};
 
@@ -116,10 +116,12 @@ impl RouterInstance {
             return Ok(());
         }
         let id = self.plugin.id.clone();
-        let mut store =
-            self.plugin
-                .runtime
-                .store(id.clone(), Arc::new(Grants::default()), &self.limits);
+        let mut store = self.plugin.runtime.store(
+            id.clone(),
+            Arc::new(Grants::default()),
+            Arc::new(RateLimitBook::default()),
+            &self.limits,
+        );
         let bindings = self
             .plugin
             .pre
@@ -127,6 +129,7 @@ impl RouterInstance {
             .await
             .map_err(|e| instantiate_fault(&id, &e))?;
         self.started += 1;
+        begin_call(&mut store, self.limits.call_deadline);
         let configured = bindings
             .centralino_plugin_router()
             .call_configure(&mut store, &self.settings)
@@ -154,8 +157,7 @@ impl RouterInstance {
                 self.plugin.id
             )));
         };
-        live.store
-            .set_epoch_deadline(deadline_ticks(self.limits.call_deadline));
+        begin_call(&mut live.store, self.limits.call_deadline);
         let wit_context = context.into();
         match live
             .bindings

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
@@ -13,7 +14,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::limits::PluginLimits;
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, HttpContext};
 use crate::error::PluginId;
 
 /// Stderr lines kept for fault reports.
@@ -140,9 +141,40 @@ impl wasmtime::ResourceLimiter for Limiter {
 }
 
 /// The data of every plugin `Store`.
+/// Measures one call's compute time: wall time since it started, less the time the host
+/// spent waiting on the plugin's behalf (HTTP).
+#[derive(Debug)]
+pub(crate) struct CallClock {
+    started: Instant,
+    pub(crate) waited: Duration,
+    budget: Duration,
+}
+
+impl CallClock {
+    fn new(budget: Duration) -> Self {
+        CallClock {
+            started: Instant::now(),
+            waited: Duration::ZERO,
+            budget,
+        }
+    }
+
+    /// Starts timing a new call with `budget` of compute time.
+    pub(crate) fn start(&mut self, budget: Duration) {
+        *self = CallClock::new(budget);
+    }
+
+    /// Whether the call has used up its compute budget.
+    pub(crate) fn expired(&self) -> bool {
+        self.started.elapsed().saturating_sub(self.waited) >= self.budget
+    }
+}
+
 pub(crate) struct PluginState {
     pub(crate) plugin: Arc<PluginId>,
     pub(crate) grants: Arc<Grants>,
+    pub(crate) http: HttpContext,
+    pub(crate) call_clock: CallClock,
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
     wasi: WasiCtx,
@@ -150,7 +182,12 @@ pub(crate) struct PluginState {
 }
 
 impl PluginState {
-    pub(crate) fn new(plugin: Arc<PluginId>, grants: Arc<Grants>, limits: &PluginLimits) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<PluginId>,
+        grants: Arc<Grants>,
+        http: HttpContext,
+        limits: &PluginLimits,
+    ) -> Self {
         let log_budget = Arc::new(LogBudget::new(limits.log_lines));
         // No files, no environment, no arguments, no sockets, no name lookups: only the
         // contract's imports reach the outside. Output goes to the host log, tagged.
@@ -170,6 +207,8 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         PluginState {
+            http,
+            call_clock: CallClock::new(limits.call_deadline),
             limiter: Limiter::new(limits),
             plugin,
             grants,
