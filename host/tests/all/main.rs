@@ -7,6 +7,7 @@ mod cache;
 mod channel;
 mod cli;
 mod faults;
+mod http;
 mod inspect;
 mod round_robin;
 

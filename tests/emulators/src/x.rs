@@ -1,0 +1,553 @@
+//! The X API v2 emulator: mentions, DM events, posting tweets and DMs.
+//!
+//! Served endpoints (as used by the Twitter connector):
+//! - `GET /2/users/{id}/mentions`: `since_id`, `max_results`, `tweet.fields`, `expansions`
+//!   (`author_id` adds `includes.users`), newest first, with `meta`;
+//! - `GET /2/dm_events`: the authenticated user's one-to-one DM events, newest first;
+//! - `POST /2/tweets`: `text` and `reply.in_reply_to_tweet_id`; a repeated text from the
+//!   same author is refused with X's duplicate-content 403;
+//! - `POST /2/dm_conversations/with/{participant_id}/messages`.
+//!
+//! Every request needs `Authorization: Bearer <token>` of a known user (401 otherwise),
+//! and every answer carries `x-rate-limit-limit/-remaining/-reset`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock};
+
+/// A user known to the emulator.
+#[derive(Clone, Debug)]
+pub struct XUser {
+    /// Numeric id as a string.
+    pub id: String,
+    /// Handle without `@`.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    token: String,
+}
+
+/// A tweet to seed.
+#[derive(Clone, Debug)]
+pub struct NewTweet {
+    /// Author id.
+    pub author_id: String,
+    /// Text.
+    pub text: String,
+    /// The tweet it replies to, if any.
+    pub in_reply_to: Option<String>,
+    /// `created_at`, RFC 3339 (defaults to now).
+    pub created_at: Option<String>,
+}
+
+impl NewTweet {
+    /// A new top-level tweet.
+    pub fn new(author_id: &str, text: &str) -> Self {
+        NewTweet {
+            author_id: author_id.to_string(),
+            text: text.to_string(),
+            in_reply_to: None,
+            created_at: None,
+        }
+    }
+
+    /// Makes it a reply to `tweet_id`.
+    pub fn replying_to(mut self, tweet_id: &str) -> Self {
+        self.in_reply_to = Some(tweet_id.to_string());
+        self
+    }
+}
+
+/// A stored tweet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tweet {
+    /// Id.
+    pub id: String,
+    /// Author id.
+    pub author_id: String,
+    /// Text.
+    pub text: String,
+    /// Root of its reply chain.
+    pub conversation_id: String,
+    /// Tweet it replies to.
+    pub in_reply_to: Option<String>,
+    /// Author of that tweet.
+    pub in_reply_to_user_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// A stored direct message event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmEvent {
+    /// Event id.
+    pub id: String,
+    /// Sender id.
+    pub sender_id: String,
+    /// Recipient id.
+    pub recipient_id: String,
+    /// Text.
+    pub text: String,
+    /// `{smaller id}-{larger id}`.
+    pub dm_conversation_id: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Debug, Default)]
+struct XState {
+    users: Vec<XUser>,
+    tweets: Vec<Tweet>,
+    dms: Vec<DmEvent>,
+    next_id: u64,
+}
+
+impl XState {
+    fn next_id(&mut self) -> String {
+        self.next_id += 1;
+        // Snowflake-sized ids: larger than 2^53, as on the real platform.
+        (1_860_000_000_000_000_000u64 + self.next_id).to_string()
+    }
+}
+
+/// The X API v2 emulator. Stops when dropped.
+#[derive(Clone, Debug)]
+pub struct XApi {
+    shared: Shared<XState>,
+    server: Arc<Server>,
+}
+
+impl XApi {
+    /// Starts the emulator on an ephemeral loopback port.
+    pub async fn start() -> anyhow::Result<XApi> {
+        let shared: Shared<XState> = Arc::new((Journal::default(), Mutex::new(XState::default())));
+        let router = Router::new().fallback(handle).with_state(shared.clone());
+        let server = Server::start(router).await?;
+        Ok(XApi {
+            shared,
+            server: Arc::new(server),
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    /// `127.0.0.1:<port>`, for allow-lists.
+    pub fn authority(&self) -> String {
+        self.server.addr.to_string()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, XState> {
+        lock(&self.shared.1)
+    }
+
+    /// Registers a user and the bearer token that acts as them.
+    pub fn add_user(&self, id: &str, username: &str, name: &str, token: &str) {
+        self.state().users.push(XUser {
+            id: id.to_string(),
+            username: username.to_string(),
+            name: name.to_string(),
+            token: token.to_string(),
+        });
+    }
+
+    /// Publishes a tweet as if its author had written it; returns it.
+    pub fn post_tweet(&self, tweet: NewTweet) -> Tweet {
+        let mut state = self.state();
+        create_tweet(&mut state, tweet)
+    }
+
+    /// Sends a DM as if `sender_id` had written it to `recipient_id`; returns it.
+    pub fn send_dm(&self, sender_id: &str, recipient_id: &str, text: &str) -> DmEvent {
+        let mut state = self.state();
+        create_dm(&mut state, sender_id, recipient_id, text)
+    }
+
+    /// Tweets stored so far (seeded and posted through the API).
+    pub fn tweets(&self) -> Vec<Tweet> {
+        self.state().tweets.clone()
+    }
+
+    /// DM events stored so far.
+    pub fn dms(&self) -> Vec<DmEvent> {
+        self.state().dms.clone()
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.0.requests()
+    }
+
+    /// Makes the next `times` requests whose path contains `path_contains` fail with `fault`.
+    pub fn inject(&self, path_contains: &str, fault: Fault, times: u32) {
+        self.shared.0.inject(path_contains, fault, times);
+    }
+}
+
+fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// Formats epoch seconds as `YYYY-MM-DDTHH:MM:SS.000Z`.
+pub fn rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn create_tweet(state: &mut XState, tweet: NewTweet) -> Tweet {
+    let id = state.next_id();
+    let parent = tweet
+        .in_reply_to
+        .as_ref()
+        .and_then(|p| state.tweets.iter().find(|t| &t.id == p))
+        .cloned();
+    let stored = Tweet {
+        conversation_id: parent
+            .as_ref()
+            .map_or_else(|| id.clone(), |p| p.conversation_id.clone()),
+        in_reply_to_user_id: parent.map(|p| p.author_id),
+        id,
+        author_id: tweet.author_id,
+        text: tweet.text,
+        in_reply_to: tweet.in_reply_to,
+        created_at: tweet.created_at.unwrap_or_else(now_rfc3339),
+    };
+    state.tweets.push(stored.clone());
+    stored
+}
+
+fn create_dm(state: &mut XState, sender_id: &str, recipient_id: &str, text: &str) -> DmEvent {
+    let (a, b) = if sender_id.len() < recipient_id.len()
+        || sender_id.len() == recipient_id.len() && sender_id < recipient_id
+    {
+        (sender_id, recipient_id)
+    } else {
+        (recipient_id, sender_id)
+    };
+    let event = DmEvent {
+        id: state.next_id(),
+        sender_id: sender_id.to_string(),
+        recipient_id: recipient_id.to_string(),
+        text: text.to_string(),
+        dm_conversation_id: format!("{a}-{b}"),
+        created_at: now_rfc3339(),
+    };
+    state.dms.push(event.clone());
+    event
+}
+
+fn rate_headers(remaining: u64, reset_after: u64) -> Vec<(&'static str, String)> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    vec![
+        ("x-rate-limit-limit", "450".to_string()),
+        ("x-rate-limit-remaining", remaining.to_string()),
+        ("x-rate-limit-reset", (now + reset_after).to_string()),
+    ]
+}
+
+fn problem(status: u16, title: &str, detail: &str) -> Response {
+    reply(
+        status,
+        rate_headers(449, 900),
+        json!({ "title": title, "type": "about:blank", "status": status, "detail": detail }),
+    )
+}
+
+async fn handle(
+    State(shared): State<Shared<XState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = shared.0.record(&method, &uri, &headers, &body);
+    match shared.0.take_fault(&request.path) {
+        Some(Fault::RateLimited { reset_after_secs }) => {
+            return reply(
+                429,
+                rate_headers(0, reset_after_secs),
+                json!({ "title": "Too Many Requests", "type": "about:blank", "status": 429, "detail": "Too Many Requests" }),
+            );
+        }
+        Some(Fault::ServerError(status)) => {
+            return problem(status, "Service Unavailable", "Service Unavailable");
+        }
+        Some(Fault::ExpiredToken) => return problem(401, "Unauthorized", "Unauthorized"),
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+    let mut state = lock(&shared.1);
+    let token = request
+        .header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let Some(me) = state.users.iter().find(|u| u.token == token).cloned() else {
+        return problem(401, "Unauthorized", "Unauthorized");
+    };
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["2", "users", id, "mentions"]) => mentions(&state, id, &request),
+        ("GET", ["2", "dm_events"]) => dm_events(&state, &me, &request),
+        ("POST", ["2", "tweets"]) => post_tweet(&mut state, &me, &request),
+        ("POST", ["2", "dm_conversations", "with", participant, "messages"]) => {
+            let Some(text) = request.json()["text"].as_str().map(str::to_string) else {
+                return problem(
+                    400,
+                    "Invalid Request",
+                    "One or more parameters to your request was invalid.",
+                );
+            };
+            if !state.users.iter().any(|u| u.id == *participant) {
+                return problem(
+                    400,
+                    "Invalid Request",
+                    "The `participant_id` is not a valid user.",
+                );
+            }
+            let event = create_dm(&mut state, &me.id, participant, &text);
+            reply(
+                201,
+                rate_headers(449, 900),
+                json!({ "data": { "dm_conversation_id": event.dm_conversation_id, "dm_event_id": event.id } }),
+            )
+        }
+        _ => problem(404, "Not Found Error", "Sorry, that page does not exist"),
+    }
+}
+
+fn requested(request: &Recorded, param: &str) -> Vec<String> {
+    request
+        .query_param(param)
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn id_number(id: &str) -> u128 {
+    id.parse().unwrap_or(0)
+}
+
+fn mentions(state: &XState, user_id: &str, request: &Recorded) -> Response {
+    let Some(user) = state.users.iter().find(|u| u.id == user_id) else {
+        return problem(
+            400,
+            "Invalid Request",
+            "The `id` query parameter value is not valid.",
+        );
+    };
+    let handle = format!("@{}", user.username.to_lowercase());
+    let since = request
+        .query_param("since_id")
+        .map(|s| id_number(&s))
+        .unwrap_or(0);
+    let max = request
+        .query_param("max_results")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(10)
+        .clamp(5, 100);
+    let mut found: Vec<&Tweet> = state
+        .tweets
+        .iter()
+        .filter(|t| {
+            t.author_id != user.id
+                && t.text.to_lowercase().contains(&handle)
+                && id_number(&t.id) > since
+        })
+        .collect();
+    found.sort_by_key(|t| std::cmp::Reverse(id_number(&t.id)));
+    found.truncate(max);
+    let fields = requested(request, "tweet.fields");
+    let data: Vec<Value> = found.iter().map(|t| tweet_json(t, &fields)).collect();
+    let mut body = json!({ "meta": { "result_count": data.len() } });
+    if let (Some(newest), Some(oldest)) = (found.first(), found.last()) {
+        body["meta"]["newest_id"] = json!(newest.id);
+        body["meta"]["oldest_id"] = json!(oldest.id);
+        body["data"] = json!(data);
+        if requested(request, "expansions")
+            .iter()
+            .any(|e| e == "author_id")
+        {
+            body["includes"] =
+                json!({ "users": users_json(state, found.iter().map(|t| t.author_id.as_str())) });
+        }
+    }
+    reply(200, rate_headers(449, 900), body)
+}
+
+fn tweet_json(t: &Tweet, fields: &[String]) -> Value {
+    let mut v = json!({ "id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id] });
+    let wants = |f: &str| fields.iter().any(|x| x == f);
+    if wants("author_id") {
+        v["author_id"] = json!(t.author_id);
+    }
+    if wants("conversation_id") {
+        v["conversation_id"] = json!(t.conversation_id);
+    }
+    if wants("created_at") {
+        v["created_at"] = json!(t.created_at);
+    }
+    if wants("in_reply_to_user_id")
+        && let Some(u) = &t.in_reply_to_user_id
+    {
+        v["in_reply_to_user_id"] = json!(u);
+    }
+    if wants("referenced_tweets")
+        && let Some(parent) = &t.in_reply_to
+    {
+        v["referenced_tweets"] = json!([{ "type": "replied_to", "id": parent }]);
+    }
+    v
+}
+
+fn users_json<'a>(state: &XState, ids: impl Iterator<Item = &'a str>) -> Vec<Value> {
+    let mut seen: Vec<&str> = Vec::new();
+    for id in ids {
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen.iter()
+        .filter_map(|id| state.users.iter().find(|u| u.id == *id))
+        .map(|u| json!({ "id": u.id, "name": u.name, "username": u.username }))
+        .collect()
+}
+
+fn dm_events(state: &XState, me: &XUser, request: &Recorded) -> Response {
+    let max = request
+        .query_param("max_results")
+        .and_then(|m| m.parse::<usize>().ok())
+        .unwrap_or(100)
+        .clamp(1, 100);
+    let mut events: Vec<&DmEvent> = state
+        .dms
+        .iter()
+        .filter(|d| d.sender_id == me.id || d.recipient_id == me.id)
+        .collect();
+    events.sort_by_key(|d| std::cmp::Reverse(id_number(&d.id)));
+    events.truncate(max);
+    let fields = requested(request, "dm_event.fields");
+    let wants = |f: &str| fields.iter().any(|x| x == f);
+    let data: Vec<Value> = events
+        .iter()
+        .map(|d| {
+            let mut v = json!({ "id": d.id, "event_type": "MessageCreate", "text": d.text });
+            if wants("sender_id") {
+                v["sender_id"] = json!(d.sender_id);
+            }
+            if wants("dm_conversation_id") {
+                v["dm_conversation_id"] = json!(d.dm_conversation_id);
+            }
+            if wants("created_at") {
+                v["created_at"] = json!(d.created_at);
+            }
+            if wants("participant_ids") {
+                v["participant_ids"] = json!([d.sender_id, d.recipient_id]);
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({ "meta": { "result_count": data.len() } });
+    if !data.is_empty() {
+        body["data"] = json!(data);
+        if requested(request, "expansions")
+            .iter()
+            .any(|e| e == "sender_id")
+        {
+            body["includes"] =
+                json!({ "users": users_json(state, events.iter().map(|d| d.sender_id.as_str())) });
+        }
+    }
+    reply(200, rate_headers(449, 900), body)
+}
+
+fn post_tweet(state: &mut XState, me: &XUser, request: &Recorded) -> Response {
+    let body = request.json();
+    let Some(text) = body["text"].as_str() else {
+        return problem(
+            400,
+            "Invalid Request",
+            "One or more parameters to your request was invalid.",
+        );
+    };
+    if state
+        .tweets
+        .iter()
+        .any(|t| t.author_id == me.id && t.text == text)
+    {
+        return problem(
+            403,
+            "Forbidden",
+            "You are not allowed to create a Tweet with duplicate content.",
+        );
+    }
+    let in_reply_to = body["reply"]["in_reply_to_tweet_id"]
+        .as_str()
+        .map(str::to_string);
+    if let Some(parent) = &in_reply_to
+        && !state.tweets.iter().any(|t| &t.id == parent)
+    {
+        return problem(
+            400,
+            "Invalid Request",
+            "The `in_reply_to_tweet_id` does not exist.",
+        );
+    }
+    let tweet = create_tweet(
+        state,
+        NewTweet {
+            author_id: me.id.clone(),
+            text: text.to_string(),
+            in_reply_to,
+            created_at: None,
+        },
+    );
+    reply(
+        201,
+        rate_headers(449, 900),
+        json!({ "data": { "id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id] } }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn formats_epoch_seconds_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_764_324_000), "2025-11-28T10:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00.000Z");
+    }
+}
