@@ -47,6 +47,7 @@ pub mod capabilities;
 pub mod clock;
 mod error;
 pub mod runtime;
+pub mod store;
 pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};

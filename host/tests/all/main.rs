@@ -10,6 +10,7 @@ mod faults;
 mod http;
 mod inspect;
 mod round_robin;
+mod store;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,548 @@
+//! Durable state: messages (deduplicated), conversations, the reply outbox and poll cursors.
+//!
+//! One code path serves SQLite (the embedded default, in WAL mode) and PostgreSQL (several
+//! hosts sharing one database), through sqlx's `Any` driver and portable SQL. Every row
+//! carries its tenant, and every query filters on it.
+//!
+//! The guarantees the rest of the host builds on:
+//! - [`Store::ingest`] stores a batch of inbound messages in one transaction; a message seen
+//!   before (same tenant, channel, account and platform id) changes nothing, so webhook
+//!   redeliveries are harmless. Only after it returns is the platform acknowledged.
+//! - a thread has at most one open conversation (a partial unique index), so a customer's
+//!   new message joins the open conversation and never creates a second one.
+
+mod schema;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::clock::now_ms;
+use crate::types::{Message, MessageKind};
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file (or memory) database: one host.
+    Sqlite,
+    /// PostgreSQL: several hosts.
+    Postgres,
+}
+
+/// The durable store. Cheap to clone (a connection pool).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// What happened to one inbound message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ingested {
+    /// Platform id.
+    pub external_id: String,
+    /// Host id of the stored message (of the earlier copy, for a duplicate).
+    pub message_id: String,
+    /// Conversation it belongs to.
+    pub conversation_id: String,
+    /// Whether it opened a new conversation.
+    pub new_conversation: bool,
+    /// Whether it had been stored before (nothing changed).
+    pub duplicate: bool,
+}
+
+/// Status of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConversationStatus {
+    /// New, not yet routed.
+    Open,
+    /// Waiting in the queue for an operator.
+    Waiting,
+    /// With an operator.
+    Assigned,
+    /// Closed.
+    Resolved,
+}
+
+impl ConversationStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Waiting => "waiting",
+            ConversationStatus::Assigned => "assigned",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "open" => ConversationStatus::Open,
+            "waiting" => ConversationStatus::Waiting,
+            "assigned" => ConversationStatus::Assigned,
+            "resolved" => ConversationStatus::Resolved,
+            other => anyhow::bail!("unknown conversation status `{other}` in the store"),
+        })
+    }
+}
+
+/// A stored conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConversationRecord {
+    /// Host id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Channel (connector name).
+    pub channel: String,
+    /// Company account the customer first wrote to.
+    pub account: String,
+    /// Connector's thread key.
+    pub thread_key: String,
+    /// Customer platform id.
+    pub customer_id: String,
+    /// Customer handle.
+    pub customer_handle: Option<String>,
+    /// How it started.
+    pub kind: MessageKind,
+    /// Status.
+    pub status: ConversationStatus,
+    /// Operator holding it.
+    pub assignee: Option<String>,
+    /// Priority.
+    pub priority: i64,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// First reply sent (ms).
+    pub first_response_at: Option<i64>,
+    /// Resolved (ms).
+    pub resolved_at: Option<i64>,
+}
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredMessage {
+    /// Host id.
+    pub id: String,
+    /// `inbound` (customer) or `outbound` (company).
+    pub direction: String,
+    /// The message.
+    pub message: Message,
+    /// When the host stored it (ms).
+    pub received_at: i64,
+}
+
+fn kind_str(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::PublicPost => "public-post",
+        MessageKind::PrivateMessage => "private-message",
+        MessageKind::Comment => "comment",
+    }
+}
+
+fn parse_kind(s: &str) -> anyhow::Result<MessageKind> {
+    Ok(match s {
+        "public-post" => MessageKind::PublicPost,
+        "private-message" => MessageKind::PrivateMessage,
+        "comment" => MessageKind::Comment,
+        other => anyhow::bail!("unknown message kind `{other}` in the store"),
+    })
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`:
+    /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "store URL `{url}`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`"
+            );
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let url = match backend {
+            Backend::Sqlite => {
+                // An in-memory database lives in one connection; a file is shared by several.
+                let memory = url.contains(":memory:");
+                options = options
+                    .max_connections(if memory { 1 } else { 4 })
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA busy_timeout = 10000",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    });
+                if memory || url.contains("mode=") {
+                    url.to_string()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+                }
+            }
+            Backend::Postgres => {
+                options = options.max_connections(8);
+                url.to_string()
+            }
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .with_context(|| format!("opening the store at {}", redact(&url)))?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await
+        .context("creating schema_migrations")?;
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Several hosts may start at once: one migrates, the others wait for it.
+            sqlx::query("SELECT pg_advisory_xact_lock(7421001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let applied: Vec<i64> = sqlx::query("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        for (version, statements) in schema::MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            for statement in *statements {
+                sqlx::query(statement)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("migration {version}"))?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(*version)
+                .bind(ms(now_ms()))
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, "applied store migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores inbound messages of one connector in one transaction, threading each into
+    /// its conversation. Duplicates change nothing and are reported as such.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        channel: &str,
+        messages: &[Message],
+    ) -> anyhow::Result<Vec<Ingested>> {
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let now = ms(now_ms());
+        for (index, m) in messages.iter().enumerate() {
+            let existing = sqlx::query(
+                "SELECT id, conversation_id FROM messages
+                 WHERE tenant = $1 AND channel = $2 AND account = $3 AND external_id = $4",
+            )
+            .bind(tenant)
+            .bind(channel)
+            .bind(&m.account)
+            .bind(&m.external_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                outcomes.push(Ingested {
+                    external_id: m.external_id.clone(),
+                    message_id: row.try_get("id")?,
+                    conversation_id: row.try_get("conversation_id")?,
+                    new_conversation: false,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let (conversation_id, new_conversation) =
+                open_conversation(&mut tx, tenant, channel, m, now).await?;
+            let message_id = new_id();
+            let inserted = sqlx::query(
+                "INSERT INTO messages (id, tenant, channel, account, external_id, conversation_id, direction,
+                    author_id, author_handle, author_name, kind, text, in_reply_to, attachments, extra,
+                    created_at, received_at, batch_index)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 ON CONFLICT (tenant, channel, account, external_id) DO NOTHING",
+            )
+            .bind(&message_id)
+            .bind(tenant)
+            .bind(channel)
+            .bind(&m.account)
+            .bind(&m.external_id)
+            .bind(&conversation_id)
+            .bind(&m.author.id)
+            .bind(&m.author.handle)
+            .bind(&m.author.display_name)
+            .bind(kind_str(m.kind))
+            .bind(&m.text)
+            .bind(&m.in_reply_to)
+            .bind(serde_json::to_string(&m.attachments)?)
+            .bind(serde_json::to_string(&m.extra)?)
+            .bind(ms(m.created_at))
+            .bind(now)
+            .bind(i64::try_from(index).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(Ingested {
+                external_id: m.external_id.clone(),
+                message_id,
+                conversation_id,
+                new_conversation,
+                duplicate: inserted.rows_affected() == 0,
+            });
+        }
+        tx.commit().await.context("committing inbound messages")?;
+        Ok(outcomes)
+    }
+
+    /// A conversation of `tenant`, if it exists.
+    pub async fn conversation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> anyhow::Result<Option<ConversationRecord>> {
+        let row = sqlx::query("SELECT * FROM conversations WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| conversation_from_row(&r)).transpose()
+    }
+
+    /// Conversations of `tenant`, newest first.
+    pub async fn conversations(&self, tenant: &str) -> anyhow::Result<Vec<ConversationRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE tenant = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Messages of a conversation, oldest first.
+    pub async fn messages(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+    ) -> anyhow::Result<Vec<StoredMessage>> {
+        let rows = sqlx::query(
+            "SELECT m.*, c.thread_key FROM messages m JOIN conversations c ON c.id = m.conversation_id
+             WHERE m.tenant = $1 AND m.conversation_id = $2 ORDER BY m.created_at, m.received_at, m.batch_index",
+        )
+        .bind(tenant)
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    /// Number of stored messages of `tenant` (both directions).
+    pub async fn message_count(&self, tenant: &str) -> anyhow::Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM messages WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// The poll cursor of one account.
+    pub async fn cursor(
+        &self,
+        tenant: &str,
+        connector: &str,
+        account: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT cursor_value FROM cursors WHERE tenant = $1 AND connector = $2 AND account = $3",
+        )
+        .bind(tenant)
+        .bind(connector)
+        .bind(account)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("cursor_value")).transpose()?)
+    }
+
+    /// Stores messages from a poll and advances the account's cursor in the same
+    /// transaction, so a crash between the two can neither skip nor repeat a page.
+    pub async fn ingest_polled(
+        &self,
+        tenant: &str,
+        channel: &str,
+        account: &str,
+        messages: &[Message],
+        cursor: Option<&str>,
+    ) -> anyhow::Result<Vec<Ingested>> {
+        let outcomes = self.ingest(tenant, channel, messages).await?;
+        if let Some(cursor) = cursor {
+            sqlx::query(
+                "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
+            )
+            .bind(tenant)
+            .bind(channel)
+            .bind(account)
+            .bind(cursor)
+            .bind(ms(now_ms()))
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(outcomes)
+    }
+}
+
+/// Finds the open conversation of the message's thread, or opens one.
+async fn open_conversation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    channel: &str,
+    m: &Message,
+    now: i64,
+) -> anyhow::Result<(String, bool)> {
+    let find = || {
+        sqlx::query(
+            "SELECT id FROM conversations
+             WHERE tenant = $1 AND channel = $2 AND thread_key = $3 AND status <> 'resolved'",
+        )
+        .bind(tenant)
+        .bind(channel)
+        .bind(&m.conversation_key)
+    };
+    if let Some(row) = find().fetch_optional(&mut **tx).await? {
+        let id: String = row.try_get("id")?;
+        sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        return Ok((id, false));
+    }
+    let id = new_id();
+    let inserted = sqlx::query(
+        "INSERT INTO conversations (id, tenant, channel, account, thread_key, customer_id, customer_handle, kind,
+            status, priority, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', 0, $9, $9)
+         ON CONFLICT (tenant, channel, thread_key) WHERE status <> 'resolved' DO NOTHING",
+    )
+    .bind(&id)
+    .bind(tenant)
+    .bind(channel)
+    .bind(&m.account)
+    .bind(&m.conversation_key)
+    .bind(&m.author.id)
+    .bind(&m.author.handle)
+    .bind(kind_str(m.kind))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok((id, true));
+    }
+    // Another host opened it between our look-up and our insert: join theirs.
+    let row = find()
+        .fetch_one(&mut **tx)
+        .await
+        .context("joining a conversation opened concurrently")?;
+    Ok((row.try_get("id")?, false))
+}
+
+fn conversation_from_row(row: &AnyRow) -> anyhow::Result<ConversationRecord> {
+    Ok(ConversationRecord {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        channel: row.try_get("channel")?,
+        account: row.try_get("account")?,
+        thread_key: row.try_get("thread_key")?,
+        customer_id: row.try_get("customer_id")?,
+        customer_handle: row.try_get("customer_handle")?,
+        kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
+        status: ConversationStatus::parse(&row.try_get::<String, _>("status")?)?,
+        assignee: row.try_get("assignee")?,
+        priority: row.try_get("priority")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        first_response_at: row.try_get("first_response_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+    })
+}
+
+fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
+    let attachments: String = row.try_get("attachments")?;
+    let extra: String = row.try_get("extra")?;
+    let author_handle: Option<String> = row.try_get("author_handle")?;
+    let author_name: Option<String> = row.try_get("author_name")?;
+    Ok(StoredMessage {
+        id: row.try_get("id")?,
+        direction: row.try_get("direction")?,
+        received_at: row.try_get("received_at")?,
+        message: Message {
+            external_id: row.try_get("external_id")?,
+            account: row.try_get("account")?,
+            conversation_key: row.try_get("thread_key")?,
+            author: crate::types::Person {
+                id: row.try_get("author_id")?,
+                handle: author_handle,
+                display_name: author_name,
+            },
+            text: row.try_get("text")?,
+            kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
+            in_reply_to: row.try_get("in_reply_to")?,
+            attachments: serde_json::from_str(&attachments)?,
+            created_at: u64::try_from(row.try_get::<i64, _>("created_at")?).unwrap_or(0),
+            extra: serde_json::from_str(&extra)?,
+        },
+    })
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

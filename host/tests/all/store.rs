@@ -1,0 +1,196 @@
+//! The durable store on SQLite: deduplication, threading, tenants, cursors.
+
+use centralino::store::{ConversationStatus, Store};
+use centralino::types::{Message, MessageKind, Person};
+
+fn message(id: &str, account: &str, thread: &str, author: &str, text: &str) -> Message {
+    Message {
+        external_id: id.to_string(),
+        account: account.to_string(),
+        conversation_key: thread.to_string(),
+        author: Person {
+            id: author.to_string(),
+            handle: Some(format!("user{author}")),
+            display_name: None,
+        },
+        text: text.to_string(),
+        kind: MessageKind::PublicPost,
+        in_reply_to: None,
+        attachments: Vec::new(),
+        created_at: 1_795_856_400_000,
+        extra: vec![("lang".to_string(), "it".to_string())],
+    }
+}
+
+async fn sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let store = Store::open(&url).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_redelivered_message_changes_nothing() {
+    let (_dir, store) = sqlite().await;
+    let m = message(
+        "1860000000000000001",
+        "1001",
+        "t:1",
+        "42",
+        "il mio modem non va",
+    );
+    let first = store
+        .ingest("default", "twitter", &[m.clone()])
+        .await
+        .unwrap();
+    let second = store.ingest("default", "twitter", &[m]).await.unwrap();
+    assert!(!first[0].duplicate && first[0].new_conversation);
+    assert!(second[0].duplicate);
+    assert_eq!(second[0].message_id, first[0].message_id);
+    assert_eq!(second[0].conversation_id, first[0].conversation_id);
+    assert_eq!(store.message_count("default").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_customer_message_in_an_open_thread_joins_its_conversation() {
+    let (_dir, store) = sqlite().await;
+    let a = message("1", "1001", "t:1", "42", "il mio modem non va");
+    let b = message("2", "1001", "t:1", "42", "ancora niente");
+    // The same thread reaching another account (a reply to an operator) still joins it.
+    let c = message("3", "2002", "t:1", "42", "grazie @TIM_Marco");
+    let other = message("4", "1001", "t:9", "77", "fattura doppia");
+    let out = store
+        .ingest("default", "twitter", &[a, b, c, other])
+        .await
+        .unwrap();
+    assert_eq!(out[0].conversation_id, out[1].conversation_id);
+    assert_eq!(out[0].conversation_id, out[2].conversation_id);
+    assert_ne!(out[0].conversation_id, out[3].conversation_id);
+    assert_eq!(out.iter().filter(|o| o.new_conversation).count(), 2);
+
+    let conversation = store
+        .conversation("default", &out[0].conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.status, ConversationStatus::Open);
+    assert_eq!(conversation.account, "1001");
+    assert_eq!(conversation.customer_id, "42");
+    let messages = store
+        .messages("default", &out[0].conversation_id)
+        .await
+        .unwrap();
+    let texts: Vec<_> = messages.iter().map(|m| m.message.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["il mio modem non va", "ancora niente", "grazie @TIM_Marco"]
+    );
+    assert_eq!(
+        messages[0].message.extra,
+        vec![("lang".to_string(), "it".to_string())]
+    );
+    assert_eq!(messages[0].direction, "inbound");
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_data() {
+    let (_dir, store) = sqlite().await;
+    // Same channel, same account id, same thread and message id in two tenants.
+    let m = message("1", "1001", "t:1", "42", "ciao");
+    let a = store.ingest("acme", "twitter", &[m.clone()]).await.unwrap();
+    let b = store.ingest("globex", "twitter", &[m]).await.unwrap();
+    assert!(!a[0].duplicate && !b[0].duplicate);
+    assert_ne!(a[0].conversation_id, b[0].conversation_id);
+    assert!(
+        store
+            .conversation("globex", &a[0].conversation_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .messages("globex", &a[0].conversation_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.conversations("acme").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_poll_cursor_advances_with_the_messages_it_covers() {
+    let (_dir, store) = sqlite().await;
+    assert_eq!(
+        store.cursor("default", "twitter", "1001").await.unwrap(),
+        None
+    );
+    let m = message("10", "1001", "t:10", "42", "ciao");
+    store
+        .ingest_polled("default", "twitter", "1001", &[m], Some("10"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .cursor("default", "twitter", "1001")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("10")
+    );
+    store
+        .ingest_polled("default", "twitter", "1001", &[], Some("12"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .cursor("default", "twitter", "1001")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("12")
+    );
+    assert_eq!(
+        store.cursor("other", "twitter", "1001").await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn the_store_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let id = {
+        let store = Store::open(&url).await.unwrap();
+        store
+            .ingest(
+                "default",
+                "twitter",
+                &[message("1", "1001", "t:1", "42", "ciao")],
+            )
+            .await
+            .unwrap()[0]
+            .conversation_id
+            .clone()
+    };
+    let store = Store::open(&url).await.unwrap();
+    assert!(store.conversation("default", &id).await.unwrap().is_some());
+    let again = store
+        .ingest(
+            "default",
+            "twitter",
+            &[message("1", "1001", "t:1", "42", "ciao")],
+        )
+        .await
+        .unwrap();
+    assert!(again[0].duplicate);
+}
+
+#[tokio::test]
+async fn an_unknown_store_url_is_refused_with_the_expected_forms() {
+    let err = Store::open("mysql://localhost/db").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "store URL `mysql://localhost/db`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`"
+    );
+}
