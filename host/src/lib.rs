@@ -13,6 +13,7 @@
 //! - [`capabilities`]: the host side of the contract's imports (`log`, `clock`, `http`,
 //!   `signing`), all denied unless granted.
 //! - [`types`]: the host's own types for messages, operators and routing decisions.
+//! - [`routing`]: operators, conversations, the policy chain, the queue, shadow and replay.
 //!
 //! ## Example: ask a routing policy for a decision
 //!
@@ -45,9 +46,15 @@
 
 pub mod capabilities;
 pub mod clock;
+pub mod connectors;
+pub mod crm;
 mod error;
+mod host;
+pub mod routing;
 pub mod runtime;
+mod server;
 pub mod store;
 pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
+pub use host::{Host, HostBuilder};

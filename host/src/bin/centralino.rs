@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 mod demo;
 #[path = "../cli/inspect.rs"]
 mod inspect;
+#[path = "../cli/replay.rs"]
+mod replay;
 
 /// centralino: social customer care on a WebAssembly plugin host.
 #[derive(Parser)]
@@ -27,6 +29,8 @@ enum Command {
     },
     /// Run the telecom demo on embedded defaults and print what happened.
     Demo(demo::DemoArgs),
+    /// Work with routing chains (replay recorded traffic).
+    Route(replay::RouteArgs),
 }
 
 #[derive(Subcommand)]
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
             command: PluginCommand::Inspect { file, json },
         } => inspect::run(&file, json),
         Command::Demo(args) => demo::run(args),
+        Command::Route(args) => replay::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

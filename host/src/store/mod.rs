@@ -11,7 +11,11 @@
 //! - a thread has at most one open conversation (a partial unique index), so a customer's
 //!   new message joins the open conversation and never creates a second one.
 
+pub(crate) mod events;
+mod outbox;
 mod schema;
+
+pub use outbox::{OutboxEntry, OutboxStatus};
 
 use std::time::Duration;
 
@@ -323,12 +327,23 @@ impl Store {
             .bind(i64::try_from(index).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
+            let duplicate = inserted.rows_affected() == 0;
+            if !duplicate {
+                let event = crate::crm::CrmEvent::MessageReceived {
+                    conversation_id: conversation_id.clone(),
+                    new_conversation,
+                    connector: channel.to_string(),
+                    message_id: message_id.clone(),
+                    message: m.clone(),
+                };
+                events::append(&mut tx, tenant, &event).await?;
+            }
             outcomes.push(Ingested {
                 external_id: m.external_id.clone(),
                 message_id,
                 conversation_id,
                 new_conversation,
-                duplicate: inserted.rows_affected() == 0,
+                duplicate,
             });
         }
         tx.commit().await.context("committing inbound messages")?;

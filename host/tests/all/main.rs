@@ -6,11 +6,18 @@
 mod cache;
 mod channel;
 mod cli;
+mod crm;
+mod end_to_end;
+mod facebook;
 mod faults;
 mod http;
 mod inspect;
 mod round_robin;
+mod routing;
+mod routing_policies;
+mod routing_replay;
 mod store;
+mod twitter;
 
 use std::path::PathBuf;
 

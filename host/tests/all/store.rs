@@ -194,3 +194,184 @@ async fn an_unknown_store_url_is_refused_with_the_expected_forms() {
         "store URL `mysql://localhost/db`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`"
     );
 }
+
+fn reply(key: &str, text: &str) -> centralino::types::OutboundMessage {
+    centralino::types::OutboundMessage {
+        account: "2001".to_string(),
+        conversation_key: "t:1".to_string(),
+        kind: MessageKind::PublicPost,
+        recipient: None,
+        in_reply_to: Some("1".to_string()),
+        text: text.to_string(),
+        attachments: Vec::new(),
+        idempotency_key: key.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_reply_is_stored_once_per_idempotency_key_and_sent_once() {
+    use centralino::store::OutboxStatus;
+    let (_dir, store) = sqlite().await;
+    let conversation = store
+        .ingest(
+            "default",
+            "twitter",
+            &[message("1", "1001", "t:1", "42", "ciao")],
+        )
+        .await
+        .unwrap()[0]
+        .conversation_id
+        .clone();
+    let (entry, new) = store
+        .enqueue_reply(
+            "default",
+            "twitter",
+            &conversation,
+            "marco",
+            &reply("k1", "eccomi"),
+        )
+        .await
+        .unwrap();
+    let (again, new_again) = store
+        .enqueue_reply(
+            "default",
+            "twitter",
+            &conversation,
+            "marco",
+            &reply("k1", "eccomi"),
+        )
+        .await
+        .unwrap();
+    assert!(new && !new_again);
+    assert_eq!(entry.id, again.id);
+
+    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].status, OutboxStatus::Sending);
+    assert!(
+        store.claim_outbox("host-b", 10).await.unwrap().is_empty(),
+        "a claimed reply is not claimed twice"
+    );
+
+    store
+        .outbox_sent(&claimed[0], "1860000000000000099", 1_795_856_460_000)
+        .await
+        .unwrap();
+    let sent = store
+        .outbox_entry("default", &entry.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent.status, OutboxStatus::Sent);
+    assert_eq!(sent.external_id.as_deref(), Some("1860000000000000099"));
+    let messages = store.messages("default", &conversation).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[1].direction, "outbound");
+    assert_eq!(messages[1].message.author.id, "marco");
+    let record = store
+        .conversation("default", &conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.first_response_at, Some(1_795_856_460_000));
+    assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_send_keeps_its_reason_and_is_retried_only_when_temporary() {
+    use centralino::store::OutboxStatus;
+    let (_dir, store) = sqlite().await;
+    let conversation = store
+        .ingest(
+            "default",
+            "twitter",
+            &[message("1", "1001", "t:1", "42", "ciao")],
+        )
+        .await
+        .unwrap()[0]
+        .conversation_id
+        .clone();
+    store
+        .enqueue_reply(
+            "default",
+            "twitter",
+            &conversation,
+            "marco",
+            &reply("k1", "uno"),
+        )
+        .await
+        .unwrap();
+    store
+        .enqueue_reply(
+            "default",
+            "twitter",
+            &conversation,
+            "marco",
+            &reply("k2", "due"),
+        )
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // k1: temporary, due again now; k2: refused for good.
+    let (k1, k2) = if claimed[0].message.idempotency_key == "k1" {
+        (&claimed[0], &claimed[1])
+    } else {
+        (&claimed[1], &claimed[0])
+    };
+    store
+        .outbox_failed(k1, "transient failure: 503", Some(0))
+        .await
+        .unwrap();
+    store
+        .outbox_failed(k2, "rejected: duplicate content", None)
+        .await
+        .unwrap();
+    let retried = store.claim_outbox("host-a", 10).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].message.idempotency_key, "k1");
+    assert_eq!(retried[0].attempts, 2);
+    let failed = store
+        .outbox_entry("default", &k2.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, OutboxStatus::Failed);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("rejected: duplicate content")
+    );
+}
+
+#[tokio::test]
+async fn replies_caught_mid_send_by_a_crash_are_reported_not_resent() {
+    use centralino::store::OutboxStatus;
+    let (_dir, store) = sqlite().await;
+    let conversation = store
+        .ingest(
+            "default",
+            "twitter",
+            &[message("1", "1001", "t:1", "42", "ciao")],
+        )
+        .await
+        .unwrap()[0]
+        .conversation_id
+        .clone();
+    store
+        .enqueue_reply(
+            "default",
+            "twitter",
+            &conversation,
+            "marco",
+            &reply("k1", "uno"),
+        )
+        .await
+        .unwrap();
+    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+    // host-a dies here; on restart it reconciles.
+    let uncertain = store.reconcile_outbox(Some("host-a")).await.unwrap();
+    assert_eq!(uncertain.len(), 1);
+    assert_eq!(uncertain[0].id, claimed[0].id);
+    assert_eq!(uncertain[0].status, OutboxStatus::Uncertain);
+    assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+}

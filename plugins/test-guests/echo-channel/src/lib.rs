@@ -20,6 +20,11 @@ static SENT: Mutex<u64> = Mutex::new(0);
 
 struct Echo;
 
+/// FNV-1a: the same delivery always gets the same message id, as a platform's would.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 impl Guest for Echo {
     fn describe() -> Description {
         Description {
@@ -77,7 +82,7 @@ impl Guest for Echo {
             .ok_or_else(|| PluginError::InvalidInput("not configured".into()))?;
         let now = clock::now_ms();
         let message = Message {
-            external_id: format!("echo-{now}-{}", body.len()),
+            external_id: format!("echo-{:016x}", fnv1a(body.as_bytes())),
             account,
             conversation_key: format!("dm:{author}"),
             author: Person {

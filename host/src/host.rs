@@ -1,0 +1,468 @@
+//! [`Host`]: the plugin host a CRM embeds, and its builder.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+
+use crate::connectors::{Connector, ConnectorSpec, PollReport};
+use crate::crm::{Crm, CrmEvent, LocalInbox};
+use crate::error::{Error, PluginFailure};
+use crate::runtime::Runtime;
+use crate::store::{Backend, Ingested, OutboxEntry, Store};
+use crate::types::{MessageKind, OutboundMessage, Sent, WebhookRequest, WebhookResponse};
+
+/// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
+/// no connectors, webhook bodies up to 1 MiB, events kept in a [`LocalInbox`], host id
+/// `centralino`.
+pub struct HostBuilder {
+    store_url: String,
+    runtime: Option<Runtime>,
+    connectors: Vec<ConnectorSpec>,
+    max_webhook_body: usize,
+    crm: Option<Arc<dyn Crm>>,
+    host_id: String,
+}
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("store_url", &self.store_url)
+            .field("connectors", &self.connectors.len())
+            .field("host_id", &self.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            store_url: "sqlite::memory:".to_string(),
+            runtime: None,
+            connectors: Vec::new(),
+            max_webhook_body: 1 << 20,
+            crm: None,
+            host_id: "centralino".to_string(),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// The store: `sqlite://file.db`, `sqlite::memory:` or `postgres://…`.
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.store_url = url.into();
+        self
+    }
+
+    /// Shares an existing runtime (and its compiled components).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Adds a connector.
+    pub fn connector(mut self, spec: ConnectorSpec) -> Self {
+        self.connectors.push(spec);
+        self
+    }
+
+    /// Largest webhook body accepted; larger ones get 413.
+    pub fn max_webhook_body(mut self, bytes: usize) -> Self {
+        self.max_webhook_body = bytes;
+        self
+    }
+
+    /// Where events go: the CRM's own [`Crm`] implementation, or a
+    /// [`WebhookCrm`](crate::crm::WebhookCrm). Default: a [`LocalInbox`].
+    pub fn crm(mut self, crm: Arc<dyn Crm>) -> Self {
+        self.crm = Some(crm);
+        self
+    }
+
+    /// A stable name for this host, used to claim outbox rows and, after a crash, to find
+    /// the replies it was sending. Hosts sharing a database need distinct names.
+    pub fn host_id(mut self, id: impl Into<String>) -> Self {
+        self.host_id = id.into();
+        self
+    }
+
+    /// Opens the store, loads every plugin and configures every connector, then starts the
+    /// background work (CRM delivery, the outbox, polling) on the current tokio runtime.
+    /// Any failure names the connector and the plugin.
+    pub async fn build(self) -> Result<Host, Error> {
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => Runtime::new()?,
+        };
+        let store = Store::open(&self.store_url).await?;
+        let mut connectors = HashMap::new();
+        let mut plugins: HashMap<PathBuf, crate::runtime::ChannelPlugin> = HashMap::new();
+        for spec in &self.connectors {
+            let key = (spec.tenant.clone(), spec.name.clone());
+            if connectors.contains_key(&key) {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "connector `{}` is configured twice for tenant `{}`",
+                    spec.name,
+                    spec.tenant
+                )));
+            }
+            // One compiled component serves every tenant; each connector gets its own instance.
+            let plugin = match plugins.get(&spec.plugin) {
+                Some(plugin) => plugin.clone(),
+                None => {
+                    let plugin = runtime.load_channel(&spec.plugin)?;
+                    plugins.insert(spec.plugin.clone(), plugin.clone());
+                    plugin
+                }
+            };
+            let instance = plugin.instance(
+                spec.config.clone(),
+                spec.grants.clone(),
+                spec.limits.clone(),
+            );
+            let connector = Connector::new(spec, instance);
+            connector.ready().await.with_context(|| {
+                format!(
+                    "starting connector `{}` of tenant `{}`",
+                    spec.name, spec.tenant
+                )
+            })?;
+            connectors.insert(key, Arc::new(connector));
+        }
+        let (crm, inbox): (Arc<dyn Crm>, Option<Arc<LocalInbox>>) = match self.crm {
+            Some(crm) => (crm, None),
+            None => {
+                let inbox = Arc::new(LocalInbox::new());
+                (inbox.clone(), Some(inbox))
+            }
+        };
+        // Replies this host was sending when it last stopped: report, never resend. On
+        // SQLite there is only one host, so every such row is ours.
+        let claimer = (store.backend() == Backend::Postgres).then_some(self.host_id.as_str());
+        for entry in store.reconcile_outbox(claimer).await? {
+            tracing::warn!(outbox = %entry.id, "reply caught mid-send by a stop; reported as uncertain");
+            let event = CrmEvent::ReplyFailed {
+                conversation_id: entry.conversation_id.clone(),
+                outbox_id: entry.id.clone(),
+                reason: entry.last_error.clone().unwrap_or_default(),
+                uncertain: true,
+            };
+            store.append_event(&entry.tenant, &event).await?;
+        }
+        let inner = Arc::new(HostInner {
+            runtime,
+            store: store.clone(),
+            connectors,
+            max_webhook_body: self.max_webhook_body,
+            inbox,
+            host_id: self.host_id.clone(),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        let host = Host { inner };
+        let mut tasks = vec![
+            crate::crm::spawn_dispatcher(store, crm, self.host_id.clone()),
+            spawn_outbox_sender(Arc::downgrade(&host.inner)),
+        ];
+        for connector in host.inner.connectors.values() {
+            if let Some(interval) = connector.poll_interval {
+                tasks.push(spawn_poller(
+                    Arc::downgrade(&host.inner),
+                    connector.clone(),
+                    interval,
+                ));
+            }
+        }
+        if let Ok(mut slot) = host.inner.tasks.lock() {
+            slot.extend(tasks);
+        }
+        Ok(host)
+    }
+}
+
+/// Sends due outbox rows until the host is dropped.
+fn spawn_outbox_sender(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = host.upgrade() else { return };
+            let handled = match send_due(&inner).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!("outbox: {e:#}");
+                    0
+                }
+            };
+            drop(inner);
+            if handled == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    })
+}
+
+/// Polls one connector every `interval` until the host is dropped.
+fn spawn_poller(
+    host: std::sync::Weak<HostInner>,
+    connector: Arc<Connector>,
+    interval: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = host.upgrade() else { return };
+            connector.poll_all(&inner.store).await;
+            drop(inner);
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// Claims and sends the replies that are due; returns how many were handled.
+async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
+    let batch = inner.store.claim_outbox(&inner.host_id, 32).await?;
+    for entry in &batch {
+        let connector = inner
+            .connectors
+            .get(&(entry.tenant.clone(), entry.connector.clone()));
+        let result = match connector {
+            Some(c) => c.send(entry.message.clone()).await,
+            None => Err(Error::Other(anyhow::anyhow!(
+                "no connector `{}` for tenant `{}`",
+                entry.connector,
+                entry.tenant
+            ))),
+        };
+        settle(&inner.store, entry, result).await?;
+    }
+    Ok(batch.len())
+}
+
+/// Records the outcome of one send and tells the CRM.
+async fn settle(
+    store: &Store,
+    entry: &OutboxEntry,
+    result: Result<Sent, Error>,
+) -> anyhow::Result<()> {
+    let now = crate::clock::now_ms();
+    let failure = match result {
+        Ok(sent) => {
+            store
+                .outbox_sent(entry, &sent.external_id, sent.sent_at)
+                .await?;
+            let event = CrmEvent::ReplySent {
+                conversation_id: entry.conversation_id.clone(),
+                outbox_id: entry.id.clone(),
+                external_id: sent.external_id,
+            };
+            store.append_event(&entry.tenant, &event).await?;
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let reason = failure.to_string();
+    // Temporary failures are retried (a few times); refusals are final and reported.
+    let retry_at = match &failure {
+        Error::Plugin {
+            failure: PluginFailure::RateLimited { retry_after_ms, .. },
+            ..
+        } => Some(now + retry_after_ms),
+        Error::Plugin {
+            failure: PluginFailure::Transient { .. },
+            ..
+        }
+        | Error::Fault { .. } => {
+            let attempts = u32::try_from(entry.attempts.clamp(1, 10)).unwrap_or(10);
+            Some(now + 500 * (1u64 << attempts))
+        }
+        _ => None,
+    }
+    .filter(|_| entry.attempts < 8);
+    tracing::warn!(outbox = %entry.id, retry = retry_at.is_some(), "reply not sent: {reason}");
+    store.outbox_failed(entry, &reason, retry_at).await?;
+    if retry_at.is_none() {
+        let event = CrmEvent::ReplyFailed {
+            conversation_id: entry.conversation_id.clone(),
+            outbox_id: entry.id.clone(),
+            reason,
+            uncertain: false,
+        };
+        store.append_event(&entry.tenant, &event).await?;
+    }
+    Ok(())
+}
+
+/// The embeddable plugin host. Cheap to clone; runs inside the caller's tokio runtime.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    runtime: Runtime,
+    store: Store,
+    connectors: HashMap<(String, String), Arc<Connector>>,
+    max_webhook_body: usize,
+    inbox: Option<Arc<LocalInbox>>,
+    host_id: String,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for HostInner {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.get_mut() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("connectors", &self.inner.connectors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// A builder with the documented defaults.
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The plugin runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    fn connector(&self, tenant: &str, name: &str) -> Option<&Arc<Connector>> {
+        self.inner
+            .connectors
+            .get(&(tenant.to_string(), name.to_string()))
+    }
+
+    /// Runs one webhook delivery for `tenant`'s connector `connector`: the plugin verifies
+    /// and normalises it, the messages are committed, then the answer for the platform is
+    /// returned. Never fails: problems become 4xx (give up) or 5xx (retry) answers.
+    pub async fn deliver_webhook(
+        &self,
+        tenant: &str,
+        connector: &str,
+        request: WebhookRequest,
+    ) -> WebhookResponse {
+        self.deliver_webhook_stored(tenant, connector, request)
+            .await
+            .0
+    }
+
+    /// Like [`Host::deliver_webhook`], also returning what was stored.
+    pub async fn deliver_webhook_stored(
+        &self,
+        tenant: &str,
+        connector: &str,
+        request: WebhookRequest,
+    ) -> (WebhookResponse, Vec<Ingested>) {
+        match self.connector(tenant, connector) {
+            Some(c) => c.deliver(&self.inner.store, request).await,
+            None => (
+                WebhookResponse {
+                    status: 404,
+                    headers: vec![("content-type".to_string(), "application/json".to_string())],
+                    body: serde_json::json!({ "error": format!("no connector `{connector}` for tenant `{tenant}`") })
+                        .to_string()
+                        .into_bytes(),
+                },
+                Vec::new(),
+            ),
+        }
+    }
+
+    /// Polls every account of a connector once.
+    pub async fn poll(&self, tenant: &str, connector: &str) -> Result<Vec<PollReport>, Error> {
+        let c = self
+            .connector(tenant, connector)
+            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+        Ok(c.poll_all(&self.inner.store).await.0)
+    }
+
+    /// The local inbox, when no other CRM was configured.
+    pub fn local_inbox(&self) -> Option<&Arc<LocalInbox>> {
+        self.inner.inbox.as_ref()
+    }
+
+    /// Queues `operator`'s reply to a conversation in the outbox and returns the row; the
+    /// host sends it in the background, once, and reports the outcome to the CRM. The
+    /// reply is threaded under the customer's latest message and goes out from `account`
+    /// (the operator's own account on the channel) or, when `None`, from the account the
+    /// customer wrote to. The same `idempotency_key` never queues a second reply.
+    pub async fn reply(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+        operator: &str,
+        account: Option<&str>,
+        text: &str,
+        idempotency_key: &str,
+    ) -> Result<OutboxEntry, Error> {
+        let store = &self.inner.store;
+        let conversation = store
+            .conversation(tenant, conversation_id)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
+            })?;
+        let messages = store.messages(tenant, conversation_id).await?;
+        let last_inbound = messages.iter().rev().find(|m| m.direction == "inbound");
+        let message = OutboundMessage {
+            account: account.unwrap_or(&conversation.account).to_string(),
+            conversation_key: conversation.thread_key.clone(),
+            kind: conversation.kind,
+            recipient: (conversation.kind == MessageKind::PrivateMessage)
+                .then(|| conversation.customer_id.clone()),
+            in_reply_to: last_inbound.map(|m| m.message.external_id.clone()),
+            text: text.to_string(),
+            attachments: Vec::new(),
+            idempotency_key: idempotency_key.to_string(),
+        };
+        let (entry, _new) = store
+            .enqueue_reply(
+                tenant,
+                &conversation.channel,
+                conversation_id,
+                operator,
+                &message,
+            )
+            .await?;
+        Ok(entry)
+    }
+
+    /// Sends a reply through a connector directly, bypassing the outbox (tools and tests).
+    pub async fn send(
+        &self,
+        tenant: &str,
+        connector: &str,
+        message: OutboundMessage,
+    ) -> Result<Sent, Error> {
+        let c = self
+            .connector(tenant, connector)
+            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+        c.send(message).await
+    }
+
+    /// The webhook ingress as an axum router, to serve or to nest in the CRM's own server.
+    pub fn ingress(&self) -> axum::Router {
+        crate::server::router(self.clone(), self.inner.max_webhook_body)
+    }
+
+    /// Serves the ingress on `listener` until the future is dropped.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.ingress()).await
+    }
+}

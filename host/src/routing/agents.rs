@@ -1,0 +1,542 @@
+//! Operators (agents): who they are, when they work, and what they hold right now.
+//!
+//! An [`Operator`] is configuration an admin writes: brands and skills, languages, the
+//! personal accounts they reply from, a capacity, optional working hours. The
+//! [`Roster`] adds the live part per operator ([`OperatorState`]: presence, load, last
+//! assignment) and answers the two questions routing asks: *what does a policy see*
+//! ([`Roster::agents`]) and *can this operator take one more conversation now*
+//! ([`Roster::is_available`]).
+//!
+//! Presence is what the operator set; working hours narrow it: an operator who is
+//! `online` outside their hours counts as `away`, so a forgotten status at the end of a
+//! shift does not pull conversations to an empty desk.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::calendar::{DAY_MS, parse_clock_time, weekday};
+use super::error::RoutingError;
+use crate::types::{Agent, Presence};
+
+/// An account on a channel, written `channel:id` (`twitter:TIM_Marco`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChannelAccount {
+    /// Channel name (`twitter`, `facebook`).
+    pub channel: String,
+    /// The account id as the channel's connector knows it.
+    pub id: String,
+}
+
+impl fmt::Display for ChannelAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.channel, self.id)
+    }
+}
+
+impl FromStr for ChannelAccount {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            Some((channel, id)) if !channel.is_empty() && !id.is_empty() => Ok(ChannelAccount {
+                channel: channel.to_string(),
+                id: id.to_string(),
+            }),
+            _ => Err(format!(
+                "`{text}` is not an account: write `channel:id`, e.g. `twitter:TIM_Marco`"
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for ChannelAccount {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<ChannelAccount> for String {
+    fn from(account: ChannelAccount) -> String {
+        account.to_string()
+    }
+}
+
+/// A span of a day in local time, written `HH:MM-HH:MM` (`09:00-13:00`; `24:00` ends the
+/// day). A shift across midnight is written as two spans on two days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeSpan {
+    /// Minutes after local midnight when the span starts.
+    pub from: u32,
+    /// Minutes after local midnight when it ends (exclusive).
+    pub to: u32,
+}
+
+impl TryFrom<String> for TimeSpan {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let (from, to) = text
+            .split_once('-')
+            .ok_or_else(|| format!("`{text}` is not a span of hours: write `09:00-13:00`"))?;
+        let span = TimeSpan {
+            from: parse_clock_time(from.trim())?,
+            to: parse_clock_time(to.trim())?,
+        };
+        if span.from >= span.to {
+            return Err(format!(
+                "`{text}` ends before it starts; split a night shift over two days"
+            ));
+        }
+        Ok(span)
+    }
+}
+
+impl From<TimeSpan> for String {
+    fn from(span: TimeSpan) -> String {
+        format!(
+            "{:02}:{:02}-{:02}:{:02}",
+            span.from / 60,
+            span.from % 60,
+            span.to / 60,
+            span.to % 60
+        )
+    }
+}
+
+/// Weekly working hours in the operator's local time.
+///
+/// The offset is fixed: an Italian team writes `60` in winter and `120` in summer (the
+/// host has no time-zone database). A weekday with no spans is a day off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkingHours {
+    /// Local time minus UTC, in minutes.
+    #[serde(default)]
+    pub utc_offset_minutes: i32,
+    /// Monday's spans.
+    #[serde(default)]
+    pub mon: Vec<TimeSpan>,
+    /// Tuesday's spans.
+    #[serde(default)]
+    pub tue: Vec<TimeSpan>,
+    /// Wednesday's spans.
+    #[serde(default)]
+    pub wed: Vec<TimeSpan>,
+    /// Thursday's spans.
+    #[serde(default)]
+    pub thu: Vec<TimeSpan>,
+    /// Friday's spans.
+    #[serde(default)]
+    pub fri: Vec<TimeSpan>,
+    /// Saturday's spans.
+    #[serde(default)]
+    pub sat: Vec<TimeSpan>,
+    /// Sunday's spans.
+    #[serde(default)]
+    pub sun: Vec<TimeSpan>,
+}
+
+impl WorkingHours {
+    fn day(&self, weekday: usize) -> &[TimeSpan] {
+        match weekday {
+            0 => &self.mon,
+            1 => &self.tue,
+            2 => &self.wed,
+            3 => &self.thu,
+            4 => &self.fri,
+            5 => &self.sat,
+            _ => &self.sun,
+        }
+    }
+
+    /// Local day number and minute of the day at `now_ms`.
+    fn local(&self, now_ms: u64) -> (i64, i64) {
+        let local =
+            i64::try_from(now_ms).unwrap_or(i64::MAX) + i64::from(self.utc_offset_minutes) * 60_000;
+        (local.div_euclid(DAY_MS), local.rem_euclid(DAY_MS) / 60_000)
+    }
+
+    /// Whether `now_ms` falls inside a span.
+    pub fn contains(&self, now_ms: u64) -> bool {
+        let (day, minute) = self.local(now_ms);
+        self.day(weekday(day))
+            .iter()
+            .any(|span| (i64::from(span.from)..i64::from(span.to)).contains(&minute))
+    }
+
+    /// The first start of a span strictly after `now_ms`, within the next eight days.
+    /// The engine wakes up then to give the new shift its queue.
+    pub fn next_start_after(&self, now_ms: u64) -> Option<u64> {
+        let (today, _) = self.local(now_ms);
+        let offset_ms = i64::from(self.utc_offset_minutes) * 60_000;
+        (today..today + 8)
+            .flat_map(|day| {
+                self.day(weekday(day))
+                    .iter()
+                    .map(move |span| day * DAY_MS + i64::from(span.from) * 60_000 - offset_ms)
+            })
+            .filter_map(|start| u64::try_from(start).ok())
+            .filter(|start| *start > now_ms)
+            .min()
+    }
+}
+
+/// An operator as an admin configures them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Operator {
+    /// Stable id (`marco`).
+    pub id: String,
+    /// Display name; the id when not given.
+    #[serde(default)]
+    pub name: String,
+    /// Brands and skills (`tim`, `fibra`, `billing`).
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Languages spoken (`it`, `en`).
+    #[serde(default)]
+    pub languages: Vec<String>,
+    /// The operator's personal accounts (`twitter:TIM_Marco`). Brand accounts are not
+    /// listed: the assignee of a conversation may always answer from the account it came in
+    /// on.
+    #[serde(default)]
+    pub accounts: Vec<ChannelAccount>,
+    /// Conversations the operator may hold at once.
+    pub capacity: u32,
+    /// Working hours; none means presence alone decides.
+    #[serde(default)]
+    pub hours: Option<WorkingHours>,
+}
+
+impl Operator {
+    /// An operator with just an id and a capacity; fill in the rest with struct update.
+    pub fn new(id: impl Into<String>, capacity: u32) -> Self {
+        let id = id.into();
+        Operator {
+            name: id.clone(),
+            id,
+            skills: Vec::new(),
+            languages: Vec::new(),
+            accounts: Vec::new(),
+            capacity,
+            hours: None,
+        }
+    }
+
+    /// The operator's own account on `channel`, if they have one.
+    pub fn account_on(&self, channel: &str) -> Option<&ChannelAccount> {
+        self.accounts.iter().find(|a| a.channel == channel)
+    }
+}
+
+/// What changes about an operator while they work. Small and serialisable so a durable
+/// store can keep it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorState {
+    /// What the operator set.
+    pub presence: Presence,
+    /// Conversations held now.
+    pub load: u32,
+    /// When the operator was last given a conversation.
+    pub last_assigned_at: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Seat {
+    operator: Operator,
+    state: OperatorState,
+}
+
+/// Every operator with their live state, in the order they were added (the order
+/// policies see them in, so it breaks ties).
+#[derive(Clone, Debug, Default)]
+pub struct Roster {
+    seats: Vec<Seat>,
+}
+
+impl Roster {
+    fn seat(&self, id: &str) -> Option<&Seat> {
+        self.seats.iter().find(|seat| seat.operator.id == id)
+    }
+
+    fn seat_mut(&mut self, id: &str) -> Result<&mut Seat, RoutingError> {
+        self.seats
+            .iter_mut()
+            .find(|seat| seat.operator.id == id)
+            .ok_or_else(|| RoutingError::UnknownOperator(id.to_string()))
+    }
+
+    /// Adds an operator, or replaces the configuration of one with the same id while
+    /// keeping their live state (load, last assignment). Returns whether they were new.
+    pub fn upsert(&mut self, mut operator: Operator, presence: Presence) -> bool {
+        if operator.name.is_empty() {
+            operator.name = operator.id.clone();
+        }
+        match self.seats.iter_mut().find(|s| s.operator.id == operator.id) {
+            Some(seat) => {
+                seat.operator = operator;
+                seat.state.presence = presence;
+                false
+            }
+            None => {
+                self.seats.push(Seat {
+                    operator,
+                    state: OperatorState {
+                        presence,
+                        load: 0,
+                        last_assigned_at: None,
+                    },
+                });
+                true
+            }
+        }
+    }
+
+    /// An operator's configuration.
+    pub fn operator(&self, id: &str) -> Option<&Operator> {
+        self.seat(id).map(|seat| &seat.operator)
+    }
+
+    /// An operator's live state.
+    pub fn state(&self, id: &str) -> Option<&OperatorState> {
+        self.seat(id).map(|seat| &seat.state)
+    }
+
+    /// Every operator with their state, in roster order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Operator, &OperatorState)> {
+        self.seats.iter().map(|seat| (&seat.operator, &seat.state))
+    }
+
+    /// Number of operators.
+    pub fn len(&self) -> usize {
+        self.seats.len()
+    }
+
+    /// Whether there are no operators.
+    pub fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
+
+    /// Sets what the operator says about themselves; returns the previous presence.
+    pub fn set_presence(&mut self, id: &str, presence: Presence) -> Result<Presence, RoutingError> {
+        let seat = self.seat_mut(id)?;
+        Ok(std::mem::replace(&mut seat.state.presence, presence))
+    }
+
+    /// Presence as routing sees it: `online` outside working hours counts as `away`.
+    pub fn effective_presence(&self, id: &str, now: u64) -> Option<Presence> {
+        self.seat(id).map(|seat| effective_presence(seat, now))
+    }
+
+    /// Whether the operator can take one more conversation now.
+    pub fn is_available(&self, id: &str, now: u64) -> bool {
+        self.seat(id).is_some_and(|seat| has_room(seat, now))
+    }
+
+    /// Ids of the operators who could take a conversation now.
+    pub fn available(&self, now: u64) -> Vec<String> {
+        self.seats
+            .iter()
+            .filter(|seat| has_room(seat, now))
+            .map(|seat| seat.operator.id.clone())
+            .collect()
+    }
+
+    /// Total capacity of the operators at work now (online within their hours), busy or
+    /// not: the number of conversations served in parallel, for wait estimates.
+    pub fn working_capacity(&self, now: u64) -> u32 {
+        self.seats
+            .iter()
+            .filter(|seat| effective_presence(seat, now) == Presence::Online)
+            .map(|seat| seat.operator.capacity)
+            .sum()
+    }
+
+    /// What policies see: every operator except `excluded`, in roster order.
+    pub fn agents(&self, now: u64, excluded: &[String]) -> Vec<Agent> {
+        self.seats
+            .iter()
+            .filter(|seat| !excluded.contains(&seat.operator.id))
+            .map(|seat| Agent {
+                id: seat.operator.id.clone(),
+                name: seat.operator.name.clone(),
+                skills: seat.operator.skills.clone(),
+                languages: seat.operator.languages.clone(),
+                accounts: seat
+                    .operator
+                    .accounts
+                    .iter()
+                    .map(|a| a.id.clone())
+                    .collect(),
+                capacity: seat.operator.capacity,
+                load: seat.state.load,
+                presence: effective_presence(seat, now),
+                last_assigned_at: seat.state.last_assigned_at,
+            })
+            .collect()
+    }
+
+    /// The next time a working-hours span starts for anyone, after `now`.
+    pub fn next_shift_start(&self, now: u64) -> Option<u64> {
+        self.seats
+            .iter()
+            .filter_map(|seat| seat.operator.hours.as_ref()?.next_start_after(now))
+            .min()
+    }
+
+    /// Counts a new conversation for the operator. Refuses when they are not available, so
+    /// nothing the engine does can exceed a capacity.
+    pub(crate) fn take_seat(&mut self, id: &str, now: u64) -> Result<(), RoutingError> {
+        let seat = self.seat_mut(id)?;
+        if !has_room(seat, now) {
+            return Err(RoutingError::Unavailable(id.to_string()));
+        }
+        seat.state.load += 1;
+        seat.state.last_assigned_at = Some(now);
+        Ok(())
+    }
+
+    /// Gives a seat back when a conversation is resolved, moved or taken away.
+    pub(crate) fn free_seat(&mut self, id: &str) {
+        if let Ok(seat) = self.seat_mut(id) {
+            seat.state.load = seat.state.load.saturating_sub(1);
+        }
+    }
+
+    /// Moves a conversation's seat to `to` (a transfer; `from` is the previous holder, if
+    /// any), refusing if the receiver is unknown or full. Presence is not checked: a
+    /// supervisor may hand a conversation to a colleague who is away for a moment.
+    pub(crate) fn move_seat(
+        &mut self,
+        from: Option<&str>,
+        to: &str,
+        now: u64,
+    ) -> Result<(), RoutingError> {
+        let seat = self.seat_mut(to)?;
+        if seat.state.load >= seat.operator.capacity {
+            return Err(RoutingError::AtCapacity {
+                operator: to.to_string(),
+                capacity: seat.operator.capacity,
+            });
+        }
+        seat.state.load += 1;
+        seat.state.last_assigned_at = Some(now);
+        if let Some(from) = from {
+            self.free_seat(from);
+        }
+        Ok(())
+    }
+}
+
+fn effective_presence(seat: &Seat, now: u64) -> Presence {
+    match (&seat.state.presence, &seat.operator.hours) {
+        (Presence::Online, Some(hours)) if !hours.contains(now) => Presence::Away,
+        (presence, _) => *presence,
+    }
+}
+
+fn has_room(seat: &Seat, now: u64) -> bool {
+    effective_presence(seat, now) == Presence::Online && seat.state.load < seat.operator.capacity
+}
+
+/// Milliseconds since the epoch of a local date and time, for tests and examples.
+#[cfg(test)]
+fn at(year: i64, month: u32, day: u32, hour: i64, minute: i64) -> u64 {
+    let ms =
+        super::calendar::days_from_civil(year, month, day) * DAY_MS + (hour * 60 + minute) * 60_000;
+    u64::try_from(ms).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn office_hours() -> WorkingHours {
+        serde_json::from_str(
+            r#"{"utc_offset_minutes": 60,
+                "mon": ["09:00-13:00", "14:00-18:00"],
+                "fri": ["09:00-13:00"]}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn working_hours_are_read_in_local_time() {
+        let hours = office_hours();
+        // Monday 2026-03-02, 08:30 UTC is 09:30 local: working.
+        assert!(hours.contains(at(2026, 3, 2, 8, 30)));
+        // 12:30 UTC is 13:30 local: lunch.
+        assert!(!hours.contains(at(2026, 3, 2, 12, 30)));
+        // 07:59 UTC is 08:59 local: not yet.
+        assert!(!hours.contains(at(2026, 3, 2, 7, 59)));
+        // Tuesday: a day off.
+        assert!(!hours.contains(at(2026, 3, 3, 9, 0)));
+        // Friday afternoon: off.
+        assert!(!hours.contains(at(2026, 3, 6, 14, 0)));
+    }
+
+    #[test]
+    fn next_shift_start_skips_to_the_next_span() {
+        let hours = office_hours();
+        // Monday 12:30 UTC (lunch) → 13:00 UTC (14:00 local).
+        assert_eq!(
+            hours.next_start_after(at(2026, 3, 2, 12, 30)),
+            Some(at(2026, 3, 2, 13, 0))
+        );
+        // Monday evening → Friday 08:00 UTC.
+        assert_eq!(
+            hours.next_start_after(at(2026, 3, 2, 18, 0)),
+            Some(at(2026, 3, 6, 8, 0))
+        );
+    }
+
+    #[test]
+    fn online_outside_working_hours_counts_as_away() {
+        let mut roster = Roster::default();
+        let operator = Operator {
+            hours: Some(office_hours()),
+            ..Operator::new("marco", 2)
+        };
+        roster.upsert(operator, Presence::Online);
+        let sunday = at(2026, 3, 8, 10, 0);
+        assert_eq!(
+            roster.effective_presence("marco", sunday),
+            Some(Presence::Away)
+        );
+        assert!(!roster.is_available("marco", sunday));
+        assert_eq!(roster.agents(sunday, &[])[0].presence, Presence::Away);
+        let monday = at(2026, 3, 2, 9, 0);
+        assert!(roster.is_available("marco", monday));
+    }
+
+    #[test]
+    fn a_seat_is_never_taken_beyond_capacity() {
+        let mut roster = Roster::default();
+        roster.upsert(Operator::new("sara", 1), Presence::Online);
+        roster.take_seat("sara", 1).unwrap();
+        assert!(matches!(
+            roster.take_seat("sara", 2),
+            Err(RoutingError::Unavailable(_))
+        ));
+        assert_eq!(roster.state("sara").unwrap().load, 1);
+        roster.free_seat("sara");
+        roster.take_seat("sara", 3).unwrap();
+        assert_eq!(roster.state("sara").unwrap().last_assigned_at, Some(3));
+    }
+
+    #[test]
+    fn bad_spans_and_accounts_are_refused_with_the_expected_form() {
+        let err = serde_json::from_str::<WorkingHours>(r#"{"mon": ["18:00-09:00"]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("split a night shift"), "{err}");
+        let err = "TIM_Marco".parse::<ChannelAccount>().unwrap_err();
+        assert!(err.contains("channel:id"), "{err}");
+    }
+}

@@ -1,0 +1,148 @@
+//! The CRM event log: events are appended in the transaction of the change they report,
+//! then claimed and delivered in order by the dispatcher.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{Backend, Store, ms, new_id};
+use crate::clock::now_ms;
+use crate::crm::{CrmDelivery, CrmEvent};
+
+/// Orders events written within the same millisecond.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+fn next_seq(now: i64) -> i64 {
+    let n = i64::try_from(SEQUENCE.fetch_add(1, Ordering::Relaxed) % 1_000_000).unwrap_or(0);
+    now.saturating_mul(1_000_000).saturating_add(n)
+}
+
+/// Appends an event inside an open transaction.
+pub(crate) async fn append(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    event: &CrmEvent,
+) -> anyhow::Result<String> {
+    let id = new_id();
+    let now = ms(now_ms());
+    sqlx::query(
+        "INSERT INTO crm_events (id, tenant, payload, status, attempts, next_attempt_at, created_at, seq)
+         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)",
+    )
+    .bind(&id)
+    .bind(tenant)
+    .bind(serde_json::to_string(event)?)
+    .bind(now)
+    .bind(next_seq(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+impl Store {
+    /// Appends one event on its own.
+    pub async fn append_event(&self, tenant: &str, event: &CrmEvent) -> anyhow::Result<String> {
+        let mut tx = self.pool.begin().await?;
+        let id = append(&mut tx, tenant, event).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Claims the oldest due events (with their attempt counts), in order. An event waiting
+    /// for a retry, or being delivered by another host, holds back every later event of its
+    /// tenant, so a CRM never sees events out of order.
+    pub(crate) async fn claim_events(
+        &self,
+        host: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<(CrmDelivery, i64)>> {
+        let now = ms(now_ms());
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1
+             WHERE id IN (SELECT e.id FROM crm_events e
+                          WHERE e.status = 'pending' AND e.next_attempt_at <= $2
+                            AND NOT EXISTS (SELECT 1 FROM crm_events b
+                                            WHERE b.tenant = e.tenant AND b.seq < e.seq
+                                              AND (b.status = 'delivering'
+                                                   OR (b.status = 'pending' AND b.next_attempt_at > $2)))
+                          ORDER BY e.seq LIMIT $3{lock})
+             RETURNING id, tenant, payload, created_at, attempts, seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(host)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let payload: String = row.try_get("payload")?;
+            let seq: i64 = row.try_get("seq")?;
+            out.push((
+                seq,
+                CrmDelivery {
+                    id: row.try_get("id")?,
+                    tenant: row.try_get("tenant")?,
+                    created_at: row.try_get("created_at")?,
+                    event: serde_json::from_str(&payload)?,
+                },
+                row.try_get::<i64, _>("attempts")?,
+            ));
+        }
+        out.sort_by_key(|(seq, _, _)| *seq);
+        Ok(out.into_iter().map(|(_, d, a)| (d, a)).collect())
+    }
+
+    pub(crate) async fn event_delivered(&self, id: &str) -> anyhow::Result<()> {
+        sqlx::query("UPDATE crm_events SET status = 'delivered', last_error = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn event_failed(
+        &self,
+        id: &str,
+        reason: &str,
+        retry_in: Duration,
+    ) -> anyhow::Result<()> {
+        let at =
+            ms(now_ms()).saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        sqlx::query("UPDATE crm_events SET status = 'pending', last_error = $2, next_attempt_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(reason)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a claimed event back, untouched (its attempt is not counted).
+    pub(crate) async fn event_release(&self, id: &str) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE crm_events SET status = 'pending', attempts = attempts - 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Events of `tenant` not yet delivered.
+    pub async fn undelivered_events(&self, tenant: &str) -> anyhow::Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM crm_events WHERE tenant = $1 AND status <> 'delivered'",
+        )
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+}

@@ -1,0 +1,273 @@
+//! The reply outbox: a reply is stored before it is sent, sent once, and its platform id
+//! recorded.
+//!
+//! Life of a row: `pending` → (claimed by one host) `sending` → `sent` | `pending` again
+//! (temporary failure, with a later `next_attempt_at`) | `failed` (refused for good, with
+//! the reason). A row found in `sending` when a host starts was caught mid-send by a crash:
+//! the platform may or may not have it, so it becomes `uncertain` and is reported, never
+//! blindly sent again. Claiming uses `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+//! hosts never send the same row.
+
+use anyhow::Context as _;
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Store, kind_str, ms, new_id};
+use crate::clock::now_ms;
+use crate::types::OutboundMessage;
+
+/// Where a reply stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutboxStatus {
+    /// Waiting to be sent (or to be retried).
+    Pending,
+    /// Claimed by a host that is sending it.
+    Sending,
+    /// Accepted by the platform.
+    Sent,
+    /// Refused for good; `last_error` says why.
+    Failed,
+    /// A host stopped while sending it: check the platform before sending again.
+    Uncertain,
+}
+
+impl OutboxStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Uncertain => "uncertain",
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "pending" => OutboxStatus::Pending,
+            "sending" => OutboxStatus::Sending,
+            "sent" => OutboxStatus::Sent,
+            "failed" => OutboxStatus::Failed,
+            "uncertain" => OutboxStatus::Uncertain,
+            other => anyhow::bail!("unknown outbox status `{other}` in the store"),
+        })
+    }
+}
+
+/// One reply in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    /// Host id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Connector that sends it.
+    pub connector: String,
+    /// Conversation it answers.
+    pub conversation_id: String,
+    /// Operator who wrote it.
+    pub author: String,
+    /// The reply.
+    pub message: OutboundMessage,
+    /// Where it stands.
+    pub status: OutboxStatus,
+    /// Send attempts so far.
+    pub attempts: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Platform id once sent.
+    pub external_id: Option<String>,
+}
+
+impl Store {
+    /// Stores a reply to be sent. The same idempotency key (per tenant) always maps to the
+    /// same row: a CRM retrying its request never sends twice. Returns the row and whether
+    /// it was new.
+    pub async fn enqueue_reply(
+        &self,
+        tenant: &str,
+        connector: &str,
+        conversation_id: &str,
+        author: &str,
+        message: &OutboundMessage,
+    ) -> anyhow::Result<(OutboxEntry, bool)> {
+        let now = ms(now_ms());
+        let inserted = sqlx::query(
+            "INSERT INTO outbox (id, tenant, channel, conversation_id, idempotency_key, author, payload, status,
+                attempts, next_attempt_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)
+             ON CONFLICT (tenant, idempotency_key) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(tenant)
+        .bind(connector)
+        .bind(conversation_id)
+        .bind(&message.idempotency_key)
+        .bind(author)
+        .bind(serde_json::to_string(message)?)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .context("storing a reply in the outbox")?;
+        let row = sqlx::query("SELECT * FROM outbox WHERE tenant = $1 AND idempotency_key = $2")
+            .bind(tenant)
+            .bind(&message.idempotency_key)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((entry_from_row(&row)?, inserted.rows_affected() == 1))
+    }
+
+    /// Claims up to `limit` replies that are due, for `host` to send.
+    pub async fn claim_outbox(&self, host: &str, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
+        let now = ms(now_ms());
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', claimed_by = $1, attempts = attempts + 1, updated_at = $2
+             WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2
+                          ORDER BY created_at, id LIMIT $3{lock})
+             RETURNING *"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(host)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut entries: Vec<OutboxEntry> = rows
+            .iter()
+            .map(entry_from_row)
+            .collect::<anyhow::Result<_>>()?;
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(entries)
+    }
+
+    /// Records that the platform accepted a reply: the row becomes `sent`, the reply joins
+    /// its conversation as an outbound message, and the first-response time is set.
+    pub async fn outbox_sent(
+        &self,
+        entry: &OutboxEntry,
+        external_id: &str,
+        sent_at: u64,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = ms(now_ms());
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', external_id = $2, last_error = NULL, updated_at = $3 WHERE id = $1",
+        )
+        .bind(&entry.id)
+        .bind(external_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let m = &entry.message;
+        sqlx::query(
+            "INSERT INTO messages (id, tenant, channel, account, external_id, conversation_id, direction,
+                author_id, author_handle, author_name, kind, text, in_reply_to, attachments, extra,
+                created_at, received_at, batch_index)
+             VALUES ($1, $2, $3, $4, $5, $6, 'outbound', $7, NULL, NULL, $8, $9, $10, $11, '[]', $12, $13, 0)
+             ON CONFLICT (tenant, channel, account, external_id) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(&entry.tenant)
+        .bind(&entry.connector)
+        .bind(&m.account)
+        .bind(external_id)
+        .bind(&entry.conversation_id)
+        .bind(&entry.author)
+        .bind(kind_str(m.kind))
+        .bind(&m.text)
+        .bind(&m.in_reply_to)
+        .bind(serde_json::to_string(&m.attachments)?)
+        .bind(ms(sent_at))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE conversations SET first_response_at = COALESCE(first_response_at, $3), updated_at = $4
+             WHERE tenant = $1 AND id = $2",
+        )
+        .bind(&entry.tenant)
+        .bind(&entry.conversation_id)
+        .bind(ms(sent_at))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: retried at `retry_at` (ms), or failed for good when `None`.
+    pub async fn outbox_failed(
+        &self,
+        entry: &OutboxEntry,
+        reason: &str,
+        retry_at: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let (status, next) = match retry_at {
+            Some(at) => (OutboxStatus::Pending, ms(at)),
+            None => (OutboxStatus::Failed, ms(now_ms())),
+        };
+        sqlx::query("UPDATE outbox SET status = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1")
+            .bind(&entry.id)
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(next)
+            .bind(ms(now_ms()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks replies that `host` was sending when it stopped as `uncertain` and returns
+    /// them: the platform may have them already, so they are reported, not sent again.
+    /// `None` takes every such row (a single host).
+    pub async fn reconcile_outbox(&self, host: Option<&str>) -> anyhow::Result<Vec<OutboxEntry>> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET status = 'uncertain',
+                last_error = 'the host stopped while sending: check the platform before sending again',
+                updated_at = $2
+             WHERE status = 'sending' AND ($1 IS NULL OR claimed_by = $1) RETURNING *",
+        )
+        .bind(host)
+        .bind(ms(now_ms()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// One outbox row of `tenant`.
+    pub async fn outbox_entry(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> anyhow::Result<Option<OutboxEntry>> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE tenant = $1 AND id = $2")
+            .bind(tenant)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| entry_from_row(&r)).transpose()
+    }
+}
+
+fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
+    let payload: String = row.try_get("payload")?;
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        tenant: row.try_get("tenant")?,
+        connector: row.try_get("channel")?,
+        conversation_id: row.try_get("conversation_id")?,
+        author: row.try_get("author")?,
+        message: serde_json::from_str(&payload).context("reading an outbox payload")?,
+        status: OutboxStatus::parse(&row.try_get::<String, _>("status")?)?,
+        attempts: row.try_get("attempts")?,
+        last_error: row.try_get("last_error")?,
+        external_id: row.try_get("external_id")?,
+    })
+}

@@ -1,0 +1,688 @@
+//! The `facebook` connector, loaded as a real component, fed Messenger and page-feed
+//! deliveries from `tests/fixtures/facebook/` (each signed here the way Meta signs them) and
+//! asked to send what it can refuse without reaching Graph.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
+use centralino::types::{
+    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
+    OutboundMessage, WebhookOutcome, WebhookRequest,
+};
+use centralino::{Error, PluginFailure};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::component;
+
+const APP_SECRET: &str = "test-app-secret";
+const VERIFY_TOKEN: &str = "centralino-verify-me";
+
+/// The page of the courier fixtures.
+const PAGE: &str = "1234567890";
+
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/facebook")
+        .join(name);
+    std::fs::read(&path).unwrap()
+}
+
+fn courier(name: &str) -> Vec<u8> {
+    fixture_bytes(&format!("webhooks/courier_handwritten/{name}"))
+}
+
+fn handwritten(name: &str) -> Vec<u8> {
+    fixture_bytes(&format!("centralino_handwritten/{name}"))
+}
+
+fn page(id: &str) -> AccountConfig {
+    AccountConfig {
+        id: id.to_string(),
+        credential: Some(format!("page-token-{id}")),
+        ..AccountConfig::default()
+    }
+}
+
+fn grants() -> Grants {
+    Grants {
+        secrets: BTreeMap::from([
+            ("app_secret".to_string(), Secret::new(APP_SECRET)),
+            ("verify_token".to_string(), Secret::new(VERIFY_TOKEN)),
+        ]),
+        ..Grants::default()
+    }
+}
+
+fn connector_with(config: ConnectorConfig, grants: Grants) -> ChannelInstance {
+    Runtime::new()
+        .unwrap()
+        .load_channel(component("facebook"))
+        .unwrap()
+        .instance(config, grants, PluginLimits::default())
+}
+
+/// A connector serving `pages`, granted both secrets under their default names.
+fn connector(pages: &[&str]) -> ChannelInstance {
+    connector_with(
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: pages.iter().map(|id| page(id)).collect(),
+        },
+        grants(),
+    )
+}
+
+/// `sha256=` + hex of the HMAC-SHA256 of `body`, as Meta computes `X-Hub-Signature-256`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn post(body: &[u8], signature: Option<String>) -> WebhookRequest {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.extend(signature.map(|s| ("x-hub-signature-256".to_string(), s)));
+    WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+/// Delivers `body` exactly as stored, correctly signed.
+async fn deliver(connector: &mut ChannelInstance, body: &[u8]) -> WebhookOutcome {
+    let signature = signature(APP_SECRET, body);
+    connector
+        .handle_webhook(post(body, Some(signature)))
+        .await
+        .unwrap()
+}
+
+fn only_message(outcome: &WebhookOutcome) -> &Message {
+    assert_eq!(outcome.response.status, 200, "{outcome:?}");
+    assert_eq!(outcome.messages.len(), 1, "{:?}", outcome.messages);
+    &outcome.messages[0]
+}
+
+fn assert_refused(outcome: &WebhookOutcome, status: u16) {
+    assert_eq!(outcome.response.status, status, "{outcome:?}");
+    assert!(outcome.messages.is_empty(), "{:?}", outcome.messages);
+    assert!(outcome.receipts.is_empty(), "{:?}", outcome.receipts);
+}
+
+fn assert_acknowledged_with_nothing(outcome: &WebhookOutcome) {
+    assert_refused(outcome, 200);
+}
+
+fn extra<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
+    message
+        .extra
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+fn handshake(query: &str) -> WebhookRequest {
+    WebhookRequest {
+        method: "GET".to_string(),
+        path: "/".to_string(),
+        query: query.to_string(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+fn failure(err: &Error) -> &PluginFailure {
+    match err {
+        Error::Plugin { failure, .. } => failure,
+        other => panic!("expected a plugin failure, got {other:?}"),
+    }
+}
+
+fn reply(account: &str, key: &str, kind: MessageKind, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        account: account.to_string(),
+        conversation_key: key.to_string(),
+        kind,
+        recipient: None,
+        in_reply_to: None,
+        text: text.to_string(),
+        attachments: Vec::new(),
+        idempotency_key: "reply-1".to_string(),
+    }
+}
+
+// ---- describe and configure ----
+
+#[tokio::test]
+async fn describes_itself_as_a_webhook_only_page_connector_with_2000_character_messages() {
+    let mut connector = connector(&[PAGE]);
+    connector.ready().await.unwrap();
+    let description = connector.description().unwrap();
+    assert_eq!(description.channel, "facebook");
+    assert_eq!(description.max_text_length, 2000);
+    for capability in [
+        Capability::PrivateMessage,
+        Capability::CommentReply,
+        Capability::Webhook,
+    ] {
+        assert!(
+            description.capabilities.contains(&capability),
+            "{capability:?}"
+        );
+    }
+    assert!(!description.capabilities.contains(&Capability::Polling));
+    assert!(!description.capabilities.contains(&Capability::Attachments));
+    let err = connector.poll(PAGE, None).await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_settings_and_malformed_api_versions_are_refused_naming_the_key() {
+    for (key, value) in [
+        ("graph_bsae", "https://graph.facebook.com"),
+        ("api_version", "19"),
+    ] {
+        let mut connector = connector_with(
+            ConnectorConfig {
+                settings: vec![(key.to_string(), value.to_string())],
+                accounts: vec![page(PAGE)],
+            },
+            grants(),
+        );
+        let err = connector.ready().await.unwrap_err();
+        assert!(
+            matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains(&format!("`{key}`"))),
+            "{err}"
+        );
+    }
+}
+
+// ---- the subscription handshake ----
+
+#[tokio::test]
+async fn the_verification_handshake_echoes_the_challenge_only_for_our_verify_token() {
+    let mut connector = connector(&[PAGE]);
+    let ok = connector
+        .handle_webhook(handshake(&format!(
+            "hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(ok.response.status, 200);
+    assert_eq!(ok.response.body, b"1158201444");
+    assert!(ok.messages.is_empty());
+
+    for query in [
+        "hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1158201444",
+        "hub.mode=subscribe&hub.challenge=1158201444",
+        &format!("hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1"),
+    ] {
+        let refused = connector.handle_webhook(handshake(query)).await.unwrap();
+        assert_refused(&refused, 403);
+    }
+}
+
+// ---- Messenger messages ----
+
+#[tokio::test]
+async fn a_text_message_becomes_a_private_message_threaded_by_page_and_psid() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &courier("hello_msg.json")).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "external_id");
+    assert_eq!(message.account, PAGE);
+    assert_eq!(message.author.id, "5678");
+    assert_eq!(message.text, "Hello World");
+    assert_eq!(message.kind, MessageKind::PrivateMessage);
+    assert_eq!(message.conversation_key, "fb:1234567890:5678");
+    assert_eq!(message.in_reply_to, None);
+    assert_eq!(message.created_at, 1_459_991_487_970);
+    assert!(message.attachments.is_empty());
+    assert_eq!(outcome.response.body, b"EVENT_RECEIVED");
+}
+
+#[tokio::test]
+async fn a_recorded_production_delivery_is_verified_over_its_raw_bytes() {
+    let recorded: serde_json::Value = serde_json::from_slice(&fixture_bytes(
+        "webhooks/rapidpro_recorded_message_webhook_delivery.json",
+    ))
+    .unwrap();
+    let raw = recorded["raw_body"].as_str().unwrap().as_bytes();
+    let mut connector = connector(&["311494332880244"]);
+    let outcome = deliver(&mut connector, raw).await;
+    let message = only_message(&outcome);
+    assert_eq!(
+        message.external_id,
+        "ld5jgfQP8TLBX9FFc3AETshZgE6Zn5UjpY3vY00t3A_YYC2AYDM3quxaodTiHj7nK6lI_ds4WFUJlTmM2l5xoA"
+    );
+    assert_eq!(message.account, "311494332880244");
+    assert_eq!(message.author.id, "2150393045080607");
+    assert_eq!(message.text, "hi");
+    assert_eq!(message.kind, MessageKind::PrivateMessage);
+    assert_eq!(
+        message.conversation_key,
+        "fb:311494332880244:2150393045080607"
+    );
+    assert_eq!(message.created_at, 1_559_102_363_925);
+}
+
+#[tokio::test]
+async fn attachments_keep_their_kind_address_and_description() {
+    let mut connector = connector(&[PAGE]);
+    let cases = [
+        (
+            "attachment.json",
+            "image",
+            Some("https://image-url/foo.png"),
+            None,
+        ),
+        (
+            "location_attachment.json",
+            "location",
+            None,
+            Some("1.2,-1.3"),
+        ),
+        (
+            "fallback.json",
+            "fallback",
+            Some("My Documents/foo.doc"),
+            Some("Foo"),
+        ),
+        (
+            "thumbs_up.json",
+            "sticker",
+            Some("https://scontent.xx.fbcdn.net/v/arst"),
+            Some("sticker 369239263222822"),
+        ),
+        ("reel.json", "ig_reel", Some("/reel/123451234512345/"), None),
+    ];
+    for (name, kind, url, description) in cases {
+        let outcome = deliver(&mut connector, &courier(name)).await;
+        let message = only_message(&outcome);
+        assert_eq!(message.external_id, "external_id", "{name}");
+        assert_eq!(message.text, "", "{name}");
+        assert_eq!(message.kind, MessageKind::PrivateMessage, "{name}");
+        assert_eq!(message.conversation_key, "fb:1234567890:5678", "{name}");
+        assert_eq!(
+            message.attachments,
+            vec![Attachment {
+                kind: kind.to_string(),
+                url: url.map(str::to_string),
+                mime_type: None,
+                description: description.map(str::to_string),
+            }],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_postback_says_its_title_and_keeps_its_payload_and_referral_in_extra() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &courier("postback.json")).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.text, "postback title");
+    assert_eq!(message.author.id, "5678");
+    assert_eq!(message.kind, MessageKind::PrivateMessage);
+    assert_eq!(message.conversation_key, "fb:1234567890:5678");
+    // No mid on this postback: sender and time identify it, stable across redeliveries.
+    assert_eq!(message.external_id, "postback:5678:1459991487970");
+    assert_eq!(extra(message, "postback_payload"), Some("postback payload"));
+    assert_eq!(extra(message, "referral_ref"), Some("postback ref"));
+    assert_eq!(extra(message, "referral_source"), Some("postback source"));
+    assert_eq!(extra(message, "referral_type"), Some("postback type"));
+
+    let outcome = deliver(&mut connector, &courier("postback_get_started.json")).await;
+    assert_eq!(
+        extra(only_message(&outcome), "postback_payload"),
+        Some("get_started")
+    );
+
+    let outcome = deliver(&mut connector, &courier("postback_referral.json")).await;
+    assert_eq!(
+        extra(only_message(&outcome), "referral_ad_id"),
+        Some("ad id")
+    );
+}
+
+#[tokio::test]
+async fn a_referral_is_a_message_with_its_origin_and_a_seconds_timestamp_is_read_as_seconds() {
+    let mut connector = connector(&[PAGE]);
+    for (name, created_at) in [
+        ("referral.json", 1_459_991_487_970),
+        ("referral_seconds.json", 1_701_599_111_000),
+    ] {
+        let outcome = deliver(&mut connector, &courier(name)).await;
+        let message = only_message(&outcome);
+        assert_eq!(message.text, "", "{name}");
+        assert_eq!(message.author.id, "5678", "{name}");
+        assert_eq!(message.conversation_key, "fb:1234567890:5678", "{name}");
+        assert_eq!(message.created_at, created_at, "{name}");
+        assert_eq!(message.external_id, format!("referral:5678:{created_at}"));
+        assert_eq!(
+            extra(message, "referral_ref"),
+            Some("referral id"),
+            "{name}"
+        );
+        assert_eq!(extra(message, "referral_source"), Some("referral source"));
+        assert_eq!(extra(message, "referral_type"), Some("referral type"));
+        assert_eq!(extra(message, "referral_ad_id"), Some("ad id"));
+    }
+}
+
+#[tokio::test]
+async fn a_quick_reply_in_a_standby_thread_keeps_its_payload_and_a_read_report_is_a_receipt() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(
+        &mut connector,
+        &handwritten("standby_quick_reply_and_read.json"),
+    )
+    .await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "m_quick_reply_1");
+    assert_eq!(message.text, "Fibra");
+    assert_eq!(extra(message, "quick_reply_payload"), Some("TOPIC_FIBRA"));
+    assert_eq!(extra(message, "standby"), Some("true"));
+    assert_eq!(outcome.receipts.len(), 1);
+    let receipt = &outcome.receipts[0];
+    assert_eq!(receipt.account, PAGE);
+    assert_eq!(receipt.state, DeliveryState::Read);
+    assert_eq!(receipt.at, 1_459_991_487_999);
+    // Messenger reports reads as a watermark over the thread, not per message.
+    assert_eq!(receipt.external_id, "fb:1234567890:5678");
+}
+
+#[tokio::test]
+async fn an_echo_of_the_pages_own_message_is_not_a_customer_message() {
+    let mut connector = connector(&[PAGE]);
+    assert_acknowledged_with_nothing(&deliver(&mut connector, &courier("echo.json")).await);
+}
+
+#[tokio::test]
+async fn a_delivery_report_is_a_receipt_for_each_message_it_names() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &courier("dlr.json")).await;
+    assert_eq!(outcome.response.status, 200);
+    assert!(outcome.messages.is_empty());
+    assert_eq!(outcome.receipts.len(), 1);
+    let receipt = &outcome.receipts[0];
+    assert_eq!(receipt.account, PAGE);
+    assert_eq!(receipt.external_id, "mid.1458668856218:ed81099e15d3f4f233");
+    assert_eq!(receipt.state, DeliveryState::Delivered);
+    assert_eq!(receipt.at, 1_458_668_856_253);
+}
+
+#[tokio::test]
+async fn an_event_repeated_within_one_delivery_is_delivered_once() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &courier("duplicate_msg.json")).await;
+    assert_eq!(only_message(&outcome).external_id, "external_id");
+}
+
+#[tokio::test]
+async fn a_message_for_a_page_the_connector_does_not_serve_produces_nothing() {
+    let mut connector = connector(&[PAGE]);
+    assert_acknowledged_with_nothing(
+        &deliver(&mut connector, &courier("different_page.json")).await,
+    );
+}
+
+#[tokio::test]
+async fn a_sender_id_that_is_not_a_facebook_id_is_refused_as_malformed() {
+    let mut connector = connector(&[PAGE]);
+    assert_refused(
+        &deliver(&mut connector, &courier("invalid_urn.json")).await,
+        400,
+    );
+}
+
+#[tokio::test]
+async fn a_delivery_about_another_object_than_page_is_refused() {
+    let mut connector = connector(&[PAGE]);
+    assert_refused(
+        &deliver(&mut connector, &courier("not_page.json")).await,
+        400,
+    );
+}
+
+#[tokio::test]
+async fn empty_deliveries_opt_ins_and_unknown_events_are_acknowledged_with_nothing() {
+    let mut connector = connector(&[PAGE]);
+    for name in [
+        "no_entries.json",
+        "no_messaging_entries.json",
+        "unknown_messaging_entry.json",
+        "notification_messages_optin.json",
+        "referral_optin.json",
+        "referral_optin_user_ref.json",
+    ] {
+        let outcome = deliver(&mut connector, &courier(name)).await;
+        assert_acknowledged_with_nothing(&outcome);
+    }
+}
+
+// ---- page-feed comments ----
+
+#[tokio::test]
+async fn a_comment_under_a_page_post_becomes_a_comment_message_threaded_by_its_comment() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &handwritten("comment_add.json")).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "555_9001");
+    assert_eq!(message.account, PAGE);
+    assert_eq!(message.author.id, "7001");
+    assert_eq!(message.author.display_name.as_deref(), Some("Mario Rossi"));
+    assert_eq!(
+        message.text,
+        "Il modem non si connette da stamattina e nessuno risponde"
+    );
+    assert_eq!(message.kind, MessageKind::Comment);
+    assert_eq!(message.conversation_key, "fb:1234567890:comment:555_9001");
+    assert_eq!(message.in_reply_to.as_deref(), Some("1234567890_555"));
+    assert_eq!(message.created_at, 1_700_000_000_000);
+    assert_eq!(extra(message, "post_id"), Some("1234567890_555"));
+}
+
+#[tokio::test]
+async fn a_reply_under_a_comment_joins_that_comments_thread() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &handwritten("comment_reply.json")).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "555_9003");
+    assert_eq!(message.text, "Ancora niente, il modem lampeggia rosso");
+    assert_eq!(message.conversation_key, "fb:1234567890:comment:555_9001");
+    assert_eq!(message.in_reply_to.as_deref(), Some("555_9001"));
+}
+
+#[tokio::test]
+async fn a_photo_comment_without_text_is_a_message_with_empty_text_and_the_photo() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &handwritten("comment_photo_only.json")).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "555_9002");
+    assert_eq!(message.author.id, "7002");
+    assert_eq!(message.text, "");
+    assert_eq!(message.kind, MessageKind::Comment);
+    assert_eq!(
+        message.attachments,
+        vec![Attachment {
+            kind: "image".to_string(),
+            url: Some("https://scontent.xx.fbcdn.net/v/t39.1997-6/modem.jpg".to_string()),
+            mime_type: None,
+            description: None,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn the_pages_own_comments_and_edits_are_not_customer_messages() {
+    let mut connector = connector(&[PAGE]);
+    for name in ["comment_by_page.json", "comment_edited.json"] {
+        assert_acknowledged_with_nothing(&deliver(&mut connector, &handwritten(name)).await);
+    }
+}
+
+// ---- verification ----
+
+#[tokio::test]
+async fn a_delivery_without_a_signature_is_refused_with_401() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = connector
+        .handle_webhook(post(&courier("hello_msg.json"), None))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 401);
+}
+
+#[tokio::test]
+async fn a_delivery_signed_with_another_secret_is_refused_with_403() {
+    let mut connector = connector(&[PAGE]);
+    let body = courier("hello_msg.json");
+    let forged = signature("not-the-app-secret", &body);
+    let outcome = connector
+        .handle_webhook(post(&body, Some(forged)))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 403);
+}
+
+#[tokio::test]
+async fn a_delivery_with_one_tampered_byte_is_refused_with_403() {
+    let mut connector = connector(&[PAGE]);
+    let body = courier("hello_msg.json");
+    let good = signature(APP_SECRET, &body);
+    let mut tampered = body.clone();
+    let at = tampered.windows(5).position(|w| w == b"Hello").unwrap();
+    tampered[at] = b'J';
+    let outcome = connector
+        .handle_webhook(post(&tampered, Some(good)))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 403);
+}
+
+#[tokio::test]
+async fn a_signature_header_that_is_not_sha256_hex_is_refused_with_403() {
+    let mut connector = connector(&[PAGE]);
+    let body = courier("hello_msg.json");
+    for header in ["sha1=0123abcd", "sha256=zz-not-hex", ""] {
+        let outcome = connector
+            .handle_webhook(post(&body, Some(header.to_string())))
+            .await
+            .unwrap();
+        assert_refused(&outcome, 403);
+    }
+}
+
+#[tokio::test]
+async fn a_signed_but_truncated_json_body_is_refused_with_400() {
+    let mut connector = connector(&[PAGE]);
+    let body = courier("hello_msg.json");
+    let truncated = &body[..body.len() / 2];
+    let outcome = connector
+        .handle_webhook(post(truncated, Some(signature(APP_SECRET, truncated))))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 400);
+}
+
+// ---- send refusals that need no request to Graph ----
+
+#[tokio::test]
+async fn sending_from_a_page_that_is_not_configured_is_invalid_input() {
+    let mut connector = connector(&[PAGE]);
+    let err = connector
+        .send(reply(
+            "999",
+            "fb:999:5678",
+            MessageKind::PrivateMessage,
+            "ciao",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains("999")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_messenger_reply_longer_than_2000_characters_is_rejected_before_any_request() {
+    let mut connector = connector(&[PAGE]);
+    let err = connector
+        .send(reply(
+            PAGE,
+            "fb:1234567890:5678",
+            MessageKind::PrivateMessage,
+            &"a".repeat(2001),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::Rejected { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_that_names_nobody_to_answer_is_invalid_input() {
+    let mut connector = connector(&[PAGE]);
+    for kind in [MessageKind::PrivateMessage, MessageKind::Comment] {
+        let err = connector
+            .send(reply(PAGE, "some-other-key", kind, "ciao"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_input() {
+    // The page token is granted but graph.facebook.com is not on the (empty) allow-list.
+    let grants = Grants {
+        credentials: BTreeMap::from([(
+            format!("page-token-{PAGE}"),
+            Credential::QueryParameter {
+                name: "access_token".to_string(),
+                token: Secret::new("EAAB"),
+            },
+        )]),
+        ..grants()
+    };
+    let mut connector = connector_with(
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![page(PAGE)],
+        },
+        grants,
+    );
+    for (key, kind) in [
+        ("fb:1234567890:5678", MessageKind::PrivateMessage),
+        ("fb:1234567890:comment:555_9001", MessageKind::Comment),
+        (
+            "fb:1234567890:comment:555_9001",
+            MessageKind::PrivateMessage,
+        ),
+    ] {
+        let err = connector
+            .send(reply(PAGE, key, kind, "ciao"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,747 @@
+//! The `twitter` connector, loaded as a real component, fed Account Activity deliveries
+//! from `tests/fixtures/twitter/` (each signed here the way X signs them) and asked to send
+//! what it can refuse without reaching X.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
+use centralino::types::{
+    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
+    OutboundMessage, WebhookOutcome, WebhookRequest,
+};
+use centralino::{Error, PluginFailure};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::component;
+
+/// The consumer secret of the CRC vector in `courier_twitter_handler_dm_and_crc_vector.json`.
+const CONSUMER_SECRET: &str = "apiSecret";
+
+fn fixture(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/twitter")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn activity(name: &str) -> Value {
+    fixture(&format!("account_activity/{name}"))
+}
+
+fn account(id: &str, handle: &str) -> AccountConfig {
+    AccountConfig {
+        id: id.to_string(),
+        handle: Some(handle.to_string()),
+        credential: Some(format!("token-{handle}")),
+        ..AccountConfig::default()
+    }
+}
+
+/// A connector serving `accounts`, granted the consumer secret under its default name.
+fn connector(accounts: Vec<AccountConfig>) -> ChannelInstance {
+    connector_with(ConnectorConfig {
+        settings: Vec::new(),
+        accounts,
+    })
+}
+
+fn connector_with(config: ConnectorConfig) -> ChannelInstance {
+    let grants = Grants {
+        secrets: BTreeMap::from([("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))]),
+        ..Grants::default()
+    };
+    Runtime::new()
+        .unwrap()
+        .load_channel(component("twitter"))
+        .unwrap()
+        .instance(config, grants, PluginLimits::default())
+}
+
+/// `sha256=` + base64 of the HMAC-SHA256 of `body`, as X computes it.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+fn post(body: &[u8], signature: Option<String>) -> WebhookRequest {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    headers.extend(signature.map(|s| ("x-twitter-webhooks-signature".to_string(), s)));
+    WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+/// A correctly signed delivery of `payload`.
+fn signed(payload: &Value) -> WebhookRequest {
+    let body = serde_json::to_vec(payload).unwrap();
+    let signature = signature(CONSUMER_SECRET, &body);
+    post(&body, Some(signature))
+}
+
+async fn deliver(connector: &mut ChannelInstance, payload: &Value) -> WebhookOutcome {
+    connector.handle_webhook(signed(payload)).await.unwrap()
+}
+
+fn only_message(outcome: &WebhookOutcome) -> &Message {
+    assert_eq!(outcome.response.status, 200, "{outcome:?}");
+    assert_eq!(outcome.messages.len(), 1, "{:?}", outcome.messages);
+    &outcome.messages[0]
+}
+
+fn assert_refused(outcome: &WebhookOutcome, status: u16) {
+    assert_eq!(outcome.response.status, status, "{outcome:?}");
+    assert!(outcome.messages.is_empty(), "{:?}", outcome.messages);
+    assert!(outcome.receipts.is_empty(), "{:?}", outcome.receipts);
+}
+
+fn assert_acknowledged_with_nothing(outcome: &WebhookOutcome) {
+    assert_refused(outcome, 200);
+}
+
+/// The truncated long-form post of X's docs, with the author the docs elide (`user: null`)
+/// filled in: Mario (`42`) writing for the subscribed account `1603419180975409153`.
+fn long_post() -> Value {
+    let mut payload = activity("xdocs_tweet_create_events_longform_truncated.json");
+    payload["tweet_create_events"][0]["user"] = json!({
+        "id": 42, "id_str": "42", "screen_name": "mario_rossi", "name": "Mario Rossi"
+    });
+    payload
+}
+
+const LONG_POST_ACCOUNT: &str = "1603419180975409153";
+
+/// A short post by Mario (`42`), delivered for `delivered_for`.
+fn short_post(delivered_for: &str, text: &str) -> Value {
+    json!({
+        "for_user_id": delivered_for,
+        "tweet_create_events": [{
+            "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+            "id": 1050118621198921700u64,
+            "id_str": "1050118621198921728",
+            "text": text,
+            "truncated": false,
+            "user": { "id": 42, "id_str": "42", "screen_name": "mario_rossi", "name": "Mario Rossi" },
+            "entities": { "user_mentions": [] }
+        }]
+    })
+}
+
+fn mention(id: &str, handle: &str) -> Value {
+    json!({ "screen_name": handle, "id_str": id, "indices": [0, 1] })
+}
+
+fn reply(account: &str, kind: MessageKind, text: &str) -> OutboundMessage {
+    OutboundMessage {
+        account: account.to_string(),
+        conversation_key: "tweet:1050118621198921728".to_string(),
+        kind,
+        recipient: Some("42".to_string()),
+        in_reply_to: Some("1050118621198921728".to_string()),
+        text: text.to_string(),
+        attachments: Vec::new(),
+        idempotency_key: "reply-1".to_string(),
+    }
+}
+
+fn failure(err: &Error) -> &PluginFailure {
+    match err {
+        Error::Plugin { failure, .. } => failure,
+        other => panic!("expected a plugin failure, got {other:?}"),
+    }
+}
+
+// ---- describe and configure ----
+
+#[tokio::test]
+async fn describes_itself_as_an_x_connector_that_polls_takes_webhooks_and_replies_in_280_characters()
+ {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    connector.ready().await.unwrap();
+    let description = connector.description().unwrap();
+    assert_eq!(description.channel, "twitter");
+    assert_eq!(description.max_text_length, 280);
+    for capability in [
+        Capability::PublicReply,
+        Capability::PrivateMessage,
+        Capability::Webhook,
+        Capability::Polling,
+    ] {
+        assert!(
+            description.capabilities.contains(&capability),
+            "{capability:?}"
+        );
+    }
+    assert!(!description.capabilities.contains(&Capability::CommentReply));
+    assert!(!description.capabilities.contains(&Capability::Attachments));
+}
+
+#[tokio::test]
+async fn an_unknown_setting_is_refused_naming_the_key() {
+    let mut connector = connector_with(ConnectorConfig {
+        settings: vec![("api_bse".to_string(), "https://api.x.com".to_string())],
+        accounts: vec![account("1001", "TIM_Official")],
+    });
+    let err = connector.ready().await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains("`api_bse`")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_id_that_is_not_a_numeric_x_user_id_is_refused() {
+    let mut connector = connector(vec![account("TIM_Official", "TIM_Official")]);
+    let err = connector.ready().await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains("TIM_Official")),
+        "{err}"
+    );
+}
+
+// ---- the CRC challenge ----
+
+#[tokio::test]
+async fn the_crc_answer_reproduces_the_published_vector_over_the_url_decoded_token() {
+    let vector =
+        activity("courier_twitter_handler_dm_and_crc_vector.json")["crc_test_vector"].clone();
+    let mut connector = connector(vec![account("835740314006511618", "resistbot")]);
+    let outcome = connector
+        .handle_webhook(WebhookRequest {
+            method: "GET".to_string(),
+            path: "/".to_string(),
+            query: "crc_token=test+token".to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome.response.status, 200);
+    assert!(
+        outcome
+            .response
+            .headers
+            .contains(&("content-type".to_string(), "application/json".to_string()))
+    );
+    let body: Value = serde_json::from_slice(&outcome.response.body).unwrap();
+    assert_eq!(body["response_token"], vector["expected_response_token"]);
+    assert_ne!(body["response_token"], vector["wrong_if_not_url_decoded"]);
+    assert!(outcome.messages.is_empty());
+}
+
+#[tokio::test]
+async fn a_crc_request_without_a_token_is_refused() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let outcome = connector
+        .handle_webhook(WebhookRequest {
+            method: "GET".to_string(),
+            path: "/".to_string(),
+            query: "nonce=1".to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_refused(&outcome, 400);
+}
+
+// ---- direct messages ----
+
+#[tokio::test]
+async fn a_customer_dm_becomes_a_private_message_threaded_by_account_and_customer() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let outcome = deliver(
+        &mut connector,
+        &activity("xdocs_direct_message_events.json"),
+    )
+    .await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "954491830116155396");
+    assert_eq!(message.account, "4337869213");
+    assert_eq!(message.author.id, "3001969357");
+    assert_eq!(message.author.handle.as_deref(), Some("furiouscamper"));
+    assert_eq!(
+        message.author.display_name.as_deref(),
+        Some("Jordan Brinks")
+    );
+    assert_eq!(message.text, "Hello World!");
+    assert_eq!(message.kind, MessageKind::PrivateMessage);
+    assert_eq!(message.conversation_key, "dm:4337869213:3001969357");
+    assert_eq!(message.in_reply_to, None);
+    assert_eq!(message.created_at, 1_516_403_560_557);
+    assert!(message.attachments.is_empty());
+}
+
+#[tokio::test]
+async fn dm_text_is_unescaped_and_a_delivery_without_for_user_id_goes_to_the_recipient() {
+    let payload =
+        activity("courier_twitter_handler_dm_and_crc_vector.json")["dm_event_html_escaped_text"]
+            .clone();
+    let mut connector = connector(vec![account("835740314006511618", "resistbot")]);
+    let outcome = deliver(&mut connector, &payload).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "958501034212564996");
+    assert_eq!(message.account, "835740314006511618");
+    assert_eq!(message.author.id, "272953809");
+    assert_eq!(message.author.handle.as_deref(), Some("nicpottier"));
+    assert_eq!(
+        message.author.display_name.as_deref(),
+        Some("Nicolas Pottier")
+    );
+    assert_eq!(message.text, "Hello World & good wishes.");
+    assert_eq!(message.kind, MessageKind::PrivateMessage);
+    assert_eq!(message.conversation_key, "dm:835740314006511618:272953809");
+    assert_eq!(message.in_reply_to, None);
+    assert_eq!(message.created_at, 1_517_359_429_301);
+}
+
+#[tokio::test]
+async fn a_dm_media_attachment_keeps_its_address() {
+    let payload = activity("courier_twitter_handler_dm_and_crc_vector.json")
+        ["dm_event_with_media_attachment_trimmed"]
+        .clone();
+    let mut connector = connector(vec![account("835740314006511618", "resistbot")]);
+    let outcome = deliver(&mut connector, &payload).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.text, "Hello");
+    assert_eq!(
+        message.attachments,
+        vec![Attachment {
+            // The trimmed media object has no type: the connector does not guess one.
+            kind: "media".to_string(),
+            url: Some("https://image.foo.com/image.jpg".to_string()),
+            mime_type: None,
+            description: None,
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_dm_sent_by_a_configured_account_is_an_echo_not_a_customer_message() {
+    // The sender of the docs' DM, 3001969357, is one of ours here: X reports our own DM.
+    let mut connector = connector(vec![
+        account("4337869213", "Harris_0ff"),
+        account("3001969357", "furiouscamper"),
+    ]);
+    let outcome = deliver(
+        &mut connector,
+        &activity("xdocs_direct_message_events.json"),
+    )
+    .await;
+    assert_acknowledged_with_nothing(&outcome);
+}
+
+#[tokio::test]
+async fn a_dm_for_an_account_the_connector_does_not_serve_produces_nothing() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let outcome = deliver(
+        &mut connector,
+        &activity("xdocs_direct_message_events.json"),
+    )
+    .await;
+    assert_acknowledged_with_nothing(&outcome);
+}
+
+#[tokio::test]
+async fn a_customer_reading_the_companys_dms_is_a_read_receipt_not_a_message() {
+    let payload = activity("xdocs_direct_message_mark_read_events.json");
+    // 199566737 read the conversation with 3001969357 up to event 963085315333238788.
+    let mut ours = connector(vec![account("3001969357", "furiouscamper")]);
+    let outcome = deliver(&mut ours, &payload).await;
+    assert_eq!(outcome.response.status, 200);
+    assert!(outcome.messages.is_empty());
+    assert_eq!(outcome.receipts.len(), 1);
+    let receipt = &outcome.receipts[0];
+    assert_eq!(receipt.account, "3001969357");
+    assert_eq!(receipt.external_id, "963085315333238788");
+    assert_eq!(receipt.state, DeliveryState::Read);
+    assert_eq!(receipt.at, 1_518_452_444_662);
+
+    let mut not_ours = connector(vec![account("4337869213", "Harris_0ff")]);
+    assert_acknowledged_with_nothing(&deliver(&mut not_ours, &payload).await);
+}
+
+// ---- posts ----
+
+#[tokio::test]
+async fn a_truncated_post_gives_its_full_text_and_its_string_id() {
+    let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
+    let payload = long_post();
+    let outcome = deliver(&mut connector, &payload).await;
+    let message = only_message(&outcome);
+    // `id_str`, not the numeric `id` (1924465506158879000), which lost precision.
+    assert_eq!(message.external_id, "1924465506158878979");
+    assert_eq!(message.account, LONG_POST_ACCOUNT);
+    assert_eq!(message.author.id, "42");
+    assert_eq!(message.author.handle.as_deref(), Some("mario_rossi"));
+    assert_eq!(message.author.display_name.as_deref(), Some("Mario Rossi"));
+    assert_eq!(
+        message.text,
+        payload["tweet_create_events"][0]["extended_tweet"]["full_text"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(!message.text.contains("https://t.co/bzbEKj8cd8"));
+    assert_eq!(message.kind, MessageKind::PublicPost);
+    // A post that answers nothing starts its own thread.
+    assert_eq!(message.conversation_key, "tweet:1924465506158878979");
+    assert_eq!(message.in_reply_to, None);
+    // Mon May 19 14:01:46 +0000 2025
+    assert_eq!(message.created_at, 1_747_663_306_000);
+}
+
+#[tokio::test]
+async fn a_post_without_its_author_is_refused_as_malformed() {
+    // The docs' example as published elides the author (`user: null`).
+    let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
+    let payload = activity("xdocs_tweet_create_events_longform_truncated.json");
+    assert_refused(&deliver(&mut connector, &payload).await, 400);
+}
+
+#[tokio::test]
+async fn a_reply_is_threaded_under_the_post_it_answers_with_entities_unescaped() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let mut payload = short_post(
+        "1001",
+        "@TIM_Official &lt;3 modem &amp; router &quot;KO&quot; &#39;oggi&#39; &amp;lt;",
+    );
+    let post = &mut payload["tweet_create_events"][0];
+    post["in_reply_to_status_id_str"] = json!("1050118000000000000");
+    post["in_reply_to_user_id_str"] = json!("1001");
+    post["entities"]["user_mentions"] = json!([mention("1001", "TIM_Official")]);
+    let outcome = deliver(&mut connector, &payload).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.external_id, "1050118621198921728");
+    assert_eq!(message.account, "1001");
+    assert_eq!(
+        message.text,
+        "@TIM_Official <3 modem & router \"KO\" 'oggi' &lt;"
+    );
+    assert_eq!(message.in_reply_to.as_deref(), Some("1050118000000000000"));
+    assert_eq!(message.conversation_key, "tweet:1050118000000000000");
+    assert_eq!(message.kind, MessageKind::PublicPost);
+    assert_eq!(message.created_at, 1_539_202_764_000);
+}
+
+#[tokio::test]
+async fn a_post_carrying_its_conversation_id_is_threaded_under_the_root() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let mut payload = short_post("1001", "@TIM_Official ancora niente");
+    let post = &mut payload["tweet_create_events"][0];
+    post["in_reply_to_status_id_str"] = json!("1050118000000000000");
+    post["conversation_id_str"] = json!("1050117000000000000");
+    let outcome = deliver(&mut connector, &payload).await;
+    let message = only_message(&outcome);
+    assert_eq!(message.conversation_key, "tweet:1050117000000000000");
+    assert_eq!(message.in_reply_to.as_deref(), Some("1050118000000000000"));
+}
+
+#[tokio::test]
+async fn a_post_by_a_configured_account_is_not_a_customer_message() {
+    let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
+    let mut payload = long_post();
+    payload["tweet_create_events"][0]["user"]["id_str"] = json!(LONG_POST_ACCOUNT);
+    assert_acknowledged_with_nothing(&deliver(&mut connector, &payload).await);
+}
+
+#[tokio::test]
+async fn a_retweet_is_not_a_customer_message() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let mut payload = short_post("1001", "RT @TIM_Official: nuove offerte fibra");
+    payload["tweet_create_events"][0]["retweeted_status"] =
+        json!({ "id_str": "1049000000000000000" });
+    assert_acknowledged_with_nothing(&deliver(&mut connector, &payload).await);
+}
+
+#[tokio::test]
+async fn a_post_addressed_to_two_accounts_is_attributed_to_the_same_account_in_every_copy() {
+    // X delivers the post once per subscribed account it addresses.
+    let accounts = vec![
+        account("1001", "TIM_Official"),
+        account("2002", "TIM_Marco"),
+    ];
+    let mut connector = connector(accounts);
+    let mut keys = Vec::new();
+    for delivered_for in ["2002", "1001"] {
+        let mut payload = short_post(delivered_for, "@TIM_Marco @TIM_Official il modem non va");
+        payload["tweet_create_events"][0]["entities"]["user_mentions"] = json!([
+            mention("2002", "TIM_Marco"),
+            mention("1001", "TIM_Official")
+        ]);
+        let outcome = deliver(&mut connector, &payload).await;
+        let message = only_message(&outcome);
+        keys.push((message.account.clone(), message.external_id.clone()));
+    }
+    // The first configured account mentioned, whichever copy it is.
+    assert_eq!(
+        keys[0],
+        ("1001".to_string(), "1050118621198921728".to_string())
+    );
+    assert_eq!(keys[0], keys[1]);
+
+    // A reply to an operator's post stays with that operator in every copy.
+    let mut owners = Vec::new();
+    for delivered_for in ["1001", "2002"] {
+        let mut payload = short_post(delivered_for, "@TIM_Marco @TIM_Official grazie");
+        let post = &mut payload["tweet_create_events"][0];
+        post["in_reply_to_status_id_str"] = json!("1050118000000000000");
+        post["in_reply_to_user_id_str"] = json!("2002");
+        post["entities"]["user_mentions"] = json!([
+            mention("2002", "TIM_Marco"),
+            mention("1001", "TIM_Official")
+        ]);
+        owners.push(
+            only_message(&deliver(&mut connector, &payload).await)
+                .account
+                .clone(),
+        );
+    }
+    assert_eq!(owners, ["2002", "2002"]);
+}
+
+// ---- events that are not customer messages ----
+
+#[tokio::test]
+async fn typing_delete_and_user_events_are_acknowledged_with_nothing() {
+    let mut connector = connector(vec![
+        account("4337869213", "Harris_0ff"),
+        account("930524282358325248", "deleter"),
+        account("3001969357", "furiouscamper"),
+    ]);
+    for name in [
+        "xdocs_direct_message_indicate_typing_events.json",
+        "xdocs_tweet_delete_events.json",
+        "xdocs_user_event.json",
+    ] {
+        let outcome = deliver(&mut connector, &activity(name)).await;
+        assert_acknowledged_with_nothing(&outcome);
+    }
+}
+
+// ---- verification ----
+
+#[tokio::test]
+async fn a_delivery_without_a_signature_is_refused_with_401() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
+    let outcome = connector.handle_webhook(post(&body, None)).await.unwrap();
+    assert_refused(&outcome, 401);
+}
+
+#[tokio::test]
+async fn a_delivery_signed_with_another_secret_is_refused_with_403() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
+    let forged = signature("not-the-consumer-secret", &body);
+    let outcome = connector
+        .handle_webhook(post(&body, Some(forged)))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 403);
+}
+
+#[tokio::test]
+async fn a_delivery_with_one_tampered_byte_is_refused_with_403() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
+    let good = signature(CONSUMER_SECRET, &body);
+    let mut tampered = body.clone();
+    let at = tampered.windows(5).position(|w| w == b"Hello").unwrap();
+    tampered[at] = b'J';
+    let outcome = connector
+        .handle_webhook(post(&tampered, Some(good)))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 403);
+}
+
+#[tokio::test]
+async fn a_signature_header_that_is_not_sha256_base64_is_refused_with_403() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
+    for header in ["sha1=abc", "sha256=***not base64***", ""] {
+        let outcome = connector
+            .handle_webhook(post(&body, Some(header.to_string())))
+            .await
+            .unwrap();
+        assert_refused(&outcome, 403);
+    }
+}
+
+#[tokio::test]
+async fn a_signed_but_truncated_json_body_is_refused_with_400() {
+    let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
+    let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
+    let truncated = &body[..body.len() / 2];
+    let outcome = connector
+        .handle_webhook(post(truncated, Some(signature(CONSUMER_SECRET, truncated))))
+        .await
+        .unwrap();
+    assert_refused(&outcome, 400);
+}
+
+#[tokio::test]
+async fn a_delivery_cannot_be_verified_when_the_named_secret_is_not_granted() {
+    let mut connector = Runtime::new()
+        .unwrap()
+        .load_channel(component("twitter"))
+        .unwrap()
+        .instance(
+            ConnectorConfig {
+                settings: vec![("consumer_secret".to_string(), "x_app_secret".to_string())],
+                accounts: vec![account("4337869213", "Harris_0ff")],
+            },
+            Grants::default(),
+            PluginLimits::default(),
+        );
+    let err = connector
+        .handle_webhook(signed(&activity("xdocs_direct_message_events.json")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains("x_app_secret")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn methods_other_than_get_and_post_are_refused_with_405() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let outcome = connector
+        .handle_webhook(WebhookRequest {
+            method: "DELETE".to_string(),
+            ..post(b"{}", None)
+        })
+        .await
+        .unwrap();
+    assert_refused(&outcome, 405);
+}
+
+// ---- send and poll refusals that need no request to X ----
+
+#[tokio::test]
+async fn sending_from_an_account_that_is_not_configured_is_invalid_input() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let err = connector
+        .send(reply("9999", MessageKind::PublicPost, "ciao"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains("9999")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_public_reply_longer_than_280_characters_is_rejected_before_any_request() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let err = connector
+        .send(reply("1001", MessageKind::PublicPost, &"è".repeat(281)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::Rejected { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_comment_reply_is_invalid_input_on_x() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let err = connector
+        .send(reply("1001", MessageKind::Comment, "ciao"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_dm_without_a_recipient_outside_a_dm_thread_is_invalid_input() {
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let message = OutboundMessage {
+        recipient: None,
+        ..reply("1001", MessageKind::PrivateMessage, "ciao")
+    };
+    let err = connector.send(message).await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_input() {
+    // The credential is granted but api.x.com is not on the (empty) allow-list.
+    let grants = Grants {
+        credentials: BTreeMap::from([(
+            "token-TIM_Official".to_string(),
+            Credential::Bearer(Secret::new("t0ken")),
+        )]),
+        ..Grants::default()
+    };
+    let mut connector = Runtime::new()
+        .unwrap()
+        .load_channel(component("twitter"))
+        .unwrap()
+        .instance(
+            ConnectorConfig {
+                settings: Vec::new(),
+                accounts: vec![account("1001", "TIM_Official")],
+            },
+            grants,
+            PluginLimits::default(),
+        );
+    let err = connector
+        .send(reply("1001", MessageKind::PublicPost, "ciao"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+    let err = connector.poll("1001", None).await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn polling_an_account_that_is_not_configured_or_has_no_credential_is_invalid_input() {
+    let mut connector = connector(vec![
+        account("1001", "TIM_Official"),
+        AccountConfig {
+            credential: None,
+            ..account("2002", "TIM_Marco")
+        },
+    ]);
+    for (account, named) in [("9999", "9999"), ("2002", "2002")] {
+        let err = connector.poll(account, None).await.unwrap_err();
+        assert!(
+            matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains(named)),
+            "{err}"
+        );
+    }
+    let err = connector
+        .poll("1001", Some("not a cursor"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::InvalidInput { .. }),
+        "{err}"
+    );
+}

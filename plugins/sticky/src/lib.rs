@@ -1,0 +1,103 @@
+//! `sticky`: a returning customer goes back to the operator who helped them last, when
+//! that operator can take the conversation now and the last contact is recent.
+//!
+//! The stage assigns the conversation's `previous-agent` when all of these hold:
+//!
+//! - they are still among the candidates (an earlier stage, such as `skills`, did not drop
+//!   them);
+//! - they are online and hold fewer conversations than their capacity;
+//! - `previous-agent-at` is no older than `window_minutes` at decision time.
+//!
+//! Otherwise it has no opinion (`pass`): an away or full operator must not keep a customer
+//! waiting, and after the window a stranger is as good as anyone. The host supplies the
+//! history with every call, so the policy keeps no state.
+//!
+//! Settings: `window_minutes` (default 1440, one day; `0` means the same minute only).
+
+wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
+centralino_sdk::plugin_metadata!();
+
+use std::cell::Cell;
+
+use centralino::plugin::types::PluginError;
+use exports::centralino::plugin::router::{Action, Context, Decision, Guest, Presence};
+
+/// One day: a customer who writes again the next morning still finds their operator.
+const DEFAULT_WINDOW_MINUTES: u64 = 1440;
+
+thread_local! {
+    /// The stickiness window in milliseconds (`window_minutes`).
+    static WINDOW_MS: Cell<u64> = const { Cell::new(DEFAULT_WINDOW_MINUTES * 60_000) };
+}
+
+struct Sticky;
+
+fn pass(reason: String) -> Decision {
+    Decision {
+        action: Action::Pass,
+        priority: None,
+        reason,
+    }
+}
+
+impl Guest for Sticky {
+    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+        let mut window_minutes = DEFAULT_WINDOW_MINUTES;
+        for (key, value) in &settings {
+            match key.as_str() {
+                "window_minutes" => {
+                    window_minutes = value.trim().parse().map_err(|_| {
+                        PluginError::InvalidInput(format!(
+                            "sticky: `window_minutes` must be a whole number of minutes, got `{value}`"
+                        ))
+                    })?;
+                }
+                other => {
+                    return Err(PluginError::InvalidInput(format!(
+                        "sticky: unknown setting `{other}` (known: `window_minutes`)"
+                    )));
+                }
+            }
+        }
+        WINDOW_MS.set(window_minutes.saturating_mul(60_000));
+        Ok(())
+    }
+
+    fn route(context: Context) -> Result<Decision, PluginError> {
+        let conversation = &context.conversation;
+        let (Some(previous), Some(at)) = (
+            conversation.previous_agent.as_deref(),
+            conversation.previous_agent_at,
+        ) else {
+            return Ok(pass("sticky: no previous operator".to_string()));
+        };
+        let age_ms = context.now.saturating_sub(at);
+        if age_ms > WINDOW_MS.get() {
+            return Ok(pass(format!(
+                "sticky: {previous} helped {} min ago, outside the window",
+                age_ms / 60_000
+            )));
+        }
+        let Some(agent) = context.agents.iter().find(|agent| agent.id == previous) else {
+            return Ok(pass(format!(
+                "sticky: {previous} is not among the candidates"
+            )));
+        };
+        if agent.presence != Presence::Online {
+            return Ok(pass(format!("sticky: {previous} is not online")));
+        }
+        if agent.load >= agent.capacity {
+            return Ok(pass(format!("sticky: {previous} is at capacity")));
+        }
+        Ok(Decision {
+            action: Action::Assign(agent.id.clone()),
+            priority: None,
+            reason: format!(
+                "sticky: back to {previous}, who helped {} min ago",
+                age_ms / 60_000
+            ),
+        })
+    }
+}
+
+export!(Sticky);

@@ -1,0 +1,718 @@
+//! X API v2 through the host's `http` import: polling mentions and DMs, sending replies,
+//! and turning X's answers into the contract's `plugin-error`.
+//!
+//! Every request names the account's credential; the host attaches the bearer token. The
+//! host also reads X's rate-limit headers and holds requests back while a window is spent;
+//! the plugin still reports what X said (`429`, `x-rate-limit-reset`) so the host can tell
+//! the CRM when the account can speak again.
+
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::centralino::plugin::http::{self, HttpError, Method, Request, Response};
+use crate::centralino::plugin::types::{
+    Attachment, Message, MessageKind, OutboundMessage, Person, PluginError, RateLimit,
+};
+use crate::centralino::plugin::{clock, log};
+use crate::config::{Account, Mention, Settings};
+use crate::exports::centralino::plugin::connector::{PollResult, Sent};
+use crate::normalise::{
+    dm_thread_customer, dm_thread_key, is_id, is_newer_id, media_attachment, parse_time,
+    post_thread_key, post_thread_root, unescape_html,
+};
+
+/// Longest post X accepts from a standard account (X weighs some characters double; the
+/// platform has the last word and answers 400, which becomes `rejected`).
+pub const POST_MAX_CHARS: u32 = 280;
+
+/// Longest DM X accepts.
+const DM_MAX_CHARS: u32 = 10_000;
+
+/// Pages fetched per stream and poll. A backlog beyond this (500 items since the last poll)
+/// is logged and skipped rather than holding the poll for minutes.
+const MAX_PAGES: usize = 5;
+
+/// Timeout asked of the host for one exchange.
+const TIMEOUT_MS: u32 = 10_000;
+
+/// Wait suggested after a 429 that carries no `x-rate-limit-reset`.
+const DEFAULT_RETRY_AFTER_MS: u64 = 60_000;
+
+const POST_FIELDS: &str = "author_id,conversation_id,created_at,in_reply_to_user_id,\
+                           referenced_tweets,note_tweet,attachments,entities";
+const DM_FIELDS: &str = "id,text,event_type,created_at,sender_id,dm_conversation_id,attachments";
+const USER_FIELDS: &str = "username,name";
+const MEDIA_FIELDS: &str = "type,url,preview_image_url,alt_text,variants";
+
+// ---- polling ----
+
+/// Where polling stopped, per stream. Opaque to the host, which hands it back.
+#[derive(Serialize, Deserialize, Default)]
+struct Cursor {
+    /// Newest mention seen (`since_id` of the next poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mentions: Option<String>,
+    /// Newest DM event seen (the DM endpoint has no `since_id`; paging stops there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dms: Option<String>,
+}
+
+/// Fetches the mentions and DMs of `account` since `cursor`, oldest first.
+///
+/// The first poll (no cursor) fetches one page of each, the most recent, rather than
+/// walking back through the account's history. If either stream fails, the poll fails and
+/// the host keeps the old cursor, so nothing is skipped: the next poll fetches it again.
+pub fn poll(
+    settings: &Settings,
+    account: &str,
+    cursor: Option<&str>,
+) -> Result<PollResult, PluginError> {
+    let account = settings.require_account(account)?;
+    let mut cursor: Cursor = match cursor {
+        None => Cursor::default(),
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            PluginError::InvalidInput(format!("cursor `{text}` was not written by this connector"))
+        })?,
+    };
+    let mut api = Api::new(settings, account.credential()?);
+
+    let (mut messages, newest_mention) = poll_mentions(&mut api, settings, account, &cursor)?;
+    let (dms, newest_dm) = poll_dms(&mut api, settings, account, &cursor)?;
+    messages.extend(dms);
+    messages.sort_by_key(|message| message.created_at);
+
+    cursor.mentions = newest_mention.or(cursor.mentions);
+    cursor.dms = newest_dm.or(cursor.dms);
+    let cursor = serde_json::to_string(&cursor)
+        .map_err(|e| PluginError::Transient(format!("could not write the cursor: {e}")))?;
+    Ok(PollResult {
+        messages,
+        cursor: Some(cursor),
+        next_poll_after_ms: api.resume_at,
+    })
+}
+
+/// One page of a v2 list endpoint.
+#[derive(Deserialize)]
+struct Page<T> {
+    data: Option<Vec<T>>,
+    includes: Option<Includes>,
+    meta: Option<PageMeta>,
+}
+
+#[derive(Deserialize, Default)]
+struct Includes {
+    #[serde(default)]
+    users: Vec<User>,
+    #[serde(default)]
+    media: Vec<Media>,
+}
+
+#[derive(Deserialize)]
+struct PageMeta {
+    newest_id: Option<String>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct User {
+    id: String,
+    username: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Media {
+    media_key: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    url: Option<String>,
+    preview_image_url: Option<String>,
+    alt_text: Option<String>,
+    #[serde(default)]
+    variants: Vec<MediaVariant>,
+}
+
+#[derive(Deserialize)]
+struct MediaVariant {
+    content_type: Option<String>,
+    url: Option<String>,
+    bit_rate: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Post {
+    id: String,
+    text: String,
+    author_id: Option<String>,
+    conversation_id: Option<String>,
+    created_at: Option<String>,
+    in_reply_to_user_id: Option<String>,
+    #[serde(default)]
+    referenced_tweets: Vec<Reference>,
+    note_tweet: Option<NoteTweet>,
+    attachments: Option<MediaKeys>,
+    entities: Option<PostEntities>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+}
+
+/// The full text of a post longer than 280 characters.
+#[derive(Deserialize)]
+struct NoteTweet {
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct MediaKeys {
+    #[serde(default)]
+    media_keys: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct PostEntities {
+    #[serde(default)]
+    mentions: Vec<PostMention>,
+}
+
+#[derive(Deserialize)]
+struct PostMention {
+    id: Option<String>,
+    username: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DmEvent {
+    id: String,
+    event_type: Option<String>,
+    text: Option<String>,
+    sender_id: Option<String>,
+    created_at: Option<String>,
+    dm_conversation_id: Option<String>,
+    attachments: Option<MediaKeys>,
+}
+
+/// Users and media of every page fetched, by id and media key.
+#[derive(Default)]
+struct Expansions {
+    users: HashMap<String, User>,
+    media: HashMap<String, Media>,
+}
+
+impl Expansions {
+    fn add(&mut self, includes: Option<Includes>) {
+        let includes = includes.unwrap_or_default();
+        for user in includes.users {
+            self.users.insert(user.id.clone(), user);
+        }
+        for media in includes.media {
+            self.media.insert(media.media_key.clone(), media);
+        }
+    }
+
+    fn person(&self, id: String) -> Person {
+        let user = self.users.get(&id);
+        Person {
+            handle: user.and_then(|u| u.username.clone()),
+            display_name: user.and_then(|u| u.name.clone()),
+            id,
+        }
+    }
+
+    fn attachments(&self, keys: Option<MediaKeys>) -> Vec<Attachment> {
+        keys.map(|keys| keys.media_keys)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|key| self.media.get(key))
+            .map(|media| {
+                let best_video = media
+                    .variants
+                    .iter()
+                    .filter(|v| v.content_type.as_deref() == Some("video/mp4"))
+                    .max_by_key(|v| v.bit_rate.unwrap_or(0));
+                let (url, mime_type) = match best_video {
+                    Some(v) => (v.url.clone(), v.content_type.clone()),
+                    None => (media.url.clone().or(media.preview_image_url.clone()), None),
+                };
+                media_attachment(
+                    media.kind.as_deref(),
+                    url,
+                    mime_type,
+                    media.alt_text.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// Mentions of `account` since the cursor, oldest first, and the newest id seen.
+fn poll_mentions(
+    api: &mut Api,
+    settings: &Settings,
+    account: &Account,
+    cursor: &Cursor,
+) -> Result<(Vec<Message>, Option<String>), PluginError> {
+    let path = format!("/2/users/{}/mentions", account.id);
+    let since = cursor.mentions.as_deref();
+    let mut posts = Vec::new();
+    let mut expansions = Expansions::default();
+    let mut newest = None;
+    let mut token: Option<String> = None;
+    for page_number in 0..MAX_PAGES {
+        let mut query = vec![
+            ("max_results", "100"),
+            ("expansions", "author_id,attachments.media_keys"),
+            ("tweet.fields", POST_FIELDS),
+            ("user.fields", USER_FIELDS),
+            ("media.fields", MEDIA_FIELDS),
+        ];
+        query.extend(since.map(|since| ("since_id", since)));
+        query.extend(token.as_deref().map(|token| ("pagination_token", token)));
+        let page: Page<Post> = api.get(&path, &query)?;
+        let meta = page.meta;
+        if page_number == 0 {
+            newest = meta.as_ref().and_then(|m| m.newest_id.clone());
+        }
+        posts.extend(page.data.unwrap_or_default());
+        expansions.add(page.includes);
+        token = meta.and_then(|m| m.next_token);
+        if token.is_none() || since.is_none() {
+            break;
+        }
+    }
+    if token.is_some() && since.is_some() {
+        log::write(
+            log::Level::Warn,
+            &format!(
+                "account {}: more than {MAX_PAGES} pages of mentions since the last poll; older ones skipped",
+                account.id
+            ),
+        );
+    }
+    let now = clock::now_ms();
+    // X lists newest first.
+    let messages = posts
+        .into_iter()
+        .rev()
+        .filter_map(|post| mention_message(settings, account, &expansions, post, now))
+        .collect();
+    Ok((messages, newest))
+}
+
+fn mention_message(
+    settings: &Settings,
+    polled: &Account,
+    expansions: &Expansions,
+    post: Post,
+    now: u64,
+) -> Option<Message> {
+    let author = post.author_id?;
+    if settings.is_own(&author) {
+        return None;
+    }
+    let reference = |kind: &str| {
+        post.referenced_tweets
+            .iter()
+            .find(|r| r.kind == kind)
+            .map(|r| r.id.clone())
+    };
+    // A retweet repeats someone else's post; the customer wrote nothing new.
+    if reference("retweeted").is_some() {
+        return None;
+    }
+    let replied_to = reference("replied_to");
+    let quoted = reference("quoted");
+    let mentioned: Vec<Mention<'_>> = post
+        .entities
+        .iter()
+        .flat_map(|entities| &entities.mentions)
+        .map(|mention| Mention {
+            id: mention.id.as_deref(),
+            handle: mention.username.as_deref(),
+        })
+        .collect();
+    let account = settings.addressee(
+        post.in_reply_to_user_id.as_deref(),
+        &mentioned,
+        Some(&polled.id),
+    )?;
+    let text = post.note_tweet.map_or(post.text, |note| note.text);
+    let mut extra = Vec::new();
+    extra.extend(quoted.map(|id| ("quoted_post_id".to_string(), id)));
+    Some(Message {
+        conversation_key: post_thread_key(
+            post.conversation_id.as_deref(),
+            replied_to.as_deref(),
+            &post.id,
+        ),
+        external_id: post.id,
+        account: account.id.clone(),
+        author: expansions.person(author),
+        text: unescape_html(&text),
+        kind: MessageKind::PublicPost,
+        in_reply_to: replied_to,
+        attachments: expansions.attachments(post.attachments),
+        created_at: post
+            .created_at
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or(now),
+        extra,
+    })
+}
+
+/// DMs to `account` newer than the cursor, oldest first, and the newest id seen.
+fn poll_dms(
+    api: &mut Api,
+    settings: &Settings,
+    account: &Account,
+    cursor: &Cursor,
+) -> Result<(Vec<Message>, Option<String>), PluginError> {
+    let after = cursor.dms.as_deref();
+    let mut events = Vec::new();
+    let mut expansions = Expansions::default();
+    let mut token: Option<String> = None;
+    let mut caught_up = after.is_none();
+    for _ in 0..MAX_PAGES {
+        let mut query = vec![
+            ("max_results", "100"),
+            ("event_types", "MessageCreate"),
+            ("dm_event.fields", DM_FIELDS),
+            ("expansions", "sender_id,attachments.media_keys"),
+            ("user.fields", USER_FIELDS),
+            ("media.fields", MEDIA_FIELDS),
+        ];
+        query.extend(token.as_deref().map(|token| ("pagination_token", token)));
+        let page: Page<DmEvent> = api.get("/2/dm_events", &query)?;
+        expansions.add(page.includes);
+        // Newest first: stop at the first event the previous poll already returned.
+        for event in page.data.unwrap_or_default() {
+            if after.is_some_and(|after| !is_newer_id(&event.id, after)) {
+                caught_up = true;
+                break;
+            }
+            events.push(event);
+        }
+        token = page.meta.and_then(|m| m.next_token);
+        if caught_up || token.is_none() {
+            caught_up = true;
+            break;
+        }
+    }
+    if !caught_up {
+        log::write(
+            log::Level::Warn,
+            &format!(
+                "account {}: more than {MAX_PAGES} pages of DMs since the last poll; older ones skipped",
+                account.id
+            ),
+        );
+    }
+    let newest = events.first().map(|event| event.id.clone());
+    let now = clock::now_ms();
+    let messages = events
+        .into_iter()
+        .rev()
+        .filter_map(|event| dm_message(settings, account, &expansions, event, now))
+        .collect();
+    Ok((messages, newest))
+}
+
+fn dm_message(
+    settings: &Settings,
+    account: &Account,
+    expansions: &Expansions,
+    event: DmEvent,
+    now: u64,
+) -> Option<Message> {
+    if event
+        .event_type
+        .as_deref()
+        .is_some_and(|kind| kind != "MessageCreate")
+    {
+        return None;
+    }
+    let sender = event.sender_id?;
+    // The account's own DMs are listed too: an echo, not a customer message.
+    if settings.is_own(&sender) {
+        return None;
+    }
+    // One-to-one conversations are `<id>-<id>`; group DMs cannot be answered per customer.
+    if event
+        .dm_conversation_id
+        .as_deref()
+        .is_some_and(|id| !id.contains('-'))
+    {
+        return None;
+    }
+    let mut extra = Vec::new();
+    extra.extend(
+        event
+            .dm_conversation_id
+            .map(|id| ("dm_conversation_id".to_string(), id)),
+    );
+    Some(Message {
+        external_id: event.id,
+        account: account.id.clone(),
+        conversation_key: dm_thread_key(&account.id, &sender),
+        author: expansions.person(sender),
+        text: unescape_html(event.text.as_deref().unwrap_or_default()),
+        kind: MessageKind::PrivateMessage,
+        in_reply_to: None,
+        attachments: expansions.attachments(event.attachments),
+        created_at: event
+            .created_at
+            .as_deref()
+            .and_then(parse_time)
+            .unwrap_or(now),
+        extra,
+    })
+}
+
+// ---- sending ----
+
+/// Sends a threaded public reply or a DM from `message.account`.
+pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent, PluginError> {
+    let account = settings.require_account(&message.account)?;
+    if !message.attachments.is_empty() {
+        return Err(PluginError::Rejected(
+            "the twitter connector does not send attachments".into(),
+        ));
+    }
+    if message.text.trim().is_empty() {
+        return Err(PluginError::InvalidInput("a reply needs text".into()));
+    }
+    let (path, body, limit) = match message.kind {
+        MessageKind::PublicPost => {
+            let target = message
+                .in_reply_to
+                .as_deref()
+                .or_else(|| post_thread_root(&message.conversation_key))
+                .filter(|id| is_id(id))
+                .ok_or_else(|| {
+                    PluginError::InvalidInput(
+                        "a public reply needs the id of the post it answers (in-reply-to)".into(),
+                    )
+                })?;
+            let body = json!({ "text": message.text, "reply": { "in_reply_to_tweet_id": target } });
+            ("/2/tweets".to_string(), body, POST_MAX_CHARS)
+        }
+        MessageKind::PrivateMessage => {
+            let participant = message
+                .recipient
+                .as_deref()
+                .or_else(|| dm_thread_customer(&message.conversation_key, &account.id))
+                .filter(|id| is_id(id))
+                .ok_or_else(|| {
+                    PluginError::InvalidInput(
+                        "a DM needs the customer's numeric X user id (recipient)".into(),
+                    )
+                })?;
+            let path = format!("/2/dm_conversations/with/{participant}/messages");
+            (path, json!({ "text": message.text }), DM_MAX_CHARS)
+        }
+        MessageKind::Comment => {
+            return Err(PluginError::InvalidInput(
+                "X has no comments: answer with a public reply or a DM".into(),
+            ));
+        }
+    };
+    let length = message.text.chars().count();
+    if length > limit as usize {
+        return Err(PluginError::Rejected(format!(
+            "text is {length} characters; X accepts {limit}"
+        )));
+    }
+    let mut api = Api::new(settings, account.credential()?);
+    let response = api.call(Method::Post, &path, Some(&body))?;
+    // X acted on the request: a missing id must not make the host send it again.
+    let external_id = sent_id(&response.body).ok_or_else(|| {
+        PluginError::Rejected(format!(
+            "X accepted the reply but its answer names no id: {}",
+            String::from_utf8_lossy(&response.body)
+        ))
+    })?;
+    Ok(Sent {
+        external_id,
+        sent_at: clock::now_ms(),
+    })
+}
+
+/// The new post's `data.id`, or the new DM's `data.dm_event_id`.
+fn sent_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Created {
+        data: CreatedData,
+    }
+    #[derive(Deserialize)]
+    struct CreatedData {
+        id: Option<String>,
+        dm_event_id: Option<String>,
+    }
+    let created: Created = serde_json::from_slice(body).ok()?;
+    created.data.dm_event_id.or(created.data.id)
+}
+
+// ---- the HTTP exchange and X's errors ----
+
+/// Requests for one account, remembering when X said its window resets.
+struct Api<'a> {
+    base: &'a str,
+    credential: &'a str,
+    /// When to poll again, if a response said the window is spent.
+    resume_at: Option<u64>,
+}
+
+impl<'a> Api<'a> {
+    fn new(settings: &'a Settings, credential: &'a str) -> Self {
+        Api {
+            base: &settings.api_base,
+            credential,
+            resume_at: None,
+        }
+    }
+
+    /// GET `path?query` and parse the JSON answer.
+    fn get<T: DeserializeOwned>(
+        &mut self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, PluginError> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let response = self.call(Method::Get, &format!("{path}?{query}"), None)?;
+        serde_json::from_slice(&response.body).map_err(|e| {
+            PluginError::Transient(format!("X answered {path} with an unreadable body: {e}"))
+        })
+    }
+
+    /// One exchange; anything but a 2xx becomes the matching `plugin-error`.
+    fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, PluginError> {
+        let mut headers = vec![("accept".to_string(), "application/json".to_string())];
+        if body.is_some() {
+            headers.push(("content-type".to_string(), "application/json".to_string()));
+        }
+        let request = Request {
+            method,
+            url: format!("{}{path}", self.base),
+            headers,
+            body: body.map(|body| body.to_string().into_bytes()),
+            credential: Some(self.credential.to_string()),
+            timeout_ms: Some(TIMEOUT_MS),
+        };
+        let response = http::fetch(&request).map_err(transport_error)?;
+        let now = clock::now_ms();
+        if !(200..300).contains(&response.status) {
+            return Err(platform_error(&response, now));
+        }
+        if header(&response, "x-rate-limit-remaining") == Some("0") {
+            let reset = reset_ms(&response);
+            self.resume_at = self.resume_at.max(reset);
+        }
+        Ok(response)
+    }
+}
+
+fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
+    response
+        .headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// `x-rate-limit-reset` (epoch seconds) in milliseconds.
+fn reset_ms(response: &Response) -> Option<u64> {
+    let seconds: u64 = header(response, "x-rate-limit-reset")?.parse().ok()?;
+    seconds.checked_mul(1000)
+}
+
+/// What X's error answer means for the host.
+///
+/// 401/403 mean the token was refused (revoked, expired, app not enrolled), except the 403
+/// X gives a post that repeats an earlier one, which no retry will fix.
+fn platform_error(response: &Response, now: u64) -> PluginError {
+    let detail = problem_detail(response);
+    match response.status {
+        429 => PluginError::RateLimited(RateLimit {
+            retry_after_ms: reset_ms(response).map_or(DEFAULT_RETRY_AFTER_MS, |reset| {
+                reset.saturating_sub(now).max(1000)
+            }),
+            detail,
+        }),
+        403 if detail.to_ascii_lowercase().contains("duplicate") => {
+            PluginError::Rejected("duplicate content".into())
+        }
+        401 | 403 => PluginError::InvalidCredentials(detail),
+        status @ 500..=599 => PluginError::Transient(format!("X answered {status}: {detail}")),
+        status => PluginError::Rejected(format!("X answered {status}: {detail}")),
+    }
+}
+
+/// The human part of an X error body: v2 problem `detail`/`title`, or a v1.1
+/// `errors[0].message`, or the raw body.
+fn problem_detail(response: &Response) -> String {
+    #[derive(Deserialize)]
+    struct Problem {
+        detail: Option<String>,
+        title: Option<String>,
+        #[serde(default)]
+        errors: Vec<ProblemError>,
+    }
+    #[derive(Deserialize)]
+    struct ProblemError {
+        message: Option<String>,
+    }
+    let parsed = serde_json::from_slice::<Problem>(&response.body)
+        .ok()
+        .and_then(|problem| {
+            problem
+                .detail
+                .or(problem.title)
+                .or_else(|| problem.errors.into_iter().find_map(|e| e.message))
+        });
+    parsed.unwrap_or_else(|| {
+        let raw = String::from_utf8_lossy(&response.body);
+        let raw: String = raw.chars().take(200).collect();
+        if raw.trim().is_empty() {
+            format!("HTTP {}", response.status)
+        } else {
+            raw
+        }
+    })
+}
+
+/// Why the host could not complete an exchange.
+fn transport_error(error: HttpError) -> PluginError {
+    match error {
+        // The allow-list or the credential grant is the admin's configuration.
+        HttpError::Denied(detail) | HttpError::InvalidRequest(detail) => {
+            PluginError::InvalidInput(format!("the host refused the request: {detail}"))
+        }
+        HttpError::Timeout => PluginError::Transient("X did not answer in time".into()),
+        HttpError::Connection(detail) => {
+            PluginError::Transient(format!("could not reach X: {detail}"))
+        }
+        HttpError::TooLarge(limit) => PluginError::Transient(format!(
+            "X's answer is larger than the host's limit of {limit} bytes"
+        )),
+        HttpError::RateLimited(retry_after_ms) => PluginError::RateLimited(RateLimit {
+            retry_after_ms,
+            detail: "the host is holding requests until X's rate-limit window resets".into(),
+        }),
+    }
+}

@@ -1,0 +1,121 @@
+//! `twitter`: the channel connector for X (formerly Twitter), API v2.
+//!
+//! One instance serves every configured X account of a tenant: the brand accounts and the
+//! operators' own accounts. Customer messages arrive two ways, and both produce the same
+//! messages, so a deployment may use either or both:
+//!
+//! - **polling** ([`api::poll`]): `GET /2/users/:id/mentions` since the newest mention seen
+//!   and `GET /2/dm_events` back to the newest DM seen; the cursor carries both ids;
+//! - **Account Activity webhooks** ([`webhook::handle`]): the CRC challenge (GET) is
+//!   answered with an HMAC of its token, and every POST is checked against
+//!   `x-twitter-webhooks-signature` before a byte of it is parsed.
+//!
+//! Replies leave from the account the host names ([`api::send`]): a threaded public reply
+//! (`POST /2/tweets`) or a DM (`POST /2/dm_conversations/with/:id/messages`). The plugin
+//! names that account's credential and the host attaches the token, so no token and no
+//! secret ever enters the sandbox.
+//!
+//! # How X data becomes messages
+//!
+//! - A post's thread key is `tweet:<root id>`: the post's `conversation_id` (the id of the
+//!   post that started the thread) when X sends it, which API v2 always does. Account
+//!   Activity deliveries use the v1.1 shapes without `conversation_id`; there a post that
+//!   answers nothing is its own root (the same key v2 would give), and a reply is keyed by
+//!   the post it answers, which is the nearest root the delivery names. The host joins such
+//!   a reply to the conversation that holds its parent through `in-reply-to`; the webhook
+//!   path does not call X to walk the chain, so it stays fast and cannot fail on a lookup.
+//! - A DM's thread key is `dm:<account id>:<customer id>`.
+//! - Anything written by a configured account is the company's own (an echo of a reply,
+//!   an operator's post): it is dropped, never a customer message.
+//! - A post that addresses several configured accounts (a mention of `@TIM_Official` and
+//!   `@TIM_Marco`) reaches every one of them, by webhook and by polling. Each copy is
+//!   attributed to one canonical account (see [`config::Settings::addressee`]), so every
+//!   copy carries the same `(account, external-id)` deduplication key and the host keeps one.
+//! - Ids are always the string forms (`id_str`, `id` in v2): X ids overflow the 53-bit
+//!   integers of JSON parsers in other languages, and the numeric `id` of v1.1 payloads is
+//!   sometimes already wrong on the wire.
+//! - Text is the full text (`extended_tweet.full_text` of a truncated post, `note_tweet`
+//!   of a long v2 post) with X's HTML entities unescaped.
+//!
+//! # Settings
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `api_base` | `https://api.x.com` | X API base URL (an emulator in tests) |
+//! | `consumer_secret` | `consumer_secret` | NAME of the host-held secret that signs webhooks |
+//!
+//! Accounts: `id` is the numeric X user id, `handle` the screen name, `credential` the
+//! name of the account's OAuth 2.0 user token held by the host.
+
+wit_bindgen::generate!({ path: "../../wit", world: "channel" });
+centralino_sdk::plugin_metadata!();
+
+mod api;
+mod config;
+mod normalise;
+mod webhook;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use centralino::plugin::types::PluginError;
+use config::Settings;
+use exports::centralino::plugin::connector::{
+    Capability, Config, Description, Guest, OutboundMessage, PollResult, Sent, WebhookOutcome,
+    WebhookRequest,
+};
+
+thread_local! {
+    /// The settings `configure` accepted; every other call reads them.
+    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
+}
+
+/// The configured settings, or `invalid-input` when the host has not configured us yet.
+fn settings() -> Result<Rc<Settings>, PluginError> {
+    SETTINGS
+        .with_borrow(Clone::clone)
+        .ok_or_else(|| PluginError::InvalidInput("the twitter connector is not configured".into()))
+}
+
+struct Twitter;
+
+impl Guest for Twitter {
+    fn describe() -> Description {
+        Description {
+            channel: "twitter".to_string(),
+            summary: "X (Twitter) API v2: mentions and DMs by polling or Account Activity \
+                      webhooks; threaded replies and DMs from each operator's own account"
+                .to_string(),
+            capabilities: vec![
+                Capability::PublicReply,
+                Capability::PrivateMessage,
+                Capability::Webhook,
+                Capability::Polling,
+            ],
+            max_text_length: api::POST_MAX_CHARS,
+        }
+    }
+
+    fn configure(config: Config) -> Result<(), PluginError> {
+        let settings = Settings::from_config(config)?;
+        SETTINGS.set(Some(Rc::new(settings)));
+        Ok(())
+    }
+
+    fn poll(account: String, cursor: Option<String>) -> Result<PollResult, PluginError> {
+        let settings = settings()?;
+        api::poll(&settings, &account, cursor.as_deref())
+    }
+
+    fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+        let settings = settings()?;
+        webhook::handle(&settings, &request)
+    }
+
+    fn send(message: OutboundMessage) -> Result<Sent, PluginError> {
+        let settings = settings()?;
+        api::send(&settings, &message)
+    }
+}
+
+export!(Twitter);

@@ -1,0 +1,493 @@
+//! Account Activity webhooks: the CRC challenge and signed event deliveries.
+//!
+//! X calls the webhook with `GET ?crc_token=…` when it is registered and about hourly
+//! after; the answer, an HMAC-SHA256 of the token with the app's consumer secret, proves we
+//! hold the secret. Every event delivery is a POST whose raw body is signed with the same
+//! secret (`x-twitter-webhooks-signature: sha256=<base64>`). The signature is checked over
+//! the bytes exactly as received, before the body is parsed: a forged or altered delivery
+//! is answered 401/403 and never reaches the JSON parser.
+//!
+//! Deliveries carry v1.1 objects. `tweet_create_events` and `direct_message_events` become
+//! customer messages; `direct_message_mark_read_events` become read receipts for the
+//! company's DMs; everything else X sends (typing indicators, deletes, likes, follows,
+//! `user_event` revocations) is acknowledged with 200 and produces nothing.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
+
+use crate::centralino::plugin::types::{Attachment, Message, MessageKind, Person, PluginError};
+use crate::centralino::plugin::{clock, log, signing};
+use crate::config::{Account, Mention, Settings};
+use crate::exports::centralino::plugin::connector::{
+    DeliveryState, Receipt, WebhookOutcome, WebhookRequest, WebhookResponse,
+};
+use crate::normalise::{
+    dm_thread_key, media_attachment, parse_time, post_thread_key, unescape_html,
+};
+
+/// Header carrying `sha256=` + base64 of the HMAC of the raw body.
+const SIGNATURE_HEADER: &str = "x-twitter-webhooks-signature";
+
+/// Answers one request on the connector's webhook route.
+pub fn handle(
+    settings: &Settings,
+    request: &WebhookRequest,
+) -> Result<WebhookOutcome, PluginError> {
+    match request.method.as_str() {
+        "GET" => answer_crc(settings, &request.query),
+        "POST" => receive(settings, request),
+        _ => Ok(refuse(405, "only GET (CRC) and POST (events) are served")),
+    }
+}
+
+/// The CRC challenge: `{"response_token": "sha256=<base64 HMAC of crc_token>"}`.
+///
+/// The token is HMAC'd as X meant it, after URL decoding (`test+token` is `test token`).
+fn answer_crc(settings: &Settings, query: &str) -> Result<WebhookOutcome, PluginError> {
+    let token = form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "crc_token")
+        .map(|(_, value)| value.into_owned())
+        .filter(|token| !token.is_empty());
+    let Some(token) = token else {
+        return Ok(refuse(400, "missing crc_token"));
+    };
+    let mac = signing::hmac_sha256(&settings.consumer_secret, token.as_bytes())
+        .map_err(|e| secret_unusable(settings, e))?;
+    let body = serde_json::json!({ "response_token": format!("sha256={}", BASE64.encode(mac)) });
+    Ok(WebhookOutcome {
+        response: WebhookResponse {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        },
+        messages: Vec::new(),
+        receipts: Vec::new(),
+    })
+}
+
+/// A POST delivery: verify, then parse, then normalise.
+fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+    match check_signature(settings, request)? {
+        Signature::Valid => {}
+        Signature::Missing => return Ok(refuse(401, "missing x-twitter-webhooks-signature")),
+        Signature::Invalid => return Ok(refuse(403, "signature does not match the body")),
+    }
+    let delivery: Delivery = match serde_json::from_slice(&request.body) {
+        Ok(delivery) => delivery,
+        Err(e) => return Ok(malformed(&format!("not an Account Activity delivery: {e}"))),
+    };
+    match normalise(settings, delivery, clock::now_ms()) {
+        Ok((messages, receipts)) => Ok(WebhookOutcome {
+            response: WebhookResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            messages,
+            receipts,
+        }),
+        Err(reason) => Ok(malformed(&reason)),
+    }
+}
+
+/// What the signature header says about a delivery.
+enum Signature {
+    Valid,
+    Missing,
+    Invalid,
+}
+
+fn check_signature(
+    settings: &Settings,
+    request: &WebhookRequest,
+) -> Result<Signature, PluginError> {
+    let Some((_, value)) = request
+        .headers
+        .iter()
+        .find(|(name, _)| name == SIGNATURE_HEADER)
+    else {
+        return Ok(Signature::Missing);
+    };
+    let mac = value
+        .trim()
+        .strip_prefix("sha256=")
+        .and_then(|encoded| BASE64.decode(encoded).ok());
+    let Some(mac) = mac else {
+        return Ok(Signature::Invalid);
+    };
+    match signing::verify_hmac_sha256(&settings.consumer_secret, &request.body, &mac) {
+        Ok(true) => Ok(Signature::Valid),
+        Ok(false) => Ok(Signature::Invalid),
+        Err(e) => Err(secret_unusable(settings, e)),
+    }
+}
+
+/// The admin named a secret the host does not grant: nothing can be verified until that is
+/// fixed, which is the admin's business, not the platform's.
+fn secret_unusable(settings: &Settings, error: signing::SigningError) -> PluginError {
+    let signing::SigningError::Denied(detail) = error;
+    PluginError::InvalidInput(format!(
+        "cannot use the secret named by `consumer_secret` (`{}`): {detail}",
+        settings.consumer_secret
+    ))
+}
+
+fn refuse(status: u16, reason: &str) -> WebhookOutcome {
+    WebhookOutcome {
+        response: WebhookResponse {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: reason.as_bytes().to_vec(),
+        },
+        messages: Vec::new(),
+        receipts: Vec::new(),
+    }
+}
+
+/// A signed delivery we cannot read: 400, and a log line for the admin.
+fn malformed(reason: &str) -> WebhookOutcome {
+    log::write(log::Level::Warn, &format!("refused a delivery: {reason}"));
+    refuse(400, reason)
+}
+
+// ---- Account Activity payloads (v1.1 object shapes), only the fields we use ----
+
+#[derive(Deserialize)]
+struct Delivery {
+    /// The subscribed account the delivery is for (absent in some event kinds).
+    for_user_id: Option<String>,
+    tweet_create_events: Option<Vec<Post>>,
+    direct_message_events: Option<Vec<DmEvent>>,
+    direct_message_mark_read_events: Option<Vec<MarkRead>>,
+    /// Users named by the DM events, keyed by id.
+    users: Option<HashMap<String, DmUser>>,
+}
+
+#[derive(Deserialize)]
+struct Post {
+    /// Never the numeric `id`: it has lost precision by the time some payloads are written.
+    id_str: String,
+    text: Option<String>,
+    full_text: Option<String>,
+    extended_tweet: Option<ExtendedPost>,
+    user: Option<PostUser>,
+    created_at: Option<String>,
+    timestamp_ms: Option<String>,
+    in_reply_to_status_id_str: Option<String>,
+    in_reply_to_user_id_str: Option<String>,
+    conversation_id_str: Option<String>,
+    /// Newer payloads may carry the thread root; only its string form is trusted.
+    #[serde(default, deserialize_with = "string_only")]
+    conversation_id: Option<String>,
+    quoted_status_id_str: Option<String>,
+    retweeted_status: Option<IgnoredAny>,
+    entities: Option<Entities>,
+    extended_entities: Option<Entities>,
+}
+
+#[derive(Deserialize)]
+struct ExtendedPost {
+    full_text: Option<String>,
+    entities: Option<Entities>,
+    extended_entities: Option<Entities>,
+}
+
+#[derive(Deserialize)]
+struct PostUser {
+    id_str: String,
+    screen_name: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Entities {
+    #[serde(default)]
+    user_mentions: Vec<UserMention>,
+    #[serde(default)]
+    media: Vec<Media>,
+}
+
+#[derive(Deserialize)]
+struct UserMention {
+    id_str: Option<String>,
+    screen_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Media {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    media_url_https: Option<String>,
+    ext_alt_text: Option<String>,
+    video_info: Option<VideoInfo>,
+}
+
+#[derive(Deserialize)]
+struct VideoInfo {
+    #[serde(default)]
+    variants: Vec<VideoVariant>,
+}
+
+#[derive(Deserialize)]
+struct VideoVariant {
+    content_type: Option<String>,
+    url: Option<String>,
+    bitrate: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct DmEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+    created_timestamp: Option<String>,
+    message_create: Option<MessageCreate>,
+}
+
+#[derive(Deserialize)]
+struct MessageCreate {
+    target: Target,
+    sender_id: String,
+    message_data: MessageData,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    recipient_id: String,
+}
+
+#[derive(Deserialize)]
+struct MessageData {
+    #[serde(default)]
+    text: String,
+    attachment: Option<DmAttachment>,
+}
+
+#[derive(Deserialize)]
+struct DmAttachment {
+    media: Option<Media>,
+}
+
+#[derive(Deserialize)]
+struct DmUser {
+    screen_name: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MarkRead {
+    created_timestamp: Option<String>,
+    sender_id: String,
+    target: Target,
+    last_read_event_id: String,
+}
+
+/// A string id; any other JSON value (a number that may have lost precision) is ignored.
+fn string_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(id) => Some(id),
+        _ => None,
+    })
+}
+
+// ---- normalisation ----
+
+/// Messages and receipts of a delivery, or why it is malformed.
+fn normalise(
+    settings: &Settings,
+    delivery: Delivery,
+    now: u64,
+) -> Result<(Vec<Message>, Vec<Receipt>), String> {
+    let delivered_for = delivery.for_user_id.as_deref();
+    let users = delivery.users.unwrap_or_default();
+    let mut messages = Vec::new();
+    for post in delivery.tweet_create_events.unwrap_or_default() {
+        messages.extend(post_message(settings, delivered_for, post, now)?);
+    }
+    for event in delivery.direct_message_events.unwrap_or_default() {
+        messages.extend(dm_message(settings, &users, event, now)?);
+    }
+    let receipts = delivery
+        .direct_message_mark_read_events
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|event| read_receipt(settings, event, now))
+        .collect();
+    Ok((messages, receipts))
+}
+
+/// A post addressed to the company: a mention, a reply, a quote.
+fn post_message(
+    settings: &Settings,
+    delivered_for: Option<&str>,
+    post: Post,
+    now: u64,
+) -> Result<Option<Message>, String> {
+    // A retweet repeats someone else's post; the customer wrote nothing new.
+    if post.retweeted_status.is_some() {
+        return Ok(None);
+    }
+    let Some(author) = post.user else {
+        return Err(format!("post {} has no author", post.id_str));
+    };
+    if settings.is_own(&author.id_str) {
+        return Ok(None);
+    }
+    let extended = post.extended_tweet;
+    let full_entities = extended.as_ref().and_then(|e| e.entities.as_ref());
+    let mentioned: Vec<Mention<'_>> = full_entities
+        .into_iter()
+        .chain(post.entities.as_ref())
+        .flat_map(|entities| &entities.user_mentions)
+        .map(|mention| Mention {
+            id: mention.id_str.as_deref(),
+            handle: mention.screen_name.as_deref(),
+        })
+        .collect();
+    let replies_to_user = post.in_reply_to_user_id_str.as_deref();
+    let Some(account) = settings.addressee(replies_to_user, &mentioned, delivered_for) else {
+        log::write(
+            log::Level::Debug,
+            &format!("post {} addresses no configured account", post.id_str),
+        );
+        return Ok(None);
+    };
+    // A truncated post's text ends in `…` and a link; the full text is in `extended_tweet`.
+    let text = extended
+        .as_ref()
+        .and_then(|e| e.full_text.clone())
+        .or(post.full_text)
+        .or(post.text)
+        .ok_or_else(|| format!("post {} has no text", post.id_str))?;
+    // `extended_entities` lists every media item; plain `entities` only the first photo.
+    let media = extended
+        .and_then(|e| e.extended_entities)
+        .or(post.extended_entities)
+        .or(post.entities)
+        .unwrap_or_default()
+        .media;
+    let created_at = post
+        .timestamp_ms
+        .and_then(|ms| ms.parse().ok())
+        .or_else(|| post.created_at.as_deref().and_then(parse_time))
+        .unwrap_or(now);
+    let replied_to = post.in_reply_to_status_id_str;
+    let mut extra = Vec::new();
+    if let Some(quoted) = post.quoted_status_id_str {
+        extra.push(("quoted_post_id".to_string(), quoted));
+    }
+    Ok(Some(Message {
+        conversation_key: post_thread_key(
+            post.conversation_id_str
+                .as_deref()
+                .or(post.conversation_id.as_deref()),
+            replied_to.as_deref(),
+            &post.id_str,
+        ),
+        external_id: post.id_str,
+        account: account.id.clone(),
+        author: Person {
+            id: author.id_str,
+            handle: author.screen_name,
+            display_name: author.name,
+        },
+        text: unescape_html(&text),
+        kind: MessageKind::PublicPost,
+        in_reply_to: replied_to,
+        attachments: media.into_iter().map(post_media).collect(),
+        created_at,
+        extra,
+    }))
+}
+
+/// A post's media item; a video's address is its best MP4, not its preview image.
+fn post_media(media: Media) -> Attachment {
+    let best_video = media
+        .video_info
+        .into_iter()
+        .flat_map(|info| info.variants)
+        .filter(|variant| variant.content_type.as_deref() == Some("video/mp4"))
+        .max_by_key(|variant| variant.bitrate.unwrap_or(0));
+    let (url, mime_type) = match best_video {
+        Some(variant) => (variant.url, variant.content_type),
+        None => (media.media_url_https, None),
+    };
+    media_attachment(media.kind.as_deref(), url, mime_type, media.ext_alt_text)
+}
+
+/// A DM written by a customer to one of the company's accounts.
+fn dm_message(
+    settings: &Settings,
+    users: &HashMap<String, DmUser>,
+    event: DmEvent,
+    now: u64,
+) -> Result<Option<Message>, String> {
+    if event.kind != "message_create" {
+        return Ok(None);
+    }
+    let Some(create) = event.message_create else {
+        return Err(format!("DM event {} has no message_create", event.id));
+    };
+    // The company's own DMs come back as events too: an echo, not a customer message.
+    if settings.is_own(&create.sender_id) {
+        return Ok(None);
+    }
+    let Some(account) = settings.account(&create.target.recipient_id) else {
+        log::write(
+            log::Level::Debug,
+            &format!(
+                "DM {} is for an account this connector does not serve",
+                event.id
+            ),
+        );
+        return Ok(None);
+    };
+    let sender = users.get(&create.sender_id);
+    let attachments = create
+        .message_data
+        .attachment
+        .and_then(|attachment| attachment.media)
+        .map(post_media)
+        .into_iter()
+        .collect();
+    Ok(Some(Message {
+        external_id: event.id,
+        account: account.id.clone(),
+        conversation_key: dm_thread_key(&account.id, &create.sender_id),
+        author: Person {
+            handle: sender.and_then(|user| user.screen_name.clone()),
+            display_name: sender.and_then(|user| user.name.clone()),
+            id: create.sender_id,
+        },
+        text: unescape_html(&create.message_data.text),
+        kind: MessageKind::PrivateMessage,
+        in_reply_to: None,
+        attachments,
+        created_at: epoch_ms(event.created_timestamp.as_deref()).unwrap_or(now),
+        extra: Vec::new(),
+    }))
+}
+
+/// A customer read the company's DMs up to `last_read_event_id`.
+fn read_receipt(settings: &Settings, event: MarkRead, now: u64) -> Option<Receipt> {
+    // The company's account reading a customer's DM says nothing about our replies.
+    if settings.is_own(&event.sender_id) {
+        return None;
+    }
+    let account: &Account = settings.account(&event.target.recipient_id)?;
+    Some(Receipt {
+        account: account.id.clone(),
+        external_id: event.last_read_event_id,
+        state: DeliveryState::Read,
+        at: epoch_ms(event.created_timestamp.as_deref()).unwrap_or(now),
+    })
+}
+
+/// X's millisecond timestamps arrive as strings (`"1517359429301"`).
+fn epoch_ms(value: Option<&str>) -> Option<u64> {
+    value?.parse().ok()
+}
