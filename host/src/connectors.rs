@@ -35,6 +35,8 @@ pub struct ConnectorSpec {
     pub limits: PluginLimits,
     /// How often to poll each account; `None` when the connector only gets webhooks.
     pub poll_interval: Option<Duration>,
+    /// Brand of each account (account id → brand), for routing by brand.
+    pub brands: std::collections::BTreeMap<String, String>,
 }
 
 impl ConnectorSpec {
@@ -55,6 +57,7 @@ impl ConnectorSpec {
                 ..PluginLimits::default()
             },
             poll_interval: None,
+            brands: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -66,6 +69,7 @@ pub(crate) struct Connector {
     pub(crate) plugin: PluginId,
     pub(crate) accounts: Vec<String>,
     pub(crate) poll_interval: Option<Duration>,
+    pub(crate) brands: std::collections::BTreeMap<String, String>,
     instance: Mutex<ChannelInstance>,
 }
 
@@ -90,6 +94,7 @@ impl Connector {
             plugin: instance.id().clone(),
             accounts: spec.config.accounts.iter().map(|a| a.id.clone()).collect(),
             poll_interval: spec.poll_interval,
+            brands: spec.brands.clone(),
             instance: Mutex::new(instance),
         }
     }

@@ -155,6 +155,11 @@ pub enum Error {
         failure: PluginFailure,
     },
 
+    /// A request the host refuses (a reply from someone who does not hold the
+    /// conversation, an unknown operator...).
+    #[error("refused: {0}")]
+    Refused(String),
+
     /// Anything else, with context.
     #[error(transparent)]
     Other(#[from] anyhow::Error),

@@ -56,6 +56,8 @@ pub struct Ingested {
     pub new_conversation: bool,
     /// Whether it had been stored before (nothing changed).
     pub duplicate: bool,
+    /// The message as the connector normalised it.
+    pub message: Message,
 }
 
 /// Status of a conversation.
@@ -295,6 +297,7 @@ impl Store {
                     conversation_id: row.try_get("conversation_id")?,
                     new_conversation: false,
                     duplicate: true,
+                    message: m.clone(),
                 });
                 continue;
             }
@@ -344,6 +347,7 @@ impl Store {
                 conversation_id,
                 new_conversation,
                 duplicate,
+                message: m.clone(),
             });
         }
         tx.commit().await.context("committing inbound messages")?;
@@ -373,6 +377,32 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Records a conversation's routing state (status and assignee).
+    pub async fn set_conversation_state(
+        &self,
+        tenant: &str,
+        id: &str,
+        status: ConversationStatus,
+        assignee: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let now = ms(now_ms());
+        let resolved_at = (status == ConversationStatus::Resolved).then_some(now);
+        sqlx::query(
+            "UPDATE conversations SET status = $3, assignee = $4, updated_at = $5,
+                resolved_at = COALESCE($6, resolved_at)
+             WHERE tenant = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(status.as_str())
+        .bind(assignee)
+        .bind(now)
+        .bind(resolved_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Messages of a conversation, oldest first.

@@ -10,6 +10,7 @@ mod crm;
 mod end_to_end;
 mod facebook;
 mod faults;
+mod host_routing;
 mod http;
 mod inspect;
 mod round_robin;

@@ -1,5 +1,9 @@
 //! [`Host`]: the plugin host a CRM embeds, and its builder.
 
+mod routing;
+
+pub use routing::HOST_AUTHOR;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +12,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
-use crate::connectors::{Connector, ConnectorSpec, PollReport};
+use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT, PollReport};
 use crate::crm::{Crm, CrmEvent, LocalInbox};
 use crate::error::{Error, PluginFailure};
+use crate::routing::RoutingEngine;
 use crate::runtime::Runtime;
-use crate::store::{Backend, Ingested, OutboxEntry, Store};
-use crate::types::{MessageKind, OutboundMessage, Sent, WebhookRequest, WebhookResponse};
+use crate::store::{Backend, ConversationStatus, Ingested, OutboxEntry, Store};
+use crate::types::{MessageKind, OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
+use routing::TenantRouting;
 
 /// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
 /// no connectors, webhook bodies up to 1 MiB, events kept in a [`LocalInbox`], host id
@@ -25,6 +31,8 @@ pub struct HostBuilder {
     max_webhook_body: usize,
     crm: Option<Arc<dyn Crm>>,
     host_id: String,
+    routing: HashMap<String, RoutingEngine>,
+    auto_reply: bool,
 }
 
 impl std::fmt::Debug for HostBuilder {
@@ -46,6 +54,8 @@ impl Default for HostBuilder {
             max_webhook_body: 1 << 20,
             crm: None,
             host_id: "centralino".to_string(),
+            routing: HashMap::new(),
+            auto_reply: true,
         }
     }
 }
@@ -86,6 +96,25 @@ impl HostBuilder {
     /// the replies it was sending. Hosts sharing a database need distinct names.
     pub fn host_id(mut self, id: impl Into<String>) -> Self {
         self.host_id = id.into();
+        self
+    }
+
+    /// Routes the default tenant's conversations with `engine` (operators, policy chain).
+    /// Without routing, conversations are stored and reported but nobody is assigned.
+    pub fn routing(self, engine: RoutingEngine) -> Self {
+        self.tenant_routing(DEFAULT_TENANT, engine)
+    }
+
+    /// Routes `tenant`'s conversations with `engine`.
+    pub fn tenant_routing(mut self, tenant: impl Into<String>, engine: RoutingEngine) -> Self {
+        self.routing.insert(tenant.into(), engine);
+        self
+    }
+
+    /// Whether a customer who has to wait gets the honest wait estimate as an automatic
+    /// reply (once per conversation). Default: yes.
+    pub fn auto_reply(mut self, enabled: bool) -> Self {
+        self.auto_reply = enabled;
         self
     }
 
@@ -152,7 +181,18 @@ impl HostBuilder {
             };
             store.append_event(&entry.tenant, &event).await?;
         }
+        let routing = self
+            .routing
+            .into_iter()
+            .map(|(tenant, engine)| {
+                (
+                    tenant,
+                    tokio::sync::Mutex::new(TenantRouting::new(engine, self.auto_reply)),
+                )
+            })
+            .collect();
         let inner = Arc::new(HostInner {
+            routing,
             runtime,
             store: store.clone(),
             connectors,
@@ -166,6 +206,9 @@ impl HostBuilder {
             crate::crm::spawn_dispatcher(store, crm, self.host_id.clone()),
             spawn_outbox_sender(Arc::downgrade(&host.inner)),
         ];
+        if !host.inner.routing.is_empty() {
+            tasks.push(spawn_ticker(Arc::downgrade(&host.inner)));
+        }
         for connector in host.inner.connectors.values() {
             if let Some(interval) = connector.poll_interval {
                 tasks.push(spawn_poller(
@@ -211,9 +254,28 @@ fn spawn_poller(
     tokio::spawn(async move {
         loop {
             let Some(inner) = host.upgrade() else { return };
-            connector.poll_all(&inner.store).await;
+            let (_, ingested) = connector.poll_all(&inner.store).await;
+            inner.route(&connector, &ingested).await;
             drop(inner);
             tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// Runs the routing engines' timers (offer timeouts, shifts) until the host is dropped.
+fn spawn_ticker(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = host.upgrade() else { return };
+            for (tenant, routing) in &inner.routing {
+                let mut routing = routing.lock().await;
+                let notices = routing.engine.tick().await;
+                if let Err(e) = routing.apply(&inner.store, tenant, notices).await {
+                    tracing::error!(tenant, "recording routing timers: {e:#}");
+                }
+            }
+            drop(inner);
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
 }
@@ -305,7 +367,39 @@ struct HostInner {
     max_webhook_body: usize,
     inbox: Option<Arc<LocalInbox>>,
     host_id: String,
+    routing: HashMap<String, tokio::sync::Mutex<TenantRouting>>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl HostInner {
+    /// Routes what a connector just stored. Routing problems are logged: the messages are
+    /// stored and reported already, and nothing the engine does can lose them.
+    async fn route(&self, connector: &Connector, ingested: &[Ingested]) {
+        if ingested.iter().all(|i| i.duplicate) {
+            return;
+        }
+        let Some(routing) = self.routing.get(&connector.tenant) else {
+            return;
+        };
+        let mut routing = routing.lock().await;
+        if let Err(e) = routing
+            .route(&self.store, &connector.tenant, connector, ingested)
+            .await
+        {
+            tracing::error!(tenant = %connector.tenant, connector = %connector.name, "routing: {e:#}");
+        }
+    }
+
+    async fn tenant_routing(
+        &self,
+        tenant: &str,
+    ) -> Result<tokio::sync::MutexGuard<'_, TenantRouting>, Error> {
+        let routing = self
+            .routing
+            .get(tenant)
+            .ok_or_else(|| anyhow::anyhow!("tenant `{tenant}` has no routing configured"))?;
+        Ok(routing.lock().await)
+    }
 }
 
 impl Drop for HostInner {
@@ -370,7 +464,11 @@ impl Host {
         request: WebhookRequest,
     ) -> (WebhookResponse, Vec<Ingested>) {
         match self.connector(tenant, connector) {
-            Some(c) => c.deliver(&self.inner.store, request).await,
+            Some(c) => {
+                let (response, ingested) = c.deliver(&self.inner.store, request).await;
+                self.inner.route(c, &ingested).await;
+                (response, ingested)
+            }
             None => (
                 WebhookResponse {
                     status: 404,
@@ -389,7 +487,9 @@ impl Host {
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
-        Ok(c.poll_all(&self.inner.store).await.0)
+        let (reports, ingested) = c.poll_all(&self.inner.store).await;
+        self.inner.route(c, &ingested).await;
+        Ok(reports)
     }
 
     /// The local inbox, when no other CRM was configured.
@@ -418,10 +518,24 @@ impl Host {
             .ok_or_else(|| {
                 anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
             })?;
+        // With routing, only the assignee (or anyone after a transfer) may answer, and the
+        // engine picks the sending account: the operator's own where the channel allows it.
+        let mut account = account.map(str::to_string);
+        if let Some(routing) = self.inner.routing.get(tenant) {
+            let mut routing = routing.lock().await;
+            let id = routing.engine_id(conversation_id).ok_or_else(|| {
+                anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
+            })?;
+            let route = routing
+                .engine
+                .record_reply(id, operator)
+                .map_err(|e| Error::Refused(e.to_string()))?;
+            account = Some(route.account);
+        }
         let messages = store.messages(tenant, conversation_id).await?;
         let last_inbound = messages.iter().rev().find(|m| m.direction == "inbound");
         let message = OutboundMessage {
-            account: account.unwrap_or(&conversation.account).to_string(),
+            account: account.unwrap_or_else(|| conversation.account.clone()),
             conversation_key: conversation.thread_key.clone(),
             kind: conversation.kind,
             recipient: (conversation.kind == MessageKind::PrivateMessage)
@@ -441,6 +555,102 @@ impl Host {
             )
             .await?;
         Ok(entry)
+    }
+
+    /// Closes a conversation: the operator's seat frees and the queue moves.
+    pub async fn resolve(&self, tenant: &str, conversation_id: &str) -> Result<(), Error> {
+        let store = &self.inner.store;
+        if let Some(routing) = self.inner.routing.get(tenant) {
+            let mut routing = routing.lock().await;
+            if let Some(id) = routing.engine_id(conversation_id) {
+                let notices = routing
+                    .engine
+                    .resolve(id)
+                    .await
+                    .map_err(|e| Error::Refused(e.to_string()))?;
+                store
+                    .set_conversation_state(
+                        tenant,
+                        conversation_id,
+                        ConversationStatus::Resolved,
+                        None,
+                    )
+                    .await?;
+                routing.apply(store, tenant, notices).await?;
+            }
+        } else {
+            store
+                .set_conversation_state(tenant, conversation_id, ConversationStatus::Resolved, None)
+                .await?;
+        }
+        let event = CrmEvent::ConversationResolved {
+            conversation_id: conversation_id.to_string(),
+        };
+        store.append_event(tenant, &event).await?;
+        Ok(())
+    }
+
+    /// Sets an operator's presence; coming online drains the queue, going offline re-routes
+    /// their unanswered conversations.
+    pub async fn set_presence(
+        &self,
+        tenant: &str,
+        operator: &str,
+        presence: Presence,
+    ) -> Result<(), Error> {
+        let mut routing = self.inner.tenant_routing(tenant).await?;
+        let notices = routing
+            .engine
+            .set_presence(operator, presence)
+            .await
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        routing.apply(&self.inner.store, tenant, notices).await?;
+        Ok(())
+    }
+
+    /// Hands a conversation to another operator.
+    pub async fn transfer(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+        to: &str,
+    ) -> Result<(), Error> {
+        let mut routing = self.inner.tenant_routing(tenant).await?;
+        let id = routing.engine_id(conversation_id).ok_or_else(|| {
+            anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
+        })?;
+        let notices = routing
+            .engine
+            .transfer(id, to)
+            .await
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        let store = &self.inner.store;
+        store
+            .set_conversation_state(
+                tenant,
+                conversation_id,
+                ConversationStatus::Assigned,
+                Some(to),
+            )
+            .await?;
+        let event = CrmEvent::ConversationAssigned {
+            conversation_id: conversation_id.to_string(),
+            operator: to.to_string(),
+            reason: "transferred".to_string(),
+        };
+        store.append_event(tenant, &event).await?;
+        routing.apply(store, tenant, notices).await?;
+        Ok(())
+    }
+
+    /// Runs `f` with a tenant's routing engine (statistics, roster, queue).
+    pub async fn with_routing<T>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce(&RoutingEngine) -> T,
+    ) -> Result<T, Error> {
+        let routing = self.inner.tenant_routing(tenant).await?;
+        Ok(f(&routing.engine))
     }
 
     /// Sends a reply through a connector directly, bypassing the outbox (tools and tests).

@@ -1,0 +1,261 @@
+//! The whole path with routing: mentions arrive through the ingress, the routing chain
+//! assigns them by brand and capacity, a customer who must wait gets an honest estimate,
+//! only the assignee may answer (from their own account), and resolving drains the queue.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::crm::CrmEvent;
+use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
+use centralino::store::ConversationStatus;
+use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino::{Error, Host};
+use centralino_emulators::XApi;
+use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
+use centralino_emulators::x::NewTweet;
+
+use crate::component;
+use crate::routing::chain;
+
+const SECRET: &str = "consumer-secret";
+
+async fn telco(x: &XApi) -> Host {
+    x.add_user("1001", "TIM_Official", "TIM", "token-tim");
+    x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
+    x.add_user("2002", "TIM_Giulia", "Giulia di TIM", "token-giulia");
+    for (id, name) in [("42", "mario"), ("43", "lucia"), ("44", "piero")] {
+        x.add_user(id, name, name, &format!("token-{name}"));
+    }
+    let mut credentials = BTreeMap::new();
+    for (name, token) in [
+        ("tim", "token-tim"),
+        ("marco", "token-marco"),
+        ("giulia", "token-giulia"),
+    ] {
+        credentials.insert(name.to_string(), Credential::Bearer(Secret::new(token)));
+    }
+    let mut secrets = BTreeMap::new();
+    secrets.insert("consumer_secret".to_string(), Secret::new(SECRET));
+    let account = |id: &str, handle: &str, credential: &str| AccountConfig {
+        id: id.to_string(),
+        handle: Some(handle.to_string()),
+        credential: Some(credential.to_string()),
+        settings: Vec::new(),
+    };
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        component("twitter"),
+        ConnectorConfig {
+            settings: vec![("api_base".to_string(), x.base_url())],
+            accounts: vec![
+                account("1001", "TIM_Official", "tim"),
+                account("2001", "TIM_Marco", "marco"),
+                account("2002", "TIM_Giulia", "giulia"),
+            ],
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![x.authority()],
+        credentials,
+        secrets,
+    };
+    spec.brands.insert("1001".to_string(), "tim".to_string());
+
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    for (id, account) in [("marco", "2001"), ("giulia", "2002")] {
+        let operator = Operator {
+            skills: vec!["tim".to_string()],
+            languages: vec!["it".to_string()],
+            accounts: vec![ChannelAccount {
+                channel: "twitter".to_string(),
+                id: account.to_string(),
+            }],
+            ..Operator::new(id, 1)
+        };
+        engine.add_operator(operator, Presence::Online).await;
+    }
+    Host::builder()
+        .connector(spec)
+        .routing(engine)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn mention(host: &Host, x: &XApi, author: (&str, &str), text: &str) -> String {
+    let tweet = x.post_tweet(NewTweet::new(author.0, text));
+    let body = serde_json::to_vec(&tweet_create(
+        "1001",
+        &tweet.id,
+        (author.0, author.1, author.1),
+        text,
+        None,
+    ))
+    .unwrap();
+    let request = WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: twitter_delivery_headers(SECRET, &body),
+        body,
+    };
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "twitter", request)
+        .await;
+    assert_eq!(response.status, 200);
+    stored[0].conversation_id.clone()
+}
+
+async fn eventually<F: Fn() -> bool>(what: &str, check: F) {
+    for _ in 0..1000 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_answers() {
+    let x = XApi::start().await.unwrap();
+    let host = telco(&x).await;
+    let first = mention(
+        &host,
+        &x,
+        ("42", "mario"),
+        "@TIM_Official il mio modem non va",
+    )
+    .await;
+    let second = mention(&host, &x, ("43", "lucia"), "@TIM_Official fibra lenta").await;
+    let third = mention(
+        &host,
+        &x,
+        ("44", "piero"),
+        "@TIM_Official fattura sbagliata",
+    )
+    .await;
+
+    let store = host.store();
+    let a = store
+        .conversation("default", &first)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = store
+        .conversation("default", &second)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = store
+        .conversation("default", &third)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.status, ConversationStatus::Assigned);
+    assert_eq!(b.status, ConversationStatus::Assigned);
+    assert_ne!(a.assignee, b.assignee, "least-loaded spreads the two seats");
+    assert_eq!(
+        c.status,
+        ConversationStatus::Waiting,
+        "both operators are at capacity"
+    );
+
+    // Piero is told where he stands, publicly, in his thread, from the brand account.
+    eventually("the auto-reply", || {
+        x.tweets().iter().any(|t| t.author_id == "1001")
+    })
+    .await;
+    let auto = x
+        .tweets()
+        .into_iter()
+        .find(|t| t.author_id == "1001")
+        .unwrap();
+    assert!(auto.text.starts_with("@piero "), "{}", auto.text);
+    assert!(
+        auto.text.contains("sei il prossimo in coda"),
+        "{}",
+        auto.text
+    );
+
+    // Only the assignee may answer the first conversation.
+    let assignee = a.assignee.clone().unwrap();
+    let other = if assignee == "marco" {
+        "giulia"
+    } else {
+        "marco"
+    };
+    let refused = host
+        .reply("default", &first, other, None, "ci penso io", "r0")
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Refused(_)), "{refused:?}");
+    host.reply(
+        "default",
+        &first,
+        &assignee,
+        None,
+        "@mario ciao, ti aiuto io",
+        "r1",
+    )
+    .await
+    .unwrap();
+    let token = format!("Bearer token-{assignee}");
+    eventually("the operator's reply", || {
+        x.requests()
+            .iter()
+            .any(|r| r.path == "/2/tweets" && r.header("authorization") == Some(token.as_str()))
+    })
+    .await;
+
+    // Resolving frees the seat and the waiting customer gets it.
+    host.resolve("default", &first).await.unwrap();
+    let c = store
+        .conversation("default", &third)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.status, ConversationStatus::Assigned);
+    assert_eq!(c.assignee.as_deref(), Some(assignee.as_str()));
+    let inbox = host.local_inbox().unwrap().clone();
+    eventually("the CRM to hear about all of it", || {
+        let events = inbox.events();
+        events.iter().any(|e| matches!(&e.event, CrmEvent::ConversationQueued { conversation_id, .. } if *conversation_id == third))
+            && events.iter().any(|e| matches!(&e.event, CrmEvent::ConversationResolved { conversation_id } if *conversation_id == first))
+            && events.iter().filter(|e| matches!(e.event, CrmEvent::ConversationAssigned { .. })).count() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_operator_coming_online_drains_the_queue() {
+    let x = XApi::start().await.unwrap();
+    let host = telco(&x).await;
+    host.set_presence("default", "marco", Presence::Away)
+        .await
+        .unwrap();
+    host.set_presence("default", "giulia", Presence::Away)
+        .await
+        .unwrap();
+    let waiting = mention(&host, &x, ("42", "mario"), "@TIM_Official la linea è down").await;
+    let record = host
+        .store()
+        .conversation("default", &waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConversationStatus::Waiting);
+    host.set_presence("default", "giulia", Presence::Online)
+        .await
+        .unwrap();
+    let record = host
+        .store()
+        .conversation("default", &waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConversationStatus::Assigned);
+    assert_eq!(record.assignee.as_deref(), Some("giulia"));
+}
