@@ -46,6 +46,7 @@
 
 pub mod capabilities;
 pub mod clock;
+pub mod config;
 pub mod connectors;
 pub mod crm;
 mod error;

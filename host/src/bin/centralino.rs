@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "../cli/config.rs"]
+mod config;
 #[path = "../cli/demo.rs"]
 mod demo;
 #[path = "../cli/inspect.rs"]
@@ -31,6 +33,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Work with routing chains (replay recorded traffic).
     Route(replay::RouteArgs),
+    /// Write a commented starter centralino.toml (the telecom scenario).
+    Init(config::InitArgs),
+    /// Check a centralino.toml and the plugins it names, without starting anything.
+    Check(config::CheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -60,6 +66,8 @@ fn main() -> ExitCode {
         } => inspect::run(&file, json),
         Command::Demo(args) => demo::run(args),
         Command::Route(args) => replay::run(args),
+        Command::Init(args) => config::init(args),
+        Command::Check(args) => config::check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,221 +1,620 @@
-//! `centralino demo`: the telecom scenario on embedded defaults.
+//! `centralino demo`: the telecom scenario, end to end, on embedded defaults.
 //!
-//! Three brands, nine operators with their own Twitter accounts and a capacity of three
-//! conversations each. Simulated customers write in at a steady pace; every conversation is
-//! placed by the `round-robin` routing policy running as a WebAssembly component, waits in
-//! the queue when nobody has capacity, and is resolved after a handling time. The clock is
-//! simulated, so the demo ends in moments and prints the same figures on every run.
+//! One telco, three brands (TIM, Telecom Italia, Impresa Semplice), nine operators, each
+//! with their own X account, the brands' X accounts and one Facebook page. Everything is
+//! real except the platforms, which are the loopback emulators from `tests/emulators`:
+//!
+//! - customers mention the brands (signed Account Activity webhooks to the HTTP ingress),
+//!   write DMs (picked up by polling), message the page and comment under its posts
+//!   (signed Messenger/feed webhooks), with an outage burst in the middle;
+//! - the connectors are the `twitter` and `facebook` WebAssembly plugins, the routing chain
+//!   is `priority > sticky > skills > least-loaded`, the store is SQLite, the CRM is the
+//!   local inbox;
+//! - simulated operators answer what they are assigned (through the outbox, from their own
+//!   account on X) and resolve it; customers who must wait get an honest estimate.
+//!
+//! It runs for a bounded time and prints per-operator load, first-response times, the
+//! queue peak and what was sent.
 
-use std::collections::VecDeque;
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::crm::{CrmEvent, LocalInbox};
+use centralino::routing::{ChainSpec, ChannelAccount, Operator, PolicyChain, RoutingEngine};
 use centralino::runtime::{PluginLimits, Runtime};
-use centralino::types::{
-    Agent, MessageKind, Presence, QueueStats, RoutingAction, RoutingContext, RoutingConversation,
+use centralino::store::ConversationStatus;
+use centralino::types::{AccountConfig, ConnectorConfig, Presence};
+use centralino::{Error, Host};
+use centralino_emulators::webhooks::{
+    facebook_delivery_headers, messenger_text, page_comment, tweet_create, twitter_delivery_headers,
 };
+use centralino_emulators::x::NewTweet;
+use centralino_emulators::{GraphApi, XApi};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Conversations to simulate.
-    #[arg(long, default_value_t = 270)]
-    conversations: u32,
+    /// Customers who write in.
+    #[arg(long, default_value_t = 120)]
+    customers: u32,
+    /// Give up waiting for the last conversations after this many seconds.
+    #[arg(long, default_value_t = 90)]
+    max_seconds: u64,
     /// Folder with the built plugin components.
     #[arg(long, env = "CENTRALINO_PLUGIN_DIR", default_value = "target/plugins")]
     plugins: PathBuf,
 }
 
-const BRANDS: [(&str, [&str; 3]); 3] = [
-    ("tim", ["Marco", "Giulia", "Luca"]),
-    ("telecom-italia", ["Sara", "Paolo", "Chiara"]),
-    ("impresa-semplice", ["Andrea", "Francesca", "Roberto"]),
+const CONSUMER_SECRET: &str = "demo-x-consumer-secret";
+const APP_SECRET: &str = "demo-facebook-app-secret";
+const PAGE_ID: &str = "5001";
+const CHAIN: &str = "priority > sticky > skills > least-loaded";
+
+struct Brand {
+    key: &'static str,
+    account: &'static str,
+    handle: &'static str,
+    operators: [(&'static str, &'static str); 3],
+}
+
+const BRANDS: [Brand; 3] = [
+    Brand {
+        key: "tim",
+        account: "1001",
+        handle: "TIM_Official",
+        operators: [
+            ("marco", "TIM_Marco"),
+            ("giulia", "TIM_Giulia"),
+            ("luca", "TIM_Luca"),
+        ],
+    },
+    Brand {
+        key: "telecom-italia",
+        account: "1002",
+        handle: "TelecomItalia",
+        operators: [
+            ("sara", "TI_Sara"),
+            ("paolo", "TI_Paolo"),
+            ("chiara", "TI_Chiara"),
+        ],
+    },
+    Brand {
+        key: "impresa-semplice",
+        account: "1003",
+        handle: "ImpresaSemplice",
+        operators: [
+            ("andrea", "IS_Andrea"),
+            ("francesca", "IS_Francesca"),
+            ("roberto", "IS_Roberto"),
+        ],
+    },
 ];
 
-const CUSTOMER_TEXTS: [&str; 4] = [
+const COMPLAINTS: [&str; 5] = [
     "il mio modem non va",
     "la fibra è lenta da stamattina",
-    "fattura doppia questo mese?",
-    "disservizio linea fissa in zona Prati",
+    "mi avete addebitato due volte la fattura",
+    "come attivo l'offerta per la partita IVA?",
+    "il router lampeggia rosso",
 ];
 
-struct Busy {
-    agent: usize,
-    until: u64,
+/// A deterministic pseudo-random sequence, so every run tells the same story.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below.max(1)
+    }
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let tokio = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
-    tokio.block_on(simulate(args))
+    runtime.block_on(scenario(args))
 }
 
-async fn simulate(args: DemoArgs) -> anyhow::Result<()> {
-    let path = args.plugins.join("round-robin.wasm");
-    println!("centralino demo: one telco, three brands, nine operators");
+fn operator_account(index: usize) -> String {
+    format!("{}", 2001 + index)
+}
+
+async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let runtime = Runtime::builder()
-        .cache_dir(args.plugins.join(".cache"))
-        .build()?;
-    let policy = runtime.load_router(&path).with_context(|| {
-        format!(
-            "loading {} (build it with `cargo xtask plugins`)",
+    println!("centralino demo: one telco, three brands, nine operators, X and a Facebook page");
+    for plugin in [
+        "twitter",
+        "facebook",
+        "priority",
+        "sticky",
+        "skills",
+        "least-loaded",
+    ] {
+        let path = args.plugins.join(format!("{plugin}.wasm"));
+        anyhow::ensure!(
+            path.exists(),
+            "{} is missing: build the plugins with `cargo xtask plugins`",
             path.display()
-        )
-    })?;
-    println!(
-        "loaded routing policy {} (compiled-artifact cache: {}) in {} ms",
-        policy.id(),
-        format!("{:?}", policy.cache_outcome()).to_lowercase(),
-        started.elapsed().as_millis()
-    );
-    let mut router = policy.instance(Vec::new(), PluginLimits::default());
+        );
+    }
 
-    let mut agents: Vec<Agent> = BRANDS
-        .iter()
-        .flat_map(|(brand, names)| {
-            names.iter().map(move |name| Agent {
-                id: name.to_lowercase(),
-                name: (*name).to_string(),
-                skills: vec![(*brand).to_string()],
+    // The platforms.
+    let x = XApi::start().await?;
+    let graph = GraphApi::start().await?;
+    graph.add_page(PAGE_ID, "demo-page-token");
+    let mut twitter_accounts = Vec::new();
+    let mut credentials = BTreeMap::new();
+    let mut brands = BTreeMap::new();
+    let mut operators = Vec::new();
+    for (b, brand) in BRANDS.iter().enumerate() {
+        x.add_user(
+            brand.account,
+            brand.handle,
+            brand.handle,
+            &format!("token-{}", brand.account),
+        );
+        twitter_accounts.push(account(brand.account, brand.handle));
+        credentials.insert(
+            format!("x-{}", brand.account),
+            Credential::Bearer(Secret::new(format!("token-{}", brand.account))),
+        );
+        brands.insert(brand.account.to_string(), brand.key.to_string());
+        for (o, (id, handle)) in brand.operators.iter().enumerate() {
+            let account_id = operator_account(b * 3 + o);
+            x.add_user(&account_id, handle, handle, &format!("token-{account_id}"));
+            twitter_accounts.push(account(&account_id, handle));
+            credentials.insert(
+                format!("x-{account_id}"),
+                Credential::Bearer(Secret::new(format!("token-{account_id}"))),
+            );
+            operators.push(Operator {
+                name: (*handle).to_string(),
+                skills: vec![brand.key.to_string()],
                 languages: vec!["it".to_string()],
-                accounts: vec![format!("TIM_{name}")],
-                capacity: 3,
-                load: 0,
-                presence: Presence::Online,
-                last_assigned_at: None,
-            })
-        })
-        .collect();
-    let mut assigned = vec![0u32; agents.len()];
-    let mut busy: Vec<Busy> = Vec::new();
-    let mut queue: VecDeque<(u32, u64)> = VecDeque::new();
-    let mut waits: Vec<u64> = Vec::new();
-    let mut queue_peak = 0usize;
-    let mut decision_ns: u128 = 0;
-    let mut decisions = 0u32;
-    let mut seed: u64 = 0x5eed;
-
-    // A customer every 15 simulated seconds, and an outage burst (one every 2 s) in the
-    // middle third; handling takes 2 to 8 minutes, so the burst overruns the 27 seats.
-    let third = u64::from(args.conversations / 3);
-    let arrivals: Vec<u64> = (0..u64::from(args.conversations))
-        .map(|i| match i {
-            i if i < third => i * 15_000,
-            i if i < 2 * third => third * 15_000 + (i - third) * 2_000,
-            i => third * 17_000 + (i - 2 * third) * 15_000,
-        })
-        .collect();
-    let mut now = 0u64;
-    let mut next = 0usize;
-    while next < arrivals.len() || !queue.is_empty() || !busy.is_empty() {
-        // Advance the clock to the next event: an arrival or a resolution.
-        let next_arrival = arrivals.get(next).copied().unwrap_or(u64::MAX);
-        let next_free = busy.iter().map(|b| b.until).min().unwrap_or(u64::MAX);
-        now = next_arrival.min(next_free);
-        if now == u64::MAX {
-            break;
-        }
-        busy.retain(|b| {
-            if b.until <= now {
-                if let Some(agent) = agents.get_mut(b.agent) {
-                    agent.load = agent.load.saturating_sub(1);
-                }
-                false
-            } else {
-                true
-            }
-        });
-        if next_arrival == now {
-            queue.push_back((u32::try_from(next).unwrap_or(u32::MAX), now));
-            next += 1;
-        }
-        queue_peak = queue_peak.max(queue.len());
-
-        // Place waiting conversations, oldest first, while the policy finds someone.
-        while let Some(&(conversation, since)) = queue.front() {
-            let text = CUSTOMER_TEXTS[conversation as usize % CUSTOMER_TEXTS.len()];
-            let context = RoutingContext {
-                conversation: RoutingConversation {
-                    id: format!("conv-{conversation}"),
+                accounts: vec![ChannelAccount {
                     channel: "twitter".to_string(),
-                    account: "TIM_Official".to_string(),
-                    brand: None,
-                    language: Some("it".to_string()),
-                    customer: format!("customer-{conversation}"),
-                    kind: MessageKind::PublicPost,
-                    text: text.to_string(),
-                    priority: 0,
-                    previous_agent: None,
-                    previous_agent_at: None,
-                    waiting_since: since,
-                },
-                agents: agents.clone(),
-                queue: QueueStats {
-                    waiting: u32::try_from(queue.len()).unwrap_or(u32::MAX),
-                    oldest_wait_ms: now - since,
-                    average_handle_ms: 300_000,
-                },
-                now,
-            };
-            let t = Instant::now();
-            let decision = router.route(&context).await?;
-            decision_ns += t.elapsed().as_nanos();
-            decisions += 1;
-            let RoutingAction::Assign(id) = decision.action else {
-                break;
-            };
-            let Some(index) = agents.iter().position(|a| a.id == id) else {
-                anyhow::bail!("policy {} assigned unknown operator `{id}`", router.id());
-            };
-            queue.pop_front();
-            agents[index].load += 1;
-            agents[index].last_assigned_at = Some(now);
-            assigned[index] += 1;
-            waits.push(now - since);
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let handle = 120_000 + (seed >> 33) % 360_000;
-            busy.push(Busy {
-                agent: index,
-                until: now + handle,
+                    id: account_id,
+                }],
+                ..Operator::new(*id, 2)
             });
         }
     }
 
-    println!();
-    println!("{:<10} {:<18} {:>13}", "operator", "brand", "conversations");
-    for (agent, count) in agents.iter().zip(&assigned) {
-        println!(
-            "{:<10} {:<18} {:>13}",
-            agent.name,
-            agent.skills.join(","),
-            count
-        );
+    // The host, on embedded defaults: SQLite, the local inbox.
+    let dir = std::env::temp_dir().join(format!("centralino-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let store_url = format!("sqlite://{}", dir.join("centralino.db").display());
+    let runtime = Runtime::builder()
+        .cache_dir(args.plugins.join(".cache"))
+        .build()?;
+    let twitter = twitter_spec(&args.plugins, &x, twitter_accounts, credentials, brands);
+    let facebook = facebook_spec(&args.plugins, &graph);
+    let spec: ChainSpec = CHAIN.parse()?;
+    let chain = PolicyChain::load(&runtime, &spec, &args.plugins, &PluginLimits::default()).await?;
+    let mut engine = RoutingEngine::builder(chain)
+        .offer_timeout(Duration::from_secs(8))
+        .build();
+    for operator in operators {
+        engine.add_operator(operator, Presence::Online).await;
     }
-    waits.sort_unstable();
-    let p50 = waits.get(waits.len() / 2).copied().unwrap_or(0);
-    let p95 = waits.get(waits.len() * 95 / 100).copied().unwrap_or(0);
-    let max = waits.last().copied().unwrap_or(0);
-    println!();
-    println!("conversations placed   {}", waits.len());
-    println!("queue peak             {queue_peak}");
+    let host = Host::builder()
+        .store(store_url)
+        .runtime(runtime)
+        .connector(twitter)
+        .connector(facebook)
+        .routing(engine)
+        .build()
+        .await?;
+    let inbox = host
+        .local_inbox()
+        .cloned()
+        .context("the demo needs the local inbox")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ingress = format!("http://{}", listener.local_addr()?);
+    let serving = host.clone();
+    let server = tokio::spawn(async move { serving.serve(listener).await });
     println!(
-        "wait p50 / p95 / max   {} s / {} s / {} s",
-        p50 / 1000,
-        p95 / 1000,
-        max / 1000
+        "ingress on {ingress}; store {}; chain `{CHAIN}`",
+        dir.join("centralino.db").display()
     );
     println!(
-        "routing decisions      {decisions} ({} µs each on average, in wasm)",
-        decision_ns / u128::from(decisions.max(1)) / 1000
+        "host ready in {} ms; {} customers are about to write in…",
+        started.elapsed().as_millis(),
+        args.customers
     );
-    println!(
-        "simulated time         {} min; real time {} ms",
-        now / 60_000,
-        started.elapsed().as_millis()
+
+    let operators_task = tokio::spawn(operators_at_work(host.clone(), inbox.clone()));
+    let customers = customers_write_in(&x, &graph, &ingress, args.customers).await?;
+
+    // Wait until every conversation is resolved (or the time runs out).
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    loop {
+        let conversations = host.store().conversations("default").await?;
+        let open = conversations
+            .iter()
+            .filter(|c| c.status != ConversationStatus::Resolved)
+            .count();
+        if (conversations.len() >= customers && open == 0) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    operators_task.abort();
+    server.abort();
+    report(&host, &x, &graph, &inbox, started).await?;
+    drop(host);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn account(id: &str, handle: &str) -> AccountConfig {
+    AccountConfig {
+        id: id.to_string(),
+        handle: Some(handle.to_string()),
+        credential: Some(format!("x-{id}")),
+        settings: Vec::new(),
+    }
+}
+
+fn twitter_spec(
+    plugins: &Path,
+    x: &XApi,
+    accounts: Vec<AccountConfig>,
+    credentials: BTreeMap<String, Credential>,
+    brands: BTreeMap<String, String>,
+) -> ConnectorSpec {
+    let mut secrets = BTreeMap::new();
+    secrets.insert("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET));
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        plugins.join("twitter.wasm"),
+        ConnectorConfig {
+            settings: vec![("api_base".to_string(), x.base_url())],
+            accounts,
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![x.authority()],
+        credentials,
+        secrets,
+    };
+    spec.poll_interval = Some(Duration::from_millis(500));
+    spec.brands = brands;
+    spec
+}
+
+fn facebook_spec(plugins: &Path, graph: &GraphApi) -> ConnectorSpec {
+    let mut credentials = BTreeMap::new();
+    credentials.insert(
+        "fb-page".to_string(),
+        Credential::QueryParameter {
+            name: "access_token".to_string(),
+            token: Secret::new("demo-page-token"),
+        },
+    );
+    let mut secrets = BTreeMap::new();
+    secrets.insert("app_secret".to_string(), Secret::new(APP_SECRET));
+    secrets.insert("verify_token".to_string(), Secret::new("demo-verify-token"));
+    let mut spec = ConnectorSpec::new(
+        "facebook",
+        plugins.join("facebook.wasm"),
+        ConnectorConfig {
+            settings: vec![("graph_base".to_string(), graph.base_url())],
+            accounts: vec![AccountConfig {
+                id: PAGE_ID.to_string(),
+                handle: Some("TIM".to_string()),
+                credential: Some("fb-page".to_string()),
+                settings: Vec::new(),
+            }],
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![graph.authority()],
+        credentials,
+        secrets,
+    };
+    spec.brands.insert(PAGE_ID.to_string(), "tim".to_string());
+    spec
+}
+
+/// Sends the customers in: a steady stream with an outage burst in the middle third.
+/// Returns how many conversations to expect.
+async fn customers_write_in(
+    x: &XApi,
+    graph: &GraphApi,
+    ingress: &str,
+    customers: u32,
+) -> anyhow::Result<usize> {
+    let client = reqwest::Client::new();
+    let mut dice = Dice(0x7e1e_c0de);
+    let third = customers / 3;
+    for i in 0..customers {
+        let burst = (third..2 * third).contains(&i);
+        let brand = &BRANDS[usize::try_from(dice.next(3)).unwrap_or(0)];
+        let customer_id = format!("{}", 50_000 + i);
+        let handle = format!("cliente{i}");
+        x.add_user(
+            &customer_id,
+            &handle,
+            &format!("Cliente {i}"),
+            &format!("token-{customer_id}"),
+        );
+        let complaint = COMPLAINTS[usize::try_from(dice.next(5)).unwrap_or(0)];
+        let text = if burst {
+            format!("{complaint}: disservizio in tutta la zona, è tutto down!")
+        } else {
+            complaint.to_string()
+        };
+        match i % 10 {
+            // Most customers mention the brand on X.
+            0..=5 => {
+                let text = format!("@{} {text}", brand.handle);
+                let tweet = x.post_tweet(NewTweet::new(&customer_id, &text));
+                let body = tweet_create(
+                    brand.account,
+                    &tweet.id,
+                    (&customer_id, &handle, &handle),
+                    &text,
+                    None,
+                );
+                let body = serde_json::to_vec(&body)?;
+                post(
+                    &client,
+                    &format!("{ingress}/webhooks/twitter"),
+                    twitter_delivery_headers(CONSUMER_SECRET, &body),
+                    body,
+                )
+                .await?;
+            }
+            // Some write a DM, which the connector picks up by polling.
+            6 | 7 => {
+                x.send_dm(&customer_id, brand.account, &text);
+            }
+            // Some message the Facebook page…
+            8 => {
+                graph.customer_wrote(PAGE_ID, &customer_id);
+                let body = messenger_text(
+                    PAGE_ID,
+                    &customer_id,
+                    &format!("m_demo{i}"),
+                    &text,
+                    centralino::clock::now_ms(),
+                );
+                let body = serde_json::to_vec(&body)?;
+                post(
+                    &client,
+                    &format!("{ingress}/webhooks/facebook"),
+                    facebook_delivery_headers(APP_SECRET, &body),
+                    body,
+                )
+                .await?;
+            }
+            // …or comment under its latest post.
+            _ => {
+                let post_id = format!("{PAGE_ID}_777");
+                let comment = format!("777_{}", 9000 + i);
+                let body = page_comment(
+                    PAGE_ID,
+                    &post_id,
+                    &comment,
+                    (&customer_id, &handle),
+                    &text,
+                    centralino::clock::now_ms(),
+                );
+                let body = serde_json::to_vec(&body)?;
+                post(
+                    &client,
+                    &format!("{ingress}/webhooks/facebook"),
+                    facebook_delivery_headers(APP_SECRET, &body),
+                    body,
+                )
+                .await?;
+            }
+        }
+        let pause = if burst { 30 } else { 150 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    // Let the last DMs be polled.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    Ok(usize::try_from(customers).unwrap_or(usize::MAX))
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let mut request = client.post(url).body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the ingress answered {} to a valid delivery",
+        response.status()
     );
     Ok(())
+}
+
+/// The nine operators: each answers what they are given after a moment's thought and
+/// resolves it after handling it. A conversation they lost meanwhile (offer timeout) is
+/// refused by the host and left alone.
+async fn operators_at_work(host: Host, inbox: Arc<LocalInbox>) {
+    let mut seen = 0;
+    let mut dice = Dice(0x0bb1_7a70);
+    loop {
+        let events = inbox.events();
+        for delivery in events.iter().skip(seen) {
+            if let CrmEvent::ConversationAssigned {
+                conversation_id,
+                operator,
+                ..
+            } = &delivery.event
+            {
+                let think = Duration::from_millis(200 + dice.next(900));
+                let handle = Duration::from_millis(800 + dice.next(2200));
+                let (host, conversation, operator) =
+                    (host.clone(), conversation_id.clone(), operator.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(think).await;
+                    let key = format!("{conversation}:{operator}");
+                    // Each answer names the case, as a real operator's would (X also refuses
+                    // the same text twice from one account).
+                    let case = conversation.get(..6).unwrap_or(&conversation);
+                    let text = format!(
+                        "Ciao, sono {operator}: ho aperto la pratica {case}, ti aggiorno a breve."
+                    );
+                    match host
+                        .reply("default", &conversation, &operator, None, &text, &key)
+                        .await
+                    {
+                        Ok(_) => {
+                            tokio::time::sleep(handle).await;
+                            if let Err(e) = host.resolve("default", &conversation).await {
+                                tracing::warn!("resolving {conversation}: {e}");
+                            }
+                        }
+                        Err(Error::Refused(_)) => {}
+                        Err(e) => tracing::warn!("{operator} could not reply: {e}"),
+                    }
+                });
+            }
+        }
+        seen = events.len();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn report(
+    host: &Host,
+    x: &XApi,
+    graph: &GraphApi,
+    inbox: &LocalInbox,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let conversations = host.store().conversations("default").await?;
+    let mut handled: HashMap<String, u32> = HashMap::new();
+    let mut first_response: Vec<i64> = Vec::new();
+    let mut by_channel: BTreeMap<String, u32> = BTreeMap::new();
+    for c in &conversations {
+        *by_channel
+            .entry(format!("{} {}", c.channel, kind_word(c.kind)))
+            .or_default() += 1;
+        if let Some(at) = c.first_response_at {
+            first_response.push(at - c.created_at);
+        }
+    }
+    for e in inbox.events() {
+        if let CrmEvent::ConversationAssigned { operator, .. } = e.event {
+            *handled.entry(operator).or_default() += 1;
+        }
+    }
+    let stats = host
+        .with_routing("default", |engine| engine.stats())
+        .await?;
+    let operator_ids: Vec<String> = (0..9).map(operator_account).collect();
+    let operator_tweets = x
+        .tweets()
+        .iter()
+        .filter(|t| operator_ids.contains(&t.author_id))
+        .count();
+    let brand_ids = ["1001", "1002", "1003"];
+    let waiting_words = |text: &str| text.contains("coda");
+    let auto_replies = x
+        .tweets()
+        .iter()
+        .filter(|t| brand_ids.contains(&t.author_id.as_str()))
+        .count()
+        + x.dms()
+            .iter()
+            .filter(|d| brand_ids.contains(&d.sender_id.as_str()) && waiting_words(&d.text))
+            .count()
+        + graph
+            .delivered()
+            .iter()
+            .filter(|d| waiting_words(&d.text))
+            .count();
+    let brand_dms = x
+        .dms()
+        .iter()
+        .filter(|d| brand_ids.contains(&d.sender_id.as_str()) && !waiting_words(&d.text))
+        .count();
+    let facebook_replies = graph
+        .delivered()
+        .iter()
+        .filter(|d| !waiting_words(&d.text))
+        .count();
+
+    println!();
+    println!("conversations by channel");
+    for (channel, n) in &by_channel {
+        println!("  {channel:<26} {n:>4}");
+    }
+    println!();
+    println!("{:<10} {:<18} {:>9}", "operator", "brand", "assigned");
+    for brand in &BRANDS {
+        for (id, _) in &brand.operators {
+            println!(
+                "{id:<10} {:<18} {:>9}",
+                brand.key,
+                handled.get(*id).copied().unwrap_or(0)
+            );
+        }
+    }
+    first_response.sort_unstable();
+    let pick = |q: usize| {
+        first_response
+            .get((first_response.len() * q / 100).min(first_response.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let resolved = conversations
+        .iter()
+        .filter(|c| c.status == ConversationStatus::Resolved)
+        .count();
+    println!();
+    println!(
+        "conversations              {} ({resolved} resolved)",
+        conversations.len()
+    );
+    println!(
+        "first response p50/p95/max {:.1} s / {:.1} s / {:.1} s",
+        pick(50) as f64 / 1000.0,
+        pick(95) as f64 / 1000.0,
+        first_response.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!("queue peak                 {}", stats.queue_peak);
+    println!(
+        "routing decisions          {} ({} offers timed out, {} stage failures)",
+        stats.decisions, stats.offer_timeouts, stats.stage_failures
+    );
+    println!(
+        "replies sent               {operator_tweets} tweets from operators' own accounts, {brand_dms} DMs from brand accounts, {} on Facebook",
+        facebook_replies
+    );
+    println!("honest wait estimates      {auto_replies} sent to customers who had to wait");
+    println!("CRM events delivered       {}", inbox.events().len());
+    println!(
+        "wall time                  {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn kind_word(kind: centralino::types::MessageKind) -> &'static str {
+    match kind {
+        centralino::types::MessageKind::PublicPost => "mention",
+        centralino::types::MessageKind::PrivateMessage => "private message",
+        centralino::types::MessageKind::Comment => "comment",
+    }
 }

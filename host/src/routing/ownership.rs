@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::agents::Roster;
 use super::conversations::{Conversation, Status};
 use super::error::RoutingError;
+use crate::types::MessageKind;
 
 /// Channels where an operator answers from their own account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,9 +75,11 @@ impl ReplyRules {
             });
         }
         let channel = &conversation.thread.channel;
-        let personal = self
-            .personal_channels
-            .contains(channel)
+        // Only public replies go out from a personal account: a private thread (an X DM)
+        // belongs to the account the customer wrote to, and answering it from another
+        // account would start a new thread the customer may not even accept.
+        let personal = (self.personal_channels.contains(channel)
+            && conversation.kind == MessageKind::PublicPost)
             .then(|| replier.account_on(channel))
             .flatten();
         Ok(match personal {

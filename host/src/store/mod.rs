@@ -186,22 +186,23 @@ impl Store {
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
         let url = match backend {
             Backend::Sqlite => {
-                // An in-memory database lives in one connection; a file is shared by several.
+                // SQLite has one writer at a time, and a deferred transaction that reads then
+                // writes fails at once ("database is locked") when another writer got in
+                // between. One connection serialises the host's transactions instead, which
+                // is also what an in-memory database needs.
                 let memory = url.contains(":memory:");
-                options = options
-                    .max_connections(if memory { 1 } else { 4 })
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA busy_timeout = 10000",
-                                "PRAGMA foreign_keys = ON",
-                            ] {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
-                            Ok(())
-                        })
-                    });
+                options = options.max_connections(1).after_connect(|conn, _| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                });
                 if memory || url.contains("mode=") {
                     url.to_string()
                 } else {

@@ -148,7 +148,8 @@ impl Store {
     }
 
     /// Records that the platform accepted a reply: the row becomes `sent`, the reply joins
-    /// its conversation as an outbound message, and the first-response time is set.
+    /// its conversation as an outbound message, and the first-response time is set (by a
+    /// person's reply, not by the host's automatic wait estimate).
     pub async fn outbox_sent(
         &self,
         entry: &OutboxEntry,
@@ -188,13 +189,16 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // The host's own automatic messages (wait estimates) are not a response: only a
+        // person answering starts the first-response clock.
+        let first_response = (entry.author != crate::HOST_AUTHOR).then_some(ms(sent_at));
         sqlx::query(
             "UPDATE conversations SET first_response_at = COALESCE(first_response_at, $3), updated_at = $4
              WHERE tenant = $1 AND id = $2",
         )
         .bind(&entry.tenant)
         .bind(&entry.conversation_id)
-        .bind(ms(sent_at))
+        .bind(first_response)
         .bind(now)
         .execute(&mut *tx)
         .await?;

@@ -6,7 +6,9 @@
 mod cache;
 mod channel;
 mod cli;
+mod config;
 mod crm;
+mod demo;
 mod end_to_end;
 mod facebook;
 mod faults;

@@ -83,6 +83,38 @@ pub fn messenger_text(
     })
 }
 
+/// A page-feed change: customer `from` commented `text` under post `post_id` of `page_id`.
+pub fn page_comment(
+    page_id: &str,
+    post_id: &str,
+    comment_id: &str,
+    from: (&str, &str),
+    text: &str,
+    timestamp_ms: u64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "object": "page",
+        "entry": [{
+            "id": page_id,
+            "time": timestamp_ms,
+            "changes": [{
+                "field": "feed",
+                "value": {
+                    "from": { "id": from.0, "name": from.1 },
+                    "post": { "status_type": "added_photos", "is_published": true, "id": post_id },
+                    "message": text,
+                    "post_id": post_id,
+                    "comment_id": comment_id,
+                    "created_time": timestamp_ms / 1000,
+                    "item": "comment",
+                    "parent_id": post_id,
+                    "verb": "add"
+                }
+            }]
+        }]
+    })
+}
+
 /// An Account Activity `tweet_create_events` delivery for `for_user_id`.
 pub fn tweet_create(
     for_user_id: &str,

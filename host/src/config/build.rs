@@ -1,0 +1,469 @@
+//! From a checked config to what the host runs: secrets resolved, connectors with their
+//! grants, a routing engine per tenant, and the plugin inspection `centralino check` does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::error::{ConfigError, KeyPath, Problem};
+use super::values::{CredentialRef, SecretRef};
+use super::{Config, Connector, StoreLocation, Tenant};
+use crate::HostBuilder;
+use crate::capabilities::{Credential, Grants, Secret};
+use crate::connectors::ConnectorSpec;
+use crate::error::PluginId;
+use crate::routing::{EngineBuilder, PolicyChain, ReplyRules, RoutingEngine, RoutingError};
+use crate::runtime::{Runtime, World, inspect_file};
+use crate::types::{AccountConfig, Capability, ConnectorConfig, Presence};
+
+/// The secrets one connector was granted.
+#[derive(Clone, Debug, Default)]
+struct ConnectorSecrets {
+    credentials: BTreeMap<String, Credential>,
+    secrets: BTreeMap<String, Secret>,
+}
+
+/// Every secret a config refers to, read from the environment and files. `Debug` shows
+/// no value.
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedSecrets {
+    store_url: Option<String>,
+    admin_token: Option<Secret>,
+    connectors: BTreeMap<(String, String), ConnectorSecrets>,
+    count: usize,
+}
+
+impl ResolvedSecrets {
+    /// The admin API's token, when the config names one.
+    pub fn admin_token(&self) -> Option<&Secret> {
+        self.admin_token.as_ref()
+    }
+
+    /// How many references were resolved.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the config refers to no secret at all.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// One plugin named in the config, inspected without compiling it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginCheck {
+    /// The tenant naming it.
+    pub tenant: String,
+    /// Where it is named (`connectors[0].plugin`, `routing.chain`).
+    pub key: String,
+    /// The component file.
+    pub path: PathBuf,
+    /// The plugin's name and version.
+    pub plugin: PluginId,
+    /// Its world.
+    pub world: World,
+    /// The contract version it was built against.
+    pub contract: String,
+}
+
+impl Config {
+    /// Resolves every secret reference from the process environment and files. See
+    /// [`Config::resolve_secrets_with`].
+    pub fn resolve_secrets(&self) -> Result<ResolvedSecrets, ConfigError> {
+        self.resolve_secrets_with(|name| std::env::var(name).ok())
+    }
+
+    /// Resolves every secret reference: the admin token, the store URL when it is a
+    /// reference, and the secrets and credentials of every *enabled* connector (a disabled
+    /// one may wait for its secrets). `env` looks variables up; files are read relative to
+    /// the config file. Every unresolved reference is reported, each with its key and the
+    /// variable or file.
+    pub fn resolve_secrets_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ResolvedSecrets, ConfigError> {
+        let mut problems = Vec::new();
+        let mut resolved = ResolvedSecrets::default();
+        let mut resolve =
+            |key: &KeyPath, reference: &SecretRef, problems: &mut Vec<Problem>| match reference
+                .resolve(&self.base_dir, &env)
+            {
+                Ok(secret) => {
+                    resolved.count += 1;
+                    Some(secret)
+                }
+                Err(message) => {
+                    problems.push(self.source.problem(key, message));
+                    None
+                }
+            };
+        let host = KeyPath::root().key("host");
+        let admin_token = self
+            .admin_token
+            .as_ref()
+            .and_then(|r| resolve(&host.key("admin_token"), r, &mut problems));
+        let store_url = match &self.store {
+            StoreLocation::Url(_) => None,
+            StoreLocation::Secret(reference) => {
+                let key = host.key("store");
+                resolve(&key, reference, &mut problems).and_then(|secret| {
+                    match String::from_utf8(secret.expose().to_vec()) {
+                        Ok(url) => Some(url),
+                        Err(_) => {
+                            problems.push(self.source.problem(
+                                &key,
+                                format!("the store URL in `{reference}` is not UTF-8 text"),
+                            ));
+                            None
+                        }
+                    }
+                })
+            }
+        };
+        let mut connectors = BTreeMap::new();
+        for tenant in &self.tenants {
+            for connector in tenant.connectors.iter().filter(|c| c.enabled) {
+                let mut granted = ConnectorSecrets::default();
+                for (name, reference) in &connector.secrets {
+                    let key = connector.key.key("secrets").key(name.clone());
+                    if let Some(secret) = resolve(&key, reference, &mut problems) {
+                        granted.secrets.insert(name.clone(), secret);
+                    }
+                }
+                for (index, account) in connector.accounts.iter().enumerate() {
+                    let Some(credential) = &account.credential else {
+                        continue;
+                    };
+                    let key = connector.key.key("accounts").index(index).key("credential");
+                    let credential = match credential {
+                        CredentialRef::Bearer(reference) => {
+                            resolve(&key, reference, &mut problems).map(Credential::Bearer)
+                        }
+                        CredentialRef::Query { parameter, token } => {
+                            resolve(&key.key("token"), token, &mut problems).map(|token| {
+                                Credential::QueryParameter {
+                                    name: parameter.clone(),
+                                    token,
+                                }
+                            })
+                        }
+                    };
+                    if let Some(credential) = credential {
+                        granted.credentials.insert(account.id.clone(), credential);
+                    }
+                }
+                connectors.insert((tenant.id.clone(), connector.name.clone()), granted);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(self.source.error(problems));
+        }
+        resolved.admin_token = admin_token;
+        resolved.store_url = store_url;
+        resolved.connectors = connectors;
+        Ok(resolved)
+    }
+
+    /// The runtime the config asks for (with its compiled-component cache).
+    pub fn runtime(&self) -> Result<Runtime, crate::Error> {
+        let mut builder = Runtime::builder();
+        if let Some(dir) = &self.cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        builder.build()
+    }
+
+    /// The store URL, the reference resolved from `secrets`.
+    pub fn store_url(&self, secrets: &ResolvedSecrets) -> String {
+        match &self.store {
+            StoreLocation::Url(url) => url.clone(),
+            StoreLocation::Secret(_) => secrets.store_url.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Every enabled connector of every tenant, with the grants its secrets give it.
+    /// `secrets` must come from this config's [`Config::resolve_secrets`].
+    pub fn connector_specs(&self, secrets: &ResolvedSecrets) -> Vec<ConnectorSpec> {
+        let mut specs = Vec::new();
+        for tenant in &self.tenants {
+            for connector in tenant.connectors.iter().filter(|c| c.enabled) {
+                let granted = secrets
+                    .connectors
+                    .get(&(tenant.id.clone(), connector.name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                specs.push(connector_spec(tenant, connector, granted));
+            }
+        }
+        specs
+    }
+
+    /// A host builder with the config's store, webhook body limit and enabled connectors,
+    /// on `runtime` (share it with the routing engines). `secrets` must come from this
+    /// config's [`Config::resolve_secrets`].
+    pub fn host_builder(&self, runtime: Runtime, secrets: &ResolvedSecrets) -> HostBuilder {
+        self.connector_specs(secrets).into_iter().fold(
+            HostBuilder::default()
+                .runtime(runtime)
+                .store(self.store_url(secrets))
+                .max_webhook_body(self.max_webhook_body),
+            HostBuilder::connector,
+        )
+    }
+
+    /// Inspects every plugin the config names, without compiling anything: connectors
+    /// must be `channel` components, routing stages `routing-policy` ones, all of a
+    /// contract version this host serves. Every failure is reported with its key.
+    pub fn inspect_plugins(&self) -> Result<Vec<PluginCheck>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut checks = Vec::new();
+        let mut inspected = HashMap::new();
+        let mut check = |tenant: &Tenant,
+                         key: KeyPath,
+                         label: Option<&str>,
+                         path: PathBuf,
+                         world: World,
+                         problems: &mut Vec<Problem>| {
+            let inspection = inspected
+                .entry(path.clone())
+                .or_insert_with(|| inspect_file(&path).map_err(|e| e.to_string()))
+                .clone()
+                .and_then(|info| {
+                    info.ensure_loadable(&path, Some(world))
+                        .map(|()| info)
+                        .map_err(|e| e.to_string())
+                });
+            match inspection {
+                Ok(info) => checks.push(PluginCheck {
+                    tenant: tenant.id.clone(),
+                    key: key.to_string(),
+                    path,
+                    plugin: info.plugin,
+                    world: info.world,
+                    contract: info.contract.to_string(),
+                }),
+                Err(message) => {
+                    let message = match label {
+                        Some(stage) => format!("stage `{stage}`: {message}"),
+                        None => message,
+                    };
+                    problems.push(self.source.problem(&key, message));
+                }
+            }
+        };
+        for tenant in &self.tenants {
+            for connector in &tenant.connectors {
+                check(
+                    tenant,
+                    connector.key.key("plugin"),
+                    None,
+                    connector.plugin.clone(),
+                    World::Channel,
+                    &mut problems,
+                );
+            }
+            let Some(plan) = &tenant.routing else {
+                continue;
+            };
+            let chains = [
+                ("chain", Some(&plan.chain)),
+                ("shadow", plan.shadow.as_ref()),
+            ];
+            for (name, spec) in chains {
+                for stage in spec.iter().flat_map(|spec| &spec.stages) {
+                    check(
+                        tenant,
+                        plan.key.key(name),
+                        Some(&stage.plugin),
+                        stage.component_path(&plan.plugin_dir),
+                        World::RoutingPolicy,
+                        &mut problems,
+                    );
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(checks)
+        } else {
+            Err(self.source.error(problems))
+        }
+    }
+}
+
+impl Config {
+    /// Compiles every plugin and configures an instance with its settings and accounts, as
+    /// the host does at start-up, without opening the store or serving anything: a setting
+    /// or account the plugin refuses is reported here, with its key. A connector with a
+    /// poll interval must say it can poll. Disabled connectors are configured too (with
+    /// their secrets if `secrets` has them: configuring needs none).
+    pub async fn configure_plugins(
+        &self,
+        runtime: &Runtime,
+        secrets: &ResolvedSecrets,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for tenant in &self.tenants {
+            for connector in &tenant.connectors {
+                let granted = secrets
+                    .connectors
+                    .get(&(tenant.id.clone(), connector.name.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                let spec = connector_spec(tenant, connector, granted);
+                let configured = async {
+                    let plugin = runtime.load_channel(&spec.plugin)?;
+                    let mut instance = plugin.instance(spec.config, spec.grants, spec.limits);
+                    instance.ready().await?;
+                    let polls = instance
+                        .description()
+                        .is_some_and(|d| d.capabilities.contains(&Capability::Polling));
+                    Ok::<_, crate::Error>((plugin.id().clone(), polls))
+                };
+                match configured.await {
+                    Ok((plugin, false)) if connector.poll_interval.is_some() => {
+                        problems.push(self.source.problem(
+                            &connector.key.key("poll_interval_secs"),
+                            format!(
+                                "plugin {plugin} does not poll (it only receives webhooks): \
+                                 leave `poll_interval_secs` out"
+                            ),
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        problems.push(self.source.problem(&connector.key, error.to_string()));
+                    }
+                }
+            }
+            let Some(plan) = &tenant.routing else {
+                continue;
+            };
+            let chains = [
+                ("chain", Some(&plan.chain)),
+                ("shadow", plan.shadow.as_ref()),
+            ];
+            for (name, spec) in chains {
+                for stage in spec.iter().flat_map(|spec| &spec.stages) {
+                    let configured = async {
+                        let plugin = runtime.load_router(stage.component_path(&plan.plugin_dir))?;
+                        plugin
+                            .instance(stage.settings.clone(), plan.limits.clone())
+                            .ready()
+                            .await
+                    };
+                    if let Err(error) = configured.await {
+                        problems.push(self.source.problem(
+                            &plan.key.key(name),
+                            format!("stage `{}`: {error}", stage.plugin),
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(self.source.error(problems))
+        }
+    }
+}
+
+fn connector_spec(
+    tenant: &Tenant,
+    connector: &Connector,
+    granted: ConnectorSecrets,
+) -> ConnectorSpec {
+    let accounts = connector
+        .accounts
+        .iter()
+        .map(|account| AccountConfig {
+            id: account.id.clone(),
+            handle: account.handle.clone(),
+            // Credentials are granted under the account's id.
+            credential: account.credential.as_ref().map(|_| account.id.clone()),
+            settings: account.settings.clone(),
+        })
+        .collect();
+    let brands = connector
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.id.clone(), a.brand.clone()?)))
+        .collect();
+    let config = ConnectorConfig {
+        settings: connector.settings.clone(),
+        accounts,
+    };
+    ConnectorSpec {
+        tenant: tenant.id.clone(),
+        grants: Grants {
+            allowed_hosts: connector.allowed_hosts.clone(),
+            credentials: granted.credentials,
+            secrets: granted.secrets,
+        },
+        limits: connector.limits.clone(),
+        poll_interval: connector.poll_interval,
+        brands,
+        ..ConnectorSpec::new(connector.name.clone(), connector.plugin.clone(), config)
+    }
+}
+
+impl Tenant {
+    /// Operators reply from their own account on every channel where one of them has an
+    /// account (Twitter in the telecom scenario), and as the receiving account elsewhere
+    /// (a Facebook page answers as the page).
+    pub fn reply_rules(&self) -> ReplyRules {
+        let channels: std::collections::BTreeSet<&str> = self
+            .operators
+            .iter()
+            .flat_map(|operator| operator.accounts.iter().map(|a| a.channel.as_str()))
+            .collect();
+        ReplyRules::new(channels)
+    }
+
+    /// Loads the tenant's chain (and shadow chain) on `runtime`, configuring every stage,
+    /// and returns an engine builder with the offer timeout, reply rules and handling
+    /// window of the config; none when the tenant has no routing. Set a clock on it, or
+    /// use [`Tenant::engine`].
+    pub async fn engine_builder(
+        &self,
+        runtime: &Runtime,
+    ) -> Result<Option<EngineBuilder>, RoutingError> {
+        let Some(plan) = &self.routing else {
+            return Ok(None);
+        };
+        let chain = PolicyChain::load(runtime, &plan.chain, &plan.plugin_dir, &plan.limits).await?;
+        let mut builder = RoutingEngine::builder(chain)
+            .reply_rules(self.reply_rules())
+            .handling_window(plan.handling_window);
+        if let Some(timeout) = plan.offer_timeout {
+            builder = builder.offer_timeout(timeout);
+        }
+        if let Some(shadow) = &plan.shadow {
+            let shadow = PolicyChain::load(runtime, shadow, &plan.plugin_dir, &plan.limits).await?;
+            builder = builder.shadow(shadow);
+        }
+        Ok(Some(builder))
+    }
+
+    /// The tenant's routing engine with every operator on its roster, offline until they
+    /// say otherwise; none when the tenant has no routing.
+    pub async fn engine(&self, runtime: &Runtime) -> Result<Option<RoutingEngine>, RoutingError> {
+        let Some(builder) = self.engine_builder(runtime).await? else {
+            return Ok(None);
+        };
+        let mut engine = builder.build();
+        self.add_operators(&mut engine).await;
+        Ok(Some(engine))
+    }
+
+    /// Puts every operator of the tenant on `engine`'s roster, offline.
+    pub async fn add_operators(&self, engine: &mut RoutingEngine) {
+        for operator in &self.operators {
+            engine
+                .add_operator(operator.clone(), Presence::Offline)
+                .await;
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! `centralino.toml` as written: one type per section, every key documented with its
+//! default. Unknown keys are refused everywhere, so a typo never falls back to a default.
+//!
+//! Relative paths (`plugin_dir`, `cache_dir`, `file:` secrets, a SQLite file, a plugin
+//! given as a path) are relative to the folder of the config file, not to the folder the
+//! host was started from.
+//!
+//! A plugin is named like a routing stage: a bare name (`twitter`) is
+//! `<plugin_dir>/<name>.wasm`; anything with a `/` or ending in `.wasm` is a path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::values::{CredentialRef, OperatorAccount, SecretRef, SettingValue, string_or_number};
+use crate::routing::WorkingHours;
+
+/// The chain used when a tenant has operators but no `[routing]` section.
+pub const DEFAULT_CHAIN: &str = "skills > least-loaded";
+
+/// The whole file.
+///
+/// Connectors, routing and operators at the top level form the implicit `default`
+/// tenant. With `[[tenants]]`, each tenant has its own and the top level has none.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[host]`: store, addresses, plugin folder.
+    #[serde(default)]
+    pub host: HostSection,
+    /// `[limits]`: limits of every plugin call, unless a connector or `[routing.limits]`
+    /// overrides them.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// `[[connectors]]` of the default tenant. Default: none.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSection>,
+    /// `[routing]` of the default tenant. Default: the chain [`DEFAULT_CHAIN`] when there
+    /// are operators, no routing otherwise.
+    #[serde(default)]
+    pub routing: Option<RoutingSection>,
+    /// `[[operators]]` of the default tenant. Default: none.
+    #[serde(default)]
+    pub operators: Vec<OperatorSection>,
+    /// `[[tenants]]`. Default: none (one implicit tenant, `default`).
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
+}
+
+/// `[host]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostSection {
+    /// The store: `sqlite://FILE` (relative to the config file), `sqlite::memory:` or
+    /// `postgres://…`. Default: `sqlite://centralino.db`.
+    pub store: String,
+    /// Address of the webhook ingress. Default: `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Address of the admin API. Default: `127.0.0.1:8081`. Any address other than a
+    /// loopback one requires `admin_token`.
+    pub admin_listen: SocketAddr,
+    /// The bearer token admin calls must present, as a secret reference. Default: none.
+    pub admin_token: Option<SecretRef>,
+    /// Where plugins named by a bare name are found. Default: `plugins`.
+    pub plugin_dir: PathBuf,
+    /// Where compiled components are cached (created on first use). Default: none, every
+    /// start compiles every plugin.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest webhook body accepted, in bytes; larger ones get `413`. Default: 1048576
+    /// (1 MiB).
+    pub max_webhook_body_bytes: usize,
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        HostSection {
+            store: "sqlite://centralino.db".to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            admin_token: None,
+            plugin_dir: PathBuf::from("plugins"),
+            cache_dir: None,
+            max_webhook_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[limits]`, a connector's `limits` or `[routing.limits]`. A key left out keeps the
+/// value of the level above: connector → `[limits]` → the default given here.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Longest one call may compute, in milliseconds (time spent waiting on HTTP does not
+    /// count). Default: 5000 for connectors, 1000 for routing stages.
+    pub call_deadline_ms: Option<u64>,
+    /// Linear memory of one plugin instance, in MiB. Default: 64.
+    pub memory_mib: Option<u64>,
+    /// Log lines one call may write before further lines are dropped. Default: 10000.
+    pub log_lines: Option<u64>,
+    /// Timeout of one outgoing HTTP exchange, in milliseconds. Default: 10000.
+    pub http_timeout_ms: Option<u64>,
+    /// Largest HTTP response body handed to a plugin, in KiB. Default: 4096 (4 MiB).
+    pub http_max_response_kib: Option<u64>,
+    /// Retries of an idempotent request after a 5xx or a timeout. Default: 2.
+    pub http_retries: Option<u32>,
+    /// Longest a request is held while a platform's rate-limit window is spent, in
+    /// milliseconds; beyond that the plugin is told it is rate limited. Default: 2000.
+    pub http_rate_limit_hold_ms: Option<u64>,
+}
+
+/// `[[connectors]]`: one channel connector plugin and the accounts it serves.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSection {
+    /// Unique in its tenant; the webhook route (`/webhooks/<name>`) and the channel name
+    /// operators' accounts refer to. Letters, digits, `-`, `_`. Required.
+    pub name: String,
+    /// The plugin: a name in `plugin_dir` (`twitter`) or a path to a `.wasm` file.
+    /// Required.
+    pub plugin: String,
+    /// Whether the host runs it. A disabled connector is still checked, but its secrets
+    /// are not resolved. Default: `true`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Seconds between two polls of each account. Default: none (webhooks only).
+    pub poll_interval_secs: Option<u64>,
+    /// Hosts the plugin may reach over HTTP (`api.x.com`, `127.0.0.1:9000`). Default: none
+    /// (no HTTP at all).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Settings passed to the plugin as text (`api_base`, `api_version`…). Default: none.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingValue>,
+    /// Secrets the plugin may sign and verify with, by the name the plugin uses
+    /// (`consumer_secret = "env:X_CONSUMER_SECRET"`). Default: none.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// Limits of this connector's calls, over `[limits]`. Default: `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// `[[connectors.accounts]]`: the company accounts served. Default: none.
+    #[serde(default)]
+    pub accounts: Vec<AccountSection>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[connectors.accounts]]`: one company account (a brand's, or an operator's own).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSection {
+    /// The platform's id of the account (numeric on X and Facebook; a number may be written
+    /// without quotes). Unique in its connector. Required.
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    /// Public handle without `@` (`TIM_Official`); operators may name the account by it.
+    /// Default: none.
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// The brand messages to this account belong to (`tim`); routing matches it against
+    /// operators' skills. Default: none.
+    #[serde(default)]
+    pub brand: Option<String>,
+    /// The account's credential: a bearer token reference (`"env:NAME"`), or
+    /// `{ query = "access_token", token = "env:NAME" }`. Default: none.
+    #[serde(default)]
+    pub credential: Option<CredentialRef>,
+    /// Account-level settings passed to the plugin. Default: none.
+    #[serde(default)]
+    pub settings: BTreeMap<String, SettingValue>,
+}
+
+/// `[routing]`: the policy chain that picks an operator.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingSection {
+    /// Stages joined by `>`, each a routing-policy plugin with optional settings in
+    /// parentheses: `priority(level=7) > sticky > skills > least-loaded`. Default:
+    /// [`DEFAULT_CHAIN`].
+    #[serde(default = "default_chain")]
+    pub chain: String,
+    /// A candidate chain run beside the active one and compared, never acted on. Default:
+    /// none.
+    #[serde(default)]
+    pub shadow: Option<String>,
+    /// Minutes an assignee has to answer before the conversation goes to someone else.
+    /// Default: none (never taken back).
+    #[serde(default)]
+    pub offer_timeout_minutes: Option<u64>,
+    /// Whether a customer who has to wait gets an auto-reply with an honest estimate.
+    /// Default: `true`.
+    #[serde(default = "yes")]
+    pub auto_reply: bool,
+    /// How many recent handling times the wait estimate averages. Default: 50.
+    #[serde(default)]
+    pub handling_window: Option<usize>,
+    /// `[routing.settings.<stage>]`: settings of a stage, wherever it appears in `chain`
+    /// or `shadow`, besides those in parentheses. Default: none.
+    #[serde(default)]
+    pub settings: BTreeMap<String, BTreeMap<String, SettingValue>>,
+    /// Limits of routing calls, over `[limits]`. Default: `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+fn default_chain() -> String {
+    DEFAULT_CHAIN.to_string()
+}
+
+impl Default for RoutingSection {
+    /// What a tenant with operators and no `[routing]` gets.
+    fn default() -> Self {
+        RoutingSection {
+            chain: default_chain(),
+            shadow: None,
+            offer_timeout_minutes: None,
+            auto_reply: true,
+            handling_window: None,
+            settings: BTreeMap::new(),
+            limits: LimitsSection::default(),
+        }
+    }
+}
+
+/// `[[operators]]`: a person who answers customers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSection {
+    /// Stable id, unique in the tenant (`marco`). Letters, digits, `-`, `_`. Required.
+    pub id: String,
+    /// Display name. Default: the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Brands and skills (`tim`, `fibra`). Default: none.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Languages spoken (`it`, `en`). Default: none.
+    #[serde(default)]
+    pub languages: Vec<String>,
+    /// Conversations the operator may hold at once, at least 1. Required.
+    pub capacity: u32,
+    /// Personal accounts the operator replies from: `"connector:account"` where the
+    /// account is one of the connector's, by id or handle (`"twitter:TIM_Marco"`).
+    /// Default: none (replies go out from the account the customer wrote to).
+    #[serde(default)]
+    pub accounts: Vec<OperatorAccount>,
+    /// Working hours (`utc_offset_minutes`, `mon` … `sun` as `"09:00-13:00"` spans);
+    /// outside them an operator counts as away. Default: none (presence alone decides).
+    #[serde(default)]
+    pub hours: Option<WorkingHours>,
+}
+
+/// `[[tenants]]`: one company served by this host.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    /// Unique id, used in webhook routes (`/tenants/<id>/webhooks/<connector>`). Letters,
+    /// digits, `-`, `_`. Required.
+    pub id: String,
+    /// `[[tenants.connectors]]`. Default: none.
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSection>,
+    /// `[tenants.routing]`. Default: as for the top level.
+    #[serde(default)]
+    pub routing: Option<RoutingSection>,
+    /// `[[tenants.operators]]`. Default: none.
+    #[serde(default)]
+    pub operators: Vec<OperatorSection>,
+}
+
+impl ConfigFile {
+    /// Every secret reference written in the file, in file order per section: what an admin
+    /// has to provide before the host can start.
+    pub fn secret_references(&self) -> Vec<&SecretRef> {
+        let mut references: Vec<&SecretRef> = self.host.admin_token.iter().collect();
+        let tenants = std::iter::once(&self.connectors)
+            .chain(self.tenants.iter().map(|tenant| &tenant.connectors));
+        for connectors in tenants {
+            for connector in connectors {
+                references.extend(connector.secrets.values());
+                references.extend(
+                    connector
+                        .accounts
+                        .iter()
+                        .filter_map(|a| a.credential.as_ref().map(CredentialRef::token)),
+                );
+            }
+        }
+        references
+    }
+}
