@@ -11,8 +11,12 @@ mod config;
 mod demo;
 #[path = "../cli/inspect.rs"]
 mod inspect;
+#[path = "../cli/plugin_replay.rs"]
+mod plugin_replay;
 #[path = "../cli/replay.rs"]
 mod replay;
+#[path = "../cli/run.rs"]
+mod run;
 
 /// centralino: social customer care on a WebAssembly plugin host.
 #[derive(Parser)]
@@ -29,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Run the host from a centralino.toml: connectors, routing, webhook ingress.
+    Run(run::RunArgs),
     /// Run the telecom demo on embedded defaults and print what happened.
     Demo(demo::DemoArgs),
     /// Work with routing chains (replay recorded traffic).
@@ -49,6 +55,10 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run one captured webhook delivery through a plugin and print what it makes of it.
+    Webhook(plugin_replay::WebhookArgs),
+    /// Poll one account once through a plugin and print the messages and cursor.
+    Poll(plugin_replay::PollArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +74,13 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
         } => inspect::run(&file, json),
+        Command::Plugin {
+            command: PluginCommand::Webhook(args),
+        } => plugin_replay::webhook(args),
+        Command::Plugin {
+            command: PluginCommand::Poll(args),
+        } => plugin_replay::poll(args),
+        Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Route(args) => replay::run(args),
         Command::Init(args) => config::init(args),

@@ -15,6 +15,7 @@ mod faults;
 mod host_routing;
 mod http;
 mod inspect;
+mod plugin_cli;
 mod round_robin;
 mod routing;
 mod routing_policies;
