@@ -282,29 +282,104 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
     Ok(built)
 }
 
+/// Where the store tests find PostgreSQL (a role and database this task creates).
+const POSTGRES_URL: &str = "postgres://centralino:centralino@127.0.0.1:5432/centralino";
+
+/// Makes sure a PostgreSQL server accepts connections on 127.0.0.1:5432 with the test
+/// role and database: starts Debian's cluster, installing the package if needed.
+fn ensure_postgres() -> anyhow::Result<String> {
+    let ready =
+        || succeeds(Command::new("pg_isready").args(["-q", "-h", "127.0.0.1", "-p", "5432"]));
+    if !ready() {
+        if output(Command::new("pg_lsclusters").arg("-h"))
+            .is_none_or(|clusters| clusters.trim().is_empty())
+        {
+            step("installing PostgreSQL with apt-get (store tests run on SQLite and PostgreSQL)");
+            run(Command::new("apt-get").arg("update").arg("-q"))
+                .context("apt-get update failed")?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-q", "postgresql"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))
+            .context("could not install PostgreSQL from Debian's packages")?;
+        }
+        let clusters = output(Command::new("pg_lsclusters").arg("-h")).unwrap_or_default();
+        let Some((version, name)) = clusters.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some((fields.next()?.to_string(), fields.next()?.to_string()))
+        }) else {
+            bail!("PostgreSQL is installed but has no cluster (pg_lsclusters lists none)");
+        };
+        step(&format!("starting PostgreSQL cluster {version}/{name}"));
+        run(Command::new("pg_ctlcluster").args([version.as_str(), name.as_str(), "start"]))
+            .context("could not start PostgreSQL")?;
+        for _ in 0..50 {
+            if ready() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !ready() {
+            bail!("PostgreSQL did not accept connections on 127.0.0.1:5432");
+        }
+    }
+    let psql = |sql: &str| {
+        output(Command::new("runuser").args(["-u", "postgres", "--", "psql", "-tAc", sql]))
+    };
+    if psql("SELECT 1 FROM pg_roles WHERE rolname = 'centralino'")
+        .unwrap_or_default()
+        .trim()
+        != "1"
+    {
+        step("creating the PostgreSQL role `centralino`");
+        psql("CREATE ROLE centralino LOGIN SUPERUSER PASSWORD 'centralino'")
+            .context("could not create the PostgreSQL role `centralino`")?;
+    }
+    if psql("SELECT 1 FROM pg_database WHERE datname = 'centralino'")
+        .unwrap_or_default()
+        .trim()
+        != "1"
+    {
+        psql("CREATE DATABASE centralino OWNER centralino")
+            .context("could not create the PostgreSQL database `centralino`")?;
+    }
+    // Databases left by earlier test runs (each store test makes a fresh one).
+    let stale = psql("SELECT datname FROM pg_database WHERE datname LIKE 'centralino_test_%'")
+        .unwrap_or_default();
+    for name in stale.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    }
+    step(&format!(
+        "PostgreSQL ready for the store tests at {}",
+        POSTGRES_URL.replace(":centralino@", ":***@")
+    ));
+    Ok(POSTGRES_URL.to_string())
+}
+
 fn test() -> anyhow::Result<()> {
     build_plugins()?;
+    let postgres = ensure_postgres()?;
     let root = root();
     step("checking formatting (cargo fmt --check)");
     run(Command::new("cargo")
         .args(["fmt", "--all", "--check"])
         .current_dir(&root))
     .context("code is not formatted: run `cargo fmt --all`")?;
+    // Doc tests first, so the run closes on the main suite's summary.
+    step("running documentation tests");
+    run(Command::new("cargo")
+        .args(["test", "--workspace", "--doc"])
+        .current_dir(&root))?;
+    let mut suite = Command::new("cargo");
     if succeeds(Command::new("cargo").args(["nextest", "--version"])) {
-        step("running the test suite with cargo nextest");
-        run(Command::new("cargo")
-            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
-            .current_dir(&root))?;
-        step("running documentation tests");
-        run(Command::new("cargo")
-            .args(["test", "--workspace", "--doc"])
-            .current_dir(&root))?;
+        step("running the test suite with cargo nextest (SQLite and PostgreSQL)");
+        suite.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
         step("running the test suite with cargo test (cargo-nextest is not installed)");
-        run(Command::new("cargo")
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .current_dir(&root))?;
+        suite.args(["test", "--workspace", "--no-fail-fast", "--tests"]);
     }
+    run(suite
+        .env("CENTRALINO_TEST_POSTGRES", &postgres)
+        .current_dir(&root))?;
     Ok(())
 }
 

@@ -263,3 +263,52 @@ async fn a_crm_endpoint_that_was_down_receives_every_event_in_order_once_it_is_b
     );
     assert_eq!(host.store().undelivered_events("default").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_whole_path_runs_on_postgresql_too() {
+    let Some(base) = crate::store::postgres_url() else {
+        return;
+    };
+    let url = crate::store::fresh_postgres_database(&base).await;
+    let host = Host::builder()
+        .store(url)
+        .connector(echo_spec())
+        .build()
+        .await
+        .unwrap();
+    let inbox = host.local_inbox().unwrap().clone();
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "echo", delivery("mario: ciao da Postgres"))
+        .await;
+    assert_eq!(response.status, 200);
+    let (again, _) = host
+        .deliver_webhook_stored("default", "echo", delivery("mario: ciao da Postgres"))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(host.store().message_count("default").await.unwrap(), 1);
+    let entry = host
+        .reply(
+            "default",
+            &stored[0].conversation_id,
+            "marco",
+            None,
+            "Ciao!",
+            "pg-1",
+        )
+        .await
+        .unwrap();
+    eventually("the reply to be sent", || {
+        inbox
+            .events()
+            .iter()
+            .any(|e| matches!(e.event, CrmEvent::ReplySent { .. }))
+    })
+    .await;
+    let row = host
+        .store()
+        .outbox_entry("default", &entry.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, OutboxStatus::Sent);
+}

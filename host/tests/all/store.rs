@@ -22,138 +22,192 @@ fn message(id: &str, account: &str, thread: &str, author: &str, text: &str) -> M
     }
 }
 
-async fn sqlite() -> (tempfile::TempDir, Store) {
+/// A store for one test: SQLite in a temporary folder, or a fresh PostgreSQL database.
+pub struct TestStore {
+    pub store: Store,
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The PostgreSQL server the suite may use (`cargo xtask test` starts one and sets it).
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("CENTRALINO_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() && std::env::var_os("CI").is_some() {
+        panic!(
+            "CENTRALINO_TEST_POSTGRES is not set: in CI the store tests must also run on PostgreSQL"
+        );
+    }
+    url
+}
+
+/// A fresh, empty PostgreSQL database on the test server; its URL.
+pub async fn fresh_postgres_database(base: &str) -> String {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+    let name = format!("centralino_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// The store on every backend available: SQLite always, PostgreSQL when configured.
+pub async fn stores() -> Vec<TestStore> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("centralino.db").display());
-    let store = Store::open(&url).await.unwrap();
-    (dir, store)
+    let mut stores = vec![TestStore {
+        store: Store::open(&url).await.unwrap(),
+        backend: "sqlite",
+        _dir: Some(dir),
+    }];
+    if let Some(base) = postgres_url() {
+        let url = fresh_postgres_database(&base).await;
+        stores.push(TestStore {
+            store: Store::open(&url).await.unwrap(),
+            backend: "postgres",
+            _dir: None,
+        });
+    }
+    stores
 }
 
 #[tokio::test]
 async fn a_redelivered_message_changes_nothing() {
-    let (_dir, store) = sqlite().await;
-    let m = message(
-        "1860000000000000001",
-        "1001",
-        "t:1",
-        "42",
-        "il mio modem non va",
-    );
-    let first = store
-        .ingest("default", "twitter", &[m.clone()])
-        .await
-        .unwrap();
-    let second = store.ingest("default", "twitter", &[m]).await.unwrap();
-    assert!(!first[0].duplicate && first[0].new_conversation);
-    assert!(second[0].duplicate);
-    assert_eq!(second[0].message_id, first[0].message_id);
-    assert_eq!(second[0].conversation_id, first[0].conversation_id);
-    assert_eq!(store.message_count("default").await.unwrap(), 1);
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        let m = message(
+            "1860000000000000001",
+            "1001",
+            "t:1",
+            "42",
+            "il mio modem non va",
+        );
+        let first = store
+            .ingest("default", "twitter", &[m.clone()])
+            .await
+            .unwrap();
+        let second = store.ingest("default", "twitter", &[m]).await.unwrap();
+        assert!(!first[0].duplicate && first[0].new_conversation);
+        assert!(second[0].duplicate);
+        assert_eq!(second[0].message_id, first[0].message_id);
+        assert_eq!(second[0].conversation_id, first[0].conversation_id);
+        assert_eq!(store.message_count("default").await.unwrap(), 1);
+    }
 }
 
 #[tokio::test]
 async fn a_customer_message_in_an_open_thread_joins_its_conversation() {
-    let (_dir, store) = sqlite().await;
-    let a = message("1", "1001", "t:1", "42", "il mio modem non va");
-    let b = message("2", "1001", "t:1", "42", "ancora niente");
-    // The same thread reaching another account (a reply to an operator) still joins it.
-    let c = message("3", "2002", "t:1", "42", "grazie @TIM_Marco");
-    let other = message("4", "1001", "t:9", "77", "fattura doppia");
-    let out = store
-        .ingest("default", "twitter", &[a, b, c, other])
-        .await
-        .unwrap();
-    assert_eq!(out[0].conversation_id, out[1].conversation_id);
-    assert_eq!(out[0].conversation_id, out[2].conversation_id);
-    assert_ne!(out[0].conversation_id, out[3].conversation_id);
-    assert_eq!(out.iter().filter(|o| o.new_conversation).count(), 2);
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        let a = message("1", "1001", "t:1", "42", "il mio modem non va");
+        let b = message("2", "1001", "t:1", "42", "ancora niente");
+        // The same thread reaching another account (a reply to an operator) still joins it.
+        let c = message("3", "2002", "t:1", "42", "grazie @TIM_Marco");
+        let other = message("4", "1001", "t:9", "77", "fattura doppia");
+        let out = store
+            .ingest("default", "twitter", &[a, b, c, other])
+            .await
+            .unwrap();
+        assert_eq!(out[0].conversation_id, out[1].conversation_id);
+        assert_eq!(out[0].conversation_id, out[2].conversation_id);
+        assert_ne!(out[0].conversation_id, out[3].conversation_id);
+        assert_eq!(out.iter().filter(|o| o.new_conversation).count(), 2);
 
-    let conversation = store
-        .conversation("default", &out[0].conversation_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(conversation.status, ConversationStatus::Open);
-    assert_eq!(conversation.account, "1001");
-    assert_eq!(conversation.customer_id, "42");
-    let messages = store
-        .messages("default", &out[0].conversation_id)
-        .await
-        .unwrap();
-    let texts: Vec<_> = messages.iter().map(|m| m.message.text.as_str()).collect();
-    assert_eq!(
-        texts,
-        ["il mio modem non va", "ancora niente", "grazie @TIM_Marco"]
-    );
-    assert_eq!(
-        messages[0].message.extra,
-        vec![("lang".to_string(), "it".to_string())]
-    );
-    assert_eq!(messages[0].direction, "inbound");
+        let conversation = store
+            .conversation("default", &out[0].conversation_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conversation.status, ConversationStatus::Open);
+        assert_eq!(conversation.account, "1001");
+        assert_eq!(conversation.customer_id, "42");
+        let messages = store
+            .messages("default", &out[0].conversation_id)
+            .await
+            .unwrap();
+        let texts: Vec<_> = messages.iter().map(|m| m.message.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["il mio modem non va", "ancora niente", "grazie @TIM_Marco"]
+        );
+        assert_eq!(
+            messages[0].message.extra,
+            vec![("lang".to_string(), "it".to_string())]
+        );
+        assert_eq!(messages[0].direction, "inbound");
+    }
 }
 
 #[tokio::test]
 async fn tenants_never_see_each_others_data() {
-    let (_dir, store) = sqlite().await;
-    // Same channel, same account id, same thread and message id in two tenants.
-    let m = message("1", "1001", "t:1", "42", "ciao");
-    let a = store.ingest("acme", "twitter", &[m.clone()]).await.unwrap();
-    let b = store.ingest("globex", "twitter", &[m]).await.unwrap();
-    assert!(!a[0].duplicate && !b[0].duplicate);
-    assert_ne!(a[0].conversation_id, b[0].conversation_id);
-    assert!(
-        store
-            .conversation("globex", &a[0].conversation_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .messages("globex", &a[0].conversation_id)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(store.conversations("acme").await.unwrap().len(), 1);
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        // Same channel, same account id, same thread and message id in two tenants.
+        let m = message("1", "1001", "t:1", "42", "ciao");
+        let a = store.ingest("acme", "twitter", &[m.clone()]).await.unwrap();
+        let b = store.ingest("globex", "twitter", &[m]).await.unwrap();
+        assert!(!a[0].duplicate && !b[0].duplicate);
+        assert_ne!(a[0].conversation_id, b[0].conversation_id);
+        assert!(
+            store
+                .conversation("globex", &a[0].conversation_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .messages("globex", &a[0].conversation_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.conversations("acme").await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]
 async fn a_poll_cursor_advances_with_the_messages_it_covers() {
-    let (_dir, store) = sqlite().await;
-    assert_eq!(
-        store.cursor("default", "twitter", "1001").await.unwrap(),
-        None
-    );
-    let m = message("10", "1001", "t:10", "42", "ciao");
-    store
-        .ingest_polled("default", "twitter", "1001", &[m], Some("10"))
-        .await
-        .unwrap();
-    assert_eq!(
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        assert_eq!(
+            store.cursor("default", "twitter", "1001").await.unwrap(),
+            None
+        );
+        let m = message("10", "1001", "t:10", "42", "ciao");
         store
-            .cursor("default", "twitter", "1001")
+            .ingest_polled("default", "twitter", "1001", &[m], Some("10"))
             .await
-            .unwrap()
-            .as_deref(),
-        Some("10")
-    );
-    store
-        .ingest_polled("default", "twitter", "1001", &[], Some("12"))
-        .await
-        .unwrap();
-    assert_eq!(
+            .unwrap();
+        assert_eq!(
+            store
+                .cursor("default", "twitter", "1001")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("10")
+        );
         store
-            .cursor("default", "twitter", "1001")
+            .ingest_polled("default", "twitter", "1001", &[], Some("12"))
             .await
-            .unwrap()
-            .as_deref(),
-        Some("12")
-    );
-    assert_eq!(
-        store.cursor("other", "twitter", "1001").await.unwrap(),
-        None
-    );
+            .unwrap();
+        assert_eq!(
+            store
+                .cursor("default", "twitter", "1001")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("12")
+        );
+        assert_eq!(
+            store.cursor("other", "twitter", "1001").await.unwrap(),
+            None
+        );
+    }
 }
 
 #[tokio::test]
@@ -211,167 +265,173 @@ fn reply(key: &str, text: &str) -> centralino::types::OutboundMessage {
 #[tokio::test]
 async fn a_reply_is_stored_once_per_idempotency_key_and_sent_once() {
     use centralino::store::OutboxStatus;
-    let (_dir, store) = sqlite().await;
-    let conversation = store
-        .ingest(
-            "default",
-            "twitter",
-            &[message("1", "1001", "t:1", "42", "ciao")],
-        )
-        .await
-        .unwrap()[0]
-        .conversation_id
-        .clone();
-    let (entry, new) = store
-        .enqueue_reply(
-            "default",
-            "twitter",
-            &conversation,
-            "marco",
-            &reply("k1", "eccomi"),
-        )
-        .await
-        .unwrap();
-    let (again, new_again) = store
-        .enqueue_reply(
-            "default",
-            "twitter",
-            &conversation,
-            "marco",
-            &reply("k1", "eccomi"),
-        )
-        .await
-        .unwrap();
-    assert!(new && !new_again);
-    assert_eq!(entry.id, again.id);
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        let conversation = store
+            .ingest(
+                "default",
+                "twitter",
+                &[message("1", "1001", "t:1", "42", "ciao")],
+            )
+            .await
+            .unwrap()[0]
+            .conversation_id
+            .clone();
+        let (entry, new) = store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k1", "eccomi"),
+            )
+            .await
+            .unwrap();
+        let (again, new_again) = store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k1", "eccomi"),
+            )
+            .await
+            .unwrap();
+        assert!(new && !new_again);
+        assert_eq!(entry.id, again.id);
 
-    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].status, OutboxStatus::Sending);
-    assert!(
-        store.claim_outbox("host-b", 10).await.unwrap().is_empty(),
-        "a claimed reply is not claimed twice"
-    );
+        let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].status, OutboxStatus::Sending);
+        assert!(
+            store.claim_outbox("host-b", 10).await.unwrap().is_empty(),
+            "a claimed reply is not claimed twice"
+        );
 
-    store
-        .outbox_sent(&claimed[0], "1860000000000000099", 1_795_856_460_000)
-        .await
-        .unwrap();
-    let sent = store
-        .outbox_entry("default", &entry.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(sent.status, OutboxStatus::Sent);
-    assert_eq!(sent.external_id.as_deref(), Some("1860000000000000099"));
-    let messages = store.messages("default", &conversation).await.unwrap();
-    assert_eq!(messages.len(), 2);
-    assert_eq!(messages[1].direction, "outbound");
-    assert_eq!(messages[1].message.author.id, "marco");
-    let record = store
-        .conversation("default", &conversation)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.first_response_at, Some(1_795_856_460_000));
-    assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+        store
+            .outbox_sent(&claimed[0], "1860000000000000099", 1_795_856_460_000)
+            .await
+            .unwrap();
+        let sent = store
+            .outbox_entry("default", &entry.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent.status, OutboxStatus::Sent);
+        assert_eq!(sent.external_id.as_deref(), Some("1860000000000000099"));
+        let messages = store.messages("default", &conversation).await.unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].direction, "outbound");
+        assert_eq!(messages[1].message.author.id, "marco");
+        let record = store
+            .conversation("default", &conversation)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.first_response_at, Some(1_795_856_460_000));
+        assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+    }
 }
 
 #[tokio::test]
 async fn a_failed_send_keeps_its_reason_and_is_retried_only_when_temporary() {
     use centralino::store::OutboxStatus;
-    let (_dir, store) = sqlite().await;
-    let conversation = store
-        .ingest(
-            "default",
-            "twitter",
-            &[message("1", "1001", "t:1", "42", "ciao")],
-        )
-        .await
-        .unwrap()[0]
-        .conversation_id
-        .clone();
-    store
-        .enqueue_reply(
-            "default",
-            "twitter",
-            &conversation,
-            "marco",
-            &reply("k1", "uno"),
-        )
-        .await
-        .unwrap();
-    store
-        .enqueue_reply(
-            "default",
-            "twitter",
-            &conversation,
-            "marco",
-            &reply("k2", "due"),
-        )
-        .await
-        .unwrap();
-    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
-    assert_eq!(claimed.len(), 2);
-    // k1: temporary, due again now; k2: refused for good.
-    let (k1, k2) = if claimed[0].message.idempotency_key == "k1" {
-        (&claimed[0], &claimed[1])
-    } else {
-        (&claimed[1], &claimed[0])
-    };
-    store
-        .outbox_failed(k1, "transient failure: 503", Some(0))
-        .await
-        .unwrap();
-    store
-        .outbox_failed(k2, "rejected: duplicate content", None)
-        .await
-        .unwrap();
-    let retried = store.claim_outbox("host-a", 10).await.unwrap();
-    assert_eq!(retried.len(), 1);
-    assert_eq!(retried[0].message.idempotency_key, "k1");
-    assert_eq!(retried[0].attempts, 2);
-    let failed = store
-        .outbox_entry("default", &k2.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(failed.status, OutboxStatus::Failed);
-    assert_eq!(
-        failed.last_error.as_deref(),
-        Some("rejected: duplicate content")
-    );
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        let conversation = store
+            .ingest(
+                "default",
+                "twitter",
+                &[message("1", "1001", "t:1", "42", "ciao")],
+            )
+            .await
+            .unwrap()[0]
+            .conversation_id
+            .clone();
+        store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k1", "uno"),
+            )
+            .await
+            .unwrap();
+        store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k2", "due"),
+            )
+            .await
+            .unwrap();
+        let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        // k1: temporary, due again now; k2: refused for good.
+        let (k1, k2) = if claimed[0].message.idempotency_key == "k1" {
+            (&claimed[0], &claimed[1])
+        } else {
+            (&claimed[1], &claimed[0])
+        };
+        store
+            .outbox_failed(k1, "transient failure: 503", Some(0))
+            .await
+            .unwrap();
+        store
+            .outbox_failed(k2, "rejected: duplicate content", None)
+            .await
+            .unwrap();
+        let retried = store.claim_outbox("host-a", 10).await.unwrap();
+        assert_eq!(retried.len(), 1);
+        assert_eq!(retried[0].message.idempotency_key, "k1");
+        assert_eq!(retried[0].attempts, 2);
+        let failed = store
+            .outbox_entry("default", &k2.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(failed.status, OutboxStatus::Failed);
+        assert_eq!(
+            failed.last_error.as_deref(),
+            Some("rejected: duplicate content")
+        );
+    }
 }
 
 #[tokio::test]
 async fn replies_caught_mid_send_by_a_crash_are_reported_not_resent() {
     use centralino::store::OutboxStatus;
-    let (_dir, store) = sqlite().await;
-    let conversation = store
-        .ingest(
-            "default",
-            "twitter",
-            &[message("1", "1001", "t:1", "42", "ciao")],
-        )
-        .await
-        .unwrap()[0]
-        .conversation_id
-        .clone();
-    store
-        .enqueue_reply(
-            "default",
-            "twitter",
-            &conversation,
-            "marco",
-            &reply("k1", "uno"),
-        )
-        .await
-        .unwrap();
-    let claimed = store.claim_outbox("host-a", 10).await.unwrap();
-    // host-a dies here; on restart it reconciles.
-    let uncertain = store.reconcile_outbox(Some("host-a")).await.unwrap();
-    assert_eq!(uncertain.len(), 1);
-    assert_eq!(uncertain[0].id, claimed[0].id);
-    assert_eq!(uncertain[0].status, OutboxStatus::Uncertain);
-    assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+    for TestStore { store, backend, .. } in stores().await {
+        eprintln!("backend: {backend}");
+        let conversation = store
+            .ingest(
+                "default",
+                "twitter",
+                &[message("1", "1001", "t:1", "42", "ciao")],
+            )
+            .await
+            .unwrap()[0]
+            .conversation_id
+            .clone();
+        store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k1", "uno"),
+            )
+            .await
+            .unwrap();
+        let claimed = store.claim_outbox("host-a", 10).await.unwrap();
+        // host-a dies here; on restart it reconciles.
+        let uncertain = store.reconcile_outbox(Some("host-a")).await.unwrap();
+        assert_eq!(uncertain.len(), 1);
+        assert_eq!(uncertain[0].id, claimed[0].id);
+        assert_eq!(uncertain[0].status, OutboxStatus::Uncertain);
+        assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+    }
 }
