@@ -31,8 +31,12 @@ pub enum Fault {
     Deadline,
     /// The guest asked for more memory than its cap.
     MemoryLimit,
-    /// The host could not create an instance (missing import, start-up trap).
+    /// The host could not create an instance (missing import, start-up trap, a table or
+    /// instance cap).
     Instantiate,
+    /// The call returned more than the plugin's output caps allow (messages per call, text
+    /// per message, bytes); the result was refused, not truncated.
+    OutputLimit,
 }
 
 impl fmt::Display for Fault {
@@ -42,6 +46,7 @@ impl fmt::Display for Fault {
             Fault::Deadline => "ran past its deadline",
             Fault::MemoryLimit => "exceeded its memory limit",
             Fault::Instantiate => "could not be instantiated",
+            Fault::OutputLimit => "exceeded an output limit",
         })
     }
 }
@@ -160,6 +165,21 @@ pub enum Error {
     #[error("refused: {0}")]
     Refused(String),
 
+    /// The host refuses calls to a connector for now, because its plugin kept faulting: it
+    /// is backing off, or its circuit is open until an admin resets it.
+    #[error("connector `{connector}` (plugin {plugin}) is not taking calls: {reason}")]
+    Unavailable {
+        /// The connector.
+        connector: String,
+        /// Its plugin.
+        plugin: PluginId,
+        /// Why, and until when.
+        reason: String,
+        /// When calls will be tried again, in milliseconds from now; `None` while the
+        /// circuit is open (only an admin's reset closes it).
+        retry_after_ms: Option<u64>,
+    },
+
     /// Anything else, with context.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -171,7 +191,8 @@ impl Error {
         match self {
             Error::WrongWorld { plugin, .. }
             | Error::Fault { plugin, .. }
-            | Error::Plugin { plugin, .. } => Some(plugin),
+            | Error::Plugin { plugin, .. }
+            | Error::Unavailable { plugin, .. } => Some(plugin),
             _ => None,
         }
     }

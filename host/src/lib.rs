@@ -14,6 +14,9 @@
 //!   `signing`), all denied unless granted.
 //! - [`types`]: the host's own types for messages, operators and routing decisions.
 //! - [`routing`]: operators, conversations, the policy chain, the queue, shadow and replay.
+//! - [`api`]: the HTTP APIs of `centralino run`: the REST API for CRMs in any language
+//!   (per-tenant bearer tokens, OpenAPI document) and the admin API.
+//! - [`metrics`]: Prometheus metrics, counted where things happen.
 //!
 //! ## Example: ask a routing policy for a decision
 //!
@@ -44,6 +47,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod api;
 pub mod capabilities;
 pub mod clock;
 pub mod config;
@@ -51,9 +55,10 @@ pub mod connectors;
 pub mod crm;
 mod error;
 mod host;
+pub mod metrics;
 pub mod routing;
 pub mod runtime;
-mod server;
+pub mod server;
 pub mod store;
 pub mod types;
 

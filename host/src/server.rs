@@ -2,88 +2,249 @@
 //!
 //! Routes (any method, since platforms verify with GET and deliver with POST):
 //! - `/webhooks/{connector}`: the default tenant;
-//! - `/tenants/{tenant}/webhooks/{connector}`.
+//! - `/tenants/{tenant}/webhooks/{connector}`;
+//! - `/healthz`.
 //!
-//! Bodies over the configured cap are refused with 413 before the plugin sees them; the
-//! raw bytes reach the plugin untouched, so signatures over them can be checked.
+//! ## Hardening
+//!
+//! The ingress faces the internet, so it assumes nothing about its clients:
+//!
+//! - **Slow clients** cannot hold the server: the request head must arrive within
+//!   [`IngressLimits::header_read_timeout`] (hyper closes the connection otherwise; this
+//!   also ends idle keep-alive connections), and the whole body within
+//!   [`IngressLimits::body_read_timeout`] (answered 408, connection closed).
+//! - **Big bodies** are refused with 413: at once when `content-length` says so, otherwise
+//!   as soon as the bytes read pass [`IngressLimits::max_body_bytes`].
+//! - **Many connections**: at most [`IngressLimits::max_connections`] are served at once;
+//!   the rest wait in the listener's accept queue.
+//! - **Cancellation**: each delivery runs in a task of its own, so a client that hangs up
+//!   midway cannot abandon a plugin call or a store transaction halfway.
+//! - **Content**: the host does not parse bodies. The plugin gets the raw bytes exactly as
+//!   received (signatures cover them), verifies the signature *before* it parses, and
+//!   answers wrong content types, malformed or deeply nested JSON with a 4xx; a plugin that
+//!   traps on them is a fault (503, and supervision). `tests/all/ingress.rs` tries each.
+//!
+//! [`Host::serve`](crate::Host::serve) applies these limits. A CRM that nests
+//! [`Host::ingress`](crate::Host::ingress) in its own server keeps the body cap, the body
+//! timeout and the cancellation guard, and must set header timeouts on that server.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::Host;
 use crate::connectors::DEFAULT_TENANT;
 use crate::types::{WebhookRequest, WebhookResponse};
 
-/// The ingress router of `host`.
+/// Limits of the webhook ingress. Every default is safe for a server on the internet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressLimits {
+    /// Largest request body; larger ones get 413. Default: 1 MiB.
+    pub max_body_bytes: usize,
+    /// Longest a client may take to send the request line and headers (and longest an
+    /// idle keep-alive connection stays open). Default: 10 s.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send the whole body; slower ones get 408. Default: 30 s.
+    pub body_read_timeout: Duration,
+    /// Connections served at once. Default: 1,024.
+    pub max_connections: usize,
+}
+
+impl Default for IngressLimits {
+    fn default() -> Self {
+        IngressLimits {
+            max_body_bytes: 1 << 20,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Ingress {
+    host: Host,
+    limits: Arc<IngressLimits>,
+}
+
+/// The ingress router of `host`, with a body cap of `max_body` and the other limits at
+/// their defaults.
 pub(crate) fn router(host: Host, max_body: usize) -> Router {
+    router_with(
+        host,
+        &IngressLimits {
+            max_body_bytes: max_body,
+            ..IngressLimits::default()
+        },
+    )
+}
+
+/// The ingress router of `host` with `limits` (those a router can apply: body size and
+/// body timeout).
+pub(crate) fn router_with(host: Host, limits: &IngressLimits) -> Router {
+    let ingress = Ingress {
+        host,
+        limits: Arc::new(limits.clone()),
+    };
     Router::new()
         .route("/webhooks/{connector}", any(default_tenant))
         .route("/tenants/{tenant}/webhooks/{connector}", any(with_tenant))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(host)
+        .with_state(ingress)
+}
+
+/// Serves the ingress of `host` on `listener` with `limits` until the future is dropped.
+pub(crate) async fn serve(
+    host: Host,
+    listener: TcpListener,
+    limits: IngressLimits,
+) -> std::io::Result<()> {
+    let app = router_with(host, &limits);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, a connection reset before accept…: keep serving.
+                tracing::warn!("webhook ingress: accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "webhook connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
 }
 
 async fn default_tenant(
-    State(host): State<Host>,
+    State(ingress): State<Ingress>,
     Path(connector): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    deliver(
-        host,
-        DEFAULT_TENANT.to_string(),
-        connector,
-        method,
-        uri,
-        headers,
-        body,
-    )
-    .await
+    ingress
+        .deliver(DEFAULT_TENANT.to_string(), connector, request)
+        .await
 }
 
 async fn with_tenant(
-    State(host): State<Host>,
+    State(ingress): State<Ingress>,
     Path((tenant, connector)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
-    deliver(host, tenant, connector, method, uri, headers, body).await
+    ingress.deliver(tenant, connector, request).await
 }
 
-async fn deliver(
-    host: Host,
-    tenant: String,
-    connector: String,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let request = WebhookRequest {
-        method: method.as_str().to_string(),
-        path: "/".to_string(),
-        query: uri.query().unwrap_or_default().to_string(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+impl Ingress {
+    async fn deliver(self, tenant: String, connector: String, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let body = match self.read_body(&parts.headers, body).await {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
+        let request = WebhookRequest {
+            method: parts.method.as_str().to_string(),
+            path: "/".to_string(),
+            query: parts.uri.query().unwrap_or_default().to_string(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        };
+        // A task of its own: if the client hangs up, the delivery still completes (and is
+        // stored, or not) as a whole; the platform's retry then finds it deduplicated.
+        let host = self.host;
+        let delivery =
+            tokio::spawn(async move { host.deliver_webhook(&tenant, &connector, request).await });
+        match delivery.await {
+            Ok(response) => into_response(response),
+            Err(e) => {
+                tracing::error!("webhook delivery task failed: {e}");
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not processed, retry later",
                 )
-            })
-            .collect(),
-        body: body.to_vec(),
-    };
-    into_response(host.deliver_webhook(&tenant, &connector, request).await)
+            }
+        }
+    }
+
+    /// Reads the whole body within the size cap and the body timeout.
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+        let max = self.limits.max_body_bytes;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let too_large = || closing(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        if declared.is_some_and(|len| len > u64::try_from(max).unwrap_or(u64::MAX)) {
+            return Err(too_large());
+        }
+        let read = Limited::new(body, max).collect();
+        match tokio::time::timeout(self.limits.body_read_timeout, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+            Ok(Err(e)) => {
+                tracing::debug!("webhook body not read: {e}");
+                Err(closing(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                ))
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "webhook body not received within {} ms; connection closed",
+                    self.limits.body_read_timeout.as_millis()
+                );
+                Err(closing(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time",
+                ))
+            }
+        }
+    }
+}
+
+fn plain(status: StatusCode, message: &'static str) -> Response {
+    (status, message).into_response()
+}
+
+/// An answer after which the connection is closed (the body may be half read).
+fn closing(status: StatusCode, message: &'static str) -> Response {
+    let mut response = plain(status, message);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn into_response(response: WebhookResponse) -> Response {
@@ -92,7 +253,7 @@ fn into_response(response: WebhookResponse) -> Response {
     for (name, value) in response.headers {
         if let (Ok(name), Ok(value)) = (
             axum::http::HeaderName::from_bytes(name.as_bytes()),
-            axum::http::HeaderValue::from_str(&value),
+            HeaderValue::from_str(&value),
         ) {
             out.headers_mut().insert(name, value);
         }

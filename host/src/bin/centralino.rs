@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "../cli/admin.rs"]
+mod admin;
 #[path = "../cli/config.rs"]
 mod config;
 #[path = "../cli/demo.rs"]
@@ -17,6 +19,8 @@ mod plugin_replay;
 mod replay;
 #[path = "../cli/run.rs"]
 mod run;
+#[path = "../cli/scaffold.rs"]
+mod scaffold;
 
 /// centralino: social customer care on a WebAssembly plugin host.
 #[derive(Parser)]
@@ -43,6 +47,18 @@ enum Command {
     Init(config::InitArgs),
     /// Check a centralino.toml and the plugins it names, without starting anything.
     Check(config::CheckArgs),
+    /// Show a running host's readiness, routing and connectors (admin API).
+    Status(admin::StatusArgs),
+    /// List or reset a running host's connectors (admin API).
+    Connectors {
+        #[command(subcommand)]
+        command: admin::ConnectorsCommand,
+    },
+    /// Set operators' presence on a running host (admin API).
+    Agents {
+        #[command(subcommand)]
+        command: admin::AgentsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +75,8 @@ enum PluginCommand {
     Webhook(plugin_replay::WebhookArgs),
     /// Poll one account once through a plugin and print the messages and cursor.
     Poll(plugin_replay::PollArgs),
+    /// Create a new plugin crate (a channel connector or a routing policy).
+    New(scaffold::NewArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,11 +98,17 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::Poll(args),
         } => plugin_replay::poll(args),
+        Command::Plugin {
+            command: PluginCommand::New(args),
+        } => scaffold::run(args),
         Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Route(args) => replay::run(args),
         Command::Init(args) => config::init(args),
         Command::Check(args) => config::check(args),
+        Command::Status(args) => admin::status(args),
+        Command::Connectors { command } => admin::connectors(command),
+        Command::Agents { command } => admin::agents(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -110,6 +110,9 @@ impl Host for PluginState {
         let result = self.fetch_checked(request).await;
         // Waiting on the network does not count against the plugin's call deadline.
         self.call_clock.waited += started.elapsed();
+        if let Err(HttpError::Denied(reason)) = &result {
+            self.denied(reason);
+        }
         result
     }
 }

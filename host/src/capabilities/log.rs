@@ -3,10 +3,21 @@
 use crate::runtime::bindings::v0_1::log::{Host, Level};
 use crate::runtime::state::PluginState;
 
+/// Longest line written to the host log; the rest of a longer message is cut.
+const MAX_LINE: usize = 4096;
+
 impl Host for PluginState {
-    fn write(&mut self, level: Level, message: String) {
-        if !self.log_budget.take() {
+    fn write(&mut self, level: Level, mut message: String) {
+        if !self.log_budget.take(message.len()) {
             return;
+        }
+        if message.len() > MAX_LINE {
+            let mut end = MAX_LINE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
         }
         let plugin = &*self.plugin;
         match level {

@@ -22,9 +22,20 @@ impl PluginState {
     }
 }
 
+impl PluginState {
+    /// Records a denied signing request before handing the error to the plugin.
+    fn reported<T>(&mut self, result: Result<T, SigningError>) -> Result<T, SigningError> {
+        if let Err(SigningError::Denied(reason)) = &result {
+            self.denied(reason);
+        }
+        result
+    }
+}
+
 impl Host for PluginState {
     fn hmac_sha256(&mut self, secret: String, data: Vec<u8>) -> Result<Vec<u8>, SigningError> {
-        let mut mac = self.keyed(&secret)?;
+        let keyed = self.keyed(&secret);
+        let mut mac = self.reported(keyed)?;
         mac.update(&data);
         Ok(mac.finalize().into_bytes().to_vec())
     }
@@ -35,20 +46,22 @@ impl Host for PluginState {
         data: Vec<u8>,
         expected: Vec<u8>,
     ) -> Result<bool, SigningError> {
-        let mut mac = self.keyed(&secret)?;
+        let keyed = self.keyed(&secret);
+        let mut mac = self.reported(keyed)?;
         mac.update(&data);
         // `verify_slice` compares in constant time.
         Ok(mac.verify_slice(&expected).is_ok())
     }
 
     fn secret_equals(&mut self, secret: String, candidate: String) -> Result<bool, SigningError> {
-        let value = self.grants.secrets.get(&secret).ok_or_else(|| {
-            SigningError::Denied(format!(
+        let equal = match self.grants.secrets.get(&secret) {
+            Some(value) => Ok(constant_time_eq(value.expose(), candidate.as_bytes())),
+            None => Err(SigningError::Denied(format!(
                 "secret `{secret}` is not granted to plugin {}",
                 self.plugin
-            ))
-        })?;
-        Ok(constant_time_eq(value.expose(), candidate.as_bytes()))
+            ))),
+        };
+        self.reported(equal)
     }
 }
 

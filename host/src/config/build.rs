@@ -30,6 +30,8 @@ struct ConnectorSecrets {
 pub struct ResolvedSecrets {
     store_url: Option<String>,
     admin_token: Option<Secret>,
+    crm_webhook_secret: Option<Secret>,
+    api_tokens: BTreeMap<String, Secret>,
     connectors: BTreeMap<(String, String), ConnectorSecrets>,
     count: usize,
 }
@@ -38,6 +40,11 @@ impl ResolvedSecrets {
     /// The admin API's token, when the config names one.
     pub fn admin_token(&self) -> Option<&Secret> {
         self.admin_token.as_ref()
+    }
+
+    /// Each tenant's REST API token, by tenant id (tenants without one are left out).
+    pub fn api_tokens(&self) -> &BTreeMap<String, Secret> {
+        &self.api_tokens
     }
 
     /// How many references were resolved.
@@ -104,6 +111,32 @@ impl Config {
             .admin_token
             .as_ref()
             .and_then(|r| resolve(&host.key("admin_token"), r, &mut problems));
+        let crm_webhook_secret = self
+            .crm_webhook_secret
+            .as_ref()
+            .and_then(|r| resolve(&host.key("crm_webhook_secret"), r, &mut problems));
+        let mut api_tokens: BTreeMap<String, Secret> = BTreeMap::new();
+        for tenant in &self.tenants {
+            let Some(reference) = &tenant.api_token else {
+                continue;
+            };
+            let key = tenant.key.key("api_token");
+            let Some(token) = resolve(&key, reference, &mut problems) else {
+                continue;
+            };
+            // A token names its tenant: two tenants sharing one could not be told apart.
+            if let Some((other, _)) = api_tokens.iter().find(|(_, known)| **known == token) {
+                problems.push(self.source.problem(
+                    &key,
+                    format!(
+                        "`{reference}` holds the same token as tenant `{other}`'s `api_token`: \
+                         each tenant needs a token of its own"
+                    ),
+                ));
+                continue;
+            }
+            api_tokens.insert(tenant.id.clone(), token);
+        }
         let store_url = match &self.store {
             StoreLocation::Url(_) => None,
             StoreLocation::Secret(reference) => {
@@ -161,6 +194,8 @@ impl Config {
             return Err(self.source.error(problems));
         }
         resolved.admin_token = admin_token;
+        resolved.api_tokens = api_tokens;
+        resolved.crm_webhook_secret = crm_webhook_secret;
         resolved.store_url = store_url;
         resolved.connectors = connectors;
         Ok(resolved)
@@ -204,13 +239,20 @@ impl Config {
     /// on `runtime` (share it with the routing engines). `secrets` must come from this
     /// config's [`Config::resolve_secrets`].
     pub fn host_builder(&self, runtime: Runtime, secrets: &ResolvedSecrets) -> HostBuilder {
-        self.connector_specs(secrets).into_iter().fold(
-            HostBuilder::default()
-                .runtime(runtime)
-                .store(self.store_url(secrets))
-                .max_webhook_body(self.max_webhook_body),
-            HostBuilder::connector,
-        )
+        let mut builder = HostBuilder::default()
+            .runtime(runtime)
+            .store(self.store_url(secrets))
+            .max_webhook_body(self.max_webhook_body)
+            .host_id(self.host_id.clone());
+        if let (Some(url), Some(secret)) = (&self.crm_webhook, &secrets.crm_webhook_secret) {
+            match crate::crm::WebhookCrm::new(url.clone(), secret.clone()) {
+                Ok(crm) => builder = builder.crm(std::sync::Arc::new(crm)),
+                Err(e) => tracing::error!("host.crm_webhook: cannot create the HTTP client: {e:#}"),
+            }
+        }
+        self.connector_specs(secrets)
+            .into_iter()
+            .fold(builder, HostBuilder::connector)
     }
 
     /// Inspects every plugin the config names, without compiling anything: connectors

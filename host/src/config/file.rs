@@ -22,11 +22,17 @@ pub const DEFAULT_CHAIN: &str = "skills > least-loaded";
 
 /// The whole file.
 ///
-/// Connectors, routing and operators at the top level form the implicit `default`
-/// tenant. With `[[tenants]]`, each tenant has its own and the top level has none.
+/// Connectors, routing, operators and the API token at the top level form the implicit
+/// `default` tenant. With `[[tenants]]`, each tenant has its own and the top level has
+/// none.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// The default tenant's bearer token for the REST API (`/api/v1` on `host.listen`), as
+    /// a secret reference: `api_token = "env:CENTRALINO_API_TOKEN"`, written before the
+    /// first `[table]`. Default: none, and the default tenant's API refuses every call.
+    #[serde(default)]
+    pub api_token: Option<SecretRef>,
     /// `[host]`: store, addresses, plugin folder.
     #[serde(default)]
     pub host: HostSection,
@@ -71,6 +77,14 @@ pub struct HostSection {
     /// Largest webhook body accepted, in bytes; larger ones get `413`. Default: 1048576
     /// (1 MiB).
     pub max_webhook_body_bytes: usize,
+    /// This host's name, unique among hosts sharing a database: it claims outbox rows and,
+    /// after a crash, finds the replies it was sending. Default: `centralino`.
+    pub host_id: String,
+    /// Where the CRM receives events as signed webhooks (`http(s)://…`). Default: none, the
+    /// events stay in the store's log.
+    pub crm_webhook: Option<String>,
+    /// The secret that signs the CRM webhooks, as a reference. Required with `crm_webhook`.
+    pub crm_webhook_secret: Option<SecretRef>,
 }
 
 impl Default for HostSection {
@@ -83,6 +97,9 @@ impl Default for HostSection {
             plugin_dir: PathBuf::from("plugins"),
             cache_dir: None,
             max_webhook_body_bytes: 1 << 20,
+            host_id: "centralino".to_string(),
+            crm_webhook: None,
+            crm_webhook_secret: None,
         }
     }
 }
@@ -270,13 +287,25 @@ pub struct TenantSection {
     /// `[[tenants.operators]]`. Default: none.
     #[serde(default)]
     pub operators: Vec<OperatorSection>,
+    /// The tenant's bearer token for the REST API, as a secret reference; it sees this
+    /// tenant's conversations and operators only. Each tenant needs a token of its own.
+    /// Default: none, and the tenant's API refuses every call.
+    #[serde(default)]
+    pub api_token: Option<SecretRef>,
 }
 
 impl ConfigFile {
     /// Every secret reference written in the file, in file order per section: what an admin
     /// has to provide before the host can start.
     pub fn secret_references(&self) -> Vec<&SecretRef> {
-        let mut references: Vec<&SecretRef> = self.host.admin_token.iter().collect();
+        let mut references: Vec<&SecretRef> = self
+            .host
+            .admin_token
+            .iter()
+            .chain(self.host.crm_webhook_secret.iter())
+            .collect();
+        references.extend(&self.api_token);
+        references.extend(self.tenants.iter().filter_map(|t| t.api_token.as_ref()));
         let tenants = std::iter::once(&self.connectors)
             .chain(self.tenants.iter().map(|tenant| &tenant.connectors));
         for connectors in tenants {

@@ -37,8 +37,8 @@
 //!    plugin files, the routing chain, operators' accounts, limits. Every problem found is
 //!    reported, not only the first.
 //! 2. [`Config::resolve_secrets`] reads every `env:`/`file:` reference of the enabled
-//!    connectors (and the admin token, and the store URL when it is a reference), listing
-//!    every one that is unset.
+//!    connectors (and the admin token, the tenants' API tokens, and the store URL when it
+//!    is a reference), listing every one that is unset.
 //! 3. [`Config::host_builder`] and [`Tenant::engine`] turn the result into what the host
 //!    runs: connectors with their grants and limits, and a routing engine per tenant.
 //!    [`Config::inspect_plugins`] checks every plugin's world and contract without
@@ -118,6 +118,12 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Largest webhook body accepted, in bytes.
     pub max_webhook_body: usize,
+    /// This host's name among hosts sharing a database.
+    pub host_id: String,
+    /// Where the CRM receives signed event webhooks, if anywhere.
+    pub crm_webhook: Option<String>,
+    /// The reference of the secret that signs them.
+    pub crm_webhook_secret: Option<SecretRef>,
     /// The tenants; one, `default`, when the file names none.
     pub tenants: Vec<Tenant>,
     source: Source,
@@ -143,6 +149,8 @@ pub struct Tenant {
     pub operators: Vec<Operator>,
     /// Its routing; none when it has neither operators nor a `[routing]` section.
     pub routing: Option<RoutingPlan>,
+    /// Its REST API bearer token, as a reference; none closes its API.
+    pub api_token: Option<SecretRef>,
     key: KeyPath,
 }
 

@@ -145,6 +145,19 @@ impl Checker<'_> {
 
     fn host(&mut self, host: &HostSection) -> StoreLocation {
         let key = KeyPath::root().key("host");
+        if let Some(url) = &host.crm_webhook {
+            let at = key.key("crm_webhook");
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                self.report(&at, format!("`{url}` is not an http(s) URL"));
+            }
+            if host.crm_webhook_secret.is_none() {
+                self.report(
+                    &at,
+                    "the CRM webhooks are signed: add `crm_webhook_secret = \"env:NAME\"`"
+                        .to_string(),
+                );
+            }
+        }
         if !host.admin_listen.ip().is_loopback() && host.admin_token.is_none() {
             self.report(
                 &key.key("admin_listen"),
@@ -271,6 +284,7 @@ impl Checker<'_> {
         limits
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn tenant(
         &mut self,
         id: String,
@@ -279,6 +293,7 @@ impl Checker<'_> {
         connectors: &[ConnectorSection],
         routing: Option<&RoutingSection>,
         operators: &[OperatorSection],
+        api_token: Option<&SecretRef>,
     ) -> Tenant {
         let connectors = self.connectors(&key, global_limits, connectors);
         let operators = self.operators(&key, &connectors, operators);
@@ -297,6 +312,7 @@ impl Checker<'_> {
             connectors,
             operators,
             routing,
+            api_token: api_token.cloned(),
             key,
         }
     }
@@ -693,6 +709,7 @@ pub(crate) fn check(
             &file.connectors,
             file.routing.as_ref(),
             &file.operators,
+            file.api_token.as_ref(),
         ));
     } else {
         let top_level = [
@@ -706,6 +723,11 @@ pub(crate) fn check(
                 "operators",
                 !file.operators.is_empty(),
                 "[[tenants.operators]]",
+            ),
+            (
+                "api_token",
+                file.api_token.is_some(),
+                "[[tenants]] api_token",
             ),
         ];
         for (name, present, instead) in top_level {
@@ -741,6 +763,7 @@ pub(crate) fn check(
                 &section.connectors,
                 section.routing.as_ref(),
                 &section.operators,
+                section.api_token.as_ref(),
             ));
         }
     }
@@ -762,6 +785,9 @@ pub(crate) fn check(
             .as_ref()
             .map(|dir| resolve_path(&base_dir, dir)),
         max_webhook_body: host.max_webhook_body_bytes,
+        host_id: host.host_id.clone(),
+        crm_webhook: host.crm_webhook.clone(),
+        crm_webhook_secret: host.crm_webhook_secret.clone(),
         tenants,
         base_dir,
         source,

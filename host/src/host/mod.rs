@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT, PollReport};
 use crate::crm::{Crm, CrmEvent, LocalInbox};
 use crate::error::{Error, PluginFailure};
-use crate::routing::RoutingEngine;
+use crate::metrics::Metrics;
+use crate::routing::{ConversationId, RoutingEngine};
 use crate::runtime::Runtime;
 use crate::store::{Backend, ConversationStatus, Ingested, OutboxEntry, Store};
 use crate::types::{MessageKind, OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
@@ -171,6 +172,13 @@ impl HostBuilder {
         // Replies this host was sending when it last stopped: report, never resend. On
         // SQLite there is only one host, so every such row is ours.
         let claimer = (store.backend() == Backend::Postgres).then_some(self.host_id.as_str());
+        let reclaimed = store.reclaim_events(claimer).await?;
+        if reclaimed > 0 {
+            tracing::info!(
+                reclaimed,
+                "CRM events that were being delivered at the last stop go out again"
+            );
+        }
         for entry in store.reconcile_outbox(claimer).await? {
             tracing::warn!(outbox = %entry.id, "reply caught mid-send by a stop; reported as uncertain");
             let event = CrmEvent::ReplyFailed {
@@ -200,6 +208,7 @@ impl HostBuilder {
             inbox,
             host_id: self.host_id.clone(),
             tasks: std::sync::Mutex::new(Vec::new()),
+            metrics: Metrics::default(),
         });
         let host = Host { inner };
         let mut tasks = vec![
@@ -295,23 +304,31 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 entry.tenant
             ))),
         };
-        settle(&inner.store, entry, result).await?;
+        settle(inner, entry, result).await?;
     }
     Ok(batch.len())
 }
 
-/// Records the outcome of one send and tells the CRM.
+/// Records the outcome of one send, counts it and tells the CRM.
 async fn settle(
-    store: &Store,
+    inner: &HostInner,
     entry: &OutboxEntry,
     result: Result<Sent, Error>,
 ) -> anyhow::Result<()> {
+    let store = &inner.store;
     let now = crate::clock::now_ms();
     let failure = match result {
         Ok(sent) => {
+            first_response(inner, entry, sent.sent_at).await;
             store
                 .outbox_sent(entry, &sent.external_id, sent.sent_at)
                 .await?;
+            inner.metrics.reply_sent(
+                &entry.tenant,
+                &entry.connector,
+                &entry.message.account,
+                entry.author == HOST_AUTHOR,
+            );
             let event = CrmEvent::ReplySent {
                 conversation_id: entry.conversation_id.clone(),
                 outbox_id: entry.id.clone(),
@@ -337,9 +354,23 @@ async fn settle(
             let attempts = u32::try_from(entry.attempts.clamp(1, 10)).unwrap_or(10);
             Some(now + 500 * (1u64 << attempts))
         }
+        // The connector is backing off or its circuit is open: not the reply's fault.
+        Error::Unavailable { retry_after_ms, .. } => Some(now + retry_after_ms.unwrap_or(60_000)),
         _ => None,
     }
     .filter(|_| entry.attempts < 8);
+    if matches!(
+        failure,
+        Error::Plugin {
+            failure: PluginFailure::RateLimited { .. },
+            ..
+        }
+    ) {
+        inner.metrics.rate_limited(&entry.tenant, &entry.connector);
+    }
+    inner
+        .metrics
+        .reply_failed(&entry.tenant, &entry.connector, retry_at.is_some());
     tracing::warn!(outbox = %entry.id, retry = retry_at.is_some(), "reply not sent: {reason}");
     store.outbox_failed(entry, &reason, retry_at).await?;
     if retry_at.is_none() {
@@ -352,6 +383,28 @@ async fn settle(
         store.append_event(&entry.tenant, &event).await?;
     }
     Ok(())
+}
+
+/// Observes the first-response time when `entry` is the first reply of a person (not the
+/// host's wait estimate) to reach the platform, before the store records it.
+async fn first_response(inner: &HostInner, entry: &OutboxEntry, sent_at: u64) {
+    if entry.author == HOST_AUTHOR {
+        return;
+    }
+    let Ok(Some(conversation)) = inner
+        .store
+        .conversation(&entry.tenant, &entry.conversation_id)
+        .await
+    else {
+        return;
+    };
+    if conversation.first_response_at.is_none() {
+        let began = u64::try_from(conversation.created_at).unwrap_or(0);
+        let after = Duration::from_millis(sent_at.saturating_sub(began));
+        inner
+            .metrics
+            .first_response(&entry.tenant, &entry.connector, after);
+    }
 }
 
 /// The embeddable plugin host. Cheap to clone; runs inside the caller's tokio runtime.
@@ -369,12 +422,25 @@ struct HostInner {
     host_id: String,
     routing: HashMap<String, tokio::sync::Mutex<TenantRouting>>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    metrics: Metrics,
 }
 
 impl HostInner {
     /// Routes what a connector just stored. Routing problems are logged: the messages are
     /// stored and reported already, and nothing the engine does can lose them.
     async fn route(&self, connector: &Connector, ingested: &[Ingested]) {
+        for item in ingested {
+            if item.duplicate {
+                self.metrics
+                    .message_duplicate(&connector.tenant, &connector.name);
+            } else {
+                self.metrics.message_received(
+                    &connector.tenant,
+                    &connector.name,
+                    &item.message.account,
+                );
+            }
+        }
         if ingested.iter().all(|i| i.duplicate) {
             return;
         }
@@ -383,7 +449,13 @@ impl HostInner {
         };
         let mut routing = routing.lock().await;
         if let Err(e) = routing
-            .route(&self.store, &connector.tenant, connector, ingested)
+            .route(
+                &self.store,
+                &connector.tenant,
+                connector,
+                ingested,
+                &self.metrics,
+            )
             .await
         {
             tracing::error!(tenant = %connector.tenant, connector = %connector.name, "routing: {e:#}");
@@ -466,19 +538,26 @@ impl Host {
         match self.connector(tenant, connector) {
             Some(c) => {
                 let (response, ingested) = c.deliver(&self.inner.store, request).await;
+                self.inner
+                    .metrics
+                    .webhook_answered(tenant, connector, response.status);
                 self.inner.route(c, &ingested).await;
                 (response, ingested)
             }
-            None => (
-                WebhookResponse {
+            // Not labelled with what the client asked for: strangers must not grow the
+            // metric label space.
+            None => {
+                self.inner.metrics.webhook_answered("", "", 404);
+                let error = format!("no connector `{connector}` for tenant `{tenant}`");
+                let response = WebhookResponse {
                     status: 404,
                     headers: vec![("content-type".to_string(), "application/json".to_string())],
-                    body: serde_json::json!({ "error": format!("no connector `{connector}` for tenant `{tenant}`") })
+                    body: serde_json::json!({ "error": error })
                         .to_string()
                         .into_bytes(),
-                },
-                Vec::new(),
-            ),
+                };
+                (response, Vec::new())
+            }
         }
     }
 
@@ -671,8 +750,104 @@ impl Host {
         crate::server::router(self.clone(), self.inner.max_webhook_body)
     }
 
-    /// Serves the ingress on `listener` until the future is dropped.
+    /// Serves the ingress on `listener` until the future is dropped, with this host's body
+    /// cap and the default [`IngressLimits`](crate::server::IngressLimits) (header and body
+    /// read timeouts, connection cap).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.ingress()).await
+        let limits = crate::server::IngressLimits {
+            max_body_bytes: self.inner.max_webhook_body,
+            ..Default::default()
+        };
+        crate::server::serve(self.clone(), listener, limits).await
+    }
+
+    /// Serves the ingress on `listener` with explicit `limits`.
+    pub async fn serve_with(
+        &self,
+        listener: tokio::net::TcpListener,
+        limits: crate::server::IngressLimits,
+    ) -> std::io::Result<()> {
+        crate::server::serve(self.clone(), listener, limits).await
+    }
+
+    /// How every connector is doing (circuit, faults, refused capability requests, log
+    /// overflows), sorted by tenant and connector name.
+    pub fn connector_health(&self) -> Vec<crate::connectors::ConnectorHealth> {
+        let mut health: Vec<_> = self.inner.connectors.values().map(|c| c.health()).collect();
+        health.sort_by(|a, b| (&a.tenant, &a.connector).cmp(&(&b.tenant, &b.connector)));
+        health
+    }
+
+    /// Closes a connector's circuit and forgets its faults in a row, so calls go through
+    /// again; returns its health after the reset.
+    pub fn reset_connector(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Result<crate::connectors::ConnectorHealth, Error> {
+        let c = self
+            .connector(tenant, connector)
+            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+        Ok(c.reset())
+    }
+
+    /// Every tenant this host serves (with connectors or routing), sorted.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut tenants: Vec<String> = self
+            .inner
+            .connectors
+            .keys()
+            .map(|(tenant, _)| tenant.clone())
+            .chain(self.inner.routing.keys().cloned())
+            .collect();
+        tenants.sort();
+        tenants.dedup();
+        tenants
+    }
+
+    /// What the host counted (messages, replies, webhooks rejected, routing latency,
+    /// first-response times).
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Every metric in the Prometheus text format: what was counted, plus connector
+    /// health, routing statistics, queue depth and operators' presence read now.
+    pub async fn metrics_text(&self) -> String {
+        crate::metrics::render(self).await
+    }
+
+    /// Whether the host can take work: the store answers a query and every connector has
+    /// started an instance of its plugin. The error says what is not ready.
+    pub async fn readiness(&self) -> Result<(), String> {
+        self.inner
+            .store
+            .ping()
+            .await
+            .map_err(|e| format!("the store does not answer: {e:#}"))?;
+        let waiting: Vec<String> = self
+            .connector_health()
+            .into_iter()
+            .filter(|h| h.instances_started == 0)
+            .map(|h| format!("{}/{}", h.tenant, h.connector))
+            .collect();
+        if !waiting.is_empty() {
+            return Err(format!("connectors not started: {}", waiting.join(", ")));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with a tenant's routing engine and the engine's id of a stored
+    /// conversation (`None` when routing never saw it); `None` when the tenant has no
+    /// routing. For callers that need routing's own errors rather than a refusal in
+    /// words (the REST API's statuses).
+    pub(crate) async fn with_conversation_routing<T>(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+        f: impl FnOnce(&RoutingEngine, Option<ConversationId>) -> T,
+    ) -> Option<T> {
+        let routing = self.inner.routing.get(tenant)?.lock().await;
+        Some(f(&routing.engine, routing.engine_id(conversation_id)))
     }
 }

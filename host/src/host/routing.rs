@@ -7,9 +7,11 @@
 //! always told the account the stored conversation started on.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::connectors::Connector;
 use crate::crm::CrmEvent;
+use crate::metrics::Metrics;
 use crate::routing::{ConversationId, CustomerMessage, Notice, RoutingEngine};
 use crate::store::{ConversationStatus, Ingested, Store};
 use crate::types::{MessageKind, OutboundMessage};
@@ -40,13 +42,14 @@ impl TenantRouting {
         self.to_engine.get(store_id).map(|(id, _)| *id)
     }
 
-    /// Routes newly stored messages and records the outcome.
+    /// Routes newly stored messages, timing each decision, and records the outcome.
     pub(crate) async fn route(
         &mut self,
         store: &Store,
         tenant: &str,
         connector: &Connector,
         ingested: &[Ingested],
+        metrics: &Metrics,
     ) -> anyhow::Result<()> {
         for item in ingested.iter().filter(|i| !i.duplicate) {
             let mut message = CustomerMessage::from_message(&connector.name, &item.message);
@@ -56,7 +59,13 @@ impl TenantRouting {
                 message.brand = connector.brands.get(account).cloned().or(message.brand);
             }
             let account = message.account.clone();
+            let decisions = self.engine.stats().decisions;
+            let started = Instant::now();
             let arrival = self.engine.receive(message).await;
+            // A message joining an assigned conversation runs no chain: not a decision.
+            if self.engine.stats().decisions > decisions {
+                metrics.routing_decision(tenant, started.elapsed());
+            }
             self.to_store
                 .insert(arrival.conversation, item.conversation_id.clone());
             self.to_engine.insert(

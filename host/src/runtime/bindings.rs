@@ -1,4 +1,5 @@
-//! Generated bindings, one module per released contract version, private to the runtime.
+//! Generated bindings, one module per released contract version (each bound to its frozen
+//! copy under `wit/since_vX.Y.Z/`), private to the runtime.
 //! Everything outside `runtime` uses the host's own types in [`crate::types`]; the
 //! conversions live here so a new contract version adds a module, not churn elsewhere.
 
@@ -7,7 +8,7 @@
 pub(crate) mod v0_1 {
     pub(crate) mod channel {
         wasmtime::component::bindgen!({
-            path: "../wit",
+            path: "../wit/since_v0.1.0",
             world: "channel",
             imports: {
                 "centralino:plugin/http.fetch": async,
@@ -19,7 +20,7 @@ pub(crate) mod v0_1 {
 
     pub(crate) mod routing_policy {
         wasmtime::component::bindgen!({
-            path: "../wit",
+            path: "../wit/since_v0.1.0",
             world: "routing-policy",
             imports: { default: tracing },
             exports: { default: async },

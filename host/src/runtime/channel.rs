@@ -7,7 +7,8 @@ use wasmtime::Store;
 use super::bindings::v0_1::channel::{Channel, ChannelPre};
 use super::state::PluginState;
 use super::{
-    CacheOutcome, Inspection, PluginLimits, Runtime, begin_call, fault, instantiate_fault,
+    CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
+    fault, instantiate_fault,
 };
 use crate::capabilities::{Grants, RateLimitBook};
 use crate::error::{Error, PluginFailure, PluginId};
@@ -84,6 +85,7 @@ impl ChannelPlugin {
             live: None,
             description: None,
             started: 0,
+            notes: Notebook::default(),
         }
     }
 }
@@ -91,6 +93,10 @@ impl ChannelPlugin {
 struct Live {
     store: Store<PluginState>,
     bindings: Channel,
+    /// Set while a call runs. Still set when the next call comes, it means the caller
+    /// dropped the call's future midway (a client went away): the instance may be mid-way
+    /// through an export and is replaced, which is not the plugin's fault.
+    in_call: bool,
 }
 
 /// One running connector. A fault discards the wasm instance; the next call starts a
@@ -105,11 +111,30 @@ pub struct ChannelInstance {
     live: Option<Live>,
     description: Option<ConnectorDescription>,
     started: u64,
+    notes: Notebook,
 }
 
-/// Runs one export on the live instance, discarding it if the call faults.
+/// Notes of every call so far, and of those not yet taken.
+#[derive(Default)]
+struct Notebook {
+    all: CallNotes,
+    fresh: CallNotes,
+}
+
+impl Notebook {
+    fn record(&mut self, notes: CallNotes) {
+        if notes.is_empty() {
+            return;
+        }
+        self.all.absorb(notes.clone());
+        self.fresh.absorb(notes);
+    }
+}
+
+/// Runs one export on the live instance: starts its budgets, collects its notes, checks its
+/// result against the output caps, and discards the instance if the call faults.
 macro_rules! call {
-    ($self:ident, $function:literal, |$bindings:ident, $store:ident| $call:expr) => {{
+    ($self:ident, $function:literal, $output:ty, |$bindings:ident, $store:ident| $call:expr) => {{
         $self.ready().await?;
         let plugin = $self.plugin.id.clone();
         let Some(live) = $self.live.as_mut() else {
@@ -118,10 +143,24 @@ macro_rules! call {
             )));
         };
         begin_call(&mut live.store, $self.limits.call_deadline);
+        live.in_call = true;
         let $bindings = live.bindings.centralino_plugin_connector();
         let $store = &mut live.store;
-        match $call.await {
-            Ok(Ok(value)) => Ok(value.into()),
+        let result = $call.await;
+        live.in_call = false;
+        let notes = end_call(&mut live.store, $function);
+        $self.notes.record(notes);
+        match result {
+            Ok(Ok(value)) => {
+                let value: $output = value.into();
+                match check_output(&plugin, $function, &value, &$self.limits) {
+                    Ok(()) => Ok(value),
+                    Err(error) => {
+                        $self.live = None;
+                        Err(error)
+                    }
+                }
+            }
             Ok(Err(e)) => Err(Error::Plugin {
                 plugin: (*plugin).clone(),
                 function: $function,
@@ -142,11 +181,25 @@ impl ChannelInstance {
         &self.plugin.id
     }
 
-    /// Log lines the current instance wanted to write beyond its budget (dropped).
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// Log lines its instances wanted to write beyond their per-call budget (dropped).
     pub fn log_lines_dropped(&self) -> u64 {
-        self.live
-            .as_ref()
-            .map_or(0, |live| live.store.data().log_budget.dropped())
+        self.notes.all.log_lines_dropped
+    }
+
+    /// Everything noted so far, across instances: refused capability requests, log
+    /// overflows.
+    pub fn notes(&self) -> &CallNotes {
+        &self.notes.all
+    }
+
+    /// Notes of the calls since the last time this was called.
+    pub fn take_notes(&mut self) -> CallNotes {
+        std::mem::take(&mut self.notes.fresh)
     }
 
     /// How many wasm instances were started so far.
@@ -161,8 +214,12 @@ impl ChannelInstance {
 
     /// Makes sure a described and configured instance exists.
     pub async fn ready(&mut self) -> Result<(), Error> {
-        if self.live.is_some() {
-            return Ok(());
+        if let Some(live) = &self.live {
+            if !live.in_call {
+                return Ok(());
+            }
+            tracing::warn!(plugin = %self.plugin.id, "the previous call was abandoned midway; instance replaced");
+            self.live = None;
         }
         let id = self.plugin.id.clone();
         let mut store = self.plugin.runtime.store(
@@ -171,21 +228,36 @@ impl ChannelInstance {
             self.book.clone(),
             &self.limits,
         );
-        let bindings = self
-            .plugin
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| instantiate_fault(&id, &e))?;
+        begin_call(&mut store, self.limits.call_deadline);
+        let instantiated = self.plugin.pre.instantiate_async(&mut store).await;
+        let bindings = match instantiated {
+            Ok(bindings) => bindings,
+            Err(e) => {
+                let notes = end_call(&mut store, "instantiate");
+                self.notes.record(notes);
+                return Err(instantiate_fault(&id, &e));
+            }
+        };
         self.started += 1;
         let connector = bindings.centralino_plugin_connector();
-        let description = match connector.call_describe(&mut store).await {
+        let described = connector.call_describe(&mut store).await;
+        let description = match described {
             Ok(d) => ConnectorDescription::from(d),
-            Err(e) => return Err(fault(&store, "describe", &e)),
+            Err(e) => {
+                let notes = end_call(&mut store, "describe");
+                self.notes.record(notes);
+                return Err(fault(&store, "describe", &e));
+            }
         };
+        let notes = end_call(&mut store, "describe");
+        self.notes.record(notes);
+        check_output(&id, "describe", &description, &self.limits)?;
         begin_call(&mut store, self.limits.call_deadline);
         let config = self.config.clone().into();
-        match connector.call_configure(&mut store, &config).await {
+        let configured = connector.call_configure(&mut store, &config).await;
+        let notes = end_call(&mut store, "configure");
+        self.notes.record(notes);
+        match configured {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(Error::Plugin {
@@ -197,14 +269,18 @@ impl ChannelInstance {
             Err(e) => return Err(fault(&store, "configure", &e)),
         }
         self.description = Some(description);
-        self.live = Some(Live { store, bindings });
+        self.live = Some(Live {
+            store,
+            bindings,
+            in_call: false,
+        });
         Ok(())
     }
 
     /// Fetches what arrived for `account` since `cursor`.
     pub async fn poll(&mut self, account: &str, cursor: Option<&str>) -> Result<PollResult, Error> {
         let cursor = cursor.map(str::to_string);
-        call!(self, "poll", |b, store| b.call_poll(
+        call!(self, "poll", PollResult, |b, store| b.call_poll(
             store,
             account,
             cursor.as_deref()
@@ -217,13 +293,13 @@ impl ChannelInstance {
         request: WebhookRequest,
     ) -> Result<WebhookOutcome, Error> {
         let request = request.into();
-        call!(self, "handle-webhook", |b, store| b
+        call!(self, "handle-webhook", WebhookOutcome, |b, store| b
             .call_handle_webhook(store, &request))
     }
 
     /// Sends a reply.
     pub async fn send(&mut self, message: OutboundMessage) -> Result<Sent, Error> {
         let message = message.into();
-        call!(self, "send", |b, store| b.call_send(store, &message))
+        call!(self, "send", Sent, |b, store| b.call_send(store, &message))
     }
 }

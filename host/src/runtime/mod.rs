@@ -5,12 +5,18 @@
 //! file ──inspect──► world + contract version + plugin id   (refuse early, name the plugin)
 //!      ──compile──► Component (disk cache keyed by content hash + wasmtime version)
 //!      ──link─────► InstancePre per plugin (imports resolved once)
-//!      ──instance─► Store per instance: memory/table caps, epoch deadline per call
+//!      ──instance─► Store per instance: memory/table/instance caps, epoch deadline and
+//!                   log budget per call, output caps on every result
 //! ```
 //!
-//! A call that traps, runs past its deadline or exceeds its memory cap returns an
-//! [`Error::Fault`](crate::Error::Fault) naming the plugin and version; the instance is
-//! dropped and the next call gets a fresh one (configured again with the same settings).
+//! A call that traps, runs past its deadline, exceeds its memory cap or returns more than
+//! its output caps allow ends with an [`Error::Fault`] naming the
+//! plugin and version; the instance is dropped and the next call gets a fresh one
+//! (configured again with the same settings). So does a call whose future was dropped
+//! midway, without counting as a fault. [`PluginLimits`] documents every limit and its
+//! default; [`CallNotes`] collects what calls did short of a fault (refused capability
+//! requests, log over budget). Connectors add backoff and a circuit breaker on top
+//! ([`crate::connectors`]).
 
 pub(crate) mod bindings;
 mod cache;
@@ -26,7 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 
 pub use cache::CacheOutcome;
 pub use channel::{ChannelInstance, ChannelPlugin};
@@ -40,6 +49,7 @@ pub use router::{RouterInstance, RouterPlugin};
 use crate::capabilities::{Grants, HttpContext, HttpTransport, RateLimitBook};
 use crate::error::{Error, Fault, PluginId};
 use cache::ComponentCache;
+use limits::{CheckOutput, OutputViolation};
 use state::PluginState;
 
 /// How often the engine's epoch advances; deadlines are counted in these ticks.
@@ -49,7 +59,19 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 #[derive(Debug, Default)]
 pub struct RuntimeBuilder {
     cache_dir: Option<PathBuf>,
+    pooling: Option<u32>,
 }
+
+/// Largest linear memory of a pooled instance slot (see [`RuntimeBuilder::pooling`]): the
+/// default [`PluginLimits::memory_bytes`].
+pub const POOLED_MEMORY_BYTES: usize = 64 << 20;
+
+/// Core instances, memories and tables one plugin may use in a pooled slot. The plugins
+/// built here need 1 memory, 1 table and a handful of core instances (the module and the
+/// component's shims); the caps leave room for components built with a WASI adapter.
+const POOLED_CORE_INSTANCES: u32 = 8;
+const POOLED_MEMORIES: u32 = 2;
+const POOLED_TABLES: u32 = 4;
 
 impl RuntimeBuilder {
     /// Caches compiled components in `dir` (created on first use). Default: no disk cache,
@@ -59,11 +81,38 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Preallocates slots for `instances` live plugin instances with wasmtime's pooling
+    /// allocator, so that starting an instance reuses a ready slot (memory, tables, async
+    /// stack) instead of mapping fresh ones: cheaper instantiation and a footprint fixed up
+    /// front, for hosts with many tenants. Each slot's memory grows to at most
+    /// [`POOLED_MEMORY_BYTES`] whatever a plugin's [`PluginLimits::memory_bytes`] says, and
+    /// an instance beyond `instances` fails to start (reported as an instantiation fault).
+    /// The pool reserves address space, not memory: about 4 GiB per memory slot.
+    /// Default: off (wasmtime's on-demand allocator: no ceiling, nothing reserved).
+    pub fn pooling(mut self, instances: u32) -> Self {
+        self.pooling = Some(instances);
+        self
+    }
+
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn build(self) -> Result<Runtime, Error> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        if let Some(instances) = self.pooling {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_component_instances(instances)
+                .total_core_instances(instances.saturating_mul(POOLED_CORE_INSTANCES))
+                .total_memories(instances.saturating_mul(POOLED_MEMORIES))
+                .total_tables(instances.saturating_mul(POOLED_TABLES))
+                // Every live store keeps its async stack between calls.
+                .total_stacks(instances)
+                .max_core_instances_per_component(POOLED_CORE_INSTANCES)
+                .max_memories_per_component(POOLED_MEMORIES)
+                .max_tables_per_component(POOLED_TABLES)
+                .max_memory_size(POOLED_MEMORY_BYTES);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
 
@@ -226,10 +275,91 @@ fn link_error(path: &Path, plugin: &PluginId, e: wasmtime::Error) -> Error {
     }
 }
 
-/// Starts the compute budget of one call.
+/// Starts the compute budget of one call and renews its log budget.
 fn begin_call(store: &mut Store<PluginState>, budget: Duration) {
-    store.data_mut().call_clock.start(budget);
+    let state = store.data_mut();
+    state.call_clock.start(budget);
+    state.log_budget.begin_call();
+    state.denials = state::Denials::default();
     store.set_epoch_deadline(1);
+}
+
+/// Collects what a finished call (successful or not) did that admins should hear about.
+fn end_call(store: &mut Store<PluginState>, function: &'static str) -> CallNotes {
+    let state = store.data_mut();
+    let denials = std::mem::take(&mut state.denials);
+    let dropped = state.log_budget.dropped_in_call();
+    let mut notes = CallNotes {
+        denials: denials.count,
+        last_denial: denials.reasons.last().cloned(),
+        log_lines_dropped: dropped,
+        last_log_overflow: None,
+    };
+    if dropped > 0 {
+        let report = format!(
+            "plugin {} wrote more log than its budget of {} lines per call allows in \
+             `{function}` (caps: log_lines, log_bytes); {dropped} lines dropped",
+            state.plugin,
+            state.log_budget.lines_per_call()
+        );
+        tracing::warn!(plugin = %state.plugin, function, dropped, "{report}");
+        notes.last_log_overflow = Some(report);
+    }
+    notes
+}
+
+/// What calls did that an admin should hear about although the calls themselves went on:
+/// capability requests the host refused, log lines over the budget. Accumulated per
+/// plugin instance holder across instance replacements.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallNotes {
+    /// Capability requests refused: a host off the allow-list, a credential or secret not
+    /// granted.
+    pub denials: u64,
+    /// The last refused request; it names the plugin and what it asked for.
+    pub last_denial: Option<String>,
+    /// Log lines dropped over the per-call budget.
+    pub log_lines_dropped: u64,
+    /// The last log overflow; it names the plugin, the call and the cap.
+    pub last_log_overflow: Option<String>,
+}
+
+impl CallNotes {
+    /// Adds `other` (newer) to these notes.
+    pub fn absorb(&mut self, other: CallNotes) {
+        self.denials += other.denials;
+        self.log_lines_dropped += other.log_lines_dropped;
+        if other.last_denial.is_some() {
+            self.last_denial = other.last_denial;
+        }
+        if other.last_log_overflow.is_some() {
+            self.last_log_overflow = other.last_log_overflow;
+        }
+    }
+
+    /// Whether there is nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.denials == 0 && self.log_lines_dropped == 0
+    }
+}
+
+/// Checks a call's result against the output caps; a result over a cap becomes an
+/// [`Fault::OutputLimit`] naming the plugin and the cap.
+fn check_output<T: CheckOutput>(
+    plugin: &PluginId,
+    function: &'static str,
+    value: &T,
+    limits: &PluginLimits,
+) -> Result<(), Error> {
+    value.check_output(limits).map_err(|OutputViolation(detail)| {
+        tracing::warn!(plugin = %plugin, function, fault = %Fault::OutputLimit, "{detail}; result refused, instance discarded");
+        Error::Fault {
+            plugin: plugin.clone(),
+            function,
+            fault: Fault::OutputLimit,
+            detail,
+        }
+    })
 }
 
 /// Turns a failed call into an [`Error::Fault`], naming what happened.

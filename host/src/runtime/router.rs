@@ -7,7 +7,8 @@ use wasmtime::Store;
 use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
 use super::state::PluginState;
 use super::{
-    CacheOutcome, Inspection, PluginLimits, Runtime, begin_call, fault, instantiate_fault,
+    CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
+    fault, instantiate_fault,
 };
 use crate::capabilities::{Grants, RateLimitBook};
 use crate::error::{Error, PluginId};
@@ -73,6 +74,7 @@ impl RouterPlugin {
             limits,
             live: None,
             started: 0,
+            notes: CallNotes::default(),
         }
     }
 }
@@ -80,6 +82,9 @@ impl RouterPlugin {
 struct Live {
     store: Store<PluginState>,
     bindings: RoutingPolicy,
+    /// Set while a call runs; still set at the next call, the previous call's future was
+    /// dropped midway and the instance is replaced.
+    in_call: bool,
 }
 
 /// One running routing policy. A fault discards the underlying wasm instance; the next
@@ -90,6 +95,7 @@ pub struct RouterInstance {
     limits: PluginLimits,
     live: Option<Live>,
     started: u64,
+    notes: CallNotes,
 }
 
 impl RouterInstance {
@@ -98,11 +104,14 @@ impl RouterInstance {
         &self.plugin.id
     }
 
-    /// Log lines the current instance wanted to write beyond its budget (dropped).
+    /// Log lines its instances wanted to write beyond their per-call budget (dropped).
     pub fn log_lines_dropped(&self) -> u64 {
-        self.live
-            .as_ref()
-            .map_or(0, |live| live.store.data().log_budget.dropped())
+        self.notes.log_lines_dropped
+    }
+
+    /// Everything noted so far, across instances.
+    pub fn notes(&self) -> &CallNotes {
+        &self.notes
     }
 
     /// How many wasm instances were started so far (1 + replacements after faults).
@@ -112,8 +121,12 @@ impl RouterInstance {
 
     /// Makes sure a configured instance exists.
     pub async fn ready(&mut self) -> Result<(), Error> {
-        if self.live.is_some() {
-            return Ok(());
+        if let Some(live) = &self.live {
+            if !live.in_call {
+                return Ok(());
+            }
+            tracing::warn!(plugin = %self.plugin.id, "the previous call was abandoned midway; instance replaced");
+            self.live = None;
         }
         let id = self.plugin.id.clone();
         let mut store = self.plugin.runtime.store(
@@ -122,21 +135,28 @@ impl RouterInstance {
             Arc::new(RateLimitBook::default()),
             &self.limits,
         );
-        let bindings = self
-            .plugin
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| instantiate_fault(&id, &e))?;
-        self.started += 1;
         begin_call(&mut store, self.limits.call_deadline);
+        let instantiated = self.plugin.pre.instantiate_async(&mut store).await;
+        let bindings = match instantiated {
+            Ok(bindings) => bindings,
+            Err(e) => {
+                self.notes.absorb(end_call(&mut store, "instantiate"));
+                return Err(instantiate_fault(&id, &e));
+            }
+        };
+        self.started += 1;
         let configured = bindings
             .centralino_plugin_router()
             .call_configure(&mut store, &self.settings)
             .await;
+        self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
-                self.live = Some(Live { store, bindings });
+                self.live = Some(Live {
+                    store,
+                    bindings,
+                    in_call: false,
+                });
                 Ok(())
             }
             Ok(Err(e)) => Err(Error::Plugin {
@@ -159,13 +179,25 @@ impl RouterInstance {
         };
         begin_call(&mut live.store, self.limits.call_deadline);
         let wit_context = context.into();
-        match live
+        live.in_call = true;
+        let result = live
             .bindings
             .centralino_plugin_router()
             .call_route(&mut live.store, &wit_context)
-            .await
-        {
-            Ok(Ok(decision)) => Ok(decision.into()),
+            .await;
+        live.in_call = false;
+        self.notes.absorb(end_call(&mut live.store, "route"));
+        match result {
+            Ok(Ok(decision)) => {
+                let decision = RoutingDecision::from(decision);
+                match check_output(&self.plugin.id, "route", &decision, &self.limits) {
+                    Ok(()) => Ok(decision),
+                    Err(error) => {
+                        self.live = None;
+                        Err(error)
+                    }
+                }
+            }
             Ok(Err(e)) => Err(Error::Plugin {
                 plugin: (*self.plugin.id).clone(),
                 function: "route",

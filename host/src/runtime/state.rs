@@ -20,34 +20,56 @@ use crate::error::PluginId;
 /// Stderr lines kept for fault reports.
 const STDERR_LINES_KEPT: usize = 3;
 
-/// Counts the log lines a plugin instance may still write; shared by the `log` import and
-/// the stdout/stderr streams so neither can flood the host log.
+/// Counts the log lines and bytes a plugin may still write in the current call; shared by
+/// the `log` import and the stdout/stderr streams so neither can flood the host log. The
+/// budget is renewed at the start of every call, so a long-lived instance is never muted
+/// for good, and a flood within one call costs at most one budget.
 #[derive(Debug)]
 pub(crate) struct LogBudget {
-    remaining: AtomicU64,
-    dropped: AtomicU64,
+    lines_per_call: u64,
+    bytes_per_call: u64,
+    remaining_lines: AtomicU64,
+    remaining_bytes: AtomicU64,
+    dropped_in_call: AtomicU64,
     /// The last lines the guest wrote to stderr (a panic message, usually), kept so a
     /// trap can be reported with the guest's own words.
     last_stderr: Mutex<VecDeque<String>>,
 }
 
 impl LogBudget {
-    pub(crate) fn new(lines: u64) -> Self {
+    pub(crate) fn new(lines_per_call: u64, bytes_per_call: u64) -> Self {
         LogBudget {
-            remaining: AtomicU64::new(lines),
-            dropped: AtomicU64::new(0),
+            lines_per_call,
+            bytes_per_call,
+            remaining_lines: AtomicU64::new(lines_per_call),
+            remaining_bytes: AtomicU64::new(bytes_per_call),
+            dropped_in_call: AtomicU64::new(0),
             last_stderr: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Takes one line from the budget; false when it is spent.
-    pub(crate) fn take(&self) -> bool {
-        let taken = self
-            .remaining
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok();
+    /// Renews the budget for a new call.
+    pub(crate) fn begin_call(&self) {
+        self.remaining_lines
+            .store(self.lines_per_call, Ordering::Relaxed);
+        self.remaining_bytes
+            .store(self.bytes_per_call, Ordering::Relaxed);
+        self.dropped_in_call.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes one line of `bytes` from the budget; false (and counted) when it is spent.
+    pub(crate) fn take(&self, bytes: usize) -> bool {
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        let spend = |budget: &AtomicU64, amount: u64| {
+            budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    n.checked_sub(amount)
+                })
+                .is_ok()
+        };
+        let taken = spend(&self.remaining_lines, 1) && spend(&self.remaining_bytes, bytes);
         if !taken {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped_in_call.fetch_add(1, Ordering::Relaxed);
         }
         taken
     }
@@ -71,11 +93,30 @@ impl LogBudget {
         }
     }
 
-    /// Lines refused so far.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// Lines refused in the current (or last) call.
+    pub(crate) fn dropped_in_call(&self) -> u64 {
+        self.dropped_in_call.load(Ordering::Relaxed)
+    }
+
+    /// The per-call budget, for reports.
+    pub(crate) fn lines_per_call(&self) -> u64 {
+        self.lines_per_call
     }
 }
+
+/// Requests for capabilities the plugin was not granted, in the current call. Each is
+/// logged as it happens; the runtime collects them after the call so the connector's
+/// supervisor can show them to admins.
+#[derive(Debug, Default)]
+pub(crate) struct Denials {
+    /// How many in this call.
+    pub(crate) count: u64,
+    /// The first few reasons of this call (each names the plugin and what it asked for).
+    pub(crate) reasons: Vec<String>,
+}
+
+/// Denial reasons kept per call; the rest are only counted.
+const DENIALS_KEPT: usize = 4;
 
 /// Enforces the per-plugin memory and table caps and remembers why it refused growth.
 pub(crate) struct Limiter {
@@ -140,7 +181,6 @@ impl wasmtime::ResourceLimiter for Limiter {
     }
 }
 
-/// The data of every plugin `Store`.
 /// Measures one call's compute time: wall time since it started, less the time the host
 /// spent waiting on the plugin's behalf (HTTP).
 #[derive(Debug)]
@@ -170,6 +210,7 @@ impl CallClock {
     }
 }
 
+/// The data of every plugin `Store`.
 pub(crate) struct PluginState {
     pub(crate) plugin: Arc<PluginId>,
     pub(crate) grants: Arc<Grants>,
@@ -177,6 +218,7 @@ pub(crate) struct PluginState {
     pub(crate) call_clock: CallClock,
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
+    pub(crate) denials: Denials,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -188,7 +230,7 @@ impl PluginState {
         http: HttpContext,
         limits: &PluginLimits,
     ) -> Self {
-        let log_budget = Arc::new(LogBudget::new(limits.log_lines));
+        let log_budget = Arc::new(LogBudget::new(limits.log_lines, limits.log_bytes));
         // No files, no environment, no arguments, no sockets, no name lookups: only the
         // contract's imports reach the outside. Output goes to the host log, tagged.
         let wasi = WasiCtxBuilder::new()
@@ -213,8 +255,18 @@ impl PluginState {
             plugin,
             grants,
             log_budget,
+            denials: Denials::default(),
             wasi,
             table: ResourceTable::new(),
+        }
+    }
+
+    /// Records (and logs) a refused capability request; `reason` names the plugin.
+    pub(crate) fn denied(&mut self, reason: &str) {
+        tracing::warn!(plugin = %self.plugin, "capability denied: {reason}");
+        self.denials.count += 1;
+        if self.denials.reasons.len() < DENIALS_KEPT {
+            self.denials.reasons.push(reason.to_string());
         }
     }
 }
@@ -271,7 +323,7 @@ impl LineWriter {
         if self.stream == "stderr" && !line.is_empty() {
             self.budget.remember_stderr(&line);
         }
-        if self.budget.take() {
+        if self.budget.take(line.len()) {
             tracing::info!(target: "centralino::plugin", plugin = %self.plugin, stream = self.stream, "{line}");
         }
     }

@@ -10,6 +10,9 @@ use super::{Backend, Store, ms, new_id};
 use crate::clock::now_ms;
 use crate::crm::{CrmDelivery, CrmEvent};
 
+/// How long a claimed event stays with the host that claimed it.
+const CLAIM_LEASE_MS: i64 = 30_000;
+
 /// Orders events written within the same millisecond.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
@@ -41,6 +44,19 @@ pub(crate) async fn append(
 }
 
 impl Store {
+    /// Makes the events `host` was delivering when it stopped claimable again at once (on
+    /// SQLite, `None`: every such event, since there is only one host).
+    pub(crate) async fn reclaim_events(&self, host: Option<&str>) -> anyhow::Result<u64> {
+        let done = sqlx::query(
+            "UPDATE crm_events SET status = 'pending', next_attempt_at = 0
+             WHERE status = 'delivering' AND (CAST($1 AS TEXT) IS NULL OR claimed_by = $1)",
+        )
+        .bind(host)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Appends one event on its own.
     pub async fn append_event(&self, tenant: &str, event: &CrmEvent) -> anyhow::Result<String> {
         let mut tx = self.pool.begin().await?;
@@ -51,7 +67,9 @@ impl Store {
 
     /// Claims the oldest due events (with their attempt counts), in order. An event waiting
     /// for a retry, or being delivered by another host, holds back every later event of its
-    /// tenant, so a CRM never sees events out of order.
+    /// tenant, so a CRM never sees events out of order. A claim is a lease: events claimed
+    /// by a host that died are claimable again once it expires, so a crash delays delivery
+    /// but never stops it (the CRM may then see an event twice, with the same id).
     pub(crate) async fn claim_events(
         &self,
         host: &str,
@@ -59,25 +77,29 @@ impl Store {
     ) -> anyhow::Result<Vec<(CrmDelivery, i64)>> {
         let now = ms(now_ms());
         let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE SKIP LOCKED"
+            " FOR UPDATE OF e SKIP LOCKED"
         } else {
             ""
         };
         let sql = format!(
-            "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1
-             WHERE id IN (SELECT e.id FROM crm_events e
-                          WHERE e.status = 'pending' AND e.next_attempt_at <= $2
-                            AND NOT EXISTS (SELECT 1 FROM crm_events b
-                                            WHERE b.tenant = e.tenant AND b.seq < e.seq
-                                              AND (b.status = 'delivering'
-                                                   OR (b.status = 'pending' AND b.next_attempt_at > $2)))
-                          ORDER BY e.seq LIMIT $3{lock})
+            "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1,
+                    next_attempt_at = $4
+             WHERE id IN (
+                 WITH barrier AS (
+                     SELECT tenant, MIN(seq) AS seq FROM crm_events
+                     WHERE status IN ('pending', 'delivering') AND next_attempt_at > $2
+                     GROUP BY tenant)
+                 SELECT e.id FROM crm_events e LEFT JOIN barrier b ON b.tenant = e.tenant
+                 WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= $2
+                   AND (b.seq IS NULL OR e.seq < b.seq)
+                 ORDER BY e.seq LIMIT $3{lock})
              RETURNING id, tenant, payload, created_at, attempts, seq"
         );
         let rows = sqlx::query(&sql)
             .bind(host)
             .bind(now)
             .bind(limit)
+            .bind(now.saturating_add(CLAIM_LEASE_MS))
             .fetch_all(&self.pool)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -127,7 +149,7 @@ impl Store {
     /// Puts a claimed event back, untouched (its attempt is not counted).
     pub(crate) async fn event_release(&self, id: &str) -> anyhow::Result<()> {
         sqlx::query(
-            "UPDATE crm_events SET status = 'pending', attempts = attempts - 1 WHERE id = $1",
+            "UPDATE crm_events SET status = 'pending', attempts = attempts - 1, next_attempt_at = 0 WHERE id = $1",
         )
         .bind(id)
         .execute(&self.pool)

@@ -236,7 +236,7 @@ impl Store {
             "UPDATE outbox SET status = 'uncertain',
                 last_error = 'the host stopped while sending: check the platform before sending again',
                 updated_at = $2
-             WHERE status = 'sending' AND ($1 IS NULL OR claimed_by = $1) RETURNING *",
+             WHERE status = 'sending' AND (CAST($1 AS TEXT) IS NULL OR claimed_by = $1) RETURNING *",
         )
         .bind(host)
         .bind(ms(now_ms()))

@@ -121,7 +121,7 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             ),
             "centralino.toml:3: host.stor: unknown key `stor`, expected one of `store`, \
              `listen`, `admin_listen`, `admin_token`, `plugin_dir`, `cache_dir`, \
-             `max_webhook_body_bytes`",
+             `max_webhook_body_bytes`, `host_id`, `crm_webhook`, `crm_webhook_secret`",
         ),
         (
             "unknown key in an account",
@@ -987,7 +987,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!(
-            "{path_arg}:75: connectors[0].accounts[3].credential: environment variable \
+            "{path_arg}:80: connectors[0].accounts[3].credential: environment variable \
              `X_TOKEN_TIM_MARCO` is not set"
         )),
         "{stderr}"
@@ -1082,5 +1082,30 @@ fn check_of_a_bad_config_prints_one_clear_error_and_exits_1() {
         stderr,
         "error: /nonexistent/c.toml: cannot read: No such file or directory (os error 2) \
          (write a starter with `centralino init`)\n"
+    );
+}
+
+#[test]
+fn a_crm_webhook_needs_an_http_url_and_a_signing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let path = dir.path().join("centralino.toml");
+    std::fs::write(
+        &path,
+        "[host]\nplugin_dir = \"plugins\"\ncrm_webhook = \"crm.example/hooks\"\n",
+    )
+    .unwrap();
+    let err = centralino::config::Config::load(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("host.crm_webhook: `crm.example/hooks` is not an http(s) URL"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "host.crm_webhook: the CRM webhooks are signed: add `crm_webhook_secret = \"env:NAME\"`"
+        ),
+        "{err}"
     );
 }

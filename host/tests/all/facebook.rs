@@ -2,20 +2,18 @@
 //! deliveries from `tests/fixtures/facebook/` (each signed here the way Meta signs them) and
 //! asked to send what it can refuse without reaching Graph.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use centralino::capabilities::{Credential, Grants, Secret};
-use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
+use centralino::PluginFailure;
+use centralino::capabilities::{Credential, Secret};
+use centralino::runtime::ChannelInstance;
 use centralino::types::{
     AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
     OutboundMessage, WebhookOutcome, WebhookRequest,
 };
-use centralino::{Error, PluginFailure};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
-use crate::component;
+use centralino_testkit::http::{Exchange, ScriptedServer};
+use centralino_testkit::{ConnectorTest, Outcome, failure, webhook};
+use serde_json::json;
 
 const APP_SECRET: &str = "test-app-secret";
 const VERIFY_TOKEN: &str = "centralino-verify-me";
@@ -46,52 +44,33 @@ fn page(id: &str) -> AccountConfig {
     }
 }
 
-fn grants() -> Grants {
-    Grants {
-        secrets: BTreeMap::from([
-            ("app_secret".to_string(), Secret::new(APP_SECRET)),
-            ("verify_token".to_string(), Secret::new(VERIFY_TOKEN)),
-        ]),
-        ..Grants::default()
-    }
+/// The connector, granted both secrets under their default names.
+fn facebook() -> ConnectorTest {
+    ConnectorTest::new("facebook")
+        .secret("app_secret", APP_SECRET)
+        .secret("verify_token", VERIFY_TOKEN)
 }
 
-fn connector_with(config: ConnectorConfig, grants: Grants) -> ChannelInstance {
-    Runtime::new()
-        .unwrap()
-        .load_channel(component("facebook"))
-        .unwrap()
-        .instance(config, grants, PluginLimits::default())
-}
-
-/// A connector serving `pages`, granted both secrets under their default names.
+/// A connector serving `pages`.
 fn connector(pages: &[&str]) -> ChannelInstance {
-    connector_with(
-        ConnectorConfig {
+    let accounts = pages.iter().map(|id| page(id)).collect();
+    facebook()
+        .config(ConnectorConfig {
             settings: Vec::new(),
-            accounts: pages.iter().map(|id| page(id)).collect(),
-        },
-        grants(),
-    )
+            accounts,
+        })
+        .instance()
+        .unwrap()
 }
 
 /// `sha256=` + hex of the HMAC-SHA256 of `body`, as Meta computes `X-Hub-Signature-256`.
 fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    webhook::sha256_hex(secret, body)
 }
 
 fn post(body: &[u8], signature: Option<String>) -> WebhookRequest {
-    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    headers.extend(signature.map(|s| ("x-hub-signature-256".to_string(), s)));
-    WebhookRequest {
-        method: "POST".to_string(),
-        path: "/".to_string(),
-        query: String::new(),
-        headers,
-        body: body.to_vec(),
-    }
+    let header = signature.as_deref().map(|s| ("x-hub-signature-256", s));
+    webhook::post(body, header.as_slice())
 }
 
 /// Delivers `body` exactly as stored, correctly signed.
@@ -103,22 +82,6 @@ async fn deliver(connector: &mut ChannelInstance, body: &[u8]) -> WebhookOutcome
         .unwrap()
 }
 
-fn only_message(outcome: &WebhookOutcome) -> &Message {
-    assert_eq!(outcome.response.status, 200, "{outcome:?}");
-    assert_eq!(outcome.messages.len(), 1, "{:?}", outcome.messages);
-    &outcome.messages[0]
-}
-
-fn assert_refused(outcome: &WebhookOutcome, status: u16) {
-    assert_eq!(outcome.response.status, status, "{outcome:?}");
-    assert!(outcome.messages.is_empty(), "{:?}", outcome.messages);
-    assert!(outcome.receipts.is_empty(), "{:?}", outcome.receipts);
-}
-
-fn assert_acknowledged_with_nothing(outcome: &WebhookOutcome) {
-    assert_refused(outcome, 200);
-}
-
 fn extra<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
     message
         .extra
@@ -127,21 +90,16 @@ fn extra<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
         .map(|(_, value)| value.as_str())
 }
 
-fn handshake(query: &str) -> WebhookRequest {
-    WebhookRequest {
-        method: "GET".to_string(),
-        path: "/".to_string(),
-        query: query.to_string(),
-        headers: Vec::new(),
-        body: Vec::new(),
+/// A page access token, attached by the host as Graph's `access_token` parameter.
+fn page_token(token: &str) -> Credential {
+    Credential::QueryParameter {
+        name: "access_token".to_string(),
+        token: Secret::new(token),
     }
 }
 
-fn failure(err: &Error) -> &PluginFailure {
-    match err {
-        Error::Plugin { failure, .. } => failure,
-        other => panic!("expected a plugin failure, got {other:?}"),
-    }
+fn handshake(query: &str) -> WebhookRequest {
+    webhook::get(query)
 }
 
 fn reply(account: &str, key: &str, kind: MessageKind, text: &str) -> OutboundMessage {
@@ -191,13 +149,11 @@ async fn unknown_settings_and_malformed_api_versions_are_refused_naming_the_key(
         ("graph_bsae", "https://graph.facebook.com"),
         ("api_version", "19"),
     ] {
-        let mut connector = connector_with(
-            ConnectorConfig {
-                settings: vec![(key.to_string(), value.to_string())],
-                accounts: vec![page(PAGE)],
-            },
-            grants(),
-        );
+        let mut connector = facebook()
+            .setting(key, value)
+            .account_config(page(PAGE))
+            .instance()
+            .unwrap();
         let err = connector.ready().await.unwrap_err();
         assert!(
             matches!(failure(&err), PluginFailure::InvalidInput { detail } if detail.contains(&format!("`{key}`"))),
@@ -227,7 +183,7 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_our_verify_tok
         &format!("hub.mode=unsubscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1"),
     ] {
         let refused = connector.handle_webhook(handshake(query)).await.unwrap();
-        assert_refused(&refused, 403);
+        refused.assert_refused(403);
     }
 }
 
@@ -237,7 +193,7 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_our_verify_tok
 async fn a_text_message_becomes_a_private_message_threaded_by_page_and_psid() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &courier("hello_msg.json")).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "external_id");
     assert_eq!(message.account, PAGE);
     assert_eq!(message.author.id, "5678");
@@ -259,7 +215,7 @@ async fn a_recorded_production_delivery_is_verified_over_its_raw_bytes() {
     let raw = recorded["raw_body"].as_str().unwrap().as_bytes();
     let mut connector = connector(&["311494332880244"]);
     let outcome = deliver(&mut connector, raw).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(
         message.external_id,
         "ld5jgfQP8TLBX9FFc3AETshZgE6Zn5UjpY3vY00t3A_YYC2AYDM3quxaodTiHj7nK6lI_ds4WFUJlTmM2l5xoA"
@@ -307,7 +263,7 @@ async fn attachments_keep_their_kind_address_and_description() {
     ];
     for (name, kind, url, description) in cases {
         let outcome = deliver(&mut connector, &courier(name)).await;
-        let message = only_message(&outcome);
+        let message = outcome.only_message();
         assert_eq!(message.external_id, "external_id", "{name}");
         assert_eq!(message.text, "", "{name}");
         assert_eq!(message.kind, MessageKind::PrivateMessage, "{name}");
@@ -329,7 +285,7 @@ async fn attachments_keep_their_kind_address_and_description() {
 async fn a_postback_says_its_title_and_keeps_its_payload_and_referral_in_extra() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &courier("postback.json")).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.text, "postback title");
     assert_eq!(message.author.id, "5678");
     assert_eq!(message.kind, MessageKind::PrivateMessage);
@@ -343,13 +299,13 @@ async fn a_postback_says_its_title_and_keeps_its_payload_and_referral_in_extra()
 
     let outcome = deliver(&mut connector, &courier("postback_get_started.json")).await;
     assert_eq!(
-        extra(only_message(&outcome), "postback_payload"),
+        extra(outcome.only_message(), "postback_payload"),
         Some("get_started")
     );
 
     let outcome = deliver(&mut connector, &courier("postback_referral.json")).await;
     assert_eq!(
-        extra(only_message(&outcome), "referral_ad_id"),
+        extra(outcome.only_message(), "referral_ad_id"),
         Some("ad id")
     );
 }
@@ -362,7 +318,7 @@ async fn a_referral_is_a_message_with_its_origin_and_a_seconds_timestamp_is_read
         ("referral_seconds.json", 1_701_599_111_000),
     ] {
         let outcome = deliver(&mut connector, &courier(name)).await;
-        let message = only_message(&outcome);
+        let message = outcome.only_message();
         assert_eq!(message.text, "", "{name}");
         assert_eq!(message.author.id, "5678", "{name}");
         assert_eq!(message.conversation_key, "fb:1234567890:5678", "{name}");
@@ -387,7 +343,7 @@ async fn a_quick_reply_in_a_standby_thread_keeps_its_payload_and_a_read_report_i
         &handwritten("standby_quick_reply_and_read.json"),
     )
     .await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "m_quick_reply_1");
     assert_eq!(message.text, "Fibra");
     assert_eq!(extra(message, "quick_reply_payload"), Some("TOPIC_FIBRA"));
@@ -404,7 +360,9 @@ async fn a_quick_reply_in_a_standby_thread_keeps_its_payload_and_a_read_report_i
 #[tokio::test]
 async fn an_echo_of_the_pages_own_message_is_not_a_customer_message() {
     let mut connector = connector(&[PAGE]);
-    assert_acknowledged_with_nothing(&deliver(&mut connector, &courier("echo.json")).await);
+    deliver(&mut connector, &courier("echo.json"))
+        .await
+        .assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
@@ -425,33 +383,31 @@ async fn a_delivery_report_is_a_receipt_for_each_message_it_names() {
 async fn an_event_repeated_within_one_delivery_is_delivered_once() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &courier("duplicate_msg.json")).await;
-    assert_eq!(only_message(&outcome).external_id, "external_id");
+    assert_eq!(outcome.only_message().external_id, "external_id");
 }
 
 #[tokio::test]
 async fn a_message_for_a_page_the_connector_does_not_serve_produces_nothing() {
     let mut connector = connector(&[PAGE]);
-    assert_acknowledged_with_nothing(
-        &deliver(&mut connector, &courier("different_page.json")).await,
-    );
+    deliver(&mut connector, &courier("different_page.json"))
+        .await
+        .assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
 async fn a_sender_id_that_is_not_a_facebook_id_is_refused_as_malformed() {
     let mut connector = connector(&[PAGE]);
-    assert_refused(
-        &deliver(&mut connector, &courier("invalid_urn.json")).await,
-        400,
-    );
+    deliver(&mut connector, &courier("invalid_urn.json"))
+        .await
+        .assert_refused(400);
 }
 
 #[tokio::test]
 async fn a_delivery_about_another_object_than_page_is_refused() {
     let mut connector = connector(&[PAGE]);
-    assert_refused(
-        &deliver(&mut connector, &courier("not_page.json")).await,
-        400,
-    );
+    deliver(&mut connector, &courier("not_page.json"))
+        .await
+        .assert_refused(400);
 }
 
 #[tokio::test]
@@ -466,7 +422,7 @@ async fn empty_deliveries_opt_ins_and_unknown_events_are_acknowledged_with_nothi
         "referral_optin_user_ref.json",
     ] {
         let outcome = deliver(&mut connector, &courier(name)).await;
-        assert_acknowledged_with_nothing(&outcome);
+        outcome.assert_acknowledged_with_nothing();
     }
 }
 
@@ -476,7 +432,7 @@ async fn empty_deliveries_opt_ins_and_unknown_events_are_acknowledged_with_nothi
 async fn a_comment_under_a_page_post_becomes_a_comment_message_threaded_by_its_comment() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &handwritten("comment_add.json")).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "555_9001");
     assert_eq!(message.account, PAGE);
     assert_eq!(message.author.id, "7001");
@@ -496,7 +452,7 @@ async fn a_comment_under_a_page_post_becomes_a_comment_message_threaded_by_its_c
 async fn a_reply_under_a_comment_joins_that_comments_thread() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &handwritten("comment_reply.json")).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "555_9003");
     assert_eq!(message.text, "Ancora niente, il modem lampeggia rosso");
     assert_eq!(message.conversation_key, "fb:1234567890:comment:555_9001");
@@ -507,7 +463,7 @@ async fn a_reply_under_a_comment_joins_that_comments_thread() {
 async fn a_photo_comment_without_text_is_a_message_with_empty_text_and_the_photo() {
     let mut connector = connector(&[PAGE]);
     let outcome = deliver(&mut connector, &handwritten("comment_photo_only.json")).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "555_9002");
     assert_eq!(message.author.id, "7002");
     assert_eq!(message.text, "");
@@ -527,7 +483,9 @@ async fn a_photo_comment_without_text_is_a_message_with_empty_text_and_the_photo
 async fn the_pages_own_comments_and_edits_are_not_customer_messages() {
     let mut connector = connector(&[PAGE]);
     for name in ["comment_by_page.json", "comment_edited.json"] {
-        assert_acknowledged_with_nothing(&deliver(&mut connector, &handwritten(name)).await);
+        deliver(&mut connector, &handwritten(name))
+            .await
+            .assert_acknowledged_with_nothing();
     }
 }
 
@@ -540,7 +498,7 @@ async fn a_delivery_without_a_signature_is_refused_with_401() {
         .handle_webhook(post(&courier("hello_msg.json"), None))
         .await
         .unwrap();
-    assert_refused(&outcome, 401);
+    outcome.assert_refused(401);
 }
 
 #[tokio::test]
@@ -552,7 +510,7 @@ async fn a_delivery_signed_with_another_secret_is_refused_with_403() {
         .handle_webhook(post(&body, Some(forged)))
         .await
         .unwrap();
-    assert_refused(&outcome, 403);
+    outcome.assert_refused(403);
 }
 
 #[tokio::test]
@@ -567,7 +525,7 @@ async fn a_delivery_with_one_tampered_byte_is_refused_with_403() {
         .handle_webhook(post(&tampered, Some(good)))
         .await
         .unwrap();
-    assert_refused(&outcome, 403);
+    outcome.assert_refused(403);
 }
 
 #[tokio::test]
@@ -579,7 +537,7 @@ async fn a_signature_header_that_is_not_sha256_hex_is_refused_with_403() {
             .handle_webhook(post(&body, Some(header.to_string())))
             .await
             .unwrap();
-        assert_refused(&outcome, 403);
+        outcome.assert_refused(403);
     }
 }
 
@@ -592,7 +550,7 @@ async fn a_signed_but_truncated_json_body_is_refused_with_400() {
         .handle_webhook(post(truncated, Some(signature(APP_SECRET, truncated))))
         .await
         .unwrap();
-    assert_refused(&outcome, 400);
+    outcome.assert_refused(400);
 }
 
 // ---- send refusals that need no request to Graph ----
@@ -651,23 +609,11 @@ async fn a_reply_that_names_nobody_to_answer_is_invalid_input() {
 #[tokio::test]
 async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_input() {
     // The page token is granted but graph.facebook.com is not on the (empty) allow-list.
-    let grants = Grants {
-        credentials: BTreeMap::from([(
-            format!("page-token-{PAGE}"),
-            Credential::QueryParameter {
-                name: "access_token".to_string(),
-                token: Secret::new("EAAB"),
-            },
-        )]),
-        ..grants()
-    };
-    let mut connector = connector_with(
-        ConnectorConfig {
-            settings: Vec::new(),
-            accounts: vec![page(PAGE)],
-        },
-        grants,
-    );
+    let mut connector = facebook()
+        .credential(&format!("page-token-{PAGE}"), page_token("EAAB"))
+        .account_config(page(PAGE))
+        .instance()
+        .unwrap();
     for (key, kind) in [
         ("fb:1234567890:5678", MessageKind::PrivateMessage),
         ("fb:1234567890:comment:555_9001", MessageKind::Comment),
@@ -685,4 +631,59 @@ async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_
             "{err}"
         );
     }
+}
+
+// ---- sending against a scripted Graph API ----
+
+#[tokio::test]
+async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_token() {
+    let graph = ScriptedServer::start(vec![
+        Exchange::post("/v19.0/me/messages").reply_json(
+            400,
+            json!({ "error": {
+                "message": "(#10) This message is sent outside of allowed window.",
+                "type": "OAuthException", "code": 10, "error_subcode": 2_018_278,
+                "fbtrace_id": "Acentralino"
+            }}),
+        ),
+        Exchange::post("/v19.0/555_9001/comments").reply_json(200, json!({ "id": "555_9100" })),
+    ])
+    .await
+    .unwrap();
+    let mut connector = facebook()
+        .setting("graph_base", graph.base_url())
+        .allow(graph.authority())
+        .credential(&format!("page-token-{PAGE}"), page_token("EAAB"))
+        .account_config(page(PAGE))
+        .instance()
+        .unwrap();
+
+    let late = reply(
+        PAGE,
+        "fb:1234567890:5678",
+        MessageKind::PrivateMessage,
+        "ciao",
+    );
+    let err = connector.send(late).await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::Rejected { reason } if reason.contains("24-hour")),
+        "{err}"
+    );
+    let comment = reply(
+        PAGE,
+        "fb:1234567890:comment:555_9001",
+        MessageKind::Comment,
+        "Ti scriviamo in privato",
+    );
+    let sent = connector.send(comment).await.unwrap();
+    assert_eq!(sent.external_id, "555_9100");
+
+    let requests = graph.requests();
+    assert_eq!(
+        requests[0].query_param("access_token").as_deref(),
+        Some("EAAB")
+    );
+    assert_eq!(requests[0].json()["recipient"]["id"], "5678");
+    assert_eq!(requests[0].json()["messaging_type"], "RESPONSE");
+    assert_eq!(requests[1].json()["message"], "Ti scriviamo in privato");
 }

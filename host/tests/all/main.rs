@@ -3,25 +3,36 @@
 //! Integration tests: one binary, a module per topic. Every test loads real components
 //! built from `plugins/` by `cargo xtask plugins` (the README's test command does it).
 
+mod admin;
+mod api;
 mod cache;
 mod channel;
 mod cli;
 mod config;
+mod crash;
 mod crm;
 mod demo;
 mod end_to_end;
 mod facebook;
 mod faults;
 mod host_routing;
+mod hostile;
 mod http;
+mod ingress;
 mod inspect;
+mod limits;
+mod metrics;
 mod plugin_cli;
 mod round_robin;
 mod routing;
 mod routing_policies;
 mod routing_replay;
+mod scaffold;
+mod soak;
 mod store;
+mod telegram;
 mod twitter;
+mod versioning;
 
 use std::path::PathBuf;
 

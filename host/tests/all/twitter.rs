@@ -2,23 +2,17 @@
 //! from `tests/fixtures/twitter/` (each signed here the way X signs them) and asked to send
 //! what it can refuse without reaching X.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use centralino::capabilities::{Credential, Grants, Secret};
-use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
+use centralino::PluginFailure;
+use centralino::runtime::ChannelInstance;
 use centralino::types::{
-    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
+    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, MessageKind,
     OutboundMessage, WebhookOutcome, WebhookRequest,
 };
-use centralino::{Error, PluginFailure};
-use hmac::{Hmac, Mac};
+use centralino_testkit::http::{Exchange, ScriptedServer};
+use centralino_testkit::{ConnectorTest, Outcome, failure, webhook};
 use serde_json::{Value, json};
-use sha2::Sha256;
-
-use crate::component;
 
 /// The consumer secret of the CRC vector in `courier_twitter_handler_dm_and_crc_vector.json`.
 const CONSUMER_SECRET: &str = "apiSecret";
@@ -52,35 +46,24 @@ fn connector(accounts: Vec<AccountConfig>) -> ChannelInstance {
     })
 }
 
+fn twitter() -> ConnectorTest {
+    ConnectorTest::new("twitter").secret("consumer_secret", CONSUMER_SECRET)
+}
+
 fn connector_with(config: ConnectorConfig) -> ChannelInstance {
-    let grants = Grants {
-        secrets: BTreeMap::from([("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))]),
-        ..Grants::default()
-    };
-    Runtime::new()
-        .unwrap()
-        .load_channel(component("twitter"))
-        .unwrap()
-        .instance(config, grants, PluginLimits::default())
+    twitter().config(config).instance().unwrap()
 }
 
 /// `sha256=` + base64 of the HMAC-SHA256 of `body`, as X computes it.
 fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", BASE64.encode(mac.finalize().into_bytes()))
+    webhook::sha256_base64(secret, body)
 }
 
 fn post(body: &[u8], signature: Option<String>) -> WebhookRequest {
-    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-    headers.extend(signature.map(|s| ("x-twitter-webhooks-signature".to_string(), s)));
-    WebhookRequest {
-        method: "POST".to_string(),
-        path: "/".to_string(),
-        query: String::new(),
-        headers,
-        body: body.to_vec(),
-    }
+    let header = signature
+        .as_deref()
+        .map(|s| ("x-twitter-webhooks-signature", s));
+    webhook::post(body, header.as_slice())
 }
 
 /// A correctly signed delivery of `payload`.
@@ -92,22 +75,6 @@ fn signed(payload: &Value) -> WebhookRequest {
 
 async fn deliver(connector: &mut ChannelInstance, payload: &Value) -> WebhookOutcome {
     connector.handle_webhook(signed(payload)).await.unwrap()
-}
-
-fn only_message(outcome: &WebhookOutcome) -> &Message {
-    assert_eq!(outcome.response.status, 200, "{outcome:?}");
-    assert_eq!(outcome.messages.len(), 1, "{:?}", outcome.messages);
-    &outcome.messages[0]
-}
-
-fn assert_refused(outcome: &WebhookOutcome, status: u16) {
-    assert_eq!(outcome.response.status, status, "{outcome:?}");
-    assert!(outcome.messages.is_empty(), "{:?}", outcome.messages);
-    assert!(outcome.receipts.is_empty(), "{:?}", outcome.receipts);
-}
-
-fn assert_acknowledged_with_nothing(outcome: &WebhookOutcome) {
-    assert_refused(outcome, 200);
 }
 
 /// The truncated long-form post of X's docs, with the author the docs elide (`user: null`)
@@ -152,13 +119,6 @@ fn reply(account: &str, kind: MessageKind, text: &str) -> OutboundMessage {
         text: text.to_string(),
         attachments: Vec::new(),
         idempotency_key: "reply-1".to_string(),
-    }
-}
-
-fn failure(err: &Error) -> &PluginFailure {
-    match err {
-        Error::Plugin { failure, .. } => failure,
-        other => panic!("expected a plugin failure, got {other:?}"),
     }
 }
 
@@ -253,7 +213,7 @@ async fn a_crc_request_without_a_token_is_refused() {
         })
         .await
         .unwrap();
-    assert_refused(&outcome, 400);
+    outcome.assert_refused(400);
 }
 
 // ---- direct messages ----
@@ -266,7 +226,7 @@ async fn a_customer_dm_becomes_a_private_message_threaded_by_account_and_custome
         &activity("xdocs_direct_message_events.json"),
     )
     .await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "954491830116155396");
     assert_eq!(message.account, "4337869213");
     assert_eq!(message.author.id, "3001969357");
@@ -290,7 +250,7 @@ async fn dm_text_is_unescaped_and_a_delivery_without_for_user_id_goes_to_the_rec
             .clone();
     let mut connector = connector(vec![account("835740314006511618", "resistbot")]);
     let outcome = deliver(&mut connector, &payload).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "958501034212564996");
     assert_eq!(message.account, "835740314006511618");
     assert_eq!(message.author.id, "272953809");
@@ -313,7 +273,7 @@ async fn a_dm_media_attachment_keeps_its_address() {
         .clone();
     let mut connector = connector(vec![account("835740314006511618", "resistbot")]);
     let outcome = deliver(&mut connector, &payload).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.text, "Hello");
     assert_eq!(
         message.attachments,
@@ -339,7 +299,7 @@ async fn a_dm_sent_by_a_configured_account_is_an_echo_not_a_customer_message() {
         &activity("xdocs_direct_message_events.json"),
     )
     .await;
-    assert_acknowledged_with_nothing(&outcome);
+    outcome.assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
@@ -350,7 +310,7 @@ async fn a_dm_for_an_account_the_connector_does_not_serve_produces_nothing() {
         &activity("xdocs_direct_message_events.json"),
     )
     .await;
-    assert_acknowledged_with_nothing(&outcome);
+    outcome.assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
@@ -369,7 +329,9 @@ async fn a_customer_reading_the_companys_dms_is_a_read_receipt_not_a_message() {
     assert_eq!(receipt.at, 1_518_452_444_662);
 
     let mut not_ours = connector(vec![account("4337869213", "Harris_0ff")]);
-    assert_acknowledged_with_nothing(&deliver(&mut not_ours, &payload).await);
+    deliver(&mut not_ours, &payload)
+        .await
+        .assert_acknowledged_with_nothing();
 }
 
 // ---- posts ----
@@ -379,7 +341,7 @@ async fn a_truncated_post_gives_its_full_text_and_its_string_id() {
     let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
     let payload = long_post();
     let outcome = deliver(&mut connector, &payload).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     // `id_str`, not the numeric `id` (1924465506158879000), which lost precision.
     assert_eq!(message.external_id, "1924465506158878979");
     assert_eq!(message.account, LONG_POST_ACCOUNT);
@@ -406,7 +368,7 @@ async fn a_post_without_its_author_is_refused_as_malformed() {
     // The docs' example as published elides the author (`user: null`).
     let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
     let payload = activity("xdocs_tweet_create_events_longform_truncated.json");
-    assert_refused(&deliver(&mut connector, &payload).await, 400);
+    deliver(&mut connector, &payload).await.assert_refused(400);
 }
 
 #[tokio::test]
@@ -421,7 +383,7 @@ async fn a_reply_is_threaded_under_the_post_it_answers_with_entities_unescaped()
     post["in_reply_to_user_id_str"] = json!("1001");
     post["entities"]["user_mentions"] = json!([mention("1001", "TIM_Official")]);
     let outcome = deliver(&mut connector, &payload).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.external_id, "1050118621198921728");
     assert_eq!(message.account, "1001");
     assert_eq!(
@@ -442,7 +404,7 @@ async fn a_post_carrying_its_conversation_id_is_threaded_under_the_root() {
     post["in_reply_to_status_id_str"] = json!("1050118000000000000");
     post["conversation_id_str"] = json!("1050117000000000000");
     let outcome = deliver(&mut connector, &payload).await;
-    let message = only_message(&outcome);
+    let message = outcome.only_message();
     assert_eq!(message.conversation_key, "tweet:1050117000000000000");
     assert_eq!(message.in_reply_to.as_deref(), Some("1050118000000000000"));
 }
@@ -452,7 +414,9 @@ async fn a_post_by_a_configured_account_is_not_a_customer_message() {
     let mut connector = connector(vec![account(LONG_POST_ACCOUNT, "TIM_Official")]);
     let mut payload = long_post();
     payload["tweet_create_events"][0]["user"]["id_str"] = json!(LONG_POST_ACCOUNT);
-    assert_acknowledged_with_nothing(&deliver(&mut connector, &payload).await);
+    deliver(&mut connector, &payload)
+        .await
+        .assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
@@ -461,7 +425,9 @@ async fn a_retweet_is_not_a_customer_message() {
     let mut payload = short_post("1001", "RT @TIM_Official: nuove offerte fibra");
     payload["tweet_create_events"][0]["retweeted_status"] =
         json!({ "id_str": "1049000000000000000" });
-    assert_acknowledged_with_nothing(&deliver(&mut connector, &payload).await);
+    deliver(&mut connector, &payload)
+        .await
+        .assert_acknowledged_with_nothing();
 }
 
 #[tokio::test]
@@ -480,7 +446,7 @@ async fn a_post_addressed_to_two_accounts_is_attributed_to_the_same_account_in_e
             mention("1001", "TIM_Official")
         ]);
         let outcome = deliver(&mut connector, &payload).await;
-        let message = only_message(&outcome);
+        let message = outcome.only_message();
         keys.push((message.account.clone(), message.external_id.clone()));
     }
     // The first configured account mentioned, whichever copy it is.
@@ -502,7 +468,9 @@ async fn a_post_addressed_to_two_accounts_is_attributed_to_the_same_account_in_e
             mention("1001", "TIM_Official")
         ]);
         owners.push(
-            only_message(&deliver(&mut connector, &payload).await)
+            deliver(&mut connector, &payload)
+                .await
+                .only_message()
                 .account
                 .clone(),
         );
@@ -525,7 +493,7 @@ async fn typing_delete_and_user_events_are_acknowledged_with_nothing() {
         "xdocs_user_event.json",
     ] {
         let outcome = deliver(&mut connector, &activity(name)).await;
-        assert_acknowledged_with_nothing(&outcome);
+        outcome.assert_acknowledged_with_nothing();
     }
 }
 
@@ -536,7 +504,7 @@ async fn a_delivery_without_a_signature_is_refused_with_401() {
     let mut connector = connector(vec![account("4337869213", "Harris_0ff")]);
     let body = serde_json::to_vec(&activity("xdocs_direct_message_events.json")).unwrap();
     let outcome = connector.handle_webhook(post(&body, None)).await.unwrap();
-    assert_refused(&outcome, 401);
+    outcome.assert_refused(401);
 }
 
 #[tokio::test]
@@ -548,7 +516,7 @@ async fn a_delivery_signed_with_another_secret_is_refused_with_403() {
         .handle_webhook(post(&body, Some(forged)))
         .await
         .unwrap();
-    assert_refused(&outcome, 403);
+    outcome.assert_refused(403);
 }
 
 #[tokio::test]
@@ -563,7 +531,7 @@ async fn a_delivery_with_one_tampered_byte_is_refused_with_403() {
         .handle_webhook(post(&tampered, Some(good)))
         .await
         .unwrap();
-    assert_refused(&outcome, 403);
+    outcome.assert_refused(403);
 }
 
 #[tokio::test]
@@ -575,7 +543,7 @@ async fn a_signature_header_that_is_not_sha256_base64_is_refused_with_403() {
             .handle_webhook(post(&body, Some(header.to_string())))
             .await
             .unwrap();
-        assert_refused(&outcome, 403);
+        outcome.assert_refused(403);
     }
 }
 
@@ -588,23 +556,16 @@ async fn a_signed_but_truncated_json_body_is_refused_with_400() {
         .handle_webhook(post(truncated, Some(signature(CONSUMER_SECRET, truncated))))
         .await
         .unwrap();
-    assert_refused(&outcome, 400);
+    outcome.assert_refused(400);
 }
 
 #[tokio::test]
 async fn a_delivery_cannot_be_verified_when_the_named_secret_is_not_granted() {
-    let mut connector = Runtime::new()
-        .unwrap()
-        .load_channel(component("twitter"))
-        .unwrap()
-        .instance(
-            ConnectorConfig {
-                settings: vec![("consumer_secret".to_string(), "x_app_secret".to_string())],
-                accounts: vec![account("4337869213", "Harris_0ff")],
-            },
-            Grants::default(),
-            PluginLimits::default(),
-        );
+    let mut connector = ConnectorTest::new("twitter")
+        .setting("consumer_secret", "x_app_secret")
+        .account_config(account("4337869213", "Harris_0ff"))
+        .instance()
+        .unwrap();
     let err = connector
         .handle_webhook(signed(&activity("xdocs_direct_message_events.json")))
         .await
@@ -625,7 +586,7 @@ async fn methods_other_than_get_and_post_are_refused_with_405() {
         })
         .await
         .unwrap();
-    assert_refused(&outcome, 405);
+    outcome.assert_refused(405);
 }
 
 // ---- send and poll refusals that need no request to X ----
@@ -686,25 +647,11 @@ async fn a_dm_without_a_recipient_outside_a_dm_thread_is_invalid_input() {
 #[tokio::test]
 async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_input() {
     // The credential is granted but api.x.com is not on the (empty) allow-list.
-    let grants = Grants {
-        credentials: BTreeMap::from([(
-            "token-TIM_Official".to_string(),
-            Credential::Bearer(Secret::new("t0ken")),
-        )]),
-        ..Grants::default()
-    };
-    let mut connector = Runtime::new()
-        .unwrap()
-        .load_channel(component("twitter"))
-        .unwrap()
-        .instance(
-            ConnectorConfig {
-                settings: Vec::new(),
-                accounts: vec![account("1001", "TIM_Official")],
-            },
-            grants,
-            PluginLimits::default(),
-        );
+    let mut connector = ConnectorTest::new("twitter")
+        .bearer("token-TIM_Official", "t0ken")
+        .account_config(account("1001", "TIM_Official"))
+        .instance()
+        .unwrap();
     let err = connector
         .send(reply("1001", MessageKind::PublicPost, "ciao"))
         .await
@@ -744,4 +691,67 @@ async fn polling_an_account_that_is_not_configured_or_has_no_credential_is_inval
         matches!(failure(&err), PluginFailure::InvalidInput { .. }),
         "{err}"
     );
+}
+
+// ---- polling against a scripted X API ----
+
+#[tokio::test]
+async fn a_poll_asks_since_its_cursor_and_a_429_is_rate_limited_until_xs_reset() {
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 120;
+    let x = ScriptedServer::start(vec![
+        Exchange::get("/2/users/1001/mentions").reply_json(
+            200,
+            json!({
+                "data": [{ "id": "1900", "text": "@TIM_Official aiuto &amp; grazie", "author_id": "42",
+                           "conversation_id": "1900", "created_at": "2025-05-19T14:01:46.000Z" }],
+                "includes": { "users": [{ "id": "42", "username": "mario_rossi", "name": "Mario Rossi" }] },
+                "meta": { "newest_id": "1900", "result_count": 1 }
+            }),
+        ),
+        Exchange::get("/2/dm_events").reply_json(200, json!({ "meta": { "result_count": 0 } })),
+        Exchange::get("/2/users/1001/mentions")
+            .reply_json(429, json!({ "title": "Too Many Requests", "status": 429 }))
+            .header("x-rate-limit-reset", &reset.to_string()),
+    ])
+    .await
+    .unwrap();
+    let mut connector = twitter()
+        .setting("api_base", x.base_url())
+        .allow(x.authority())
+        .bearer("token-TIM_Official", "t0ken")
+        .account_config(account("1001", "TIM_Official"))
+        .instance()
+        .unwrap();
+
+    let polled = connector
+        .poll("1001", Some(r#"{"mentions":"1800"}"#))
+        .await
+        .unwrap();
+    assert_eq!(polled.messages.len(), 1);
+    let message = &polled.messages[0];
+    assert_eq!(message.external_id, "1900");
+    assert_eq!(message.author.handle.as_deref(), Some("mario_rossi"));
+    assert_eq!(message.text, "@TIM_Official aiuto & grazie");
+    assert_eq!(message.conversation_key, "tweet:1900");
+    assert_eq!(message.created_at, 1_747_663_306_000);
+    let cursor = polled.cursor.unwrap();
+    assert!(cursor.contains("1900"), "{cursor}");
+    let first = &x.requests()[0];
+    assert_eq!(first.query_param("since_id").as_deref(), Some("1800"));
+    assert_eq!(first.header("authorization"), Some("Bearer t0ken"));
+
+    let err = connector.poll("1001", Some(&cursor)).await.unwrap_err();
+    assert!(
+        matches!(failure(&err), PluginFailure::RateLimited { retry_after_ms, .. } if (100_000..=120_000).contains(retry_after_ms)),
+        "{err}"
+    );
+    assert_eq!(
+        x.requests()[2].query_param("since_id").as_deref(),
+        Some("1900")
+    );
+    assert!(x.unused().is_empty());
 }

@@ -5,11 +5,10 @@
 //! sticker alone): it is still a message, with empty text and the photo as attachment.
 //! Comments written by a configured page (the company's own replies) are dropped.
 
+use centralino_sdk::{Attachment, Message, MessageKind, Person, warn};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::centralino::plugin::log;
-use crate::centralino::plugin::types::{Attachment, Message, MessageKind, Person};
 use crate::config::Settings;
 use crate::thread::Thread;
 use crate::webhook::{Collected, GraphId, epoch_ms};
@@ -68,10 +67,7 @@ pub fn collect(
     // cannot be attributed to a customer.
     let Some((author_id, author_name)) = value.from.and_then(|from| Some((from.id?.0, from.name)))
     else {
-        log::write(
-            log::Level::Warn,
-            &format!("comment {comment_id} names no author; skipped"),
-        );
+        warn!("comment {comment_id} names no author; skipped");
         return Ok(());
     };
     if settings.page(&author_id).is_some() {

@@ -31,9 +31,6 @@
 //!
 //! Accounts: `id` is the page id, `credential` the name of the page access token.
 
-wit_bindgen::generate!({ path: "../../wit", world: "channel" });
-centralino_sdk::plugin_metadata!();
-
 mod config;
 mod feed;
 mod messenger;
@@ -41,31 +38,14 @@ mod send;
 mod thread;
 mod webhook;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use centralino::plugin::types::PluginError;
+use centralino_sdk::prelude::*;
 use config::Settings;
-use exports::centralino::plugin::connector::{
-    Capability, Config, Description, Guest, OutboundMessage, PollResult, Sent, WebhookOutcome,
-    WebhookRequest,
-};
 
-thread_local! {
-    /// The settings `configure` accepted; every other call reads them.
-    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
-}
+/// The connector: its validated settings. Messenger and the page feed push everything by
+/// webhook, so it keeps the SDK's answer to `poll` (it does not poll).
+struct Facebook(Settings);
 
-/// The configured settings, or `invalid-input` when the host has not configured us yet.
-fn settings() -> Result<Rc<Settings>, PluginError> {
-    SETTINGS
-        .with_borrow(Clone::clone)
-        .ok_or_else(|| PluginError::InvalidInput("the facebook connector is not configured".into()))
-}
-
-struct Facebook;
-
-impl Guest for Facebook {
+impl Connector for Facebook {
     fn describe() -> Description {
         Description {
             channel: "facebook".to_string(),
@@ -81,28 +61,17 @@ impl Guest for Facebook {
         }
     }
 
-    fn configure(config: Config) -> Result<(), PluginError> {
-        let settings = Settings::from_config(config)?;
-        SETTINGS.set(Some(Rc::new(settings)));
-        Ok(())
+    fn configure(config: Config) -> Result<Self> {
+        Settings::from_config(config).map(Facebook)
     }
 
-    /// Messenger and the page feed push everything by webhook; there is nothing to poll.
-    fn poll(_account: String, _cursor: Option<String>) -> Result<PollResult, PluginError> {
-        Err(PluginError::InvalidInput(
-            "the facebook connector receives by webhook only; it does not poll".into(),
-        ))
+    fn handle_webhook(&mut self, request: WebhookRequest) -> Result<WebhookOutcome> {
+        webhook::handle(&self.0, &request)
     }
 
-    fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
-        let settings = settings()?;
-        webhook::handle(&settings, &request)
-    }
-
-    fn send(message: OutboundMessage) -> Result<Sent, PluginError> {
-        let settings = settings()?;
-        send::send(&settings, &message)
+    fn send(&mut self, message: OutboundMessage) -> Result<Sent> {
+        send::send(&self.0, &message)
     }
 }
 
-export!(Facebook);
+centralino_sdk::export_connector!(Facebook);

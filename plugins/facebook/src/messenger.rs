@@ -9,12 +9,11 @@
 //! (opt-ins, reactions, new kinds) is ignored, so Meta adding an event kind cannot break
 //! a delivery.
 
+use centralino_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::centralino::plugin::types::{Attachment, Message, MessageKind, Person};
 use crate::config::Settings;
-use crate::exports::centralino::plugin::connector::{DeliveryState, Receipt};
 use crate::thread::{Thread, is_psid};
 use crate::webhook::{Collected, GraphId, epoch_ms};
 

@@ -47,9 +47,7 @@ impl<'k> Thread<'k> {
 }
 
 /// A page-scoped id: decimal digits.
-pub fn is_psid(value: &str) -> bool {
-    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
-}
+pub use centralino_sdk::text::is_digits as is_psid;
 
 /// A Graph object id such as a comment id (`<post>_<comment>`): digits and underscores,
 /// safe to put in a URL path.

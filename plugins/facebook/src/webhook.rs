@@ -13,28 +13,27 @@
 
 use std::collections::HashSet;
 
+use centralino_sdk::prelude::*;
+use centralino_sdk::signing::{self, Encoding, SignatureHeader};
+use centralino_sdk::time;
 use serde::{Deserialize, Deserializer};
 
-use crate::centralino::plugin::types::{Message, PluginError};
-use crate::centralino::plugin::{clock, log, signing};
 use crate::config::Settings;
-use crate::exports::centralino::plugin::connector::{
-    Receipt, WebhookOutcome, WebhookRequest, WebhookResponse,
-};
 use crate::{feed, messenger};
 
-/// Header carrying `sha256=` + hex of the HMAC of the raw body.
-const SIGNATURE_HEADER: &str = "x-hub-signature-256";
+/// `sha256=` + hex of the HMAC of the raw body.
+const SIGNATURE: SignatureHeader = SignatureHeader {
+    name: "x-hub-signature-256",
+    prefix: "sha256=",
+    encoding: Encoding::Hex,
+};
 
 /// Answers one request on the connector's webhook route.
-pub fn handle(
-    settings: &Settings,
-    request: &WebhookRequest,
-) -> Result<WebhookOutcome, PluginError> {
+pub fn handle(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
     match request.method.as_str() {
-        "GET" => answer_handshake(settings, &request.query),
+        "GET" => answer_handshake(settings, request),
         "POST" => receive(settings, request),
-        _ => Ok(respond(
+        _ => Ok(WebhookOutcome::refuse(
             405,
             "only GET (verification) and POST (events) are served",
         )),
@@ -42,58 +41,52 @@ pub fn handle(
 }
 
 /// The subscription handshake: echo `hub.challenge` if the verify token is ours.
-fn answer_handshake(settings: &Settings, query: &str) -> Result<WebhookOutcome, PluginError> {
-    let param = |wanted: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(name, _)| name == wanted)
-            .map(|(_, value)| value.into_owned())
+fn answer_handshake(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
+    if request.query_param("hub.mode").as_deref() != Some("subscribe") {
+        return Ok(WebhookOutcome::refuse(403, "hub.mode must be subscribe"));
+    }
+    let Some(token) = request.query_param("hub.verify_token") else {
+        return Ok(WebhookOutcome::refuse(403, "missing hub.verify_token"));
     };
-    if param("hub.mode").as_deref() != Some("subscribe") {
-        return Ok(respond(403, "hub.mode must be subscribe"));
+    if !signing::secret_equals(&settings.verify_token, &token)? {
+        return Ok(WebhookOutcome::refuse(
+            403,
+            "hub.verify_token does not match",
+        ));
     }
-    let Some(token) = param("hub.verify_token") else {
-        return Ok(respond(403, "missing hub.verify_token"));
-    };
-    let matches = signing::secret_equals(&settings.verify_token, &token)
-        .map_err(|e| secret_unusable("verify_token", &settings.verify_token, e))?;
-    if !matches {
-        return Ok(respond(403, "hub.verify_token does not match"));
-    }
-    match param("hub.challenge") {
-        Some(challenge) => Ok(respond(200, &challenge)),
-        None => Ok(respond(400, "missing hub.challenge")),
-    }
+    Ok(match request.query_param("hub.challenge") {
+        Some(challenge) => WebhookOutcome::text(200, &challenge),
+        None => WebhookOutcome::refuse(400, "missing hub.challenge"),
+    })
 }
 
 /// A POST delivery: verify, then parse, then normalise.
-fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome, PluginError> {
-    match check_signature(settings, request)? {
-        Signature::Valid => {}
-        Signature::Missing => return Ok(respond(401, "missing x-hub-signature-256")),
-        Signature::Invalid => return Ok(respond(403, "signature does not match the body")),
+fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
+    if let Some(refusal) = SIGNATURE.refusal(request, &settings.app_secret)? {
+        return Ok(refusal);
     }
-    let delivery: Delivery = match serde_json::from_slice(&request.body) {
+    let delivery: Delivery = match request.json() {
         Ok(delivery) => delivery,
-        Err(e) => return Ok(malformed(&format!("not a webhook delivery: {e}"))),
+        Err(e) => {
+            return Ok(WebhookOutcome::malformed(&format!(
+                "not a webhook delivery: {e}"
+            )));
+        }
     };
     if delivery.object.as_deref() != Some("page") {
-        return Ok(malformed(&format!(
+        return Ok(WebhookOutcome::malformed(&format!(
             "object is {:?}; this connector serves `page` subscriptions",
             delivery.object.unwrap_or_default()
         )));
     }
     let mut collected = Collected::default();
-    let now = clock::now_ms();
+    let now = time::now_ms();
     for entry in delivery.entry.unwrap_or_default() {
         if let Err(reason) = collect_entry(settings, entry, now, &mut collected) {
-            return Ok(malformed(&reason));
+            return Ok(WebhookOutcome::malformed(&reason));
         }
     }
-    Ok(WebhookOutcome {
-        response: text_response(200, "EVENT_RECEIVED"),
-        messages: collected.messages,
-        receipts: collected.receipts,
-    })
+    Ok(WebhookOutcome::text(200, "EVENT_RECEIVED").with(collected.messages, collected.receipts))
 }
 
 fn collect_entry(
@@ -123,69 +116,6 @@ fn collect_entry(
         feed::collect(settings, page, change, batch_time, out)?;
     }
     Ok(())
-}
-
-/// What the signature header says about a delivery.
-enum Signature {
-    Valid,
-    Missing,
-    Invalid,
-}
-
-fn check_signature(
-    settings: &Settings,
-    request: &WebhookRequest,
-) -> Result<Signature, PluginError> {
-    let Some((_, value)) = request
-        .headers
-        .iter()
-        .find(|(name, _)| name == SIGNATURE_HEADER)
-    else {
-        return Ok(Signature::Missing);
-    };
-    let mac = value
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|encoded| hex::decode(encoded).ok());
-    let Some(mac) = mac else {
-        return Ok(Signature::Invalid);
-    };
-    match signing::verify_hmac_sha256(&settings.app_secret, &request.body, &mac) {
-        Ok(true) => Ok(Signature::Valid),
-        Ok(false) => Ok(Signature::Invalid),
-        Err(e) => Err(secret_unusable("app_secret", &settings.app_secret, e)),
-    }
-}
-
-/// The admin named a secret the host does not grant: nothing can be verified until that is
-/// fixed, which is the admin's business, not the platform's.
-fn secret_unusable(setting: &str, name: &str, error: signing::SigningError) -> PluginError {
-    let signing::SigningError::Denied(detail) = error;
-    PluginError::InvalidInput(format!(
-        "cannot use the secret named by `{setting}` (`{name}`): {detail}"
-    ))
-}
-
-fn text_response(status: u16, body: &str) -> WebhookResponse {
-    WebhookResponse {
-        status,
-        headers: vec![("content-type".into(), "text/plain".into())],
-        body: body.as_bytes().to_vec(),
-    }
-}
-
-fn respond(status: u16, body: &str) -> WebhookOutcome {
-    WebhookOutcome {
-        response: text_response(status, body),
-        messages: Vec::new(),
-        receipts: Vec::new(),
-    }
-}
-
-/// A signed delivery we cannot read: 400, and a log line for the admin.
-fn malformed(reason: &str) -> WebhookOutcome {
-    log::write(log::Level::Warn, &format!("refused a delivery: {reason}"));
-    respond(400, reason)
 }
 
 /// Messages and receipts found in a delivery so far.

@@ -1,15 +1,101 @@
-//! Guest-side helpers for centralino plugins.
+//! The guest SDK for centralino plugins: write a channel connector or a routing policy as
+//! plain Rust, and let the SDK speak the WIT contract (`centralino:plugin@0.1.0`).
 //!
-//! Every plugin calls [`plugin_metadata!`] once. It embeds a small JSON document in a
-//! custom section named [`METADATA_SECTION`]; the host reads it *before* compiling or
-//! instantiating the component, so it can name the plugin in every error and refuse a
-//! contract version it does not serve.
+//! A connector is a type that implements [`Connector`]; [`export_connector!`] turns it into
+//! the component's exports and embeds the metadata the host reads before instantiating
+//! (name and version from `Cargo.toml`, the contract version). Everything around the
+//! platform logic comes from here:
+//!
+//! | need | use |
+//! | --- | --- |
+//! | settings with defaults, unknown keys refused by name | [`Settings`], [`SecretName`] |
+//! | accounts validated once, credentials by name | [`Accounts`], [`Account`] |
+//! | JSON over the host's `http` import, credential attached by the host | [`http::Api`] |
+//! | webhook signatures and verify tokens checked by the host's `signing` | [`signing`] |
+//! | webhook answers (`200`, `401`, `403`, malformed `400`) | [`WebhookOutcome`] helpers in [`webhook`] |
+//! | errors the host understands | [`PluginError`] constructors, [`Result`] |
+//! | logging into the host log | [`info!`], [`warn!`], [`debug!`], [`error!`] |
+//! | clocks, RFC 3339, HTML entities, cursors | [`time`], [`text`], [`cursor`] |
 //!
 //! ```ignore
-//! wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-//! centralino_sdk::plugin_metadata!();
+//! use centralino_sdk::prelude::*;
+//!
+//! struct Hello { accounts: Accounts }
+//!
+//! impl Connector for Hello {
+//!     fn describe() -> Description { /* channel name, capabilities, max text length */ }
+//!     fn configure(config: Config) -> Result<Self> {
+//!         Settings::parse("hello connector", config.settings, &[])?.finish()?;
+//!         Ok(Hello { accounts: Accounts::parse(config.accounts, "hello account", |_| Ok(()))? })
+//!     }
+//!     fn send(&mut self, message: OutboundMessage) -> Result<Sent> { /* … */ }
+//! }
+//!
+//! centralino_sdk::export_connector!(Hello);
 //! ```
-#![no_std]
+//!
+//! # How the bindings are shared
+//!
+//! The SDK runs `wit_bindgen::generate!` once per world ([`bindings::channel`],
+//! [`bindings::routing_policy`], the second reusing the first's shared interfaces), with
+//! public export macros. The SDK's own object code then only describes the worlds'
+//! *imports*, which the component tooling drops when unused, so linking the SDK never makes
+//! a routing policy claim to export a connector. The exports are described where
+//! [`export_connector!`] or [`export_router!`] is invoked: in the plugin crate. No cargo
+//! feature selects a world, so a workspace build (which unifies features) serves both kinds.
+
+pub mod bindings;
+pub mod cursor;
+mod errors;
+mod export;
+pub mod http;
+pub mod log;
+mod settings;
+pub mod signing;
+pub mod text;
+pub mod time;
+pub mod webhook;
+
+pub use bindings::channel::centralino::plugin::types::{
+    Attachment, Message, MessageKind, OutboundMessage, Person, PluginError, RateLimit,
+};
+pub use export::{Connector, ConnectorExport, Router, RouterExport};
+pub use settings::{Account, Accounts, SecretName, Settings, numeric_id};
+
+/// The contract's `connector` interface: what a channel connector exports.
+pub mod connector {
+    pub use crate::bindings::channel::exports::centralino::plugin::connector::{
+        Account, Capability, Config, DeliveryState, Description, PollResult, Receipt, Sent,
+        WebhookOutcome, WebhookRequest, WebhookResponse,
+    };
+}
+
+/// The contract's `router` interface: what a routing policy exports.
+pub mod router {
+    pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
+        Action, Agent, Context, Conversation, Decision, Presence, QueueStats,
+    };
+}
+
+pub use connector::{
+    Capability, Config, DeliveryState, Description, PollResult, Receipt, Sent, WebhookOutcome,
+    WebhookRequest, WebhookResponse,
+};
+
+/// A plugin call's result: the contract's [`PluginError`] is the error.
+pub type Result<T, E = PluginError> = core::result::Result<T, E>;
+
+/// Everything a connector usually needs, for `use centralino_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::connector::{
+        Capability, Config, DeliveryState, Description, PollResult, Receipt, Sent, WebhookOutcome,
+        WebhookRequest,
+    };
+    pub use crate::{
+        Account, Accounts, Attachment, Connector, Message, MessageKind, OutboundMessage, Person,
+        PluginError, Result, SecretName, Settings,
+    };
+}
 
 /// Name of the custom section that carries the plugin's metadata.
 pub const METADATA_SECTION: &str = "centralino-plugin";
@@ -17,11 +103,42 @@ pub const METADATA_SECTION: &str = "centralino-plugin";
 /// Version of the WIT contract (`centralino:plugin`) this SDK is written against.
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
+/// Exports a [`Connector`] as the component's `connector` and embeds the plugin metadata.
+///
+/// Invoke it once, at the crate root of a `cdylib` plugin crate.
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        #[doc(hidden)]
+        type __CentralinoConnectorExport = $crate::ConnectorExport<$connector>;
+        $crate::bindings::channel::export!(
+            __CentralinoConnectorExport with_types_in $crate::bindings::channel
+        );
+        $crate::plugin_metadata!();
+    };
+}
+
+/// Exports a [`Router`] as the component's `router` and embeds the plugin metadata.
+///
+/// Invoke it once, at the crate root of a `cdylib` plugin crate.
+#[macro_export]
+macro_rules! export_router {
+    ($router:ty) => {
+        #[doc(hidden)]
+        type __CentralinoRouterExport = $crate::RouterExport<$router>;
+        $crate::bindings::routing_policy::export!(
+            __CentralinoRouterExport with_types_in $crate::bindings::routing_policy
+        );
+        $crate::plugin_metadata!();
+    };
+}
+
 /// Embeds `{"name": …, "version": …, "contract": …}` in the component.
 ///
+/// [`export_connector!`] and [`export_router!`] call it; call it yourself only when you
+/// generate bindings of your own (a plugin built against another contract version).
 /// Name and version default to the crate's `Cargo.toml`; the contract version defaults to
-/// [`CONTRACT_VERSION`]. Pass `contract = "x.y.z"` only for a plugin built against
-/// another contract version.
+/// [`CONTRACT_VERSION`].
 #[macro_export]
 macro_rules! plugin_metadata {
     () => {

@@ -8,20 +8,18 @@
 
 use std::collections::HashMap;
 
+use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, Response};
+use centralino_sdk::prelude::*;
+use centralino_sdk::text::{ensure_fits, is_digits, unescape_html};
+use centralino_sdk::{cursor, time, warn};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::centralino::plugin::http::{self, HttpError, Method, Request, Response};
-use crate::centralino::plugin::types::{
-    Attachment, Message, MessageKind, OutboundMessage, Person, PluginError, RateLimit,
-};
-use crate::centralino::plugin::{clock, log};
-use crate::config::{Account, Mention, Settings};
-use crate::exports::centralino::plugin::connector::{PollResult, Sent};
+use crate::config::{Mention, Settings};
 use crate::normalise::{
-    dm_thread_customer, dm_thread_key, is_id, is_newer_id, media_attachment, parse_time,
-    post_thread_key, post_thread_root, unescape_html,
+    dm_thread_customer, dm_thread_key, is_newer_id, media_attachment, parse_time, post_thread_key,
+    post_thread_root,
 };
 
 /// Longest post X accepts from a standard account (X weighs some characters double; the
@@ -34,12 +32,6 @@ const DM_MAX_CHARS: u32 = 10_000;
 /// Pages fetched per stream and poll. A backlog beyond this (500 items since the last poll)
 /// is logged and skipped rather than holding the poll for minutes.
 const MAX_PAGES: usize = 5;
-
-/// Timeout asked of the host for one exchange.
-const TIMEOUT_MS: u32 = 10_000;
-
-/// Wait suggested after a 429 that carries no `x-rate-limit-reset`.
-const DEFAULT_RETRY_AFTER_MS: u64 = 60_000;
 
 const POST_FIELDS: &str = "author_id,conversation_id,created_at,in_reply_to_user_id,\
                            referenced_tweets,note_tweet,attachments,entities";
@@ -65,19 +57,10 @@ struct Cursor {
 /// The first poll (no cursor) fetches one page of each, the most recent, rather than
 /// walking back through the account's history. If either stream fails, the poll fails and
 /// the host keeps the old cursor, so nothing is skipped: the next poll fetches it again.
-pub fn poll(
-    settings: &Settings,
-    account: &str,
-    cursor: Option<&str>,
-) -> Result<PollResult, PluginError> {
-    let account = settings.require_account(account)?;
-    let mut cursor: Cursor = match cursor {
-        None => Cursor::default(),
-        Some(text) => serde_json::from_str(text).map_err(|_| {
-            PluginError::InvalidInput(format!("cursor `{text}` was not written by this connector"))
-        })?,
-    };
-    let mut api = Api::new(settings, account.credential()?);
+pub fn poll(settings: &Settings, account: &str, cursor: Option<&str>) -> Result<PollResult> {
+    let account = settings.accounts.require(account)?;
+    let mut cursor: Cursor = cursor::read(cursor)?;
+    let mut api = XApi::new(settings, account.credential()?);
 
     let (mut messages, newest_mention) = poll_mentions(&mut api, settings, account, &cursor)?;
     let (dms, newest_dm) = poll_dms(&mut api, settings, account, &cursor)?;
@@ -86,11 +69,9 @@ pub fn poll(
 
     cursor.mentions = newest_mention.or(cursor.mentions);
     cursor.dms = newest_dm.or(cursor.dms);
-    let cursor = serde_json::to_string(&cursor)
-        .map_err(|e| PluginError::Transient(format!("could not write the cursor: {e}")))?;
     Ok(PollResult {
         messages,
-        cursor: Some(cursor),
+        cursor: Some(cursor::write(&cursor)?),
         next_poll_after_ms: api.resume_at,
     })
 }
@@ -255,11 +236,11 @@ impl Expansions {
 
 /// Mentions of `account` since the cursor, oldest first, and the newest id seen.
 fn poll_mentions(
-    api: &mut Api,
+    api: &mut XApi,
     settings: &Settings,
     account: &Account,
     cursor: &Cursor,
-) -> Result<(Vec<Message>, Option<String>), PluginError> {
+) -> Result<(Vec<Message>, Option<String>)> {
     let path = format!("/2/users/{}/mentions", account.id);
     let since = cursor.mentions.as_deref();
     let mut posts = Vec::new();
@@ -289,15 +270,12 @@ fn poll_mentions(
         }
     }
     if token.is_some() && since.is_some() {
-        log::write(
-            log::Level::Warn,
-            &format!(
-                "account {}: more than {MAX_PAGES} pages of mentions since the last poll; older ones skipped",
-                account.id
-            ),
+        warn!(
+            "account {}: more than {MAX_PAGES} pages of mentions since the last poll; older ones skipped",
+            account.id
         );
     }
-    let now = clock::now_ms();
+    let now = time::now_ms();
     // X lists newest first.
     let messages = posts
         .into_iter()
@@ -371,11 +349,11 @@ fn mention_message(
 
 /// DMs to `account` newer than the cursor, oldest first, and the newest id seen.
 fn poll_dms(
-    api: &mut Api,
+    api: &mut XApi,
     settings: &Settings,
     account: &Account,
     cursor: &Cursor,
-) -> Result<(Vec<Message>, Option<String>), PluginError> {
+) -> Result<(Vec<Message>, Option<String>)> {
     let after = cursor.dms.as_deref();
     let mut events = Vec::new();
     let mut expansions = Expansions::default();
@@ -408,16 +386,13 @@ fn poll_dms(
         }
     }
     if !caught_up {
-        log::write(
-            log::Level::Warn,
-            &format!(
-                "account {}: more than {MAX_PAGES} pages of DMs since the last poll; older ones skipped",
-                account.id
-            ),
+        warn!(
+            "account {}: more than {MAX_PAGES} pages of DMs since the last poll; older ones skipped",
+            account.id
         );
     }
     let newest = events.first().map(|event| event.id.clone());
-    let now = clock::now_ms();
+    let now = time::now_ms();
     let messages = events
         .into_iter()
         .rev()
@@ -480,29 +455,22 @@ fn dm_message(
 // ---- sending ----
 
 /// Sends a threaded public reply or a DM from `message.account`.
-pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent, PluginError> {
-    let account = settings.require_account(&message.account)?;
-    if !message.attachments.is_empty() {
-        return Err(PluginError::Rejected(
-            "the twitter connector does not send attachments".into(),
-        ));
-    }
-    if message.text.trim().is_empty() {
-        return Err(PluginError::InvalidInput("a reply needs text".into()));
-    }
+pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
+    let account = settings.accounts.require(&message.account)?;
+    let text = message.plain_text("twitter")?;
     let (path, body, limit) = match message.kind {
         MessageKind::PublicPost => {
             let target = message
                 .in_reply_to
                 .as_deref()
                 .or_else(|| post_thread_root(&message.conversation_key))
-                .filter(|id| is_id(id))
+                .filter(|id| is_digits(id))
                 .ok_or_else(|| {
-                    PluginError::InvalidInput(
-                        "a public reply needs the id of the post it answers (in-reply-to)".into(),
+                    PluginError::invalid_input(
+                        "a public reply needs the id of the post it answers (in-reply-to)",
                     )
                 })?;
-            let body = json!({ "text": message.text, "reply": { "in_reply_to_tweet_id": target } });
+            let body = json!({ "text": text, "reply": { "in_reply_to_tweet_id": target } });
             ("/2/tweets".to_string(), body, POST_MAX_CHARS)
         }
         MessageKind::PrivateMessage => {
@@ -510,40 +478,32 @@ pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent, Plug
                 .recipient
                 .as_deref()
                 .or_else(|| dm_thread_customer(&message.conversation_key, &account.id))
-                .filter(|id| is_id(id))
+                .filter(|id| is_digits(id))
                 .ok_or_else(|| {
-                    PluginError::InvalidInput(
-                        "a DM needs the customer's numeric X user id (recipient)".into(),
+                    PluginError::invalid_input(
+                        "a DM needs the customer's numeric X user id (recipient)",
                     )
                 })?;
             let path = format!("/2/dm_conversations/with/{participant}/messages");
-            (path, json!({ "text": message.text }), DM_MAX_CHARS)
+            (path, json!({ "text": text }), DM_MAX_CHARS)
         }
         MessageKind::Comment => {
-            return Err(PluginError::InvalidInput(
-                "X has no comments: answer with a public reply or a DM".into(),
+            return Err(PluginError::invalid_input(
+                "X has no comments: answer with a public reply or a DM",
             ));
         }
     };
-    let length = message.text.chars().count();
-    if length > limit as usize {
-        return Err(PluginError::Rejected(format!(
-            "text is {length} characters; X accepts {limit}"
-        )));
-    }
-    let mut api = Api::new(settings, account.credential()?);
-    let response = api.call(Method::Post, &path, Some(&body))?;
+    ensure_fits(text, limit, "X")?;
+    let mut api = XApi::new(settings, account.credential()?);
+    let response = api.post(&path, &body)?;
     // X acted on the request: a missing id must not make the host send it again.
     let external_id = sent_id(&response.body).ok_or_else(|| {
-        PluginError::Rejected(format!(
+        PluginError::rejected(format!(
             "X accepted the reply but its answer names no id: {}",
-            String::from_utf8_lossy(&response.body)
+            response.summary()
         ))
     })?;
-    Ok(Sent {
-        external_id,
-        sent_at: clock::now_ms(),
-    })
+    Ok(Sent::now(external_id))
 }
 
 /// The new post's `data.id`, or the new DM's `data.dm_event_id`.
@@ -564,80 +524,52 @@ fn sent_id(body: &[u8]) -> Option<String> {
 // ---- the HTTP exchange and X's errors ----
 
 /// Requests for one account, remembering when X said its window resets.
-struct Api<'a> {
-    base: &'a str,
-    credential: &'a str,
+struct XApi {
+    api: Api,
     /// When to poll again, if a response said the window is spent.
     resume_at: Option<u64>,
 }
 
-impl<'a> Api<'a> {
-    fn new(settings: &'a Settings, credential: &'a str) -> Self {
-        Api {
-            base: &settings.api_base,
-            credential,
+impl XApi {
+    fn new(settings: &Settings, credential: &str) -> Self {
+        XApi {
+            api: Api::new("X", &settings.api_base)
+                .credential(credential)
+                .errors(platform_error),
             resume_at: None,
         }
     }
 
     /// GET `path?query` and parse the JSON answer.
-    fn get<T: DeserializeOwned>(
-        &mut self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, PluginError> {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(query)
-            .finish();
-        let response = self.call(Method::Get, &format!("{path}?{query}"), None)?;
-        serde_json::from_slice(&response.body).map_err(|e| {
-            PluginError::Transient(format!("X answered {path} with an unreadable body: {e}"))
+    fn get<T: DeserializeOwned>(&mut self, path: &str, query: &[(&str, &str)]) -> Result<T> {
+        let response = self
+            .api
+            .get(path)
+            .query_pairs(query.iter().copied())
+            .send()?;
+        self.note_window(&response);
+        response.json().map_err(|e| {
+            PluginError::transient(format!("X answered {path} with an unreadable body: {e}"))
         })
     }
 
-    /// One exchange; anything but a 2xx becomes the matching `plugin-error`.
-    fn call(
-        &mut self,
-        method: Method,
-        path: &str,
-        body: Option<&serde_json::Value>,
-    ) -> Result<Response, PluginError> {
-        let mut headers = vec![("accept".to_string(), "application/json".to_string())];
-        if body.is_some() {
-            headers.push(("content-type".to_string(), "application/json".to_string()));
-        }
-        let request = Request {
-            method,
-            url: format!("{}{path}", self.base),
-            headers,
-            body: body.map(|body| body.to_string().into_bytes()),
-            credential: Some(self.credential.to_string()),
-            timeout_ms: Some(TIMEOUT_MS),
-        };
-        let response = http::fetch(&request).map_err(transport_error)?;
-        let now = clock::now_ms();
-        if !(200..300).contains(&response.status) {
-            return Err(platform_error(&response, now));
-        }
-        if header(&response, "x-rate-limit-remaining") == Some("0") {
-            let reset = reset_ms(&response);
-            self.resume_at = self.resume_at.max(reset);
-        }
+    /// POST a JSON body.
+    fn post(&mut self, path: &str, body: &serde_json::Value) -> Result<Response> {
+        let response = self.api.post(path).json_body(body).send()?;
+        self.note_window(&response);
         Ok(response)
     }
-}
 
-fn header<'r>(response: &'r Response, name: &str) -> Option<&'r str> {
-    response
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.trim())
+    fn note_window(&mut self, response: &Response) {
+        if response.header("x-rate-limit-remaining") == Some("0") {
+            self.resume_at = self.resume_at.max(reset_ms(response));
+        }
+    }
 }
 
 /// `x-rate-limit-reset` (epoch seconds) in milliseconds.
 fn reset_ms(response: &Response) -> Option<u64> {
-    let seconds: u64 = header(response, "x-rate-limit-reset")?.parse().ok()?;
+    let seconds: u64 = response.header("x-rate-limit-reset")?.parse().ok()?;
     seconds.checked_mul(1000)
 }
 
@@ -645,21 +577,24 @@ fn reset_ms(response: &Response) -> Option<u64> {
 ///
 /// 401/403 mean the token was refused (revoked, expired, app not enrolled), except the 403
 /// X gives a post that repeats an earlier one, which no retry will fix.
-fn platform_error(response: &Response, now: u64) -> PluginError {
+fn platform_error(platform: &str, response: &Response) -> PluginError {
     let detail = problem_detail(response);
+    let now = time::now_ms();
     match response.status {
-        429 => PluginError::RateLimited(RateLimit {
-            retry_after_ms: reset_ms(response).map_or(DEFAULT_RETRY_AFTER_MS, |reset| {
+        429 => PluginError::rate_limited(
+            reset_ms(response).map_or(DEFAULT_RETRY_AFTER_MS, |reset| {
                 reset.saturating_sub(now).max(1000)
             }),
             detail,
-        }),
+        ),
         403 if detail.to_ascii_lowercase().contains("duplicate") => {
-            PluginError::Rejected("duplicate content".into())
+            PluginError::rejected("duplicate content")
         }
-        401 | 403 => PluginError::InvalidCredentials(detail),
-        status @ 500..=599 => PluginError::Transient(format!("X answered {status}: {detail}")),
-        status => PluginError::Rejected(format!("X answered {status}: {detail}")),
+        401 | 403 => PluginError::invalid_credentials(detail),
+        status @ 500..=599 => {
+            PluginError::transient(format!("{platform} answered {status}: {detail}"))
+        }
+        status => PluginError::rejected(format!("{platform} answered {status}: {detail}")),
     }
 }
 
@@ -685,34 +620,5 @@ fn problem_detail(response: &Response) -> String {
                 .or(problem.title)
                 .or_else(|| problem.errors.into_iter().find_map(|e| e.message))
         });
-    parsed.unwrap_or_else(|| {
-        let raw = String::from_utf8_lossy(&response.body);
-        let raw: String = raw.chars().take(200).collect();
-        if raw.trim().is_empty() {
-            format!("HTTP {}", response.status)
-        } else {
-            raw
-        }
-    })
-}
-
-/// Why the host could not complete an exchange.
-fn transport_error(error: HttpError) -> PluginError {
-    match error {
-        // The allow-list or the credential grant is the admin's configuration.
-        HttpError::Denied(detail) | HttpError::InvalidRequest(detail) => {
-            PluginError::InvalidInput(format!("the host refused the request: {detail}"))
-        }
-        HttpError::Timeout => PluginError::Transient("X did not answer in time".into()),
-        HttpError::Connection(detail) => {
-            PluginError::Transient(format!("could not reach X: {detail}"))
-        }
-        HttpError::TooLarge(limit) => PluginError::Transient(format!(
-            "X's answer is larger than the host's limit of {limit} bytes"
-        )),
-        HttpError::RateLimited(retry_after_ms) => PluginError::RateLimited(RateLimit {
-            retry_after_ms,
-            detail: "the host is holding requests until X's rate-limit window resets".into(),
-        }),
-    }
+    parsed.unwrap_or_else(|| response.summary())
 }

@@ -47,39 +47,18 @@
 //! Accounts: `id` is the numeric X user id, `handle` the screen name, `credential` the
 //! name of the account's OAuth 2.0 user token held by the host.
 
-wit_bindgen::generate!({ path: "../../wit", world: "channel" });
-centralino_sdk::plugin_metadata!();
-
 mod api;
 mod config;
 mod normalise;
 mod webhook;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use centralino::plugin::types::PluginError;
+use centralino_sdk::prelude::*;
 use config::Settings;
-use exports::centralino::plugin::connector::{
-    Capability, Config, Description, Guest, OutboundMessage, PollResult, Sent, WebhookOutcome,
-    WebhookRequest,
-};
 
-thread_local! {
-    /// The settings `configure` accepted; every other call reads them.
-    static SETTINGS: RefCell<Option<Rc<Settings>>> = const { RefCell::new(None) };
-}
+/// The connector: its validated settings.
+struct Twitter(Settings);
 
-/// The configured settings, or `invalid-input` when the host has not configured us yet.
-fn settings() -> Result<Rc<Settings>, PluginError> {
-    SETTINGS
-        .with_borrow(Clone::clone)
-        .ok_or_else(|| PluginError::InvalidInput("the twitter connector is not configured".into()))
-}
-
-struct Twitter;
-
-impl Guest for Twitter {
+impl Connector for Twitter {
     fn describe() -> Description {
         Description {
             channel: "twitter".to_string(),
@@ -96,26 +75,21 @@ impl Guest for Twitter {
         }
     }
 
-    fn configure(config: Config) -> Result<(), PluginError> {
-        let settings = Settings::from_config(config)?;
-        SETTINGS.set(Some(Rc::new(settings)));
-        Ok(())
+    fn configure(config: Config) -> Result<Self> {
+        Settings::from_config(config).map(Twitter)
     }
 
-    fn poll(account: String, cursor: Option<String>) -> Result<PollResult, PluginError> {
-        let settings = settings()?;
-        api::poll(&settings, &account, cursor.as_deref())
+    fn poll(&mut self, account: &str, cursor: Option<&str>) -> Result<PollResult> {
+        api::poll(&self.0, account, cursor)
     }
 
-    fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
-        let settings = settings()?;
-        webhook::handle(&settings, &request)
+    fn handle_webhook(&mut self, request: WebhookRequest) -> Result<WebhookOutcome> {
+        webhook::handle(&self.0, &request)
     }
 
-    fn send(message: OutboundMessage) -> Result<Sent, PluginError> {
-        let settings = settings()?;
-        api::send(&settings, &message)
+    fn send(&mut self, message: OutboundMessage) -> Result<Sent> {
+        api::send(&self.0, &message)
     }
 }
 
-export!(Twitter);
+centralino_sdk::export_connector!(Twitter);

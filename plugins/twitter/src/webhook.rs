@@ -14,144 +14,68 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use centralino_sdk::prelude::*;
+use centralino_sdk::signing::{self, Encoding, SignatureHeader};
+use centralino_sdk::text::unescape_html;
+use centralino_sdk::{debug, time};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
+use serde_json::json;
 
-use crate::centralino::plugin::types::{Attachment, Message, MessageKind, Person, PluginError};
-use crate::centralino::plugin::{clock, log, signing};
-use crate::config::{Account, Mention, Settings};
-use crate::exports::centralino::plugin::connector::{
-    DeliveryState, Receipt, WebhookOutcome, WebhookRequest, WebhookResponse,
-};
-use crate::normalise::{
-    dm_thread_key, media_attachment, parse_time, post_thread_key, unescape_html,
-};
+use crate::config::{Mention, Settings};
+use crate::normalise::{dm_thread_key, media_attachment, parse_time, post_thread_key};
 
-/// Header carrying `sha256=` + base64 of the HMAC of the raw body.
-const SIGNATURE_HEADER: &str = "x-twitter-webhooks-signature";
+/// `sha256=` + base64 of the HMAC of the raw body.
+const SIGNATURE: SignatureHeader = SignatureHeader {
+    name: "x-twitter-webhooks-signature",
+    prefix: "sha256=",
+    encoding: Encoding::Base64,
+};
 
 /// Answers one request on the connector's webhook route.
-pub fn handle(
-    settings: &Settings,
-    request: &WebhookRequest,
-) -> Result<WebhookOutcome, PluginError> {
+pub fn handle(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
     match request.method.as_str() {
-        "GET" => answer_crc(settings, &request.query),
+        "GET" => answer_crc(settings, request),
         "POST" => receive(settings, request),
-        _ => Ok(refuse(405, "only GET (CRC) and POST (events) are served")),
+        _ => Ok(WebhookOutcome::refuse(
+            405,
+            "only GET (CRC) and POST (events) are served",
+        )),
     }
 }
 
 /// The CRC challenge: `{"response_token": "sha256=<base64 HMAC of crc_token>"}`.
 ///
 /// The token is HMAC'd as X meant it, after URL decoding (`test+token` is `test token`).
-fn answer_crc(settings: &Settings, query: &str) -> Result<WebhookOutcome, PluginError> {
-    let token = form_urlencoded::parse(query.as_bytes())
-        .find(|(name, _)| name == "crc_token")
-        .map(|(_, value)| value.into_owned())
-        .filter(|token| !token.is_empty());
-    let Some(token) = token else {
-        return Ok(refuse(400, "missing crc_token"));
+fn answer_crc(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
+    let Some(token) = request.query_param("crc_token").filter(|t| !t.is_empty()) else {
+        return Ok(WebhookOutcome::refuse(400, "missing crc_token"));
     };
-    let mac = signing::hmac_sha256(&settings.consumer_secret, token.as_bytes())
-        .map_err(|e| secret_unusable(settings, e))?;
-    let body = serde_json::json!({ "response_token": format!("sha256={}", BASE64.encode(mac)) });
-    Ok(WebhookOutcome {
-        response: WebhookResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string().into_bytes(),
-        },
-        messages: Vec::new(),
-        receipts: Vec::new(),
-    })
-}
-
-/// A POST delivery: verify, then parse, then normalise.
-fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome, PluginError> {
-    match check_signature(settings, request)? {
-        Signature::Valid => {}
-        Signature::Missing => return Ok(refuse(401, "missing x-twitter-webhooks-signature")),
-        Signature::Invalid => return Ok(refuse(403, "signature does not match the body")),
-    }
-    let delivery: Delivery = match serde_json::from_slice(&request.body) {
-        Ok(delivery) => delivery,
-        Err(e) => return Ok(malformed(&format!("not an Account Activity delivery: {e}"))),
-    };
-    match normalise(settings, delivery, clock::now_ms()) {
-        Ok((messages, receipts)) => Ok(WebhookOutcome {
-            response: WebhookResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: Vec::new(),
-            },
-            messages,
-            receipts,
-        }),
-        Err(reason) => Ok(malformed(&reason)),
-    }
-}
-
-/// What the signature header says about a delivery.
-enum Signature {
-    Valid,
-    Missing,
-    Invalid,
-}
-
-fn check_signature(
-    settings: &Settings,
-    request: &WebhookRequest,
-) -> Result<Signature, PluginError> {
-    let Some((_, value)) = request
-        .headers
-        .iter()
-        .find(|(name, _)| name == SIGNATURE_HEADER)
-    else {
-        return Ok(Signature::Missing);
-    };
-    let mac = value
-        .trim()
-        .strip_prefix("sha256=")
-        .and_then(|encoded| BASE64.decode(encoded).ok());
-    let Some(mac) = mac else {
-        return Ok(Signature::Invalid);
-    };
-    match signing::verify_hmac_sha256(&settings.consumer_secret, &request.body, &mac) {
-        Ok(true) => Ok(Signature::Valid),
-        Ok(false) => Ok(Signature::Invalid),
-        Err(e) => Err(secret_unusable(settings, e)),
-    }
-}
-
-/// The admin named a secret the host does not grant: nothing can be verified until that is
-/// fixed, which is the admin's business, not the platform's.
-fn secret_unusable(settings: &Settings, error: signing::SigningError) -> PluginError {
-    let signing::SigningError::Denied(detail) = error;
-    PluginError::InvalidInput(format!(
-        "cannot use the secret named by `consumer_secret` (`{}`): {detail}",
-        settings.consumer_secret
+    let mac = signing::hmac_sha256(&settings.consumer_secret, token.as_bytes())?;
+    let token = format!("sha256={}", signing::base64(&mac));
+    Ok(WebhookOutcome::json(
+        200,
+        &json!({ "response_token": token }),
     ))
 }
 
-fn refuse(status: u16, reason: &str) -> WebhookOutcome {
-    WebhookOutcome {
-        response: WebhookResponse {
-            status,
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: reason.as_bytes().to_vec(),
-        },
-        messages: Vec::new(),
-        receipts: Vec::new(),
+/// A POST delivery: verify, then parse, then normalise.
+fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
+    if let Some(refusal) = SIGNATURE.refusal(request, &settings.consumer_secret)? {
+        return Ok(refusal);
     }
-}
-
-/// A signed delivery we cannot read: 400, and a log line for the admin.
-fn malformed(reason: &str) -> WebhookOutcome {
-    log::write(log::Level::Warn, &format!("refused a delivery: {reason}"));
-    refuse(400, reason)
+    let delivery: Delivery = match request.json() {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            return Ok(WebhookOutcome::malformed(&format!(
+                "not an Account Activity delivery: {e}"
+            )));
+        }
+    };
+    Ok(match normalise(settings, delivery, time::now_ms()) {
+        Ok((messages, receipts)) => WebhookOutcome::accept(messages, receipts),
+        Err(reason) => WebhookOutcome::malformed(&reason),
+    })
 }
 
 // ---- Account Activity payloads (v1.1 object shapes), only the fields we use ----
@@ -350,10 +274,7 @@ fn post_message(
         .collect();
     let replies_to_user = post.in_reply_to_user_id_str.as_deref();
     let Some(account) = settings.addressee(replies_to_user, &mentioned, delivered_for) else {
-        log::write(
-            log::Level::Debug,
-            &format!("post {} addresses no configured account", post.id_str),
-        );
+        debug!("post {} addresses no configured account", post.id_str);
         return Ok(None);
     };
     // A truncated post's text ends in `…` and a link; the full text is in `extended_tweet`.
@@ -437,12 +358,9 @@ fn dm_message(
         return Ok(None);
     }
     let Some(account) = settings.account(&create.target.recipient_id) else {
-        log::write(
-            log::Level::Debug,
-            &format!(
-                "DM {} is for an account this connector does not serve",
-                event.id
-            ),
+        debug!(
+            "DM {} is for an account this connector does not serve",
+            event.id
         );
         return Ok(None);
     };
@@ -478,7 +396,7 @@ fn read_receipt(settings: &Settings, event: MarkRead, now: u64) -> Option<Receip
     if settings.is_own(&event.sender_id) {
         return None;
     }
-    let account: &Account = settings.account(&event.target.recipient_id)?;
+    let account = settings.account(&event.target.recipient_id)?;
     Some(Receipt {
         account: account.id.clone(),
         external_id: event.last_read_event_id,

@@ -20,6 +20,7 @@
 
 pub mod graph;
 mod server;
+pub mod telegram;
 pub mod webhooks;
 pub mod x;
 

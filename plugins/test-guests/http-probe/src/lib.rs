@@ -19,7 +19,11 @@ struct Probe;
 
 fn outcome(status: u16, body: String) -> WebhookOutcome {
     WebhookOutcome {
-        response: WebhookResponse { status, headers: Vec::new(), body: body.into_bytes() },
+        response: WebhookResponse {
+            status,
+            headers: Vec::new(),
+            body: body.into_bytes(),
+        },
         messages: Vec::new(),
         receipts: Vec::new(),
     }
@@ -40,7 +44,11 @@ impl Guest for Probe {
     }
 
     fn poll(_account: String, cursor: Option<String>) -> Result<PollResult, PluginError> {
-        Ok(PollResult { messages: Vec::new(), cursor, next_poll_after_ms: None })
+        Ok(PollResult {
+            messages: Vec::new(),
+            cursor,
+            next_poll_after_ms: None,
+        })
     }
 
     fn handle_webhook(request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
@@ -53,7 +61,11 @@ impl Guest for Probe {
             Some("POST") => Method::Post,
             Some("PUT") => Method::Put,
             Some("DELETE") => Method::Delete,
-            other => return Err(PluginError::InvalidInput(format!("unknown method {other:?}"))),
+            other => {
+                return Err(PluginError::InvalidInput(format!(
+                    "unknown method {other:?}"
+                )));
+            }
         };
         let url = words.next().unwrap_or_default().to_string();
         let credential = words.next().map(str::to_string);
@@ -62,11 +74,23 @@ impl Guest for Probe {
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         let body = matches!(method, Method::Post | Method::Put).then(|| b"{}".to_vec());
-        let result = http::fetch(&Request { method, url, headers, body, credential, timeout_ms: None });
+        let result = http::fetch(&Request {
+            method,
+            url,
+            headers,
+            body,
+            credential,
+            timeout_ms: None,
+        });
         Ok(match result {
-            Ok(response) => {
-                outcome(200, format!("{}\n{}", response.status, String::from_utf8_lossy(&response.body)))
-            }
+            Ok(response) => outcome(
+                200,
+                format!(
+                    "{}\n{}",
+                    response.status,
+                    String::from_utf8_lossy(&response.body)
+                ),
+            ),
             Err(e) => {
                 let (variant, detail) = match e {
                     HttpError::Denied(d) => ("denied", d),

@@ -1,0 +1,584 @@
+//! The HTTP APIs `centralino run` serves beside the webhook ingress.
+//!
+//! - **REST API for CRMs** ([`public_router`], on `host.listen`): `/api/v1/…` lists
+//!   conversations and their messages, and lets a CRM in any language reply as an
+//!   operator, resolve, transfer and set operators' presence. Each tenant has its own
+//!   bearer token ([`ApiTokens`]); the token *is* the tenant, so no URL names one and one
+//!   tenant's token never reaches another tenant's data (another tenant's conversation is
+//!   `404`, exactly like one that does not exist). The OpenAPI 3.1 document is served at
+//!   `/openapi.json` and checked in at `docs/openapi.json`.
+//! - **Admin API** ([`admin`], on `host.admin_listen`): status, connector health and
+//!   reset, presence, and Prometheus `/metrics`, behind the admin token.
+//!
+//! Both listeners answer `/healthz` (the process is up) and `/readyz` (the store answers
+//! and every connector started) without a token, for probes.
+//!
+//! ## Errors
+//!
+//! Every refusal is a 4xx with a JSON body `{"error": {"code": "…", "message": "…"}}`;
+//! the codes are listed in [`ErrorCode`] and in the OpenAPI document. Tokens are compared
+//! in constant time (as SHA-256 digests, so neither their bytes nor their length leak).
+//!
+//! ```no_run
+//! use centralino::Host;
+//! use centralino::api::{ApiTokens, public_router};
+//! use centralino::capabilities::Secret;
+//!
+//! # async fn example(host: Host) -> Result<(), Box<dyn std::error::Error>> {
+//! let tokens = ApiTokens::new().with("default", &Secret::new("s3cret"))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! centralino::api::serve(public_router(host, tokens), listener, Default::default()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+mod crm;
+mod openapi;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::capabilities::Secret;
+use crate::server::IngressLimits;
+use crate::{Error, Host};
+
+pub use openapi::{document as openapi_document, document_text as openapi_text};
+
+/// Largest JSON body the APIs read (a reply's text is a few KiB at most).
+const MAX_JSON_BODY: usize = 64 << 10;
+
+/// Why a request was refused: the `code` of the JSON error body. Each maps to one status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 401: no bearer token, or not one this host knows.
+    Unauthorized,
+    /// 404: no such route.
+    NotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 404: no such conversation for this tenant.
+    ConversationNotFound,
+    /// 404: no such operator for this tenant.
+    OperatorNotFound,
+    /// 404: no such reply for this tenant.
+    ReplyNotFound,
+    /// 404: no such connector (admin API).
+    ConnectorNotFound,
+    /// 404: no such tenant (admin API).
+    TenantNotFound,
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: the JSON, a path segment or a query parameter is not what the route takes.
+    InvalidRequest,
+    /// 400: a reply without an `Idempotency-Key` header, or with an unusable one.
+    InvalidIdempotencyKey,
+    /// 413: the body is larger than the API reads.
+    PayloadTooLarge,
+    /// 415: a body that says it is not JSON.
+    UnsupportedMediaType,
+    /// 422: the body names an operator the tenant does not have.
+    UnknownOperator,
+    /// 409: the operator does not hold the conversation (only the assignee answers, unless
+    /// it was transferred).
+    NotAssignee,
+    /// 409: the conversation is resolved.
+    ConversationResolved,
+    /// 409: routing does not know the conversation (it arrived before the host restarted).
+    NotRouted,
+    /// 409: the tenant has no routing, so nobody can be assigned.
+    RoutingNotConfigured,
+    /// 409: the operator already holds as many conversations as their capacity.
+    OperatorAtCapacity,
+    /// 409: the `Idempotency-Key` was used for a different reply.
+    IdempotencyKeyReused,
+    /// 409: the host refused for another reason, given in the message.
+    Refused,
+    /// 503: the host is not ready (`/readyz`).
+    NotReady,
+    /// 500: something failed inside the host; the log has the details.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for the OpenAPI document.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::ConversationNotFound,
+        ErrorCode::OperatorNotFound,
+        ErrorCode::ReplyNotFound,
+        ErrorCode::ConnectorNotFound,
+        ErrorCode::TenantNotFound,
+        ErrorCode::MalformedJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidIdempotencyKey,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::UnknownOperator,
+        ErrorCode::NotAssignee,
+        ErrorCode::ConversationResolved,
+        ErrorCode::NotRouted,
+        ErrorCode::RoutingNotConfigured,
+        ErrorCode::OperatorAtCapacity,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::Refused,
+        ErrorCode::NotReady,
+        ErrorCode::Internal,
+    ];
+
+    /// The code as written in error bodies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::ConversationNotFound => "conversation_not_found",
+            ErrorCode::OperatorNotFound => "operator_not_found",
+            ErrorCode::ReplyNotFound => "reply_not_found",
+            ErrorCode::ConnectorNotFound => "connector_not_found",
+            ErrorCode::TenantNotFound => "tenant_not_found",
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::UnknownOperator => "unknown_operator",
+            ErrorCode::NotAssignee => "not_assignee",
+            ErrorCode::ConversationResolved => "conversation_resolved",
+            ErrorCode::NotRouted => "not_routed",
+            ErrorCode::RoutingNotConfigured => "routing_not_configured",
+            ErrorCode::OperatorAtCapacity => "operator_at_capacity",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::Refused => "refused",
+            ErrorCode::NotReady => "not_ready",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound
+            | ErrorCode::ConversationNotFound
+            | ErrorCode::OperatorNotFound
+            | ErrorCode::ReplyNotFound
+            | ErrorCode::ConnectorNotFound
+            | ErrorCode::TenantNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MalformedJson
+            | ErrorCode::InvalidRequest
+            | ErrorCode::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnknownOperator => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::NotAssignee
+            | ErrorCode::ConversationResolved
+            | ErrorCode::NotRouted
+            | ErrorCode::RoutingNotConfigured
+            | ErrorCode::OperatorAtCapacity
+            | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::Refused => StatusCode::CONFLICT,
+            ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A refusal, answered as `{"error": {"code", "message"}}` with the code's status.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure inside the host: logged in full, answered without details.
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!("API request failed: {error:#}");
+        ApiError::new(ErrorCode::Internal, "internal error; see the host's log")
+    }
+
+    /// A host error after the API's own checks passed: a refusal (the state changed in
+    /// between) or an internal failure.
+    pub(crate) fn from_host(error: Error) -> Self {
+        match error {
+            Error::Refused(reason) => ApiError::new(ErrorCode::Refused, reason),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code.as_str(), "message": self.message }
+        });
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if self.code == ErrorCode::Unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A JSON body: `400 malformed_json` when it does not parse, `400 invalid_request` when
+/// it is not what the route takes, `415` when its content type says it is something
+/// else, `413` past [`MAX_JSON_BODY`]. A missing content type is accepted.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+            let mime = content_type
+                .to_str()
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if mime != "application/json" && !mime.ends_with("+json") {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("expected a JSON body (`application/json`), not `{mime}`"),
+                ));
+            }
+        }
+        let bytes = match Limited::new(request.into_body(), MAX_JSON_BODY)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the body is larger than {MAX_JSON_BODY} bytes"),
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the body could not be read: {e}"),
+                ));
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("the body is not what this route takes: {e}"),
+                ),
+                _ => ApiError::new(
+                    ErrorCode::MalformedJson,
+                    format!("the body is not valid JSON: {e}"),
+                ),
+            })
+    }
+}
+
+/// Path parameters, refused as `400 invalid_request` with a JSON body.
+pub(crate) struct ApiPath<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+    }
+}
+
+/// Query parameters, refused as `400 invalid_request` with a JSON body.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+    }
+}
+
+/// The bearer token of a request, if it carries one.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A token as kept for comparison.
+type Digest32 = [u8; 32];
+
+fn digest(token: &[u8]) -> Digest32 {
+    Sha256::digest(token).into()
+}
+
+/// Compares two digests in constant time.
+fn same_digest(a: &Digest32, b: &Digest32) -> bool {
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+/// A single token (the admin API's), kept as a digest.
+#[derive(Clone)]
+pub(crate) struct TokenCheck(Digest32);
+
+impl TokenCheck {
+    pub(crate) fn new(token: &Secret) -> Self {
+        TokenCheck(digest(token.expose()))
+    }
+
+    /// Whether `presented` is the token, in constant time.
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        same_digest(&self.0, &digest(presented.as_bytes()))
+    }
+}
+
+/// Each tenant's REST API token. A request's token names its tenant; tokens are kept as
+/// SHA-256 digests and every one is compared, in constant time, on every request.
+#[derive(Clone, Default)]
+pub struct ApiTokens {
+    tenants: Vec<(String, Digest32)>,
+}
+
+impl std::fmt::Debug for ApiTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTokens")
+            .field(
+                "tenants",
+                &self.tenants.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl ApiTokens {
+    /// No tokens: every API call is refused.
+    pub fn new() -> Self {
+        ApiTokens::default()
+    }
+
+    /// Adds `tenant`'s token. Refuses an empty token, a second token for a tenant, and a
+    /// token another tenant already has (it could not tell the two apart).
+    pub fn with(mut self, tenant: impl Into<String>, token: &Secret) -> Result<Self, Error> {
+        let tenant = tenant.into();
+        if token.expose().is_empty() {
+            return Err(anyhow::anyhow!("the API token of tenant `{tenant}` is empty").into());
+        }
+        let hashed = digest(token.expose());
+        for (other, known) in &self.tenants {
+            if *other == tenant {
+                return Err(anyhow::anyhow!("tenant `{tenant}` has an API token already").into());
+            }
+            if same_digest(known, &hashed) {
+                return Err(anyhow::anyhow!(
+                    "tenants `{other}` and `{tenant}` have the same API token: each needs its own"
+                )
+                .into());
+            }
+        }
+        self.tenants.push((tenant, hashed));
+        Ok(self)
+    }
+
+    /// Tokens of every tenant in `tokens` (as [`ResolvedSecrets::api_tokens`] gives them).
+    ///
+    /// [`ResolvedSecrets::api_tokens`]: crate::config::ResolvedSecrets::api_tokens
+    pub fn from_tenants<'a>(
+        tokens: impl IntoIterator<Item = (&'a String, &'a Secret)>,
+    ) -> Result<Self, Error> {
+        tokens
+            .into_iter()
+            .try_fold(ApiTokens::new(), |all, (tenant, token)| {
+                all.with(tenant.clone(), token)
+            })
+    }
+
+    /// Whether no tenant has a token.
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// The tenants that have a token.
+    pub fn tenants(&self) -> impl Iterator<Item = &str> {
+        self.tenants.iter().map(|(tenant, _)| tenant.as_str())
+    }
+
+    /// The tenant whose token `presented` is. Compares against every token, whatever
+    /// matches, so the time taken says nothing about which one (or how much) matched.
+    pub(crate) fn tenant_of(&self, presented: &str) -> Option<&str> {
+        let hashed = digest(presented.as_bytes());
+        let mut found = None;
+        for (tenant, known) in &self.tenants {
+            let matched = same_digest(known, &hashed);
+            found = if matched {
+                Some(tenant.as_str())
+            } else {
+                found
+            };
+        }
+        found
+    }
+}
+
+/// The public listener's router: the webhook ingress ([`Host::ingress`]) with the REST
+/// API under `/api/v1`, `/openapi.json` and `/readyz` beside it (the ingress answers
+/// `/healthz`). Unknown routes get a JSON `404`.
+pub fn public_router(host: Host, tokens: ApiTokens) -> Router {
+    host.ingress()
+        .merge(crm::router(host, Arc::new(tokens)))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take this method",
+    )
+}
+
+/// `/readyz`: `200 {"status": "ready"}` when the store answers and every connector
+/// started, `503 not_ready` otherwise. Only the admin listener says what is not ready:
+/// the public one does not tell the internet its tenants' and connectors' names.
+pub(crate) async fn readiness(host: &Host, detailed: bool) -> Response {
+    match host.readiness().await {
+        Ok(()) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(reason) if detailed => ApiError::new(ErrorCode::NotReady, reason).into_response(),
+        Err(reason) => {
+            tracing::warn!("not ready: {reason}");
+            ApiError::new(
+                ErrorCode::NotReady,
+                "not ready; the admin API's /readyz says why",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Serves `app` on `listener` until the future is dropped, hardened like the webhook
+/// ingress: the request head must arrive within `limits.header_read_timeout` (idle
+/// keep-alive connections close then too), and at most `limits.max_connections`
+/// connections are served at once.
+pub async fn serve(
+    app: Router,
+    listener: TcpListener,
+    limits: IngressLimits,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_names_its_tenant_and_no_other() {
+        let tokens = ApiTokens::new()
+            .with("acme", &Secret::new("token-acme"))
+            .and_then(|t| t.with("globex", &Secret::new("token-globex")))
+            .unwrap();
+        assert_eq!(tokens.tenant_of("token-acme"), Some("acme"));
+        assert_eq!(tokens.tenant_of("token-globex"), Some("globex"));
+        assert_eq!(tokens.tenant_of("token-acm"), None);
+        assert_eq!(tokens.tenant_of(""), None);
+    }
+
+    #[test]
+    fn a_token_shared_by_two_tenants_is_refused() {
+        let shared = Secret::new("same");
+        let result = ApiTokens::new()
+            .with("acme", &shared)
+            .and_then(|t| t.with("globex", &shared));
+        assert!(result.is_err());
+        assert!(ApiTokens::new().with("acme", &Secret::new("")).is_err());
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn every_error_code_is_distinct() {
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+    }
+}

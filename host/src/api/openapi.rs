@@ -1,0 +1,421 @@
+//! The OpenAPI 3.1 document of the REST API, built here beside the handlers it describes,
+//! served at `/openapi.json` and checked in at `docs/openapi.json` (a test keeps the two
+//! identical, and validates real responses against it).
+
+use serde_json::{Value, json};
+
+use super::ErrorCode;
+
+/// The document.
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "centralino REST API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": DESCRIPTION,
+        },
+        "security": [{ "tenantToken": [] }],
+        "paths": paths(),
+        "components": {
+            "securitySchemes": {
+                "tenantToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The tenant's `api_token` from centralino.toml. It names the tenant: every route sees that tenant's data only."
+                }
+            },
+            "parameters": {
+                "conversationId": path_parameter("id", "A conversation's id."),
+                "operatorId": path_parameter("id", "An operator's id."),
+                "replyId": path_parameter("id", "A reply's id (from `POST …/replies`)."),
+            },
+            "responses": responses(),
+            "schemas": schemas(),
+        }
+    })
+}
+
+/// The document as served and checked in: pretty JSON and a final newline.
+pub fn document_text() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+const DESCRIPTION: &str = "For CRMs in any language: read conversations and messages, reply as an operator, resolve, transfer and set operators' presence. Events (new messages, assignments, delivery results) reach the CRM as signed webhooks.\n\nEvery request carries a tenant's token (`Authorization: Bearer …`); another tenant's conversation is `404`, like one that does not exist. Every refusal is a 4xx with a body `{\"error\": {\"code\", \"message\"}}`. A reply from an operator who does not hold the conversation is `409 not_assignee` (the token authenticates the CRM, not the operator; the request conflicts with who holds the conversation now). Times are milliseconds since the Unix epoch.";
+
+fn path_parameter(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": "path",
+        "required": true,
+        "description": description,
+        "schema": { "type": "string" }
+    })
+}
+
+fn reference(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn schema(name: &str) -> Value {
+    reference("schemas", name)
+}
+
+fn ok(description: &str, schema_name: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema(schema_name) } }
+    })
+}
+
+fn json_body(schema_name: &str) -> Value {
+    json!({
+        "required": true,
+        "content": { "application/json": { "schema": schema(schema_name) } }
+    })
+}
+
+/// The error responses a route may give, by status.
+fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
+    statuses
+        .iter()
+        .map(|status| {
+            let name = match *status {
+                "400" => "BadRequest",
+                "401" => "Unauthorized",
+                "404" => "NotFound",
+                "409" => "Conflict",
+                "413" => "PayloadTooLarge",
+                "415" => "UnsupportedMediaType",
+                "422" => "UnprocessableEntity",
+                _ => "ServiceUnavailable",
+            };
+            ((*status).to_string(), reference("responses", name))
+        })
+        .collect()
+}
+
+fn with(mut responses: serde_json::Map<String, Value>, status: &str, response: Value) -> Value {
+    responses.insert(status.to_string(), response);
+    Value::Object(responses)
+}
+
+fn paths() -> Value {
+    let conversation = reference("parameters", "conversationId");
+    let body_errors = ["400", "401", "404", "409", "413", "415", "422"];
+    json!({
+        "/api/v1/conversations": {
+            "get": {
+                "operationId": "listConversations",
+                "summary": "The tenant's conversations, newest first.",
+                "parameters": [
+                    {
+                        "name": "status", "in": "query", "required": false,
+                        "description": "Only conversations with this status.",
+                        "schema": schema("ConversationStatus")
+                    },
+                    {
+                        "name": "assignee", "in": "query", "required": false,
+                        "description": "Only conversations held by this operator.",
+                        "schema": { "type": "string" }
+                    },
+                    {
+                        "name": "limit", "in": "query", "required": false,
+                        "description": "At most this many (default 100).",
+                        "schema": { "type": "integer", "minimum": 1, "maximum": 1000 }
+                    },
+                    {
+                        "name": "offset", "in": "query", "required": false,
+                        "description": "Skip this many first (default 0).",
+                        "schema": { "type": "integer", "minimum": 0 }
+                    }
+                ],
+                "responses": with(errors(&["400", "401"]), "200", ok("The conversations and how many match in all.", "ConversationList"))
+            }
+        },
+        "/api/v1/conversations/{id}": {
+            "get": {
+                "operationId": "getConversation",
+                "summary": "One conversation.",
+                "parameters": [conversation],
+                "responses": with(errors(&["401", "404"]), "200", ok("The conversation.", "Conversation"))
+            }
+        },
+        "/api/v1/conversations/{id}/messages": {
+            "get": {
+                "operationId": "listMessages",
+                "summary": "A conversation's messages, oldest first: the customer's (`inbound`) and the replies sent (`outbound`).",
+                "parameters": [conversation],
+                "responses": with(errors(&["401", "404"]), "200", ok("The messages.", "MessageList"))
+            }
+        },
+        "/api/v1/conversations/{id}/replies": {
+            "post": {
+                "operationId": "reply",
+                "summary": "Reply as an operator: the reply is queued in the outbox and sent once, threaded under the customer's latest message, from the operator's own account where the channel allows it.",
+                "parameters": [
+                    conversation,
+                    {
+                        "name": "Idempotency-Key", "in": "header", "required": true,
+                        "description": "Unique per reply, 1 to 200 visible ASCII characters. Sending the same request again returns the reply queued the first time.",
+                        "schema": { "type": "string", "minLength": 1, "maxLength": 200 }
+                    }
+                ],
+                "requestBody": json_body("ReplyRequest"),
+                "responses": with(errors(&body_errors), "202", ok("Queued (or, for a repeated key, the reply queued the first time). Follow it with `GET /api/v1/replies/{id}` or the CRM events.", "Reply"))
+            }
+        },
+        "/api/v1/conversations/{id}/resolve": {
+            "post": {
+                "operationId": "resolveConversation",
+                "summary": "Close a conversation: the operator's seat frees and the queue moves. Resolving a resolved conversation changes nothing.",
+                "parameters": [conversation],
+                "responses": with(errors(&["401", "404", "409"]), "200", ok("The conversation, resolved.", "Conversation"))
+            }
+        },
+        "/api/v1/conversations/{id}/transfer": {
+            "post": {
+                "operationId": "transferConversation",
+                "summary": "Hand a conversation to another operator (presence is not checked, capacity is). Afterwards any operator may reply to it.",
+                "parameters": [conversation],
+                "requestBody": json_body("TransferRequest"),
+                "responses": with(errors(&body_errors), "200", ok("The conversation, with its new assignee.", "Conversation"))
+            }
+        },
+        "/api/v1/operators": {
+            "get": {
+                "operationId": "listOperators",
+                "summary": "The tenant's operators with their presence and load.",
+                "responses": with(errors(&["401"]), "200", ok("The operators.", "OperatorList"))
+            }
+        },
+        "/api/v1/operators/{id}/presence": {
+            "put": {
+                "operationId": "setPresence",
+                "summary": "Set an operator's presence: coming online drains the queue, going offline re-routes their unanswered conversations.",
+                "parameters": [reference("parameters", "operatorId")],
+                "requestBody": json_body("PresenceRequest"),
+                "responses": with(errors(&["400", "401", "404", "413", "415"]), "200", ok("The operator.", "Operator"))
+            }
+        },
+        "/api/v1/replies/{id}": {
+            "get": {
+                "operationId": "getReply",
+                "summary": "Where a reply stands.",
+                "parameters": [reference("parameters", "replyId")],
+                "responses": with(errors(&["401", "404"]), "200", ok("The reply.", "Reply"))
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "content": { "application/json": { "schema": { "type": "object" } } }
+                    }
+                }
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "The process is up.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Up.",
+                        "content": { "text/plain": { "schema": { "type": "string" } } }
+                    }
+                }
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "The store answers and every connector started.",
+                "security": [],
+                "responses": with(errors(&["503"]), "200", ok("Ready.", "Ready"))
+            }
+        }
+    })
+}
+
+fn responses() -> Value {
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/json": { "schema": schema("Error") } }
+        })
+    };
+    json!({
+        "BadRequest": error("`malformed_json`, `invalid_request` or `invalid_idempotency_key`."),
+        "Unauthorized": error("`unauthorized`: no bearer token, or not a tenant's."),
+        "NotFound": error("`conversation_not_found`, `operator_not_found` or `reply_not_found` (also when it is another tenant's)."),
+        "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused` or `refused`."),
+        "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB."),
+        "UnsupportedMediaType": error("`unsupported_media_type`: the body's content type is not JSON."),
+        "UnprocessableEntity": error("`unknown_operator`: the body names an operator the tenant does not have."),
+        "ServiceUnavailable": error("`not_ready` (the admin API's `/readyz` says why)."),
+    })
+}
+
+/// An object schema: every property required (nullable ones say so), nothing else allowed.
+fn object(properties: Value) -> Value {
+    let required: Vec<String> = properties
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default();
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false
+    })
+}
+
+/// A request body: `required` properties, nothing else allowed.
+fn request(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false
+    })
+}
+
+fn string() -> Value {
+    json!({ "type": "string" })
+}
+
+fn nullable_string() -> Value {
+    json!({ "type": ["string", "null"] })
+}
+
+fn integer() -> Value {
+    json!({ "type": "integer" })
+}
+
+fn millis(description: &str) -> Value {
+    json!({ "type": "integer", "description": description })
+}
+
+fn nullable_millis(description: &str) -> Value {
+    json!({ "type": ["integer", "null"], "description": description })
+}
+
+fn list(name: &str) -> Value {
+    json!({ "type": "array", "items": schema(name) })
+}
+
+fn schemas() -> Value {
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    json!({
+        "Error": object(json!({
+            "error": object(json!({
+                "code": { "type": "string", "enum": codes },
+                "message": { "type": "string", "description": "What is wrong, for a person." }
+            }))
+        })),
+        "MessageKind": {
+            "type": "string",
+            "enum": ["public-post", "private-message", "comment"],
+            "description": "A public post to an account, a private message, or a comment under one of the account's posts."
+        },
+        "ConversationStatus": {
+            "type": "string",
+            "enum": ["open", "waiting", "assigned", "resolved"]
+        },
+        "ReplyStatus": {
+            "type": "string",
+            "enum": ["pending", "sending", "sent", "failed", "uncertain"],
+            "description": "`uncertain`: the host stopped while sending it; check the platform before sending again."
+        },
+        "Presence": {
+            "type": "string",
+            "enum": ["online", "away", "offline"]
+        },
+        "Customer": object(json!({
+            "id": string(),
+            "handle": nullable_string()
+        })),
+        "Conversation": object(json!({
+            "id": string(),
+            "channel": { "type": "string", "description": "The connector it came through." },
+            "account": { "type": "string", "description": "The company account the customer wrote to." },
+            "thread_key": string(),
+            "customer": schema("Customer"),
+            "kind": schema("MessageKind"),
+            "status": schema("ConversationStatus"),
+            "assignee": nullable_string(),
+            "priority": integer(),
+            "created_at": millis("When the first message arrived."),
+            "updated_at": millis("Last change."),
+            "first_response_at": nullable_millis("When an operator's first reply reached the platform."),
+            "resolved_at": nullable_millis("When it was resolved.")
+        })),
+        "ConversationList": object(json!({
+            "conversations": list("Conversation"),
+            "total": { "type": "integer", "description": "How many match, before `limit` and `offset`." }
+        })),
+        "Person": object(json!({
+            "id": string(),
+            "handle": nullable_string(),
+            "display_name": nullable_string()
+        })),
+        "Attachment": object(json!({
+            "kind": string(),
+            "url": nullable_string(),
+            "mime_type": nullable_string(),
+            "description": nullable_string()
+        })),
+        "Message": object(json!({
+            "id": string(),
+            "direction": { "type": "string", "enum": ["inbound", "outbound"] },
+            "external_id": { "type": "string", "description": "The platform's id." },
+            "account": string(),
+            "author": schema("Person"),
+            "text": string(),
+            "kind": schema("MessageKind"),
+            "in_reply_to": nullable_string(),
+            "attachments": list("Attachment"),
+            "created_at": millis("When it was written, on the platform."),
+            "received_at": millis("When the host stored it.")
+        })),
+        "MessageList": object(json!({ "messages": list("Message") })),
+        "ReplyRequest": request(json!({
+            "operator": { "type": "string", "minLength": 1, "description": "The operator replying." },
+            "text": { "type": "string", "minLength": 1 }
+        }), &["operator", "text"]),
+        "Reply": object(json!({
+            "id": string(),
+            "conversation_id": string(),
+            "operator": { "type": "string", "description": "Who wrote it (`centralino` for the host's wait estimates)." },
+            "account": { "type": "string", "description": "The account it goes out from." },
+            "text": string(),
+            "status": schema("ReplyStatus"),
+            "attempts": integer(),
+            "last_error": nullable_string(),
+            "external_id": { "type": ["string", "null"], "description": "The platform's id, once sent." }
+        })),
+        "TransferRequest": request(json!({
+            "to": { "type": "string", "minLength": 1, "description": "The operator who takes it." }
+        }), &["to"]),
+        "PresenceRequest": request(json!({ "presence": schema("Presence") }), &["presence"]),
+        "Operator": object(json!({
+            "id": string(),
+            "name": string(),
+            "skills": { "type": "array", "items": string() },
+            "capacity": integer(),
+            "load": { "type": "integer", "description": "Conversations held now." },
+            "presence": schema("Presence"),
+            "available": { "type": "boolean", "description": "Online, within working hours and below capacity." }
+        })),
+        "OperatorList": object(json!({ "operators": list("Operator") })),
+        "Ready": object(json!({ "status": { "type": "string", "enum": ["ready"] } }))
+    })
+}

@@ -1,0 +1,347 @@
+//! `centralino status`, `centralino connectors list|reset` and `centralino agents
+//! presence`: admin commands that talk to a running host's admin API.
+//!
+//! The host is found at `--admin` (or `CENTRALINO_ADMIN_URL`, default
+//! `http://127.0.0.1:8081`); the token is read from `CENTRALINO_ADMIN_TOKEN`, never from
+//! the command line (where `ps` would show it). Output is readable text; `--json` prints
+//! the admin API's answer as it is, for scripts.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// Environment variable holding the admin token.
+const TOKEN_VARIABLE: &str = "CENTRALINO_ADMIN_TOKEN";
+
+/// Where the host is and how to print.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The running host's admin API.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CENTRALINO_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    admin: String,
+    /// Print the admin API's JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `status` arguments.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+}
+
+/// `connectors` subcommands.
+#[derive(clap::Subcommand)]
+pub enum ConnectorsCommand {
+    /// Every connector with its health: circuit, faults, restarts, refused calls.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Close a connector's circuit, so calls reach its plugin again.
+    Reset {
+        /// The connector's name.
+        name: String,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `agents` subcommands.
+#[derive(clap::Subcommand)]
+pub enum AgentsCommand {
+    /// Set an operator's presence: online drains the queue, offline re-routes their
+    /// unanswered conversations.
+    Presence {
+        /// The operator's id.
+        id: String,
+        /// The new presence.
+        presence: PresenceArg,
+        /// The operator's tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// A presence as written on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PresenceArg {
+    /// Taking conversations.
+    Online,
+    /// Working, not taking new conversations.
+    Away,
+    /// Not working.
+    Offline,
+}
+
+impl PresenceArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            PresenceArg::Online => "online",
+            PresenceArg::Away => "away",
+            PresenceArg::Offline => "offline",
+        }
+    }
+}
+
+/// `centralino status`.
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let answer = call(&args.target, "GET", "/status", None)?;
+    if args.target.json {
+        return print_json(&answer);
+    }
+    let ready = if answer["ready"].as_bool() == Some(true) {
+        "ready".to_string()
+    } else {
+        format!("NOT READY: {}", text(&answer["not_ready"]))
+    };
+    println!("centralino at {}: {ready}", args.target.admin);
+    println!("waiting conversations: {}", number(&answer["queue_depth"]));
+    println!();
+    let mut rows = vec![row(&[
+        "TENANT",
+        "QUEUE",
+        "ONLINE",
+        "AWAY",
+        "OFFLINE",
+        "DECISIONS",
+        "ASSIGNED",
+        "QUEUED",
+    ])];
+    for tenant in answer["tenants"].as_array().into_iter().flatten() {
+        let routing = &tenant["routing"];
+        if routing.is_null() {
+            rows.push(vec![text(&tenant["tenant"]), "no routing".to_string()]);
+            continue;
+        }
+        rows.push(vec![
+            text(&tenant["tenant"]),
+            number(&routing["queue_depth"]),
+            number(&routing["operators"]["online"]),
+            number(&routing["operators"]["away"]),
+            number(&routing["operators"]["offline"]),
+            number(&routing["stats"]["decisions"]),
+            number(&routing["stats"]["assignments"]),
+            number(&routing["stats"]["queued"]),
+        ]);
+    }
+    print_table(&rows);
+    println!();
+    print_connectors(&answer["connectors"]);
+    Ok(())
+}
+
+/// `centralino connectors …`.
+pub fn connectors(command: ConnectorsCommand) -> anyhow::Result<()> {
+    match command {
+        ConnectorsCommand::List { target } => {
+            let answer = call(&target, "GET", "/connectors", None)?;
+            if target.json {
+                return print_json(&answer);
+            }
+            print_connectors(&answer["connectors"]);
+        }
+        ConnectorsCommand::Reset {
+            name,
+            tenant,
+            target,
+        } => {
+            let path = format!("/connectors/{}/{}/reset", segment(&tenant), segment(&name));
+            let answer = call(&target, "POST", &path, None)?;
+            if target.json {
+                return print_json(&answer);
+            }
+            println!(
+                "connector `{name}` of tenant `{tenant}` reset: circuit {}",
+                text(&answer["circuit"])
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `centralino agents …`.
+pub fn agents(command: AgentsCommand) -> anyhow::Result<()> {
+    match command {
+        AgentsCommand::Presence {
+            id,
+            presence,
+            tenant,
+            target,
+        } => {
+            let path = format!("/operators/{}/{}/presence", segment(&tenant), segment(&id));
+            let body = serde_json::json!({ "presence": presence.as_str() });
+            let answer = call(&target, "POST", &path, Some(body))?;
+            if target.json {
+                return print_json(&answer);
+            }
+            println!(
+                "operator `{id}` of tenant `{tenant}` is now {}",
+                presence.as_str()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_connectors(connectors: &Value) {
+    let mut rows = vec![row(&[
+        "TENANT",
+        "CONNECTOR",
+        "PLUGIN",
+        "CIRCUIT",
+        "FAULTS",
+        "RESTARTS",
+        "REFUSED",
+        "LAST FAULT",
+    ])];
+    for c in connectors.as_array().into_iter().flatten() {
+        let plugin = format!(
+            "{}@{}",
+            text(&c["plugin"]["name"]),
+            text(&c["plugin"]["version"])
+        );
+        let restarts = c["instances_started"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(1);
+        rows.push(vec![
+            text(&c["tenant"]),
+            text(&c["connector"]),
+            plugin,
+            text(&c["circuit"]),
+            number(&c["faults"]),
+            restarts.to_string(),
+            number(&c["refused_calls"]),
+            c["last_fault"]["message"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string(),
+        ]);
+    }
+    if rows.len() == 1 {
+        println!("no connectors");
+    } else {
+        print_table(&rows);
+    }
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_string()).collect()
+}
+
+/// Prints rows as columns, each as wide as its widest cell.
+fn print_table(rows: &[Vec<String>]) {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn number(value: &Value) -> String {
+    value
+        .as_u64()
+        .map_or_else(|| text(value), |n| n.to_string())
+}
+
+fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A path segment with the characters a URL path cannot hold escaped.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Calls the admin API and returns its JSON answer; a refusal becomes an error with the
+/// API's message.
+fn call(target: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", target.admin.trim_end_matches('/'));
+    let token = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut request = client.request(method, &url);
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(&body)?);
+        }
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach the admin API at {url}: is `centralino run` running there? \
+                 (set --admin or CENTRALINO_ADMIN_URL)"
+            )
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(answer);
+        }
+        let message = answer["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_string());
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            let hint = if token.is_some() {
+                format!("{TOKEN_VARIABLE} is not the host's admin token")
+            } else {
+                format!("set {TOKEN_VARIABLE} to the host's admin token")
+            };
+            bail!("the admin API refused the call ({message}): {hint}");
+        }
+        bail!("{url}: {status}: {message}");
+    })
+}

@@ -1,0 +1,297 @@
+//! Outgoing HTTP through the host's `http` import, with JSON and named credentials.
+//!
+//! A plugin never holds a token: a request *names* a credential granted to the plugin and
+//! the host attaches it after the request leaves the sandbox (a bearer header, a query
+//! parameter, or, where a platform wants the token in the path, in place of
+//! [`CREDENTIAL_PLACEHOLDER`]). The host also enforces the allow-list, watches rate-limit
+//! headers and retries idempotent requests; see `wit/http.wit`.
+//!
+//! ```ignore
+//! let api = Api::new("X", "https://api.x.com").credential("token-tim");
+//! let me: User = api.get("/2/users/me").query("user.fields", "username").json()?;
+//! let created = api.post("/2/tweets").json_body(&json!({ "text": "ciao" })).send()?;
+//! ```
+//!
+//! [`Api::send`](RequestBuilder::send) turns anything but a 2xx into the [`PluginError`]
+//! the platform's answer means; the default reading ([`default_error`]) suits most REST
+//! APIs and a plugin replaces it with [`Api::errors`] where the platform says more
+//! (Graph's error codes, X's duplicate-post 403).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::channel::centralino::plugin::http::fetch;
+pub use crate::bindings::channel::centralino::plugin::http::{
+    HttpError, Method, Request, Response,
+};
+use crate::{PluginError, Result};
+
+/// Where a path-placed credential goes (`/bot{credential}/getMe`), for platforms that carry
+/// the token in the URL path (the Telegram Bot API); the plugin names the credential as
+/// usual and never sees the token.
+///
+/// The host is to substitute the token for it when the admin declares the credential as a
+/// path credential (`credential = { path = "env:TOKEN" }`): after the allow-list check, in
+/// the URL's path only and exactly once, percent-encoded as a path segment, with errors and
+/// logs showing the placeholder rather than the token; a placeholder with a bearer or query
+/// credential, or a path credential without a placeholder, is refused as an invalid
+/// request. Until the host's `http` capability does that, it attaches the named credential
+/// the way the admin configured it (a bearer header) and sends the placeholder as it is.
+pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
+
+/// Timeout asked of the host for one exchange unless [`Api::timeout_ms`] says otherwise.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// Wait suggested after a 429 that says nothing about when to come back.
+pub const DEFAULT_RETRY_AFTER_MS: u64 = 60_000;
+
+/// How a platform's non-2xx answer becomes a [`PluginError`].
+pub type ErrorReader = fn(platform: &str, response: &Response) -> PluginError;
+
+/// One platform API: its base URL, its name (for messages), the credential to name, and
+/// how to read its errors.
+#[derive(Clone, Debug)]
+pub struct Api {
+    platform: String,
+    base: String,
+    credential: Option<String>,
+    timeout_ms: u32,
+    errors: ErrorReader,
+}
+
+impl Api {
+    /// An API at `base` (no trailing `/`); `platform` names it in errors (`"X"`).
+    pub fn new(platform: impl Into<String>, base: impl Into<String>) -> Self {
+        Api {
+            platform: platform.into(),
+            base: base.into(),
+            credential: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            errors: default_error,
+        }
+    }
+
+    /// Names the credential the host attaches to every request.
+    pub fn credential(mut self, name: impl Into<String>) -> Self {
+        self.credential = Some(name.into());
+        self
+    }
+
+    /// Asks the host for this timeout (the host caps it).
+    pub fn timeout_ms(mut self, timeout_ms: u32) -> Self {
+        self.timeout_ms = timeout_ms;
+        self
+    }
+
+    /// Reads the platform's error answers with `reader` instead of [`default_error`].
+    pub fn errors(mut self, reader: ErrorReader) -> Self {
+        self.errors = reader;
+        self
+    }
+
+    /// The platform's name, as given to [`Api::new`].
+    pub fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    /// A request to `path` (appended to the base URL).
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+        RequestBuilder {
+            api: self,
+            request: Request {
+                method,
+                url: format!("{}{path}", self.base),
+                headers: vec![("accept".to_string(), "application/json".to_string())],
+                body: None,
+                credential: self.credential.clone(),
+                timeout_ms: Some(self.timeout_ms),
+            },
+            query: Vec::new(),
+            invalid: None,
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::Get, path)
+    }
+
+    /// `POST path`.
+    pub fn post(&self, path: &str) -> RequestBuilder<'_> {
+        self.request(Method::Post, path)
+    }
+}
+
+/// A request being built; nothing is sent until [`send`](Self::send),
+/// [`json`](Self::json) or [`fetch`](Self::fetch).
+#[derive(Debug)]
+pub struct RequestBuilder<'a> {
+    api: &'a Api,
+    request: Request,
+    query: Vec<(String, String)>,
+    /// Why the request cannot be sent, found while building it.
+    invalid: Option<String>,
+}
+
+impl RequestBuilder<'_> {
+    /// Adds a query parameter (URL-encoded when sent).
+    pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.query.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Adds query parameters.
+    pub fn query_pairs<'p>(mut self, pairs: impl IntoIterator<Item = (&'p str, &'p str)>) -> Self {
+        self.query.extend(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        self
+    }
+
+    /// Adds a header (`authorization` is reserved for the host).
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.request.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Sends `body` as JSON. A body that does not serialise fails the request when it is
+    /// sent, before anything leaves the plugin.
+    pub fn json_body(mut self, body: &impl Serialize) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => {
+                self.request
+                    .headers
+                    .push(("content-type".to_string(), "application/json".to_string()));
+                self.request.body = Some(bytes);
+            }
+            Err(e) => self.invalid = Some(format!("the request body is not JSON: {e}")),
+        }
+        self
+    }
+
+    /// Names another credential than the API's for this request (or none).
+    pub fn credential(mut self, name: Option<&str>) -> Self {
+        self.request.credential = name.map(str::to_string);
+        self
+    }
+
+    /// The request as it will leave the plugin.
+    pub fn build(mut self) -> Request {
+        if !self.query.is_empty() {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&self.query)
+                .finish();
+            self.request.url = format!("{}?{query}", self.request.url);
+        }
+        self.request
+    }
+
+    /// Sends it and returns the response whatever its status; only a failed exchange
+    /// (denied, timeout, connection) is an error.
+    pub fn fetch(self) -> Result<Response> {
+        if let Some(reason) = self.invalid {
+            return Err(PluginError::invalid_input(reason));
+        }
+        let platform = self.api.platform.clone();
+        fetch(&self.build()).map_err(|e| transport_error(&platform, e))
+    }
+
+    /// Sends it; anything but a 2xx becomes the error the platform's answer means.
+    pub fn send(self) -> Result<Response> {
+        let api = self.api;
+        let response = self.fetch()?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err((api.errors)(&api.platform, &response))
+        }
+    }
+
+    /// Sends it and parses the 2xx answer as JSON.
+    pub fn json<T: DeserializeOwned>(self) -> Result<T> {
+        let platform = self.api.platform.clone();
+        let response = self.send()?;
+        response.json().map_err(|e| {
+            PluginError::transient(format!("{platform} answered with an unreadable body: {e}"))
+        })
+    }
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (case-insensitive), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+    }
+
+    /// The body parsed as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> core::result::Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// The body as text for a message: at most 200 characters, or `HTTP <status>` when
+    /// it is empty.
+    pub fn summary(&self) -> String {
+        let raw = String::from_utf8_lossy(&self.body);
+        let raw: String = raw.chars().take(200).collect();
+        if raw.trim().is_empty() {
+            format!("HTTP {}", self.status)
+        } else {
+            raw
+        }
+    }
+
+    /// `Retry-After` in milliseconds, when it is a number of seconds.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        let seconds: u64 = self.header("retry-after")?.parse().ok()?;
+        seconds.checked_mul(1000)
+    }
+}
+
+/// The usual reading of a REST API's error answer: 401/403 the credential was refused, 429
+/// slow down (for `Retry-After`, or a minute), 5xx try again later, anything else refused
+/// for good.
+pub fn default_error(platform: &str, response: &Response) -> PluginError {
+    let detail = response.summary();
+    match response.status {
+        401 | 403 => PluginError::invalid_credentials(detail),
+        429 => PluginError::rate_limited(
+            response.retry_after_ms().unwrap_or(DEFAULT_RETRY_AFTER_MS),
+            detail,
+        ),
+        status @ 500..=599 => {
+            PluginError::transient(format!("{platform} answered {status}: {detail}"))
+        }
+        status => PluginError::rejected(format!("{platform} answered {status}: {detail}")),
+    }
+}
+
+/// Why the host could not complete an exchange, in the contract's words.
+pub fn transport_error(platform: &str, error: HttpError) -> PluginError {
+    match error {
+        // The allow-list and the credential grants are the admin's configuration.
+        HttpError::Denied(detail) | HttpError::InvalidRequest(detail) => {
+            PluginError::invalid_input(format!("the host refused the request: {detail}"))
+        }
+        HttpError::Timeout => PluginError::transient(format!("{platform} did not answer in time")),
+        HttpError::Connection(detail) => {
+            PluginError::transient(format!("could not reach {platform}: {detail}"))
+        }
+        HttpError::TooLarge(limit) => PluginError::transient(format!(
+            "{platform}'s answer is larger than the host's limit of {limit} bytes"
+        )),
+        HttpError::RateLimited(retry_after_ms) => PluginError::rate_limited(
+            retry_after_ms,
+            format!("the host is holding requests until {platform}'s rate-limit window resets"),
+        ),
+    }
+}
