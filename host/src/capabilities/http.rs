@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::capabilities::Credential;
+use crate::capabilities::{CREDENTIAL_PLACEHOLDER, Credential};
 use crate::runtime::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
 use crate::runtime::state::PluginState;
 
@@ -157,7 +157,7 @@ impl PluginState {
             tokio::time::sleep(wait).await;
         }
 
-        let mut url = reqwest::Url::parse(&request.url)
+        let mut url = reqwest::Url::parse(&with_path_credential(&request.url, credential)?)
             .map_err(|e| HttpError::InvalidRequest(format!("bad URL: {e}")))?;
         let mut bearer = None;
         match credential {
@@ -166,7 +166,7 @@ impl PluginState {
                 let token = String::from_utf8_lossy(token.expose()).into_owned();
                 url.query_pairs_mut().append_pair(name, &token);
             }
-            None => {}
+            Some(Credential::PathSegment(_)) | None => {}
         }
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -250,6 +250,48 @@ impl PluginState {
             });
         }
         Err(last_error)
+    }
+}
+
+/// Puts a path-segment credential where the URL's path has the placeholder (exactly once,
+/// percent-encoded as a segment). The placeholder anywhere else, or with another kind of
+/// credential, or missing for a path credential, is refused: a token never lands in a
+/// query string or a host name by accident.
+fn with_path_credential(url: &str, credential: Option<&Credential>) -> Result<String, HttpError> {
+    let encoded = "%7Bcredential%7D";
+    let (path_part, rest) = match url.find(['?', '#']) {
+        Some(at) => url.split_at(at),
+        None => (url, ""),
+    };
+    let raw =
+        path_part.matches(CREDENTIAL_PLACEHOLDER).count() + path_part.matches(encoded).count();
+    let elsewhere = rest.contains(CREDENTIAL_PLACEHOLDER) || rest.contains(encoded);
+    match credential {
+        Some(Credential::PathSegment(token)) => {
+            if raw != 1 || elsewhere {
+                return Err(HttpError::InvalidRequest(format!(
+                    "a path credential needs `{CREDENTIAL_PLACEHOLDER}` exactly once in the URL path"
+                )));
+            }
+            let token: String = token
+                .expose()
+                .iter()
+                .map(|&b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                        (b as char).to_string()
+                    }
+                    other => format!("%{other:02X}"),
+                })
+                .collect();
+            let path = path_part
+                .replacen(CREDENTIAL_PLACEHOLDER, &token, 1)
+                .replacen(encoded, &token, 1);
+            Ok(format!("{path}{rest}"))
+        }
+        _ if raw > 0 || elsewhere => Err(HttpError::InvalidRequest(format!(
+            "`{CREDENTIAL_PLACEHOLDER}` in a URL needs a path credential"
+        ))),
+        _ => Ok(url.to_string()),
     }
 }
 
@@ -389,9 +431,11 @@ fn redact_query(url: &str) -> &str {
 
 /// A transport error without the URL (whose query may hold a token).
 fn redact_error(e: &reqwest::Error) -> String {
+    // The URL may carry a token in its query or its path: show only where it went.
     let mut text = e.to_string();
     if let Some(url) = e.url() {
-        text = text.replace(url.as_str(), redact_query(url.as_str()));
+        let origin = url.origin().ascii_serialization();
+        text = text.replace(url.as_str(), &format!("{origin}/…"));
     }
     text
 }
@@ -474,6 +518,34 @@ mod tests {
             r#"{"call_count":12,"total_cputime":20,"total_time":30}"#,
         )]);
         assert_eq!(rate_limit_wait(200, &fine), None);
+    }
+
+    #[test]
+    fn a_path_credential_goes_exactly_where_the_placeholder_is() {
+        let token = Credential::PathSegment(crate::capabilities::Secret::new("123:AB/c"));
+        let bearer = Credential::Bearer(crate::capabilities::Secret::new("t"));
+        let url = "https://bots.example.org/bot{credential}/sendMessage?x=1";
+        assert_eq!(
+            with_path_credential(url, Some(&token)).unwrap(),
+            "https://bots.example.org/bot123:AB%2Fc/sendMessage?x=1"
+        );
+        let encoded = "https://bots.example.org/bot%7Bcredential%7D/getUpdates";
+        assert_eq!(
+            with_path_credential(encoded, Some(&token)).unwrap(),
+            "https://bots.example.org/bot123:AB%2Fc/getUpdates"
+        );
+        // Refused: no placeholder, two of them, one in the query, or the wrong credential kind.
+        assert!(with_path_credential("https://bots.example.org/bot/getMe", Some(&token)).is_err());
+        assert!(with_path_credential("https://h/{credential}/{credential}", Some(&token)).is_err());
+        assert!(
+            with_path_credential("https://h/bot{credential}?t={credential}", Some(&token)).is_err()
+        );
+        assert!(with_path_credential(url, Some(&bearer)).is_err());
+        assert!(with_path_credential(url, None).is_err());
+        assert_eq!(
+            with_path_credential("https://h/a", Some(&bearer)).unwrap(),
+            "https://h/a"
+        );
     }
 
     #[test]

@@ -48,7 +48,13 @@ pub enum Credential {
         /// Token.
         token: Secret,
     },
+    /// The token as a URL path segment, where the request writes [`CREDENTIAL_PLACEHOLDER`]
+    /// (bot APIs that carry the token in the path: `/bot{credential}/sendMessage`).
+    PathSegment(Secret),
 }
+
+/// What a plugin writes in a URL path where the host is to put a path-segment credential.
+pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
 
 /// What one plugin instance may use. Deny by default: an empty allow-list reaches no host,
 /// and only named credentials and secrets exist for the plugin.

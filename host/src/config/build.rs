@@ -182,6 +182,9 @@ impl Config {
                                 }
                             })
                         }
+                        CredentialRef::Path(reference) => {
+                            resolve(&key, reference, &mut problems).map(Credential::PathSegment)
+                        }
                     };
                     if let Some(credential) = credential {
                         granted.credentials.insert(account.id.clone(), credential);

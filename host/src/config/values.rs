@@ -156,13 +156,18 @@ pub enum CredentialRef {
         /// The token.
         token: SecretRef,
     },
+    /// `credential = { path = "env:NAME" }`: the token as the URL path segment where the
+    /// plugin writes `{credential}` (bot APIs such as `/bot<token>/…`).
+    Path(SecretRef),
 }
 
 impl CredentialRef {
     /// The secret behind it.
     pub fn token(&self) -> &SecretRef {
         match self {
-            CredentialRef::Bearer(token) | CredentialRef::Query { token, .. } => token,
+            CredentialRef::Bearer(token)
+            | CredentialRef::Query { token, .. }
+            | CredentialRef::Path(token) => token,
         }
     }
 }
@@ -174,13 +179,17 @@ impl Serialize for CredentialRef {
             CredentialRef::Query { parameter, token } => {
                 serializer.collect_str(&format!("{token} as ?{parameter}="))
             }
+            CredentialRef::Path(token) => {
+                serializer.collect_str(&format!("{token} in the URL path"))
+            }
         }
     }
 }
 
-const CREDENTIAL_EXPECTED: &str = "a bearer token reference (`env:NAME` or `file:PATH`), or a \
+const CREDENTIAL_EXPECTED: &str = "a bearer token reference (`env:NAME` or `file:PATH`), a \
                                    query-parameter credential `{ query = \"access_token\", \
-                                   token = \"env:NAME\" }`";
+                                   token = \"env:NAME\" }`, or a path credential \
+                                   `{ path = \"env:NAME\" }`";
 
 impl<'de> Deserialize<'de> for CredentialRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -198,16 +207,26 @@ impl<'de> Deserialize<'de> for CredentialRef {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CredentialRef, A::Error> {
                 let mut parameter: Option<String> = None;
                 let mut token: Option<SecretRef> = None;
+                let mut path: Option<SecretRef> = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "query" => parameter = Some(map.next_value()?),
                         "token" => token = Some(map.next_value()?),
+                        "path" => path = Some(map.next_value()?),
                         other => {
                             return Err(de::Error::custom(format!(
-                                "unknown key `{other}`, expected `query` or `token`"
+                                "unknown key `{other}`, expected `query` and `token`, or `path`"
                             )));
                         }
                     }
+                }
+                if let Some(path) = path {
+                    if parameter.is_some() || token.is_some() {
+                        return Err(de::Error::custom(
+                            "a path credential is `{ path = \"env:NAME\" }` alone, without `query` or `token`",
+                        ));
+                    }
+                    return Ok(CredentialRef::Path(path));
                 }
                 let parameter = parameter.ok_or_else(|| de::Error::missing_field("query"))?;
                 if parameter.is_empty() {

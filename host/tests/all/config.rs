@@ -201,8 +201,9 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             "credential of the wrong kind",
             good_with("\"env:X_TOKEN_TIM\"", "12345"),
             "centralino.toml:14: connectors[0].accounts[0].credential: expected a bearer \
-             token reference (`env:NAME` or `file:PATH`), or a query-parameter credential \
-             `{ query = \"access_token\", token = \"env:NAME\" }`, found a number",
+             token reference (`env:NAME` or `file:PATH`), a query-parameter credential \
+             `{ query = \"access_token\", token = \"env:NAME\" }`, or a path credential \
+             `{ path = \"env:NAME\" }`, found a number",
         ),
         (
             "unknown plugin file",

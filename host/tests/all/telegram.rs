@@ -48,17 +48,10 @@ fn delivery(body: &Value, secret: Option<&str>, path: &str) -> WebhookRequest {
     }
 }
 
-/// The token a request carried: in the path, or (the host's form until it substitutes
-/// path credentials) as a bearer header behind the `{credential}` placeholder.
+/// The token a request carried in its path (`/bot<token>/method`), put there by the host.
 fn token_of(request: &Recorded) -> String {
     let segment = request.path.trim_start_matches("/bot");
-    let segment = segment.split('/').next().unwrap_or_default();
-    if segment == "%7Bcredential%7D" || segment == "{credential}" {
-        let bearer = request.header("authorization").unwrap_or_default();
-        bearer.trim_start_matches("Bearer ").to_string()
-    } else {
-        segment.to_string()
-    }
+    segment.split('/').next().unwrap_or_default().to_string()
 }
 
 fn reply_to(text: &str, in_reply_to: Option<&str>) -> OutboundMessage {
@@ -188,9 +181,9 @@ async fn the_route_names_the_bot_and_replies_group_chats_and_bots_are_told_apart
 #[tokio::test]
 async fn polling_asks_from_the_cursor_and_returns_the_next_offset_as_cursor() {
     let api = ScriptedServer::start(vec![
-        Exchange::get("/bot%7Bcredential%7D/getUpdates")
+        Exchange::get(&format!("/bot{TOKEN}/getUpdates"))
             .reply_json(200, json!({ "ok": true, "result": [update("linea giù")] })),
-        Exchange::get("/bot%7Bcredential%7D/getUpdates")
+        Exchange::get(&format!("/bot{TOKEN}/getUpdates"))
             .reply_json(200, json!({ "ok": true, "result": [] })),
     ])
     .await
@@ -198,7 +191,7 @@ async fn polling_asks_from_the_cursor_and_returns_the_next_offset_as_cursor() {
     let mut connector = telegram()
         .setting("api_base", api.base_url())
         .allow(api.authority())
-        .bearer("tim-bot", TOKEN)
+        .path_token("tim-bot", TOKEN)
         .instance()
         .unwrap();
 
@@ -224,7 +217,7 @@ async fn polling_asks_from_the_cursor_and_returns_the_next_offset_as_cursor() {
 #[tokio::test]
 async fn telegrams_429_is_rate_limited_for_its_retry_after() {
     let api = ScriptedServer::start(vec![
-        Exchange::get("/bot%7Bcredential%7D/getUpdates").reply_json(
+        Exchange::get(&format!("/bot{TOKEN}/getUpdates")).reply_json(
             429,
             json!({ "ok": false, "error_code": 429, "description": "Too Many Requests: retry after 7", "parameters": { "retry_after": 7 } }),
         ),
@@ -234,7 +227,7 @@ async fn telegrams_429_is_rate_limited_for_its_retry_after() {
     let mut connector = telegram()
         .setting("api_base", api.base_url())
         .allow(api.authority())
-        .bearer("tim-bot", TOKEN)
+        .path_token("tim-bot", TOKEN)
         .instance()
         .unwrap();
     let err = connector.poll(BOT, None).await.unwrap_err();
@@ -260,7 +253,7 @@ async fn a_reply_goes_out_with_send_message_threaded_by_reply_to_message_id() {
     let mut connector = telegram()
         .setting("api_base", telegram_api.base_url())
         .allow(telegram_api.authority())
-        .bearer("tim-bot", TOKEN)
+        .path_token("tim-bot", TOKEN)
         .instance()
         .unwrap();
 
@@ -324,7 +317,7 @@ secrets = {{ webhook_secret = "env:TG_WEBHOOK_SECRET" }}
 id = "{BOT}"
 handle = "TIM_help_bot"
 brand = "tim"
-credential = "env:TG_TOKEN_TIM"
+credential = {{ path = "env:TG_TOKEN_TIM" }}
 
 [routing]
 chain = "round-robin"

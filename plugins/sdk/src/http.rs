@@ -30,13 +30,11 @@ use crate::{PluginError, Result};
 /// the token in the URL path (the Telegram Bot API); the plugin names the credential as
 /// usual and never sees the token.
 ///
-/// The host is to substitute the token for it when the admin declares the credential as a
-/// path credential (`credential = { path = "env:TOKEN" }`): after the allow-list check, in
-/// the URL's path only and exactly once, percent-encoded as a path segment, with errors and
-/// logs showing the placeholder rather than the token; a placeholder with a bearer or query
-/// credential, or a path credential without a placeholder, is refused as an invalid
-/// request. Until the host's `http` capability does that, it attaches the named credential
-/// the way the admin configured it (a bearer header) and sends the placeholder as it is.
+/// The host substitutes the token for it when the admin declares the credential as a path
+/// credential (`credential = { path = "env:TOKEN" }`): after the allow-list check, in the
+/// URL's path only and exactly once, percent-encoded as a path segment, with errors and
+/// logs never showing the token; a placeholder with a bearer or query credential, or a
+/// path credential without a placeholder, is refused as an invalid request.
 pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
 
 /// Timeout asked of the host for one exchange unless [`Api::timeout_ms`] says otherwise.

@@ -14,12 +14,10 @@
 //! # Where the token goes
 //!
 //! The Bot API carries the token in the path (`/bot123:ABC/getUpdates`). Plugins never hold
-//! it: they write [`CREDENTIAL_PLACEHOLDER`] (`/bot{credential}/getUpdates`) and name the
-//! credential, and the host is to substitute the token (see `docs/writing-a-channel-plugin.md`,
-//! "Credentials in the URL path"). Until the host's `http` capability substitutes path
-//! credentials, it attaches the named credential as `Authorization: Bearer <token>` and
-//! leaves the placeholder in the path; the emulator accepts that form too, and checks the
-//! bearer token exactly as it checks a path token.
+//! it: they write [`CREDENTIAL_PLACEHOLDER`] (`/bot{credential}/getUpdates`) and name a
+//! path credential (`credential = { path = "env:…" }`), and the host puts the token there
+//! after the request leaves the plugin. Like the real API, the emulator only accepts the
+//! token in the path.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -42,7 +40,9 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock};
+use crate::server::{
+    Fault, Journal, Recorded, Server, Shared, json as reply, lock, percent_decode,
+};
 
 /// What a plugin writes in place of the token (`/bot{credential}/sendMessage`).
 pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
@@ -321,17 +321,8 @@ async fn handle(
     else {
         return error(404, "Not Found");
     };
-    // The path token, or (the host's form until it substitutes path credentials) the
-    // placeholder with the token as a bearer header.
-    let token = if token == CREDENTIAL_PLACEHOLDER || token == "%7Bcredential%7D" {
-        request
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        token.to_string()
-    };
+    // The bot token is the path segment, as on the real Bot API.
+    let token = percent_decode(token);
     let mut state = lock(&shared.1);
     let Some(bot) = state.bots.iter().find(|b| b.token == token).cloned() else {
         return error(401, "Unauthorized");

@@ -86,6 +86,11 @@ impl ConnectorTest {
         self.credential(name, Credential::Bearer(Secret::new(token)))
     }
 
+    /// Grants a token the host puts in the URL path where the plugin writes `{credential}`.
+    pub fn path_token(self, name: &str, token: &str) -> Self {
+        self.credential(name, Credential::PathSegment(Secret::new(token)))
+    }
+
     /// Lets the `http` import reach `authority` (`127.0.0.1:<port>`).
     pub fn allow(mut self, authority: impl Into<String>) -> Self {
         self.grants.allowed_hosts.push(authority.into());
