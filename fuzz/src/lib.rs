@@ -11,6 +11,10 @@
 //! with a response, never with a fault. The plugins are fuzzed as black boxes: libFuzzer's
 //! coverage sees the host's native code, not the guest's wasm, so the seeds (the fixtures
 //! in `tests/fixtures`) and the JSON dictionary do most of the work for the guest side.
+//!
+//! `CENTRALINO_FUZZ_VERBOSE=1` prints each input's status and stored count, to check that
+//! seeds get past verification: `./target/x86_64-unknown-linux-gnu/release/webhook_twitter
+//! -runs=0 corpus/webhook_twitter/seed-*`.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,7 +30,12 @@ pub const CONSUMER_SECRET: &str = "fuzz-consumer-secret";
 pub const APP_SECRET: &str = "fuzz-app-secret";
 
 /// Accounts of the fixtures (`for_user_id`s and page ids), so seeds reach normalisation.
-const TWITTER_ACCOUNTS: [&str; 4] = ["4337869213", "1603419180975409153", "930524282358325248", "1001"];
+const TWITTER_ACCOUNTS: [&str; 4] = [
+    "4337869213",
+    "1603419180975409153",
+    "930524282358325248",
+    "1001",
+];
 const FACEBOOK_PAGES: [&str; 3] = ["1234567890", "311494332880244", "5001"];
 
 struct Harness {
@@ -53,7 +62,12 @@ fn accounts(ids: &[&str]) -> Vec<AccountConfig> {
         .collect()
 }
 
-fn spec(name: &str, settings: Vec<(String, String)>, accounts: Vec<AccountConfig>, secrets: &[(&str, &str)]) -> ConnectorSpec {
+fn spec(
+    name: &str,
+    settings: Vec<(String, String)>,
+    accounts: Vec<AccountConfig>,
+    secrets: &[(&str, &str)],
+) -> ConnectorSpec {
     let mut spec = ConnectorSpec::new(
         name,
         plugin_dir().join(format!("{name}.wasm")),
@@ -62,7 +76,9 @@ fn spec(name: &str, settings: Vec<(String, String)>, accounts: Vec<AccountConfig
     // No hosts, no credentials: whatever the plugin asks for is refused, never sent.
     spec.grants = Grants::default();
     for (name, value) in secrets {
-        spec.grants.secrets.insert((*name).to_string(), Secret::new(*value));
+        spec.grants
+            .secrets
+            .insert((*name).to_string(), Secret::new(*value));
     }
     spec
 }
@@ -84,10 +100,18 @@ fn harness() -> &'static Harness {
             "facebook",
             vec![("graph_base".to_string(), "http://127.0.0.1:9".to_string())],
             accounts(&FACEBOOK_PAGES),
-            &[("app_secret", APP_SECRET), ("verify_token", "fuzz-verify-token")],
+            &[
+                ("app_secret", APP_SECRET),
+                ("verify_token", "fuzz-verify-token"),
+            ],
         );
         let host = runtime
-            .block_on(Host::builder().connector(twitter).connector(facebook).build())
+            .block_on(
+                Host::builder()
+                    .connector(twitter)
+                    .connector(facebook)
+                    .build(),
+            )
             .expect("the fuzz host starts (run `cargo xtask plugins` first)");
         Harness { runtime, host }
     })
@@ -99,7 +123,9 @@ fn harness() -> &'static Harness {
 pub fn deliver_signed(connector: &str, body: &[u8]) {
     let harness = harness();
     let headers = match connector {
-        "twitter" => centralino_emulators::webhooks::twitter_delivery_headers(CONSUMER_SECRET, body),
+        "twitter" => {
+            centralino_emulators::webhooks::twitter_delivery_headers(CONSUMER_SECRET, body)
+        }
         _ => centralino_emulators::webhooks::facebook_delivery_headers(APP_SECRET, body),
     };
     let request = WebhookRequest {
@@ -109,9 +135,11 @@ pub fn deliver_signed(connector: &str, body: &[u8]) {
         headers,
         body: body.to_vec(),
     };
-    let (response, stored) = harness
-        .runtime
-        .block_on(harness.host.deliver_webhook_stored("default", connector, request));
+    let (response, stored) = harness.runtime.block_on(
+        harness
+            .host
+            .deliver_webhook_stored("default", connector, request),
+    );
     if std::env::var_os("CENTRALINO_FUZZ_VERBOSE").is_some() {
         eprintln!("{connector}: {} ({} stored)", response.status, stored.len());
     }
@@ -124,6 +152,9 @@ pub fn deliver_signed(connector: &str, body: &[u8]) {
     }
     // Stored messages were acknowledged; anything else must not be.
     if !stored.is_empty() && !(200..300).contains(&response.status) {
-        panic!("{connector} stored messages but answered {}", response.status);
+        panic!(
+            "{connector} stored messages but answered {}",
+            response.status
+        );
     }
 }

@@ -283,6 +283,18 @@ impl Store {
         channel: &str,
         messages: &[Message],
     ) -> anyhow::Result<Vec<Ingested>> {
+        self.ingest_with_cursor(tenant, channel, messages, None)
+            .await
+    }
+
+    /// [`Store::ingest`], also setting an account's poll cursor in the same transaction.
+    async fn ingest_with_cursor(
+        &self,
+        tenant: &str,
+        channel: &str,
+        messages: &[Message],
+        cursor: Option<(&str, &str)>,
+    ) -> anyhow::Result<Vec<Ingested>> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(messages.len());
         let now = ms(now_ms());
@@ -356,6 +368,19 @@ impl Store {
                 duplicate,
                 message: m.clone(),
             });
+        }
+        if let Some((account, cursor)) = cursor {
+            sqlx::query(
+                "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
+            )
+            .bind(tenant)
+            .bind(channel)
+            .bind(account)
+            .bind(cursor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await.context("committing inbound messages")?;
         Ok(outcomes)
@@ -466,21 +491,8 @@ impl Store {
         messages: &[Message],
         cursor: Option<&str>,
     ) -> anyhow::Result<Vec<Ingested>> {
-        let outcomes = self.ingest(tenant, channel, messages).await?;
-        if let Some(cursor) = cursor {
-            sqlx::query(
-                "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
-            )
-            .bind(tenant)
-            .bind(channel)
-            .bind(account)
-            .bind(cursor)
-            .bind(ms(now_ms()))
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(outcomes)
+        self.ingest_with_cursor(tenant, channel, messages, cursor.map(|c| (account, c)))
+            .await
     }
 }
 
