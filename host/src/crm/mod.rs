@@ -37,8 +37,8 @@ pub enum CrmEvent {
         connector: String,
         /// Host id of the stored message.
         message_id: String,
-        /// The message.
-        message: Message,
+        /// The message (boxed: it is by far the largest event).
+        message: Box<Message>,
     },
     /// An operator got the conversation.
     ConversationAssigned {

@@ -356,7 +356,7 @@ impl Store {
                     new_conversation,
                     connector: channel.to_string(),
                     message_id: message_id.clone(),
-                    message: m.clone(),
+                    message: Box::new(m.clone()),
                 };
                 events::append(&mut tx, tenant, &event).await?;
             }

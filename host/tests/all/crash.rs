@@ -133,8 +133,7 @@ async fn send(
         });
     }
     while workers.join_next().await.is_some() {}
-    let acked = acked.lock().unwrap().clone();
-    acked
+    acked.lock().unwrap().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -179,8 +179,7 @@ async fn polled_mentions_are_stored_once_and_the_cursor_advances() {
     let last_mentions = x
         .requests()
         .into_iter()
-        .filter(|r| r.path == "/2/users/1001/mentions")
-        .last()
+        .rfind(|r| r.path == "/2/users/1001/mentions")
         .unwrap();
     assert_eq!(
         last_mentions.query_param("since_id").as_deref(),

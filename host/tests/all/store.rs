@@ -87,7 +87,7 @@ async fn a_redelivered_message_changes_nothing() {
             "il mio modem non va",
         );
         let first = store
-            .ingest("default", "twitter", &[m.clone()])
+            .ingest("default", "twitter", std::slice::from_ref(&m))
             .await
             .unwrap();
         let second = store.ingest("default", "twitter", &[m]).await.unwrap();
@@ -148,7 +148,10 @@ async fn tenants_never_see_each_others_data() {
         eprintln!("backend: {backend}");
         // Same channel, same account id, same thread and message id in two tenants.
         let m = message("1", "1001", "t:1", "42", "ciao");
-        let a = store.ingest("acme", "twitter", &[m.clone()]).await.unwrap();
+        let a = store
+            .ingest("acme", "twitter", std::slice::from_ref(&m))
+            .await
+            .unwrap();
         let b = store.ingest("globex", "twitter", &[m]).await.unwrap();
         assert!(!a[0].duplicate && !b[0].duplicate);
         assert_ne!(a[0].conversation_id, b[0].conversation_id);
