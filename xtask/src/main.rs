@@ -4,6 +4,9 @@
 //!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
 //! - `test`: builds the plugins, then runs the whole test suite (the README's test command).
 //! - `demo`: builds the plugins and the host, then runs `centralino demo`.
+//! - `bench`: builds the plugins, then runs the benchmark report (`centralino-bench`, a
+//!   release build) and writes it to `target/bench-report.md`; arguments go to the report
+//!   (`cargo xtask bench -- --help`). See `BENCHMARKS.md`.
 //!
 //! Toolchain routes, tried in order (see `TOOLCHAIN.md` of the design notes):
 //! 1. rustup's `wasm32-wasip2` target, installed with a time limit when missing;
@@ -26,8 +29,9 @@ fn main() -> ExitCode {
         "plugins" => build_plugins().map(|_| ()),
         "test" => test(),
         "demo" => demo(&args[1..]),
+        "bench" => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <plugins|test|demo [demo args]>");
+            eprintln!("usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]>");
             return ExitCode::from(2);
         }
     };
@@ -400,4 +404,24 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
         ])
         .args(args)
         .current_dir(&root))
+}
+
+fn bench(args: &[String]) -> anyhow::Result<()> {
+    build_plugins()?;
+    let root = root();
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--").collect();
+    let shown: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let mut command = Command::new("cargo");
+    let label = format!("cargo xtask bench {}", shown.join(" "));
+    command.env("CENTRALINO_BENCH_COMMAND", label.trim_end());
+    command
+        .args(["run", "--release", "--package", "centralino-bench", "--"])
+        .args(&args)
+        .current_dir(&root);
+    if !args.iter().any(|a| a.as_str() == "--report") {
+        let report = root.join("target").join("bench-report.md");
+        command.arg("--report").arg(report);
+    }
+    step("building (release) and running the benchmarks; the report follows");
+    run(&mut command)
 }

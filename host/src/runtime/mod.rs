@@ -19,6 +19,7 @@
 //! ([`crate::connectors`]).
 
 pub(crate) mod bindings;
+mod borrowed;
 mod cache;
 mod channel;
 mod inspect;

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
+use wasmtime::component::Func;
 
-use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
+use super::bindings::v0_1::routing_policy::RoutingPolicyPre;
+use super::borrowed;
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
@@ -81,7 +83,8 @@ impl RouterPlugin {
 
 struct Live {
     store: Store<PluginState>,
-    bindings: RoutingPolicy,
+    /// The `route` export, called with borrowed arguments ([`super::borrowed`]).
+    route: Func,
     /// Set while a call runs; still set at the next call, the previous call's future was
     /// dropped midway and the instance is replaced.
     in_call: bool,
@@ -152,9 +155,11 @@ impl RouterInstance {
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
+                let route = *bindings.centralino_plugin_router().func_route().func();
+                borrowed::check_route(&route, &store).map_err(|e| instantiate_fault(&id, &e))?;
                 self.live = Some(Live {
                     store,
-                    bindings,
+                    route,
                     in_call: false,
                 });
                 Ok(())
@@ -178,13 +183,12 @@ impl RouterInstance {
             )));
         };
         begin_call(&mut live.store, self.limits.call_deadline);
-        let wit_context = context.into();
+        let arguments = borrowed::ContextRef::from(context);
         live.in_call = true;
-        let result = live
-            .bindings
-            .centralino_plugin_router()
-            .call_route(&mut live.store, &wit_context)
-            .await;
+        let result = borrowed::route_func(live.route)
+            .call_async(&mut live.store, (arguments,))
+            .await
+            .map(|(result,)| result);
         live.in_call = false;
         self.notes.absorb(end_call(&mut live.store, "route"));
         match result {

@@ -1,0 +1,587 @@
+//! `centralino-bench`: runs the benchmarks and prints a report (Markdown) with the machine,
+//! the load average, the command, and every figure next to its target.
+//!
+//! Run with `cargo xtask bench` (builds the plugins first), or directly:
+//! `cargo run --release -p centralino-bench -- [--quick] [--only decision,ingest,…]`.
+
+#![allow(clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use centralino::runtime::Runtime;
+use centralino_bench::density::Allocator;
+use centralino_bench::machine::{Machine, command_line, load_average};
+use centralino_bench::stats::{bytes, human};
+use centralino_bench::{cold, decision, density, ingest, swap};
+use clap::Parser;
+
+/// The sections, in report order.
+const SECTIONS: [&str; 5] = ["decision", "ingest", "density", "swap", "cold"];
+
+/// Benchmarks of centralino: decision cost, ingest throughput, tenant density, hot swap,
+/// cold start. Prints a Markdown report; build the plugins first (`cargo xtask plugins`),
+/// or run `cargo xtask bench`, which does both.
+#[derive(Parser, Debug)]
+#[command(name = "centralino-bench")]
+struct Args {
+    /// Tiny sizes and short runs: checks that every benchmark runs (seconds); the figures
+    /// mean nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Only these sections (comma-separated): decision, ingest, density, swap, cold.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Where the built plugins are. Default: `$CENTRALINO_PLUGIN_DIR` or `target/plugins`.
+    #[arg(long)]
+    plugins: Option<PathBuf>,
+    /// Also write the report to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Ingest: messages per run.
+    #[arg(long)]
+    messages: Option<usize>,
+    /// Ingest: messages per webhook delivery.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Ingest: webhook deliveries in flight.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Density: instance counts (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    instances: Vec<usize>,
+    /// Density: allocators to compare (on-demand, pooling).
+    #[arg(long, value_delimiter = ',')]
+    allocators: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let main_started = Instant::now();
+    let raw: Vec<String> = std::env::args().collect();
+    // Child processes of the density and cold-start benchmarks.
+    if raw.get(1).map(String::as_str) == Some(density::CHILD_ARG) {
+        return density_child(&raw[2..]);
+    }
+    if raw.get(1).map(String::as_str) == Some(cold::CHILD_ARG) {
+        return cold_child(&raw[2..], main_started);
+    }
+    if raw.get(1).map(String::as_str) == Some(PROFILE_ARG) {
+        return profile_decisions(&raw[2..]);
+    }
+    let args = Args::parse();
+    let plugins = args
+        .plugins
+        .clone()
+        .unwrap_or_else(centralino_bench::default_plugin_dir);
+    let sections: Vec<&str> = if args.only.is_empty() {
+        SECTIONS.to_vec()
+    } else {
+        for name in &args.only {
+            anyhow::ensure!(
+                SECTIONS.contains(&name.as_str()),
+                "unknown section `{name}` (known: {})",
+                SECTIONS.join(", ")
+            );
+        }
+        SECTIONS
+            .into_iter()
+            .filter(|s| args.only.iter().any(|o| o == s))
+            .collect()
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut report = Report::new(&args);
+    report.flush();
+    for section in sections {
+        let load = load_average();
+        let started = Instant::now();
+        let body = match section {
+            "decision" => tokio.block_on(decision_section(&args, &plugins))?,
+            "ingest" => tokio.block_on(ingest_section(&args, &plugins))?,
+            "density" => density_section(&args, &plugins)?,
+            "swap" => tokio.block_on(swap_section(&args, &plugins))?,
+            _ => cold_section(&args, &plugins)?,
+        };
+        report.section(section, &body, &load, started.elapsed());
+        report.flush();
+    }
+    let _ = writeln!(
+        report.text,
+        "\nLoad average at the end: {}.",
+        load_average()
+    );
+    report.flush();
+    if let Some(path) = &args.report {
+        std::fs::write(path, &report.text)?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The report, printed section by section as it is measured.
+struct Report {
+    text: String,
+    printed: usize,
+    quick: bool,
+}
+
+impl Report {
+    fn new(args: &Args) -> Report {
+        let machine = Machine::detect();
+        let mut text = String::new();
+        let _ = writeln!(text, "# centralino benchmarks\n");
+        if args.quick {
+            let _ = writeln!(
+                text,
+                "**--quick: tiny sizes, a smoke run; these figures mean nothing.**\n"
+            );
+        }
+        let _ = writeln!(text, "- machine: {}", machine.summary());
+        let _ = writeln!(text, "- load average at the start: {}", load_average());
+        let _ = writeln!(text, "- command: `{}`", command_line());
+        Report {
+            text,
+            printed: 0,
+            quick: args.quick,
+        }
+    }
+
+    fn section(&mut self, name: &str, body: &str, load: &str, took: Duration) {
+        let only = format!(
+            "cargo run --release -p centralino-bench -- --only {name}{}",
+            if self.quick { " --quick" } else { "" }
+        );
+        let _ = writeln!(
+            self.text,
+            "\n{body}\n_load average when the section started: {load}; took {:.1} s; this section alone: `{only}`_",
+            took.as_secs_f64()
+        );
+    }
+
+    fn flush(&mut self) {
+        print!("{}", &self.text[self.printed..]);
+        self.printed = self.text.len();
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let mut options = decision::Options::default();
+    if args.quick {
+        options.rounds = 3;
+        options.round_time = Duration::from_millis(5);
+    }
+    let runtime = Runtime::new()?;
+    let figures = decision::run(&runtime, plugins, &options).await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "## 1. Decision cost: `route()` per decision\n");
+    let _ = writeln!(
+        out,
+        "Median of {} interleaved rounds per side; wasm through `RouterInstance::route` (host types → contract → guest → back, output caps checked), native = the plugin's code compiled into the host, HTTP = the native code behind axum on 127.0.0.1, called with reqwest (JSON, kept-alive connection).\n",
+        options.rounds
+    );
+    let _ = writeln!(
+        out,
+        "| policy | operators | wasm | native | wasm / native | HTTP loopback | HTTP / wasm |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for f in &figures {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1}× | {} | {:.0}× |",
+            f.policy.name(),
+            f.agents,
+            human(f.wasm_ns),
+            human(f.native_ns),
+            f.wasm_over_native(),
+            human(f.http_ns),
+            f.http_over_wasm()
+        );
+    }
+    let nine: Vec<&decision::Figure> = figures.iter().filter(|f| f.agents == 9).collect();
+    let _ = writeln!(out, "\nTargets (9 operators):");
+    for f in nine {
+        let _ = writeln!(
+            out,
+            "- {}: {} ≤ 5 µs: {}; {:.1}× native ≤ 5×: {}; {:.0}× faster than HTTP ≥ 100×: {}",
+            f.policy.name(),
+            human(f.wasm_ns),
+            verdict(f.wasm_ns <= 5_000.0),
+            f.wasm_over_native(),
+            verdict(f.wasm_over_native() <= 5.0),
+            f.http_over_wasm(),
+            verdict(f.http_over_wasm() >= 100.0)
+        );
+    }
+    Ok(out)
+}
+
+async fn ingest_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let mut options = ingest::Options::default();
+    if args.quick {
+        options.messages = 200;
+        options.batch = 20;
+    }
+    options.messages = args.messages.unwrap_or(options.messages);
+    options.batch = args.batch.unwrap_or(options.batch);
+    options.concurrency = args.concurrency.unwrap_or(options.concurrency);
+    let runtime = Runtime::new()?;
+    let f = ingest::run(&runtime, plugins, &options).await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## 2. Ingest throughput: signed Facebook webhooks to SQLite and the CRM\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} messages in deliveries of {} (Messenger batches entries: one entry per message, each from its own customer, so every message opens a conversation and is routed), {} deliveries in flight, chain `{}` over {} operators, SQLite file in {} (on disk, WAL), counting `Crm`.\n",
+        f.options.messages,
+        f.options.batch,
+        f.options.concurrency,
+        ingest::CHAIN,
+        f.options.operators,
+        f.database_dir
+    );
+    let _ = writeln!(out, "| run | time | messages/s |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| durable: verified, normalised, deduplicated, routed, committed (CRM held) | {} | {:.0} |",
+        human(f.durable.as_nanos() as f64),
+        f.rate(f.durable)
+    );
+    let _ = writeln!(
+        out,
+        "| CRM drain of that backlog ({} events) | {} | {:.0} |",
+        f.crm_events,
+        human(f.crm_drain.as_nanos() as f64),
+        f.rate(f.crm_drain)
+    );
+    let _ = writeln!(
+        out,
+        "| end to end, CRM open: last delivery acknowledged | {} | {:.0} |",
+        human(f.end_to_end_acked.as_nanos() as f64),
+        f.rate(f.end_to_end_acked)
+    );
+    let _ = writeln!(
+        out,
+        "| end to end, CRM open: last CRM event delivered | {} | {:.0} |",
+        human(f.end_to_end.as_nanos() as f64),
+        f.rate(f.end_to_end)
+    );
+    let total: Duration = f.stages.iter().map(|s| s.time).sum::<Duration>() + f.crm_drain;
+    let _ = writeln!(
+        out,
+        "\nShare of time per stage (one delivery at a time, same public calls as the host; the CRM row is the drain above):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| stage | time | per message | share | per message without disk (in-memory SQLite) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let per = |d: Duration| human(d.as_nanos() as f64 / f.options.messages.max(1) as f64);
+    for (stage, cpu) in f.stages.iter().zip(&f.stages_in_memory) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0}% | {} |",
+            stage.name,
+            human(stage.time.as_nanos() as f64),
+            per(stage.time),
+            100.0 * stage.time.as_secs_f64() / total.as_secs_f64().max(1e-9),
+            per(cpu.time)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| CRM: claim, deliver, mark delivered (two events per message) | {} | {} | {:.0}% | |",
+        human(f.crm_drain.as_nanos() as f64),
+        per(f.crm_drain),
+        100.0 * f.crm_drain.as_secs_f64() / total.as_secs_f64().max(1e-9)
+    );
+    let _ = writeln!(
+        out,
+        "\n(composed run without the CRM: {:.0} messages/s; one statement's round trip to SQLite through the store's pool, `SELECT 1`: {})",
+        f.rate(f.composed),
+        human(f.round_trip.as_nanos() as f64)
+    );
+    let _ = writeln!(
+        out,
+        "\nTarget ≥ 20,000 messages/s durable: {:.0}: {}",
+        f.rate(f.durable),
+        verdict(f.rate(f.durable) >= 20_000.0)
+    );
+    Ok(out)
+}
+
+fn density_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let sizes = if !args.instances.is_empty() {
+        args.instances.clone()
+    } else if args.quick {
+        vec![20, 50]
+    } else {
+        vec![1_000, 10_000]
+    };
+    let allocators: Vec<Allocator> = if args.allocators.is_empty() {
+        vec![Allocator::OnDemand, Allocator::Pooling]
+    } else {
+        args.allocators
+            .iter()
+            .map(|a| Allocator::parse(a).ok_or_else(|| anyhow::anyhow!("unknown allocator `{a}`")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let figures = density::run(plugins, &sizes, &allocators)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## 3. Tenant density: `facebook` connector instances of one compiled component\n"
+    );
+    let _ = writeln!(
+        out,
+        "Each size in a fresh process, the component loaded from the artifact cache. Per instance: `ChannelInstance::ready` = instantiate from the shared `InstancePre` + `describe` + `configure`, each with its own store, grants and limits. Memory: `VmRSS` growth with every instance alive and idle, divided by the count; mappings: `/proc/self/maps` growth per instance. Pooling: `Runtime::builder().pooling(instances + 8)`.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| allocator | instances | mean per instance | p99 | RSS per idle instance | RSS total | mappings per instance |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for f in &figures {
+        let instances = match &f.failed {
+            Some((made, _)) => format!("{} (**only {made} started**)", f.instances),
+            None => f.instances.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {instances} | {} | {} | {} | {} | {:.1} |",
+            f.allocator,
+            human(f.mean_ns),
+            human(f.p99_ns),
+            bytes(f.rss_per_instance),
+            bytes(f.rss_total as f64),
+            f.maps_per_instance
+        );
+    }
+    for f in figures.iter().filter(|f| f.failed.is_some()) {
+        if let Some((made, error)) = &f.failed {
+            let _ = writeln!(
+                out,
+                "\n{} × {}: instance {} failed to start: {error}. Each on-demand instance maps its own memory, guard regions and async stack; Linux's `vm.max_map_count` ({}) caps the process.",
+                f.allocator,
+                f.instances,
+                made + 1,
+                std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|_| "?".to_string())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nTargets: ≤ 50 µs per instance, ≤ 1 MiB per idle instance."
+    );
+    for f in &figures {
+        let _ = writeln!(
+            out,
+            "- {} × {}: {}: {}; {}: {}{}",
+            f.allocator,
+            f.instances,
+            human(f.mean_ns),
+            verdict(f.mean_ns <= 50_000.0),
+            bytes(f.rss_per_instance),
+            verdict(f.rss_per_instance <= 1024.0 * 1024.0),
+            if f.failed.is_some() {
+                " (but not every instance started)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(out)
+}
+
+async fn swap_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let seconds = if args.quick { 1.5 } else { 6.0 };
+    let f = swap::run(plugins, 1_000, seconds).await?;
+    let mut out = String::new();
+    let _ = writeln!(out, "## 4. Hot swap (what exists today)\n");
+    let _ = writeln!(
+        out,
+        "The host has no hot-swap operation yet: a `Host`'s connectors are fixed when it is built. This times the pieces a swap would use, under {:.0} messages/s of signed single-message deliveries (achieved {:.0}/s) through the connector's lock: compile + link the new version (new bytes, on a blocking thread), start + configure its instance, replace the instance under the lock.\n",
+        f.rate.0, f.rate.1
+    );
+    let _ = writeln!(out, "| step | time |");
+    let _ = writeln!(out, "|---|---:|");
+    let _ = writeln!(
+        out,
+        "| compile + link the new version (cache miss) | {} |",
+        human(f.compile.as_nanos() as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| start + configure its instance | {} |",
+        human(f.ready.as_nanos() as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| switch (instance replaced under the connector's lock) | {} |",
+        human(f.switch.as_nanos() as f64)
+    );
+    let _ = writeln!(
+        out,
+        "| the same version loaded again from the artifact cache | {} |",
+        human(f.compile_cached.as_nanos() as f64)
+    );
+    let _ = writeln!(
+        out,
+        "\n| traffic latency (from when due) | p50 | p99 | max |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (label, (p50, p99, max)) in [
+        ("before the swap", f.before),
+        ("during the swap", f.during),
+        ("after the switch", f.after),
+    ] {
+        if max == 0.0 {
+            let _ = writeln!(out, "| {label} | – | – | – |");
+        } else {
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {} | {} |",
+                human(p50),
+                human(p99),
+                human(max)
+            );
+        }
+    }
+    let lost = f.sent.saturating_sub(f.normalised);
+    let _ = writeln!(
+        out,
+        "\nLatency counts from when a message was due, so it includes the 1 ms granularity of the sender's timer. Messages sent {}, normalised {}, lost {}. Pause seen by traffic (max latency during the swap): {} (target ≤ 50 ms: {}); loss 0: {}.",
+        f.sent,
+        f.normalised,
+        lost,
+        human(f.during.2),
+        verdict(f.during.2 <= 50e6),
+        verdict(lost == 0)
+    );
+    Ok(out)
+}
+
+fn cold_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let starts = if args.quick { 1 } else { 7 };
+    let figures = cold::run(plugins, starts)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## 5. Cold start: a host with three plugins (`facebook`, `skills`, `least-loaded`)\n"
+    );
+    let _ = writeln!(
+        out,
+        "Fresh process per start; SQLite file store. Medians of {starts} starts (the cache-filling start is a single one).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| mode | main → ready | runtime | chain (2 policies) | host (store + connector) | process spawn → exit |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    for f in &figures {
+        let m = f.median;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            f.mode,
+            cold::ms(m.ready_ns),
+            cold::ms(m.runtime_ns),
+            cold::ms(m.chain_ns),
+            cold::ms(m.host_ns),
+            cold::ms(m.process_ns)
+        );
+    }
+    if let (Some(none), Some(hit)) = (figures.first(), figures.last()) {
+        let _ = writeln!(
+            out,
+            "\nThe cache makes a start {:.1}× faster.",
+            none.median.ready_ns / hit.median.ready_ns.max(1.0)
+        );
+    }
+    Ok(out)
+}
+
+fn density_child(args: &[String]) -> anyhow::Result<()> {
+    let [n, allocator, plugins, cache] = args else {
+        anyhow::bail!(
+            "usage: {} <instances> <allocator> <plugin dir> <cache dir>",
+            density::CHILD_ARG
+        );
+    };
+    let n: usize = n.parse()?;
+    let allocator = Allocator::parse(allocator)
+        .ok_or_else(|| anyhow::anyhow!("unknown allocator `{allocator}`"))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let figure = tokio.block_on(density::measure(
+        std::path::Path::new(plugins),
+        n,
+        allocator,
+        Some(std::path::Path::new(cache)),
+    ))?;
+    println!("{}", density::to_json(&figure));
+    Ok(())
+}
+
+fn cold_child(args: &[String], main_started: Instant) -> anyhow::Result<()> {
+    let [plugins, cache] = args else {
+        anyhow::bail!("usage: {} <plugin dir> <cache dir | ->", cold::CHILD_ARG);
+    };
+    let cache = (cache != "-").then(|| PathBuf::from(cache));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let line = tokio.block_on(cold::child(
+        std::path::Path::new(plugins),
+        cache.as_deref(),
+        main_started,
+    ))?;
+    println!("{line}");
+    Ok(())
+}
+
+/// Hidden: `__profile-decision <policy> <operators> <seconds>` runs wasm decisions in a
+/// loop, for `perf record` or `valgrind --tool=callgrind`.
+const PROFILE_ARG: &str = "__profile-decision";
+
+fn profile_decisions(args: &[String]) -> anyhow::Result<()> {
+    let [policy, agents, seconds] = args else {
+        anyhow::bail!("usage: {PROFILE_ARG} <policy> <operators> <seconds>");
+    };
+    let policy = centralino_bench::native::Policy::from_name(policy)
+        .ok_or_else(|| anyhow::anyhow!("unknown policy `{policy}`"))?;
+    let context = centralino_bench::fixtures::routing_context(agents.parse()?);
+    let seconds: f64 = seconds.parse()?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(async {
+        let runtime = Runtime::new()?;
+        let plugins = centralino_bench::default_plugin_dir();
+        let mut wasm = decision::instance(&runtime, &plugins, policy).await?;
+        let started = Instant::now();
+        let mut n = 0u64;
+        while started.elapsed().as_secs_f64() < seconds {
+            for _ in 0..1000 {
+                std::hint::black_box(wasm.route(&context).await?);
+            }
+            n += 1000;
+        }
+        eprintln!(
+            "{n} decisions, {}",
+            human(started.elapsed().as_nanos() as f64 / n as f64)
+        );
+        Ok(())
+    })
+}

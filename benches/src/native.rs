@@ -1,0 +1,158 @@
+//! The `least-loaded` and `skills` policies compiled natively: the same logic as
+//! `plugins/least-loaded/src/lib.rs` and `plugins/skills/src/lib.rs`, line for line, over
+//! the host's own types. This is the limit a CRM reaches by compiling its routing into its
+//! own code; the wasm figures are compared with it.
+//!
+//! The unit tests check that both agree with the plugins on the benchmark's rosters (the
+//! decision benchmark checks it again against the loaded components before timing).
+
+use std::cmp::Ordering;
+
+use centralino::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
+
+fn eligible(agent: &Agent) -> bool {
+    agent.presence == Presence::Online && agent.load < agent.capacity
+}
+
+fn by_load_ratio(a: &Agent, b: &Agent) -> Ordering {
+    let left = u64::from(a.load) * u64::from(b.capacity);
+    let right = u64::from(b.load) * u64::from(a.capacity);
+    left.cmp(&right)
+}
+
+fn recency_key(agent: &Agent) -> u64 {
+    agent.last_assigned_at.map_or(0, |at| at.saturating_add(1))
+}
+
+/// `least-loaded`: the eligible operator with the lowest load ratio, then the longest idle.
+pub fn least_loaded(context: &RoutingContext) -> RoutingDecision {
+    let chosen = context
+        .agents
+        .iter()
+        .filter(|agent| eligible(agent))
+        .min_by(|a, b| by_load_ratio(a, b).then_with(|| recency_key(a).cmp(&recency_key(b))));
+    match chosen {
+        Some(agent) => RoutingDecision {
+            action: RoutingAction::Assign(agent.id.clone()),
+            priority: None,
+            reason: format!(
+                "least-loaded: {} holds {} of {}",
+                agent.id, agent.load, agent.capacity
+            ),
+        },
+        None => RoutingDecision {
+            action: RoutingAction::Narrow(Vec::new()),
+            priority: None,
+            reason: "least-loaded: nobody online with free capacity".to_string(),
+        },
+    }
+}
+
+fn has(list: &[String], wanted: &str) -> bool {
+    list.iter().any(|item| item.eq_ignore_ascii_case(wanted))
+}
+
+/// `skills` with `require_language` (the plugin's default: `true`): the operators of the
+/// conversation's brand who speak its language, in roster order.
+pub fn skills(context: &RoutingContext, require_language: bool) -> RoutingDecision {
+    let conversation = &context.conversation;
+    let brand = conversation.brand.as_deref();
+    let language = conversation.language.as_deref();
+    let with_brand: Vec<&Agent> = context
+        .agents
+        .iter()
+        .filter(|agent| brand.is_none_or(|brand| has(&agent.skills, brand)))
+        .collect();
+    let speaks = |agent: &Agent| language.is_none_or(|lang| has(&agent.languages, lang));
+    let (speakers, others): (Vec<&Agent>, Vec<&Agent>) =
+        with_brand.into_iter().partition(|agent| speaks(agent));
+    let others = if require_language { Vec::new() } else { others };
+    let kept: Vec<String> = speakers
+        .iter()
+        .chain(others.iter())
+        .map(|agent| agent.id.clone())
+        .collect();
+    let reason = format!(
+        "skills: {} of {} operators serve brand {} in language {}",
+        kept.len(),
+        context.agents.len(),
+        brand.unwrap_or("(any)"),
+        language.unwrap_or("(any)")
+    );
+    RoutingDecision {
+        action: RoutingAction::Narrow(kept),
+        priority: None,
+        reason,
+    }
+}
+
+/// The two policies the benchmark compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// `plugins/least-loaded`.
+    LeastLoaded,
+    /// `plugins/skills` with default settings.
+    Skills,
+}
+
+impl Policy {
+    /// Both, in report order.
+    pub const ALL: [Policy; 2] = [Policy::LeastLoaded, Policy::Skills];
+
+    /// The plugin's name (`target/plugins/<name>.wasm`, the HTTP peer's path).
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::LeastLoaded => "least-loaded",
+            Policy::Skills => "skills",
+        }
+    }
+
+    /// Parses a plugin name.
+    pub fn from_name(name: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Runs the native version.
+    pub fn decide(self, context: &RoutingContext) -> RoutingDecision {
+        match self {
+            Policy::LeastLoaded => least_loaded(context),
+            Policy::Skills => skills(context, true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::routing_context;
+
+    #[test]
+    fn least_loaded_picks_the_lowest_ratio_among_the_eligible() {
+        let context = routing_context(9);
+        let decision = least_loaded(&context);
+        let RoutingAction::Assign(id) = decision.action else {
+            panic!("expected an assignment: {decision:?}");
+        };
+        let chosen = context.agents.iter().find(|a| a.id == id).unwrap();
+        assert!(eligible(chosen));
+        for other in context.agents.iter().filter(|a| eligible(a)) {
+            assert_ne!(by_load_ratio(other, chosen), Ordering::Less, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn skills_keeps_the_brand_and_language_in_roster_order() {
+        let context = routing_context(200);
+        let RoutingAction::Narrow(kept) = skills(&context, true).action else {
+            panic!("skills narrows");
+        };
+        assert!(!kept.is_empty() && kept.len() < 200);
+        let expected: Vec<String> = context
+            .agents
+            .iter()
+            .filter(|a| has(&a.skills, "tim") && has(&a.languages, "it"))
+            .map(|a| a.id.clone())
+            .collect();
+        assert_eq!(kept, expected);
+    }
+}
