@@ -38,10 +38,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::Host;
 use crate::connectors::DEFAULT_TENANT;
@@ -105,39 +102,15 @@ pub(crate) fn router_with(host: Host, limits: &IngressLimits) -> Router {
         .with_state(ingress)
 }
 
-/// Serves the ingress of `host` on `listener` with `limits` until the future is dropped.
+/// Serves the ingress of `host` on `listener` with `limits` until the future is dropped
+/// (the hardened serving loop of [`crate::api::serve`]: header timeout, connection cap).
 pub(crate) async fn serve(
     host: Host,
     listener: TcpListener,
     limits: IngressLimits,
 ) -> std::io::Result<()> {
     let app = router_with(host, &limits);
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return Ok(());
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors, a connection reset before accept…: keep serving.
-                tracing::warn!("webhook ingress: accepting a connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, "webhook connection ended: {e}");
-            }
-            drop(slot);
-        });
-    }
+    crate::api::serve(app, listener, limits).await
 }
 
 async fn default_tenant(
