@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::routing::{ConversationId, RoutingEngine};
 use crate::runtime::Runtime;
 use crate::store::{Backend, ConversationStatus, Ingested, OutboxEntry, Store};
-use crate::types::{MessageKind, OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
+use crate::types::{OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
 use routing::TenantRouting;
 
 /// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
@@ -611,19 +611,13 @@ impl Host {
                 .map_err(|e| Error::Refused(e.to_string()))?;
             account = Some(route.account);
         }
-        let messages = store.messages(tenant, conversation_id).await?;
-        let last_inbound = messages.iter().rev().find(|m| m.direction == "inbound");
-        let message = OutboundMessage {
-            account: account.unwrap_or_else(|| conversation.account.clone()),
-            conversation_key: conversation.thread_key.clone(),
-            kind: conversation.kind,
-            recipient: (conversation.kind == MessageKind::PrivateMessage)
-                .then(|| conversation.customer_id.clone()),
-            in_reply_to: last_inbound.map(|m| m.message.external_id.clone()),
-            text: text.to_string(),
-            attachments: Vec::new(),
-            idempotency_key: idempotency_key.to_string(),
-        };
+        let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
+        let message = conversation.reply(
+            account,
+            in_reply_to,
+            text.to_string(),
+            idempotency_key.to_string(),
+        );
         let (entry, _new) = store
             .enqueue_reply(
                 tenant,

@@ -14,7 +14,7 @@ use crate::crm::CrmEvent;
 use crate::metrics::Metrics;
 use crate::routing::{ConversationId, CustomerMessage, Notice, RoutingEngine};
 use crate::store::{ConversationStatus, Ingested, Store};
-use crate::types::{MessageKind, OutboundMessage};
+use crate::types::MessageKind;
 
 /// Author recorded for messages the host itself sends (auto-replies).
 pub const HOST_AUTHOR: &str = "centralino";
@@ -156,8 +156,7 @@ async fn auto_reply(
     let Some(conversation) = store.conversation(tenant, conversation_id).await? else {
         return Ok(());
     };
-    let messages = store.messages(tenant, conversation_id).await?;
-    let last = messages.iter().rev().find(|m| m.direction == "inbound");
+    let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
     let mut text = text.to_string();
     if conversation.kind == MessageKind::PublicPost
         && let Some(handle) = &conversation.customer_handle
@@ -165,17 +164,12 @@ async fn auto_reply(
         // A public reply on X must mention the customer to land in their thread.
         text = format!("@{handle} {text}");
     }
-    let message = OutboundMessage {
-        account: conversation.account.clone(),
-        conversation_key: conversation.thread_key.clone(),
-        kind: conversation.kind,
-        recipient: (conversation.kind == MessageKind::PrivateMessage)
-            .then(|| conversation.customer_id.clone()),
-        in_reply_to: last.map(|m| m.message.external_id.clone()),
+    let message = conversation.reply(
+        None,
+        in_reply_to,
         text,
-        attachments: Vec::new(),
-        idempotency_key: format!("auto-wait:{conversation_id}"),
-    };
+        format!("auto-wait:{conversation_id}"),
+    );
     store
         .enqueue_reply(
             tenant,

@@ -25,7 +25,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::clock::now_ms;
-use crate::types::{Message, MessageKind};
+use crate::types::{Message, MessageKind, OutboundMessage};
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +129,30 @@ pub struct ConversationRecord {
     pub first_response_at: Option<i64>,
     /// Resolved (ms).
     pub resolved_at: Option<i64>,
+}
+
+impl ConversationRecord {
+    /// A reply in this conversation: threaded under `in_reply_to`, to the customer
+    /// privately when the conversation is private, from `account` (default: the account
+    /// the customer wrote to).
+    pub fn reply(
+        &self,
+        account: Option<String>,
+        in_reply_to: Option<String>,
+        text: String,
+        idempotency_key: String,
+    ) -> OutboundMessage {
+        OutboundMessage {
+            account: account.unwrap_or_else(|| self.account.clone()),
+            conversation_key: self.thread_key.clone(),
+            kind: self.kind,
+            recipient: (self.kind == MessageKind::PrivateMessage).then(|| self.customer_id.clone()),
+            in_reply_to,
+            text,
+            attachments: Vec::new(),
+            idempotency_key,
+        }
+    }
 }
 
 /// A stored message.
@@ -435,6 +459,25 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Platform id of the customer's latest message in a conversation: what a reply
+    /// answers, for threading.
+    pub async fn latest_inbound_id(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT external_id FROM messages
+             WHERE tenant = $1 AND conversation_id = $2 AND direction = 'inbound'
+             ORDER BY created_at DESC, received_at DESC, batch_index DESC LIMIT 1",
+        )
+        .bind(tenant)
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("external_id")).transpose()?)
     }
 
     /// Messages of a conversation, oldest first.
