@@ -36,6 +36,10 @@
 //! | `centralino_plugin_refused_calls_total` | counter | tenant, connector, plugin |
 //! | `centralino_capability_denials_total` | counter | tenant, connector, plugin |
 //! | `centralino_connector_circuit` | gauge | tenant, connector, state |
+//! | `centralino_connector_enabled` | gauge | tenant, connector |
+//! | `centralino_plugin_calls_total` | counter | tenant, connector, plugin (name@version) |
+//! | `centralino_plugin_reloads_total` | counter | tenant, connector, outcome (`swapped`, `refused`) |
+//! | `centralino_config_reloads_total` | counter | outcome (`applied`, `refused`) |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -179,6 +183,8 @@ pub struct Metrics {
     rate_limited: Counter,
     decision_seconds: Histogram,
     first_response_seconds: Histogram,
+    plugin_reloads: Counter,
+    config_reloads: Counter,
 }
 
 impl Default for Metrics {
@@ -225,6 +231,16 @@ impl Default for Metrics {
                 "Time from a conversation's first message to an operator's first reply reaching the platform.",
                 &["tenant", "connector"],
                 FIRST_RESPONSE_BUCKETS,
+            ),
+            plugin_reloads: Counter::new(
+                "centralino_plugin_reloads_total",
+                "Reloads of a connector's plugin: `swapped` ones took over, `refused` ones left the old version serving.",
+                &["tenant", "connector", "outcome"],
+            ),
+            config_reloads: Counter::new(
+                "centralino_config_reloads_total",
+                "Reloads of centralino.toml: `applied`, or `refused` (invalid, nothing changed).",
+                &["outcome"],
             ),
         }
     }
@@ -278,6 +294,18 @@ impl Metrics {
             .observe(&[tenant, connector], after.as_secs_f64());
     }
 
+    /// A connector's plugin was reloaded (`swapped`) or the candidate refused.
+    pub(crate) fn plugin_reload(&self, tenant: &str, connector: &str, swapped: bool) {
+        let outcome = if swapped { "swapped" } else { "refused" };
+        self.plugin_reloads.add(&[tenant, connector, outcome], 1);
+    }
+
+    /// centralino.toml was reloaded (`applied`) or refused.
+    pub(crate) fn config_reload(&self, applied: bool) {
+        let outcome = if applied { "applied" } else { "refused" };
+        self.config_reloads.add(&[outcome], 1);
+    }
+
     fn render(&self, out: &mut Exposition) {
         for counter in [
             &self.messages_received,
@@ -286,6 +314,8 @@ impl Metrics {
             &self.replies_sent,
             &self.reply_failures,
             &self.rate_limited,
+            &self.plugin_reloads,
+            &self.config_reloads,
         ] {
             counter.render(out);
         }
@@ -410,6 +440,35 @@ fn connectors(host: &Host, out: &mut Exposition) {
             ];
             out.sample(name, &labels, if h.circuit == circuit { 1.0 } else { 0.0 });
         }
+    }
+    let name = "centralino_plugin_calls_total";
+    out.family(
+        name,
+        "Calls that reached a connector's plugin, by the plugin version that served them.",
+        "counter",
+    );
+    for h in &health {
+        for (plugin, calls) in &h.calls_by_version {
+            let labels = [
+                ("tenant", h.tenant.clone()),
+                ("connector", h.connector.clone()),
+                ("plugin", plugin.clone()),
+            ];
+            out.sample(name, &labels, *calls as f64);
+        }
+    }
+    let name = "centralino_connector_enabled";
+    out.family(
+        name,
+        "1 while a connector takes calls, 0 while an admin has it disabled.",
+        "gauge",
+    );
+    for h in &health {
+        let labels = [
+            ("tenant", h.tenant.clone()),
+            ("connector", h.connector.clone()),
+        ];
+        out.sample(name, &labels, if h.enabled { 1.0 } else { 0.0 });
     }
 }
 

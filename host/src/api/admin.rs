@@ -5,6 +5,10 @@
 //! | `GET /status` | readiness, per-tenant routing (statistics, queue depth, operators by presence), every connector's health |
 //! | `GET /connectors` | every connector's health (circuit, faults, restarts, refused calls, denials) |
 //! | `POST /connectors/{tenant}/{name}/reset` | close a connector's circuit; answers its health |
+//! | `POST /connectors/{tenant}/{name}/reload` | hot-swap the connector's plugin from its file; answers the [`ReloadReport`], `409 refused` with the reason when the new version was refused (the old one keeps serving) |
+//! | `POST /connectors/reload` | the same for every connector; answers every report |
+//! | `POST /connectors/{tenant}/{name}/enable`, `…/disable` | a disabled connector answers webhooks 503 with `Retry-After`, skips polls and keeps replies queued; answers its health |
+//! | `POST /reload` | re-read centralino.toml and apply it (routing chains, operators, connectors' plugins and settings); answers the [`ConfigReload`], `409 refused` with the config's errors when it is invalid (nothing changes) |
 //! | `POST /operators/{tenant}/{id}/presence` | `{"presence": "online" \| "away" \| "offline"}` |
 //! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
 //! | `GET /healthz`, `GET /readyz` | probes, without a token |
@@ -28,8 +32,11 @@ use tokio::net::TcpListener;
 
 use super::crm::PresenceBody;
 use super::{ApiError, ApiPath, ErrorCode, JsonBody, TokenCheck, bearer};
+use std::sync::Arc;
+
 use crate::capabilities::Secret;
-use crate::connectors::ConnectorHealth;
+use crate::config::{ConfigReload, ConfigReloader};
+use crate::connectors::{ConnectorHealth, ReloadReport};
 use crate::metrics::presence_name;
 use crate::routing::EngineStats;
 use crate::server::IngressLimits;
@@ -54,6 +61,7 @@ pub fn check_exposure(address: SocketAddr, has_token: bool) -> Result<(), Error>
 pub struct AdminApi {
     host: Host,
     token: Option<TokenCheck>,
+    reloader: Option<Arc<ConfigReloader>>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -70,7 +78,14 @@ impl AdminApi {
         AdminApi {
             host,
             token: token.map(TokenCheck::new),
+            reloader: None,
         }
+    }
+
+    /// Lets `POST /reload` re-read the config file the host was started from.
+    pub fn with_reloader(mut self, reloader: Arc<ConfigReloader>) -> Self {
+        self.reloader = Some(reloader);
+        self
     }
 
     /// The routes, to serve or to nest. Nesting it on a non-loopback listener without a
@@ -80,6 +95,14 @@ impl AdminApi {
             .route("/status", get(status))
             .route("/connectors", get(connectors))
             .route("/connectors/{tenant}/{name}/reset", post(reset_connector))
+            .route("/connectors/reload", post(reload_connectors))
+            .route("/connectors/{tenant}/{name}/reload", post(reload_connector))
+            .route("/connectors/{tenant}/{name}/enable", post(enable_connector))
+            .route(
+                "/connectors/{tenant}/{name}/disable",
+                post(disable_connector),
+            )
+            .route("/reload", post(reload_config))
             .route("/operators/{tenant}/{id}/presence", post(set_presence))
             .route("/metrics", get(metrics))
             .route_layer(middleware::from_fn_with_state(self.clone(), authorize));
@@ -223,6 +246,97 @@ async fn reset_connector(
     admin
         .host
         .reset_connector(&tenant, &name)
+        .map(Json)
+        .map_err(ApiError::from_host)
+}
+
+/// `404 connector_not_found` unless the host has this connector.
+fn known_connector(admin: &AdminApi, tenant: &str, name: &str) -> Result<(), ApiError> {
+    let known = admin
+        .host
+        .connector_health()
+        .iter()
+        .any(|h| h.tenant == tenant && h.connector == name);
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::ConnectorNotFound,
+            format!("no connector `{name}` for tenant `{tenant}`"),
+        ))
+    }
+}
+
+async fn reload_connector(
+    State(admin): State<AdminApi>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<ReloadReport>, ApiError> {
+    known_connector(&admin, &tenant, &name)?;
+    let report = admin
+        .host
+        .reload_connector(&tenant, &name)
+        .await
+        .map_err(ApiError::from_host)?;
+    match &report.error {
+        Some(reason) => Err(ApiError::new(ErrorCode::Refused, reason.clone())),
+        None => Ok(Json(report)),
+    }
+}
+
+#[derive(Serialize)]
+struct ReloadList {
+    /// Whether every connector took its new version.
+    swapped: bool,
+    connectors: Vec<ReloadReport>,
+}
+
+async fn reload_connectors(State(admin): State<AdminApi>) -> Json<ReloadList> {
+    let connectors = admin.host.reload_connectors().await;
+    Json(ReloadList {
+        swapped: connectors.iter().all(|r| r.swapped),
+        connectors,
+    })
+}
+
+async fn set_enabled(
+    admin: &AdminApi,
+    tenant: &str,
+    name: &str,
+    enabled: bool,
+) -> Result<Json<ConnectorHealth>, ApiError> {
+    known_connector(admin, tenant, name)?;
+    admin
+        .host
+        .set_connector_enabled(tenant, name, enabled)
+        .await
+        .map(Json)
+        .map_err(ApiError::from_host)
+}
+
+async fn enable_connector(
+    State(admin): State<AdminApi>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<ConnectorHealth>, ApiError> {
+    set_enabled(&admin, &tenant, &name, true).await
+}
+
+async fn disable_connector(
+    State(admin): State<AdminApi>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<ConnectorHealth>, ApiError> {
+    set_enabled(&admin, &tenant, &name, false).await
+}
+
+async fn reload_config(State(admin): State<AdminApi>) -> Result<Json<ConfigReload>, ApiError> {
+    let Some(reloader) = &admin.reloader else {
+        return Err(ApiError::new(
+            ErrorCode::Refused,
+            "this host was not started from a config file, so there is nothing to reload",
+        ));
+    };
+    reloader
+        .reload(&admin.host)
+        .await
         .map(Json)
         .map_err(ApiError::from_host)
 }

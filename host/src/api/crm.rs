@@ -483,8 +483,8 @@ fn not_routed(conversation: &str) -> ApiError {
     ApiError::new(
         ErrorCode::NotRouted,
         format!(
-            "routing does not know conversation `{conversation}` (it arrived before the host \
-             last started)"
+            "routing does not know conversation `{conversation}` (the store holds no open \
+             conversation by that id)"
         ),
     )
 }

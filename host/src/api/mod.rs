@@ -97,7 +97,7 @@ pub enum ErrorCode {
     NotAssignee,
     /// 409: the conversation is resolved.
     ConversationResolved,
-    /// 409: routing does not know the conversation (it arrived before the host restarted).
+    /// 409: routing does not know the conversation (no open conversation by that id).
     NotRouted,
     /// 409: the tenant has no routing, so nobody can be assigned.
     RoutingNotConfigured,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use centralino::config::LogFormat;
 use clap::{Parser, Subcommand};
 
 #[path = "../cli/admin.rs"]
@@ -26,6 +27,15 @@ mod scaffold;
 #[derive(Parser)]
 #[command(name = "centralino", version, about)]
 struct Cli {
+    /// How to log: `pretty` or `json` (one object per line). Default: `host.log_format` of
+    /// the config for `run`, else `pretty`.
+    #[arg(
+        long,
+        global = true,
+        env = "CENTRALINO_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,7 +59,10 @@ enum Command {
     Check(config::CheckArgs),
     /// Show a running host's readiness, routing and connectors (admin API).
     Status(admin::StatusArgs),
-    /// List or reset a running host's connectors (admin API).
+    /// Re-read a running host's centralino.toml and apply it: routing chains, operators,
+    /// connectors' plugins and settings (admin API; the host also reloads on SIGHUP).
+    Reload(admin::ReloadArgs),
+    /// List, reset, reload, enable or disable a running host's connectors (admin API).
     Connectors {
         #[command(subcommand)]
         command: admin::ConnectorsCommand,
@@ -81,13 +94,7 @@ enum PluginCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = init_logging(&cli);
     let result = match cli.command {
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
@@ -101,20 +108,51 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::New(args),
         } => scaffold::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, format),
         Command::Demo(args) => demo::run(args),
         Command::Route(args) => replay::run(args),
         Command::Init(args) => config::init(args),
         Command::Check(args) => config::check(args),
         Command::Status(args) => admin::status(args),
+        Command::Reload(args) => admin::reload(args),
         Command::Connectors { command } => admin::connectors(command),
         Command::Agents { command } => admin::agents(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match format {
+                LogFormat::Json => tracing::error!("{e:#}"),
+                LogFormat::Pretty => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sets up `tracing` on stderr: pretty or JSON lines, filtered by `RUST_LOG` (default:
+/// warnings, and for `run` also the host's own information: swaps, reloads, circuits).
+fn init_logging(cli: &Cli) -> LogFormat {
+    let (format, default_filter) = match &cli.command {
+        Command::Run(args) => (
+            cli.log_format
+                .unwrap_or_else(|| run::log_format_of(args.config_path())),
+            "warn,centralino=info,centralino::plugin=warn",
+        ),
+        _ => (cli.log_format.unwrap_or_default(), "warn"),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+    format
 }

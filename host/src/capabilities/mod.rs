@@ -58,7 +58,7 @@ pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
 
 /// What one plugin instance may use. Deny by default: an empty allow-list reaches no host,
 /// and only named credentials and secrets exist for the plugin.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
     /// Hosts the `http` import may reach (`api.x.com`, `127.0.0.1:8080`); empty denies all.
     pub allowed_hosts: Vec<String>,

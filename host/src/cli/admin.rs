@@ -1,5 +1,6 @@
-//! `centralino status`, `centralino connectors list|reset` and `centralino agents
-//! presence`: admin commands that talk to a running host's admin API.
+//! `centralino status`, `centralino connectors list|reset|reload|enable|disable`,
+//! `centralino reload` and `centralino agents presence`: admin commands that talk to a
+//! running host's admin API.
 //!
 //! The host is found at `--admin` (or `CENTRALINO_ADMIN_URL`, default
 //! `http://127.0.0.1:8081`); the token is read from `CENTRALINO_ADMIN_TOKEN`, never from
@@ -55,6 +56,46 @@ pub enum ConnectorsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Hot-swap a connector's plugin from its file (every connector's without a name): the
+    /// new version is compiled, checked and configured first; if it fails, the old one
+    /// keeps serving and the reason is printed.
+    Reload {
+        /// The connector's name; all connectors when left out.
+        name: Option<String>,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Let a disabled connector take calls again (queued replies go out).
+    Enable {
+        /// The connector's name.
+        name: String,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Stop a connector taking calls: webhooks are answered 503 with `Retry-After` (the
+    /// platform delivers them again later), polls pause, replies wait in the outbox.
+    Disable {
+        /// The connector's name.
+        name: String,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `reload` arguments.
+#[derive(clap::Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    target: Target,
 }
 
 /// `agents` subcommands.
@@ -168,6 +209,125 @@ pub fn connectors(command: ConnectorsCommand) -> anyhow::Result<()> {
                 text(&answer["circuit"])
             );
         }
+        ConnectorsCommand::Reload {
+            name: Some(name),
+            tenant,
+            target,
+        } => {
+            let path = format!("/connectors/{}/{}/reload", segment(&tenant), segment(&name));
+            let answer = call(&target, "POST", &path, None)?;
+            if target.json {
+                return print_json(&answer);
+            }
+            print_reload(&answer);
+        }
+        ConnectorsCommand::Reload {
+            name: None, target, ..
+        } => {
+            let answer = call(&target, "POST", "/connectors/reload", None)?;
+            if target.json {
+                print_json(&answer)?;
+            } else {
+                for report in answer["connectors"].as_array().into_iter().flatten() {
+                    print_reload(report);
+                }
+            }
+            if answer["swapped"].as_bool() != Some(true) {
+                bail!("some connectors kept their old version (see above)");
+            }
+        }
+        ConnectorsCommand::Enable {
+            name,
+            tenant,
+            target,
+        } => switch(&name, &tenant, &target, true)?,
+        ConnectorsCommand::Disable {
+            name,
+            tenant,
+            target,
+        } => switch(&name, &tenant, &target, false)?,
+    }
+    Ok(())
+}
+
+/// Enables or disables a connector.
+fn switch(name: &str, tenant: &str, target: &Target, enable: bool) -> anyhow::Result<()> {
+    let action = if enable { "enable" } else { "disable" };
+    let path = format!("/connectors/{}/{}/{action}", segment(tenant), segment(name));
+    let answer = call(target, "POST", &path, None)?;
+    if target.json {
+        return print_json(&answer);
+    }
+    let state = if answer["enabled"].as_bool() == Some(true) {
+        "enabled: it takes calls, queued replies go out"
+    } else {
+        "disabled: webhooks get 503 with Retry-After, polls pause, replies wait in the outbox"
+    };
+    println!("connector `{name}` of tenant `{tenant}` {state}");
+    Ok(())
+}
+
+/// One reload report as a line.
+fn print_reload(report: &Value) {
+    let label = format!("{}/{}", text(&report["tenant"]), text(&report["connector"]));
+    let plugin = |v: &Value| format!("{}@{}", text(&v["name"]), text(&v["version"]));
+    match report["error"].as_str() {
+        None => println!(
+            "{label}: swapped {} → {} in {} ms",
+            plugin(&report["previous"]),
+            plugin(&report["plugin"]),
+            number(&report["took_ms"])
+        ),
+        Some(error) => println!(
+            "{label}: REFUSED, {} keeps serving: {error}",
+            plugin(&report["plugin"])
+        ),
+    }
+}
+
+/// `centralino reload`.
+pub fn reload(args: ReloadArgs) -> anyhow::Result<()> {
+    let answer = call(&args.target, "POST", "/reload", None)?;
+    if args.target.json {
+        return print_json(&answer);
+    }
+    println!("{} reloaded", text(&answer["file"]));
+    for report in answer["connectors"].as_array().into_iter().flatten() {
+        print_reload(report);
+    }
+    for (key, what) in [("enabled", "enabled"), ("disabled", "disabled")] {
+        for connector in answer[key].as_array().into_iter().flatten() {
+            println!("{}: {what}", text(connector));
+        }
+    }
+    for routing in answer["routing"].as_array().into_iter().flatten() {
+        let operators = &routing["operators"];
+        let list = |key: &str| {
+            let names: Vec<String> = operators[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect();
+            if names.is_empty() {
+                "-".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        println!(
+            "tenant {}: chain `{}`; operators added {}, updated {}, removed {}, kept until \
+             their conversations end {}",
+            text(&routing["tenant"]),
+            text(&routing["chain"]),
+            list("added"),
+            list("updated"),
+            list("removed"),
+            list("retained")
+        );
+    }
+    for item in answer["restart_required"].as_array().into_iter().flatten() {
+        println!("not applied until a restart: {}", text(item));
     }
     Ok(())
 }
@@ -200,6 +360,7 @@ fn print_connectors(connectors: &Value) {
     let mut rows = vec![row(&[
         "TENANT",
         "CONNECTOR",
+        "ENABLED",
         "PLUGIN",
         "CIRCUIT",
         "FAULTS",
@@ -217,9 +378,15 @@ fn print_connectors(connectors: &Value) {
             .as_u64()
             .unwrap_or(0)
             .saturating_sub(1);
+        let enabled = if c["enabled"].as_bool() == Some(false) {
+            "no"
+        } else {
+            "yes"
+        };
         rows.push(vec![
             text(&c["tenant"]),
             text(&c["connector"]),
+            enabled.to_string(),
             plugin,
             text(&c["circuit"]),
             number(&c["faults"]),
@@ -235,6 +402,15 @@ fn print_connectors(connectors: &Value) {
         println!("no connectors");
     } else {
         print_table(&rows);
+    }
+    for c in connectors.as_array().into_iter().flatten() {
+        if let Some(error) = c["last_reload_error"]["message"].as_str() {
+            println!(
+                "{}/{}: last reload refused: {error}",
+                text(&c["tenant"]),
+                text(&c["connector"])
+            );
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use crate::types::{AccountConfig, Capability, ConnectorConfig, Presence};
 struct ConnectorSecrets {
     credentials: BTreeMap<String, Credential>,
     secrets: BTreeMap<String, Secret>,
+    /// A disabled connector's references that are not set (with their keys).
+    waiting: Vec<String>,
 }
 
 /// Every secret a config refers to, read from the environment and files. `Debug` shows
@@ -56,6 +58,19 @@ impl ResolvedSecrets {
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
+
+    /// The references of disabled connectors that are not set yet, by tenant and
+    /// connector: such a connector is built, and enabling it before they are set (and the
+    /// config reloaded) leaves its plugin without them.
+    pub fn waiting(&self) -> Vec<(String, String, Vec<String>)> {
+        self.connectors
+            .iter()
+            .filter(|(_, granted)| !granted.waiting.is_empty())
+            .map(|((tenant, name), granted)| {
+                (tenant.clone(), name.clone(), granted.waiting.clone())
+            })
+            .collect()
+    }
 }
 
 /// One plugin named in the config, inspected without compiling it.
@@ -83,8 +98,8 @@ impl Config {
     }
 
     /// Resolves every secret reference: the admin token, the store URL when it is a
-    /// reference, and the secrets and credentials of every *enabled* connector (a disabled
-    /// one may wait for its secrets). `env` looks variables up; files are read relative to
+    /// reference, and the secrets and credentials of every connector (a disabled one may
+    /// wait for its secrets: those unset are listed in [`ResolvedSecrets::waiting`]). `env` looks variables up; files are read relative to
     /// the config file. Every unresolved reference is reported, each with its key and the
     /// variable or file.
     pub fn resolve_secrets_with(
@@ -157,11 +172,14 @@ impl Config {
         };
         let mut connectors = BTreeMap::new();
         for tenant in &self.tenants {
-            for connector in tenant.connectors.iter().filter(|c| c.enabled) {
+            for connector in &tenant.connectors {
+                // A disabled connector may wait for its secrets: what is set is granted,
+                // what is not is listed in `waiting`, not a problem.
+                let mut own = Vec::new();
                 let mut granted = ConnectorSecrets::default();
                 for (name, reference) in &connector.secrets {
                     let key = connector.key.key("secrets").key(name.clone());
-                    if let Some(secret) = resolve(&key, reference, &mut problems) {
+                    if let Some(secret) = resolve(&key, reference, &mut own) {
                         granted.secrets.insert(name.clone(), secret);
                     }
                 }
@@ -172,10 +190,10 @@ impl Config {
                     let key = connector.key.key("accounts").index(index).key("credential");
                     let credential = match credential {
                         CredentialRef::Bearer(reference) => {
-                            resolve(&key, reference, &mut problems).map(Credential::Bearer)
+                            resolve(&key, reference, &mut own).map(Credential::Bearer)
                         }
                         CredentialRef::Query { parameter, token } => {
-                            resolve(&key.key("token"), token, &mut problems).map(|token| {
+                            resolve(&key.key("token"), token, &mut own).map(|token| {
                                 Credential::QueryParameter {
                                     name: parameter.clone(),
                                     token,
@@ -183,12 +201,23 @@ impl Config {
                             })
                         }
                         CredentialRef::Path(reference) => {
-                            resolve(&key, reference, &mut problems).map(Credential::PathSegment)
+                            resolve(&key, reference, &mut own).map(Credential::PathSegment)
                         }
                     };
                     if let Some(credential) = credential {
                         granted.credentials.insert(account.id.clone(), credential);
                     }
+                }
+                if connector.enabled {
+                    problems.extend(own);
+                } else {
+                    granted.waiting = own
+                        .into_iter()
+                        .map(|p| match p.key {
+                            Some(key) => format!("{key}: {}", p.message),
+                            None => p.message,
+                        })
+                        .collect();
                 }
                 connectors.insert((tenant.id.clone(), connector.name.clone()), granted);
             }
@@ -210,6 +239,9 @@ impl Config {
         if let Some(dir) = &self.cache_dir {
             builder = builder.cache_dir(dir);
         }
+        if let Some(instances) = self.pooling_instances {
+            builder = builder.pooling(instances);
+        }
         builder.build()
     }
 
@@ -221,12 +253,13 @@ impl Config {
         }
     }
 
-    /// Every enabled connector of every tenant, with the grants its secrets give it.
-    /// `secrets` must come from this config's [`Config::resolve_secrets`].
+    /// Every connector of every tenant, with the grants its secrets give it; disabled ones
+    /// have `enabled: false` (the host loads them and starts them disabled). `secrets` must
+    /// come from this config's [`Config::resolve_secrets`].
     pub fn connector_specs(&self, secrets: &ResolvedSecrets) -> Vec<ConnectorSpec> {
         let mut specs = Vec::new();
         for tenant in &self.tenants {
-            for connector in tenant.connectors.iter().filter(|c| c.enabled) {
+            for connector in &tenant.connectors {
                 let granted = secrets
                     .connectors
                     .get(&(tenant.id.clone(), connector.name.clone()))
@@ -247,6 +280,9 @@ impl Config {
             .store(self.store_url(secrets))
             .max_webhook_body(self.max_webhook_body)
             .host_id(self.host_id.clone());
+        if let Some(ttl) = self.poll_lease_ttl {
+            builder = builder.poll_lease_ttl(ttl);
+        }
         if let (Some(url), Some(secret)) = (&self.crm_webhook, &secrets.crm_webhook_secret) {
             match crate::crm::WebhookCrm::new(url.clone(), secret.clone()) {
                 Ok(crm) => builder = builder.crm(std::sync::Arc::new(crm)),
@@ -450,6 +486,7 @@ fn connector_spec(
         limits: connector.limits.clone(),
         poll_interval: connector.poll_interval,
         brands,
+        enabled: connector.enabled,
         ..ConnectorSpec::new(connector.name.clone(), connector.plugin.clone(), config)
     }
 }

@@ -85,6 +85,36 @@ pub struct HostSection {
     pub crm_webhook: Option<String>,
     /// The secret that signs the CRM webhooks, as a reference. Required with `crm_webhook`.
     pub crm_webhook_secret: Option<SecretRef>,
+    /// Whether `centralino run` watches the connectors' plugin files and hot-swaps a
+    /// changed one (compiled, checked and configured first; a broken file leaves the old
+    /// version serving). Default: `false` (reload with `centralino connectors reload`).
+    pub watch_plugins: bool,
+    /// How often watched plugin files are looked at, in milliseconds; a file must hold
+    /// still for one more look before it is loaded. Default: 1000.
+    pub watch_interval_ms: u64,
+    /// How the host logs: `pretty` (for people) or `json` (one object per line, for log
+    /// collectors). `--log-format` and `CENTRALINO_LOG_FORMAT` override it. Default:
+    /// `pretty`.
+    pub log_format: LogFormat,
+    /// Longest a webhook client may take to send its request line and headers, in
+    /// milliseconds (also how long an idle keep-alive connection stays open). Default:
+    /// 10000.
+    pub header_read_timeout_ms: u64,
+    /// Longest a webhook client may take to send the whole body, in milliseconds; slower
+    /// ones get `408`. Default: 30000.
+    pub body_read_timeout_ms: u64,
+    /// Connections the webhook ingress serves at once; more wait in the accept queue.
+    /// Default: 1024.
+    pub max_connections: usize,
+    /// Preallocated plugin instance slots (wasmtime's pooling allocator): cheaper
+    /// instantiation and a footprint fixed up front, for many tenants; each slot's memory
+    /// is capped at 64 MiB. Default: none (instances are allocated on demand).
+    pub pooling_instances: Option<u32>,
+    /// Seconds a polling lease lasts without renewal: when a host sharing the database
+    /// dies, another takes its accounts over this long after its last poll at most (plus
+    /// one poll interval). Must exceed every `poll_interval_secs`. Default: three poll
+    /// intervals of each connector, at least 10.
+    pub poll_lease_ttl_secs: Option<u64>,
 }
 
 impl Default for HostSection {
@@ -100,6 +130,14 @@ impl Default for HostSection {
             host_id: "centralino".to_string(),
             crm_webhook: None,
             crm_webhook_secret: None,
+            watch_plugins: false,
+            watch_interval_ms: 1000,
+            log_format: LogFormat::Pretty,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            max_connections: 1024,
+            pooling_instances: None,
+            poll_lease_ttl_secs: None,
         }
     }
 }
@@ -125,6 +163,25 @@ pub struct LimitsSection {
     /// Longest a request is held while a platform's rate-limit window is spent, in
     /// milliseconds; beyond that the plugin is told it is rate limited. Default: 2000.
     pub http_rate_limit_hold_ms: Option<u64>,
+    /// Log bytes one call may write before further lines are dropped. Default: 1048576
+    /// (1 MiB).
+    pub log_bytes: Option<u64>,
+    /// Most messages one `poll` or `handle-webhook` call may return; a result over it is
+    /// refused (nothing stored, the platform delivers again), never truncated. Default:
+    /// 1000.
+    pub max_messages_per_call: Option<usize>,
+    /// Longest message text a plugin may return, in characters. Default: 65536.
+    pub max_text_chars: Option<usize>,
+    /// Most bytes of text and data in one call's result. Default: 8388608 (8 MiB).
+    pub max_output_bytes: Option<usize>,
+    /// Consecutive faults after which a connector's circuit opens (calls refused until an
+    /// admin resets it or a reload swaps in a new version). Default: 5.
+    pub circuit_open_after: Option<u32>,
+    /// Pause after the second consecutive fault, in milliseconds; it doubles with every
+    /// further one. Default: 1000.
+    pub fault_backoff_ms: Option<u64>,
+    /// Longest pause between attempts while backing off, in milliseconds. Default: 60000.
+    pub fault_backoff_max_ms: Option<u64>,
 }
 
 /// `[[connectors]]`: one channel connector plugin and the accounts it serves.
@@ -164,6 +221,32 @@ pub struct ConnectorSection {
 
 fn yes() -> bool {
     true
+}
+
+/// How the host writes its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line, with the fields of the spans it happened in (a plugin
+    /// call's plugin, version, tenant and connector).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format `{other}`, expected `pretty` or `json`"
+            )),
+        }
+    }
 }
 
 /// `[[connectors.accounts]]`: one company account (a brand's, or an operator's own).

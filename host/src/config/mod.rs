@@ -66,6 +66,7 @@
 mod build;
 mod error;
 pub mod file;
+mod reload;
 mod validate;
 mod values;
 
@@ -76,6 +77,8 @@ use std::time::Duration;
 
 pub use build::{PluginCheck, ResolvedSecrets};
 pub use error::{ConfigError, KeyPath, Problem};
+pub use file::LogFormat;
+pub use reload::{ConfigReload, ConfigReloader};
 pub use values::{CredentialRef, OperatorAccount, SecretRef, SettingValue};
 
 use crate::routing::{ChainSpec, Operator};
@@ -124,6 +127,17 @@ pub struct Config {
     pub crm_webhook: Option<String>,
     /// The reference of the secret that signs them.
     pub crm_webhook_secret: Option<SecretRef>,
+    /// How long a polling lease lasts without renewal; `None`: from each poll interval.
+    pub poll_lease_ttl: Option<Duration>,
+    /// How often `centralino run` looks at the connectors' plugin files to hot-swap a
+    /// changed one; `None` when it does not watch them.
+    pub watch_plugins: Option<Duration>,
+    /// How the host logs.
+    pub log_format: file::LogFormat,
+    /// Limits of the webhook ingress (body size, read timeouts, connections).
+    pub ingress: crate::server::IngressLimits,
+    /// Pooled instance slots, when the pooling allocator is on.
+    pub pooling_instances: Option<u32>,
     /// The tenants; one, `default`, when the file names none.
     pub tenants: Vec<Tenant>,
     source: Source,

@@ -171,6 +171,24 @@ impl Checker<'_> {
         if host.max_webhook_body_bytes == 0 {
             self.report(&key.key("max_webhook_body_bytes"), "must be at least 1");
         }
+        for (name, value) in [
+            ("watch_interval_ms", host.watch_interval_ms),
+            ("header_read_timeout_ms", host.header_read_timeout_ms),
+            ("body_read_timeout_ms", host.body_read_timeout_ms),
+        ] {
+            self.at_least_one(&key.key(name), Some(value), "");
+        }
+        self.at_least_one(&key.key("max_connections"), Some(host.max_connections), "");
+        self.at_least_one(
+            &key.key("pooling_instances"),
+            host.pooling_instances,
+            " (leave it out to allocate instances on demand)",
+        );
+        self.at_least_one(
+            &key.key("poll_lease_ttl_secs"),
+            host.poll_lease_ttl_secs,
+            "",
+        );
         if !self.plugin_dir.is_dir() {
             self.report(
                 &key.key("plugin_dir"),
@@ -264,6 +282,27 @@ impl Checker<'_> {
             if let Some(ms) = level.http_rate_limit_hold_ms {
                 limits.http_rate_limit_hold = Duration::from_millis(ms);
             }
+            if let Some(bytes) = level.log_bytes {
+                limits.log_bytes = bytes;
+            }
+            if let Some(n) = level.max_messages_per_call {
+                limits.max_messages_per_call = n;
+            }
+            if let Some(n) = level.max_text_chars {
+                limits.max_text_chars = n;
+            }
+            if let Some(n) = level.max_output_bytes {
+                limits.max_output_bytes = n;
+            }
+            if let Some(n) = level.circuit_open_after {
+                limits.circuit_open_after = n;
+            }
+            if let Some(ms) = level.fault_backoff_ms {
+                limits.fault_backoff = Duration::from_millis(ms);
+            }
+            if let Some(ms) = level.fault_backoff_max_ms {
+                limits.fault_backoff_max = Duration::from_millis(ms);
+            }
         }
         if let Some(own) = levels.last() {
             self.at_least_one(&key.key("call_deadline_ms"), own.call_deadline_ms, "");
@@ -278,6 +317,33 @@ impl Checker<'_> {
                 self.report(
                     &key.key("memory_mib"),
                     "must be at most 4096: a plugin addresses 4 GiB at most",
+                );
+            }
+            self.at_least_one(
+                &key.key("max_messages_per_call"),
+                own.max_messages_per_call,
+                "",
+            );
+            self.at_least_one(&key.key("max_text_chars"), own.max_text_chars, "");
+            self.at_least_one(&key.key("max_output_bytes"), own.max_output_bytes, "");
+            self.at_least_one(&key.key("circuit_open_after"), own.circuit_open_after, "");
+            // Checked on the merged values: either bound may come from the level above.
+            if (own.fault_backoff_ms.is_some() || own.fault_backoff_max_ms.is_some())
+                && limits.fault_backoff_max < limits.fault_backoff
+            {
+                let at = if own.fault_backoff_max_ms.is_some() {
+                    "fault_backoff_max_ms"
+                } else {
+                    "fault_backoff_ms"
+                };
+                self.report(
+                    &key.key(at),
+                    format!(
+                        "the longest pause ({} ms, `fault_backoff_max_ms`) is shorter than the \
+                         first ({} ms, `fault_backoff_ms`)",
+                        limits.fault_backoff_max.as_millis(),
+                        limits.fault_backoff.as_millis()
+                    ),
                 );
             }
         }
@@ -788,6 +854,18 @@ pub(crate) fn check(
         host_id: host.host_id.clone(),
         crm_webhook: host.crm_webhook.clone(),
         crm_webhook_secret: host.crm_webhook_secret.clone(),
+        poll_lease_ttl: host.poll_lease_ttl_secs.map(Duration::from_secs),
+        watch_plugins: host
+            .watch_plugins
+            .then(|| Duration::from_millis(host.watch_interval_ms)),
+        log_format: host.log_format,
+        ingress: crate::server::IngressLimits {
+            max_body_bytes: host.max_webhook_body_bytes,
+            header_read_timeout: Duration::from_millis(host.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(host.body_read_timeout_ms),
+            max_connections: host.max_connections,
+        },
+        pooling_instances: host.pooling_instances,
         tenants,
         base_dir,
         source,

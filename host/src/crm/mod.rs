@@ -141,28 +141,31 @@ pub(crate) async fn dispatch_once(
     if !batch.is_empty() {
         tracing::debug!(events = batch.len(), "delivering CRM events");
     }
-    let mut delivered = 0;
+    // Delivered events are marked together, once the batch is over: a crash before that
+    // redelivers them with their stable ids, as a crash between a delivery and its mark
+    // always could.
+    let mut delivered = Vec::with_capacity(batch.len());
+    let mut failed = None;
     let mut pending = batch.into_iter();
     for (delivery, attempts) in pending.by_ref() {
         match crm.deliver(&delivery).await {
-            Ok(()) => {
-                store.event_delivered(&delivery.id).await?;
-                delivered += 1;
-            }
+            Ok(()) => delivered.push(delivery.id),
             Err(e) => {
                 let wait = Duration::from_millis(200u64.saturating_mul(1 << attempts.clamp(0, 10)))
                     .min(Duration::from_secs(300));
                 tracing::warn!(event = %delivery.id, attempts, "CRM refused an event, retrying in {wait:?}: {e:#}");
-                store
-                    .event_failed(&delivery.id, &format!("{e:#}"), wait)
-                    .await?;
+                failed = Some((delivery.id, format!("{e:#}"), wait));
                 break;
             }
         }
     }
-    // Events claimed after a failure go back untouched, to keep the order.
-    for (delivery, _) in pending {
-        store.event_release(&delivery.id).await?;
+    store.events_delivered(&delivered).await?;
+    if let Some((id, reason, wait)) = failed {
+        store.event_failed(&id, &reason, wait).await?;
     }
+    // Events claimed after a failure go back untouched, to keep the order.
+    let rest: Vec<String> = pending.map(|(delivery, _)| delivery.id).collect();
+    store.events_release(&rest).await?;
+    let delivered = delivered.len();
     Ok(delivered)
 }

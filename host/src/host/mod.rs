@@ -1,7 +1,10 @@
 //! [`Host`]: the plugin host a CRM embeds, and its builder.
 
+mod admin;
 mod routing;
+mod watch;
 
+pub use admin::{RoutingReport, RoutingUpdate};
 pub use routing::HOST_AUTHOR;
 
 use std::collections::HashMap;
@@ -18,6 +21,7 @@ use crate::error::{Error, PluginFailure};
 use crate::metrics::Metrics;
 use crate::routing::{ConversationId, RoutingEngine};
 use crate::runtime::Runtime;
+use crate::store::leases::LeaseHolder;
 use crate::store::{Backend, ConversationStatus, Ingested, OutboxEntry, Store};
 use crate::types::{OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
 use routing::TenantRouting;
@@ -34,6 +38,7 @@ pub struct HostBuilder {
     host_id: String,
     routing: HashMap<String, RoutingEngine>,
     auto_reply: bool,
+    poll_lease_ttl: Option<Duration>,
 }
 
 impl std::fmt::Debug for HostBuilder {
@@ -57,6 +62,7 @@ impl Default for HostBuilder {
             host_id: "centralino".to_string(),
             routing: HashMap::new(),
             auto_reply: true,
+            poll_lease_ttl: None,
         }
     }
 }
@@ -97,6 +103,16 @@ impl HostBuilder {
     /// the replies it was sending. Hosts sharing a database need distinct names.
     pub fn host_id(mut self, id: impl Into<String>) -> Self {
         self.host_id = id.into();
+        self
+    }
+
+    /// How long a polling lease lasts without renewal: when this host dies, another host
+    /// sharing the database takes its accounts over at most this long (plus one poll
+    /// interval) later. Default: three poll intervals of each connector, at least 10 s; a
+    /// value not longer than a connector's poll interval is raised to twice the interval.
+    /// See [`crate::store::leases`].
+    pub fn poll_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.poll_lease_ttl = Some(ttl);
         self
     }
 
@@ -148,12 +164,7 @@ impl HostBuilder {
                     plugin
                 }
             };
-            let instance = plugin.instance(
-                spec.config.clone(),
-                spec.grants.clone(),
-                spec.limits.clone(),
-            );
-            let connector = Connector::new(spec, instance);
+            let connector = Connector::new(spec, &plugin);
             connector.ready().await.with_context(|| {
                 format!(
                     "starting connector `{}` of tenant `{}`",
@@ -207,10 +218,28 @@ impl HostBuilder {
             max_webhook_body: self.max_webhook_body,
             inbox,
             host_id: self.host_id.clone(),
+            leases: LeaseHolder::new(self.host_id.clone(), self.poll_lease_ttl),
             tasks: std::sync::Mutex::new(Vec::new()),
             metrics: Metrics::default(),
         });
         let host = Host { inner };
+        // Routing picks up where the store left off: open conversations with their
+        // assignees, the rest back in the queue.
+        for (tenant, routing) in &host.inner.routing {
+            let restored = routing
+                .lock()
+                .await
+                .restore(&host.inner.store, tenant, host.inner.brands(tenant))
+                .await
+                .with_context(|| format!("restoring the routing state of tenant `{tenant}`"))?;
+            if restored > 0 {
+                tracing::info!(
+                    tenant,
+                    restored,
+                    "routing took up the store's open conversations"
+                );
+            }
+        }
         let mut tasks = vec![
             crate::crm::spawn_dispatcher(store, crm, self.host_id.clone()),
             spawn_outbox_sender(Arc::downgrade(&host.inner)),
@@ -263,7 +292,7 @@ fn spawn_poller(
     tokio::spawn(async move {
         loop {
             let Some(inner) = host.upgrade() else { return };
-            let (_, ingested) = connector.poll_all(&inner.store).await;
+            let (_, ingested) = connector.poll_all(&inner.store, &inner.leases).await;
             inner.route(&connector, &ingested).await;
             drop(inner);
             tokio::time::sleep(interval).await;
@@ -297,6 +326,12 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
             .connectors
             .get(&(entry.tenant.clone(), entry.connector.clone()));
         let result = match connector {
+            // A disabled connector's replies wait in the outbox, unsent and not failed.
+            Some(c) if !c.is_enabled() => {
+                let retry_at = crate::clock::now_ms() + admin::DISABLED_OUTBOX_RECHECK_MS;
+                inner.store.outbox_release(entry, retry_at).await?;
+                continue;
+            }
             Some(c) => c.send(entry.message.clone()).await,
             None => Err(Error::Other(anyhow::anyhow!(
                 "no connector `{}` for tenant `{}`",
@@ -420,6 +455,8 @@ struct HostInner {
     max_webhook_body: usize,
     inbox: Option<Arc<LocalInbox>>,
     host_id: String,
+    /// Who this host is when it takes polling leases.
+    leases: LeaseHolder,
     routing: HashMap<String, tokio::sync::Mutex<TenantRouting>>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     metrics: Metrics,
@@ -462,6 +499,15 @@ impl HostInner {
         }
     }
 
+    /// The brand of a tenant's account, by channel (connector) and account id.
+    fn brands<'a>(&'a self, tenant: &'a str) -> impl Fn(&str, &str) -> Option<String> + 'a {
+        move |channel, account| {
+            self.connectors
+                .get(&(tenant.to_string(), channel.to_string()))
+                .and_then(|c| c.brands.get(account).cloned())
+        }
+    }
+
     async fn tenant_routing(
         &self,
         tenant: &str,
@@ -496,6 +542,25 @@ impl Host {
     /// A builder with the documented defaults.
     pub fn builder() -> HostBuilder {
         HostBuilder::default()
+    }
+
+    /// Stops polling and gives up this host's polling leases, so the other hosts sharing
+    /// the database take its accounts over at their next poll rather than when the leases
+    /// expire. Call it on a clean shutdown, before dropping the host; polls in flight get
+    /// a few seconds to commit. Webhooks, the API and the outbox keep working until the
+    /// host is dropped.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let released = self.inner.leases.stop(&self.inner.store).await?;
+        tracing::info!(released, "polling stopped, leases released");
+        Ok(())
+    }
+
+    /// This host's polling leases and the others', per tenant (who polls which account).
+    pub async fn poll_leases(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<crate::store::leases::PollLease>, Error> {
+        Ok(self.inner.store.poll_leases(tenant).await?)
     }
 
     /// The durable store.
@@ -566,7 +631,7 @@ impl Host {
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
-        let (reports, ingested) = c.poll_all(&self.inner.store).await;
+        let (reports, ingested) = c.poll_all(&self.inner.store, &self.inner.leases).await;
         self.inner.route(c, &ingested).await;
         Ok(reports)
     }
@@ -602,9 +667,12 @@ impl Host {
         let mut account = account.map(str::to_string);
         if let Some(routing) = self.inner.routing.get(tenant) {
             let mut routing = routing.lock().await;
-            let id = routing.engine_id(conversation_id).ok_or_else(|| {
-                anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
-            })?;
+            let id = routing
+                .known(store, tenant, conversation_id, self.inner.brands(tenant))
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
+                })?;
             let route = routing
                 .engine
                 .record_reply(id, operator)
@@ -635,7 +703,10 @@ impl Host {
         let store = &self.inner.store;
         if let Some(routing) = self.inner.routing.get(tenant) {
             let mut routing = routing.lock().await;
-            if let Some(id) = routing.engine_id(conversation_id) {
+            let known = routing
+                .known(store, tenant, conversation_id, self.inner.brands(tenant))
+                .await?;
+            if let Some(id) = known {
                 let notices = routing
                     .engine
                     .resolve(id)
@@ -689,22 +760,20 @@ impl Host {
         to: &str,
     ) -> Result<(), Error> {
         let mut routing = self.inner.tenant_routing(tenant).await?;
-        let id = routing.engine_id(conversation_id).ok_or_else(|| {
-            anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
-        })?;
+        let store = &self.inner.store;
+        let id = routing
+            .known(store, tenant, conversation_id, self.inner.brands(tenant))
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
+            })?;
         let notices = routing
             .engine
             .transfer(id, to)
             .await
             .map_err(|e| Error::Refused(e.to_string()))?;
-        let store = &self.inner.store;
         store
-            .set_conversation_state(
-                tenant,
-                conversation_id,
-                ConversationStatus::Assigned,
-                Some(to),
-            )
+            .set_conversation_assignee(tenant, conversation_id, to, true)
             .await?;
         let event = CrmEvent::ConversationAssigned {
             conversation_id: conversation_id.to_string(),
@@ -822,7 +891,7 @@ impl Host {
         let waiting: Vec<String> = self
             .connector_health()
             .into_iter()
-            .filter(|h| h.instances_started == 0)
+            .filter(|h| h.enabled && h.instances_started == 0)
             .map(|h| format!("{}/{}", h.tenant, h.connector))
             .collect();
         if !waiting.is_empty() {
@@ -841,7 +910,24 @@ impl Host {
         conversation_id: &str,
         f: impl FnOnce(&RoutingEngine, Option<ConversationId>) -> T,
     ) -> Option<T> {
-        let routing = self.inner.routing.get(tenant)?.lock().await;
-        Some(f(&routing.engine, routing.engine_id(conversation_id)))
+        let mut routing = self.inner.routing.get(tenant)?.lock().await;
+        // Taken up from the store when this host has not seen it (a restart, another host).
+        let id = routing
+            .known(
+                &self.inner.store,
+                tenant,
+                conversation_id,
+                self.inner.brands(tenant),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(
+                    tenant,
+                    conversation = conversation_id,
+                    "taking up a stored conversation: {e:#}"
+                );
+                None
+            });
+        Some(f(&routing.engine, id))
     }
 }

@@ -298,6 +298,15 @@ impl Roster {
         }
     }
 
+    /// Removes an operator who holds no conversation; false (and nothing changes) when
+    /// they still hold some, or are not on the roster.
+    pub fn remove_idle(&mut self, id: &str) -> bool {
+        let before = self.seats.len();
+        self.seats
+            .retain(|seat| seat.operator.id != id || seat.state.load > 0);
+        self.seats.len() != before
+    }
+
     /// An operator's configuration.
     pub fn operator(&self, id: &str) -> Option<&Operator> {
         self.seat(id).map(|seat| &seat.operator)
@@ -399,6 +408,15 @@ impl Roster {
         }
         seat.state.load += 1;
         seat.state.last_assigned_at = Some(now);
+        Ok(())
+    }
+
+    /// Counts a conversation the operator already holds (taken up from a durable store),
+    /// whatever their presence or capacity now: it is theirs, not a new assignment.
+    pub(crate) fn restore_seat(&mut self, id: &str, at: u64) -> Result<(), RoutingError> {
+        let seat = self.seat_mut(id)?;
+        seat.state.load += 1;
+        seat.state.last_assigned_at = Some(seat.state.last_assigned_at.map_or(at, |t| t.max(at)));
         Ok(())
     }
 

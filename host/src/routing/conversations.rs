@@ -275,6 +275,19 @@ impl Conversations {
         self.all.is_empty()
     }
 
+    /// Takes in a conversation kept elsewhere (a durable store, after a restart), under a
+    /// new id; while it is open, later messages of its thread join it. Returns the id.
+    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
+        self.next_id += 1;
+        let id = ConversationId(self.next_id);
+        conversation.id = id;
+        if conversation.is_open() {
+            self.open_by_thread.insert(conversation.thread.clone(), id);
+        }
+        self.all.insert(id, conversation);
+        id
+    }
+
     /// Marks a conversation resolved and frees its thread for a new one.
     pub(crate) fn close(&mut self, id: ConversationId, now: u64) {
         if let Some(conversation) = self.all.get_mut(&id) {

@@ -245,7 +245,8 @@ impl RoutingEngine {
     /// Counters so far.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
-            stage_failures: self.chain.total_failures(),
+            // Failures of chains replaced by a reload are kept in `self.stats`.
+            stage_failures: self.stats.stage_failures + self.chain.total_failures(),
             shadow: self.shadow.as_ref().map(Shadow::stats),
             ..self.stats
         }
@@ -486,6 +487,61 @@ impl RoutingEngine {
         offers.chain(exclusions).chain(shift).min()
     }
 
+    /// Takes up a conversation kept in a durable store (after a restart, or one another
+    /// host sharing the database routed) and returns its new id. An assigned one stays
+    /// with its assignee and counts in their load, beyond capacity if need be (it is
+    /// theirs already); one whose assignee is no longer on the roster, and an open or
+    /// waiting one, joins the queue in its place by priority and first message. Nothing is
+    /// decided here: call [`resume`](Self::resume) once everything is restored.
+    pub fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
+        let assigned_at = conversation.assigned_at.unwrap_or(conversation.created_at);
+        let assignee = match (conversation.status, conversation.assignee.take()) {
+            (Status::Assigned, Some(operator))
+                if self.roster.restore_seat(&operator, assigned_at).is_ok() =>
+            {
+                Some(operator)
+            }
+            _ => None,
+        };
+        if let (Some(operator), Some(at)) = (&assignee, conversation.first_response_at) {
+            self.history.record(
+                &conversation.thread.channel,
+                &conversation.customer,
+                operator,
+                at,
+            );
+        }
+        match (&assignee, conversation.status) {
+            (_, Status::Resolved) => {}
+            (Some(operator), _) => {
+                conversation.status = Status::Assigned;
+                conversation.assignee = Some(operator.clone());
+                conversation.assigned_at = Some(assigned_at);
+                conversation.first_assigned_at.get_or_insert(assigned_at);
+            }
+            (None, _) => {
+                conversation.status = Status::Waiting;
+                conversation.assigned_at = None;
+                conversation.transferred = false;
+            }
+        }
+        let waiting = conversation.status == Status::Waiting;
+        let (priority, since) = (conversation.priority, conversation.waiting_since);
+        let id = self.conversations.restore(conversation);
+        if waiting {
+            self.queue.push(id, priority, since);
+            self.stats.queue_peak = self.stats.queue_peak.max(self.queue.len());
+        }
+        id
+    }
+
+    /// Offers the waiting conversations to whoever can take one now: after
+    /// [`restore`](Self::restore), so restored conversations do not wait for the next
+    /// seat to free. Returns the assignments made.
+    pub async fn resume(&mut self) -> Vec<Notice> {
+        self.drain().await
+    }
+
     /// Runs the chain for a conversation that is open or waiting and applies the outcome.
     async fn place(&mut self, id: ConversationId) -> Option<Notice> {
         let now = self.now();
@@ -674,4 +730,87 @@ fn unanswered_offer(conversation: &Conversation) -> Option<u64> {
         return None;
     }
     conversation.assigned_at
+}
+
+/// What [`RoutingEngine::apply_roster`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RosterChange {
+    /// Operators added (offline until they say otherwise).
+    pub added: Vec<String>,
+    /// Operators whose configuration changed (presence and load kept).
+    pub updated: Vec<String>,
+    /// Operators removed from the roster.
+    pub removed: Vec<String>,
+    /// Operators no longer configured who still hold answered conversations: kept on the
+    /// roster, offline, so they can finish them (or an admin transfers them); the next
+    /// reload removes them once they hold none.
+    pub retained: Vec<String>,
+}
+
+/// Live changes: what a config reload applies without a restart. Conversations, the
+/// queue, assignments, history and handling times are kept.
+impl RoutingEngine {
+    /// Replaces the active chain and the shadow chain. The next decision uses them.
+    pub fn replace_chains(&mut self, chain: PolicyChain, shadow: Option<PolicyChain>) {
+        self.stats.stage_failures += self.chain.total_failures();
+        tracing::info!(from = %self.chain.spec(), to = %chain.spec(), "routing chain replaced");
+        self.chain = chain;
+        self.shadow = shadow.map(Shadow::new);
+    }
+
+    /// Sets the offer timeout; `None` never takes a conversation back.
+    pub fn set_offer_timeout(&mut self, timeout: Option<Duration>) {
+        self.offer_timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+    }
+
+    /// Sets the rules that pick the account a reply goes out from.
+    pub fn set_reply_rules(&mut self, rules: ReplyRules) {
+        self.reply_rules = rules;
+    }
+
+    /// Makes the roster `operators`: new ones join offline, known ones get their new
+    /// configuration (keeping presence, load and last assignment), missing ones go offline
+    /// (their unanswered conversations are re-routed) and leave the roster unless they
+    /// still hold conversations. Then the queue drains to whoever can take it.
+    pub async fn apply_roster(&mut self, operators: Vec<Operator>) -> (RosterChange, Vec<Notice>) {
+        let mut change = RosterChange::default();
+        let mut notices = Vec::new();
+        let keep: BTreeSet<String> = operators.iter().map(|o| o.id.clone()).collect();
+        let gone: Vec<String> = self
+            .roster
+            .iter()
+            .map(|(operator, _)| operator.id.clone())
+            .filter(|id| !keep.contains(id))
+            .collect();
+        for id in gone {
+            if let Ok(more) = self.set_presence(&id, Presence::Offline).await {
+                notices.extend(more);
+            }
+            if self.roster.remove_idle(&id) {
+                change.removed.push(id);
+            } else {
+                change.retained.push(id);
+            }
+        }
+        for operator in operators {
+            let id = operator.id.clone();
+            match self.roster.operator(&id) {
+                Some(known) if *known == operator => {}
+                Some(_) => {
+                    let presence = self
+                        .roster
+                        .state(&id)
+                        .map_or(Presence::Offline, |s| s.presence);
+                    self.roster.upsert(operator, presence);
+                    change.updated.push(id);
+                }
+                None => {
+                    self.roster.upsert(operator, Presence::Offline);
+                    change.added.push(id);
+                }
+            }
+        }
+        notices.extend(self.drain().await);
+        (change, notices)
+    }
 }

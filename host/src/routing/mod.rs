@@ -88,7 +88,7 @@ pub use conversations::{
     Conversation, ConversationId, Conversations, CustomerHistory, CustomerMessage, Status,
     ThreadKey,
 };
-pub use engine::{Arrival, EngineBuilder, EngineStats, Notice, RoutingEngine};
+pub use engine::{Arrival, EngineBuilder, EngineStats, Notice, RosterChange, RoutingEngine};
 pub use error::RoutingError;
 pub use ownership::{ReplyRoute, ReplyRules};
 pub use queue::{HandlingTimes, WaitEstimate, WaitQueue};

@@ -173,8 +173,23 @@ impl RouterInstance {
         }
     }
 
-    /// Asks the policy for a decision.
+    /// Asks the policy for a decision (in a `plugin_call` span naming the plugin and its
+    /// version).
     pub async fn route(&mut self, context: &RoutingContext) -> Result<RoutingDecision, Error> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "plugin_call",
+            plugin = %self.plugin.id.name,
+            version = %self.plugin.id.version,
+            function = "route",
+        );
+        self.route_unspanned(context).instrument(span).await
+    }
+
+    async fn route_unspanned(
+        &mut self,
+        context: &RoutingContext,
+    ) -> Result<RoutingDecision, Error> {
         self.ready().await?;
         let Some(live) = self.live.as_mut() else {
             return Err(Error::Other(anyhow::anyhow!(

@@ -43,6 +43,41 @@ pub(crate) async fn append(
     Ok(id)
 }
 
+/// Appends events inside an open transaction, in order, with one statement per
+/// [`super::MAX_BINDS`] values.
+pub(crate) async fn append_many(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    tenant: &str,
+    events: &[CrmEvent],
+) -> anyhow::Result<()> {
+    const COLUMNS: usize = 6;
+    let now = ms(now_ms());
+    for chunk in events.chunks(super::MAX_BINDS / COLUMNS) {
+        let sql = super::positional(
+            backend,
+            &format!(
+                "INSERT INTO crm_events (id, tenant, payload, seq, next_attempt_at, created_at,
+                    status, attempts)
+                 VALUES {}",
+                super::rows("(?, ?, ?, ?, ?, ?, 'pending', 0)", chunk.len())
+            ),
+        );
+        let mut query = sqlx::query(&sql);
+        for event in chunk {
+            query = query
+                .bind(new_id())
+                .bind(tenant)
+                .bind(serde_json::to_string(event)?)
+                .bind(next_seq(now))
+                .bind(now)
+                .bind(now);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Makes the events `host` was delivering when it stopped claimable again at once (on
     /// SQLite, `None`: every such event, since there is only one host).
@@ -121,11 +156,22 @@ impl Store {
         Ok(out.into_iter().map(|(_, d, a)| (d, a)).collect())
     }
 
-    pub(crate) async fn event_delivered(&self, id: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE crm_events SET status = 'delivered', last_error = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Marks delivered events, in one statement per [`super::MAX_IN_LIST`] ids.
+    pub(crate) async fn events_delivered(&self, ids: &[String]) -> anyhow::Result<()> {
+        for chunk in ids.chunks(super::MAX_IN_LIST) {
+            let sql = super::positional(
+                self.backend,
+                &format!(
+                    "UPDATE crm_events SET status = 'delivered', last_error = NULL WHERE id IN ({})",
+                    super::marks(chunk.len())
+                ),
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -146,14 +192,23 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a claimed event back, untouched (its attempt is not counted).
-    pub(crate) async fn event_release(&self, id: &str) -> anyhow::Result<()> {
-        sqlx::query(
-            "UPDATE crm_events SET status = 'pending', attempts = attempts - 1, next_attempt_at = 0 WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+    /// Puts claimed events back, untouched (their attempt is not counted).
+    pub(crate) async fn events_release(&self, ids: &[String]) -> anyhow::Result<()> {
+        for chunk in ids.chunks(super::MAX_IN_LIST) {
+            let sql = super::positional(
+                self.backend,
+                &format!(
+                    "UPDATE crm_events SET status = 'pending', attempts = attempts - 1, next_attempt_at = 0
+                     WHERE id IN ({})",
+                    super::marks(chunk.len())
+                ),
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&self.pool).await?;
+        }
         Ok(())
     }
 

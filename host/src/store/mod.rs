@@ -11,10 +11,14 @@
 //! - a thread has at most one open conversation (a partial unique index), so a customer's
 //!   new message joins the open conversation and never creates a second one.
 
+mod assignments;
 pub(crate) mod events;
+mod ingest;
+pub mod leases;
 mod outbox;
 mod schema;
 
+pub use assignments::RoutedConversation;
 pub use outbox::{OutboxEntry, OutboxStatus};
 
 use std::time::Duration;
@@ -193,6 +197,61 @@ fn ms(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Most values one `IN (…)` list binds; longer lists are split into several statements.
+const MAX_IN_LIST: usize = 500;
+
+/// Most values one multi-row statement binds (SQLite allows 32,766, PostgreSQL 65,535).
+const MAX_BINDS: usize = 2_000;
+
+/// `?, ?, …`: `count` parameters, for an `IN (…)` list.
+fn marks(count: usize) -> String {
+    let mut out = String::with_capacity(count * 3);
+    for n in 0..count {
+        if n > 0 {
+            out.push_str(", ");
+        }
+        out.push('?');
+    }
+    out
+}
+
+/// `rows` copies of a row `template` such as `(?, ?, 'open')`, comma-separated.
+fn rows(template: &str, rows: usize) -> String {
+    let mut out = String::with_capacity((template.len() + 2) * rows);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(template);
+    }
+    out
+}
+
+/// A batched statement written with positional `?` parameters, as `backend` takes it.
+///
+/// SQLite gets it as written: sqlx looks up the name of every parameter of a statement
+/// before binding it, and SQLite finds a numbered parameter's name by a linear scan, so a
+/// statement with n `$N` parameters costs n² steps before it runs (12% of the ingest
+/// profile with 1,600 parameters); anonymous `?` parameters have no name to scan for.
+/// PostgreSQL only knows `$N`, so each `?` becomes the next number.
+fn positional(backend: Backend, sql: &str) -> String {
+    if backend == Backend::Sqlite {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + sql.len() / 4);
+    let mut n = 0usize;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`.
@@ -320,79 +379,9 @@ impl Store {
         cursor: Option<(&str, &str)>,
     ) -> anyhow::Result<Vec<Ingested>> {
         let mut tx = self.pool.begin().await?;
-        let mut outcomes = Vec::with_capacity(messages.len());
         let now = ms(now_ms());
-        for (index, m) in messages.iter().enumerate() {
-            let existing = sqlx::query(
-                "SELECT id, conversation_id FROM messages
-                 WHERE tenant = $1 AND channel = $2 AND account = $3 AND external_id = $4",
-            )
-            .bind(tenant)
-            .bind(channel)
-            .bind(&m.account)
-            .bind(&m.external_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                outcomes.push(Ingested {
-                    external_id: m.external_id.clone(),
-                    message_id: row.try_get("id")?,
-                    conversation_id: row.try_get("conversation_id")?,
-                    new_conversation: false,
-                    duplicate: true,
-                    message: m.clone(),
-                });
-                continue;
-            }
-            let (conversation_id, new_conversation) =
-                open_conversation(&mut tx, tenant, channel, m, now).await?;
-            let message_id = new_id();
-            let inserted = sqlx::query(
-                "INSERT INTO messages (id, tenant, channel, account, external_id, conversation_id, direction,
-                    author_id, author_handle, author_name, kind, text, in_reply_to, attachments, extra,
-                    created_at, received_at, batch_index)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'inbound', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-                 ON CONFLICT (tenant, channel, account, external_id) DO NOTHING",
-            )
-            .bind(&message_id)
-            .bind(tenant)
-            .bind(channel)
-            .bind(&m.account)
-            .bind(&m.external_id)
-            .bind(&conversation_id)
-            .bind(&m.author.id)
-            .bind(&m.author.handle)
-            .bind(&m.author.display_name)
-            .bind(kind_str(m.kind))
-            .bind(&m.text)
-            .bind(&m.in_reply_to)
-            .bind(serde_json::to_string(&m.attachments)?)
-            .bind(serde_json::to_string(&m.extra)?)
-            .bind(ms(m.created_at))
-            .bind(now)
-            .bind(i64::try_from(index).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-            let duplicate = inserted.rows_affected() == 0;
-            if !duplicate {
-                let event = crate::crm::CrmEvent::MessageReceived {
-                    conversation_id: conversation_id.clone(),
-                    new_conversation,
-                    connector: channel.to_string(),
-                    message_id: message_id.clone(),
-                    message: Box::new(m.clone()),
-                };
-                events::append(&mut tx, tenant, &event).await?;
-            }
-            outcomes.push(Ingested {
-                external_id: m.external_id.clone(),
-                message_id,
-                conversation_id,
-                new_conversation,
-                duplicate,
-                message: m.clone(),
-            });
-        }
+        let outcomes =
+            ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?;
         if let Some((account, cursor)) = cursor {
             sqlx::query(
                 "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
@@ -433,6 +422,66 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(conversation_from_row).collect()
+    }
+
+    /// Records what routing decided for a batch of conversations, in one transaction: each
+    /// conversation's new status and assignee (in order; a later change of the same
+    /// conversation wins), then `events` for the CRM, in order. One statement per distinct
+    /// (status, assignee) and one for the events, however many conversations.
+    pub async fn record_routing(
+        &self,
+        tenant: &str,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[crate::crm::CrmEvent],
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        // The last change of each conversation, grouped by what it sets.
+        let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
+            std::collections::HashMap::with_capacity(changes.len());
+        for (id, status, assignee) in changes {
+            last.insert(id.as_str(), (*status, assignee.as_deref()));
+        }
+        let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<&str>> =
+            std::collections::BTreeMap::new();
+        for (id, (status, assignee)) in last {
+            groups
+                .entry((status.as_str(), assignee))
+                .or_default()
+                .push(id);
+        }
+        let now = ms(now_ms());
+        let mut tx = self.pool.begin().await?;
+        for ((status, assignee), ids) in groups {
+            let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
+            for chunk in ids.chunks(MAX_IN_LIST) {
+                let sql = positional(
+                    self.backend,
+                    &format!(
+                        "UPDATE conversations SET status = ?, assignee = ?, assigned_at = ?,
+                            transferred = 0, updated_at = ?, resolved_at = COALESCE(?, resolved_at)
+                         WHERE tenant = ? AND id IN ({})",
+                        marks(chunk.len())
+                    ),
+                );
+                // Routing's own assignments: assigned now, by the chain (not transferred).
+                let mut query = sqlx::query(&sql)
+                    .bind(status)
+                    .bind(assignee)
+                    .bind(assignee.map(|_| now))
+                    .bind(now)
+                    .bind(resolved_at)
+                    .bind(tenant);
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        }
+        events::append_many(&mut tx, self.backend, tenant, events).await?;
+        tx.commit().await.context("recording routing outcomes")?;
+        Ok(())
     }
 
     /// Records a conversation's routing state (status and assignee).
@@ -537,61 +586,6 @@ impl Store {
         self.ingest_with_cursor(tenant, channel, messages, cursor.map(|c| (account, c)))
             .await
     }
-}
-
-/// Finds the open conversation of the message's thread, or opens one.
-async fn open_conversation(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tenant: &str,
-    channel: &str,
-    m: &Message,
-    now: i64,
-) -> anyhow::Result<(String, bool)> {
-    let find = || {
-        sqlx::query(
-            "SELECT id FROM conversations
-             WHERE tenant = $1 AND channel = $2 AND thread_key = $3 AND status <> 'resolved'",
-        )
-        .bind(tenant)
-        .bind(channel)
-        .bind(&m.conversation_key)
-    };
-    if let Some(row) = find().fetch_optional(&mut **tx).await? {
-        let id: String = row.try_get("id")?;
-        sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
-            .bind(&id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        return Ok((id, false));
-    }
-    let id = new_id();
-    let inserted = sqlx::query(
-        "INSERT INTO conversations (id, tenant, channel, account, thread_key, customer_id, customer_handle, kind,
-            status, priority, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', 0, $9, $9)
-         ON CONFLICT (tenant, channel, thread_key) WHERE status <> 'resolved' DO NOTHING",
-    )
-    .bind(&id)
-    .bind(tenant)
-    .bind(channel)
-    .bind(&m.account)
-    .bind(&m.conversation_key)
-    .bind(&m.author.id)
-    .bind(&m.author.handle)
-    .bind(kind_str(m.kind))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok((id, true));
-    }
-    // Another host opened it between our look-up and our insert: join theirs.
-    let row = find()
-        .fetch_one(&mut **tx)
-        .await
-        .context("joining a conversation opened concurrently")?;
-    Ok((row.try_get("id")?, false))
 }
 
 fn conversation_from_row(row: &AnyRow) -> anyhow::Result<ConversationRecord> {

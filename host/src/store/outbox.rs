@@ -228,6 +228,23 @@ impl Store {
         Ok(())
     }
 
+    /// Hands a claimed reply back unsent, as if it had not been claimed: `pending` again,
+    /// due at `retry_at` (ms), and the attempt the claim counted taken back. For a reply
+    /// whose connector is disabled: it waits in the outbox, never counted as failed.
+    pub async fn outbox_release(&self, entry: &OutboxEntry, retry_at: u64) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', claimed_by = NULL, attempts = attempts - 1,
+                next_attempt_at = $2, updated_at = $3
+             WHERE id = $1 AND status = 'sending'",
+        )
+        .bind(&entry.id)
+        .bind(ms(retry_at))
+        .bind(ms(now_ms()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Marks replies that `host` was sending when it stopped as `uncertain` and returns
     /// them: the platform may have them already, so they are reported, not sent again.
     /// `None` takes every such row (a single host).

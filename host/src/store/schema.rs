@@ -6,10 +6,11 @@
 //! edited: new columns come as new entries.
 
 /// Ordered migrations: (version, statements).
-pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE conversations (
+pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE conversations (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             channel TEXT NOT NULL,
@@ -26,10 +27,10 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             first_response_at BIGINT,
             resolved_at BIGINT
         )",
-        "CREATE UNIQUE INDEX conversations_one_open_per_thread
+            "CREATE UNIQUE INDEX conversations_one_open_per_thread
             ON conversations (tenant, channel, thread_key) WHERE status <> 'resolved'",
-        "CREATE INDEX conversations_by_status ON conversations (tenant, status)",
-        "CREATE TABLE messages (
+            "CREATE INDEX conversations_by_status ON conversations (tenant, status)",
+            "CREATE TABLE messages (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             channel TEXT NOT NULL,
@@ -50,8 +51,8 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             batch_index BIGINT NOT NULL,
             UNIQUE (tenant, channel, account, external_id)
         )",
-        "CREATE INDEX messages_by_conversation ON messages (conversation_id, received_at)",
-        "CREATE TABLE outbox (
+            "CREATE INDEX messages_by_conversation ON messages (conversation_id, received_at)",
+            "CREATE TABLE outbox (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             channel TEXT NOT NULL,
@@ -69,8 +70,8 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at BIGINT NOT NULL,
             UNIQUE (tenant, idempotency_key)
         )",
-        "CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at, created_at)",
-        "CREATE TABLE crm_events (
+            "CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at, created_at)",
+            "CREATE TABLE crm_events (
             id TEXT PRIMARY KEY,
             tenant TEXT NOT NULL,
             payload TEXT NOT NULL,
@@ -82,9 +83,9 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             created_at BIGINT NOT NULL,
             seq BIGINT NOT NULL
         )",
-        "CREATE INDEX crm_events_due ON crm_events (status, next_attempt_at, seq)",
-        "CREATE INDEX crm_events_by_tenant ON crm_events (tenant, seq, status)",
-        "CREATE TABLE cursors (
+            "CREATE INDEX crm_events_due ON crm_events (status, next_attempt_at, seq)",
+            "CREATE INDEX crm_events_by_tenant ON crm_events (tenant, seq, status)",
+            "CREATE TABLE cursors (
             tenant TEXT NOT NULL,
             connector TEXT NOT NULL,
             account TEXT NOT NULL,
@@ -92,5 +93,27 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[(
             updated_at BIGINT NOT NULL,
             PRIMARY KEY (tenant, connector, account)
         )",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Polling leases (see `leases.rs`): one holder per account at a time.
+            "CREATE TABLE poll_leases (
+                tenant TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                account TEXT NOT NULL,
+                holder TEXT NOT NULL,
+                instance TEXT NOT NULL,
+                generation BIGINT NOT NULL,
+                acquired_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, connector, account)
+            )",
+            // What routing needs to pick up an assignment after a restart: when the
+            // assignee got it (offer timeouts) and whether a person handed it over.
+            "ALTER TABLE conversations ADD COLUMN assigned_at BIGINT",
+            "ALTER TABLE conversations ADD COLUMN transferred BIGINT NOT NULL DEFAULT 0",
+        ],
+    ),
+];

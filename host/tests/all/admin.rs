@@ -39,6 +39,10 @@ async fn admin_calls_without_or_with_a_wrong_token_are_refused() {
         ("GET", "/status", None),
         ("GET", "/connectors", None),
         ("POST", "/connectors/acme/echo/reset", None),
+        ("POST", "/connectors/acme/echo/reload", None),
+        ("POST", "/connectors/reload", None),
+        ("POST", "/connectors/acme/echo/disable", None),
+        ("POST", "/connectors/acme/echo/enable", None),
         ("POST", "/operators/acme/marco/presence", Some(presence)),
         ("GET", "/metrics", None),
     ];
@@ -444,6 +448,50 @@ async fn centralino_run_serves_both_apis_and_the_cli_talks_to_it() {
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("circuit closed"), "{}", stdout(&out));
+    // Reload, disable and enable a connector; reload the config (the file is unchanged).
+    let out = cli(
+        &[
+            "connectors",
+            "reload",
+            "echo",
+            "--tenant",
+            "acme",
+            "--admin",
+            &admin_url,
+        ],
+        token,
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("acme/echo: swapped echo-channel@0.1.0 → echo-channel@0.1.0"),
+        "{}",
+        stdout(&out)
+    );
+    for (action, said) in [
+        ("disable", "disabled: webhooks get 503"),
+        ("enable", "enabled:"),
+    ] {
+        let out = cli(
+            &[
+                "connectors",
+                action,
+                "echo",
+                "--tenant",
+                "acme",
+                "--admin",
+                &admin_url,
+            ],
+            token,
+        )
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(said), "{}", stdout(&out));
+    }
+    let out = cli(&["reload", "--admin", &admin_url, "--json"], token).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["connectors"], serde_json::json!([]), "{json}");
     let out = cli(
         &[
             "agents", "presence", "marco", "online", "--tenant", "acme", "--admin", &admin_url,

@@ -121,7 +121,10 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             ),
             "centralino.toml:3: host.stor: unknown key `stor`, expected one of `store`, \
              `listen`, `admin_listen`, `admin_token`, `plugin_dir`, `cache_dir`, \
-             `max_webhook_body_bytes`, `host_id`, `crm_webhook`, `crm_webhook_secret`",
+             `max_webhook_body_bytes`, `host_id`, `crm_webhook`, `crm_webhook_secret`, \
+             `watch_plugins`, `watch_interval_ms`, `log_format`, `header_read_timeout_ms`, \
+             `body_read_timeout_ms`, `max_connections`, `pooling_instances`, \
+             `poll_lease_ttl_secs`",
         ),
         (
             "unknown key in an account",
@@ -382,6 +385,80 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             "centralino.toml:32: limits.memory_mib: must be at least 1",
         ),
         (
+            "unknown log format",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nlog_format = \"xml\"\n",
+            ),
+            "centralino.toml:3: host.log_format: unknown variant `xml`, expected `pretty` or \
+             `json`",
+        ),
+        (
+            "watch_plugins not a boolean",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nwatch_plugins = \"yes\"\n",
+            ),
+            "centralino.toml:3: host.watch_plugins: invalid type: string \"yes\", expected a \
+             boolean",
+        ),
+        (
+            "no connections",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nmax_connections = 0\n",
+            ),
+            "centralino.toml:3: host.max_connections: must be at least 1",
+        ),
+        (
+            "header timeout of zero",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nheader_read_timeout_ms = 0\n",
+            ),
+            "centralino.toml:3: host.header_read_timeout_ms: must be at least 1",
+        ),
+        (
+            "empty instance pool",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\npooling_instances = 0\n",
+            ),
+            "centralino.toml:3: host.pooling_instances: must be at least 1 (leave it out to \
+             allocate instances on demand)",
+        ),
+        (
+            "no messages per call",
+            format!("{GOOD}\n[limits]\nmax_messages_per_call = 0\n"),
+            "centralino.toml:32: limits.max_messages_per_call: must be at least 1",
+        ),
+        (
+            "text cap not a number",
+            format!("{GOOD}\n[limits]\nmax_text_chars = \"many\"\n"),
+            "centralino.toml:32: limits.max_text_chars: invalid type: string \"many\", expected \
+             a whole number",
+        ),
+        (
+            "negative circuit threshold",
+            format!("{GOOD}\n[limits]\ncircuit_open_after = -1\n"),
+            "centralino.toml:32: limits.circuit_open_after: invalid value: integer `-1`, \
+             expected a whole number",
+        ),
+        (
+            "backoff cap below the first pause",
+            format!("{GOOD}\n[limits]\nfault_backoff_ms = 5000\nfault_backoff_max_ms = 1000\n"),
+            "centralino.toml:33: limits.fault_backoff_max_ms: the longest pause (1000 ms, \
+             `fault_backoff_max_ms`) is shorter than the first (5000 ms, `fault_backoff_ms`)",
+        ),
+        (
+            "output cap of zero on a connector",
+            good_with(
+                "allowed_hosts = [\"api.x.com\"]\n",
+                "allowed_hosts = [\"api.x.com\"]\nlimits = { max_output_bytes = 0 }\n",
+            ),
+            "centralino.toml:8: connectors[0].limits.max_output_bytes: must be at least 1",
+        ),
+        (
             "tenants beside top-level connectors",
             format!("{GOOD}\n[[tenants]]\nid = \"acme\"\n"),
             "centralino.toml: 3 problems\n  \
@@ -547,7 +624,7 @@ fn unresolved_references_are_all_listed_with_their_keys() {
 }
 
 #[test]
-fn a_disabled_connector_waits_for_its_secrets_and_is_not_built() {
+fn a_disabled_connector_waits_for_its_secrets_and_is_built_disabled() {
     let fixture = Fixture::new();
     let text = good_with(
         "plugin = \"twitter\"",
@@ -556,7 +633,56 @@ fn a_disabled_connector_waits_for_its_secrets_and_is_not_built() {
     let config = fixture.load(&text).unwrap();
     let secrets = config.resolve_secrets_with(|_| None).unwrap();
     assert!(secrets.is_empty());
-    assert!(config.connector_specs(&secrets).is_empty());
+    let specs = config.connector_specs(&secrets);
+    assert_eq!(specs.len(), 1);
+    assert!(!specs[0].enabled);
+    assert!(specs[0].grants.secrets.is_empty());
+    let waiting = secrets.waiting();
+    assert_eq!(waiting.len(), 1);
+    let (tenant, connector, references) = &waiting[0];
+    assert_eq!(
+        (tenant.as_str(), connector.as_str()),
+        ("default", "twitter")
+    );
+    assert_eq!(
+        references,
+        &[
+            "connectors[0].secrets.consumer_secret: environment variable `X_CONSUMER_SECRET` is not set",
+            "connectors[0].accounts[0].credential: environment variable `X_TOKEN_TIM` is not set",
+            "connectors[0].accounts[1].credential: environment variable `X_TOKEN_MARCO` is not set",
+        ]
+    );
+}
+
+#[test]
+fn limits_and_host_settings_come_from_the_file() {
+    let fixture = Fixture::new();
+    let text = good_with(
+        "plugin_dir = \"plugins\"\n",
+        "plugin_dir = \"plugins\"\nwatch_plugins = true\nwatch_interval_ms = 250\n\
+         log_format = \"json\"\nheader_read_timeout_ms = 2000\nbody_read_timeout_ms = 3000\n\
+         max_connections = 64\npooling_instances = 16\n",
+    ) + "\n[limits]\nlog_bytes = 4096\nmax_messages_per_call = 50\nmax_text_chars = 500\n\
+         max_output_bytes = 100000\ncircuit_open_after = 3\nfault_backoff_ms = 200\n\
+         fault_backoff_max_ms = 800\n";
+    let config = fixture.load(&text).unwrap();
+    assert_eq!(config.watch_plugins, Some(Duration::from_millis(250)));
+    assert_eq!(config.log_format, centralino::config::LogFormat::Json);
+    assert_eq!(config.ingress.header_read_timeout, Duration::from_secs(2));
+    assert_eq!(config.ingress.body_read_timeout, Duration::from_secs(3));
+    assert_eq!(config.ingress.max_connections, 64);
+    assert_eq!(config.pooling_instances, Some(16));
+    let limits = &config.tenants[0].connectors[0].limits;
+    assert_eq!(limits.log_bytes, 4096);
+    assert_eq!(limits.max_messages_per_call, 50);
+    assert_eq!(limits.max_text_chars, 500);
+    assert_eq!(limits.max_output_bytes, 100_000);
+    assert_eq!(limits.circuit_open_after, 3);
+    assert_eq!(limits.fault_backoff, Duration::from_millis(200));
+    assert_eq!(limits.fault_backoff_max, Duration::from_millis(800));
+    // Routing stages get the same limits from [limits].
+    let routing = config.tenants[0].routing.as_ref().unwrap();
+    assert_eq!(routing.limits.max_messages_per_call, 50);
 }
 
 #[test]
@@ -988,7 +1114,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!(
-            "{path_arg}:80: connectors[0].accounts[3].credential: environment variable \
+            "{path_arg}:105: connectors[0].accounts[3].credential: environment variable \
              `X_TOKEN_TIM_MARCO` is not set"
         )),
         "{stderr}"

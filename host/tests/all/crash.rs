@@ -260,3 +260,269 @@ id = "TIM_Official"
     );
     assert_eq!(received.messages.len(), DELIVERIES);
 }
+
+// ---- a reply queued before the kill is sent exactly once after the restart ----
+
+/// `centralino run` with a Twitter connector on the X emulator (DMs by polling), one
+/// operator and the REST API.
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves none behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_replying_host(config: &std::path::Path, log: &std::path::Path) -> Killed {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_centralino"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("CRASH_API_TOKEN", "crash-api-token")
+        .env("CRASH_X_TOKEN", "token-tim")
+        .env("CRASH_CONSUMER_SECRET", "crash-consumer-secret")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map(Killed)
+        .unwrap()
+}
+
+async fn api_get(client: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    let response = client
+        .get(format!("{base}{path}"))
+        .bearer_auth("crash-api-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+async fn api_reply(
+    client: &reqwest::Client,
+    base: &str,
+    conversation: &str,
+    key: &str,
+    text: &str,
+) -> serde_json::Value {
+    let response = client
+        .post(format!(
+            "{base}/api/v1/conversations/{conversation}/replies"
+        ))
+        .bearer_auth("crash-api-token")
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "operator": "marco", "text": text }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert!(status.is_success(), "reply refused with {status}: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_queued_before_a_kill_9_is_sent_exactly_once_after_the_restart() {
+    use centralino_emulators::Fault;
+    use centralino_emulators::XApi;
+
+    const CUSTOMERS: usize = 6;
+    let x = XApi::start().await.unwrap();
+    x.add_user("1001", "TIM_Official", "TIM", "token-tim");
+    for i in 0..CUSTOMERS {
+        let id = format!("{}", 7_000 + i);
+        x.add_user(
+            &id,
+            &format!("cliente{i}"),
+            &format!("Cliente {i}"),
+            &format!("t{i}"),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let plugins = component("twitter").parent().unwrap().to_path_buf();
+    let config = dir.path().join("centralino.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"api_token = "env:CRASH_API_TOKEN"
+
+[host]
+store = "sqlite://centralino.db"
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin}"
+plugin_dir = "{plugins}"
+
+[[connectors]]
+name = "twitter"
+plugin = "twitter"
+poll_interval_secs = 1
+allowed_hosts = ["{authority}"]
+settings = {{ api_base = "{base}" }}
+secrets = {{ consumer_secret = "env:CRASH_CONSUMER_SECRET" }}
+
+[[connectors.accounts]]
+id = "1001"
+handle = "TIM_Official"
+credential = "env:CRASH_X_TOKEN"
+
+[routing]
+chain = "least-loaded"
+auto_reply = false
+
+[[operators]]
+id = "marco"
+capacity = 20
+"#,
+            plugins = plugins.display(),
+            authority = x.authority(),
+            base = x.base_url(),
+        ),
+    )
+    .unwrap();
+    let log = std::path::PathBuf::from("/tmp/crash-replies-host.log");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let host = start_replying_host(&config, &log);
+    wait_ready(&client, &base).await;
+    let online = client
+        .put(format!("{base}/api/v1/operators/marco/presence"))
+        .bearer_auth("crash-api-token")
+        .header("content-type", "application/json")
+        .body(r#"{"presence":"online"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(online.status().is_success(), "{}", online.status());
+    for i in 0..CUSTOMERS {
+        x.send_dm(
+            &format!("{}", 7_000 + i),
+            "1001",
+            &format!("il modem {i} non va"),
+        );
+    }
+    // Polled, stored and assigned to marco.
+    let started = Instant::now();
+    let conversations: Vec<String> = loop {
+        let list = api_get(&client, &base, "/api/v1/conversations").await;
+        let assigned: Vec<String> = list["conversations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["assignee"] == "marco")
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect();
+        if assigned.len() == CUSTOMERS {
+            break assigned;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "conversations not assigned: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // X refuses every DM send for now: the replies stay in the outbox, waiting to retry.
+    x.inject("dm_conversations", Fault::ServerError(503), u32::MAX);
+    let mut replies = Vec::new();
+    for (i, conversation) in conversations.iter().enumerate() {
+        let text = format!("Ciao, sono Marco: risposta {i}");
+        let reply = api_reply(&client, &base, conversation, &format!("k-{i}"), &text).await;
+        replies.push((reply["id"].as_str().unwrap().to_string(), text));
+    }
+    // Kill once each has failed once and waits for its retry (a second away at least), so
+    // none is caught mid-send.
+    let started = Instant::now();
+    loop {
+        let mut waiting = 0;
+        for (id, _) in &replies {
+            let reply = api_get(&client, &base, &format!("/api/v1/replies/{id}")).await;
+            if reply["status"] == "pending" && reply["attempts"].as_i64() >= Some(1) {
+                waiting += 1;
+            }
+        }
+        if waiting == replies.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replies never attempted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(host); // SIGKILL
+    let sent_before: usize = x.dms().iter().filter(|d| d.sender_id == "1001").count();
+    assert_eq!(sent_before, 0, "nothing got through while X refused");
+
+    // X is healthy again; the restarted host sends what the outbox holds, once.
+    x.clear_faults();
+    let t0 = Instant::now();
+    let host = start_replying_host(&config, &log);
+    wait_ready(&client, &base).await;
+    // Routing state came back with the store: marco still answers his conversations.
+    let after = api_reply(
+        &client,
+        &base,
+        &conversations[0],
+        "k-after",
+        "Ciao, sono ancora Marco",
+    )
+    .await;
+    replies.push((
+        after["id"].as_str().unwrap().to_string(),
+        "Ciao, sono ancora Marco".to_string(),
+    ));
+    let started = Instant::now();
+    let settled = loop {
+        let mut views = Vec::new();
+        for (id, _) in &replies {
+            views.push(api_get(&client, &base, &format!("/api/v1/replies/{id}")).await);
+        }
+        if views.iter().all(|v| v["status"] == "sent") {
+            break views;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "replies not sent after the restart: {views:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "{} replies queued before the kill sent {:.1} s after the restart began",
+        replies.len() - 1,
+        t0.elapsed().as_secs_f64()
+    );
+    // A little longer, to catch any second send.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(host);
+
+    let dms = x.dms();
+    for ((_, text), view) in replies.iter().zip(&settled) {
+        let copies: Vec<&centralino_emulators::x::DmEvent> = dms
+            .iter()
+            .filter(|d| d.sender_id == "1001" && &d.text == text)
+            .collect();
+        assert_eq!(copies.len(), 1, "`{text}` reached X {} times", copies.len());
+        assert_eq!(
+            view["external_id"].as_str(),
+            Some(copies[0].id.as_str()),
+            "the platform id is recorded"
+        );
+    }
+    assert_eq!(
+        dms.iter().filter(|d| d.sender_id == "1001").count(),
+        replies.len()
+    );
+}

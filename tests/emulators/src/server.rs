@@ -118,6 +118,10 @@ impl Journal {
         });
     }
 
+    pub(crate) fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
     /// Takes one injected fault matching `path`, if any.
     pub(crate) fn take_fault(&self, path: &str) -> Option<Fault> {
         let mut faults = lock(&self.faults);

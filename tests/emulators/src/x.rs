@@ -192,6 +192,11 @@ impl XApi {
     pub fn inject(&self, path_contains: &str, fault: Fault, times: u32) {
         self.shared.0.inject(path_contains, fault, times);
     }
+
+    /// Forgets every fault still waiting to be injected: the platform is healthy again.
+    pub fn clear_faults(&self) {
+        self.shared.0.clear_faults();
+    }
 }
 
 fn now_rfc3339() -> String {

@@ -1,0 +1,186 @@
+//! Routing state survives a restart: an embedded host on a SQLite file routes three
+//! conversations (two operators of capacity 1: two assigned, one waiting), is dropped and
+//! built again on the same file. The assignees keep their conversations (and may answer,
+//! through the embedding API and the REST API), others are refused with the right 4xx,
+//! operators' loads are right, and the waiting conversation is back in the queue and
+//! goes to the first seat that frees.
+
+use centralino::api::{self, ApiTokens, public_router};
+use centralino::capabilities::Secret;
+use centralino::connectors::ConnectorSpec;
+use centralino::routing::{Operator, RoutingEngine};
+use centralino::server::IngressLimits;
+use centralino::store::ConversationStatus;
+use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino::{Error, Host};
+use serde_json::json;
+
+use crate::component;
+use crate::routing::chain;
+
+async fn host(store: &str) -> Host {
+    let config = ConnectorConfig {
+        settings: Vec::new(),
+        accounts: vec![AccountConfig {
+            id: "support".to_string(),
+            handle: Some("support".to_string()),
+            credential: None,
+            settings: Vec::new(),
+        }],
+    };
+    let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
+    for id in ["marco", "giulia"] {
+        engine
+            .add_operator(Operator::new(id, 1), Presence::Online)
+            .await;
+    }
+    Host::builder()
+        .store(store)
+        .connector(ConnectorSpec::new(
+            "echo",
+            component("echo-channel"),
+            config,
+        ))
+        .routing(engine)
+        .auto_reply(false)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn deliver(host: &Host, body: &str) -> String {
+    let request = WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    };
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "echo", request)
+        .await;
+    assert_eq!(response.status, 200);
+    stored[0].conversation_id.clone()
+}
+
+fn other(operator: &str) -> &'static str {
+    if operator == "marco" {
+        "giulia"
+    } else {
+        "marco"
+    }
+}
+
+#[tokio::test]
+async fn after_a_restart_assignees_keep_their_conversations_and_the_queue_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("centralino.db").display());
+
+    let first = host(&store).await;
+    let mario = deliver(&first, "mario: il modem non va").await;
+    let lucia = deliver(&first, "lucia: fattura doppia").await;
+    let piero = deliver(&first, "piero: niente linea").await;
+    let assignee = |record: Option<centralino::store::ConversationRecord>| {
+        let record = record.unwrap();
+        (record.status, record.assignee)
+    };
+    let (status, Some(mario_op)) =
+        assignee(first.store().conversation("default", &mario).await.unwrap())
+    else {
+        panic!("mario's conversation is assigned");
+    };
+    assert_eq!(status, ConversationStatus::Assigned);
+    let (_, Some(lucia_op)) =
+        assignee(first.store().conversation("default", &lucia).await.unwrap())
+    else {
+        panic!("lucia's conversation is assigned");
+    };
+    assert_ne!(mario_op, lucia_op);
+    assert_eq!(
+        assignee(first.store().conversation("default", &piero).await.unwrap()),
+        (ConversationStatus::Waiting, None)
+    );
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // The same store, a fresh process's worth of memory.
+    let second = host(&store).await;
+    let (loads, waiting) = second
+        .with_routing("default", |engine| {
+            let loads: Vec<(String, u32)> = engine
+                .roster()
+                .iter()
+                .map(|(operator, state)| (operator.id.clone(), state.load))
+                .collect();
+            (loads, engine.queue().len())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        loads,
+        vec![("marco".to_string(), 1), ("giulia".to_string(), 1)],
+        "each operator's load counts the conversation they kept"
+    );
+    assert_eq!(waiting, 1, "piero waits in the queue again");
+
+    // Embedding API: the assignee answers; a colleague is refused.
+    let refused = second
+        .reply("default", &mario, other(&mario_op), None, "ciao", "r-1")
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Refused(_)), "{refused}");
+    let queued = second
+        .reply("default", &mario, &mario_op, None, "Ciao Mario!", "r-2")
+        .await
+        .unwrap();
+    assert_eq!(queued.author, mario_op);
+
+    // REST API: the same for lucia's conversation, with the documented statuses.
+    let tokens = ApiTokens::new()
+        .with("default", &Secret::new("token"))
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = public_router(second.clone(), tokens);
+    let server = tokio::spawn(async move {
+        api::serve(app, listener, IngressLimits::default())
+            .await
+            .unwrap();
+    });
+    let client = reqwest::Client::new();
+    let reply = |operator: &str, key: &str| {
+        client
+            .post(format!(
+                "http://{address}/api/v1/conversations/{lucia}/replies"
+            ))
+            .bearer_auth("token")
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(json!({ "operator": operator, "text": "Buongiorno Lucia" }).to_string())
+            .send()
+    };
+    let answer = reply(other(&lucia_op), "r-3").await.unwrap();
+    assert_eq!(answer.status().as_u16(), 409);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "not_assignee", "{body}");
+    let answer = reply(&lucia_op, "r-4").await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    server.abort();
+
+    // A seat frees: the restored queue moves.
+    second.resolve("default", &mario).await.unwrap();
+    assert_eq!(
+        assignee(
+            second
+                .store()
+                .conversation("default", &piero)
+                .await
+                .unwrap()
+        ),
+        (ConversationStatus::Assigned, Some(mario_op.clone()))
+    );
+    second
+        .reply("default", &piero, &mario_op, None, "Ciao Piero", "r-5")
+        .await
+        .unwrap();
+}
