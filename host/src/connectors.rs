@@ -516,12 +516,16 @@ impl Connector {
         if !self.is_enabled() {
             return Ok(());
         }
-        let active = self.active();
-        let span = self.span(&active, "configure");
+        self.configure(&self.active()).await
+    }
+
+    /// Instantiates and configures `active`'s plugin (a call of its own, supervised).
+    async fn configure(&self, active: &Active) -> Result<(), Error> {
+        let span = self.span(active, "configure");
         async {
             let mut instance = active.instance.lock().await;
             let result = instance.ready().await;
-            self.observe(&active, &mut instance, &result);
+            self.observe(active, &mut instance, &result);
             result
         }
         .instrument(span)
@@ -649,17 +653,7 @@ impl Connector {
     pub(crate) async fn set_enabled(&self, enabled: bool) -> Result<ConnectorHealth, Error> {
         let _one = self.reloading.lock().await;
         if enabled && !self.is_enabled() {
-            let active = self.active();
-            let span = self.span(&active, "configure");
-            async {
-                let mut instance = active.instance.lock().await;
-                let result = instance.ready().await;
-                self.observe(&active, &mut instance, &result);
-                result
-            }
-            .instrument(span)
-            .await
-            .map_err(|e| {
+            self.configure(&self.active()).await.map_err(|e| {
                 Error::Refused(format!(
                     "connector `{}` of tenant `{}` stays disabled: {e}",
                     self.name, self.tenant

@@ -287,16 +287,14 @@ impl Store {
         )
         .await?;
         if let Some(cursor) = cursor {
-            sqlx::query(
-                "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
+            super::set_cursor(
+                &mut tx,
+                &fence.tenant,
+                &fence.connector,
+                &fence.account,
+                cursor,
+                now,
             )
-            .bind(&fence.tenant)
-            .bind(&fence.connector)
-            .bind(&fence.account)
-            .bind(cursor)
-            .bind(now)
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await.context("committing polled messages")?;

@@ -383,17 +383,7 @@ impl Store {
         let outcomes =
             ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?;
         if let Some((account, cursor)) = cursor {
-            sqlx::query(
-                "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
-            )
-            .bind(tenant)
-            .bind(channel)
-            .bind(account)
-            .bind(cursor)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            set_cursor(&mut tx, tenant, channel, account, cursor, now).await?;
         }
         tx.commit().await.context("committing inbound messages")?;
         Ok(outcomes)
@@ -586,6 +576,29 @@ impl Store {
         self.ingest_with_cursor(tenant, channel, messages, cursor.map(|c| (account, c)))
             .await
     }
+}
+
+/// Sets an account's poll cursor inside `tx`.
+async fn set_cursor(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: &str,
+    connector: &str,
+    account: &str,
+    cursor: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO cursors (tenant, connector, account, cursor_value, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant, connector, account) DO UPDATE SET cursor_value = $4, updated_at = $5",
+    )
+    .bind(tenant)
+    .bind(connector)
+    .bind(account)
+    .bind(cursor)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn conversation_from_row(row: &AnyRow) -> anyhow::Result<ConversationRecord> {
