@@ -795,7 +795,7 @@ impl Connector {
         }
         let path = spec.plugin.clone();
         let loader = runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || loader.load_channel(&path))
+        let plugin = tokio::task::spawn_blocking(move || loader.load_channel_quietly(&path))
             .await
             .map_err(|e| anyhow::anyhow!("compiling the plugin did not finish: {e}"))??;
         let candidate = Active::new(spec.clone(), &plugin);

@@ -50,11 +50,13 @@ impl ComponentCache {
         self.dir.join(name)
     }
 
-    /// Loads the compiled form of `bytes`, compiling and storing it on a miss.
+    /// Loads the compiled form of `bytes`, compiling it with `build` and storing it on a
+    /// miss.
     pub(crate) fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],
+        build: impl FnOnce() -> anyhow::Result<Component>,
     ) -> anyhow::Result<(Component, CacheOutcome)> {
         let path = self.artifact_path(engine, bytes);
         if path.exists() {
@@ -65,7 +67,7 @@ impl ComponentCache {
                 }
             }
         }
-        let component = Component::new(engine, bytes).map_err(anyhow::Error::from)?;
+        let component = build()?;
         let serialized = component.serialize().map_err(anyhow::Error::from)?;
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating the component cache {}", self.dir.display()))?;

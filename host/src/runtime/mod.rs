@@ -97,9 +97,7 @@ impl RuntimeBuilder {
 
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn build(self) -> Result<Runtime, Error> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        let mut config = engine_config();
         if let Some(instances) = self.pooling {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_component_instances(instances)
@@ -138,6 +136,7 @@ impl RuntimeBuilder {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                quiet_compiler: std::sync::OnceLock::new(),
                 cache: self.cache_dir.map(ComponentCache::new),
                 router_linker,
                 channel_linker,
@@ -148,6 +147,22 @@ impl RuntimeBuilder {
     }
 }
 
+/// A digest of what an engine's compiled artifacts must match to load into another.
+fn compatibility(engine: &Engine) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The engine settings every plugin is compiled and run with.
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
 /// The shared plugin runtime. Cheap to clone; one per process is enough.
 #[derive(Clone)]
 pub struct Runtime {
@@ -156,6 +171,9 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
+    /// Compiles on one thread, for swaps (see [`Runtime::load_channel_quietly`]); `None`
+    /// when its artifacts would not load into `engine`.
+    quiet_compiler: std::sync::OnceLock<Option<Engine>>,
     cache: Option<ComponentCache>,
     router_linker: Linker<PluginState>,
     channel_linker: Linker<PluginState>,
@@ -188,6 +206,7 @@ impl Runtime {
         &self,
         path: &Path,
         expected: World,
+        quietly: bool,
     ) -> Result<(Arc<Inspection>, Component, CacheOutcome), Error> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
@@ -195,11 +214,10 @@ impl Runtime {
         })?;
         let info = inspect(path, &bytes)?;
         info.ensure_loadable(path, Some(expected))?;
+        let build = || self.build_component(&bytes, quietly);
         let compiled = match &self.inner.cache {
-            Some(cache) => cache.load(&self.inner.engine, &bytes),
-            None => Component::new(&self.inner.engine, &bytes)
-                .map(|c| (c, CacheOutcome::Disabled))
-                .map_err(anyhow::Error::from),
+            Some(cache) => cache.load(&self.inner.engine, &bytes, build),
+            None => build().map(|c| (c, CacheOutcome::Disabled)),
         };
         let (component, outcome) = compiled.map_err(|e| Error::InvalidComponent {
             path: path.to_path_buf(),
@@ -208,10 +226,58 @@ impl Runtime {
         Ok((Arc::new(info), component, outcome))
     }
 
+    /// Compiles `bytes` for this runtime's engine; `quietly` on one thread.
+    fn build_component(&self, bytes: &[u8], quietly: bool) -> anyhow::Result<Component> {
+        let quiet = if quietly { self.quiet_compiler() } else { None };
+        let Some(compiler) = quiet else {
+            return Component::new(&self.inner.engine, bytes).map_err(anyhow::Error::from);
+        };
+        let artifact = Component::new(compiler, bytes)
+            .and_then(|c| c.serialize())
+            .map_err(anyhow::Error::from)?;
+        #[allow(unsafe_code)]
+        // SAFETY: `artifact` was just produced by `Component::serialize` in this process, by
+        // an engine of the same wasmtime with the same compatibility hash as ours (checked
+        // when it was made), and is not modified in between.
+        let component = unsafe { Component::deserialize(&self.inner.engine, &artifact) };
+        component.map_err(anyhow::Error::from)
+    }
+
+    /// Whether [`Runtime::load_channel_quietly`] compiles on one thread (it falls back to
+    /// the engine's own compiler if that ever stops being possible).
+    pub fn compiles_quietly(&self) -> bool {
+        self.quiet_compiler().is_some()
+    }
+
+    /// The single-threaded compiler, made on first use: the engine's settings without
+    /// parallel compilation (and without the pooling allocator, which a compiler never
+    /// uses). `None`, with a warning, if its artifacts would not load into the engine.
+    fn quiet_compiler(&self) -> Option<&Engine> {
+        self.inner
+            .quiet_compiler
+            .get_or_init(|| {
+                let mut config = engine_config();
+                config.parallel_compilation(false);
+                let engine = match Engine::new(&config) {
+                    Ok(engine) => engine,
+                    Err(e) => {
+                        tracing::warn!("no single-threaded compiler, swaps compile on every core: {e:#}");
+                        return None;
+                    }
+                };
+                let compatible = compatibility(&engine) == compatibility(&self.inner.engine);
+                if !compatible {
+                    tracing::warn!("the single-threaded compiler's artifacts do not fit the engine; swaps compile on every core");
+                }
+                compatible.then_some(engine)
+            })
+            .as_ref()
+    }
+
     /// Loads a routing policy component.
     pub fn load_router(&self, path: impl AsRef<Path>) -> Result<RouterPlugin, Error> {
         let path = path.as_ref();
-        let (info, component, outcome) = self.compile(path, World::RoutingPolicy)?;
+        let (info, component, outcome) = self.compile(path, World::RoutingPolicy, false)?;
         let pre = self
             .inner
             .router_linker
@@ -223,8 +289,19 @@ impl Runtime {
 
     /// Loads a channel connector component.
     pub fn load_channel(&self, path: impl AsRef<Path>) -> Result<ChannelPlugin, Error> {
-        let path = path.as_ref();
-        let (info, component, outcome) = self.compile(path, World::Channel)?;
+        self.channel(path.as_ref(), false)
+    }
+
+    /// [`Runtime::load_channel`] for a swap on a running host: a cache miss compiles on one
+    /// thread instead of all cores, so traffic keeps a core while a new version compiles
+    /// (slower to finish, gentler on the calls being served). Call it from a blocking
+    /// thread.
+    pub fn load_channel_quietly(&self, path: impl AsRef<Path>) -> Result<ChannelPlugin, Error> {
+        self.channel(path.as_ref(), true)
+    }
+
+    fn channel(&self, path: &Path, quietly: bool) -> Result<ChannelPlugin, Error> {
+        let (info, component, outcome) = self.compile(path, World::Channel, quietly)?;
         let pre = self
             .inner
             .channel_linker

@@ -44,3 +44,29 @@ async fn a_corrupt_cached_artifact_is_recompiled() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_swap_compiles_on_one_thread_into_the_same_cache_and_the_component_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::builder().cache_dir(dir.path()).build().unwrap();
+    // The single-threaded compiler's artifacts fit the engine: no silent fallback.
+    assert!(runtime.compiles_quietly());
+    let quiet = runtime.load_channel_quietly(component("facebook")).unwrap();
+    assert_eq!(quiet.cache_outcome(), CacheOutcome::Miss);
+    let mut instance = quiet.instance(
+        centralino::types::ConnectorConfig::default(),
+        centralino::capabilities::Grants::default(),
+        PluginLimits::default(),
+    );
+    // The guest runs: it describes itself, then refuses an empty configuration itself.
+    let refused = instance.ready().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("facebook@0.1.0")
+            && refused.contains("configure at least one Facebook page"),
+        "{refused}"
+    );
+    // Stored under the engine's own key: the normal load (a restart) finds it.
+    let again = Runtime::builder().cache_dir(dir.path()).build().unwrap();
+    let loaded = again.load_channel(component("facebook")).unwrap();
+    assert_eq!(loaded.cache_outcome(), CacheOutcome::Hit);
+}
