@@ -194,8 +194,13 @@ impl Host {
         routing.engine.set_offer_timeout(update.offer_timeout);
         routing.engine.set_reply_rules(update.reply_rules);
         routing.set_auto_reply(update.auto_reply);
+        let store = &self.inner.store;
+        let mut pending = routing
+            .open(store, tenant, &[], &self.inner.brands(tenant))
+            .await?;
         let (change, notices) = routing.engine.apply_roster(update.operators).await;
-        routing.apply(&self.inner.store, tenant, notices).await?;
+        pending.notices.extend(notices);
+        routing.finish(store, tenant, pending, Vec::new()).await?;
         tracing::info!(
             tenant,
             chain,

@@ -229,7 +229,7 @@ impl HostBuilder {
             let restored = routing
                 .lock()
                 .await
-                .restore(&host.inner.store, tenant, host.inner.brands(tenant))
+                .restore(&host.inner.store, tenant, &host.inner.brands(tenant))
                 .await
                 .with_context(|| format!("restoring the routing state of tenant `{tenant}`"))?;
             if restored > 0 {
@@ -307,8 +307,20 @@ fn spawn_ticker(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
             let Some(inner) = host.upgrade() else { return };
             for (tenant, routing) in &inner.routing {
                 let mut routing = routing.lock().await;
-                let notices = routing.engine.tick().await;
-                if let Err(e) = routing.apply(&inner.store, tenant, notices).await {
+                if !routing.tick_due(&inner.store) {
+                    continue;
+                }
+                let brand = inner.brands(tenant);
+                let result = async {
+                    let mut change = routing.open(&inner.store, tenant, &[], &brand).await?;
+                    let notices = routing.engine.tick().await;
+                    change.notices.extend(notices);
+                    routing
+                        .finish(&inner.store, tenant, change, Vec::new())
+                        .await
+                }
+                .await;
+                if let Err(e) = result {
                     tracing::error!(tenant, "recording routing timers: {e:#}");
                 }
             }
@@ -420,6 +432,14 @@ async fn settle(
     Ok(())
 }
 
+/// The refusal of a change to a conversation that is resolved (or that the store no longer
+/// holds open).
+fn resolved(conversation_id: &str) -> Error {
+    Error::Refused(format!(
+        "conversation `{conversation_id}` is resolved; the customer's next message opens a new one"
+    ))
+}
+
 /// Observes the first-response time when `entry` is the first reply of a person (not the
 /// host's wait estimate) to reach the platform, before the store records it.
 async fn first_response(inner: &HostInner, entry: &OutboxEntry, sent_at: u64) {
@@ -492,6 +512,7 @@ impl HostInner {
                 connector,
                 ingested,
                 &self.metrics,
+                &self.brands(&connector.tenant),
             )
             .await
         {
@@ -662,17 +683,20 @@ impl Host {
             .ok_or_else(|| {
                 anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
             })?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Err(resolved(conversation_id));
+        }
         // With routing, only the assignee (or anyone after a transfer) may answer, and the
         // engine picks the sending account: the operator's own where the channel allows it.
+        // Who holds the conversation is read from the store on PostgreSQL (another host may
+        // have resolved or handed it over).
         let mut account = account.map(str::to_string);
         if let Some(routing) = self.inner.routing.get(tenant) {
             let mut routing = routing.lock().await;
             let id = routing
-                .known(store, tenant, conversation_id, self.inner.brands(tenant))
+                .current(store, tenant, conversation_id, &self.inner.brands(tenant))
                 .await?
-                .ok_or_else(|| {
-                    anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
-                })?;
+                .ok_or_else(|| resolved(conversation_id))?;
             let route = routing
                 .engine
                 .record_reply(id, operator)
@@ -698,39 +722,50 @@ impl Host {
         Ok(entry)
     }
 
-    /// Closes a conversation: the operator's seat frees and the queue moves.
+    /// Closes a conversation: the operator's seat frees and the queue moves. Resolving a
+    /// resolved conversation changes nothing; an unknown one is an error.
     pub async fn resolve(&self, tenant: &str, conversation_id: &str) -> Result<(), Error> {
         let store = &self.inner.store;
-        if let Some(routing) = self.inner.routing.get(tenant) {
-            let mut routing = routing.lock().await;
-            let known = routing
-                .known(store, tenant, conversation_id, self.inner.brands(tenant))
-                .await?;
-            if let Some(id) = known {
-                let notices = routing
-                    .engine
-                    .resolve(id)
-                    .await
-                    .map_err(|e| Error::Refused(e.to_string()))?;
-                store
-                    .set_conversation_state(
-                        tenant,
-                        conversation_id,
-                        ConversationStatus::Resolved,
-                        None,
-                    )
-                    .await?;
-                routing.apply(store, tenant, notices).await?;
-            }
-        } else {
-            store
-                .set_conversation_state(tenant, conversation_id, ConversationStatus::Resolved, None)
-                .await?;
+        let conversation = store
+            .conversation(tenant, conversation_id)
+            .await?
+            .ok_or_else(|| {
+                anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
+            })?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Ok(());
         }
         let event = CrmEvent::ConversationResolved {
             conversation_id: conversation_id.to_string(),
         };
-        store.append_event(tenant, &event).await?;
+        let Some(routing) = self.inner.routing.get(tenant) else {
+            store
+                .set_conversation_state(tenant, conversation_id, ConversationStatus::Resolved, None)
+                .await?;
+            store.append_event(tenant, &event).await?;
+            return Ok(());
+        };
+        let mut routing = routing.lock().await;
+        let brand = self.inner.brands(tenant);
+        let mut change = routing
+            .open(store, tenant, &[(conversation_id, false)], &brand)
+            .await?;
+        // Unknown to routing now: another host resolved it meanwhile.
+        let Some(id) = routing.engine_id(conversation_id) else {
+            routing.finish(store, tenant, change, Vec::new()).await?;
+            return Ok(());
+        };
+        match routing.engine.resolve(id).await {
+            Ok(notices) => change.notices.extend(notices),
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                return Err(Error::Refused(e.to_string()));
+            }
+        }
+        change
+            .record_resolved(store, tenant, conversation_id)
+            .await?;
+        routing.finish(store, tenant, change, vec![event]).await?;
         Ok(())
     }
 
@@ -743,13 +778,16 @@ impl Host {
         presence: Presence,
     ) -> Result<(), Error> {
         let mut routing = self.inner.tenant_routing(tenant).await?;
-        let notices = routing
-            .engine
-            .set_presence(operator, presence)
-            .await
-            .map_err(|e| Error::Refused(e.to_string()))?;
-        routing.apply(&self.inner.store, tenant, notices).await?;
-        Ok(())
+        let store = &self.inner.store;
+        let mut change = routing
+            .open(store, tenant, &[], &self.inner.brands(tenant))
+            .await?;
+        let result = routing.engine.set_presence(operator, presence).await;
+        if let Ok(notices) = &result {
+            change.notices.extend(notices.iter().cloned());
+        }
+        routing.finish(store, tenant, change, Vec::new()).await?;
+        result.map(drop).map_err(|e| Error::Refused(e.to_string()))
     }
 
     /// Hands a conversation to another operator.
@@ -761,28 +799,36 @@ impl Host {
     ) -> Result<(), Error> {
         let mut routing = self.inner.tenant_routing(tenant).await?;
         let store = &self.inner.store;
-        let id = routing
-            .known(store, tenant, conversation_id, self.inner.brands(tenant))
-            .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!("conversation `{conversation_id}` is not known to routing")
-            })?;
-        let notices = routing
-            .engine
-            .transfer(id, to)
-            .await
-            .map_err(|e| Error::Refused(e.to_string()))?;
-        store
-            .set_conversation_assignee(tenant, conversation_id, to, true)
+        let mut change = routing
+            .open(
+                store,
+                tenant,
+                &[(conversation_id, false)],
+                &self.inner.brands(tenant),
+            )
             .await?;
-        let event = CrmEvent::ConversationAssigned {
-            conversation_id: conversation_id.to_string(),
-            operator: to.to_string(),
-            reason: "transferred".to_string(),
+        let result = match routing.engine_id(conversation_id) {
+            Some(id) => routing
+                .engine
+                .transfer(id, to)
+                .await
+                .map_err(|e| Error::Refused(e.to_string())),
+            None => Err(resolved(conversation_id)),
         };
-        store.append_event(tenant, &event).await?;
-        routing.apply(store, tenant, notices).await?;
-        Ok(())
+        match result {
+            Ok(notices) => {
+                change.notices.extend(notices);
+                change
+                    .record_transfer(store, tenant, conversation_id, to)
+                    .await?;
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                Ok(())
+            }
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` with a tenant's routing engine (statistics, roster, queue).
@@ -913,11 +959,11 @@ impl Host {
         let mut routing = self.inner.routing.get(tenant)?.lock().await;
         // Taken up from the store when this host has not seen it (a restart, another host).
         let id = routing
-            .known(
+            .current(
                 &self.inner.store,
                 tenant,
                 conversation_id,
-                self.inner.brands(tenant),
+                &self.inner.brands(tenant),
             )
             .await
             .unwrap_or_else(|e| {

@@ -5,21 +5,97 @@
 //! The engine keeps its own, in-memory view of conversations; this module links each of
 //! them to the stored conversation, so both thread a message the same way: the engine is
 //! always told the account the stored conversation started on.
+//!
+//! **Several hosts.** On SQLite there is one host and its engine is the truth. On
+//! PostgreSQL several hosts may route the same tenant, so every routing change is a
+//! [`Change`]: one transaction that takes the tenant's advisory lock, brings the engine in
+//! line with the store (each operator's load as the store counts it across hosts;
+//! conversations resolved, handed over or taken back elsewhere; the store's waiting
+//! conversations), lets the engine decide, and records the outcome before it commits. Two
+//! hosts therefore decide one after the other, each on what the other committed, and no
+//! operator is given more than their capacity across hosts. A change costs one lock, one
+//! read of the assignments and one of the loads, per delivery (not per message).
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connectors::Connector;
 use crate::crm::CrmEvent;
 use crate::metrics::Metrics;
 use crate::routing::{
-    Conversation, ConversationId, CustomerMessage, Notice, RoutingEngine, Status, ThreadKey,
+    Conversation, ConversationId, CustomerMessage, Notice, RoutingEngine, Status, StoredState,
+    ThreadKey,
 };
-use crate::store::{ConversationStatus, Ingested, RoutedConversation, Store};
+use crate::store::{
+    Backend, ConversationStatus, Ingested, RoutedConversation, RoutingTx, Store, StoredAssignment,
+};
 use crate::types::MessageKind;
 
 /// Author recorded for messages the host itself sends (auto-replies).
 pub const HOST_AUTHOR: &str = "centralino";
+
+/// On PostgreSQL, how often an idle host with operators at work re-reads the store (under
+/// the routing lock) to give them conversations waiting there: seats freed and
+/// conversations queued through other hosts.
+const IDLE_SYNC: Duration = Duration::from_secs(2);
+
+/// A routing change in progress (see the module docs): on PostgreSQL, the transaction
+/// holding the tenant's routing lock; the engine's notices and the CRM events to record
+/// when it ends with [`TenantRouting::finish`]. Dropped without finishing, it rolls back
+/// (the next change brings the engine in line with the store again).
+pub(crate) struct Change {
+    tx: Option<RoutingTx>,
+    /// What the engine decided so far.
+    pub(crate) notices: Vec<Notice>,
+    /// Events recorded before the notices' own (a transfer's).
+    events: Vec<CrmEvent>,
+}
+
+impl Change {
+    /// Marks a conversation resolved in the store, within the change on PostgreSQL.
+    pub(crate) async fn record_resolved(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        id: &str,
+    ) -> anyhow::Result<()> {
+        match &mut self.tx {
+            Some(tx) => {
+                let change = (id.to_string(), ConversationStatus::Resolved, None);
+                tx.record(&[change], &[]).await
+            }
+            None => {
+                store
+                    .set_conversation_state(tenant, id, ConversationStatus::Resolved, None)
+                    .await
+            }
+        }
+    }
+
+    /// Records that a person handed a conversation to `to`, and tells the CRM.
+    pub(crate) async fn record_transfer(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        id: &str,
+        to: &str,
+    ) -> anyhow::Result<()> {
+        match &mut self.tx {
+            Some(tx) => tx.set_assignee(id, to, true).await?,
+            None => {
+                store
+                    .set_conversation_assignee(tenant, id, to, true)
+                    .await?
+            }
+        }
+        self.events.push(CrmEvent::ConversationAssigned {
+            conversation_id: id.to_string(),
+            operator: to.to_string(),
+            reason: "transferred".to_string(),
+        });
+        Ok(())
+    }
+}
 
 /// One tenant's routing: the engine and the links between its conversations and the store's.
 pub(crate) struct TenantRouting {
@@ -27,6 +103,8 @@ pub(crate) struct TenantRouting {
     to_store: HashMap<ConversationId, String>,
     to_engine: HashMap<String, (ConversationId, String)>,
     auto_reply: bool,
+    /// When the engine was last brought in line with the store (PostgreSQL).
+    synced_at: Option<Instant>,
 }
 
 impl TenantRouting {
@@ -36,6 +114,7 @@ impl TenantRouting {
             to_store: HashMap::new(),
             to_engine: HashMap::new(),
             auto_reply,
+            synced_at: None,
         }
     }
 
@@ -50,51 +129,271 @@ impl TenantRouting {
         self.to_engine.get(store_id).map(|(id, _)| *id)
     }
 
-    /// The engine's id of a stored conversation, taking it up from the store first when
-    /// the engine does not know it (another host sharing the database routed it). `None`
-    /// when the store has no such open conversation either.
-    pub(crate) async fn known(
+    /// Whether the tenant's engine may be out of line with the store: several hosts
+    /// share a PostgreSQL database.
+    fn shared(store: &Store) -> bool {
+        store.backend() == Backend::Postgres
+    }
+
+    /// Starts a routing change. `wanted` are the stored conversations the change is about
+    /// (with whether each was just opened): the engine takes up the ones it does not know
+    /// (a restart, another host), except new ones nobody routed yet, which the caller
+    /// routes itself. On PostgreSQL the change holds the tenant's routing lock and the
+    /// engine is brought in line with the store first (see the module docs); freed seats
+    /// then go to the queue.
+    pub(crate) async fn open<B>(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        wanted: &[(&str, bool)],
+        brand: &B,
+    ) -> anyhow::Result<Change>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        let Some(mut tx) = store.begin_routing(tenant).await? else {
+            // One host: the engine is the truth; it only takes up what it has not seen
+            // since it started.
+            let mut taken = false;
+            for (id, new) in wanted {
+                if !new && !self.to_engine.contains_key(*id) {
+                    taken |= self.take_up_stored(store, tenant, id, brand).await?;
+                }
+            }
+            let notices = if taken {
+                // A waiting conversation taken up may find a free seat at once.
+                self.engine.resume().await
+            } else {
+                Vec::new()
+            };
+            return Ok(Change {
+                tx: None,
+                notices,
+                events: Vec::new(),
+            });
+        };
+        let notices = self.sync(store, tenant, &mut tx, wanted, brand).await?;
+        Ok(Change {
+            tx: Some(tx),
+            notices,
+            events: Vec::new(),
+        })
+    }
+
+    /// Brings the engine in line with the store, inside a change holding the routing lock:
+    /// takes up the conversations asked for and those waiting in the store, closes or
+    /// moves the ones resolved, handed over or taken back elsewhere, sets each operator's
+    /// load to the store's count, and offers the queue to seats that freed. Returns the
+    /// assignments made.
+    async fn sync<B>(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        tx: &mut RoutingTx,
+        wanted: &[(&str, bool)],
+        brand: &B,
+    ) -> anyhow::Result<Vec<Notice>>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        let known: Vec<(ConversationId, String)> = self
+            .engine
+            .conversations()
+            .iter()
+            .filter(|c| c.status != Status::Resolved)
+            .filter_map(|c| Some((c.id, self.to_store.get(&c.id)?.clone())))
+            .collect();
+        let mut ids: Vec<&str> = known.iter().map(|(_, id)| id.as_str()).collect();
+        ids.extend(
+            wanted
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !self.to_engine.contains_key(*id)),
+        );
+        let stored = tx.assignments(&ids).await?;
+        let mut moved = false;
+        // What the engine must know and does not: the conversations asked for (new ones
+        // only once another host routed them) and every conversation waiting in the store.
+        let mut missing: Vec<&StoredAssignment> = stored
+            .values()
+            .filter(|s| s.status != ConversationStatus::Resolved)
+            .filter(|s| !self.to_engine.contains_key(&s.id))
+            .filter(|s| match wanted.iter().find(|(id, _)| *id == s.id) {
+                Some((_, true)) => s.status != ConversationStatus::Open,
+                Some((_, false)) => true,
+                None => s.status == ConversationStatus::Waiting,
+            })
+            .collect();
+        missing.sort_by(|a, b| a.id.cmp(&b.id));
+        for s in missing {
+            moved |= self.take_up_stored(store, tenant, &s.id, brand).await?;
+        }
+        // What the engine knows: as the store says now.
+        for (engine_id, store_id) in known {
+            // Gone from the store: nothing left to route.
+            let state = stored.get(&store_id).map_or_else(gone, stored_state);
+            let status = state.status;
+            if self.engine.sync_conversation(engine_id, state) {
+                moved = true;
+                if status == Status::Resolved {
+                    self.unlink(engine_id);
+                }
+            }
+        }
+        let loads = tx.operator_loads().await?;
+        let freed =
+            self.engine.roster().iter().any(|(operator, state)| {
+                loads.get(&operator.id).copied().unwrap_or(0) < state.load
+            });
+        self.engine.set_loads(&loads);
+        self.synced_at = Some(Instant::now());
+        Ok(if moved || freed {
+            self.engine.resume().await
+        } else {
+            Vec::new()
+        })
+    }
+
+    /// Records what a change decided (the engine's notices, `after` events last) and ends
+    /// it: committed, on PostgreSQL, with the routing lock released. Then the automatic
+    /// wait estimates are queued.
+    pub(crate) async fn finish(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        change: Change,
+        after: Vec<CrmEvent>,
+    ) -> anyhow::Result<()> {
+        let Change {
+            tx,
+            notices,
+            mut events,
+        } = change;
+        let (changes, notice_events, estimates) = self.outcomes(tenant, notices);
+        events.extend(notice_events);
+        events.extend(after);
+        match tx {
+            Some(mut tx) => {
+                tx.record(&changes, &events).await?;
+                tx.commit().await?;
+            }
+            None => store.record_routing(tenant, &changes, &events).await?,
+        }
+        for (id, text) in estimates {
+            auto_reply(store, tenant, &id, &text).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the ticker has something to do now: always on SQLite (the engine's timers);
+    /// on PostgreSQL, when a timer is due, or when operators are at work here and the
+    /// store was last read [`IDLE_SYNC`] ago (seats freed and conversations queued
+    /// through other hosts).
+    pub(crate) fn tick_due(&self, store: &Store) -> bool {
+        if !Self::shared(store) {
+            return true;
+        }
+        let now = self.engine.now();
+        if self.engine.next_deadline().is_some_and(|at| at <= now) {
+            return true;
+        }
+        self.engine.roster().working_capacity(now) > 0
+            && self.synced_at.is_none_or(|at| at.elapsed() >= IDLE_SYNC)
+    }
+
+    /// The engine's id of a stored conversation, for a check or change that takes no
+    /// routing lock (a reply): taken up from the store when the engine does not know it,
+    /// and, on PostgreSQL, with the status and assignee the store has now (another host
+    /// may have resolved or handed it over). `None` when the store has no such open
+    /// conversation. On PostgreSQL nothing is decided here.
+    pub(crate) async fn current<B>(
         &mut self,
         store: &Store,
         tenant: &str,
         store_id: &str,
-        brand: impl Fn(&str, &str) -> Option<String>,
-    ) -> anyhow::Result<Option<ConversationId>> {
-        if let Some(id) = self.engine_id(store_id) {
-            return Ok(Some(id));
+        brand: &B,
+    ) -> anyhow::Result<Option<ConversationId>>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        if !Self::shared(store) {
+            if self.engine_id(store_id).is_none() {
+                let change = self
+                    .open(store, tenant, &[(store_id, false)], brand)
+                    .await?;
+                self.finish(store, tenant, change, Vec::new()).await?;
+            }
+            return Ok(self.engine_id(store_id));
         }
-        let Some(stored) = store.routed_conversation(tenant, store_id).await? else {
+        let Some(id) = self.engine_id(store_id) else {
+            self.take_up_stored(store, tenant, store_id, brand).await?;
+            return Ok(self.engine_id(store_id));
+        };
+        let state = store
+            .assignment(tenant, store_id)
+            .await?
+            .map_or_else(gone, |s| stored_state(&s));
+        let resolved = state.status == Status::Resolved;
+        self.engine.sync_conversation(id, state);
+        if resolved {
+            self.unlink(id);
             return Ok(None);
+        }
+        Ok(Some(id))
+    }
+
+    /// Takes up a stored conversation that is not resolved; returns whether it did.
+    async fn take_up_stored<B>(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        store_id: &str,
+        brand: &B,
+    ) -> anyhow::Result<bool>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        let Some(stored) = store.routed_conversation(tenant, store_id).await? else {
+            return Ok(false);
         };
         if stored.record.status == ConversationStatus::Resolved {
-            return Ok(None);
+            return Ok(false);
         }
-        let id = self.take_up(stored, &brand);
-        // A waiting conversation taken up may find a free seat at once.
-        let notices = self.engine.resume().await;
-        self.apply(store, tenant, notices).await?;
-        Ok(Some(id))
+        self.take_up(stored, brand);
+        Ok(true)
+    }
+
+    /// Forgets the link of a conversation the engine closed.
+    fn unlink(&mut self, id: ConversationId) {
+        if let Some(store_id) = self.to_store.remove(&id) {
+            self.to_engine.remove(&store_id);
+        }
     }
 
     /// Rebuilds the engine's conversations from the store at start-up: every open
     /// conversation with its assignee (who keeps it, counted in their load), the others
     /// back in the queue, which is then offered to whoever can take a conversation.
     /// Returns how many conversations were taken up.
-    pub(crate) async fn restore(
+    pub(crate) async fn restore<B>(
         &mut self,
         store: &Store,
         tenant: &str,
-        brand: impl Fn(&str, &str) -> Option<String>,
-    ) -> anyhow::Result<usize> {
+        brand: &B,
+    ) -> anyhow::Result<usize>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
         let open = store.open_conversations(tenant).await?;
         let count = open.len();
         for stored in open {
             if !self.to_engine.contains_key(&stored.record.id) {
-                self.take_up(stored, &brand);
+                self.take_up(stored, brand);
             }
         }
+        let mut change = self.open(store, tenant, &[], brand).await?;
         let notices = self.engine.resume().await;
-        self.apply(store, tenant, notices).await?;
+        change.notices.extend(notices);
+        self.finish(store, tenant, change, Vec::new()).await?;
         Ok(count)
     }
 
@@ -103,8 +402,7 @@ impl TenantRouting {
     /// closed here too (its seat freed), so the new conversation is routed afresh.
     async fn forget_stale(
         &mut self,
-        store: &Store,
-        tenant: &str,
+        change: &mut Change,
         message: &CustomerMessage,
     ) -> anyhow::Result<()> {
         let Some(stale) = self
@@ -116,10 +414,9 @@ impl TenantRouting {
             return Ok(());
         };
         let notices = self.engine.resolve(stale).await?;
-        if let Some(id) = self.to_store.remove(&stale) {
-            self.to_engine.remove(&id);
-        }
-        self.apply(store, tenant, notices).await
+        self.unlink(stale);
+        change.notices.extend(notices);
+        Ok(())
     }
 
     /// Gives the engine a stored conversation and links the two ids.
@@ -136,12 +433,7 @@ impl TenantRouting {
             messages,
         } = stored;
         let at = |ms: i64| u64::try_from(ms).unwrap_or(0);
-        let status = match record.status {
-            ConversationStatus::Assigned => Status::Assigned,
-            ConversationStatus::Resolved => Status::Resolved,
-            ConversationStatus::Open => Status::Open,
-            ConversationStatus::Waiting => Status::Waiting,
-        };
+        let status = engine_status(record.status);
         // Rows assigned before the store recorded assignment times: the conversation's last
         // change is the closest (later, so an offer timeout never fires early).
         let assigned_at =
@@ -178,34 +470,37 @@ impl TenantRouting {
         id
     }
 
-    /// Routes newly stored messages, timing each decision, and records the outcome.
-    pub(crate) async fn route(
+    /// Routes newly stored messages, timing each decision, and records the outcome: one
+    /// change (one lock and one read of the loads on PostgreSQL) for the whole delivery.
+    pub(crate) async fn route<B>(
         &mut self,
         store: &Store,
         tenant: &str,
         connector: &Connector,
         ingested: &[Ingested],
         metrics: &Metrics,
-    ) -> anyhow::Result<()> {
-        // What the engine decided for the whole delivery is recorded in one transaction.
-        let mut notices = Vec::new();
-        for item in ingested.iter().filter(|i| !i.duplicate) {
-            if !item.new_conversation && !self.to_engine.contains_key(&item.conversation_id) {
-                // Opened before a restart, or by another host sharing the database.
-                let brands = &connector.brands;
-                self.known(store, tenant, &item.conversation_id, |_, account| {
-                    brands.get(account).cloned()
-                })
-                .await?;
-            }
+        brand: &B,
+    ) -> anyhow::Result<()>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        let fresh: Vec<&Ingested> = ingested.iter().filter(|i| !i.duplicate).collect();
+        let wanted: Vec<(&str, bool)> = fresh
+            .iter()
+            .map(|i| (i.conversation_id.as_str(), i.new_conversation))
+            .collect();
+        // Conversations opened before a restart, or by another host sharing the database,
+        // are taken up here.
+        let mut change = self.open(store, tenant, &wanted, brand).await?;
+        for item in fresh {
             let mut message = CustomerMessage::from_message(&connector.name, &item.message);
             message.brand = connector.brands.get(&item.message.account).cloned();
             if let Some((_, account)) = self.to_engine.get(&item.conversation_id) {
                 message.account = account.clone();
                 message.brand = connector.brands.get(account).cloned().or(message.brand);
             }
-            if item.new_conversation {
-                self.forget_stale(store, tenant, &message).await?;
+            if item.new_conversation && !self.to_engine.contains_key(&item.conversation_id) {
+                self.forget_stale(&mut change, &message).await?;
             }
             let account = message.account.clone();
             let decisions = self.engine.stats().decisions;
@@ -221,19 +516,23 @@ impl TenantRouting {
                 item.conversation_id.clone(),
                 (arrival.conversation, account),
             );
-            notices.extend(arrival.notices);
+            change.notices.extend(arrival.notices);
         }
-        self.apply(store, tenant, notices).await
+        self.finish(store, tenant, change, Vec::new()).await
     }
 
-    /// Records the engine's notices in the store and tells the CRM: every state change and
-    /// event in one transaction, then the automatic wait estimates.
-    pub(crate) async fn apply(
-        &mut self,
-        store: &Store,
+    /// The store's changes, the CRM's events and the automatic wait estimates the
+    /// engine's notices call for.
+    #[allow(clippy::type_complexity)]
+    fn outcomes(
+        &self,
         tenant: &str,
         notices: Vec<Notice>,
-    ) -> anyhow::Result<()> {
+    ) -> (
+        Vec<(String, ConversationStatus, Option<String>)>,
+        Vec<CrmEvent>,
+        Vec<(String, String)>,
+    ) {
         let mut changes = Vec::with_capacity(notices.len());
         let mut events = Vec::with_capacity(notices.len());
         let mut estimates = Vec::new();
@@ -287,11 +586,40 @@ impl TenantRouting {
                 }
             }
         }
-        store.record_routing(tenant, &changes, &events).await?;
-        for (id, text) in estimates {
-            auto_reply(store, tenant, &id, &text).await?;
-        }
-        Ok(())
+        (changes, events, estimates)
+    }
+}
+
+/// What the engine is told about a stored conversation.
+fn stored_state(stored: &StoredAssignment) -> StoredState {
+    let at = |ms: Option<i64>| ms.and_then(|ms| u64::try_from(ms).ok());
+    StoredState {
+        status: engine_status(stored.status),
+        assignee: stored.assignee.clone(),
+        assigned_at: at(stored.assigned_at),
+        transferred: stored.transferred,
+        first_response_at: at(stored.first_response_at),
+    }
+}
+
+/// What the engine is told about a conversation the store no longer has.
+fn gone() -> StoredState {
+    StoredState {
+        status: Status::Resolved,
+        assignee: None,
+        assigned_at: None,
+        transferred: false,
+        first_response_at: None,
+    }
+}
+
+/// The engine's status of a stored one.
+fn engine_status(status: ConversationStatus) -> Status {
+    match status {
+        ConversationStatus::Assigned => Status::Assigned,
+        ConversationStatus::Resolved => Status::Resolved,
+        ConversationStatus::Open => Status::Open,
+        ConversationStatus::Waiting => Status::Waiting,
     }
 }
 

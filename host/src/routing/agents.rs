@@ -420,6 +420,15 @@ impl Roster {
         Ok(())
     }
 
+    /// Sets every operator's load to what `loads` says they hold (none when absent): the
+    /// count a durable store shared by several hosts keeps, which this roster's own count
+    /// may lag behind.
+    pub(crate) fn set_loads(&mut self, loads: &std::collections::HashMap<String, u32>) {
+        for seat in &mut self.seats {
+            seat.state.load = loads.get(&seat.operator.id).copied().unwrap_or(0);
+        }
+    }
+
     /// Gives a seat back when a conversation is resolved, moved or taken away.
     pub(crate) fn free_seat(&mut self, id: &str) {
         if let Ok(seat) = self.seat_mut(id) {

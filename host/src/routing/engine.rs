@@ -535,6 +535,87 @@ impl RoutingEngine {
         id
     }
 
+    /// Sets every operator's load to what a durable store shared by several hosts counts
+    /// (an operator absent from `loads` holds nothing): conversations other hosts routed,
+    /// resolved or moved count as they do there. Nothing is decided here: call
+    /// [`resume`](Self::resume) afterwards to give freed seats to the queue.
+    pub fn set_loads(&mut self, loads: &std::collections::HashMap<String, u32>) {
+        self.roster.set_loads(loads);
+    }
+
+    /// Brings one conversation in line with what a durable store shared by several hosts
+    /// says about it: resolved elsewhere, it is closed (out of the queue, its thread free
+    /// for a new conversation); held by an operator, it is theirs (as handed over when
+    /// `transferred`); open or waiting, it waits in the queue in its place. Loads are left
+    /// alone (see [`set_loads`](Self::set_loads)), and nothing is decided. Returns whether
+    /// anything changed.
+    pub fn sync_conversation(&mut self, id: ConversationId, stored: StoredState) -> bool {
+        let StoredState {
+            status,
+            assignee,
+            assigned_at,
+            transferred,
+            first_response_at,
+        } = stored;
+        let now = self.now();
+        if let (Some(at), Some(conversation)) = (first_response_at, self.conversations.get_mut(id))
+        {
+            // Answered through another host: no offer timeout applies any more.
+            conversation.first_response_at.get_or_insert(at);
+        }
+        let Some(current) = self.conversations.get(id) else {
+            return false;
+        };
+        if current.status == Status::Resolved {
+            return false;
+        }
+        match (status, assignee) {
+            (Status::Resolved, _) => {
+                if let Some(operator) = current.assignee.clone() {
+                    let (channel, customer) =
+                        (current.thread.channel.clone(), current.customer.clone());
+                    self.history.record(&channel, &customer, &operator, now);
+                }
+                self.queue.remove(id);
+                self.conversations.close(id, now);
+                true
+            }
+            (Status::Assigned, Some(operator)) => {
+                if current.status == Status::Assigned
+                    && current.assignee.as_deref() == Some(operator.as_str())
+                    && current.transferred == transferred
+                {
+                    return false;
+                }
+                self.queue.remove(id);
+                if let Some(conversation) = self.conversations.get_mut(id) {
+                    let at = assigned_at.unwrap_or(now);
+                    conversation.status = Status::Assigned;
+                    conversation.assignee = Some(operator);
+                    conversation.assigned_at = Some(at);
+                    conversation.first_assigned_at.get_or_insert(at);
+                    conversation.transferred = transferred;
+                }
+                true
+            }
+            _ => {
+                if matches!(current.status, Status::Open | Status::Waiting) {
+                    return false;
+                }
+                if let Some(conversation) = self.conversations.get_mut(id) {
+                    conversation.status = Status::Waiting;
+                    conversation.assignee = None;
+                    conversation.assigned_at = None;
+                    conversation.transferred = false;
+                    self.queue
+                        .push(id, conversation.priority, conversation.waiting_since);
+                    self.stats.queue_peak = self.stats.queue_peak.max(self.queue.len());
+                }
+                true
+            }
+        }
+    }
+
     /// Offers the waiting conversations to whoever can take one now: after
     /// [`restore`](Self::restore), so restored conversations do not wait for the next
     /// seat to free. Returns the assignments made.
@@ -730,6 +811,22 @@ fn unanswered_offer(conversation: &Conversation) -> Option<u64> {
         return None;
     }
     conversation.assigned_at
+}
+
+/// What a durable store shared by several hosts says about a conversation, for
+/// [`RoutingEngine::sync_conversation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredState {
+    /// Its status.
+    pub status: Status,
+    /// Who holds it.
+    pub assignee: Option<String>,
+    /// Since when (ms), if known.
+    pub assigned_at: Option<u64>,
+    /// Whether a person handed it over.
+    pub transferred: bool,
+    /// When it was first answered (ms), if it was.
+    pub first_response_at: Option<u64>,
 }
 
 /// What [`RoutingEngine::apply_roster`] changed.

@@ -88,7 +88,9 @@ pub use conversations::{
     Conversation, ConversationId, Conversations, CustomerHistory, CustomerMessage, Status,
     ThreadKey,
 };
-pub use engine::{Arrival, EngineBuilder, EngineStats, Notice, RosterChange, RoutingEngine};
+pub use engine::{
+    Arrival, EngineBuilder, EngineStats, Notice, RosterChange, RoutingEngine, StoredState,
+};
 pub use error::RoutingError;
 pub use ownership::{ReplyRoute, ReplyRules};
 pub use queue::{HandlingTimes, WaitEstimate, WaitQueue};

@@ -3,11 +3,18 @@
 //! status, assignee, when the assignee got it and whether a person handed it over, plus
 //! the customer's latest text (what a policy reads when it is routed again).
 
+use std::collections::HashMap;
+
+use anyhow::Context as _;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{ConversationRecord, ConversationStatus, Store, conversation_from_row, ms};
+use super::{
+    Backend, ConversationRecord, ConversationStatus, MAX_IN_LIST, Store, conversation_from_row,
+    marks, ms, positional,
+};
 use crate::clock::now_ms;
+use crate::crm::CrmEvent;
 
 /// A stored conversation with what routing needs to take it up again.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,22 +78,216 @@ impl Store {
         operator: &str,
         transferred: bool,
     ) -> anyhow::Result<()> {
-        let now = ms(now_ms());
-        sqlx::query(
-            "UPDATE conversations SET status = $3, assignee = $4, assigned_at = $5,
-                transferred = $6, updated_at = $5
+        set_assignee(&self.pool, tenant, id, operator, transferred).await
+    }
+
+    /// Who holds one conversation of `tenant` now, as committed.
+    pub async fn assignment(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> anyhow::Result<Option<StoredAssignment>> {
+        let row = sqlx::query(
+            "SELECT id, status, assignee, assigned_at, transferred, first_response_at
+                     FROM conversations
              WHERE tenant = $1 AND id = $2",
         )
         .bind(tenant)
         .bind(id)
-        .bind(ConversationStatus::Assigned.as_str())
-        .bind(operator)
-        .bind(now)
-        .bind(i64::from(transferred))
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        row.map(|r| assignment_from_row(&r)).transpose()
     }
+
+    /// On PostgreSQL, begins a routing change of `tenant`: a transaction that holds the
+    /// tenant's routing lock (`pg_advisory_xact_lock`) until it commits or rolls back, so
+    /// hosts sharing the database decide for a tenant one at a time, each on what the one
+    /// before committed. `None` on SQLite: one host, whose engine is the truth.
+    pub async fn begin_routing(&self, tenant: &str) -> anyhow::Result<Option<RoutingTx>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(routing_lock_key(tenant))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("taking the routing lock of tenant `{tenant}`"))?;
+        Ok(Some(RoutingTx {
+            tx,
+            backend: self.backend,
+            tenant: tenant.to_string(),
+        }))
+    }
+}
+
+/// What the store says about who holds a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAssignment {
+    /// The conversation.
+    pub id: String,
+    /// Its status.
+    pub status: ConversationStatus,
+    /// Who holds it.
+    pub assignee: Option<String>,
+    /// Since when (ms), if recorded.
+    pub assigned_at: Option<i64>,
+    /// Whether a person handed it over.
+    pub transferred: bool,
+    /// When a reply first reached the customer (ms).
+    pub first_response_at: Option<i64>,
+}
+
+/// The advisory-lock key of a tenant's routing: FNV-1a (64 bits) of a namespace and the
+/// tenant's name, the same on every host and build.
+pub fn routing_lock_key(tenant: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"centralino:routing:".iter().chain(tenant.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    i64::from_le_bytes(hash.to_le_bytes())
+}
+
+/// A tenant's routing change on PostgreSQL (see [`Store::begin_routing`]): reads see what
+/// other hosts committed before the lock was granted, and what the change records is
+/// committed together, or not at all.
+#[derive(Debug)]
+pub struct RoutingTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    tenant: String,
+}
+
+impl RoutingTx {
+    /// How many conversations each operator holds now, across every host.
+    pub async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
+        let rows = sqlx::query(
+            "SELECT assignee, COUNT(*) AS held FROM conversations
+             WHERE tenant = $1 AND status = 'assigned' AND assignee IS NOT NULL
+             GROUP BY assignee",
+        )
+        .bind(&self.tenant)
+        .fetch_all(&mut *self.tx)
+        .await
+        .context("reading operators' loads")?;
+        rows.iter()
+            .map(|row| {
+                let held: i64 = row.try_get("held")?;
+                Ok((
+                    row.try_get("assignee")?,
+                    u32::try_from(held).unwrap_or(u32::MAX),
+                ))
+            })
+            .collect()
+    }
+
+    /// The assignment of each conversation of `ids` the store has, and of every
+    /// conversation waiting in the queue, by id.
+    pub async fn assignments(
+        &mut self,
+        ids: &[&str],
+    ) -> anyhow::Result<HashMap<String, StoredAssignment>> {
+        let mut found = HashMap::new();
+        let mut chunks: Vec<&[&str]> = ids.chunks(MAX_IN_LIST).collect();
+        if chunks.is_empty() {
+            chunks.push(&[]);
+        }
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            let waiting = "status = 'waiting'";
+            let filter = match (n, chunk.is_empty()) {
+                (0, true) => waiting.to_string(),
+                (0, false) => format!("({waiting} OR id IN ({}))", marks(chunk.len())),
+                _ => format!("id IN ({})", marks(chunk.len())),
+            };
+            let sql = positional(
+                self.backend,
+                &format!(
+                    "SELECT id, status, assignee, assigned_at, transferred, first_response_at
+                     FROM conversations
+                     WHERE tenant = ? AND {filter}"
+                ),
+            );
+            let mut query = sqlx::query(&sql).bind(&self.tenant);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query
+                .fetch_all(&mut *self.tx)
+                .await
+                .context("reading conversations' assignments")?
+            {
+                let stored = assignment_from_row(&row)?;
+                found.insert(stored.id.clone(), stored);
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Store::record_routing`] in this change.
+    pub async fn record(
+        &mut self,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[CrmEvent],
+    ) -> anyhow::Result<()> {
+        super::record_routing_in(&mut self.tx, self.backend, &self.tenant, changes, events).await
+    }
+
+    /// [`Store::set_conversation_assignee`] in this change.
+    pub async fn set_assignee(
+        &mut self,
+        id: &str,
+        operator: &str,
+        transferred: bool,
+    ) -> anyhow::Result<()> {
+        set_assignee(&mut *self.tx, &self.tenant, id, operator, transferred).await
+    }
+
+    /// Commits the change and releases the routing lock.
+    pub async fn commit(self) -> anyhow::Result<()> {
+        self.tx
+            .commit()
+            .await
+            .with_context(|| format!("committing a routing change of tenant `{}`", self.tenant))
+    }
+}
+
+fn assignment_from_row(row: &AnyRow) -> anyhow::Result<StoredAssignment> {
+    Ok(StoredAssignment {
+        id: row.try_get("id")?,
+        status: ConversationStatus::parse(&row.try_get::<String, _>("status")?)?,
+        assignee: row.try_get("assignee")?,
+        assigned_at: row.try_get("assigned_at")?,
+        transferred: row.try_get::<i64, _>("transferred")? != 0,
+        first_response_at: row.try_get("first_response_at")?,
+    })
+}
+
+async fn set_assignee<'e, E>(
+    executor: E,
+    tenant: &str,
+    id: &str,
+    operator: &str,
+    transferred: bool,
+) -> anyhow::Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let now = ms(now_ms());
+    sqlx::query(
+        "UPDATE conversations SET status = $3, assignee = $4, assigned_at = $5,
+            transferred = $6, updated_at = $5
+         WHERE tenant = $1 AND id = $2",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(ConversationStatus::Assigned.as_str())
+    .bind(operator)
+    .bind(now)
+    .bind(i64::from(transferred))
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {

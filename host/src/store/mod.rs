@@ -18,7 +18,7 @@ pub mod leases;
 mod outbox;
 mod schema;
 
-pub use assignments::RoutedConversation;
+pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxEntry, OutboxStatus};
 
 use std::time::Duration;
@@ -427,49 +427,8 @@ impl Store {
         if changes.is_empty() && events.is_empty() {
             return Ok(());
         }
-        // The last change of each conversation, grouped by what it sets.
-        let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
-            std::collections::HashMap::with_capacity(changes.len());
-        for (id, status, assignee) in changes {
-            last.insert(id.as_str(), (*status, assignee.as_deref()));
-        }
-        let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<&str>> =
-            std::collections::BTreeMap::new();
-        for (id, (status, assignee)) in last {
-            groups
-                .entry((status.as_str(), assignee))
-                .or_default()
-                .push(id);
-        }
-        let now = ms(now_ms());
         let mut tx = self.pool.begin().await?;
-        for ((status, assignee), ids) in groups {
-            let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
-            for chunk in ids.chunks(MAX_IN_LIST) {
-                let sql = positional(
-                    self.backend,
-                    &format!(
-                        "UPDATE conversations SET status = ?, assignee = ?, assigned_at = ?,
-                            transferred = 0, updated_at = ?, resolved_at = COALESCE(?, resolved_at)
-                         WHERE tenant = ? AND id IN ({})",
-                        marks(chunk.len())
-                    ),
-                );
-                // Routing's own assignments: assigned now, by the chain (not transferred).
-                let mut query = sqlx::query(&sql)
-                    .bind(status)
-                    .bind(assignee)
-                    .bind(assignee.map(|_| now))
-                    .bind(now)
-                    .bind(resolved_at)
-                    .bind(tenant);
-                for id in chunk {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut *tx).await?;
-            }
-        }
-        events::append_many(&mut tx, self.backend, tenant, events).await?;
+        record_routing_in(&mut tx, self.backend, tenant, changes, events).await?;
         tx.commit().await.context("recording routing outcomes")?;
         Ok(())
     }
@@ -598,6 +557,66 @@ async fn set_cursor(
     .bind(now)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// [`Store::record_routing`] inside a transaction the caller commits.
+pub(crate) async fn record_routing_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    tenant: &str,
+    changes: &[(String, ConversationStatus, Option<String>)],
+    events: &[crate::crm::CrmEvent],
+) -> anyhow::Result<()> {
+    // The last change of each conversation, grouped by what it sets.
+    let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
+        std::collections::HashMap::with_capacity(changes.len());
+    for (id, status, assignee) in changes {
+        last.insert(id.as_str(), (*status, assignee.as_deref()));
+    }
+    let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for (id, (status, assignee)) in last {
+        groups
+            .entry((status.as_str(), assignee))
+            .or_default()
+            .push(id);
+    }
+    let now = ms(now_ms());
+    for ((status, assignee), ids) in groups {
+        let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
+        for chunk in ids.chunks(MAX_IN_LIST) {
+            let sql = positional(
+                backend,
+                &format!(
+                    "UPDATE conversations SET status = ?, assignee = ?, assigned_at = ?,
+                            transferred = 0, updated_at = ?, resolved_at = COALESCE(?, resolved_at)
+                         WHERE tenant = ? AND id IN ({}){}",
+                    marks(chunk.len()),
+                    // Routing never reopens a conversation a person closed (on another
+                    // host, say): only a resolve writes over a resolved one.
+                    if status == ConversationStatus::Resolved.as_str() {
+                        ""
+                    } else {
+                        " AND status <> 'resolved'"
+                    }
+                ),
+            );
+            // Routing's own assignments: assigned now, by the chain (not transferred).
+            let mut query = sqlx::query(&sql)
+                .bind(status)
+                .bind(assignee)
+                .bind(assignee.map(|_| now))
+                .bind(now)
+                .bind(resolved_at)
+                .bind(tenant);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    events::append_many(tx, backend, tenant, events).await?;
     Ok(())
 }
 
