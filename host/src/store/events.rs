@@ -111,10 +111,14 @@ impl Store {
         limit: i64,
     ) -> anyhow::Result<Vec<(CrmDelivery, i64)>> {
         let now = ms(now_ms());
-        let lock = if self.backend == Backend::Postgres {
-            " FOR UPDATE OF e SKIP LOCKED"
+        // PostgreSQL: skip rows another host is claiming. SQLite: walk the undelivered
+        // events in `seq` order and stop after one batch; left to itself, its planner picks
+        // `crm_events_due` and sorts the whole backlog for every claim (measured: the CRM's
+        // drain of a 10,000-event backlog went from 21,300 to 31,400 events/s).
+        let (hint, lock) = if self.backend == Backend::Postgres {
+            ("", " FOR UPDATE OF e SKIP LOCKED")
         } else {
-            ""
+            (" INDEXED BY crm_events_undelivered", "")
         };
         let sql = format!(
             "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1,
@@ -124,7 +128,7 @@ impl Store {
                      SELECT tenant, MIN(seq) AS seq FROM crm_events
                      WHERE status IN ('pending', 'delivering') AND next_attempt_at > $2
                      GROUP BY tenant)
-                 SELECT e.id FROM crm_events e LEFT JOIN barrier b ON b.tenant = e.tenant
+                 SELECT e.id FROM crm_events e{hint} LEFT JOIN barrier b ON b.tenant = e.tenant
                  WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= $2
                    AND (b.seq IS NULL OR e.seq < b.seq)
                  ORDER BY e.seq LIMIT $3{lock})

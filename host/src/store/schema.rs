@@ -116,4 +116,14 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE conversations ADD COLUMN transferred BIGINT NOT NULL DEFAULT 0",
         ],
     ),
+    (
+        3,
+        &[
+            // The dispatcher claims the oldest undelivered events: walking this index in
+            // `seq` order stops after one batch, where `crm_events_due` made SQLite collect
+            // and sort the whole backlog for every claim.
+            "CREATE INDEX crm_events_undelivered ON crm_events (seq)
+                WHERE status IN ('pending', 'delivering')",
+        ],
+    ),
 ];
