@@ -470,7 +470,10 @@ async fn operators_at_work(host: Host, inbox: Arc<LocalInbox>) {
                     let key = format!("{conversation}:{operator}");
                     // Each answer names the case, as a real operator's would (X also refuses
                     // the same text twice from one account).
-                    let case = conversation.get(..6).unwrap_or(&conversation);
+                    // Ids are time-ordered (UUIDv7): their tail is what tells two apart.
+                    let case = conversation
+                        .get(conversation.len().saturating_sub(6)..)
+                        .unwrap_or(&conversation);
                     let text = format!(
                         "Ciao, sono {operator}: ho aperto la pratica {case}, ti aggiorno a breve."
                     );

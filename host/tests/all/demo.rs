@@ -38,12 +38,17 @@ fn the_telecom_demo_answers_every_customer_and_ends_by_itself() {
             "{channel} missing from:\n{stdout}"
         );
     }
-    // Public answers went out from the operators' own accounts.
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("replies sent"))
-        .unwrap();
-    let tweets: u32 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-    assert!(tweets > 0, "{line}");
+    // Every public mention was answered in public, from the operator's own account.
+    let count = |prefix: &str, field: usize| -> u32 {
+        let line = stdout.lines().find(|l| l.trim_start().starts_with(prefix));
+        let line = line.unwrap_or_else(|| panic!("no `{prefix}` line in:\n{stdout}"));
+        line.split_whitespace().nth(field).unwrap().parse().unwrap()
+    };
+    let mentions = count("twitter mention", 2);
+    let tweets = count("replies sent", 2);
+    assert!(mentions > 0, "{stdout}");
+    assert_eq!(tweets, mentions, "{stdout}");
+    // And no reply was refused on the way (X refuses the same text twice from one account).
+    assert!(!stderr.contains("reply not sent"), "{stderr}");
     assert!(!stderr.contains("ERROR"), "{stderr}");
 }
