@@ -344,7 +344,19 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 inner.store.outbox_release(entry, retry_at).await?;
                 continue;
             }
-            Some(c) => c.send(entry.message.clone()).await,
+            Some(c) => match c.send(entry.message.clone()).await {
+                // Refused before reaching the plugin (backing off after faults, circuit
+                // open): not the reply's fault. It waits its turn, its attempts untouched,
+                // and goes out once the connector takes calls again.
+                Err(Error::Unavailable { retry_after_ms, .. }) => {
+                    let wait = retry_after_ms
+                        .map_or(UNAVAILABLE_RECHECK_MS, |ms| ms.min(UNAVAILABLE_RECHECK_MS));
+                    let retry_at = crate::clock::now_ms() + wait;
+                    inner.store.outbox_release(entry, retry_at).await?;
+                    continue;
+                }
+                result => result,
+            },
             None => Err(Error::Other(anyhow::anyhow!(
                 "no connector `{}` for tenant `{}`",
                 entry.connector,
@@ -355,6 +367,11 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
     }
     Ok(batch.len())
 }
+
+/// Longest a reply waits before trying again a connector that refused it without calling
+/// the plugin (an open circuit waits for an admin: this is how soon after a reset the
+/// reply goes out).
+const UNAVAILABLE_RECHECK_MS: u64 = 2_000;
 
 /// Records the outcome of one send, counts it and tells the CRM.
 async fn settle(
@@ -401,8 +418,6 @@ async fn settle(
             let attempts = u32::try_from(entry.attempts.clamp(1, 10)).unwrap_or(10);
             Some(now + 500 * (1u64 << attempts))
         }
-        // The connector is backing off or its circuit is open: not the reply's fault.
-        Error::Unavailable { retry_after_ms, .. } => Some(now + retry_after_ms.unwrap_or(60_000)),
         _ => None,
     }
     .filter(|_| entry.attempts < 8);

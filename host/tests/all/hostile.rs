@@ -14,6 +14,7 @@ use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::{Circuit, ConnectorHealth, ConnectorSpec};
 use centralino::routing::{Operator, RoutingEngine};
 use centralino::runtime::PluginLimits;
+use centralino::store::OutboxStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, RoutingAction, WebhookRequest};
 use centralino::{Error, Fault, Host};
 use centralino_emulators::x::NewTweet;
@@ -727,6 +728,42 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
     assert_names_plugin(&text);
     twitter_delivers(&bench, "mentre il circuito è aperto").await;
 
+    // A reply queued meanwhile waits in the outbox: the sender's refusals (it runs every
+    // 20 ms) neither fail it nor use up its attempts.
+    // (Hung on the conversation just stored: the outbox needs one, the plugin ignores it.)
+    let conversations = bench.host.store().conversations("default").await.unwrap();
+    let (queued, _) = bench
+        .host
+        .store()
+        .enqueue_reply(
+            "default",
+            "hostile",
+            &conversations[0].id,
+            "operatore",
+            &centralino::types::OutboundMessage {
+                account: "H1".to_string(),
+                conversation_key: "dm:anna".to_string(),
+                kind: centralino::types::MessageKind::PrivateMessage,
+                recipient: Some("anna".to_string()),
+                in_reply_to: None,
+                text: "ci pensiamo noi".to_string(),
+                attachments: Vec::new(),
+                idempotency_key: "queued-while-open".to_string(),
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = outbox(&bench.host, &queued.id).await;
+    assert_eq!(
+        (
+            waiting.status,
+            waiting.attempts,
+            waiting.last_error.as_deref()
+        ),
+        (OutboxStatus::Pending, 0, None)
+    );
+
     // The platform is back; the admin resets the connector and the poller delivers the
     // batch that was in flight when it first failed.
     let h = bench.host.reset_connector("default", "hostile").unwrap();
@@ -744,6 +781,20 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
     assert_eq!(h.faults, 3);
     assert_eq!(h.circuit, Circuit::Closed);
     twitter_delivers(&bench, "dopo il reset").await;
+    // The queued reply goes out at its first real attempt.
+    eventually("the queued reply to be sent", async || {
+        outbox(&bench.host, &queued.id).await.status == OutboxStatus::Sent
+    })
+    .await;
+    assert_eq!(outbox(&bench.host, &queued.id).await.attempts, 1);
+}
+
+async fn outbox(host: &Host, id: &str) -> centralino::store::OutboxEntry {
+    host.store()
+        .outbox_entry("default", id)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
