@@ -180,7 +180,8 @@ pub enum StepOutcome {
         /// Why the assignment was ignored.
         reason: String,
     },
-    /// The stage failed; treated as `pass`.
+    /// The stage failed, or was skipped because it is resting after failing several
+    /// times in a row; treated as `pass`.
     Failed {
         /// The error, naming the plugin.
         error: String,
@@ -223,6 +224,53 @@ struct Stage {
     label: String,
     instance: RouterInstance,
     failures: u64,
+    /// Failures since its last answer.
+    in_a_row: u32,
+    /// Skipped until then (ms since the epoch, on the decisions' clock).
+    resting_until: Option<u64>,
+}
+
+/// Failures in a row after which a stage rests (is skipped without being called).
+const REST_AFTER: u32 = 3;
+
+/// The first rest; each further failure in a row doubles it, up to [`LONGEST_REST_MS`].
+const FIRST_REST_MS: u64 = 1_000;
+
+/// The longest rest.
+const LONGEST_REST_MS: u64 = 60_000;
+
+impl Stage {
+    /// Counts a failure; after [`REST_AFTER`] in a row the stage rests, a little longer
+    /// each time, so a broken policy stops costing every decision a failed call (and a
+    /// fresh instance). The first call after a rest is a trial: an answer ends the rests.
+    fn failed(&mut self, now: u64) {
+        self.failures += 1;
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if self.in_a_row >= REST_AFTER {
+            let doublings = (self.in_a_row - REST_AFTER).min(16);
+            let rest = FIRST_REST_MS
+                .saturating_mul(1 << doublings)
+                .min(LONGEST_REST_MS);
+            self.resting_until = Some(now.saturating_add(rest));
+            tracing::warn!(
+                stage = %self.label,
+                failures_in_a_row = self.in_a_row,
+                rest_ms = rest,
+                "routing stage rests: it is skipped until then"
+            );
+        }
+    }
+
+    /// Why the stage is skipped now, if it is resting.
+    fn resting(&self, now: u64) -> Option<String> {
+        let until = self.resting_until.filter(|until| now < *until)?;
+        Some(format!(
+            "plugin {} failed {} times in a row and rests for {} ms more; stage skipped",
+            self.label,
+            self.in_a_row,
+            until - now
+        ))
+    }
 }
 
 /// A loaded chain: one plugin instance per stage.
@@ -252,6 +300,8 @@ impl PolicyChain {
                 label: instance.id().to_string(),
                 instance,
                 failures: 0,
+                in_a_row: 0,
+                resting_until: None,
             })
             .collect();
         let spec = stages
@@ -305,10 +355,21 @@ impl PolicyChain {
     pub async fn decide(&mut self, mut context: RoutingContext) -> ChainDecision {
         let mut steps = Vec::with_capacity(self.stages.len());
         for stage in &mut self.stages {
+            if let Some(error) = stage.resting(context.now) {
+                steps.push(Step {
+                    stage: stage.label.clone(),
+                    outcome: StepOutcome::Failed { error },
+                });
+                continue;
+            }
             let decision = match stage.instance.route(&context).await {
-                Ok(decision) => decision,
+                Ok(decision) => {
+                    stage.in_a_row = 0;
+                    stage.resting_until = None;
+                    decision
+                }
                 Err(error) => {
-                    stage.failures += 1;
+                    stage.failed(context.now);
                     tracing::warn!(
                         conversation = %context.conversation.id,
                         "{error}; routing stage treated as pass"

@@ -648,6 +648,48 @@ async fn a_faulting_stage_does_not_lose_the_conversation() {
     assert!(reason.starts_with("chain end"), "{reason}");
 }
 
+#[tokio::test]
+async fn a_stage_that_keeps_failing_rests_then_gets_a_trial() {
+    let clock = ManualClock::new(T0);
+    let mut engine = engine_with("hostile-router > round-robin", &clock).await;
+    let message = |id: &str, customer: &str, text: &str| {
+        let mut m = tweet(id, 0, customer, "");
+        m.text = text.to_string();
+        m
+    };
+    let reason = |notices: &[Notice]| match notices {
+        [Notice::Assigned { reason, .. }] => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    // Three traps in a row: each placed by round-robin, then the stage rests.
+    for n in 0..3 {
+        let arrival = engine
+            .receive(message(&format!("p{n}"), &format!("c{n}"), "panic"))
+            .await;
+        assert!(reason(&arrival.notices).starts_with("round-robin"));
+    }
+    assert_eq!(engine.chain().failures()[0].1, 3);
+
+    // Resting: not called at all (it would have assigned its first candidate itself).
+    let arrival = engine.receive(message("n1", "c10", "ciao")).await;
+    assert!(reason(&arrival.notices).starts_with("round-robin"));
+    assert_eq!(engine.chain().failures()[0].1, 3);
+
+    // After its first rest (1 s on the decisions' clock) it gets a trial, answers, and
+    // takes part again.
+    clock.set(T0 + 1_000);
+    let arrival = engine.receive(message("n2", "c11", "ciao")).await;
+    assert!(
+        reason(&arrival.notices).starts_with("hostile-router"),
+        "{:?}",
+        arrival.notices
+    );
+    // A single failure after that does not make it rest.
+    engine.receive(message("p3", "c12", "panic")).await;
+    let arrival = engine.receive(message("n3", "c13", "ciao")).await;
+    assert!(reason(&arrival.notices).starts_with("hostile-router"));
+}
+
 async fn engine_with(spec: &str, clock: &ManualClock) -> RoutingEngine {
     let mut engine = engine(chain(spec).await, clock);
     add_all(&mut engine, telecom_operators(3), Presence::Online).await;
