@@ -754,15 +754,16 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let waiting = outbox(&bench.host, &queued.id).await;
-    assert_eq!(
+    // (Polled: for a moment after each claim the row is `sending`.)
+    eventually("the queued reply to be waiting, untouched", async || {
+        let waiting = outbox(&bench.host, &queued.id).await;
         (
             waiting.status,
             waiting.attempts,
-            waiting.last_error.as_deref()
-        ),
-        (OutboxStatus::Pending, 0, None)
-    );
+            waiting.last_error.as_deref(),
+        ) == (OutboxStatus::Pending, 0, None)
+    })
+    .await;
 
     // The platform is back; the admin resets the connector and the poller delivers the
     // batch that was in flight when it first failed.

@@ -290,3 +290,66 @@ async fn every_policy_rejects_unknown_and_malformed_settings_naming_the_key() {
         assert!(err.contains(expected), "{name} {key}={value}: {err}");
     }
 }
+
+/// What `hostile-router` writes for an agent in `echo` mode.
+fn echoed(a: &Agent) -> String {
+    let presence = match a.presence {
+        Presence::Online => "online",
+        Presence::Away => "away",
+        Presence::Offline => "offline",
+    };
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}|{presence}|{:?}",
+        a.id,
+        a.name,
+        a.skills.join(","),
+        a.languages.join(","),
+        a.accounts.join(","),
+        a.capacity,
+        a.load,
+        a.last_assigned_at
+    )
+}
+
+#[tokio::test]
+async fn the_roster_reaches_a_policy_exactly_as_the_host_holds_it() {
+    // The host lowers the roster into the guest by hand (one copy per list); every field
+    // of every agent must arrive as it is, whatever the sizes.
+    let runtime = Runtime::new().unwrap();
+    let policy = runtime.load_router(component("hostile-router")).unwrap();
+    let mut router = policy.instance(Vec::new(), PluginLimits::default());
+    let mut odd = agent("zoë", u32::MAX);
+    odd.name = "Zoë Ünal — 客服 🎧".to_string();
+    odd.skills = Vec::new();
+    odd.languages = vec![String::new(), "it".to_string()];
+    odd.accounts = Vec::new();
+    odd.load = u32::MAX - 1;
+    odd.presence = Presence::Away;
+    odd.last_assigned_at = Some(u64::MAX);
+    let mut busy = agent("marco", 3);
+    busy.skills = (0..40).map(|n| format!("skill-{n}")).collect();
+    busy.presence = Presence::Offline;
+    busy.last_assigned_at = Some(1_795_000_000_000);
+    let rosters = [
+        Vec::new(),
+        vec![odd.clone()],
+        vec![busy.clone(), odd.clone(), agent("giulia", 2)],
+        (0..200)
+            .map(|n| {
+                let mut a = agent(&format!("op-{n}"), n);
+                a.load = n / 2;
+                a.last_assigned_at = (n % 3 == 0).then_some(u64::from(n) * 1000);
+                a
+            })
+            .collect(),
+    ];
+    for agents in rosters {
+        let decision = router
+            .route(&context("echo", agents.clone(), 7))
+            .await
+            .unwrap();
+        assert_eq!(decision.action, RoutingAction::Pass);
+        let expected: Vec<String> = agents.iter().map(echoed).collect();
+        assert_eq!(decision.reason, expected.join("\n"));
+    }
+}

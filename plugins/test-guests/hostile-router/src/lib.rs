@@ -4,13 +4,15 @@
 //! - `loop`: never returns (the host's epoch deadline must cut it off).
 //! - `bomb`: allocates until memory runs out (the host's memory cap must stop it).
 //! - `stdout`: prints to stdout and stderr (the host must log it, tagged).
+//! - `echo`: passes, with every candidate as it arrived written out in the reason (the host
+//!   tests that what it lowers is what it meant).
 //! - anything else: assigns the first candidate.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "routing-policy" });
 centralino_sdk::plugin_metadata!();
 
 use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Context, Decision, Guest};
+use exports::centralino::plugin::router::{Action, Context, Decision, Guest, Presence};
 
 struct Hostile;
 
@@ -35,6 +37,35 @@ impl Guest for Hostile {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "echo" => {
+                let agents: Vec<String> = context
+                    .agents
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}|{}|{}|{}|{}|{}|{}|{}|{:?}",
+                            a.id,
+                            a.name,
+                            a.skills.join(","),
+                            a.languages.join(","),
+                            a.accounts.join(","),
+                            a.capacity,
+                            a.load,
+                            match a.presence {
+                                Presence::Online => "online",
+                                Presence::Away => "away",
+                                Presence::Offline => "offline",
+                            },
+                            a.last_assigned_at
+                        )
+                    })
+                    .collect();
+                return Ok(Decision {
+                    action: Action::Pass,
+                    priority: None,
+                    reason: agents.join("\n"),
+                });
             }
             "stdout" => {
                 println!("hello from hostile-router stdout");
