@@ -14,6 +14,7 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
 centralino_sdk::plugin_metadata!();
+centralino_sdk::small_object_allocator!();
 
 use std::cmp::Ordering;
 

@@ -44,6 +44,7 @@
 //! [`export_connector!`] or [`export_router!`] is invoked: in the plugin crate. No cargo
 //! feature selects a world, so a workspace build (which unifies features) serves both kinds.
 
+pub mod alloc;
 pub mod bindings;
 pub mod cursor;
 mod errors;

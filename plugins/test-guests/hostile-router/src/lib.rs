@@ -10,6 +10,8 @@
 
 wit_bindgen::generate!({ path: "../../../wit", world: "routing-policy" });
 centralino_sdk::plugin_metadata!();
+// The routing policies' allocator, so the echo test checks lowering through it too.
+centralino_sdk::small_object_allocator!();
 
 use centralino::plugin::types::PluginError;
 use exports::centralino::plugin::router::{Action, Context, Decision, Guest, Presence};
