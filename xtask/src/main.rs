@@ -368,11 +368,20 @@ fn test() -> anyhow::Result<()> {
         .args(["fmt", "--all", "--check"])
         .current_dir(&root))
     .context("code is not formatted: run `cargo fmt --all`")?;
+    run(Command::new("cargo")
+        .args(["fmt", "--all", "--check"])
+        .current_dir(root.join("plugins")))
+    .context("plugin code is not formatted: run `cargo fmt --all` in plugins/")?;
     // Doc tests first, so the run closes on the main suite's summary.
     step("running documentation tests");
     run(Command::new("cargo")
         .args(["test", "--workspace", "--doc"])
         .current_dir(&root))?;
+    step("running the plugin SDK's own tests (natively: its allocator, its helpers)");
+    run(Command::new("cargo")
+        .args(["test", "-p", "centralino-plugin-sdk"])
+        .current_dir(root.join("plugins"))
+        .env("CARGO_TARGET_DIR", root.join("target")))?;
     let mut suite = Command::new("cargo");
     if succeeds(Command::new("cargo").args(["nextest", "--version"])) {
         step("running the test suite with cargo nextest (SQLite and PostgreSQL)");

@@ -152,3 +152,87 @@ macro_rules! small_object_allocator {
             $crate::alloc::SmallObjects::new();
     };
 }
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+
+    fn layout(size: usize, align: usize) -> Layout {
+        match Layout::from_size_align(size, align) {
+            Ok(layout) => layout,
+            Err(e) => panic!("{size}/{align}: {e}"),
+        }
+    }
+
+    /// Allocates every layout, fills each block with its own byte, checks none was
+    /// overwritten, frees them all.
+    fn fill_and_check(heap: &SmallObjects, layouts: &[Layout]) -> Vec<usize> {
+        let blocks: Vec<*mut u8> = layouts.iter().map(|l| unsafe { heap.alloc(*l) }).collect();
+        for ((block, l), n) in blocks.iter().zip(layouts).zip(0u8..) {
+            assert!(!block.is_null());
+            assert_eq!(*block as usize % l.align(), 0, "{l:?} misaligned");
+            unsafe { ptr::write_bytes(*block, n, l.size()) };
+        }
+        for ((block, l), n) in blocks.iter().zip(layouts).zip(0u8..) {
+            let bytes = unsafe { std::slice::from_raw_parts(*block, l.size()) };
+            assert!(bytes.iter().all(|b| *b == n), "{l:?} overwritten");
+        }
+        for (block, l) in blocks.iter().zip(layouts) {
+            unsafe { heap.dealloc(*block, *l) };
+        }
+        blocks.into_iter().map(|b| b as usize).collect()
+    }
+
+    #[test]
+    fn blocks_of_every_class_and_alignment_are_aligned_and_disjoint() {
+        let heap = SmallObjects::new();
+        let mut layouts = Vec::new();
+        for size in [1, 3, 8, 9, 24, 100, 255, 256, 1000, 4096, 4097, 10_000] {
+            for align in [1, 2, 8, 64, 4096] {
+                layouts.push(layout(size, align));
+            }
+        }
+        // More 4 KiB blocks than one chunk holds.
+        layouts.extend(std::iter::repeat_n(layout(4096, 8), 40));
+        let addresses = fill_and_check(&heap, &layouts);
+        let mut unique = addresses.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), addresses.len());
+    }
+
+    #[test]
+    fn a_freed_block_is_reused_by_its_class_and_only_by_it() {
+        let heap = SmallObjects::new();
+        let small = layout(20, 4);
+        let first = unsafe { heap.alloc(small) };
+        unsafe { heap.dealloc(first, small) };
+        // Another class does not take it.
+        let other = unsafe { heap.alloc(layout(100, 8)) };
+        assert_ne!(other, first);
+        // The same class does (sizes 17 to 32 share it).
+        let again = unsafe { heap.alloc(layout(31, 1)) };
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn realloc_keeps_the_block_within_its_class_and_the_bytes_across_classes() {
+        let heap = SmallObjects::new();
+        let start = layout(10, 1);
+        let block = unsafe { heap.alloc(start) };
+        unsafe { ptr::copy_nonoverlapping(b"centralino".as_ptr(), block, 10) };
+        let same = unsafe { heap.realloc(block, start, 16) };
+        assert_eq!(same, block);
+        let moved = unsafe { heap.realloc(same, layout(16, 1), 6000) };
+        assert_ne!(moved, block);
+        let bytes = unsafe { std::slice::from_raw_parts(moved, 10) };
+        assert_eq!(bytes, b"centralino");
+        let back = unsafe { heap.realloc(moved, layout(6000, 1), 12) };
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(back, 10) },
+            b"centralino"
+        );
+        unsafe { heap.dealloc(back, layout(12, 1)) };
+    }
+}
