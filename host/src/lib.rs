@@ -63,4 +63,4 @@ pub mod store;
 pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
-pub use host::{HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate};
+pub use host::{DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate};

@@ -283,6 +283,7 @@ impl Config {
         if let Some(ttl) = self.poll_lease_ttl {
             builder = builder.poll_lease_ttl(ttl);
         }
+        builder = builder.retention(self.retention);
         if let (Some(url), Some(secret)) = (&self.crm_webhook, &secrets.crm_webhook_secret) {
             match crate::crm::WebhookCrm::new(url.clone(), secret.clone()) {
                 Ok(crm) => builder = builder.crm(std::sync::Arc::new(crm)),

@@ -115,6 +115,10 @@ pub struct HostSection {
     /// one poll interval). Must exceed every `poll_interval_secs`. Default: three poll
     /// intervals of each connector, at least 10.
     pub poll_lease_ttl_secs: Option<u64>,
+    /// Days delivered CRM events and replies sent or failed for good are kept; the host
+    /// deletes older ones every hour (conversations and messages are never deleted). `0`
+    /// keeps them forever. Default: 30.
+    pub retention_days: u64,
 }
 
 impl Default for HostSection {
@@ -138,6 +142,7 @@ impl Default for HostSection {
             max_connections: 1024,
             pooling_instances: None,
             poll_lease_ttl_secs: None,
+            retention_days: 30,
         }
     }
 }

@@ -129,6 +129,8 @@ pub struct Config {
     pub crm_webhook_secret: Option<SecretRef>,
     /// How long a polling lease lasts without renewal; `None`: from each poll interval.
     pub poll_lease_ttl: Option<Duration>,
+    /// How long delivered CRM events and finished replies are kept; `None`: forever.
+    pub retention: Option<Duration>,
     /// How often `centralino run` looks at the connectors' plugin files to hot-swap a
     /// changed one; `None` when it does not watch them.
     pub watch_plugins: Option<Duration>,

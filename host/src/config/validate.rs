@@ -855,6 +855,8 @@ pub(crate) fn check(
         crm_webhook: host.crm_webhook.clone(),
         crm_webhook_secret: host.crm_webhook_secret.clone(),
         poll_lease_ttl: host.poll_lease_ttl_secs.map(Duration::from_secs),
+        retention: (host.retention_days > 0)
+            .then(|| Duration::from_secs(host.retention_days.saturating_mul(24 * 3600))),
         watch_plugins: host
             .watch_plugins
             .then(|| Duration::from_millis(host.watch_interval_ms)),

@@ -39,7 +39,15 @@ pub struct HostBuilder {
     routing: HashMap<String, RoutingEngine>,
     auto_reply: bool,
     poll_lease_ttl: Option<Duration>,
+    retention: Option<Duration>,
 }
+
+/// How long delivered CRM events and finished replies are kept by default (see
+/// [`HostBuilder::retention`]).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often the host prunes what it no longer needs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,6 +71,7 @@ impl Default for HostBuilder {
             routing: HashMap::new(),
             auto_reply: true,
             poll_lease_ttl: None,
+            retention: Some(DEFAULT_RETENTION),
         }
     }
 }
@@ -71,6 +80,15 @@ impl HostBuilder {
     /// The store: `sqlite://file.db`, `sqlite::memory:` or `postgres://…`.
     pub fn store(mut self, url: impl Into<String>) -> Self {
         self.store_url = url.into();
+        self
+    }
+
+    /// How long delivered CRM events and replies sent or failed for good are kept; the
+    /// host deletes older ones every hour ([`Store::prune`]). `None` keeps them forever.
+    /// Conversations and messages are never deleted. Default: [`DEFAULT_RETENTION`], 30
+    /// days.
+    pub fn retention(mut self, keep: Option<Duration>) -> Self {
+        self.retention = keep;
         self
     }
 
@@ -247,6 +265,9 @@ impl HostBuilder {
         if !host.inner.routing.is_empty() {
             tasks.push(spawn_ticker(Arc::downgrade(&host.inner)));
         }
+        if let Some(keep) = self.retention {
+            tasks.push(spawn_pruner(host.inner.store.clone(), keep));
+        }
         for connector in host.inner.connectors.values() {
             if let Some(interval) = connector.poll_interval {
                 tasks.push(spawn_poller(
@@ -279,6 +300,28 @@ fn spawn_outbox_sender(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
             if handled == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+        }
+    })
+}
+
+/// Deletes what the host no longer needs (older than `keep`) every [`PRUNE_EVERY`], the
+/// first time a minute after start-up, until the host is dropped.
+fn spawn_pruner(store: Store, keep: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        loop {
+            let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+            let before = crate::clock::now_ms().saturating_sub(keep_ms);
+            match store.prune(before).await {
+                Ok(pruned) if pruned != Default::default() => tracing::info!(
+                    events = pruned.events,
+                    replies = pruned.replies,
+                    "pruned delivered CRM events and finished replies past the retention period"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!("pruning the store: {e:#}"),
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
         }
     })
 }

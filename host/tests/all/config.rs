@@ -124,7 +124,7 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
              `max_webhook_body_bytes`, `host_id`, `crm_webhook`, `crm_webhook_secret`, \
              `watch_plugins`, `watch_interval_ms`, `log_format`, `header_read_timeout_ms`, \
              `body_read_timeout_ms`, `max_connections`, `pooling_instances`, \
-             `poll_lease_ttl_secs`",
+             `poll_lease_ttl_secs`, `retention_days`",
         ),
         (
             "unknown key in an account",
@@ -1114,7 +1114,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!(
-            "{path_arg}:105: connectors[0].accounts[3].credential: environment variable \
+            "{path_arg}:108: connectors[0].accounts[3].credential: environment variable \
              `X_TOKEN_TIM_MARCO` is not set"
         )),
         "{stderr}"

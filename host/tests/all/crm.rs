@@ -312,3 +312,54 @@ async fn the_whole_path_runs_on_postgresql_too() {
         .unwrap();
     assert_eq!(row.status, OutboxStatus::Sent);
 }
+
+#[tokio::test]
+async fn pruning_deletes_delivered_events_and_sent_replies_and_keeps_the_conversation() {
+    let host = Host::builder()
+        .connector(echo_spec())
+        .build()
+        .await
+        .unwrap();
+    let inbox = host.local_inbox().unwrap().clone();
+    let (_, stored) = host
+        .deliver_webhook_stored("default", "echo", delivery("mario: il modem non va"))
+        .await;
+    let conversation = stored[0].conversation_id.clone();
+    let reply = host
+        .reply("default", &conversation, "marco", None, "Ciao!", "req-1")
+        .await
+        .unwrap();
+    eventually("the reply to be sent and reported", || {
+        inbox
+            .events()
+            .iter()
+            .any(|e| matches!(e.event, CrmEvent::ReplySent { .. }))
+    })
+    .await;
+    let store = host.store();
+    // Nothing is older than a cutoff in the past.
+    assert_eq!(store.prune(0).await.unwrap(), Default::default());
+
+    let now = centralino::clock::now_ms() + 1;
+    let pruned = store.prune(now).await.unwrap();
+    // Received, reply sent: two events, one reply.
+    assert_eq!((pruned.events, pruned.replies), (2, 1));
+    assert!(
+        store
+            .outbox_entry("default", &reply.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.undelivered_events("default").await.unwrap(), 0);
+    // The conversation and both its messages stay: they are the CRM's record.
+    assert_eq!(
+        store
+            .messages("default", &conversation)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(store.prune(now).await.unwrap(), Default::default());
+}

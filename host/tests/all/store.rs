@@ -333,6 +333,46 @@ async fn a_reply_is_stored_once_per_idempotency_key_and_sent_once() {
             .unwrap();
         assert_eq!(record.first_response_at, Some(1_795_856_460_000));
         assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
+
+        // Pruning takes the sent reply, and neither a reply still to send nor events not
+        // yet delivered (no CRM has taken them here), nor any message.
+        let (waiting, _) = store
+            .enqueue_reply(
+                "default",
+                "twitter",
+                &conversation,
+                "marco",
+                &reply("k2", "ancora io"),
+            )
+            .await
+            .unwrap();
+        let pruned = store
+            .prune(centralino::clock::now_ms() + 1_000)
+            .await
+            .unwrap();
+        assert_eq!((pruned.events, pruned.replies), (0, 1), "{backend}");
+        assert!(
+            store
+                .outbox_entry("default", &entry.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .outbox_entry("default", &waiting.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .messages("default", &conversation)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }
 
