@@ -200,6 +200,11 @@ impl Host {
             .await?;
         let (change, notices) = routing.engine.apply_roster(update.operators).await;
         pending.notices.extend(notices);
+        // Operators new to the roster come back as they were last set (a restart would
+        // give them the same), not offline.
+        routing
+            .adopt_stored_presence(store, tenant, &mut pending, &change.added)
+            .await?;
         routing.finish(store, tenant, pending, Vec::new()).await?;
         tracing::info!(
             tenant,

@@ -828,7 +828,8 @@ impl Host {
     }
 
     /// Sets an operator's presence; coming online drains the queue, going offline re-routes
-    /// their unanswered conversations.
+    /// their unanswered conversations. The presence is stored: the operator keeps it
+    /// across restarts, and on PostgreSQL every host sharing the database routes on it.
     pub async fn set_presence(
         &self,
         tenant: &str,
@@ -840,12 +841,22 @@ impl Host {
         let mut change = routing
             .open(store, tenant, &[], &self.inner.brands(tenant))
             .await?;
-        let result = routing.engine.set_presence(operator, presence).await;
-        if let Ok(notices) = &result {
-            change.notices.extend(notices.iter().cloned());
-        }
+        let notices = match routing.engine.set_presence(operator, presence).await {
+            Ok(notices) => notices,
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                return Err(Error::Refused(e.to_string()));
+            }
+        };
+        change.notices.extend(notices);
+        // Until the change commits, the next one applies whatever the store has.
+        routing.saw_presence(operator, None);
+        let stored = change
+            .record_presence(store, tenant, operator, presence)
+            .await?;
         routing.finish(store, tenant, change, Vec::new()).await?;
-        result.map(drop).map_err(|e| Error::Refused(e.to_string()))
+        routing.saw_presence(operator, Some(stored));
+        Ok(())
     }
 
     /// Hands a conversation to another operator.

@@ -11,10 +11,15 @@
 //! [`Change`]: one transaction that takes the tenant's advisory lock, brings the engine in
 //! line with the store (each operator's load as the store counts it across hosts;
 //! conversations resolved, handed over or taken back elsewhere; the store's waiting
-//! conversations), lets the engine decide, and records the outcome before it commits. Two
-//! hosts therefore decide one after the other, each on what the other committed, and no
-//! operator is given more than their capacity across hosts. A change costs one lock, one
-//! read of the assignments and one of the loads, per delivery (not per message).
+//! conversations; operators' presence set through other hosts), lets the engine decide,
+//! and records the outcome before it commits. Two hosts therefore decide one after the
+//! other, each on what the other committed, and no operator is given more than their
+//! capacity across hosts. A change costs one lock, one read of the assignments, one of the
+//! loads and one of the presence, per delivery (not per message).
+//!
+//! **Presence** is stored (per tenant and operator): a presence change is written in the
+//! change that applies it (a plain write on SQLite), and at start-up every operator takes
+//! the presence last set for them (operators never set keep the configured default).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,8 +33,9 @@ use crate::routing::{
 };
 use crate::store::{
     Backend, ConversationStatus, Ingested, RoutedConversation, RoutingTx, Store, StoredAssignment,
+    StoredPresence,
 };
-use crate::types::MessageKind;
+use crate::types::{MessageKind, Presence};
 
 /// Author recorded for messages the host itself sends (auto-replies).
 pub const HOST_AUTHOR: &str = "centralino";
@@ -72,6 +78,37 @@ impl Change {
         }
     }
 
+    /// Records an operator's presence in the store, within the change on PostgreSQL;
+    /// returns what was stored.
+    pub(crate) async fn record_presence(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        operator: &str,
+        presence: Presence,
+    ) -> anyhow::Result<StoredPresence> {
+        match &mut self.tx {
+            Some(tx) => tx.set_presence(operator, presence).await,
+            None => {
+                store
+                    .set_operator_presence(tenant, operator, presence)
+                    .await
+            }
+        }
+    }
+
+    /// Every stored presence of the tenant, read within the change on PostgreSQL.
+    async fn stored_presence(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+    ) -> anyhow::Result<HashMap<String, StoredPresence>> {
+        match &mut self.tx {
+            Some(tx) => tx.operator_presence().await,
+            None => store.operator_presence(tenant).await,
+        }
+    }
+
     /// Records that a person handed a conversation to `to`, and tells the CRM.
     pub(crate) async fn record_transfer(
         &mut self,
@@ -105,6 +142,9 @@ pub(crate) struct TenantRouting {
     auto_reply: bool,
     /// When the engine was last brought in line with the store (PostgreSQL).
     synced_at: Option<Instant>,
+    /// The stored presence of each operator as this host last applied or wrote it: a
+    /// stored row that differs was set through another host (PostgreSQL).
+    presence_seen: HashMap<String, StoredPresence>,
 }
 
 impl TenantRouting {
@@ -115,7 +155,73 @@ impl TenantRouting {
             to_engine: HashMap::new(),
             auto_reply,
             synced_at: None,
+            presence_seen: HashMap::new(),
         }
+    }
+
+    /// Notes the presence this host just stored for `operator` (`None` forgets it, so
+    /// the next change on PostgreSQL applies whatever the store has).
+    pub(crate) fn saw_presence(&mut self, operator: &str, stored: Option<StoredPresence>) {
+        match stored {
+            Some(stored) => {
+                self.presence_seen.insert(operator.to_string(), stored);
+            }
+            None => {
+                self.presence_seen.remove(operator);
+            }
+        }
+    }
+
+    /// Gives the engine the stored presence of each operator on its roster whose stored
+    /// row changed since this host last saw it (all of them, the first time): coming
+    /// online drains the queue, going offline re-routes their unanswered conversations,
+    /// as a local change would. Returns what the engine decided.
+    async fn adopt_presence(&mut self, stored: HashMap<String, StoredPresence>) -> Vec<Notice> {
+        let mut stored: Vec<(String, StoredPresence)> = stored
+            .into_iter()
+            .filter(|(operator, row)| self.presence_seen.get(operator) != Some(row))
+            .collect();
+        stored.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut notices = Vec::new();
+        for (operator, row) in stored {
+            let Some(state) = self.engine.roster().state(&operator) else {
+                // Not on this host's roster (not configured here, or not yet).
+                continue;
+            };
+            if state.presence != row.presence {
+                match self.engine.set_presence(&operator, row.presence).await {
+                    Ok(more) => notices.extend(more),
+                    Err(e) => {
+                        tracing::warn!(operator, "applying a stored presence: {e}");
+                        continue;
+                    }
+                }
+            }
+            self.presence_seen.insert(operator, row);
+        }
+        notices
+    }
+
+    /// Gives `operators` (just added to the roster by a reload) the presence stored for
+    /// them, within `change`.
+    pub(crate) async fn adopt_stored_presence(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        change: &mut Change,
+        operators: &[String],
+    ) -> anyhow::Result<()> {
+        if operators.is_empty() {
+            return Ok(());
+        }
+        let mut stored = change.stored_presence(store, tenant).await?;
+        stored.retain(|operator, _| operators.contains(operator));
+        for operator in operators {
+            self.presence_seen.remove(operator);
+        }
+        let notices = self.adopt_presence(stored).await;
+        change.notices.extend(notices);
+        Ok(())
     }
 
     /// Whether waiting customers get the wait estimate as an automatic reply (a config
@@ -246,12 +352,14 @@ impl TenantRouting {
                 loads.get(&operator.id).copied().unwrap_or(0) < state.load
             });
         self.engine.set_loads(&loads);
+        // Presence set through other hosts: applied as a local change would be.
+        let presence = tx.operator_presence().await?;
+        let mut notices = self.adopt_presence(presence).await;
         self.synced_at = Some(Instant::now());
-        Ok(if moved || freed {
-            self.engine.resume().await
-        } else {
-            Vec::new()
-        })
+        if moved || freed {
+            notices.extend(self.engine.resume().await);
+        }
+        Ok(notices)
     }
 
     /// Records what a change decided (the engine's notices, `after` events last) and ends
@@ -372,7 +480,8 @@ impl TenantRouting {
 
     /// Rebuilds the engine's conversations from the store at start-up: every open
     /// conversation with its assignee (who keeps it, counted in their load), the others
-    /// back in the queue, which is then offered to whoever can take a conversation.
+    /// back in the queue; every operator takes their stored presence (on PostgreSQL in
+    /// the change's sync); then the queue is offered to whoever can take a conversation.
     /// Returns how many conversations were taken up.
     pub(crate) async fn restore<B>(
         &mut self,
@@ -391,6 +500,13 @@ impl TenantRouting {
             }
         }
         let mut change = self.open(store, tenant, &[], brand).await?;
+        if change.tx.is_none() {
+            // One host: the stored presence is read once, here (on PostgreSQL every
+            // change's sync reads it).
+            let stored = store.operator_presence(tenant).await?;
+            let notices = self.adopt_presence(stored).await;
+            change.notices.extend(notices);
+        }
         let notices = self.engine.resume().await;
         change.notices.extend(notices);
         self.finish(store, tenant, change, Vec::new()).await?;

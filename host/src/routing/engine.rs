@@ -832,7 +832,8 @@ pub struct StoredState {
 /// What [`RoutingEngine::apply_roster`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RosterChange {
-    /// Operators added (offline until they say otherwise).
+    /// Operators added (offline until they say otherwise; a host gives them the presence
+    /// it stored for them, if any).
     pub added: Vec<String>,
     /// Operators whose configuration changed (presence and load kept).
     pub updated: Vec<String>,

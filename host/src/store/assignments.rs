@@ -154,9 +154,9 @@ pub fn routing_lock_key(tenant: &str) -> i64 {
 /// committed together, or not at all.
 #[derive(Debug)]
 pub struct RoutingTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
-    tenant: String,
+    pub(super) tenant: String,
 }
 
 impl RoutingTx {

@@ -16,11 +16,13 @@ pub(crate) mod events;
 mod ingest;
 pub mod leases;
 mod outbox;
+mod presence;
 mod retention;
 mod schema;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxEntry, OutboxStatus};
+pub use presence::StoredPresence;
 pub use retention::Pruned;
 
 use std::time::Duration;

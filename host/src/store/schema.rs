@@ -126,4 +126,18 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
                 WHERE status IN ('pending', 'delivering')",
         ],
     ),
+    (
+        4,
+        &[
+            // Each operator's presence as last set (see `presence.rs`), so it survives a
+            // restart and every host sharing the database routes on the same one.
+            "CREATE TABLE operator_presence (
+                tenant TEXT NOT NULL,
+                operator TEXT NOT NULL,
+                presence TEXT NOT NULL,
+                changed_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, operator)
+            )",
+        ],
+    ),
 ];

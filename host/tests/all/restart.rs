@@ -3,7 +3,8 @@
 //! built again on the same file. The assignees keep their conversations (and may answer,
 //! through the embedding API and the REST API), others are refused with the right 4xx,
 //! operators' loads are right, and the waiting conversation is back in the queue and
-//! goes to the first seat that frees.
+//! goes to the first seat that frees. Operators' presence survives too: one set online
+//! before the restart is online after it, while one never set keeps the configured default.
 
 use centralino::api::{self, ApiTokens, public_router};
 use centralino::capabilities::Secret;
@@ -19,6 +20,11 @@ use crate::component;
 use crate::routing::chain;
 
 async fn host(store: &str) -> Host {
+    host_with(store, Presence::Online).await
+}
+
+/// A host whose operators (marco, giulia; capacity 1) start as `presence`.
+async fn host_with(store: &str, presence: Presence) -> Host {
     let config = ConnectorConfig {
         settings: Vec::new(),
         accounts: vec![AccountConfig {
@@ -30,9 +36,7 @@ async fn host(store: &str) -> Host {
     };
     let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
     for id in ["marco", "giulia"] {
-        engine
-            .add_operator(Operator::new(id, 1), Presence::Online)
-            .await;
+        engine.add_operator(Operator::new(id, 1), presence).await;
     }
     Host::builder()
         .store(store)
@@ -183,4 +187,73 @@ async fn after_a_restart_assignees_keep_their_conversations_and_the_queue_is_bac
         .reply("default", &piero, &mario_op, None, "Ciao Piero", "r-5")
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn after_a_restart_an_operator_set_online_is_online_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let presence_of = |host: Host| async move {
+        host.with_routing("default", |engine| {
+            ["marco", "giulia"].map(|id| engine.roster().state(id).map(|s| s.presence))
+        })
+        .await
+        .unwrap()
+    };
+
+    // Everyone starts offline; marco says he is online, giulia never says anything.
+    let first = host_with(&store, Presence::Offline).await;
+    first
+        .set_presence("default", "marco", Presence::Online)
+        .await
+        .unwrap();
+    let mario = deliver(&first, "mario: il modem non va").await;
+    let piero = deliver(&first, "piero: niente linea").await;
+    let state = |record: Option<centralino::store::ConversationRecord>| {
+        let record = record.unwrap();
+        (record.status, record.assignee)
+    };
+    assert_eq!(
+        state(first.store().conversation("default", &mario).await.unwrap()),
+        (ConversationStatus::Assigned, Some("marco".to_string()))
+    );
+    assert_eq!(
+        state(first.store().conversation("default", &piero).await.unwrap()),
+        (ConversationStatus::Waiting, None)
+    );
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    // Nobody sets presence after the restart: marco is online as he left, giulia keeps
+    // the configured default.
+    let second = host_with(&store, Presence::Offline).await;
+    assert_eq!(
+        presence_of(second.clone()).await,
+        [Some(Presence::Online), Some(Presence::Offline)]
+    );
+    // marco's seat frees: the waiting customer is his.
+    second.resolve("default", &mario).await.unwrap();
+    assert_eq!(
+        state(
+            second
+                .store()
+                .conversation("default", &piero)
+                .await
+                .unwrap()
+        ),
+        (ConversationStatus::Assigned, Some("marco".to_string()))
+    );
+
+    // Going offline is kept as well, over a configured default of online.
+    second
+        .set_presence("default", "marco", Presence::Offline)
+        .await
+        .unwrap();
+    drop(second);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let third = host_with(&store, Presence::Online).await;
+    assert_eq!(
+        presence_of(third).await,
+        [Some(Presence::Offline), Some(Presence::Online)]
+    );
 }

@@ -3,7 +3,9 @@
 //! both at once never give the operator more than 2 (asserted through the store, and
 //! through the CRM's events); the rest wait. A conversation resolved on host A frees the
 //! seat for host B's next routing, and host B refuses a reply to it (embedding API and
-//! REST, with the documented status).
+//! REST, with the documented status). Presence is shared: an operator set online through
+//! host A takes a conversation delivered to host B, set offline through B gets none on A,
+//! and a host started later finds them as they were last set.
 //!
 //! Needs PostgreSQL (`CENTRALINO_TEST_POSTGRES`, set by `cargo xtask test`); skipped with a
 //! message otherwise.
@@ -29,6 +31,11 @@ use crate::store::{fresh_postgres_database, postgres_url};
 const CAPACITY: u32 = 2;
 
 async fn host(store: &str, id: &str, inbox: Arc<LocalInbox>) -> Host {
+    host_with(store, id, inbox, Presence::Online).await
+}
+
+/// A host whose one operator (marco) starts as `presence`.
+async fn host_with(store: &str, id: &str, inbox: Arc<LocalInbox>, presence: Presence) -> Host {
     let config = ConnectorConfig {
         settings: Vec::new(),
         accounts: vec![AccountConfig {
@@ -40,7 +47,7 @@ async fn host(store: &str, id: &str, inbox: Arc<LocalInbox>) -> Host {
     };
     let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
     engine
-        .add_operator(Operator::new("marco", CAPACITY), Presence::Online)
+        .add_operator(Operator::new("marco", CAPACITY), presence)
         .await;
     Host::builder()
         .store(store)
@@ -271,4 +278,93 @@ async fn two_hosts_on_postgres_count_an_operators_load_once() {
     }
     let told = assignments_told(&store, &inbox).await;
     assert_eq!(told.len(), 3, "one more assignment, told once: {told:?}");
+}
+
+/// marco's presence as a host's engine has it now.
+async fn presence(host: &Host) -> Option<Presence> {
+    host.with_routing("default", |engine| {
+        engine.roster().state("marco").map(|state| state.presence)
+    })
+    .await
+    .unwrap()
+}
+
+async fn status(store: &Store, id: &str) -> (ConversationStatus, Option<String>) {
+    let record = store.conversation("default", id).await.unwrap().unwrap();
+    (record.status, record.assignee)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_set_through_one_host_holds_on_every_host() {
+    let Some(base) = postgres_url() else {
+        eprintln!(
+            "SKIPPED: CENTRALINO_TEST_POSTGRES is not set; this test needs PostgreSQL \
+             (`cargo xtask test` starts one)"
+        );
+        return;
+    };
+    let url = fresh_postgres_database(&base).await;
+    let inbox = Arc::new(LocalInbox::new());
+    let a = host_with(&url, "host-a", inbox.clone(), Presence::Offline).await;
+    let b = host_with(&url, "host-b", inbox.clone(), Presence::Offline).await;
+    let store = a.store().clone();
+
+    // Nobody works yet: a customer writing through B waits.
+    let first = deliver(b.clone(), "cliente0: il modem non va".to_string()).await;
+    assert_eq!(
+        status(&store, &first).await,
+        (ConversationStatus::Waiting, None)
+    );
+
+    // marco comes online through A: the waiting customer is his, and B, at its next
+    // change, has him online and gives him the next conversation delivered to it.
+    a.set_presence("default", "marco", Presence::Online)
+        .await
+        .unwrap();
+    let marco = Some("marco".to_string());
+    assert_eq!(
+        status(&store, &first).await,
+        (ConversationStatus::Assigned, marco.clone())
+    );
+    let second = deliver(b.clone(), "cliente1: fattura doppia".to_string()).await;
+    assert_eq!(
+        status(&store, &second).await,
+        (ConversationStatus::Assigned, marco.clone()),
+        "B assigns marco, set online through A"
+    );
+    assert_eq!(presence(&b).await, Some(Presence::Online));
+
+    // marco goes offline through B: a conversation delivered to A waits, and his
+    // unanswered ones are back in the queue on every host.
+    b.resolve("default", &first).await.unwrap();
+    b.set_presence("default", "marco", Presence::Offline)
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&store, &second).await,
+        (ConversationStatus::Waiting, None)
+    );
+    let third = deliver(a.clone(), "cliente2: niente linea".to_string()).await;
+    assert_eq!(
+        status(&store, &third).await,
+        (ConversationStatus::Waiting, None),
+        "A knows marco went offline through B"
+    );
+    assert_eq!(presence(&a).await, Some(Presence::Offline));
+
+    // Online again through B; a host started now (its config says offline) has him online
+    // and, with a seat free, routes a new customer to him.
+    b.set_presence("default", "marco", Presence::Online)
+        .await
+        .unwrap();
+    assert_eq!(held_by_marco(&store).await.len(), CAPACITY as usize);
+    b.resolve("default", &second).await.unwrap();
+    let c = host_with(&url, "host-c", inbox.clone(), Presence::Offline).await;
+    assert_eq!(presence(&c).await, Some(Presence::Online));
+    let fourth = deliver(c.clone(), "cliente3: voglio disdire".to_string()).await;
+    assert_eq!(
+        status(&store, &fourth).await,
+        (ConversationStatus::Assigned, marco),
+        "a host started later routes to marco without anyone setting his presence"
+    );
 }
