@@ -3,64 +3,24 @@
 //! then a restart. Every delivery the host acknowledged reaches the CRM exactly once
 //! (deduplicated by event id, as a CRM is told to); none is lost, none is doubled.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::http::StatusCode;
-use centralino::crm::{CrmDelivery, CrmEvent};
+use centralino::types::Message;
 
 use crate::component;
+use crate::support::{CrmRecorder, free_port};
+
+/// Messages are told apart by their text here (`messaggio numero N`).
+fn by_text(m: &Message) -> String {
+    m.text.clone()
+}
 
 const DELIVERIES: usize = 10_000;
 const KILL_AFTER: usize = 3_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The CRM: keeps each event once (by id), and each message's events.
-#[derive(Default)]
-struct Received {
-    events: BTreeSet<String>,
-    messages: BTreeMap<String, BTreeSet<String>>,
-}
-
-async fn crm_receiver() -> (String, Arc<Mutex<Received>>) {
-    let received: Arc<Mutex<Received>> = Arc::default();
-    let sink = received.clone();
-    let app = axum::Router::new().route(
-        "/events",
-        axum::routing::post(move |body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                let Ok(delivery) = serde_json::from_slice::<CrmDelivery>(&body) else {
-                    return StatusCode::BAD_REQUEST;
-                };
-                let mut sink = sink.lock().unwrap();
-                if sink.events.insert(delivery.id.clone())
-                    && let CrmEvent::MessageReceived { message, .. } = delivery.event
-                {
-                    sink.messages
-                        .entry(message.text)
-                        .or_default()
-                        .insert(delivery.id);
-                }
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
 
 fn start_host(config: &std::path::Path, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -139,7 +99,8 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_mid_burst_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (crm_url, received) = crm_receiver().await;
+    let crm = CrmRecorder::start().await;
+    let crm_url = crm.url.clone();
     let (port, admin) = (free_port(), free_port());
     let plugin = component("echo-channel");
     let config = dir.path().join("centralino.toml");
@@ -186,7 +147,7 @@ id = "TIM_Official"
         })
     };
     loop {
-        let delivered = received.lock().unwrap().events.len();
+        let delivered = crm.event_ids().len();
         if delivered >= KILL_AFTER || sender.is_finished() {
             break;
         }
@@ -222,7 +183,7 @@ id = "TIM_Official"
     // Every acknowledged message reaches the CRM, through exactly one event.
     let started = Instant::now();
     loop {
-        let count = received.lock().unwrap().messages.len();
+        let count = crm.messages(by_text).len();
         if count >= DELIVERIES || started.elapsed() > Duration::from_secs(240) {
             break;
         }
@@ -234,13 +195,9 @@ id = "TIM_Official"
     );
     host.kill().unwrap();
     host.wait().unwrap();
-    let received = received.lock().unwrap();
+    let received = crm.messages(by_text);
     let missing: Vec<usize> = (0..DELIVERIES)
-        .filter(|i| {
-            !received
-                .messages
-                .contains_key(&format!("messaggio numero {i}"))
-        })
+        .filter(|i| !received.contains_key(&format!("messaggio numero {i}")))
         .take(5)
         .collect();
     assert!(
@@ -248,7 +205,6 @@ id = "TIM_Official"
         "messages never reached the CRM, e.g. {missing:?}"
     );
     let doubled: Vec<&String> = received
-        .messages
         .iter()
         .filter(|(_, ids)| ids.len() > 1)
         .map(|(t, _)| t)
@@ -258,7 +214,7 @@ id = "TIM_Official"
         doubled.is_empty(),
         "messages reported by two different events: {doubled:?}"
     );
-    assert_eq!(received.messages.len(), DELIVERIES);
+    assert_eq!(received.len(), DELIVERIES);
 }
 
 // ---- a reply queued before the kill is sent exactly once after the restart ----

@@ -5,14 +5,11 @@
 //! mid-run: the other host takes the lease over within the lease time, and every DM the
 //! emulator served reaches the CRM exactly once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::http::StatusCode;
-use centralino::crm::{CrmDelivery, CrmEvent};
 use centralino::store::Store;
 use centralino::store::leases::{Acquired, LeaseHolder, LeaseLost, lease_ttl};
 use centralino::types::{Message, MessageKind, Person};
@@ -20,6 +17,7 @@ use centralino_emulators::XApi;
 
 use crate::component;
 use crate::store::{TestStore, fresh_postgres_database, postgres_url, stores};
+use crate::support::{CrmRecorder, free_port};
 
 fn dm(id: &str, text: &str) -> Message {
     Message {
@@ -152,45 +150,6 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
 const TTL_SECS: u64 = 3;
 const POLL_SECS: u64 = 1;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The CRM: each message's external id with the ids of the events that reported it.
-type Received = Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>;
-
-async fn crm_receiver() -> (String, Received) {
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let app = axum::Router::new().route(
-        "/events",
-        axum::routing::post(move |body: Bytes| {
-            let sink = sink.clone();
-            async move {
-                let Ok(delivery) = serde_json::from_slice::<CrmDelivery>(&body) else {
-                    return StatusCode::BAD_REQUEST;
-                };
-                if let CrmEvent::MessageReceived { message, .. } = delivery.event {
-                    sink.lock()
-                        .unwrap()
-                        .entry(message.external_id)
-                        .or_default()
-                        .insert(delivery.id);
-                }
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, received)
-}
-
 struct Process {
     id: &'static str,
     port: u16,
@@ -307,7 +266,8 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
     let store = Store::open(&store_url).await.unwrap();
     let x = XApi::start().await.unwrap();
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
-    let (crm_url, received) = crm_receiver().await;
+    let crm = CrmRecorder::start().await;
+    let crm_url = crm.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
 
@@ -399,7 +359,7 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
     let started = Instant::now();
     loop {
         let count = {
-            let received = received.lock().unwrap();
+            let received = crm.messages(|m| m.external_id.clone());
             served
                 .iter()
                 .filter(|id| received.contains_key(*id))
@@ -419,7 +379,7 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
     survivor.child.kill().unwrap();
     survivor.child.wait().unwrap();
 
-    let received = received.lock().unwrap().clone();
+    let received = crm.messages(|m| m.external_id.clone());
     let missing: Vec<&String> = served
         .iter()
         .filter(|id| !received.contains_key(*id))

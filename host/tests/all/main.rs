@@ -34,6 +34,7 @@ mod scaffold;
 mod several_hosts;
 mod soak;
 mod store;
+mod support;
 mod telegram;
 mod twitter;
 mod versioning;

@@ -1,0 +1,72 @@
+//! Test support shared by the modules that run hosts as processes: free loopback ports and
+//! a CRM endpoint that records what it is sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use centralino::crm::{CrmDelivery, CrmEvent};
+use centralino::types::Message;
+
+/// A loopback port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A CRM's webhook endpoint on loopback (`url`) that keeps every event delivered to it,
+/// redeliveries included.
+pub struct CrmRecorder {
+    pub url: String,
+    deliveries: Arc<Mutex<Vec<CrmDelivery>>>,
+}
+
+impl CrmRecorder {
+    pub async fn start() -> CrmRecorder {
+        let deliveries: Arc<Mutex<Vec<CrmDelivery>>> = Arc::default();
+        let sink = deliveries.clone();
+        let app = axum::Router::new().route(
+            "/events",
+            axum::routing::post(move |body: Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let Ok(delivery) = serde_json::from_slice::<CrmDelivery>(&body) else {
+                        return StatusCode::BAD_REQUEST;
+                    };
+                    sink.lock().unwrap().push(delivery);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        CrmRecorder { url, deliveries }
+    }
+
+    /// The distinct ids of the events received (a redelivery has its event's id).
+    pub fn event_ids(&self) -> BTreeSet<String> {
+        let deliveries = self.deliveries.lock().unwrap();
+        deliveries.iter().map(|d| d.id.clone()).collect()
+    }
+
+    /// Each message received, by `key`, with the distinct ids of the events that reported
+    /// it: one id per message means it reached the CRM exactly once.
+    pub fn messages(&self, key: impl Fn(&Message) -> String) -> BTreeMap<String, BTreeSet<String>> {
+        let deliveries = self.deliveries.lock().unwrap();
+        let mut messages: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for delivery in deliveries.iter() {
+            if let CrmEvent::MessageReceived { message, .. } = &delivery.event {
+                messages
+                    .entry(key(message))
+                    .or_default()
+                    .insert(delivery.id.clone());
+            }
+        }
+        messages
+    }
+}
