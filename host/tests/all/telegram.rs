@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::support::free_port;
 use centralino::PluginFailure;
 use centralino::config::Config;
 use centralino::crm::CrmEvent;
@@ -461,14 +462,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]
