@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use centralino::Host;
+use centralino::api::{self, ApiTokens};
 use centralino::api::admin::AdminApi;
-use centralino::api::{self, ApiTokens, public_router};
 use centralino::capabilities::Secret;
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{Operator, RoutingEngine};
-use centralino::server::IngressLimits;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -22,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::component;
 use crate::routing::chain;
+use crate::support::serve_rest;
 
 pub const ACME: &str = "token-acme";
 pub const GLOBEX: &str = "token-globex";
@@ -95,14 +95,7 @@ impl Sidecar {
             .and_then(|t| t.with("globex", &Secret::new(GLOBEX)))
             .unwrap();
 
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let public = listener.local_addr().unwrap();
-        let app = public_router(host.clone(), tokens);
-        let public_server = tokio::spawn(async move {
-            api::serve(app, listener, IngressLimits::default())
-                .await
-                .unwrap();
-        });
+        let (public, public_server) = serve_rest(&host, tokens).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = listener.local_addr().unwrap();
         let admin_api = AdminApi::new(host.clone(), Some(&Secret::new(ADMIN)));

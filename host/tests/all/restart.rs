@@ -6,11 +6,10 @@
 //! goes to the first seat that frees. Operators' presence survives too: one set online
 //! before the restart is online after it, while one never set keeps the configured default.
 
-use centralino::api::{self, ApiTokens, public_router};
+use centralino::api::ApiTokens;
 use centralino::capabilities::Secret;
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{Operator, RoutingEngine};
-use centralino::server::IngressLimits;
 use centralino::store::ConversationStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 use centralino::{Error, Host};
@@ -18,6 +17,7 @@ use serde_json::json;
 
 use crate::component;
 use crate::routing::chain;
+use crate::support::serve_rest;
 
 async fn host(store: &str) -> Host {
     host_with(store, Presence::Online).await
@@ -143,14 +143,7 @@ async fn after_a_restart_assignees_keep_their_conversations_and_the_queue_is_bac
     let tokens = ApiTokens::new()
         .with("default", &Secret::new("token"))
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = public_router(second.clone(), tokens);
-    let server = tokio::spawn(async move {
-        api::serve(app, listener, IngressLimits::default())
-            .await
-            .unwrap();
-    });
+    let (address, server) = serve_rest(&second, tokens).await;
     let client = reqwest::Client::new();
     let reply = |operator: &str, key: &str| {
         client

@@ -13,12 +13,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use centralino::api::{self, ApiTokens, public_router};
+use centralino::api::ApiTokens;
 use centralino::capabilities::Secret;
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::{CrmEvent, LocalInbox};
 use centralino::routing::{Operator, RoutingEngine};
-use centralino::server::IngressLimits;
 use centralino::store::{ConversationStatus, Store};
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 use centralino::{Error, Host};
@@ -27,6 +26,7 @@ use serde_json::json;
 use crate::component;
 use crate::routing::chain;
 use crate::store::{fresh_postgres_database, postgres_url};
+use crate::support::serve_rest;
 
 const CAPACITY: u32 = 2;
 
@@ -222,14 +222,7 @@ async fn two_hosts_on_postgres_count_an_operators_load_once() {
     let tokens = ApiTokens::new()
         .with("default", &Secret::new("token"))
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = public_router(b.clone(), tokens);
-    let server = tokio::spawn(async move {
-        api::serve(app, listener, IngressLimits::default())
-            .await
-            .unwrap();
-    });
+    let (address, server) = serve_rest(&b, tokens).await;
     let client = reqwest::Client::new();
     let answer = client
         .post(format!(

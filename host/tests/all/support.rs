@@ -70,3 +70,20 @@ impl CrmRecorder {
         messages
     }
 }
+
+/// Serves `host`'s REST API (`/api/v1`) on a loopback port with `tokens`; the server stops
+/// when the returned handle is aborted or the test ends.
+pub async fn serve_rest(
+    host: &centralino::Host,
+    tokens: centralino::api::ApiTokens,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = centralino::api::public_router(host.clone(), tokens);
+    let server = tokio::spawn(async move {
+        centralino::api::serve(app, listener, centralino::server::IngressLimits::default())
+            .await
+            .unwrap();
+    });
+    (address, server)
+}
