@@ -15,7 +15,7 @@
 //! the first message of a new thread opens its conversation, later ones join it, and a
 //! message stored before (or twice in the same delivery) is a duplicate that changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
@@ -40,12 +40,10 @@ pub(super) async fn messages(
     // Platform ids already stored, and those seen earlier in this delivery.
     let mut known = stored_ids(tx, backend, tenant, channel, messages).await?;
     let mut fresh: Vec<usize> = Vec::with_capacity(messages.len());
-    let mut seen: HashMap<(&str, &str), ()> = HashMap::with_capacity(messages.len());
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(messages.len());
     for (index, m) in messages.iter().enumerate() {
         let key = (m.account.as_str(), m.external_id.as_str());
-        if known.contains_key(&(m.account.clone(), m.external_id.clone()))
-            || seen.insert(key, ()).is_some()
-        {
+        if known.contains_key(&(m.account.clone(), m.external_id.clone())) || !seen.insert(key) {
             continue;
         }
         fresh.push(index);
@@ -54,8 +52,8 @@ pub(super) async fn messages(
     let threads = conversations(tx, backend, tenant, channel, messages, &fresh, now).await?;
 
     // The new messages, then their events, each in as few statements as possible.
-    let mut rows: Vec<(usize, String, String, bool)> = Vec::with_capacity(fresh.len());
-    let mut opened: HashMap<&str, ()> = HashMap::new();
+    let mut rows: Vec<NewRow> = Vec::with_capacity(fresh.len());
+    let mut opened: HashSet<&str> = HashSet::new();
     for &index in &fresh {
         let m = &messages[index];
         let Some((conversation_id, is_new)) = threads.get(m.conversation_key.as_str()) else {
@@ -64,75 +62,83 @@ pub(super) async fn messages(
                 m.conversation_key
             );
         };
-        // Only the first message of a conversation opened now counts as opening it.
-        let new_conversation = *is_new && opened.insert(conversation_id.as_str(), ()).is_none();
-        rows.push((index, new_id(), conversation_id.clone(), new_conversation));
+        rows.push(NewRow {
+            index,
+            id: new_id(),
+            conversation_id: conversation_id.clone(),
+            // Only the first message of a conversation opened now counts as opening it.
+            new_conversation: *is_new && opened.insert(conversation_id.as_str()),
+        });
     }
     let inserted = insert_messages(tx, backend, tenant, channel, messages, &rows, now).await?;
 
-    let mut events = Vec::with_capacity(inserted.len());
-    for (index, message_id, conversation_id, new_conversation) in &rows {
-        if inserted.contains_key(message_id.as_str()) {
-            events.push(CrmEvent::MessageReceived {
-                conversation_id: conversation_id.clone(),
-                new_conversation: *new_conversation,
-                connector: channel.to_string(),
-                message_id: message_id.clone(),
-                message: Box::new(messages[*index].clone()),
-            });
-        }
-    }
+    let events: Vec<CrmEvent> = rows
+        .iter()
+        .filter(|row| inserted.contains(&row.id))
+        .map(|row| CrmEvent::MessageReceived {
+            conversation_id: row.conversation_id.clone(),
+            new_conversation: row.new_conversation,
+            connector: channel.to_string(),
+            message_id: row.id.clone(),
+            message: Box::new(messages[row.index].clone()),
+        })
+        .collect();
     events::append_many(tx, backend, tenant, &events).await?;
 
     // Outcomes in the delivery's order.
-    let mut by_index: HashMap<usize, &(usize, String, String, bool)> =
-        rows.iter().map(|row| (row.0, row)).collect();
+    let mut row_of: Vec<Option<&NewRow>> = vec![None; messages.len()];
+    for row in &rows {
+        row_of[row.index] = Some(row);
+    }
     let mut outcomes = Vec::with_capacity(messages.len());
-    for (index, m) in messages.iter().enumerate() {
+    for (m, row) in messages.iter().zip(row_of) {
+        let outcome = |message_id: String, conversation_id: String, new, duplicate| Ingested {
+            external_id: m.external_id.clone(),
+            message_id,
+            conversation_id,
+            new_conversation: new,
+            duplicate,
+            message: m.clone(),
+        };
         let key = (m.account.clone(), m.external_id.clone());
-        let outcome = match by_index.remove(&index) {
-            Some((_, message_id, conversation_id, new_conversation))
-                if inserted.contains_key(message_id.as_str()) =>
-            {
-                known.insert(key, (message_id.clone(), conversation_id.clone()));
-                Ingested {
-                    external_id: m.external_id.clone(),
-                    message_id: message_id.clone(),
-                    conversation_id: conversation_id.clone(),
-                    new_conversation: *new_conversation,
-                    duplicate: false,
-                    message: m.clone(),
-                }
+        outcomes.push(match row {
+            Some(row) if inserted.contains(&row.id) => {
+                known.insert(key, (row.id.clone(), row.conversation_id.clone()));
+                outcome(
+                    row.id.clone(),
+                    row.conversation_id.clone(),
+                    row.new_conversation,
+                    false,
+                )
             }
             // Stored by another host between our look-up and our insert.
-            Some((_, _, conversation_id, new_conversation)) => {
-                let message_id = stored_id(tx, tenant, channel, m).await?;
-                Ingested {
-                    external_id: m.external_id.clone(),
-                    message_id,
-                    conversation_id: conversation_id.clone(),
-                    new_conversation: *new_conversation,
-                    duplicate: true,
-                    message: m.clone(),
-                }
-            }
+            Some(row) => outcome(
+                stored_id(tx, tenant, channel, m).await?,
+                row.conversation_id.clone(),
+                row.new_conversation,
+                true,
+            ),
+            // Stored before, or earlier in this delivery.
             None => {
                 let Some((message_id, conversation_id)) = known.get(&key) else {
                     anyhow::bail!("message `{}` vanished while being stored", m.external_id);
                 };
-                Ingested {
-                    external_id: m.external_id.clone(),
-                    message_id: message_id.clone(),
-                    conversation_id: conversation_id.clone(),
-                    new_conversation: false,
-                    duplicate: true,
-                    message: m.clone(),
-                }
+                outcome(message_id.clone(), conversation_id.clone(), false, true)
             }
-        };
-        outcomes.push(outcome);
+        });
     }
     Ok(outcomes)
+}
+
+/// A message of the delivery that is to be inserted.
+struct NewRow {
+    /// Its position in the delivery.
+    index: usize,
+    /// Its host id.
+    id: String,
+    conversation_id: String,
+    /// Whether it is the first message of a conversation opened by this delivery.
+    new_conversation: bool,
 }
 
 /// (account, platform id) → (message id, conversation id) of the delivery's messages that
@@ -210,10 +216,10 @@ async fn conversations<'m>(
 ) -> anyhow::Result<HashMap<&'m str, (String, bool)>> {
     // Each thread once, with the message that would open it (the first).
     let mut first: Vec<&'m Message> = Vec::new();
-    let mut seen: HashMap<&'m str, ()> = HashMap::new();
+    let mut seen: HashSet<&'m str> = HashSet::new();
     for &index in fresh {
         let m = &messages[index];
-        if seen.insert(m.conversation_key.as_str(), ()).is_none() {
+        if seen.insert(m.conversation_key.as_str()) {
             first.push(m);
         }
     }
@@ -332,19 +338,19 @@ async fn open_conversations(
     Ok(open)
 }
 
-/// Inserts the messages of `rows` ((index in `messages`, id, conversation id, _)); returns
-/// the ids actually inserted (a message another host stored meanwhile is skipped).
+/// Inserts the messages of `rows`; returns the ids actually inserted (a message another
+/// host stored meanwhile is skipped).
 async fn insert_messages(
     tx: &mut Tx<'_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
     messages: &[Message],
-    rows: &[(usize, String, String, bool)],
+    rows: &[NewRow],
     now: i64,
-) -> anyhow::Result<HashMap<String, ()>> {
+) -> anyhow::Result<HashSet<String>> {
     const COLUMNS: usize = 17;
-    let mut inserted = HashMap::with_capacity(rows.len());
+    let mut inserted = HashSet::with_capacity(rows.len());
     for chunk in rows.chunks(MAX_BINDS / COLUMNS) {
         let sql = positional(
             backend,
@@ -362,7 +368,13 @@ async fn insert_messages(
             ),
         );
         let mut query = sqlx::query(&sql);
-        for (index, id, conversation_id, _) in chunk {
+        for NewRow {
+            index,
+            id,
+            conversation_id,
+            ..
+        } in chunk
+        {
             let m = &messages[*index];
             query = query
                 .bind(id)
@@ -384,7 +396,7 @@ async fn insert_messages(
                 .bind(now);
         }
         for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert(row.try_get("id")?, ());
+            inserted.insert(row.try_get::<String, _>("id")?);
         }
     }
     Ok(inserted)

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use centralino::Host;
-use centralino::api::{self, ApiTokens};
 use centralino::api::admin::AdminApi;
+use centralino::api::{self, ApiTokens};
 use centralino::capabilities::Secret;
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{Operator, RoutingEngine};
