@@ -21,38 +21,17 @@ fn next_seq(now: i64) -> i64 {
     now.saturating_mul(1_000_000).saturating_add(n)
 }
 
-/// Appends an event inside an open transaction.
-pub(crate) async fn append(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    tenant: &str,
-    event: &CrmEvent,
-) -> anyhow::Result<String> {
-    let id = new_id();
-    let now = ms(now_ms());
-    sqlx::query(
-        "INSERT INTO crm_events (id, tenant, payload, status, attempts, next_attempt_at, created_at, seq)
-         VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5)",
-    )
-    .bind(&id)
-    .bind(tenant)
-    .bind(serde_json::to_string(event)?)
-    .bind(now)
-    .bind(next_seq(now))
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
-}
-
 /// Appends events inside an open transaction, in order, with one statement per
-/// [`super::MAX_BINDS`] values.
+/// [`super::MAX_BINDS`] values; returns their ids.
 pub(crate) async fn append_many(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     tenant: &str,
     events: &[CrmEvent],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     const COLUMNS: usize = 6;
     let now = ms(now_ms());
+    let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(super::MAX_BINDS / COLUMNS) {
         let sql = super::positional(
             backend,
@@ -65,17 +44,19 @@ pub(crate) async fn append_many(
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
+            let id = new_id();
             query = query
-                .bind(new_id())
+                .bind(id.clone())
                 .bind(tenant)
                 .bind(serde_json::to_string(event)?)
                 .bind(next_seq(now))
                 .bind(now)
                 .bind(now);
+            ids.push(id);
         }
         query.execute(&mut **tx).await?;
     }
-    Ok(())
+    Ok(ids)
 }
 
 impl Store {
@@ -95,9 +76,11 @@ impl Store {
     /// Appends one event on its own.
     pub async fn append_event(&self, tenant: &str, event: &CrmEvent) -> anyhow::Result<String> {
         let mut tx = self.pool.begin().await?;
-        let id = append(&mut tx, tenant, event).await?;
+        let ids = append_many(&mut tx, self.backend, tenant, std::slice::from_ref(event)).await?;
         tx.commit().await?;
-        Ok(id)
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("appending an event returned no id"))
     }
 
     /// Claims the oldest due events (with their attempt counts), in order. An event waiting
