@@ -187,6 +187,26 @@ async fn the_verification_handshake_echoes_the_challenge_only_for_our_verify_tok
     }
 }
 
+#[tokio::test]
+async fn the_handshake_echoes_only_a_challenge_shaped_like_metas_even_with_our_verify_token() {
+    let mut connector = connector(&[PAGE]);
+    let body = "%7B%22object%22%3A%22page%22%7D"; // {"object":"page"}
+    for challenge in [
+        body,
+        "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        &"1".repeat(257),
+    ] {
+        let refused = connector
+            .handle_webhook(handshake(&format!(
+                "hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge={challenge}"
+            )))
+            .await
+            .unwrap();
+        refused.assert_refused(400);
+        assert!(!refused.response.body.starts_with(b"{\"object"));
+    }
+}
+
 // ---- Messenger messages ----
 
 #[tokio::test]

@@ -755,3 +755,113 @@ async fn a_poll_asks_since_its_cursor_and_a_429_is_rate_limited_until_xs_reset()
     );
     assert!(x.unused().is_empty());
 }
+
+// ---- the CRC challenge is not a signing oracle (issue 13, item 1) ----
+
+/// A host serving the twitter connector's webhook on loopback (accounts `1001`
+/// `TIM_Official`, consumer secret [`CONSUMER_SECRET`]); its base URL.
+async fn serving_host() -> (centralino::Host, tokio::task::JoinHandle<()>, String) {
+    use centralino::capabilities::{Grants, Secret};
+    use centralino::connectors::ConnectorSpec;
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        crate::component("twitter"),
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![account("1001", "TIM_Official")],
+        },
+    );
+    spec.grants = Grants {
+        secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
+        ..Grants::default()
+    };
+    let host = centralino::Host::builder()
+        .connector(spec)
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/twitter", listener.local_addr().unwrap());
+    let serving = host.clone();
+    let server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    (host, server, url)
+}
+
+async fn crc(client: &reqwest::Client, url: &str, token: &str) -> (u16, String) {
+    let url = reqwest::Url::parse_with_params(url, &[("crc_token", token)]).unwrap();
+    let response = client.get(url).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn post_delivery(
+    client: &reqwest::Client,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> u16 {
+    let mut request = client.post(url).body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("x-twitter-webhooks-signature", signature);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_crc_challenge_signs_no_delivery_body_so_a_forged_mention_is_refused_and_nothing_is_stored()
+ {
+    let (host, _server, url) = serving_host().await;
+    let client = reqwest::Client::new();
+    let mut forged = short_post("1001", "@TIM_Official forged: call +39 000 000 000 now");
+    forged["tweet_create_events"][0]["entities"]["user_mentions"] =
+        json!([mention("1001", "TIM_Official")]);
+    let body = serde_json::to_vec(&forged).unwrap();
+
+    // The attack: have the CRC endpoint sign the delivery body, URL-encoded as crc_token.
+    let (status, answer) = crc(&client, &url, std::str::from_utf8(&body).unwrap()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        !answer.contains("sha256="),
+        "something was signed: {answer}"
+    );
+    // A token-shaped value over the length X uses is refused the same way.
+    let (status, answer) = crc(&client, &url, &"A".repeat(257)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(!answer.contains("sha256="), "{answer}");
+
+    // Every signature an outsider can come by: a real CRC answer (for a token), one under
+    // a guessed secret, a malformed one, none at all. None gets the forged body in.
+    let (status, answer) = crc(&client, &url, "test token").await;
+    assert_eq!(status, 200);
+    let crc_answer: Value = serde_json::from_str(&answer).unwrap();
+    let crc_signature = crc_answer["response_token"].as_str().unwrap().to_string();
+    let guessed = signature("consumer-secret", &body);
+    for (signature, expected) in [
+        (Some(crc_signature.as_str()), 403),
+        (Some(guessed.as_str()), 403),
+        (Some("sha256="), 403),
+        (None, 401),
+    ] {
+        assert_eq!(
+            post_delivery(&client, &url, &body, signature).await,
+            expected,
+            "{signature:?}"
+        );
+    }
+    let store = host.store();
+    assert_eq!(store.message_count("default").await.unwrap(), 0);
+    assert!(store.conversations("default").await.unwrap().is_empty());
+
+    // X's own challenge still gets the published answer, and X's signed delivery gets in.
+    let vector =
+        activity("courier_twitter_handler_dm_and_crc_vector.json")["crc_test_vector"].clone();
+    assert_eq!(
+        crc_answer["response_token"],
+        vector["expected_response_token"]
+    );
+    let genuine = signature(CONSUMER_SECRET, &body);
+    assert_eq!(
+        post_delivery(&client, &url, &body, Some(&genuine)).await,
+        200
+    );
+    assert_eq!(store.message_count("default").await.unwrap(), 1);
+}

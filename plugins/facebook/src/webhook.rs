@@ -2,8 +2,8 @@
 //!
 //! - `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`: Meta checks that the
 //!   endpoint is ours. The token is compared with the secret named by `verify_token`
-//!   inside the host (constant time); a match is answered with the challenge, anything else
-//!   with 403.
+//!   inside the host (constant time); a match is answered with the challenge if it is
+//!   shaped like one (short, token characters; else 400), anything else with 403.
 //! - `POST`: `X-Hub-Signature-256: sha256=<hex>` is the HMAC-SHA256 of the raw body with
 //!   the app secret. It is verified over the bytes exactly as received, before parsing; a
 //!   missing signature is answered 401, a wrong one 403, and neither produces a message.
@@ -54,8 +54,16 @@ fn answer_handshake(settings: &Settings, request: &WebhookRequest) -> Result<Web
             "hub.verify_token does not match",
         ));
     }
+    // Echoed only when it looks like Meta's (a short token): the endpoint must not reflect
+    // arbitrary content, even to a caller holding the verify token.
     Ok(match request.query_param("hub.challenge") {
-        Some(challenge) => WebhookOutcome::text(200, &challenge),
+        Some(challenge) => match signing::challenge_token(&challenge) {
+            Some(challenge) => WebhookOutcome::text(200, challenge),
+            None => WebhookOutcome::refuse(
+                400,
+                "hub.challenge is not a challenge token (at most 256 letters, digits and `+/=_.~-`)",
+            ),
+        },
         None => WebhookOutcome::refuse(400, "missing hub.challenge"),
     })
 }

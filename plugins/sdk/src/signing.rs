@@ -9,6 +9,14 @@
 //!   Telegram's `x-telegram-bot-api-secret-token`; [`secret_equals`] for Meta's
 //!   `hub.verify_token`), compared in constant time.
 //!
+//! A third use is X's CRC challenge, answered with an HMAC of a token the *request*
+//! chooses. That answer is a signing oracle unless it is constrained: its format
+//! (`sha256=<base64>`) is exactly X's delivery signature, so signing any `crc_token` would
+//! let anyone obtain a valid signature for a forged delivery body. [`crc_response_token`]
+//! therefore signs only values shaped like the tokens X sends (see [`challenge_token`]),
+//! and the SDK offers no generic "HMAC these bytes" helper: a connector has no reviewed way
+//! to sign request-controlled data, and should never need one.
+//!
 //! A secret the host does not grant is the admin's mistake, not the platform's: it is an
 //! `invalid-input` error naming the setting and the secret, so the host reports it instead
 //! of answering the platform 403 forever.
@@ -95,9 +103,42 @@ impl SignatureHeader {
     }
 }
 
-/// HMAC-SHA256 of `data` with the named secret (X's CRC challenge).
-pub fn hmac_sha256(secret: &SecretName, data: &[u8]) -> Result<Vec<u8>> {
-    signing::hmac_sha256(secret.name(), data).map_err(|e| unusable(secret, e))
+/// The longest challenge token answered, in bytes. X's CRC tokens and Meta's
+/// `hub.challenge` values are a few dozen characters.
+pub const MAX_CHALLENGE_TOKEN_BYTES: usize = 256;
+
+/// `token` if it is shaped like a platform's challenge token, else `None`.
+///
+/// Platforms send short random strings: 1 to [`MAX_CHALLENGE_TOKEN_BYTES`] bytes of
+/// letters, digits and `+ / = _ . ~ -` (base64 and URL-safe alphabets), and spaces, which
+/// is what a `+` of an unescaped base64 token becomes once the query string is decoded.
+/// Such a value can never be a delivery a connector accepts: a delivery is a JSON object
+/// or array, and `{`, `[`, `"` and `:` are all outside the alphabet. The most it can parse
+/// as is a bare number or `true`/`false`/`null`, which no connector takes as a delivery.
+pub fn challenge_token(token: &str) -> Option<&str> {
+    let shaped = !token.is_empty()
+        && token.len() <= MAX_CHALLENGE_TOKEN_BYTES
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_.~- ".contains(&b));
+    shaped.then_some(token)
+}
+
+/// X's answer to a CRC challenge: `sha256=` + base64 of the HMAC-SHA256 of `token` with
+/// the named secret (the consumer secret), or `None` when `token` is not shaped like a
+/// challenge token ([`challenge_token`]); the caller then refuses the request (400)
+/// without signing anything.
+///
+/// This is the only signature the SDK computes over request-controlled data, and it is
+/// bounded on purpose: its format is the delivery signature's, so an unbounded token would
+/// make the CRC endpoint sign forged deliveries for anyone who asks.
+pub fn crc_response_token(secret: &SecretName, token: &str) -> Result<Option<String>> {
+    let Some(token) = challenge_token(token) else {
+        return Ok(None);
+    };
+    let mac =
+        signing::hmac_sha256(secret.name(), token.as_bytes()).map_err(|e| unusable(secret, e))?;
+    Ok(Some(format!("sha256={}", BASE64.encode(mac))))
 }
 
 /// Whether `candidate` is the named secret, compared in constant time by the host.
@@ -140,4 +181,44 @@ fn unusable(secret: &SecretName, error: SigningError) -> PluginError {
         secret.setting(),
         secret.name()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_CHALLENGE_TOKEN_BYTES, challenge_token};
+
+    #[test]
+    fn challenge_tokens_are_short_token_strings() {
+        for token in [
+            "test token",
+            "9b4507b3-9040-4669-9ff0-7cc8ff4ad7a0",
+            "O5hJl2njQRIa4vsumZ+3oom9ECR5m3aQLRZkPoYelp0=",
+            "1158201444",
+        ] {
+            assert_eq!(challenge_token(token), Some(token));
+        }
+        assert_eq!(
+            challenge_token(&"a".repeat(MAX_CHALLENGE_TOKEN_BYTES)).map(str::len),
+            Some(MAX_CHALLENGE_TOKEN_BYTES)
+        );
+    }
+
+    #[test]
+    fn a_delivery_body_or_an_oversized_value_is_not_a_challenge_token() {
+        for value in [
+            "",
+            r#"{"for_user_id":"1001","tweet_create_events":[]}"#,
+            "[1]",
+            "\"quoted\"",
+            "<script>alert(1)</script>",
+            "line\nbreak",
+            "caffè",
+        ] {
+            assert_eq!(challenge_token(value), None, "{value:?}");
+        }
+        assert_eq!(
+            challenge_token(&"a".repeat(MAX_CHALLENGE_TOKEN_BYTES + 1)),
+            None
+        );
+    }
 }

@@ -47,15 +47,23 @@ pub fn handle(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOu
 /// The CRC challenge: `{"response_token": "sha256=<base64 HMAC of crc_token>"}`.
 ///
 /// The token is HMAC'd as X meant it, after URL decoding (`test+token` is `test token`).
+/// Only a token shaped like X's (short, token characters: see
+/// [`signing::challenge_token`]) is answered; anything else is refused with 400 and nothing
+/// is signed. The answer has the delivery signature's format, so signing any token would
+/// hand out valid signatures for forged deliveries.
 fn answer_crc(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutcome> {
     let Some(token) = request.query_param("crc_token").filter(|t| !t.is_empty()) else {
         return Ok(WebhookOutcome::refuse(400, "missing crc_token"));
     };
-    let mac = signing::hmac_sha256(&settings.consumer_secret, token.as_bytes())?;
-    let token = format!("sha256={}", signing::base64(&mac));
+    let Some(answer) = signing::crc_response_token(&settings.consumer_secret, &token)? else {
+        return Ok(WebhookOutcome::refuse(
+            400,
+            "crc_token is not a CRC token (at most 256 letters, digits and `+/=_.~-`)",
+        ));
+    };
     Ok(WebhookOutcome::json(
         200,
-        &json!({ "response_token": token }),
+        &json!({ "response_token": answer }),
     ))
 }
 
