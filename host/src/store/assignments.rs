@@ -295,9 +295,10 @@ fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {
         record: conversation_from_row(row)?,
         assigned_at: row.try_get("assigned_at")?,
         transferred: row.try_get::<i64, _>("transferred")? != 0,
-        last_text: row
-            .try_get::<Option<String>, _>("last_text")?
-            .unwrap_or_default(),
+        last_text: super::text::read(
+            row.try_get::<Option<String>, _>("last_text")?
+                .unwrap_or_default(),
+        ),
         messages: row.try_get("inbound_messages")?,
     })
 }

@@ -172,7 +172,7 @@ impl Store {
             ms(now_ms()).saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
         sqlx::query("UPDATE crm_events SET status = 'pending', last_error = $2, next_attempt_at = $3 WHERE id = $1")
             .bind(id)
-            .bind(reason)
+            .bind(super::text::stored(reason))
             .bind(at)
             .execute(&self.pool)
             .await?;

@@ -14,11 +14,15 @@
 //! The outcome is the one a message-by-message loop would give, in the delivery's order:
 //! the first message of a new thread opens its conversation, later ones join it, and a
 //! message stored before (or twice in the same delivery) is a duplicate that changes nothing.
+//!
+//! Text from the platform is bound in its stored form (see [`super::text`]), so a message
+//! holding U+0000 stores on PostgreSQL too instead of failing its whole delivery.
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::text::{read, stored, stored_opt};
 use super::{
     Backend, Ingested, MAX_BINDS, MAX_IN_LIST, events, kind_str, marks, new_id, positional,
     rows as values,
@@ -168,13 +172,16 @@ async fn stored_ids(
                     marks(chunk.len())
                 ),
             );
-            let mut query = sqlx::query(&sql).bind(tenant).bind(channel).bind(account);
+            let mut query = sqlx::query(&sql)
+                .bind(tenant)
+                .bind(channel)
+                .bind(stored(account));
             for id in chunk {
-                query = query.bind(*id);
+                query = query.bind(stored(id));
             }
             for row in query.fetch_all(&mut **tx).await? {
                 found.insert(
-                    (account.to_string(), row.try_get("external_id")?),
+                    (account.to_string(), read(row.try_get("external_id")?)),
                     (row.try_get("id")?, row.try_get("conversation_id")?),
                 );
             }
@@ -196,8 +203,8 @@ async fn stored_id(
     )
     .bind(tenant)
     .bind(channel)
-    .bind(&m.account)
-    .bind(&m.external_id)
+    .bind(stored(&m.account))
+    .bind(stored(&m.external_id))
     .fetch_one(&mut **tx)
     .await?;
     Ok(row.try_get("id")?)
@@ -273,17 +280,17 @@ async fn conversations<'m>(
                 .bind(id)
                 .bind(tenant)
                 .bind(channel)
-                .bind(&m.account)
-                .bind(&m.conversation_key)
-                .bind(&m.author.id)
-                .bind(&m.author.handle)
+                .bind(stored(&m.account))
+                .bind(stored(&m.conversation_key))
+                .bind(stored(&m.author.id))
+                .bind(stored_opt(m.author.handle.as_ref()))
                 .bind(kind_str(m.kind))
                 .bind(now)
                 .bind(now);
         }
         let mut opened: HashMap<String, String> = HashMap::with_capacity(chunk.len());
         for row in query.fetch_all(&mut **tx).await? {
-            opened.insert(row.try_get("thread_key")?, row.try_get("id")?);
+            opened.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
         }
         for m in chunk {
             match opened.remove(m.conversation_key.as_str()) {
@@ -329,10 +336,10 @@ async fn open_conversations(
         );
         let mut query = sqlx::query(&sql).bind(tenant).bind(channel);
         for key in chunk {
-            query = query.bind(*key);
+            query = query.bind(stored(key));
         }
         for row in query.fetch_all(&mut **tx).await? {
-            open.insert(row.try_get("thread_key")?, row.try_get("id")?);
+            open.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
         }
     }
     Ok(open)
@@ -380,15 +387,15 @@ async fn insert_messages(
                 .bind(id)
                 .bind(tenant)
                 .bind(channel)
-                .bind(&m.account)
-                .bind(&m.external_id)
+                .bind(stored(&m.account))
+                .bind(stored(&m.external_id))
                 .bind(conversation_id)
-                .bind(&m.author.id)
-                .bind(&m.author.handle)
-                .bind(&m.author.display_name)
+                .bind(stored(&m.author.id))
+                .bind(stored_opt(m.author.handle.as_ref()))
+                .bind(stored_opt(m.author.display_name.as_ref()))
                 .bind(kind_str(m.kind))
-                .bind(&m.text)
-                .bind(&m.in_reply_to)
+                .bind(stored(&m.text))
+                .bind(stored_opt(m.in_reply_to.as_ref()))
                 .bind(serde_json::to_string(&m.attachments)?)
                 .bind(serde_json::to_string(&m.extra)?)
                 .bind(super::ms(m.created_at))

@@ -19,6 +19,7 @@ mod outbox;
 mod presence;
 mod retention;
 mod schema;
+pub(crate) mod text;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxEntry, OutboxStatus};
@@ -481,7 +482,10 @@ impl Store {
         .bind(conversation_id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get("external_id")).transpose()?)
+        Ok(row
+            .map(|r| r.try_get("external_id"))
+            .transpose()?
+            .map(text::read))
     }
 
     /// Messages of a conversation, oldest first.
@@ -525,7 +529,10 @@ impl Store {
         .bind(account)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get("cursor_value")).transpose()?)
+        Ok(row
+            .map(|r| r.try_get("cursor_value"))
+            .transpose()?
+            .map(text::read))
     }
 
     /// Stores messages from a poll and advances the account's cursor in the same
@@ -559,7 +566,7 @@ async fn set_cursor(
     .bind(tenant)
     .bind(connector)
     .bind(account)
-    .bind(cursor)
+    .bind(text::stored(cursor))
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -635,10 +642,10 @@ fn conversation_from_row(row: &AnyRow) -> anyhow::Result<ConversationRecord> {
         id: row.try_get("id")?,
         tenant: row.try_get("tenant")?,
         channel: row.try_get("channel")?,
-        account: row.try_get("account")?,
-        thread_key: row.try_get("thread_key")?,
-        customer_id: row.try_get("customer_id")?,
-        customer_handle: row.try_get("customer_handle")?,
+        account: text::read(row.try_get("account")?),
+        thread_key: text::read(row.try_get("thread_key")?),
+        customer_id: text::read(row.try_get("customer_id")?),
+        customer_handle: text::read_opt(row.try_get("customer_handle")?),
         kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
         status: ConversationStatus::parse(&row.try_get::<String, _>("status")?)?,
         assignee: row.try_get("assignee")?,
@@ -660,17 +667,17 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
         message: Message {
-            external_id: row.try_get("external_id")?,
-            account: row.try_get("account")?,
-            conversation_key: row.try_get("thread_key")?,
+            external_id: text::read(row.try_get("external_id")?),
+            account: text::read(row.try_get("account")?),
+            conversation_key: text::read(row.try_get("thread_key")?),
             author: crate::types::Person {
-                id: row.try_get("author_id")?,
-                handle: author_handle,
-                display_name: author_name,
+                id: text::read(row.try_get("author_id")?),
+                handle: text::read_opt(author_handle),
+                display_name: text::read_opt(author_name),
             },
-            text: row.try_get("text")?,
+            text: text::read(row.try_get("text")?),
             kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
-            in_reply_to: row.try_get("in_reply_to")?,
+            in_reply_to: text::read_opt(row.try_get("in_reply_to")?),
             attachments: serde_json::from_str(&attachments)?,
             created_at: u64::try_from(row.try_get::<i64, _>("created_at")?).unwrap_or(0),
             extra: serde_json::from_str(&extra)?,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Backend, Store, kind_str, ms, new_id};
+use super::{Backend, Store, kind_str, ms, new_id, text};
 use crate::clock::now_ms;
 use crate::types::OutboundMessage;
 
@@ -162,7 +162,7 @@ impl Store {
             "UPDATE outbox SET status = 'sent', external_id = $2, last_error = NULL, updated_at = $3 WHERE id = $1",
         )
         .bind(&entry.id)
-        .bind(external_id)
+        .bind(text::stored(external_id))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -177,13 +177,13 @@ impl Store {
         .bind(new_id())
         .bind(&entry.tenant)
         .bind(&entry.connector)
-        .bind(&m.account)
-        .bind(external_id)
+        .bind(text::stored(&m.account))
+        .bind(text::stored(external_id))
         .bind(&entry.conversation_id)
-        .bind(&entry.author)
+        .bind(text::stored(&entry.author))
         .bind(kind_str(m.kind))
-        .bind(&m.text)
-        .bind(&m.in_reply_to)
+        .bind(text::stored(&m.text))
+        .bind(text::stored_opt(m.in_reply_to.as_ref()))
         .bind(serde_json::to_string(&m.attachments)?)
         .bind(ms(sent_at))
         .bind(now)
@@ -220,7 +220,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET status = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1")
             .bind(&entry.id)
             .bind(status.as_str())
-            .bind(reason)
+            .bind(text::stored(reason))
             .bind(next)
             .bind(ms(now_ms()))
             .execute(&self.pool)
@@ -288,7 +288,7 @@ fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
         message: serde_json::from_str(&payload).context("reading an outbox payload")?,
         status: OutboxStatus::parse(&row.try_get::<String, _>("status")?)?,
         attempts: row.try_get("attempts")?,
-        last_error: row.try_get("last_error")?,
-        external_id: row.try_get("external_id")?,
+        last_error: text::read_opt(row.try_get("last_error")?),
+        external_id: text::read_opt(row.try_get("external_id")?),
     })
 }

@@ -478,3 +478,129 @@ async fn replies_caught_mid_send_by_a_crash_are_reported_not_resent() {
         assert!(store.claim_outbox("host-a", 10).await.unwrap().is_empty());
     }
 }
+
+// ---- text PostgreSQL cannot hold (issue 13, item 9) ----
+
+/// A store URL on every backend available, each with what keeps it alive.
+async fn store_urls() -> Vec<(&'static str, String, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let mut urls = vec![("sqlite", url, Some(dir))];
+    if let Some(base) = postgres_url() {
+        urls.push(("postgres", fresh_postgres_database(&base).await, None));
+    }
+    urls
+}
+
+/// A post by `author` mentioning `@TIM_Official` (`1001`).
+fn mention_of_tim(id: &str, author: (&str, &str, &str), text: &str) -> serde_json::Value {
+    let (author_id, handle, name) = author;
+    serde_json::json!({
+        "created_at": "Wed Oct 10 20:19:24 +0000 2018",
+        "id_str": id,
+        "text": text,
+        "user": { "id_str": author_id, "screen_name": handle, "name": name },
+        "entities": { "user_mentions": [{ "id_str": "1001", "screen_name": "TIM_Official" }] }
+    })
+}
+
+#[tokio::test]
+async fn a_signed_delivery_with_nul_in_a_message_is_stored_byte_exact_with_its_whole_batch() {
+    use centralino::capabilities::{Grants, Secret};
+    use centralino::connectors::ConnectorSpec;
+    use centralino::types::{AccountConfig, ConnectorConfig};
+
+    const SECRET: &str = "x-consumer-secret";
+    // U+0000 where PostgreSQL refuses it, next to the store's own escape character.
+    let poisoned = "il modem\u{0}non va \u{FDD0}0 \u{FDD0}\u{FDD0} \\u0000 \u{0}";
+    let body = serde_json::to_vec(&serde_json::json!({
+        "for_user_id": "1001",
+        "tweet_create_events": [
+            mention_of_tim("1860000000000000001", ("42", "mario_rossi", "Mario"), "@TIM_Official prima"),
+            mention_of_tim("1860000000000000002", ("43", "anna\u{0}b", "Anna\u{0}Bianchi"), poisoned),
+            mention_of_tim("1860000000000000003", ("44", "luca_v", "Luca"), "@TIM_Official terza"),
+        ]
+    }))
+    .unwrap();
+    assert!(
+        std::str::from_utf8(&body).unwrap().contains("\\u0000"),
+        "the delivery carries NUL as JSON's \\u0000"
+    );
+    for (backend, url, _dir) in store_urls().await {
+        eprintln!("backend: {backend}");
+        let mut spec = ConnectorSpec::new(
+            "twitter",
+            crate::component("twitter"),
+            ConnectorConfig {
+                settings: Vec::new(),
+                accounts: vec![AccountConfig {
+                    id: "1001".to_string(),
+                    handle: Some("TIM_Official".to_string()),
+                    ..AccountConfig::default()
+                }],
+            },
+        );
+        spec.grants = Grants {
+            secrets: [("consumer_secret".to_string(), Secret::new(SECRET))].into(),
+            ..Grants::default()
+        };
+        let host = centralino::Host::builder()
+            .store(url)
+            .connector(spec)
+            .build()
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hook = format!("http://{}/webhooks/twitter", listener.local_addr().unwrap());
+        let serving = host.clone();
+        let server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+        let client = reqwest::Client::new();
+        // Delivered twice, as platforms do: stored once, acknowledged both times.
+        for _ in 0..2 {
+            let mut request = client.post(&hook).body(body.clone());
+            for (name, value) in
+                centralino_emulators::webhooks::twitter_delivery_headers(SECRET, &body)
+            {
+                request = request.header(name, value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200, "{backend}");
+        }
+        let store = host.store();
+        assert_eq!(
+            store.message_count("default").await.unwrap(),
+            3,
+            "{backend}"
+        );
+        let mut stored = Vec::new();
+        for conversation in store.conversations("default").await.unwrap() {
+            for message in store.messages("default", &conversation.id).await.unwrap() {
+                stored.push((conversation.clone(), message.message));
+            }
+        }
+        stored.sort_by(|(_, a), (_, b)| a.external_id.cmp(&b.external_id));
+        let texts: Vec<&str> = stored.iter().map(|(_, m)| m.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["@TIM_Official prima", poisoned, "@TIM_Official terza"],
+            "{backend}"
+        );
+        let (conversation, anna) = &stored[1];
+        assert_eq!(
+            anna.author.handle.as_deref(),
+            Some("anna\u{0}b"),
+            "{backend}"
+        );
+        assert_eq!(
+            anna.author.display_name.as_deref(),
+            Some("Anna\u{0}Bianchi"),
+            "{backend}"
+        );
+        assert_eq!(
+            conversation.customer_handle.as_deref(),
+            Some("anna\u{0}b"),
+            "{backend}"
+        );
+        server.abort();
+    }
+}
