@@ -399,7 +399,13 @@ fn test() -> anyhow::Result<()> {
 fn demo(args: &[String]) -> anyhow::Result<()> {
     build_plugins()?;
     let root = root();
-    step("building and running `centralino demo`");
+    // The first build compiles wasmtime (minutes on two cores): cargo's own progress
+    // shows, so nobody stares at a silent terminal.
+    step("building the host (the first build takes several minutes; cargo shows its progress)");
+    run(Command::new("cargo")
+        .args(["build", "--package", "centralino", "--bin", "centralino"])
+        .current_dir(&root))?;
+    step("running `centralino demo`");
     run(Command::new("cargo")
         .args([
             "run",
