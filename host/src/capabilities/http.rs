@@ -1,9 +1,14 @@
 //! `centralino:plugin/http`: outgoing HTTP on the plugin's behalf.
 //!
-//! Before anything leaves the host a request must pass three checks: its host is on the
-//! plugin's allow-list, it does not set `authorization` itself, and any credential it names
-//! is granted to it. The host then attaches the credential (a bearer header, or a query
-//! parameter for Graph), so tokens never enter the sandbox.
+//! Before anything leaves the host a request must pass these checks: its host is on the
+//! plugin's allow-list, it sets none of the headers the host owns (`authorization`,
+//! `proxy-authorization`, `host`), and any credential it names is granted to it and goes
+//! over `https://` (plain `http://` only to loopback or to a host the admin allow-listed
+//! as `http://host:port`, a local emulator). The host then attaches the credential (a
+//! bearer header, a query parameter for Graph, a path segment for bot APIs), so tokens
+//! never enter the sandbox; and since a server may echo a request (an error page quoting
+//! it), every copy of the credential in the response is replaced by `[credential]` before
+//! the plugin, the store or a log line sees it.
 //!
 //! The host also keeps the connector polite with the platform:
 //! - it reads X's `x-rate-limit-remaining`/`x-rate-limit-reset` and Graph's `x-app-usage`
@@ -13,7 +18,10 @@
 //!   failed connection, with jittered exponential backoff; a POST is never retried, since
 //!   the platform may have acted on it.
 //!
-//! Responses larger than the cap are refused rather than truncated.
+//! Responses larger than the cap are refused rather than truncated. Waits read from headers
+//! are bounded ([`MAX_RATE_LIMIT_WAIT`]) and every sum with them saturates: a platform (or
+//! anyone in its place) answering `x-rate-limit-reset: 18446744073709551615` costs a
+//! connector at most a day's pause on one endpoint, never a panic.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,19 +33,60 @@ use crate::runtime::state::PluginState;
 
 /// Whether `url`'s host (with its port, when one is given) is on `allowed`.
 ///
-/// Entries are `host` (any port) or `host:port`; matching is exact and case-insensitive,
-/// so `api.x.com` does not admit `evil-api.x.com`.
+/// Entries are `host` (any port) or `host:port`, optionally written `http://host[:port]` to
+/// mark a local emulator that may receive credentials over plain HTTP; matching is exact
+/// and case-insensitive, so `api.x.com` does not admit `evil-api.x.com`.
 pub fn host_allowed(url: &str, allowed: &[String]) -> Result<bool, String> {
+    Ok(matching_entry(url, allowed)?.is_some())
+}
+
+/// The allow-list entry admitting `url`'s host, if any.
+fn matching_entry<'a>(url: &str, allowed: &'a [String]) -> Result<Option<&'a str>, String> {
     let (_, authority) = split_url(url)?;
     let authority = authority.to_ascii_lowercase();
     let host = authority
         .rsplit_once(':')
         .map_or(authority.as_str(), |(h, _)| h);
-    Ok(allowed.iter().any(|entry| {
-        let entry = entry.to_ascii_lowercase();
-        entry == authority || entry == host
-    }))
+    Ok(allowed
+        .iter()
+        .find(|entry| {
+            let entry = entry.to_ascii_lowercase();
+            let entry = entry.strip_prefix("http://").unwrap_or(&entry);
+            entry == authority || entry == host
+        })
+        .map(String::as_str))
 }
+
+/// Whether a credential may travel to `url`: over TLS always; over plain HTTP only to this
+/// machine (loopback) or to a host the admin marked as a local emulator (`http://…` entry).
+fn credential_transport_allowed(url: &str, entry: &str) -> bool {
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return true;
+    }
+    if entry
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        return true;
+    }
+    let Ok((_, authority)) = split_url(url) else {
+        return false;
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Request headers the host sets itself: a plugin naming one is refused.
+const RESERVED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "host"];
 
 /// Splits an http(s) URL into (scheme-less rest, authority), refusing user-info.
 fn split_url(url: &str) -> Result<(&str, &str), String> {
@@ -84,8 +133,13 @@ impl RateLimitBook {
     }
 
     fn block(&self, key: String, wait: Duration) {
+        let now = Instant::now();
+        // `wait` is bounded already; if a clock near its end still cannot hold it, the
+        // furthest representable wait is close enough.
+        let until = now
+            .checked_add(wait.min(MAX_RATE_LIMIT_WAIT))
+            .unwrap_or(now);
         if let Ok(mut map) = self.blocked_until.lock() {
-            let until = Instant::now() + wait;
             let entry = map.entry(key).or_insert(until);
             *entry = (*entry).max(until);
         }
@@ -119,22 +173,23 @@ impl Host for PluginState {
 
 impl PluginState {
     async fn fetch_checked(&mut self, request: Request) -> Result<Response, HttpError> {
-        let allowed = host_allowed(&request.url, &self.grants.allowed_hosts)
+        let entry = matching_entry(&request.url, &self.grants.allowed_hosts)
             .map_err(HttpError::InvalidRequest)?;
-        if !allowed {
+        let Some(entry) = entry else {
             return Err(HttpError::Denied(format!(
                 "plugin {} may not reach `{}`: not on its allow-list",
                 self.plugin,
                 redact_query(&request.url)
             )));
-        }
-        if let Some((name, _)) = request
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-        {
+        };
+        if let Some((name, _)) = request.headers.iter().find(|(name, _)| {
+            RESERVED_HEADERS
+                .iter()
+                .any(|reserved| name.trim().eq_ignore_ascii_case(reserved))
+        }) {
             return Err(HttpError::InvalidRequest(format!(
-                "header `{name}` is reserved: name a granted credential instead"
+                "header `{name}` is set by the host: name a granted credential for \
+                 authorization, and the URL for the host"
             )));
         }
         let credential = match &request.credential {
@@ -146,6 +201,16 @@ impl PluginState {
             })?),
             None => None,
         };
+        if credential.is_some() && !credential_transport_allowed(&request.url, entry) {
+            return Err(HttpError::Denied(format!(
+                "plugin {} asked for credential `{}` over plain HTTP to `{}`: credentials \
+                 go only over https:// (or to loopback, or to a local emulator the admin \
+                 allow-listed as `http://host:port`)",
+                self.plugin,
+                request.credential.as_deref().unwrap_or_default(),
+                redact_query(&request.url)
+            )));
+        }
 
         let http = &self.http;
         let key = window_key(&request);
@@ -217,9 +282,12 @@ impl PluginState {
                     last_error = if e.is_timeout() {
                         HttpError::Timeout
                     } else if e.is_builder() || e.is_request() && !e.is_connect() {
-                        return Err(HttpError::InvalidRequest(redact_error(&e)));
+                        return Err(HttpError::InvalidRequest(scrub_text(
+                            redact_error(&e),
+                            credential,
+                        )));
                     } else {
-                        HttpError::Connection(redact_error(&e))
+                        HttpError::Connection(scrub_text(redact_error(&e), credential))
                     };
                     continue;
                 }
@@ -229,10 +297,8 @@ impl PluginState {
                 .headers()
                 .iter()
                 .map(|(name, value)| {
-                    (
-                        name.as_str().to_string(),
-                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                    )
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    (name.as_str().to_string(), scrub_text(value, credential))
                 })
                 .collect();
             if let Some(wait) = rate_limit_wait(status, &headers) {
@@ -242,7 +308,8 @@ impl PluginState {
                 last_error = HttpError::Connection(format!("status {status}"));
                 continue;
             }
-            let body = read_capped(response, http.max_response_bytes).await?;
+            let mut body = read_capped(response, http.max_response_bytes).await?;
+            scrub(&mut body, credential);
             return Ok(Response {
                 status,
                 headers,
@@ -349,8 +416,18 @@ fn window_key(request: &Request) -> String {
     )
 }
 
-/// How long the platform asks us to stay away, from its rate-limit headers.
+/// The longest a connector stays away from one endpoint because of what a response said:
+/// X's windows are 15 minutes (24 hours for a few daily caps) and Graph estimates in
+/// minutes, so anything past a day is a broken or hostile header, not a window.
+pub(crate) const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// How long the platform asks us to stay away, from its rate-limit headers; never longer
+/// than [`MAX_RATE_LIMIT_WAIT`], whatever the numbers say.
 pub(crate) fn rate_limit_wait(status: u16, headers: &[(String, String)]) -> Option<Duration> {
+    raw_rate_limit_wait(status, headers).map(|wait| wait.min(MAX_RATE_LIMIT_WAIT))
+}
+
+fn raw_rate_limit_wait(status: u16, headers: &[(String, String)]) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .iter()
@@ -386,7 +463,7 @@ pub(crate) fn rate_limit_wait(status: u16, headers: &[(String, String)]) -> Opti
             }
         }
         if let Some(minutes) = minutes {
-            return Some(Duration::from_secs(minutes * 60));
+            return Some(Duration::from_secs(minutes.saturating_mul(60)));
         }
     }
     // Graph app-level usage gives no estimate; the window is an hour, so back off a minute.
@@ -422,6 +499,66 @@ fn backoff(attempt: u32) -> Duration {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The forms in which an attached credential could come back in a response: as sent, and
+/// percent-encoded as it appears in a URL echoed by an error page.
+fn credential_forms(credential: Option<&Credential>) -> Vec<Vec<u8>> {
+    let token = match credential {
+        Some(Credential::Bearer(token) | Credential::PathSegment(token)) => token,
+        Some(Credential::QueryParameter { token, .. }) => token,
+        None => return Vec::new(),
+    };
+    let raw = token.expose().to_vec();
+    // Too short to be told apart from ordinary text: leave the response alone.
+    if raw.len() < 6 {
+        return Vec::new();
+    }
+    let encoded: Vec<u8> = raw
+        .iter()
+        .flat_map(|&b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => vec![b],
+            other => format!("%{other:02X}").into_bytes(),
+        })
+        .collect();
+    if encoded == raw {
+        vec![raw]
+    } else {
+        vec![raw, encoded]
+    }
+}
+
+/// What replaces an echoed credential.
+const SCRUBBED: &[u8] = b"[credential]";
+
+/// Replaces every copy of the attached credential in `bytes`.
+fn scrub(bytes: &mut Vec<u8>, credential: Option<&Credential>) {
+    for form in credential_forms(credential) {
+        if bytes.windows(form.len()).any(|w| w == form.as_slice()) {
+            let mut out = Vec::with_capacity(bytes.len());
+            let mut at = 0;
+            while at < bytes.len() {
+                if bytes[at..].starts_with(&form) {
+                    out.extend_from_slice(SCRUBBED);
+                    at += form.len();
+                } else {
+                    out.push(bytes[at]);
+                    at += 1;
+                }
+            }
+            *bytes = out;
+        }
+    }
+}
+
+/// [`scrub`] for text.
+fn scrub_text(text: String, credential: Option<&Credential>) -> String {
+    if credential.is_none() {
+        return text;
+    }
+    let mut bytes = text.into_bytes();
+    scrub(&mut bytes, credential);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// A URL without its query string (which may hold a token the host attached).
@@ -518,6 +655,144 @@ mod tests {
             r#"{"call_count":12,"total_cputime":20,"total_time":30}"#,
         )]);
         assert_eq!(rate_limit_wait(200, &fine), None);
+    }
+
+    /// A small deterministic generator, so a failure names the seed that found it.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn number(&mut self) -> String {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match self.next() % 12 {
+                0 => u64::MAX.to_string(),
+                1 => "0".to_string(),
+                2 => (now + self.next() % 100_000).to_string(),
+                3 => now.saturating_sub(self.next() % 100_000).to_string(),
+                4 => i64::MAX.to_string(),
+                5 => format!("-{}", self.next() % 1000),
+                6 => format!("{}.{}", self.next() % 1000, self.next() % 1000),
+                7 => "1e300".to_string(),
+                8 => "99999999999999999999999999999999".to_string(),
+                9 => format!(" {} ", self.next()),
+                10 => String::new(),
+                _ => self.next().to_string(),
+            }
+        }
+    }
+
+    #[test]
+    fn no_rate_limit_header_value_panics_or_holds_a_connector_past_a_day() {
+        let book = RateLimitBook::default();
+        for seed in 1..=20_000u64 {
+            let mut g = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let status = if g.next() % 2 == 0 { 429 } else { 200 };
+            let usage = format!(
+                r#"{{"{}":[{{"type":"messenger","call_count":{},"total_cputime":{},"total_time":{},"estimated_time_to_regain_access":{}}}]}}"#,
+                g.next() % 10_000,
+                g.number(),
+                g.number(),
+                g.number(),
+                g.number()
+            );
+            let app = format!(
+                r#"{{"call_count":{},"total_cputime":{},"total_time":{}}}"#,
+                g.number(),
+                g.number(),
+                g.number()
+            );
+            let all = [
+                ("x-rate-limit-remaining", g.number()),
+                ("x-rate-limit-reset", g.number()),
+                ("x-business-use-case-usage", usage),
+                ("x-app-usage", app),
+            ];
+            let picked: Vec<(&str, &str)> = all
+                .iter()
+                .filter(|_| g.next() % 3 != 0)
+                .map(|(n, v)| (*n, v.as_str()))
+                .collect();
+            let wait = rate_limit_wait(status, &headers(&picked));
+            if let Some(wait) = wait {
+                assert!(wait <= MAX_RATE_LIMIT_WAIT, "seed {seed}: {wait:?}");
+                book.block(format!("key-{}", seed % 7), wait);
+            }
+            assert!(
+                book.blocked("key-0")
+                    .is_none_or(|w| w <= MAX_RATE_LIMIT_WAIT)
+            );
+        }
+    }
+
+    #[test]
+    fn the_attack_values_give_a_bounded_wait() {
+        let x = headers(&[
+            ("x-rate-limit-remaining", "0"),
+            ("x-rate-limit-reset", "18446744073709551615"),
+        ]);
+        assert_eq!(rate_limit_wait(200, &x), Some(MAX_RATE_LIMIT_WAIT));
+        let graph = headers(&[(
+            "x-business-use-case-usage",
+            r#"{"1":[{"call_count":100,"estimated_time_to_regain_access":18446744073709551615}]}"#,
+        )]);
+        assert_eq!(rate_limit_wait(200, &graph), Some(MAX_RATE_LIMIT_WAIT));
+        RateLimitBook::default().block("k".to_string(), Duration::MAX);
+    }
+
+    #[test]
+    fn an_echoed_credential_is_scrubbed_raw_and_percent_encoded() {
+        let bearer = Credential::Bearer(crate::capabilities::Secret::new("tok/en+secret"));
+        let mut body = b"auth: Bearer tok/en+secret; url: /x?t=tok%2Fen%2Bsecret".to_vec();
+        scrub(&mut body, Some(&bearer));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "auth: Bearer [credential]; url: /x?t=[credential]"
+        );
+        let short = Credential::Bearer(crate::capabilities::Secret::new("ab"));
+        let mut body = b"abc".to_vec();
+        scrub(&mut body, Some(&short));
+        assert_eq!(body, b"abc");
+    }
+
+    #[test]
+    fn credentials_travel_over_tls_or_to_this_machine_or_to_a_marked_emulator() {
+        assert!(credential_transport_allowed(
+            "https://api.x.com/2",
+            "api.x.com"
+        ));
+        assert!(!credential_transport_allowed(
+            "http://api.x.com/2",
+            "api.x.com"
+        ));
+        assert!(credential_transport_allowed(
+            "http://127.0.0.1:9000/2",
+            "127.0.0.1:9000"
+        ));
+        assert!(credential_transport_allowed(
+            "http://[::1]:9000/2",
+            "[::1]:9000"
+        ));
+        assert!(credential_transport_allowed(
+            "http://localhost:9000/2",
+            "localhost"
+        ));
+        assert!(credential_transport_allowed(
+            "http://emulator:8080/2",
+            "http://emulator:8080"
+        ));
+        assert!(!credential_transport_allowed(
+            "http://10.0.0.8/2",
+            "10.0.0.8"
+        ));
     }
 
     #[test]

@@ -97,9 +97,16 @@ pub(crate) fn parse_timestamp(text: &str) -> Result<u64, String> {
         return Err(bad());
     }
     let days = days_from_civil(i64::from(year), month, day);
-    let ms = days * DAY_MS
-        + i64::from(hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + millis)
-        - offset_minutes * 60_000;
+    // Checked: a year far in the future must be an error, not an overflow.
+    let ms = days
+        .checked_mul(DAY_MS)
+        .and_then(|ms| {
+            ms.checked_add(i64::from(
+                hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + millis,
+            ))
+        })
+        .and_then(|ms| ms.checked_sub(offset_minutes.checked_mul(60_000)?))
+        .ok_or_else(|| format!("`{text}` is too far from 1970 to be a time"))?;
     u64::try_from(ms).map_err(|_| format!("`{text}` is before 1970"))
 }
 

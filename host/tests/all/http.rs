@@ -146,7 +146,7 @@ async fn a_plugin_cannot_set_the_authorization_header_itself() {
     );
     let result = fetch(&mut probe, &spec).await;
     assert!(
-        result.starts_with("ERROR invalid-request: header `Authorization` is reserved"),
+        result.starts_with("ERROR invalid-request: header `Authorization` is set by the host"),
         "{result}"
     );
     assert!(x.requests().is_empty());
