@@ -319,7 +319,8 @@ fn summarise(
         ok: true,
         file: config.path.clone(),
         store: match &config.store {
-            StoreLocation::Url(url) => url.clone(),
+            // Never a credential, even one the config should not hold.
+            StoreLocation::Url(url) => centralino::store::redacted_url(url),
             StoreLocation::Secret(reference) => format!("from {reference}"),
         },
         listen: config.listen.to_string(),

@@ -28,7 +28,7 @@ struct ConnectorSecrets {
 
 /// Every secret a config refers to, read from the environment and files. `Debug` shows
 /// no value.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ResolvedSecrets {
     store_url: Option<String>,
     admin_token: Option<Secret>,
@@ -36,6 +36,23 @@ pub struct ResolvedSecrets {
     api_tokens: BTreeMap<String, Secret>,
     connectors: BTreeMap<(String, String), ConnectorSecrets>,
     count: usize,
+}
+
+impl std::fmt::Debug for ResolvedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedSecrets")
+            // The URL may hold the database password.
+            .field(
+                "store_url",
+                &self.store_url.as_deref().map(crate::store::redacted_url),
+            )
+            .field("admin_token", &self.admin_token)
+            .field("crm_webhook_secret", &self.crm_webhook_secret)
+            .field("api_tokens", &self.api_tokens)
+            .field("connectors", &self.connectors)
+            .field("count", &self.count)
+            .finish()
+    }
 }
 
 impl ResolvedSecrets {

@@ -214,15 +214,33 @@ impl Checker<'_> {
             .strip_prefix("postgres://")
             .or_else(|| store.strip_prefix("postgresql://"))
         {
-            let user_info = rest.split(['/', '?']).next().unwrap_or_default();
-            if user_info
-                .split_once('@')
-                .is_some_and(|(user, _)| user.contains(':'))
-            {
+            let user_info = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let in_user_info = user_info
+                .rsplit_once('@')
+                .is_some_and(|(user, _)| user.contains(':'));
+            // `?password=…` sets the password as surely as `user:pass@` does.
+            let in_query = rest
+                .split_once('?')
+                .map(|(_, query)| query.split('#').next().unwrap_or_default())
+                .is_some_and(|query| {
+                    query.split('&').any(|pair| {
+                        let name = pair.split('=').next().unwrap_or_default();
+                        percent_decoded(name).eq_ignore_ascii_case("password")
+                    })
+                });
+            if in_user_info || in_query {
+                let place = if in_user_info {
+                    "`user:password@`"
+                } else {
+                    "`password=` in its query string"
+                };
                 self.report(
                     key,
-                    "the URL holds a password, and secrets are never written in the config: \
-                     put the URL in a variable and write `store = \"env:DATABASE_URL\"`",
+                    format!(
+                        "the URL holds a password ({place}), and secrets are never written in \
+                         the config: put the URL in a variable and write \
+                         `store = \"env:DATABASE_URL\"`"
+                    ),
                 );
             }
             return StoreLocation::Url(store.to_string());
@@ -872,6 +890,31 @@ pub(crate) fn check(
         base_dir,
         source,
     })
+}
+
+/// `text` with its `%XX` escapes decoded (as a URL parser reads a query parameter's name);
+/// other bytes, and malformed escapes, as they are.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

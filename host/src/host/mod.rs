@@ -52,7 +52,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 impl std::fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostBuilder")
-            .field("store_url", &self.store_url)
+            .field("store_url", &crate::store::redacted_url(&self.store_url))
             .field("connectors", &self.connectors.len())
             .field("host_id", &self.host_id)
             .finish_non_exhaustive()

@@ -270,7 +270,8 @@ impl Store {
             Backend::Postgres
         } else {
             anyhow::bail!(
-                "store URL `{url}`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`"
+                "store URL `{}`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`",
+                redacted_url(url)
             );
         };
         let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
@@ -307,7 +308,7 @@ impl Store {
         let pool = options
             .connect(&url)
             .await
-            .with_context(|| format!("opening the store at {}", redact(&url)))?;
+            .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
         let store = Store { pool, backend };
         store.migrate().await?;
         Ok(store)
@@ -685,14 +686,66 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
     })
 }
 
-/// A database URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+/// A store URL as it may be shown (logs, errors, `centralino check`): its scheme, host,
+/// port and database only. User information is replaced by `***@` and a query string by
+/// `?***`, whatever they hold, since a password may sit in either (`user:pass@`,
+/// `?password=`); a fragment is dropped.
+pub fn redacted_url(url: &str) -> String {
+    let (url, has_query) = match url.find(['?', '#']) {
+        Some(at) => (&url[..at], url[at..].starts_with('?') && url.len() > at + 1),
+        None => (url, false),
+    };
+    let mut out = match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => format!("{scheme}://{authority}{path}"),
+            }
         }
-        _ => url.to_string(),
+        None => url.to_string(),
+    };
+    if has_query {
+        out.push_str("?***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn a_shown_store_url_keeps_only_scheme_host_port_and_database() {
+        for (url, shown) in [
+            (
+                "postgres://centralino:s3cret@db.example:5432/centralino",
+                "postgres://***@db.example:5432/centralino",
+            ),
+            (
+                "postgres://db.example/centralino?password=s3cret&sslmode=require",
+                "postgres://db.example/centralino?***",
+            ),
+            (
+                "postgresql://u:p@ss@db/c?user=x&password=y#frag",
+                "postgresql://***@db/c?***",
+            ),
+            (
+                "postgres://db.example/centralino",
+                "postgres://db.example/centralino",
+            ),
+            (
+                "postgres://db.example/centralino#x",
+                "postgres://db.example/centralino",
+            ),
+            (
+                "sqlite:///var/lib/centralino.db?mode=rwc",
+                "sqlite:///var/lib/centralino.db?***",
+            ),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("mysql://localhost/db", "mysql://localhost/db"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
     }
 }

@@ -370,9 +370,29 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
                 "[host]\n",
                 "[host]\nstore = \"postgres://care:hunter2@db/centralino\"\n",
             ),
-            "centralino.toml:2: host.store: the URL holds a password, and secrets are never \
-             written in the config: put the URL in a variable and write `store = \
-             \"env:DATABASE_URL\"`",
+            "centralino.toml:2: host.store: the URL holds a password (`user:password@`), \
+             and secrets are never written in the config: put the URL in a variable and \
+             write `store = \"env:DATABASE_URL\"`",
+        ),
+        (
+            "store URL with a password in its query string",
+            good_with(
+                "[host]\n",
+                "[host]\nstore = \"postgres://care@db/centralino?sslmode=require&password=hunter2\"\n",
+            ),
+            "centralino.toml:2: host.store: the URL holds a password (`password=` in its \
+             query string), and secrets are never written in the config: put the URL in a \
+             variable and write `store = \"env:DATABASE_URL\"`",
+        ),
+        (
+            "store URL with a percent-encoded password parameter",
+            good_with(
+                "[host]\n",
+                "[host]\nstore = \"postgres://db/centralino?pass%77ord=hunter2\"\n",
+            ),
+            "centralino.toml:2: host.store: the URL holds a password (`password=` in its \
+             query string), and secrets are never written in the config: put the URL in a \
+             variable and write `store = \"env:DATABASE_URL\"`",
         ),
         (
             "plugin folder that does not exist",
@@ -1234,5 +1254,61 @@ fn a_crm_webhook_needs_an_http_url_and_a_signing_secret() {
             "host.crm_webhook: the CRM webhooks are signed: add `crm_webhook_secret = \"env:NAME\"`"
         ),
         "{err}"
+    );
+}
+
+// ---- secrets and tokens never shown, tokens that work (issue 13, items 5 and 8) ----
+
+#[test]
+fn check_never_prints_a_store_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centralino.toml");
+    let path_arg = path.to_str().unwrap();
+    let plugins = plugin_dir().display().to_string();
+    let with_store = |store: &str| {
+        GOOD.replace(
+            "[host]\nplugin_dir = \"plugins\"\n",
+            &format!("[host]\nplugin_dir = \"{plugins}\"\nstore = \"{store}\"\n"),
+        )
+    };
+    // A password in the query string is refused like one in the user information, and
+    // neither is repeated, in text or in JSON.
+    for store in [
+        "postgres://care@db.example/centralino?sslmode=require&password=hunter2",
+        "postgres://care:hunter2@db.example/centralino",
+    ] {
+        std::fs::write(&path, with_store(store)).unwrap();
+        for json in [false, true] {
+            let mut args = vec!["check", "--config", path_arg, "--skip-secrets"];
+            if json {
+                args.push("--json");
+            }
+            let (code, stdout, stderr) = centralino(&args, &[]);
+            assert_eq!(code, 1, "{stdout}{stderr}");
+            assert!(
+                !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+                "{stdout}{stderr}"
+            );
+            assert!(
+                (stdout.clone() + &stderr).contains("the URL holds a password"),
+                "{stdout}{stderr}"
+            );
+        }
+    }
+    // A URL without a password is shown with its query string masked all the same.
+    std::fs::write(
+        &path,
+        with_store("postgres://care@db.example:5433/centralino?sslmode=require"),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = centralino(
+        &["check", "--config", path_arg, "--skip-secrets", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        json["store"],
+        "postgres://***@db.example:5433/centralino?***"
     );
 }

@@ -252,6 +252,37 @@ async fn an_unknown_store_url_is_refused_with_the_expected_forms() {
     );
 }
 
+#[tokio::test]
+async fn a_store_that_cannot_be_opened_is_named_without_its_credentials() {
+    // A URL that does not parse, with a password in both places a URL can hold one.
+    let err =
+        Store::open("postgres://care:hunter2@db.example:notaport/centralino?password=hunter3")
+            .await
+            .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.starts_with("opening the store at postgres://***@db.example:notaport/centralino?***"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter"), "{text}");
+    let err = Store::open("mysql://root:hunter2@db/x?password=hunter3")
+        .await
+        .unwrap_err();
+    assert!(!format!("{err:#}").contains("hunter"), "{err:#}");
+    // A real server refusing the password.
+    if let Some(base) = postgres_url() {
+        let (_, rest) = base.split_once('@').unwrap();
+        let url = format!("postgres://centralino@{rest}?password=hunter4");
+        let err = Store::open(&url).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("opening the store at postgres://***@"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter"), "{text}");
+    }
+}
+
 fn reply(key: &str, text: &str) -> centralino::types::OutboundMessage {
     centralino::types::OutboundMessage {
         account: "2001".to_string(),
