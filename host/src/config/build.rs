@@ -17,6 +17,23 @@ use crate::routing::{EngineBuilder, PolicyChain, ReplyRules, RoutingEngine, Rout
 use crate::runtime::{Runtime, World, inspect_file};
 use crate::types::{AccountConfig, Capability, ConnectorConfig, Presence};
 
+/// `token` as the admin and REST APIs compare it: surrounding whitespace trimmed (an HTTP
+/// header never carries it); an error saying why when nothing is left, or whitespace or
+/// control characters remain inside (such a token cannot be sent as `Bearer <token>`).
+fn bearer_token(token: &Secret) -> Result<Secret, &'static str> {
+    let value = token.expose().trim_ascii();
+    if value.is_empty() {
+        return Err("is empty or only whitespace");
+    }
+    if value
+        .iter()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("holds whitespace or control characters: a bearer token is one word");
+    }
+    Ok(Secret::new(value.to_vec()))
+}
+
 /// The secrets one connector was granted.
 #[derive(Clone, Debug, Default)]
 struct ConnectorSecrets {
@@ -139,10 +156,25 @@ impl Config {
                 }
             };
         let host = KeyPath::root().key("host");
-        let admin_token = self
-            .admin_token
-            .as_ref()
-            .and_then(|r| resolve(&host.key("admin_token"), r, &mut problems));
+        // A bearer token that cannot be sent in a header would lock its API for good.
+        let bearer = |key: &KeyPath,
+                      reference: &SecretRef,
+                      token: Secret,
+                      problems: &mut Vec<Problem>| match bearer_token(&token) {
+            Ok(token) => Some(token),
+            Err(why) => {
+                problems.push(
+                    self.source
+                        .problem(key, format!("the token in `{reference}` {why}")),
+                );
+                None
+            }
+        };
+        let admin_token = self.admin_token.as_ref().and_then(|r| {
+            let key = host.key("admin_token");
+            let token = resolve(&key, r, &mut problems)?;
+            bearer(&key, r, token, &mut problems)
+        });
         let crm_webhook_secret = self
             .crm_webhook_secret
             .as_ref()
@@ -153,9 +185,22 @@ impl Config {
                 continue;
             };
             let key = tenant.key.key("api_token");
-            let Some(token) = resolve(&key, reference, &mut problems) else {
+            let Some(token) = resolve(&key, reference, &mut problems)
+                .and_then(|token| bearer(&key, reference, token, &mut problems))
+            else {
                 continue;
             };
+            // The admin token opens every tenant: a tenant holding it would hold them all.
+            if admin_token.as_ref() == Some(&token) {
+                problems.push(self.source.problem(
+                    &key,
+                    format!(
+                        "`{reference}` holds the same token as `host.admin_token`: the admin \
+                         token opens every tenant, so no tenant's `api_token` may be it"
+                    ),
+                ));
+                continue;
+            }
             // A token names its tenant: two tenants sharing one could not be told apart.
             if let Some((other, _)) = api_tokens.iter().find(|(_, known)| **known == token) {
                 problems.push(self.source.problem(

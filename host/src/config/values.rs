@@ -59,11 +59,14 @@ impl SecretRef {
             if name.is_empty() {
                 return Err("`env:` names no variable: write `env:NAME`".to_string());
             }
+            // Not quoted: what follows `env:` may be the secret itself, pasted by mistake.
             if !is_variable_name(name) {
-                return Err(format!(
-                    "`env:{name}` is not a variable name (letters, digits and `_`, not \
-                     starting with a digit)"
-                ));
+                return Err(
+                    "`env:` must be followed by an environment variable NAME matching \
+                     `[A-Za-z_][A-Za-z0-9_]*` (what follows it here is not one, and is not \
+                     shown in case it is the secret itself)"
+                        .to_string(),
+                );
             }
             return Ok(SecretRef::Env(name.to_string()));
         }
@@ -381,6 +384,10 @@ mod tests {
         let err = SecretRef::parse("AAAAsupersecret").unwrap_err();
         assert!(!err.contains("supersecret"), "{err}");
         assert!(SecretRef::parse("env:1X").is_err());
+        // A token pasted after `env:` is not repeated either.
+        let err = SecretRef::parse("env:sk-live/AAAA+supersecret==").unwrap_err();
+        assert!(!err.contains("supersecret"), "{err}");
+        assert!(err.contains("environment variable NAME"), "{err}");
         assert!(SecretRef::parse("env:").is_err());
     }
 

@@ -1312,3 +1312,108 @@ fn check_never_prints_a_store_credential() {
         "postgres://***@db.example:5433/centralino?***"
     );
 }
+
+/// A two-tenant config whose tokens come from `ADMIN_TOKEN`, `ACME_TOKEN`, `GLOBEX_TOKEN`.
+fn tokens_config() -> Config {
+    let plugins = plugin_dir().display().to_string();
+    let text = format!(
+        r#"[host]
+plugin_dir = "{plugins}"
+admin_token = "env:ADMIN_TOKEN"
+
+[[tenants]]
+id = "acme"
+api_token = "env:ACME_TOKEN"
+
+[[tenants]]
+id = "globex"
+api_token = "env:GLOBEX_TOKEN"
+"#
+    );
+    Config::parse("centralino.toml", text).unwrap()
+}
+
+#[test]
+fn the_admin_token_may_not_be_a_tenants_api_token() {
+    let config = tokens_config();
+    let env = |name: &str| {
+        Some(match name {
+            "ADMIN_TOKEN" | "GLOBEX_TOKEN" => "shared-t0ken-value".to_string(),
+            _ => "acme-token".to_string(),
+        })
+    };
+    let err = config.resolve_secrets_with(env).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "tenants[1].api_token: `env:GLOBEX_TOKEN` holds the same token as \
+             `host.admin_token`"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("shared-t0ken-value"), "{err}");
+}
+
+#[test]
+fn a_blank_or_spaced_token_is_refused_and_surrounding_whitespace_is_trimmed() {
+    let config = tokens_config();
+    for (admin, why) in [
+        ("   ", "is empty or only whitespace"),
+        ("\t\n", "is empty or only whitespace"),
+        ("two words", "holds whitespace or control characters"),
+    ] {
+        let env = |name: &str| {
+            Some(match name {
+                "ADMIN_TOKEN" => admin.to_string(),
+                other => other.to_lowercase(),
+            })
+        };
+        let err = config.resolve_secrets_with(env).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "host.admin_token: the token in `env:ADMIN_TOKEN` {why}"
+            )),
+            "{admin:?}: {err}"
+        );
+        assert!(!err.contains("two words"), "{err}");
+    }
+    // A tenant's token is held to the same rule.
+    let env = |name: &str| {
+        Some(match name {
+            "ACME_TOKEN" => " ".to_string(),
+            other => other.to_lowercase(),
+        })
+    };
+    let err = config.resolve_secrets_with(env).unwrap_err().to_string();
+    assert!(
+        err.contains("tenants[0].api_token: the token in `env:ACME_TOKEN` is empty"),
+        "{err}"
+    );
+    // Surrounding whitespace (a pasted newline) is not part of the token.
+    let env = |name: &str| {
+        Some(match name {
+            "ADMIN_TOKEN" => "  admin-token\n".to_string(),
+            other => other.to_lowercase(),
+        })
+    };
+    let secrets = config.resolve_secrets_with(env).unwrap();
+    assert_eq!(secrets.admin_token(), Some(&Secret::new("admin-token")));
+}
+
+#[test]
+fn a_secret_pasted_after_env_is_never_repeated() {
+    let fixture = Fixture::new();
+    let err = fixture
+        .load(&good_with(
+            "\"env:X_TOKEN_TIM\"",
+            "\"env:AAAAAAAAAAAAAAAAAAAAAMLheAAAAAAA0supersecret%2Bx\"",
+        ))
+        .unwrap_err();
+    assert!(!err.contains("supersecret"), "{err}");
+    assert!(
+        err.contains(
+            "connectors[0].accounts[0].credential: `env:` must be followed by an \
+             environment variable NAME matching `[A-Za-z_][A-Za-z0-9_]*`"
+        ),
+        "{err}"
+    );
+}
