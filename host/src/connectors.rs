@@ -132,6 +132,9 @@ pub(crate) struct Connector {
     reloading: Mutex<()>,
     /// Never held across an `await`, so health is readable while a call runs.
     supervisor: std::sync::Mutex<Supervisor>,
+    /// The WARN line for refused webhook deliveries: anyone can send refusals by the
+    /// thousand, so a line at most per interval, counting the others.
+    refusals: crate::throttle::Throttle,
 }
 
 /// One loaded version of a connector's plugin and its instance.
@@ -484,6 +487,7 @@ impl Connector {
             active: std::sync::RwLock::new(Arc::new(Active::new(spec.clone(), plugin))),
             enabled: AtomicBool::new(spec.enabled),
             reloading: Mutex::new(()),
+            refusals: crate::throttle::Throttle::new(crate::throttle::LOG_EVERY),
         }
     }
 
@@ -873,10 +877,15 @@ impl Connector {
             }
         };
         if outcome.response.status >= 300 || outcome.messages.is_empty() {
-            if outcome.response.status >= 400 {
+            if outcome.response.status >= 400
+                && let Some(held_back) = self.refusals.admit(std::time::Instant::now())
+            {
                 tracing::warn!(
                     tenant = %self.tenant, connector = %self.name, status = outcome.response.status,
-                    "plugin {plugin} refused a webhook delivery"
+                    held_back,
+                    "plugin {plugin} refused a webhook delivery ({held_back} more refused since \
+                     the last such line, not logged; all are counted in \
+                     centralino_webhooks_rejected_total)"
                 );
             }
             return (outcome.response, Vec::new());

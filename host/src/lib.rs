@@ -60,6 +60,7 @@ pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod store;
+mod throttle;
 pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};

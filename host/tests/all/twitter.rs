@@ -865,3 +865,51 @@ async fn the_crc_challenge_signs_no_delivery_body_so_a_forged_mention_is_refused
     );
     assert_eq!(store.message_count("default").await.unwrap(), 1);
 }
+
+/// Log lines written while it is the thread's default subscriber (tests run the host on
+/// one thread, so its tasks log here too).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unsigned_deliveries_writes_one_warn_line_not_one_per_request() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (host, _server, url) = serving_host().await;
+    let client = reqwest::Client::new();
+    let body = serde_json::to_vec(&short_post("1001", "@TIM_Official ciao")).unwrap();
+    for _ in 0..300 {
+        assert_eq!(post_delivery(&client, &url, &body, None).await, 401);
+    }
+    let text = log.text();
+    let refusals = text
+        .lines()
+        .filter(|line| line.contains("refused a webhook delivery"))
+        .count();
+    assert_eq!(refusals, 1, "{text}");
+    assert!(text.contains("WARN"), "{text}");
+    assert_eq!(host.store().message_count("default").await.unwrap(), 0);
+}
