@@ -499,7 +499,13 @@ async fn reply(
     let tenant = &caller.tenant;
     let key = idempotency_key(&headers)?;
     not_empty("operator", &body.operator)?;
-    not_empty("text", &body.text)?;
+    if crate::types::is_blank_text(&body.text) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "`text` is blank: it has only whitespace or invisible characters (such as \
+             zero-width spaces), and would be sent as an empty post",
+        ));
+    }
     api.open_conversation(tenant, &id).await?;
     // Routing's ownership rules, checked here for a precise answer; without routing,
     // anyone may reply.

@@ -734,6 +734,13 @@ impl Host {
         text: &str,
         idempotency_key: &str,
     ) -> Result<OutboxEntry, Error> {
+        // A blank text would go out as an empty post under the operator's name.
+        if crate::types::is_blank_text(text) {
+            return Err(Error::Refused(
+                "the reply's text is blank: it has only whitespace or invisible characters"
+                    .to_string(),
+            ));
+        }
         let store = &self.inner.store;
         let conversation = store
             .conversation(tenant, conversation_id)

@@ -1111,3 +1111,39 @@ api_token = "env:GLOBEX_TOKEN"
     assert!(inline.contains("tenants[0].api_token"), "{inline}");
     assert!(!inline.contains("s3cret-token-value"), "{inline}");
 }
+
+#[tokio::test]
+async fn a_reply_of_only_whitespace_or_invisible_characters_is_refused_and_nothing_is_queued() {
+    let sidecar = Sidecar::start().await;
+    assert_eq!(sidecar.deliver("acme", "mario: il modem non va").await, 200);
+    let conversation = sidecar.only_conversation(ACME).await;
+    let id = conversation["id"].as_str().unwrap().to_string();
+    let operator = conversation["assignee"].as_str().unwrap().to_string();
+    // Zero-width space and joiner, word joiner, byte-order mark, a Hangul filler, spaces.
+    let blank = " \u{200B}\u{200D}\u{2060}\u{FEFF}\u{3164}\n";
+
+    let answer = sidecar.reply(ACME, &id, "k-blank", &operator, blank).await;
+    assert_eq!((answer.status, answer.code()), (400, "invalid_request"));
+    assert!(answer.text.contains("`text` is blank"), "{}", answer.text);
+    // The crate API refuses it the same way.
+    let refused = sidecar
+        .host
+        .reply("acme", &id, &operator, None, blank, "crate-blank")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, centralino::Error::Refused(reason) if reason.contains("blank")),
+        "{refused}"
+    );
+
+    // Nothing was queued under either key: the same keys now take a real reply.
+    let answer = sidecar
+        .reply(ACME, &id, "k-blank", &operator, "ciao!")
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    sidecar
+        .host
+        .reply("acme", &id, &operator, None, "\u{200B}ciao", "crate-blank")
+        .await
+        .unwrap();
+}
