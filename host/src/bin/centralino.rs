@@ -6,6 +6,33 @@ use std::process::ExitCode;
 use centralino::config::LogFormat;
 use clap::{Parser, Subcommand};
 
+/// `println!` for every command, replacing std's: output to a closed pipe
+/// (`centralino check | head`) ends the process quietly instead of panicking with
+/// "failed printing to stdout: Broken pipe".
+macro_rules! println {
+    () => {
+        $crate::print_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes to stdout. When the reader has gone away (a broken pipe), the process exits at
+/// once with success, as a command whose output was cut short by `head` should; any
+/// other write error is reported on stderr and ends the process with failure.
+fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[path = "../cli/admin.rs"]
 mod admin;
 #[path = "../cli/config.rs"]

@@ -65,8 +65,24 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
         args.plugin_dir.clone()
     };
     let text = starter(&plugin_dir);
-    std::fs::write(&args.path, &text)
-        .with_context(|| format!("writing {}", args.path.display()))?;
+    // A folder that does not exist yet is created, as `init` is the first step anywhere.
+    if !config_dir.as_os_str().is_empty() && !config_dir.exists() {
+        std::fs::create_dir_all(config_dir).with_context(|| {
+            format!(
+                "cannot create the folder {} to write {} in: create it, or choose another \
+                 --path",
+                config_dir.display(),
+                args.path.display()
+            )
+        })?;
+        println!("created folder {}", config_dir.display());
+    }
+    std::fs::write(&args.path, &text).with_context(|| {
+        format!(
+            "cannot write {}: check that its folder is writable, or choose another --path",
+            args.path.display()
+        )
+    })?;
     println!(
         "wrote {}: the telecom scenario (three brands on Twitter/X, a Facebook page, nine \
          operators)",

@@ -1417,3 +1417,88 @@ fn a_secret_pasted_after_env_is_never_repeated() {
         "{err}"
     );
 }
+
+#[test]
+fn init_into_a_missing_folder_creates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/site/centralino.toml");
+    let path_arg = path.to_str().unwrap();
+    let plugins = plugin_dir();
+    let (code, stdout, stderr) = centralino(
+        &[
+            "init",
+            "--path",
+            path_arg,
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "created folder {}",
+            dir.path().join("new/site").display()
+        )),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), starter(&plugins));
+    // Where the folder cannot be made, the error says which and what to do.
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, b"").unwrap();
+    let inside = blocked.join("centralino.toml");
+    let (code, _, stderr) = centralino(
+        &[
+            "init",
+            "--path",
+            inside.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!(
+            "cannot write {}: check that its folder is writable, or choose another --path",
+            inside.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_piped_into_a_reader_that_stops_early_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centralino.toml");
+    let plugins = plugin_dir();
+    let (code, _, stderr) = centralino(
+        &[
+            "init",
+            "--path",
+            path.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    // `centralino check | head -0`: the reader is gone before the first line is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_centralino"))
+        .args([
+            "check",
+            "--skip-secrets",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
