@@ -3,6 +3,9 @@
 //! Routes (any method, since platforms verify with GET and deliver with POST):
 //! - `/webhooks/{connector}`: the default tenant;
 //! - `/tenants/{tenant}/webhooks/{connector}`;
+//! - either of them followed by more segments (`/webhooks/chat/7001`): the plugin gets
+//!   the path below the connector's route as received (`/7001`), so one connector can give
+//!   each bot or page a URL of its own; the bare route gives it `/`;
 //! - `/healthz`.
 //!
 //! ## Hardening
@@ -97,7 +100,12 @@ pub(crate) fn router_with(host: Host, limits: &IngressLimits) -> Router {
     };
     Router::new()
         .route("/webhooks/{connector}", any(default_tenant))
+        .route("/webhooks/{connector}/{*below}", any(default_tenant_below))
         .route("/tenants/{tenant}/webhooks/{connector}", any(with_tenant))
+        .route(
+            "/tenants/{tenant}/webhooks/{connector}/{*below}",
+            any(with_tenant_below),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .with_state(ingress)
 }
@@ -131,6 +139,41 @@ async fn with_tenant(
     ingress.deliver(tenant, connector, request).await
 }
 
+async fn default_tenant_below(
+    State(ingress): State<Ingress>,
+    Path((connector, _below)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    ingress
+        .deliver(DEFAULT_TENANT.to_string(), connector, request)
+        .await
+}
+
+async fn with_tenant_below(
+    State(ingress): State<Ingress>,
+    Path((tenant, connector, _below)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    ingress.deliver(tenant, connector, request).await
+}
+
+/// The path below a connector's route, as received (percent-encoding kept, like the
+/// query): `/7001` for `/webhooks/chat/7001` and for
+/// `/tenants/acme/webhooks/chat/7001`, `/` for the bare routes.
+fn path_below_route(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    // ["", "webhooks", connector, ...] or ["", "tenants", tenant, "webhooks", connector, ...]
+    let route_end = if segments.get(1) == Some(&"tenants") {
+        5
+    } else {
+        3
+    };
+    match segments.get(route_end..) {
+        Some(below) if !below.is_empty() => format!("/{}", below.join("/")),
+        _ => "/".to_string(),
+    }
+}
+
 impl Ingress {
     async fn deliver(self, tenant: String, connector: String, request: Request) -> Response {
         let (parts, body) = request.into_parts();
@@ -140,7 +183,7 @@ impl Ingress {
         };
         let request = WebhookRequest {
             method: parts.method.as_str().to_string(),
-            path: "/".to_string(),
+            path: path_below_route(parts.uri.path()),
             query: parts.uri.query().unwrap_or_default().to_string(),
             headers: parts
                 .headers

@@ -177,6 +177,124 @@ async fn the_route_names_the_bot_and_replies_group_chats_and_bots_are_told_apart
     }
 }
 
+// ---- one URL per bot, through the host's HTTP ingress (issue 17) ----
+
+/// A host serving the telegram connector with bots `7001` and `7002` on loopback; the
+/// base URL of its ingress.
+async fn serving_two_bots() -> (centralino::Host, tokio::task::JoinHandle<()>, String) {
+    use centralino::capabilities::{Grants, Secret};
+    use centralino::connectors::ConnectorSpec;
+    use centralino::types::{AccountConfig, ConnectorConfig};
+    let bot = |id: &str, handle: &str| AccountConfig {
+        id: id.to_string(),
+        handle: Some(handle.to_string()),
+        ..AccountConfig::default()
+    };
+    let mut spec = ConnectorSpec::new(
+        "telegram",
+        centralino_testkit::component("telegram"),
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![bot(BOT, "tim_help_bot"), bot("7002", "tim_business_bot")],
+        },
+    );
+    spec.grants = Grants {
+        secrets: [("webhook_secret".to_string(), Secret::new(SECRET))].into(),
+        ..Grants::default()
+    };
+    let host = centralino::Host::builder()
+        .connector(spec)
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let serving = host.clone();
+    let server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    (host, server, base)
+}
+
+#[tokio::test]
+async fn two_bots_of_one_connector_each_deliver_to_their_own_webhook_url_through_the_ingress() {
+    let (host, _server, base) = serving_two_bots().await;
+    let client = reqwest::Client::new();
+    let post = |url: String, body: Value| {
+        let request = client
+            .post(url)
+            .header("x-telegram-bot-api-secret-token", SECRET)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap());
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    // Mario writes to the help bot, Lucia (4343) to the business bot: each update comes to
+    // the URL its bot was registered with.
+    let to_help = update("il mio modem non va");
+    let mut to_business = update("fattura sbagliata");
+    to_business["update_id"] = json!(900_002);
+    to_business["message"]["from"] = json!({ "id": 4343, "is_bot": false, "first_name": "Lucia" });
+    to_business["message"]["chat"] =
+        json!({ "id": 4343, "type": "private", "first_name": "Lucia" });
+    assert_eq!(
+        post(format!("{base}/webhooks/telegram/7001"), to_help).await,
+        200
+    );
+    assert_eq!(
+        post(
+            format!("{base}/webhooks/telegram/7002"),
+            to_business.clone()
+        )
+        .await,
+        200
+    );
+    // The tenant form of the route takes the bot's id the same way.
+    let mut again = to_business.clone();
+    again["update_id"] = json!(900_003);
+    again["message"]["message_id"] = json!(56);
+    again["message"]["text"] = json!("grazie");
+    assert_eq!(
+        post(
+            format!("{base}/tenants/default/webhooks/telegram/7002"),
+            again
+        )
+        .await,
+        200
+    );
+
+    let mut conversations = host.store().conversations("default").await.unwrap();
+    conversations.sort_by(|a, b| a.account.cmp(&b.account));
+    let seen: Vec<(&str, &str, &str)> = conversations
+        .iter()
+        .map(|c| {
+            (
+                c.account.as_str(),
+                c.thread_key.as_str(),
+                c.customer_id.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("7001", "tg:7001:4242", "4242"),
+            ("7002", "tg:7002:4343", "4343")
+        ]
+    );
+    assert_eq!(host.store().message_count("default").await.unwrap(), 3);
+
+    // With two bots the bare route cannot say which bot an update is for, and a bot the
+    // connector does not serve is refused; neither stores anything.
+    assert_eq!(
+        post(format!("{base}/webhooks/telegram"), update("?")).await,
+        404
+    );
+    assert_eq!(
+        post(format!("{base}/webhooks/telegram/7999"), update("?")).await,
+        404
+    );
+    assert_eq!(host.store().message_count("default").await.unwrap(), 3);
+}
+
 // ---- polling and sending against a scripted Bot API ----
 
 #[tokio::test]
