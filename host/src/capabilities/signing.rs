@@ -32,10 +32,39 @@ impl PluginState {
     }
 }
 
+/// The most `hmac-sha256` signs, in bytes.
+const MAX_SIGNED_BYTES: usize = 256;
+
+/// Whether `data` is shaped like a platform's challenge token (X's CRC `crc_token`): 1 to
+/// [`MAX_SIGNED_BYTES`] bytes of letters, digits, `+ / = _ . ~ -` and spaces.
+///
+/// That is all `hmac-sha256` is for. Its answer has the format of a delivery signature
+/// (X signs deliveries with the same secret, same MAC), so signing whatever a request
+/// brings would let anyone obtain a valid signature for a forged delivery; such a value
+/// can never be a delivery (`{`, `[`, `"` and `:` are outside the alphabet). Checking here
+/// protects every plugin, not only the ones built on the SDK's reviewed helper.
+fn challenge_shaped(data: &[u8]) -> bool {
+    !data.is_empty()
+        && data.len() <= MAX_SIGNED_BYTES
+        && data
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=_.~- ".contains(b))
+}
+
 impl Host for PluginState {
     fn hmac_sha256(&mut self, secret: String, data: Vec<u8>) -> Result<Vec<u8>, SigningError> {
         let keyed = self.keyed(&secret);
         let mut mac = self.reported(keyed)?;
+        if !challenge_shaped(&data) {
+            let refused: Result<Vec<u8>, SigningError> = Err(SigningError::Denied(format!(
+                "plugin {} asked to sign {} bytes that are not a challenge token with secret \
+                 `{secret}`: the host signs only tokens of at most {MAX_SIGNED_BYTES} letters, \
+                 digits and `+/=_.~-`, so that no request can obtain a delivery signature",
+                self.plugin,
+                data.len()
+            )));
+            return self.reported(refused);
+        }
         mac.update(&data);
         Ok(mac.finalize().into_bytes().to_vec())
     }
@@ -78,7 +107,20 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{challenge_shaped, constant_time_eq};
+
+    #[test]
+    fn only_challenge_tokens_are_signed() {
+        assert!(challenge_shaped(b"test token"));
+        assert!(challenge_shaped(
+            b"O5hJl2njQRIa4vsumZ+3oom9ECR5m3aQLRZkPoYelp0="
+        ));
+        assert!(challenge_shaped(&[b'a'; 256]));
+        assert!(!challenge_shaped(&[b'a'; 257]));
+        assert!(!challenge_shaped(b""));
+        assert!(!challenge_shaped(br#"{"for_user_id":"1001"}"#));
+        assert!(!challenge_shaped(b"[1]"));
+    }
 
     #[test]
     fn constant_time_eq_compares_whole_strings() {

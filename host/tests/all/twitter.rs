@@ -913,3 +913,60 @@ async fn a_flood_of_unsigned_deliveries_writes_one_warn_line_not_one_per_request
     assert!(text.contains("WARN"), "{text}");
     assert_eq!(host.store().message_count("default").await.unwrap(), 0);
 }
+
+/// Any plugin, not only this connector: the host's `hmac-sha256` signs challenge tokens and
+/// nothing else, so a plugin that naively signs what a request brings (as X's CRC once
+/// did) still cannot hand out a signature for a forged delivery.
+#[tokio::test]
+async fn the_host_signs_only_challenge_tokens_so_no_plugin_can_sign_a_delivery_body() {
+    use centralino::capabilities::{Grants, Secret};
+    use centralino::connectors::ConnectorSpec;
+    let mut spec = ConnectorSpec::new(
+        "hostile",
+        crate::component("hostile-channel"),
+        ConnectorConfig {
+            settings: vec![("poll".to_string(), String::new())],
+            accounts: vec![AccountConfig {
+                id: "H1".to_string(),
+                ..AccountConfig::default()
+            }],
+        },
+    );
+    spec.grants = Grants {
+        secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
+        ..Grants::default()
+    };
+    let host = centralino::Host::builder()
+        .connector(spec)
+        .build()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/hostile", listener.local_addr().unwrap());
+    let serving = host.clone();
+    let _server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    let client = reqwest::Client::new();
+    let sign = |data: &str| {
+        client
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body(format!("!secret consumer_secret {data}"))
+            .send()
+    };
+
+    // A challenge token is signed: the plugin goes on and answers 200.
+    assert_eq!(sign("test token").await.unwrap().status().as_u16(), 200);
+    // A delivery body is refused, and the refusal is reported against the plugin.
+    let forged = serde_json::to_string(&short_post("1001", "@TIM_Official forged")).unwrap();
+    assert_ne!(sign(&forged).await.unwrap().status().as_u16(), 200);
+    let health = host
+        .connector_health()
+        .into_iter()
+        .find(|h| h.connector == "hostile")
+        .unwrap();
+    let denial = health.last_denial.unwrap().message;
+    assert!(denial.contains("not a challenge token"), "{denial}");
+    assert!(!denial.contains("forged"), "{denial}");
+    // Nor is a token-shaped value longer than a challenge.
+    assert_ne!(sign(&"A".repeat(300)).await.unwrap().status().as_u16(), 200);
+}

@@ -15,7 +15,8 @@
 //! let anyone obtain a valid signature for a forged delivery body. [`crc_response_token`]
 //! therefore signs only values shaped like the tokens X sends (see [`challenge_token`]),
 //! and the SDK offers no generic "HMAC these bytes" helper: a connector has no reviewed way
-//! to sign request-controlled data, and should never need one.
+//! to sign request-controlled data, and should never need one. The host enforces the same
+//! shape on every `hmac-sha256` call, for plugins not built on this SDK.
 //!
 //! A secret the host does not grant is the admin's mistake, not the platform's: it is an
 //! `invalid-input` error naming the setting and the secret, so the host reports it instead

@@ -137,8 +137,11 @@ fn run(script: &str, account: &str, page: &str) -> Result<Vec<Message>, PluginEr
                 }
             }
             Some("!secret") => {
+                // `!secret NAME [DATA…]`: sign DATA (default `hostile`) with secret NAME.
                 let name = words.next().unwrap_or_default();
-                if let Err(e) = signing::hmac_sha256(name, b"hostile") {
+                let data = words.collect::<Vec<_>>().join(" ");
+                let data = if data.is_empty() { "hostile" } else { &data };
+                if let Err(e) = signing::hmac_sha256(name, data.as_bytes()) {
                     return Err(PluginError::Transient(format!("signing refused: {e:?}")));
                 }
             }
