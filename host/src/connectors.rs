@@ -20,7 +20,9 @@
 //! keeps its schedule, each tick is refused without calling the plugin). Nothing in flight
 //! is lost: a failed or refused poll keeps the account's cursor, and a failed webhook is
 //! never acknowledged. Only faults count: a plugin's own error (a bad signature, a platform
-//! outage) means the plugin is working, so it resets the count.
+//! outage) means the plugin is working, so it resets the count; a result refused by policy
+//! (over an output cap, such as an oversized batch the platform keeps redelivering) is
+//! counted in `faults` and shown as the last fault, but never moves the circuit.
 //!
 //! [`Host::connector_health`](crate::Host::connector_health) shows each connector's
 //! [`ConnectorHealth`]; [`Host::reset_connector`](crate::Host::reset_connector) closes the
@@ -58,7 +60,7 @@ use tracing::Instrument as _;
 
 use crate::capabilities::Grants;
 use crate::clock::now_ms;
-use crate::error::{Error, PluginFailure, PluginId};
+use crate::error::{Error, Fault, PluginFailure, PluginId};
 use crate::runtime::{CallNotes, ChannelInstance, ChannelPlugin, PluginLimits, Runtime};
 use crate::store::leases::{Acquired, LeaseHolder};
 use crate::store::{Ingested, Store};
@@ -396,6 +398,23 @@ impl Supervisor {
 
     /// Counts a call's outcome; returns what changed, for the log.
     fn record<T>(&mut self, result: &Result<T, Error>) -> Option<Transition> {
+        // A result refused by policy (over an output cap) is counted and shown, but it is
+        // not the plugin failing: the same oversized delivery, redelivered by the platform
+        // again and again, must not open the circuit for every good delivery after it.
+        if let Err(
+            error @ Error::Fault {
+                fault: Fault::OutputLimit,
+                ..
+            },
+        ) = result
+        {
+            self.faults += 1;
+            self.last_fault = Some(Incident {
+                at_ms: now_ms(),
+                message: error.to_string(),
+            });
+            return None;
+        }
         let Err(error @ Error::Fault { .. }) = result else {
             // The plugin answered (with a result or its own error): it works.
             let recovered = self.consecutive > 0;
@@ -420,7 +439,11 @@ impl Supervisor {
             return None;
         }
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-        self.retry_at = Some((Instant::now() + wait, now.saturating_add(wait_ms)));
+        let at = Instant::now();
+        self.retry_at = Some((
+            at.checked_add(wait).unwrap_or(at),
+            now.saturating_add(wait_ms),
+        ));
         Some(Transition::BackingOff(wait))
     }
 
@@ -855,7 +878,13 @@ impl Connector {
                 failure: PluginFailure::InvalidInput { detail },
                 ..
             }) => {
-                tracing::warn!(tenant = %self.tenant, connector = %self.name, %plugin, "rejected webhook: {detail}");
+                if let Some(held_back) = self.refusals.admit(std::time::Instant::now()) {
+                    tracing::warn!(
+                        tenant = %self.tenant, connector = %self.name, %plugin, held_back,
+                        "rejected webhook: {detail} ({held_back} more refused since the last \
+                         such line, not logged)"
+                    );
+                }
                 return (error_response(400, &detail), Vec::new());
             }
             Err(Error::Unavailable { retry_after_ms, .. }) => {

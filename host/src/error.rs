@@ -165,6 +165,14 @@ pub enum Error {
     #[error("refused: {0}")]
     Refused(String),
 
+    /// A reply was submitted under an idempotency key already used for a different reply
+    /// (another conversation, operator or text); nothing was queued or recorded.
+    #[error("idempotency key `{key}` was used for a different reply; use a new key per reply")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
+
     /// The host refuses calls to a connector for now, because its plugin kept faulting: it
     /// is backing off, or its circuit is open until an admin resets it.
     #[error("connector `{connector}` (plugin {plugin}) is not taking calls: {reason}")]

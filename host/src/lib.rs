@@ -64,4 +64,7 @@ mod throttle;
 pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
-pub use host::{DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate};
+pub use host::{
+    DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate, STUCK_AFTER,
+    TaskHealth,
+};

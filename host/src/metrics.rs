@@ -40,6 +40,10 @@
 //! | `centralino_plugin_calls_total` | counter | tenant, connector, plugin (name@version) |
 //! | `centralino_plugin_reloads_total` | counter | tenant, connector, outcome (`swapped`, `refused`) |
 //! | `centralino_config_reloads_total` | counter | outcome (`applied`, `refused`) |
+//! | `centralino_task_up` | gauge | task |
+//! | `centralino_task_restarts_total` | counter | task |
+//! | `centralino_outbox_replies` | gauge | tenant, state (`pending`, `due`, `sending`) |
+//! | `centralino_outbox_oldest_seconds` | gauge | tenant |
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -381,7 +385,91 @@ pub(crate) async fn render(host: &Host) -> String {
     host.metrics().render(&mut out);
     connectors(host, &mut out);
     routing(host, &mut out).await;
+    tasks(host, &mut out);
+    outbox(host, &mut out).await;
     out.text
+}
+
+/// The supervised background tasks: up or down, and restarts after panics.
+fn tasks(host: &Host, out: &mut Exposition) {
+    let tasks = host.background_tasks();
+    out.family(
+        "centralino_task_up",
+        "Whether a background task is running (0 between a panic and its restart).",
+        "gauge",
+    );
+    for t in &tasks {
+        let value = if t.running { 1.0 } else { 0.0 };
+        out.sample("centralino_task_up", &[("task", t.task.clone())], value);
+    }
+    out.family(
+        "centralino_task_restarts_total",
+        "Background tasks started again after a panic.",
+        "counter",
+    );
+    for t in &tasks {
+        out.sample(
+            "centralino_task_restarts_total",
+            &[("task", t.task.clone())],
+            t.restarts as f64,
+        );
+    }
+}
+
+/// Replies waiting in the outbox per tenant, and how long the oldest has waited.
+async fn outbox(host: &Host, out: &mut Exposition) {
+    let backlog = match host.store().outbox_backlog().await {
+        Ok(backlog) => backlog,
+        Err(e) => {
+            tracing::warn!("metrics: reading the outbox backlog: {e:#}");
+            return;
+        }
+    };
+    // Every tenant gets its series, at zero when nothing waits, so alerts see it.
+    let mut tenants = host.tenants();
+    tenants.sort();
+    let now = crate::clock::now_ms();
+    out.family(
+        "centralino_outbox_replies",
+        "Replies in the outbox not sent yet, by state (`pending`, `due`, `sending`).",
+        "gauge",
+    );
+    for tenant in &tenants {
+        let b = backlog.iter().find(|b| &b.tenant == tenant);
+        for (state, n) in [
+            ("pending", b.map_or(0, |b| b.pending)),
+            ("due", b.map_or(0, |b| b.due)),
+            ("sending", b.map_or(0, |b| b.sending)),
+        ] {
+            out.sample(
+                "centralino_outbox_replies",
+                &[("tenant", tenant.clone()), ("state", state.to_string())],
+                n as f64,
+            );
+        }
+    }
+    out.family(
+        "centralino_outbox_oldest_seconds",
+        "How long the oldest reply not sent yet has been in the outbox (0 when none).",
+        "gauge",
+    );
+    for tenant in &tenants {
+        let oldest = backlog
+            .iter()
+            .find(|b| &b.tenant == tenant)
+            .and_then(|b| {
+                b.oldest_pending_ms
+                    .into_iter()
+                    .chain(b.oldest_sending_ms)
+                    .min()
+            })
+            .map_or(0.0, |at| now.saturating_sub(at) as f64 / 1000.0);
+        out.sample(
+            "centralino_outbox_oldest_seconds",
+            &[("tenant", tenant.clone())],
+            oldest,
+        );
+    }
 }
 
 fn connectors(host: &Host, out: &mut Exposition) {

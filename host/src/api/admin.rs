@@ -172,6 +172,8 @@ struct Status {
     queue_depth: usize,
     tenants: Vec<TenantStatus>,
     connectors: Vec<ConnectorHealth>,
+    /// The supervised background tasks.
+    tasks: Vec<crate::TaskHealth>,
 }
 
 async fn status(State(admin): State<AdminApi>) -> Json<Status> {
@@ -214,6 +216,7 @@ async fn status(State(admin): State<AdminApi>) -> Json<Status> {
             .sum(),
         tenants,
         connectors: host.connector_health(),
+        tasks: host.background_tasks(),
     })
 }
 

@@ -37,10 +37,10 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiPath, ApiQuery, ApiTokens, ErrorCode, JsonBody, bearer};
-use crate::Host;
 use crate::routing::RoutingError;
 use crate::store::{ConversationRecord, ConversationStatus, OutboxEntry, OutboxStatus};
 use crate::types::{Attachment, MessageKind, Person, Presence};
+use crate::{Error, Host};
 
 /// Conversations listed when the request does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -531,16 +531,13 @@ async fn reply(
             &format!("{KEY_PREFIX}{key}"),
         )
         .await
-        .map_err(ApiError::from_host)?;
-    let same = entry.conversation_id == id
-        && entry.author == body.operator
-        && entry.message.text == body.text;
-    if !same {
-        return Err(ApiError::new(
-            ErrorCode::IdempotencyKeyReused,
-            "this `Idempotency-Key` was used for a different reply; use a new key per reply",
-        ));
-    }
+        .map_err(|e| match e {
+            Error::IdempotencyKeyReused { .. } => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this `Idempotency-Key` was used for a different reply; use a new key per reply",
+            ),
+            other => ApiError::from_host(other),
+        })?;
     Ok((StatusCode::ACCEPTED, Json(entry.into())))
 }
 

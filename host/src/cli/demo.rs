@@ -235,7 +235,10 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
     let customers = customers_write_in(&x, &graph, &ingress, args.customers).await?;
 
     // Wait until every conversation is resolved (or the time runs out).
-    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let started = Instant::now();
+    let deadline = started
+        .checked_add(Duration::from_secs(args.max_seconds))
+        .unwrap_or(started);
     loop {
         let conversations = host.store().conversations("default").await?;
         let open = conversations

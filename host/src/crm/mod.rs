@@ -108,13 +108,9 @@ pub trait Crm: Send + Sync + 'static {
     fn deliver<'a>(&'a self, delivery: &'a CrmDelivery) -> BoxFuture<'a, anyhow::Result<()>>;
 }
 
-/// Delivers stored events to `crm` until the returned handle is dropped or aborted.
-pub(crate) fn spawn_dispatcher(
-    store: Store,
-    crm: Arc<dyn Crm>,
-    host_id: String,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Delivers stored events to `crm` until the task running it is stopped.
+pub(crate) async fn dispatcher(store: Store, crm: Arc<dyn Crm>, host_id: String) {
+    {
         loop {
             let idle = match dispatch_once(&store, crm.as_ref(), &host_id).await {
                 Ok(delivered) => delivered == 0,
@@ -127,7 +123,7 @@ pub(crate) fn spawn_dispatcher(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-    })
+    }
 }
 
 /// Delivers the events that are due, in order, stopping at the first failure (so the CRM

@@ -241,7 +241,12 @@ impl Host {
     /// the same content is not tried again, and the next complete write swaps. Stops when
     /// the host is dropped.
     pub fn watch_plugins(&self, every: Duration) {
-        let task = super::watch::spawn(Arc::downgrade(&self.inner), every);
+        let host = Arc::downgrade(&self.inner);
+        let task = super::tasks::supervise(
+            self.inner.task_book.clone(),
+            "plugin-watcher".to_string(),
+            move || super::watch::watch(host.clone(), every),
+        );
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             tasks.push(task);
         }

@@ -2,10 +2,12 @@
 
 mod admin;
 mod routing;
+mod tasks;
 mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};
 pub use routing::HOST_AUTHOR;
+pub use tasks::TaskHealth;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use crate::store::leases::LeaseHolder;
 use crate::store::{Backend, ConversationStatus, Ingested, OutboxEntry, Store};
 use crate::types::{OutboundMessage, Presence, Sent, WebhookRequest, WebhookResponse};
 use routing::TenantRouting;
+use tasks::{TaskBook, supervise};
 
 /// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
 /// no connectors, webhook bodies up to 1 MiB, events kept in a [`LocalInbox`], host id
@@ -45,6 +48,10 @@ pub struct HostBuilder {
 /// How long delivered CRM events and finished replies are kept by default (see
 /// [`HostBuilder::retention`]).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How long a due reply may wait unsent (or a send last) before the host reports itself
+/// not ready: the sender handles dozens of replies a second, so minutes mean it is stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(300);
 
 /// How often the host prunes what it no longer needs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -238,6 +245,7 @@ impl HostBuilder {
             host_id: self.host_id.clone(),
             leases: LeaseHolder::new(self.host_id.clone(), self.poll_lease_ttl),
             tasks: std::sync::Mutex::new(Vec::new()),
+            task_book: Arc::new(TaskBook::default()),
             metrics: Metrics::default(),
         });
         let host = Host { inner };
@@ -258,23 +266,39 @@ impl HostBuilder {
                 );
             }
         }
+        let book = host.inner.task_book.clone();
         let mut tasks = vec![
-            crate::crm::spawn_dispatcher(store, crm, self.host_id.clone()),
-            spawn_outbox_sender(Arc::downgrade(&host.inner)),
+            supervise(book.clone(), "crm-dispatcher".to_string(), {
+                let host_id = self.host_id.clone();
+                move || crate::crm::dispatcher(store.clone(), crm.clone(), host_id.clone())
+            }),
+            supervise(book.clone(), "outbox-sender".to_string(), {
+                let host = Arc::downgrade(&host.inner);
+                move || outbox_sender(host.clone())
+            }),
         ];
         if !host.inner.routing.is_empty() {
-            tasks.push(spawn_ticker(Arc::downgrade(&host.inner)));
+            let host = Arc::downgrade(&host.inner);
+            tasks.push(supervise(
+                book.clone(),
+                "routing-ticker".to_string(),
+                move || ticker(host.clone()),
+            ));
         }
         if let Some(keep) = self.retention {
-            tasks.push(spawn_pruner(host.inner.store.clone(), keep));
+            let store = host.inner.store.clone();
+            tasks.push(supervise(book.clone(), "pruner".to_string(), move || {
+                pruner(store.clone(), keep)
+            }));
         }
         for connector in host.inner.connectors.values() {
             if let Some(interval) = connector.poll_interval {
-                tasks.push(spawn_poller(
-                    Arc::downgrade(&host.inner),
-                    connector.clone(),
-                    interval,
-                ));
+                let host = Arc::downgrade(&host.inner);
+                let connector = connector.clone();
+                let name = format!("poller:{}/{}", connector.tenant, connector.name);
+                tasks.push(supervise(book.clone(), name, move || {
+                    poller(host.clone(), connector.clone(), interval)
+                }));
             }
         }
         if let Ok(mut slot) = host.inner.tasks.lock() {
@@ -285,8 +309,8 @@ impl HostBuilder {
 }
 
 /// Sends due outbox rows until the host is dropped.
-fn spawn_outbox_sender(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+async fn outbox_sender(host: std::sync::Weak<HostInner>) {
+    {
         loop {
             let Some(inner) = host.upgrade() else { return };
             let handled = match send_due(&inner).await {
@@ -301,13 +325,13 @@ fn spawn_outbox_sender(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-    })
+    }
 }
 
 /// Deletes what the host no longer needs (older than `keep`) every [`PRUNE_EVERY`], the
 /// first time a minute after start-up, until the host is dropped.
-fn spawn_pruner(store: Store, keep: Duration) -> JoinHandle<()> {
-    tokio::spawn(async move {
+async fn pruner(store: Store, keep: Duration) {
+    {
         tokio::time::sleep(Duration::from_secs(60)).await;
         loop {
             let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
@@ -323,29 +347,23 @@ fn spawn_pruner(store: Store, keep: Duration) -> JoinHandle<()> {
             }
             tokio::time::sleep(PRUNE_EVERY).await;
         }
-    })
+    }
 }
 
 /// Polls one connector every `interval` until the host is dropped.
-fn spawn_poller(
-    host: std::sync::Weak<HostInner>,
-    connector: Arc<Connector>,
-    interval: Duration,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let Some(inner) = host.upgrade() else { return };
-            let (_, ingested) = connector.poll_all(&inner.store, &inner.leases).await;
-            inner.route(&connector, &ingested).await;
-            drop(inner);
-            tokio::time::sleep(interval).await;
-        }
-    })
+async fn poller(host: std::sync::Weak<HostInner>, connector: Arc<Connector>, interval: Duration) {
+    loop {
+        let Some(inner) = host.upgrade() else { return };
+        let (_, ingested) = connector.poll_all(&inner.store, &inner.leases).await;
+        inner.route(&connector, &ingested).await;
+        drop(inner);
+        tokio::time::sleep(interval).await;
+    }
 }
 
 /// Runs the routing engines' timers (offer timeouts, shifts) until the host is dropped.
-fn spawn_ticker(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+async fn ticker(host: std::sync::Weak<HostInner>) {
+    {
         loop {
             let Some(inner) = host.upgrade() else { return };
             for (tenant, routing) in &inner.routing {
@@ -370,7 +388,7 @@ fn spawn_ticker(host: std::sync::Weak<HostInner>) -> JoinHandle<()> {
             drop(inner);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    })
+    }
 }
 
 /// Claims and sends the replies that are due; returns how many were handled.
@@ -452,7 +470,7 @@ async fn settle(
         Error::Plugin {
             failure: PluginFailure::RateLimited { retry_after_ms, .. },
             ..
-        } => Some(now + retry_after_ms),
+        } => Some(now.saturating_add(*retry_after_ms)),
         Error::Plugin {
             failure: PluginFailure::Transient { .. },
             ..
@@ -488,6 +506,27 @@ async fn settle(
         store.append_event(&entry.tenant, &event).await?;
     }
     Ok(())
+}
+
+/// The reply queued under an idempotency key, when it is the reply asked for again;
+/// otherwise the key was used for another reply.
+fn same_reply(
+    queued: OutboxEntry,
+    conversation_id: &str,
+    operator: &str,
+    text: &str,
+    key: &str,
+) -> Result<OutboxEntry, Error> {
+    let same = queued.conversation_id == conversation_id
+        && queued.author == operator
+        && queued.message.text == text;
+    if same {
+        Ok(queued)
+    } else {
+        Err(Error::IdempotencyKeyReused {
+            key: key.to_string(),
+        })
+    }
 }
 
 /// The refusal of a change to a conversation that is resolved (or that the store no longer
@@ -537,6 +576,8 @@ struct HostInner {
     leases: LeaseHolder,
     routing: HashMap<String, tokio::sync::Mutex<TenantRouting>>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// How the supervised background tasks are doing.
+    task_book: Arc<TaskBook>,
     metrics: Metrics,
 }
 
@@ -742,6 +783,12 @@ impl Host {
             ));
         }
         let store = &self.inner.store;
+        // A retried request gets the reply its key queued, and routing is not told twice;
+        // another reply under a used key is refused before routing hears of it, so a
+        // refused reply never counts as the customer's answer.
+        if let Some(queued) = store.outbox_by_key(tenant, idempotency_key).await? {
+            return same_reply(queued, conversation_id, operator, text, idempotency_key);
+        }
         let conversation = store
             .conversation(tenant, conversation_id)
             .await?
@@ -751,39 +798,57 @@ impl Host {
         if conversation.status == ConversationStatus::Resolved {
             return Err(resolved(conversation_id));
         }
+        let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
+        let queue = |account: Option<String>| {
+            let message = conversation.reply(
+                account,
+                in_reply_to.clone(),
+                text.to_string(),
+                idempotency_key.to_string(),
+            );
+            async move {
+                store
+                    .enqueue_reply(
+                        tenant,
+                        &conversation.channel,
+                        conversation_id,
+                        operator,
+                        &message,
+                    )
+                    .await
+            }
+        };
+        let Some(routing) = self.inner.routing.get(tenant) else {
+            let (entry, new) = queue(account.map(str::to_string)).await?;
+            return if new {
+                Ok(entry)
+            } else {
+                same_reply(entry, conversation_id, operator, text, idempotency_key)
+            };
+        };
         // With routing, only the assignee (or anyone after a transfer) may answer, and the
         // engine picks the sending account: the operator's own where the channel allows it.
         // Who holds the conversation is read from the store on PostgreSQL (another host may
-        // have resolved or handed it over).
-        let mut account = account.map(str::to_string);
-        if let Some(routing) = self.inner.routing.get(tenant) {
-            let mut routing = routing.lock().await;
-            let id = routing
-                .current(store, tenant, conversation_id, &self.inner.brands(tenant))
-                .await?
-                .ok_or_else(|| resolved(conversation_id))?;
-            let route = routing
-                .engine
-                .record_reply(id, operator)
-                .map_err(|e| Error::Refused(e.to_string()))?;
-            account = Some(route.account);
+        // have resolved or handed it over). The reply counts as the answer only once the
+        // outbox has accepted it.
+        let mut routing = routing.lock().await;
+        let id = routing
+            .current(store, tenant, conversation_id, &self.inner.brands(tenant))
+            .await?
+            .ok_or_else(|| resolved(conversation_id))?;
+        let route = routing
+            .engine
+            .authorize_reply(id, operator)
+            .map_err(|e| Error::Refused(e.to_string()))?;
+        let (entry, new) = queue(Some(route.account)).await?;
+        if !new {
+            // Queued meanwhile under the same key (a concurrent retry): already counted.
+            return same_reply(entry, conversation_id, operator, text, idempotency_key);
         }
-        let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
-        let message = conversation.reply(
-            account,
-            in_reply_to,
-            text.to_string(),
-            idempotency_key.to_string(),
-        );
-        let (entry, _new) = store
-            .enqueue_reply(
-                tenant,
-                &conversation.channel,
-                conversation_id,
-                operator,
-                &message,
-            )
-            .await?;
+        routing
+            .engine
+            .record_reply(id, operator)
+            .map_err(|e| Error::Refused(e.to_string()))?;
         Ok(entry)
     }
 
@@ -1019,7 +1084,59 @@ impl Host {
         if !waiting.is_empty() {
             return Err(format!("connectors not started: {}", waiting.join(", ")));
         }
-        Ok(())
+        self.inner.task_book.readiness()?;
+        self.outbox_readiness().await
+    }
+
+    /// `Err` when replies are stuck: due for longer than [`STUCK_AFTER`] without being
+    /// sent, or in the middle of a send for that long.
+    async fn outbox_readiness(&self) -> Result<(), String> {
+        let now = crate::clock::now_ms();
+        let stuck_ms = u64::try_from(STUCK_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let backlog = self
+            .inner
+            .store
+            .outbox_backlog()
+            .await
+            .map_err(|e| format!("reading the outbox backlog: {e:#}"))?;
+        let stuck: Vec<String> = backlog
+            .iter()
+            .filter_map(|b| {
+                let oldest = b
+                    .oldest_due_ms
+                    .into_iter()
+                    .chain(b.oldest_sending_ms)
+                    .min()?;
+                let waited = now.saturating_sub(oldest);
+                (waited >= stuck_ms).then(|| {
+                    format!(
+                        "tenant `{}`: {} replies due and {} sending, the oldest waiting {} s",
+                        b.tenant,
+                        b.due,
+                        b.sending,
+                        waited / 1000
+                    )
+                })
+            })
+            .collect();
+        if stuck.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("replies are stuck: {}", stuck.join("; ")))
+        }
+    }
+
+    /// The supervised background tasks (outbox sender, CRM dispatcher, routing ticker,
+    /// pruner, pollers, plugin watcher): whether each runs, and its restarts after panics.
+    pub fn background_tasks(&self) -> Vec<TaskHealth> {
+        self.inner.task_book.health()
+    }
+
+    /// Testing only (feature `fault-injection`): makes background task `task` (a name from
+    /// [`Host::background_tasks`]) panic at its next await point, to show the supervision.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_task_panic(&self, task: &str) {
+        self.inner.task_book.inject_panic(task);
     }
 
     /// Runs `f` with a tenant's routing engine and the engine's id of a stored

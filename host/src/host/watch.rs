@@ -9,7 +9,6 @@ use std::sync::Weak;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::task::JoinHandle;
 
 use super::{Host, HostInner};
 
@@ -39,10 +38,10 @@ fn look(path: &PathBuf) -> Option<Seen> {
     })
 }
 
-/// Spawns the watcher; it ends when the host is dropped.
-pub(super) fn spawn(host: Weak<HostInner>, every: Duration) -> JoinHandle<()> {
+/// The watcher; it ends when the host is dropped.
+pub(super) async fn watch(host: Weak<HostInner>, every: Duration) {
     let every = every.max(Duration::from_millis(10));
-    tokio::spawn(async move {
+    {
         let mut files: HashMap<(String, String), Watched> = HashMap::new();
         loop {
             let Some(inner) = host.upgrade() else { return };
@@ -119,5 +118,5 @@ pub(super) fn spawn(host: Weak<HostInner>, every: Duration) -> JoinHandle<()> {
             drop(inner);
             tokio::time::sleep(every).await;
         }
-    })
+    }
 }

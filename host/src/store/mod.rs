@@ -22,7 +22,7 @@ mod schema;
 pub(crate) mod text;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
-pub use outbox::{OutboxEntry, OutboxStatus};
+pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use presence::StoredPresence;
 pub use retention::Pruned;
 

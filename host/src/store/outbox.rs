@@ -119,6 +119,20 @@ impl Store {
         Ok((entry_from_row(&row)?, inserted.rows_affected() == 1))
     }
 
+    /// The reply queued under `key` for `tenant`, if there is one.
+    pub async fn outbox_by_key(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<OutboxEntry>> {
+        let row = sqlx::query("SELECT * FROM outbox WHERE tenant = $1 AND idempotency_key = $2")
+            .bind(tenant)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| entry_from_row(&r)).transpose()
+    }
+
     /// Claims up to `limit` replies that are due, for `host` to send.
     pub async fn claim_outbox(&self, host: &str, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
         let now = ms(now_ms());
@@ -274,6 +288,70 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| entry_from_row(&r)).transpose()
+    }
+}
+
+/// Replies waiting in one tenant's outbox (see [`Store::outbox_backlog`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxBacklog {
+    /// The tenant.
+    pub tenant: String,
+    /// Replies not sent yet (due now or later: a retry, a disabled connector).
+    pub pending: u64,
+    /// Of those, the ones due now.
+    pub due: u64,
+    /// Replies being sent right now.
+    pub sending: u64,
+    /// When the oldest pending reply was queued (ms), if there is one.
+    pub oldest_pending_ms: Option<u64>,
+    /// Since when the longest-due reply has been due (ms), if one is due.
+    pub oldest_due_ms: Option<u64>,
+    /// Since when the longest send in progress has run (ms), if one is.
+    pub oldest_sending_ms: Option<u64>,
+}
+
+impl Store {
+    /// The replies waiting in the outbox, per tenant with any (for `/metrics` and the
+    /// readiness probe).
+    pub async fn outbox_backlog(&self) -> anyhow::Result<Vec<OutboxBacklog>> {
+        let now = ms(now_ms());
+        let rows = sqlx::query(
+            "SELECT tenant,
+                SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,
+                SUM(CASE WHEN status = 'pending' AND next_attempt_at <= $1 THEN 1 ELSE 0 END) AS due,
+                SUM(CASE WHEN status = 'sending' THEN 1 ELSE 0 END) AS sending,
+                MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending,
+                MIN(CASE WHEN status = 'pending' AND next_attempt_at <= $1 THEN next_attempt_at END) AS oldest_due,
+                MIN(CASE WHEN status = 'sending' THEN updated_at END) AS oldest_sending
+             FROM outbox WHERE status IN ('pending', 'sending')
+             GROUP BY tenant ORDER BY tenant",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .context("reading the outbox backlog")?;
+        let count = |row: &AnyRow, column: &str| -> anyhow::Result<u64> {
+            let n: Option<i64> = row.try_get(column)?;
+            Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
+        };
+        let time = |row: &AnyRow, column: &str| -> anyhow::Result<Option<u64>> {
+            let at: Option<i64> = row.try_get(column)?;
+            Ok(at.map(|at| u64::try_from(at).unwrap_or(0)))
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(OutboxBacklog {
+                    tenant: row.try_get("tenant")?,
+                    pending: count(row, "pending")?,
+                    due: count(row, "due")?,
+                    sending: count(row, "sending")?,
+                    oldest_pending_ms: time(row, "oldest_pending")?,
+                    oldest_due_ms: time(row, "oldest_due")?,
+                    oldest_sending_ms: time(row, "oldest_sending")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -812,3 +812,30 @@ async fn an_unknown_connector_cannot_be_reset() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_batch_redelivered_again_and_again_never_opens_the_circuit() {
+    // The attack: a delivery over the events cap, which the platform redelivers after
+    // every 503. Refused on purpose each time, it must not count as the plugin failing.
+    let bench = bench(|_| hostile("", Vec::new(), connector_limits())).await;
+    let open_after = connector_limits().circuit_open_after;
+    for _ in 0..open_after + 3 {
+        let response = bench
+            .host
+            .deliver_webhook("default", "hostile", webhook("!flood 1500"))
+            .await;
+        assert_eq!(response.status, 503);
+    }
+    let h = health(&bench.host, "hostile");
+    assert_eq!(h.circuit, Circuit::Closed, "{h:?}");
+    assert_eq!(h.consecutive_faults, 0);
+    let last = h.last_fault.unwrap().message;
+    assert!(last.contains("max_messages_per_call"), "{last}");
+    // Every legitimate delivery after it is taken.
+    let response = bench
+        .host
+        .deliver_webhook("default", "hostile", webhook("anna: ciao"))
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(stored_ids(&bench.host, "hostile").await.len(), 1);
+}

@@ -31,6 +31,7 @@ mod routing;
 mod routing_policies;
 mod routing_replay;
 mod scaffold;
+mod security;
 mod several_hosts;
 mod soak;
 mod store;
