@@ -18,8 +18,12 @@
 //!   [`IngressLimits::body_read_timeout`] (answered 408, connection closed).
 //! - **Big bodies** are refused with 413: at once when `content-length` says so, otherwise
 //!   as soon as the bytes read pass [`IngressLimits::max_body_bytes`].
-//! - **Many connections**: at most [`IngressLimits::max_connections`] are served at once;
-//!   the rest wait in the listener's accept queue.
+//! - **Many connections**: at most [`IngressLimits::max_connections`] are served at once,
+//!   the rest waiting in the listener's accept queue, and at most
+//!   [`IngressLimits::max_connections_per_peer`] from one IP address: one client's flood of
+//!   connections is closed as it arrives instead of filling the queue ahead of the
+//!   platforms. The REST API can have a listener of its own (`host.api_listen`), so a
+//!   webhook flood never reaches the CRM's calls.
 //! - **Cancellation**: each delivery runs in a task of its own, so a client that hangs up
 //!   midway cannot abandon a plugin call or a store transaction halfway.
 //! - **Content**: the host does not parse bodies. The plugin gets the raw bytes exactly as
@@ -59,6 +63,9 @@ pub struct IngressLimits {
     pub body_read_timeout: Duration,
     /// Connections served at once. Default: 1,024.
     pub max_connections: usize,
+    /// Connections served at once from one IP address; more are closed at once. The
+    /// platforms deliver from pools of addresses, a few connections each. Default: 64.
+    pub max_connections_per_peer: usize,
 }
 
 impl Default for IngressLimits {
@@ -68,6 +75,7 @@ impl Default for IngressLimits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_peer: 64,
         }
     }
 }

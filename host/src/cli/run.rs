@@ -123,10 +123,21 @@ pub fn run(args: RunArgs, format: centralino::config::LogFormat) -> anyhow::Resu
         };
         let listener = bind(config.listen, "listen").await?;
         let admin_listener = bind(config.admin_listen, "admin_listen").await?;
-        say!(
-            "centralino: webhook ingress and REST API on http://{} (/api/v1, /openapi.json)",
-            config.listen
-        );
+        let api_listener = match config.api_listen {
+            Some(address) => Some(bind(address, "api_listen").await?),
+            None => None,
+        };
+        match config.api_listen {
+            Some(api) => say!(
+                "centralino: webhook ingress on http://{}; REST API on http://{api} (/api/v1, \
+                 /openapi.json)",
+                config.listen
+            ),
+            None => say!(
+                "centralino: webhook ingress and REST API on http://{} (/api/v1, /openapi.json)",
+                config.listen
+            ),
+        }
         if tokens.is_empty() {
             say!("centralino: no tenant has an `api_token`, so the REST API refuses every call");
         }
@@ -135,12 +146,26 @@ pub fn run(args: RunArgs, format: centralino::config::LogFormat) -> anyhow::Resu
             config.admin_listen
         );
         let limits = config.ingress.clone();
-        let public = api::public_router(host.clone(), tokens);
+        // With `api_listen`, webhooks and the CRM's calls never share a connection pool.
+        let (public, rest) = match api_listener {
+            Some(api_listener) => (
+                api::ingress_router(host.clone()),
+                Some((api::rest_router(host.clone(), tokens), api_listener)),
+            ),
+            None => (api::public_router(host.clone(), tokens), None),
+        };
+        let serve_rest = async {
+            match rest {
+                Some((router, listener)) => api::serve(router, listener, limits.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
         let admin = AdminApi::new(host.clone(), admin_token).with_reloader(reloader.clone());
         tokio::select! {
-            served = api::serve(public, listener, limits) => {
+            served = api::serve(public, listener, limits.clone()) => {
                 served.context("serving the ingress and REST API")?;
             }
+            served = serve_rest => served.context("serving the REST API")?,
             served = admin.serve(admin_listener) => served.context("serving the admin API")?,
             _ = tokio::signal::ctrl_c() => say!("centralino: stopping"),
             _ = terminated() => say!("centralino: stopping (SIGTERM)"),

@@ -67,6 +67,10 @@ pub struct HostSection {
     /// Address of the admin API. Default: `127.0.0.1:8081`. Any address other than a
     /// loopback one requires `admin_token`.
     pub admin_listen: SocketAddr,
+    /// Address of the REST API, when it should have a listener (and connection limits) of
+    /// its own, apart from the webhooks the internet sends. Default: none, the REST API is
+    /// served beside the ingress on `listen`.
+    pub api_listen: Option<SocketAddr>,
     /// The bearer token admin calls must present, as a secret reference. Default: none.
     pub admin_token: Option<SecretRef>,
     /// Where plugins named by a bare name are found. Default: `plugins`.
@@ -106,6 +110,9 @@ pub struct HostSection {
     /// Connections the webhook ingress serves at once; more wait in the accept queue.
     /// Default: 1024.
     pub max_connections: usize,
+    /// Connections the ingress serves at once from one IP address; more are closed at
+    /// once. Default: 64.
+    pub max_connections_per_peer: usize,
     /// Preallocated plugin instance slots (wasmtime's pooling allocator): cheaper
     /// instantiation and a footprint fixed up front, for many tenants; each slot's memory
     /// is capped at 64 MiB. Default: none (instances are allocated on demand).
@@ -127,6 +134,7 @@ impl Default for HostSection {
             store: "sqlite://centralino.db".to_string(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            api_listen: None,
             admin_token: None,
             plugin_dir: PathBuf::from("plugins"),
             cache_dir: None,
@@ -140,6 +148,7 @@ impl Default for HostSection {
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
             max_connections: 1024,
+            max_connections_per_peer: 64,
             pooling_instances: None,
             poll_lease_ttl_secs: None,
             retention_days: 30,

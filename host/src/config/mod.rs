@@ -113,6 +113,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Address of the admin API.
     pub admin_listen: SocketAddr,
+    /// Address of the REST API's own listener, if it has one.
+    pub api_listen: Option<SocketAddr>,
     /// The admin API's bearer token, as a reference.
     pub admin_token: Option<SecretRef>,
     /// Where plugins named by a bare name are found, absolute.

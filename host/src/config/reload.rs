@@ -288,6 +288,7 @@ fn host_changes(old: &Config, new: &Config) -> Vec<String> {
     check(old.store != new.store, "host.store");
     check(old.listen != new.listen, "host.listen");
     check(old.admin_listen != new.admin_listen, "host.admin_listen");
+    check(old.api_listen != new.api_listen, "host.api_listen");
     check(old.admin_token != new.admin_token, "host.admin_token");
     check(old.cache_dir != new.cache_dir, "host.cache_dir");
     check(old.host_id != new.host_id, "host.host_id");
@@ -299,7 +300,8 @@ fn host_changes(old: &Config, new: &Config) -> Vec<String> {
     check(old.log_format != new.log_format, "host.log_format");
     check(
         old.ingress != new.ingress,
-        "host.max_webhook_body_bytes, header_read_timeout_ms, body_read_timeout_ms or max_connections",
+        "host.max_webhook_body_bytes, header_read_timeout_ms, body_read_timeout_ms, \
+         max_connections or max_connections_per_peer",
     );
     check(
         old.pooling_instances != new.pooling_instances,

@@ -180,6 +180,11 @@ impl Checker<'_> {
         }
         self.at_least_one(&key.key("max_connections"), Some(host.max_connections), "");
         self.at_least_one(
+            &key.key("max_connections_per_peer"),
+            Some(host.max_connections_per_peer),
+            "",
+        );
+        self.at_least_one(
             &key.key("pooling_instances"),
             host.pooling_instances,
             " (leave it out to allocate instances on demand)",
@@ -434,7 +439,10 @@ impl Checker<'_> {
                 section.poll_interval_secs,
                 "",
             );
-            for (at, host) in section.allowed_hosts.iter().enumerate() {
+            for (at, entry) in section.allowed_hosts.iter().enumerate() {
+                // `http://host:port` marks a local emulator that may get credentials over
+                // plain HTTP; anything else is a bare host.
+                let host = entry.strip_prefix("http://").unwrap_or(entry);
                 let bad = host.is_empty()
                     || host.contains("://")
                     || host.contains(['/', '@', ' ', '?', '#']);
@@ -442,8 +450,10 @@ impl Checker<'_> {
                     self.report(
                         &key.key("allowed_hosts").index(at),
                         format!(
-                            "`{host}` is not a host: write the host, with a port if needed, \
-                             such as `api.x.com` or `127.0.0.1:9000`"
+                            "`{entry}` is not a host: write the host, with a port if needed, \
+                             such as `api.x.com` or `127.0.0.1:9000` (or `http://host:port` \
+                             for a local emulator that may receive credentials over plain \
+                             HTTP)"
                         ),
                     );
                 }
@@ -862,6 +872,7 @@ pub(crate) fn check(
         store,
         listen: host.listen,
         admin_listen: host.admin_listen,
+        api_listen: host.api_listen,
         admin_token: host.admin_token.clone(),
         plugin_dir,
         cache_dir: host
@@ -884,6 +895,7 @@ pub(crate) fn check(
             header_read_timeout: Duration::from_millis(host.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(host.body_read_timeout_ms),
             max_connections: host.max_connections,
+            max_connections_per_peer: host.max_connections_per_peer,
         },
         pooling_instances: host.pooling_instances,
         tenants,

@@ -120,11 +120,12 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
                 "plugin_dir = \"plugins\"\nstor = \"x.db\"\n",
             ),
             "centralino.toml:3: host.stor: unknown key `stor`, expected one of `store`, \
-             `listen`, `admin_listen`, `admin_token`, `plugin_dir`, `cache_dir`, \
-             `max_webhook_body_bytes`, `host_id`, `crm_webhook`, `crm_webhook_secret`, \
-             `watch_plugins`, `watch_interval_ms`, `log_format`, `header_read_timeout_ms`, \
-             `body_read_timeout_ms`, `max_connections`, `pooling_instances`, \
-             `poll_lease_ttl_secs`, `retention_days`",
+             `listen`, `admin_listen`, `api_listen`, `admin_token`, `plugin_dir`, \
+             `cache_dir`, `max_webhook_body_bytes`, `host_id`, `crm_webhook`, \
+             `crm_webhook_secret`, `watch_plugins`, `watch_interval_ms`, `log_format`, \
+             `header_read_timeout_ms`, `body_read_timeout_ms`, `max_connections`, \
+             `max_connections_per_peer`, `pooling_instances`, `poll_lease_ttl_secs`, \
+             `retention_days`",
         ),
         (
             "unknown key in an account",
@@ -256,7 +257,8 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             good_with("[\"api.x.com\"]", "[\"https://api.x.com\"]"),
             "centralino.toml:7: connectors[0].allowed_hosts[0]: `https://api.x.com` is not a \
              host: write the host, with a port if needed, such as `api.x.com` or \
-             `127.0.0.1:9000`",
+             `127.0.0.1:9000` (or `http://host:port` for a local emulator that may receive \
+             credentials over plain HTTP)",
         ),
         (
             "poll interval of zero",

@@ -486,3 +486,68 @@ async fn wrong_content_types_are_judged_by_the_signature_and_the_body() {
     assert_eq!(status, 401);
     assert_eq!(stored_ids(&ingress.host, "facebook").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_slow_connections_from_one_peer_does_not_delay_another_peers_delivery() {
+    // The attack: more slow connections than the ingress serves at once, from one address.
+    // Without a per-peer share they fill every slot, and a platform's delivery waits in
+    // the accept queue until header timeouts free one.
+    let limits = IngressLimits {
+        max_connections: 64,
+        max_connections_per_peer: 8,
+        header_read_timeout: Duration::from_secs(20),
+        ..IngressLimits::default()
+    };
+    let ingress = ingress(limits).await;
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let Ok(mut stream) = TcpStream::connect(ingress.addr).await else {
+            continue;
+        };
+        let _ = stream
+            .write_all(b"POST /webhooks/twitter HTTP/1.1\r\nHost: centralino\r\n")
+            .await;
+        slow.push(stream);
+    }
+    // The platform delivers from another address (127.0.0.2 is loopback too).
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let body = mention();
+    let mut request = client
+        .post(ingress.url("/webhooks/twitter"))
+        .body(body.clone());
+    for (name, value) in twitter_delivery_headers(CONSUMER_SECRET, &body) {
+        request = request.header(name, value);
+    }
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(15), request.send())
+        .await
+        .expect("the delivery waited behind the flood")
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Far below the 20 s a freed slot would take.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored_ids(&ingress.host, "twitter").await.len(), 1);
+    // The flooder kept only its share: the rest of its connections were closed at once.
+    let mut closed = 0;
+    for stream in &mut slow {
+        let mut byte = [0u8; 1];
+        // Closed unread, the socket may answer with a reset rather than an end of file.
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(5), stream.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= slow.len() - 8,
+        "{closed} of {} closed",
+        slow.len()
+    );
+}
