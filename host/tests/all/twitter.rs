@@ -761,6 +761,13 @@ async fn a_poll_asks_since_its_cursor_and_a_429_is_rate_limited_until_xs_reset()
 /// A host serving the twitter connector's webhook on loopback (accounts `1001`
 /// `TIM_Official`, consumer secret [`CONSUMER_SECRET`]); its base URL.
 async fn serving_host() -> (centralino::Host, tokio::task::JoinHandle<()>, String) {
+    serving_host_granted(true).await
+}
+
+/// [`serving_host`], granted the consumer secret or not (the admin forgot it).
+async fn serving_host_granted(
+    granted: bool,
+) -> (centralino::Host, tokio::task::JoinHandle<()>, String) {
     use centralino::capabilities::{Grants, Secret};
     use centralino::connectors::ConnectorSpec;
     let mut spec = ConnectorSpec::new(
@@ -771,10 +778,12 @@ async fn serving_host() -> (centralino::Host, tokio::task::JoinHandle<()>, Strin
             accounts: vec![account("1001", "TIM_Official")],
         },
     );
-    spec.grants = Grants {
-        secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
-        ..Grants::default()
-    };
+    if granted {
+        spec.grants = Grants {
+            secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
+            ..Grants::default()
+        };
+    }
     let host = centralino::Host::builder()
         .connector(spec)
         .build()
@@ -911,6 +920,23 @@ async fn a_flood_of_unsigned_deliveries_writes_one_warn_line_not_one_per_request
         .count();
     assert_eq!(refusals, 1, "{text}");
     assert!(text.contains("WARN"), "{text}");
+    assert_eq!(host.store().message_count("default").await.unwrap(), 0);
+
+    // The same when every delivery is refused for the admin's mistake (no secret granted).
+    let (host, _server, url) = serving_host_granted(false).await;
+    for _ in 0..300 {
+        let signature = signature(CONSUMER_SECRET, &body);
+        assert_eq!(
+            post_delivery(&client, &url, &body, Some(&signature)).await,
+            400
+        );
+    }
+    let text = log.text();
+    let rejected = text
+        .lines()
+        .filter(|line| line.contains("rejected webhook"))
+        .count();
+    assert_eq!(rejected, 1, "{text}");
     assert_eq!(host.store().message_count("default").await.unwrap(), 0);
 }
 
