@@ -695,7 +695,7 @@ mod tests {
         let book = RateLimitBook::default();
         for seed in 1..=20_000u64 {
             let mut g = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let status = if g.next() % 2 == 0 { 429 } else { 200 };
+            let status = if g.next().is_multiple_of(2) { 429 } else { 200 };
             let usage = format!(
                 r#"{{"{}":[{{"type":"messenger","call_count":{},"total_cputime":{},"total_time":{},"estimated_time_to_regain_access":{}}}]}}"#,
                 g.next() % 10_000,
@@ -718,7 +718,7 @@ mod tests {
             ];
             let picked: Vec<(&str, &str)> = all
                 .iter()
-                .filter(|_| g.next() % 3 != 0)
+                .filter(|_| !g.next().is_multiple_of(3))
                 .map(|(n, v)| (*n, v.as_str()))
                 .collect();
             let wait = rate_limit_wait(status, &headers(&picked));
