@@ -188,8 +188,9 @@ pub enum Error {
         retry_after_ms: Option<u64>,
     },
 
-    /// Anything else, with context.
-    #[error(transparent)]
+    /// Anything else, with context. Its `Display` carries the whole chain of causes
+    /// (`starting connector … : unknown setting …`), so `to_string()` says why.
+    #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
 

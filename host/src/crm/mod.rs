@@ -23,9 +23,11 @@ pub use webhook::{WebhookCrm, sign as sign_webhook};
 use crate::store::Store;
 use crate::types::Message;
 
-/// Something the CRM should know.
+/// Something the CRM should know. New kinds of event may be added in a minor version:
+/// match with a `_` arm that ignores (or logs) what the CRM does not know yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum CrmEvent {
     /// A customer wrote (a new conversation, or one that continues).
     MessageReceived {

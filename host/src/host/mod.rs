@@ -765,7 +765,9 @@ impl Host {
     /// host sends it in the background, once, and reports the outcome to the CRM. The
     /// reply is threaded under the customer's latest message and goes out from `account`
     /// (the operator's own account on the channel) or, when `None`, from the account the
-    /// customer wrote to. The same `idempotency_key` never queues a second reply.
+    /// customer wrote to. With routing, the account is routing's choice (the operator's
+    /// own where the channel allows it): `None` takes it, and any other account is
+    /// refused. The same `idempotency_key` never queues a second reply.
     pub async fn reply(
         &self,
         tenant: &str,
@@ -840,6 +842,17 @@ impl Host {
             .engine
             .authorize_reply(id, operator)
             .map_err(|e| Error::Refused(e.to_string()))?;
+        // The account asked for is honoured when it is the one routing allows, and refused
+        // otherwise: a reply never goes out from an account nobody asked for silently.
+        if let Some(asked) = account
+            && asked != route.account
+        {
+            return Err(Error::Refused(format!(
+                "`{operator}` answers conversation `{conversation_id}` from account `{}`, \
+                 not `{asked}`: leave the account out to use it",
+                route.account
+            )));
+        }
         let (entry, new) = queue(Some(route.account)).await?;
         if !new {
             // Queued meanwhile under the same key (a concurrent retry): already counted.

@@ -259,3 +259,51 @@ async fn an_operator_coming_online_drains_the_queue() {
     assert_eq!(record.status, ConversationStatus::Assigned);
     assert_eq!(record.assignee.as_deref(), Some("giulia"));
 }
+
+#[tokio::test]
+async fn a_reply_from_another_account_than_routing_allows_is_refused_not_redirected() {
+    let x = XApi::start().await.unwrap();
+    let host = telco(&x).await;
+    let conversation = mention(&host, &x, ("42", "mario"), "@TIM_Official aiuto").await;
+    let assignee = host
+        .store()
+        .conversation("default", &conversation)
+        .await
+        .unwrap()
+        .unwrap()
+        .assignee
+        .unwrap();
+    let own = if assignee == "marco" { "2001" } else { "2002" };
+    // The brand account was asked for; routing sends operators' replies from their own.
+    let refused = host
+        .reply(
+            "default",
+            &conversation,
+            &assignee,
+            Some("1001"),
+            "ciao",
+            "acct-1",
+        )
+        .await
+        .unwrap_err();
+    let Error::Refused(reason) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        reason.contains(&format!("from account `{own}`, not `1001`")),
+        "{reason}"
+    );
+    // Asking for the operator's own account is honoured.
+    let entry = host
+        .reply(
+            "default",
+            &conversation,
+            &assignee,
+            Some(own),
+            "ciao",
+            "acct-2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(entry.message.account, own);
+}

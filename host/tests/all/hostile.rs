@@ -839,3 +839,18 @@ async fn an_oversized_batch_redelivered_again_and_again_never_opens_the_circuit(
     assert_eq!(response.status, 200);
     assert_eq!(stored_ids(&bench.host, "hostile").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_start_up_error_says_why_in_its_display() {
+    // An unknown setting: `to_string()` names the connector and the cause, not only the
+    // context (`{:#}` was needed before).
+    let x = XApi::start().await.unwrap();
+    let mut spec = twitter(&x);
+    spec.config
+        .settings
+        .push(("no_such_setting".to_string(), "1".to_string()));
+    let error = Host::builder().connector(spec).build().await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("starting connector `twitter`"), "{text}");
+    assert!(text.contains("no_such_setting"), "{text}");
+}
