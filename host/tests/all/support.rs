@@ -87,3 +87,45 @@ pub async fn serve_rest(
     });
     (address, server)
 }
+
+/// Every copy of `value` with one object key removed, at any depth, each with the JSON
+/// pointer of the key it lacks; keys for which `keep(pointer)` holds stay (the event lists
+/// and the fields naming an event's kind: without them a delivery is about something
+/// else, not a customer message with an optional field missing).
+pub fn without_each_field(
+    value: &serde_json::Value,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<(String, serde_json::Value)> {
+    fn pointers(value: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (key, inner) in fields {
+                    let escaped = key.replace('~', "~0").replace('/', "~1");
+                    let pointer = format!("{at}/{escaped}");
+                    out.push((at.to_string(), key.clone()));
+                    pointers(inner, &pointer, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, inner) in items.iter().enumerate() {
+                    pointers(inner, &format!("{at}/{index}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    pointers(value, "", &mut found);
+    found
+        .into_iter()
+        .filter_map(|(parent, key)| {
+            let pointer = format!("{parent}/{}", key.replace('~', "~0").replace('/', "~1"));
+            if keep(&pointer) {
+                return None;
+            }
+            let mut mutated = value.clone();
+            mutated.pointer_mut(&parent)?.as_object_mut()?.remove(&key);
+            Some((pointer, mutated))
+        })
+        .collect()
+}

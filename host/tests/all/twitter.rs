@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use centralino::PluginFailure;
 use centralino::runtime::ChannelInstance;
 use centralino::types::{
-    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, MessageKind,
-    OutboundMessage, WebhookOutcome, WebhookRequest,
+    AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
+    OutboundMessage, Person, WebhookOutcome, WebhookRequest,
 };
 use centralino_testkit::http::{Exchange, ScriptedServer};
 use centralino_testkit::{ConnectorTest, Outcome, failure, webhook};
@@ -754,6 +754,209 @@ async fn a_poll_asks_since_its_cursor_and_a_429_is_rate_limited_until_xs_reset()
         Some("1900")
     );
     assert!(x.unused().is_empty());
+}
+
+// ---- tolerant parsing: nothing a customer wrote vanishes (issue 17) ----
+
+/// A connector for account `1001` polling the scripted X API at `x`.
+fn polling(x: &ScriptedServer) -> ChannelInstance {
+    twitter()
+        .setting("api_base", x.base_url())
+        .allow(x.authority())
+        .bearer("token-TIM_Official", "t0ken")
+        .account_config(account("1001", "TIM_Official"))
+        .instance()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn polled_posts_without_author_or_time_are_delivered_with_the_author_unknown_and_the_time_of_their_id()
+ {
+    // A recorded v2 page whose posts carry neither author_id nor created_at nor includes,
+    // and a recorded DM page whose events carry no sender_id.
+    let posts = fixture("api_v2/tweepy_search_recent_tweets.json");
+    let dms = fixture("api_v2/tweepy_dm_events_lookup.json");
+    let x = ScriptedServer::start(vec![
+        Exchange::get("/2/users/1001/mentions").reply_json(200, posts.clone()),
+        Exchange::get("/2/dm_events").reply_json(200, dms.clone()),
+    ])
+    .await
+    .unwrap();
+    let mut connector = polling(&x);
+
+    let polled = connector.poll("1001", None).await.unwrap();
+    // Every post is a message, oldest first; none is dropped for lack of an author.
+    let ids: Vec<&str> = polled
+        .messages
+        .iter()
+        .map(|m| m.external_id.as_str())
+        .collect();
+    let mut expected: Vec<&str> = posts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|post| post["id"].as_str().unwrap())
+        .collect();
+    expected.reverse();
+    assert_eq!(ids, expected);
+    // The oldest, exactly: author unknown (empty id, said in extra), the time its id
+    // encodes ((id >> 22) + 1288834974657 = 2022-10-07T22:24:12.742Z; its text, written
+    // by the test that posted it, says 22:24:12.640), never the host's clock.
+    assert_eq!(
+        polled.messages[0],
+        Message {
+            external_id: "1578511538419212288".to_string(),
+            account: "1001".to_string(),
+            conversation_key: "tweet:1578511538419212288".to_string(),
+            author: Person {
+                id: String::new(),
+                handle: None,
+                display_name: None,
+            },
+            text: "2022-10-07 22:24:12.640234 tweepy".to_string(),
+            kind: MessageKind::PublicPost,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: 1_665_181_452_742,
+            extra: vec![("author_unknown".to_string(), "true".to_string())],
+        }
+    );
+    assert_eq!(polled.messages[9].created_at, 1_665_182_532_752);
+    // The mentions cursor passes every post (all became messages); DM events without a
+    // sender cannot become messages, so the DM cursor does not pass them.
+    assert_eq!(
+        polled.cursor.as_deref(),
+        Some(r#"{"mentions":"1578516068309794817"}"#)
+    );
+}
+
+#[tokio::test]
+async fn a_dm_that_cannot_be_read_holds_the_dm_cursor_before_it_while_newer_dms_are_delivered() {
+    let mut page = fixture("api_v2/tweepy_dm_events_lookup.json");
+    // A customer's DM newer than the two recorded events that name no sender.
+    page["data"].as_array_mut().unwrap().insert(
+        0,
+        json!({ "event_type": "MessageCreate", "id": "1585800614000000000", "text": "ciao",
+                "sender_id": "42", "dm_conversation_id": "42-1001" }),
+    );
+    let x = ScriptedServer::start(vec![
+        Exchange::get("/2/users/1001/mentions")
+            .reply_json(200, json!({ "meta": { "result_count": 0 } })),
+        Exchange::get("/2/dm_events").reply_json(200, page),
+        // The next page reaches the DM the previous poll returned: paging stops there.
+        Exchange::get("/2/dm_events").reply_json(
+            200,
+            json!({ "data": [{ "event_type": "MessageCreate", "id": "1585800600000000000",
+                               "text": "vecchio", "sender_id": "42", "dm_conversation_id": "42-1001" }],
+                    "meta": { "result_count": 1 } }),
+        ),
+    ])
+    .await
+    .unwrap();
+    let mut connector = polling(&x);
+    let cursor = r#"{"mentions":"1900","dms":"1585800600000000000"}"#;
+    let polled = connector.poll("1001", Some(cursor)).await.unwrap();
+    let message = polled.messages.iter().map(|m| {
+        (
+            m.external_id.as_str(),
+            m.author.id.as_str(),
+            m.text.as_str(),
+        )
+    });
+    assert_eq!(
+        message.collect::<Vec<_>>(),
+        [("1585800614000000000", "42", "ciao")]
+    );
+    // Its time is the one its id encodes (2022-10-28T01:08:23.785Z).
+    assert_eq!(polled.messages[0].created_at, 1_666_919_303_785);
+    assert_eq!(polled.cursor.as_deref(), Some(cursor));
+}
+
+#[tokio::test]
+async fn a_dm_answering_a_quick_reply_keeps_the_options_metadata() {
+    let payload = fixture("centralino_handwritten/dm_quick_reply_response.json");
+    let mut connector = connector(vec![account("1234858592", "TIM_Official")]);
+    let outcome = deliver(&mut connector, &payload).await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "1234858592".to_string(),
+            account: "1234858592".to_string(),
+            conversation_key: "dm:1234858592:3805104374".to_string(),
+            author: Person {
+                id: "3805104374".to_string(),
+                handle: None,
+                display_name: None,
+            },
+            text: "Blue Bird".to_string(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: 1_392_078_023_603,
+            extra: vec![(
+                "quick_reply_metadata".to_string(),
+                "external_id_2".to_string()
+            )],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_delivered_post_without_a_time_gets_the_time_of_its_id() {
+    let mut payload = short_post("1001", "@TIM_Official aiuto");
+    payload["tweet_create_events"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("created_at");
+    let mut connector = connector(vec![account("1001", "TIM_Official")]);
+    let outcome = deliver(&mut connector, &payload).await;
+    // (1050118621198921728 >> 22) + 1288834974657 = 2018-10-10T20:19:24.211Z; the
+    // created_at X wrote was Wed Oct 10 20:19:24 +0000 2018.
+    assert_eq!(outcome.only_message().created_at, 1_539_202_764_211);
+}
+
+#[tokio::test]
+async fn removing_any_optional_field_from_a_delivery_never_loses_a_customer_message_silently() {
+    let quick_reply = fixture("centralino_handwritten/dm_quick_reply_response.json");
+    let courier = activity("courier_twitter_handler_dm_and_crc_vector.json");
+    let mut addressed = short_post("1001", "@TIM_Official il modem non va");
+    addressed["tweet_create_events"][0]["entities"]["user_mentions"] =
+        json!([mention("1001", "TIM_Official")]);
+    addressed["tweet_create_events"][0]["in_reply_to_status_id_str"] = json!("1050118621198921000");
+    let cases = [
+        (LONG_POST_ACCOUNT, long_post()),
+        ("1001", addressed),
+        ("4337869213", activity("xdocs_direct_message_events.json")),
+        (
+            "835740314006511618",
+            courier["dm_event_html_escaped_text"].clone(),
+        ),
+        (
+            "835740314006511618",
+            courier["dm_event_with_media_attachment_trimmed"].clone(),
+        ),
+        ("1234858592", quick_reply),
+    ];
+    let events =
+        |pointer: &str| pointer == "/tweet_create_events" || pointer == "/direct_message_events";
+    let mut tried = 0;
+    for (account_id, valid) in cases {
+        let mut connector = connector(vec![account(account_id, "TIM_Official")]);
+        let whole = deliver(&mut connector, &valid).await;
+        assert_eq!(whole.messages.len(), 1, "{valid}");
+        for (removed, mutated) in crate::support::without_each_field(&valid, events) {
+            let outcome = deliver(&mut connector, &mutated).await;
+            let status = outcome.response.status;
+            assert!(
+                (status == 200 && outcome.messages.len() == 1)
+                    || ((400..500).contains(&status) && outcome.messages.is_empty()),
+                "without {removed}: {status} with {:?}",
+                outcome.messages
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 100, "{tried}");
 }
 
 // ---- the CRC challenge is not a signing oracle (issue 13, item 1) ----

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::config::{Mention, Settings};
 use crate::normalise::{
     dm_thread_customer, dm_thread_key, is_newer_id, media_attachment, parse_time, post_thread_key,
-    post_thread_root,
+    post_thread_root, snowflake_ms,
 };
 
 /// Longest post X accepts from a standard account (X weighs some characters double; the
@@ -127,6 +127,7 @@ struct MediaVariant {
 #[derive(Deserialize)]
 struct Post {
     id: String,
+    #[serde(default)]
     text: String,
     author_id: Option<String>,
     conversation_id: Option<String>,
@@ -259,10 +260,18 @@ fn poll_mentions(
         query.extend(token.as_deref().map(|token| ("pagination_token", token)));
         let page: Page<Post> = api.get(&path, &query)?;
         let meta = page.meta;
+        let data = page.data.unwrap_or_default();
         if page_number == 0 {
-            newest = meta.as_ref().and_then(|m| m.newest_id.clone());
+            // X lists newest first and names the newest in `meta`; without `meta`, the
+            // page's own largest id says the same.
+            newest = meta.as_ref().and_then(|m| m.newest_id.clone()).or_else(|| {
+                data.iter()
+                    .map(|post| post.id.as_str())
+                    .reduce(|a, b| if is_newer_id(b, a) { b } else { a })
+                    .map(str::to_string)
+            });
         }
-        posts.extend(page.data.unwrap_or_default());
+        posts.extend(data);
         expansions.add(page.includes);
         token = meta.and_then(|m| m.next_token);
         if token.is_none() || since.is_none() {
@@ -276,7 +285,8 @@ fn poll_mentions(
         );
     }
     let now = time::now_ms();
-    // X lists newest first.
+    // X lists newest first. Every post becomes a message except those ignored on purpose
+    // (the company's own, retweets), so the cursor may pass all of them.
     let messages = posts
         .into_iter()
         .rev()
@@ -292,8 +302,13 @@ fn mention_message(
     post: Post,
     now: u64,
 ) -> Option<Message> {
-    let author = post.author_id?;
-    if settings.is_own(&author) {
+    // X may leave `author_id` out even though the poll asks for it; the customer still
+    // wrote, so the message goes on with the author unknown (see the crate docs).
+    if post
+        .author_id
+        .as_deref()
+        .is_some_and(|author| settings.is_own(author))
+    {
         return None;
     }
     let reference = |kind: &str| {
@@ -325,6 +340,27 @@ fn mention_message(
     let text = post.note_tweet.map_or(post.text, |note| note.text);
     let mut extra = Vec::new();
     extra.extend(quoted.map(|id| ("quoted_post_id".to_string(), id)));
+    let author = match post.author_id {
+        Some(author) => expansions.person(author),
+        None => {
+            warn!(
+                "post {}: X named no author; delivered with the author unknown",
+                post.id
+            );
+            extra.push(("author_unknown".to_string(), "true".to_string()));
+            Person {
+                id: String::new(),
+                handle: None,
+                display_name: None,
+            }
+        }
+    };
+    let created_at = post
+        .created_at
+        .as_deref()
+        .and_then(parse_time)
+        .or_else(|| snowflake_ms(&post.id))
+        .unwrap_or(now);
     Some(Message {
         conversation_key: post_thread_key(
             post.conversation_id.as_deref(),
@@ -333,16 +369,12 @@ fn mention_message(
         ),
         external_id: post.id,
         account: account.id.clone(),
-        author: expansions.person(author),
+        author,
         text: unescape_html(&text),
         kind: MessageKind::PublicPost,
         in_reply_to: replied_to,
         attachments: expansions.attachments(post.attachments),
-        created_at: post
-            .created_at
-            .as_deref()
-            .and_then(parse_time)
-            .unwrap_or(now),
+        created_at,
         extra,
     })
 }
@@ -391,13 +423,30 @@ fn poll_dms(
             account.id
         );
     }
-    let newest = events.first().map(|event| event.id.clone());
+    // Newest first. The cursor may pass every event that became a message or was ignored
+    // on purpose, but never one that could not be read: it stays just before the oldest
+    // such event, so the next poll fetches it again (and logs it again).
+    let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    let mut unread_at = None;
     let now = time::now_ms();
-    let messages = events
-        .into_iter()
-        .rev()
-        .filter_map(|event| dm_message(settings, account, &expansions, event, now))
-        .collect();
+    let mut messages = Vec::new();
+    for (index, event) in events.into_iter().enumerate().rev() {
+        let id = event.id.clone();
+        match dm_message(settings, account, &expansions, event, now) {
+            Ok(message) => messages.extend(message),
+            Err(reason) => {
+                warn!(
+                    "account {}: DM event {id} is not a message ({reason}); the cursor stays before it",
+                    account.id
+                );
+                unread_at.get_or_insert(index);
+            }
+        }
+    }
+    let newest = match unread_at {
+        Some(index) => ids.get(index + 1).cloned(),
+        None => ids.first().cloned(),
+    };
     Ok((messages, newest))
 }
 
@@ -407,18 +456,20 @@ fn dm_message(
     expansions: &Expansions,
     event: DmEvent,
     now: u64,
-) -> Option<Message> {
+) -> Result<Option<Message>, &'static str> {
     if event
         .event_type
         .as_deref()
         .is_some_and(|kind| kind != "MessageCreate")
     {
-        return None;
+        return Ok(None);
     }
-    let sender = event.sender_id?;
+    // Without its sender a DM can be neither answered nor told apart from the account's
+    // own (X lists both).
+    let sender = event.sender_id.ok_or("no sender_id")?;
     // The account's own DMs are listed too: an echo, not a customer message.
     if settings.is_own(&sender) {
-        return None;
+        return Ok(None);
     }
     // One-to-one conversations are `<id>-<id>`; group DMs cannot be answered per customer.
     if event
@@ -426,7 +477,7 @@ fn dm_message(
         .as_deref()
         .is_some_and(|id| !id.contains('-'))
     {
-        return None;
+        return Ok(None);
     }
     let mut extra = Vec::new();
     extra.extend(
@@ -434,7 +485,13 @@ fn dm_message(
             .dm_conversation_id
             .map(|id| ("dm_conversation_id".to_string(), id)),
     );
-    Some(Message {
+    let created_at = event
+        .created_at
+        .as_deref()
+        .and_then(parse_time)
+        .or_else(|| snowflake_ms(&event.id))
+        .unwrap_or(now);
+    Ok(Some(Message {
         external_id: event.id,
         account: account.id.clone(),
         conversation_key: dm_thread_key(&account.id, &sender),
@@ -443,13 +500,9 @@ fn dm_message(
         kind: MessageKind::PrivateMessage,
         in_reply_to: None,
         attachments: expansions.attachments(event.attachments),
-        created_at: event
-            .created_at
-            .as_deref()
-            .and_then(parse_time)
-            .unwrap_or(now),
+        created_at,
         extra,
-    })
+    }))
 }
 
 // ---- sending ----

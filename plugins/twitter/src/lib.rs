@@ -36,6 +36,17 @@
 //!   sometimes already wrong on the wire.
 //! - Text is the full text (`extended_tweet.full_text` of a truncated post, `note_tweet`
 //!   of a long v2 post) with X's HTML entities unescaped.
+//! - A polled post whose author X leaves out (no `author_id`) is still a customer message:
+//!   its `author.id` is empty and `extra` says `author_unknown = true`, so the CRM can look
+//!   the author up from the post id (a warn line names the post). A polled DM without
+//!   `sender_id` cannot be answered or told apart from the account's own, so it is no
+//!   message: a warn line names it and the DM cursor stays before it, so it is fetched
+//!   again rather than passed over. (A webhook post without `user` is refused with 400.)
+//! - Times are X's (`created_at`, `timestamp_ms`, `created_timestamp`); when X leaves them
+//!   out, the time encoded in the snowflake id (`(id >> 22) + 1288834974657` ms), never
+//!   the host's clock unless the id is no snowflake.
+//! - A DM answering the company's quick reply keeps the picked option's `metadata` in
+//!   `extra` as `quick_reply_metadata` (its label is the text).
 //!
 //! # Settings
 //!

@@ -44,6 +44,22 @@ pub fn is_newer_id(a: &str, b: &str) -> bool {
     (a.len(), a) > (b.len(), b)
 }
 
+/// X's epoch, 2010-11-04T01:42:54.657Z, in milliseconds since 1970.
+const SNOWFLAKE_EPOCH_MS: u64 = 1_288_834_974_657;
+
+/// When the post or DM event with this id was created, read from the id itself: an X id
+/// is a snowflake whose bits above the lowest 22 count milliseconds since X's epoch. Used
+/// when X leaves the time out, so an item keeps its own time rather than the poll's.
+pub fn snowflake_ms(id: &str) -> Option<u64> {
+    let id: u64 = id.parse().ok()?;
+    let since_epoch = id >> 22;
+    // A tiny id is no snowflake (X's ids from before 2010 are plain counters).
+    if since_epoch == 0 {
+        return None;
+    }
+    since_epoch.checked_add(SNOWFLAKE_EPOCH_MS)
+}
+
 /// An attachment from X's media type word (`photo`, `video`, `animated_gif`).
 pub fn media_attachment(
     media_type: Option<&str>,

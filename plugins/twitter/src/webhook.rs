@@ -17,13 +17,15 @@ use std::collections::HashMap;
 use centralino_sdk::prelude::*;
 use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::text::unescape_html;
-use centralino_sdk::{debug, time};
+use centralino_sdk::{debug, time, warn};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use crate::config::{Mention, Settings};
-use crate::normalise::{dm_thread_key, media_attachment, parse_time, post_thread_key};
+use crate::normalise::{
+    dm_thread_key, media_attachment, parse_time, post_thread_key, snowflake_ms,
+};
 
 /// `sha256=` + base64 of the HMAC of the raw body.
 const SIGNATURE: SignatureHeader = SignatureHeader {
@@ -197,6 +199,13 @@ struct MessageData {
     #[serde(default)]
     text: String,
     attachment: Option<DmAttachment>,
+    /// The option a customer picked from the company's quick replies; its label is `text`.
+    quick_reply_response: Option<QuickReplyResponse>,
+}
+
+#[derive(Deserialize)]
+struct QuickReplyResponse {
+    metadata: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -234,7 +243,12 @@ fn normalise(
     delivery: Delivery,
     now: u64,
 ) -> Result<(Vec<Message>, Vec<Receipt>), String> {
-    let delivered_for = delivery.for_user_id.as_deref();
+    // X names the subscribed account; a connector serving one account knows it anyway.
+    let only_account = match settings.accounts.iter().as_slice() {
+        [only] => Some(only.id.as_str()),
+        _ => None,
+    };
+    let delivered_for = delivery.for_user_id.as_deref().or(only_account);
     let users = delivery.users.unwrap_or_default();
     let mut messages = Vec::new();
     for post in delivery.tweet_create_events.unwrap_or_default() {
@@ -282,7 +296,14 @@ fn post_message(
         .collect();
     let replies_to_user = post.in_reply_to_user_id_str.as_deref();
     let Some(account) = settings.addressee(replies_to_user, &mentioned, delivered_for) else {
-        debug!("post {} addresses no configured account", post.id_str);
+        match delivered_for {
+            // Delivered for an account of this app that another connector serves.
+            Some(_) => debug!("post {} addresses no configured account", post.id_str),
+            None => warn!(
+                "post {}: the delivery names no for_user_id and the post addresses no configured account; skipped",
+                post.id_str
+            ),
+        }
         return Ok(None);
     };
     // A truncated post's text ends in `…` and a link; the full text is in `extended_tweet`.
@@ -303,6 +324,7 @@ fn post_message(
         .timestamp_ms
         .and_then(|ms| ms.parse().ok())
         .or_else(|| post.created_at.as_deref().and_then(parse_time))
+        .or_else(|| snowflake_ms(&post.id_str))
         .unwrap_or(now);
     let replied_to = post.in_reply_to_status_id_str;
     let mut extra = Vec::new();
@@ -373,6 +395,17 @@ fn dm_message(
         return Ok(None);
     };
     let sender = users.get(&create.sender_id);
+    let created_at = epoch_ms(event.created_timestamp.as_deref())
+        .or_else(|| snowflake_ms(&event.id))
+        .unwrap_or(now);
+    // The metadata the company gave the option the customer picked (its label is the text).
+    let extra = create
+        .message_data
+        .quick_reply_response
+        .and_then(|response| response.metadata)
+        .map(|metadata| ("quick_reply_metadata".to_string(), metadata))
+        .into_iter()
+        .collect();
     let attachments = create
         .message_data
         .attachment
@@ -393,8 +426,8 @@ fn dm_message(
         kind: MessageKind::PrivateMessage,
         in_reply_to: None,
         attachments,
-        created_at: epoch_ms(event.created_timestamp.as_deref()).unwrap_or(now),
-        extra: Vec::new(),
+        created_at,
+        extra,
     }))
 }
 
