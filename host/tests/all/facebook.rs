@@ -9,7 +9,7 @@ use centralino::capabilities::{Credential, Secret};
 use centralino::runtime::ChannelInstance;
 use centralino::types::{
     AccountConfig, Attachment, Capability, ConnectorConfig, DeliveryState, Message, MessageKind,
-    OutboundMessage, WebhookOutcome, WebhookRequest,
+    OutboundMessage, Person, WebhookOutcome, WebhookRequest,
 };
 use centralino_testkit::http::{Exchange, ScriptedServer};
 use centralino_testkit::{ConnectorTest, Outcome, failure, webhook};
@@ -706,4 +706,226 @@ async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_t
     assert_eq!(requests[0].json()["recipient"]["id"], "5678");
     assert_eq!(requests[0].json()["messaging_type"], "RESPONSE");
     assert_eq!(requests[1].json()["message"], "Ti scriviamo in privato");
+}
+
+// ---- tolerant parsing: nothing a customer wrote vanishes (issue 17) ----
+
+#[tokio::test]
+async fn a_fallback_attachment_keeps_the_title_and_link_it_carries_on_itself() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(
+        &mut connector,
+        &handwritten("fallback_link_on_attachment.json"),
+    )
+    .await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "m_fallback_link_1".to_string(),
+            account: PAGE.to_string(),
+            conversation_key: "fb:1234567890:5678".to_string(),
+            author: Person {
+                id: "5678".to_string(),
+                handle: None,
+                display_name: None,
+            },
+            text: "Guardate qui, la pagina dice che il servizio va https://www.tim.it/assistenza"
+                .to_string(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: vec![Attachment {
+                kind: "fallback".to_string(),
+                url: Some("https://www.tim.it/assistenza".to_string()),
+                mime_type: None,
+                description: Some("Assistenza TIM".to_string()),
+            }],
+            created_at: 1_700_000_100_000,
+            extra: Vec::new(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_postback_without_a_title_says_its_payload() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &handwritten("postback_without_title.json")).await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "m_postback_no_title_1".to_string(),
+            account: PAGE.to_string(),
+            conversation_key: "fb:1234567890:5678".to_string(),
+            author: Person {
+                id: "5678".to_string(),
+                handle: None,
+                display_name: None,
+            },
+            text: "GUASTO_LINEA".to_string(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: 1_700_000_200_000,
+            extra: vec![("postback_payload".to_string(), "GUASTO_LINEA".to_string())],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_feed_comment_naming_its_author_by_sender_id_is_a_customer_comment() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(
+        &mut connector,
+        &handwritten("comment_add_sender_fields.json"),
+    )
+    .await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "555_9101".to_string(),
+            account: PAGE.to_string(),
+            conversation_key: "fb:1234567890:comment:555_9101".to_string(),
+            author: Person {
+                id: "7002".to_string(),
+                handle: None,
+                display_name: Some("Lucia Bianchi".to_string()),
+            },
+            text: "Anche da me niente linea a Torino".to_string(),
+            kind: MessageKind::Comment,
+            in_reply_to: Some("1234567890_555".to_string()),
+            attachments: Vec::new(),
+            created_at: 1_700_000_300_000,
+            extra: vec![("post_id".to_string(), "1234567890_555".to_string())],
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_customer_mentioning_the_page_in_a_comment_or_a_post_is_a_comment_message() {
+    let mut connector = connector(&[PAGE]);
+    let outcome = deliver(&mut connector, &handwritten("mention_in_comment.json")).await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "444_9201".to_string(),
+            account: PAGE.to_string(),
+            conversation_key: "fb:1234567890:comment:444_9201".to_string(),
+            author: Person {
+                id: "7003".to_string(),
+                handle: None,
+                display_name: Some("Giulia Verdi".to_string()),
+            },
+            text: "TIM Italia mi avete lasciato senza fibra da tre giorni".to_string(),
+            kind: MessageKind::Comment,
+            in_reply_to: Some("7003_444".to_string()),
+            attachments: Vec::new(),
+            created_at: 1_700_000_400_000,
+            extra: vec![
+                ("post_id".to_string(), "7003_444".to_string()),
+                ("mention".to_string(), "true".to_string()),
+            ],
+        }
+    );
+
+    // Named in a post: the post is the message and its thread; Graph sends no text.
+    let outcome = deliver(&mut connector, &handwritten("mention_in_post.json")).await;
+    assert_eq!(
+        outcome.only_message(),
+        &Message {
+            external_id: "7004_333".to_string(),
+            account: PAGE.to_string(),
+            conversation_key: "fb:1234567890:comment:7004_333".to_string(),
+            author: Person {
+                id: "7004".to_string(),
+                handle: None,
+                display_name: Some("Paolo Neri".to_string()),
+            },
+            text: String::new(),
+            kind: MessageKind::Comment,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: 1_700_000_500_000,
+            extra: vec![
+                ("post_id".to_string(), "7004_333".to_string()),
+                ("mention".to_string(), "true".to_string()),
+            ],
+        }
+    );
+}
+
+#[tokio::test]
+async fn removing_any_optional_field_from_a_messenger_delivery_never_loses_the_message_silently() {
+    let recorded: serde_json::Value = serde_json::from_slice(&fixture_bytes(
+        "webhooks/rapidpro_recorded_message_webhook_delivery.json",
+    ))
+    .unwrap();
+    let mut valid: Vec<(String, serde_json::Value)> =
+        vec![("rapidpro recorded".to_string(), recorded["body"].clone())];
+    for name in [
+        "hello_msg.json",
+        "attachment.json",
+        "fallback.json",
+        "location_attachment.json",
+        "thumbs_up.json",
+        "reel.json",
+        "postback.json",
+        "postback_referral.json",
+        "referral.json",
+    ] {
+        valid.push((
+            name.to_string(),
+            serde_json::from_slice(&courier(name)).unwrap(),
+        ));
+    }
+    for name in [
+        "standby_quick_reply_and_read.json",
+        "fallback_link_on_attachment.json",
+        "postback_without_title.json",
+    ] {
+        valid.push((
+            name.to_string(),
+            serde_json::from_slice(&handwritten(name)).unwrap(),
+        ));
+    }
+    // The event lists and the key that says what an event is (a message, a postback, a
+    // referral, a report) stay: without them it is another event, or none.
+    let keep = |pointer: &str| {
+        let parts: Vec<&str> = pointer.split('/').collect();
+        match parts.as_slice() {
+            ["", "entry"] => true,
+            ["", "entry", _, "messaging" | "standby"] => true,
+            ["", "entry", _, "messaging" | "standby", _, kind] => {
+                ["message", "postback", "referral", "read", "delivery"].contains(kind)
+            }
+            _ => false,
+        }
+    };
+    let mut connector = connector(&[PAGE, "311494332880244"]);
+    let mut tried = 0;
+    for (name, delivery) in valid {
+        let body = serde_json::to_vec(&delivery).unwrap();
+        let expected = deliver(&mut connector, &body).await.messages.len();
+        assert!(expected > 0, "{name}");
+        for (removed, mutated) in crate::support::without_each_field(&delivery, keep) {
+            // A Chat Plugin guest (`user_ref` without an id) cannot be answered through the
+            // page; the connector says so at warn instead.
+            if removed.ends_with("/sender/id")
+                && mutated
+                    .pointer(&removed.replace("/id", "/user_ref"))
+                    .is_some()
+            {
+                continue;
+            }
+            let body = serde_json::to_vec(&mutated).unwrap();
+            let outcome = deliver(&mut connector, &body).await;
+            let status = outcome.response.status;
+            assert!(
+                (status == 200 && outcome.messages.len() == expected)
+                    || ((400..500).contains(&status) && outcome.messages.is_empty()),
+                "{name} without {removed}: {status} with {:?}",
+                outcome.messages
+            );
+            tried += 1;
+        }
+    }
+    assert!(tried > 100, "{tried}");
 }

@@ -1,9 +1,18 @@
-//! Page-feed changes (`entry[].changes`, field `feed`) as comment messages.
+//! Page changes (`entry[].changes`) as comment messages: field `feed` (comments under the
+//! page's posts) and field `mention` (a customer names the page in a post or comment of
+//! their own).
 //!
-//! Only a comment being added (`item: comment`, `verb: add`) is a customer speaking; posts,
-//! reactions, edits and removals are ignored. A comment may have no text (a photo or a
-//! sticker alone): it is still a message, with empty text and the photo as attachment.
-//! Comments written by a configured page (the company's own replies) are dropped.
+//! In the feed, only a comment being added (`item: comment`, `verb: add`) is a customer
+//! speaking; posts, reactions, edits and removals are ignored. A comment may have no text
+//! (a photo or a sticker alone): it is still a message, with empty text and the photo as
+//! attachment. Comments written by a configured page (the company's own replies) are
+//! dropped. The author is `from` (`id`, `name`), or, in the older shape Graph still sends,
+//! `sender_id` / `sender_name`.
+//!
+//! A mention being added (`verb: add`) is a comment message too, marked `mention = true`
+//! in `extra`, threaded under the mentioning comment, or the post when the mention is in a
+//! post. A mention that names no author, or no post, cannot be answered: it is logged at
+//! warn with its ids, never dropped silently.
 
 use centralino_sdk::{Attachment, Message, MessageKind, Person, warn};
 use serde::Deserialize;
@@ -30,6 +39,9 @@ struct FeedValue {
     post_id: Option<GraphId>,
     parent_id: Option<GraphId>,
     from: Option<Author>,
+    /// The author in the older shape (no `from`).
+    sender_id: Option<GraphId>,
+    sender_name: Option<String>,
     message: Option<String>,
     /// Seconds since the epoch (a number, sometimes a string of digits).
     created_time: Option<Value>,
@@ -51,36 +63,66 @@ pub fn collect(
     batch_time: u64,
     out: &mut Collected,
 ) -> Result<(), String> {
-    if change.field != "feed" {
-        return Ok(());
-    }
-    let value: FeedValue =
-        serde_json::from_value(change.value).map_err(|e| format!("a feed change: {e}"))?;
-    if value.item.as_deref() != Some("comment") || value.verb.as_deref() != Some("add") {
+    let mention = match change.field.as_str() {
+        "feed" => false,
+        "mention" => true,
+        _ => return Ok(()),
+    };
+    let value: FeedValue = serde_json::from_value(change.value)
+        .map_err(|e| format!("a {} change: {e}", change.field))?;
+    if value.verb.as_deref() != Some("add") {
         return Ok(());
     }
     let Some(page) = settings.page(page_id) else {
         return Ok(());
     };
-    let comment_id = value.comment_id.ok_or("a comment without comment_id")?.0;
-    // Graph leaves `from` out when the app may not see the commenter; such a comment
-    // cannot be attributed to a customer.
-    let Some((author_id, author_name)) = value.from.and_then(|from| Some((from.id?.0, from.name)))
-    else {
-        warn!("comment {comment_id} names no author; skipped");
+    let post_id = value.post_id.clone().map(|id| id.0);
+    let parent_id = value.parent_id.clone().map(|id| id.0);
+    let comment_id = value.comment_id.clone().map(|id| id.0);
+    // What is being said and where it threads: the comment (a reply's thread is the
+    // comment it answers, a top-level comment's its own), or the post a mention is in.
+    let (external_id, root) = if mention {
+        match (value.item.as_deref(), comment_id, post_id.clone()) {
+            (Some("comment"), Some(comment), _) => {
+                let root = match &parent_id {
+                    Some(parent) if Some(parent) != post_id.as_ref() => parent.clone(),
+                    _ => comment.clone(),
+                };
+                (comment, root)
+            }
+            (_, None, Some(post)) => (post.clone(), post),
+            (item, comment, post) => {
+                warn!(
+                    "page {page_id}: mention in {} (comment {}, post {}) names nothing to answer; skipped",
+                    item.unwrap_or("an unnamed item"),
+                    comment.as_deref().unwrap_or("none"),
+                    post.as_deref().unwrap_or("none"),
+                );
+                return Ok(());
+            }
+        }
+    } else {
+        if value.item.as_deref() != Some("comment") {
+            return Ok(());
+        }
+        let comment = comment_id.ok_or("a comment without comment_id")?;
+        let root = match &parent_id {
+            Some(parent) if Some(parent) != post_id.as_ref() => parent.clone(),
+            _ => comment.clone(),
+        };
+        (comment, root)
+    };
+    // Graph leaves the author out when the app may not see them; such a comment cannot be
+    // attributed to a customer.
+    let from = value.from.and_then(|from| Some((from.id?.0, from.name)));
+    let sender = value.sender_id.map(|id| (id.0, value.sender_name));
+    let Some((author_id, author_name)) = from.or(sender) else {
+        warn!("page {page_id}: {external_id} names no author; skipped");
         return Ok(());
     };
     if settings.page(&author_id).is_some() {
         return Ok(());
     }
-    let post_id = value.post_id.map(|id| id.0);
-    let parent_id = value.parent_id.map(|id| id.0);
-    // A top-level comment's parent is the post; a reply's parent is the comment it
-    // answers, which starts the thread.
-    let root = match &parent_id {
-        Some(parent) if Some(parent) != post_id.as_ref() => parent.clone(),
-        _ => comment_id.clone(),
-    };
     let created_at = value
         .created_time
         .as_ref()
@@ -99,13 +141,22 @@ pub fn collect(
         .collect();
     let mut extra = Vec::new();
     extra.extend(post_id.clone().map(|id| ("post_id".to_string(), id)));
+    if mention {
+        extra.push(("mention".to_string(), "true".to_string()));
+    }
+    // A mention in a post answers nothing; a comment answers its parent or the post.
+    let in_reply_to = if external_id == root && post_id.as_ref() == Some(&external_id) {
+        None
+    } else {
+        parent_id.or(post_id)
+    };
     out.message(Message {
         conversation_key: Thread::Comments {
             page: &page.id,
             root: &root,
         }
         .key(),
-        external_id: comment_id,
+        external_id,
         account: page.id.clone(),
         author: Person {
             id: author_id,
@@ -114,7 +165,7 @@ pub fn collect(
         },
         text: value.message.unwrap_or_default(),
         kind: MessageKind::Comment,
-        in_reply_to: parent_id.or(post_id),
+        in_reply_to,
         attachments,
         created_at,
         extra,

@@ -11,7 +11,8 @@
 //!   referrals. Echoes of what the page sent are dropped; delivery and read reports become
 //!   receipts.
 //! - `entry[].changes` with field `feed` become comments ([`feed`]) when a customer adds a
-//!   comment under one of the page's posts.
+//!   comment under one of the page's posts, and with field `mention` when a customer names
+//!   the page in a post or comment of their own.
 //!
 //! Replies go out through the Graph API from the page the host names ([`send`]): a
 //! Messenger message, a public reply under a comment, or a private reply to a comment.

@@ -1,8 +1,11 @@
 //! Messenger events (`entry[].messaging` and `entry[].standby`) as messages and receipts.
 //!
 //! An event is from a customer (`sender`, a page-scoped id) to a page (`recipient`). It
-//! carries one of: a `message` (text, attachments, a quick reply's payload), a `postback`
-//! (a button press: its title is what the customer "said", its payload goes to `extra`),
+//! carries one of: a `message` (text, attachments, a quick reply's payload; one with
+//! neither text nor attachments, such as a kind Messenger calls unsupported, is still a
+//! message, with empty text), a `postback` (a button press: its title is what the customer
+//! "said", or its payload when it has no title, or `(postback)` when it has neither; the
+//! payload also goes to `extra`),
 //! a `referral` (the customer came through an ad or an `m.me` link), or a `delivery` /
 //! `read` report about the page's own messages. Echoes (`is_echo`) are copies of what the
 //! page sent, by us or another app, and are never customer messages. Anything else
@@ -10,6 +13,7 @@
 //! a delivery.
 
 use centralino_sdk::prelude::*;
+use centralino_sdk::warn;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -33,6 +37,8 @@ pub struct Event {
 #[derive(Deserialize)]
 struct Party {
     id: Option<GraphId>,
+    /// A Checkbox or Chat Plugin guest, who has no page-scoped id.
+    user_ref: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,9 +57,14 @@ struct EventMessage {
 struct RawAttachment {
     #[serde(rename = "type")]
     kind: String,
-    /// Its shape depends on the kind (`url`, `coordinates`, `sticker_id`, `title`...).
+    /// Its shape depends on the kind (`url`, `coordinates`, `sticker_id`, `title`...);
+    /// `null` for a `fallback`.
     #[serde(default)]
     payload: Value,
+    /// A `fallback` attachment (a shared link) carries its title and address here rather
+    /// than under `payload`.
+    title: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -123,10 +134,26 @@ pub fn collect(
     let Some(page) = page_id.as_deref().and_then(|id| settings.page(id)) else {
         return Ok(());
     };
-    // A plugin guest without a page-scoped id (`user_ref` only) cannot be answered here.
-    let Some(psid) = event.sender.and_then(|party| party.id).map(|id| id.0) else {
-        return Ok(());
+    let says_something =
+        event.message.is_some() || event.postback.is_some() || event.referral.is_some();
+    let Some(psid) = event.sender.as_ref().and_then(|party| party.id.clone()) else {
+        if !says_something {
+            return Ok(());
+        }
+        // A plugin guest without a page-scoped id (`user_ref` only) cannot be answered
+        // through the page; anything else naming no sender is malformed.
+        return match event.sender.and_then(|party| party.user_ref) {
+            Some(user_ref) => {
+                warn!(
+                    "page {}: an event from plugin guest {user_ref}, who has no page-scoped id, cannot be answered; skipped",
+                    page.id
+                );
+                Ok(())
+            }
+            None => Err("an event from a customer names no sender id".to_string()),
+        };
     };
+    let psid = psid.0;
     if settings.page(&psid).is_some() {
         return Ok(());
     }
@@ -176,11 +203,15 @@ pub fn collect(
         let attachments: Vec<Attachment> =
             message.attachments.into_iter().map(attachment).collect();
         let text = message.text.unwrap_or_default();
-        if text.is_empty() && attachments.is_empty() {
-            return Ok(());
-        }
         (mid, text, attachments, message.reply_to.and_then(|r| r.mid))
     } else if let Some(postback) = event.postback {
+        // The button's title is what the customer saw and pressed; without it, the payload
+        // is the only word of it there is.
+        let text = postback
+            .title
+            .filter(|title| !title.trim().is_empty())
+            .or_else(|| postback.payload.clone().filter(|p| !p.trim().is_empty()))
+            .unwrap_or_else(|| "(postback)".to_string());
         extra.extend(
             postback
                 .payload
@@ -191,7 +222,7 @@ pub fn collect(
         let id = postback
             .mid
             .unwrap_or_else(|| format!("postback:{psid}:{at}"));
-        (id, postback.title.unwrap_or_default(), Vec::new(), None)
+        (id, text, Vec::new(), None)
     } else if let Some(referral) = event.referral {
         extra.extend(referral_extra(referral));
         (
@@ -255,7 +286,7 @@ fn attachment(raw: RawAttachment) -> Attachment {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let url = text("url");
+    let url = text("url").or(raw.url.clone());
     // A number in Meta's payloads; a string would do as well.
     let sticker = raw.payload.get("sticker_id").map(|id| match id {
         Value::String(id) => id.clone(),
@@ -286,7 +317,7 @@ fn attachment(raw: RawAttachment) -> Attachment {
             kind: kind.to_string(),
             url,
             mime_type: None,
-            description: text("title"),
+            description: text("title").or(raw.title.clone()),
         },
     }
 }
