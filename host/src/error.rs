@@ -165,6 +165,52 @@ pub enum Error {
     #[error("refused: {0}")]
     Refused(String),
 
+    /// No connector by that name serves the tenant.
+    #[error("no connector `{connector}` for tenant `{tenant}`")]
+    UnknownConnector {
+        /// The tenant.
+        tenant: String,
+        /// The connector asked for.
+        connector: String,
+    },
+
+    /// The store holds no conversation by that id for the tenant.
+    #[error("no conversation `{conversation}` for tenant `{tenant}`")]
+    UnknownConversation {
+        /// The tenant.
+        tenant: String,
+        /// The conversation asked for.
+        conversation: String,
+    },
+
+    /// The tenant has no routing, so its conversations have no assignee to change.
+    #[error("tenant `{tenant}` has no routing configured")]
+    RoutingNotConfigured {
+        /// The tenant.
+        tenant: String,
+    },
+
+    /// The conversation is resolved (here or, with a shared store, on another host); the
+    /// customer's next message opens a new one.
+    #[error(
+        "refused: conversation `{conversation}` is resolved; the customer's next message opens a new one"
+    )]
+    ConversationResolved {
+        /// The conversation.
+        conversation: String,
+    },
+
+    /// Routing refused the change: the operator does not hold the conversation, is at
+    /// capacity, is unknown… [`RoutingError`](crate::routing::RoutingError) says which.
+    #[error("refused: {source}")]
+    Routing {
+        /// The conversation the change was about, if it was about one (a presence change
+        /// is about an operator).
+        conversation: Option<String>,
+        /// Routing's own error.
+        source: Box<crate::routing::RoutingError>,
+    },
+
     /// A reply was submitted under an idempotency key already used for a different reply
     /// (another conversation, operator or text); nothing was queued or recorded.
     #[error("idempotency key `{key}` was used for a different reply; use a new key per reply")]

@@ -235,51 +235,14 @@ async fn reset_connector(
     State(admin): State<AdminApi>,
     ApiPath((tenant, name)): ApiPath<(String, String)>,
 ) -> Result<Json<ConnectorHealth>, ApiError> {
-    let known = admin
-        .host
-        .connector_health()
-        .iter()
-        .any(|h| h.tenant == tenant && h.connector == name);
-    if !known {
-        return Err(ApiError::new(
-            ErrorCode::ConnectorNotFound,
-            format!("no connector `{name}` for tenant `{tenant}`"),
-        ));
-    }
-    admin
-        .host
-        .reset_connector(&tenant, &name)
-        .map(Json)
-        .map_err(ApiError::from_host)
-}
-
-/// `404 connector_not_found` unless the host has this connector.
-fn known_connector(admin: &AdminApi, tenant: &str, name: &str) -> Result<(), ApiError> {
-    let known = admin
-        .host
-        .connector_health()
-        .iter()
-        .any(|h| h.tenant == tenant && h.connector == name);
-    if known {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::ConnectorNotFound,
-            format!("no connector `{name}` for tenant `{tenant}`"),
-        ))
-    }
+    Ok(Json(admin.host.reset_connector(&tenant, &name)?))
 }
 
 async fn reload_connector(
     State(admin): State<AdminApi>,
     ApiPath((tenant, name)): ApiPath<(String, String)>,
 ) -> Result<Json<ReloadReport>, ApiError> {
-    known_connector(&admin, &tenant, &name)?;
-    let report = admin
-        .host
-        .reload_connector(&tenant, &name)
-        .await
-        .map_err(ApiError::from_host)?;
+    let report = admin.host.reload_connector(&tenant, &name).await?;
     match &report.error {
         Some(reason) => Err(ApiError::new(ErrorCode::Refused, reason.clone())),
         None => Ok(Json(report)),
@@ -307,13 +270,12 @@ async fn set_enabled(
     name: &str,
     enabled: bool,
 ) -> Result<Json<ConnectorHealth>, ApiError> {
-    known_connector(admin, tenant, name)?;
-    admin
-        .host
-        .set_connector_enabled(tenant, name, enabled)
-        .await
-        .map(Json)
-        .map_err(ApiError::from_host)
+    Ok(Json(
+        admin
+            .host
+            .set_connector_enabled(tenant, name, enabled)
+            .await?,
+    ))
 }
 
 async fn enable_connector(
@@ -337,11 +299,7 @@ async fn reload_config(State(admin): State<AdminApi>) -> Result<Json<ConfigReloa
             "this host was not started from a config file, so there is nothing to reload",
         ));
     };
-    reloader
-        .reload(&admin.host)
-        .await
-        .map(Json)
-        .map_err(ApiError::from_host)
+    Ok(Json(reloader.reload(&admin.host).await?))
 }
 
 #[derive(Serialize)]
@@ -377,9 +335,7 @@ async fn set_presence(
             format!("no operator `{id}` for tenant `{tenant}`"),
         ));
     }
-    host.set_presence(&tenant, &id, body.presence)
-        .await
-        .map_err(ApiError::from_host)?;
+    host.set_presence(&tenant, &id, body.presence).await?;
     tracing::info!(
         tenant,
         operator = id,

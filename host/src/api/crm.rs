@@ -37,10 +37,9 @@ use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiPath, ApiQuery, ApiTokens, ErrorCode, JsonBody, bearer};
-use crate::routing::RoutingError;
+use crate::Host;
 use crate::store::{ConversationRecord, ConversationStatus, OutboxEntry, OutboxStatus};
 use crate::types::{Attachment, MessageKind, Person, Presence};
-use crate::{Error, Host};
 
 /// Conversations listed when the request does not say.
 const DEFAULT_LIMIT: usize = 100;
@@ -451,44 +450,6 @@ fn not_empty(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Routing's refusal as the API answers it.
-fn refusal(error: RoutingError, conversation: &str) -> ApiError {
-    match error {
-        RoutingError::UnknownOperator(operator) => ApiError::new(
-            ErrorCode::UnknownOperator,
-            format!("no operator `{operator}`"),
-        ),
-        RoutingError::NotAssignee {
-            operator, owner, ..
-        } => ApiError::new(
-            ErrorCode::NotAssignee,
-            format!(
-                "operator `{operator}` may not reply to conversation `{conversation}`: {owner}"
-            ),
-        ),
-        RoutingError::Resolved(_) => ApiError::new(
-            ErrorCode::ConversationResolved,
-            format!("conversation `{conversation}` is resolved"),
-        ),
-        RoutingError::AtCapacity { operator, capacity } => ApiError::new(
-            ErrorCode::OperatorAtCapacity,
-            format!("operator `{operator}` already holds {capacity} conversations, their capacity"),
-        ),
-        RoutingError::UnknownConversation(_) => not_routed(conversation),
-        other => ApiError::new(ErrorCode::Refused, other.to_string()),
-    }
-}
-
-fn not_routed(conversation: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotRouted,
-        format!(
-            "routing does not know conversation `{conversation}` (the store holds no open \
-             conversation by that id)"
-        ),
-    )
-}
-
 async fn reply(
     State(api): State<Api>,
     caller: Caller,
@@ -507,19 +468,7 @@ async fn reply(
         ));
     }
     api.open_conversation(tenant, &id).await?;
-    // Routing's ownership rules, checked here for a precise answer; without routing,
-    // anyone may reply.
-    let checked = api
-        .host
-        .with_conversation_routing(tenant, &id, |engine, routed| match routed {
-            Some(routed) => engine
-                .authorize_reply(routed, &body.operator)
-                .map(drop)
-                .map_err(|e| refusal(e, &id)),
-            None => Err(not_routed(&id)),
-        })
-        .await;
-    checked.unwrap_or(Ok(()))?;
+    // Routing's ownership rules are the host's: its typed refusal becomes the answer.
     let entry = api
         .host
         .reply(
@@ -530,14 +479,7 @@ async fn reply(
             &body.text,
             &format!("{KEY_PREFIX}{key}"),
         )
-        .await
-        .map_err(|e| match e {
-            Error::IdempotencyKeyReused { .. } => ApiError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this `Idempotency-Key` was used for a different reply; use a new key per reply",
-            ),
-            other => ApiError::from_host(other),
-        })?;
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(entry.into())))
 }
 
@@ -550,10 +492,7 @@ async fn resolve(
     let conversation = api.conversation(tenant, &id).await?;
     // Resolving twice changes nothing and tells the CRM nothing new.
     if conversation.status != ConversationStatus::Resolved {
-        api.host
-            .resolve(tenant, &id)
-            .await
-            .map_err(ApiError::from_host)?;
+        api.host.resolve(tenant, &id).await?;
     }
     Ok(Json(api.conversation(tenant, &id).await?.into()))
 }
@@ -574,44 +513,8 @@ async fn transfer(
     not_empty("to", &body.to)?;
     api.open_conversation(tenant, &id).await?;
     let to = body.to.as_str();
-    let checked = api
-        .host
-        .with_conversation_routing(tenant, &id, |engine, routed| {
-            let routed = routed.ok_or_else(|| not_routed(&id))?;
-            let roster = engine.roster();
-            let operator = roster
-                .operator(to)
-                .ok_or_else(|| refusal(RoutingError::UnknownOperator(to.to_string()), &id))?;
-            let holds = engine
-                .conversation(routed)
-                .is_some_and(|c| c.assignee.as_deref() == Some(to));
-            let full = roster
-                .state(to)
-                .is_some_and(|state| state.load >= operator.capacity);
-            if full && !holds {
-                let capacity = operator.capacity;
-                let error = RoutingError::AtCapacity {
-                    operator: to.to_string(),
-                    capacity,
-                };
-                return Err(refusal(error, &id));
-            }
-            Ok(())
-        })
-        .await;
-    match checked {
-        Some(result) => result?,
-        None => {
-            return Err(ApiError::new(
-                ErrorCode::RoutingNotConfigured,
-                "this tenant has no routing, so conversations have no assignee to transfer",
-            ));
-        }
-    }
-    api.host
-        .transfer(tenant, &id, to)
-        .await
-        .map_err(ApiError::from_host)?;
+    // Capacity and the roster are routing's to check, under its lock: no copy here.
+    api.host.transfer(tenant, &id, to).await?;
     Ok(Json(api.conversation(tenant, &id).await?.into()))
 }
 
@@ -638,10 +541,7 @@ async fn set_presence(
 ) -> Result<Json<OperatorView>, ApiError> {
     let tenant = &caller.tenant;
     api.operator(tenant, &id).await?;
-    api.host
-        .set_presence(tenant, &id, body.presence)
-        .await
-        .map_err(ApiError::from_host)?;
+    api.host.set_presence(tenant, &id, body.presence).await?;
     Ok(Json(api.operator(tenant, &id).await?))
 }
 

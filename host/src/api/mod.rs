@@ -53,6 +53,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::capabilities::Secret;
+use crate::routing::RoutingError;
 use crate::server::IngressLimits;
 use crate::{Error, Host};
 
@@ -221,14 +222,77 @@ impl ApiError {
         tracing::error!("API request failed: {error:#}");
         ApiError::new(ErrorCode::Internal, "internal error; see the host's log")
     }
+}
 
-    /// A host error after the API's own checks passed: a refusal (the state changed in
-    /// between) or an internal failure.
-    pub(crate) fn from_host(error: Error) -> Self {
+/// A host error as the API answers it: each refusal with its own code, anything else as an
+/// internal failure (logged, answered without details). Handlers just use `?`.
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
         match error {
+            Error::UnknownConnector { tenant, connector } => ApiError::new(
+                ErrorCode::ConnectorNotFound,
+                format!("no connector `{connector}` for tenant `{tenant}`"),
+            ),
+            Error::UnknownConversation { conversation, .. } => ApiError::new(
+                ErrorCode::ConversationNotFound,
+                format!("no conversation `{conversation}`"),
+            ),
+            Error::RoutingNotConfigured { .. } => ApiError::new(
+                ErrorCode::RoutingNotConfigured,
+                "this tenant has no routing, so conversations have no assignee to change",
+            ),
+            Error::ConversationResolved { conversation } => ApiError::new(
+                ErrorCode::ConversationResolved,
+                format!(
+                    "conversation `{conversation}` is resolved; the customer's next message \
+                     opens a new one"
+                ),
+            ),
+            Error::Routing {
+                conversation,
+                source,
+            } => refusal(*source, conversation.as_deref().unwrap_or_default()),
+            Error::IdempotencyKeyReused { .. } => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this `Idempotency-Key` was used for a different reply; use a new key per reply",
+            ),
             Error::Refused(reason) => ApiError::new(ErrorCode::Refused, reason),
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Routing's refusal as the API answers it.
+fn refusal(error: RoutingError, conversation: &str) -> ApiError {
+    match error {
+        RoutingError::UnknownOperator(operator) => ApiError::new(
+            ErrorCode::UnknownOperator,
+            format!("no operator `{operator}`"),
+        ),
+        RoutingError::NotAssignee {
+            operator, owner, ..
+        } => ApiError::new(
+            ErrorCode::NotAssignee,
+            format!(
+                "operator `{operator}` may not reply to conversation `{conversation}`: {owner}"
+            ),
+        ),
+        RoutingError::Resolved(_) => ApiError::new(
+            ErrorCode::ConversationResolved,
+            format!("conversation `{conversation}` is resolved"),
+        ),
+        RoutingError::AtCapacity { operator, capacity } => ApiError::new(
+            ErrorCode::OperatorAtCapacity,
+            format!("operator `{operator}` already holds {capacity} conversations, their capacity"),
+        ),
+        RoutingError::UnknownConversation(_) => ApiError::new(
+            ErrorCode::NotRouted,
+            format!(
+                "routing does not know conversation `{conversation}` (the store holds no open \
+                 conversation by that id)"
+            ),
+        ),
+        other => ApiError::new(ErrorCode::Refused, other.to_string()),
     }
 }
 

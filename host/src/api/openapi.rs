@@ -129,7 +129,7 @@ fn paths() -> Value {
                     {
                         "name": "offset", "in": "query", "required": false,
                         "description": "Skip this many first (default 0).",
-                        "schema": { "type": "integer", "minimum": 0 }
+                        "schema": { "type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_i64 }
                     }
                 ],
                 "responses": with(errors(&["400", "401"]), "200", ok("The conversations and how many match in all.", "ConversationList"))

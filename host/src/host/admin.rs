@@ -55,11 +55,11 @@ pub struct RoutingReport {
 
 impl Host {
     fn known_connector(&self, tenant: &str, name: &str) -> Result<&Arc<Connector>, Error> {
-        self.connector(tenant, name).ok_or_else(|| {
-            Error::Other(anyhow::anyhow!(
-                "no connector `{name}` for tenant `{tenant}`"
-            ))
-        })
+        self.connector(tenant, name)
+            .ok_or_else(|| Error::UnknownConnector {
+                tenant: tenant.to_string(),
+                connector: name.to_string(),
+            })
     }
 
     /// Loads a connector's plugin file anew and swaps it in: the candidate is compiled,

@@ -418,11 +418,10 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 }
                 result => result,
             },
-            None => Err(Error::Other(anyhow::anyhow!(
-                "no connector `{}` for tenant `{}`",
-                entry.connector,
-                entry.tenant
-            ))),
+            None => Err(Error::UnknownConnector {
+                tenant: entry.tenant.clone(),
+                connector: entry.connector.clone(),
+            }),
         };
         settle(inner, entry, result).await?;
     }
@@ -532,9 +531,24 @@ fn same_reply(
 /// The refusal of a change to a conversation that is resolved (or that the store no longer
 /// holds open).
 fn resolved(conversation_id: &str) -> Error {
-    Error::Refused(format!(
-        "conversation `{conversation_id}` is resolved; the customer's next message opens a new one"
-    ))
+    Error::ConversationResolved {
+        conversation: conversation_id.to_string(),
+    }
+}
+
+/// Routing's refusal of a change to `conversation_id`.
+fn refused_by_routing(conversation_id: &str, error: crate::routing::RoutingError) -> Error {
+    Error::Routing {
+        conversation: Some(conversation_id.to_string()),
+        source: Box::new(error),
+    }
+}
+
+fn unknown_connector(tenant: &str, connector: &str) -> Error {
+    Error::UnknownConnector {
+        tenant: tenant.to_string(),
+        connector: connector.to_string(),
+    }
 }
 
 /// Observes the first-response time when `entry` is the first reply of a person (not the
@@ -635,7 +649,9 @@ impl HostInner {
         let routing = self
             .routing
             .get(tenant)
-            .ok_or_else(|| anyhow::anyhow!("tenant `{tenant}` has no routing configured"))?;
+            .ok_or_else(|| Error::RoutingNotConfigured {
+                tenant: tenant.to_string(),
+            })?;
         Ok(routing.lock().await)
     }
 }
@@ -750,7 +766,7 @@ impl Host {
     pub async fn poll(&self, tenant: &str, connector: &str) -> Result<Vec<PollReport>, Error> {
         let c = self
             .connector(tenant, connector)
-            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+            .ok_or_else(|| unknown_connector(tenant, connector))?;
         let (reports, ingested) = c.poll_all(&self.inner.store, &self.inner.leases).await;
         self.inner.route(c, &ingested).await;
         Ok(reports)
@@ -794,8 +810,9 @@ impl Host {
         let conversation = store
             .conversation(tenant, conversation_id)
             .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
+            .ok_or_else(|| Error::UnknownConversation {
+                tenant: tenant.to_string(),
+                conversation: conversation_id.to_string(),
             })?;
         if conversation.status == ConversationStatus::Resolved {
             return Err(resolved(conversation_id));
@@ -841,7 +858,7 @@ impl Host {
         let route = routing
             .engine
             .authorize_reply(id, operator)
-            .map_err(|e| Error::Refused(e.to_string()))?;
+            .map_err(|e| refused_by_routing(conversation_id, e))?;
         // The account asked for is honoured when it is the one routing allows, and refused
         // otherwise: a reply never goes out from an account nobody asked for silently.
         if let Some(asked) = account
@@ -861,7 +878,7 @@ impl Host {
         routing
             .engine
             .record_reply(id, operator)
-            .map_err(|e| Error::Refused(e.to_string()))?;
+            .map_err(|e| refused_by_routing(conversation_id, e))?;
         Ok(entry)
     }
 
@@ -872,8 +889,9 @@ impl Host {
         let conversation = store
             .conversation(tenant, conversation_id)
             .await?
-            .ok_or_else(|| {
-                anyhow::anyhow!("no conversation `{conversation_id}` for tenant `{tenant}`")
+            .ok_or_else(|| Error::UnknownConversation {
+                tenant: tenant.to_string(),
+                conversation: conversation_id.to_string(),
             })?;
         if conversation.status == ConversationStatus::Resolved {
             return Ok(());
@@ -902,7 +920,7 @@ impl Host {
             Ok(notices) => change.notices.extend(notices),
             Err(e) => {
                 routing.finish(store, tenant, change, Vec::new()).await?;
-                return Err(Error::Refused(e.to_string()));
+                return Err(refused_by_routing(conversation_id, e));
             }
         }
         change
@@ -930,7 +948,10 @@ impl Host {
             Ok(notices) => notices,
             Err(e) => {
                 routing.finish(store, tenant, change, Vec::new()).await?;
-                return Err(Error::Refused(e.to_string()));
+                return Err(Error::Routing {
+                    conversation: None,
+                    source: Box::new(e),
+                });
             }
         };
         change.notices.extend(notices);
@@ -966,7 +987,7 @@ impl Host {
                 .engine
                 .transfer(id, to)
                 .await
-                .map_err(|e| Error::Refused(e.to_string())),
+                .map_err(|e| refused_by_routing(conversation_id, e)),
             None => Err(resolved(conversation_id)),
         };
         match result {
@@ -1004,7 +1025,7 @@ impl Host {
     ) -> Result<Sent, Error> {
         let c = self
             .connector(tenant, connector)
-            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+            .ok_or_else(|| unknown_connector(tenant, connector))?;
         c.send(message).await
     }
 
@@ -1050,7 +1071,7 @@ impl Host {
     ) -> Result<crate::connectors::ConnectorHealth, Error> {
         let c = self
             .connector(tenant, connector)
-            .ok_or_else(|| anyhow::anyhow!("no connector `{connector}` for tenant `{tenant}`"))?;
+            .ok_or_else(|| unknown_connector(tenant, connector))?;
         Ok(c.reset())
     }
 
@@ -1150,36 +1171,5 @@ impl Host {
     #[cfg(feature = "fault-injection")]
     pub fn inject_task_panic(&self, task: &str) {
         self.inner.task_book.inject_panic(task);
-    }
-
-    /// Runs `f` with a tenant's routing engine and the engine's id of a stored
-    /// conversation (`None` when routing never saw it); `None` when the tenant has no
-    /// routing. For callers that need routing's own errors rather than a refusal in
-    /// words (the REST API's statuses).
-    pub(crate) async fn with_conversation_routing<T>(
-        &self,
-        tenant: &str,
-        conversation_id: &str,
-        f: impl FnOnce(&RoutingEngine, Option<ConversationId>) -> T,
-    ) -> Option<T> {
-        let mut routing = self.inner.routing.get(tenant)?.lock().await;
-        // Taken up from the store when this host has not seen it (a restart, another host).
-        let id = routing
-            .current(
-                &self.inner.store,
-                tenant,
-                conversation_id,
-                &self.inner.brands(tenant),
-            )
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(
-                    tenant,
-                    conversation = conversation_id,
-                    "taking up a stored conversation: {e:#}"
-                );
-                None
-            });
-        Some(f(&routing.engine, id))
     }
 }

@@ -191,7 +191,11 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
         .reply("default", &first, other, None, "ci penso io", "r0")
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Refused(_)), "{refused:?}");
+    assert!(
+        matches!(&refused, Error::Routing { source, .. }
+            if matches!(**source, centralino::routing::RoutingError::NotAssignee { .. })),
+        "{refused:?}"
+    );
     host.reply(
         "default",
         &first,

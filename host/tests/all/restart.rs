@@ -132,7 +132,11 @@ async fn after_a_restart_assignees_keep_their_conversations_and_the_queue_is_bac
         .reply("default", &mario, other(&mario_op), None, "ciao", "r-1")
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::Refused(_)), "{refused}");
+    assert!(
+        matches!(&refused, Error::Routing { source, .. }
+            if matches!(**source, centralino::routing::RoutingError::NotAssignee { .. })),
+        "{refused}"
+    );
     let queued = second
         .reply("default", &mario, &mario_op, None, "Ciao Mario!", "r-2")
         .await

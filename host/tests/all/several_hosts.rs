@@ -215,7 +215,7 @@ async fn two_hosts_on_postgres_count_an_operators_load_once() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&refused, Error::Refused(reason) if reason.contains("resolved")),
+        matches!(&refused, Error::ConversationResolved { conversation } if conversation == &first),
         "{refused}"
     );
     // … and REST, as the API documents for a resolved conversation.
