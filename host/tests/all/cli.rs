@@ -76,3 +76,69 @@ fn plugin_inspect_of_a_missing_file_says_which_file() {
     assert_eq!(code, 1);
     assert!(stderr.contains("/nonexistent/plugin.wasm"), "{stderr}");
 }
+
+/// The crates `cargo tree -p centralino -e normal` lists (names only, each once), with
+/// `features` passed to cargo; `None` when cargo cannot be started here.
+fn normal_dependencies(features: &[&str]) -> Option<std::collections::BTreeSet<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let out = match Command::new(cargo)
+        .args(["tree", "--offline", "-p", "centralino", "-e", "normal"])
+        .args(["--prefix", "none", "--manifest-path"])
+        .arg(&manifest)
+        .args(features)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run cargo tree: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+#[test]
+fn an_embedders_build_pulls_in_neither_clap_nor_the_subscriber_nor_the_emulators() {
+    let Some(embedder) = normal_dependencies(&["--no-default-features"]) else {
+        eprintln!("skipped: cargo is not available to run `cargo tree`");
+        return;
+    };
+    assert!(
+        embedder.contains("centralino") && embedder.contains("wasmtime"),
+        "the tree was not parsed: {embedder:?}"
+    );
+    let binarys_own = [
+        "clap",
+        "clap_builder",
+        "clap_derive",
+        "tracing-subscriber",
+        "centralino-emulators",
+    ];
+    for name in binarys_own {
+        assert!(
+            !embedder.contains(name),
+            "`{name}` is in an embedder's build (default features off); only the `cli` \
+             feature may bring it"
+        );
+    }
+    // The same check sees them when the binary is built, so it is not vacuous.
+    let Some(binary) = normal_dependencies(&["--features", "cli"]) else {
+        return;
+    };
+    for name in binarys_own {
+        assert!(
+            binary.contains(name),
+            "`{name}` missing with `cli`: {binary:?}"
+        );
+    }
+}

@@ -1,4 +1,12 @@
-//! The `centralino` command: inspect plugins, run the demo.
+//! The `centralino` command: run the host beside a CRM, administer a running one, check a
+//! config, inspect and exercise plugins, replay routing, run the telecom demo.
+//!
+//! One module per command: `run`; `config` (`init`, `check`); `admin` (`status`, `reload`,
+//! `connectors`, `agents`); `inspect`, `plugin_replay` (`plugin webhook`, `plugin poll`)
+//! and `scaffold` (`plugin new`, from `templates/`); `replay` (`route replay`); `demo`.
+//! The binary is built with the default feature `cli`, which alone brings clap,
+//! tracing-subscriber and the platform emulators: a CRM that links the library without
+//! default features gets none of them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,21 +41,13 @@ fn print_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
-#[path = "../cli/admin.rs"]
 mod admin;
-#[path = "../cli/config.rs"]
 mod config;
-#[path = "../cli/demo.rs"]
 mod demo;
-#[path = "../cli/inspect.rs"]
 mod inspect;
-#[path = "../cli/plugin_replay.rs"]
 mod plugin_replay;
-#[path = "../cli/replay.rs"]
 mod replay;
-#[path = "../cli/run.rs"]
 mod run;
-#[path = "../cli/scaffold.rs"]
 mod scaffold;
 
 /// centralino: social customer care on a WebAssembly plugin host.
