@@ -12,7 +12,8 @@ use centralino::api::admin::{AdminApi, check_exposure};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::api::{ACME, ADMIN, Answer, Sidecar, eventually};
+use crate::api::{ACME, ADMIN, Answer, Sidecar};
+use crate::support::eventually;
 
 impl Sidecar {
     async fn admin_call(

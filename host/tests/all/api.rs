@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use centralino::Host;
 use centralino::api::admin::AdminApi;
@@ -21,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::component;
 use crate::routing::chain;
+use crate::support::eventually;
 use crate::support::serve_rest;
 
 pub const ACME: &str = "token-acme";
@@ -229,16 +229,6 @@ impl Sidecar {
         assert_eq!(conversations.len(), 1, "{}", list.text);
         conversations[0].clone()
     }
-}
-
-pub async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use centralino::store::OutboxStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, WebhookRequest};
 
 use crate::component;
+use crate::support::eventually;
 
 fn echo_spec() -> ConnectorSpec {
     ConnectorSpec::new(
@@ -39,16 +40,6 @@ fn delivery(body: &str) -> WebhookRequest {
     }
 }
 
-async fn eventually<F: Fn() -> bool>(what: &str, check: F) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn every_stored_message_reaches_the_local_inbox_once_and_a_reply_is_sent_once() {
     let host = Host::builder()
@@ -62,7 +53,7 @@ async fn every_stored_message_reaches_the_local_inbox_once_and_a_reply_is_sent_o
         .await;
     assert_eq!(response.status, 200);
     let conversation = stored[0].conversation_id.clone();
-    eventually("the message event", || inbox.events().len() == 1).await;
+    eventually("the message event", async || inbox.events().len() == 1).await;
     let CrmEvent::MessageReceived {
         new_conversation,
         message,
@@ -98,7 +89,7 @@ async fn every_stored_message_reaches_the_local_inbox_once_and_a_reply_is_sent_o
         .await
         .unwrap();
     assert_eq!(first.id, again.id);
-    eventually("the reply event", || {
+    eventually("the reply event", async || {
         inbox
             .events()
             .iter()
@@ -152,7 +143,7 @@ async fn a_refused_reply_is_reported_with_its_reason() {
         )
         .await
         .unwrap();
-    eventually("the failure event", || {
+    eventually("the failure event", async || {
         inbox
             .events()
             .iter()
@@ -232,7 +223,10 @@ async fn a_crm_endpoint_that_was_down_receives_every_event_in_order_once_it_is_b
             .await;
         assert_eq!(response.status, 200);
     }
-    eventually("five deliveries", || received.lock().unwrap().len() == 5).await;
+    eventually("five deliveries", async || {
+        received.lock().unwrap().len() == 5
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let received = received.lock().unwrap().clone();
     assert_eq!(received.len(), 5, "each event once");
@@ -297,7 +291,7 @@ async fn the_whole_path_runs_on_postgresql_too() {
         )
         .await
         .unwrap();
-    eventually("the reply to be sent", || {
+    eventually("the reply to be sent", async || {
         inbox
             .events()
             .iter()
@@ -329,7 +323,7 @@ async fn pruning_deletes_delivered_events_and_sent_replies_and_keeps_the_convers
         .reply("default", &conversation, "marco", None, "Ciao!", "req-1")
         .await
         .unwrap();
-    eventually("the reply to be sent and reported", || {
+    eventually("the reply to be sent and reported", async || {
         inbox
             .events()
             .iter()

@@ -3,7 +3,6 @@
 //! only the assignee may answer (from their own account), and resolving drains the queue.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
@@ -18,6 +17,7 @@ use centralino_emulators::x::NewTweet;
 
 use crate::component;
 use crate::routing::chain;
+use crate::support::eventually;
 
 const SECRET: &str = "consumer-secret";
 
@@ -108,16 +108,6 @@ async fn mention(host: &Host, x: &XApi, author: (&str, &str), text: &str) -> Str
     stored[0].conversation_id.clone()
 }
 
-async fn eventually<F: Fn() -> bool>(what: &str, check: F) {
-    for _ in 0..1000 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_answers() {
     let x = XApi::start().await.unwrap();
@@ -164,7 +154,7 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
     );
 
     // Piero is told where he stands, publicly, in his thread, from the brand account.
-    eventually("the auto-reply", || {
+    eventually("the auto-reply", async || {
         x.tweets().iter().any(|t| t.author_id == "1001")
     })
     .await;
@@ -207,7 +197,7 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
     .await
     .unwrap();
     let token = format!("Bearer token-{assignee}");
-    eventually("the operator's reply", || {
+    eventually("the operator's reply", async || {
         x.requests()
             .iter()
             .any(|r| r.path == "/2/tweets" && r.header("authorization") == Some(token.as_str()))
@@ -224,7 +214,7 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
     assert_eq!(c.status, ConversationStatus::Assigned);
     assert_eq!(c.assignee.as_deref(), Some(assignee.as_str()));
     let inbox = host.local_inbox().unwrap().clone();
-    eventually("the CRM to hear about all of it", || {
+    eventually("the CRM to hear about all of it", async || {
         let events = inbox.events();
         events.iter().any(|e| matches!(&e.event, CrmEvent::ConversationQueued { conversation_id, .. } if *conversation_id == third))
             && events.iter().any(|e| matches!(&e.event, CrmEvent::ConversationResolved { conversation_id } if *conversation_id == first))

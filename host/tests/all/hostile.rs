@@ -8,7 +8,7 @@
 //! against hangs: the tests assert behaviour, not speed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::{Circuit, ConnectorHealth, ConnectorSpec};
@@ -20,13 +20,11 @@ use centralino::{Error, Fault, Host};
 use centralino_emulators::x::NewTweet;
 use centralino_emulators::{Fault as PlatformFault, XApi};
 
+use crate::support::eventually;
 use crate::{agent, component, context};
 
 /// The hostile plugin as hosts name it.
 const HOSTILE: &str = "hostile-channel@0.1.0";
-
-/// Longest any wait in these tests may take before it counts as a hang.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A host with a good connector (`twitter`) and a hostile one (`hostile`), serving its
 /// ingress on loopback.
@@ -132,18 +130,6 @@ pub async fn bench_routed(
         url,
         _server: server,
     }
-}
-
-/// Waits until `check` holds, for at most [`PATIENCE`].
-pub async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
-    let started = Instant::now();
-    while started.elapsed() < PATIENCE {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out after {PATIENCE:?} waiting for {what}");
 }
 
 /// External ids of the inbound messages stored for connector `channel`.

@@ -22,7 +22,8 @@ use centralino_emulators::x::NewTweet;
 use serde_json::Value;
 
 use crate::component;
-use crate::hostile::{eventually, health, stored_ids, twitter};
+use crate::hostile::{health, stored_ids, twitter};
+use crate::support::eventually;
 
 const CONSUMER_SECRET: &str = "x-consumer-secret";
 const ADMIN_TOKEN: &str = "admin-token-swap";

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::api::{ACME, ADMIN, Sidecar, eventually};
+use crate::api::{ACME, ADMIN, Sidecar};
+use crate::support::eventually;
 
 /// One sample: metric name, labels, value.
 #[derive(Clone, Debug, PartialEq)]

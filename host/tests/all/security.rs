@@ -22,7 +22,7 @@ use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
 use centralino_emulators::x::NewTweet;
 
 use crate::component;
-use crate::hostile::eventually;
+use crate::support::eventually;
 
 const SECRET: &str = "x-consumer-secret";
 

@@ -19,7 +19,8 @@ use centralino::types::{WebhookRequest, WebhookResponse};
 use centralino_emulators::x::NewTweet;
 use centralino_emulators::{Fault as PlatformFault, XApi};
 
-use crate::hostile::{Bench, bench, eventually, health, hostile, stored_ids};
+use crate::hostile::{Bench, bench, health, hostile, stored_ids};
+use crate::support::eventually;
 
 /// The faults a round injects, in turn; the script is the hostile webhook's body.
 const FAULTS: [(&str, &str); 8] = [

@@ -129,3 +129,19 @@ pub fn without_each_field(
         })
         .collect()
 }
+
+/// Longest any `eventually` waits before the test calls it a hang.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until `check` holds, looking every 10 ms for at most [`PATIENCE`]; the one
+/// helper every test module uses to wait for the host's background work.
+pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < PATIENCE {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out after {PATIENCE:?} waiting for {what}");
+}

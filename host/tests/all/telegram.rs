@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::support::eventually;
 use crate::support::free_port;
 use centralino::PluginFailure;
 use centralino::config::Config;
@@ -460,16 +461,6 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[tokio::test]
 async fn a_host_built_without_telegram_takes_it_on_through_config_and_answers_customers() {
     let api = TelegramApi::start().await.unwrap();
@@ -518,7 +509,7 @@ async fn a_host_built_without_telegram_takes_it_on_through_config_and_answers_cu
     assert_eq!(conversations.len(), 1);
     let conversation = conversations[0].id.clone();
     let inbox = host.local_inbox().unwrap().clone();
-    eventually("the assignment to marco", || {
+    eventually("the assignment to marco", async || {
         inbox.events().iter().any(|d| {
             matches!(&d.event, CrmEvent::ConversationAssigned { operator, .. } if operator == "marco")
         })
@@ -536,7 +527,7 @@ async fn a_host_built_without_telegram_takes_it_on_through_config_and_answers_cu
     )
     .await
     .unwrap();
-    eventually("the reply on Telegram", || !api.sent().is_empty()).await;
+    eventually("the reply on Telegram", async || !api.sent().is_empty()).await;
     let sent = api.sent();
     assert_eq!(sent[0].chat_id, "4242");
     assert_eq!(
