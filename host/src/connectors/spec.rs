@@ -1,0 +1,61 @@
+//! What the admin configures for one connector.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::capabilities::Grants;
+use crate::runtime::PluginLimits;
+use crate::types::ConnectorConfig;
+
+/// Tenant used when a deployment does not mention tenants.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One connector as the admin configured it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorSpec {
+    /// Tenant that owns it. Default: [`DEFAULT_TENANT`].
+    pub tenant: String,
+    /// Name, unique per tenant; the webhook route and the stored channel name
+    /// (`twitter`, `facebook-tim`).
+    pub name: String,
+    /// The plugin component.
+    pub plugin: PathBuf,
+    /// Settings and accounts (credentials by name only).
+    pub config: ConnectorConfig,
+    /// What the plugin may use: hosts, credentials, secrets. Default: nothing.
+    pub grants: Grants,
+    /// Limits of its calls.
+    pub limits: PluginLimits,
+    /// How often to poll each account; `None` when the connector only gets webhooks.
+    pub poll_interval: Option<Duration>,
+    /// Brand of each account (account id → brand), for routing by brand.
+    pub brands: std::collections::BTreeMap<String, String>,
+    /// Whether it takes calls from the start. A disabled connector is loaded (its plugin
+    /// compiled) but answers webhooks 503, skips polls and keeps replies queued until
+    /// enabled. Default: `true`.
+    pub enabled: bool,
+}
+
+impl ConnectorSpec {
+    /// A connector of the default tenant with no grants, default limits and no polling.
+    pub fn new(
+        name: impl Into<String>,
+        plugin: impl Into<PathBuf>,
+        config: ConnectorConfig,
+    ) -> Self {
+        ConnectorSpec {
+            tenant: DEFAULT_TENANT.to_string(),
+            name: name.into(),
+            plugin: plugin.into(),
+            config,
+            grants: Grants::default(),
+            limits: PluginLimits {
+                call_deadline: Duration::from_secs(5),
+                ..PluginLimits::default()
+            },
+            poll_interval: None,
+            brands: std::collections::BTreeMap::new(),
+            enabled: true,
+        }
+    }
+}

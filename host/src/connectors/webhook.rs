@@ -1,0 +1,97 @@
+//! A platform's webhook delivery: through the plugin, into the store, and only then
+//! acknowledged; failures become answers that make the platform retry or give up.
+
+use super::Connector;
+use super::call::CallKind;
+use crate::error::{Error, PluginFailure};
+use crate::store::{Ingested, Store};
+use crate::types::{WebhookRequest, WebhookResponse};
+
+impl Connector {
+    /// Runs a delivery through the plugin and stores its messages; the platform's answer
+    /// is returned only once they are committed. Failures become answers that make the
+    /// platform retry (5xx) or give up (4xx) as appropriate, so nothing acknowledged is lost.
+    pub(crate) async fn deliver(
+        &self,
+        store: &Store,
+        request: WebhookRequest,
+    ) -> (WebhookResponse, Vec<Ingested>) {
+        let active = self.active();
+        let plugin = &active.plugin;
+        let outcome = self
+            .call(
+                &active,
+                "handle-webhook",
+                CallKind::Traffic,
+                async move |instance| instance.handle_webhook(request).await,
+            )
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(Error::Plugin {
+                failure: PluginFailure::InvalidInput { detail },
+                ..
+            }) => {
+                if let Some(held_back) = self.refusals.admit(std::time::Instant::now()) {
+                    tracing::warn!(
+                        tenant = %self.tenant, connector = %self.name, %plugin, held_back,
+                        "rejected webhook: {detail} ({held_back} more refused since the last \
+                         such line, not logged)"
+                    );
+                }
+                return (error_response(400, &detail), Vec::new());
+            }
+            Err(Error::Unavailable { retry_after_ms, .. }) => {
+                tracing::debug!(tenant = %self.tenant, connector = %self.name, "webhook refused: connector not taking calls");
+                // Platforms retry 5xx answers; `Retry-After` is a hint in whole seconds.
+                let seconds = retry_after_ms.map_or(60, |ms| ms.div_ceil(1000).max(1));
+                let mut response = error_response(503, "temporarily unavailable, retry later");
+                response
+                    .headers
+                    .push(("retry-after".to_string(), seconds.to_string()));
+                return (response, Vec::new());
+            }
+            Err(e) => {
+                tracing::error!(tenant = %self.tenant, connector = %self.name, "webhook not processed: {e}");
+                return (
+                    error_response(503, "not processed, retry later"),
+                    Vec::new(),
+                );
+            }
+        };
+        if outcome.response.status >= 300 || outcome.messages.is_empty() {
+            if outcome.response.status >= 400
+                && let Some(held_back) = self.refusals.admit(std::time::Instant::now())
+            {
+                tracing::warn!(
+                    tenant = %self.tenant, connector = %self.name, status = outcome.response.status,
+                    held_back,
+                    "plugin {plugin} refused a webhook delivery ({held_back} more refused since \
+                     the last such line, not logged; all are counted in \
+                     centralino_webhooks_rejected_total)"
+                );
+            }
+            return (outcome.response, Vec::new());
+        }
+        match store
+            .ingest(&self.tenant, &self.name, &outcome.messages)
+            .await
+        {
+            Ok(ingested) => (outcome.response, ingested),
+            Err(e) => {
+                tracing::error!(tenant = %self.tenant, connector = %self.name, "storing webhook messages failed: {e:#}");
+                (error_response(503, "not stored, retry later"), Vec::new())
+            }
+        }
+    }
+}
+
+fn error_response(status: u16, message: &str) -> WebhookResponse {
+    WebhookResponse {
+        status,
+        headers: vec![("content-type".to_string(), "application/json".to_string())],
+        body: serde_json::json!({ "error": message })
+            .to_string()
+            .into_bytes(),
+    }
+}
