@@ -56,6 +56,7 @@ pub mod crm;
 mod error;
 mod host;
 pub mod metrics;
+mod retry;
 pub mod routing;
 pub mod runtime;
 pub mod server;

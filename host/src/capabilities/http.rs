@@ -486,15 +486,9 @@ fn usage_spent(usage: &serde_json::Value) -> bool {
         .any(|k| usage[*k].as_u64().is_some_and(|v| v >= 100))
 }
 
-/// Exponential backoff from 200 ms with ±50 % jitter, so retries of many connectors spread out.
+/// The wait before retry `attempt` (1 for the first): [`crate::retry::HTTP_REQUEST`].
 fn backoff(attempt: u32) -> Duration {
-    let base = 200u64.saturating_mul(1u64 << attempt.min(6));
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let jitter = u64::from(nanos % 1000); // 0..1000 → 50 %..150 %
-    Duration::from_millis(base * (500 + jitter) / 1000)
+    crate::retry::HTTP_REQUEST.delay(u64::from(attempt.saturating_sub(1)))
 }
 
 fn millis(d: Duration) -> u64 {

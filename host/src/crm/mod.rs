@@ -149,8 +149,8 @@ pub(crate) async fn dispatch_once(
         match crm.deliver(&delivery).await {
             Ok(()) => delivered.push(delivery.id),
             Err(e) => {
-                let wait = Duration::from_millis(200u64.saturating_mul(1 << attempts.clamp(0, 10)))
-                    .min(Duration::from_secs(300));
+                let retry = u64::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+                let wait = crate::retry::CRM_EVENTS.delay(retry);
                 tracing::warn!(event = %delivery.id, attempts, "CRM refused an event, retrying in {wait:?}: {e:#}");
                 failed = Some((delivery.id, format!("{e:#}"), wait));
                 break;

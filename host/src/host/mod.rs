@@ -475,8 +475,8 @@ async fn settle(
             ..
         }
         | Error::Fault { .. } => {
-            let attempts = u32::try_from(entry.attempts.clamp(1, 10)).unwrap_or(10);
-            Some(now + 500 * (1u64 << attempts))
+            let retry = u64::try_from(entry.attempts.saturating_sub(1)).unwrap_or(0);
+            Some(now.saturating_add(crate::retry::OUTBOX.delay_ms(retry)))
         }
         _ => None,
     }

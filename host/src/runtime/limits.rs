@@ -101,15 +101,15 @@ impl Default for PluginLimits {
 
 impl PluginLimits {
     /// How long to refuse calls after `consecutive` faults in a row: nothing after the
-    /// first, then `fault_backoff` doubling up to `fault_backoff_max`.
+    /// first, then `fault_backoff` doubling up to `fault_backoff_max` (at most 2²⁰ times
+    /// `fault_backoff`), by the host's one retry policy (`Backoff`).
     pub fn backoff_after(&self, consecutive: u32) -> Duration {
         if consecutive < 2 {
             return Duration::ZERO;
         }
         let doublings = (consecutive - 2).min(20);
-        self.fault_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.fault_backoff_max)
+        crate::retry::Backoff::new(self.fault_backoff, self.fault_backoff_max)
+            .delay(u64::from(doublings))
     }
 }
 
