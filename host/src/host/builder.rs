@@ -1,0 +1,361 @@
+//! [`HostBuilder`]: what a host is made of, its documented defaults, and the start-up
+//! that opens the store, starts every connector, takes up the store's state and starts the
+//! supervised background tasks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::outbox::outbox_sender;
+use super::routing::TenantRouting;
+use super::tasks::{TaskBook, supervise};
+use super::{Host, HostInner};
+use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT};
+use crate::crm::{Crm, CrmEvent, LocalInbox};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::routing::RoutingEngine;
+use crate::runtime::Runtime;
+use crate::store::leases::LeaseHolder;
+use crate::store::{Backend, Store};
+
+/// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
+/// no connectors, webhook bodies up to 1 MiB, events kept in a [`LocalInbox`], host id
+/// `centralino`.
+pub struct HostBuilder {
+    store_url: String,
+    runtime: Option<Runtime>,
+    connectors: Vec<ConnectorSpec>,
+    max_webhook_body: usize,
+    crm: Option<Arc<dyn Crm>>,
+    host_id: String,
+    routing: HashMap<String, RoutingEngine>,
+    auto_reply: bool,
+    poll_lease_ttl: Option<Duration>,
+    retention: Option<Duration>,
+}
+
+/// How long delivered CRM events and finished replies are kept by default (see
+/// [`HostBuilder::retention`]).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often the host prunes what it no longer needs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("store_url", &crate::store::redacted_url(&self.store_url))
+            .field("connectors", &self.connectors.len())
+            .field("host_id", &self.host_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        HostBuilder {
+            store_url: "sqlite::memory:".to_string(),
+            runtime: None,
+            connectors: Vec::new(),
+            max_webhook_body: 1 << 20,
+            crm: None,
+            host_id: "centralino".to_string(),
+            routing: HashMap::new(),
+            auto_reply: true,
+            poll_lease_ttl: None,
+            retention: Some(DEFAULT_RETENTION),
+        }
+    }
+}
+
+impl HostBuilder {
+    /// The store: `sqlite://file.db`, `sqlite::memory:` or `postgres://…`.
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.store_url = url.into();
+        self
+    }
+
+    /// How long delivered CRM events and replies sent or failed for good are kept; the
+    /// host deletes older ones every hour ([`Store::prune`]). `None` keeps them forever.
+    /// Conversations and messages are never deleted. Default: [`DEFAULT_RETENTION`], 30
+    /// days.
+    pub fn retention(mut self, keep: Option<Duration>) -> Self {
+        self.retention = keep;
+        self
+    }
+
+    /// Shares an existing runtime (and its compiled components).
+    pub fn runtime(mut self, runtime: Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Adds a connector.
+    pub fn connector(mut self, spec: ConnectorSpec) -> Self {
+        self.connectors.push(spec);
+        self
+    }
+
+    /// Largest webhook body accepted; larger ones get 413.
+    pub fn max_webhook_body(mut self, bytes: usize) -> Self {
+        self.max_webhook_body = bytes;
+        self
+    }
+
+    /// Where events go: the CRM's own [`Crm`] implementation, or a
+    /// [`WebhookCrm`](crate::crm::WebhookCrm). Default: a [`LocalInbox`].
+    pub fn crm(mut self, crm: Arc<dyn Crm>) -> Self {
+        self.crm = Some(crm);
+        self
+    }
+
+    /// A stable name for this host, used to claim outbox rows and, after a crash, to find
+    /// the replies it was sending. Hosts sharing a database need distinct names.
+    pub fn host_id(mut self, id: impl Into<String>) -> Self {
+        self.host_id = id.into();
+        self
+    }
+
+    /// How long a polling lease lasts without renewal: when this host dies, another host
+    /// sharing the database takes its accounts over at most this long (plus one poll
+    /// interval) later. Default: three poll intervals of each connector, at least 10 s; a
+    /// value not longer than a connector's poll interval is raised to twice the interval.
+    /// See [`crate::store::leases`].
+    pub fn poll_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.poll_lease_ttl = Some(ttl);
+        self
+    }
+
+    /// Routes the default tenant's conversations with `engine` (operators, policy chain).
+    /// Without routing, conversations are stored and reported but nobody is assigned.
+    pub fn routing(self, engine: RoutingEngine) -> Self {
+        self.tenant_routing(DEFAULT_TENANT, engine)
+    }
+
+    /// Routes `tenant`'s conversations with `engine`.
+    pub fn tenant_routing(mut self, tenant: impl Into<String>, engine: RoutingEngine) -> Self {
+        self.routing.insert(tenant.into(), engine);
+        self
+    }
+
+    /// Whether a customer who has to wait gets the honest wait estimate as an automatic
+    /// reply (once per conversation). Default: yes.
+    pub fn auto_reply(mut self, enabled: bool) -> Self {
+        self.auto_reply = enabled;
+        self
+    }
+
+    /// Opens the store, loads every plugin and configures every connector, then starts the
+    /// background work (CRM delivery, the outbox, polling) on the current tokio runtime.
+    /// Any failure names the connector and the plugin.
+    pub async fn build(self) -> Result<Host, Error> {
+        let runtime = match self.runtime {
+            Some(runtime) => runtime,
+            None => Runtime::new()?,
+        };
+        let store = Store::open(&self.store_url).await?;
+        let mut connectors = HashMap::new();
+        let mut plugins: HashMap<PathBuf, crate::runtime::ChannelPlugin> = HashMap::new();
+        for spec in &self.connectors {
+            let key = (spec.tenant.clone(), spec.name.clone());
+            if connectors.contains_key(&key) {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "connector `{}` is configured twice for tenant `{}`",
+                    spec.name,
+                    spec.tenant
+                )));
+            }
+            // One compiled component serves every tenant; each connector gets its own instance.
+            let plugin = match plugins.get(&spec.plugin) {
+                Some(plugin) => plugin.clone(),
+                None => {
+                    let plugin = runtime.load_channel(&spec.plugin)?;
+                    plugins.insert(spec.plugin.clone(), plugin.clone());
+                    plugin
+                }
+            };
+            let connector = Connector::new(spec, &plugin);
+            connector.ready().await.with_context(|| {
+                format!(
+                    "starting connector `{}` of tenant `{}`",
+                    spec.name, spec.tenant
+                )
+            })?;
+            connectors.insert(key, Arc::new(connector));
+        }
+        let (crm, inbox): (Arc<dyn Crm>, Option<Arc<LocalInbox>>) = match self.crm {
+            Some(crm) => (crm, None),
+            None => {
+                let inbox = Arc::new(LocalInbox::new());
+                (inbox.clone(), Some(inbox))
+            }
+        };
+        // Replies this host was sending when it last stopped: report, never resend. On
+        // SQLite there is only one host, so every such row is ours.
+        let claimer = (store.backend() == Backend::Postgres).then_some(self.host_id.as_str());
+        let reclaimed = store.reclaim_events(claimer).await?;
+        if reclaimed > 0 {
+            tracing::info!(
+                reclaimed,
+                "CRM events that were being delivered at the last stop go out again"
+            );
+        }
+        for entry in store.reconcile_outbox(claimer).await? {
+            tracing::warn!(outbox = %entry.id, "reply caught mid-send by a stop; reported as uncertain");
+            let event = CrmEvent::ReplyFailed {
+                conversation_id: entry.conversation_id.clone(),
+                outbox_id: entry.id.clone(),
+                reason: entry.last_error.clone().unwrap_or_default(),
+                uncertain: true,
+            };
+            store.append_event(&entry.tenant, &event).await?;
+        }
+        let routing = self
+            .routing
+            .into_iter()
+            .map(|(tenant, engine)| {
+                (
+                    tenant,
+                    tokio::sync::Mutex::new(TenantRouting::new(engine, self.auto_reply)),
+                )
+            })
+            .collect();
+        let inner = Arc::new(HostInner {
+            routing,
+            runtime,
+            store: store.clone(),
+            connectors,
+            max_webhook_body: self.max_webhook_body,
+            inbox,
+            host_id: self.host_id.clone(),
+            leases: LeaseHolder::new(self.host_id.clone(), self.poll_lease_ttl),
+            tasks: std::sync::Mutex::new(Vec::new()),
+            task_book: Arc::new(TaskBook::default()),
+            metrics: Metrics::default(),
+        });
+        let host = Host { inner };
+        // Routing picks up where the store left off: open conversations with their
+        // assignees, the rest back in the queue.
+        for (tenant, routing) in &host.inner.routing {
+            let restored = routing
+                .lock()
+                .await
+                .restore(&host.inner.store, tenant, &host.inner.brands(tenant))
+                .await
+                .with_context(|| format!("restoring the routing state of tenant `{tenant}`"))?;
+            if restored > 0 {
+                tracing::info!(
+                    tenant,
+                    restored,
+                    "routing took up the store's open conversations"
+                );
+            }
+        }
+        let book = host.inner.task_book.clone();
+        let mut tasks = vec![
+            supervise(book.clone(), "crm-dispatcher".to_string(), {
+                let host_id = self.host_id.clone();
+                move || crate::crm::dispatcher(store.clone(), crm.clone(), host_id.clone())
+            }),
+            supervise(book.clone(), "outbox-sender".to_string(), {
+                let host = Arc::downgrade(&host.inner);
+                move || outbox_sender(host.clone())
+            }),
+        ];
+        if !host.inner.routing.is_empty() {
+            let host = Arc::downgrade(&host.inner);
+            tasks.push(supervise(
+                book.clone(),
+                "routing-ticker".to_string(),
+                move || ticker(host.clone()),
+            ));
+        }
+        if let Some(keep) = self.retention {
+            let store = host.inner.store.clone();
+            tasks.push(supervise(book.clone(), "pruner".to_string(), move || {
+                pruner(store.clone(), keep)
+            }));
+        }
+        for connector in host.inner.connectors.values() {
+            if let Some(interval) = connector.poll_interval {
+                let host = Arc::downgrade(&host.inner);
+                let connector = connector.clone();
+                let name = format!("poller:{}/{}", connector.tenant, connector.name);
+                tasks.push(supervise(book.clone(), name, move || {
+                    poller(host.clone(), connector.clone(), interval)
+                }));
+            }
+        }
+        if let Ok(mut slot) = host.inner.tasks.lock() {
+            slot.extend(tasks);
+        }
+        Ok(host)
+    }
+}
+
+/// Deletes what the host no longer needs (older than `keep`) every [`PRUNE_EVERY`], the
+/// first time a minute after start-up, until the host is dropped.
+async fn pruner(store: Store, keep: Duration) {
+    {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        loop {
+            let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+            let before = crate::clock::now_ms().saturating_sub(keep_ms);
+            match store.prune(before).await {
+                Ok(pruned) if pruned != Default::default() => tracing::info!(
+                    events = pruned.events,
+                    replies = pruned.replies,
+                    "pruned delivered CRM events and finished replies past the retention period"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!("pruning the store: {e:#}"),
+            }
+            tokio::time::sleep(PRUNE_EVERY).await;
+        }
+    }
+}
+
+/// Polls one connector every `interval` until the host is dropped.
+async fn poller(host: std::sync::Weak<HostInner>, connector: Arc<Connector>, interval: Duration) {
+    loop {
+        let Some(inner) = host.upgrade() else { return };
+        let (_, ingested) = connector.poll_all(&inner.store, &inner.leases).await;
+        inner.route(&connector, &ingested).await;
+        drop(inner);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Runs the routing engines' timers (offer timeouts, shifts) until the host is dropped.
+async fn ticker(host: std::sync::Weak<HostInner>) {
+    {
+        loop {
+            let Some(inner) = host.upgrade() else { return };
+            for (tenant, routing) in &inner.routing {
+                let mut routing = routing.lock().await;
+                if !routing.tick_due(&inner.store) {
+                    continue;
+                }
+                let brand = inner.brands(tenant);
+                let result = async {
+                    let mut change = routing.open(&inner.store, tenant, &[], &brand).await?;
+                    let notices = routing.engine.tick().await;
+                    change.notices.extend(notices);
+                    routing
+                        .finish(&inner.store, tenant, change, Vec::new())
+                        .await
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(tenant, "recording routing timers: {e:#}");
+                }
+            }
+            drop(inner);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! What a CRM does to a conversation through the host: reply, resolve, hand over, and set
+//! an operator's presence. Routing's rules decide; its refusals come back typed.
+
+use super::Host;
+use crate::crm::CrmEvent;
+use crate::error::Error;
+use crate::store::{ConversationStatus, OutboxEntry};
+use crate::types::Presence;
+
+impl Host {
+    /// Queues `operator`'s reply to a conversation in the outbox and returns the row; the
+    /// host sends it in the background, once, and reports the outcome to the CRM. The
+    /// reply is threaded under the customer's latest message and goes out from `account`
+    /// (the operator's own account on the channel) or, when `None`, from the account the
+    /// customer wrote to. With routing, the account is routing's choice (the operator's
+    /// own where the channel allows it): `None` takes it, and any other account is
+    /// refused. The same `idempotency_key` never queues a second reply.
+    pub async fn reply(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+        operator: &str,
+        account: Option<&str>,
+        text: &str,
+        idempotency_key: &str,
+    ) -> Result<OutboxEntry, Error> {
+        // A blank text would go out as an empty post under the operator's name.
+        if crate::types::is_blank_text(text) {
+            return Err(Error::Refused(
+                "the reply's text is blank: it has only whitespace or invisible characters"
+                    .to_string(),
+            ));
+        }
+        let store = &self.inner.store;
+        // A retried request gets the reply its key queued, and routing is not told twice;
+        // another reply under a used key is refused before routing hears of it, so a
+        // refused reply never counts as the customer's answer.
+        if let Some(queued) = store.outbox_by_key(tenant, idempotency_key).await? {
+            return same_reply(queued, conversation_id, operator, text, idempotency_key);
+        }
+        let conversation = store
+            .conversation(tenant, conversation_id)
+            .await?
+            .ok_or_else(|| Error::UnknownConversation {
+                tenant: tenant.to_string(),
+                conversation: conversation_id.to_string(),
+            })?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Err(resolved(conversation_id));
+        }
+        let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
+        let queue = |account: Option<String>| {
+            let message = conversation.reply(
+                account,
+                in_reply_to.clone(),
+                text.to_string(),
+                idempotency_key.to_string(),
+            );
+            async move {
+                store
+                    .enqueue_reply(
+                        tenant,
+                        &conversation.channel,
+                        conversation_id,
+                        operator,
+                        &message,
+                    )
+                    .await
+            }
+        };
+        let Some(routing) = self.inner.routing.get(tenant) else {
+            let (entry, new) = queue(account.map(str::to_string)).await?;
+            return if new {
+                Ok(entry)
+            } else {
+                same_reply(entry, conversation_id, operator, text, idempotency_key)
+            };
+        };
+        // With routing, only the assignee (or anyone after a transfer) may answer, and the
+        // engine picks the sending account: the operator's own where the channel allows it.
+        // Who holds the conversation is read from the store on PostgreSQL (another host may
+        // have resolved or handed it over). The reply counts as the answer only once the
+        // outbox has accepted it.
+        let mut routing = routing.lock().await;
+        let id = routing
+            .current(store, tenant, conversation_id, &self.inner.brands(tenant))
+            .await?
+            .ok_or_else(|| resolved(conversation_id))?;
+        let route = routing
+            .engine
+            .authorize_reply(id, operator)
+            .map_err(|e| refused_by_routing(conversation_id, e))?;
+        // The account asked for is honoured when it is the one routing allows, and refused
+        // otherwise: a reply never goes out from an account nobody asked for silently.
+        if let Some(asked) = account
+            && asked != route.account
+        {
+            return Err(Error::Refused(format!(
+                "`{operator}` answers conversation `{conversation_id}` from account `{}`, \
+                 not `{asked}`: leave the account out to use it",
+                route.account
+            )));
+        }
+        let (entry, new) = queue(Some(route.account)).await?;
+        if !new {
+            // Queued meanwhile under the same key (a concurrent retry): already counted.
+            return same_reply(entry, conversation_id, operator, text, idempotency_key);
+        }
+        routing
+            .engine
+            .record_reply(id, operator)
+            .map_err(|e| refused_by_routing(conversation_id, e))?;
+        Ok(entry)
+    }
+
+    /// Closes a conversation: the operator's seat frees and the queue moves. Resolving a
+    /// resolved conversation changes nothing; an unknown one is an error.
+    pub async fn resolve(&self, tenant: &str, conversation_id: &str) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let conversation = store
+            .conversation(tenant, conversation_id)
+            .await?
+            .ok_or_else(|| Error::UnknownConversation {
+                tenant: tenant.to_string(),
+                conversation: conversation_id.to_string(),
+            })?;
+        if conversation.status == ConversationStatus::Resolved {
+            return Ok(());
+        }
+        let event = CrmEvent::ConversationResolved {
+            conversation_id: conversation_id.to_string(),
+        };
+        let Some(routing) = self.inner.routing.get(tenant) else {
+            store
+                .set_conversation_state(tenant, conversation_id, ConversationStatus::Resolved, None)
+                .await?;
+            store.append_event(tenant, &event).await?;
+            return Ok(());
+        };
+        let mut routing = routing.lock().await;
+        let brand = self.inner.brands(tenant);
+        let mut change = routing
+            .open(store, tenant, &[(conversation_id, false)], &brand)
+            .await?;
+        // Unknown to routing now: another host resolved it meanwhile.
+        let Some(id) = routing.engine_id(conversation_id) else {
+            routing.finish(store, tenant, change, Vec::new()).await?;
+            return Ok(());
+        };
+        match routing.engine.resolve(id).await {
+            Ok(notices) => change.notices.extend(notices),
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                return Err(refused_by_routing(conversation_id, e));
+            }
+        }
+        change
+            .record_resolved(store, tenant, conversation_id)
+            .await?;
+        routing.finish(store, tenant, change, vec![event]).await?;
+        Ok(())
+    }
+
+    /// Sets an operator's presence; coming online drains the queue, going offline re-routes
+    /// their unanswered conversations. The presence is stored: the operator keeps it
+    /// across restarts, and on PostgreSQL every host sharing the database routes on it.
+    pub async fn set_presence(
+        &self,
+        tenant: &str,
+        operator: &str,
+        presence: Presence,
+    ) -> Result<(), Error> {
+        let mut routing = self.inner.tenant_routing(tenant).await?;
+        let store = &self.inner.store;
+        let mut change = routing
+            .open(store, tenant, &[], &self.inner.brands(tenant))
+            .await?;
+        let notices = match routing.engine.set_presence(operator, presence).await {
+            Ok(notices) => notices,
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                return Err(Error::Routing {
+                    conversation: None,
+                    source: Box::new(e),
+                });
+            }
+        };
+        change.notices.extend(notices);
+        // Until the change commits, the next one applies whatever the store has.
+        routing.saw_presence(operator, None);
+        let stored = change
+            .record_presence(store, tenant, operator, presence)
+            .await?;
+        routing.finish(store, tenant, change, Vec::new()).await?;
+        routing.saw_presence(operator, Some(stored));
+        Ok(())
+    }
+
+    /// Hands a conversation to another operator.
+    pub async fn transfer(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+        to: &str,
+    ) -> Result<(), Error> {
+        let mut routing = self.inner.tenant_routing(tenant).await?;
+        let store = &self.inner.store;
+        let mut change = routing
+            .open(
+                store,
+                tenant,
+                &[(conversation_id, false)],
+                &self.inner.brands(tenant),
+            )
+            .await?;
+        let result = match routing.engine_id(conversation_id) {
+            Some(id) => routing
+                .engine
+                .transfer(id, to)
+                .await
+                .map_err(|e| refused_by_routing(conversation_id, e)),
+            None => Err(resolved(conversation_id)),
+        };
+        match result {
+            Ok(notices) => {
+                change.notices.extend(notices);
+                change
+                    .record_transfer(store, tenant, conversation_id, to)
+                    .await?;
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                Ok(())
+            }
+            Err(e) => {
+                routing.finish(store, tenant, change, Vec::new()).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The reply queued under an idempotency key, when it is the reply asked for again;
+/// otherwise the key was used for another reply.
+fn same_reply(
+    queued: OutboxEntry,
+    conversation_id: &str,
+    operator: &str,
+    text: &str,
+    key: &str,
+) -> Result<OutboxEntry, Error> {
+    let same = queued.conversation_id == conversation_id
+        && queued.author == operator
+        && queued.message.text == text;
+    if same {
+        Ok(queued)
+    } else {
+        Err(Error::IdempotencyKeyReused {
+            key: key.to_string(),
+        })
+    }
+}
+
+/// The refusal of a change to a conversation that is resolved (or that the store no longer
+/// holds open).
+fn resolved(conversation_id: &str) -> Error {
+    Error::ConversationResolved {
+        conversation: conversation_id.to_string(),
+    }
+}
+
+/// Routing's refusal of a change to `conversation_id`.
+fn refused_by_routing(conversation_id: &str, error: crate::routing::RoutingError) -> Error {
+    Error::Routing {
+        conversation: Some(conversation_id.to_string()),
+        source: Box::new(error),
+    }
+}
