@@ -10,6 +10,7 @@
 //! | an event the CRM refused (CRM dispatcher) | [`CRM_EVENTS`] | 400 ms, 800 ms … 204.8 s | none |
 //! | an idempotent HTTP request of a plugin after a 5xx or a timeout (`http_retries`, default 2) | [`HTTP_REQUEST`] | 400 ms, 800 ms … 12.8 s | ±50 % |
 //! | calls to a connector that keeps faulting, from its 2nd fault in a row | `PluginLimits::backoff_after` | `fault_backoff` (1 s) doubling to `fault_backoff_max` (60 s) | none |
+//! | a background task that panicked (outbox sender, dispatcher, pollers…) | [`TASK_RESTART`] | 1 s, 2 s, 4 s … 60 s | none |
 //!
 //! A rate-limited reply waits for the time the platform named instead.
 
@@ -29,6 +30,11 @@ pub(crate) const CRM_EVENTS: Backoff =
 /// many connectors do not arrive together.
 pub(crate) const HTTP_REQUEST: Backoff =
     Backoff::new(Duration::from_millis(400), Duration::from_millis(12_800)).with_jitter(500);
+
+/// Background tasks: a task that panicked starts again after 1 s, doubling per panic in a
+/// row up to a minute (a run of a minute or more starts the count again).
+pub(crate) const TASK_RESTART: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 /// Exponential backoff: the wait before retry `n` (0 for the first retry) is
 /// `first · 2ⁿ`, at most `max`, then spread by the jitter. Defaults: factor 2 (fixed), no

@@ -21,11 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
 
-/// First pause before a panicked task starts again.
-const FIRST_RESTART_PAUSE: Duration = Duration::from_secs(1);
-/// Longest pause between restarts.
-const LONGEST_RESTART_PAUSE: Duration = Duration::from_secs(60);
-/// A run at least this long resets the pause to the first one.
+/// A run at least this long starts the restart pauses ([`crate::retry::TASK_RESTART`])
+/// from the first again.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 
 /// How one background task is doing, as `status` and [`crate::Host::background_tasks`]
@@ -164,7 +161,7 @@ where
     // Listed from the start, so the host shows every task as soon as it is built.
     book.started(&name);
     tokio::spawn(async move {
-        let mut pause = FIRST_RESTART_PAUSE;
+        let mut panics_in_a_row = 0u64;
         loop {
             book.started(&name);
             let started = Instant::now();
@@ -178,8 +175,10 @@ where
                 Err(e) if e.is_panic() => {
                     let cause = panic_cause(e.into_panic());
                     if started.elapsed() >= HEALTHY_RUN {
-                        pause = FIRST_RESTART_PAUSE;
+                        panics_in_a_row = 0;
                     }
+                    let pause = crate::retry::TASK_RESTART.delay(panics_in_a_row);
+                    panics_in_a_row = panics_in_a_row.saturating_add(1);
                     tracing::error!(
                         task = %name,
                         "background task panicked: {cause}; starting it again in {} ms",
@@ -187,7 +186,6 @@ where
                     );
                     book.panicked(&name, cause);
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(LONGEST_RESTART_PAUSE);
                     book.restarting(&name);
                 }
                 // Cancelled: the runtime is shutting down.
