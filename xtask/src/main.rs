@@ -4,6 +4,9 @@
 //!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
 //! - `test`: builds the plugins, then runs the whole test suite (the README's test command).
 //! - `demo`: builds the plugins and the host, then runs `centralino demo`.
+//! - `public-api`: lists the library's public API (from rustdoc's JSON, no default
+//!   features) into `host/public-api.txt`; `public-api --check` fails when the list and
+//!   the code differ, so nothing becomes public by accident (`test` runs the check).
 //! - `bench`: builds the plugins, then runs the benchmark report (`centralino-bench`, a
 //!   release build) and writes it to `target/bench-report.md`; arguments go to the report
 //!   (`cargo xtask bench -- --help`). See `BENCHMARKS.md`.
@@ -30,8 +33,11 @@ fn main() -> ExitCode {
         "test" => test(),
         "demo" => demo(&args[1..]),
         "bench" => bench(&args[1..]),
+        "public-api" => public_api(args.get(1).map(String::as_str) == Some("--check")),
         _ => {
-            eprintln!("usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]>");
+            eprintln!(
+                "usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]|public-api [--check]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -359,9 +365,40 @@ fn ensure_postgres() -> anyhow::Result<String> {
     Ok(POSTGRES_URL.to_string())
 }
 
+/// Makes sure Debian's Chromium and ChromeDriver are installed, for the console's browser
+/// tests (host/tests/all/console.rs): they skip without them, so CI must have them.
+fn ensure_chromium() -> anyhow::Result<()> {
+    let installed = || {
+        ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+            .iter()
+            .all(|path| Path::new(path).exists())
+    };
+    if !installed() {
+        step("installing Chromium and ChromeDriver with apt-get (the console's browser tests)");
+        run(Command::new("apt-get").arg("update").arg("-q")).context("apt-get update failed")?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("could not install Chromium and ChromeDriver from Debian's packages")?;
+    }
+    if !installed() {
+        bail!(
+            "chromium-driver is installed but /usr/bin/chromium or /usr/bin/chromedriver is missing"
+        );
+    }
+    let version =
+        output(Command::new("/usr/bin/chromedriver").arg("--version")).unwrap_or_default();
+    step(&format!(
+        "Chromium ready for the console's browser tests ({})",
+        version.trim()
+    ));
+    Ok(())
+}
+
 fn test() -> anyhow::Result<()> {
     build_plugins()?;
     let postgres = ensure_postgres()?;
+    ensure_chromium()?;
     let root = root();
     step("checking formatting (cargo fmt --check)");
     run(Command::new("cargo")
@@ -372,6 +409,7 @@ fn test() -> anyhow::Result<()> {
         .args(["fmt", "--all", "--check"])
         .current_dir(root.join("plugins")))
     .context("plugin code is not formatted: run `cargo fmt --all` in plugins/")?;
+    public_api(true)?;
     // Doc tests first, so the run closes on the main suite's summary.
     step("running documentation tests");
     run(Command::new("cargo")
@@ -392,6 +430,7 @@ fn test() -> anyhow::Result<()> {
     }
     run(suite
         .env("CENTRALINO_TEST_POSTGRES", &postgres)
+        .env("CENTRALINO_TEST_BROWSER", "required")
         .current_dir(&root))?;
     Ok(())
 }
@@ -439,4 +478,223 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     }
     step("building (release) and running the benchmarks; the report follows");
     run(&mut command)
+}
+
+/// Where the public API list is kept.
+const PUBLIC_API: &str = "host/public-api.txt";
+
+/// Writes (or, with `check`, compares) the list of the library's public items.
+fn public_api(check: bool) -> anyhow::Result<()> {
+    let root = root();
+    step("listing the library's public API (rustdoc JSON; the first run checks every dependency)");
+    // rustdoc's JSON output is unstable: RUSTC_BOOTSTRAP lets the stable toolchain write it.
+    run(Command::new("cargo")
+        .args([
+            "rustdoc",
+            "--package",
+            "centralino",
+            "--lib",
+            "--no-default-features",
+            "--",
+            "-Z",
+            "unstable-options",
+            "--output-format",
+            "json",
+        ])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(&root))
+    .context("documenting the library as JSON")?;
+    let json_path = root.join("target").join("doc").join("centralino.json");
+    let text = std::fs::read_to_string(&json_path)
+        .with_context(|| format!("reading {}", json_path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", json_path.display()))?;
+    let lines = api::list(&doc)?;
+    let listed = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let file = root.join(PUBLIC_API);
+    if !check {
+        std::fs::write(&file, &listed).with_context(|| format!("writing {}", file.display()))?;
+        step(&format!(
+            "{} public items written to {PUBLIC_API}",
+            lines.len()
+        ));
+        return Ok(());
+    }
+    let kept = std::fs::read_to_string(&file).unwrap_or_default();
+    let kept: std::collections::BTreeSet<&str> = kept.lines().collect();
+    let now: std::collections::BTreeSet<&str> = lines.iter().map(String::as_str).collect();
+    let added: Vec<&&str> = now.difference(&kept).collect();
+    let removed: Vec<&&str> = kept.difference(&now).collect();
+    if added.is_empty() && removed.is_empty() {
+        step(&format!(
+            "public API unchanged: {} items, as {PUBLIC_API} lists",
+            lines.len()
+        ));
+        return Ok(());
+    }
+    for line in &added {
+        eprintln!("    + {line}");
+    }
+    for line in &removed {
+        eprintln!("    - {line}");
+    }
+    bail!(
+        "the library's public API differs from {PUBLIC_API} ({} added, {} removed): make new \
+         items pub(crate) unless CRMs are meant to use them, then run `cargo xtask public-api` \
+         to record the change",
+        added.len(),
+        removed.len()
+    )
+}
+
+/// Reading rustdoc's JSON into one line per public item: `kind path`.
+mod api {
+    use std::collections::{BTreeSet, HashSet};
+
+    use anyhow::Context as _;
+    use serde_json::{Map, Value};
+
+    pub(crate) fn list(doc: &Value) -> anyhow::Result<Vec<String>> {
+        let index = doc["index"]
+            .as_object()
+            .context("rustdoc JSON without an index")?;
+        let root = lookup(index, &doc["root"]).context("rustdoc JSON without its root")?;
+        let mut walker = Walker {
+            index,
+            out: BTreeSet::new(),
+            modules: HashSet::new(),
+        };
+        walker.module("centralino", root);
+        Ok(walker.out.into_iter().collect())
+    }
+
+    fn lookup<'a>(index: &'a Map<String, Value>, id: &Value) -> Option<&'a Value> {
+        let key = match id {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => return None,
+        };
+        index.get(&key)
+    }
+
+    fn public(item: &Value) -> bool {
+        item["visibility"] == "public"
+    }
+
+    fn kind(item: &Value) -> &str {
+        item["inner"]
+            .as_object()
+            .and_then(|inner| inner.keys().next())
+            .map_or("item", String::as_str)
+    }
+
+    struct Walker<'a> {
+        index: &'a Map<String, Value>,
+        out: BTreeSet<String>,
+        modules: HashSet<String>,
+    }
+
+    impl<'a> Walker<'a> {
+        fn get(&self, id: &Value) -> Option<&'a Value> {
+            lookup(self.index, id)
+        }
+
+        fn module(&mut self, path: &str, module: &'a Value) {
+            if !self.modules.insert(path.to_string()) {
+                return;
+            }
+            let items = module["inner"]["module"]["items"].as_array();
+            for id in items.into_iter().flatten() {
+                let Some(item) = self.get(id) else { continue };
+                if !public(item) {
+                    continue;
+                }
+                if let Some(import) = item["inner"].get("use") {
+                    let name = import["name"].as_str().unwrap_or("?");
+                    match import.get("id").and_then(|id| self.get(id)) {
+                        Some(target) if import["is_glob"] == true => {
+                            if kind(target) == "module" {
+                                self.glob(path, target);
+                            }
+                        }
+                        Some(target) => self.item(&format!("{path}::{name}"), target),
+                        None => {
+                            let source = import["source"].as_str().unwrap_or("?");
+                            self.out.insert(format!("use {path}::{name} = {source}"));
+                        }
+                    }
+                    continue;
+                }
+                let name = item["name"].as_str().unwrap_or("?");
+                self.item(&format!("{path}::{name}"), item);
+            }
+        }
+
+        /// `pub use module::*`: the module's public items, as if declared here.
+        fn glob(&mut self, path: &str, module: &'a Value) {
+            let items = module["inner"]["module"]["items"].as_array();
+            for id in items.into_iter().flatten() {
+                let Some(item) = self.get(id) else { continue };
+                if public(item) && item["inner"].get("use").is_none() {
+                    let name = item["name"].as_str().unwrap_or("?");
+                    self.item(&format!("{path}::{name}"), item);
+                }
+            }
+        }
+
+        fn item(&mut self, path: &str, item: &'a Value) {
+            let kind = kind(item);
+            self.out.insert(format!("{kind} {path}"));
+            let inner = &item["inner"][kind];
+            match kind {
+                "module" => self.module(path, item),
+                "struct" => {
+                    let fields = inner["kind"]["plain"]["fields"].as_array();
+                    for id in fields.into_iter().flatten() {
+                        if let Some(field) = self.get(id).filter(|f| public(f)) {
+                            let name = field["name"].as_str().unwrap_or("?");
+                            self.out.insert(format!("field {path}::{name}"));
+                        }
+                    }
+                    self.inherent(path, inner["impls"].as_array());
+                }
+                "enum" => {
+                    for id in inner["variants"].as_array().into_iter().flatten() {
+                        if let Some(variant) = self.get(id) {
+                            let name = variant["name"].as_str().unwrap_or("?");
+                            self.out.insert(format!("variant {path}::{name}"));
+                        }
+                    }
+                    self.inherent(path, inner["impls"].as_array());
+                }
+                "trait" => {
+                    for id in inner["items"].as_array().into_iter().flatten() {
+                        if let Some(member) = self.get(id) {
+                            let name = member["name"].as_str().unwrap_or("?");
+                            self.out.insert(format!("trait_item {path}::{name}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        /// The public methods and constants of a type's own impl blocks (trait impls are
+        /// left out: derives and conversions would drown the list).
+        fn inherent(&mut self, path: &str, impls: Option<&'a Vec<Value>>) {
+            for id in impls.into_iter().flatten() {
+                let Some(block) = self.get(id) else { continue };
+                let block = &block["inner"]["impl"];
+                if !block["trait"].is_null() {
+                    continue;
+                }
+                for id in block["items"].as_array().into_iter().flatten() {
+                    if let Some(member) = self.get(id).filter(|m| public(m)) {
+                        let name = member["name"].as_str().unwrap_or("?");
+                        self.out.insert(format!("{} {path}::{name}", kind(member)));
+                    }
+                }
+            }
+        }
+    }
 }
