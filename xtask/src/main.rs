@@ -504,7 +504,11 @@ fn public_api(check: bool) -> anyhow::Result<()> {
         .env("RUSTC_BOOTSTRAP", "1")
         .current_dir(&root))
     .context("documenting the library as JSON")?;
-    let json_path = root.join("target").join("doc").join("centralino.json");
+    // Where cargo wrote it: the target dir the caller chose, else the workspace's.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let json_path = target.join("doc").join("centralino.json");
     let text = std::fs::read_to_string(&json_path)
         .with_context(|| format!("reading {}", json_path.display()))?;
     let doc: serde_json::Value =
