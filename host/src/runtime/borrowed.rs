@@ -7,6 +7,20 @@
 //! either way. Field names and order mirror `router.wit` of the frozen v0.1.0 contract,
 //! and the signature is checked against the component once per instance
 //! ([`check_route`]) before any call skips the check ([`route_func`]).
+//!
+//! This is the one place that uses wasmtime's unstable `component::__internal` API and
+//! `unsafe` code, which is why wasmtime is pinned to an exact version. It is fenced three
+//! ways:
+//! - what the `unsafe` lowering assumes (the canonical ABI's offsets and record size of
+//!   `router.agent`, and that the borrowed records have the generated ones' layouts) is
+//!   written down in [`SPEC`] and checked by [`self_check`]; the tests at the end of this
+//!   file fail if a wasmtime upgrade changes any of it;
+//! - `runtime::fast_path` routes thousands of random contexts through this path and through
+//!   the generated bindings' ordinary typed call, for every routing policy and for
+//!   `hostile-router`'s echo, and requires the same decisions;
+//! - the generated path stays as the fallback: the runtime runs [`self_check`] once when it
+//!   is built and, if it fails, warns and calls `route` through the generated bindings
+//!   ([`super::RouteCall`], which says what to do when upgrading wasmtime breaks this file).
 
 #![allow(missing_docs)]
 
@@ -40,7 +54,10 @@ pub(super) struct AgentRef<'a> {
 }
 
 /// Byte offsets of `router.agent`'s fields in the canonical ABI (32-bit memory), in WIT
-/// order, computed from the fields' own layouts.
+/// order, computed at compile time from the fields' own layouts as wasmtime reports them.
+/// [`self_check`] compares them with the canonical ABI's numbers ([`SPEC`]) and with the
+/// generated `router::Agent`; the tests in this file pin both.
+#[derive(Debug, PartialEq, Eq)]
 struct AgentLayout {
     id: usize,
     name: usize,
@@ -53,25 +70,47 @@ struct AgentLayout {
     last_assigned_at: usize,
     /// Offset of an `option<u64>`'s payload from the option's start.
     option_payload: usize,
+    /// Bytes per agent (the record's size, trailing padding included).
+    size: usize,
+    /// The record's alignment.
+    align: u32,
+}
+
+/// Where the next field of layout `abi` starts at or after `at`; moves `at` past it.
+const fn next_field(abi: &CanonicalAbiInfo, at: &mut usize) -> usize {
+    let start = at.next_multiple_of(abi.align32 as usize);
+    *at = start + abi.size32 as usize;
+    start
 }
 
 impl AgentLayout {
-    fn new() -> Self {
+    const fn new() -> Self {
         let mut at = 0usize;
-        let string = <&str as ComponentType>::ABI;
-        let list = <&[String] as ComponentType>::ABI;
-        let id = string.next_field32_size(&mut at);
-        let name = string.next_field32_size(&mut at);
-        let skills = list.next_field32_size(&mut at);
-        let languages = list.next_field32_size(&mut at);
-        let accounts = list.next_field32_size(&mut at);
-        let capacity = <u32 as ComponentType>::ABI.next_field32_size(&mut at);
-        let load = <u32 as ComponentType>::ABI.next_field32_size(&mut at);
-        let presence = <router::Presence as ComponentType>::ABI.next_field32_size(&mut at);
-        let last_assigned_at = <Option<u64> as ComponentType>::ABI.next_field32_size(&mut at);
+        let string = &<&str as ComponentType>::ABI;
+        let list = &<&[String] as ComponentType>::ABI;
+        let id = next_field(string, &mut at);
+        let name = next_field(string, &mut at);
+        let skills = next_field(list, &mut at);
+        let languages = next_field(list, &mut at);
+        let accounts = next_field(list, &mut at);
+        let capacity = next_field(&<u32 as ComponentType>::ABI, &mut at);
+        let load = next_field(&<u32 as ComponentType>::ABI, &mut at);
+        let presence = next_field(&<router::Presence as ComponentType>::ABI, &mut at);
+        let last_assigned_at = next_field(&<Option<u64> as ComponentType>::ABI, &mut at);
         let mut payload = 0usize;
-        CanonicalAbiInfo::SCALAR1.next_field32_size(&mut payload);
-        let option_payload = <u64 as ComponentType>::ABI.next_field32_size(&mut payload);
+        next_field(&CanonicalAbiInfo::SCALAR1, &mut payload);
+        let option_payload = next_field(&<u64 as ComponentType>::ABI, &mut payload);
+        let record = CanonicalAbiInfo::record_static(&[
+            <&str as ComponentType>::ABI,
+            <&str as ComponentType>::ABI,
+            <&[String] as ComponentType>::ABI,
+            <&[String] as ComponentType>::ABI,
+            <&[String] as ComponentType>::ABI,
+            <u32 as ComponentType>::ABI,
+            <u32 as ComponentType>::ABI,
+            <router::Presence as ComponentType>::ABI,
+            <Option<u64> as ComponentType>::ABI,
+        ]);
         AgentLayout {
             id,
             name,
@@ -83,7 +122,84 @@ impl AgentLayout {
             presence,
             last_assigned_at,
             option_payload,
+            size: record.size32 as usize,
+            align: record.align32,
         }
+    }
+}
+
+/// The layout [`AgentRef`]'s lowering writes.
+const LAYOUT: AgentLayout = AgentLayout::new();
+
+/// `router.agent` as the component model's canonical ABI lays it out in a 32-bit memory
+/// (strings and lists are a pointer and a length, 4 bytes each; `presence` is an enum of 3
+/// cases, one byte; `option<u64>` is a one-byte tag, then the payload aligned to 8). These
+/// numbers come from the specification, not from wasmtime: a wasmtime that computes
+/// anything else has changed what the fast path relies on.
+const SPEC: AgentLayout = AgentLayout {
+    id: 0,
+    name: 8,
+    skills: 16,
+    languages: 24,
+    accounts: 32,
+    capacity: 40,
+    load: 44,
+    presence: 48,
+    last_assigned_at: 56,
+    option_payload: 8,
+    size: 72,
+    align: 8,
+};
+
+/// Checks, in this build of wasmtime, everything the fast path assumes that is not checked
+/// against each component: the offsets and the record size it writes ([`LAYOUT`]) are the
+/// canonical ABI's ([`SPEC`]); they are what the derived `AgentRef` and the generated
+/// `router::Agent` report; and the borrowed records the derive lowers (conversation,
+/// context) have the generated records' layouts. `Err` names what differs. The runtime runs
+/// it once when it is built and calls `route` through the generated bindings if it fails
+/// ([`super::RouteCall`]); the tests below fail on it.
+pub(super) fn self_check() -> Result<(), String> {
+    let mut differences = Vec::new();
+    if LAYOUT != SPEC {
+        differences.push(format!(
+            "router.agent's offsets are {LAYOUT:?}, the canonical ABI's are {SPEC:?}"
+        ));
+    }
+    let abis = [
+        (
+            "agent (borrowed)",
+            <AgentRef<'static> as ComponentType>::ABI,
+            <router::Agent as ComponentType>::ABI,
+        ),
+        (
+            "conversation (borrowed)",
+            <ConversationRef<'static> as ComponentType>::ABI,
+            <router::Conversation as ComponentType>::ABI,
+        ),
+        (
+            "context (borrowed)",
+            <ContextRef<'static> as ComponentType>::ABI,
+            <router::Context as ComponentType>::ABI,
+        ),
+    ];
+    for (what, borrowed, generated) in abis {
+        if borrowed != generated {
+            differences.push(format!(
+                "router.{what} is {borrowed:?}, the generated binding's is {generated:?}"
+            ));
+        }
+    }
+    let derived = <AgentRef<'static> as ComponentType>::ABI;
+    if derived.size32 as usize != LAYOUT.size || derived.align32 != LAYOUT.align {
+        differences.push(format!(
+            "the lowering writes {} bytes per agent aligned to {}, the derived record is {derived:?}",
+            LAYOUT.size, LAYOUT.align
+        ));
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("; "))
     }
 }
 
@@ -205,11 +321,10 @@ impl AgentRef<'_> {
         if cx.options().string_encoding != wasmtime_environ::component::StringEncoding::Utf8 {
             wasmtime::bail!("the routing policy does not take UTF-8 strings");
         }
-        let layout = AgentLayout::new();
         let size = Self::SIZE32;
         scratch::<1536, _>(agents.len() * size, |records| {
             for (agent, record) in agents.iter().zip(records.chunks_mut(size)) {
-                agent.fill(cx, &layout, record)?;
+                agent.fill(cx, &LAYOUT, record)?;
             }
             let Some(target) = cx
                 .as_slice_mut()
@@ -224,10 +339,18 @@ impl AgentRef<'_> {
     }
 }
 
-// SAFETY: the lowering writes exactly `SIZE32` bytes per agent at the offsets the canonical
-// ABI gives `router.agent` (computed from its fields' layouts, checked against the derived
-// size in a test), with the values the derived lowering would write; the type itself is
-// checked against the component by the derived `ComponentType`.
+// SAFETY: for each agent the lowering writes exactly `SIZE32` bytes (the derived record's
+// size, which wasmtime allocated per list element) at the offsets the canonical ABI gives
+// `router.agent` ([`LAYOUT`], computed from its fields' layouts), with the values the
+// derived lowering would write; every write is bounds-checked against the guest's memory.
+// What this relies on is checked by [`self_check`] when the runtime is built (it calls
+// `route` through the generated bindings if the check fails) and pinned by the tests
+// `borrowed::tests::the_agent_layout_is_the_canonical_abis`,
+// `borrowed::tests::the_borrowed_records_have_the_generated_records_layouts` and
+// `borrowed::tests::the_self_check_passes_on_this_wasmtime`; that the bytes written are the
+// ones the generated bindings write is checked end to end, decision by decision, by
+// `runtime::fast_path` (the differential test). The type itself is checked against the
+// component by the derived `ComponentType`.
 #[allow(unsafe_code)]
 unsafe impl Lower for AgentRef<'_> {
     fn linear_lower_to_flat<T>(
@@ -354,4 +477,54 @@ pub(super) fn route_func<'a>(func: Func) -> TypedFunc<(ContextRef<'a>,), RouteRe
     // with `check_route` when the instance started (`RouterInstance::ready`); the check
     // does not depend on the lifetime, and the generated bindings call it the same way.
     unsafe { TypedFunc::new_unchecked(func) }
+}
+
+/// What the fast path's `unsafe` code assumes, pinned: if a wasmtime upgrade changes any of
+/// it, these fail (and a runtime built anyway calls `route` through the generated bindings,
+/// see [`self_check`]).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_layout_is_the_canonical_abis() {
+        assert_eq!(
+            LAYOUT, SPEC,
+            "wasmtime now lays out router.agent differently from the canonical ABI: the fast \
+             path in runtime/borrowed.rs writes LAYOUT and must be fixed"
+        );
+        assert_eq!(<AgentRef<'static> as ComponentType>::SIZE32, SPEC.size);
+        assert_eq!(<AgentRef<'static> as ComponentType>::ALIGN32, SPEC.align);
+        assert_eq!(<router::Agent as ComponentType>::SIZE32, SPEC.size);
+        assert_eq!(<router::Agent as ComponentType>::ALIGN32, SPEC.align);
+        // The pieces the lowering writes by hand: a (pointer, length) pair is 8 bytes, the
+        // presence is one byte, an option's tag one byte before its payload.
+        assert_eq!(<&str as ComponentType>::SIZE32, 8);
+        assert_eq!(<&[String] as ComponentType>::SIZE32, 8);
+        assert_eq!(<router::Presence as ComponentType>::SIZE32, 1);
+        assert_eq!(<Option<u64> as ComponentType>::SIZE32, 16);
+    }
+
+    #[test]
+    fn the_borrowed_records_have_the_generated_records_layouts() {
+        assert_eq!(
+            <AgentRef<'static> as ComponentType>::ABI,
+            <router::Agent as ComponentType>::ABI
+        );
+        assert_eq!(
+            <ConversationRef<'static> as ComponentType>::ABI,
+            <router::Conversation as ComponentType>::ABI
+        );
+        assert_eq!(
+            <ContextRef<'static> as ComponentType>::ABI,
+            <router::Context as ComponentType>::ABI
+        );
+    }
+
+    #[test]
+    fn the_self_check_passes_on_this_wasmtime() {
+        if let Err(difference) = self_check() {
+            panic!("the fast path's assumptions no longer hold: {difference}");
+        }
+    }
 }

@@ -22,6 +22,8 @@ pub(crate) mod bindings;
 mod borrowed;
 mod cache;
 mod channel;
+#[cfg(test)]
+mod fast_path;
 mod inspect;
 mod limits;
 mod router;
@@ -61,6 +63,51 @@ const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct RuntimeBuilder {
     cache_dir: Option<PathBuf>,
     pooling: Option<u32>,
+    route_call: Option<RouteCall>,
+}
+
+/// How a routing policy's `route` is called; chosen once, when the [`Runtime`] is built.
+///
+/// The fast path ([`borrowed`]) lowers the routing context straight from the host's types
+/// through wasmtime's unstable `component::__internal` API, with `unsafe` code; it is why
+/// wasmtime is pinned to an exact version. The generated bindings' ordinary typed call
+/// clones every string of the context into the contract's owned types first (the cost
+/// [`borrowed`] removes) and relies on nothing internal. Both give the same
+/// decisions: `runtime::fast_path` checks it over thousands of random contexts for every
+/// routing policy.
+///
+/// By default the runtime takes the fast path when [`borrowed::self_check`] passes (the
+/// layout the `unsafe` code writes is the canonical ABI's and the generated bindings'),
+/// and otherwise warns once and takes the generated path. For a maintainer upgrading
+/// wasmtime: if the `borrowed::tests` or `runtime::fast_path` tests fail, decisions are
+/// still right through the generated path; to ship before the fast path is repaired, make
+/// [`RouteCall::chosen`] return [`RouteCall::Generated`] (one line), and if `__internal` no
+/// longer compiles, reduce `borrowed.rs` to the conversion to `router::Context`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RouteCall {
+    /// The context borrowed from the host's types, lowered by [`borrowed`].
+    Borrowed,
+    /// The generated bindings' typed `call_route`, with an owned `router::Context`.
+    Generated,
+}
+
+impl RouteCall {
+    /// `forced` if given, else the fast path if `check` (the fast path's self-check) passed.
+    fn chosen(forced: Option<RouteCall>, check: impl FnOnce() -> Result<(), String>) -> Self {
+        if let Some(call) = forced {
+            return call;
+        }
+        match check() {
+            Ok(()) => RouteCall::Borrowed,
+            Err(difference) => {
+                tracing::warn!(
+                    "routing decisions go through the generated bindings (slower): the fast \
+                     path's assumptions do not hold in this wasmtime: {difference}"
+                );
+                RouteCall::Generated
+            }
+        }
+    }
 }
 
 /// Largest linear memory of a pooled instance slot (see [`RuntimeBuilder::pooling`]): the
@@ -95,8 +142,16 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Calls `route` the way given instead of choosing ([`RouteCall`]).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn route_call(mut self, call: RouteCall) -> Self {
+        self.route_call = Some(call);
+        self
+    }
+
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn build(self) -> Result<Runtime, Error> {
+        let route_call = RouteCall::chosen(self.route_call, borrowed::self_check);
         let mut config = engine_config();
         if let Some(instances) = self.pooling {
             let mut pool = PoolingAllocationConfig::new();
@@ -141,6 +196,7 @@ impl RuntimeBuilder {
                 router_linker,
                 channel_linker,
                 http,
+                route_call,
                 _ticker: ticker,
             }),
         })
@@ -178,6 +234,7 @@ struct RuntimeInner {
     router_linker: Linker<PluginState>,
     channel_linker: Linker<PluginState>,
     http: HttpTransport,
+    route_call: RouteCall,
     _ticker: EpochTicker,
 }
 
@@ -198,6 +255,12 @@ impl Runtime {
     /// A runtime with the defaults (no disk cache).
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()
+    }
+
+    /// How this runtime calls routing policies' `route`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn route_call(&self) -> RouteCall {
+        self.inner.route_call
     }
 
     /// Reads, inspects and compiles a component, refusing it unless it implements

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::Func;
 
-use super::bindings::v0_1::routing_policy::RoutingPolicyPre;
+use super::bindings::v0_1::router;
+use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
 use super::borrowed;
 use super::state::PluginState;
 use super::{
-    CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
-    fault, instantiate_fault,
+    CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime, begin_call,
+    check_output, end_call, fault, instantiate_fault,
 };
 use crate::capabilities::{Grants, RateLimitBook};
 use crate::error::{Error, PluginId};
@@ -83,11 +84,18 @@ impl RouterPlugin {
 
 struct Live {
     store: Store<PluginState>,
-    /// The `route` export, called with borrowed arguments ([`super::borrowed`]).
-    route: Func,
+    route: Route,
     /// Set while a call runs; still set at the next call, the previous call's future was
     /// dropped midway and the instance is replaced.
     in_call: bool,
+}
+
+/// How a live instance's `route` is called ([`RouteCall`]).
+enum Route {
+    /// The `route` export, called with borrowed arguments ([`super::borrowed`]).
+    Borrowed(Func),
+    /// The generated bindings, called with the contract's owned context.
+    Generated(RoutingPolicy),
 }
 
 /// One running routing policy. A fault discards the underlying wasm instance; the next
@@ -155,8 +163,15 @@ impl RouterInstance {
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
-                let route = *bindings.centralino_plugin_router().func_route().func();
-                borrowed::check_route(&route, &store).map_err(|e| instantiate_fault(&id, &e))?;
+                let route = match self.plugin.runtime.inner.route_call {
+                    RouteCall::Borrowed => {
+                        let route = *bindings.centralino_plugin_router().func_route().func();
+                        borrowed::check_route(&route, &store)
+                            .map_err(|e| instantiate_fault(&id, &e))?;
+                        Route::Borrowed(route)
+                    }
+                    RouteCall::Generated => Route::Generated(bindings),
+                };
                 self.live = Some(Live {
                     store,
                     route,
@@ -198,12 +213,22 @@ impl RouterInstance {
             )));
         };
         begin_call(&mut live.store, self.limits.call_deadline);
-        let arguments = borrowed::ContextRef::from(context);
         live.in_call = true;
-        let result = borrowed::route_func(live.route)
-            .call_async(&mut live.store, (arguments,))
-            .await
-            .map(|(result,)| result);
+        let result = match &live.route {
+            Route::Borrowed(route) => {
+                let arguments = borrowed::ContextRef::from(context);
+                borrowed::route_func(*route)
+                    .call_async(&mut live.store, (arguments,))
+                    .await
+                    .map(|(result,)| result)
+            }
+            Route::Generated(bindings) => {
+                bindings
+                    .centralino_plugin_router()
+                    .call_route(&mut live.store, &router::Context::from(context))
+                    .await
+            }
+        };
         live.in_call = false;
         self.notes.absorb(end_call(&mut live.store, "route"));
         match result {
