@@ -110,6 +110,10 @@ impl AdminApi {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .merge(protected)
+            .nest(
+                "/console",
+                super::console::router(self.host.clone(), self.token.clone()),
+            )
             .fallback(super::not_found)
             .method_not_allowed_fallback(super::method_not_allowed)
             .with_state(self.clone())

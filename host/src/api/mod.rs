@@ -32,6 +32,7 @@
 //! ```
 
 pub mod admin;
+mod console;
 mod crm;
 mod openapi;
 

@@ -9,6 +9,7 @@ mod cache;
 mod channel;
 mod cli;
 mod config;
+mod console;
 mod crash;
 mod crm;
 mod demo;

@@ -1,0 +1,544 @@
+//! The admin console: web pages at `/console` on the admin API's router, in English and
+//! Italian (issue 16, first slice).
+//!
+//! | route (under `/console`) | what |
+//! | --- | --- |
+//! | `GET /` | to the overview (or the login page) |
+//! | `GET /login`, `POST /login` | log in with the admin token; without one, loopback clients enter |
+//! | `POST /logout` | end the session |
+//! | `GET /overview` | who waits (per tenant and brand, each customer's estimate), unhealthy connectors, the outbox, background tasks down |
+//! | `GET /events` | the overview's live updates, as server-sent events ([`live`]) |
+//! | `GET /connectors`, `POST /connectors` | each connector's plugin, health and circuit; enable, disable, reset, reload |
+//! | `GET /audit` | every change made through the console: who, what, when |
+//! | `GET /console.css`, `GET /console.js` | the assets, embedded in the binary |
+//!
+//! Security: a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS) after
+//! logging in with the admin token; a CSRF token on every `POST` (`403` without, and
+//! `403` for a cross-site `Origin`); a Content-Security-Policy that allows only the
+//! console's own script and style (nothing inline). When the host has no admin token,
+//! the console answers only requests whose `Host` names a loopback address (and, when
+//! the server records it, whose peer is loopback), like the admin API, which then only
+//! listens on loopback. Sessions and the audit log are kept in memory for now.
+//!
+//! Pages are built on the server ([`html`]); the only script, `console.js`, puts the
+//! overview's live updates in place. Everything works at 1280 px and at phone width.
+
+mod audit;
+mod connectors;
+mod html;
+mod i18n;
+mod live;
+mod overview;
+mod session;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, Limited};
+
+use self::audit::{Action, AuditLog, Entry};
+use self::html::{Page, escape, page};
+use self::i18n::{LANG_COOKIE, Lang};
+use self::live::Live;
+use self::session::{
+    Flash, LOGIN_COOKIE, SESSION_COOKIE, SessionView, Sessions, Who, field, parse_form,
+    same_secret, set_cookie,
+};
+use super::TokenCheck;
+use crate::Host;
+
+/// What a page may load and where it may send: only the console's own files.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+/// The largest form the console reads.
+const MAX_FORM: usize = 16 << 10;
+/// How long a login form stays usable.
+const LOGIN_FORM_TTL: Duration = Duration::from_secs(30 * 60);
+
+const CSS: &str = include_str!("assets/console.css");
+const JS: &str = include_str!("assets/console.js");
+
+/// The console's state, shared by its handlers.
+struct Console {
+    host: Host,
+    token: Option<TokenCheck>,
+    sessions: Sessions,
+    audit: AuditLog,
+    live: Arc<Live>,
+}
+
+/// The console's routes, to nest at `/console` on the admin API's router. `token` is the
+/// admin API's; without one only loopback clients are answered.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(
+    host: Host,
+    token: Option<TokenCheck>,
+) -> Router<S> {
+    let console = Arc::new(Console {
+        host,
+        token,
+        sessions: Sessions::default(),
+        audit: AuditLog::default(),
+        live: Arc::new(Live::default()),
+    });
+    Router::new()
+        .route("/", get(root))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/overview", get(overview_page))
+        .route("/events", get(events))
+        .route("/connectors", get(connectors_page).post(connector_action))
+        .route("/audit", get(audit_page))
+        .route("/console.css", get(css))
+        .route("/console.js", get(js))
+        .layer(middleware::from_fn_with_state(console.clone(), guard))
+        .with_state(console)
+}
+
+/// Before every console request: loopback only without a token, no cross-site posts;
+/// after: the security headers.
+async fn guard(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
+    let lang = Lang::of(request.headers(), None);
+    let refusal = if console.token.is_none() && !from_loopback(&request) {
+        Some(lang.texts().refused_loopback)
+    } else if request.method() == axum::http::Method::POST && cross_site(request.headers()) {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        tracing::warn!(
+            origin = header("origin"),
+            host = header("host"),
+            sec_fetch_site = header("sec-fetch-site"),
+            "console POST refused: it came from another site"
+        );
+        Some(lang.texts().refused_origin)
+    } else {
+        None
+    };
+    let mut response = match refusal {
+        Some(reason) => refused(lang, reason),
+        None => next.run(request).await,
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Not `no-referrer`: with it browsers send `Origin: null` on the console's own forms.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether a request comes from this machine: its `Host` names a loopback address (which
+/// a page on another site cannot arrange, even by rebinding its DNS name to 127.0.0.1),
+/// and its peer, when the server records it, is loopback.
+fn from_loopback(request: &Request) -> bool {
+    let peer_ok = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_none_or(|ConnectInfo(peer)| peer.ip().is_loopback());
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let host_ok = host.is_some_and(|host| {
+        let name = match host.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+            None => host.split(':').next().unwrap_or_default(),
+        };
+        name.eq_ignore_ascii_case("localhost")
+            || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    });
+    peer_ok && host_ok
+}
+
+/// Whether a browser says the request comes from another origin. Browsers that send
+/// Fetch Metadata say it in `Sec-Fetch-Site` (only `same-origin`, and `none` for what
+/// the user typed, pass: `same-site` includes another port on the same host); older
+/// ones send `Origin`, which must name this host (`null`, an opaque origin, does not).
+/// A request with neither is no browser's cross-site form: the CSRF token decides.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        return !(site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("none"));
+    }
+    match (text("origin"), text("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// The viewer of a page: language (and the cookie remembering a chosen one) and session.
+struct Viewer {
+    lang: Lang,
+    remember_lang: bool,
+    secure: bool,
+    session: Option<SessionView>,
+}
+
+impl Viewer {
+    /// The viewer of a request; a page that shows the session's flash message takes it.
+    fn of(console: &Console, headers: &HeaderMap, uri: &Uri, take_flash: bool) -> Viewer {
+        let chosen = uri
+            .query()
+            .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("lang=")));
+        let lang = Lang::of(headers, chosen);
+        Viewer {
+            lang,
+            remember_lang: chosen.is_some(),
+            secure: session::over_tls(headers, uri.scheme_str()),
+            session: console.sessions.get(headers, take_flash),
+        }
+    }
+
+    /// A page, remembering the language chosen with `?lang=`.
+    fn page(&self, current: Page, heading: &str, body: &str) -> Response {
+        let html = page(self.lang, current, self.session.as_ref(), heading, body);
+        let mut response = Html(html).into_response();
+        self.remember(&mut response);
+        response
+    }
+
+    fn remember(&self, response: &mut Response) {
+        if self.remember_lang {
+            let year = Some(Duration::from_secs(365 * 24 * 60 * 60));
+            if let Some(cookie) = set_cookie(LANG_COOKIE, self.lang.code(), year, self.secure) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+    }
+}
+
+/// `303 See Other` to a page, relative to the one asked for.
+fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// A `403` page saying why.
+fn refused(lang: Lang, reason: &str) -> Response {
+    let t = lang.texts();
+    let body = format!(
+        "<p id=\"refused\" class=\"flash bad\">{}</p>\n<p><a href=\"overview\">{}</a></p>\n",
+        escape(reason),
+        escape(t.back_to_console)
+    );
+    let html = page(lang, Page::Refused, None, t.refused_title, &body);
+    (StatusCode::FORBIDDEN, Html(html)).into_response()
+}
+
+/// A form body, at most [`MAX_FORM`] bytes.
+async fn read_form(body: Body) -> Option<Vec<(String, String)>> {
+    let bytes = Limited::new(body, MAX_FORM)
+        .collect()
+        .await
+        .ok()?
+        .to_bytes();
+    Some(parse_form(&bytes))
+}
+
+/// Whether a state-changing request carries its session's CSRF token.
+fn csrf_ok(session: &SessionView, headers: &HeaderMap, form: &[(String, String)]) -> bool {
+    let presented =
+        field(form, "csrf").or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
+    presented.is_some_and(|token| same_secret(token, &session.csrf))
+}
+
+fn asset(text: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    asset(CSS, "text/css; charset=utf-8")
+}
+
+async fn js() -> Response {
+    asset(JS, "text/javascript; charset=utf-8")
+}
+
+async fn root(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    match console.sessions.get(&headers, false) {
+        Some(_) => redirect("console/overview"),
+        None => redirect("console/login"),
+    }
+}
+
+async fn login_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    if viewer.session.is_some() {
+        return redirect("overview");
+    }
+    login_form(&console, &viewer, None, StatusCode::OK)
+}
+
+/// The login page with a fresh form token (and `problem`, when the last try failed).
+fn login_form(
+    console: &Console,
+    viewer: &Viewer,
+    problem: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let t = viewer.lang.texts();
+    let nonce = session::random_token();
+    let mut body = String::new();
+    if let Some(problem) = problem {
+        body.push_str(&format!(
+            "<p id=\"login-problem\" class=\"flash bad\" role=\"alert\">{}</p>\n",
+            escape(problem)
+        ));
+    }
+    body.push_str(&format!(
+        "<form class=\"login\" method=\"post\" action=\"login\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{nonce}\">\n"
+    ));
+    match console.token {
+        Some(_) => body.push_str(&format!(
+            "<label for=\"token\">{label}</label>\n\
+             <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
+             required autofocus>\n<p class=\"help\">{help}</p>\n\
+             <button id=\"login\" type=\"submit\">{button}</button>\n",
+            label = escape(t.login_token_label),
+            help = escape(t.login_token_help),
+            button = escape(t.login_button),
+        )),
+        None => body.push_str(&format!(
+            "<p id=\"no-token\" class=\"note\">{note}</p>\n\
+             <button id=\"login\" type=\"submit\">{button}</button>\n",
+            note = escape(t.login_no_token),
+            button = escape(t.login_enter),
+        )),
+    }
+    body.push_str(&format!(
+        "</form>\n<p class=\"note\">{}</p>\n",
+        escape(t.sessions_in_memory)
+    ));
+    let mut response = viewer.page(Page::Login, t.login_title, &body);
+    *response.status_mut() = status;
+    if let Some(cookie) = set_cookie(LOGIN_COOKIE, &nonce, Some(LOGIN_FORM_TTL), viewer.secure) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn login(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let t = viewer.lang.texts();
+    let Some(form) = read_form(body).await else {
+        return login_form(
+            &console,
+            &viewer,
+            Some(t.login_expired),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let form_ok = match (
+        session::cookie(&parts.headers, LOGIN_COOKIE),
+        field(&form, "csrf"),
+    ) {
+        (Some(cookie), Some(presented)) => same_secret(cookie, presented),
+        _ => false,
+    };
+    if !form_ok {
+        return login_form(
+            &console,
+            &viewer,
+            Some(t.login_expired),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let who = match &console.token {
+        Some(token) => {
+            if !field(&form, "token").is_some_and(|presented| token.matches(presented.trim())) {
+                tracing::warn!("console login refused: not the admin token");
+                return login_form(
+                    &console,
+                    &viewer,
+                    Some(t.login_wrong_token),
+                    StatusCode::UNAUTHORIZED,
+                );
+            }
+            Who::AdminToken
+        }
+        // The guard let only loopback clients this far.
+        None => Who::Loopback,
+    };
+    let secret = console.sessions.open(who);
+    tracing::info!(?who, "console login");
+    let mut response = redirect("overview");
+    let headers = response.headers_mut();
+    for cookie in [
+        set_cookie(SESSION_COOKIE, &secret, None, viewer.secure),
+        set_cookie(LOGIN_COOKIE, "", Some(Duration::ZERO), viewer.secure),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn logout(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let form = read_form(body).await.unwrap_or_default();
+    let Some(session) = &viewer.session else {
+        return redirect("login");
+    };
+    if !csrf_ok(session, &parts.headers, &form) {
+        return refused(viewer.lang, viewer.lang.texts().refused_csrf);
+    }
+    console.sessions.close(&parts.headers);
+    let mut response = redirect("login");
+    if let Some(cookie) = set_cookie(SESSION_COOKIE, "", Some(Duration::ZERO), viewer.secure) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn overview_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    if viewer.session.is_none() {
+        return redirect("login");
+    }
+    let t = viewer.lang.texts();
+    let snapshot = overview::sample(&console.host).await;
+    let body = format!(
+        "<p id=\"live-state\" class=\"live\" data-on=\"{on}\" data-off=\"{off}\" hidden></p>\n\
+         <div id=\"live\">\n{live}</div>\n",
+        on = escape(t.live_on),
+        off = escape(t.live_off),
+        live = overview::render(viewer.lang, &snapshot),
+    );
+    viewer.page(Page::Overview, t.overview_title, &body)
+}
+
+async fn events(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, false);
+    if viewer.session.is_none() {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    console.live.stream(&console.host, viewer.lang).await
+}
+
+async fn connectors_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let Some(session) = &viewer.session else {
+        return redirect("login");
+    };
+    let t = viewer.lang.texts();
+    let body = connectors::render(viewer.lang, &session.csrf, &console.host.connector_health());
+    viewer.page(Page::Connectors, t.connectors_title, &body)
+}
+
+async fn connector_action(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let t = viewer.lang.texts();
+    let form = read_form(body).await.unwrap_or_default();
+    let Some(session) = &viewer.session else {
+        return refused(viewer.lang, t.refused_csrf);
+    };
+    if !csrf_ok(session, &parts.headers, &form) {
+        tracing::warn!(
+            session = session.label,
+            "console POST refused: no valid CSRF token"
+        );
+        return refused(viewer.lang, t.refused_csrf);
+    }
+    let (Some(tenant), Some(name), Some(action)) = (
+        field(&form, "tenant"),
+        field(&form, "name"),
+        field(&form, "action").and_then(Action::parse),
+    ) else {
+        return redirect("connectors");
+    };
+    let outcome = connectors::apply(&console.host, action, tenant, name).await;
+    let target = format!("{tenant}/{name}");
+    let flash = Flash {
+        ok: outcome.is_ok(),
+        text: match &outcome {
+            Ok(()) => format!("{} {target}: {}", action.label(viewer.lang), t.outcome_done),
+            Err(reason) => format!(
+                "{} {target}: {} ({reason})",
+                action.label(viewer.lang),
+                t.outcome_refused
+            ),
+        },
+    };
+    console.audit.record(Entry {
+        at_ms: crate::clock::now_ms(),
+        who: session.who,
+        session: session.label.clone(),
+        action,
+        target,
+        refused: outcome.err(),
+    });
+    console.sessions.flash(&parts.headers, flash);
+    redirect("connectors")
+}
+
+async fn audit_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    if viewer.session.is_none() {
+        return redirect("login");
+    }
+    let t = viewer.lang.texts();
+    let body = audit::render(viewer.lang, &console.audit.entries());
+    viewer.page(Page::Audit, t.audit_title, &body)
+}

@@ -1,0 +1,793 @@
+//! The admin console (issue 16, first slice), in a real browser: headless Chromium
+//! (Debian's `chromium` and `chromedriver`) driven through WebDriver from this test,
+//! with real clicks. An admin logs in, sees a customer's mention appear on the overview
+//! within 2 s of its webhook (no reload), disables and enables a connector, reads the
+//! audit log, switches to Italian and looks at the pages at phone width. Screenshots of
+//! each page go to `target/console/`.
+//!
+//! The browser test skips, saying why, only when Chromium or ChromeDriver is missing;
+//! `cargo xtask test` installs both and sets `CENTRALINO_TEST_BROWSER=required`, so in CI
+//! a missing browser fails instead. The CSRF and loopback tests need no browser.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use centralino::Host;
+use centralino::api::admin::AdminApi;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
+use centralino::types::{AccountConfig, ConnectorConfig, Presence};
+use centralino_emulators::XApi;
+use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
+use centralino_emulators::x::NewTweet;
+use serde_json::{Value, json};
+
+use crate::component;
+use crate::routing::chain;
+use crate::support::free_port;
+
+const TOKEN: &str = "console-admin-token";
+const SECRET: &str = "consumer-secret";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// WebDriver's key for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A telco's X connector (brand `tim`) with routing whose only operator is offline, so
+/// every mention waits; the ingress and the admin API (with its console) on loopback.
+struct Telco {
+    host: Host,
+    x: XApi,
+    ingress: String,
+    admin: String,
+}
+
+async fn telco(admin_token: Option<&str>) -> Telco {
+    let x = XApi::start().await.unwrap();
+    x.add_user("1001", "TIM_Official", "TIM", "token-tim");
+    x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
+    let mut credentials = BTreeMap::new();
+    for (name, token) in [("tim", "token-tim"), ("marco", "token-marco")] {
+        credentials.insert(name.to_string(), Credential::Bearer(Secret::new(token)));
+    }
+    let mut secrets = BTreeMap::new();
+    secrets.insert("consumer_secret".to_string(), Secret::new(SECRET));
+    let account = |id: &str, handle: &str, credential: &str| AccountConfig {
+        id: id.to_string(),
+        handle: Some(handle.to_string()),
+        credential: Some(credential.to_string()),
+        settings: Vec::new(),
+    };
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        component("twitter"),
+        ConnectorConfig {
+            settings: vec![("api_base".to_string(), x.base_url())],
+            accounts: vec![
+                account("1001", "TIM_Official", "tim"),
+                account("2001", "TIM_Marco", "marco"),
+            ],
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![x.authority()],
+        credentials,
+        secrets,
+    };
+    spec.brands.insert("1001".to_string(), "tim".to_string());
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    let marco = Operator {
+        skills: vec!["tim".to_string()],
+        languages: vec!["it".to_string()],
+        accounts: vec![ChannelAccount {
+            channel: "twitter".to_string(),
+            id: "2001".to_string(),
+        }],
+        ..Operator::new("marco", 2)
+    };
+    engine.add_operator(marco, Presence::Offline).await;
+    let host = Host::builder()
+        .connector(spec)
+        .routing(engine)
+        .build()
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingress = format!("http://{}", listener.local_addr().unwrap());
+    let serving = host.clone();
+    tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", listener.local_addr().unwrap());
+    let api = AdminApi::new(host.clone(), admin_token.map(Secret::new).as_ref());
+    tokio::spawn(async move { api.serve(listener).await.unwrap() });
+    Telco {
+        host,
+        x,
+        ingress,
+        admin,
+    }
+}
+
+impl Telco {
+    /// A customer's mention of `@TIM_Official`, delivered as X's signed webhook; answers
+    /// the ingress's status.
+    async fn mention(&self, author: (&str, &str), text: &str) -> u16 {
+        self.x
+            .add_user(author.0, author.1, author.1, "token-customer");
+        let tweet = self.x.post_tweet(NewTweet::new(author.0, text));
+        let body = serde_json::to_vec(&tweet_create(
+            "1001",
+            &tweet.id,
+            (author.0, author.1, author.1),
+            text,
+            None,
+        ))
+        .unwrap();
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/webhooks/twitter", self.ingress))
+            .body(body.clone());
+        for (name, value) in twitter_delivery_headers(SECRET, &body) {
+            request = request.header(name, value);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+
+    fn twitter_enabled(&self) -> bool {
+        self.host
+            .connector_health()
+            .iter()
+            .find(|c| c.connector == "twitter")
+            .unwrap()
+            .enabled
+    }
+}
+
+/// Whether the browser test can run; says why not when it cannot.
+fn browser_available() -> bool {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|path| !Path::new(path).exists())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{} missing: install Debian's `chromium` and `chromium-driver` \
+         (`cargo xtask test` does)",
+        missing.join(" and ")
+    );
+    assert!(
+        std::env::var("CENTRALINO_TEST_BROWSER").as_deref() != Ok("required"),
+        "the console's browser test must run here, but {why}"
+    );
+    eprintln!("SKIPPED the console's browser test: {why}");
+    false
+}
+
+/// Where the screenshots go.
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Headless Chromium behind ChromeDriver, spoken to over WebDriver's HTTP API.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:<port>/session/<id>`.
+    session: String,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = {
+            use std::os::unix::process::CommandExt as _;
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so that ending it ends the browser too.
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            let ready = match http.get(format!("{base}/status")).send().await {
+                Ok(response) => {
+                    let status: Value =
+                        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+                    status["value"]["ready"] == true
+                }
+                Err(_) => false,
+            };
+            if ready {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": CHROMIUM,
+                        "args": [
+                            "--headless",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-quic",
+                            "--no-first-run",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-dev-shm-usage",
+                            "--lang=en-US",
+                            "--window-size=1280,900",
+                            format!("--user-data-dir={}", profile.path().display()),
+                        ],
+                        "prefs": { "intl.accept_languages": "en-US,en" }
+                    }
+                }
+            }
+        });
+        let created = post(&http, &format!("{base}/session"), &capabilities).await;
+        let id = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
+            .to_string();
+        Browser {
+            http,
+            session: format!("{base}/session/{id}"),
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.session);
+        let answer = match method {
+            "GET" => {
+                let response = self.http.get(&url).send().await.unwrap();
+                serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap()
+            }
+            "DELETE" => {
+                let response = self.http.delete(&url).send().await.unwrap();
+                serde_json::from_slice::<Value>(&response.bytes().await.unwrap()).unwrap()
+            }
+            _ => post(&self.http, &url, &body.unwrap_or_else(|| json!({}))).await,
+        };
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        let answer = self.call("POST", "/url", Some(json!({ "url": url }))).await;
+        assert!(answer.is_null(), "navigating to {url}: {answer}");
+    }
+
+    async fn url(&self) -> String {
+        self.call("GET", "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn try_find(&self, css: &str) -> Option<String> {
+        let found = self
+            .call(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        found[ELEMENT].as_str().map(str::to_string)
+    }
+
+    /// The element, waiting up to 10 s for it to appear.
+    async fn find(&self, css: &str) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(element) = self.try_find(css).await {
+                return element;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                self.screenshot("failure").await;
+                let source = self.call("GET", "/source", None).await;
+                panic!(
+                    "no `{css}` on {} (target/console/failure.png):\n{}",
+                    self.url().await,
+                    source.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        let text = self
+            .call("GET", &format!("/element/{element}/text"), None)
+            .await;
+        text.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Waits up to 10 s for `css`'s text to contain `expected`.
+    async fn wait_for_text(&self, css: &str, expected: &str) {
+        let started = Instant::now();
+        loop {
+            if let Some(element) = self.try_find(css).await {
+                let text = self
+                    .call("GET", &format!("/element/{element}/text"), None)
+                    .await;
+                if text.as_str().is_some_and(|t| t.contains(expected)) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "`{css}` never said `{expected}`; it says `{}`",
+                self.text(css).await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        let answer = self
+            .call("POST", &format!("/element/{element}/click"), None)
+            .await;
+        assert!(answer.is_null(), "clicking `{css}`: {answer}");
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.call("POST", &format!("/element/{element}/clear"), None)
+            .await;
+        let answer = self
+            .call(
+                "POST",
+                &format!("/element/{element}/value"),
+                Some(json!({ "text": text })),
+            )
+            .await;
+        assert!(answer.is_null(), "typing into `{css}`: {answer}");
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Saves a PNG of the window as `target/console/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.call("GET", "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    async fn quit(self) {
+        let _ = self.http.delete(&self.session).send().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The driver and the browser it started: their own process group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_an_admin_logs_in_sees_a_mention_live_and_disables_and_enables_a_connector() {
+    if !browser_available() {
+        return;
+    }
+    let telco = telco(Some(TOKEN)).await;
+    let browser = Browser::start().await;
+    let console = format!("{}/console", telco.admin);
+
+    // Not logged in: the console sends the browser to its login page.
+    browser.goto(&console).await;
+    browser.find("#token").await;
+    assert!(browser.url().await.ends_with("/console/login"));
+    browser.screenshot("login").await;
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("#login").await;
+    browser
+        .wait_for_text("#login-problem", "That is not the admin token.")
+        .await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#login").await;
+    browser.wait_for_text("h1", "Overview").await;
+    browser.wait_for_text("#live-state", "Live").await;
+    assert_eq!(browser.text("#waiting-total").await, "0");
+
+    // A customer writes; the overview shows it without a reload, within 2 s.
+    let text = "@TIM_Official la fibra è giù da stamattina (console 1)";
+    let written = Instant::now();
+    assert_eq!(telco.mention(("42", "mario_rossi"), text).await, 200);
+    loop {
+        let waiting = browser.text("#waiting").await;
+        if waiting.contains("la fibra è giù da stamattina") {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(2),
+            "the mention was not on the overview 2 s after its webhook: {waiting}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shown_after = written.elapsed();
+    eprintln!("the mention was on the overview {shown_after:?} after its webhook");
+    assert_eq!(browser.text("#waiting-total").await, "1");
+    let row = browser.text("#waiting tbody tr").await;
+    assert!(row.contains("tim") && row.contains("42"), "{row}");
+    assert!(row.contains("nobody at work"), "{row}");
+    browser.screenshot("overview").await;
+
+    // Connectors: disable, and the ingress refuses X's deliveries; enable again.
+    browser.click("#nav-connectors").await;
+    browser.wait_for_text("h1", "Connectors").await;
+    let row = browser.text("#connector-default-twitter").await;
+    assert!(row.contains("twitter") && row.contains("Enabled"), "{row}");
+    browser.screenshot("connectors").await;
+    browser.click("#disable-default-twitter").await;
+    browser
+        .wait_for_text("#state-default-twitter", "Disabled")
+        .await;
+    browser
+        .wait_for_text("#flash", "Disable default/twitter: done")
+        .await;
+    assert!(!telco.twitter_enabled());
+    assert_eq!(
+        telco
+            .mention(("43", "lucia"), "@TIM_Official ci sei?")
+            .await,
+        503
+    );
+    browser.screenshot("connectors-disabled").await;
+    // The overview counts it among the unhealthy connectors.
+    browser.click("#nav-overview").await;
+    browser.wait_for_text("#unhealthy-count", "1").await;
+    browser.wait_for_text("#unhealthy", "Disabled").await;
+    browser.click("#nav-connectors").await;
+    browser.click("#enable-default-twitter").await;
+    browser
+        .wait_for_text("#state-default-twitter", "Enabled")
+        .await;
+    assert!(telco.twitter_enabled());
+
+    // The audit log says who did what, and when.
+    browser.click("#nav-audit").await;
+    browser.wait_for_text("h1", "Audit log").await;
+    let entries = browser.text("table").await;
+    let lines: Vec<&str> = entries
+        .lines()
+        .filter(|l| l.contains("default/twitter"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{entries}");
+    assert!(lines[0].contains("Enable default/twitter"), "{entries}");
+    assert!(lines[1].contains("Disable default/twitter"), "{entries}");
+    assert!(entries.contains("admin (token)"), "{entries}");
+    browser.screenshot("audit").await;
+
+    // Italian, chosen in the header and remembered.
+    browser.click("#lang").await;
+    browser.wait_for_text("h1", "Registro modifiche").await;
+    browser.screenshot("audit-it").await;
+    browser.click("#nav-overview").await;
+    browser.wait_for_text("h1", "Panoramica").await;
+    browser.wait_for_text("#live-state", "In diretta").await;
+    browser
+        .wait_for_text("#waiting", "nessun operatore al lavoro")
+        .await;
+    browser.screenshot("overview-it").await;
+
+    // At phone width every page fits: no sideways scrolling.
+    browser.resize(390, 844).await;
+    for page in ["overview", "connectors", "audit"] {
+        browser.goto(&format!("{console}/{page}")).await;
+        browser.find("h1").await;
+        let fits = browser
+            .script(
+                "return document.documentElement.scrollWidth <= \
+                 document.documentElement.clientWidth;",
+            )
+            .await;
+        assert_eq!(fits, true, "{page} scrolls sideways at 390 px");
+        browser.screenshot(&format!("{page}-phone")).await;
+    }
+    browser.resize(1280, 900).await;
+
+    // Logging out ends the session.
+    browser.goto(&format!("{console}/overview")).await;
+    browser.click("#logout").await;
+    browser.find("#token").await;
+    browser.goto(&format!("{console}/overview")).await;
+    browser.find("#token").await;
+    browser.quit().await;
+}
+
+/// A client that keeps no cookies and follows no redirects, so every step shows.
+fn plain() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A cookie's `name=value` from a response's `Set-Cookie` headers, with its attributes.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let (pair, attributes) = v.split_once(';').unwrap_or((v, ""));
+            (pair.to_string(), attributes.to_string())
+        })
+}
+
+/// The value of the page's first hidden `csrf` field.
+fn csrf_field(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// Logs in with the admin token; answers the session's cookie.
+async fn log_in(http: &reqwest::Client, console: &str) -> String {
+    let page = http.get(format!("{console}/login")).send().await.unwrap();
+    let (login_cookie, _) = set_cookie(&page, "centralino_login").unwrap();
+    let form = csrf_field(&page.text().await.unwrap());
+    let response = http
+        .post(format!("{console}/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={form}&token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    set_cookie(&response, "centralino_console").unwrap().0
+}
+
+async fn connector_post(
+    http: &reqwest::Client,
+    console: &str,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> reqwest::Response {
+    let mut request = http
+        .post(format!("{console}/connectors"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_string());
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_console_post_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let telco = telco(Some(TOKEN)).await;
+    let console = format!("{}/console", telco.admin);
+    let http = plain();
+
+    // Pages need a session; the login page is strict about what it loads and sets.
+    let overview = http
+        .get(format!("{console}/overview"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 303);
+    assert_eq!(overview.headers()["location"], "login");
+    let login = http.get(format!("{console}/login")).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let policy = login.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(policy.contains("style-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    let (_, attributes) = set_cookie(&login, "centralino_login").unwrap();
+    assert!(attributes.contains("HttpOnly"), "{attributes}");
+    assert!(attributes.contains("SameSite=Strict"), "{attributes}");
+    assert!(!attributes.contains("Secure"), "{attributes}");
+    let html = login.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+    // Behind a TLS proxy the cookies are Secure.
+    let over_tls = http
+        .get(format!("{console}/login"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let (_, attributes) = set_cookie(&over_tls, "centralino_login").unwrap();
+    assert!(attributes.contains("Secure"), "{attributes}");
+
+    // A wrong token is refused; a login form without its token too.
+    let refused = http
+        .post(format!("{console}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(set_cookie(&refused, "centralino_console").is_none());
+
+    let session = log_in(&http, &console).await;
+    let page = http
+        .get(format!("{console}/connectors"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_field(&page.text().await.unwrap());
+    let disable = "tenant=default&name=twitter&action=disable";
+
+    // Without the token, with a wrong one, without the session, or from another site:
+    // 403, and the connector keeps serving.
+    type Attempt<'a> = (&'a str, Option<&'a str>, Vec<(&'a str, &'a str)>, String);
+    let attempts: [Attempt; 4] = [
+        ("no CSRF token", Some(&session), vec![], disable.to_string()),
+        (
+            "a wrong CSRF token",
+            Some(&session),
+            vec![],
+            format!("{disable}&csrf=0123{}", &csrf[4..]),
+        ),
+        ("no session", None, vec![], format!("{disable}&csrf={csrf}")),
+        (
+            "another site's origin",
+            Some(&session),
+            vec![("origin", "https://evil.example")],
+            format!("{disable}&csrf={csrf}"),
+        ),
+    ];
+    for (why, cookie, extra, body) in &attempts {
+        let answer = connector_post(&http, &console, *cookie, extra, body).await;
+        assert_eq!(answer.status(), 403, "a POST with {why}");
+        assert!(telco.twitter_enabled(), "a POST with {why} disabled it");
+    }
+
+    // With it: done, and recorded.
+    let answer = connector_post(
+        &http,
+        &console,
+        Some(&session),
+        &[],
+        &format!("{disable}&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    assert!(!telco.twitter_enabled());
+    let answer = connector_post(
+        &http,
+        &console,
+        Some(&session),
+        &[("x-csrf-token", &csrf)],
+        "tenant=default&name=twitter&action=enable",
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    assert!(telco.twitter_enabled());
+    let audit = http
+        .get(format!("{console}/audit"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(audit.matches("class=\"audit-entry\"").count(), 2, "{audit}");
+
+    // The live stream needs a session too.
+    let events = http.get(format!("{console}/events")).send().await.unwrap();
+    assert_eq!(events.status(), 401);
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_console_says_so_and_answers_loopback_clients_only() {
+    let telco = telco(None).await;
+    let console = format!("{}/console", telco.admin);
+    let http = plain();
+    let page = http.get(format!("{console}/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (login_cookie, _) = set_cookie(&page, "centralino_login").unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("id=\"no-token\""), "{html}");
+    assert!(
+        html.contains("open only to clients on this machine"),
+        "{html}"
+    );
+    let response = http
+        .post(format!("{console}/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={}", csrf_field(&html)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let session = set_cookie(&response, "centralino_console").unwrap().0;
+    let overview = http
+        .get(format!("{console}/overview"))
+        .header("cookie", &session)
+        .header("accept-language", "it-IT,it;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status(), 200);
+    let html = overview.text().await.unwrap();
+    assert!(html.contains("<h1>Panoramica</h1>"), "{html}");
+    assert!(html.contains("client loopback (senza token)"), "{html}");
+
+    // A page on another site that rebinds its name to 127.0.0.1 still names itself in
+    // `Host`: refused.
+    let rebound = http
+        .get(format!("{console}/overview"))
+        .header("cookie", &session)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+}
