@@ -487,7 +487,15 @@ const PUBLIC_API: &str = "host/public-api.txt";
 fn public_api(check: bool) -> anyhow::Result<()> {
     let root = root();
     step("listing the library's public API (rustdoc JSON; the first run checks every dependency)");
-    // rustdoc's JSON output is unstable: RUSTC_BOOTSTRAP lets the stable toolchain write it.
+    // Where cargo builds: the target dir the caller chose, else the workspace's. The
+    // rustdoc run gets a folder of its own there, because RUSTC_BOOTSTRAP (which lets the
+    // stable toolchain write rustdoc's unstable JSON) changes the fingerprints of build
+    // scripts and proc macros: sharing the main folder would rebuild the whole tree each
+    // time the tests and this check take turns.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("public-api");
     run(Command::new("cargo")
         .args([
             "rustdoc",
@@ -502,12 +510,9 @@ fn public_api(check: bool) -> anyhow::Result<()> {
             "json",
         ])
         .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(&root))
     .context("documenting the library as JSON")?;
-    // Where cargo wrote it: the target dir the caller chose, else the workspace's.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
     let json_path = target.join("doc").join("centralino.json");
     let text = std::fs::read_to_string(&json_path)
         .with_context(|| format!("reading {}", json_path.display()))?;
