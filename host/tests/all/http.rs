@@ -38,7 +38,7 @@ fn grants(allowed: &[String]) -> Grants {
     }
 }
 
-fn probe(grants: Grants, limits: PluginLimits) -> ChannelInstance {
+pub fn probe(grants: Grants, limits: PluginLimits) -> ChannelInstance {
     let plugin = Runtime::new()
         .unwrap()
         .load_channel(component("http-probe"))
@@ -47,7 +47,7 @@ fn probe(grants: Grants, limits: PluginLimits) -> ChannelInstance {
 }
 
 /// Runs one request through the probe; returns (status line or error, body).
-async fn fetch(probe: &mut ChannelInstance, spec: &str) -> String {
+pub async fn fetch(probe: &mut ChannelInstance, spec: &str) -> String {
     let outcome = probe
         .handle_webhook(WebhookRequest {
             method: "POST".to_string(),

@@ -13,7 +13,7 @@ use axum::response::IntoResponse;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
-use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
+use centralino::runtime::{ChannelInstance, PluginLimits};
 use centralino::store::OutboxStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 use centralino::{Error, Host};
@@ -22,6 +22,7 @@ use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
 use centralino_emulators::x::NewTweet;
 
 use crate::component;
+use crate::http::fetch;
 use crate::support::eventually;
 
 const SECRET: &str = "x-consumer-secret";
@@ -316,36 +317,19 @@ async fn echo() -> String {
     serve(app).await
 }
 
+/// The `http-probe` guest (tests/all/http.rs) with one bearer credential, `tim`.
 fn probe(allowed: Vec<String>) -> ChannelInstance {
     let mut credentials = BTreeMap::new();
     credentials.insert(
         "tim".to_string(),
         Credential::Bearer(Secret::new("token-tim-very-secret")),
     );
-    let plugin = Runtime::new()
-        .unwrap()
-        .load_channel(component("http-probe"))
-        .unwrap();
     let grants = Grants {
         allowed_hosts: allowed,
         credentials,
         secrets: BTreeMap::new(),
     };
-    plugin.instance(ConnectorConfig::default(), grants, PluginLimits::default())
-}
-
-async fn fetch(probe: &mut ChannelInstance, spec: &str) -> String {
-    let outcome = probe
-        .handle_webhook(WebhookRequest {
-            method: "POST".to_string(),
-            path: "/".to_string(),
-            query: String::new(),
-            headers: Vec::new(),
-            body: spec.as_bytes().to_vec(),
-        })
-        .await
-        .unwrap();
-    String::from_utf8(outcome.response.body).unwrap()
+    crate::http::probe(grants, PluginLimits::default())
 }
 
 #[tokio::test]
