@@ -6,17 +6,26 @@
 //! (`centralino:plugin@0.1.0`, in `wit/`), so a CRM vendor ships the host once and admins
 //! add, swap or upgrade plugins without rebuilding anything.
 //!
-//! This crate is what a CRM links in. Its parts:
+//! This crate is what a CRM links in. Its public API is this short list; everything else
+//! is internal (see docs/api-stability.md for what is promised and how it may change):
 //!
-//! - [`runtime`]: the wasmtime engine, component inspection and caching, plugin instances
-//!   with memory caps and per-call deadlines.
-//! - [`capabilities`]: the host side of the contract's imports (`log`, `clock`, `http`,
-//!   `signing`), all denied unless granted.
-//! - [`types`]: the host's own types for messages, operators and routing decisions.
-//! - [`routing`]: operators, conversations, the policy chain, the queue, shadow and replay.
-//! - [`api`]: the HTTP APIs of `centralino run`: the REST API for CRMs in any language
-//!   (per-tenant bearer tokens, OpenAPI document) and the admin API.
-//! - [`metrics`]: Prometheus metrics, counted where things happen.
+//! - [`Host`] and [`HostBuilder`]: connectors, routing and the CRM wired together over a
+//!   durable store; replies, transfers, presence, health, the webhook ingress
+//!   ([`Host::serve`]).
+//! - [`crm`]: the [`Crm`](crm::Crm) trait a CRM implements to receive
+//!   [`CrmEvent`](crm::CrmEvent)s, the local inbox, and signed event webhooks.
+//! - [`types`]: the messages, operators and routing decisions a CRM passes and receives.
+//! - [`Error`]: one typed error for everything the host refuses or fails at.
+//! - [`config`]: `centralino.toml`, read and checked, for hosts configured from a file.
+//! - [`connectors`]: a connector's spec, health and reload reports.
+//! - [`routing`]: operators, the policy chain and the engine's configuration; replay of
+//!   recorded traffic through a candidate chain.
+//! - [`store`]: read access to stored conversations and messages, and the outbox backlog.
+//! - [`api`]: the HTTP APIs of `centralino run` as axum routers (the REST API for CRMs in
+//!   any language, with its OpenAPI document, and the admin API).
+//! - [`runtime`] and [`capabilities`]: what plugin tooling needs: the wasmtime engine,
+//!   component inspection, plugin instances with their limits, and the grants that open
+//!   a plugin's imports.
 //!
 //! ## Example: ask a routing policy for a decision
 //!
@@ -47,25 +56,53 @@
 //! # Ok(()) }
 //! ```
 
+/// Declares modules that are internal to the crate: `pub(crate)` in a normal build, and
+/// public but `#[doc(hidden)]` with the `test-support` feature, which the crate's own tests,
+/// benchmarks and fuzzers enable. Nothing reached only through them is part of the API.
+macro_rules! internal_mod {
+    ($($(#[$attr:meta])* $name:ident;)*) => {$(
+        #[cfg(feature = "test-support")]
+        #[doc(hidden)]
+        $(#[$attr])*
+        pub mod $name;
+        #[cfg(not(feature = "test-support"))]
+        $(#[$attr])*
+        pub(crate) mod $name;
+    )*};
+}
+
+/// Re-exports items that only the `test-support` feature makes public (see `internal_mod!`).
+macro_rules! internal_use {
+    ($($path:path),* $(,)?) => {$(
+        #[cfg(feature = "test-support")]
+        #[doc(hidden)]
+        pub use $path;
+    )*};
+}
+
 pub mod api;
 pub mod capabilities;
-pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod crm;
 mod error;
 mod host;
-pub mod metrics;
 mod retry;
 pub mod routing;
 pub mod runtime;
-pub mod server;
 pub mod store;
 mod throttle;
 pub mod types;
+
+internal_mod! {
+    clock;
+    metrics;
+    server;
+}
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{
     DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate, STUCK_AFTER,
     TaskHealth,
 };
+pub use server::IngressLimits;

@@ -563,7 +563,7 @@ fn connectors(host: &Host, out: &mut Exposition) {
 /// Per tenant: the engine's counters, the queue and the roster, read under its lock.
 struct TenantRoutingSnapshot {
     tenant: String,
-    stats: crate::routing::EngineStats,
+    stats: crate::routing::RoutingStats,
     queue_depth: usize,
     presence: [(Presence, usize); 3],
 }
@@ -600,7 +600,7 @@ async fn routing(host: &Host, out: &mut Exposition) {
             snapshots.push(snapshot);
         }
     }
-    let counters: [Family<crate::routing::EngineStats>; 5] = [
+    let counters: [Family<crate::routing::RoutingStats>; 5] = [
         (
             "centralino_routing_decisions_total",
             "Runs of the routing chain.",

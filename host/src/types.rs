@@ -343,7 +343,7 @@ pub struct RoutingDecision {
 /// invisible format characters (zero-width spaces and joiners, direction marks, word
 /// joiners, byte-order marks, soft hyphens, Hangul fillers, variation selectors, tags).
 /// Sent as a post, such a text is a blank post; replies must have something to read.
-pub fn is_blank_text(text: &str) -> bool {
+pub(crate) fn is_blank_text(text: &str) -> bool {
     text.chars().all(|c| {
         c.is_whitespace()
             || c.is_control()

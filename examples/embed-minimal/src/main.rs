@@ -167,7 +167,6 @@ async fn run() -> anyhow::Result<Arc<TicketDesk>> {
     let runtime = Runtime::new()?;
     let spec: ChainSpec = "skills > least-loaded".parse()?;
     let chain = PolicyChain::load(&runtime, &spec, &plugins, &PluginLimits::default()).await?;
-    let mut engine = RoutingEngine::builder(chain).build();
     let marco = Operator {
         skills: vec!["tim".into()],
         accounts: vec![ChannelAccount {
@@ -176,7 +175,9 @@ async fn run() -> anyhow::Result<Arc<TicketDesk>> {
         }],
         ..Operator::new("marco", 3)
     };
-    engine.add_operator(marco, Presence::Online).await;
+    let engine = RoutingEngine::builder(chain)
+        .operator(marco, Presence::Online)
+        .build();
 
     let desk = Arc::new(TicketDesk::default());
     let host = Host::builder()

@@ -38,7 +38,7 @@ use crate::capabilities::Secret;
 use crate::config::{ConfigReload, ConfigReloader};
 use crate::connectors::{ConnectorHealth, ReloadReport};
 use crate::metrics::presence_name;
-use crate::routing::EngineStats;
+use crate::routing::RoutingStats;
 use crate::server::IngressLimits;
 use crate::types::Presence;
 use crate::{Error, Host};
@@ -164,7 +164,7 @@ struct TenantStatus {
 struct RoutingStatus {
     queue_depth: usize,
     operators: PresenceCounts,
-    stats: EngineStats,
+    stats: RoutingStats,
 }
 
 #[derive(Serialize)]

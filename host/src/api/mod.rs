@@ -31,7 +31,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod admin;
+mod admin;
 mod console;
 mod crm;
 mod openapi;
@@ -58,6 +58,7 @@ use crate::routing::RoutingError;
 use crate::server::IngressLimits;
 use crate::{Error, Host};
 
+pub use admin::{AdminApi, check_exposure};
 pub use openapi::{document as openapi_document, document_text as openapi_text};
 
 /// Largest JSON body the APIs read (a reply's text is a few KiB at most).

@@ -12,8 +12,8 @@ mod signing;
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub(crate) use http::RateLimitBook;
 pub(crate) use http::{HttpContext, HttpTransport};
-pub use http::{RateLimitBook, host_allowed};
 
 /// A secret value held by the host. Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]

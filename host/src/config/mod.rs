@@ -65,7 +65,9 @@
 
 mod build;
 mod error;
-pub mod file;
+internal_mod! {
+    file;
+}
 mod reload;
 mod validate;
 mod values;
@@ -145,6 +147,7 @@ pub struct Config {
     /// The tenants; one, `default`, when the file names none.
     pub tenants: Vec<Tenant>,
     source: Source,
+    secret_references: Vec<SecretRef>,
 }
 
 /// Where the store is.
@@ -263,7 +266,18 @@ impl Config {
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_default();
-        validate::check(file, source, base_dir)
+        let mut references: Vec<SecretRef> =
+            file.secret_references().into_iter().cloned().collect();
+        references.dedup();
+        let mut config = validate::check(file, source, base_dir)?;
+        config.secret_references = references;
+        Ok(config)
+    }
+
+    /// Every `env:` and `file:` reference the file makes (tokens, store URL, connector
+    /// secrets and credentials), in file order: what must exist before the host starts.
+    pub fn secret_references(&self) -> &[SecretRef] {
+        &self.secret_references
     }
 
     /// The line of the file where `key` is written, for messages.

@@ -901,6 +901,7 @@ pub(crate) fn check(
         tenants,
         base_dir,
         source,
+        secret_references: Vec::new(),
     })
 }
 

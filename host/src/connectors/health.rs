@@ -21,6 +21,7 @@ pub enum Circuit {
 
 /// Something that happened to a connector, with when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Incident {
     /// When (milliseconds since the epoch).
     pub at_ms: u64,
@@ -30,6 +31,7 @@ pub struct Incident {
 
 /// How a connector is doing, for admins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ConnectorHealth {
     /// Tenant.
     pub tenant: String,

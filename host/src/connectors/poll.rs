@@ -10,6 +10,7 @@ use crate::store::{Ingested, Store};
 
 /// What one poll of one account did.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct PollReport {
     /// The account.
     pub account: String,

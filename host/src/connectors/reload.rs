@@ -22,6 +22,7 @@ pub(crate) struct Candidate {
 
 /// What a reload of a connector's plugin did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ReloadReport {
     /// Tenant.
     pub tenant: String,

@@ -89,6 +89,7 @@ pub enum CrmEvent {
 
 /// One event as delivered, with its stable id (the idempotency key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CrmDelivery {
     /// Stable id: the same event always carries the same id, also when redelivered.
     pub id: String,

@@ -42,6 +42,7 @@ pub(crate) struct PreparedSwap {
 
 /// What a routing update changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RoutingReport {
     /// The tenant.
     pub tenant: String,

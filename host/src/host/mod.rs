@@ -30,11 +30,11 @@ use crate::connectors::{Connector, PollReport};
 use crate::crm::LocalInbox;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::routing::RoutingEngine;
+use crate::routing::{RoutingEngine, RoutingStats};
 use crate::runtime::Runtime;
 use crate::store::leases::LeaseHolder;
 use crate::store::{Ingested, Store};
-use crate::types::{OutboundMessage, Sent, WebhookRequest, WebhookResponse};
+use crate::types::{WebhookRequest, WebhookResponse};
 use routing::TenantRouting;
 use tasks::TaskBook;
 
@@ -164,6 +164,7 @@ impl Host {
     }
 
     /// This host's polling leases and the others', per tenant (who polls which account).
+    #[cfg(feature = "test-support")]
     pub async fn poll_leases(
         &self,
         tenant: &str,
@@ -249,8 +250,16 @@ impl Host {
         self.inner.inbox.as_ref()
     }
 
+    /// A tenant's routing counters since this host started: decisions, assignments,
+    /// conversations that waited, offer timeouts, the queue's peak, failed stages, and the
+    /// shadow chain's agreement. `Err` when the tenant has no routing.
+    pub async fn routing_stats(&self, tenant: &str) -> Result<RoutingStats, Error> {
+        self.with_routing(tenant, RoutingEngine::stats).await
+    }
+
     /// Runs `f` with a tenant's routing engine (statistics, roster, queue).
-    pub async fn with_routing<T>(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn with_routing<T>(
         &self,
         tenant: &str,
         f: impl FnOnce(&RoutingEngine) -> T,
@@ -260,12 +269,13 @@ impl Host {
     }
 
     /// Sends a reply through a connector directly, bypassing the outbox (tools and tests).
+    #[cfg(feature = "test-support")]
     pub async fn send(
         &self,
         tenant: &str,
         connector: &str,
-        message: OutboundMessage,
-    ) -> Result<Sent, Error> {
+        message: crate::types::OutboundMessage,
+    ) -> Result<crate::types::Sent, Error> {
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| unknown_connector(tenant, connector))?;
@@ -278,7 +288,7 @@ impl Host {
     }
 
     /// Serves the ingress on `listener` until the future is dropped, with this host's body
-    /// cap and the default [`IngressLimits`](crate::server::IngressLimits) (header and body
+    /// cap and the default [`IngressLimits`](crate::IngressLimits) (header and body
     /// read timeouts, connection cap).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let limits = crate::server::IngressLimits {

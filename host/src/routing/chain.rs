@@ -352,7 +352,8 @@ impl PolicyChain {
     }
 
     /// Runs the chain for one conversation. Never fails: a stage that fails is skipped.
-    pub async fn decide(&mut self, mut context: RoutingContext) -> ChainDecision {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn decide(&mut self, mut context: RoutingContext) -> ChainDecision {
         let mut steps = Vec::with_capacity(self.stages.len());
         for stage in &mut self.stages {
             if let Some(error) = stage.resting(context.now) {

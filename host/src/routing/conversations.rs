@@ -271,6 +271,7 @@ impl Conversations {
     }
 
     /// Whether there are none.
+    #[cfg(feature = "test-support")]
     pub fn is_empty(&self) -> bool {
         self.all.is_empty()
     }

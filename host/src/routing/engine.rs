@@ -90,7 +90,8 @@ pub struct Arrival {
 
 /// Counters since the engine started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct EngineStats {
+#[non_exhaustive]
+pub struct RoutingStats {
     /// Chain runs.
     pub decisions: u64,
     /// Assignments made by the chain (re-routes included, transfers not).
@@ -117,9 +118,17 @@ pub struct EngineBuilder {
     shadow: Option<PolicyChain>,
     reply_rules: ReplyRules,
     handling_window: usize,
+    operators: Vec<(Operator, Presence)>,
 }
 
 impl EngineBuilder {
+    /// Adds an operator with their starting presence (a later call for the same id
+    /// replaces the earlier one).
+    pub fn operator(mut self, operator: Operator, presence: Presence) -> Self {
+        self.operators.push((operator, presence));
+        self
+    }
+
     /// Uses `clock` for every timestamp.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
@@ -152,11 +161,15 @@ impl EngineBuilder {
 
     /// The engine.
     pub fn build(self) -> RoutingEngine {
+        let mut roster = Roster::default();
+        for (operator, presence) in self.operators {
+            roster.upsert(operator, presence);
+        }
         RoutingEngine {
             clock: self.clock,
             chain: self.chain,
             shadow: self.shadow.map(Shadow::new),
-            roster: Roster::default(),
+            roster,
             conversations: Conversations::default(),
             history: CustomerHistory::default(),
             queue: WaitQueue::default(),
@@ -165,7 +178,7 @@ impl EngineBuilder {
             offer_timeout_ms: self
                 .offer_timeout
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-            stats: EngineStats::default(),
+            stats: RoutingStats::default(),
             available: BTreeSet::new(),
         }
     }
@@ -184,7 +197,7 @@ pub struct RoutingEngine {
     handling: HandlingTimes,
     reply_rules: ReplyRules,
     offer_timeout_ms: Option<u64>,
-    stats: EngineStats,
+    stats: RoutingStats,
     /// Who could take a conversation at the last drain, to notice newcomers in `tick`.
     available: BTreeSet<String>,
 }
@@ -199,52 +212,62 @@ impl RoutingEngine {
             shadow: None,
             reply_rules: ReplyRules::default(),
             handling_window: 50,
+            operators: Vec::new(),
         }
     }
 
     /// The engine's time.
-    pub fn now(&self) -> u64 {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn now(&self) -> u64 {
         self.clock.now_ms()
     }
 
     /// Operators and their state.
-    pub fn roster(&self) -> &Roster {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn roster(&self) -> &Roster {
         &self.roster
     }
 
     /// Every conversation.
-    pub fn conversations(&self) -> &Conversations {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn conversations(&self) -> &Conversations {
         &self.conversations
     }
 
     /// One conversation.
-    pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
         self.conversations.get(id)
     }
 
     /// The waiting queue.
-    pub fn queue(&self) -> &WaitQueue {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn queue(&self) -> &WaitQueue {
         &self.queue
     }
 
     /// Recent handling times.
+    #[cfg(feature = "test-support")]
     pub fn handling_times(&self) -> &HandlingTimes {
         &self.handling
     }
 
     /// The active chain.
-    pub fn chain(&self) -> &PolicyChain {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn chain(&self) -> &PolicyChain {
         &self.chain
     }
 
     /// The shadow chain, if any.
+    #[cfg(feature = "test-support")]
     pub fn shadow(&self) -> Option<&Shadow> {
         self.shadow.as_ref()
     }
 
     /// Counters so far.
-    pub fn stats(&self) -> EngineStats {
-        EngineStats {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn stats(&self) -> RoutingStats {
+        RoutingStats {
             // Failures of chains replaced by a reload are kept in `self.stats`.
             stage_failures: self.stats.stage_failures + self.chain.total_failures(),
             shadow: self.shadow.as_ref().map(Shadow::stats),
@@ -253,7 +276,8 @@ impl RoutingEngine {
     }
 
     /// What a waiting customer can be told now.
-    pub fn wait_estimate(&self, id: ConversationId) -> Option<WaitEstimate> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn wait_estimate(&self, id: ConversationId) -> Option<WaitEstimate> {
         let position = self.queue.position(id)?;
         Some(WaitEstimate::new(
             position,
@@ -264,7 +288,8 @@ impl RoutingEngine {
 
     /// Adds an operator (or updates one, keeping their load) and gives them waiting
     /// conversations if they can take some.
-    pub async fn add_operator(&mut self, operator: Operator, presence: Presence) -> Vec<Notice> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn add_operator(&mut self, operator: Operator, presence: Presence) -> Vec<Notice> {
         self.roster.upsert(operator, presence);
         self.drain().await
     }
@@ -272,7 +297,8 @@ impl RoutingEngine {
     /// Sets an operator's presence. Coming online drains the queue; going offline
     /// re-routes the conversations they hold but have not answered (answered ones stay:
     /// the customer already talks to them).
-    pub async fn set_presence(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_presence(
         &mut self,
         operator: &str,
         presence: Presence,
@@ -301,7 +327,8 @@ impl RoutingEngine {
     /// Takes a customer message. A new conversation, or a waiting one (the new text may
     /// change its priority), goes through the chain; an assigned one stays with its
     /// operator.
-    pub async fn receive(&mut self, message: CustomerMessage) -> Arrival {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn receive(&mut self, message: CustomerMessage) -> Arrival {
         let now = self.now();
         let (id, joined) = self.conversations.receive(&message, now);
         let status = self.conversations.get(id).map(|c| c.status);
@@ -318,7 +345,8 @@ impl RoutingEngine {
 
     /// Checks that `operator` may reply to the conversation and picks the sending
     /// account, without recording anything.
-    pub fn authorize_reply(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn authorize_reply(
         &self,
         id: ConversationId,
         operator: &str,
@@ -332,7 +360,8 @@ impl RoutingEngine {
 
     /// Records a reply by `operator` (after [`authorize_reply`](Self::authorize_reply)'s
     /// checks): stamps the first response and remembers who helped the customer.
-    pub fn record_reply(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn record_reply(
         &mut self,
         id: ConversationId,
         operator: &str,
@@ -354,7 +383,8 @@ impl RoutingEngine {
     /// Resolves a conversation (waiting ones too: a customer may give up). Frees the seat,
     /// records the handling time and gives the seat to the queue. Resolving twice is a
     /// no-op.
-    pub async fn resolve(&mut self, id: ConversationId) -> Result<Vec<Notice>, RoutingError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn resolve(&mut self, id: ConversationId) -> Result<Vec<Notice>, RoutingError> {
         let now = self.now();
         let conversation = self
             .conversations
@@ -382,7 +412,8 @@ impl RoutingEngine {
     /// A person hands the conversation to `to` (from its assignee, or straight from the
     /// queue). Refused if `to` is full; presence is not checked. Afterwards any operator
     /// may reply to it, and the offer timeout no longer applies.
-    pub async fn transfer(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn transfer(
         &mut self,
         id: ConversationId,
         to: &str,
@@ -414,7 +445,8 @@ impl RoutingEngine {
 
     /// Applies what time alone changes: offers that timed out are re-routed, lapsed
     /// exclusions and starting shifts let the queue move.
-    pub async fn tick(&mut self) -> Vec<Notice> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn tick(&mut self) -> Vec<Notice> {
         let now = self.now();
         let mut notices = Vec::new();
         let mut taken = Vec::new();
@@ -467,7 +499,8 @@ impl RoutingEngine {
 
     /// When [`tick`](Self::tick) next has something to do: an offer expiring, an exclusion
     /// lapsing, or (while someone waits) a shift starting.
-    pub fn next_deadline(&self) -> Option<u64> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
         let now = self.now();
         let offers = self.offer_timeout_ms.into_iter().flat_map(|timeout| {
             self.conversations
@@ -493,7 +526,8 @@ impl RoutingEngine {
     /// theirs already); one whose assignee is no longer on the roster, and an open or
     /// waiting one, joins the queue in its place by priority and first message. Nothing is
     /// decided here: call [`resume`](Self::resume) once everything is restored.
-    pub fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
         let assigned_at = conversation.assigned_at.unwrap_or(conversation.created_at);
         let assignee = match (conversation.status, conversation.assignee.take()) {
             (Status::Assigned, Some(operator))
@@ -539,7 +573,8 @@ impl RoutingEngine {
     /// (an operator absent from `loads` holds nothing): conversations other hosts routed,
     /// resolved or moved count as they do there. Nothing is decided here: call
     /// [`resume`](Self::resume) afterwards to give freed seats to the queue.
-    pub fn set_loads(&mut self, loads: &std::collections::HashMap<String, u32>) {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn set_loads(&mut self, loads: &std::collections::HashMap<String, u32>) {
         self.roster.set_loads(loads);
     }
 
@@ -549,7 +584,8 @@ impl RoutingEngine {
     /// `transferred`); open or waiting, it waits in the queue in its place. Loads are left
     /// alone (see [`set_loads`](Self::set_loads)), and nothing is decided. Returns whether
     /// anything changed.
-    pub fn sync_conversation(&mut self, id: ConversationId, stored: StoredState) -> bool {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn sync_conversation(&mut self, id: ConversationId, stored: StoredState) -> bool {
         let StoredState {
             status,
             assignee,
@@ -619,7 +655,8 @@ impl RoutingEngine {
     /// Offers the waiting conversations to whoever can take one now: after
     /// [`restore`](Self::restore), so restored conversations do not wait for the next
     /// seat to free. Returns the assignments made.
-    pub async fn resume(&mut self) -> Vec<Notice> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn resume(&mut self) -> Vec<Notice> {
         self.drain().await
     }
 
@@ -831,6 +868,7 @@ pub struct StoredState {
 
 /// What [`RoutingEngine::apply_roster`] changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RosterChange {
     /// Operators added (offline until they say otherwise; a host gives them the presence
     /// it stored for them, if any).
@@ -849,7 +887,8 @@ pub struct RosterChange {
 /// queue, assignments, history and handling times are kept.
 impl RoutingEngine {
     /// Replaces the active chain and the shadow chain. The next decision uses them.
-    pub fn replace_chains(&mut self, chain: PolicyChain, shadow: Option<PolicyChain>) {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn replace_chains(&mut self, chain: PolicyChain, shadow: Option<PolicyChain>) {
         self.stats.stage_failures += self.chain.total_failures();
         tracing::info!(from = %self.chain.spec(), to = %chain.spec(), "routing chain replaced");
         self.chain = chain;
@@ -857,12 +896,14 @@ impl RoutingEngine {
     }
 
     /// Sets the offer timeout; `None` never takes a conversation back.
-    pub fn set_offer_timeout(&mut self, timeout: Option<Duration>) {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn set_offer_timeout(&mut self, timeout: Option<Duration>) {
         self.offer_timeout_ms = timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
     }
 
     /// Sets the rules that pick the account a reply goes out from.
-    pub fn set_reply_rules(&mut self, rules: ReplyRules) {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn set_reply_rules(&mut self, rules: ReplyRules) {
         self.reply_rules = rules;
     }
 
@@ -870,7 +911,8 @@ impl RoutingEngine {
     /// configuration (keeping presence, load and last assignment), missing ones go offline
     /// (their unanswered conversations are re-routed) and leave the roster unless they
     /// still hold conversations. Then the queue drains to whoever can take it.
-    pub async fn apply_roster(&mut self, operators: Vec<Operator>) -> (RosterChange, Vec<Notice>) {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn apply_roster(&mut self, operators: Vec<Operator>) -> (RosterChange, Vec<Notice>) {
         let mut change = RosterChange::default();
         let mut notices = Vec::new();
         let keep: BTreeSet<String> = operators.iter().map(|o| o.id.clone()).collect();

@@ -13,86 +13,96 @@
 //!   where the channel allows) · offer timeout re-routes · resolve frees the seat
 //! ```
 //!
-//! - [`agents`]: operators, working hours, the roster with presence and load.
-//! - [`conversations`]: threading and conversation state.
-//! - [`chain`]: the admin's chain of policy plugins and its semantics.
-//! - [`queue`]: the waiting queue and the wait estimate.
-//! - [`ownership`]: who may reply, from which account.
-//! - [`shadow`]: a candidate chain compared on live traffic.
-//! - [`engine`]: [`RoutingEngine`], which ties them together.
-//! - [`replay`](mod@replay): recorded traffic through a chain on simulated time.
-//! - [`clock`]: the injectable clock.
-//!
-//! Everything is in memory for now, in small serialisable types a durable store can keep.
+//! Inside: operators, working hours and the roster with presence and load (`agents`);
+//! threading and conversation state (`conversations`); the admin's chain of policy plugins
+//! (`chain`); the waiting queue and the wait estimate (`queue`); who may reply, from which
+//! account (`ownership`); a candidate chain compared on live traffic (`shadow`); the
+//! [`RoutingEngine`] that ties them together (`engine`); recorded traffic through a chain
+//! on simulated time ([`replay()`]); the injectable [`Clock`]. An embedder configures an
+//! engine and hands it to [`HostBuilder::routing`](crate::HostBuilder::routing); the host
+//! drives it, keeps it in line with the store, and answers for it through
+//! [`Host`](crate::Host)'s methods (`reply`, `transfer`, `resolve`, `set_presence`,
+//! `routing_stats`).
 //!
 //! ## Example
 //!
 //! ```no_run
 //! use std::path::Path;
 //! use std::time::Duration;
-//! use centralino::routing::{
-//!     ChainSpec, ChannelAccount, CustomerMessage, Operator, PolicyChain, RoutingEngine,
-//! };
+//! use centralino::Host;
+//! use centralino::routing::{ChainSpec, ChannelAccount, Operator, PolicyChain, RoutingEngine};
 //! use centralino::runtime::{PluginLimits, Runtime};
-//! use centralino::types::{MessageKind, Presence};
+//! use centralino::types::Presence;
 //!
-//! # async fn example() -> Result<(), centralino::routing::RoutingError> {
+//! # async fn example() -> Result<(), centralino::Error> {
 //! let runtime = Runtime::new()?;
 //! let spec: ChainSpec = "priority > sticky > skills > least-loaded".parse()?;
 //! let chain =
 //!     PolicyChain::load(&runtime, &spec, Path::new("target/plugins"), &PluginLimits::default())
 //!         .await?;
-//! let mut engine = RoutingEngine::builder(chain)
-//!     .offer_timeout(Duration::from_secs(5 * 60))
-//!     .build();
 //! let marco = Operator {
 //!     skills: vec!["tim".into()],
 //!     accounts: vec![ChannelAccount { channel: "twitter".into(), id: "TIM_Marco".into() }],
 //!     ..Operator::new("marco", 3)
 //! };
-//! engine.add_operator(marco, Presence::Online).await;
-//! let arrival = engine
-//!     .receive(CustomerMessage {
-//!         channel: "twitter".into(),
-//!         account: "TIM_Official".into(),
-//!         conversation_key: "1890000000000000001".into(),
-//!         customer: "42".into(),
-//!         brand: Some("tim".into()),
-//!         language: Some("it".into()),
-//!         kind: MessageKind::PublicPost,
-//!         text: "@TIM_Official il mio modem non va".into(),
-//!     })
-//!     .await;
-//! // Marco answers from @TIM_Marco.
-//! let route = engine.record_reply(arrival.conversation, "marco")?;
-//! assert_eq!(route.account, "TIM_Marco");
+//! let engine = RoutingEngine::builder(chain)
+//!     .operator(marco, Presence::Online)
+//!     .offer_timeout(Duration::from_secs(5 * 60))
+//!     .build();
+//! let host = Host::builder().runtime(runtime).routing(engine).build().await?;
 //! # Ok(()) }
 //! ```
 
-pub mod agents;
 mod calendar;
-pub mod chain;
-pub mod clock;
-pub mod conversations;
-pub mod engine;
 mod error;
-pub mod ownership;
-pub mod queue;
-pub mod replay;
-pub mod shadow;
 
-pub use agents::{ChannelAccount, Operator, OperatorState, Roster, TimeSpan, WorkingHours};
-pub use chain::{ChainDecision, ChainSpec, Outcome, PolicyChain, StageSpec, Step, StepOutcome};
+internal_mod! {
+    agents;
+    chain;
+    clock;
+    conversations;
+    engine;
+    ownership;
+    queue;
+    replay;
+    shadow;
+}
+
+pub use agents::{ChannelAccount, Operator, TimeSpan, WorkingHours};
+pub use chain::{ChainSpec, PolicyChain, StageSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use conversations::{
-    Conversation, ConversationId, Conversations, CustomerHistory, CustomerMessage, Status,
-    ThreadKey,
-};
-pub use engine::{
-    Arrival, EngineBuilder, EngineStats, Notice, RosterChange, RoutingEngine, StoredState,
-};
+pub use engine::{EngineBuilder, RosterChange, RoutingEngine, RoutingStats};
 pub use error::RoutingError;
-pub use ownership::{ReplyRoute, ReplyRules};
-pub use queue::{HandlingTimes, WaitEstimate, WaitQueue};
+pub use ownership::ReplyRules;
 pub use replay::{ReplayEvents, ReplayOptions, ReplayReport, parse_events, replay};
-pub use shadow::{Disagreement, Shadow, ShadowStats};
+pub use shadow::{Disagreement, ShadowStats};
+
+internal_use!(
+    agents::OperatorState,
+    agents::Roster,
+    chain::ChainDecision,
+    chain::Outcome,
+    chain::Step,
+    chain::StepOutcome,
+    conversations::Conversation,
+    conversations::ConversationId,
+    conversations::Conversations,
+    conversations::CustomerHistory,
+    conversations::CustomerMessage,
+    conversations::Status,
+    conversations::ThreadKey,
+    engine::Arrival,
+    engine::Notice,
+    engine::StoredState,
+    ownership::ReplyRoute,
+    queue::HandlingTimes,
+    queue::WaitEstimate,
+    queue::WaitQueue,
+    shadow::Shadow,
+);
+#[cfg(not(feature = "test-support"))]
+pub(crate) use {
+    conversations::{Conversation, ConversationId, CustomerMessage, Status, ThreadKey},
+    engine::{Notice, StoredState},
+    queue::WaitEstimate,
+};

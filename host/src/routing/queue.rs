@@ -178,6 +178,7 @@ impl WaitEstimate {
     }
 
     /// The expected wait in words (`circa 12 minuti`), when there is a number.
+    #[cfg(feature = "test-support")]
     pub fn text(&self) -> Option<String> {
         match self {
             WaitEstimate::About { minutes, .. } => Some(duration_in_words(*minutes)),

@@ -273,6 +273,7 @@ pub struct OperatorCount {
 
 /// What a replay measured.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ReplayReport {
     /// The chain.
     pub chain: String,

@@ -20,6 +20,7 @@ const RECENT: usize = 20;
 
 /// Counters of a shadow chain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ShadowStats {
     /// Decisions compared.
     pub compared: u64,
@@ -31,6 +32,7 @@ pub struct ShadowStats {
 
 /// One decision the two chains saw differently.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Disagreement {
     /// The conversation.
     pub conversation: String,
@@ -65,6 +67,7 @@ impl Shadow {
     }
 
     /// The chain as written.
+    #[cfg(feature = "test-support")]
     pub fn spec(&self) -> &str {
         self.chain.spec()
     }
@@ -78,6 +81,7 @@ impl Shadow {
     }
 
     /// The latest disagreements, oldest first.
+    #[cfg(feature = "test-support")]
     pub fn recent(&self) -> impl Iterator<Item = &Disagreement> {
         self.recent.iter()
     }

@@ -58,6 +58,7 @@ impl std::fmt::Display for World {
 
 /// What the plugin states about itself in its metadata section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Metadata {
     /// Plugin name.
     pub name: String,
@@ -69,6 +70,7 @@ pub struct Metadata {
 
 /// Everything `inspect` learns about a component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Inspection {
     /// The plugin's name and version.
     pub plugin: PluginId,

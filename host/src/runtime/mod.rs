@@ -453,6 +453,7 @@ fn end_call(store: &mut Store<PluginState>, function: &'static str) -> CallNotes
 /// capability requests the host refused, log lines over the budget. Accumulated per
 /// plugin instance holder across instance replacements.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CallNotes {
     /// Capability requests refused: a host off the allow-list, a credential or secret not
     /// granted.

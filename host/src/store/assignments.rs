@@ -43,7 +43,8 @@ const SELECT: &str = "SELECT c.*,
 impl Store {
     /// Every conversation of `tenant` that is not resolved, oldest first, for routing to
     /// take up at start-up.
-    pub async fn open_conversations(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn open_conversations(
         &self,
         tenant: &str,
     ) -> anyhow::Result<Vec<RoutedConversation>> {
@@ -55,7 +56,8 @@ impl Store {
     }
 
     /// One conversation of `tenant` with its routing state.
-    pub async fn routed_conversation(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn routed_conversation(
         &self,
         tenant: &str,
         id: &str,
@@ -71,7 +73,8 @@ impl Store {
 
     /// Records that `operator` holds a conversation now (assigned by routing, or handed
     /// over by a person when `transferred`).
-    pub async fn set_conversation_assignee(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_conversation_assignee(
         &self,
         tenant: &str,
         id: &str,
@@ -82,7 +85,8 @@ impl Store {
     }
 
     /// Who holds one conversation of `tenant` now, as committed.
-    pub async fn assignment(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn assignment(
         &self,
         tenant: &str,
         id: &str,
@@ -103,7 +107,8 @@ impl Store {
     /// tenant's routing lock (`pg_advisory_xact_lock`) until it commits or rolls back, so
     /// hosts sharing the database decide for a tenant one at a time, each on what the one
     /// before committed. `None` on SQLite: one host, whose engine is the truth.
-    pub async fn begin_routing(&self, tenant: &str) -> anyhow::Result<Option<RoutingTx>> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn begin_routing(&self, tenant: &str) -> anyhow::Result<Option<RoutingTx>> {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
@@ -161,7 +166,8 @@ pub struct RoutingTx {
 
 impl RoutingTx {
     /// How many conversations each operator holds now, across every host.
-    pub async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
         let rows = sqlx::query(
             "SELECT assignee, COUNT(*) AS held FROM conversations
              WHERE tenant = $1 AND status = 'assigned' AND assignee IS NOT NULL
@@ -184,7 +190,8 @@ impl RoutingTx {
 
     /// The assignment of each conversation of `ids` the store has, and of every
     /// conversation waiting in the queue, by id.
-    pub async fn assignments(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn assignments(
         &mut self,
         ids: &[&str],
     ) -> anyhow::Result<HashMap<String, StoredAssignment>> {

@@ -74,7 +74,12 @@ impl Store {
     }
 
     /// Appends one event on its own.
-    pub async fn append_event(&self, tenant: &str, event: &CrmEvent) -> anyhow::Result<String> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn append_event(
+        &self,
+        tenant: &str,
+        event: &CrmEvent,
+    ) -> anyhow::Result<String> {
         let mut tx = self.pool.begin().await?;
         let ids = append_many(&mut tx, self.backend, tenant, std::slice::from_ref(event)).await?;
         tx.commit().await?;

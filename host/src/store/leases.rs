@@ -102,6 +102,7 @@ impl LeaseHolder {
     }
 
     /// The host id.
+    #[cfg(feature = "test-support")]
     pub fn host_id(&self) -> &str {
         &self.host_id
     }
@@ -195,7 +196,8 @@ fn ttl_ms(ttl: Duration) -> i64 {
 impl Store {
     /// Takes, takes over or renews the polling lease of one account for `holder`, for
     /// `ttl`; one statement, atomic on both backends.
-    pub async fn acquire_poll_lease(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn acquire_poll_lease(
         &self,
         tenant: &str,
         connector: &str,
@@ -253,7 +255,8 @@ impl Store {
     /// Gives up every lease `holder` (this instance) holds, so other hosts take them over
     /// at their next poll instead of after the expiry. The generation is kept, so it only
     /// ever grows. Returns how many were released.
-    pub async fn release_poll_leases(&self, holder: &LeaseHolder) -> anyhow::Result<u64> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn release_poll_leases(&self, holder: &LeaseHolder) -> anyhow::Result<u64> {
         let released = sqlx::query(
             "UPDATE poll_leases SET expires_at = 0 WHERE holder = $1 AND instance = $2",
         )
@@ -267,7 +270,8 @@ impl Store {
     /// [`Store::ingest_polled`] under a lease: stores a poll's messages and advances the
     /// account's cursor in one transaction, only if `fence` still holds when it commits.
     /// Fails with [`LeaseLost`] (nothing written) when the lease moved meanwhile.
-    pub async fn ingest_polled_fenced(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn ingest_polled_fenced(
         &self,
         fence: &Fence,
         messages: &[Message],
@@ -302,7 +306,8 @@ impl Store {
     }
 
     /// The lease of one account, if it was ever taken.
-    pub async fn poll_lease(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn poll_lease(
         &self,
         tenant: &str,
         connector: &str,
@@ -320,6 +325,7 @@ impl Store {
     }
 
     /// Every lease of `tenant`, by connector and account.
+    #[cfg(feature = "test-support")]
     pub async fn poll_leases(&self, tenant: &str) -> anyhow::Result<Vec<PollLease>> {
         let rows =
             sqlx::query("SELECT * FROM poll_leases WHERE tenant = $1 ORDER BY connector, account")

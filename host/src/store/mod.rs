@@ -14,17 +14,30 @@
 mod assignments;
 pub(crate) mod events;
 mod ingest;
-pub mod leases;
+internal_mod! {
+    leases;
+}
 mod outbox;
 mod presence;
 mod retention;
 mod schema;
 pub(crate) mod text;
 
-pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
-pub use presence::StoredPresence;
-pub use retention::Pruned;
+
+internal_use!(
+    assignments::RoutedConversation,
+    assignments::RoutingTx,
+    assignments::StoredAssignment,
+    assignments::routing_lock_key,
+    presence::StoredPresence,
+    retention::Pruned,
+);
+#[cfg(not(feature = "test-support"))]
+pub(crate) use {
+    assignments::{RoutedConversation, RoutingTx, StoredAssignment},
+    presence::StoredPresence,
+};
 
 use std::time::Duration;
 
@@ -54,6 +67,7 @@ pub struct Store {
 
 /// What happened to one inbound message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Ingested {
     /// Platform id.
     pub external_id: String,
@@ -107,6 +121,7 @@ impl ConversationStatus {
 
 /// A stored conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ConversationRecord {
     /// Host id.
     pub id: String,
@@ -166,6 +181,7 @@ impl ConversationRecord {
 
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct StoredMessage {
     /// Host id.
     pub id: String,
@@ -368,7 +384,8 @@ impl Store {
 
     /// Stores inbound messages of one connector in one transaction, threading each into
     /// its conversation. Duplicates change nothing and are reported as such.
-    pub async fn ingest(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn ingest(
         &self,
         tenant: &str,
         channel: &str,
@@ -426,7 +443,8 @@ impl Store {
     /// conversation's new status and assignee (in order; a later change of the same
     /// conversation wins), then `events` for the CRM, in order. One statement per distinct
     /// (status, assignee) and one for the events, however many conversations.
-    pub async fn record_routing(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn record_routing(
         &self,
         tenant: &str,
         changes: &[(String, ConversationStatus, Option<String>)],
@@ -442,7 +460,8 @@ impl Store {
     }
 
     /// Records a conversation's routing state (status and assignee).
-    pub async fn set_conversation_state(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_conversation_state(
         &self,
         tenant: &str,
         id: &str,
@@ -469,7 +488,8 @@ impl Store {
 
     /// Platform id of the customer's latest message in a conversation: what a reply
     /// answers, for threading.
-    pub async fn latest_inbound_id(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn latest_inbound_id(
         &self,
         tenant: &str,
         conversation_id: &str,
@@ -538,6 +558,7 @@ impl Store {
 
     /// Stores messages from a poll and advances the account's cursor in the same
     /// transaction, so a crash between the two can neither skip nor repeat a page.
+    #[cfg(feature = "test-support")]
     pub async fn ingest_polled(
         &self,
         tenant: &str,

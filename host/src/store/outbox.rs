@@ -58,6 +58,7 @@ impl OutboxStatus {
 
 /// One reply in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct OutboxEntry {
     /// Host id.
     pub id: String,
@@ -85,7 +86,8 @@ impl Store {
     /// Stores a reply to be sent. The same idempotency key (per tenant) always maps to the
     /// same row: a CRM retrying its request never sends twice. Returns the row and whether
     /// it was new.
-    pub async fn enqueue_reply(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn enqueue_reply(
         &self,
         tenant: &str,
         connector: &str,
@@ -120,7 +122,8 @@ impl Store {
     }
 
     /// The reply queued under `key` for `tenant`, if there is one.
-    pub async fn outbox_by_key(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn outbox_by_key(
         &self,
         tenant: &str,
         key: &str,
@@ -134,7 +137,12 @@ impl Store {
     }
 
     /// Claims up to `limit` replies that are due, for `host` to send.
-    pub async fn claim_outbox(&self, host: &str, limit: i64) -> anyhow::Result<Vec<OutboxEntry>> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn claim_outbox(
+        &self,
+        host: &str,
+        limit: i64,
+    ) -> anyhow::Result<Vec<OutboxEntry>> {
         let now = ms(now_ms());
         let lock = if self.backend == Backend::Postgres {
             " FOR UPDATE SKIP LOCKED"
@@ -164,7 +172,8 @@ impl Store {
     /// Records that the platform accepted a reply: the row becomes `sent`, the reply joins
     /// its conversation as an outbound message, and the first-response time is set (by a
     /// person's reply, not by the host's automatic wait estimate).
-    pub async fn outbox_sent(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn outbox_sent(
         &self,
         entry: &OutboxEntry,
         external_id: &str,
@@ -221,7 +230,8 @@ impl Store {
     }
 
     /// Records a failed attempt: retried at `retry_at` (ms), or failed for good when `None`.
-    pub async fn outbox_failed(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn outbox_failed(
         &self,
         entry: &OutboxEntry,
         reason: &str,
@@ -245,7 +255,12 @@ impl Store {
     /// Hands a claimed reply back unsent, as if it had not been claimed: `pending` again,
     /// due at `retry_at` (ms), and the attempt the claim counted taken back. For a reply
     /// whose connector is disabled: it waits in the outbox, never counted as failed.
-    pub async fn outbox_release(&self, entry: &OutboxEntry, retry_at: u64) -> anyhow::Result<()> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn outbox_release(
+        &self,
+        entry: &OutboxEntry,
+        retry_at: u64,
+    ) -> anyhow::Result<()> {
         sqlx::query(
             "UPDATE outbox SET status = 'pending', claimed_by = NULL, attempts = attempts - 1,
                 next_attempt_at = $2, updated_at = $3
@@ -262,7 +277,11 @@ impl Store {
     /// Marks replies that `host` was sending when it stopped as `uncertain` and returns
     /// them: the platform may have them already, so they are reported, not sent again.
     /// `None` takes every such row (a single host).
-    pub async fn reconcile_outbox(&self, host: Option<&str>) -> anyhow::Result<Vec<OutboxEntry>> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn reconcile_outbox(
+        &self,
+        host: Option<&str>,
+    ) -> anyhow::Result<Vec<OutboxEntry>> {
         let rows = sqlx::query(
             "UPDATE outbox SET status = 'uncertain',
                 last_error = 'the host stopped while sending: check the platform before sending again',

@@ -33,7 +33,8 @@ const SELECT: &str = "SELECT operator, presence, changed_at FROM operator_presen
 
 impl Store {
     /// Records `operator`'s presence in `tenant`; returns what was stored.
-    pub async fn set_operator_presence(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_operator_presence(
         &self,
         tenant: &str,
         operator: &str,
@@ -43,7 +44,8 @@ impl Store {
     }
 
     /// Every operator of `tenant` whose presence was ever set, with the presence last set.
-    pub async fn operator_presence(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn operator_presence(
         &self,
         tenant: &str,
     ) -> anyhow::Result<HashMap<String, StoredPresence>> {
@@ -58,7 +60,8 @@ impl Store {
 
 impl RoutingTx {
     /// [`Store::set_operator_presence`] in this change.
-    pub async fn set_presence(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_presence(
         &mut self,
         operator: &str,
         presence: Presence,
@@ -69,7 +72,10 @@ impl RoutingTx {
 
     /// [`Store::operator_presence`] in this change: what other hosts committed before the
     /// routing lock was granted.
-    pub async fn operator_presence(&mut self) -> anyhow::Result<HashMap<String, StoredPresence>> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn operator_presence(
+        &mut self,
+    ) -> anyhow::Result<HashMap<String, StoredPresence>> {
         let rows = sqlx::query(SELECT)
             .bind(&self.tenant)
             .fetch_all(&mut *self.tx)

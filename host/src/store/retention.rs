@@ -30,7 +30,8 @@ pub struct Pruned {
 impl Store {
     /// Deletes delivered CRM events created before `before_ms`, and replies sent or failed
     /// whose last change is older than it (milliseconds since the epoch).
-    pub async fn prune(&self, before_ms: u64) -> anyhow::Result<Pruned> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn prune(&self, before_ms: u64) -> anyhow::Result<Pruned> {
         let cutoff = ms(before_ms);
         let events = self
             .delete_in_batches(

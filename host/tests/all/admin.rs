@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use centralino::api::admin::{AdminApi, check_exposure};
+use centralino::api::{AdminApi, check_exposure};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use centralino::Host;
-use centralino::api::admin::AdminApi;
+use centralino::api::AdminApi;
 use centralino::api::{self, ApiTokens};
 use centralino::capabilities::Secret;
 use centralino::connectors::ConnectorSpec;

@@ -1151,9 +1151,8 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     // With them, it passes and summarises.
     std::fs::create_dir(dir.path().join("secrets")).unwrap();
     std::fs::write(dir.path().join("secrets/facebook_app_secret"), "app-secret").unwrap();
-    let file: centralino::config::file::ConfigFile =
-        toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let env: Vec<(String, String)> = file
+    let config = centralino::config::Config::load(&path).unwrap();
+    let env: Vec<(String, String)> = config
         .secret_references()
         .iter()
         .filter_map(|r| match r {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use centralino::Host;
-use centralino::api::admin::AdminApi;
+use centralino::api::AdminApi;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{ChannelAccount, Operator, RoutingEngine};

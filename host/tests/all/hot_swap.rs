@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use centralino::Host;
-use centralino::api::admin::AdminApi;
+use centralino::api::AdminApi;
 use centralino::capabilities::Secret;
 use centralino::config::{Config, ConfigReloader};
 use centralino::crm::CrmEvent;

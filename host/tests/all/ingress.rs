@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use centralino::Host;
+use centralino::IngressLimits;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
-use centralino::server::IngressLimits;
 use centralino::types::{AccountConfig, ConnectorConfig};
 use centralino_emulators::webhooks::{
     facebook_delivery_headers, messenger_text, tweet_create, twitter_delivery_headers,

@@ -81,7 +81,7 @@ pub async fn serve_rest(
     let address = listener.local_addr().unwrap();
     let app = centralino::api::public_router(host.clone(), tokens);
     let server = tokio::spawn(async move {
-        centralino::api::serve(app, listener, centralino::server::IngressLimits::default())
+        centralino::api::serve(app, listener, centralino::IngressLimits::default())
             .await
             .unwrap();
     });

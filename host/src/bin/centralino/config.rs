@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use centralino::config::file::ConfigFile;
 use centralino::config::{Config, ConfigError, PluginCheck, StoreLocation, starter};
 use serde::Serialize;
 
@@ -88,13 +87,12 @@ pub fn init(args: InitArgs) -> anyhow::Result<()> {
          operators)",
         args.path.display()
     );
-    let file: ConfigFile = toml::from_str(&text)?;
-    let mut references: Vec<String> = file
+    let config = Config::parse(&args.path, text)?;
+    let references: Vec<String> = config
         .secret_references()
         .iter()
         .map(ToString::to_string)
         .collect();
-    references.dedup();
     println!("before starting, provide the secrets it refers to:");
     for reference in references {
         println!("  {reference}");

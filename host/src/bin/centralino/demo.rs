@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use centralino::capabilities::{Credential, Grants, Secret};
@@ -199,12 +199,13 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
     let facebook = facebook_spec(&args.plugins, &graph);
     let spec: ChainSpec = CHAIN.parse()?;
     let chain = PolicyChain::load(&runtime, &spec, &args.plugins, &PluginLimits::default()).await?;
-    let mut engine = RoutingEngine::builder(chain)
+    let engine = operators
+        .into_iter()
+        .fold(RoutingEngine::builder(chain), |builder, operator| {
+            builder.operator(operator, Presence::Online)
+        })
         .offer_timeout(Duration::from_secs(8))
         .build();
-    for operator in operators {
-        engine.add_operator(operator, Presence::Online).await;
-    }
     let host = Host::builder()
         .store(store_url)
         .runtime(runtime)
@@ -389,7 +390,7 @@ async fn customers_write_in(
                     &customer_id,
                     &format!("m_demo{i}"),
                     &text,
-                    centralino::clock::now_ms(),
+                    now_ms(),
                 );
                 let body = serde_json::to_vec(&body)?;
                 post(
@@ -410,7 +411,7 @@ async fn customers_write_in(
                     &comment,
                     (&customer_id, &handle),
                     &text,
-                    centralino::clock::now_ms(),
+                    now_ms(),
                 );
                 let body = serde_json::to_vec(&body)?;
                 post(
@@ -525,9 +526,7 @@ async fn report(
             *handled.entry(operator).or_default() += 1;
         }
     }
-    let stats = host
-        .with_routing("default", |engine| engine.stats())
-        .await?;
+    let stats = host.routing_stats("default").await?;
     let operator_ids: Vec<String> = (0..9).map(operator_account).collect();
     let operator_tweets = x
         .tweets()
@@ -623,4 +622,11 @@ fn kind_word(kind: centralino::types::MessageKind) -> &'static str {
         centralino::types::MessageKind::PrivateMessage => "private message",
         centralino::types::MessageKind::Comment => "comment",
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before 1970), for the emulators' timestamps.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use centralino::api::admin::{AdminApi, check_exposure};
 use centralino::api::{self, ApiTokens};
+use centralino::api::{AdminApi, check_exposure};
 use centralino::config::{Config, ConfigReloader};
 
 /// Whether the process logs JSON: then the status lines below are log events too, so

@@ -41,7 +41,8 @@ use rate_limit::{rate_limit_wait, window_key};
 /// Entries are `host` (any port) or `host:port`, optionally written `http://host[:port]` to
 /// mark a local emulator that may receive credentials over plain HTTP; matching is exact
 /// and case-insensitive, so `api.x.com` does not admit `evil-api.x.com`.
-pub fn host_allowed(url: &str, allowed: &[String]) -> Result<bool, String> {
+#[cfg(test)]
+fn host_allowed(url: &str, allowed: &[String]) -> Result<bool, String> {
     Ok(matching_entry(url, allowed)?.is_some())
 }
 
