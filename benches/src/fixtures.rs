@@ -133,11 +133,7 @@ pub fn facebook_config() -> (ConnectorConfig, Grants) {
             settings: Vec::new(),
         }],
     };
-    let grants = Grants {
-        allowed_hosts: Vec::new(),
-        credentials: BTreeMap::new(),
-        secrets,
-    };
+    let grants = Grants::default().secrets(secrets);
     (config, grants)
 }
 

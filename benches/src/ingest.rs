@@ -168,10 +168,10 @@ impl Crm for CountingCrm {
 /// The roster: `operators` Italian-speaking TIM operators with room for `room` each.
 fn operators(count: usize, room: u32) -> Vec<Operator> {
     (0..count)
-        .map(|i| Operator {
-            skills: vec!["tim".to_string()],
-            languages: vec!["it".to_string()],
-            ..Operator::new(format!("op-{i:03}"), room)
+        .map(|i| {
+            Operator::new(format!("op-{i:03}"), room)
+                .skills(["tim"])
+                .languages(["it"])
         })
         .collect()
 }

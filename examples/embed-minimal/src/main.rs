@@ -1,5 +1,8 @@
 //! A tiny CRM that embeds centralino. Run with `cargo run -p embed-minimal` after
-//! `cargo xtask plugins` (it loads `target/plugins/twitter.wasm`).
+//! `cargo xtask plugins` (it loads `target/plugins/twitter.wasm`, or the `twitter.wasm` in
+//! `CENTRALINO_PLUGIN_DIR`). It uses the crate's public API alone: a test
+//! (host/tests/all/embedder.rs) builds a copy outside this workspace, as a CRM vendor's
+//! project would, with the crate's default features off.
 //!
 //! The CRM keeps its own ticket table. It implements [`Crm`] to hear from the host (a
 //! customer wrote, an operator was assigned, a reply went out) and calls back into the host
@@ -15,7 +18,7 @@ use centralino::Host;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::{BoxFuture, Crm, CrmDelivery, CrmEvent};
-use centralino::routing::{ChainSpec, ChannelAccount, Operator, PolicyChain, RoutingEngine};
+use centralino::routing::{ChainSpec, Operator, PolicyChain, RoutingEngine};
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 use centralino_emulators::XApi;
@@ -117,7 +120,12 @@ fn print_tickets(desk: &TicketDesk) -> anyhow::Result<()> {
 
 /// Runs the story and returns the CRM's desk.
 async fn run() -> anyhow::Result<Arc<TicketDesk>> {
-    let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins");
+    // The built components: `CENTRALINO_PLUGIN_DIR`, else the repository's target/plugins.
+    let plugins = std::env::var_os("CENTRALINO_PLUGIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins")
+        });
     anyhow::ensure!(
         plugins.join("twitter.wasm").exists(),
         "build the plugins first: cargo xtask plugins"
@@ -147,34 +155,20 @@ async fn run() -> anyhow::Result<Arc<TicketDesk>> {
             ],
         },
     );
-    twitter.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials: BTreeMap::from([
-            (
-                "x-1001".into(),
-                Credential::Bearer(Secret::new("token-tim")),
-            ),
-            (
-                "x-2001".into(),
-                Credential::Bearer(Secret::new("token-marco")),
-            ),
-        ]),
-        secrets: BTreeMap::from([("consumer_secret".into(), Secret::new("consumer-secret"))]),
-    };
+    twitter.grants = Grants::default()
+        .allow_host(x.authority())
+        .credential("x-1001", Credential::Bearer(Secret::new("token-tim")))
+        .credential("x-2001", Credential::Bearer(Secret::new("token-marco")))
+        .secret("consumer_secret", Secret::new("consumer-secret"));
     twitter.brands.insert("1001".into(), "tim".into());
 
     // Routing: one operator, the brand's skill, a two-stage chain.
     let runtime = Runtime::new()?;
     let spec: ChainSpec = "skills > least-loaded".parse()?;
     let chain = PolicyChain::load(&runtime, &spec, &plugins, &PluginLimits::default()).await?;
-    let marco = Operator {
-        skills: vec!["tim".into()],
-        accounts: vec![ChannelAccount {
-            channel: "twitter".into(),
-            id: "2001".into(),
-        }],
-        ..Operator::new("marco", 3)
-    };
+    let marco = Operator::new("marco", 3)
+        .skills(["tim"])
+        .account("twitter", "2001");
     let engine = RoutingEngine::builder(chain)
         .operator(marco, Presence::Online)
         .build();

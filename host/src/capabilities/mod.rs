@@ -57,8 +57,10 @@ pub enum Credential {
 pub const CREDENTIAL_PLACEHOLDER: &str = "{credential}";
 
 /// What one plugin instance may use. Deny by default: an empty allow-list reaches no host,
-/// and only named credentials and secrets exist for the plugin.
+/// and only named credentials and secrets exist for the plugin. Built from
+/// `Grants::default()` with the methods below.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Grants {
     /// Hosts the `http` import may reach (`api.x.com`, `127.0.0.1:8080`); empty denies all.
     pub allowed_hosts: Vec<String>,
@@ -66,4 +68,51 @@ pub struct Grants {
     pub credentials: BTreeMap<String, Credential>,
     /// Secrets the plugin may sign and verify with.
     pub secrets: BTreeMap<String, Secret>,
+}
+
+impl Grants {
+    /// Lets the `http` import reach `host` (`api.x.com`, or `host:port`; written
+    /// `http://host:port` for a local emulator that may receive credentials over plain HTTP).
+    pub fn allow_host(mut self, host: impl Into<String>) -> Self {
+        self.allowed_hosts.push(host.into());
+        self
+    }
+
+    /// [`Grants::allow_host`] for each of `hosts`.
+    pub fn allow_hosts<S: Into<String>>(mut self, hosts: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_hosts.extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Lets the plugin name `credential` as `name` in its requests; the host attaches it.
+    pub fn credential(mut self, name: impl Into<String>, credential: Credential) -> Self {
+        self.credentials.insert(name.into(), credential);
+        self
+    }
+
+    /// [`Grants::credential`] for each pair.
+    pub fn credentials<S: Into<String>>(
+        mut self,
+        credentials: impl IntoIterator<Item = (S, Credential)>,
+    ) -> Self {
+        self.credentials
+            .extend(credentials.into_iter().map(|(n, c)| (n.into(), c)));
+        self
+    }
+
+    /// Lets the plugin sign and verify with `secret`, named `name`.
+    pub fn secret(mut self, name: impl Into<String>, secret: Secret) -> Self {
+        self.secrets.insert(name.into(), secret);
+        self
+    }
+
+    /// [`Grants::secret`] for each pair.
+    pub fn secrets<S: Into<String>>(
+        mut self,
+        secrets: impl IntoIterator<Item = (S, Secret)>,
+    ) -> Self {
+        self.secrets
+            .extend(secrets.into_iter().map(|(n, s)| (n.into(), s)));
+        self
+    }
 }

@@ -541,11 +541,10 @@ fn connector_spec(
     };
     ConnectorSpec {
         tenant: tenant.id.clone(),
-        grants: Grants {
-            allowed_hosts: connector.allowed_hosts.clone(),
-            credentials: granted.credentials,
-            secrets: granted.secrets,
-        },
+        grants: Grants::default()
+            .allow_hosts(connector.allowed_hosts.clone())
+            .credentials(granted.credentials)
+            .secrets(granted.secrets),
         limits: connector.limits.clone(),
         poll_interval: connector.poll_interval,
         brands,

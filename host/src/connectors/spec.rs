@@ -10,8 +10,10 @@ use crate::types::ConnectorConfig;
 /// Tenant used when a deployment does not mention tenants.
 pub const DEFAULT_TENANT: &str = "default";
 
-/// One connector as the admin configured it.
+/// One connector as the admin configured it. Built with [`ConnectorSpec::new`] and the
+/// methods after it; its fields stay readable and writable.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectorSpec {
     /// Tenant that owns it. Default: [`DEFAULT_TENANT`].
     pub tenant: String,
@@ -57,5 +59,42 @@ impl ConnectorSpec {
             brands: std::collections::BTreeMap::new(),
             enabled: true,
         }
+    }
+
+    /// Belongs to `tenant` instead of [`DEFAULT_TENANT`].
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    /// What the plugin may use (default: nothing).
+    pub fn grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// Limits of its calls (default: [`PluginLimits::default`] with a 5 s deadline).
+    pub fn limits(mut self, limits: PluginLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Polls each account every `interval` (default: no polling, webhooks only).
+    pub fn poll_every(mut self, interval: Duration) -> Self {
+        self.poll_interval = Some(interval);
+        self
+    }
+
+    /// Account `account` belongs to `brand`, for routing by brand.
+    pub fn brand(mut self, account: impl Into<String>, brand: impl Into<String>) -> Self {
+        self.brands.insert(account.into(), brand.into());
+        self
+    }
+
+    /// Starts disabled: loaded, but answering webhooks 503 and holding replies until
+    /// enabled (default: enabled).
+    pub fn disabled(mut self) -> Self {
+        self.enabled = false;
+        self
     }
 }

@@ -187,9 +187,11 @@ impl WorkingHours {
     }
 }
 
-/// An operator as an admin configures them.
+/// An operator as an admin configures them. Built with [`Operator::new`] and the methods
+/// after it (new settings arrive as methods, with defaults).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Operator {
     /// Stable id (`marco`).
     pub id: String,
@@ -215,7 +217,8 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// An operator with just an id and a capacity; fill in the rest with struct update.
+    /// An operator with just an id and a capacity: named by the id, no skills, languages
+    /// or own accounts, no working hours (presence alone decides).
     pub fn new(id: impl Into<String>, capacity: u32) -> Self {
         let id = id.into();
         Operator {
@@ -227,6 +230,40 @@ impl Operator {
             capacity,
             hours: None,
         }
+    }
+
+    /// The name people see.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Adds brands and skills (`tim`, `fibra`, `billing`).
+    pub fn skills<S: Into<String>>(mut self, skills: impl IntoIterator<Item = S>) -> Self {
+        self.skills.extend(skills.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds languages spoken (`it`, `en`).
+    pub fn languages<S: Into<String>>(mut self, languages: impl IntoIterator<Item = S>) -> Self {
+        self.languages.extend(languages.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds the operator's own account on `channel` (its id there, as the connector's
+    /// account ids are written).
+    pub fn account(mut self, channel: impl Into<String>, id: impl Into<String>) -> Self {
+        self.accounts.push(ChannelAccount {
+            channel: channel.into(),
+            id: id.into(),
+        });
+        self
+    }
+
+    /// Working hours; outside them the operator takes no new conversations.
+    pub fn hours(mut self, hours: WorkingHours) -> Self {
+        self.hours = Some(hours);
+        self
     }
 
     /// The operator's own account on `channel`, if they have one.
@@ -526,10 +563,7 @@ mod tests {
     #[test]
     fn online_outside_working_hours_counts_as_away() {
         let mut roster = Roster::default();
-        let operator = Operator {
-            hours: Some(office_hours()),
-            ..Operator::new("marco", 2)
-        };
+        let operator = Operator::new("marco", 2).hours(office_hours());
         roster.upsert(operator, Presence::Online);
         let sunday = at(2026, 3, 8, 10, 0);
         assert_eq!(

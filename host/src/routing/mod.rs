@@ -30,7 +30,7 @@
 //! use std::path::Path;
 //! use std::time::Duration;
 //! use centralino::Host;
-//! use centralino::routing::{ChainSpec, ChannelAccount, Operator, PolicyChain, RoutingEngine};
+//! use centralino::routing::{ChainSpec, Operator, PolicyChain, RoutingEngine};
 //! use centralino::runtime::{PluginLimits, Runtime};
 //! use centralino::types::Presence;
 //!
@@ -40,11 +40,7 @@
 //! let chain =
 //!     PolicyChain::load(&runtime, &spec, Path::new("target/plugins"), &PluginLimits::default())
 //!         .await?;
-//! let marco = Operator {
-//!     skills: vec!["tim".into()],
-//!     accounts: vec![ChannelAccount { channel: "twitter".into(), id: "TIM_Marco".into() }],
-//!     ..Operator::new("marco", 3)
-//! };
+//! let marco = Operator::new("marco", 3).skills(["tim"]).account("twitter", "TIM_Marco");
 //! let engine = RoutingEngine::builder(chain)
 //!     .operator(marco, Presence::Online)
 //!     .offer_timeout(Duration::from_secs(5 * 60))

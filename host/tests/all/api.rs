@@ -77,10 +77,7 @@ impl Sidecar {
                     settings: Vec::new(),
                 }],
             };
-            let spec = ConnectorSpec {
-                tenant: tenant.to_string(),
-                ..ConnectorSpec::new("echo", component("echo-channel"), config)
-            };
+            let spec = ConnectorSpec::new("echo", component("echo-channel"), config).tenant(tenant);
             let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
             for id in ["marco", "giulia"] {
                 engine

@@ -19,7 +19,7 @@ use centralino::Host;
 use centralino::api::AdminApi;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
-use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
+use centralino::routing::{Operator, RoutingEngine};
 use centralino::types::{AccountConfig, ConnectorConfig, Presence};
 use centralino_emulators::XApi;
 use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
@@ -73,22 +73,16 @@ async fn telco(admin_token: Option<&str>) -> Telco {
             ],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![x.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec.brands.insert("1001".to_string(), "tim".to_string());
     let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
-    let marco = Operator {
-        skills: vec!["tim".to_string()],
-        languages: vec!["it".to_string()],
-        accounts: vec![ChannelAccount {
-            channel: "twitter".to_string(),
-            id: "2001".to_string(),
-        }],
-        ..Operator::new("marco", 2)
-    };
+    let marco = Operator::new("marco", 2)
+        .skills(["tim"])
+        .languages(["it"])
+        .account("twitter", "2001");
     engine.add_operator(marco, Presence::Offline).await;
     let host = Host::builder()
         .connector(spec)

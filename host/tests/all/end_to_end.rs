@@ -54,11 +54,10 @@ async fn twitter_host(x: &XApi) -> (Host, tokio::task::JoinHandle<()>, String) {
             ],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![x.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     let host = Host::builder().connector(spec).build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -282,11 +281,10 @@ async fn a_messenger_message_is_stored_and_answered_with_the_page_token() {
             }],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![graph.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     let host = Host::builder().connector(spec).build().await.unwrap();
 
     let body = serde_json::to_vec(&messenger_text(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::CrmEvent;
-use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
+use centralino::routing::{Operator, RoutingEngine};
 use centralino::store::ConversationStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 use centralino::{Error, Host};
@@ -56,24 +56,18 @@ async fn telco(x: &XApi) -> Host {
             ],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![x.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec.brands.insert("1001".to_string(), "tim".to_string());
 
     let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
     for (id, account) in [("marco", "2001"), ("giulia", "2002")] {
-        let operator = Operator {
-            skills: vec!["tim".to_string()],
-            languages: vec!["it".to_string()],
-            accounts: vec![ChannelAccount {
-                channel: "twitter".to_string(),
-                id: account.to_string(),
-            }],
-            ..Operator::new(id, 1)
-        };
+        let operator = Operator::new(id, 1)
+            .skills(["tim"])
+            .languages(["it"])
+            .account("twitter", account);
         engine.add_operator(operator, Presence::Online).await;
     }
     Host::builder()

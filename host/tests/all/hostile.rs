@@ -70,11 +70,10 @@ pub fn twitter(x: &XApi) -> ConnectorSpec {
             }],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![x.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec.poll_interval = Some(Duration::from_millis(50));
     spec
 }

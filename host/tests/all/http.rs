@@ -31,11 +31,9 @@ fn grants(allowed: &[String]) -> Grants {
             token: Secret::new("page-token"),
         },
     );
-    Grants {
-        allowed_hosts: allowed.to_vec(),
-        credentials,
-        secrets: BTreeMap::new(),
-    }
+    Grants::default()
+        .allow_hosts(allowed.iter().cloned())
+        .credentials(credentials)
 }
 
 pub fn probe(grants: Grants, limits: PluginLimits) -> ChannelInstance {

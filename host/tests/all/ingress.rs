@@ -105,11 +105,10 @@ fn facebook(graph: &GraphApi) -> ConnectorSpec {
             }],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![graph.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec
 }
 

@@ -13,6 +13,7 @@ mod console;
 mod crash;
 mod crm;
 mod demo;
+mod embedder;
 mod end_to_end;
 mod facebook;
 mod faults;

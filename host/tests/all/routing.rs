@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use centralino::routing::{
-    ChainSpec, ChannelAccount, ConversationId, CustomerMessage, ManualClock, Notice, Operator,
-    PolicyChain, RoutingEngine, RoutingError, Status, WaitEstimate,
+    ChainSpec, ConversationId, CustomerMessage, ManualClock, Notice, Operator, PolicyChain,
+    RoutingEngine, RoutingError, Status, WaitEstimate,
 };
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::types::{MessageKind, Presence};
@@ -59,18 +59,12 @@ pub fn telecom_operators(capacity: u32) -> Vec<Operator> {
     BRANDS
         .iter()
         .flat_map(|(brand, _, names)| {
-            names.iter().enumerate().map(move |(index, name)| Operator {
-                skills: vec![(*brand).to_string()],
-                languages: if index == 1 {
-                    vec!["it".to_string(), "en".to_string()]
-                } else {
-                    vec!["it".to_string()]
-                },
-                accounts: vec![ChannelAccount {
-                    channel: "twitter".to_string(),
-                    id: format!("TIM_{name}"),
-                }],
-                ..Operator::new(*name, capacity)
+            names.iter().enumerate().map(move |(index, name)| {
+                let languages: &[&str] = if index == 1 { &["it", "en"] } else { &["it"] };
+                Operator::new(*name, capacity)
+                    .skills([*brand])
+                    .languages(languages.iter().copied())
+                    .account("twitter", format!("TIM_{name}"))
             })
         })
         .collect()
@@ -592,10 +586,7 @@ async fn a_shift_starting_drains_the_queue_on_tick() {
     let clock = ManualClock::new(T0 - 30 * MINUTE); // 08:30 UTC, 09:30 in Rome
     let mut engine = engine(chain("least-loaded").await, &clock);
     let hours = serde_json::from_str(r#"{"utc_offset_minutes":60,"mon":["10:00-18:00"]}"#).unwrap();
-    let operator = Operator {
-        hours: Some(hours),
-        ..Operator::new("marco", 3)
-    };
+    let operator = Operator::new("marco", 3).hours(hours);
     // Online but before the shift: counts as away.
     engine.add_operator(operator, Presence::Online).await;
     let arrival = engine.receive(tweet("t1", 0, "c1", "ciao")).await;

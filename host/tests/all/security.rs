@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
-use centralino::routing::{ChannelAccount, Operator, RoutingEngine};
+use centralino::routing::{Operator, RoutingEngine};
 use centralino::runtime::{ChannelInstance, PluginLimits};
 use centralino::store::OutboxStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
@@ -88,11 +88,10 @@ fn twitter(tenant: &str, api: &str) -> ConnectorSpec {
         },
     );
     spec.tenant = tenant.to_string();
-    spec.grants = Grants {
-        allowed_hosts: vec![api.to_string()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![api.to_string()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec
 }
 
@@ -228,13 +227,7 @@ async fn routed_host(x: &XApi) -> Host {
         .offer_timeout(Duration::from_secs(1))
         .build();
     for (id, account) in [("marco", "2001"), ("giulia", "2002")] {
-        let operator = Operator {
-            accounts: vec![ChannelAccount {
-                channel: "twitter".to_string(),
-                id: account.to_string(),
-            }],
-            ..Operator::new(id, 2)
-        };
+        let operator = Operator::new(id, 2).account("twitter", account);
         engine.add_operator(operator, Presence::Online).await;
     }
     Host::builder()
@@ -324,11 +317,9 @@ fn probe(allowed: Vec<String>) -> ChannelInstance {
         "tim".to_string(),
         Credential::Bearer(Secret::new("token-tim-very-secret")),
     );
-    let grants = Grants {
-        allowed_hosts: allowed,
-        credentials,
-        secrets: BTreeMap::new(),
-    };
+    let grants = Grants::default()
+        .allow_hosts(allowed)
+        .credentials(credentials);
     crate::http::probe(grants, PluginLimits::default())
 }
 

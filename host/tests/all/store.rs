@@ -571,10 +571,7 @@ async fn a_signed_delivery_with_nul_in_a_message_is_stored_byte_exact_with_its_w
                 }],
             },
         );
-        spec.grants = Grants {
-            secrets: [("consumer_secret".to_string(), Secret::new(SECRET))].into(),
-            ..Grants::default()
-        };
+        spec.grants = Grants::default().secret("consumer_secret".to_string(), Secret::new(SECRET));
         let host = centralino::Host::builder()
             .store(url)
             .connector(spec)

@@ -199,10 +199,7 @@ async fn serving_two_bots() -> (centralino::Host, tokio::task::JoinHandle<()>, S
             accounts: vec![bot(BOT, "tim_help_bot"), bot("7002", "tim_business_bot")],
         },
     );
-    spec.grants = Grants {
-        secrets: [("webhook_secret".to_string(), Secret::new(SECRET))].into(),
-        ..Grants::default()
-    };
+    spec.grants = Grants::default().secret("webhook_secret".to_string(), Secret::new(SECRET));
     let host = centralino::Host::builder()
         .connector(spec)
         .build()

@@ -982,10 +982,8 @@ async fn serving_host_granted(
         },
     );
     if granted {
-        spec.grants = Grants {
-            secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
-            ..Grants::default()
-        };
+        spec.grants =
+            Grants::default().secret("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET));
     }
     let host = centralino::Host::builder()
         .connector(spec)
@@ -1161,10 +1159,8 @@ async fn the_host_signs_only_challenge_tokens_so_no_plugin_can_sign_a_delivery_b
             }],
         },
     );
-    spec.grants = Grants {
-        secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
-        ..Grants::default()
-    };
+    spec.grants =
+        Grants::default().secret("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET));
     let host = centralino::Host::builder()
         .connector(spec)
         .build()

@@ -1,7 +1,6 @@
 //! [`ConnectorTest`]: a connector component with the settings, accounts and grants of one
 //! test.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use centralino::Error;
@@ -30,11 +29,7 @@ impl ConnectorTest {
         ConnectorTest {
             plugin: path.into(),
             config: ConnectorConfig::default(),
-            grants: Grants {
-                allowed_hosts: Vec::new(),
-                credentials: BTreeMap::new(),
-                secrets: BTreeMap::new(),
-            },
+            grants: Grants::default(),
             limits: PluginLimits::default(),
         }
     }

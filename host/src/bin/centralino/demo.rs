@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::{CrmEvent, LocalInbox};
-use centralino::routing::{ChainSpec, ChannelAccount, Operator, PolicyChain, RoutingEngine};
+use centralino::routing::{ChainSpec, Operator, PolicyChain, RoutingEngine};
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::store::ConversationStatus;
 use centralino::types::{AccountConfig, ConnectorConfig, Presence};
@@ -175,16 +175,13 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
                 format!("x-{account_id}"),
                 Credential::Bearer(Secret::new(format!("token-{account_id}"))),
             );
-            operators.push(Operator {
-                name: (*handle).to_string(),
-                skills: vec![brand.key.to_string()],
-                languages: vec!["it".to_string()],
-                accounts: vec![ChannelAccount {
-                    channel: "twitter".to_string(),
-                    id: account_id,
-                }],
-                ..Operator::new(*id, 2)
-            });
+            operators.push(
+                Operator::new(*id, 2)
+                    .named(*handle)
+                    .skills([brand.key])
+                    .languages(["it"])
+                    .account("twitter", account_id),
+            );
         }
     }
 
@@ -285,11 +282,10 @@ fn twitter_spec(
             accounts,
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![x.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![x.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec.poll_interval = Some(Duration::from_millis(500));
     spec.brands = brands;
     spec
@@ -320,11 +316,10 @@ fn facebook_spec(plugins: &Path, graph: &GraphApi) -> ConnectorSpec {
             }],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![graph.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     spec.brands.insert(PAGE_ID.to_string(), "tim".to_string());
     spec
 }
