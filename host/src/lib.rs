@@ -87,6 +87,7 @@ pub mod connectors;
 pub mod crm;
 mod error;
 mod host;
+mod ids;
 mod retry;
 pub mod routing;
 pub mod runtime;
@@ -96,8 +97,9 @@ pub mod types;
 
 internal_mod! {
     clock;
+    ingress;
     metrics;
-    server;
+    serve;
 }
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
@@ -105,4 +107,4 @@ pub use host::{
     DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate, STUCK_AFTER,
     TaskHealth,
 };
-pub use server::IngressLimits;
+pub use serve::IngressLimits;

@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Author recorded for messages the host itself sends (auto-replies).
+pub const HOST_AUTHOR: &str = "centralino";
+
 /// Ordered `name = value` pairs (settings, headers, platform extras).
 pub type Pairs = Vec<(String, String)>;
 

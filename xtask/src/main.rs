@@ -320,16 +320,21 @@ fn ensure_postgres() -> anyhow::Result<String> {
             bail!("PostgreSQL is installed but has no cluster (pg_lsclusters lists none)");
         };
         step(&format!("starting PostgreSQL cluster {version}/{name}"));
-        run(Command::new("pg_ctlcluster").args([version.as_str(), name.as_str(), "start"]))
-            .context("could not start PostgreSQL")?;
-        for _ in 0..50 {
+        // A cluster that is already up (busy, or still starting) makes `start` fail with
+        // "already running": what counts is whether it then accepts connections.
+        let started =
+            run(Command::new("pg_ctlcluster").args([version.as_str(), name.as_str(), "start"]));
+        for _ in 0..100 {
             if ready() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
         if !ready() {
-            bail!("PostgreSQL did not accept connections on 127.0.0.1:5432");
+            match started {
+                Err(e) => bail!("could not start PostgreSQL: {e:#}"),
+                Ok(()) => bail!("PostgreSQL did not accept connections on 127.0.0.1:5432"),
+            }
         }
     }
     let psql = |sql: &str| {

@@ -39,7 +39,7 @@ use crate::config::{ConfigReload, ConfigReloader};
 use crate::connectors::{ConnectorHealth, ReloadReport};
 use crate::metrics::presence_name;
 use crate::routing::RoutingStats;
-use crate::server::IngressLimits;
+use crate::serve::IngressLimits;
 use crate::types::Presence;
 use crate::{Error, Host};
 

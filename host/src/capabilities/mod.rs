@@ -1,19 +1,12 @@
-//! Host side of the contract's imports, one file per interface.
+//! What a plugin may use outside its sandbox: the grants an admin gives each plugin
+//! instance, and the secrets and credentials they name.
 //!
-//! Everything a plugin can reach outside its sandbox goes through here, and everything is
-//! denied unless the admin granted it: [`Grants::default`] grants nothing but `log` and
-//! `clock`.
-
-mod clock;
-mod http;
-mod log;
-mod signing;
+//! Everything is denied unless granted: [`Grants::default`] grants nothing but `log` and
+//! `clock`. The imports that enforce these grants live with the runtime
+//! (`runtime/imports/`, one file per interface of the contract).
 
 use std::collections::BTreeMap;
 use std::fmt;
-
-pub(crate) use http::RateLimitBook;
-pub(crate) use http::{HttpContext, HttpTransport};
 
 /// A secret value held by the host. Its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]

@@ -141,7 +141,7 @@ pub struct Config {
     /// How the host logs.
     pub log_format: file::LogFormat,
     /// Limits of the webhook ingress (body size, read timeouts, connections).
-    pub ingress: crate::server::IngressLimits,
+    pub ingress: crate::serve::IngressLimits,
     /// Pooled instance slots, when the pooling allocator is on.
     pub pooling_instances: Option<u32>,
     /// The tenants; one, `default`, when the file names none.

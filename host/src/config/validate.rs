@@ -890,7 +890,7 @@ pub(crate) fn check(
             .watch_plugins
             .then(|| Duration::from_millis(host.watch_interval_ms)),
         log_format: host.log_format,
-        ingress: crate::server::IngressLimits {
+        ingress: crate::serve::IngressLimits {
             max_body_bytes: host.max_webhook_body_bytes,
             header_read_timeout: Duration::from_millis(host.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(host.body_read_timeout_ms),

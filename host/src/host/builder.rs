@@ -259,7 +259,7 @@ impl HostBuilder {
         let mut tasks = vec![
             supervise(book.clone(), "crm-dispatcher".to_string(), {
                 let host_id = self.host_id.clone();
-                move || crate::crm::dispatcher(store.clone(), crm.clone(), host_id.clone())
+                move || super::crm_events::dispatcher(store.clone(), crm.clone(), host_id.clone())
             }),
             supervise(book.clone(), "outbox-sender".to_string(), {
                 let host = Arc::downgrade(&host.inner);

@@ -9,6 +9,8 @@
 mod admin;
 mod builder;
 mod conversations;
+mod crm_events;
+mod metrics_text;
 mod outbox;
 mod readiness;
 mod routing;
@@ -282,29 +284,9 @@ impl Host {
         c.send(message).await
     }
 
-    /// The webhook ingress as an axum router, to serve or to nest in the CRM's own server.
-    pub fn ingress(&self) -> axum::Router {
-        crate::server::router(self.clone(), self.inner.max_webhook_body)
-    }
-
-    /// Serves the ingress on `listener` until the future is dropped, with this host's body
-    /// cap and the default [`IngressLimits`](crate::IngressLimits) (header and body
-    /// read timeouts, connection cap).
-    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let limits = crate::server::IngressLimits {
-            max_body_bytes: self.inner.max_webhook_body,
-            ..Default::default()
-        };
-        crate::server::serve(self.clone(), listener, limits).await
-    }
-
-    /// Serves the ingress on `listener` with explicit `limits`.
-    pub async fn serve_with(
-        &self,
-        listener: tokio::net::TcpListener,
-        limits: crate::server::IngressLimits,
-    ) -> std::io::Result<()> {
-        crate::server::serve(self.clone(), listener, limits).await
+    /// Largest webhook body this host accepts.
+    pub(crate) fn max_webhook_body(&self) -> usize {
+        self.inner.max_webhook_body
     }
 
     /// How every connector is doing (circuit, faults, refused capability requests, log
@@ -351,7 +333,7 @@ impl Host {
     /// Every metric in the Prometheus text format: what was counted, plus connector
     /// health, routing statistics, queue depth and operators' presence read now.
     pub async fn metrics_text(&self) -> String {
-        crate::metrics::render(self).await
+        metrics_text::render(self).await
     }
 
     /// Testing only (feature `fault-injection`): makes background task `task` (a name from

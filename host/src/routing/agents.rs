@@ -17,7 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::calendar::{DAY_MS, parse_clock_time, weekday};
-use super::error::RoutingError;
+use crate::error::RoutingError;
 use crate::types::{Agent, Presence};
 
 /// An account on a channel, written `channel:id` (`twitter:TIM_Marco`).

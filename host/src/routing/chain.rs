@@ -37,7 +37,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use super::error::RoutingError;
+use crate::error::RoutingError;
 use crate::runtime::{PluginLimits, RouterInstance, Runtime};
 use crate::types::{Agent, Pairs, Presence, RoutingAction, RoutingContext};
 

@@ -50,7 +50,6 @@
 //! ```
 
 mod calendar;
-mod error;
 
 internal_mod! {
     agents;
@@ -64,11 +63,11 @@ internal_mod! {
     shadow;
 }
 
+pub use crate::error::RoutingError;
 pub use agents::{ChannelAccount, Operator, TimeSpan, WorkingHours};
 pub use chain::{ChainSpec, PolicyChain, StageSpec};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineBuilder, RosterChange, RoutingEngine, RoutingStats};
-pub use error::RoutingError;
 pub use ownership::ReplyRules;
 pub use replay::{ReplayEvents, ReplayOptions, ReplayReport, parse_events, replay};
 pub use shadow::{Disagreement, ShadowStats};

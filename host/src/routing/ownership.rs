@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::agents::Roster;
 use super::conversations::{Conversation, Status};
-use super::error::RoutingError;
+use crate::error::RoutingError;
 use crate::types::MessageKind;
 
 /// Channels where an operator answers from their own account.

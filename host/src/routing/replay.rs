@@ -58,7 +58,7 @@ use super::chain::PolicyChain;
 use super::clock::{Clock, ManualClock};
 use super::conversations::{ConversationId, CustomerMessage};
 use super::engine::{Notice, RoutingEngine};
-use super::error::RoutingError;
+use crate::error::RoutingError;
 use crate::types::{MessageKind, Presence};
 
 /// A timed event of the file.

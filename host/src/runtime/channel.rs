@@ -5,12 +5,13 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::bindings::v0_1::channel::{Channel, ChannelPre};
+use super::imports::RateLimitBook;
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
     fault, instantiate_fault,
 };
-use crate::capabilities::{Grants, RateLimitBook};
+use crate::capabilities::Grants;
 use crate::error::{Error, PluginFailure, PluginId};
 use crate::types::{
     ConnectorConfig, ConnectorDescription, OutboundMessage, PollResult, Sent, WebhookOutcome,

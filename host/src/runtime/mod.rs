@@ -24,6 +24,7 @@ mod cache;
 mod channel;
 #[cfg(test)]
 mod fast_path;
+mod imports;
 mod inspect;
 mod limits;
 mod router;
@@ -49,9 +50,10 @@ pub use inspect::{
 pub use limits::PluginLimits;
 pub use router::{RouterInstance, RouterPlugin};
 
-use crate::capabilities::{Grants, HttpContext, HttpTransport, RateLimitBook};
+use crate::capabilities::Grants;
 use crate::error::{Error, Fault, PluginId};
 use cache::ComponentCache;
+use imports::{HttpContext, HttpTransport, RateLimitBook};
 use limits::{CheckOutput, OutputViolation};
 use state::PluginState;
 

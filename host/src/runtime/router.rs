@@ -8,12 +8,13 @@ use wasmtime::component::Func;
 use super::bindings::v0_1::router;
 use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
 use super::borrowed;
+use super::imports::RateLimitBook;
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime, begin_call,
     check_output, end_call, fault, instantiate_fault,
 };
-use crate::capabilities::{Grants, RateLimitBook};
+use crate::capabilities::Grants;
 use crate::error::{Error, PluginId};
 use crate::types::{Pairs, RoutingContext, RoutingDecision};
 

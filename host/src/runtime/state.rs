@@ -13,8 +13,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::imports::HttpContext;
 use super::limits::PluginLimits;
-use crate::capabilities::{Grants, HttpContext};
+use crate::capabilities::Grants;
 use crate::error::PluginId;
 
 /// Stderr lines kept for fault reports.

@@ -214,7 +214,7 @@ impl Store {
         .await?;
         // The host's own automatic messages (wait estimates) are not a response: only a
         // person answering starts the first-response clock.
-        let first_response = (entry.author != crate::HOST_AUTHOR).then_some(ms(sent_at));
+        let first_response = (entry.author != crate::types::HOST_AUTHOR).then_some(ms(sent_at));
         sqlx::query(
             "UPDATE conversations SET first_response_at = COALESCE(first_response_at, $3), updated_at = $4
              WHERE tenant = $1 AND id = $2",

@@ -23,6 +23,7 @@ mod hot_swap;
 mod http;
 mod ingress;
 mod inspect;
+mod layers;
 mod leases;
 mod limits;
 mod metrics;

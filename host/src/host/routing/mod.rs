@@ -34,8 +34,7 @@ use crate::store::{
 };
 use crate::types::Presence;
 
-/// Author recorded for messages the host itself sends (auto-replies).
-pub const HOST_AUTHOR: &str = "centralino";
+pub use crate::types::HOST_AUTHOR;
 
 /// On PostgreSQL, how often an idle host with operators at work re-reads the store (under
 /// the routing lock) to give them conversations waiting there: seats freed and

@@ -1,7 +1,7 @@
 //! Errors of the routing engine. Each says which operator, conversation or line it is
 //! about, so a CRM can show it to the person who caused it.
 
-use super::conversations::ConversationId;
+use crate::ids::ConversationId;
 
 /// What went wrong in routing.
 #[derive(Debug, thiserror::Error)]

@@ -33,7 +33,7 @@ use crate::capabilities::Credential;
 use crate::runtime::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
 use crate::runtime::state::PluginState;
 use credentials::{credential_transport_allowed, scrub, scrub_text, with_path_credential};
-pub use rate_limit::RateLimitBook;
+pub(crate) use rate_limit::RateLimitBook;
 use rate_limit::{rate_limit_wait, window_key};
 
 /// Whether `url`'s host (with its port, when one is given) is on `allowed`.

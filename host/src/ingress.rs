@@ -36,7 +36,6 @@
 //! timeout and the cancellation guard, and must set header timeouts on that server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -48,37 +47,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 
 use crate::Host;
+use crate::serve::IngressLimits;
 use crate::connectors::DEFAULT_TENANT;
 use crate::types::{WebhookRequest, WebhookResponse};
-
-/// Limits of the webhook ingress. Every default is safe for a server on the internet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngressLimits {
-    /// Largest request body; larger ones get 413. Default: 1 MiB.
-    pub max_body_bytes: usize,
-    /// Longest a client may take to send the request line and headers (and longest an
-    /// idle keep-alive connection stays open). Default: 10 s.
-    pub header_read_timeout: Duration,
-    /// Longest a client may take to send the whole body; slower ones get 408. Default: 30 s.
-    pub body_read_timeout: Duration,
-    /// Connections served at once. Default: 1,024.
-    pub max_connections: usize,
-    /// Connections served at once from one IP address; more are closed at once. The
-    /// platforms deliver from pools of addresses, a few connections each. Default: 64.
-    pub max_connections_per_peer: usize,
-}
-
-impl Default for IngressLimits {
-    fn default() -> Self {
-        IngressLimits {
-            max_body_bytes: 1 << 20,
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-            max_connections_per_peer: 64,
-        }
-    }
-}
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -118,15 +89,32 @@ pub(crate) fn router_with(host: Host, limits: &IngressLimits) -> Router {
         .with_state(ingress)
 }
 
-/// Serves the ingress of `host` on `listener` with `limits` until the future is dropped
-/// (the hardened serving loop of [`crate::api::serve`]: header timeout, connection cap).
-pub(crate) async fn serve(
-    host: Host,
-    listener: TcpListener,
-    limits: IngressLimits,
-) -> std::io::Result<()> {
-    let app = router_with(host, &limits);
-    crate::api::serve(app, listener, limits).await
+impl Host {
+    /// The webhook ingress as an axum router, to serve or to nest in the CRM's own server.
+    pub fn ingress(&self) -> Router {
+        router(self.clone(), self.max_webhook_body())
+    }
+
+    /// Serves the ingress on `listener` until the future is dropped, with this host's body
+    /// cap and the default [`IngressLimits`] (header and body read timeouts, connection
+    /// cap).
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let limits = IngressLimits {
+            max_body_bytes: self.max_webhook_body(),
+            ..Default::default()
+        };
+        self.serve_with(listener, limits).await
+    }
+
+    /// Serves the ingress on `listener` with explicit `limits`.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        limits: IngressLimits,
+    ) -> std::io::Result<()> {
+        let app = router_with(self.clone(), &limits);
+        crate::serve::serve(app, listener, limits).await
+    }
 }
 
 async fn default_tenant(

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+mod routing;
+
+pub use routing::RoutingError;
+
 /// A plugin as admins know it: its name and version, from the component's metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PluginId {
@@ -201,14 +205,14 @@ pub enum Error {
     },
 
     /// Routing refused the change: the operator does not hold the conversation, is at
-    /// capacity, is unknown… [`RoutingError`](crate::routing::RoutingError) says which.
+    /// capacity, is unknown… [`RoutingError`](RoutingError) says which.
     #[error("refused: {source}")]
     Routing {
         /// The conversation the change was about, if it was about one (a presence change
         /// is about an operator).
         conversation: Option<String>,
         /// Routing's own error.
-        source: Box<crate::routing::RoutingError>,
+        source: Box<RoutingError>,
     },
 
     /// A reply was submitted under an idempotency key already used for a different reply

@@ -1,0 +1,195 @@
+//! Placing a conversation: the chain's decision applied (assign, queue), re-routing what
+//! an operator gave back, draining the queue when a seat frees.
+
+use super::*;
+
+impl RoutingEngine {
+    /// Runs the chain for a conversation that is open or waiting and applies the outcome.
+    pub(super) async fn place(&mut self, id: ConversationId) -> Option<Notice> {
+        let now = self.now();
+        let context = self.context(id, now)?;
+        let decision = self.chain.decide(context.clone()).await;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.compare(context, &decision).await;
+        }
+        self.stats.decisions += 1;
+        if let Some(conversation) = self.conversations.get_mut(id) {
+            conversation.priority = decision.priority;
+        }
+        if let Outcome::Assign(operator) = &decision.outcome {
+            match self.assign(id, operator, now) {
+                Ok(()) => {
+                    tracing::debug!(conversation = %id, %operator, reason = %decision.reason, "assigned");
+                    return Some(Notice::Assigned {
+                        conversation: id,
+                        operator: operator.clone(),
+                        reason: decision.reason,
+                        rerouted_from: None,
+                    });
+                }
+                // The chain checked availability on the same snapshot, so this is a bug
+                // somewhere; the conversation waits rather than overfilling anyone.
+                Err(error) => tracing::warn!(conversation = %id, "{error}; queued instead"),
+            }
+        }
+        self.enqueue(id, decision.reason, now)
+    }
+
+    /// What the chain sees for one conversation.
+    pub(super) fn context(&self, id: ConversationId, now: u64) -> Option<RoutingContext> {
+        let c = self.conversations.get(id)?;
+        if !matches!(c.status, Status::Open | Status::Waiting) {
+            return None;
+        }
+        let previous = self.history.last(&c.thread.channel, &c.customer);
+        let waiting = u32::try_from(self.queue.len()).unwrap_or(u32::MAX);
+        Some(RoutingContext {
+            conversation: RoutingConversation {
+                id: c.id.to_string(),
+                channel: c.thread.channel.clone(),
+                account: c.thread.account.clone(),
+                brand: c.brand.clone(),
+                language: c.language.clone(),
+                customer: c.customer.clone(),
+                kind: c.kind,
+                text: c.last_text.clone(),
+                priority: c.priority,
+                previous_agent: previous.map(|(operator, _)| operator.to_string()),
+                previous_agent_at: previous.map(|(_, at)| at),
+                waiting_since: c.waiting_since,
+            },
+            agents: self.roster.agents(now, &c.excluded_at(now)),
+            queue: QueueStats {
+                waiting,
+                oldest_wait_ms: self
+                    .queue
+                    .oldest_waiting_since()
+                    .map_or(0, |since| now.saturating_sub(since)),
+                average_handle_ms: self.handling.average_ms().unwrap_or(0),
+            },
+            now,
+        })
+    }
+
+    pub(super) fn assign(&mut self, id: ConversationId, operator: &str, now: u64) -> Result<(), RoutingError> {
+        if self.conversations.get(id).is_none() {
+            return Err(RoutingError::UnknownConversation(id));
+        }
+        self.roster.take_seat(operator, now)?;
+        self.queue.remove(id);
+        if let Some(conversation) = self.conversations.get_mut(id) {
+            conversation.status = Status::Assigned;
+            conversation.assignee = Some(operator.to_string());
+            conversation.assigned_at = Some(now);
+            conversation.first_assigned_at.get_or_insert(now);
+            conversation.offers += 1;
+            conversation.transferred = false;
+            conversation.excluded.clear();
+        }
+        self.stats.assignments += 1;
+        Ok(())
+    }
+
+    pub(super) fn enqueue(&mut self, id: ConversationId, reason: String, now: u64) -> Option<Notice> {
+        let conversation = self.conversations.get_mut(id)?;
+        conversation.status = Status::Waiting;
+        conversation.assignee = None;
+        conversation.assigned_at = None;
+        if !self.queue.contains(id) {
+            self.stats.queued += 1;
+        }
+        self.queue
+            .push(id, conversation.priority, conversation.waiting_since);
+        self.stats.queue_peak = self.stats.queue_peak.max(self.queue.len());
+        let position = self.queue.position(id)?;
+        Some(Notice::Queued {
+            conversation: id,
+            estimate: WaitEstimate::new(
+                position,
+                self.roster.working_capacity(now),
+                &self.handling,
+            ),
+            reason,
+        })
+    }
+
+    /// Takes a conversation away from `operator` and puts it back in the queue, in its
+    /// place by priority and by the time the customer first wrote.
+    pub(super) fn take_back(&mut self, id: ConversationId, operator: &str) {
+        self.roster.free_seat(operator);
+        if let Some(conversation) = self.conversations.get_mut(id) {
+            conversation.status = Status::Waiting;
+            conversation.assignee = None;
+            conversation.assigned_at = None;
+            self.queue
+                .push(id, conversation.priority, conversation.waiting_since);
+            self.stats.queue_peak = self.stats.queue_peak.max(self.queue.len());
+        }
+    }
+
+    /// Drains the queue after conversations were taken back from operators, so they are
+    /// placed in queue order like everyone else (a re-route does not jump ahead of an
+    /// urgent conversation that was already waiting). Their assignments say whom they were
+    /// taken from; those still waiting get a queue notice with an estimate.
+    pub(super) async fn reroute(&mut self, taken: Vec<(ConversationId, String)>) -> Vec<Notice> {
+        let mut notices = self.drain().await;
+        for notice in &mut notices {
+            if let Notice::Assigned {
+                conversation,
+                rerouted_from,
+                ..
+            } = notice
+                && let Some((_, from)) = taken.iter().find(|(id, _)| id == conversation)
+            {
+                *rerouted_from = Some(from.clone());
+            }
+        }
+        for (id, _) in taken {
+            if let Some(estimate) = self.wait_estimate(id) {
+                notices.push(Notice::Queued {
+                    conversation: id,
+                    estimate,
+                    reason: "taken back; nobody else can take it now".to_string(),
+                });
+            }
+        }
+        notices
+    }
+
+    /// Offers waiting conversations, best first, while anyone can take one. A conversation
+    /// nobody takes does not block the ones behind it (a TIM seat may free while the head
+    /// of the queue is an Impresa Semplice customer).
+    pub(super) async fn drain(&mut self) -> Vec<Notice> {
+        let now = self.now();
+        self.available = self.roster.available(now).into_iter().collect();
+        let mut notices = Vec::new();
+        if self.queue.is_empty() || self.available.is_empty() {
+            return notices;
+        }
+        let waiting: Vec<ConversationId> = self.queue.iter().collect();
+        for id in waiting {
+            if self.roster.available(now).is_empty() {
+                break;
+            }
+            if !self.queue.contains(id) {
+                continue;
+            }
+            if let Some(notice @ Notice::Assigned { .. }) = self.place(id).await {
+                notices.push(notice);
+            }
+        }
+        self.available = self.roster.available(now).into_iter().collect();
+        notices
+    }
+}
+
+/// When the unanswered, untransferred offer of an assigned conversation was made.
+pub(super) fn unanswered_offer(conversation: &Conversation) -> Option<u64> {
+    if conversation.status != Status::Assigned
+        || conversation.first_response_at.is_some()
+        || conversation.transferred
+    {
+        return None;
+    }
+    conversation.assigned_at
+}
