@@ -9,8 +9,9 @@
 //! ([`check_route`]) before any call skips the check ([`route_func`]).
 //!
 //! This is the one place that uses wasmtime's unstable `component::__internal` API and
-//! `unsafe` code, which is why wasmtime is pinned to an exact version. It is fenced three
-//! ways:
+//! `unsafe` code. wasmtime is held to one major version (`48.0.8` and later 48.x, whose
+//! patch releases keep `__internal` as it is; Cargo.lock names the exact one tested), and
+//! the fast path is fenced three ways:
 //! - what the `unsafe` lowering assumes (the canonical ABI's offsets and record size of
 //!   `router.agent`, and that the borrowed records have the generated ones' layouts) is
 //!   written down in [`SPEC`] and checked by [`self_check`]; the tests at the end of this

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The wasmtime release this host is pinned to (`=48.0.8` in the workspace manifest).
+/// The wasmtime release in Cargo.lock, for the artifacts' names; the engine's compatibility
+/// hash beside it tells any other release (or setting) apart.
 const WASMTIME_VERSION: &str = "48.0.8";
 
 /// Where compiled artifacts live.

@@ -72,7 +72,7 @@ pub struct RuntimeBuilder {
 ///
 /// The fast path ([`borrowed`]) lowers the routing context straight from the host's types
 /// through wasmtime's unstable `component::__internal` API, with `unsafe` code; it is why
-/// wasmtime is pinned to an exact version. The generated bindings' ordinary typed call
+/// wasmtime is held to one major version. The generated bindings' ordinary typed call
 /// clones every string of the context into the contract's owned types first (the cost
 /// [`borrowed`] removes) and relies on nothing internal. Both give the same
 /// decisions: `runtime::fast_path` checks it over thousands of random contexts for every
