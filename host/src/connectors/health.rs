@@ -58,6 +58,12 @@ pub struct ConnectorHealth {
     pub denials: u64,
     /// The last refused request.
     pub last_denial: Option<Incident>,
+    /// Webhook deliveries the plugin rejected as invalid input (a bad signature answered
+    /// by the plugin itself is not one: that is its answer, counted in the metrics).
+    pub rejections: u64,
+    /// The last such rejection, with the plugin's reason. The caller of the webhook is
+    /// only told `invalid request`: the reason may name secrets or grants.
+    pub last_rejection: Option<Incident>,
     /// Log lines dropped over the per-call log budget.
     pub log_lines_dropped: u64,
     /// The last call that wrote more log than its budget.
@@ -103,6 +109,8 @@ impl Connector {
             instances_started: s.instances_started,
             denials: s.denials,
             last_denial: s.last_denial.clone(),
+            rejections: s.rejections,
+            last_rejection: s.last_rejection.clone(),
             log_lines_dropped: s.log_lines_dropped,
             last_log_overflow: s.last_log_overflow.clone(),
             enabled: self.is_enabled(),

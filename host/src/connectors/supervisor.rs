@@ -23,6 +23,8 @@ pub(super) struct Supervisor {
     pub(super) instances_started: u64,
     pub(super) denials: u64,
     pub(super) last_denial: Option<Incident>,
+    pub(super) rejections: u64,
+    pub(super) last_rejection: Option<Incident>,
     pub(super) log_lines_dropped: u64,
     pub(super) last_log_overflow: Option<Incident>,
     pub(super) reloads: u64,
@@ -46,6 +48,8 @@ impl Supervisor {
             instances_started: 0,
             denials: 0,
             last_denial: None,
+            rejections: 0,
+            last_rejection: None,
             log_lines_dropped: 0,
             last_log_overflow: None,
             reloads: 0,
@@ -68,6 +72,15 @@ impl Supervisor {
             message,
         });
         self.last_reload_error = None;
+    }
+
+    /// The plugin rejected a webhook delivery as invalid input; `message` says why.
+    pub(super) fn rejected(&mut self, message: String) {
+        self.rejections = self.rejections.saturating_add(1);
+        self.last_rejection = Some(Incident {
+            at_ms: now_ms(),
+            message,
+        });
     }
 
     pub(super) fn reload_refused(&mut self, message: String) {

@@ -32,14 +32,20 @@ impl Connector {
                 failure: PluginFailure::InvalidInput { detail },
                 ..
             }) => {
+                // The detail is for the admin: it may name secrets, grants or settings, so
+                // it goes to the log and to health, and the caller (anyone on the internet)
+                // gets a refusal that says nothing about the configuration.
+                self.supervisor().rejected(format!(
+                    "plugin {plugin} rejected a webhook delivery: {detail}"
+                ));
                 if let Some(held_back) = self.refusals.admit(std::time::Instant::now()) {
                     tracing::warn!(
                         tenant = %self.tenant, connector = %self.name, %plugin, held_back,
                         "rejected webhook: {detail} ({held_back} more refused since the last \
-                         such line, not logged)"
+                         such line, not logged; the last one is in the connector's health)"
                     );
                 }
-                return (error_response(400, &detail), Vec::new());
+                return (error_response(400, REJECTED), Vec::new());
             }
             Err(Error::Unavailable { retry_after_ms, .. }) => {
                 tracing::debug!(tenant = %self.tenant, connector = %self.name, "webhook refused: connector not taking calls");
@@ -85,6 +91,10 @@ impl Connector {
         }
     }
 }
+
+/// What the caller of a webhook the plugin rejected as invalid input is told: nothing the
+/// plugin said, which is for the admin.
+pub(crate) const REJECTED: &str = "invalid request";
 
 fn error_response(status: u16, message: &str) -> WebhookResponse {
     WebhookResponse {

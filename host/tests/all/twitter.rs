@@ -1143,6 +1143,57 @@ async fn a_flood_of_unsigned_deliveries_writes_one_warn_line_not_one_per_request
     assert_eq!(host.store().message_count("default").await.unwrap(), 0);
 }
 
+/// A delivery the plugin rejects as invalid input because the admin forgot to grant the
+/// consumer secret: the caller, anyone on the internet, learns nothing of the
+/// configuration (no secret name, no grant); the admin finds the plugin's reason in the
+/// log and in the connector's health.
+#[tokio::test]
+async fn a_rejected_delivery_tells_the_caller_nothing_of_the_config_and_the_admin_everything() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (host, _server, url) = serving_host_granted(false).await;
+    let body = serde_json::to_vec(&short_post("1001", "@TIM_Official ciao")).unwrap();
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header(
+            "x-twitter-webhooks-signature",
+            signature(CONSUMER_SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let answer = answer.text().await.unwrap();
+    assert_eq!(answer, r#"{"error":"invalid request"}"#);
+
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("rejected webhook"))
+        .unwrap_or_else(|| panic!("no line for the rejection in {text}"));
+    assert!(line.contains("consumer_secret"), "{line}");
+    assert!(line.contains("WARN"), "{line}");
+    let health = host
+        .connector_health()
+        .into_iter()
+        .find(|h| h.connector == "twitter")
+        .unwrap();
+    assert_eq!(health.rejections, 1);
+    let rejection = health.last_rejection.unwrap().message;
+    assert!(
+        rejection.starts_with("plugin twitter@") && rejection.contains("consumer_secret"),
+        "{rejection}"
+    );
+    assert_eq!(host.store().message_count("default").await.unwrap(), 0);
+}
+
 /// Any plugin, not only this connector: the host's `hmac-sha256` signs challenge tokens and
 /// nothing else, so a plugin that naively signs what a request brings (as X's CRC once
 /// did) still cannot hand out a signature for a forged delivery.
