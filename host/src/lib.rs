@@ -52,6 +52,7 @@ pub mod capabilities;
 pub mod clock;
 pub mod config;
 pub mod connectors;
+mod conventions;
 pub mod crm;
 mod error;
 mod host;

@@ -4,7 +4,7 @@
 use super::Connector;
 use super::call::CallKind;
 use crate::error::{Error, PluginFailure};
-use crate::store::{Ingested, Store};
+use crate::store::{Applied, Deletion, Ingested, Store};
 use crate::types::{WebhookRequest, WebhookResponse};
 
 impl Connector {
@@ -65,7 +65,9 @@ impl Connector {
                 );
             }
         };
-        if outcome.response.status >= 300 || outcome.messages.is_empty() {
+        if outcome.response.status >= 300
+            || (outcome.messages.is_empty() && outcome.receipts.is_empty())
+        {
             if outcome.response.status >= 400
                 && let Some(held_back) = self.refusals.admit(std::time::Instant::now())
             {
@@ -79,16 +81,46 @@ impl Connector {
             }
             return (outcome.response, Vec::new());
         }
+        // Deletions travel as marked messages in contract 0.1 (see `conventions`).
+        let (deletions, messages): (Vec<_>, Vec<_>) = outcome
+            .messages
+            .into_iter()
+            .partition(crate::conventions::is_deletion);
+        let deletions: Vec<Deletion> = deletions.iter().map(Deletion::from_message).collect();
         match store
-            .ingest(&self.tenant, &self.name, &outcome.messages)
+            .ingest_delivery(
+                &self.tenant,
+                &self.name,
+                &messages,
+                &outcome.receipts,
+                &deletions,
+            )
             .await
         {
-            Ok(ingested) => (outcome.response, ingested),
+            Ok((ingested, applied)) => {
+                self.note_applied(&applied);
+                (outcome.response, ingested)
+            }
             Err(e) => {
                 tracing::error!(tenant = %self.tenant, connector = %self.name, "storing webhook messages failed: {e:#}");
                 (error_response(503, "not stored, retry later"), Vec::new())
             }
         }
+    }
+}
+
+impl Connector {
+    /// Logs what receipts and deletions changed, and what they named that was not stored.
+    fn note_applied(&self, applied: &Applied) {
+        if applied == &Applied::default() {
+            return;
+        }
+        tracing::debug!(
+            tenant = %self.tenant, connector = %self.name,
+            receipts = applied.receipts, receipts_unmatched = applied.receipts_unmatched,
+            deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
+            "receipts and deletions applied"
+        );
     }
 }
 

@@ -17,6 +17,7 @@ mod ingest;
 pub mod leases;
 mod outbox;
 mod presence;
+mod receipts;
 mod retention;
 mod schema;
 pub(crate) mod text;
@@ -24,6 +25,7 @@ pub(crate) mod text;
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use presence::StoredPresence;
+pub(crate) use receipts::{Applied, Deletion};
 pub use retention::Pruned;
 
 use std::time::Duration;
@@ -175,6 +177,8 @@ pub struct StoredMessage {
     pub message: Message,
     /// When the host stored it (ms).
     pub received_at: i64,
+    /// When the customer deleted it (ms); its text, attachments and extras are gone.
+    pub deleted_at: Option<i64>,
 }
 
 fn kind_str(kind: MessageKind) -> &'static str {
@@ -667,6 +671,7 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
         id: row.try_get("id")?,
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
+        deleted_at: row.try_get("deleted_at")?,
         message: Message {
             external_id: text::read(row.try_get("external_id")?),
             account: text::read(row.try_get("account")?),

@@ -26,6 +26,7 @@ mod leases;
 mod limits;
 mod metrics;
 mod plugin_cli;
+mod receipts;
 mod restart;
 mod round_robin;
 mod routing;

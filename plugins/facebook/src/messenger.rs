@@ -7,11 +7,13 @@
 //! "said", or its payload when it has no title, or `(postback)` when it has neither; the
 //! payload also goes to `extra`),
 //! a `referral` (the customer came through an ad or an `m.me` link), or a `delivery` /
-//! `read` report about the page's own messages. Echoes (`is_echo`) are copies of what the
+//! `read` report about the page's own messages (receipts), or an unsent message (a
+//! `message` with `is_deleted`, which becomes a deletion of the stored copy). Echoes (`is_echo`) are copies of what the
 //! page sent, by us or another app, and are never customer messages. Anything else
 //! (opt-ins, reactions, new kinds) is ignored, so Meta adding an event kind cannot break
 //! a delivery.
 
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::warn;
 use serde::Deserialize;
@@ -47,6 +49,10 @@ struct EventMessage {
     text: Option<String>,
     #[serde(default)]
     is_echo: bool,
+    /// The customer unsent the message `mid` names (Meta's `message` event with
+    /// `is_deleted: true`).
+    #[serde(default)]
+    is_deleted: bool,
     #[serde(default)]
     attachments: Vec<RawAttachment>,
     quick_reply: Option<QuickReply>,
@@ -184,6 +190,12 @@ pub fn collect(
     if let Some(report) = event.read {
         let at = report.watermark.map_or(at, epoch_ms);
         out.receipt(receipt(&page.id, thread, DeliveryState::Read, at));
+        return Ok(());
+    }
+
+    if let Some(message) = event.message.as_ref().filter(|m| m.is_deleted) {
+        let mid = message.mid.clone().ok_or("an unsent message without mid")?;
+        out.message(conventions::deletion(&page.id, &mid, &psid, at));
         return Ok(());
     }
 

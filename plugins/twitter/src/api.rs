@@ -34,7 +34,7 @@ const DM_MAX_CHARS: u32 = 10_000;
 const MAX_PAGES: usize = 5;
 
 const POST_FIELDS: &str = "author_id,conversation_id,created_at,in_reply_to_user_id,\
-                           referenced_tweets,note_tweet,attachments,entities";
+                           referenced_tweets,note_tweet,attachments,entities,lang";
 const DM_FIELDS: &str = "id,text,event_type,created_at,sender_id,dm_conversation_id,attachments";
 const USER_FIELDS: &str = "username,name";
 const MEDIA_FIELDS: &str = "type,url,preview_image_url,alt_text,variants";
@@ -138,6 +138,8 @@ struct Post {
     note_tweet: Option<NoteTweet>,
     attachments: Option<MediaKeys>,
     entities: Option<PostEntities>,
+    /// The language X detected (BCP 47; `und` when it could not tell).
+    lang: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +342,10 @@ fn mention_message(
     let text = post.note_tweet.map_or(post.text, |note| note.text);
     let mut extra = Vec::new();
     extra.extend(quoted.map(|id| ("quoted_post_id".to_string(), id)));
+    extra.extend(
+        post.lang
+            .map(|lang| (centralino_sdk::conventions::LANGUAGE.to_string(), lang)),
+    );
     let author = match post.author_id {
         Some(author) => expansions.person(author),
         None => {

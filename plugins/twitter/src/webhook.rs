@@ -8,12 +8,16 @@
 //! is answered 401/403 and never reaches the JSON parser.
 //!
 //! Deliveries carry v1.1 objects. `tweet_create_events` and `direct_message_events` become
-//! customer messages; `direct_message_mark_read_events` become read receipts for the
-//! company's DMs; everything else X sends (typing indicators, deletes, likes, follows,
-//! `user_event` revocations) is acknowledged with 200 and produces nothing.
+//! customer messages (with X's detected language as `extra` `lang`);
+//! `direct_message_mark_read_events` become read receipts for the company's DMs;
+//! `tweet_delete_events` of customers become deletions (the SDK's
+//! [`conventions::deletion`]), so the host empties its copy as X's terms require;
+//! everything else X sends (typing indicators, likes, follows, `user_event` revocations)
+//! is acknowledged with 200 and produces nothing.
 
 use std::collections::HashMap;
 
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::text::unescape_html;
@@ -97,6 +101,7 @@ struct Delivery {
     tweet_create_events: Option<Vec<Post>>,
     direct_message_events: Option<Vec<DmEvent>>,
     direct_message_mark_read_events: Option<Vec<MarkRead>>,
+    tweet_delete_events: Option<Vec<PostDeletion>>,
     /// Users named by the DM events, keyed by id.
     users: Option<HashMap<String, DmUser>>,
 }
@@ -121,6 +126,21 @@ struct Post {
     retweeted_status: Option<IgnoredAny>,
     entities: Option<Entities>,
     extended_entities: Option<Entities>,
+    /// The language X detected (BCP 47; `und` when it could not tell).
+    lang: Option<String>,
+}
+
+/// A post its author deleted (`tweet_delete_events`).
+#[derive(Deserialize)]
+struct PostDeletion {
+    status: DeletedStatus,
+    timestamp_ms: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeletedStatus {
+    id: String,
+    user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +277,9 @@ fn normalise(
     for event in delivery.direct_message_events.unwrap_or_default() {
         messages.extend(dm_message(settings, &users, event, now)?);
     }
+    for deleted in delivery.tweet_delete_events.unwrap_or_default() {
+        messages.extend(post_deletion(settings, delivered_for, deleted, now));
+    }
     let receipts = delivery
         .direct_message_mark_read_events
         .unwrap_or_default()
@@ -331,6 +354,9 @@ fn post_message(
     if let Some(quoted) = post.quoted_status_id_str {
         extra.push(("quoted_post_id".to_string(), quoted));
     }
+    if let Some(lang) = post.lang {
+        extra.push((conventions::LANGUAGE.to_string(), lang));
+    }
     Ok(Some(Message {
         conversation_key: post_thread_key(
             post.conversation_id_str
@@ -353,6 +379,35 @@ fn post_message(
         created_at,
         extra,
     }))
+}
+
+/// A customer deleted a post: the deletion of the stored copy (the host empties it and
+/// tells the CRM, as X's developer terms require). The company's own deleted posts are not
+/// customer messages.
+fn post_deletion(
+    settings: &Settings,
+    delivered_for: Option<&str>,
+    deleted: PostDeletion,
+    now: u64,
+) -> Option<Message> {
+    let author = deleted.status.user_id.unwrap_or_default();
+    if settings.is_own(&author) {
+        return None;
+    }
+    let Some(account) = delivered_for.and_then(|id| settings.account(id)) else {
+        debug!(
+            "deletion of post {} is for an account this connector does not serve",
+            deleted.status.id
+        );
+        return None;
+    };
+    let at = epoch_ms(deleted.timestamp_ms.as_deref()).unwrap_or(now);
+    Some(conventions::deletion(
+        &account.id,
+        &deleted.status.id,
+        &author,
+        at,
+    ))
 }
 
 /// A post's media item; a video's address is its best MP4, not its preview image.
