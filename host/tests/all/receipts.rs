@@ -57,11 +57,7 @@ async fn facebook_host(graph: &GraphApi) -> (Host, tokio::task::JoinHandle<()>, 
         credentials,
         secrets,
     };
-    serve(
-        Host::builder().connector(spec).build().await.unwrap(),
-        "facebook",
-    )
-    .await
+    serve(built(spec).await, "facebook").await
 }
 
 /// A host serving X account 1001 (webhooks only), on loopback; its webhook URL.
@@ -82,11 +78,17 @@ async fn twitter_host() -> (Host, tokio::task::JoinHandle<()>, String) {
         secrets: [("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET))].into(),
         ..Grants::default()
     };
-    serve(
-        Host::builder().connector(spec).build().await.unwrap(),
-        "twitter",
-    )
-    .await
+    serve(built(spec).await, "twitter").await
+}
+
+/// A host of `spec`, on PostgreSQL when the suite has one (receipts and deletions are SQL
+/// that must hold on both backends), else on SQLite.
+async fn built(spec: ConnectorSpec) -> Host {
+    let mut builder = Host::builder().connector(spec);
+    if let Some(base) = crate::store::postgres_url() {
+        builder = builder.store(crate::store::fresh_postgres_database(&base).await);
+    }
+    builder.build().await.unwrap()
 }
 
 async fn serve(host: Host, connector: &str) -> (Host, tokio::task::JoinHandle<()>, String) {
