@@ -36,6 +36,7 @@
 //! | `centralino_plugin_refused_calls_total` | counter | tenant, connector, plugin |
 //! | `centralino_capability_denials_total` | counter | tenant, connector, plugin |
 //! | `centralino_connector_circuit` | gauge | tenant, connector, state |
+//! | `centralino_connector_api_version_warning` | gauge | tenant, connector, kind (`served`: the platform answered with another API version; `retirement`: the configured version is near or past its end of life) |
 //! | `centralino_connector_enabled` | gauge | tenant, connector |
 //! | `centralino_plugin_calls_total` | counter | tenant, connector, plugin (name@version) |
 //! | `centralino_plugin_reloads_total` | counter | tenant, connector, outcome (`swapped`, `refused`) |
@@ -527,6 +528,25 @@ fn connectors(host: &Host, out: &mut Exposition) {
                 ("state", state.to_string()),
             ];
             out.sample(name, &labels, if h.circuit == circuit { 1.0 } else { 0.0 });
+        }
+    }
+    let name = "centralino_connector_api_version_warning";
+    out.family(
+        name,
+        "1 when a connector's platform API version needs an admin: served (the platform answered with another version than asked) or retirement (the configured version is near or past its end of life).",
+        "gauge",
+    );
+    for h in &health {
+        for (kind, warned) in [
+            ("served", h.api_version_served.is_some()),
+            ("retirement", h.api_version_retirement.is_some()),
+        ] {
+            let labels = [
+                ("tenant", h.tenant.clone()),
+                ("connector", h.connector.clone()),
+                ("kind", kind.to_string()),
+            ];
+            out.sample(name, &labels, if warned { 1.0 } else { 0.0 });
         }
     }
     let name = "centralino_plugin_calls_total";

@@ -58,6 +58,13 @@ pub struct ConnectorHealth {
     pub denials: u64,
     /// The last refused request.
     pub last_denial: Option<Incident>,
+    /// The last time the platform answered with another API version than the connector
+    /// asked for (Graph's `facebook-api-version` header): the version asked for is retired
+    /// or unavailable, and behaviour may have changed under the connector.
+    pub api_version_served: Option<Incident>,
+    /// The configured API version is past, or within 90 days of, its documented end of life
+    /// (Graph's `api_version` setting; Meta's published dates).
+    pub api_version_retirement: Option<String>,
     /// Webhook deliveries the plugin rejected as invalid input (a bad signature answered
     /// by the plugin itself is not one: that is its answer, counted in the metrics).
     pub rejections: u64,
@@ -109,6 +116,12 @@ impl Connector {
             instances_started: s.instances_started,
             denials: s.denials,
             last_denial: s.last_denial.clone(),
+            api_version_served: s.api_version_served.clone(),
+            api_version_retirement: super::versions::retirement(
+                &active.plugin.name,
+                &active.spec.config.settings,
+                crate::clock::now_ms(),
+            ),
             rejections: s.rejections,
             last_rejection: s.last_rejection.clone(),
             log_lines_dropped: s.log_lines_dropped,

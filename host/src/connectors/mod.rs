@@ -61,6 +61,7 @@ mod poll;
 mod reload;
 mod spec;
 mod supervisor;
+pub(crate) mod versions;
 mod webhook;
 
 use std::sync::Arc;

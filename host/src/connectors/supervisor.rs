@@ -27,6 +27,7 @@ pub(super) struct Supervisor {
     pub(super) last_rejection: Option<Incident>,
     pub(super) log_lines_dropped: u64,
     pub(super) last_log_overflow: Option<Incident>,
+    pub(super) api_version_served: Option<Incident>,
     pub(super) reloads: u64,
     pub(super) reload_failures: u64,
     pub(super) last_reload: Option<Incident>,
@@ -52,6 +53,7 @@ impl Supervisor {
             last_rejection: None,
             log_lines_dropped: 0,
             last_log_overflow: None,
+            api_version_served: None,
             reloads: 0,
             reload_failures: 0,
             last_reload: None,
@@ -188,6 +190,12 @@ impl Supervisor {
         }
         if let Some(message) = notes.last_log_overflow {
             self.last_log_overflow = Some(Incident {
+                at_ms: now,
+                message,
+            });
+        }
+        if let Some(message) = notes.api_version_served {
+            self.api_version_served = Some(Incident {
                 at_ms: now,
                 message,
             });

@@ -219,6 +219,8 @@ pub(crate) struct PluginState {
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) denials: Denials,
+    /// The platform answered this call's request with another API version than it asked.
+    pub(crate) api_version_served: Option<String>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -256,6 +258,7 @@ impl PluginState {
             grants,
             log_budget,
             denials: Denials::default(),
+            api_version_served: None,
             wasi,
             table: ResourceTable::new(),
         }

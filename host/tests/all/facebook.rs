@@ -658,7 +658,7 @@ async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_
 #[tokio::test]
 async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_token() {
     let graph = ScriptedServer::start(vec![
-        Exchange::post("/v19.0/me/messages").reply_json(
+        Exchange::post("/v25.0/me/messages").reply_json(
             400,
             json!({ "error": {
                 "message": "(#10) This message is sent outside of allowed window.",
@@ -666,7 +666,7 @@ async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_t
                 "fbtrace_id": "Acentralino"
             }}),
         ),
-        Exchange::post("/v19.0/555_9001/comments").reply_json(200, json!({ "id": "555_9100" })),
+        Exchange::post("/v25.0/555_9001/comments").reply_json(200, json!({ "id": "555_9100" })),
     ])
     .await
     .unwrap();

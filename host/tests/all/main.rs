@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod api_versions;
 mod cache;
 mod channel;
 mod cli;
