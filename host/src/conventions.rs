@@ -10,8 +10,44 @@
 //! | --- | --- | --- |
 //! | a customer deleted a message | a `message` with `extra` `centralino:deleted = true`, the deleted message's `external-id` and `account` | sees a duplicate of the stored message: nothing changes |
 //! | the language of a message | `extra` `lang = <BCP 47 tag>` (X's word; `und` is unknown) | keeps it as an extra |
+//! | an event ignored on purpose | a `log` line `centralino:ignored reason=<reason> event=<id>: <why>` | logs the line |
+
+use std::collections::BTreeMap;
 
 use crate::types::Message;
+
+/// Start of a log line by which a connector says it ignored a platform event on purpose.
+pub(crate) const IGNORED: &str = "centralino:ignored ";
+
+/// Most distinct reasons counted per connector (and per call); others count as `other`,
+/// so a plugin cannot grow the metrics' label space without bound.
+pub(crate) const MAX_REASONS: usize = 32;
+
+/// The reason of an `ignored` log line: `reason=` followed by 1 to 48 characters of
+/// `a-z`, `0-9`, `_` and `-`; `other` for any other reason; `None` for any other line.
+pub(crate) fn ignored_reason(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix(IGNORED)?;
+    let reason = rest
+        .strip_prefix("reason=")
+        .map(|r| r.split([' ', ':']).next().unwrap_or_default())
+        .unwrap_or_default();
+    let valid = (1..=48).contains(&reason.len())
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    Some(if valid { reason } else { "other" })
+}
+
+/// Adds `count` ignored events for `reason` to `counts`, keeping at most [`MAX_REASONS`].
+pub(crate) fn count_ignored(counts: &mut BTreeMap<String, u64>, reason: &str, count: u64) {
+    let reason = if counts.contains_key(reason) || counts.len() < MAX_REASONS {
+        reason
+    } else {
+        "other"
+    };
+    let n = counts.entry(reason.to_string()).or_default();
+    *n = n.saturating_add(count);
+}
 
 /// `extra` key marking a message as the deletion of the stored message with the same
 /// `external-id` and `account`.
@@ -98,6 +134,32 @@ mod tests {
             );
         }
         assert_eq!(language(&with_extra(&[])), None);
+    }
+
+    #[test]
+    fn ignored_lines_name_a_bounded_reason() {
+        assert_eq!(
+            ignored_reason("centralino:ignored reason=echo event=m_1: the page's own"),
+            Some("echo")
+        );
+        assert_eq!(
+            ignored_reason("centralino:ignored reason=direct_message_indicate_typing_events"),
+            Some("direct_message_indicate_typing_events")
+        );
+        assert_eq!(
+            ignored_reason("centralino:ignored reason=Échos event=1"),
+            Some("other")
+        );
+        assert_eq!(ignored_reason("centralino:ignored event=1"), Some("other"));
+        assert_eq!(ignored_reason("post 1 addresses no account"), None);
+        let mut counts = BTreeMap::new();
+        for n in 0..40 {
+            count_ignored(&mut counts, &format!("r{n}"), 1);
+        }
+        count_ignored(&mut counts, "r0", 2);
+        assert_eq!(counts.len(), MAX_REASONS + 1);
+        assert_eq!(counts["other"], 8);
+        assert_eq!(counts["r0"], 3);
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! | `centralino_plugin_refused_calls_total` | counter | tenant, connector, plugin |
 //! | `centralino_capability_denials_total` | counter | tenant, connector, plugin |
 //! | `centralino_connector_circuit` | gauge | tenant, connector, state |
+//! | `centralino_events_ignored_total` | counter | tenant, connector, reason (as the plugin gave it: `echo`, `own-post`, `direct_message_indicate_typing_events`…) |
 //! | `centralino_connector_api_version_warning` | gauge | tenant, connector, kind (`served`: the platform answered with another API version; `retirement`: the configured version is near or past its end of life) |
 //! | `centralino_connector_enabled` | gauge | tenant, connector |
 //! | `centralino_plugin_calls_total` | counter | tenant, connector, plugin (name@version) |
@@ -528,6 +529,22 @@ fn connectors(host: &Host, out: &mut Exposition) {
                 ("state", state.to_string()),
             ];
             out.sample(name, &labels, if h.circuit == circuit { 1.0 } else { 0.0 });
+        }
+    }
+    let name = "centralino_events_ignored_total";
+    out.family(
+        name,
+        "Platform events a connector ignored on purpose, by the reason it gave.",
+        "counter",
+    );
+    for h in &health {
+        for (reason, count) in &h.ignored {
+            let labels = [
+                ("tenant", h.tenant.clone()),
+                ("connector", h.connector.clone()),
+                ("reason", reason.clone()),
+            ];
+            out.sample(name, &labels, *count as f64);
         }
     }
     let name = "centralino_connector_api_version_warning";

@@ -65,6 +65,10 @@ pub struct ConnectorHealth {
     /// The configured API version is past, or within 90 days of, its documented end of life
     /// (Graph's `api_version` setting; Meta's published dates).
     pub api_version_retirement: Option<String>,
+    /// Platform events the plugin ignored on purpose since the host started, by the reason
+    /// it gave (echo, own-post, an event kind it does not handle…); at most 32 reasons,
+    /// the rest counted as `other`.
+    pub ignored: std::collections::BTreeMap<String, u64>,
     /// Webhook deliveries the plugin rejected as invalid input (a bad signature answered
     /// by the plugin itself is not one: that is its answer, counted in the metrics).
     pub rejections: u64,
@@ -122,6 +126,7 @@ impl Connector {
                 &active.spec.config.settings,
                 crate::clock::now_ms(),
             ),
+            ignored: s.ignored.clone(),
             rejections: s.rejections,
             last_rejection: s.last_rejection.clone(),
             log_lines_dropped: s.log_lines_dropped,

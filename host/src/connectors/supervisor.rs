@@ -28,6 +28,7 @@ pub(super) struct Supervisor {
     pub(super) log_lines_dropped: u64,
     pub(super) last_log_overflow: Option<Incident>,
     pub(super) api_version_served: Option<Incident>,
+    pub(super) ignored: std::collections::BTreeMap<String, u64>,
     pub(super) reloads: u64,
     pub(super) reload_failures: u64,
     pub(super) last_reload: Option<Incident>,
@@ -54,6 +55,7 @@ impl Supervisor {
             log_lines_dropped: 0,
             last_log_overflow: None,
             api_version_served: None,
+            ignored: std::collections::BTreeMap::new(),
             reloads: 0,
             reload_failures: 0,
             last_reload: None,
@@ -193,6 +195,9 @@ impl Supervisor {
                 at_ms: now,
                 message,
             });
+        }
+        for (reason, count) in notes.ignored {
+            crate::conventions::count_ignored(&mut self.ignored, &reason, count);
         }
         if let Some(message) = notes.api_version_served {
             self.api_version_served = Some(Incident {

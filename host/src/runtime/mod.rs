@@ -423,6 +423,7 @@ fn begin_call(store: &mut Store<PluginState>, budget: Duration) {
     state.log_budget.begin_call();
     state.denials = state::Denials::default();
     state.api_version_served = None;
+    state.ignored.clear();
     store.set_epoch_deadline(1);
 }
 
@@ -437,6 +438,7 @@ fn end_call(store: &mut Store<PluginState>, function: &'static str) -> CallNotes
         log_lines_dropped: dropped,
         last_log_overflow: None,
         api_version_served: state.api_version_served.take(),
+        ignored: std::mem::take(&mut state.ignored),
     };
     if dropped > 0 {
         let report = format!(
@@ -468,6 +470,9 @@ pub struct CallNotes {
     /// The platform answered with another API version than the request asked for (Graph's
     /// `facebook-api-version`); what to tell the admin.
     pub api_version_served: Option<String>,
+    /// Platform events the plugin ignored on purpose, by the reason it gave (a
+    /// `centralino:ignored reason=…` log line; docs/contract-versioning.md).
+    pub ignored: std::collections::BTreeMap<String, u64>,
 }
 
 impl CallNotes {
@@ -484,11 +489,17 @@ impl CallNotes {
         if other.api_version_served.is_some() {
             self.api_version_served = other.api_version_served;
         }
+        for (reason, count) in other.ignored {
+            crate::conventions::count_ignored(&mut self.ignored, &reason, count);
+        }
     }
 
     /// Whether there is nothing to report.
     pub fn is_empty(&self) -> bool {
-        self.denials == 0 && self.log_lines_dropped == 0 && self.api_version_served.is_none()
+        self.denials == 0
+            && self.log_lines_dropped == 0
+            && self.api_version_served.is_none()
+            && self.ignored.is_empty()
     }
 }
 

@@ -1250,3 +1250,49 @@ async fn the_host_signs_only_challenge_tokens_so_no_plugin_can_sign_a_delivery_b
     // Nor is a token-shaped value longer than a challenge.
     assert_ne!(sign(&"A".repeat(300)).await.unwrap().status().as_u16(), 200);
 }
+
+/// Every event accounted for: what a connector ignores on purpose is counted by connector
+/// and reason in /metrics (and in health), so "nothing new" and "events skipped" differ.
+#[tokio::test]
+async fn events_ignored_on_purpose_are_counted_by_connector_and_reason_in_metrics() {
+    let (host, _server, url) = serving_host().await;
+    let client = reqwest::Client::new();
+    let post = async |payload: &Value| {
+        let body = serde_json::to_vec(payload).unwrap();
+        let signature = signature(CONSUMER_SECRET, &body);
+        post_delivery(&client, &url, &body, Some(&signature)).await
+    };
+    // X's documented typing indicator, delivered for the account served.
+    let mut typing = activity("xdocs_direct_message_indicate_typing_events.json");
+    typing["for_user_id"] = json!("1001");
+    assert_eq!(post(&typing).await, 200);
+    assert_eq!(post(&typing).await, 200);
+    // The account's own post, and a customer's retweet.
+    let mut own = short_post("1001", "@TIM_Official test");
+    own["tweet_create_events"][0]["user"] =
+        json!({ "id": 1001, "id_str": "1001", "screen_name": "TIM_Official", "name": "TIM" });
+    assert_eq!(post(&own).await, 200);
+    let mut retweet = short_post("1001", "RT @TIM_Official: offerta");
+    retweet["tweet_create_events"][0]["retweeted_status"] = json!({ "id_str": "1" });
+    assert_eq!(post(&retweet).await, 200);
+    // A mention is a message, not an ignored event.
+    assert_eq!(post(&short_post("1001", "@TIM_Official ciao")).await, 200);
+    assert_eq!(host.store().message_count("default").await.unwrap(), 1);
+
+    let metrics = host.metrics_text().await;
+    let ignored: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("centralino_events_ignored_total{"))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"direct_message_indicate_typing_events\"} 2",
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"own-post\"} 1",
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"retweet\"} 1",
+        ],
+        "{metrics}"
+    );
+    let health = host.connector_health();
+    assert_eq!(health[0].ignored.values().sum::<u64>(), 4);
+}

@@ -129,6 +129,8 @@ pub fn collect(
         .as_ref()
         .is_some_and(|message| message.is_echo)
     {
+        let mid = event.message.and_then(|m| m.mid).unwrap_or_default();
+        conventions::ignored("echo", &mid, "a copy of what the page sent");
         return Ok(());
     }
     let page_id = event
@@ -138,12 +140,22 @@ pub fn collect(
         .or(entry_page.map(str::to_string));
     // Another page of the same app: not ours to answer.
     let Some(page) = page_id.as_deref().and_then(|id| settings.page(id)) else {
+        conventions::ignored(
+            "other-page",
+            page_id.as_deref().unwrap_or("-"),
+            "a messaging event for a page this connector does not serve",
+        );
         return Ok(());
     };
     let says_something =
         event.message.is_some() || event.postback.is_some() || event.referral.is_some();
     let Some(psid) = event.sender.as_ref().and_then(|party| party.id.clone()) else {
         if !says_something {
+            conventions::ignored(
+                "unsupported-messaging-event",
+                &page.id,
+                "a messaging event naming no sender and saying nothing",
+            );
             return Ok(());
         }
         // A plugin guest without a page-scoped id (`user_ref` only) cannot be answered
@@ -161,6 +173,7 @@ pub fn collect(
     };
     let psid = psid.0;
     if settings.page(&psid).is_some() {
+        conventions::ignored("own-message", &psid, "sent by one of the pages served");
         return Ok(());
     }
     if !is_psid(&psid) {
@@ -244,6 +257,12 @@ pub fn collect(
             None,
         )
     } else {
+        // Opt-ins, reactions, handovers, kinds Meta adds later.
+        conventions::ignored(
+            "unsupported-messaging-event",
+            &format!("{psid}:{at}"),
+            "a messaging event that is no message, postback, referral or receipt",
+        );
         return Ok(());
     };
 

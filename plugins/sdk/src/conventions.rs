@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | a customer deleted a message | [`deletion`] | a message with `extra` `centralino:deleted = true` |
 //! | the language the platform detected | [`LANGUAGE`] | `extra` `lang = <BCP 47 tag>` |
+//! | an event ignored on purpose | [`ignored`] | a debug log line `centralino:ignored reason=<reason> event=<id>: <why>` |
 
 use crate::{Message, MessageKind, Person};
 
@@ -40,4 +41,17 @@ pub fn deletion(account: &str, external_id: &str, author: &str, at: u64) -> Mess
         created_at: at,
         extra: vec![(DELETED.to_string(), "true".to_string())],
     }
+}
+
+/// Says that the platform event `event` (its id, or what names it) was ignored on purpose
+/// and why: `reason` is a short word of `a-z`, `0-9`, `_`, `-` (`echo`, `own-post`,
+/// `retweet`, the platform's name for an event kind the connector does not handle), and
+/// `detail` a sentence for the log. The host counts these by connector and reason
+/// (`centralino_events_ignored_total`) and logs the line at debug, so "nothing new" and
+/// "three events skipped" can be told apart. Never use it for an event the connector could
+/// not understand: that is a `warn!` naming the event, or a malformed delivery.
+pub fn ignored(reason: &str, event: &str, detail: &str) {
+    crate::log::debug(&format!(
+        "centralino:ignored reason={reason} event={event}: {detail}"
+    ));
 }

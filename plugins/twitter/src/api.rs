@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use centralino_sdk::conventions;
 use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, Response};
 use centralino_sdk::prelude::*;
 use centralino_sdk::text::{ensure_fits, is_digits, unescape_html};
@@ -311,6 +312,7 @@ fn mention_message(
         .as_deref()
         .is_some_and(|author| settings.is_own(author))
     {
+        conventions::ignored("own-post", &post.id, "written by an account served");
         return None;
     }
     let reference = |kind: &str| {
@@ -321,6 +323,7 @@ fn mention_message(
     };
     // A retweet repeats someone else's post; the customer wrote nothing new.
     if reference("retweeted").is_some() {
+        conventions::ignored("retweet", &post.id, "repeats another post");
         return None;
     }
     let replied_to = reference("replied_to");
@@ -468,6 +471,11 @@ fn dm_message(
         .as_deref()
         .is_some_and(|kind| kind != "MessageCreate")
     {
+        conventions::ignored(
+            "dm-event-type",
+            &event.id,
+            "a DM event that is no message (a participant joining or leaving)",
+        );
         return Ok(None);
     }
     // Without its sender a DM can be neither answered nor told apart from the account's
@@ -475,6 +483,7 @@ fn dm_message(
     let sender = event.sender_id.ok_or("no sender_id")?;
     // The account's own DMs are listed too: an echo, not a customer message.
     if settings.is_own(&sender) {
+        conventions::ignored("own-message", &event.id, "sent by an account served");
         return Ok(None);
     }
     // One-to-one conversations are `<id>-<id>`; group DMs cannot be answered per customer.
@@ -483,6 +492,11 @@ fn dm_message(
         .as_deref()
         .is_some_and(|id| !id.contains('-'))
     {
+        conventions::ignored(
+            "group-dm",
+            &event.id,
+            "a group DM, which cannot be answered per customer",
+        );
         return Ok(None);
     }
     let mut extra = Vec::new();

@@ -21,7 +21,7 @@ use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::text::unescape_html;
-use centralino_sdk::{debug, time, warn};
+use centralino_sdk::{time, warn};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
@@ -78,7 +78,7 @@ fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutco
     if let Some(refusal) = SIGNATURE.refusal(request, &settings.consumer_secret)? {
         return Ok(refusal);
     }
-    let delivery: Delivery = match request.json() {
+    let mut delivery: Delivery = match request.json() {
         Ok(delivery) => delivery,
         Err(e) => {
             return Ok(WebhookOutcome::malformed(&format!(
@@ -86,6 +86,11 @@ fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutco
             )));
         }
     };
+    // Each value is skipped without being built, iteratively, as in the first pass.
+    delivery.kinds = request
+        .json::<std::collections::BTreeMap<String, IgnoredAny>>()
+        .map(|keys| keys.into_keys().collect())
+        .unwrap_or_default();
     Ok(match normalise(settings, delivery, time::now_ms()) {
         Ok((messages, receipts)) => WebhookOutcome::accept(messages, receipts),
         Err(reason) => WebhookOutcome::malformed(&reason),
@@ -104,7 +109,20 @@ struct Delivery {
     tweet_delete_events: Option<Vec<PostDeletion>>,
     /// Users named by the DM events, keyed by id.
     users: Option<HashMap<String, DmUser>>,
+    /// The delivery's top-level keys, read in a second pass (flattening would buffer the
+    /// whole body recursively): event kinds this connector does not handle are counted as
+    /// ignored.
+    #[serde(skip)]
+    kinds: Vec<String>,
 }
+
+/// Top-level keys of a delivery that this connector reads.
+const HANDLED: &[&str] = &[
+    "tweet_create_events",
+    "direct_message_events",
+    "direct_message_mark_read_events",
+    "tweet_delete_events",
+];
 
 #[derive(Deserialize)]
 struct Post {
@@ -269,6 +287,17 @@ fn normalise(
         _ => None,
     };
     let delivered_for = delivery.for_user_id.as_deref().or(only_account);
+    // Typing indicators, likes, follows, blocks, revocations (`user_event`)...
+    for kind in &delivery.kinds {
+        if (kind.ends_with("_events") || kind == "user_event") && !HANDLED.contains(&kind.as_str())
+        {
+            conventions::ignored(
+                kind,
+                delivered_for.unwrap_or("-"),
+                "an Account Activity event kind this connector does not handle",
+            );
+        }
+    }
     let users = delivery.users.unwrap_or_default();
     let mut messages = Vec::new();
     for post in delivery.tweet_create_events.unwrap_or_default() {
@@ -298,12 +327,14 @@ fn post_message(
 ) -> Result<Option<Message>, String> {
     // A retweet repeats someone else's post; the customer wrote nothing new.
     if post.retweeted_status.is_some() {
+        conventions::ignored("retweet", &post.id_str, "repeats another post");
         return Ok(None);
     }
     let Some(author) = post.user else {
         return Err(format!("post {} has no author", post.id_str));
     };
     if settings.is_own(&author.id_str) {
+        conventions::ignored("own-post", &post.id_str, "written by an account served");
         return Ok(None);
     }
     let extended = post.extended_tweet;
@@ -321,7 +352,11 @@ fn post_message(
     let Some(account) = settings.addressee(replies_to_user, &mentioned, delivered_for) else {
         match delivered_for {
             // Delivered for an account of this app that another connector serves.
-            Some(_) => debug!("post {} addresses no configured account", post.id_str),
+            Some(_) => conventions::ignored(
+                "other-account",
+                &post.id_str,
+                "addresses no account this connector serves",
+            ),
             None => warn!(
                 "post {}: the delivery names no for_user_id and the post addresses no configured account; skipped",
                 post.id_str
@@ -392,12 +427,18 @@ fn post_deletion(
 ) -> Option<Message> {
     let author = deleted.status.user_id.unwrap_or_default();
     if settings.is_own(&author) {
+        conventions::ignored(
+            "own-deletion",
+            &deleted.status.id,
+            "an account served deleted its own post",
+        );
         return None;
     }
     let Some(account) = delivered_for.and_then(|id| settings.account(id)) else {
-        debug!(
-            "deletion of post {} is for an account this connector does not serve",
-            deleted.status.id
+        conventions::ignored(
+            "other-account",
+            &deleted.status.id,
+            "a deletion for an account this connector does not serve",
         );
         return None;
     };
@@ -433,6 +474,7 @@ fn dm_message(
     now: u64,
 ) -> Result<Option<Message>, String> {
     if event.kind != "message_create" {
+        conventions::ignored("dm-event-type", &event.id, "a DM event that is no message");
         return Ok(None);
     }
     let Some(create) = event.message_create else {
@@ -440,12 +482,14 @@ fn dm_message(
     };
     // The company's own DMs come back as events too: an echo, not a customer message.
     if settings.is_own(&create.sender_id) {
+        conventions::ignored("own-message", &event.id, "sent by an account served");
         return Ok(None);
     }
     let Some(account) = settings.account(&create.target.recipient_id) else {
-        debug!(
-            "DM {} is for an account this connector does not serve",
-            event.id
+        conventions::ignored(
+            "other-account",
+            &event.id,
+            "a DM for an account this connector does not serve",
         );
         return Ok(None);
     };
@@ -490,9 +534,21 @@ fn dm_message(
 fn read_receipt(settings: &Settings, event: MarkRead, now: u64) -> Option<Receipt> {
     // The company's account reading a customer's DM says nothing about our replies.
     if settings.is_own(&event.sender_id) {
+        conventions::ignored(
+            "own-read",
+            &event.last_read_event_id,
+            "an account served read a customer's DM",
+        );
         return None;
     }
-    let account = settings.account(&event.target.recipient_id)?;
+    let Some(account) = settings.account(&event.target.recipient_id) else {
+        conventions::ignored(
+            "other-account",
+            &event.last_read_event_id,
+            "a read mark for an account this connector does not serve",
+        );
+        return None;
+    };
     Some(Receipt {
         account: account.id.clone(),
         external_id: event.last_read_event_id,
