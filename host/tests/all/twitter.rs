@@ -481,19 +481,29 @@ async fn a_post_addressed_to_two_accounts_is_attributed_to_the_same_account_in_e
 // ---- events that are not customer messages ----
 
 #[tokio::test]
-async fn typing_delete_and_user_events_are_acknowledged_with_nothing() {
+async fn typing_delete_and_user_events_are_acknowledged_with_nothing_and_counted_as_ignored() {
     let mut connector = connector(vec![
         account("4337869213", "Harris_0ff"),
         account("930524282358325248", "deleter"),
         account("3001969357", "furiouscamper"),
     ]);
-    for name in [
-        "xdocs_direct_message_indicate_typing_events.json",
-        "xdocs_tweet_delete_events.json",
-        "xdocs_user_event.json",
+    for (name, reason) in [
+        (
+            "xdocs_direct_message_indicate_typing_events.json",
+            "direct_message_indicate_typing_events",
+        ),
+        // The documented deletion is the subscribed account's own post.
+        ("xdocs_tweet_delete_events.json", "own-deletion"),
+        ("xdocs_user_event.json", "user_event"),
     ] {
         let outcome = deliver(&mut connector, &activity(name)).await;
         outcome.assert_acknowledged_with_nothing();
+        let ignored = connector.take_notes().ignored;
+        assert_eq!(
+            ignored,
+            [(reason.to_string(), 1)].into(),
+            "{name}: {ignored:?}"
+        );
     }
 }
 
@@ -1295,4 +1305,54 @@ async fn events_ignored_on_purpose_are_counted_by_connector_and_reason_in_metric
     );
     let health = host.connector_health();
     assert_eq!(health[0].ignored.values().sum::<u64>(), 4);
+}
+
+/// X's documented example page (GET /2/tweets/search/recent with author_id, lang and
+/// includes.users), served as the mentions of @snowman: the two customers' replies become
+/// messages carrying X's language (`und` kept as X said it; routing reads it as none), and
+/// @snowman's own two posts are counted as ignored, not dropped silently.
+#[tokio::test]
+async fn a_documented_v2_page_gives_each_customer_post_its_language_and_counts_the_accounts_own() {
+    let page = fixture("api_v2/sns_sdks_searches_search_tweets_query.json");
+    let x = ScriptedServer::start(vec![
+        Exchange::get("/2/users/17200003/mentions").reply_json(200, page),
+        Exchange::get("/2/dm_events").reply_json(200, json!({ "meta": { "result_count": 0 } })),
+    ])
+    .await
+    .unwrap();
+    let mut connector = twitter()
+        .setting("api_base", x.base_url())
+        .allow(x.authority())
+        .bearer("token-snowman", "t0ken")
+        .account_config(account("17200003", "snowman"))
+        .instance()
+        .unwrap();
+    let polled = connector.poll("17200003", None).await.unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> = polled
+        .messages
+        .iter()
+        .map(|m| {
+            let lang = m
+                .extra
+                .iter()
+                .find(|(key, _)| key == "lang")
+                .map(|(_, value)| value.as_str());
+            (
+                m.external_id.as_str(),
+                m.author.handle.as_deref().unwrap_or(""),
+                lang,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1275763727908798470", "jellybeanjones", Some("und")),
+            ("1276035977375477760", "happycamper", Some("en")),
+        ]
+    );
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("own-post".to_string(), 2)].into()
+    );
 }
