@@ -69,8 +69,12 @@ pub(crate) fn is_deletion(message: &Message) -> bool {
 /// could not tell (`und`, X's `qme`/`zxx`-style codes of three letters starting with q or
 /// z, which are not languages).
 pub(crate) fn language(message: &Message) -> Option<String> {
-    let tag = message
-        .extra
+    language_in(&message.extra)
+}
+
+/// [`language`] of a message's `extra`.
+pub(crate) fn language_in(extra: &crate::types::Pairs) -> Option<String> {
+    let tag = extra
         .iter()
         .find(|(key, _)| key == LANGUAGE)
         .map(|(_, value)| value.trim())?;
