@@ -36,6 +36,8 @@
 //! | `centralino_plugin_refused_calls_total` | counter | tenant, connector, plugin |
 //! | `centralino_capability_denials_total` | counter | tenant, connector, plugin |
 //! | `centralino_connector_circuit` | gauge | tenant, connector, state |
+//! | `centralino_events_ignored_total` | counter | tenant, connector, reason (as the plugin gave it: `echo`, `own-post`, `direct_message_indicate_typing_events`…) |
+//! | `centralino_connector_api_version_warning` | gauge | tenant, connector, kind (`served`: the platform answered with another API version; `retirement`: the configured version is near or past its end of life) |
 //! | `centralino_connector_enabled` | gauge | tenant, connector |
 //! | `centralino_plugin_calls_total` | counter | tenant, connector, plugin (name@version) |
 //! | `centralino_plugin_reloads_total` | counter | tenant, connector, outcome (`swapped`, `refused`) |

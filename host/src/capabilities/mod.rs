@@ -21,6 +21,21 @@ impl Secret {
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// HMAC-SHA256 of `data` keyed with this secret: what platforms sign webhook bodies
+    /// with (`centralino plugin webhook --sign` replays a capture signed this way). The
+    /// secret itself never leaves the host.
+    pub fn hmac_sha256(&self, data: &[u8]) -> Vec<u8> {
+        use hmac::Mac as _;
+        match hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) {
+            Ok(mut mac) => {
+                mac.update(data);
+                mac.finalize().into_bytes().to_vec()
+            }
+            // HMAC takes keys of any length; this arm cannot run.
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -60,6 +60,23 @@ pub struct ConnectorHealth {
     pub denials: u64,
     /// The last refused request.
     pub last_denial: Option<Incident>,
+    /// The last time the platform answered with another API version than the connector
+    /// asked for (Graph's `facebook-api-version` header): the version asked for is retired
+    /// or unavailable, and behaviour may have changed under the connector.
+    pub api_version_served: Option<Incident>,
+    /// The configured API version is past, or within 90 days of, its documented end of life
+    /// (Graph's `api_version` setting; Meta's published dates).
+    pub api_version_retirement: Option<String>,
+    /// Platform events the plugin ignored on purpose since the host started, by the reason
+    /// it gave (echo, own-post, an event kind it does not handle…); at most 32 reasons,
+    /// the rest counted as `other`.
+    pub ignored: std::collections::BTreeMap<String, u64>,
+    /// Webhook deliveries the plugin rejected as invalid input (a bad signature answered
+    /// by the plugin itself is not one: that is its answer, counted in the metrics).
+    pub rejections: u64,
+    /// The last such rejection, with the plugin's reason. The caller of the webhook is
+    /// only told `invalid request`: the reason may name secrets or grants.
+    pub last_rejection: Option<Incident>,
     /// Log lines dropped over the per-call log budget.
     pub log_lines_dropped: u64,
     /// The last call that wrote more log than its budget.
@@ -105,6 +122,15 @@ impl Connector {
             instances_started: s.instances_started,
             denials: s.denials,
             last_denial: s.last_denial.clone(),
+            api_version_served: s.api_version_served.clone(),
+            api_version_retirement: crate::platform_versions::retirement(
+                &active.plugin.name,
+                &active.spec.config.settings,
+                crate::clock::now_ms(),
+            ),
+            ignored: s.ignored.clone(),
+            rejections: s.rejections,
+            last_rejection: s.last_rejection.clone(),
             log_lines_dropped: s.log_lines_dropped,
             last_log_overflow: s.last_log_overflow.clone(),
             enabled: self.is_enabled(),

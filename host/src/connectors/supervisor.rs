@@ -23,8 +23,12 @@ pub(super) struct Supervisor {
     pub(super) instances_started: u64,
     pub(super) denials: u64,
     pub(super) last_denial: Option<Incident>,
+    pub(super) rejections: u64,
+    pub(super) last_rejection: Option<Incident>,
     pub(super) log_lines_dropped: u64,
     pub(super) last_log_overflow: Option<Incident>,
+    pub(super) api_version_served: Option<Incident>,
+    pub(super) ignored: std::collections::BTreeMap<String, u64>,
     pub(super) reloads: u64,
     pub(super) reload_failures: u64,
     pub(super) last_reload: Option<Incident>,
@@ -46,8 +50,12 @@ impl Supervisor {
             instances_started: 0,
             denials: 0,
             last_denial: None,
+            rejections: 0,
+            last_rejection: None,
             log_lines_dropped: 0,
             last_log_overflow: None,
+            api_version_served: None,
+            ignored: std::collections::BTreeMap::new(),
             reloads: 0,
             reload_failures: 0,
             last_reload: None,
@@ -68,6 +76,15 @@ impl Supervisor {
             message,
         });
         self.last_reload_error = None;
+    }
+
+    /// The plugin rejected a webhook delivery as invalid input; `message` says why.
+    pub(super) fn rejected(&mut self, message: String) {
+        self.rejections = self.rejections.saturating_add(1);
+        self.last_rejection = Some(Incident {
+            at_ms: now_ms(),
+            message,
+        });
     }
 
     pub(super) fn reload_refused(&mut self, message: String) {
@@ -175,6 +192,15 @@ impl Supervisor {
         }
         if let Some(message) = notes.last_log_overflow {
             self.last_log_overflow = Some(Incident {
+                at_ms: now,
+                message,
+            });
+        }
+        for (reason, count) in notes.ignored {
+            crate::conventions::count_ignored(&mut self.ignored, &reason, count);
+        }
+        if let Some(message) = notes.api_version_served {
+            self.api_version_served = Some(Incident {
                 at_ms: now,
                 message,
             });

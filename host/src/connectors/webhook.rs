@@ -4,7 +4,7 @@
 use super::Connector;
 use super::call::CallKind;
 use crate::error::{Error, PluginFailure};
-use crate::store::{Ingested, Store};
+use crate::store::{Applied, Deletion, Ingested, Store};
 use crate::types::{WebhookRequest, WebhookResponse};
 
 impl Connector {
@@ -32,14 +32,20 @@ impl Connector {
                 failure: PluginFailure::InvalidInput { detail },
                 ..
             }) => {
+                // The detail is for the admin: it may name secrets, grants or settings, so
+                // it goes to the log and to health, and the caller (anyone on the internet)
+                // gets a refusal that says nothing about the configuration.
+                self.supervisor().rejected(format!(
+                    "plugin {plugin} rejected a webhook delivery: {detail}"
+                ));
                 if let Some(held_back) = self.refusals.admit(std::time::Instant::now()) {
                     tracing::warn!(
                         tenant = %self.tenant, connector = %self.name, %plugin, held_back,
                         "rejected webhook: {detail} ({held_back} more refused since the last \
-                         such line, not logged)"
+                         such line, not logged; the last one is in the connector's health)"
                     );
                 }
-                return (error_response(400, &detail), Vec::new());
+                return (error_response(400, REJECTED), Vec::new());
             }
             Err(Error::Unavailable { retry_after_ms, .. }) => {
                 tracing::debug!(tenant = %self.tenant, connector = %self.name, "webhook refused: connector not taking calls");
@@ -59,7 +65,9 @@ impl Connector {
                 );
             }
         };
-        if outcome.response.status >= 300 || outcome.messages.is_empty() {
+        if outcome.response.status >= 300
+            || (outcome.messages.is_empty() && outcome.receipts.is_empty())
+        {
             if outcome.response.status >= 400
                 && let Some(held_back) = self.refusals.admit(std::time::Instant::now())
             {
@@ -73,11 +81,26 @@ impl Connector {
             }
             return (outcome.response, Vec::new());
         }
+        // Deletions travel as marked messages in contract 0.1 (see `conventions`).
+        let (deletions, messages): (Vec<_>, Vec<_>) = outcome
+            .messages
+            .into_iter()
+            .partition(crate::conventions::is_deletion);
+        let deletions: Vec<Deletion> = deletions.iter().map(Deletion::from_message).collect();
         match store
-            .ingest(&self.tenant, &self.name, &outcome.messages)
+            .ingest_delivery(
+                &self.tenant,
+                &self.name,
+                &messages,
+                &outcome.receipts,
+                &deletions,
+            )
             .await
         {
-            Ok(ingested) => (outcome.response, ingested),
+            Ok((ingested, applied)) => {
+                self.note_applied(&applied);
+                (outcome.response, ingested)
+            }
             Err(e) => {
                 tracing::error!(tenant = %self.tenant, connector = %self.name, "storing webhook messages failed: {e:#}");
                 (error_response(503, "not stored, retry later"), Vec::new())
@@ -85,6 +108,25 @@ impl Connector {
         }
     }
 }
+
+impl Connector {
+    /// Logs what receipts and deletions changed, and what they named that was not stored.
+    fn note_applied(&self, applied: &Applied) {
+        if applied == &Applied::default() {
+            return;
+        }
+        tracing::debug!(
+            tenant = %self.tenant, connector = %self.name,
+            receipts = applied.receipts, receipts_unmatched = applied.receipts_unmatched,
+            deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
+            "receipts and deletions applied"
+        );
+    }
+}
+
+/// What the caller of a webhook the plugin rejected as invalid input is told: nothing the
+/// plugin said, which is for the admin.
+pub(crate) const REJECTED: &str = "invalid request";
 
 fn error_response(status: u16, message: &str) -> WebhookResponse {
     WebhookResponse {

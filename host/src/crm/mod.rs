@@ -82,6 +82,36 @@ pub enum CrmEvent {
         /// Conversation.
         conversation_id: String,
     },
+    /// The platform said how far a sent reply got (Messenger's delivery and read
+    /// receipts, X's read marks). Sent once per change: a reply goes from delivered to
+    /// read, never back.
+    ReplyReceipt {
+        /// Conversation.
+        conversation_id: String,
+        /// Outbox row.
+        outbox_id: String,
+        /// Platform id of the reply.
+        external_id: String,
+        /// Its new state.
+        state: crate::types::DeliveryState,
+        /// When the platform recorded it (ms).
+        at: u64,
+    },
+    /// The customer deleted a message (a deleted post, an unsent message). The host has
+    /// emptied its stored copy; the CRM should remove the text it holds too, as the
+    /// platforms' terms require.
+    MessageDeleted {
+        /// Conversation.
+        conversation_id: String,
+        /// Connector it came through.
+        connector: String,
+        /// Host id of the stored message.
+        message_id: String,
+        /// Platform id of the deleted message.
+        external_id: String,
+        /// When the platform says it was deleted (ms).
+        at: u64,
+    },
 }
 
 /// One event as delivered, with its stable id (the idempotency key).

@@ -159,6 +159,41 @@ fn connectors(host: &Host, out: &mut Exposition) {
             out.sample(name, &labels, if h.circuit == circuit { 1.0 } else { 0.0 });
         }
     }
+    let name = "centralino_events_ignored_total";
+    out.family(
+        name,
+        "Platform events a connector ignored on purpose, by the reason it gave.",
+        "counter",
+    );
+    for h in &health {
+        for (reason, count) in &h.ignored {
+            let labels = [
+                ("tenant", h.tenant.clone()),
+                ("connector", h.connector.clone()),
+                ("reason", reason.clone()),
+            ];
+            out.sample(name, &labels, *count as f64);
+        }
+    }
+    let name = "centralino_connector_api_version_warning";
+    out.family(
+        name,
+        "1 when a connector's platform API version needs an admin: served (the platform answered with another version than asked) or retirement (the configured version is near or past its end of life).",
+        "gauge",
+    );
+    for h in &health {
+        for (kind, warned) in [
+            ("served", h.api_version_served.is_some()),
+            ("retirement", h.api_version_retirement.is_some()),
+        ] {
+            let labels = [
+                ("tenant", h.tenant.clone()),
+                ("connector", h.connector.clone()),
+                ("kind", kind.to_string()),
+            ];
+            out.sample(name, &labels, if warned { 1.0 } else { 0.0 });
+        }
+    }
     let name = "centralino_plugin_calls_total";
     out.family(
         name,

@@ -424,6 +424,8 @@ fn begin_call(store: &mut Store<PluginState>, budget: Duration) {
     state.call_clock.start(budget);
     state.log_budget.begin_call();
     state.denials = state::Denials::default();
+    state.api_version_served = None;
+    state.ignored.clear();
     store.set_epoch_deadline(1);
 }
 
@@ -437,6 +439,8 @@ fn end_call(store: &mut Store<PluginState>, function: &'static str) -> CallNotes
         last_denial: denials.reasons.last().cloned(),
         log_lines_dropped: dropped,
         last_log_overflow: None,
+        api_version_served: state.api_version_served.take(),
+        ignored: std::mem::take(&mut state.ignored),
     };
     if dropped > 0 {
         let report = format!(
@@ -466,6 +470,12 @@ pub struct CallNotes {
     pub log_lines_dropped: u64,
     /// The last log overflow; it names the plugin, the call and the cap.
     pub last_log_overflow: Option<String>,
+    /// The platform answered with another API version than the request asked for (Graph's
+    /// `facebook-api-version`); what to tell the admin.
+    pub api_version_served: Option<String>,
+    /// Platform events the plugin ignored on purpose, by the reason it gave (a
+    /// `centralino:ignored reason=…` log line; docs/contract-versioning.md).
+    pub ignored: std::collections::BTreeMap<String, u64>,
 }
 
 impl CallNotes {
@@ -479,11 +489,20 @@ impl CallNotes {
         if other.last_log_overflow.is_some() {
             self.last_log_overflow = other.last_log_overflow;
         }
+        if other.api_version_served.is_some() {
+            self.api_version_served = other.api_version_served;
+        }
+        for (reason, count) in other.ignored {
+            crate::conventions::count_ignored(&mut self.ignored, &reason, count);
+        }
     }
 
     /// Whether there is nothing to report.
     pub fn is_empty(&self) -> bool {
-        self.denials == 0 && self.log_lines_dropped == 0
+        self.denials == 0
+            && self.log_lines_dropped == 0
+            && self.api_version_served.is_none()
+            && self.ignored.is_empty()
     }
 }
 

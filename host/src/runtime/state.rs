@@ -220,6 +220,10 @@ pub(crate) struct PluginState {
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) denials: Denials,
+    /// The platform answered this call's request with another API version than it asked.
+    pub(crate) api_version_served: Option<String>,
+    /// Platform events the plugin said it ignored in this call, by reason.
+    pub(crate) ignored: std::collections::BTreeMap<String, u64>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -257,6 +261,8 @@ impl PluginState {
             grants,
             log_budget,
             denials: Denials::default(),
+            api_version_served: None,
+            ignored: std::collections::BTreeMap::new(),
             wasi,
             table: ResourceTable::new(),
         }

@@ -29,6 +29,9 @@ pub struct RoutedConversation {
     pub last_text: String,
     /// Customer messages so far.
     pub messages: i64,
+    /// The language the platform gave the customer's first message that carried one (X's
+    /// `lang`), as routing matches it; none when no message carried one.
+    pub language: Option<String>,
 }
 
 const SELECT: &str = "SELECT c.*,
@@ -37,7 +40,11 @@ const SELECT: &str = "SELECT c.*,
          ORDER BY m.created_at DESC, m.received_at DESC, m.batch_index DESC LIMIT 1) AS last_text,
         (SELECT COUNT(*) FROM messages m
          WHERE m.tenant = c.tenant AND m.conversation_id = c.id AND m.direction = 'inbound')
-            AS inbound_messages
+            AS inbound_messages,
+        (SELECT m.extra FROM messages m
+         WHERE m.tenant = c.tenant AND m.conversation_id = c.id AND m.direction = 'inbound'
+             AND m.extra LIKE '%\"lang\"%'
+         ORDER BY m.created_at, m.received_at, m.batch_index LIMIT 1) AS language_extra
      FROM conversations c";
 
 impl Store {
@@ -307,5 +314,9 @@ fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {
                 .unwrap_or_default(),
         ),
         messages: row.try_get("inbound_messages")?,
+        language: row
+            .try_get::<Option<String>, _>("language_extra")?
+            .and_then(|extra| serde_json::from_str::<crate::types::Pairs>(&extra).ok())
+            .and_then(|extra| crate::conventions::language_in(&extra)),
     })
 }

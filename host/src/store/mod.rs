@@ -19,11 +19,13 @@ internal_mod! {
 }
 mod outbox;
 mod presence;
+mod receipts;
 mod retention;
 mod schema;
 pub(crate) mod text;
 
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
+pub(crate) use receipts::{Applied, Deletion};
 
 internal_use!(
     assignments::RoutedConversation,
@@ -485,6 +487,7 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
         id: row.try_get("id")?,
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
+        deleted_at: row.try_get("deleted_at")?,
         message: Message {
             external_id: text::read(row.try_get("external_id")?),
             account: text::read(row.try_get("account")?),

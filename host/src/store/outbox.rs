@@ -80,6 +80,8 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
     /// Platform id once sent.
     pub external_id: Option<String>,
+    /// How far the sent reply got, as the platform's receipts said (none yet: unknown).
+    pub delivery: Option<crate::types::DeliveryState>,
 }
 
 impl Store {
@@ -387,5 +389,6 @@ fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
         attempts: row.try_get("attempts")?,
         last_error: text::read_opt(row.try_get("last_error")?),
         external_id: text::read_opt(row.try_get("external_id")?),
+        delivery: super::receipts::parse_state(row.try_get("delivery")?),
     })
 }

@@ -128,6 +128,8 @@ pub struct StoredMessage {
     pub message: Message,
     /// When the host stored it (ms).
     pub received_at: i64,
+    /// When the customer deleted it (ms); its text, attachments and extras are gone.
+    pub deleted_at: Option<i64>,
 }
 
 pub(super) fn kind_str(kind: MessageKind) -> &'static str {

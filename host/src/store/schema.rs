@@ -140,4 +140,14 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             )",
         ],
     ),
+    (
+        6,
+        &[
+            // Receipts (see `receipts.rs`): how far a sent reply got, and when.
+            "ALTER TABLE outbox ADD COLUMN delivery TEXT",
+            "ALTER TABLE outbox ADD COLUMN delivery_at BIGINT",
+            // A customer deleted the message: its text is gone, the row stays as a marker.
+            "ALTER TABLE messages ADD COLUMN deleted_at BIGINT",
+        ],
+    ),
 ];

@@ -383,6 +383,11 @@ async fn an_echo_of_the_pages_own_message_is_not_a_customer_message() {
     deliver(&mut connector, &courier("echo.json"))
         .await
         .assert_acknowledged_with_nothing();
+    // Ignored on purpose, and said so: the host counts it by reason.
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("echo".to_string(), 1)].into()
+    );
 }
 
 #[tokio::test]
@@ -412,6 +417,10 @@ async fn a_message_for_a_page_the_connector_does_not_serve_produces_nothing() {
     deliver(&mut connector, &courier("different_page.json"))
         .await
         .assert_acknowledged_with_nothing();
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("other-page".to_string(), 1)].into()
+    );
 }
 
 #[tokio::test]
@@ -431,18 +440,26 @@ async fn a_delivery_about_another_object_than_page_is_refused() {
 }
 
 #[tokio::test]
-async fn empty_deliveries_opt_ins_and_unknown_events_are_acknowledged_with_nothing() {
+async fn empty_deliveries_opt_ins_and_unknown_events_are_acknowledged_with_nothing_and_counted() {
     let mut connector = connector(&[PAGE]);
-    for name in [
-        "no_entries.json",
-        "no_messaging_entries.json",
-        "unknown_messaging_entry.json",
-        "notification_messages_optin.json",
-        "referral_optin.json",
-        "referral_optin_user_ref.json",
+    // Deliveries with no event count nothing; each event that is no message, postback,
+    // referral or receipt counts once as ignored.
+    for (name, ignored) in [
+        ("no_entries.json", 0),
+        ("no_messaging_entries.json", 0),
+        ("unknown_messaging_entry.json", 1),
+        ("notification_messages_optin.json", 1),
+        ("referral_optin.json", 1),
+        ("referral_optin_user_ref.json", 1),
     ] {
         let outcome = deliver(&mut connector, &courier(name)).await;
         outcome.assert_acknowledged_with_nothing();
+        let expected: std::collections::BTreeMap<String, u64> = if ignored == 0 {
+            Default::default()
+        } else {
+            [("unsupported-messaging-event".to_string(), ignored)].into()
+        };
+        assert_eq!(connector.take_notes().ignored, expected, "{name}");
     }
 }
 
@@ -658,7 +675,7 @@ async fn a_reply_to_a_host_off_the_allow_list_is_refused_by_the_host_as_invalid_
 #[tokio::test]
 async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_token() {
     let graph = ScriptedServer::start(vec![
-        Exchange::post("/v19.0/me/messages").reply_json(
+        Exchange::post("/v25.0/me/messages").reply_json(
             400,
             json!({ "error": {
                 "message": "(#10) This message is sent outside of allowed window.",
@@ -666,7 +683,7 @@ async fn a_reply_outside_the_messaging_window_is_rejected_and_carried_the_page_t
                 "fbtrace_id": "Acentralino"
             }}),
         ),
-        Exchange::post("/v19.0/555_9001/comments").reply_json(200, json!({ "id": "555_9100" })),
+        Exchange::post("/v25.0/555_9001/comments").reply_json(200, json!({ "id": "555_9100" })),
     ])
     .await
     .unwrap();

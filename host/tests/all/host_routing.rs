@@ -295,3 +295,167 @@ async fn a_reply_from_another_account_than_routing_allows_is_refused_not_redirec
         .unwrap();
     assert_eq!(entry.message.account, own);
 }
+
+/// Brand + language routing on live traffic: X detects each post's language (`lang`), the
+/// connector passes it on and routing keeps only operators who speak it. Marco (Italian)
+/// is listed first and Sarah (English) second, so without the language least-loaded would
+/// give the English mention to Marco and the Italian one, then, to Sarah: both wrong.
+#[tokio::test]
+async fn an_italian_and_an_english_mention_on_one_brand_account_go_to_the_operators_who_speak_them()
+{
+    let host = bilingual(None, Presence::Online).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/webhooks/twitter", listener.local_addr().unwrap());
+    let serving = host.clone();
+    let _server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+
+    // Account Activity deliveries as X sends them, each post with the language X detected.
+    let deliver = async |id: &str, author: (&str, &str), text: &str, lang: &str| {
+        let mut delivery = tweet_create("1001", id, (author.0, author.1, author.1), text, None);
+        delivery["tweet_create_events"][0]["lang"] = serde_json::json!(lang);
+        let body = serde_json::to_vec(&delivery).unwrap();
+        let mut request = reqwest::Client::new().post(&url).body(body.clone());
+        for (name, value) in twitter_delivery_headers(SECRET, &body) {
+            request = request.header(name, value);
+        }
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+    };
+    deliver(
+        "1800000000000000001",
+        ("45", "jane"),
+        "@TIM_Official my roaming stopped working in London",
+        "en",
+    )
+    .await;
+    deliver(
+        "1800000000000000002",
+        ("42", "mario"),
+        "@TIM_Official il mio modem non si connette",
+        "it",
+    )
+    .await;
+
+    let assignee_of = async |customer: &str| {
+        let conversations = host.store().conversations("default").await.unwrap();
+        conversations
+            .into_iter()
+            .find(|c| c.customer_id == customer)
+            .and_then(|c| c.assignee)
+    };
+    eventually("both mentions are assigned", async || {
+        assignee_of("45").await.is_some() && assignee_of("42").await.is_some()
+    })
+    .await;
+    assert_eq!(assignee_of("45").await.as_deref(), Some("sarah"));
+    assert_eq!(assignee_of("42").await.as_deref(), Some("marco"));
+    // The CRM hears the same, in that order.
+    let assigned = || -> Vec<String> {
+        host.local_inbox()
+            .unwrap()
+            .events()
+            .into_iter()
+            .filter_map(|delivery| match delivery.event {
+                CrmEvent::ConversationAssigned { operator, .. } => Some(operator),
+                _ => None,
+            })
+            .collect()
+    };
+    eventually("the CRM hears of both assignments", async || {
+        assigned().len() == 2
+    })
+    .await;
+    assert_eq!(assigned(), ["sarah", "marco"]);
+}
+
+/// One brand account served for webhooks, Marco (Italian) then Sarah (English) in the
+/// roster with `presence`, on the SQLite file `store` (else in memory).
+async fn bilingual(store: Option<&str>, presence: Presence) -> Host {
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        component("twitter"),
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![AccountConfig {
+                id: "1001".to_string(),
+                handle: Some("TIM_Official".to_string()),
+                ..AccountConfig::default()
+            }],
+        },
+    );
+    spec.grants = Grants::default().secret("consumer_secret".to_string(), Secret::new(SECRET));
+    spec.brands.insert("1001".to_string(), "tim".to_string());
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    for (id, language) in [("marco", "it"), ("sarah", "en")] {
+        let operator = Operator::new(id, 2).skills(["tim"]).languages([language]);
+        engine.add_operator(operator, presence).await;
+    }
+    let mut builder = Host::builder().connector(spec).routing(engine);
+    if let Some(store) = store {
+        builder = builder.store(store);
+    }
+    builder.build().await.unwrap()
+}
+
+/// The language is kept with the stored messages: a conversation that waited across a
+/// restart is routed on it when an operator comes online.
+#[tokio::test]
+async fn a_waiting_english_mention_still_goes_to_the_english_speaker_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let first = bilingual(Some(&store), Presence::Offline).await;
+    let mut delivery = tweet_create(
+        "1001",
+        "1800000000000000003",
+        ("45", "jane", "jane"),
+        "@TIM_Official my bill is wrong",
+        None,
+    );
+    delivery["tweet_create_events"][0]["lang"] = serde_json::json!("en");
+    let body = serde_json::to_vec(&delivery).unwrap();
+    let request = WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: twitter_delivery_headers(SECRET, &body),
+        body,
+    };
+    let (response, stored) = first
+        .deliver_webhook_stored("default", "twitter", request)
+        .await;
+    assert_eq!(response.status, 200);
+    let id = stored[0].conversation_id.clone();
+    assert_eq!(
+        first
+            .store()
+            .conversation("default", &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .assignee,
+        None,
+        "nobody is online"
+    );
+    drop(first);
+
+    let second = bilingual(Some(&store), Presence::Offline).await;
+    for operator in ["marco", "sarah"] {
+        second
+            .set_presence("default", operator, Presence::Online)
+            .await
+            .unwrap();
+    }
+    let assignee = async || {
+        second
+            .store()
+            .conversation("default", &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .assignee
+    };
+    eventually("the waiting mention is assigned", async || {
+        assignee().await.is_some()
+    })
+    .await;
+    assert_eq!(assignee().await.as_deref(), Some("sarah"));
+}

@@ -84,7 +84,7 @@ async fn the_host_attaches_a_graph_token_as_a_query_parameter() {
     let mut probe = probe(grants(&[graph.authority()]), PluginLimits::default());
     let result = fetch(
         &mut probe,
-        &format!("POST {}/v19.0/me/messages page", graph.base_url()),
+        &format!("POST {}/v25.0/me/messages page", graph.base_url()),
     )
     .await;
     // The token was accepted (no error 190); the empty message is refused with error 100.

@@ -5,6 +5,7 @@
 
 mod admin;
 mod api;
+mod api_versions;
 mod cache;
 mod channel;
 mod cli;
@@ -28,6 +29,7 @@ mod leases;
 mod limits;
 mod metrics;
 mod plugin_cli;
+mod receipts;
 mod restart;
 mod round_robin;
 mod routing;

@@ -481,19 +481,29 @@ async fn a_post_addressed_to_two_accounts_is_attributed_to_the_same_account_in_e
 // ---- events that are not customer messages ----
 
 #[tokio::test]
-async fn typing_delete_and_user_events_are_acknowledged_with_nothing() {
+async fn typing_delete_and_user_events_are_acknowledged_with_nothing_and_counted_as_ignored() {
     let mut connector = connector(vec![
         account("4337869213", "Harris_0ff"),
         account("930524282358325248", "deleter"),
         account("3001969357", "furiouscamper"),
     ]);
-    for name in [
-        "xdocs_direct_message_indicate_typing_events.json",
-        "xdocs_tweet_delete_events.json",
-        "xdocs_user_event.json",
+    for (name, reason) in [
+        (
+            "xdocs_direct_message_indicate_typing_events.json",
+            "direct_message_indicate_typing_events",
+        ),
+        // The documented deletion is the subscribed account's own post.
+        ("xdocs_tweet_delete_events.json", "own-deletion"),
+        ("xdocs_user_event.json", "user_event"),
     ] {
         let outcome = deliver(&mut connector, &activity(name)).await;
         outcome.assert_acknowledged_with_nothing();
+        let ignored = connector.take_notes().ignored;
+        assert_eq!(
+            ignored,
+            [(reason.to_string(), 1)].into(),
+            "{name}: {ignored:?}"
+        );
     }
 }
 
@@ -1141,6 +1151,57 @@ async fn a_flood_of_unsigned_deliveries_writes_one_warn_line_not_one_per_request
     assert_eq!(host.store().message_count("default").await.unwrap(), 0);
 }
 
+/// A delivery the plugin rejects as invalid input because the admin forgot to grant the
+/// consumer secret: the caller, anyone on the internet, learns nothing of the
+/// configuration (no secret name, no grant); the admin finds the plugin's reason in the
+/// log and in the connector's health.
+#[tokio::test]
+async fn a_rejected_delivery_tells_the_caller_nothing_of_the_config_and_the_admin_everything() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let (host, _server, url) = serving_host_granted(false).await;
+    let body = serde_json::to_vec(&short_post("1001", "@TIM_Official ciao")).unwrap();
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header(
+            "x-twitter-webhooks-signature",
+            signature(CONSUMER_SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let answer = answer.text().await.unwrap();
+    assert_eq!(answer, r#"{"error":"invalid request"}"#);
+
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|line| line.contains("rejected webhook"))
+        .unwrap_or_else(|| panic!("no line for the rejection in {text}"));
+    assert!(line.contains("consumer_secret"), "{line}");
+    assert!(line.contains("WARN"), "{line}");
+    let health = host
+        .connector_health()
+        .into_iter()
+        .find(|h| h.connector == "twitter")
+        .unwrap();
+    assert_eq!(health.rejections, 1);
+    let rejection = health.last_rejection.unwrap().message;
+    assert!(
+        rejection.starts_with("plugin twitter@") && rejection.contains("consumer_secret"),
+        "{rejection}"
+    );
+    assert_eq!(host.store().message_count("default").await.unwrap(), 0);
+}
+
 /// Any plugin, not only this connector: the host's `hmac-sha256` signs challenge tokens and
 /// nothing else, so a plugin that naively signs what a request brings (as X's CRC once
 /// did) still cannot hand out a signature for a forged delivery.
@@ -1194,4 +1255,100 @@ async fn the_host_signs_only_challenge_tokens_so_no_plugin_can_sign_a_delivery_b
     assert!(!denial.contains("forged"), "{denial}");
     // Nor is a token-shaped value longer than a challenge.
     assert_ne!(sign(&"A".repeat(300)).await.unwrap().status().as_u16(), 200);
+}
+
+/// Every event accounted for: what a connector ignores on purpose is counted by connector
+/// and reason in /metrics (and in health), so "nothing new" and "events skipped" differ.
+#[tokio::test]
+async fn events_ignored_on_purpose_are_counted_by_connector_and_reason_in_metrics() {
+    let (host, _server, url) = serving_host().await;
+    let client = reqwest::Client::new();
+    let post = async |payload: &Value| {
+        let body = serde_json::to_vec(payload).unwrap();
+        let signature = signature(CONSUMER_SECRET, &body);
+        post_delivery(&client, &url, &body, Some(&signature)).await
+    };
+    // X's documented typing indicator, delivered for the account served.
+    let mut typing = activity("xdocs_direct_message_indicate_typing_events.json");
+    typing["for_user_id"] = json!("1001");
+    assert_eq!(post(&typing).await, 200);
+    assert_eq!(post(&typing).await, 200);
+    // The account's own post, and a customer's retweet.
+    let mut own = short_post("1001", "@TIM_Official test");
+    own["tweet_create_events"][0]["user"] =
+        json!({ "id": 1001, "id_str": "1001", "screen_name": "TIM_Official", "name": "TIM" });
+    assert_eq!(post(&own).await, 200);
+    let mut retweet = short_post("1001", "RT @TIM_Official: offerta");
+    retweet["tweet_create_events"][0]["retweeted_status"] = json!({ "id_str": "1" });
+    assert_eq!(post(&retweet).await, 200);
+    // A mention is a message, not an ignored event.
+    assert_eq!(post(&short_post("1001", "@TIM_Official ciao")).await, 200);
+    assert_eq!(host.store().message_count("default").await.unwrap(), 1);
+
+    let metrics = host.metrics_text().await;
+    let ignored: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("centralino_events_ignored_total{"))
+        .collect();
+    assert_eq!(
+        ignored,
+        [
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"direct_message_indicate_typing_events\"} 2",
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"own-post\"} 1",
+            "centralino_events_ignored_total{tenant=\"default\",connector=\"twitter\",reason=\"retweet\"} 1",
+        ],
+        "{metrics}"
+    );
+    let health = host.connector_health();
+    assert_eq!(health[0].ignored.values().sum::<u64>(), 4);
+}
+
+/// X's documented example page (GET /2/tweets/search/recent with author_id, lang and
+/// includes.users), served as the mentions of @snowman: the two customers' replies become
+/// messages carrying X's language (`und` kept as X said it; routing reads it as none), and
+/// @snowman's own two posts are counted as ignored, not dropped silently.
+#[tokio::test]
+async fn a_documented_v2_page_gives_each_customer_post_its_language_and_counts_the_accounts_own() {
+    let page = fixture("api_v2/sns_sdks_searches_search_tweets_query.json");
+    let x = ScriptedServer::start(vec![
+        Exchange::get("/2/users/17200003/mentions").reply_json(200, page),
+        Exchange::get("/2/dm_events").reply_json(200, json!({ "meta": { "result_count": 0 } })),
+    ])
+    .await
+    .unwrap();
+    let mut connector = twitter()
+        .setting("api_base", x.base_url())
+        .allow(x.authority())
+        .bearer("token-snowman", "t0ken")
+        .account_config(account("17200003", "snowman"))
+        .instance()
+        .unwrap();
+    let polled = connector.poll("17200003", None).await.unwrap();
+    let got: Vec<(&str, &str, Option<&str>)> = polled
+        .messages
+        .iter()
+        .map(|m| {
+            let lang = m
+                .extra
+                .iter()
+                .find(|(key, _)| key == "lang")
+                .map(|(_, value)| value.as_str());
+            (
+                m.external_id.as_str(),
+                m.author.handle.as_deref().unwrap_or(""),
+                lang,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1275763727908798470", "jellybeanjones", Some("und")),
+            ("1276035977375477760", "happycamper", Some("en")),
+        ]
+    );
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("own-post".to_string(), 2)].into()
+    );
 }

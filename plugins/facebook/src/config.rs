@@ -9,7 +9,7 @@ use centralino_sdk::{Account, Accounts, PluginError, Result, SecretName, numeric
 pub const DEFAULT_GRAPH_BASE: &str = "https://graph.facebook.com";
 
 /// Graph API version used in request paths.
-pub const DEFAULT_API_VERSION: &str = "v19.0";
+pub const DEFAULT_API_VERSION: &str = "v25.0";
 
 /// Name of the host-held secret that signs deliveries (`X-Hub-Signature-256`).
 pub const DEFAULT_APP_SECRET: &str = "app_secret";
@@ -22,7 +22,7 @@ pub const DEFAULT_VERIFY_TOKEN: &str = "verify_token";
 pub struct Settings {
     /// Graph base URL without a trailing `/`.
     pub graph_base: String,
-    /// `v19.0`.
+    /// `v25.0`.
     pub api_version: String,
     /// The app-secret secret.
     pub app_secret: SecretName,

@@ -14,6 +14,7 @@
 //! post. A mention that names no author, or no post, cannot be answered: it is logged at
 //! warn with its ids, never dropped silently.
 
+use centralino_sdk::conventions;
 use centralino_sdk::{Attachment, Message, MessageKind, Person, warn};
 use serde::Deserialize;
 use serde_json::Value;
@@ -66,14 +67,32 @@ pub fn collect(
     let mention = match change.field.as_str() {
         "feed" => false,
         "mention" => true,
-        _ => return Ok(()),
+        other => {
+            conventions::ignored(
+                other,
+                page_id,
+                "a page change this connector does not handle",
+            );
+            return Ok(());
+        }
     };
     let value: FeedValue = serde_json::from_value(change.value)
         .map_err(|e| format!("a {} change: {e}", change.field))?;
+    let event = value
+        .comment_id
+        .as_ref()
+        .or(value.post_id.as_ref())
+        .map_or_else(|| "-".to_string(), |id| id.0.clone());
     if value.verb.as_deref() != Some("add") {
+        conventions::ignored(
+            "edit",
+            &event,
+            "an edit, hide or removal, not something new",
+        );
         return Ok(());
     }
     let Some(page) = settings.page(page_id) else {
+        conventions::ignored("other-page", &event, "a change of a page not served");
         return Ok(());
     };
     let post_id = value.post_id.clone().map(|id| id.0);
@@ -103,6 +122,11 @@ pub fn collect(
         }
     } else {
         if value.item.as_deref() != Some("comment") {
+            conventions::ignored(
+                "not-a-comment",
+                &event,
+                "a feed change that is no comment (a post, a like, a share)",
+            );
             return Ok(());
         }
         let comment = comment_id.ok_or("a comment without comment_id")?;
@@ -121,6 +145,7 @@ pub fn collect(
         return Ok(());
     };
     if settings.page(&author_id).is_some() {
+        conventions::ignored("own-comment", &external_id, "written by a page served");
         return Ok(());
     }
     let created_at = value

@@ -26,7 +26,7 @@
 //! | key | default | meaning |
 //! | --- | --- | --- |
 //! | `graph_base` | `https://graph.facebook.com` | Graph API base URL (an emulator in tests) |
-//! | `api_version` | `v19.0` | Graph API version in request paths |
+//! | `api_version` | `v25.0` | Graph API version in request paths (a current one: v19.0 was retired on 21 May 2026, v20.0 ends on 24 September 2026; the host warns 90 days ahead) |
 //! | `app_secret` | `app_secret` | NAME of the host-held secret that signs deliveries |
 //! | `verify_token` | `verify_token` | NAME of the host-held secret the handshake must echo |
 //!

@@ -7,11 +7,13 @@
 //! "said", or its payload when it has no title, or `(postback)` when it has neither; the
 //! payload also goes to `extra`),
 //! a `referral` (the customer came through an ad or an `m.me` link), or a `delivery` /
-//! `read` report about the page's own messages. Echoes (`is_echo`) are copies of what the
+//! `read` report about the page's own messages (receipts), or an unsent message (a
+//! `message` with `is_deleted`, which becomes a deletion of the stored copy). Echoes (`is_echo`) are copies of what the
 //! page sent, by us or another app, and are never customer messages. Anything else
 //! (opt-ins, reactions, new kinds) is ignored, so Meta adding an event kind cannot break
 //! a delivery.
 
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::warn;
 use serde::Deserialize;
@@ -47,6 +49,10 @@ struct EventMessage {
     text: Option<String>,
     #[serde(default)]
     is_echo: bool,
+    /// The customer unsent the message `mid` names (Meta's `message` event with
+    /// `is_deleted: true`).
+    #[serde(default)]
+    is_deleted: bool,
     #[serde(default)]
     attachments: Vec<RawAttachment>,
     quick_reply: Option<QuickReply>,
@@ -123,6 +129,8 @@ pub fn collect(
         .as_ref()
         .is_some_and(|message| message.is_echo)
     {
+        let mid = event.message.and_then(|m| m.mid).unwrap_or_default();
+        conventions::ignored("echo", &mid, "a copy of what the page sent");
         return Ok(());
     }
     let page_id = event
@@ -132,12 +140,22 @@ pub fn collect(
         .or(entry_page.map(str::to_string));
     // Another page of the same app: not ours to answer.
     let Some(page) = page_id.as_deref().and_then(|id| settings.page(id)) else {
+        conventions::ignored(
+            "other-page",
+            page_id.as_deref().unwrap_or("-"),
+            "a messaging event for a page this connector does not serve",
+        );
         return Ok(());
     };
     let says_something =
         event.message.is_some() || event.postback.is_some() || event.referral.is_some();
     let Some(psid) = event.sender.as_ref().and_then(|party| party.id.clone()) else {
         if !says_something {
+            conventions::ignored(
+                "unsupported-messaging-event",
+                &page.id,
+                "a messaging event naming no sender and saying nothing",
+            );
             return Ok(());
         }
         // A plugin guest without a page-scoped id (`user_ref` only) cannot be answered
@@ -155,6 +173,7 @@ pub fn collect(
     };
     let psid = psid.0;
     if settings.page(&psid).is_some() {
+        conventions::ignored("own-message", &psid, "sent by one of the pages served");
         return Ok(());
     }
     if !is_psid(&psid) {
@@ -184,6 +203,12 @@ pub fn collect(
     if let Some(report) = event.read {
         let at = report.watermark.map_or(at, epoch_ms);
         out.receipt(receipt(&page.id, thread, DeliveryState::Read, at));
+        return Ok(());
+    }
+
+    if let Some(message) = event.message.as_ref().filter(|m| m.is_deleted) {
+        let mid = message.mid.clone().ok_or("an unsent message without mid")?;
+        out.message(conventions::deletion(&page.id, &mid, &psid, at));
         return Ok(());
     }
 
@@ -232,6 +257,12 @@ pub fn collect(
             None,
         )
     } else {
+        // Opt-ins, reactions, handovers, kinds Meta adds later.
+        conventions::ignored(
+            "unsupported-messaging-event",
+            &format!("{psid}:{at}"),
+            "a messaging event that is no message, postback, referral or receipt",
+        );
         return Ok(());
     };
 

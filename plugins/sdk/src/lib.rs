@@ -16,6 +16,7 @@
 //! | errors the host understands | [`PluginError`] constructors, [`Result`] |
 //! | logging into the host log | [`info!`], [`warn!`], [`debug!`], [`error!`] |
 //! | clocks, RFC 3339, HTML entities, cursors | [`time`], [`text`], [`cursor`] |
+//! | deletions and languages within contract 0.1 | [`conventions`] |
 //!
 //! ```ignore
 //! use centralino_sdk::prelude::*;
@@ -46,6 +47,7 @@
 
 pub mod alloc;
 pub mod bindings;
+pub mod conventions;
 pub mod cursor;
 mod errors;
 mod export;

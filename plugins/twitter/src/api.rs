@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use centralino_sdk::conventions;
 use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, Response};
 use centralino_sdk::prelude::*;
 use centralino_sdk::text::{ensure_fits, is_digits, unescape_html};
@@ -34,7 +35,7 @@ const DM_MAX_CHARS: u32 = 10_000;
 const MAX_PAGES: usize = 5;
 
 const POST_FIELDS: &str = "author_id,conversation_id,created_at,in_reply_to_user_id,\
-                           referenced_tweets,note_tweet,attachments,entities";
+                           referenced_tweets,note_tweet,attachments,entities,lang";
 const DM_FIELDS: &str = "id,text,event_type,created_at,sender_id,dm_conversation_id,attachments";
 const USER_FIELDS: &str = "username,name";
 const MEDIA_FIELDS: &str = "type,url,preview_image_url,alt_text,variants";
@@ -138,6 +139,8 @@ struct Post {
     note_tweet: Option<NoteTweet>,
     attachments: Option<MediaKeys>,
     entities: Option<PostEntities>,
+    /// The language X detected (BCP 47; `und` when it could not tell).
+    lang: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -309,6 +312,7 @@ fn mention_message(
         .as_deref()
         .is_some_and(|author| settings.is_own(author))
     {
+        conventions::ignored("own-post", &post.id, "written by an account served");
         return None;
     }
     let reference = |kind: &str| {
@@ -319,6 +323,7 @@ fn mention_message(
     };
     // A retweet repeats someone else's post; the customer wrote nothing new.
     if reference("retweeted").is_some() {
+        conventions::ignored("retweet", &post.id, "repeats another post");
         return None;
     }
     let replied_to = reference("replied_to");
@@ -340,6 +345,10 @@ fn mention_message(
     let text = post.note_tweet.map_or(post.text, |note| note.text);
     let mut extra = Vec::new();
     extra.extend(quoted.map(|id| ("quoted_post_id".to_string(), id)));
+    extra.extend(
+        post.lang
+            .map(|lang| (centralino_sdk::conventions::LANGUAGE.to_string(), lang)),
+    );
     let author = match post.author_id {
         Some(author) => expansions.person(author),
         None => {
@@ -462,6 +471,11 @@ fn dm_message(
         .as_deref()
         .is_some_and(|kind| kind != "MessageCreate")
     {
+        conventions::ignored(
+            "dm-event-type",
+            &event.id,
+            "a DM event that is no message (a participant joining or leaving)",
+        );
         return Ok(None);
     }
     // Without its sender a DM can be neither answered nor told apart from the account's
@@ -469,6 +483,7 @@ fn dm_message(
     let sender = event.sender_id.ok_or("no sender_id")?;
     // The account's own DMs are listed too: an echo, not a customer message.
     if settings.is_own(&sender) {
+        conventions::ignored("own-message", &event.id, "sent by an account served");
         return Ok(None);
     }
     // One-to-one conversations are `<id>-<id>`; group DMs cannot be answered per customer.
@@ -477,6 +492,11 @@ fn dm_message(
         .as_deref()
         .is_some_and(|id| !id.contains('-'))
     {
+        conventions::ignored(
+            "group-dm",
+            &event.id,
+            "a group DM, which cannot be answered per customer",
+        );
         return Ok(None);
     }
     let mut extra = Vec::new();

@@ -8,16 +8,20 @@
 //! is answered 401/403 and never reaches the JSON parser.
 //!
 //! Deliveries carry v1.1 objects. `tweet_create_events` and `direct_message_events` become
-//! customer messages; `direct_message_mark_read_events` become read receipts for the
-//! company's DMs; everything else X sends (typing indicators, deletes, likes, follows,
-//! `user_event` revocations) is acknowledged with 200 and produces nothing.
+//! customer messages (with X's detected language as `extra` `lang`);
+//! `direct_message_mark_read_events` become read receipts for the company's DMs;
+//! `tweet_delete_events` of customers become deletions (the SDK's
+//! [`conventions::deletion`]), so the host empties its copy as X's terms require;
+//! everything else X sends (typing indicators, likes, follows, `user_event` revocations)
+//! is acknowledged with 200 and produces nothing.
 
 use std::collections::HashMap;
 
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::text::unescape_html;
-use centralino_sdk::{debug, time, warn};
+use centralino_sdk::{time, warn};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
@@ -74,7 +78,7 @@ fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutco
     if let Some(refusal) = SIGNATURE.refusal(request, &settings.consumer_secret)? {
         return Ok(refusal);
     }
-    let delivery: Delivery = match request.json() {
+    let mut delivery: Delivery = match request.json() {
         Ok(delivery) => delivery,
         Err(e) => {
             return Ok(WebhookOutcome::malformed(&format!(
@@ -82,6 +86,11 @@ fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutco
             )));
         }
     };
+    // Each value is skipped without being built, iteratively, as in the first pass.
+    delivery.kinds = request
+        .json::<std::collections::BTreeMap<String, IgnoredAny>>()
+        .map(|keys| keys.into_keys().collect())
+        .unwrap_or_default();
     Ok(match normalise(settings, delivery, time::now_ms()) {
         Ok((messages, receipts)) => WebhookOutcome::accept(messages, receipts),
         Err(reason) => WebhookOutcome::malformed(&reason),
@@ -97,9 +106,23 @@ struct Delivery {
     tweet_create_events: Option<Vec<Post>>,
     direct_message_events: Option<Vec<DmEvent>>,
     direct_message_mark_read_events: Option<Vec<MarkRead>>,
+    tweet_delete_events: Option<Vec<PostDeletion>>,
     /// Users named by the DM events, keyed by id.
     users: Option<HashMap<String, DmUser>>,
+    /// The delivery's top-level keys, read in a second pass (flattening would buffer the
+    /// whole body recursively): event kinds this connector does not handle are counted as
+    /// ignored.
+    #[serde(skip)]
+    kinds: Vec<String>,
 }
+
+/// Top-level keys of a delivery that this connector reads.
+const HANDLED: &[&str] = &[
+    "tweet_create_events",
+    "direct_message_events",
+    "direct_message_mark_read_events",
+    "tweet_delete_events",
+];
 
 #[derive(Deserialize)]
 struct Post {
@@ -121,6 +144,21 @@ struct Post {
     retweeted_status: Option<IgnoredAny>,
     entities: Option<Entities>,
     extended_entities: Option<Entities>,
+    /// The language X detected (BCP 47; `und` when it could not tell).
+    lang: Option<String>,
+}
+
+/// A post its author deleted (`tweet_delete_events`).
+#[derive(Deserialize)]
+struct PostDeletion {
+    status: DeletedStatus,
+    timestamp_ms: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeletedStatus {
+    id: String,
+    user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +287,17 @@ fn normalise(
         _ => None,
     };
     let delivered_for = delivery.for_user_id.as_deref().or(only_account);
+    // Typing indicators, likes, follows, blocks, revocations (`user_event`)...
+    for kind in &delivery.kinds {
+        if (kind.ends_with("_events") || kind == "user_event") && !HANDLED.contains(&kind.as_str())
+        {
+            conventions::ignored(
+                kind,
+                delivered_for.unwrap_or("-"),
+                "an Account Activity event kind this connector does not handle",
+            );
+        }
+    }
     let users = delivery.users.unwrap_or_default();
     let mut messages = Vec::new();
     for post in delivery.tweet_create_events.unwrap_or_default() {
@@ -256,6 +305,9 @@ fn normalise(
     }
     for event in delivery.direct_message_events.unwrap_or_default() {
         messages.extend(dm_message(settings, &users, event, now)?);
+    }
+    for deleted in delivery.tweet_delete_events.unwrap_or_default() {
+        messages.extend(post_deletion(settings, delivered_for, deleted, now));
     }
     let receipts = delivery
         .direct_message_mark_read_events
@@ -275,12 +327,14 @@ fn post_message(
 ) -> Result<Option<Message>, String> {
     // A retweet repeats someone else's post; the customer wrote nothing new.
     if post.retweeted_status.is_some() {
+        conventions::ignored("retweet", &post.id_str, "repeats another post");
         return Ok(None);
     }
     let Some(author) = post.user else {
         return Err(format!("post {} has no author", post.id_str));
     };
     if settings.is_own(&author.id_str) {
+        conventions::ignored("own-post", &post.id_str, "written by an account served");
         return Ok(None);
     }
     let extended = post.extended_tweet;
@@ -298,7 +352,11 @@ fn post_message(
     let Some(account) = settings.addressee(replies_to_user, &mentioned, delivered_for) else {
         match delivered_for {
             // Delivered for an account of this app that another connector serves.
-            Some(_) => debug!("post {} addresses no configured account", post.id_str),
+            Some(_) => conventions::ignored(
+                "other-account",
+                &post.id_str,
+                "addresses no account this connector serves",
+            ),
             None => warn!(
                 "post {}: the delivery names no for_user_id and the post addresses no configured account; skipped",
                 post.id_str
@@ -331,6 +389,9 @@ fn post_message(
     if let Some(quoted) = post.quoted_status_id_str {
         extra.push(("quoted_post_id".to_string(), quoted));
     }
+    if let Some(lang) = post.lang {
+        extra.push((conventions::LANGUAGE.to_string(), lang));
+    }
     Ok(Some(Message {
         conversation_key: post_thread_key(
             post.conversation_id_str
@@ -353,6 +414,41 @@ fn post_message(
         created_at,
         extra,
     }))
+}
+
+/// A customer deleted a post: the deletion of the stored copy (the host empties it and
+/// tells the CRM, as X's developer terms require). The company's own deleted posts are not
+/// customer messages.
+fn post_deletion(
+    settings: &Settings,
+    delivered_for: Option<&str>,
+    deleted: PostDeletion,
+    now: u64,
+) -> Option<Message> {
+    let author = deleted.status.user_id.unwrap_or_default();
+    if settings.is_own(&author) {
+        conventions::ignored(
+            "own-deletion",
+            &deleted.status.id,
+            "an account served deleted its own post",
+        );
+        return None;
+    }
+    let Some(account) = delivered_for.and_then(|id| settings.account(id)) else {
+        conventions::ignored(
+            "other-account",
+            &deleted.status.id,
+            "a deletion for an account this connector does not serve",
+        );
+        return None;
+    };
+    let at = epoch_ms(deleted.timestamp_ms.as_deref()).unwrap_or(now);
+    Some(conventions::deletion(
+        &account.id,
+        &deleted.status.id,
+        &author,
+        at,
+    ))
 }
 
 /// A post's media item; a video's address is its best MP4, not its preview image.
@@ -378,6 +474,7 @@ fn dm_message(
     now: u64,
 ) -> Result<Option<Message>, String> {
     if event.kind != "message_create" {
+        conventions::ignored("dm-event-type", &event.id, "a DM event that is no message");
         return Ok(None);
     }
     let Some(create) = event.message_create else {
@@ -385,12 +482,14 @@ fn dm_message(
     };
     // The company's own DMs come back as events too: an echo, not a customer message.
     if settings.is_own(&create.sender_id) {
+        conventions::ignored("own-message", &event.id, "sent by an account served");
         return Ok(None);
     }
     let Some(account) = settings.account(&create.target.recipient_id) else {
-        debug!(
-            "DM {} is for an account this connector does not serve",
-            event.id
+        conventions::ignored(
+            "other-account",
+            &event.id,
+            "a DM for an account this connector does not serve",
         );
         return Ok(None);
     };
@@ -435,9 +534,21 @@ fn dm_message(
 fn read_receipt(settings: &Settings, event: MarkRead, now: u64) -> Option<Receipt> {
     // The company's account reading a customer's DM says nothing about our replies.
     if settings.is_own(&event.sender_id) {
+        conventions::ignored(
+            "own-read",
+            &event.last_read_event_id,
+            "an account served read a customer's DM",
+        );
         return None;
     }
-    let account = settings.account(&event.target.recipient_id)?;
+    let Some(account) = settings.account(&event.target.recipient_id) else {
+        conventions::ignored(
+            "other-account",
+            &event.last_read_event_id,
+            "a read mark for an account this connector does not serve",
+        );
+        return None;
+    };
     Some(Receipt {
         account: account.id.clone(),
         external_id: event.last_read_event_id,

@@ -44,6 +44,9 @@ struct GraphState {
     windows: Vec<(String, String, Instant)>,
     delivered: Vec<Delivered>,
     next_id: u64,
+    /// The version every answer says served it (as Meta does for a retired one); `None`
+    /// names the version the request asked for.
+    serves: Option<String>,
 }
 
 /// The Graph API emulator. Stops when dropped.
@@ -100,6 +103,12 @@ impl GraphApi {
         self.shared.0.requests()
     }
 
+    /// Answers every request as served by `version` (`facebook-api-version`), whatever it
+    /// asked for: what Graph does when the version asked for is retired.
+    pub fn serve_version(&self, version: &str) {
+        lock(&self.shared.1).serves = Some(version.to_string());
+    }
+
     /// Makes the next `times` requests whose path contains `path_contains` fail with `fault`.
     pub fn inject(&self, path_contains: &str, fault: Fault, times: u32) {
         self.shared.0.inject(path_contains, fault, times);
@@ -122,7 +131,30 @@ fn graph_error(http: u16, code: u64, subcode: Option<u64>, kind: &str, message: 
     reply(http, usage(1), json!({ "error": error }))
 }
 
+/// Every answer names the version that served it in `facebook-api-version`, as Graph's do.
 async fn handle(
+    State(shared): State<Shared<GraphState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let asked = uri
+        .path()
+        .trim_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let serves = lock(&shared.1).serves.clone().unwrap_or(asked);
+    let mut response = answer(State(shared), method, uri, headers, body).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&serves) {
+        response.headers_mut().insert("facebook-api-version", value);
+    }
+    response
+}
+
+async fn answer(
     State(shared): State<Shared<GraphState>>,
     method: Method,
     uri: Uri,

@@ -411,6 +411,18 @@ fn print_connectors(connectors: &Value) {
                 text(&c["connector"])
             );
         }
+        // Platform API versions that need the admin (see connectors::versions).
+        let warnings = [
+            c["api_version_retirement"].as_str(),
+            c["api_version_served"]["message"].as_str(),
+        ];
+        for warning in warnings.into_iter().flatten() {
+            println!(
+                "{}/{}: API version: {warning}",
+                text(&c["tenant"]),
+                text(&c["connector"])
+            );
+        }
     }
 }
 

@@ -112,8 +112,14 @@ enum PluginCommand {
         json: bool,
     },
     /// Run one captured webhook delivery through a plugin and print what it makes of it.
+    ///
+    /// Exit status: 0 taken, 1 could not run, 2 bad arguments, 3 the plugin refused the
+    /// input (4xx or invalid input), 4 the plugin failed (5xx, an error, a trap).
     Webhook(plugin_replay::WebhookArgs),
     /// Poll one account once through a plugin and print the messages and cursor.
+    ///
+    /// Exit status: 0 polled, 1 could not run, 2 bad arguments, 3 the plugin refused the
+    /// input (invalid input), 4 the plugin failed (an error, a trap).
     Poll(plugin_replay::PollArgs),
     /// Create a new plugin crate (a channel connector or a routing policy).
     New(scaffold::NewArgs),
@@ -122,31 +128,34 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = init_logging(&cli);
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
+    let verdict =
+        |result: anyhow::Result<plugin_replay::Verdict>| result.map(|v| ExitCode::from(v.code()));
     let result = match cli.command {
         Command::Plugin {
             command: PluginCommand::Inspect { file, json },
-        } => inspect::run(&file, json),
+        } => done(inspect::run(&file, json)),
         Command::Plugin {
             command: PluginCommand::Webhook(args),
-        } => plugin_replay::webhook(args),
+        } => verdict(plugin_replay::webhook(args)),
         Command::Plugin {
             command: PluginCommand::Poll(args),
-        } => plugin_replay::poll(args),
+        } => verdict(plugin_replay::poll(args)),
         Command::Plugin {
             command: PluginCommand::New(args),
-        } => scaffold::run(args),
-        Command::Run(args) => run::run(args, format),
-        Command::Demo(args) => demo::run(args),
-        Command::Route(args) => replay::run(args),
-        Command::Init(args) => config::init(args),
-        Command::Check(args) => config::check(args),
-        Command::Status(args) => admin::status(args),
-        Command::Reload(args) => admin::reload(args),
-        Command::Connectors { command } => admin::connectors(command),
-        Command::Agents { command } => admin::agents(command),
+        } => done(scaffold::run(args)),
+        Command::Run(args) => done(run::run(args, format)),
+        Command::Demo(args) => done(demo::run(args)),
+        Command::Route(args) => done(replay::run(args)),
+        Command::Init(args) => done(config::init(args)),
+        Command::Check(args) => done(config::check(args)),
+        Command::Status(args) => done(admin::status(args)),
+        Command::Reload(args) => done(admin::reload(args)),
+        Command::Connectors { command } => done(admin::connectors(command)),
+        Command::Agents { command } => done(admin::agents(command)),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             match format {
                 LogFormat::Json => tracing::error!("{e:#}"),
@@ -170,8 +179,12 @@ fn init_logging(cli: &Cli) -> LogFormat {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    // Colour only for a person at a terminal, and never when NO_COLOR is set (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder

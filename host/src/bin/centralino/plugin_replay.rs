@@ -1,14 +1,21 @@
 //! `centralino plugin webhook` and `centralino plugin poll`: run one captured delivery, or
 //! one poll, through a plugin with an admin's configuration, and print what the plugin
 //! made of it as JSON. Plugin authors and admins debug with these; nothing is stored.
+//!
+//! Exit status: 0 the plugin took the input; 1 the command could not run (config, files,
+//! a plugin that does not load); 2 bad arguments; 3 the plugin refused the input (a 4xx
+//! answer or an `invalid-input` error); 4 the plugin failed otherwise (5xx, an error, a
+//! trap). What the plugin ignored on purpose is listed under `ignored` and summed up on
+//! stderr. Only the tested connector's secrets need to be set.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use centralino::config::Config;
+use centralino::config::{Config, StoreLocation};
 use centralino::connectors::{ConnectorSpec, DEFAULT_TENANT};
 use centralino::runtime::Runtime;
 use centralino::types::WebhookRequest;
+use centralino::{Error, PluginFailure};
 
 /// Which connector of which config the plugin stands in for.
 #[derive(clap::Args)]
@@ -49,6 +56,15 @@ pub struct WebhookArgs {
     /// Raw query string (for verification handshakes).
     #[arg(long, default_value = "")]
     query: String,
+    /// The path below the connector's route, as the ingress hands it over (`/7001` for a
+    /// per-bot URL).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Sign the body with the connector's configured secret, as the platform would: X's
+    /// `x-twitter-webhooks-signature: sha256=<base64>` (consumer_secret) or Meta's
+    /// `x-hub-signature-256: sha256=<hex>` (app_secret). Replaces a header of that name.
+    #[arg(long)]
+    sign: bool,
 }
 
 /// `plugin poll` arguments.
@@ -66,26 +82,32 @@ pub struct PollArgs {
 
 impl ConnectorArgs {
     /// The configured connector, with the plugin, settings and hosts of the command line.
+    /// Only that connector's secrets are resolved: debugging one connector never needs the
+    /// others', the admin token, the tenants' API tokens or the store's URL.
     fn spec(&self) -> anyhow::Result<ConnectorSpec> {
-        let config = Config::load(&self.config)?;
-        let secrets = config.resolve_secrets()?;
-        let specs: Vec<ConnectorSpec> = config
-            .connector_specs(&secrets)
-            .into_iter()
-            .filter(|s| s.tenant == self.tenant)
-            .collect();
+        let mut config = Config::load(&self.config)?;
+        let Some(tenant) = config.tenants.iter().find(|t| t.id == self.tenant) else {
+            let tenants: Vec<&str> = config.tenants.iter().map(|t| t.id.as_str()).collect();
+            anyhow::bail!(
+                "{}: there is no tenant `{}` (tenants: {})",
+                self.config.display(),
+                self.tenant,
+                tenants.join(", ")
+            );
+        };
         let names = || {
-            specs
+            tenant
+                .connectors
                 .iter()
-                .map(|s| s.name.as_str())
+                .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut spec = match &self.connector {
-            Some(name) => specs
+        let chosen = match &self.connector {
+            Some(name) => tenant
+                .connectors
                 .iter()
-                .find(|s| &s.name == name)
-                .cloned()
+                .find(|c| &c.name == name)
                 .with_context(|| {
                     format!(
                         "{}: tenant `{}` has no connector `{name}` (it has: {})",
@@ -96,12 +118,14 @@ impl ConnectorArgs {
                 })?,
             None => {
                 let file = self.plugin.file_name();
-                let matching: Vec<&ConnectorSpec> = specs
+                let only = tenant.connectors.len() == 1;
+                let matching: Vec<_> = tenant
+                    .connectors
                     .iter()
-                    .filter(|s| specs.len() == 1 || s.plugin.file_name() == file)
+                    .filter(|c| only || c.plugin.file_name() == file)
                     .collect();
                 match matching.as_slice() {
-                    [one] => (*one).clone(),
+                    [one] => *one,
                     [] => anyhow::bail!(
                         "{}: no connector uses `{}`; name one with --connector (connectors: {})",
                         self.config.display(),
@@ -115,6 +139,19 @@ impl ConnectorArgs {
                 }
             }
         };
+        let mut tenant = tenant.clone();
+        tenant.connectors = vec![chosen.clone()];
+        tenant.api_token = None;
+        config.tenants = vec![tenant];
+        config.admin_token = None;
+        config.crm_webhook_secret = None;
+        config.store = StoreLocation::Url("sqlite::memory:".to_string());
+        let secrets = config.resolve_secrets()?;
+        let mut spec = config
+            .connector_specs(&secrets)
+            .into_iter()
+            .next()
+            .context("the chosen connector vanished from the config")?;
         spec.plugin = self.plugin.clone();
         for setting in &self.settings {
             let (key, value) = setting
@@ -138,8 +175,89 @@ fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// What a replay tells scripts through its exit status (also in `--help` and the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// 0: the plugin took the input (a 2xx answer, or a poll result).
+    Accepted,
+    /// 3: the plugin refused the input: a 4xx answer (unsigned 401, forged 403, malformed
+    /// 400), or an `invalid-input` error.
+    Refused,
+    /// 4: the plugin failed: any other error (platform down, credentials refused, a trap),
+    /// or a 5xx answer.
+    Failed,
+}
+
+impl Verdict {
+    /// The process exit status.
+    pub fn code(self) -> u8 {
+        match self {
+            Verdict::Accepted => 0,
+            Verdict::Refused => 3,
+            Verdict::Failed => 4,
+        }
+    }
+
+    fn of_status(status: u16) -> Self {
+        match status {
+            200..=399 => Verdict::Accepted,
+            400..=499 => Verdict::Refused,
+            _ => Verdict::Failed,
+        }
+    }
+
+    fn of_error(error: &Error) -> Self {
+        match error {
+            Error::Plugin {
+                failure: PluginFailure::InvalidInput { .. },
+                ..
+            } => Verdict::Refused,
+            _ => Verdict::Failed,
+        }
+    }
+}
+
+/// The signature header `--sign` adds for the connector's channel: X signs with the
+/// consumer secret in base64, Meta with the app secret in hex, both HMAC-SHA256 of the raw
+/// body.
+fn signature_header(
+    channel: &str,
+    secrets: &std::collections::BTreeMap<String, centralino::capabilities::Secret>,
+    body: &[u8],
+) -> anyhow::Result<(String, String)> {
+    use base64::Engine as _;
+    let base64 = |mac: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(mac);
+    let (secret_name, header, encode): (&str, &str, &dyn Fn(Vec<u8>) -> String) = match channel {
+        "twitter" => ("consumer_secret", "x-twitter-webhooks-signature", &base64),
+        "facebook" => ("app_secret", "x-hub-signature-256", &hex::encode),
+        other => anyhow::bail!(
+            "--sign knows X's (twitter) and Meta's (facebook) signatures; this plugin's \
+             channel is `{other}`: pass the header with --header"
+        ),
+    };
+    let secret = secrets.get(secret_name).with_context(|| {
+        format!(
+            "--sign needs the connector's secret `{secret_name}`, which the config does not set"
+        )
+    })?;
+    let signature = format!("sha256={}", encode(secret.hmac_sha256(body)));
+    Ok((header.to_string(), signature))
+}
+
+/// The ignored events of a call, printed on stderr in one line for people.
+fn summarise_ignored(ignored: &std::collections::BTreeMap<String, u64>) {
+    if ignored.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = ignored
+        .iter()
+        .map(|(reason, count)| format!("{count} {reason}"))
+        .collect();
+    eprintln!("ignored on purpose: {}", parts.join(", "));
+}
+
 /// Runs one delivery through the plugin and prints the response and messages.
-pub fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
+pub fn webhook(args: WebhookArgs) -> anyhow::Result<Verdict> {
     let spec = args.connector.spec()?;
     let body = match &args.body {
         Some(path) => {
@@ -154,13 +272,6 @@ pub fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--header `{header}`: expected `Name: value`"))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
-    let request = WebhookRequest {
-        method: args.method.to_ascii_uppercase(),
-        path: "/".to_string(),
-        query: args.query.clone(),
-        headers,
-        body,
-    };
     tokio()?.block_on(async {
         let plugin = Runtime::new()?.load_channel(&spec.plugin)?;
         let mut instance = plugin.instance(
@@ -168,24 +279,57 @@ pub fn webhook(args: WebhookArgs) -> anyhow::Result<()> {
             spec.grants.clone(),
             spec.limits.clone(),
         );
-        let outcome = instance.handle_webhook(request).await?;
-        let json = serde_json::json!({
-            "plugin": plugin.id().to_string(),
-            "response": {
-                "status": outcome.response.status,
-                "headers": outcome.response.headers,
-                "body": String::from_utf8_lossy(&outcome.response.body),
-            },
-            "messages": outcome.messages,
-            "receipts": outcome.receipts,
-        });
+        if args.sign {
+            instance.ready().await?;
+            let channel = instance
+                .description()
+                .map(|d| d.channel.clone())
+                .unwrap_or_default();
+            let (name, value) = signature_header(&channel, &spec.grants.secrets, &body)?;
+            headers.retain(|(known, _)| *known != name);
+            headers.push((name, value));
+        }
+        let request = WebhookRequest {
+            method: args.method.to_ascii_uppercase(),
+            path: args.path.clone(),
+            query: args.query.clone(),
+            headers,
+            body,
+        };
+        let result = instance.handle_webhook(request).await;
+        let ignored = instance.take_notes().ignored;
+        summarise_ignored(&ignored);
+        let (json, verdict) = match result {
+            Ok(outcome) => (
+                serde_json::json!({
+                    "plugin": plugin.id().to_string(),
+                    "response": {
+                        "status": outcome.response.status,
+                        "headers": outcome.response.headers,
+                        "body": String::from_utf8_lossy(&outcome.response.body),
+                    },
+                    "messages": outcome.messages,
+                    "receipts": outcome.receipts,
+                    "ignored": ignored,
+                }),
+                Verdict::of_status(outcome.response.status),
+            ),
+            Err(e) => (
+                serde_json::json!({
+                    "plugin": plugin.id().to_string(),
+                    "error": e.to_string(),
+                    "ignored": ignored,
+                }),
+                Verdict::of_error(&e),
+            ),
+        };
         println!("{}", serde_json::to_string_pretty(&json)?);
-        Ok(())
+        Ok(verdict)
     })
 }
 
 /// Polls one account once through the plugin and prints the messages and the new cursor.
-pub fn poll(args: PollArgs) -> anyhow::Result<()> {
+pub fn poll(args: PollArgs) -> anyhow::Result<Verdict> {
     let spec = args.connector.spec()?;
     tokio()?.block_on(async {
         let plugin = Runtime::new()?.load_channel(&spec.plugin)?;
@@ -194,15 +338,32 @@ pub fn poll(args: PollArgs) -> anyhow::Result<()> {
             spec.grants.clone(),
             spec.limits.clone(),
         );
-        let result = instance.poll(&args.account, args.cursor.as_deref()).await?;
-        let json = serde_json::json!({
-            "plugin": plugin.id().to_string(),
-            "account": args.account,
-            "messages": result.messages,
-            "cursor": result.cursor,
-            "next_poll_after_ms": result.next_poll_after_ms,
-        });
+        let result = instance.poll(&args.account, args.cursor.as_deref()).await;
+        let ignored = instance.take_notes().ignored;
+        summarise_ignored(&ignored);
+        let (json, verdict) = match result {
+            Ok(result) => (
+                serde_json::json!({
+                    "plugin": plugin.id().to_string(),
+                    "account": args.account,
+                    "messages": result.messages,
+                    "cursor": result.cursor,
+                    "next_poll_after_ms": result.next_poll_after_ms,
+                    "ignored": ignored,
+                }),
+                Verdict::Accepted,
+            ),
+            Err(e) => (
+                serde_json::json!({
+                    "plugin": plugin.id().to_string(),
+                    "account": args.account,
+                    "error": e.to_string(),
+                    "ignored": ignored,
+                }),
+                Verdict::of_error(&e),
+            ),
+        };
         println!("{}", serde_json::to_string_pretty(&json)?);
-        Ok(())
+        Ok(verdict)
     })
 }

@@ -38,6 +38,8 @@ impl TenantRouting {
         for item in fresh {
             let mut message = CustomerMessage::from_message(&connector.name, &item.message);
             message.brand = connector.brands.get(&item.message.account).cloned();
+            // The platform's own detection (X's `lang`), when the connector passed it on.
+            message.language = crate::conventions::language(&item.message);
             if let Some((_, account)) = self.to_engine.get(&item.conversation_id) {
                 message.account = account.clone();
                 message.brand = connector.brands.get(account).cloned().or(message.brand);

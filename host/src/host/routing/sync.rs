@@ -318,6 +318,7 @@ impl TenantRouting {
             transferred,
             last_text,
             messages,
+            language,
         } = stored;
         let at = |ms: i64| u64::try_from(ms).unwrap_or(0);
         let status = engine_status(record.status);
@@ -333,7 +334,7 @@ impl TenantRouting {
                 key: record.thread_key.clone(),
             },
             brand: brand(&record.channel, &record.account),
-            language: None,
+            language,
             customer: record.customer_id.clone(),
             kind: record.kind,
             status,

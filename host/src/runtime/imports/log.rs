@@ -8,6 +8,10 @@ const MAX_LINE: usize = 4096;
 
 impl Host for PluginState {
     fn write(&mut self, level: Level, mut message: String) {
+        // Counted before the log budget, so a flood of lines cannot hide what was ignored.
+        if let Some(reason) = crate::conventions::ignored_reason(&message) {
+            crate::conventions::count_ignored(&mut self.ignored, reason, 1);
+        }
         if !self.log_budget.take(message.len()) {
             return;
         }

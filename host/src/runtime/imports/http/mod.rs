@@ -111,7 +111,15 @@ pub(crate) struct HttpContext {
 impl Host for PluginState {
     async fn fetch(&mut self, request: Request) -> Result<Response, HttpError> {
         let started = Instant::now();
+        let url = request.url.clone();
         let result = self.fetch_checked(request).await;
+        if let Ok(response) = &result
+            && let Some(notice) =
+                crate::platform_versions::served_differently(&url, &response.headers)
+        {
+            tracing::debug!(plugin = %self.plugin, "{notice}");
+            self.api_version_served = Some(format!("plugin {}: {notice}", self.plugin));
+        }
         // Waiting on the network does not count against the plugin's call deadline.
         self.call_clock.waited += started.elapsed();
         if let Err(HttpError::Denied(reason)) = &result {

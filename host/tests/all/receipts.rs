@@ -1,0 +1,378 @@
+//! Receipts and deletions reach the store and the CRM: Messenger's delivery and read
+//! reports move a sent reply's state forward (once per change), and a customer's unsent
+//! message or deleted post empties the stored copy and tells the CRM. Everything goes
+//! through the host's HTTP ingress on loopback, signed as the platforms sign.
+
+use std::collections::BTreeMap;
+
+use centralino::Host;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::crm::CrmEvent;
+use centralino::store::OutboxStatus;
+use centralino::types::{AccountConfig, ConnectorConfig, DeliveryState};
+use centralino_emulators::GraphApi;
+use centralino_emulators::webhooks::{
+    facebook_delivery_headers, messenger_text, tweet_create, twitter_delivery_headers,
+};
+use serde_json::{Value, json};
+
+use crate::component;
+use crate::support::eventually;
+
+const APP_SECRET: &str = "fb-app-secret";
+const CONSUMER_SECRET: &str = "x-consumer-secret";
+const PAGE: &str = "5001";
+const PSID: &str = "7001";
+
+/// A host serving one page through the Graph emulator, on loopback; its webhook URL.
+async fn facebook_host(graph: &GraphApi) -> (Host, tokio::task::JoinHandle<()>, String) {
+    graph.add_page(PAGE, "page-token-tim");
+    let credentials = BTreeMap::from([(
+        "tim-page".to_string(),
+        Credential::QueryParameter {
+            name: "access_token".to_string(),
+            token: Secret::new("page-token-tim"),
+        },
+    )]);
+    let secrets = BTreeMap::from([
+        ("app_secret".to_string(), Secret::new(APP_SECRET)),
+        ("verify_token".to_string(), Secret::new("verify-me")),
+    ]);
+    let mut spec = ConnectorSpec::new(
+        "facebook",
+        component("facebook"),
+        ConnectorConfig {
+            settings: vec![("graph_base".to_string(), graph.base_url())],
+            accounts: vec![AccountConfig {
+                id: PAGE.to_string(),
+                handle: Some("TIM".to_string()),
+                credential: Some("tim-page".to_string()),
+                settings: Vec::new(),
+            }],
+        },
+    );
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
+    serve(built(spec).await, "facebook").await
+}
+
+/// A host serving X account 1001 (webhooks only), on loopback; its webhook URL.
+async fn twitter_host() -> (Host, tokio::task::JoinHandle<()>, String) {
+    let mut spec = ConnectorSpec::new(
+        "twitter",
+        component("twitter"),
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![AccountConfig {
+                id: "1001".to_string(),
+                handle: Some("TIM_Official".to_string()),
+                ..AccountConfig::default()
+            }],
+        },
+    );
+    spec.grants =
+        Grants::default().secret("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET));
+    serve(built(spec).await, "twitter").await
+}
+
+/// A host of `spec`, on PostgreSQL when the suite has one (receipts and deletions are SQL
+/// that must hold on both backends), else on SQLite.
+async fn built(spec: ConnectorSpec) -> Host {
+    let mut builder = Host::builder().connector(spec);
+    if let Some(base) = crate::store::postgres_url() {
+        builder = builder.store(crate::store::fresh_postgres_database(&base).await);
+    }
+    builder.build().await.unwrap()
+}
+
+async fn serve(host: Host, connector: &str) -> (Host, tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/webhooks/{connector}",
+        listener.local_addr().unwrap()
+    );
+    let serving = host.clone();
+    let task = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    (host, task, url)
+}
+
+async fn post(url: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> u16 {
+    let mut request = reqwest::Client::new().post(url).body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn messenger(url: &str, delivery: &Value) -> u16 {
+    let body = serde_json::to_vec(delivery).unwrap();
+    post(url, facebook_delivery_headers(APP_SECRET, &body), body).await
+}
+
+async fn twitter(url: &str, delivery: &Value) -> u16 {
+    let body = serde_json::to_vec(delivery).unwrap();
+    post(url, twitter_delivery_headers(CONSUMER_SECRET, &body), body).await
+}
+
+/// One Messenger event from the customer to the page, in Meta's envelope.
+fn messenger_event(event: Value) -> Value {
+    json!({
+        "object": "page",
+        "entry": [{ "id": PAGE, "time": 1_795_856_400_000u64, "messaging": [event] }]
+    })
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn crm_events(host: &Host) -> Vec<CrmEvent> {
+    host.local_inbox()
+        .unwrap()
+        .events()
+        .into_iter()
+        .map(|delivery| delivery.event)
+        .collect()
+}
+
+fn receipts_told(host: &Host) -> Vec<(String, DeliveryState)> {
+    crm_events(host)
+        .into_iter()
+        .filter_map(|event| match event {
+            CrmEvent::ReplyReceipt {
+                external_id, state, ..
+            } => Some((external_id, state)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messenger_receipts_move_a_sent_reply_to_delivered_then_read_and_tell_the_crm_once_each() {
+    let graph = GraphApi::start().await.unwrap();
+    let (host, _server, url) = facebook_host(&graph).await;
+    let wrote = messenger_text(PAGE, PSID, "m_abc", "il router lampeggia", now_ms());
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    graph.customer_wrote(PAGE, PSID);
+    let conversation = host.store().conversations("default").await.unwrap()[0].clone();
+    let queued = host
+        .reply(
+            "default",
+            &conversation.id,
+            "anna",
+            None,
+            "Proviamo a riavviarlo insieme.",
+            "reply-1",
+        )
+        .await
+        .unwrap();
+    let mut sent = None;
+    eventually("the reply is sent", async || {
+        sent = host
+            .store()
+            .outbox_entry("default", &queued.id)
+            .await
+            .unwrap()
+            .filter(|entry| entry.status == OutboxStatus::Sent);
+        sent.is_some()
+    })
+    .await;
+    let sent = sent.unwrap();
+    let mid = sent.external_id.clone().unwrap();
+    assert_eq!(sent.delivery, None, "nothing is known before a receipt");
+
+    // Meta's delivery report naming the reply (Messenger Platform, message_deliveries).
+    let delivered = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "delivery": { "mids": [mid], "watermark": now_ms() + 1_000 }
+    }));
+    assert_eq!(messenger(&url, &delivered).await, 200);
+    let delivery = |host: Host, id: String| async move {
+        host.store()
+            .outbox_entry("default", &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .delivery
+    };
+    assert_eq!(
+        delivery(host.clone(), queued.id.clone()).await,
+        Some(DeliveryState::Delivered)
+    );
+    eventually("the CRM hears of the delivery", async || {
+        receipts_told(&host) == [(mid.clone(), DeliveryState::Delivered)]
+    })
+    .await;
+    // The same report again (platforms redeliver) changes nothing and tells nothing.
+    assert_eq!(messenger(&url, &delivered).await, 200);
+
+    // A read report: a watermark naming the thread, covering every reply sent before it.
+    let read = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "read": { "watermark": now_ms() + 2_000 }
+    }));
+    assert_eq!(messenger(&url, &read).await, 200);
+    assert_eq!(
+        delivery(host.clone(), queued.id.clone()).await,
+        Some(DeliveryState::Read)
+    );
+    // A late delivery report never moves a read reply back.
+    assert_eq!(messenger(&url, &delivered).await, 200);
+    assert_eq!(
+        delivery(host.clone(), queued.id.clone()).await,
+        Some(DeliveryState::Read)
+    );
+    eventually("the CRM hears of the read", async || {
+        receipts_told(&host).len() >= 2
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        receipts_told(&host),
+        [
+            (mid.clone(), DeliveryState::Delivered),
+            (mid.clone(), DeliveryState::Read)
+        ]
+    );
+
+    // A read watermark from before the reply was sent covers nothing.
+    let (host, _server, url) = facebook_host(&GraphApi::start().await.unwrap()).await;
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    let early = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "read": { "watermark": 1_000_000_000_000u64 }
+    }));
+    assert_eq!(messenger(&url, &early).await, 200);
+    assert!(receipts_told(&host).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_unsending_a_messenger_message_empties_the_stored_copy_and_tells_the_crm() {
+    let graph = GraphApi::start().await.unwrap();
+    let (host, _server, url) = facebook_host(&graph).await;
+    let wrote = messenger_text(
+        PAGE,
+        PSID,
+        "m_abc",
+        "il mio codice cliente è 12345",
+        now_ms(),
+    );
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    let conversation = host.store().conversations("default").await.unwrap()[0].clone();
+
+    // Meta's `message` event for an unsent message: the mid and `is_deleted`.
+    let unsent = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "timestamp": 1_795_856_460_000u64,
+        "message": { "mid": "m_abc", "is_deleted": true }
+    }));
+    assert_eq!(messenger(&url, &unsent).await, 200);
+    let messages = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        messages.len(),
+        1,
+        "a deletion is not a message: {messages:?}"
+    );
+    assert_eq!(messages[0].message.text, "");
+    assert_eq!(messages[0].deleted_at, Some(1_795_856_460_000));
+    let deleted = |host: &Host| {
+        crm_events(host)
+            .into_iter()
+            .filter(|event| matches!(event, CrmEvent::MessageDeleted { .. }))
+            .collect::<Vec<_>>()
+    };
+    eventually("the CRM hears of the deletion", async || {
+        !deleted(&host).is_empty()
+    })
+    .await;
+    assert_eq!(
+        deleted(&host),
+        [CrmEvent::MessageDeleted {
+            conversation_id: conversation.id.clone(),
+            connector: "facebook".to_string(),
+            message_id: messages[0].id.clone(),
+            external_id: "m_abc".to_string(),
+            at: 1_795_856_460_000,
+        }]
+    );
+    // Redelivered: nothing more. The message itself redelivered: still deleted, no text.
+    assert_eq!(messenger(&url, &unsent).await, 200);
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(deleted(&host).len(), 1);
+    let messages = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!((messages.len(), messages[0].message.text.as_str()), (1, ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_deleting_a_mention_empties_it_and_the_accounts_own_deletions_change_nothing() {
+    let (host, _server, url) = twitter_host().await;
+    let id = "1045405559317569537";
+    let mention = tweet_create(
+        "1001",
+        id,
+        ("42", "mario_rossi", "Mario Rossi"),
+        "@TIM_Official il mio numero è 333 1234567",
+        None,
+    );
+    assert_eq!(twitter(&url, &mention).await, 200);
+
+    // X's documented tweet_delete_events (tests/fixtures/twitter/account_activity): as
+    // recorded, it is the subscribed account deleting its own post, which is no customer's.
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/fixtures/twitter/account_activity/xdocs_tweet_delete_events.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut own = fixture.clone();
+    own["for_user_id"] = json!("1001");
+    own["tweet_delete_events"][0]["status"]["user_id"] = json!("1001");
+    assert_eq!(twitter(&url, &own).await, 200);
+    let conversation = host.store().conversations("default").await.unwrap()[0].clone();
+    let stored = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].deleted_at, None);
+
+    // The same event from Mario, the customer: his mention is emptied.
+    let mut customer = fixture;
+    customer["for_user_id"] = json!("1001");
+    customer["tweet_delete_events"][0]["status"]["user_id"] = json!("42");
+    assert_eq!(twitter(&url, &customer).await, 200);
+    let stored = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].message.text, "");
+    assert_eq!(stored[0].deleted_at, Some(1_432_228_155_593));
+    eventually("the CRM hears of the deletion", async || {
+        crm_events(&host).iter().any(|event| {
+            matches!(event, CrmEvent::MessageDeleted { external_id, connector, .. }
+                if external_id == id && connector == "twitter")
+        })
+    })
+    .await;
+}

@@ -1,0 +1,57 @@
+//! What connectors and the host agree on beyond the types of contract 0.1.
+//!
+//! Contract 0.1 is frozen, and some things platforms send have no type in it. They travel in
+//! places 0.1 already has, by conventions the host recognises and that a host without them
+//! handles harmlessly (docs/contract-versioning.md, "Conventions within 0.1"). Use these
+//! helpers rather than writing the keys by hand.
+//!
+//! | what | helper | carried as |
+//! | --- | --- | --- |
+//! | a customer deleted a message | [`deletion`] | a message with `extra` `centralino:deleted = true` |
+//! | the language the platform detected | [`LANGUAGE`] | `extra` `lang = <BCP 47 tag>` |
+//! | an event ignored on purpose | [`ignored`] | a debug log line `centralino:ignored reason=<reason> event=<id>: <why>` |
+
+use crate::{Message, MessageKind, Person};
+
+/// `extra` key marking a message as a deletion.
+pub const DELETED: &str = "centralino:deleted";
+
+/// `extra` key for the language the platform detected (a BCP 47 tag such as `it` or
+/// `en-GB`; `und` when the platform could not tell). The host routes on its primary
+/// subtag.
+pub const LANGUAGE: &str = "lang";
+
+/// A customer deleted the message `external_id` they had written to `account` (a deleted
+/// post, an unsent message), at `at` (ms). Put it among the outcome's messages: the host
+/// empties its stored copy and tells the CRM, instead of storing a message.
+pub fn deletion(account: &str, external_id: &str, author: &str, at: u64) -> Message {
+    Message {
+        external_id: external_id.to_string(),
+        account: account.to_string(),
+        conversation_key: String::new(),
+        author: Person {
+            id: author.to_string(),
+            handle: None,
+            display_name: None,
+        },
+        text: String::new(),
+        kind: MessageKind::PublicPost,
+        in_reply_to: None,
+        attachments: Vec::new(),
+        created_at: at,
+        extra: vec![(DELETED.to_string(), "true".to_string())],
+    }
+}
+
+/// Says that the platform event `event` (its id, or what names it) was ignored on purpose
+/// and why: `reason` is a short word of `a-z`, `0-9`, `_`, `-` (`echo`, `own-post`,
+/// `retweet`, the platform's name for an event kind the connector does not handle), and
+/// `detail` a sentence for the log. The host counts these by connector and reason
+/// (`centralino_events_ignored_total`) and logs the line at debug, so "nothing new" and
+/// "three events skipped" can be told apart. Never use it for an event the connector could
+/// not understand: that is a `warn!` naming the event, or a malformed delivery.
+pub fn ignored(reason: &str, event: &str, detail: &str) {
+    crate::log::debug(&format!(
+        "centralino:ignored reason={reason} event={event}: {detail}"
+    ));
+}
