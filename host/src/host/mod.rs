@@ -13,6 +13,7 @@ mod outbox;
 mod readiness;
 mod routing;
 mod tasks;
+mod traffic;
 mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};

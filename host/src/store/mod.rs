@@ -20,11 +20,13 @@ mod presence;
 mod retention;
 mod schema;
 pub(crate) mod text;
+mod traffic;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use presence::StoredPresence;
 pub use retention::Pruned;
+pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
 use std::time::Duration;
 

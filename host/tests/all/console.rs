@@ -47,6 +47,28 @@ struct Telco {
 }
 
 async fn telco(admin_token: Option<&str>) -> Telco {
+    telco_with(admin_token, vec![operator("marco", &["tim"], "2001")], None).await
+}
+
+/// An operator of the telco, offline until someone sets them online.
+fn operator(id: &str, skills: &[&str], x_account: &str) -> Operator {
+    Operator {
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        languages: vec!["it".to_string()],
+        accounts: vec![ChannelAccount {
+            channel: "twitter".to_string(),
+            id: x_account.to_string(),
+        }],
+        ..Operator::new(id, 2)
+    }
+}
+
+/// The telco with these operators (all offline) and, maybe, a shadow chain.
+async fn telco_with(
+    admin_token: Option<&str>,
+    operators: Vec<Operator>,
+    shadow: Option<&str>,
+) -> Telco {
     let x = XApi::start().await.unwrap();
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
@@ -79,17 +101,14 @@ async fn telco(admin_token: Option<&str>) -> Telco {
         secrets,
     };
     spec.brands.insert("1001".to_string(), "tim".to_string());
-    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
-    let marco = Operator {
-        skills: vec!["tim".to_string()],
-        languages: vec!["it".to_string()],
-        accounts: vec![ChannelAccount {
-            channel: "twitter".to_string(),
-            id: "2001".to_string(),
-        }],
-        ..Operator::new("marco", 2)
-    };
-    engine.add_operator(marco, Presence::Offline).await;
+    let mut builder = RoutingEngine::builder(chain("skills > least-loaded").await);
+    if let Some(shadow) = shadow {
+        builder = builder.shadow(chain(shadow).await);
+    }
+    let mut engine = builder.build();
+    for operator in operators {
+        engine.add_operator(operator, Presence::Offline).await;
+    }
     let host = Host::builder()
         .connector(spec)
         .routing(engine)
@@ -104,7 +123,9 @@ async fn telco(admin_token: Option<&str>) -> Telco {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", listener.local_addr().unwrap());
-    let api = AdminApi::new(host.clone(), admin_token.map(Secret::new).as_ref());
+    let plugins = component("skills").parent().unwrap().to_path_buf();
+    let api =
+        AdminApi::new(host.clone(), admin_token.map(Secret::new).as_ref()).with_plugin_dir(plugins);
     tokio::spawn(async move { api.serve(listener).await.unwrap() });
     Telco {
         host,
@@ -707,6 +728,25 @@ async fn a_console_post_without_its_csrf_token_is_refused_and_changes_nothing() 
         assert!(telco.twitter_enabled(), "a POST with {why} disabled it");
     }
 
+    // Setting presence is a change too: refused without the token.
+    let answer = http
+        .post(format!("{console}/operators"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("tenant=default&operator=marco&presence=online")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let marco = telco
+        .host
+        .with_routing("default", |engine| {
+            engine.roster().state("marco").unwrap().presence
+        })
+        .await
+        .unwrap();
+    assert_eq!(marco, Presence::Offline);
+
     // With it: done, and recorded.
     let answer = connector_post(
         &http,
@@ -790,4 +830,222 @@ async fn without_an_admin_token_the_console_says_so_and_answers_loopback_clients
         .await
         .unwrap();
     assert_eq!(rebound.status(), 403);
+}
+
+impl Telco {
+    async fn presence_of(&self, operator: &str) -> Presence {
+        self.host
+            .with_routing("default", |engine| {
+                engine.roster().state(operator).unwrap().presence
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn live_chain(&self) -> String {
+        self.host
+            .with_routing("default", |engine| engine.chain().spec().to_string())
+            .await
+            .unwrap()
+    }
+}
+
+/// Logs the browser in with the admin token.
+async fn browser_login(browser: &Browser, console: &str) {
+    browser.goto(&format!("{console}/login")).await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#login").await;
+    browser.wait_for_text("h1", "Overview").await;
+}
+
+/// Whether the page fits the window's width (no sideways scrolling).
+async fn fits_width(browser: &Browser) -> bool {
+    browser
+        .script(
+            "return document.documentElement.scrollWidth <= \
+             document.documentElement.clientWidth;",
+        )
+        .await
+        == true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stored_traffic_and_switches_to_it()
+ {
+    if !browser_available() {
+        return;
+    }
+    // Marco serves TIM; Giulia another brand. The live chain keeps TIM's customers for
+    // Marco; the shadow chain, round-robin, would hand them to whoever is free.
+    let telco = telco_with(
+        Some(TOKEN),
+        vec![
+            operator("marco", &["tim"], "2001"),
+            operator("giulia", &["impresa-semplice"], "2002"),
+        ],
+        Some("round-robin"),
+    )
+    .await;
+    let browser = Browser::start().await;
+    let console = format!("{}/console", telco.admin);
+    browser_login(&browser, &console).await;
+
+    // Three customers write while nobody works: all three wait.
+    for (id, handle) in [("51", "anna_b"), ("52", "bruno_c"), ("53", "carla_d")] {
+        let text = format!("@TIM_Official {handle}: la linea non funziona");
+        assert_eq!(telco.mention((id, handle), &text).await, 200);
+    }
+    browser.wait_for_text("#waiting-total", "3").await;
+
+    // Operators: everyone offline, holding nothing.
+    browser.click("#nav-operators").await;
+    browser.wait_for_text("h1", "Operators").await;
+    browser
+        .wait_for_text("#presence-default-marco", "Offline")
+        .await;
+    assert_eq!(browser.text("#load-default-marco").await, "0 / 2");
+    let row = browser.text("#operator-default-marco").await;
+    assert!(row.contains("tim") && row.contains("twitter:2001"), "{row}");
+
+    // Marco comes online with a click: he takes two of them (his capacity).
+    browser.click("#set-online-default-marco").await;
+    browser
+        .wait_for_text("#presence-default-marco", "Online")
+        .await;
+    browser
+        .wait_for_text("#flash", "Set presence default/marco: online: done")
+        .await;
+    assert_eq!(telco.presence_of("marco").await, Presence::Online);
+    assert_eq!(browser.text("#load-default-marco").await, "2 / 2");
+    let holds = browser.text("#holds-default-marco").await;
+    assert_eq!(
+        ["51", "52", "53"]
+            .iter()
+            .filter(|id| holds.contains(*id))
+            .count(),
+        2,
+        "{holds}"
+    );
+    assert!(holds.contains("la linea non funziona"), "{holds}");
+    browser.screenshot("operators").await;
+
+    // Giulia comes online: the live chain keeps the third TIM customer waiting (Giulia
+    // has no TIM skill), the shadow chain would have given it to her. A disagreement.
+    browser.click("#set-online-default-giulia").await;
+    browser
+        .wait_for_text("#presence-default-giulia", "Online")
+        .await;
+    assert_eq!(browser.text("#load-default-giulia").await, "0 / 2");
+
+    // Routing: the live and the shadow chain, and what they disagreed on.
+    browser.click("#nav-routing").await;
+    browser.wait_for_text("h1", "Routing").await;
+    assert_eq!(
+        browser.text("#live-chain-default").await,
+        "skills > least-loaded"
+    );
+    assert_eq!(browser.text("#shadow-chain-default").await, "round-robin");
+    let disagreed: u64 = browser.text("#disagreed-default").await.parse().unwrap();
+    assert!(disagreed >= 1, "{disagreed} disagreements");
+    let disagreement = browser.text("tr.disagreement").await;
+    assert!(
+        disagreement.contains("to the queue") && disagreement.contains("→ giulia"),
+        "{disagreement}"
+    );
+    assert!(disagreement.contains("twitter"), "{disagreement}");
+
+    // A candidate that does not load is refused, saying why; nothing is replayed.
+    browser
+        .type_into("#candidate-default", "skills > no-such-policy")
+        .await;
+    browser.click("#replay-default").await;
+    browser.wait_for_text("#flash", "refused").await;
+    let flash = browser.text("#flash").await;
+    assert!(flash.contains("no-such-policy"), "{flash}");
+    assert!(browser.try_find("#replay-result").await.is_none());
+
+    // Replay round-robin over the last 24 hours the store holds, beside the live chain,
+    // on today's operators all online: the live chain leaves one TIM customer waiting
+    // for Marco, round-robin gives Giulia a share.
+    browser.type_into("#candidate-default", "round-robin").await;
+    browser.click("#replay-default").await;
+    browser.find("#replay-result").await;
+    let what = browser.text("#replay-result p.note").await;
+    assert!(
+        what.contains("3 conversations, 3 customer messages"),
+        "{what}"
+    );
+    assert_eq!(browser.text("#replay-candidate-conversations").await, "3");
+    assert_eq!(browser.text("#replay-live-conversations").await, "3");
+    assert_eq!(browser.text("#replay-live-assigned-marco").await, "2");
+    assert_eq!(browser.text("#replay-live-assigned-giulia").await, "0");
+    assert_eq!(browser.text("#replay-live-never").await, "1");
+    assert_eq!(browser.text("#replay-candidate-never").await, "0");
+    let giulia: u32 = browser
+        .text("#replay-candidate-assigned-giulia")
+        .await
+        .parse()
+        .unwrap();
+    assert!(giulia >= 1, "round-robin gave Giulia {giulia}");
+    browser.screenshot("routing-replay").await;
+
+    // Switch to it: loaded and configured first, then live; the shadow chain stays.
+    browser.click("#switch-default").await;
+    browser
+        .wait_for_text(
+            "#flash",
+            "Switch chain default: skills > least-loaded → round-robin: done",
+        )
+        .await;
+    assert_eq!(browser.text("#live-chain-default").await, "round-robin");
+    assert_eq!(telco.live_chain().await, "round-robin");
+    assert_eq!(browser.text("#shadow-chain-default").await, "round-robin");
+    let kept: u64 = browser.text("#disagreed-default").await.parse().unwrap();
+    assert!(
+        kept >= disagreed,
+        "the shadow's count went from {disagreed} to {kept}"
+    );
+    browser.screenshot("routing").await;
+
+    // The next customer goes by the new chain: Giulia is free, and round-robin takes
+    // her although she has no TIM skill.
+    assert_eq!(
+        telco
+            .mention(("54", "dario_e"), "@TIM_Official dopo il cambio")
+            .await,
+        200
+    );
+    browser.click("#nav-operators").await;
+    browser
+        .wait_for_text("#holds-default-giulia", "dopo il cambio")
+        .await;
+
+    // Both changes are in the audit log.
+    browser.click("#nav-audit").await;
+    let entries = browser.text("table").await;
+    assert!(
+        entries.contains("Set presence default/marco: online"),
+        "{entries}"
+    );
+    assert!(
+        entries.contains("Set presence default/giulia: online"),
+        "{entries}"
+    );
+    assert!(
+        entries.contains("Switch chain default: skills > least-loaded → round-robin"),
+        "{entries}"
+    );
+
+    // Both pages fit a phone.
+    browser.resize(390, 844).await;
+    for page in ["operators", "routing"] {
+        browser.goto(&format!("{console}/{page}")).await;
+        browser.find("h1").await;
+        assert!(
+            fits_width(&browser).await,
+            "{page} scrolls sideways at 390 px"
+        );
+        browser.screenshot(&format!("{page}-phone")).await;
+    }
+    browser.quit().await;
 }

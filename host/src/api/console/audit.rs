@@ -21,9 +21,14 @@ pub(crate) enum Action {
     Disable,
     Reset,
     Reload,
+    /// An operator's presence.
+    Presence,
+    /// A tenant's active routing chain.
+    SwitchChain,
 }
 
 impl Action {
+    /// A connector's action, as its button names it.
     pub(crate) fn parse(name: &str) -> Option<Action> {
         match name {
             "enable" => Some(Action::Enable),
@@ -40,6 +45,8 @@ impl Action {
             Action::Disable => "disable",
             Action::Reset => "reset",
             Action::Reload => "reload",
+            Action::Presence => "presence",
+            Action::SwitchChain => "switch-chain",
         }
     }
 
@@ -51,6 +58,8 @@ impl Action {
             Action::Disable => t.disable,
             Action::Reset => t.reset,
             Action::Reload => t.reload,
+            Action::Presence => t.set_presence,
+            Action::SwitchChain => t.switch_chain,
         }
     }
 }
@@ -63,7 +72,8 @@ pub(crate) struct Entry {
     /// The session's short label.
     pub(crate) session: String,
     pub(crate) action: Action,
-    /// `tenant/connector`.
+    /// What it was done to: `tenant/connector`, `tenant/operator: online`,
+    /// `tenant: old chain → new chain`.
     pub(crate) target: String,
     /// `None` when it was done; the reason when it was refused.
     pub(crate) refused: Option<String>,

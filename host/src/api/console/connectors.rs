@@ -34,6 +34,9 @@ pub(crate) async fn apply(
             Ok(report) => report.error.map_or(Ok(()), Err),
             Err(e) => Err(e.to_string()),
         },
+        Action::Presence | Action::SwitchChain => {
+            Err(format!("`{}` is not a connector's action", action.name()))
+        }
     }
 }
 

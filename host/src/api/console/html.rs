@@ -32,6 +32,8 @@ pub(crate) enum Page {
     Login,
     Overview,
     Connectors,
+    Operators,
+    Routing,
     Audit,
     Refused,
 }
@@ -42,6 +44,8 @@ impl Page {
             Page::Login => "login",
             Page::Overview => "overview",
             Page::Connectors => "connectors",
+            Page::Operators => "operators",
+            Page::Routing => "routing",
             Page::Audit => "audit",
             Page::Refused => "overview",
         }
@@ -81,6 +85,8 @@ pub(crate) fn page(
         for (page, label) in [
             (Page::Overview, t.nav_overview),
             (Page::Connectors, t.nav_connectors),
+            (Page::Operators, t.nav_operators),
+            (Page::Routing, t.nav_routing),
             (Page::Audit, t.nav_audit),
         ] {
             let current_attr = if page == current {

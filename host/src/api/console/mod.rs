@@ -9,6 +9,8 @@
 //! | `GET /overview` | who waits (per tenant and brand, each customer's estimate), unhealthy connectors, the outbox, background tasks down |
 //! | `GET /events` | the overview's live updates, as server-sent events ([`live`]) |
 //! | `GET /connectors`, `POST /connectors` | each connector's plugin, health and circuit; enable, disable, reset, reload |
+//! | `GET /operators`, `POST /operators` | each operator's presence, load, skills, accounts and conversations; set presence ([`operators`]) |
+//! | `GET /routing`, `POST /routing` | live and shadow chains, their disagreements; replay a candidate chain over stored traffic; switch to it ([`routing`]) |
 //! | `GET /audit` | every change made through the console: who, what, when |
 //! | `GET /console.css`, `GET /console.js` | the assets, embedded in the binary |
 //!
@@ -28,11 +30,15 @@ mod connectors;
 mod html;
 mod i18n;
 mod live;
+mod operators;
 mod overview;
+mod routing;
 mod session;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -71,23 +77,34 @@ const JS: &str = include_str!("assets/console.js");
 struct Console {
     host: Host,
     token: Option<TokenCheck>,
+    /// Where routing stages named by a bare name are found.
+    plugin_dir: Option<PathBuf>,
     sessions: Sessions,
     audit: AuditLog,
     live: Arc<Live>,
+    /// Each session's last replay, by session label, until it runs another.
+    replays: Mutex<HashMap<String, routing::ReplayResult>>,
 }
 
+/// Replays kept at most (one per session); past it the oldest are dropped.
+const MAX_REPLAYS: usize = 100;
+
 /// The console's routes, to nest at `/console` on the admin API's router. `token` is the
-/// admin API's; without one only loopback clients are answered.
+/// admin API's; without one only loopback clients are answered. `plugin_dir` is where
+/// routing stages named by a bare name are found (replays and chain switches).
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     host: Host,
     token: Option<TokenCheck>,
+    plugin_dir: Option<PathBuf>,
 ) -> Router<S> {
     let console = Arc::new(Console {
         host,
         token,
+        plugin_dir,
         sessions: Sessions::default(),
         audit: AuditLog::default(),
         live: Arc::new(Live::default()),
+        replays: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/", get(root))
@@ -96,6 +113,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         .route("/overview", get(overview_page))
         .route("/events", get(events))
         .route("/connectors", get(connectors_page).post(connector_action))
+        .route("/operators", get(operators_page).post(operator_action))
+        .route("/routing", get(routing_page).post(routing_action))
         .route("/audit", get(audit_page))
         .route("/console.css", get(css))
         .route("/console.js", get(js))
@@ -487,20 +506,10 @@ async fn connectors_page(
 }
 
 async fn connector_action(State(console): State<Arc<Console>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
-    let t = viewer.lang.texts();
-    let form = read_form(body).await.unwrap_or_default();
-    let Some(session) = &viewer.session else {
-        return refused(viewer.lang, t.refused_csrf);
+    let (viewer, headers, session, form) = match changing(&console, request).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
     };
-    if !csrf_ok(session, &parts.headers, &form) {
-        tracing::warn!(
-            session = session.label,
-            "console POST refused: no valid CSRF token"
-        );
-        return refused(viewer.lang, t.refused_csrf);
-    }
     let (Some(tenant), Some(name), Some(action)) = (
         field(&form, "tenant"),
         field(&form, "name"),
@@ -508,29 +517,237 @@ async fn connector_action(State(console): State<Arc<Console>>, request: Request)
     ) else {
         return redirect("connectors");
     };
-    let outcome = connectors::apply(&console.host, action, tenant, name).await;
-    let target = format!("{tenant}/{name}");
-    let flash = Flash {
-        ok: outcome.is_ok(),
-        text: match &outcome {
-            Ok(()) => format!("{} {target}: {}", action.label(viewer.lang), t.outcome_done),
-            Err(reason) => format!(
-                "{} {target}: {} ({reason})",
-                action.label(viewer.lang),
-                t.outcome_refused
-            ),
-        },
+    let outcome = if console.tenants(&session).iter().any(|t| t == tenant) {
+        connectors::apply(&console.host, action, tenant, name).await
+    } else {
+        Err(format!("no tenant `{tenant}`"))
     };
-    console.audit.record(Entry {
-        at_ms: crate::clock::now_ms(),
-        who: session.who,
-        session: session.label.clone(),
+    console.record(
+        &headers,
+        viewer.lang,
+        &session,
         action,
-        target,
-        refused: outcome.err(),
-    });
-    console.sessions.flash(&parts.headers, flash);
+        format!("{tenant}/{name}"),
+        outcome,
+    );
     redirect("connectors")
+}
+
+/// A state-changing request's session and form, once its CSRF token checked out; else
+/// the `403` to answer.
+async fn changing(
+    console: &Console,
+    request: Request,
+) -> Result<(Viewer, HeaderMap, SessionView, Vec<(String, String)>), Response> {
+    let (parts, body) = request.into_parts();
+    let viewer = Viewer::of(console, &parts.headers, &parts.uri, false);
+    let t = viewer.lang.texts();
+    let form = read_form(body).await.unwrap_or_default();
+    let Some(session) = viewer.session.clone() else {
+        return Err(refused(viewer.lang, t.refused_csrf));
+    };
+    if !csrf_ok(&session, &parts.headers, &form) {
+        tracing::warn!(
+            session = session.label,
+            "console POST refused: no valid CSRF token"
+        );
+        return Err(refused(viewer.lang, t.refused_csrf));
+    }
+    Ok((viewer, parts.headers, session, form))
+}
+
+impl Console {
+    /// The tenants a session may see.
+    fn tenants(&self, _session: &SessionView) -> Vec<String> {
+        self.host.tenants()
+    }
+
+    /// Records a change in the audit log and leaves its outcome for the next page.
+    fn record(
+        &self,
+        headers: &HeaderMap,
+        lang: Lang,
+        session: &SessionView,
+        action: Action,
+        target: String,
+        outcome: Result<(), String>,
+    ) {
+        let t = lang.texts();
+        let flash = Flash {
+            ok: outcome.is_ok(),
+            text: match &outcome {
+                Ok(()) => format!("{} {target}: {}", action.label(lang), t.outcome_done),
+                Err(reason) => format!(
+                    "{} {target}: {} ({reason})",
+                    action.label(lang),
+                    t.outcome_refused
+                ),
+            },
+        };
+        self.audit.record(Entry {
+            at_ms: crate::clock::now_ms(),
+            who: session.who,
+            session: session.label.clone(),
+            action,
+            target,
+            refused: outcome.err(),
+        });
+        self.sessions.flash(headers, flash);
+    }
+}
+
+async fn operators_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let Some(session) = &viewer.session else {
+        return redirect("login");
+    };
+    let t = viewer.lang.texts();
+    let tenants = operators::sample(&console.host, &console.tenants(session)).await;
+    let body = operators::render(viewer.lang, &session.csrf, &tenants);
+    viewer.page(Page::Operators, t.operators_title, &body)
+}
+
+async fn operator_action(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (viewer, headers, session, form) = match changing(&console, request).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
+    let (Some(tenant), Some(operator), Some(presence)) = (
+        field(&form, "tenant"),
+        field(&form, "operator"),
+        field(&form, "presence").and_then(operators::parse_presence),
+    ) else {
+        return redirect("operators");
+    };
+    let outcome = if console.tenants(&session).iter().any(|t| t == tenant) {
+        operators::apply(&console.host, tenant, operator, presence).await
+    } else {
+        Err(format!("no tenant `{tenant}`"))
+    };
+    console.record(
+        &headers,
+        viewer.lang,
+        &session,
+        Action::Presence,
+        format!(
+            "{tenant}/{operator}: {}",
+            operators::presence_name(presence)
+        ),
+        outcome,
+    );
+    redirect("operators")
+}
+
+async fn routing_page(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let Some(session) = &viewer.session else {
+        return redirect("login");
+    };
+    let t = viewer.lang.texts();
+    let tenants = routing::sample(&console.host, &console.tenants(session)).await;
+    let last = console
+        .replays
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&session.label)
+        .cloned();
+    let body = routing::render(viewer.lang, &session.csrf, &tenants, last.as_ref());
+    viewer.page(Page::Routing, t.routing_title, &body)
+}
+
+async fn routing_action(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (viewer, headers, session, form) = match changing(&console, request).await {
+        Ok(checked) => checked,
+        Err(refusal) => return refusal,
+    };
+    let t = viewer.lang.texts();
+    let (Some(tenant), Some(chain), Some(action)) = (
+        field(&form, "tenant"),
+        field(&form, "chain"),
+        field(&form, "action"),
+    ) else {
+        return redirect("routing");
+    };
+    if !console.tenants(&session).iter().any(|t| t == tenant) || !console.host.has_routing(tenant) {
+        console.sessions.flash(
+            &headers,
+            Flash {
+                ok: false,
+                text: format!("{}: no routing for tenant `{tenant}`", t.outcome_refused),
+            },
+        );
+        return redirect("routing");
+    }
+    let plugin_dir = console.plugin_dir.as_deref();
+    match action {
+        "replay" => {
+            let ran = match (
+                routing::period_hours(field(&form, "period")),
+                routing::sla_minutes(field(&form, "sla")),
+            ) {
+                (Ok(hours), Ok(sla)) => {
+                    routing::run_replay(&console.host, plugin_dir, tenant, chain, hours, sla).await
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            match ran {
+                Ok(result) => {
+                    let mut replays = console
+                        .replays
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if replays.len() >= MAX_REPLAYS {
+                        replays.clear();
+                    }
+                    replays.insert(session.label.clone(), result);
+                }
+                Err(reason) => console.sessions.flash(
+                    &headers,
+                    Flash {
+                        ok: false,
+                        text: format!(
+                            "{} `{}`: {} ({reason})",
+                            t.replay,
+                            chain.trim(),
+                            t.outcome_refused
+                        ),
+                    },
+                ),
+            }
+        }
+        "switch" => {
+            let outcome = match routing::load(&console.host, plugin_dir, chain).await {
+                Ok(loaded) => console
+                    .host
+                    .switch_chain(tenant, loaded)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            let target = match &outcome {
+                Ok(previous) => format!("{tenant}: {previous} → {}", chain.trim()),
+                Err(_) => format!("{tenant}: → {}", chain.trim()),
+            };
+            console.record(
+                &headers,
+                viewer.lang,
+                &session,
+                Action::SwitchChain,
+                target,
+                outcome.map(drop),
+            );
+        }
+        _ => {}
+    }
+    redirect("routing")
 }
 
 async fn audit_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
