@@ -47,7 +47,13 @@ struct Telco {
 }
 
 async fn telco(admin_token: Option<&str>) -> Telco {
-    telco_with(admin_token, vec![operator("marco", &["tim"], "2001")], None).await
+    telco_with(
+        admin_token,
+        vec![operator("marco", &["tim"], "2001")],
+        None,
+        component("twitter"),
+    )
+    .await
 }
 
 /// An operator of the telco, offline until someone sets them online.
@@ -68,6 +74,7 @@ async fn telco_with(
     admin_token: Option<&str>,
     operators: Vec<Operator>,
     shadow: Option<&str>,
+    plugin: PathBuf,
 ) -> Telco {
     let x = XApi::start().await.unwrap();
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
@@ -86,7 +93,7 @@ async fn telco_with(
     };
     let mut spec = ConnectorSpec::new(
         "twitter",
-        component("twitter"),
+        plugin,
         ConnectorConfig {
             settings: vec![("api_base".to_string(), x.base_url())],
             accounts: vec![
@@ -884,6 +891,7 @@ async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stor
             operator("giulia", &["impresa-semplice"], "2002"),
         ],
         Some("round-robin"),
+        component("twitter"),
     )
     .await;
     let browser = Browser::start().await;
@@ -1047,5 +1055,159 @@ async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stor
         );
         browser.screenshot(&format!("{page}-phone")).await;
     }
+    browser.quit().await;
+}
+
+impl Telco {
+    fn twitter_plugin(&self) -> String {
+        self.host
+            .connector_health()
+            .iter()
+            .find(|c| c.connector == "twitter")
+            .unwrap()
+            .plugin
+            .to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_broken_plugin_upload_is_refused_with_its_reason_and_a_good_one_is_swapped_in_then_rolled_back()
+ {
+    if !browser_available() {
+        return;
+    }
+    // The connector runs a copy of the Twitter plugin in a folder of its own, where the
+    // console writes uploaded versions.
+    let dir = tempfile::tempdir().unwrap();
+    let running = dir.path().join("twitter.wasm");
+    std::fs::copy(component("twitter"), &running).unwrap();
+    let next = dir.path().join("twitter-next.wasm");
+    std::fs::write(&next, crate::hot_swap::twitter_build("0.9.0")).unwrap();
+    let telco = telco_with(
+        Some(TOKEN),
+        vec![operator("marco", &["tim"], "2001")],
+        None,
+        running.clone(),
+    )
+    .await;
+    let before = telco.twitter_plugin();
+    assert!(before.starts_with("twitter@"), "{before}");
+    let browser = Browser::start().await;
+    let console = format!("{}/console", telco.admin);
+    browser_login(&browser, &console).await;
+    browser.click("#nav-connectors").await;
+    browser.wait_for_text("h1", "Connectors").await;
+    let row = browser.text("#connector-default-twitter").await;
+    assert!(row.contains("Contract 0."), "{row}");
+    assert!(row.contains("hosts: 127.0.0.1:"), "{row}");
+    assert!(row.contains("credentials: marco, tim"), "{row}");
+
+    // A routing policy is no connector: refused at inspection, the reason shown, nothing
+    // compiled and nothing swapped.
+    let policy = component("least-loaded").canonicalize().unwrap();
+    browser
+        .type_into("#upload-file", policy.to_str().unwrap())
+        .await;
+    browser.click("#upload-button").await;
+    browser.wait_for_text("#flash", "refused").await;
+    let flash = browser.text("#flash").await;
+    assert!(
+        flash.contains("least-loaded.wasm") && flash.contains("routing-policy"),
+        "{flash}"
+    );
+    assert!(browser.try_find("#upload-review").await.is_none());
+    assert_eq!(telco.twitter_plugin(), before);
+    browser.screenshot("upload-refused").await;
+
+    // Nor is a file that is not WebAssembly at all.
+    let text = dir.path().join("notes.wasm");
+    std::fs::write(&text, "plugin notes, not a plugin").unwrap();
+    browser
+        .type_into("#upload-file", text.to_str().unwrap())
+        .await;
+    browser.click("#upload-button").await;
+    browser
+        .wait_for_text("#flash", "not a WebAssembly file")
+        .await;
+
+    // A new build of the Twitter plugin: inspected and shown, still not serving.
+    browser
+        .type_into("#upload-file", next.to_str().unwrap())
+        .await;
+    browser.click("#upload-button").await;
+    browser
+        .wait_for_text("#review-plugin", "twitter@0.9.0")
+        .await;
+    let review = browser.text("#upload-review").await;
+    assert!(
+        review.contains(&format!("running now: {before}")),
+        "{review}"
+    );
+    assert!(review.contains("served by this host"), "{review}");
+    assert!(browser.text("#review-capabilities").await.contains("http"));
+    assert_eq!(telco.twitter_plugin(), before);
+    browser.screenshot("upload-review").await;
+
+    // Confirmed: swapped in as a reload does, and it serves the next mention.
+    browser.click("#confirm-upload").await;
+    browser.wait_for_text("#flash", "done").await;
+    let flash = browser.text("#flash").await;
+    assert!(
+        flash.contains(&format!(
+            "Upload plugin default/twitter: {before} → twitter@0.9.0"
+        )),
+        "{flash}"
+    );
+    assert_eq!(telco.twitter_plugin(), "twitter@0.9.0");
+    assert_eq!(
+        telco
+            .mention(("61", "elena_f"), "@TIM_Official con la nuova versione")
+            .await,
+        200
+    );
+    browser
+        .wait_for_text("#plugin-default-twitter", "0.9.0")
+        .await;
+    assert_eq!(
+        browser.text("#rollback-default-twitter").await,
+        format!("Roll back to {before}")
+    );
+    assert!(dir.path().join("console-uploads").is_dir());
+    browser.screenshot("connectors-uploaded").await;
+
+    // One click rolls back to the version it replaced.
+    browser.click("#rollback-default-twitter").await;
+    browser.wait_for_text("#flash", "done").await;
+    let flash = browser.text("#flash").await;
+    assert!(
+        flash.contains(&format!(
+            "Roll back default/twitter: twitter@0.9.0 → {before}"
+        )),
+        "{flash}"
+    );
+    assert_eq!(telco.twitter_plugin(), before);
+    assert!(
+        browser
+            .try_find("#rollback-default-twitter")
+            .await
+            .is_none()
+    );
+    assert_eq!(
+        telco
+            .mention(("62", "fabio_g"), "@TIM_Official dopo il ripristino")
+            .await,
+        200
+    );
+
+    // All of it in the audit log, the refusals with their reasons.
+    browser.click("#nav-audit").await;
+    let entries = browser.text("table").await;
+    let uploads = entries
+        .lines()
+        .filter(|l| l.contains("Upload plugin"))
+        .count();
+    assert_eq!(uploads, 3, "{entries}");
+    assert!(entries.contains("routing-policy"), "{entries}");
+    assert!(entries.contains("Roll back default/twitter"), "{entries}");
     browser.quit().await;
 }

@@ -25,6 +25,10 @@ pub(crate) enum Action {
     Presence,
     /// A tenant's active routing chain.
     SwitchChain,
+    /// A new version of a connector's plugin, uploaded and swapped in.
+    Upload,
+    /// The version an upload replaced, swapped in again.
+    Rollback,
 }
 
 impl Action {
@@ -47,6 +51,8 @@ impl Action {
             Action::Reload => "reload",
             Action::Presence => "presence",
             Action::SwitchChain => "switch-chain",
+            Action::Upload => "upload",
+            Action::Rollback => "rollback",
         }
     }
 
@@ -60,6 +66,8 @@ impl Action {
             Action::Reload => t.reload,
             Action::Presence => t.set_presence,
             Action::SwitchChain => t.switch_chain,
+            Action::Upload => t.upload,
+            Action::Rollback => t.rollback,
         }
     }
 }

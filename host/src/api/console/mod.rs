@@ -8,7 +8,8 @@
 //! | `POST /logout` | end the session |
 //! | `GET /overview` | who waits (per tenant and brand, each customer's estimate), unhealthy connectors, the outbox, background tasks down |
 //! | `GET /events` | the overview's live updates, as server-sent events ([`live`]) |
-//! | `GET /connectors`, `POST /connectors` | each connector's plugin, health and circuit; enable, disable, reset, reload |
+//! | `GET /connectors`, `POST /connectors` | each connector's plugin (contract, capabilities, grants), health and circuit; enable, disable, reset, reload; confirm or cancel an upload, roll back |
+//! | `POST /upload` | a new version of a connector's plugin, inspected and held for confirmation ([`upload`]) |
 //! | `GET /operators`, `POST /operators` | each operator's presence, load, skills, accounts and conversations; set presence ([`operators`]) |
 //! | `GET /routing`, `POST /routing` | live and shadow chains, their disagreements; replay a candidate chain over stored traffic; switch to it ([`routing`]) |
 //! | `GET /audit` | every change made through the console: who, what, when |
@@ -34,6 +35,7 @@ mod operators;
 mod overview;
 mod routing;
 mod session;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -84,6 +86,8 @@ struct Console {
     live: Arc<Live>,
     /// Each session's last replay, by session label, until it runs another.
     replays: Mutex<HashMap<String, routing::ReplayResult>>,
+    /// Uploaded plugin versions waiting for confirmation, and the versions they replaced.
+    uploads: upload::Uploads,
 }
 
 /// Replays kept at most (one per session); past it the oldest are dropped.
@@ -105,6 +109,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         audit: AuditLog::default(),
         live: Arc::new(Live::default()),
         replays: Mutex::new(HashMap::new()),
+        uploads: upload::Uploads::default(),
     });
     Router::new()
         .route("/", get(root))
@@ -113,6 +118,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         .route("/overview", get(overview_page))
         .route("/events", get(events))
         .route("/connectors", get(connectors_page).post(connector_action))
+        .route("/upload", post(upload_plugin))
         .route("/operators", get(operators_page).post(operator_action))
         .route("/routing", get(routing_page).post(routing_action))
         .route("/audit", get(audit_page))
@@ -501,7 +507,34 @@ async fn connectors_page(
         return redirect("login");
     };
     let t = viewer.lang.texts();
-    let body = connectors::render(viewer.lang, &session.csrf, &console.host.connector_health());
+    let tenants = console.tenants(session);
+    let health: Vec<_> = console
+        .host
+        .connector_health()
+        .into_iter()
+        .filter(|c| tenants.contains(&c.tenant))
+        .collect();
+    let mut details = connectors::details(&console.host, &health).await;
+    for (c, d) in health.iter().zip(details.iter_mut()) {
+        d.previous = console.uploads.previous(&c.tenant, &c.connector);
+    }
+    let mut body = String::new();
+    if let Some(staged) = console.uploads.staged(&session.label) {
+        upload::render_review(&mut body, viewer.lang, &session.csrf, &staged);
+    }
+    body.push_str(&connectors::render(
+        viewer.lang,
+        &session.csrf,
+        &health,
+        &details,
+    ));
+    if !health.is_empty() {
+        let names: Vec<(String, String)> = health
+            .iter()
+            .map(|c| (c.tenant.clone(), c.connector.clone()))
+            .collect();
+        upload::render_form(&mut body, viewer.lang, &session.csrf, &names);
+    }
     viewer.page(Page::Connectors, t.connectors_title, &body)
 }
 
@@ -510,11 +543,55 @@ async fn connector_action(State(console): State<Arc<Console>>, request: Request)
         Ok(checked) => checked,
         Err(refusal) => return refusal,
     };
+    match field(&form, "action") {
+        Some("confirm") => {
+            if let Some(staged) = console.uploads.take(&session.label) {
+                let (target, outcome) =
+                    upload::confirm(&console.host, &console.uploads, staged).await;
+                console.record(
+                    &headers,
+                    viewer.lang,
+                    &session,
+                    Action::Upload,
+                    target,
+                    outcome,
+                );
+            }
+            return redirect("connectors");
+        }
+        Some("cancel") => {
+            if console.uploads.take(&session.label).is_some() {
+                let text = viewer.lang.texts().upload_cancelled.to_string();
+                console.sessions.flash(&headers, Flash { ok: true, text });
+            }
+            return redirect("connectors");
+        }
+        _ => {}
+    }
     let (Some(tenant), Some(name), Some(action)) = (
         field(&form, "tenant"),
         field(&form, "name"),
-        field(&form, "action").and_then(Action::parse),
+        field(&form, "action"),
     ) else {
+        return redirect("connectors");
+    };
+    if !console.tenants(&session).iter().any(|t| t == tenant) {
+        return redirect("connectors");
+    }
+    if action == "rollback" {
+        let (target, outcome) =
+            upload::rollback(&console.host, &console.uploads, tenant, name).await;
+        console.record(
+            &headers,
+            viewer.lang,
+            &session,
+            Action::Rollback,
+            target,
+            outcome,
+        );
+        return redirect("connectors");
+    }
+    let Some(action) = Action::parse(action) else {
         return redirect("connectors");
     };
     let outcome = if console.tenants(&session).iter().any(|t| t == tenant) {
@@ -594,6 +671,106 @@ impl Console {
         });
         self.sessions.flash(headers, flash);
     }
+}
+
+/// `POST upload`: a plugin file for a connector, inspected (nothing compiled) and held
+/// for the admin to confirm on the connectors page; refused with the reason when it
+/// could never serve as a connector's plugin.
+async fn upload_plugin(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let t = viewer.lang.texts();
+    let Some(session) = viewer.session.clone() else {
+        return refused(viewer.lang, t.refused_csrf);
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let read = match Limited::new(body, upload::MAX_UPLOAD).collect().await {
+        Ok(collected) => upload::parse_multipart(&content_type, &collected.to_bytes()),
+        Err(_) => Err(format!(
+            "the upload is larger than {} MiB",
+            upload::MAX_UPLOAD >> 20
+        )),
+    };
+    let form = read.as_deref().unwrap_or_default();
+    let text_field = |name: &str| {
+        form.iter()
+            .find(|p| p.name == name && p.filename.is_none())
+            .map(|p| String::from_utf8_lossy(&p.data).into_owned())
+    };
+    let presented = text_field("csrf").or_else(|| {
+        parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    if !presented.is_some_and(|token| same_secret(&token, &session.csrf)) {
+        tracing::warn!(
+            session = session.label,
+            "console upload refused: no valid CSRF token"
+        );
+        return refused(viewer.lang, t.refused_csrf);
+    }
+    let connector = text_field("connector").unwrap_or_default();
+    let (tenant, name) = connector.split_once('/').unwrap_or(("", ""));
+    let file = form
+        .iter()
+        .find(|p| p.name == "plugin" && p.filename.is_some());
+    let filename = file.and_then(|f| f.filename.clone()).unwrap_or_default();
+    let running = console
+        .host
+        .connector_health()
+        .into_iter()
+        .find(|c| c.tenant == tenant && c.connector == name)
+        .map(|c| c.plugin);
+    let inspected = match (&read, file, &running) {
+        (Err(reason), _, _) => Err(reason.clone()),
+        (Ok(_), _, None) => Err(format!("no connector `{connector}`")),
+        (Ok(_), _, Some(_)) if !console.tenants(&session).iter().any(|t| t == tenant) => {
+            Err(format!("no connector `{connector}`"))
+        }
+        (Ok(_), None, _) => Err("the form carries no file".to_string()),
+        (Ok(_), Some(file), Some(_)) => upload::inspect_upload(&filename, &file.data),
+    };
+    match (inspected, running, file) {
+        (Ok(inspection), Some(running), Some(file)) => {
+            tracing::info!(
+                session = session.label,
+                connector,
+                plugin = %inspection.plugin,
+                sha256 = inspection.sha256,
+                "console upload inspected, waiting for confirmation"
+            );
+            console.uploads.stage(
+                &session.label,
+                upload::Staged::new(
+                    tenant,
+                    name,
+                    &filename,
+                    file.data.clone(),
+                    inspection,
+                    running,
+                ),
+            );
+        }
+        (outcome, _, _) => {
+            let reason = outcome.err().unwrap_or_default();
+            console.record(
+                &parts.headers,
+                viewer.lang,
+                &session,
+                Action::Upload,
+                format!("{connector}: {filename}"),
+                Err(reason),
+            );
+        }
+    }
+    redirect("connectors")
 }
 
 async fn operators_page(
