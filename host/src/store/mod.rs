@@ -13,6 +13,7 @@
 
 mod assignments;
 pub(crate) mod events;
+mod figures;
 mod ingest;
 pub mod leases;
 mod outbox;
@@ -23,6 +24,7 @@ pub(crate) mod text;
 mod traffic;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
+pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use presence::StoredPresence;
 pub use retention::Pruned;

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::component;
 use crate::routing::chain;
-use crate::support::free_port;
+use crate::support::{eventually, free_port};
 
 const TOKEN: &str = "console-admin-token";
 const SECRET: &str = "consumer-secret";
@@ -936,6 +936,67 @@ async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stor
     );
     assert!(holds.contains("la linea non funziona"), "{holds}");
     browser.screenshot("operators").await;
+
+    // Marco answers one of them: the overview charts the first response and counts the
+    // messages in and out.
+    let held = telco
+        .host
+        .store()
+        .conversations("default")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.assignee.as_deref() == Some("marco"))
+        .unwrap();
+    telco
+        .host
+        .reply(
+            "default",
+            &held.id,
+            "marco",
+            None,
+            "Ci pensiamo noi",
+            "console-reply-1",
+        )
+        .await
+        .unwrap();
+    eventually("the reply goes out", async || {
+        telco
+            .host
+            .store()
+            .conversation("default", &held.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .first_response_at
+            .is_some()
+    })
+    .await;
+    browser.click("#nav-overview").await;
+    browser.find("#first-response-chart circle.dot.p50").await;
+    browser.find("#first-response-chart circle.dot.p95").await;
+    // In: the three mentions. Out: Marco's reply, and the automatic replies that told
+    // each waiting customer the honest estimate.
+    // (The live updates replace the section twice a second: read until a read lands.)
+    let mut messages = String::new();
+    for _ in 0..20 {
+        messages = browser.text("#messages-default-twitter").await;
+        if !messages.is_empty() {
+            break;
+        }
+    }
+    let counts: Vec<u64> = messages
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 2, "{messages}");
+    assert_eq!(counts[0], 3, "{messages}");
+    assert!(counts[1] >= 1, "{messages}");
+    browser
+        .script("document.getElementById('first-response').scrollIntoView(); return null;")
+        .await;
+    browser.screenshot("overview-chart").await;
+    browser.click("#nav-operators").await;
 
     // Giulia comes online: the live chain keeps the third TIM customer waiting (Giulia
     // has no TIM skill), the shadow chain would have given it to her. A disagreement.

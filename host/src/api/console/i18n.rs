@@ -154,6 +154,17 @@ pub(crate) struct Texts {
     pub(crate) down_since: &'static str,
     pub(crate) last_panic: &'static str,
 
+    pub(crate) first_response_title: &'static str,
+    pub(crate) first_response_none: &'static str,
+    pub(crate) first_response_caption: &'static str,
+    pub(crate) messages_title: &'static str,
+    pub(crate) messages_none: &'static str,
+    pub(crate) messages_in: &'static str,
+    pub(crate) messages_out: &'static str,
+    pub(crate) hour: &'static str,
+    pub(crate) first_responses: &'static str,
+    pub(crate) chart_values: &'static str,
+
     pub(crate) connectors_title: &'static str,
     pub(crate) connector: &'static str,
     pub(crate) plugin: &'static str,
@@ -339,6 +350,18 @@ pub(crate) const EN: Texts = Texts {
     restarts: "Restarts",
     down_since: "Down since",
     last_panic: "Last panic",
+
+    first_response_title: "First response, last 12 hours",
+    first_response_none: "No first responses in the last 12 hours.",
+    first_response_caption: "time from a customer's first message to the first reply, per hour \
+                             (UTC) in which the reply went out",
+    messages_title: "Messages, last 12 hours",
+    messages_none: "No messages in the last 12 hours.",
+    messages_in: "In (customers)",
+    messages_out: "Out (replies)",
+    hour: "Hour",
+    first_responses: "First responses",
+    chart_values: "The chart's values",
 
     connectors_title: "Connectors",
     connector: "Connector",
@@ -541,6 +564,18 @@ pub(crate) const IT: Texts = Texts {
     restarts: "Riavvii",
     down_since: "Ferma da",
     last_panic: "Ultimo panic",
+
+    first_response_title: "Prima risposta, ultime 12 ore",
+    first_response_none: "Nessuna prima risposta nelle ultime 12 ore.",
+    first_response_caption: "tempo dal primo messaggio del cliente alla prima risposta, per \
+                             ora (UTC) in cui è partita la risposta",
+    messages_title: "Messaggi, ultime 12 ore",
+    messages_none: "Nessun messaggio nelle ultime 12 ore.",
+    messages_in: "In arrivo (clienti)",
+    messages_out: "In uscita (risposte)",
+    hour: "Ora",
+    first_responses: "Prime risposte",
+    chart_values: "I valori del grafico",
 
     connectors_title: "Connettori",
     connector: "Connettore",

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::{Bytes, Frame};
 use tokio::sync::{mpsc, watch};
 
+use super::figures::FiguresCache;
 use super::i18n::Lang;
 use super::overview::{Snapshot, render, sample};
 use crate::Host;
@@ -39,6 +40,8 @@ pub(crate) struct Live {
     /// The sampler task owns the sender; this only finds it. When the task ends (or
     /// panics) the sender goes, every stream ends, and browsers reconnect to a new one.
     publisher: Mutex<Weak<Publisher>>,
+    /// The charts' figures, read from the store at most every 30 s.
+    figures: FiguresCache,
 }
 
 impl Live {
@@ -47,7 +50,7 @@ impl Live {
         if let Some(publisher) = self.lock().upgrade() {
             return publisher.subscribe();
         }
-        let first = Arc::new(sample(host).await);
+        let first = Arc::new(sample(host, &self.figures, false).await);
         let mut slot = self.lock();
         if let Some(publisher) = slot.upgrade() {
             return publisher.subscribe();
@@ -72,9 +75,14 @@ impl Live {
                     return;
                 }
             }
-            let snapshot = sample(&host).await;
+            let snapshot = sample(&host, &self.figures, false).await;
             publisher.send_replace(Arc::new(snapshot));
         }
+    }
+
+    /// The charts' figures, shared with the overview page's first snapshot.
+    pub(crate) fn figures(&self) -> &FiguresCache {
+        &self.figures
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Weak<Publisher>> {

@@ -28,6 +28,7 @@
 
 mod audit;
 mod connectors;
+mod figures;
 mod html;
 mod i18n;
 mod live;
@@ -478,7 +479,7 @@ async fn overview_page(
         return redirect("login");
     }
     let t = viewer.lang.texts();
-    let snapshot = overview::sample(&console.host).await;
+    let snapshot = overview::sample(&console.host, console.live.figures(), true).await;
     let body = format!(
         "<p id=\"live-state\" class=\"live\" data-on=\"{on}\" data-off=\"{off}\" hidden></p>\n\
          <div id=\"live\">\n{live}</div>\n",

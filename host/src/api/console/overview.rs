@@ -2,11 +2,15 @@
 //! (per tenant and brand, the longest wait, each customer's honest estimate), which
 //! connectors are unhealthy, what the outbox holds, which background tasks are down.
 //!
+//! Below them, the charts of [`super::figures`]: first response p50/p95 per hour and
+//! messages in and out per channel.
+//!
 //! [`sample`] reads it all from the [`Host`] in one go ([`Snapshot`]); [`render`] turns a
 //! snapshot into the live part of the page, in the viewer's language. The page shows a
 //! first snapshot at once; [`super::live`] streams the following ones.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::Host;
 use crate::TaskHealth;
@@ -14,6 +18,7 @@ use crate::connectors::{Circuit, ConnectorHealth};
 use crate::routing::WaitEstimate;
 use crate::store::OutboxBacklog;
 
+use super::figures::{Figures, FiguresCache};
 use super::html::{duration, escape, fill, time};
 use super::i18n::Lang;
 
@@ -31,6 +36,7 @@ pub(crate) struct Snapshot {
     unhealthy: Vec<ConnectorHealth>,
     outbox: Vec<OutboxBacklog>,
     tasks_down: Vec<TaskHealth>,
+    figures: Arc<Figures>,
 }
 
 #[derive(Clone, Debug)]
@@ -62,8 +68,9 @@ struct Waiting {
 }
 
 /// Reads the overview's figures from the host. Each tenant's routing engine is held only
-/// while its queue is copied.
-pub(crate) async fn sample(host: &Host) -> Snapshot {
+/// while its queue is copied; the charts' figures come from `figures`, read from the
+/// store when they are stale (or, for a page load, when `fresh`).
+pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> Snapshot {
     let mut tenants = Vec::new();
     for tenant in host.tenants() {
         let queue = host
@@ -136,6 +143,11 @@ pub(crate) async fn sample(host: &Host) -> Snapshot {
             .into_iter()
             .filter(|t| !t.running)
             .collect(),
+        figures: if fresh {
+            figures.fresh(host).await
+        } else {
+            figures.get(host).await
+        },
     }
 }
 
@@ -310,6 +322,8 @@ pub(crate) fn render(lang: Lang, snapshot: &Snapshot) -> String {
         );
     }
     html.push_str("</section>\n");
+
+    super::figures::render(&mut html, lang, &snapshot.figures);
 
     // Unhealthy connectors.
     let _ = write!(
