@@ -30,6 +30,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+pub use super::console::{MIN_PASSWORD_CHARS, add_console_user};
 use super::crm::PresenceBody;
 use super::{ApiError, ApiPath, ErrorCode, JsonBody, TokenCheck, bearer};
 use std::sync::Arc;

@@ -12,6 +12,7 @@
 //!   new message joins the open conversation and never creates a second one.
 
 mod assignments;
+mod console;
 pub(crate) mod events;
 mod figures;
 mod ingest;
@@ -24,6 +25,7 @@ pub(crate) mod text;
 mod traffic;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
+pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
 pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use presence::StoredPresence;

@@ -47,13 +47,33 @@ struct Telco {
 }
 
 async fn telco(admin_token: Option<&str>) -> Telco {
-    telco_with(
-        admin_token,
-        vec![operator("marco", &["tim"], "2001")],
-        None,
-        component("twitter"),
-    )
-    .await
+    telco_with(admin_token, Setup::default()).await
+}
+
+/// How a test's telco differs from the plain one.
+struct Setup {
+    /// Its operators (all offline).
+    operators: Vec<Operator>,
+    /// A shadow chain.
+    shadow: Option<&'static str>,
+    /// The Twitter connector's plugin file.
+    plugin: PathBuf,
+    /// The store (default: in memory).
+    store: Option<String>,
+    /// A second tenant, `wind`, with a connector of its own and operator Paolo.
+    wind: bool,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            operators: vec![operator("marco", &["tim"], "2001")],
+            shadow: None,
+            plugin: component("twitter"),
+            store: None,
+            wind: false,
+        }
+    }
 }
 
 /// An operator of the telco, offline until someone sets them online.
@@ -70,12 +90,14 @@ fn operator(id: &str, skills: &[&str], x_account: &str) -> Operator {
 }
 
 /// The telco with these operators (all offline) and, maybe, a shadow chain.
-async fn telco_with(
-    admin_token: Option<&str>,
-    operators: Vec<Operator>,
-    shadow: Option<&str>,
-    plugin: PathBuf,
-) -> Telco {
+async fn telco_with(admin_token: Option<&str>, setup: Setup) -> Telco {
+    let Setup {
+        operators,
+        shadow,
+        plugin,
+        store,
+        wind,
+    } = setup;
     let x = XApi::start().await.unwrap();
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
@@ -116,12 +138,21 @@ async fn telco_with(
     for operator in operators {
         engine.add_operator(operator, Presence::Offline).await;
     }
-    let host = Host::builder()
-        .connector(spec)
-        .routing(engine)
-        .build()
-        .await
-        .unwrap();
+    let mut host = Host::builder().connector(spec.clone()).routing(engine);
+    if let Some(store) = store {
+        host = host.store(store);
+    }
+    if wind {
+        let mut wind_spec = spec;
+        wind_spec.tenant = "wind".to_string();
+        wind_spec.brands.clear();
+        let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
+        engine
+            .add_operator(operator("paolo", &["wind"], "3001"), Presence::Offline)
+            .await;
+        host = host.connector(wind_spec).tenant_routing("wind", engine);
+    }
+    let host = host.build().await.unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingress = format!("http://{}", listener.local_addr().unwrap());
@@ -886,12 +917,14 @@ async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stor
     // Marco; the shadow chain, round-robin, would hand them to whoever is free.
     let telco = telco_with(
         Some(TOKEN),
-        vec![
-            operator("marco", &["tim"], "2001"),
-            operator("giulia", &["impresa-semplice"], "2002"),
-        ],
-        Some("round-robin"),
-        component("twitter"),
+        Setup {
+            operators: vec![
+                operator("marco", &["tim"], "2001"),
+                operator("giulia", &["impresa-semplice"], "2002"),
+            ],
+            shadow: Some("round-robin"),
+            ..Setup::default()
+        },
     )
     .await;
     let browser = Browser::start().await;
@@ -1146,9 +1179,10 @@ async fn in_a_browser_a_broken_plugin_upload_is_refused_with_its_reason_and_a_go
     std::fs::write(&next, crate::hot_swap::twitter_build("0.9.0")).unwrap();
     let telco = telco_with(
         Some(TOKEN),
-        vec![operator("marco", &["tim"], "2001")],
-        None,
-        running.clone(),
+        Setup {
+            plugin: running.clone(),
+            ..Setup::default()
+        },
     )
     .await;
     let before = telco.twitter_plugin();
@@ -1271,4 +1305,340 @@ async fn in_a_browser_a_broken_plugin_upload_is_refused_with_its_reason_and_a_go
     assert!(entries.contains("routing-policy"), "{entries}");
     assert!(entries.contains("Roll back default/twitter"), "{entries}");
     browser.quit().await;
+}
+
+/// Logs in through the login page's user form; answers the session's cookie.
+async fn log_in_as(
+    http: &reqwest::Client,
+    console: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let page = http.get(format!("{console}/login")).send().await.unwrap();
+    let (login_cookie, _) = set_cookie(&page, "centralino_login").unwrap();
+    let form = csrf_field(&page.text().await.unwrap());
+    let response = http
+        .post(format!("{console}/login"))
+        .header("cookie", &login_cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={form}&kind=user&username={username}&password={password}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303, "logging in as {username}");
+    set_cookie(&response, "centralino_console").unwrap().0
+}
+
+async fn page(http: &reqwest::Client, url: &str, cookie: &str) -> String {
+    let response = http.get(url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_a_tenants_console_user_sees_and_changes_only_that_tenant() {
+    if !browser_available() {
+        return;
+    }
+    let telco = telco_with(
+        Some(TOKEN),
+        Setup {
+            wind: true,
+            ..Setup::default()
+        },
+    )
+    .await;
+    let console = format!("{}/console", telco.admin);
+    centralino::api::admin::add_console_user(
+        telco.host.store(),
+        "default",
+        "ops.tim",
+        "tim-console-password",
+    )
+    .await
+    .unwrap();
+    // The admin disables Wind's connector: an entry of Wind's in the audit log.
+    let http = plain();
+    let admin = log_in(&http, &console).await;
+    let csrf = csrf_field(&page(&http, &format!("{console}/connectors"), &admin).await);
+    let answer = connector_post(
+        &http,
+        &console,
+        Some(&admin),
+        &[],
+        &format!("tenant=wind&name=twitter&action=disable&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{console}/login")).await;
+    browser.type_into("#username", "ops.tim").await;
+    browser.type_into("#password", "not-the-password").await;
+    browser.click("#login-user").await;
+    browser
+        .wait_for_text("#login-problem", "Unknown username or wrong password.")
+        .await;
+    browser.type_into("#username", "ops.tim").await;
+    browser.type_into("#password", "tim-console-password").await;
+    browser.click("#login-user").await;
+    browser.wait_for_text("h1", "Overview").await;
+    browser.wait_for_text("#live-state", "Live").await;
+    assert!(
+        browser
+            .text(".logout .who")
+            .await
+            .contains("ops.tim (console user of default)")
+    );
+    // Wind's disabled connector is not this user's business: nothing unhealthy here.
+    browser.wait_for_text("#unhealthy-count", "0").await;
+    for page in ["overview", "connectors", "operators", "routing", "audit"] {
+        browser.goto(&format!("{console}/{page}")).await;
+        browser.find("h1").await;
+        let source = browser.call("GET", "/source", None).await;
+        let source = source.as_str().unwrap();
+        assert!(!source.contains("wind"), "{page} shows Wind: {source}");
+        assert!(!source.contains("paolo"), "{page} shows Paolo: {source}");
+        browser.screenshot(&format!("tenant-user-{page}")).await;
+    }
+    browser.goto(&format!("{console}/operators")).await;
+    browser.find("#operator-default-marco").await;
+    browser.goto(&format!("{console}/connectors")).await;
+    browser.find("#connector-default-twitter").await;
+
+    // Its own tenant it may change: Marco online, with a click, audited under its name.
+    browser.goto(&format!("{console}/operators")).await;
+    browser.click("#set-online-default-marco").await;
+    browser
+        .wait_for_text("#presence-default-marco", "Online")
+        .await;
+    browser.goto(&format!("{console}/audit")).await;
+    let entries = browser.text("table").await;
+    assert!(
+        entries.contains("ops.tim (console user of default)"),
+        "{entries}"
+    );
+    assert!(!entries.contains("wind"), "{entries}");
+    browser.quit().await;
+
+    // A forged form naming Wind changes nothing; nor may the user swap plugins.
+    let user = log_in_as(&http, &console, "ops.tim", "tim-console-password").await;
+    let csrf = csrf_field(&page(&http, &format!("{console}/connectors"), &user).await);
+    connector_post(
+        &http,
+        &console,
+        Some(&user),
+        &[],
+        &format!("tenant=wind&name=twitter&action=enable&csrf={csrf}"),
+    )
+    .await;
+    let wind_enabled = telco
+        .host
+        .connector_health()
+        .iter()
+        .find(|c| c.tenant == "wind")
+        .unwrap()
+        .enabled;
+    assert!(
+        !wind_enabled,
+        "a console user of default enabled Wind's connector"
+    );
+    connector_post(
+        &http,
+        &console,
+        Some(&user),
+        &[],
+        &format!("tenant=default&name=twitter&action=reload&csrf={csrf}"),
+    )
+    .await;
+    let audit = page(&http, &format!("{console}/audit"), &user).await;
+    assert!(
+        audit.contains("only the admin (token) may do this"),
+        "{audit}"
+    );
+    // The admin sees everything, Wind's entry too.
+    let audit = page(&http, &format!("{console}/audit"), &admin).await;
+    assert!(audit.contains("wind/twitter"), "{audit}");
+}
+
+#[tokio::test]
+async fn console_sessions_and_the_audit_log_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}/centralino.db", dir.path().display());
+    let first = telco_with(
+        Some(TOKEN),
+        Setup {
+            store: Some(store.clone()),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let console = format!("{}/console", first.admin);
+    let http = plain();
+    let session = log_in(&http, &console).await;
+    let csrf = csrf_field(&page(&http, &format!("{console}/connectors"), &session).await);
+    let answer = connector_post(
+        &http,
+        &console,
+        Some(&session),
+        &[],
+        &format!("tenant=default&name=twitter&action=reset&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    first.host.shutdown().await.unwrap();
+    drop(first);
+
+    // Another host on the same store: the same cookie is still a session, with the
+    // same CSRF token, and the change is in its audit log.
+    let second = telco_with(
+        Some(TOKEN),
+        Setup {
+            store: Some(store),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let console = format!("{}/console", second.admin);
+    let audit = page(&http, &format!("{console}/audit"), &session).await;
+    assert_eq!(audit.matches("class=\"audit-entry\"").count(), 1, "{audit}");
+    assert!(audit.contains("Reset circuit default/twitter"), "{audit}");
+    let connectors = page(&http, &format!("{console}/connectors"), &session).await;
+    assert_eq!(csrf_field(&connectors), csrf);
+    // Logging out ends it for every host.
+    let answer = http
+        .post(format!("{console}/logout"))
+        .header("cookie", &session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let answer = http
+        .get(format!("{console}/overview"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+}
+
+#[tokio::test]
+async fn a_console_session_opened_on_one_host_works_on_another_sharing_postgresql() {
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!("SKIPPED: CENTRALINO_TEST_POSTGRES is not set");
+        return;
+    };
+    let url = crate::store::fresh_postgres_database(&base).await;
+    let setup = || Setup {
+        store: Some(url.clone()),
+        ..Setup::default()
+    };
+    let (one, two) = (
+        telco_with(Some(TOKEN), setup()).await,
+        telco_with(Some(TOKEN), setup()).await,
+    );
+    let http = plain();
+    let session = log_in(&http, &format!("{}/console", one.admin)).await;
+    let console = format!("{}/console", two.admin);
+    let csrf = csrf_field(&page(&http, &format!("{console}/connectors"), &session).await);
+    centralino::api::admin::add_console_user(
+        one.host.store(),
+        "default",
+        "ops.tim",
+        "tim-console-password",
+    )
+    .await
+    .unwrap();
+    let answer = connector_post(
+        &http,
+        &console,
+        Some(&session),
+        &[],
+        &format!("tenant=default&name=twitter&action=reset&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(answer.status(), 303);
+    // Made on the second host, shown on the first; the user added through the first
+    // logs in on the second.
+    let audit = page(&http, &format!("{}/console/audit", one.admin), &session).await;
+    assert!(audit.contains("Reset circuit default/twitter"), "{audit}");
+    let user = log_in_as(&http, &console, "ops.tim", "tim-console-password").await;
+    let overview = page(&http, &format!("{}/console/overview", one.admin), &user).await;
+    assert!(
+        overview.contains("ops.tim (console user of default)"),
+        "{overview}"
+    );
+}
+
+#[tokio::test]
+async fn centralino_console_add_user_writes_a_user_that_can_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("centralino.db");
+    let plugins = component("echo-channel").parent().unwrap().to_path_buf();
+    let config = dir.path().join("centralino.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[host]\nstore = \"sqlite://{db}\"\nplugin_dir = \"{plugins}\"\n\n\
+             [[tenants]]\nid = \"default\"\n\n[[tenants.connectors]]\nname = \"echo\"\n\
+             plugin = \"echo-channel\"\n\n[[tenants.connectors.accounts]]\nid = \"support\"\n",
+            db = db.display(),
+            plugins = plugins.display(),
+        ),
+    )
+    .unwrap();
+    let add = |tenant: &str, password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_centralino"))
+            .args(["console", "add-user", "--config"])
+            .arg(&config)
+            .args(["--tenant", tenant, "--username", "ops.tim"])
+            .env("CENTRALINO_CONSOLE_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let refused = add("nowhere", "tim-console-password");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no tenant `nowhere` (tenants: default)"),
+        "{stderr}"
+    );
+    let refused = add("default", "short");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("shorter than 12 characters"), "{stderr}");
+    let added = add("default", "tim-console-password");
+    let stdout = String::from_utf8_lossy(&added.stdout);
+    assert_eq!(
+        added.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(
+        stdout.contains("console user `ops.tim` of tenant `default` added"),
+        "{stdout}"
+    );
+
+    // A host on that store lets the user in.
+    let telco = telco_with(
+        Some(TOKEN),
+        Setup {
+            store: Some(format!("sqlite://{}", db.display())),
+            ..Setup::default()
+        },
+    )
+    .await;
+    let http = plain();
+    let console = format!("{}/console", telco.admin);
+    let user = log_in_as(&http, &console, "ops.tim", "tim-console-password").await;
+    let overview = page(&http, &format!("{console}/overview"), &user).await;
+    assert!(
+        overview.contains("ops.tim (console user of default)"),
+        "{overview}"
+    );
 }

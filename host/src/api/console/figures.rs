@@ -33,10 +33,12 @@ pub(crate) struct Bucket {
     pub(crate) p95_ms: Option<u64>,
 }
 
-/// What the charts show.
+/// What the charts show, for every tenant (each page picks what its viewer may see).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Figures {
-    pub(crate) buckets: Vec<Bucket>,
+    pub(crate) now_ms: u64,
+    /// First responses of the last hours, by tenant.
+    pub(crate) responses: Vec<(String, FirstResponse)>,
     pub(crate) messages: Vec<MessageCount>,
 }
 
@@ -77,7 +79,7 @@ async fn read(host: &Host, now_ms: u64) -> Figures {
     let mut messages = Vec::new();
     for tenant in host.tenants() {
         match host.store().first_responses(&tenant, since).await {
-            Ok(found) => responses.extend(found),
+            Ok(found) => responses.extend(found.into_iter().map(|r| (tenant.clone(), r))),
             Err(e) => tracing::warn!(tenant, "the console could not read first responses: {e:#}"),
         }
         match host.store().message_counts(&tenant, since).await {
@@ -86,7 +88,8 @@ async fn read(host: &Host, now_ms: u64) -> Figures {
         }
     }
     Figures {
-        buckets: buckets(&responses, now_ms),
+        now_ms,
+        responses,
         messages,
     }
 }
@@ -146,15 +149,28 @@ const RIGHT: u64 = 16;
 const TOP: u64 = 16;
 const BOTTOM: u64 = 36;
 
-/// The first-response chart and the messages table (the overview's `#figures`).
-pub(crate) fn render(html: &mut String, lang: Lang, figures: &Figures) {
+/// The first-response chart and the messages table; only `only`'s when given.
+pub(crate) fn render(html: &mut String, lang: Lang, figures: &Figures, only: Option<&str>) {
     let t = lang.texts();
+    let shown = |tenant: &str| only.is_none_or(|only| only == tenant);
+    let responses: Vec<FirstResponse> = figures
+        .responses
+        .iter()
+        .filter(|(tenant, _)| shown(tenant))
+        .map(|(_, r)| *r)
+        .collect();
+    let buckets = buckets(&responses, figures.now_ms);
+    let messages: Vec<&MessageCount> = figures
+        .messages
+        .iter()
+        .filter(|m| shown(&m.tenant))
+        .collect();
     let _ = write!(
         html,
         "<section id=\"first-response\">\n<h2>{}</h2>\n",
         escape(t.first_response_title)
     );
-    let answered: usize = figures.buckets.iter().map(|b| b.responses).sum();
+    let answered: usize = buckets.iter().map(|b| b.responses).sum();
     if answered == 0 {
         let _ = writeln!(
             html,
@@ -162,7 +178,7 @@ pub(crate) fn render(html: &mut String, lang: Lang, figures: &Figures) {
             escape(t.first_response_none)
         );
     } else {
-        chart(html, lang, &figures.buckets);
+        chart(html, lang, &buckets);
     }
     html.push_str("</section>\n");
 
@@ -171,11 +187,10 @@ pub(crate) fn render(html: &mut String, lang: Lang, figures: &Figures) {
         "<section id=\"messages\">\n<h2>{}</h2>\n",
         escape(t.messages_title)
     );
-    if figures.messages.is_empty() {
+    if messages.is_empty() {
         let _ = writeln!(html, "<p class=\"empty\">{}</p>", escape(t.messages_none));
     } else {
-        let rows: Vec<String> = figures
-            .messages
+        let rows: Vec<String> = messages
             .iter()
             .map(|m| {
                 format!(
@@ -369,11 +384,14 @@ mod tests {
             after_ms: 42_000,
         }];
         let figures = Figures {
-            buckets: buckets(&responses, now),
+            now_ms: now,
+            responses: responses.iter().map(|r| ("tim".to_string(), *r)).collect(),
             messages: Vec::new(),
         };
         let mut html = String::new();
-        render(&mut html, Lang::En, &figures);
+        render(&mut html, Lang::En, &figures, Some("wind"));
+        assert!(!html.contains("<svg"), "another tenant's figures: {html}");
+        render(&mut html, Lang::En, &figures, Some("tim"));
         assert!(html.contains("<svg id=\"first-response-chart\""), "{html}");
         assert!(html.contains("<circle class=\"dot p50\""), "{html}");
         assert!(

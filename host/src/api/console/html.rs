@@ -140,9 +140,16 @@ pub(crate) fn page(
 
 /// Who a session is, as the header and the audit log say it.
 pub(crate) fn who(t: &Texts, session: &SessionView) -> String {
-    let kind = match session.who {
-        super::session::Who::AdminToken => t.who_admin,
-        super::session::Who::Loopback => t.who_loopback,
+    let kind = match (session.who, &session.user) {
+        (super::session::Who::AdminToken, _) => t.who_admin.to_string(),
+        (super::session::Who::Loopback, _) => t.who_loopback.to_string(),
+        (super::session::Who::User, user) => fill(
+            t.who_user,
+            &[
+                ("user", user.as_ref().map_or("", |u| u.username.as_str())),
+                ("tenant", user.as_ref().map_or("", |u| u.tenant.as_str())),
+            ],
+        ),
     };
     format!("{kind}, {} {}", t.session, session.label)
 }

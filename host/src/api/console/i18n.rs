@@ -222,6 +222,14 @@ pub(crate) struct Texts {
     pub(crate) who_admin: &'static str,
     pub(crate) who_loopback: &'static str,
     pub(crate) session: &'static str,
+    pub(crate) who_user: &'static str,
+    pub(crate) login_user_title: &'static str,
+    pub(crate) login_username: &'static str,
+    pub(crate) login_password: &'static str,
+    pub(crate) login_user_button: &'static str,
+    pub(crate) login_wrong_password: &'static str,
+    pub(crate) login_admin_title: &'static str,
+    pub(crate) admin_only: &'static str,
     pub(crate) outcome_done: &'static str,
     pub(crate) outcome_refused: &'static str,
 
@@ -310,7 +318,7 @@ pub(crate) const EN: Texts = Texts {
     login_enter: "Enter",
     login_wrong_token: "That is not the admin token.",
     login_expired: "The login form expired. Try again.",
-    sessions_in_memory: "Sessions are kept in memory: restarting the host logs everyone out.",
+    sessions_in_memory: "Sessions are kept in the store: a restart logs nobody out.",
 
     overview_title: "Overview",
     live_on: "Live",
@@ -415,8 +423,7 @@ pub(crate) const EN: Texts = Texts {
     secrets: "secrets",
 
     audit_title: "Audit log",
-    audit_note: "Kept in memory for now: the last 1000 changes made through the console since \
-                 the host started.",
+    audit_note: "Kept in the store: the last 1000 changes made through the console.",
     audit_empty: "No changes yet.",
     when: "When",
     who: "Who",
@@ -425,6 +432,14 @@ pub(crate) const EN: Texts = Texts {
     who_admin: "admin (token)",
     who_loopback: "loopback client (no token)",
     session: "session",
+    who_user: "{user} (console user of {tenant})",
+    login_user_title: "Console user",
+    login_username: "Username",
+    login_password: "Password",
+    login_user_button: "Log in as user",
+    login_wrong_password: "Unknown username or wrong password.",
+    login_admin_title: "Admin token",
+    admin_only: "only the admin (token) may do this: it changes files on the host",
     outcome_done: "done",
     outcome_refused: "refused",
 
@@ -524,7 +539,7 @@ pub(crate) const IT: Texts = Texts {
     login_enter: "Entra",
     login_wrong_token: "Questo non è il token di amministrazione.",
     login_expired: "Il modulo di accesso è scaduto. Riprova.",
-    sessions_in_memory: "Le sessioni sono tenute in memoria: riavviare l'host disconnette tutti.",
+    sessions_in_memory: "Le sessioni sono salvate nello store: un riavvio non disconnette nessuno.",
 
     overview_title: "Panoramica",
     live_on: "In diretta",
@@ -629,8 +644,7 @@ pub(crate) const IT: Texts = Texts {
     secrets: "segreti",
 
     audit_title: "Registro modifiche",
-    audit_note: "Per ora tenuto in memoria: le ultime 1000 modifiche fatte dalla console \
-                 dall'avvio dell'host.",
+    audit_note: "Salvato nello store: le ultime 1000 modifiche fatte dalla console.",
     audit_empty: "Ancora nessuna modifica.",
     when: "Quando",
     who: "Chi",
@@ -639,6 +653,14 @@ pub(crate) const IT: Texts = Texts {
     who_admin: "amministratore (token)",
     who_loopback: "client loopback (senza token)",
     session: "sessione",
+    who_user: "{user} (utente console di {tenant})",
+    login_user_title: "Utente della console",
+    login_username: "Nome utente",
+    login_password: "Password",
+    login_user_button: "Accedi come utente",
+    login_wrong_password: "Nome utente sconosciuto o password errata.",
+    login_admin_title: "Token di amministrazione",
+    admin_only: "solo l'amministratore (token) può farlo: cambia file sull'host",
     outcome_done: "fatto",
     outcome_refused: "rifiutato",
 

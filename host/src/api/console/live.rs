@@ -91,13 +91,21 @@ impl Live {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The event stream of one page.
-    pub(crate) async fn stream(self: &Arc<Self>, host: &Host, lang: Lang) -> Response {
+    /// The event stream of one page; only `only`'s tenant when given.
+    pub(crate) async fn stream(
+        self: &Arc<Self>,
+        host: &Host,
+        lang: Lang,
+        only: Option<String>,
+    ) -> Response {
         let mut snapshots = self.subscribe(host).await;
         let (sender, receiver) = mpsc::channel::<Bytes>(2);
         tokio::spawn(async move {
             let first = snapshots.borrow_and_update().clone();
-            let opening = format!("retry: {RETRY_MS}\n{}", event(&render(lang, &first)));
+            let opening = format!(
+                "retry: {RETRY_MS}\n{}",
+                event(&render(lang, &first, only.as_deref()))
+            );
             if sender.send(Bytes::from(opening)).await.is_err() {
                 return;
             }
@@ -105,7 +113,7 @@ impl Live {
                 let next = match tokio::time::timeout(KEEP_ALIVE, snapshots.changed()).await {
                     Ok(Ok(())) => {
                         let snapshot = snapshots.borrow_and_update().clone();
-                        event(&render(lang, &snapshot))
+                        event(&render(lang, &snapshot, only.as_deref()))
                     }
                     // The sampler is gone: end the stream, the browser reconnects.
                     Ok(Err(_)) => return,

@@ -16,12 +16,17 @@
 //! | `GET /console.css`, `GET /console.js` | the assets, embedded in the binary |
 //!
 //! Security: a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS) after
-//! logging in with the admin token; a CSRF token on every `POST` (`403` without, and
+//! logging in with the admin token (every tenant) or as a tenant's console user
+//! ([`users`]: Argon2id-hashed passwords in the store; the user sees and changes only
+//! that tenant, and may not upload, roll back or reload plugins, which changes files on
+//! the host); a CSRF token on every `POST` (`403` without, and
 //! `403` for a cross-site `Origin`); a Content-Security-Policy that allows only the
 //! console's own script and style (nothing inline). When the host has no admin token,
 //! the console answers only requests whose `Host` names a loopback address (and, when
 //! the server records it, whose peer is loopback), like the admin API, which then only
-//! listens on loopback. Sessions and the audit log are kept in memory for now.
+//! listens on loopback. Sessions ([`session`]) and the audit log ([`audit`]) are kept in
+//! the store (migration 7), so they survive restarts and every host sharing a PostgreSQL
+//! database knows the same ones.
 //!
 //! Pages are built on the server ([`html`]); the only script, `console.js`, puts the
 //! overview's live updates in place. Everything works at 1280 px and at phone width.
@@ -37,6 +42,9 @@ mod overview;
 mod routing;
 mod session;
 mod upload;
+mod users;
+
+pub use users::{MIN_PASSWORD_CHARS, add_console_user};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -103,11 +111,11 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     plugin_dir: Option<PathBuf>,
 ) -> Router<S> {
     let console = Arc::new(Console {
+        sessions: Sessions::new(host.store().clone()),
+        audit: AuditLog::new(host.store().clone()),
         host,
         token,
         plugin_dir,
-        sessions: Sessions::default(),
-        audit: AuditLog::default(),
         live: Arc::new(Live::default()),
         replays: Mutex::new(HashMap::new()),
         uploads: upload::Uploads::default(),
@@ -240,7 +248,7 @@ struct Viewer {
 
 impl Viewer {
     /// The viewer of a request; a page that shows the session's flash message takes it.
-    fn of(console: &Console, headers: &HeaderMap, uri: &Uri, take_flash: bool) -> Viewer {
+    async fn of(console: &Console, headers: &HeaderMap, uri: &Uri, take_flash: bool) -> Viewer {
         let chosen = uri
             .query()
             .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("lang=")));
@@ -249,7 +257,7 @@ impl Viewer {
             lang,
             remember_lang: chosen.is_some(),
             secure: session::over_tls(headers, uri.scheme_str()),
-            session: console.sessions.get(headers, take_flash),
+            session: console.sessions.get(headers, take_flash).await,
         }
     }
 
@@ -329,14 +337,14 @@ async fn js() -> Response {
 }
 
 async fn root(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
-    match console.sessions.get(&headers, false) {
+    match console.sessions.get(&headers, false).await {
         Some(_) => redirect("console/overview"),
         None => redirect("console/login"),
     }
 }
 
 async fn login_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
     if viewer.session.is_some() {
         return redirect("overview");
     }
@@ -365,10 +373,11 @@ fn login_form(
     ));
     match console.token {
         Some(_) => body.push_str(&format!(
-            "<label for=\"token\">{label}</label>\n\
+            "<h2>{title}</h2>\n<label for=\"token\">{label}</label>\n\
              <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" \
              required autofocus>\n<p class=\"help\">{help}</p>\n\
              <button id=\"login\" type=\"submit\">{button}</button>\n",
+            title = escape(t.login_admin_title),
             label = escape(t.login_token_label),
             help = escape(t.login_token_help),
             button = escape(t.login_button),
@@ -381,8 +390,22 @@ fn login_form(
         )),
     }
     body.push_str(&format!(
-        "</form>\n<p class=\"note\">{}</p>\n",
-        escape(t.sessions_in_memory)
+        "</form>\n<h2>{title}</h2>\n\
+         <form class=\"login\" method=\"post\" action=\"login\">\n\
+         <input type=\"hidden\" name=\"csrf\" value=\"{nonce}\">\n\
+         <input type=\"hidden\" name=\"kind\" value=\"user\">\n\
+         <label for=\"username\">{username}</label>\n\
+         <input id=\"username\" name=\"username\" autocomplete=\"username\" required>\n\
+         <label for=\"password\">{password}</label>\n\
+         <input id=\"password\" name=\"password\" type=\"password\" \
+         autocomplete=\"current-password\" required>\n\
+         <button id=\"login-user\" type=\"submit\">{button}</button>\n</form>\n\
+         <p class=\"note\">{note}</p>\n",
+        title = escape(t.login_user_title),
+        username = escape(t.login_username),
+        password = escape(t.login_password),
+        button = escape(t.login_user_button),
+        note = escape(t.sessions_in_memory),
     ));
     let mut response = viewer.page(Page::Login, t.login_title, &body);
     *response.status_mut() = status;
@@ -394,7 +417,7 @@ fn login_form(
 
 async fn login(State(console): State<Arc<Console>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false).await;
     let t = viewer.lang.texts();
     let Some(form) = read_form(body).await else {
         return login_form(
@@ -419,24 +442,68 @@ async fn login(State(console): State<Arc<Console>>, request: Request) -> Respons
             StatusCode::FORBIDDEN,
         );
     }
-    let who = match &console.token {
-        Some(token) => {
-            if !field(&form, "token").is_some_and(|presented| token.matches(presented.trim())) {
-                tracing::warn!("console login refused: not the admin token");
+    let (who, user) = if field(&form, "kind") == Some("user") {
+        let username = field(&form, "username").unwrap_or_default().trim();
+        let password = field(&form, "password").unwrap_or_default();
+        match users::check(console.host.store(), username, password).await {
+            Some(user) => (
+                Who::User,
+                Some(session::ConsoleUser {
+                    username: user.username,
+                    tenant: user.tenant,
+                }),
+            ),
+            None => {
+                tracing::warn!(
+                    username,
+                    "console login refused: unknown user or wrong password"
+                );
                 return login_form(
                     &console,
                     &viewer,
-                    Some(t.login_wrong_token),
+                    Some(t.login_wrong_password),
                     StatusCode::UNAUTHORIZED,
                 );
             }
-            Who::AdminToken
         }
-        // The guard let only loopback clients this far.
-        None => Who::Loopback,
+    } else {
+        let who = match &console.token {
+            Some(token) => {
+                if !field(&form, "token").is_some_and(|presented| token.matches(presented.trim())) {
+                    tracing::warn!("console login refused: not the admin token");
+                    return login_form(
+                        &console,
+                        &viewer,
+                        Some(t.login_wrong_token),
+                        StatusCode::UNAUTHORIZED,
+                    );
+                }
+                Who::AdminToken
+            }
+            // The guard let only loopback clients this far.
+            None => Who::Loopback,
+        };
+        (who, None)
     };
-    let secret = console.sessions.open(who);
-    tracing::info!(?who, "console login");
+    let username = user
+        .as_ref()
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let secret = match console.sessions.open(who, user).await {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::error!("the console could not store a session: {e:#}");
+            let mut response = login_form(
+                &console,
+                &viewer,
+                Some(t.login_expired),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return response;
+        }
+    };
+    tracing::info!(who = who.name(), username, "console login");
     let mut response = redirect("overview");
     let headers = response.headers_mut();
     for cookie in [
@@ -453,7 +520,7 @@ async fn login(State(console): State<Arc<Console>>, request: Request) -> Respons
 
 async fn logout(State(console): State<Arc<Console>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false).await;
     let form = read_form(body).await.unwrap_or_default();
     let Some(session) = &viewer.session else {
         return redirect("login");
@@ -461,7 +528,7 @@ async fn logout(State(console): State<Arc<Console>>, request: Request) -> Respon
     if !csrf_ok(session, &parts.headers, &form) {
         return refused(viewer.lang, viewer.lang.texts().refused_csrf);
     }
-    console.sessions.close(&parts.headers);
+    console.sessions.close(&parts.headers).await;
     let mut response = redirect("login");
     if let Some(cookie) = set_cookie(SESSION_COOKIE, "", Some(Duration::ZERO), viewer.secure) {
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -474,10 +541,10 @@ async fn overview_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
-    if viewer.session.is_none() {
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
+    let Some(session) = &viewer.session else {
         return redirect("login");
-    }
+    };
     let t = viewer.lang.texts();
     let snapshot = overview::sample(&console.host, console.live.figures(), true).await;
     let body = format!(
@@ -485,17 +552,26 @@ async fn overview_page(
          <div id=\"live\">\n{live}</div>\n",
         on = escape(t.live_on),
         off = escape(t.live_off),
-        live = overview::render(viewer.lang, &snapshot),
+        live = overview::render(
+            viewer.lang,
+            &snapshot,
+            session.user.as_ref().map(|u| u.tenant.as_str())
+        ),
     );
     viewer.page(Page::Overview, t.overview_title, &body)
 }
 
 async fn events(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, false);
+    let viewer = Viewer::of(&console, &headers, &uri, false).await;
     if viewer.session.is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    console.live.stream(&console.host, viewer.lang).await
+    let only = viewer
+        .session
+        .as_ref()
+        .and_then(|s| s.user.as_ref())
+        .map(|u| u.tenant.clone());
+    console.live.stream(&console.host, viewer.lang, only).await
 }
 
 async fn connectors_page(
@@ -503,7 +579,7 @@ async fn connectors_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
     let Some(session) = &viewer.session else {
         return redirect("login");
     };
@@ -547,23 +623,32 @@ async fn connector_action(State(console): State<Arc<Console>>, request: Request)
     match field(&form, "action") {
         Some("confirm") => {
             if let Some(staged) = console.uploads.take(&session.label) {
-                let (target, outcome) =
-                    upload::confirm(&console.host, &console.uploads, staged).await;
-                console.record(
-                    &headers,
-                    viewer.lang,
-                    &session,
-                    Action::Upload,
-                    target,
-                    outcome,
-                );
+                let tenant_of_staged = staged.tenant.clone();
+                let (target, outcome) = match files_allowed(viewer.lang, &session) {
+                    Ok(()) => upload::confirm(&console.host, &console.uploads, staged).await,
+                    Err(why) => (format!("{}/{}", staged.tenant, staged.name), Err(why)),
+                };
+                console
+                    .record_change(
+                        &headers,
+                        viewer.lang,
+                        &session,
+                        &tenant_of_staged,
+                        Action::Upload,
+                        target,
+                        outcome,
+                    )
+                    .await;
             }
             return redirect("connectors");
         }
         Some("cancel") => {
             if console.uploads.take(&session.label).is_some() {
                 let text = viewer.lang.texts().upload_cancelled.to_string();
-                console.sessions.flash(&headers, Flash { ok: true, text });
+                console
+                    .sessions
+                    .flash(&headers, Flash { ok: true, text })
+                    .await;
             }
             return redirect("connectors");
         }
@@ -580,34 +665,46 @@ async fn connector_action(State(console): State<Arc<Console>>, request: Request)
         return redirect("connectors");
     }
     if action == "rollback" {
-        let (target, outcome) =
-            upload::rollback(&console.host, &console.uploads, tenant, name).await;
-        console.record(
-            &headers,
-            viewer.lang,
-            &session,
-            Action::Rollback,
-            target,
-            outcome,
-        );
+        let (target, outcome) = match files_allowed(viewer.lang, &session) {
+            Ok(()) => upload::rollback(&console.host, &console.uploads, tenant, name).await,
+            Err(why) => (format!("{tenant}/{name}"), Err(why)),
+        };
+        console
+            .record_change(
+                &headers,
+                viewer.lang,
+                &session,
+                tenant,
+                Action::Rollback,
+                target,
+                outcome,
+            )
+            .await;
         return redirect("connectors");
     }
     let Some(action) = Action::parse(action) else {
         return redirect("connectors");
     };
-    let outcome = if console.tenants(&session).iter().any(|t| t == tenant) {
+    let outcome = if action == Action::Reload
+        && let Err(why) = files_allowed(viewer.lang, &session)
+    {
+        Err(why)
+    } else if console.tenants(&session).iter().any(|t| t == tenant) {
         connectors::apply(&console.host, action, tenant, name).await
     } else {
         Err(format!("no tenant `{tenant}`"))
     };
-    console.record(
-        &headers,
-        viewer.lang,
-        &session,
-        action,
-        format!("{tenant}/{name}"),
-        outcome,
-    );
+    console
+        .record_change(
+            &headers,
+            viewer.lang,
+            &session,
+            tenant,
+            action,
+            format!("{tenant}/{name}"),
+            outcome,
+        )
+        .await;
     redirect("connectors")
 }
 
@@ -618,7 +715,7 @@ async fn changing(
     request: Request,
 ) -> Result<(Viewer, HeaderMap, SessionView, Vec<(String, String)>), Response> {
     let (parts, body) = request.into_parts();
-    let viewer = Viewer::of(console, &parts.headers, &parts.uri, false);
+    let viewer = Viewer::of(console, &parts.headers, &parts.uri, false).await;
     let t = viewer.lang.texts();
     let form = read_form(body).await.unwrap_or_default();
     let Some(session) = viewer.session.clone() else {
@@ -634,18 +731,34 @@ async fn changing(
     Ok((viewer, parts.headers, session, form))
 }
 
+/// Whether a session may change files on the host (upload, roll back, reload a plugin):
+/// the admin's may, a tenant's console user's may not.
+fn files_allowed(lang: Lang, session: &SessionView) -> Result<(), String> {
+    match session.who {
+        Who::User => Err(lang.texts().admin_only.to_string()),
+        Who::AdminToken | Who::Loopback => Ok(()),
+    }
+}
+
 impl Console {
-    /// The tenants a session may see.
-    fn tenants(&self, _session: &SessionView) -> Vec<String> {
-        self.host.tenants()
+    /// The tenants a session may see: a console user only their own.
+    fn tenants(&self, session: &SessionView) -> Vec<String> {
+        let all = self.host.tenants();
+        match &session.user {
+            Some(user) => all.into_iter().filter(|t| *t == user.tenant).collect(),
+            None => all,
+        }
     }
 
-    /// Records a change in the audit log and leaves its outcome for the next page.
-    fn record(
+    /// Records a change to `tenant` in the audit log and leaves its outcome for the
+    /// session's next page.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_change(
         &self,
         headers: &HeaderMap,
         lang: Lang,
         session: &SessionView,
+        tenant: &str,
         action: Action,
         target: String,
         outcome: Result<(), String>,
@@ -662,15 +775,19 @@ impl Console {
                 ),
             },
         };
-        self.audit.record(Entry {
-            at_ms: crate::clock::now_ms(),
-            who: session.who,
-            session: session.label.clone(),
-            action,
-            target,
-            refused: outcome.err(),
-        });
-        self.sessions.flash(headers, flash);
+        self.audit
+            .record(Entry {
+                at_ms: crate::clock::now_ms(),
+                tenant: tenant.to_string(),
+                who: session.who,
+                user: session.user.as_ref().map(|u| u.username.clone()),
+                session: session.label.clone(),
+                action,
+                target,
+                refused: outcome.err(),
+            })
+            .await;
+        self.sessions.flash(headers, flash).await;
     }
 }
 
@@ -679,7 +796,7 @@ impl Console {
 /// could never serve as a connector's plugin.
 async fn upload_plugin(State(console): State<Arc<Console>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false);
+    let viewer = Viewer::of(&console, &parts.headers, &parts.uri, false).await;
     let t = viewer.lang.texts();
     let Some(session) = viewer.session.clone() else {
         return refused(viewer.lang, t.refused_csrf);
@@ -735,6 +852,7 @@ async fn upload_plugin(State(console): State<Arc<Console>>, request: Request) ->
         (Ok(_), _, Some(_)) if !console.tenants(&session).iter().any(|t| t == tenant) => {
             Err(format!("no connector `{connector}`"))
         }
+        (Ok(_), _, Some(_)) if session.who == Who::User => Err(t.admin_only.to_string()),
         (Ok(_), None, _) => Err("the form carries no file".to_string()),
         (Ok(_), Some(file), Some(_)) => upload::inspect_upload(&filename, &file.data),
     };
@@ -761,14 +879,17 @@ async fn upload_plugin(State(console): State<Arc<Console>>, request: Request) ->
         }
         (outcome, _, _) => {
             let reason = outcome.err().unwrap_or_default();
-            console.record(
-                &parts.headers,
-                viewer.lang,
-                &session,
-                Action::Upload,
-                format!("{connector}: {filename}"),
-                Err(reason),
-            );
+            console
+                .record_change(
+                    &parts.headers,
+                    viewer.lang,
+                    &session,
+                    tenant,
+                    Action::Upload,
+                    format!("{connector}: {filename}"),
+                    Err(reason),
+                )
+                .await;
         }
     }
     redirect("connectors")
@@ -779,7 +900,7 @@ async fn operators_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
     let Some(session) = &viewer.session else {
         return redirect("login");
     };
@@ -806,17 +927,20 @@ async fn operator_action(State(console): State<Arc<Console>>, request: Request) 
     } else {
         Err(format!("no tenant `{tenant}`"))
     };
-    console.record(
-        &headers,
-        viewer.lang,
-        &session,
-        Action::Presence,
-        format!(
-            "{tenant}/{operator}: {}",
-            operators::presence_name(presence)
-        ),
-        outcome,
-    );
+    console
+        .record_change(
+            &headers,
+            viewer.lang,
+            &session,
+            tenant,
+            Action::Presence,
+            format!(
+                "{tenant}/{operator}: {}",
+                operators::presence_name(presence)
+            ),
+            outcome,
+        )
+        .await;
     redirect("operators")
 }
 
@@ -825,7 +949,7 @@ async fn routing_page(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
     let Some(session) = &viewer.session else {
         return redirect("login");
     };
@@ -855,13 +979,16 @@ async fn routing_action(State(console): State<Arc<Console>>, request: Request) -
         return redirect("routing");
     };
     if !console.tenants(&session).iter().any(|t| t == tenant) || !console.host.has_routing(tenant) {
-        console.sessions.flash(
-            &headers,
-            Flash {
-                ok: false,
-                text: format!("{}: no routing for tenant `{tenant}`", t.outcome_refused),
-            },
-        );
+        console
+            .sessions
+            .flash(
+                &headers,
+                Flash {
+                    ok: false,
+                    text: format!("{}: no routing for tenant `{tenant}`", t.outcome_refused),
+                },
+            )
+            .await;
         return redirect("routing");
     }
     let plugin_dir = console.plugin_dir.as_deref();
@@ -887,18 +1014,23 @@ async fn routing_action(State(console): State<Arc<Console>>, request: Request) -
                     }
                     replays.insert(session.label.clone(), result);
                 }
-                Err(reason) => console.sessions.flash(
-                    &headers,
-                    Flash {
-                        ok: false,
-                        text: format!(
-                            "{} `{}`: {} ({reason})",
-                            t.replay,
-                            chain.trim(),
-                            t.outcome_refused
-                        ),
-                    },
-                ),
+                Err(reason) => {
+                    console
+                        .sessions
+                        .flash(
+                            &headers,
+                            Flash {
+                                ok: false,
+                                text: format!(
+                                    "{} `{}`: {} ({reason})",
+                                    t.replay,
+                                    chain.trim(),
+                                    t.outcome_refused
+                                ),
+                            },
+                        )
+                        .await;
+                }
             }
         }
         "switch" => {
@@ -914,14 +1046,17 @@ async fn routing_action(State(console): State<Arc<Console>>, request: Request) -
                 Ok(previous) => format!("{tenant}: {previous} → {}", chain.trim()),
                 Err(_) => format!("{tenant}: → {}", chain.trim()),
             };
-            console.record(
-                &headers,
-                viewer.lang,
-                &session,
-                Action::SwitchChain,
-                target,
-                outcome.map(drop),
-            );
+            console
+                .record_change(
+                    &headers,
+                    viewer.lang,
+                    &session,
+                    tenant,
+                    Action::SwitchChain,
+                    target,
+                    outcome.map(drop),
+                )
+                .await;
         }
         _ => {}
     }
@@ -929,12 +1064,13 @@ async fn routing_action(State(console): State<Arc<Console>>, request: Request) -
 }
 
 async fn audit_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = Viewer::of(&console, &headers, &uri, true);
-    if viewer.session.is_none() {
+    let viewer = Viewer::of(&console, &headers, &uri, true).await;
+    let Some(session) = &viewer.session else {
         return redirect("login");
-    }
+    };
     let t = viewer.lang.texts();
-    let body = audit::render(viewer.lang, &console.audit.entries());
+    let tenant = session.user.as_ref().map(|u| u.tenant.as_str());
+    let body = audit::render(viewer.lang, &console.audit.entries(tenant).await);
     viewer.page(Page::Audit, t.audit_title, &body)
 }
 

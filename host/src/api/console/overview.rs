@@ -151,8 +151,38 @@ pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> 
     }
 }
 
-/// The live part of the overview (what the page shows inside `#live`).
-pub(crate) fn render(lang: Lang, snapshot: &Snapshot) -> String {
+/// The live part of the overview (what the page shows inside `#live`); with `only`, just
+/// that tenant's (a console user's view: no other tenant, no host-wide tasks).
+pub(crate) fn render(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
+    if let Some(only) = only {
+        let mine = Snapshot {
+            tenants: snapshot
+                .tenants
+                .iter()
+                .filter(|q| q.tenant == only)
+                .cloned()
+                .collect(),
+            unhealthy: snapshot
+                .unhealthy
+                .iter()
+                .filter(|c| c.tenant == only)
+                .cloned()
+                .collect(),
+            outbox: snapshot
+                .outbox
+                .iter()
+                .filter(|o| o.tenant == only)
+                .cloned()
+                .collect(),
+            tasks_down: Vec::new(),
+            ..snapshot.clone()
+        };
+        return render_all(lang, &mine, Some(only));
+    }
+    render_all(lang, snapshot, None)
+}
+
+fn render_all(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
     let t = lang.texts();
     let mut html = String::with_capacity(4096);
     let waiting: usize = snapshot.tenants.iter().map(|q| q.total).sum();
@@ -323,7 +353,7 @@ pub(crate) fn render(lang: Lang, snapshot: &Snapshot) -> String {
     }
     html.push_str("</section>\n");
 
-    super::figures::render(&mut html, lang, &snapshot.figures);
+    super::figures::render(&mut html, lang, &snapshot.figures, only);
 
     // Unhealthy connectors.
     let _ = write!(
