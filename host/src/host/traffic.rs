@@ -28,6 +28,8 @@ impl Host {
     /// host stored it; and how long the recorded assignee took to reply and to resolve,
     /// counted from their assignment (from the conversation's start when it was answered
     /// before its last assignment), so a chain that assigns later gets the work done later.
+    /// The events end at `to_ms` (an unchanged presence then), so a conversation a chain
+    /// never assigns waits, and misses its SLA, until the period's end.
     pub(crate) async fn stored_traffic(
         &self,
         tenant: &str,
@@ -53,6 +55,7 @@ impl Host {
             .map(|m| u64::try_from(m.received_at).unwrap_or(0))
             .min()
             .unwrap_or(from_ms);
+        let last_operator = operators.last().map(|o| o.id.clone());
         for operator in operators {
             let line = events.timed.len();
             events.timed.push((
@@ -75,6 +78,14 @@ impl Host {
                 events.timed.push((at, line, TimedEvent::Message(message)));
                 messages += 1;
             }
+        }
+        if let Some(operator) = last_operator {
+            let line = events.timed.len();
+            events.timed.push((
+                to_ms.max(start),
+                line,
+                TimedEvent::Presence(operator, Presence::Online),
+            ));
         }
         // Stable: operators (at the start) come before messages at the same time.
         events.timed.sort_by_key(|(at, _, _)| *at);

@@ -1083,12 +1083,21 @@ async fn in_a_browser_an_admin_sets_presence_replays_a_candidate_chain_over_stor
     assert_eq!(browser.text("#replay-live-assigned-giulia").await, "0");
     assert_eq!(browser.text("#replay-live-never").await, "1");
     assert_eq!(browser.text("#replay-candidate-never").await, "0");
+    // The one nobody took under the live chain waits until the period's end (now).
+    assert_ne!(browser.text("#replay-live-wait").await, "0 s / 0 s / 0 s");
+    assert_eq!(
+        browser.text("#replay-candidate-wait").await,
+        "0 s / 0 s / 0 s"
+    );
     let giulia: u32 = browser
         .text("#replay-candidate-assigned-giulia")
         .await
         .parse()
         .unwrap();
     assert!(giulia >= 1, "round-robin gave Giulia {giulia}");
+    browser
+        .script("document.getElementById('replay-result').scrollIntoView(); return null;")
+        .await;
     browser.screenshot("routing-replay").await;
 
     // Switch to it: loaded and configured first, then live; the shadow chain stays.
