@@ -193,7 +193,7 @@ pub async fn engine(
 }
 
 /// Pre-signed deliveries: the platform's work, done before the clock starts.
-fn deliveries(options: &Options) -> Vec<WebhookRequest> {
+pub(crate) fn deliveries(options: &Options) -> Vec<WebhookRequest> {
     let batch = options.batch.max(1);
     (0..options.messages.div_ceil(batch))
         .map(|d| {
@@ -204,7 +204,7 @@ fn deliveries(options: &Options) -> Vec<WebhookRequest> {
         .collect()
 }
 
-async fn host(
+pub(crate) async fn host(
     runtime: &Runtime,
     plugins: &Path,
     options: &Options,

@@ -13,11 +13,13 @@
 //! | [`density`] | connector instances of one compiled component: time per instance, resident memory per idle instance |
 //! | [`swap`] | what switching a connector to a new plugin version costs, under traffic |
 //! | [`cold`] | a host with three plugins starting in a fresh process, with and without the compiled-artifact cache |
+//! | [`console`] | the ingress load over HTTP with and without the console's live overview streaming |
 
 // Benchmarks fail loudly with the reason; there is no caller to hand an error to.
 #![allow(clippy::expect_used)]
 
 pub mod cold;
+pub mod console;
 pub mod decision;
 pub mod density;
 pub mod fixtures;

@@ -14,11 +14,11 @@ use centralino::runtime::Runtime;
 use centralino_bench::density::Allocator;
 use centralino_bench::machine::{Machine, command_line, load_average};
 use centralino_bench::stats::{bytes, human};
-use centralino_bench::{cold, decision, density, ingest, swap};
+use centralino_bench::{cold, console, decision, density, ingest, swap};
 use clap::Parser;
 
 /// The sections, in report order.
-const SECTIONS: [&str; 5] = ["decision", "ingest", "density", "swap", "cold"];
+const SECTIONS: [&str; 6] = ["decision", "ingest", "density", "swap", "cold", "console"];
 
 /// Benchmarks of centralino: decision cost, ingest throughput, tenant density, hot swap,
 /// cold start. Prints a Markdown report; build the plugins first (`cargo xtask plugins`),
@@ -30,7 +30,8 @@ struct Args {
     /// mean nothing.
     #[arg(long)]
     quick: bool,
-    /// Only these sections (comma-separated): decision, ingest, density, swap, cold.
+    /// Only these sections (comma-separated): decision, ingest, density, swap, cold,
+    /// console.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where the built plugins are. Default: `$CENTRALINO_PLUGIN_DIR` or `target/plugins`.
@@ -54,6 +55,12 @@ struct Args {
     /// Density: allocators to compare (on-demand, pooling).
     #[arg(long, value_delimiter = ',')]
     allocators: Vec<String>,
+    /// Console: rounds of the ingress load with and without the overview streaming.
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Console: overview event streams open during the runs with the console.
+    #[arg(long)]
+    streams: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,6 +109,7 @@ fn main() -> anyhow::Result<()> {
             "ingest" => tokio.block_on(ingest_section(&args, &plugins))?,
             "density" => density_section(&args, &plugins)?,
             "swap" => tokio.block_on(swap_section(&args, &plugins))?,
+            "console" => tokio.block_on(console_section(&args, &plugins))?,
             _ => cold_section(&args, &plugins)?,
         };
         report.section(section, &body, &load, started.elapsed());
@@ -218,6 +226,68 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
             verdict(f.http_over_wasm() >= 100.0)
         );
     }
+    Ok(out)
+}
+
+async fn console_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let mut options = ingest::Options::default();
+    let mut rounds = 5;
+    if args.quick {
+        options.messages = 200;
+        options.batch = 20;
+        rounds = 1;
+    }
+    options.messages = args.messages.unwrap_or(options.messages);
+    options.batch = args.batch.unwrap_or(options.batch);
+    options.concurrency = args.concurrency.unwrap_or(options.concurrency);
+    let rounds = args.rounds.unwrap_or(rounds);
+    let streams = args.streams.unwrap_or(1);
+    let runtime = Runtime::new()?;
+    let f = console::run(&runtime, plugins, &options, rounds, streams).await?;
+    let (without, with) = (console::median(&f.without), console::median(&f.with));
+    let change = (with / without - 1.0) * 100.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## 6. The console's live overview and the webhook path\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} messages per run in signed Messenger deliveries of {} over HTTP to the ingress, {} in \
+         flight, SQLite file, CRM open; with the console: logged in, the overview loaded and {} \
+         event stream(s) open for the whole run. {} rounds, each on fresh hosts, alternating \
+         which side goes first.\n",
+        f.options.messages,
+        f.options.batch,
+        f.options.concurrency,
+        f.streams,
+        f.without.len()
+    );
+    let _ = writeln!(out, "| run | msg/s per round | median |\n|---|---|---:|");
+    let list = |rates: &[f64]| {
+        rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        out,
+        "| overview closed | {} | {without:.0} |",
+        list(&f.without)
+    );
+    let _ = writeln!(
+        out,
+        "| overview streaming | {} | {with:.0} |",
+        list(&f.with)
+    );
+    let _ = writeln!(
+        out,
+        "\nWith the overview streaming: {change:+.1}% ({} overview events received); \
+         target: within 5% — {}.",
+        f.events,
+        verdict(change >= -5.0)
+    );
     Ok(out)
 }
 

@@ -31,6 +31,7 @@ fn the_bench_binary_runs_every_section_with_tiny_sizes() {
         "## 3. Tenant density",
         "## 4. Hot swap",
         "## 5. Cold start",
+        "## 6. The console's live overview and the webhook path",
     ] {
         assert!(
             stdout.contains(heading),

@@ -3,7 +3,8 @@
 //! - `plugins`: builds every crate under `plugins/` into a WebAssembly component in
 //!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
 //! - `test`: builds the plugins, then runs the whole test suite (the README's test command).
-//! - `demo`: builds the plugins and the host, then runs `centralino demo`.
+//! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
+//!   arguments given (`cargo xtask demo --console` keeps the host and its console up).
 //! - `public-api`: lists the library's public API (from rustdoc's JSON, no default
 //!   features) into `host/public-api.txt`; `public-api --check` fails when the list and
 //!   the code differ, so nothing becomes public by accident (`test` runs the check).

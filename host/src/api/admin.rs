@@ -62,6 +62,7 @@ pub struct AdminApi {
     host: Host,
     token: Option<TokenCheck>,
     reloader: Option<Arc<ConfigReloader>>,
+    plugin_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AdminApi {
@@ -79,7 +80,17 @@ impl AdminApi {
             host,
             token: token.map(TokenCheck::new),
             reloader: None,
+            plugin_dir: None,
         }
+    }
+
+    /// Where the console finds routing plugins named by a bare name (`least-loaded` is
+    /// `<dir>/least-loaded.wasm`) when it replays a candidate chain or switches to one.
+    /// Without it, stages must be named by their `.wasm` path. `centralino run` gives
+    /// it `host.plugin_dir`.
+    pub fn with_plugin_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.plugin_dir = Some(dir.into());
+        self
     }
 
     /// Lets `POST /reload` re-read the config file the host was started from.
@@ -112,7 +123,11 @@ impl AdminApi {
             .merge(protected)
             .nest(
                 "/console",
-                super::console::router(self.host.clone(), self.token.clone()),
+                super::console::router(
+                    self.host.clone(),
+                    self.token.clone(),
+                    self.plugin_dir.clone(),
+                ),
             )
             .fallback(super::not_found)
             .method_not_allowed_fallback(super::method_not_allowed)

@@ -15,6 +15,7 @@ mod outbox;
 mod readiness;
 mod routing;
 mod tasks;
+mod traffic;
 mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};

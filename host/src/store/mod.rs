@@ -12,7 +12,9 @@
 //!   new message joins the open conversation and never creates a second one.
 
 mod assignments;
+mod console;
 pub(crate) mod events;
+mod figures;
 mod ingest;
 internal_mod! {
     leases;
@@ -23,9 +25,13 @@ mod receipts;
 mod retention;
 mod schema;
 pub(crate) mod text;
+mod traffic;
 
+pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
+pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub(crate) use receipts::{Applied, Deletion};
+pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
 internal_use!(
     assignments::RoutedConversation,

@@ -150,4 +150,43 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE messages ADD COLUMN deleted_at BIGINT",
         ],
     ),
+    (
+        7,
+        &[
+            // The admin console (see `console.rs`): its per-tenant users (Argon2id PHC
+            // strings, never passwords), its sessions (by the SHA-256 of the cookie, so
+            // the store never holds one) and its audit log, so a restart logs nobody out
+            // and every host sharing the database knows the same sessions and history.
+            "CREATE TABLE console_users (
+                username TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )",
+            "CREATE TABLE console_sessions (
+                id TEXT PRIMARY KEY,
+                who TEXT NOT NULL,
+                username TEXT,
+                tenant TEXT,
+                label TEXT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                last_seen BIGINT NOT NULL,
+                flash TEXT
+            )",
+            "CREATE TABLE console_audit (
+                id TEXT PRIMARY KEY,
+                at BIGINT NOT NULL,
+                tenant TEXT NOT NULL,
+                who TEXT NOT NULL,
+                username TEXT,
+                session TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                refused TEXT
+            )",
+            "CREATE INDEX console_audit_by_tenant ON console_audit (tenant, at)",
+            "CREATE INDEX console_audit_by_time ON console_audit (at)",
+        ],
+    ),
 ];

@@ -54,7 +54,7 @@ fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
 
 /// The Twitter component re-stamped as version `version`: a new build as far as the host
 /// can tell (new bytes, new hash, a new version in its metadata).
-fn twitter_build(version: &str) -> Vec<u8> {
+pub(crate) fn twitter_build(version: &str) -> Vec<u8> {
     let bytes = std::fs::read(component("twitter")).unwrap();
     let metadata = serde_json::json!({
         "name": "twitter",

@@ -1,17 +1,18 @@
-//! Every change made through the console: who, what, when, and how it went. Kept in
-//! memory for now (the last [`KEPT`] entries since the host started), also written to the
-//! host's log, and shown on the audit page.
+//! Every change made through the console: who, what, when, and how it went. Kept in the
+//! store (so it survives restarts and every host sharing the database shows the same
+//! history), also written to the host's log, and shown on the audit page: the last
+//! [`KEPT`] entries, only their own tenant's to a tenant's console user.
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+
+use crate::store::{Store, StoredAudit};
 
 use super::html::{escape, time};
 use super::i18n::Lang;
 use super::overview::table;
 use super::session::Who;
 
-/// Entries kept; older ones are dropped.
+/// Entries the audit page shows.
 pub(crate) const KEPT: usize = 1000;
 
 /// What was done.
@@ -21,9 +22,18 @@ pub(crate) enum Action {
     Disable,
     Reset,
     Reload,
+    /// An operator's presence.
+    Presence,
+    /// A tenant's active routing chain.
+    SwitchChain,
+    /// A new version of a connector's plugin, uploaded and swapped in.
+    Upload,
+    /// The version an upload replaced, swapped in again.
+    Rollback,
 }
 
 impl Action {
+    /// A connector's action, as its button names it.
     pub(crate) fn parse(name: &str) -> Option<Action> {
         match name {
             "enable" => Some(Action::Enable),
@@ -34,12 +44,32 @@ impl Action {
         }
     }
 
+    /// An action as the store names it.
+    fn from_name(name: &str) -> Option<Action> {
+        [
+            Action::Enable,
+            Action::Disable,
+            Action::Reset,
+            Action::Reload,
+            Action::Presence,
+            Action::SwitchChain,
+            Action::Upload,
+            Action::Rollback,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Action::Enable => "enable",
             Action::Disable => "disable",
             Action::Reset => "reset",
             Action::Reload => "reload",
+            Action::Presence => "presence",
+            Action::SwitchChain => "switch-chain",
+            Action::Upload => "upload",
+            Action::Rollback => "rollback",
         }
     }
 
@@ -51,6 +81,10 @@ impl Action {
             Action::Disable => t.disable,
             Action::Reset => t.reset,
             Action::Reload => t.reload,
+            Action::Presence => t.set_presence,
+            Action::SwitchChain => t.switch_chain,
+            Action::Upload => t.upload,
+            Action::Rollback => t.rollback,
         }
     }
 }
@@ -59,46 +93,85 @@ impl Action {
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) at_ms: u64,
+    /// The tenant the change was made to.
+    pub(crate) tenant: String,
     pub(crate) who: Who,
+    /// For a console user, their username.
+    pub(crate) user: Option<String>,
     /// The session's short label.
     pub(crate) session: String,
     pub(crate) action: Action,
-    /// `tenant/connector`.
+    /// What it was done to: `tenant/connector`, `tenant/operator: online`,
+    /// `tenant: old chain → new chain`.
     pub(crate) target: String,
     /// `None` when it was done; the reason when it was refused.
     pub(crate) refused: Option<String>,
 }
 
-/// The log, newest first.
-#[derive(Default)]
+/// The log, in the store.
 pub(crate) struct AuditLog {
-    entries: Mutex<VecDeque<Entry>>,
+    store: Store,
 }
 
 impl AuditLog {
-    pub(crate) fn record(&self, entry: Entry) {
+    pub(crate) fn new(store: Store) -> AuditLog {
+        AuditLog { store }
+    }
+
+    /// Records a change (and logs it); a store that cannot take it is logged loudly.
+    pub(crate) async fn record(&self, entry: Entry) {
         tracing::info!(
-            who = ?entry.who,
+            tenant = entry.tenant,
+            who = entry.who.name(),
+            user = entry.user.as_deref().unwrap_or_default(),
             session = entry.session,
             action = entry.action.name(),
             target = entry.target,
             refused = entry.refused.as_deref().unwrap_or_default(),
             "console change"
         );
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.push_front(entry);
-        entries.truncate(KEPT);
+        let stored = StoredAudit {
+            at: entry.at_ms,
+            tenant: entry.tenant,
+            who: entry.who.name().to_string(),
+            username: entry.user,
+            session: entry.session,
+            action: entry.action.name().to_string(),
+            target: entry.target,
+            refused: entry.refused,
+        };
+        if let Err(e) = self.store.append_console_audit(&stored).await {
+            tracing::error!(
+                action = stored.action,
+                target = stored.target,
+                "the console could not write its audit log: {e:#}"
+            );
+        }
     }
 
-    pub(crate) fn entries(&self) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .cloned()
+    /// The latest entries, newest first; only `tenant`'s when given.
+    pub(crate) async fn entries(&self, tenant: Option<&str>) -> Vec<Entry> {
+        let stored = match self.store.console_audit(tenant, KEPT).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!("the console could not read its audit log: {e:#}");
+                Vec::new()
+            }
+        };
+        stored
+            .into_iter()
+            .filter_map(|e| {
+                Some(Entry {
+                    at_ms: e.at,
+                    tenant: e.tenant,
+                    who: Who::parse(&e.who)?,
+                    user: e.username,
+                    session: e.session,
+                    action: Action::from_name(&e.action)?,
+                    target: e.target,
+                    refused: e.refused,
+                })
+            })
             .collect()
     }
 }
@@ -119,9 +192,16 @@ pub(crate) fn render(lang: Lang, entries: &[Entry]) -> String {
     let rows: Vec<String> = entries
         .iter()
         .map(|e| {
-            let who = match e.who {
-                Who::AdminToken => t.who_admin,
-                Who::Loopback => t.who_loopback,
+            let who = match (e.who, &e.user) {
+                (Who::AdminToken, _) => t.who_admin.to_string(),
+                (Who::Loopback, _) => t.who_loopback.to_string(),
+                (Who::User, user) => super::html::fill(
+                    t.who_user,
+                    &[
+                        ("user", user.as_deref().unwrap_or_default()),
+                        ("tenant", &e.tenant),
+                    ],
+                ),
             };
             let outcome = match &e.refused {
                 None => escape(t.outcome_done),
@@ -137,7 +217,7 @@ pub(crate) fn render(lang: Lang, entries: &[Entry]) -> String {
                 th_what = escape(t.what),
                 th_outcome = escape(t.outcome),
                 when = time(e.at_ms, true),
-                who = escape(who),
+                who = escape(&who),
                 session = escape(t.session),
                 label = escape(&e.session),
                 what = escape(e.action.label(lang)),

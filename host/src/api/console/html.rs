@@ -32,6 +32,8 @@ pub(crate) enum Page {
     Login,
     Overview,
     Connectors,
+    Operators,
+    Routing,
     Audit,
     Refused,
 }
@@ -42,6 +44,8 @@ impl Page {
             Page::Login => "login",
             Page::Overview => "overview",
             Page::Connectors => "connectors",
+            Page::Operators => "operators",
+            Page::Routing => "routing",
             Page::Audit => "audit",
             Page::Refused => "overview",
         }
@@ -81,6 +85,8 @@ pub(crate) fn page(
         for (page, label) in [
             (Page::Overview, t.nav_overview),
             (Page::Connectors, t.nav_connectors),
+            (Page::Operators, t.nav_operators),
+            (Page::Routing, t.nav_routing),
             (Page::Audit, t.nav_audit),
         ] {
             let current_attr = if page == current {
@@ -134,9 +140,16 @@ pub(crate) fn page(
 
 /// Who a session is, as the header and the audit log say it.
 pub(crate) fn who(t: &Texts, session: &SessionView) -> String {
-    let kind = match session.who {
-        super::session::Who::AdminToken => t.who_admin,
-        super::session::Who::Loopback => t.who_loopback,
+    let kind = match (session.who, &session.user) {
+        (super::session::Who::AdminToken, _) => t.who_admin.to_string(),
+        (super::session::Who::Loopback, _) => t.who_loopback.to_string(),
+        (super::session::Who::User, user) => fill(
+            t.who_user,
+            &[
+                ("user", user.as_ref().map_or("", |u| u.username.as_str())),
+                ("tenant", user.as_ref().map_or("", |u| u.tenant.as_str())),
+            ],
+        ),
     };
     format!("{kind}, {} {}", t.session, session.label)
 }

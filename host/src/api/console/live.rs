@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::body::{Bytes, Frame};
 use tokio::sync::{mpsc, watch};
 
+use super::figures::FiguresCache;
 use super::i18n::Lang;
 use super::overview::{Snapshot, render, sample};
 use crate::Host;
@@ -39,6 +40,8 @@ pub(crate) struct Live {
     /// The sampler task owns the sender; this only finds it. When the task ends (or
     /// panics) the sender goes, every stream ends, and browsers reconnect to a new one.
     publisher: Mutex<Weak<Publisher>>,
+    /// The charts' figures, read from the store at most every 30 s.
+    figures: FiguresCache,
 }
 
 impl Live {
@@ -47,7 +50,7 @@ impl Live {
         if let Some(publisher) = self.lock().upgrade() {
             return publisher.subscribe();
         }
-        let first = Arc::new(sample(host).await);
+        let first = Arc::new(sample(host, &self.figures, false).await);
         let mut slot = self.lock();
         if let Some(publisher) = slot.upgrade() {
             return publisher.subscribe();
@@ -72,9 +75,14 @@ impl Live {
                     return;
                 }
             }
-            let snapshot = sample(&host).await;
+            let snapshot = sample(&host, &self.figures, false).await;
             publisher.send_replace(Arc::new(snapshot));
         }
+    }
+
+    /// The charts' figures, shared with the overview page's first snapshot.
+    pub(crate) fn figures(&self) -> &FiguresCache {
+        &self.figures
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Weak<Publisher>> {
@@ -83,13 +91,21 @@ impl Live {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The event stream of one page.
-    pub(crate) async fn stream(self: &Arc<Self>, host: &Host, lang: Lang) -> Response {
+    /// The event stream of one page; only `only`'s tenant when given.
+    pub(crate) async fn stream(
+        self: &Arc<Self>,
+        host: &Host,
+        lang: Lang,
+        only: Option<String>,
+    ) -> Response {
         let mut snapshots = self.subscribe(host).await;
         let (sender, receiver) = mpsc::channel::<Bytes>(2);
         tokio::spawn(async move {
             let first = snapshots.borrow_and_update().clone();
-            let opening = format!("retry: {RETRY_MS}\n{}", event(&render(lang, &first)));
+            let opening = format!(
+                "retry: {RETRY_MS}\n{}",
+                event(&render(lang, &first, only.as_deref()))
+            );
             if sender.send(Bytes::from(opening)).await.is_err() {
                 return;
             }
@@ -97,7 +113,7 @@ impl Live {
                 let next = match tokio::time::timeout(KEEP_ALIVE, snapshots.changed()).await {
                     Ok(Ok(())) => {
                         let snapshot = snapshots.borrow_and_update().clone();
-                        event(&render(lang, &snapshot))
+                        event(&render(lang, &snapshot, only.as_deref()))
                     }
                     // The sampler is gone: end the stream, the browser reconnects.
                     Ok(Err(_)) => return,

@@ -2,11 +2,15 @@
 //! (per tenant and brand, the longest wait, each customer's honest estimate), which
 //! connectors are unhealthy, what the outbox holds, which background tasks are down.
 //!
+//! Below them, the charts of [`super::figures`]: first response p50/p95 per hour and
+//! messages in and out per channel.
+//!
 //! [`sample`] reads it all from the [`Host`] in one go ([`Snapshot`]); [`render`] turns a
 //! snapshot into the live part of the page, in the viewer's language. The page shows a
 //! first snapshot at once; [`super::live`] streams the following ones.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::Host;
 use crate::TaskHealth;
@@ -14,6 +18,7 @@ use crate::connectors::{Circuit, ConnectorHealth};
 use crate::routing::WaitEstimate;
 use crate::store::OutboxBacklog;
 
+use super::figures::{Figures, FiguresCache};
 use super::html::{duration, escape, fill, time};
 use super::i18n::Lang;
 
@@ -31,6 +36,7 @@ pub(crate) struct Snapshot {
     unhealthy: Vec<ConnectorHealth>,
     outbox: Vec<OutboxBacklog>,
     tasks_down: Vec<TaskHealth>,
+    figures: Arc<Figures>,
 }
 
 #[derive(Clone, Debug)]
@@ -62,8 +68,9 @@ struct Waiting {
 }
 
 /// Reads the overview's figures from the host. Each tenant's routing engine is held only
-/// while its queue is copied.
-pub(crate) async fn sample(host: &Host) -> Snapshot {
+/// while its queue is copied; the charts' figures come from `figures`, read from the
+/// store when they are stale (or, for a page load, when `fresh`).
+pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> Snapshot {
     let mut tenants = Vec::new();
     for tenant in host.tenants() {
         let queue = host
@@ -136,11 +143,46 @@ pub(crate) async fn sample(host: &Host) -> Snapshot {
             .into_iter()
             .filter(|t| !t.running)
             .collect(),
+        figures: if fresh {
+            figures.fresh(host).await
+        } else {
+            figures.get(host).await
+        },
     }
 }
 
-/// The live part of the overview (what the page shows inside `#live`).
-pub(crate) fn render(lang: Lang, snapshot: &Snapshot) -> String {
+/// The live part of the overview (what the page shows inside `#live`); with `only`, just
+/// that tenant's (a console user's view: no other tenant, no host-wide tasks).
+pub(crate) fn render(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
+    if let Some(only) = only {
+        let mine = Snapshot {
+            tenants: snapshot
+                .tenants
+                .iter()
+                .filter(|q| q.tenant == only)
+                .cloned()
+                .collect(),
+            unhealthy: snapshot
+                .unhealthy
+                .iter()
+                .filter(|c| c.tenant == only)
+                .cloned()
+                .collect(),
+            outbox: snapshot
+                .outbox
+                .iter()
+                .filter(|o| o.tenant == only)
+                .cloned()
+                .collect(),
+            tasks_down: Vec::new(),
+            ..snapshot.clone()
+        };
+        return render_all(lang, &mine, Some(only));
+    }
+    render_all(lang, snapshot, None)
+}
+
+fn render_all(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
     let t = lang.texts();
     let mut html = String::with_capacity(4096);
     let waiting: usize = snapshot.tenants.iter().map(|q| q.total).sum();
@@ -310,6 +352,8 @@ pub(crate) fn render(lang: Lang, snapshot: &Snapshot) -> String {
         );
     }
     html.push_str("</section>\n");
+
+    super::figures::render(&mut html, lang, &snapshot.figures, only);
 
     // Unhealthy connectors.
     let _ = write!(

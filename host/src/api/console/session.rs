@@ -1,4 +1,4 @@
-//! Who is logged in: sessions (in memory for now), their cookies and CSRF tokens.
+//! Who is logged in: sessions, kept in the store, their cookies and CSRF tokens.
 //!
 //! - The session cookie is `HttpOnly`, `SameSite=Strict`, `Secure` when the request came
 //!   over TLS (directly or, as `X-Forwarded-Proto: https`, through a proxy), and has no
@@ -8,15 +8,16 @@
 //!   (the `csrf` form field, or an `X-CSRF-Token` header) or is refused with `403`.
 //! - The login form has its own token too (double-submit: a short-lived cookie and the
 //!   same value in the form), so another site cannot log a browser into a session.
-//! - Sessions live in memory: a restart logs everyone out. They end after
-//!   [`IDLE`] without a request, or [`LIFETIME`] after login.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! - Sessions live in the store (by the SHA-256 of the cookie, never the cookie): a
+//!   restart logs nobody out, and every host sharing a PostgreSQL database knows them.
+//!   They end after [`IDLE`] without a request, or [`LIFETIME`] after login.
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+use crate::store::{Store, StoredSession};
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "centralino_console";
@@ -26,8 +27,8 @@ pub(crate) const LOGIN_COOKIE: &str = "centralino_login";
 pub(crate) const IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 /// And this long after login, whatever happens.
 pub(crate) const LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
-/// Sessions kept at most; past it the least recently used one ends.
-const MAX_SESSIONS: usize = 1000;
+/// A session's last request is written to the store at most this often.
+const TOUCH_EVERY_MS: u64 = 60_000;
 
 /// How a session was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,12 +37,46 @@ pub(crate) enum Who {
     AdminToken,
     /// From loopback, on a host that has no admin token.
     Loopback,
+    /// A tenant's console user, with their password: sees only that tenant.
+    User,
+}
+
+impl Who {
+    fn stored(self) -> &'static str {
+        match self {
+            Who::AdminToken => "admin",
+            Who::Loopback => "loopback",
+            Who::User => "user",
+        }
+    }
+
+    pub(crate) fn parse(stored: &str) -> Option<Who> {
+        match stored {
+            "admin" => Some(Who::AdminToken),
+            "loopback" => Some(Who::Loopback),
+            "user" => Some(Who::User),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        self.stored()
+    }
+}
+
+/// A tenant's console user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConsoleUser {
+    pub(crate) username: String,
+    pub(crate) tenant: String,
 }
 
 /// A logged-in browser, as the pages see it.
 #[derive(Clone, Debug)]
 pub(crate) struct SessionView {
     pub(crate) who: Who,
+    /// For [`Who::User`]: who, and the one tenant they see.
+    pub(crate) user: Option<ConsoleUser>,
     /// A short name for the session in the audit log (not the secret).
     pub(crate) label: String,
     pub(crate) csrf: String,
@@ -50,108 +85,135 @@ pub(crate) struct SessionView {
 }
 
 /// The outcome of an action, shown once on the next page.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Flash {
     pub(crate) ok: bool,
     pub(crate) text: String,
 }
 
-struct Session {
-    who: Who,
-    label: String,
-    csrf: String,
-    created: Instant,
-    last_seen: Instant,
-    flash: Option<Flash>,
+/// Every open session, in the store.
+pub(crate) struct Sessions {
+    store: Store,
 }
 
-/// Every open session, by the SHA-256 of its cookie.
-#[derive(Default)]
-pub(crate) struct Sessions {
-    open: Mutex<HashMap<[u8; 32], Session>>,
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Sessions {
+    pub(crate) fn new(store: Store) -> Sessions {
+        Sessions { store }
+    }
+
     /// Opens a session; answers its cookie's value.
-    pub(crate) fn open(&self, who: Who) -> String {
+    pub(crate) async fn open(&self, who: Who, user: Option<ConsoleUser>) -> anyhow::Result<String> {
         let secret = random_token();
-        let key = key(&secret);
-        let now = Instant::now();
-        let session = Session {
-            who,
-            label: hex::encode(&key[..4]),
+        let id = key(&secret);
+        let now = crate::clock::now_ms();
+        let session = StoredSession {
+            label: id[..8].to_string(),
+            id,
+            who: who.stored().to_string(),
+            username: user.as_ref().map(|u| u.username.clone()),
+            tenant: user.map(|u| u.tenant),
             csrf: random_token(),
-            created: now,
+            created_at: now,
             last_seen: now,
             flash: None,
         };
-        let mut open = self.lock();
-        open.retain(|_, s| alive(s, now));
-        if open.len() >= MAX_SESSIONS
-            && let Some(oldest) = open
-                .iter()
-                .min_by_key(|(_, s)| s.last_seen)
-                .map(|(k, _)| *k)
-        {
-            open.remove(&oldest);
-        }
-        open.insert(key, session);
-        secret
+        self.store
+            .open_console_session(&session, now.saturating_sub(ms(IDLE)))
+            .await?;
+        Ok(secret)
     }
 
     /// The session of a request's cookie, if it is open; takes its flash message when
-    /// `take_flash` (for a page that shows it).
-    pub(crate) fn get(&self, headers: &HeaderMap, take_flash: bool) -> Option<SessionView> {
+    /// `take_flash` (for a page that shows it). A store that cannot be read counts as no
+    /// session (the console then asks for a login).
+    pub(crate) async fn get(&self, headers: &HeaderMap, take_flash: bool) -> Option<SessionView> {
         let secret = cookie(headers, SESSION_COOKIE)?;
-        let key = key(secret);
-        let now = Instant::now();
-        let mut open = self.lock();
-        let session = open.get_mut(&key)?;
-        if !alive(session, now) {
-            open.remove(&key);
+        let id = key(secret);
+        let stored = match self.store.console_session(&id).await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::warn!("the console could not read a session: {e:#}");
+                return None;
+            }
+        };
+        let now = crate::clock::now_ms();
+        let alive = now.saturating_sub(stored.last_seen) < ms(IDLE)
+            && now.saturating_sub(stored.created_at) < ms(LIFETIME);
+        let who = Who::parse(&stored.who);
+        let user = match (who, &stored.username, &stored.tenant) {
+            (Some(Who::User), Some(username), Some(tenant)) => Some(ConsoleUser {
+                username: username.clone(),
+                tenant: tenant.clone(),
+            }),
+            (Some(Who::User), _, _) => return None,
+            _ => None,
+        };
+        let (Some(who), true) = (who, alive) else {
+            if let Err(e) = self.store.close_console_session(&id).await {
+                tracing::warn!("the console could not end a session: {e:#}");
+            }
             return None;
+        };
+        if now.saturating_sub(stored.last_seen) >= TOUCH_EVERY_MS
+            && let Err(e) = self.store.touch_console_session(&id, now).await
+        {
+            tracing::warn!("the console could not record a session's request: {e:#}");
         }
-        session.last_seen = now;
+        let flash = match (take_flash, &stored.flash) {
+            (true, Some(text)) => {
+                if let Err(e) = self.store.set_console_flash(&id, None).await {
+                    tracing::warn!("the console could not clear a message: {e:#}");
+                }
+                serde_json::from_str(text).ok()
+            }
+            _ => None,
+        };
         Some(SessionView {
-            who: session.who,
-            label: session.label.clone(),
-            csrf: session.csrf.clone(),
-            flash: if take_flash {
-                session.flash.take()
-            } else {
-                None
-            },
+            who,
+            user,
+            label: stored.label,
+            csrf: stored.csrf,
+            flash,
         })
     }
 
     /// Leaves a message for the session's next page.
-    pub(crate) fn flash(&self, headers: &HeaderMap, flash: Flash) {
-        if let Some(secret) = cookie(headers, SESSION_COOKIE)
-            && let Some(session) = self.lock().get_mut(&key(secret))
+    pub(crate) async fn flash(&self, headers: &HeaderMap, flash: Flash) {
+        let Some(secret) = cookie(headers, SESSION_COOKIE) else {
+            return;
+        };
+        let Ok(json) = serde_json::to_string(&flash) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .set_console_flash(&key(secret), Some(&json))
+            .await
         {
-            session.flash = Some(flash);
+            tracing::warn!("the console could not leave a message: {e:#}");
         }
     }
 
     /// Ends the session of a request's cookie.
-    pub(crate) fn close(&self, headers: &HeaderMap) {
-        if let Some(secret) = cookie(headers, SESSION_COOKIE) {
-            self.lock().remove(&key(secret));
+    pub(crate) async fn close(&self, headers: &HeaderMap) {
+        if let Some(secret) = cookie(headers, SESSION_COOKIE)
+            && let Err(e) = self.store.close_console_session(&key(secret)).await
+        {
+            tracing::warn!("the console could not end a session: {e:#}");
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
 }
 
-fn alive(session: &Session, now: Instant) -> bool {
-    now.duration_since(session.last_seen) < IDLE && now.duration_since(session.created) < LIFETIME
+/// The SHA-256 of a secret, hex: what the store keeps of a session cookie.
+fn key(secret: &str) -> String {
+    hex::encode(digest(secret))
 }
 
-fn key(secret: &str) -> [u8; 32] {
+fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
@@ -166,7 +228,7 @@ pub(crate) fn random_token() -> String {
 
 /// Whether two secrets are equal, in time independent of where they differ.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (key(a), key(b));
+    let (a, b) = (digest(a), digest(b));
     let difference = a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(difference) == 0
 }
@@ -275,22 +337,36 @@ mod tests {
         assert_eq!(field(&form, "missing"), None);
     }
 
-    #[test]
-    fn a_session_is_found_by_its_cookie_only() {
-        let sessions = Sessions::default();
-        let secret = sessions.open(Who::AdminToken);
+    #[tokio::test]
+    async fn a_session_is_found_by_its_cookie_only_and_keeps_its_message_once() {
+        let sessions = Sessions::new(Store::open("sqlite::memory:").await.unwrap());
+        let secret = sessions.open(Who::AdminToken, None).await.unwrap();
         let mut headers = HeaderMap::new();
-        assert!(sessions.get(&headers, true).is_none());
+        assert!(sessions.get(&headers, true).await.is_none());
         headers.insert(
             header::COOKIE,
             HeaderValue::from_str(&format!("other=1; {SESSION_COOKIE}={secret}")).unwrap(),
         );
-        let view = sessions.get(&headers, true).unwrap();
+        let view = sessions.get(&headers, true).await.unwrap();
         assert_eq!(view.who, Who::AdminToken);
         assert_eq!(view.csrf.len(), 64);
         assert_ne!(view.csrf, secret);
-        sessions.close(&headers);
-        assert!(sessions.get(&headers, true).is_none());
+        let text = "done".to_string();
+        sessions.flash(&headers, Flash { ok: true, text }).await;
+        assert!(sessions.get(&headers, false).await.unwrap().flash.is_none());
+        assert_eq!(
+            sessions
+                .get(&headers, true)
+                .await
+                .unwrap()
+                .flash
+                .unwrap()
+                .text,
+            "done"
+        );
+        assert!(sessions.get(&headers, true).await.unwrap().flash.is_none());
+        sessions.close(&headers).await;
+        assert!(sessions.get(&headers, true).await.is_none());
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //!   account on X) and resolve it; customers who must wait get an honest estimate.
 //!
 //! It runs for a bounded time and prints per-operator load, first-response times, the
-//! queue peak and what was sent.
+//! queue peak and what was sent. With `--console` the admin console is served too (its URL
+//! and a fresh admin token are printed before the customers write), and the host keeps
+//! running after the report, operators still at work, until Ctrl-C: a newcomer can watch
+//! the overview fill up and then look around on the demo's data.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -47,6 +50,12 @@ pub struct DemoArgs {
     /// Folder with the built plugin components.
     #[arg(long, env = "CENTRALINO_PLUGIN_DIR", default_value = "target/plugins")]
     plugins: PathBuf,
+    /// Serve the admin console and keep the host running after the report (Ctrl-C stops).
+    #[arg(long)]
+    console: bool,
+    /// Where the console listens (loopback), with `--console`.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    console_listen: std::net::SocketAddr,
 }
 
 const CONSUMER_SECRET: &str = "demo-x-consumer-secret";
@@ -223,6 +232,10 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
         "ingress on {ingress}; store {}; chain `{CHAIN}`",
         dir.join("centralino.db").display()
     );
+    let console = match args.console {
+        true => Some(serve_console(&host, &args).await?),
+        false => None,
+    };
     println!(
         "host ready in {} ms; {} customers are about to write in…",
         started.elapsed().as_millis(),
@@ -248,12 +261,51 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    operators_task.abort();
-    server.abort();
+    if console.is_none() {
+        operators_task.abort();
+        server.abort();
+    }
     report(&host, &x, &graph, &inbox, started).await?;
+    if let Some((url, token, console_server)) = console {
+        println!();
+        println!("the host keeps running with the demo's data: open {url}");
+        println!("and log in with the admin token {token}  (Ctrl-C stops)");
+        tokio::signal::ctrl_c().await?;
+        operators_task.abort();
+        server.abort();
+        console_server.abort();
+        println!("centralino demo: stopped");
+    }
     drop(host);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Serves the admin API with its console on `--console-listen`, with a fresh admin token;
+/// answers the console's URL, the token and the server's task.
+async fn serve_console(
+    host: &Host,
+    args: &DemoArgs,
+) -> anyhow::Result<(String, String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(args.console_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "the console's address {} (choose another with --console-listen)",
+                args.console_listen
+            )
+        })?;
+    let url = format!("http://{}/console", listener.local_addr()?);
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let api = centralino::api::AdminApi::new(host.clone(), Some(&Secret::new(token.clone())))
+        .with_plugin_dir(args.plugins.clone());
+    let server = tokio::spawn(async move {
+        if let Err(e) = api.serve(listener).await {
+            eprintln!("centralino demo: the console stopped: {e}");
+        }
+    });
+    println!("console on {url} (admin token {token})");
+    Ok((url, token, server))
 }
 
 fn account(id: &str, handle: &str) -> AccountConfig {

@@ -43,6 +43,7 @@ fn print_out(args: std::fmt::Arguments<'_>) {
 
 mod admin;
 mod config;
+mod console;
 mod demo;
 mod inspect;
 mod plugin_replay;
@@ -99,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::AgentsCommand,
     },
+    /// Manage the admin console's per-tenant users (in the config's store).
+    Console {
+        #[command(subcommand)]
+        command: console::ConsoleCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +159,7 @@ fn main() -> ExitCode {
         Command::Reload(args) => done(admin::reload(args)),
         Command::Connectors { command } => done(admin::connectors(command)),
         Command::Agents { command } => done(admin::agents(command)),
+        Command::Console { command } => done(console::run(command)),
     };
     match result {
         Ok(code) => code,

@@ -160,7 +160,9 @@ pub fn run(args: RunArgs, format: centralino::config::LogFormat) -> anyhow::Resu
                 None => std::future::pending().await,
             }
         };
-        let admin = AdminApi::new(host.clone(), admin_token).with_reloader(reloader.clone());
+        let admin = AdminApi::new(host.clone(), admin_token)
+            .with_reloader(reloader.clone())
+            .with_plugin_dir(config.plugin_dir.clone());
         tokio::select! {
             served = api::serve(public, listener, limits.clone()) => {
                 served.context("serving the ingress and REST API")?;

@@ -90,3 +90,14 @@ impl RoutingEngine {
         (change, notices)
     }
 }
+
+/// Switching the active chain alone (the console's routing page).
+impl RoutingEngine {
+    /// Makes `chain` the active chain, keeping the shadow chain and its counts; answers
+    /// the spec of the chain it replaced. The next decision uses the new one.
+    pub(crate) fn switch_active_chain(&mut self, chain: PolicyChain) -> String {
+        self.stats.stage_failures += self.chain.total_failures();
+        let previous = std::mem::replace(&mut self.chain, chain);
+        previous.spec().to_string()
+    }
+}
