@@ -47,6 +47,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accounts;
 pub mod api;
 pub mod capabilities;
 pub mod clock;
@@ -66,6 +67,6 @@ pub mod types;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{
-    DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate, STUCK_AFTER,
-    TaskHealth,
+    DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport,
+    RoutingUpdate, STUCK_AFTER, TaskHealth,
 };

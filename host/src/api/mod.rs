@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 pub mod admin;
 mod console;
 mod crm;

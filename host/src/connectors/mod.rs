@@ -55,6 +55,7 @@
 //! `health` (what admins see), `call` (the one way into the plugin: lock → admit → call →
 //! observe), `webhook` and `poll` (storing what those calls return), `reload` (hot swap).
 
+mod accounts;
 mod call;
 mod health;
 mod poll;

@@ -89,6 +89,11 @@ pub struct Inspection {
     pub size: usize,
     /// SHA-256 of the file, hex.
     pub sha256: String,
+    /// How the connector's platform authorises, when it declares it (the
+    /// `centralino-oauth` section; see [`crate::accounts`]). `None` for plugins that
+    /// declare nothing, which keep loading as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::accounts::OAuthDeclaration>,
 }
 
 impl Inspection {
@@ -163,6 +168,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut metadata: Option<Metadata> = None;
+    let mut oauth: Option<Result<crate::accounts::OAuthDeclaration, String>> = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| invalid(format!("malformed WebAssembly: {e}")))?;
         match payload {
@@ -198,6 +204,9 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
                     ))
                 })?;
                 metadata = Some(parsed);
+            }
+            Payload::CustomSection(section) if section.name() == crate::accounts::OAUTH_SECTION => {
+                oauth = Some(crate::accounts::OAuthDeclaration::parse(section.data()));
             }
             _ => {}
         }
@@ -261,6 +270,12 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         )));
     }
 
+    let oauth = match oauth {
+        Some(Ok(declaration)) => Some(declaration),
+        Some(Err(reason)) => return Err(invalid(format!("plugin {plugin}: {reason}"))),
+        None => None,
+    };
+
     let mut capabilities: Vec<String> = Vec::new();
     for import in &imports {
         let capability = match contract_interface(import) {
@@ -283,6 +298,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         capabilities,
         size: bytes.len(),
         sha256: hex::encode(Sha256::digest(bytes)),
+        oauth,
     })
 }
 

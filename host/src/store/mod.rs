@@ -20,6 +20,7 @@ mod presence;
 mod retention;
 mod schema;
 pub(crate) mod text;
+pub(crate) mod tokens;
 
 pub use assignments::{RoutedConversation, RoutingTx, StoredAssignment, routing_lock_key};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};

@@ -1,0 +1,649 @@
+//! Accounts that stay connected (issue 15): operators' X accounts connected through the
+//! host's OAuth flow against the X emulator's authorization server, on loopback, with the
+//! token clock under the test's control.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use centralino::Host;
+use centralino::accounts::{AccountState, ConnectedCredential, Endpoints, OAuthApp};
+use centralino::api::admin::AdminApi;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::crm::CrmEvent;
+use centralino::types::{AccountConfig, ConnectorConfig};
+use centralino_emulators::XApi;
+use centralino_emulators::oauth::SimClock;
+use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
+use centralino_emulators::x::NewTweet;
+
+use crate::component;
+use crate::support::eventually;
+
+const CONSUMER_SECRET: &str = "x-consumer-secret";
+const CLIENT_ID: &str = "centralino-client-id";
+const CLIENT_SECRET: &str = "planted-client-secret-5f1e";
+const TOKEN_KEY: &str = "planted-token-key-0123456789abcdef0123456789";
+const ADMIN_TOKEN: &str = "planted-admin-token-77aa";
+
+/// The nine operators' X accounts (ids 2001…2009).
+fn operators(n: usize) -> Vec<(String, String)> {
+    (1..=n)
+        .map(|i| (format!("{}", 2000 + i), format!("TIM_Op{i}")))
+        .collect()
+}
+
+/// A host serving the brand account (static token) and `operators` (connected through
+/// the host), its admin API and its webhook ingress on loopback.
+struct Rig {
+    x: XApi,
+    clock: SimClock,
+    host: Host,
+    admin: String,
+    ingress: String,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    async fn start(ops: &[(String, String)]) -> Rig {
+        Self::start_with(ops, "sqlite::memory:", "centralino").await
+    }
+
+    async fn start_with(ops: &[(String, String)], store: &str, host_id: &str) -> Rig {
+        let x = XApi::start().await.unwrap();
+        Self::start_on(x, ops, store, host_id).await
+    }
+
+    async fn start_on(x: XApi, ops: &[(String, String)], store: &str, host_id: &str) -> Rig {
+        x.add_user("1001", "TIM_Official", "TIM", "static-token-tim");
+        x.add_user("42", "mario_rossi", "Mario Rossi", "static-token-mario");
+        for (id, handle) in ops {
+            // Their static tokens are never configured: the host connects them.
+            x.add_user(id, handle, handle, &format!("never-used-{id}"));
+        }
+        x.add_oauth_client(CLIENT_ID, CLIENT_SECRET);
+        let clock = x.clock();
+        let mut credentials = BTreeMap::new();
+        credentials.insert(
+            "tim".to_string(),
+            Credential::Bearer(Secret::new("static-token-tim")),
+        );
+        let mut accounts = vec![AccountConfig {
+            id: "1001".to_string(),
+            handle: Some("TIM_Official".to_string()),
+            credential: Some("tim".to_string()),
+            settings: Vec::new(),
+        }];
+        for (id, handle) in ops {
+            credentials.insert(
+                format!("op-{id}"),
+                Credential::Connected(ConnectedCredential::new()),
+            );
+            accounts.push(AccountConfig {
+                id: id.clone(),
+                handle: Some(handle.clone()),
+                credential: Some(format!("op-{id}")),
+                settings: Vec::new(),
+            });
+        }
+        let mut secrets = BTreeMap::new();
+        secrets.insert("consumer_secret".to_string(), Secret::new(CONSUMER_SECRET));
+        let mut spec = ConnectorSpec::new(
+            "twitter",
+            component("twitter"),
+            ConnectorConfig {
+                settings: vec![("api_base".to_string(), x.base_url())],
+                accounts,
+            },
+        );
+        spec.grants = Grants {
+            allowed_hosts: vec![x.authority()],
+            credentials,
+            secrets,
+        };
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+        let base = x.base_url();
+        let app = OAuthApp {
+            client_id: Secret::new(CLIENT_ID),
+            client_secret: Some(Secret::new(CLIENT_SECRET)),
+            redirect_url: format!("{admin}/oauth/callback"),
+            endpoints: Endpoints {
+                authorize_url: Some(format!("{base}/i/oauth2/authorize")),
+                token_url: Some(format!("{base}/2/oauth2/token")),
+                revoke_url: Some(format!("{base}/2/oauth2/revoke")),
+                identity_url: Some(format!("{base}/2/users/me")),
+                accounts_url: None,
+            },
+        };
+        let account_clock = clock.clone();
+        let host = Host::builder()
+            .store(store)
+            .host_id(host_id)
+            .connector(spec)
+            .token_key(Secret::new(TOKEN_KEY))
+            .oauth_app("default", "twitter", app)
+            .account_clock(
+                Arc::new(move || account_clock.now_ms()),
+                Duration::from_millis(20),
+            )
+            .build()
+            .await
+            .unwrap();
+        let api = AdminApi::new(host.clone(), Some(&Secret::new(ADMIN_TOKEN)));
+        tokio::spawn(async move { api.serve(admin_listener).await.unwrap() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ingress = format!("http://{}", listener.local_addr().unwrap());
+        let serving = host.clone();
+        tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+        Rig {
+            x,
+            clock,
+            host,
+            admin,
+            ingress,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// An admin API call; the status and the body.
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Starts a connect flow through the admin API; the authorize URL.
+    async fn start_connect(&self, account: &str) -> String {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/accounts/default/twitter/connect",
+                Some(&format!("{{\"account\": \"{account}\"}}")),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        answer["authorize_url"].as_str().unwrap().to_string()
+    }
+
+    /// Opens the consent page as a browser would, and submits its form as `user_id`;
+    /// answers the redirect back to the host (the platform's `Location`).
+    async fn consent(&self, authorize_url: &str, user_id: &str) -> String {
+        let page = self.http.get(authorize_url).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("<form method=\"post\""), "{html}");
+        let mut form = hidden_inputs(&html);
+        form.push(("user_id".to_string(), user_id.to_string()));
+        form.push(("decision".to_string(), "allow".to_string()));
+        let action = format!("{}/i/oauth2/authorize", self.x.base_url());
+        let answer = self.http.post(action).form(&form).send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), 302);
+        answer.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// Follows the platform's redirect to the host's callback; status and page.
+    async fn callback(&self, location: &str) -> (u16, String) {
+        let response = self.http.get(location).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// The whole connect flow for one operator's account.
+    async fn connect(&self, account: &str) {
+        let url = self.start_connect(account).await;
+        let location = self.consent(&url, account).await;
+        let (status, page) = self.callback(&location).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("connected"), "{page}");
+    }
+
+    /// A customer's mention of the brand, delivered signed; the conversation's id.
+    async fn mention(&self, text: &str) -> String {
+        let tweet = self.x.post_tweet(NewTweet::new("42", text));
+        let body = serde_json::to_vec(&tweet_create(
+            "1001",
+            &tweet.id,
+            ("42", "mario_rossi", "Mario Rossi"),
+            text,
+            None,
+        ))
+        .unwrap();
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/twitter", self.ingress))
+            .body(body.clone());
+        for (name, value) in twitter_delivery_headers(CONSUMER_SECRET, &body) {
+            request = request.header(name, value);
+        }
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+        let conversations = self.host.store().conversations("default").await.unwrap();
+        conversations
+            .iter()
+            .find(|c| c.customer_id == "42")
+            .unwrap()
+            .id
+            .clone()
+    }
+
+    fn state_of(
+        &self,
+        statuses: &[centralino::accounts::AccountStatus],
+        account: &str,
+    ) -> AccountState {
+        statuses
+            .iter()
+            .find(|s| s.account == account)
+            .unwrap()
+            .state
+    }
+
+    /// The texts X holds from `author`, in order.
+    fn posted_by(&self, author: &str) -> Vec<String> {
+        self.x
+            .tweets()
+            .into_iter()
+            .filter(|t| t.author_id == author)
+            .map(|t| t.text)
+            .collect()
+    }
+
+    fn crm_events(&self) -> Vec<CrmEvent> {
+        self.host
+            .local_inbox()
+            .unwrap()
+            .events()
+            .into_iter()
+            .map(|d| d.event)
+            .collect()
+    }
+}
+
+/// `name="…" value="…"` of every hidden input of a page.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.strip_prefix("name=\"")?.split('"').next()?;
+            let value = rest.split("value=\"").nth(1)?.split('"').next()?;
+            Some((unescape(name), unescape(value)))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_simulated_day_of_two_hour_tokens_sends_every_reply_from_the_operators_own_accounts() {
+    let ops = operators(9);
+    let rig = Rig::start(&ops).await;
+    rig.clock.set(1_780_000_000_000);
+    for (id, _) in &ops {
+        rig.connect(id).await;
+    }
+    let statuses = rig.host.accounts().await.unwrap();
+    for (id, _) in &ops {
+        assert_eq!(rig.state_of(&statuses, id), AccountState::Connected);
+    }
+    let conversation = rig.mention("@TIM_Official la fibra non va").await;
+
+    // A day in ten-minute steps; every operator replies once an hour from their account.
+    let mut queued = 0;
+    for step in 0..(24 * 6) {
+        rig.clock.advance(Duration::from_secs(600));
+        rig.host.check_accounts().await.unwrap();
+        if step % 6 == 5 {
+            let hour = step / 6;
+            for (id, handle) in &ops {
+                rig.host
+                    .reply(
+                        "default",
+                        &conversation,
+                        handle,
+                        Some(id),
+                        &format!("{handle}: aggiornamento ora {hour}"),
+                        &format!("{id}-{hour}"),
+                    )
+                    .await
+                    .unwrap();
+                queued += 1;
+            }
+            eventually("the hour's replies are sent", async || {
+                ops.iter()
+                    .map(|(id, _)| rig.posted_by(id).len())
+                    .sum::<usize>()
+                    == queued
+            })
+            .await;
+        }
+    }
+    assert_eq!(queued, 9 * 24);
+    // Each reply took one call: none was refused for an expired token and sent again.
+    let tweet_calls = rig
+        .x
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/2/tweets")
+        .count();
+    assert_eq!(tweet_calls, queued);
+    for (id, handle) in &ops {
+        let posted = rig.posted_by(id);
+        assert_eq!(posted.len(), 24, "{handle}");
+        for (hour, text) in posted.iter().enumerate() {
+            assert_eq!(text, &format!("{handle}: aggiornamento ora {hour}"));
+        }
+    }
+    let failed = rig
+        .crm_events()
+        .iter()
+        .filter(|e| matches!(e, CrmEvent::ReplyFailed { .. }))
+        .count();
+    assert_eq!(failed, 0);
+    // Each token was renewed ahead of its expiry: no request met a 401, every refresh
+    // token was presented once, and each operator's token was refreshed about every two
+    // hours (11 or 12 times in a day).
+    let (refreshed, refresh_failed) = rig.host.token_refreshes();
+    assert_eq!(refresh_failed, 0);
+    assert!(
+        (9 * 11..=9 * 13).contains(&refreshed),
+        "{refreshed} refreshes"
+    );
+    assert_eq!(rig.x.refreshes() as u64, refreshed);
+    assert_eq!(rig.x.most_refresh_presentations(), 1);
+    let reauth = rig
+        .crm_events()
+        .iter()
+        .filter(
+            |e| matches!(e, CrmEvent::AccountStateChanged { state, .. } if state != "connected"),
+        )
+        .count();
+    assert_eq!(reauth, 0);
+}
+
+#[tokio::test]
+async fn a_revoked_token_holds_replies_and_pauses_polls_until_reauth_then_sends_each_once_in_order()
+{
+    let ops = operators(1);
+    let rig = Rig::start(&ops).await;
+    let (op, handle) = ops[0].clone();
+    rig.connect(&op).await;
+    let conversation = rig.mention("@TIM_Official il modem lampeggia").await;
+    rig.host
+        .reply(
+            "default",
+            &conversation,
+            &handle,
+            Some(&op),
+            "prima risposta",
+            "r1",
+        )
+        .await
+        .unwrap();
+    eventually("the first reply is sent", async || {
+        rig.posted_by(&op).len() == 1
+    })
+    .await;
+
+    // The operator removes the app on X: access and refresh tokens are revoked.
+    rig.x.revoke_user(&op);
+    let tweets_before = rig
+        .x
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/2/tweets")
+        .count();
+    for (n, key) in [(2, "r2"), (3, "r3"), (4, "r4")] {
+        rig.host
+            .reply(
+                "default",
+                &conversation,
+                &handle,
+                Some(&op),
+                &format!("risposta {n}"),
+                key,
+            )
+            .await
+            .unwrap();
+    }
+    eventually("the account needs re-authorisation", async || {
+        let statuses = rig.host.accounts().await.unwrap();
+        rig.state_of(&statuses, &op) == AccountState::NeedsReauth && statuses[0].held_replies == 3
+    })
+    .await;
+    // One failed call found it out; the held replies make no further calls.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let tweet_calls = rig
+        .x
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/2/tweets")
+        .count();
+    assert_eq!(tweet_calls, tweets_before + 1);
+    assert_eq!(rig.posted_by(&op).len(), 1);
+    // Polls of the account pause; the brand account's go on.
+    let reports = rig.host.poll("default", "twitter").await.unwrap();
+    let paused = reports.iter().find(|r| r.account == op).unwrap();
+    assert!(
+        paused.error.as_deref().unwrap().contains("polls paused"),
+        "{paused:?}"
+    );
+    let brand = reports.iter().find(|r| r.account == "1001").unwrap();
+    assert!(brand.error.is_none(), "{brand:?}");
+    eventually("the CRM hears of it", async || {
+        rig.crm_events().iter().any(|e| {
+            matches!(e, CrmEvent::AccountStateChanged { account, state, .. }
+                if account == &op && state == "needs-reauth")
+        })
+    })
+    .await;
+    assert!(
+        !rig.crm_events()
+            .iter()
+            .any(|e| matches!(e, CrmEvent::ReplyFailed { .. }))
+    );
+    let (status, metrics) = rig.admin(reqwest::Method::GET, "/metrics", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(&format!(
+            "centralino_account_state{{tenant=\"default\",connector=\"twitter\",account=\"{op}\",state=\"needs-reauth\"}} 1"
+        )),
+        "{metrics}"
+    );
+
+    // The admin re-authorises through the connect flow: the held replies go out, in order,
+    // once each.
+    rig.connect(&op).await;
+    eventually("the held replies are sent", async || {
+        rig.posted_by(&op).len() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        rig.posted_by(&op),
+        ["prima risposta", "risposta 2", "risposta 3", "risposta 4"]
+    );
+    let statuses = rig.host.accounts().await.unwrap();
+    assert_eq!(rig.state_of(&statuses, &op), AccountState::Connected);
+    assert_eq!(statuses[0].held_replies, 0);
+    eventually("the CRM hears it is connected again", async || {
+        rig.crm_events()
+            .iter()
+            .filter(|e| matches!(e, CrmEvent::AccountStateChanged { state, .. } if state == "connected"))
+            .count()
+            == 2
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn forged_replayed_expired_and_other_tenant_oauth_callbacks_are_refused() {
+    let ops = operators(2);
+    let rig = Rig::start(&ops).await;
+    let (op, _) = ops[0].clone();
+
+    // A state the host never issued.
+    let forged = format!(
+        "{}/oauth/callback?state=forged-state&code=anything",
+        rig.admin
+    );
+    let (status, page) = rig.callback(&forged).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown or already used"), "{page}");
+
+    // A real flow, completed, then its callback replayed.
+    let url = rig.start_connect(&op).await;
+    let location = rig.consent(&url, &op).await;
+    let (status, _) = rig.callback(&location).await;
+    assert_eq!(status, 200);
+    let (status, page) = rig.callback(&location).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("unknown or already used"), "{page}");
+
+    // A state issued for the default tenant, presented at another tenant's callback.
+    let url = rig.start_connect(&op).await;
+    let location = rig.consent(&url, &op).await;
+    let other = location.replace("/oauth/callback", "/tenants/other/oauth/callback");
+    let (status, page) = rig.callback(&other).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("another tenant"), "{page}");
+    // ... which burnt it: the right tenant's callback cannot use it afterwards either.
+    let (status, _) = rig.callback(&location).await;
+    assert_eq!(status, 400);
+
+    // A state past its ten minutes.
+    let url = rig.start_connect(&op).await;
+    let location = rig.consent(&url, &op).await;
+    rig.clock.advance(Duration::from_secs(11 * 60));
+    let (status, page) = rig.callback(&location).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("expired"), "{page}");
+
+    // A login as another operator than the account being connected.
+    let (other_op, _) = ops[1].clone();
+    let url = rig.start_connect(&op).await;
+    let location = rig.consent(&url, &other_op).await;
+    let (status, page) = rig.callback(&location).await;
+    assert_eq!(status, 400);
+    assert!(page.contains(&format!("not `{op}`")), "{page}");
+}
+
+/// Log lines written while it is the thread's default subscriber.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_appears_in_logs_metrics_admin_answers_or_errors() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let ops = operators(2);
+    let rig = Rig::start(&ops).await;
+    rig.clock.set(1_780_000_000_000);
+    let mut seen = String::new();
+    for (op, _) in &ops {
+        rig.connect(op).await;
+    }
+    let conversation = rig.mention("@TIM_Official aiuto").await;
+    // Refreshes, a revocation, a refused refresh and a re-authorisation.
+    rig.clock.advance(Duration::from_secs(7200));
+    rig.host.check_accounts().await.unwrap();
+    rig.x.revoke_user(&ops[0].0);
+    rig.host
+        .reply(
+            "default",
+            &conversation,
+            &ops[0].1,
+            Some(&ops[0].0),
+            "ciao",
+            "k1",
+        )
+        .await
+        .unwrap();
+    eventually("the account needs re-authorisation", async || {
+        let statuses = rig.host.accounts().await.unwrap();
+        rig.state_of(&statuses, &ops[0].0) == AccountState::NeedsReauth
+    })
+    .await;
+    let (_, page) = rig
+        .callback(&format!("{}/oauth/callback?state=x&code=y", rig.admin))
+        .await;
+    seen.push_str(&page);
+    rig.connect(&ops[0].0).await;
+    eventually("the held reply is sent", async || {
+        rig.posted_by(&ops[0].0).len() == 1
+    })
+    .await;
+    for path in ["/accounts", "/status", "/metrics", "/connectors"] {
+        let (status, body) = rig.admin(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}");
+        seen.push_str(&body);
+    }
+    let (_, refused) = rig
+        .admin(
+            reqwest::Method::POST,
+            "/accounts/default/twitter/connect",
+            Some("{\"account\": \"9\"}"),
+        )
+        .await;
+    seen.push_str(&refused);
+    for event in rig.crm_events() {
+        seen.push_str(&serde_json::to_string(&event).unwrap());
+    }
+    seen.push_str(&format!("{:?}", rig.host.accounts().await.unwrap()));
+    seen.push_str(
+        &log.0
+            .lock()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap(),
+    );
+    assert!(
+        seen.contains("account state changed"),
+        "the log was captured"
+    );
+    let planted: Vec<String> = rig
+        .x
+        .issued_tokens()
+        .into_iter()
+        .chain([CLIENT_SECRET.to_string(), TOKEN_KEY.to_string()])
+        .collect();
+    assert!(planted.len() > 6);
+    for token in planted {
+        assert!(!seen.contains(&token), "`{token}` leaked");
+    }
+}
