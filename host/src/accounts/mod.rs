@@ -44,7 +44,7 @@ use chacha20poly1305::aead::rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::capabilities::Secret;
+use crate::capabilities::{Credential, Secret};
 use crate::crm::CrmEvent;
 use crate::error::Error;
 use crate::store::Store;
@@ -151,6 +151,8 @@ pub struct AccountStatus {
     pub expires_at: Option<u64>,
     /// Replies held until it is re-authorised.
     pub held_replies: u64,
+    /// When its token or state last changed (ms since the epoch), if it has a token.
+    pub updated_at: Option<u64>,
 }
 
 /// The start of a connect flow.
@@ -426,9 +428,29 @@ impl AccountBook {
                     .and_then(|r| r.expires_at)
                     .and_then(|t| u64::try_from(t).ok()),
                 held_replies: u64::try_from(self.store.outbox_held(key).await?).unwrap_or(0),
+                updated_at: row.and_then(|r| u64::try_from(r.updated_at).ok()),
             });
         }
         Ok(out)
+    }
+
+    /// Puts the live connected credentials in place of those of a new spec of a running
+    /// connector (a reload builds its grants anew), so the swapped-in version attaches the
+    /// tokens this book keeps.
+    pub(crate) fn rebind(&self, spec: &mut crate::connectors::ConnectorSpec) {
+        for account in &spec.config.accounts {
+            let Some(name) = &account.credential else {
+                continue;
+            };
+            let key = (spec.tenant.clone(), spec.name.clone(), account.id.clone());
+            if let (Some(live), Some(Credential::Connected(_))) =
+                (self.slots.get(&key), spec.grants.credentials.get(name))
+            {
+                spec.grants
+                    .credentials
+                    .insert(name.clone(), Credential::Connected(live.clone()));
+            }
+        }
     }
 
     /// The connected credential of an account, if it is host-held.
@@ -906,6 +928,7 @@ impl AccountBook {
                     generation: 0,
                     refresh_by: None,
                     refresh_until: None,
+                    updated_at: 0,
                 })
                 .await?;
             self.counters.connected.fetch_add(1, Ordering::Relaxed);

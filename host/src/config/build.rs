@@ -39,6 +39,8 @@ fn bearer_token(token: &Secret) -> Result<Secret, &'static str> {
 struct ConnectorSecrets {
     credentials: BTreeMap<String, Credential>,
     secrets: BTreeMap<String, Secret>,
+    /// The OAuth app's client id and secret, for connected accounts.
+    oauth: Option<(Secret, Option<Secret>)>,
     /// A disabled connector's references that are not set (with their keys).
     waiting: Vec<String>,
 }
@@ -49,6 +51,7 @@ struct ConnectorSecrets {
 pub struct ResolvedSecrets {
     store_url: Option<String>,
     admin_token: Option<Secret>,
+    token_key: Option<Secret>,
     crm_webhook_secret: Option<Secret>,
     api_tokens: BTreeMap<String, Secret>,
     connectors: BTreeMap<(String, String), ConnectorSecrets>,
@@ -64,6 +67,7 @@ impl std::fmt::Debug for ResolvedSecrets {
                 &self.store_url.as_deref().map(crate::store::redacted_url),
             )
             .field("admin_token", &self.admin_token)
+            .field("token_key", &self.token_key)
             .field("crm_webhook_secret", &self.crm_webhook_secret)
             .field("api_tokens", &self.api_tokens)
             .field("connectors", &self.connectors)
@@ -76,6 +80,11 @@ impl ResolvedSecrets {
     /// The admin API's token, when the config names one.
     pub fn admin_token(&self) -> Option<&Secret> {
         self.admin_token.as_ref()
+    }
+
+    /// The key sealing host-held tokens (`host.token_key`), if set.
+    pub fn token_key(&self) -> Option<&Secret> {
+        self.token_key.as_ref()
     }
 
     /// Each tenant's REST API token, by tenant id (tenants without one are left out).
@@ -170,6 +179,10 @@ impl Config {
                 None
             }
         };
+        let token_key = self
+            .token_key
+            .as_ref()
+            .and_then(|r| resolve(&host.key("token_key"), r, &mut problems));
         let admin_token = self.admin_token.as_ref().and_then(|r| {
             let key = host.key("admin_token");
             let token = resolve(&key, r, &mut problems)?;
@@ -265,9 +278,25 @@ impl Config {
                         CredentialRef::Path(reference) => {
                             resolve(&key, reference, &mut own).map(Credential::PathSegment)
                         }
+                        CredentialRef::Connected => Some(Credential::Connected(
+                            crate::accounts::ConnectedCredential::new(),
+                        )),
                     };
                     if let Some(credential) = credential {
                         granted.credentials.insert(account.id.clone(), credential);
+                    }
+                }
+                if let Some(oauth) = &connector.oauth {
+                    let key = connector.key.key("oauth");
+                    let id = resolve(&key.key("client_id"), &oauth.client_id, &mut own);
+                    let secret = match &oauth.client_secret {
+                        Some(reference) => {
+                            resolve(&key.key("client_secret"), reference, &mut own).map(Some)
+                        }
+                        None => Some(None),
+                    };
+                    if let (Some(id), Some(secret)) = (id, secret) {
+                        granted.oauth = Some((id, secret));
                     }
                 }
                 if connector.enabled {
@@ -288,6 +317,7 @@ impl Config {
             return Err(self.source.error(problems));
         }
         resolved.admin_token = admin_token;
+        resolved.token_key = token_key;
         resolved.api_tokens = api_tokens;
         resolved.crm_webhook_secret = crm_webhook_secret;
         resolved.store_url = store_url;
@@ -346,6 +376,45 @@ impl Config {
             builder = builder.poll_lease_ttl(ttl);
         }
         builder = builder.retention(self.retention);
+        if let Some(key) = &secrets.token_key {
+            builder = builder.token_key(key.clone());
+        }
+        for tenant in &self.tenants {
+            for connector in &tenant.connectors {
+                let (Some(section), Some(granted)) = (
+                    &connector.oauth,
+                    secrets
+                        .connectors
+                        .get(&(tenant.id.clone(), connector.name.clone())),
+                ) else {
+                    continue;
+                };
+                let Some((client_id, client_secret)) = &granted.oauth else {
+                    continue;
+                };
+                let callback = if tenant.id == crate::connectors::DEFAULT_TENANT {
+                    "/oauth/callback".to_string()
+                } else {
+                    format!("/tenants/{}/oauth/callback", tenant.id)
+                };
+                let app = crate::accounts::OAuthApp {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.clone(),
+                    redirect_url: section
+                        .redirect_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{}{callback}", self.admin_listen)),
+                    endpoints: crate::accounts::Endpoints {
+                        authorize_url: section.authorize_url.clone(),
+                        token_url: section.token_url.clone(),
+                        revoke_url: section.revoke_url.clone(),
+                        identity_url: section.identity_url.clone(),
+                        accounts_url: section.accounts_url.clone(),
+                    },
+                };
+                builder = builder.oauth_app(tenant.id.clone(), connector.name.clone(), app);
+            }
+        }
         if let (Some(url), Some(secret)) = (&self.crm_webhook, &secrets.crm_webhook_secret) {
             match crate::crm::WebhookCrm::new(url.clone(), secret.clone()) {
                 Ok(crm) => builder = builder.crm(std::sync::Arc::new(crm)),

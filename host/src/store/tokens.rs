@@ -36,6 +36,8 @@ pub(crate) struct TokenRow {
     pub(crate) generation: i64,
     pub(crate) refresh_by: Option<String>,
     pub(crate) refresh_until: Option<i64>,
+    /// When the row last changed (ms, the writing host's clock); read only.
+    pub(crate) updated_at: i64,
 }
 
 impl TokenRow {
@@ -62,6 +64,7 @@ fn token_from_row(row: &AnyRow) -> anyhow::Result<TokenRow> {
         generation: row.try_get("generation")?,
         refresh_by: row.try_get("refresh_by")?,
         refresh_until: row.try_get("refresh_until")?,
+        updated_at: row.try_get("updated_at")?,
     })
 }
 
@@ -76,7 +79,7 @@ pub(crate) struct PendingConnect {
 }
 
 const COLUMNS: &str = "tenant, connector, account, label, state, scopes, expires_at, key_id, \
-                       sealed, generation, refresh_by, refresh_until";
+                       sealed, generation, refresh_by, refresh_until, updated_at";
 
 impl Store {
     /// Every stored account token.

@@ -647,3 +647,66 @@ async fn no_token_appears_in_logs_metrics_admin_answers_or_errors() {
         assert!(!seen.contains(&token), "`{token}` leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_postgres_refresh_each_expiring_token_exactly_once() {
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!(
+            "SKIPPED: CENTRALINO_TEST_POSTGRES is not set; this test needs PostgreSQL \
+             (`cargo xtask test` starts one)"
+        );
+        return;
+    };
+    let url = crate::store::fresh_postgres_database(&base).await;
+    let ops = operators(1);
+    let (op, handle) = ops[0].clone();
+    let a = Rig::start_with(&ops, &url, "host-a").await;
+    let b = Rig::start_on(a.x.clone(), &ops, &url, "host-b").await;
+    a.clock.set(1_780_000_000_000);
+    a.connect(&op).await;
+    let conversation = a.mention("@TIM_Official due host").await;
+    eventually("host B sees the account connected", async || {
+        let statuses = b.host.accounts().await.unwrap();
+        b.state_of(&statuses, &op) == AccountState::Connected
+    })
+    .await;
+
+    // Twelve hours in ten-minute steps, both hosts checking at once at every step (and
+    // their background tasks every 20 ms): six expiries, six refreshes.
+    for step in 0..72 {
+        a.clock.advance(Duration::from_secs(600));
+        let (ra, rb) = tokio::join!(a.host.check_accounts(), b.host.check_accounts());
+        ra.unwrap();
+        rb.unwrap();
+        if step % 12 == 11 {
+            // Each host replies from the operator's account with the token it has now.
+            for (n, rig) in [(1, &a), (2, &b)] {
+                rig.host
+                    .reply(
+                        "default",
+                        &conversation,
+                        &handle,
+                        Some(&op),
+                        &format!("passo {step} dall'host {n}"),
+                        &format!("{step}-{n}"),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    eventually("every reply is sent", async || a.posted_by(&op).len() == 12).await;
+    assert_eq!(a.x.refreshes(), 6);
+    assert_eq!(a.x.most_refresh_presentations(), 1);
+    let (ok_a, failed_a) = a.host.token_refreshes();
+    let (ok_b, failed_b) = b.host.token_refreshes();
+    assert_eq!(ok_a + ok_b, 6, "host A {ok_a}, host B {ok_b}");
+    assert_eq!(failed_a + failed_b, 0);
+    for rig in [&a, &b] {
+        assert!(
+            !rig.crm_events()
+                .iter()
+                .any(|e| matches!(e, CrmEvent::ReplyFailed { .. }))
+        );
+    }
+}

@@ -473,10 +473,7 @@ async fn handle(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     // A static token of a known user, or an OAuth token that is live on the clock.
-    let user_id = match state.auth.check(token) {
-        Ok(user_id) => Some(user_id),
-        Err(_) => None,
-    };
+    let user_id = state.auth.check(token).ok();
     let Some(me) = state
         .users
         .iter()

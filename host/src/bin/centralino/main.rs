@@ -41,6 +41,7 @@ fn print_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
+mod accounts;
 mod admin;
 mod config;
 mod demo;
@@ -99,6 +100,16 @@ enum Command {
         #[command(subcommand)]
         command: admin::AgentsCommand,
     },
+    /// Accounts whose tokens the host holds: list, connect (OAuth), disconnect.
+    Accounts {
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
+    /// The key that seals host-held tokens: rotate it.
+    Keys {
+        #[command(subcommand)]
+        command: accounts::KeysCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -144,6 +155,8 @@ fn main() -> ExitCode {
         Command::Reload(args) => admin::reload(args),
         Command::Connectors { command } => admin::connectors(command),
         Command::Agents { command } => admin::agents(command),
+        Command::Accounts { command } => accounts::accounts(command),
+        Command::Keys { command } => accounts::keys(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
