@@ -710,3 +710,241 @@ async fn two_hosts_on_postgres_refresh_each_expiring_token_exactly_once() {
         );
     }
 }
+
+/// `centralino run` on a config with a connected operator account, and what an admin
+/// types: `accounts connect`, `status`, then (hosts stopped) `keys rotate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_connects_an_operators_account_from_the_command_line_and_rotates_the_key() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    let x = XApi::start().await.unwrap();
+    x.add_user("1001", "TIM_Official", "TIM", "static-token-tim");
+    x.add_user("2001", "TIM_Marco", "Marco", "never-used-2001");
+    x.add_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (public, admin) = (free(), free());
+    let plugins = component("twitter").parent().unwrap().to_path_buf();
+    let base = x.base_url();
+    let config = format!(
+        r#"[host]
+store = "sqlite://centralino.db"
+listen = "{public}"
+admin_listen = "{admin}"
+admin_token = "env:TEST_ADMIN_TOKEN"
+token_key = "env:TEST_TOKEN_KEY"
+plugin_dir = "{plugins}"
+
+[[connectors]]
+name = "twitter"
+plugin = "twitter"
+allowed_hosts = ["http://{authority}"]
+settings = {{ api_base = "{base}" }}
+secrets = {{ consumer_secret = "env:TEST_X_CONSUMER_SECRET" }}
+
+[connectors.oauth]
+client_id = "env:TEST_X_CLIENT_ID"
+client_secret = "env:TEST_X_CLIENT_SECRET"
+authorize_url = "{base}/i/oauth2/authorize"
+token_url = "{base}/2/oauth2/token"
+revoke_url = "{base}/2/oauth2/revoke"
+identity_url = "{base}/2/users/me"
+
+[[connectors.accounts]]
+id = "1001"
+handle = "TIM_Official"
+credential = "env:TEST_X_TOKEN_TIM"
+
+[[connectors.accounts]]
+id = "2001"
+handle = "TIM_Marco"
+credential = "connected"
+"#,
+        plugins = plugins.display(),
+        authority = x.authority(),
+    );
+    let path = dir.path().join("centralino.toml");
+    std::fs::write(&path, config).unwrap();
+    let new_key = "planted-new-token-key-fedcba9876543210fedcba98";
+    let run = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_centralino"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("TEST_TOKEN_KEY", key)
+            .env("TEST_X_CONSUMER_SECRET", CONSUMER_SECRET)
+            .env("TEST_X_CLIENT_ID", CLIENT_ID)
+            .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
+            .env("TEST_X_TOKEN_TIM", "static-token-tim")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ready = async || {
+        eventually("the host is ready", async || {
+            http.get(format!("http://{admin}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    };
+    let mut host = run(TOKEN_KEY);
+    ready().await;
+
+    // `centralino accounts connect twitter --account 2001` prints the URL and waits.
+    let mut connect = Command::new(env!("CARGO_BIN_EXE_centralino"))
+        .args([
+            "accounts",
+            "connect",
+            "twitter",
+            "--account",
+            "2001",
+            "--admin",
+        ])
+        .arg(format!("http://{admin}"))
+        .env("CENTRALINO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = connect.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        if let Some(url) = line
+            .trim()
+            .strip_prefix(&format!("{base}/i/oauth2/authorize"))
+        {
+            break format!("{base}/i/oauth2/authorize{url}");
+        }
+    };
+    // The admin's browser: the consent page, its form, the redirect to the host.
+    let html = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let mut form = hidden_inputs(&html);
+    form.push(("user_id".to_string(), "2001".to_string()));
+    form.push(("decision".to_string(), "allow".to_string()));
+    let answer = http
+        .post(format!("{base}/i/oauth2/authorize"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&format!("http://{admin}/oauth/callback?")),
+        "{location}"
+    );
+    let page = http.get(&location).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let printed = loop {
+        let line = lines_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        if line.starts_with("connected:") {
+            break line;
+        }
+    };
+    assert!(printed.contains("account 2001 (TIM_Marco)"), "{printed}");
+    assert!(printed.contains("offline.access"), "{printed}");
+    let status = tokio::task::spawn_blocking(move || connect.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    let cli = |args: &'static [&'static str]| {
+        let admin = format!("http://{admin}");
+        let path = path.clone();
+        let new_key = new_key.to_string();
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_centralino"))
+                .args(args)
+                .args(if args[0] == "keys" {
+                    vec!["--config".to_string(), path.display().to_string()]
+                } else {
+                    vec!["--admin".to_string(), admin]
+                })
+                .env("CENTRALINO_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("TEST_TOKEN_KEY", TOKEN_KEY)
+                .env("TEST_NEW_TOKEN_KEY", new_key)
+                .env("TEST_X_CONSUMER_SECRET", CONSUMER_SECRET)
+                .env("TEST_X_CLIENT_ID", CLIENT_ID)
+                .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
+                .env("TEST_X_TOKEN_TIM", "static-token-tim")
+                .output()
+                .unwrap()
+        })
+    };
+    let status = cli(&["status"]).await.unwrap();
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("2001"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("TIM_Marco") && line.contains("connected"),
+        "{text}"
+    );
+
+    // Rotation: the host stopped, every token re-sealed, the host back with the new key.
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let rotated = cli(&["keys", "rotate", "--new", "env:TEST_NEW_TOKEN_KEY"])
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert!(
+        rotated.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(said.contains("1 token(s) re-sealed"), "{said}");
+    let mut host = run(new_key);
+    ready().await;
+    let (code, body) = {
+        let response = http
+            .get(format!("http://{admin}/accounts"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    };
+    assert_eq!(code, 200);
+    let accounts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(accounts[0]["state"], "connected", "{body}");
+    // The token opens with the new key: disconnecting revokes it at X, which needs it.
+    let sent = http
+        .post(format!(
+            "http://{admin}/accounts/default/twitter/2001/disconnect"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status().as_u16(), 200);
+    eventually("the disconnect revoked the token at X", async || {
+        x.requests().iter().any(|r| r.path == "/2/oauth2/revoke")
+    })
+    .await;
+    host.kill().unwrap();
+    host.wait().unwrap();
+}
