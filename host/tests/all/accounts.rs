@@ -948,3 +948,189 @@ credential = "connected"
     host.kill().unwrap();
     host.wait().unwrap();
 }
+
+/// A Facebook connector with two connected pages (5001, 5002) on the Graph emulator; the
+/// admin (Facebook user 9001) manages those two and a third the connector does not serve.
+async fn facebook_host(graph: &centralino_emulators::GraphApi) -> (Host, String, reqwest::Client) {
+    graph.add_oauth_client("fb-app", CLIENT_SECRET);
+    graph.add_user(
+        "9001",
+        "Giulia Admin",
+        &[
+            ("5001", "TIM"),
+            ("5002", "Impresa Semplice"),
+            ("5003", "Altro"),
+        ],
+    );
+    let mut credentials = BTreeMap::new();
+    let mut accounts = Vec::new();
+    for page in ["5001", "5002"] {
+        credentials.insert(
+            format!("page-{page}"),
+            Credential::Connected(ConnectedCredential::new()),
+        );
+        accounts.push(AccountConfig {
+            id: page.to_string(),
+            handle: None,
+            credential: Some(format!("page-{page}")),
+            settings: Vec::new(),
+        });
+    }
+    let mut secrets = BTreeMap::new();
+    secrets.insert("app_secret".to_string(), Secret::new("fb-app-secret"));
+    secrets.insert("verify_token".to_string(), Secret::new("verify-me"));
+    let mut spec = ConnectorSpec::new(
+        "facebook",
+        component("facebook"),
+        ConnectorConfig {
+            settings: vec![("graph_base".to_string(), graph.base_url())],
+            accounts,
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![graph.authority()],
+        credentials,
+        secrets,
+    };
+    let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+    let base = graph.base_url();
+    let host = Host::builder()
+        .connector(spec)
+        .token_key(Secret::new(TOKEN_KEY))
+        .oauth_app(
+            "default",
+            "facebook",
+            OAuthApp {
+                client_id: Secret::new("fb-app"),
+                client_secret: Some(Secret::new(CLIENT_SECRET)),
+                redirect_url: format!("{admin}/oauth/callback"),
+                endpoints: Endpoints {
+                    authorize_url: Some(format!("{base}/v19.0/dialog/oauth")),
+                    token_url: Some(format!("{base}/v19.0/oauth/access_token")),
+                    accounts_url: Some(format!("{base}/v19.0/me/accounts")),
+                    ..Endpoints::default()
+                },
+            },
+        )
+        .build()
+        .await
+        .unwrap();
+    let api = AdminApi::new(host.clone(), Some(&Secret::new(ADMIN_TOKEN)));
+    tokio::spawn(async move { api.serve(admin_listener).await.unwrap() });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (host, admin, http)
+}
+
+/// The Facebook login as user 9001, from `connect`'s authorize URL to the callback page.
+async fn facebook_login(
+    graph: &centralino_emulators::GraphApi,
+    http: &reqwest::Client,
+    authorize_url: &str,
+) -> (u16, String) {
+    let html = http
+        .get(authorize_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut form = hidden_inputs(&html);
+    assert!(
+        form.iter()
+            .any(|(k, v)| k == "scope" && v.contains("pages_messaging"))
+    );
+    form.push(("user_id".to_string(), "9001".to_string()));
+    form.push(("decision".to_string(), "allow".to_string()));
+    let answer = http
+        .post(format!("{}/v19.0/dialog/oauth", graph.base_url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    let page = http.get(location).send().await.unwrap();
+    (page.status().as_u16(), page.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn one_facebook_login_connects_the_page_tokens_of_the_pages_the_connector_serves() {
+    let graph = centralino_emulators::GraphApi::start().await.unwrap();
+    let (host, _admin, http) = facebook_host(&graph).await;
+    let statuses = host.accounts().await.unwrap();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.state == AccountState::Disconnected)
+    );
+
+    // One login: both served pages get their page tokens; the third page is not kept.
+    let start = host
+        .connect_account("default", "facebook", None)
+        .await
+        .unwrap();
+    let (status, page) = facebook_login(&graph, &http, &start.authorize_url).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("5001 (TIM)") && page.contains("5002 (Impresa Semplice)"),
+        "{page}"
+    );
+    let statuses = host.accounts().await.unwrap();
+    assert_eq!(statuses.len(), 2);
+    for s in &statuses {
+        assert_eq!(s.state, AccountState::Connected, "{s:?}");
+        assert_eq!(s.expires_at, None, "page tokens do not expire");
+    }
+
+    // A Messenger reply from page 5002 goes out with that page's own token.
+    graph.customer_wrote("5002", "7001");
+    host.send(
+        "default",
+        "facebook",
+        centralino::types::OutboundMessage {
+            account: "5002".to_string(),
+            conversation_key: "dm:5002:7001".to_string(),
+            kind: centralino::types::MessageKind::PrivateMessage,
+            recipient: Some("7001".to_string()),
+            in_reply_to: None,
+            text: "Ciao dal team Impresa Semplice".to_string(),
+            attachments: Vec::new(),
+            idempotency_key: "fb-1".to_string(),
+        },
+    )
+    .await
+    .unwrap();
+    let delivered = graph.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].page_id, "5002");
+    let sent_with = graph
+        .requests()
+        .into_iter()
+        .last()
+        .unwrap()
+        .query_param("access_token")
+        .unwrap();
+    assert!(graph.issued_tokens().contains(&sent_with));
+
+    // Re-authorising one page with `--account 5001` renews only that page's token.
+    let before = host.accounts().await.unwrap();
+    let start = host
+        .connect_account("default", "facebook", Some("5001"))
+        .await
+        .unwrap();
+    let (status, page) = facebook_login(&graph, &http, &start.authorize_url).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("5001") && !page.contains("5002"), "{page}");
+    let after = host.accounts().await.unwrap();
+    let changed = |id: &str| {
+        let b = before.iter().find(|s| s.account == id).unwrap();
+        let a = after.iter().find(|s| s.account == id).unwrap();
+        a.updated_at != b.updated_at
+    };
+    assert!(changed("5001"));
+    assert!(!changed("5002"));
+}

@@ -76,3 +76,18 @@ impl Connector for Facebook {
 }
 
 centralino_sdk::export_connector!(Facebook);
+
+// How Facebook authorises pages: Facebook Login (authorization code, the app secret in the
+// body), then the host trades the user token for a long-lived one and lists the pages the
+// user manages, keeping the page tokens (which do not expire) of the pages this connector
+// serves; they go on requests as `?access_token=`. The URLs are unversioned so they follow
+// the app's Graph version; an admin overrides them in `[connectors.oauth]`.
+centralino_sdk::oauth!(
+    r#"{"flow": "authorization-code",
+    "authorize_url": "https://www.facebook.com/dialog/oauth",
+    "token_url": "https://graph.facebook.com/oauth/access_token",
+    "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata",
+               "pages_read_engagement", "pages_manage_engagement"],
+    "scope_separator": ",", "client_auth": "body", "attach": {"query": "access_token"},
+    "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"}}"#
+);

@@ -220,7 +220,7 @@ impl AuthServer {
 
     /// The client a token request authenticates as: HTTP Basic, or `client_id` (and
     /// `client_secret`) in the form.
-    fn client(
+    pub fn client(
         &self,
         authorization: Option<&str>,
         form: &HashMap<String, String>,
@@ -295,6 +295,29 @@ impl AuthServer {
             }
             _ => invalid("Missing required parameter [grant_type]."),
         }
+    }
+
+    /// Exchanges a live access token for a longer-lived one of the same user (Facebook's
+    /// `fb_exchange_token`); `None` when the token is not live.
+    pub fn exchange(&mut self, token: &str, ttl: Duration) -> Option<serde_json::Value> {
+        let user = self.check(token).ok()?;
+        let kept = self.token_ttl;
+        self.token_ttl = ttl;
+        let answer = self.issue(&user, "", "", false);
+        self.token_ttl = kept;
+        Some(answer)
+    }
+
+    /// Mints a token for `user_id` that lives `ttl` (a page token).
+    pub fn mint_for(&mut self, user_id: &str, ttl: Duration) -> String {
+        let kept = self.token_ttl;
+        self.token_ttl = ttl;
+        let answer = self.issue(user_id, "", "", false);
+        self.token_ttl = kept;
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Revokes `token` and every token of the same user and client (the grant).
