@@ -521,8 +521,18 @@ impl AccountBook {
                 continue;
             };
             if app.declaration.refresh {
-                if now >= refresh_at(expires_at) {
-                    self.refresh(&key, row.generation).await?;
+                if now >= refresh_at(expires_at)
+                    && self.refresh(&key, row.generation).await? == Recovery::Later
+                    && state == AccountState::Connected
+                    && !self.claimed_elsewhere(&key, now).await?
+                {
+                    // The platform could not be reached: say so while the token lasts.
+                    self.mark(
+                        &key,
+                        AccountState::Expiring,
+                        "the token expires soon and refreshing it keeps failing",
+                    )
+                    .await?;
                 }
             } else if now.saturating_add(EXPIRING_WARN_MS) >= expires_at
                 && state == AccountState::Connected
@@ -973,6 +983,18 @@ impl AccountBook {
                 .await?;
         }
         Ok(deleted)
+    }
+}
+
+impl AccountBook {
+    /// Whether another host holds a live refresh claim on `key` (it is refreshing).
+    async fn claimed_elsewhere(&self, key: &AccountKey, now: u64) -> anyhow::Result<bool> {
+        Ok(self.store.token_row(key).await?.is_some_and(|row| {
+            row.refresh_by
+                .as_deref()
+                .is_some_and(|by| by != self.host_id)
+                && row.refresh_until.is_some_and(|until| until >= ms(now))
+        }))
     }
 }
 

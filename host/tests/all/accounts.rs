@@ -1134,3 +1134,38 @@ async fn one_facebook_login_connects_the_page_tokens_of_the_pages_the_connector_
     assert!(changed("5001"));
     assert!(!changed("5002"));
 }
+
+#[tokio::test]
+async fn a_token_that_cannot_be_refreshed_in_time_is_expiring_until_a_refresh_succeeds() {
+    let ops = operators(1);
+    let rig = Rig::start(&ops).await;
+    let op = ops[0].0.clone();
+    rig.clock.set(1_780_000_000_000);
+    rig.connect(&op).await;
+    // Five minutes before expiry X's token endpoint answers 503.
+    rig.x.inject(
+        "/2/oauth2/token",
+        centralino_emulators::Fault::ServerError(503),
+        1_000,
+    );
+    rig.clock.advance(Duration::from_secs(7200 - 300));
+    rig.host.check_accounts().await.unwrap();
+    let statuses = rig.host.accounts().await.unwrap();
+    assert_eq!(rig.state_of(&statuses, &op), AccountState::Expiring);
+    eventually("the CRM hears it is expiring", async || {
+        rig.crm_events().iter().any(
+            |e| matches!(e, CrmEvent::AccountStateChanged { state, .. } if state == "expiring"),
+        )
+    })
+    .await;
+    // X answers again: the next check refreshes it and it is connected.
+    rig.x.clear_faults();
+    rig.clock.advance(Duration::from_secs(61));
+    rig.host.check_accounts().await.unwrap();
+    let statuses = rig.host.accounts().await.unwrap();
+    assert_eq!(rig.state_of(&statuses, &op), AccountState::Connected);
+    assert_eq!(rig.x.refreshes(), 1);
+    let (refreshed, failed) = rig.host.token_refreshes();
+    assert_eq!(refreshed, 1);
+    assert!(failed >= 1);
+}

@@ -51,9 +51,12 @@ struct GraphState {
     delivered: Vec<Delivered>,
     next_id: u64,
     auth: AuthServer,
-    /// Facebook users who can log in: id, name, and the pages they manage (id, name).
-    users: Vec<(String, String, Vec<(String, String)>)>,
+    /// Facebook users who can log in.
+    users: Vec<FacebookUser>,
 }
+
+/// A Facebook user: id, name, and the pages they manage (id, name).
+type FacebookUser = (String, String, Vec<(String, String)>);
 
 impl Default for GraphState {
     fn default() -> Self {
