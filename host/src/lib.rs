@@ -64,6 +64,7 @@ pub mod server;
 pub mod store;
 mod throttle;
 pub mod types;
+pub mod windows;
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{

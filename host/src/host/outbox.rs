@@ -45,6 +45,14 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 inner.store.outbox_release(entry, retry_at).await?;
                 continue;
             }
+            // Past the platform's reply window: refused before any call, for the CRM to show.
+            Some(c)
+                if c.reply_window_applies()
+                    && let Some(refusal) = outside_window(inner, c, entry).await? =>
+            {
+                settle(inner, entry, Err(Error::Refused(refusal))).await?;
+                continue;
+            }
             // A reply from an account waiting for re-authorisation is held, not tried.
             Some(c)
                 if c.connected(&entry.message.account)
@@ -104,6 +112,22 @@ const UNAVAILABLE_RECHECK_MS: u64 = 2_000;
 /// How soon a reply whose host-held token was refused is tried again while the account's
 /// fate is undecided (another host refreshing, the token endpoint unreachable).
 const REFUSED_RECHECK_MS: u64 = 1_000;
+
+/// Why `entry` is past its connector's reply window, if it is.
+async fn outside_window(
+    inner: &HostInner,
+    connector: &crate::connectors::Connector,
+    entry: &OutboxEntry,
+) -> anyhow::Result<Option<String>> {
+    let Some(last) = inner
+        .store
+        .last_inbound_at(&entry.tenant, &entry.conversation_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(connector.outside_window(entry.message.kind, last, crate::clock::now_ms()))
+}
 
 /// A send whose host-held token the platform refused: a newer or refreshed token sends
 /// it again soon (counted as an attempt, so a platform that keeps refusing fresh tokens

@@ -361,6 +361,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// When the customer last wrote in a conversation (ms, the platform's time of the
+    /// newest inbound message), if they wrote at all.
+    pub(crate) async fn last_inbound_at(
+        &self,
+        tenant: &str,
+        conversation_id: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT MAX(created_at) AS at FROM messages
+             WHERE tenant = $1 AND conversation_id = $2 AND direction = 'inbound'",
+        )
+        .bind(tenant)
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await
+        .context("reading when the customer last wrote")?;
+        let at: Option<i64> = row.try_get("at")?;
+        Ok(at.and_then(|at| u64::try_from(at).ok()))
+    }
+}
+
 fn held_key(tenant: &str, connector: &str, account: &str) -> String {
     format!("{tenant}/{connector}/{account}")
 }

@@ -1169,3 +1169,132 @@ async fn a_token_that_cannot_be_refreshed_in_time_is_expiring_until_a_refresh_su
     assert_eq!(refreshed, 1);
     assert!(failed >= 1);
 }
+
+/// A Messenger conversation of page 5001 whose customer `psid` last wrote `ago` before
+/// now, delivered signed; its id.
+async fn messenger_conversation(
+    host: &Host,
+    graph: &centralino_emulators::GraphApi,
+    psid: &str,
+    ago: Duration,
+) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let written = now - ago.as_millis() as u64;
+    let body = serde_json::to_vec(&centralino_emulators::webhooks::messenger_text(
+        "5001",
+        psid,
+        &format!("m_{psid}"),
+        "buongiorno, ci siete?",
+        written,
+    ))
+    .unwrap();
+    let request = centralino::types::WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: centralino_emulators::webhooks::facebook_delivery_headers("fb-app-secret", &body),
+        body,
+    };
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "facebook", request)
+        .await;
+    assert_eq!(response.status, 200);
+    graph.customer_wrote_ago("5001", psid, ago);
+    stored[0].conversation_id.clone()
+}
+
+#[tokio::test]
+async fn a_messenger_reply_after_30_hours_goes_out_as_human_agent_and_after_8_days_is_refused_before_any_call()
+ {
+    let graph = centralino_emulators::GraphApi::start().await.unwrap();
+    graph.add_page("5001", "static-page-token-tim");
+    let mut credentials = BTreeMap::new();
+    credentials.insert(
+        "tim-page".to_string(),
+        Credential::QueryParameter {
+            name: "access_token".to_string(),
+            token: Secret::new("static-page-token-tim"),
+        },
+    );
+    let mut secrets = BTreeMap::new();
+    secrets.insert("app_secret".to_string(), Secret::new("fb-app-secret"));
+    secrets.insert("verify_token".to_string(), Secret::new("verify-me"));
+    let mut spec = ConnectorSpec::new(
+        "facebook",
+        component("facebook"),
+        ConnectorConfig {
+            settings: vec![
+                ("graph_base".to_string(), graph.base_url()),
+                ("human_agent".to_string(), "true".to_string()),
+            ],
+            accounts: vec![AccountConfig {
+                id: "5001".to_string(),
+                handle: Some("TIM".to_string()),
+                credential: Some("tim-page".to_string()),
+                settings: Vec::new(),
+            }],
+        },
+    );
+    spec.grants = Grants {
+        allowed_hosts: vec![graph.authority()],
+        credentials,
+        secrets,
+    };
+    let host = Host::builder().connector(spec).build().await.unwrap();
+    let events = || -> Vec<CrmEvent> {
+        host.local_inbox()
+            .unwrap()
+            .events()
+            .into_iter()
+            .map(|d| d.event)
+            .collect()
+    };
+
+    // 30 hours: past Messenger's 24-hour window, within the human agent's 7 days.
+    let late = messenger_conversation(&host, &graph, "7001", Duration::from_secs(30 * 3600)).await;
+    host.reply(
+        "default",
+        &late,
+        "giulia",
+        None,
+        "Eccoci, scusi l'attesa",
+        "late-1",
+    )
+    .await
+    .unwrap();
+    eventually("the reply is delivered", async || {
+        graph.delivered().len() == 1
+    })
+    .await;
+    let sent = graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/me/messages"))
+        .last()
+        .unwrap();
+    assert_eq!(sent.json()["messaging_type"], "MESSAGE_TAG");
+    assert_eq!(sent.json()["tag"], "HUMAN_AGENT");
+    assert_eq!(graph.delivered()[0].recipient, "7001");
+
+    // 8 days: refused before any call, with a reason the CRM can show.
+    let calls = graph.requests().len();
+    let stale =
+        messenger_conversation(&host, &graph, "7002", Duration::from_secs(8 * 24 * 3600)).await;
+    let queued = host
+        .reply("default", &stale, "giulia", None, "Ci scusi", "stale-1")
+        .await
+        .unwrap();
+    eventually("the CRM hears why it was not sent", async || {
+        events().iter().any(|e| {
+            matches!(e,
+            CrmEvent::ReplyFailed { outbox_id, reason, .. }
+                if *outbox_id == queued.id && reason.contains("outside_messaging_window"))
+        })
+    })
+    .await;
+    assert_eq!(graph.requests().len(), calls, "no call was made");
+    assert_eq!(graph.delivered().len(), 1);
+}

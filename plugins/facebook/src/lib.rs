@@ -29,6 +29,7 @@
 //! | `api_version` | `v19.0` | Graph API version in request paths |
 //! | `app_secret` | `app_secret` | NAME of the host-held secret that signs deliveries |
 //! | `verify_token` | `verify_token` | NAME of the host-held secret the handshake must echo |
+//! | `human_agent` | `false` | `true`: a Messenger reply 24 h to 7 days after the customer's last message goes out with the `HUMAN_AGENT` tag (a person answering); later ones the host refuses before any call |
 //!
 //! Accounts: `id` is the page id, `credential` the name of the page access token.
 
@@ -76,6 +77,14 @@ impl Connector for Facebook {
 }
 
 centralino_sdk::export_connector!(Facebook);
+
+// Messenger takes a reply for 24 hours after the customer's last message, and for 7 days
+// when a person answers with the HUMAN_AGENT tag (setting `human_agent = true`); the host
+// refuses a later one before any call.
+centralino_sdk::reply_window!(
+    r#"{"kinds": ["private-message"], "hours": 24, "extended_hours": 168,
+    "extended_setting": "human_agent"}"#
+);
 
 // How Facebook authorises pages: Facebook Login (authorization code, the app secret in the
 // body), then the host trades the user token for a long-lived one and lists the pages the

@@ -180,6 +180,38 @@ macro_rules! oauth {
     };
 }
 
+/// Declares how long after the customer's last message the platform accepts a reply, so
+/// the host refuses a late reply before any call (`outside_messaging_window`) instead of
+/// the platform. One JSON object: `kinds` (reply kinds it applies to, `"private-message"`…),
+/// `hours`, and optionally `extended_hours` with the connector setting that enables them
+/// (`extended_setting`).
+///
+/// ```ignore
+/// centralino_sdk::reply_window!(r#"{"kinds": ["private-message"], "hours": 24,
+///     "extended_hours": 168, "extended_setting": "human_agent"}"#);
+/// ```
+#[macro_export]
+macro_rules! reply_window {
+    ($json:literal) => {
+        const _: () = {
+            const JSON: &str = $json;
+            const LEN: usize = JSON.len();
+            #[used]
+            #[unsafe(link_section = "centralino-reply-window")]
+            static REPLY_WINDOW: [u8; LEN] = {
+                let bytes = JSON.as_bytes();
+                let mut out = [0u8; LEN];
+                let mut i = 0;
+                while i < LEN {
+                    out[i] = bytes[i];
+                    i += 1;
+                }
+                out
+            };
+        };
+    };
+}
+
 /// Embeds `{"name": …, "version": …, "contract": …}` in the component.
 ///
 /// [`export_connector!`] and [`export_router!`] call it; call it yourself only when you

@@ -12,11 +12,13 @@
 //!
 //! The token in `access_token` decides the page; an unknown token is error 190. A message
 //! to a customer who has not written within 24 hours is refused with error 10, subcode
-//! 2018278, as the platform does; [`GraphApi::customer_wrote`] opens that window. Answers
+//! 2018278, as the platform does, unless it is sent as `messaging_type: MESSAGE_TAG` with
+//! `tag: HUMAN_AGENT`, which is accepted for 7 days; [`GraphApi::customer_wrote`] (and
+//! [`GraphApi::customer_wrote_ago`]) open that window. Answers
 //! carry `x-app-usage`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +32,9 @@ use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, loc
 
 /// The standard messaging window.
 const WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The window of the `HUMAN_AGENT` message tag.
+const HUMAN_AGENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A message or comment reply the emulator accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +52,8 @@ pub struct Delivered {
 #[derive(Debug)]
 struct GraphState {
     pages: Vec<(String, String)>,
-    windows: Vec<(String, String, Instant)>,
+    /// When each customer last wrote to each page (ms on the login clock).
+    windows: Vec<(String, String, u64)>,
     delivered: Vec<Delivered>,
     next_id: u64,
     auth: AuthServer,
@@ -261,9 +267,23 @@ impl GraphApi {
 
     /// Records that customer `psid` wrote to `page_id` now, opening the 24-hour window.
     pub fn customer_wrote(&self, page_id: &str, psid: &str) {
-        lock(&self.shared.1)
+        self.customer_wrote_ago(page_id, psid, Duration::ZERO);
+    }
+
+    /// Records that customer `psid` last wrote to `page_id` `ago` before now.
+    pub fn customer_wrote_ago(&self, page_id: &str, psid: &str, ago: Duration) {
+        let mut state = lock(&self.shared.1);
+        let at = state
+            .auth
+            .clock
+            .now_ms()
+            .saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX));
+        state
             .windows
-            .push((page_id.to_string(), psid.to_string(), Instant::now()));
+            .retain(|(p, c, _)| !(p == page_id && c == psid));
+        state
+            .windows
+            .push((page_id.to_string(), psid.to_string(), at));
     }
 
     /// Everything the pages sent.
@@ -377,10 +397,20 @@ async fn handle(
                 );
             }
             let recipient = if let Some(psid) = body["recipient"]["id"].as_str() {
-                let open = state
-                    .windows
-                    .iter()
-                    .any(|(p, c, at)| *p == page_id && c == psid && at.elapsed() < WINDOW);
+                // RESPONSE within 24 hours of the customer's last message; the HUMAN_AGENT
+                // tag within 7 days; nothing after.
+                let human_agent =
+                    body["messaging_type"] == "MESSAGE_TAG" && body["tag"] == "HUMAN_AGENT";
+                let window = if human_agent {
+                    HUMAN_AGENT_WINDOW
+                } else {
+                    WINDOW
+                };
+                let now = state.auth.clock.now_ms();
+                let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+                let open = state.windows.iter().any(|(p, c, at)| {
+                    *p == page_id && c == psid && now.saturating_sub(*at) < window_ms
+                });
                 if !open {
                     return graph_error(
                         400,
