@@ -70,6 +70,22 @@ pub struct OAuthDeclaration {
     /// tokens.
     #[serde(default)]
     pub exchange: Option<Exchange>,
+    /// How the platform is made to send the account's webhooks, done on connect and by
+    /// `centralino accounts subscribe` (idempotent at the platform).
+    #[serde(default)]
+    pub subscribe: Option<Subscribe>,
+}
+
+/// A per-account subscription call: `POST url` (with `{account}` replaced by the account
+/// id) with `form`, the account's token attached as declared; a 2xx answer means live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    /// `https://graph.facebook.com/{account}/subscribed_apps`.
+    pub url: String,
+    /// Form fields (`subscribed_fields = "messages,messaging_postbacks,feed"`).
+    #[serde(default)]
+    pub form: std::collections::BTreeMap<String, String>,
 }
 
 /// The OAuth grant a connector uses.

@@ -28,7 +28,7 @@ pub(crate) mod seal;
 mod slot;
 
 pub use declaration::{
-    AttachDeclaration, ClientAuth, Exchange, Flow, OAUTH_SECTION, OAuthDeclaration,
+    AttachDeclaration, ClientAuth, Exchange, Flow, OAUTH_SECTION, OAuthDeclaration, Subscribe,
 };
 pub use slot::ConnectedCredential;
 
@@ -116,6 +116,8 @@ pub struct Endpoints {
     pub identity_url: Option<String>,
     /// Overrides the Facebook exchange's `accounts_url`.
     pub accounts_url: Option<String>,
+    /// Overrides the subscription step's `url` (`{account}` is replaced).
+    pub subscribe_url: Option<String>,
 }
 
 /// A connector's OAuth app, as the admin registered it with the platform.
@@ -153,6 +155,10 @@ pub struct AccountStatus {
     pub held_replies: u64,
     /// When its token or state last changed (ms since the epoch), if it has a token.
     pub updated_at: Option<u64>,
+    /// Whether the platform sends its webhooks: `Some(true)` once the subscription call
+    /// succeeded, `Some(false)` when it has not (yet), `None` when the connector declares
+    /// no subscription step.
+    pub subscribed: Option<bool>,
 }
 
 /// The start of a connect flow.
@@ -206,9 +212,11 @@ pub(crate) enum Recovery {
     Recovered,
     /// The account needs an admin: hold its traffic.
     NeedsReauth,
-    /// Undecided yet (another host is refreshing, the platform is unreachable): try
-    /// again shortly.
+    /// Undecided yet (another host is refreshing): try again shortly.
     Later,
+    /// This host's refresh failed for now (the token endpoint unreachable or failing):
+    /// try again shortly.
+    Unreachable,
 }
 
 /// Every host-held account of a host.
@@ -429,6 +437,11 @@ impl AccountBook {
                     .and_then(|t| u64::try_from(t).ok()),
                 held_replies: u64::try_from(self.store.outbox_held(key).await?).unwrap_or(0),
                 updated_at: row.and_then(|r| u64::try_from(r.updated_at).ok()),
+                subscribed: self
+                    .apps
+                    .get(&(key.0.clone(), key.1.clone()))
+                    .and_then(|a| a.declaration.subscribe.as_ref())
+                    .map(|_| row.is_some_and(|r| r.subscribed_at.is_some())),
             });
         }
         Ok(out)
@@ -522,9 +535,8 @@ impl AccountBook {
             };
             if app.declaration.refresh {
                 if now >= refresh_at(expires_at)
-                    && self.refresh(&key, row.generation).await? == Recovery::Later
+                    && self.refresh(&key, row.generation).await? == Recovery::Unreachable
                     && state == AccountState::Connected
-                    && !self.claimed_elsewhere(&key, now).await?
                 {
                     // The platform could not be reached: say so while the token lasts.
                     self.mark(
@@ -685,7 +697,7 @@ impl AccountBook {
             Err(oauth::Failure::Transient(why)) => {
                 self.counters.refresh_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "refreshing the token failed, will retry: {why}");
-                Ok(Recovery::Later)
+                Ok(Recovery::Unreachable)
             }
         }
     }
@@ -939,10 +951,14 @@ impl AccountBook {
                     refresh_by: None,
                     refresh_until: None,
                     updated_at: 0,
+                    subscribed_at: None,
                 })
                 .await?;
             self.counters.connected.fetch_add(1, Ordering::Relaxed);
             tracing::info!(tenant = %key.0, connector = %key.1, account = %key.2, "account connected");
+            if let Err(e) = self.subscribe_one(&key, &tokens.access).await {
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "subscribing the account's webhooks: {e}");
+            }
             self.sync().await?;
             if before != Some(AccountState::Connected) {
                 self.changed(&key, AccountState::Connected, "connected by an admin")
@@ -954,6 +970,60 @@ impl AccountBook {
         Ok(statuses
             .into_iter()
             .filter(|s| keys.iter().any(|k| k.2 == s.account && k.1 == s.connector))
+            .collect())
+    }
+
+    /// Makes the platform send `key`'s webhooks, when the connector declares how; records
+    /// the outcome. Idempotent at the platform.
+    async fn subscribe_one(&self, key: &AccountKey, access: &str) -> Result<(), String> {
+        let Some(app) = self.apps.get(&(key.0.clone(), key.1.clone())) else {
+            return Ok(());
+        };
+        let Some(step) = &app.declaration.subscribe else {
+            return Ok(());
+        };
+        let url = oauth::endpoint(
+            &app.app.endpoints,
+            |e| e.subscribe_url.as_ref(),
+            Some(&step.url),
+        )
+        .unwrap_or_default()
+        .replace("{account}", &key.2);
+        let token = Secret::new(access.to_string());
+        let outcome =
+            oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+        let at = outcome.is_ok().then(|| ms(crate::clock::now_ms()));
+        self.store
+            .set_subscribed(key, at)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        outcome
+    }
+
+    /// Subscribes every connected account of `connector` of `tenant` again (the platform
+    /// lost a subscription, or the app was re-created); answers each account's status.
+    pub(crate) async fn subscribe(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
+        for row in self.store.token_rows().await? {
+            let key = row.key();
+            if key.0 != tenant || key.1 != connector {
+                continue;
+            }
+            let Ok(tokens) = self.open(&row) else {
+                continue;
+            };
+            if let Err(e) = self.subscribe_one(&key, &tokens.access).await {
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "subscribing the account's webhooks: {e}");
+            }
+        }
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .filter(|s| s.tenant == tenant && s.connector == connector)
             .collect())
     }
 
@@ -983,18 +1053,6 @@ impl AccountBook {
                 .await?;
         }
         Ok(deleted)
-    }
-}
-
-impl AccountBook {
-    /// Whether another host holds a live refresh claim on `key` (it is refreshing).
-    async fn claimed_elsewhere(&self, key: &AccountKey, now: u64) -> anyhow::Result<bool> {
-        Ok(self.store.token_row(key).await?.is_some_and(|row| {
-            row.refresh_by
-                .as_deref()
-                .is_some_and(|by| by != self.host_id)
-                && row.refresh_until.is_some_and(|until| until >= ms(now))
-        }))
     }
 }
 

@@ -328,6 +328,33 @@ pub(crate) async fn pages(
         .collect())
 }
 
+/// The subscription call: `POST url` with `form` and the token attached as declared.
+pub(crate) async fn subscribe(
+    http: &reqwest::Client,
+    url: &str,
+    declaration: &OAuthDeclaration,
+    token: &Secret,
+    form: &std::collections::BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut request = http.post(url).form(form);
+    match &declaration.attach {
+        super::declaration::AttachDeclaration::Bearer => request = request.bearer_auth(text(token)),
+        super::declaration::AttachDeclaration::Query(name) => {
+            request = request.query(&[(name.as_str(), text(token))]);
+        }
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| scrubbed(without_url(&e), &[token]))?;
+    let status = response.status().as_u16();
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("the subscription endpoint answered {status}"))
+    }
+}
+
 /// Revokes a token (RFC 7009); failures are reported, not fatal.
 pub(crate) async fn revoke(
     http: &reqwest::Client,

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `GET /accounts` | every host-held account: state, scopes, expiry, held replies (never a token) |
 //! | `POST /accounts/{tenant}/{connector}/connect` | starts a connect or re-authorise flow, `{"account": "…"}` optional; answers `{"authorize_url", "expires_at"}` |
+//! | `POST /accounts/{tenant}/{connector}/subscribe` | makes the platform send each connected account's webhooks again (idempotent); answers their status with `subscribed` |
 //! | `POST /accounts/{tenant}/{connector}/{account}/disconnect` | revokes and forgets the token |
 //! | `GET /oauth/callback`, `GET /tenants/{tenant}/oauth/callback` | where the platform sends the admin's browser back: no admin token (the single-use `state` is the proof); answers a short page |
 //!
@@ -27,6 +28,7 @@ pub(super) fn protected() -> Router<AdminApi> {
     Router::new()
         .route("/accounts", get(list))
         .route("/accounts/{tenant}/{connector}/connect", post(connect))
+        .route("/accounts/{tenant}/{connector}/subscribe", post(subscribe))
         .route(
             "/accounts/{tenant}/{connector}/{account}/disconnect",
             post(disconnect),
@@ -70,6 +72,15 @@ async fn connect(
             .host()
             .connect_account(&tenant, &connector, body.account.as_deref())
             .await?,
+    ))
+}
+
+async fn subscribe(
+    State(admin): State<AdminApi>,
+    Path((tenant, connector)): Path<(String, String)>,
+) -> Result<Json<Vec<AccountStatus>>, ApiError> {
+    Ok(Json(
+        admin.host().subscribe_accounts(&tenant, &connector).await?,
     ))
 }
 

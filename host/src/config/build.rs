@@ -410,6 +410,7 @@ impl Config {
                         revoke_url: section.revoke_url.clone(),
                         identity_url: section.identity_url.clone(),
                         accounts_url: section.accounts_url.clone(),
+                        subscribe_url: section.subscribe_url.clone(),
                     },
                 };
                 builder = builder.oauth_app(tenant.id.clone(), connector.name.clone(), app);

@@ -276,6 +276,10 @@ pub struct OAuthSection {
     /// Overrides the plugin's page-listing URL (Facebook). Default: the plugin's.
     #[serde(default)]
     pub accounts_url: Option<String>,
+    /// Overrides the plugin's subscription URL (`{account}` is replaced). Default: the
+    /// plugin's.
+    #[serde(default)]
+    pub subscribe_url: Option<String>,
 }
 
 fn yes() -> bool {

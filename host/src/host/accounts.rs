@@ -63,6 +63,16 @@ impl Host {
         self.inner.accounts.disconnect(&key).await
     }
 
+    /// Makes the platform send the webhooks of every connected account of `connector`
+    /// again (idempotent); answers their status, with `subscribed`.
+    pub async fn subscribe_accounts(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
+        self.inner.accounts.subscribe(tenant, connector).await
+    }
+
     /// Refreshes and re-checks every host-held account now, as the background task does
     /// periodically.
     pub async fn check_accounts(&self) -> Result<(), Error> {

@@ -156,14 +156,14 @@ async fn token_refused(
         Recovery::Recovered if entry.attempts < 8 => {
             inner.store.outbox_failed(entry, &reason, Some(now)).await?;
         }
-        Recovery::Later if entry.attempts < 8 => {
+        Recovery::Later | Recovery::Unreachable if entry.attempts < 8 => {
             let retry_at = now + REFUSED_RECHECK_MS;
             inner
                 .store
                 .outbox_failed(entry, &reason, Some(retry_at))
                 .await?;
         }
-        Recovery::Recovered | Recovery::Later => {
+        Recovery::Recovered | Recovery::Later | Recovery::Unreachable => {
             settle(inner, entry, Err(failure)).await?;
         }
     }

@@ -161,6 +161,7 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
                 refresh_by TEXT,
                 refresh_until BIGINT,
                 updated_at BIGINT NOT NULL,
+                subscribed_at BIGINT,
                 PRIMARY KEY (tenant, connector, account)
             )",
             // Connect flows under way: the state is kept only as its hash, the PKCE

@@ -38,6 +38,8 @@ pub(crate) struct TokenRow {
     pub(crate) refresh_until: Option<i64>,
     /// When the row last changed (ms, the writing host's clock); read only.
     pub(crate) updated_at: i64,
+    /// When the platform last confirmed the account's webhook subscription; read only.
+    pub(crate) subscribed_at: Option<i64>,
 }
 
 impl TokenRow {
@@ -65,6 +67,7 @@ fn token_from_row(row: &AnyRow) -> anyhow::Result<TokenRow> {
         refresh_by: row.try_get("refresh_by")?,
         refresh_until: row.try_get("refresh_until")?,
         updated_at: row.try_get("updated_at")?,
+        subscribed_at: row.try_get("subscribed_at")?,
     })
 }
 
@@ -79,7 +82,7 @@ pub(crate) struct PendingConnect {
 }
 
 const COLUMNS: &str = "tenant, connector, account, label, state, scopes, expires_at, key_id, \
-                       sealed, generation, refresh_by, refresh_until, updated_at";
+                       sealed, generation, refresh_by, refresh_until, updated_at, subscribed_at";
 
 impl Store {
     /// Every stored account token.
@@ -192,15 +195,15 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Sets an account's state (and drops any refresh claim); true when it changed.
+    /// Sets an account's state; true when it changed. A refresh claim stays as it is: a
+    /// state change never takes a refresh away from the host doing it.
     pub(crate) async fn set_token_state(
         &self,
         key: &AccountKey,
         state: &str,
     ) -> anyhow::Result<bool> {
         let done = sqlx::query(
-            "UPDATE account_tokens SET state = $4, refresh_by = NULL, refresh_until = NULL,
-                updated_at = $5
+            "UPDATE account_tokens SET state = $4, updated_at = $5
              WHERE tenant = $1 AND connector = $2 AND account = $3 AND state <> $4",
         )
         .bind(&key.0)
@@ -212,6 +215,27 @@ impl Store {
         .await
         .context("recording an account's state")?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that the platform confirmed the account's webhook subscription now (or,
+    /// with `None`, that it is not known to be live).
+    pub(crate) async fn set_subscribed(
+        &self,
+        key: &AccountKey,
+        at: Option<i64>,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE account_tokens SET subscribed_at = $4
+             WHERE tenant = $1 AND connector = $2 AND account = $3",
+        )
+        .bind(&key.0)
+        .bind(&key.1)
+        .bind(&key.2)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .context("recording a subscription")?;
+        Ok(())
     }
 
     /// Deletes an account's token (disconnect).

@@ -115,6 +115,7 @@ impl Rig {
                 revoke_url: Some(format!("{base}/2/oauth2/revoke")),
                 identity_url: Some(format!("{base}/2/users/me")),
                 accounts_url: None,
+                subscribe_url: None,
             },
         };
         let account_clock = clock.clone();
@@ -1009,6 +1010,7 @@ async fn facebook_host(graph: &centralino_emulators::GraphApi) -> (Host, String,
                     authorize_url: Some(format!("{base}/v19.0/dialog/oauth")),
                     token_url: Some(format!("{base}/v19.0/oauth/access_token")),
                     accounts_url: Some(format!("{base}/v19.0/me/accounts")),
+                    subscribe_url: Some(format!("{base}/v19.0/{{account}}/subscribed_apps")),
                     ..Endpoints::default()
                 },
             },
@@ -1084,7 +1086,22 @@ async fn one_facebook_login_connects_the_page_tokens_of_the_pages_the_connector_
     for s in &statuses {
         assert_eq!(s.state, AccountState::Connected, "{s:?}");
         assert_eq!(s.expires_at, None, "page tokens do not expire");
+        assert_eq!(s.subscribed, Some(true), "{s:?}");
     }
+    // Each page subscribed the app to its webhooks, with its own page token.
+    let subscribed = graph.subscriptions();
+    assert_eq!(
+        subscribed.keys().cloned().collect::<Vec<_>>(),
+        ["5001", "5002"]
+    );
+    assert_eq!(subscribed["5001"], "messages,messaging_postbacks,feed");
+    // Subscribing again is harmless: the same pages, the same fields.
+    let again = host
+        .subscribe_accounts("default", "facebook")
+        .await
+        .unwrap();
+    assert!(again.iter().all(|s| s.subscribed == Some(true)));
+    assert_eq!(graph.subscriptions(), subscribed);
 
     // A Messenger reply from page 5002 goes out with that page's own token.
     graph.customer_wrote("5002", "7001");

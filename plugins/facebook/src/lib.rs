@@ -89,7 +89,8 @@ centralino_sdk::reply_window!(
 // How Facebook authorises pages: Facebook Login (authorization code, the app secret in the
 // body), then the host trades the user token for a long-lived one and lists the pages the
 // user manages, keeping the page tokens (which do not expire) of the pages this connector
-// serves; they go on requests as `?access_token=`. The URLs are unversioned so they follow
+// serves; they go on requests as `?access_token=`. Each page then subscribes the app to its
+// Messenger and feed webhooks (`subscribed_apps`, idempotent). The URLs are unversioned so they follow
 // the app's Graph version; an admin overrides them in `[connectors.oauth]`.
 centralino_sdk::oauth!(
     r#"{"flow": "authorization-code",
@@ -98,5 +99,7 @@ centralino_sdk::oauth!(
     "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata",
                "pages_read_engagement", "pages_manage_engagement"],
     "scope_separator": ",", "client_auth": "body", "attach": {"query": "access_token"},
-    "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"}}"#
+    "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"},
+    "subscribe": {"url": "https://graph.facebook.com/{account}/subscribed_apps",
+                  "form": {"subscribed_fields": "messages,messaging_postbacks,feed"}}}"#
 );

@@ -8,7 +8,8 @@
 //! Facebook Login ([`crate::oauth`]): `GET /{version}/dialog/oauth` (a consent form),
 //! its redirect with `code`, `/{version}/oauth/access_token` (a code, or
 //! `grant_type=fb_exchange_token` for a long-lived user token) and
-//! `GET /{version}/me/accounts` (the user's pages, each with a page token).
+//! `GET /{version}/me/accounts` (the user's pages, each with a page token), and
+//! `POST /{version}/{page-id}/subscribed_apps` (`subscribed_fields`, with the page's token).
 //!
 //! The token in `access_token` decides the page; an unknown token is error 190. A message
 //! to a customer who has not written within 24 hours is refused with error 10, subcode
@@ -59,6 +60,8 @@ struct GraphState {
     auth: AuthServer,
     /// Facebook users who can log in.
     users: Vec<FacebookUser>,
+    /// Page id → the fields the app is subscribed to (`subscribed_apps`).
+    subscriptions: std::collections::BTreeMap<String, String>,
 }
 
 /// A Facebook user: id, name, and the pages they manage (id, name).
@@ -74,6 +77,7 @@ impl Default for GraphState {
             // A user token from the login dialog lives about two hours.
             auth: AuthServer::new("fb", Duration::from_secs(7200)),
             users: Vec::new(),
+            subscriptions: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -260,6 +264,11 @@ impl GraphApi {
         ));
     }
 
+    /// The pages the app is subscribed to, with their subscribed fields.
+    pub fn subscriptions(&self) -> std::collections::BTreeMap<String, String> {
+        lock(&self.shared.1).subscriptions.clone()
+    }
+
     /// Every token Facebook Login issued (user and page tokens).
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.shared.1).auth.issued_tokens()
@@ -377,6 +386,24 @@ async fn handle(
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     let body = request.json();
     match (request.method.as_str(), segments.as_slice()) {
+        ("POST", [_version, page, "subscribed_apps"]) => {
+            if *page != page_id {
+                return graph_error(
+                    400,
+                    200,
+                    None,
+                    "OAuthException",
+                    "(#200) The page token does not belong to this page",
+                );
+            }
+            let form: std::collections::HashMap<String, String> =
+                query_pairs(&String::from_utf8_lossy(&request.body))
+                    .into_iter()
+                    .collect();
+            let fields = form.get("subscribed_fields").cloned().unwrap_or_default();
+            state.subscriptions.insert(page_id.clone(), fields);
+            reply(200, usage(1), json!({ "success": true }))
+        }
         ("POST", [_version, "me", "messages"]) => {
             let Some(text) = body["message"]["text"].as_str() else {
                 return graph_error(

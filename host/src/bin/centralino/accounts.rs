@@ -1,4 +1,5 @@
-//! `centralino accounts list|connect|disconnect` (through a running host's admin API) and
+//! `centralino accounts list|connect|subscribe|disconnect` (through a running host's admin
+//! API) and
 //! `centralino keys rotate` (on the store, with the hosts stopped).
 //!
 //! `accounts connect` prints the platform's authorize URL; the admin opens it, logs in as
@@ -39,6 +40,17 @@ pub enum AccountsCommand {
         /// How long to wait for the callback, in seconds (the flow expires after 600).
         #[arg(long, default_value_t = 600)]
         wait: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make the platform send the webhooks of every connected account of a connector
+    /// again (idempotent; done on connect too).
+    Subscribe {
+        /// The connector.
+        connector: String,
+        /// Its tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
         #[command(flatten)]
         target: Target,
     },
@@ -89,6 +101,22 @@ pub fn accounts(command: AccountsCommand) -> anyhow::Result<()> {
             wait,
             target,
         } => connect(&target, &tenant, &connector, account.as_deref(), wait)?,
+        AccountsCommand::Subscribe {
+            connector,
+            tenant,
+            target,
+        } => {
+            let path = format!(
+                "/accounts/{}/{}/subscribe",
+                segment(&tenant),
+                segment(&connector)
+            );
+            let answer = call(&target, "POST", &path, None)?;
+            if target.json {
+                return print_json(&answer);
+            }
+            print_accounts(&answer);
+        }
         AccountsCommand::Disconnect {
             connector,
             account,
@@ -205,6 +233,7 @@ pub(crate) fn print_accounts(accounts: &Value) {
         "STATE",
         "EXPIRES",
         "HELD",
+        "WEBHOOKS",
     ])];
     for a in accounts.as_array().into_iter().flatten() {
         let expires = a["expires_at"].as_u64().map_or("-".to_string(), |at| {
@@ -226,6 +255,11 @@ pub(crate) fn print_accounts(accounts: &Value) {
             text(&a["state"]),
             expires,
             number(&a["held_replies"]),
+            match a["subscribed"].as_bool() {
+                Some(true) => "subscribed".to_string(),
+                Some(false) => "NOT SUBSCRIBED".to_string(),
+                None => "-".to_string(),
+            },
         ]);
     }
     print_table(&rows);
