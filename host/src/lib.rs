@@ -80,6 +80,7 @@ macro_rules! internal_use {
     )*};
 }
 
+pub mod accounts;
 pub mod api;
 pub mod capabilities;
 pub mod config;
@@ -96,6 +97,7 @@ pub mod runtime;
 pub mod store;
 mod throttle;
 pub mod types;
+pub mod windows;
 
 internal_mod! {
     clock;
@@ -106,7 +108,7 @@ internal_mod! {
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{
-    DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport, RoutingUpdate, STUCK_AFTER,
-    TaskHealth,
+    DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, RoutingReport,
+    RoutingUpdate, STUCK_AFTER, TaskHealth,
 };
 pub use serve::IngressLimits;

@@ -10,6 +10,7 @@
 //! | `POST /connectors/{tenant}/{name}/enable`, `…/disable` | a disabled connector answers webhooks 503 with `Retry-After`, skips polls and keeps replies queued; answers its health |
 //! | `POST /reload` | re-read centralino.toml and apply it (routing chains, operators, connectors' plugins and settings); answers the [`ConfigReload`], `409 refused` with the config's errors when it is invalid (nothing changes) |
 //! | `POST /operators/{tenant}/{id}/presence` | `{"presence": "online" \| "away" \| "offline"}` |
+//! | `GET /accounts`, `POST /accounts/{tenant}/{connector}/connect`, `…/{account}/disconnect`, `GET /oauth/callback` | host-held accounts and their connect flow (`super::accounts`) |
 //! | `GET /metrics` | Prometheus text format ([`crate::metrics`]) |
 //! | `GET /healthz`, `GET /readyz` | probes, without a token |
 //!
@@ -93,6 +94,11 @@ impl AdminApi {
         self
     }
 
+    /// The host it administers.
+    pub(super) fn host(&self) -> &Host {
+        &self.host
+    }
+
     /// Lets `POST /reload` re-read the config file the host was started from.
     pub fn with_reloader(mut self, reloader: Arc<ConfigReloader>) -> Self {
         self.reloader = Some(reloader);
@@ -116,10 +122,12 @@ impl AdminApi {
             .route("/reload", post(reload_config))
             .route("/operators/{tenant}/{id}/presence", post(set_presence))
             .route("/metrics", get(metrics))
+            .merge(super::accounts::protected())
             .route_layer(middleware::from_fn_with_state(self.clone(), authorize));
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
+            .merge(super::accounts::callbacks())
             .merge(protected)
             .nest(
                 "/console",
@@ -193,6 +201,8 @@ struct Status {
     connectors: Vec<ConnectorHealth>,
     /// The supervised background tasks.
     tasks: Vec<crate::TaskHealth>,
+    /// Host-held accounts: state, scopes, expiry (never a token).
+    accounts: Vec<crate::accounts::AccountStatus>,
 }
 
 async fn status(State(admin): State<AdminApi>) -> Json<Status> {
@@ -236,6 +246,10 @@ async fn status(State(admin): State<AdminApi>) -> Json<Status> {
         tenants,
         connectors: host.connector_health(),
         tasks: host.background_tasks(),
+        accounts: host.accounts().await.unwrap_or_else(|e| {
+            tracing::warn!("status: reading the accounts: {e}");
+            Vec::new()
+        }),
     })
 }
 

@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 mod admin;
 mod console;
 mod crm;

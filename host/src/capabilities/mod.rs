@@ -59,6 +59,9 @@ pub enum Credential {
     /// The token as a URL path segment, where the request writes [`CREDENTIAL_PLACEHOLDER`]
     /// (bot APIs that carry the token in the path: `/bot{credential}/sendMessage`).
     PathSegment(Secret),
+    /// A token the host obtained through the connect flow and keeps fresh
+    /// ([`crate::accounts`]), attached as the connector declares (bearer or query).
+    Connected(crate::accounts::ConnectedCredential),
 }
 
 /// What a plugin writes in a URL path where the host is to put a path-segment credential.

@@ -122,6 +122,11 @@ pub struct HostSection {
     /// one poll interval). Must exceed every `poll_interval_secs`. Default: three poll
     /// intervals of each connector, at least 10.
     pub poll_lease_ttl_secs: Option<u64>,
+    /// The key that seals the tokens the host obtains for `credential = "connected"`
+    /// accounts, as a secret reference: 32 random bytes or more (`openssl rand -hex 32`).
+    /// Changing it needs `centralino keys rotate`. Default: none (required by connected
+    /// accounts).
+    pub token_key: Option<SecretRef>,
     /// Days delivered CRM events and replies sent or failed for good are kept; the host
     /// deletes older ones every hour (conversations and messages are never deleted). `0`
     /// keeps them forever. Default: 30.
@@ -151,6 +156,7 @@ impl Default for HostSection {
             max_connections_per_peer: 64,
             pooling_instances: None,
             poll_lease_ttl_secs: None,
+            token_key: None,
             retention_days: 30,
         }
     }
@@ -231,6 +237,49 @@ pub struct ConnectorSection {
     /// `[[connectors.accounts]]`: the company accounts served. Default: none.
     #[serde(default)]
     pub accounts: Vec<AccountSection>,
+    /// `[connectors.oauth]`: the OAuth app the host connects `credential = "connected"`
+    /// accounts with. Default: none.
+    #[serde(default)]
+    pub oauth: Option<OAuthSection>,
+}
+
+/// `[connectors.oauth]`: the app registered with the platform. The flow itself (URLs,
+/// scopes, PKCE, refresh) is declared by the plugin; only the app's identity is the
+/// admin's.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSection {
+    /// The app's client id, as a secret reference. Required.
+    pub client_id: SecretRef,
+    /// The app's client secret, as a secret reference. Default: none (a public client,
+    /// PKCE only).
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// The callback URL registered with the platform; it must reach this host's admin
+    /// listener. Default: `http://<admin_listen>/oauth/callback` (for a tenant,
+    /// `…/tenants/<id>/oauth/callback`).
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// Overrides the plugin's authorize URL (an emulator, a regional endpoint). Default:
+    /// the plugin's.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// Overrides the plugin's token URL. Default: the plugin's.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Overrides the plugin's revoke URL. Default: the plugin's.
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+    /// Overrides the plugin's identity URL. Default: the plugin's.
+    #[serde(default)]
+    pub identity_url: Option<String>,
+    /// Overrides the plugin's page-listing URL (Facebook). Default: the plugin's.
+    #[serde(default)]
+    pub accounts_url: Option<String>,
+    /// Overrides the plugin's subscription URL (`{account}` is replaced). Default: the
+    /// plugin's.
+    #[serde(default)]
+    pub subscribe_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -279,8 +328,9 @@ pub struct AccountSection {
     /// operators' skills. Default: none.
     #[serde(default)]
     pub brand: Option<String>,
-    /// The account's credential: a bearer token reference (`"env:NAME"`), or
-    /// `{ query = "access_token", token = "env:NAME" }`. Default: none.
+    /// The account's credential: a bearer token reference (`"env:NAME"`),
+    /// `{ query = "access_token", token = "env:NAME" }`, or `"connected"` (a token the host
+    /// obtains and refreshes; see `[connectors.oauth]`). Default: none.
     #[serde(default)]
     pub credential: Option<CredentialRef>,
     /// Account-level settings passed to the plugin. Default: none.
@@ -400,6 +450,7 @@ impl ConfigFile {
             .admin_token
             .iter()
             .chain(self.host.crm_webhook_secret.iter())
+            .chain(self.host.token_key.iter())
             .collect();
         references.extend(&self.api_token);
         references.extend(self.tenants.iter().filter_map(|t| t.api_token.as_ref()));
@@ -412,8 +463,12 @@ impl ConfigFile {
                     connector
                         .accounts
                         .iter()
-                        .filter_map(|a| a.credential.as_ref().map(CredentialRef::token)),
+                        .filter_map(|a| a.credential.as_ref().and_then(CredentialRef::token)),
                 );
+                if let Some(oauth) = &connector.oauth {
+                    references.push(&oauth.client_id);
+                    references.extend(&oauth.client_secret);
+                }
             }
         }
         references

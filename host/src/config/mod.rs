@@ -69,7 +69,6 @@ internal_mod! {
     file;
 }
 mod reload;
-mod secrets;
 mod validate;
 mod values;
 
@@ -121,6 +120,8 @@ pub struct Config {
     pub api_listen: Option<SocketAddr>,
     /// The admin API's bearer token, as a reference.
     pub admin_token: Option<SecretRef>,
+    /// The key sealing host-held tokens, as a reference.
+    pub token_key: Option<SecretRef>,
     /// Where plugins named by a bare name are found, absolute.
     pub plugin_dir: PathBuf,
     /// Cache of compiled components, absolute.
@@ -198,6 +199,8 @@ pub struct Connector {
     pub limits: PluginLimits,
     /// Its accounts, in file order.
     pub accounts: Vec<Account>,
+    /// The OAuth app for its connected accounts.
+    pub oauth: Option<file::OAuthSection>,
     key: KeyPath,
 }
 

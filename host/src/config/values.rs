@@ -162,15 +162,20 @@ pub enum CredentialRef {
     /// `credential = { path = "env:NAME" }`: the token as the URL path segment where the
     /// plugin writes `{credential}` (bot APIs such as `/bot<token>/…`).
     Path(SecretRef),
+    /// `credential = "connected"`: a token the host obtains through the connect flow
+    /// (`centralino accounts connect`) and keeps fresh; needs the connector's `oauth`
+    /// section and `host.token_key` (see [`crate::accounts`]).
+    Connected,
 }
 
 impl CredentialRef {
-    /// The secret behind it.
-    pub fn token(&self) -> &SecretRef {
+    /// The secret behind it; none for a host-held token.
+    pub fn token(&self) -> Option<&SecretRef> {
         match self {
             CredentialRef::Bearer(token)
             | CredentialRef::Query { token, .. }
-            | CredentialRef::Path(token) => token,
+            | CredentialRef::Path(token) => Some(token),
+            CredentialRef::Connected => None,
         }
     }
 }
@@ -185,14 +190,16 @@ impl Serialize for CredentialRef {
             CredentialRef::Path(token) => {
                 serializer.collect_str(&format!("{token} in the URL path"))
             }
+            CredentialRef::Connected => serializer.collect_str("connected (held by the host)"),
         }
     }
 }
 
 const CREDENTIAL_EXPECTED: &str = "a bearer token reference (`env:NAME` or `file:PATH`), a \
                                    query-parameter credential `{ query = \"access_token\", \
-                                   token = \"env:NAME\" }`, or a path credential \
-                                   `{ path = \"env:NAME\" }`";
+                                   token = \"env:NAME\" }`, a path credential \
+                                   `{ path = \"env:NAME\" }`, or `\"connected\"` for a token \
+                                   the host obtains with `centralino accounts connect`";
 
 impl<'de> Deserialize<'de> for CredentialRef {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -203,6 +210,9 @@ impl<'de> Deserialize<'de> for CredentialRef {
                 f.write_str(CREDENTIAL_EXPECTED)
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<CredentialRef, E> {
+                if text == "connected" {
+                    return Ok(CredentialRef::Connected);
+                }
                 SecretRef::parse(text)
                     .map(CredentialRef::Bearer)
                     .map_err(E::custom)

@@ -55,6 +55,7 @@
 //! `health` (what admins see), `call` (the one way into the plugin: lock → admit → call →
 //! observe), `webhook` and `poll` (storing what those calls return), `reload` (hot swap).
 
+mod accounts;
 mod call;
 mod health;
 mod poll;
@@ -111,6 +112,8 @@ struct Active {
     instance: Mutex<ChannelInstance>,
     /// Instances this version had started when last observed (for the running total).
     started_seen: AtomicU64,
+    /// The reply window the plugin declares ([`crate::windows`]).
+    reply_window: Option<crate::windows::ReplyWindow>,
 }
 
 impl Active {
@@ -127,6 +130,7 @@ impl Active {
             spec,
             instance: Mutex::new(instance),
             started_seen: AtomicU64::new(0),
+            reply_window: plugin.info().reply_window.clone(),
         }
     }
 }

@@ -48,6 +48,18 @@ impl Connector {
                 error: None,
                 leased_to: None,
             };
+            // An account waiting for an admin's re-authorisation is not polled: its token
+            // would only be refused again.
+            if let Some(connected) = self.connected(account)
+                && connected.waits()
+            {
+                report.error = Some(format!(
+                    "polls paused: the account is {}; re-authorise it with `centralino accounts connect`",
+                    connected.state()
+                ));
+                reports.push(report);
+                continue;
+            }
             let active = self.active();
             if let Err(refused) = self.admit(&active) {
                 tracing::debug!(tenant = %self.tenant, connector = %self.name, account, "poll skipped: {refused}");

@@ -112,6 +112,18 @@ pub enum CrmEvent {
         /// When the platform says it was deleted (ms).
         at: u64,
     },
+    /// A host-held account changed state (see [`crate::accounts`]): `needs-reauth` means
+    /// its replies wait until an admin re-authorises it; `connected` that they go out.
+    AccountStateChanged {
+        /// Connector.
+        connector: String,
+        /// Account id.
+        account: String,
+        /// `connected`, `expiring`, `needs-reauth` or `disconnected`.
+        state: String,
+        /// Why, in one line (never a token).
+        reason: String,
+    },
 }
 
 /// One event as delivered, with its stable id (the idempotency key).

@@ -99,7 +99,11 @@ impl Host {
         reports
     }
 
-    async fn reload(&self, connector: &Connector, spec: Option<ConnectorSpec>) -> ReloadReport {
+    async fn reload(&self, connector: &Connector, mut spec: Option<ConnectorSpec>) -> ReloadReport {
+        // A new spec's connected credentials become the accounts' live ones.
+        if let Some(spec) = &mut spec {
+            self.inner.accounts.rebind(spec);
+        }
         let report = connector.reload(&self.inner.runtime, spec).await;
         self.inner
             .metrics
@@ -112,8 +116,9 @@ impl Host {
     /// is counted and recorded in the connector's health.
     pub(crate) async fn connector_candidate(
         &self,
-        spec: ConnectorSpec,
+        mut spec: ConnectorSpec,
     ) -> Result<PreparedSwap, ReloadReport> {
+        self.inner.accounts.rebind(&mut spec);
         let connector = match self.known_connector(&spec.tenant, &spec.name) {
             Ok(c) => c.clone(),
             Err(e) => {

@@ -13,6 +13,7 @@ use super::outbox::outbox_sender;
 use super::routing::TenantRouting;
 use super::tasks::{TaskBook, supervise};
 use super::{Host, HostInner};
+use crate::accounts::{AccountBook, AccountClock, BookParts, ConnectorAccounts, OAuthApp};
 use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT};
 use crate::crm::{Crm, CrmEvent, LocalInbox};
 use crate::error::Error;
@@ -36,7 +37,20 @@ pub struct HostBuilder {
     auto_reply: bool,
     poll_lease_ttl: Option<Duration>,
     retention: Option<Duration>,
+    accounts: AccountsSetup,
 }
+
+/// What the builder knows of host-held accounts ([`crate::accounts`]).
+#[derive(Default)]
+struct AccountsSetup {
+    key: Option<crate::capabilities::Secret>,
+    apps: HashMap<(String, String), OAuthApp>,
+    clock: Option<AccountClock>,
+    check_every: Option<Duration>,
+}
+
+/// How often the account book looks for tokens to refresh by default.
+pub const DEFAULT_ACCOUNT_CHECK: Duration = Duration::from_secs(15);
 
 /// How long delivered CRM events and finished replies are kept by default (see
 /// [`HostBuilder::retention`]).
@@ -68,6 +82,7 @@ impl Default for HostBuilder {
             auto_reply: true,
             poll_lease_ttl: None,
             retention: Some(DEFAULT_RETENTION),
+            accounts: AccountsSetup::default(),
         }
     }
 }
@@ -149,6 +164,37 @@ impl HostBuilder {
         self
     }
 
+    /// The key that seals host-held tokens in the store (32 random bytes or more; see
+    /// [`crate::accounts`]). Required when any account uses a
+    /// [`ConnectedCredential`](crate::accounts::ConnectedCredential). Default: none.
+    pub fn token_key(mut self, key: crate::capabilities::Secret) -> Self {
+        self.accounts.key = Some(key);
+        self
+    }
+
+    /// The OAuth app of `connector` of `tenant` (client id and secret, callback URL),
+    /// needed for its connected accounts. Default: none.
+    pub fn oauth_app(
+        mut self,
+        tenant: impl Into<String>,
+        connector: impl Into<String>,
+        app: OAuthApp,
+    ) -> Self {
+        self.accounts
+            .apps
+            .insert((tenant.into(), connector.into()), app);
+        self
+    }
+
+    /// The clock token expiry is read against, and how often the host looks for tokens
+    /// to refresh. Default: the wall clock, every [`DEFAULT_ACCOUNT_CHECK`]. A simulation
+    /// (a day of two-hour tokens in seconds) gives its own clock and a short period.
+    pub fn account_clock(mut self, clock: AccountClock, check_every: Duration) -> Self {
+        self.accounts.clock = Some(clock);
+        self.accounts.check_every = Some(check_every);
+        self
+    }
+
     /// Opens the store, loads every plugin and configures every connector, then starts the
     /// background work (CRM delivery, the outbox, polling) on the current tokio runtime.
     /// Any failure names the connector and the plugin.
@@ -160,6 +206,7 @@ impl HostBuilder {
         let store = Store::open(&self.store_url).await?;
         let mut connectors = HashMap::new();
         let mut plugins: HashMap<PathBuf, crate::runtime::ChannelPlugin> = HashMap::new();
+        let mut account_lists = Vec::new();
         for spec in &self.connectors {
             let key = (spec.tenant.clone(), spec.name.clone());
             if connectors.contains_key(&key) {
@@ -179,6 +226,13 @@ impl HostBuilder {
                 }
             };
             let connector = Connector::new(spec, &plugin);
+            account_lists.push(ConnectorAccounts {
+                tenant: spec.tenant.clone(),
+                connector: spec.name.clone(),
+                plugin: plugin.id().to_string(),
+                declaration: plugin.info().oauth.clone(),
+                accounts: connector.connected_accounts(),
+            });
             connector.ready().await.with_context(|| {
                 format!(
                     "starting connector `{}` of tenant `{}`",
@@ -214,6 +268,22 @@ impl HostBuilder {
             };
             store.append_event(&entry.tenant, &event).await?;
         }
+        let accounts = AccountBook::new(
+            BookParts {
+                store: store.clone(),
+                host_id: self.host_id.clone(),
+                key: self.accounts.key,
+                apps: self.accounts.apps,
+                clock: self.accounts.clock,
+                check_every: self.accounts.check_every.unwrap_or(DEFAULT_ACCOUNT_CHECK),
+            },
+            account_lists,
+        )?;
+        accounts
+            .sync()
+            .await
+            .context("reading the host-held account tokens")?;
+        let accounts = Arc::new(accounts);
         let routing = self
             .routing
             .into_iter()
@@ -236,6 +306,7 @@ impl HostBuilder {
             tasks: std::sync::Mutex::new(Vec::new()),
             task_book: Arc::new(TaskBook::default()),
             metrics: Metrics::default(),
+            accounts: accounts.clone(),
         });
         let host = Host { inner };
         // Routing picks up where the store left off: open conversations with their
@@ -273,6 +344,11 @@ impl HostBuilder {
                 "routing-ticker".to_string(),
                 move || ticker(host.clone()),
             ));
+        }
+        if !accounts.is_empty() {
+            tasks.push(supervise(book.clone(), "accounts".to_string(), move || {
+                account_keeper(Arc::downgrade(&accounts))
+            }));
         }
         if let Some(keep) = self.retention {
             let store = host.inner.store.clone();
@@ -316,6 +392,22 @@ async fn pruner(store: Store, keep: Duration) {
             }
             tokio::time::sleep(PRUNE_EVERY).await;
         }
+    }
+}
+
+/// Keeps host-held tokens fresh (refreshes ahead of expiry, answers refusals, follows
+/// other hosts' refreshes) until the host is dropped.
+async fn account_keeper(book: std::sync::Weak<AccountBook>) {
+    loop {
+        let Some(accounts) = book.upgrade() else {
+            return;
+        };
+        if let Err(e) = accounts.tick().await {
+            tracing::error!("accounts: {e:#}");
+        }
+        let every = accounts.check_every;
+        drop(accounts);
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -17,6 +17,7 @@ pub(super) async fn render(host: &Host) -> String {
     routing(host, &mut out).await;
     tasks(host, &mut out);
     outbox(host, &mut out).await;
+    accounts(host, &mut out).await;
     out.text
 }
 
@@ -322,4 +323,70 @@ async fn routing(host: &Host, out: &mut Exposition) {
             out.sample(name, &labels, count as f64);
         }
     }
+}
+
+/// Host-held accounts ([`crate::accounts`]): each account's state as a one-hot gauge, and
+/// the token refreshes this host made. Never a token.
+async fn accounts(host: &Host, out: &mut Exposition) {
+    let accounts = match host.accounts().await {
+        Ok(accounts) => accounts,
+        Err(e) => {
+            tracing::warn!("metrics: reading the accounts: {e}");
+            return;
+        }
+    };
+    if accounts.is_empty() {
+        return;
+    }
+    out.family(
+        "centralino_account_state",
+        "Host-held accounts by state (`connected`, `expiring`, `needs-reauth`, `disconnected`): 1 for the account's current state.",
+        "gauge",
+    );
+    for account in &accounts {
+        for state in crate::accounts::AccountState::ALL {
+            out.sample(
+                "centralino_account_state",
+                &[
+                    ("tenant", account.tenant.clone()),
+                    ("connector", account.connector.clone()),
+                    ("account", account.account.clone()),
+                    ("state", state.name().to_string()),
+                ],
+                if account.state == state { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    out.family(
+        "centralino_account_held_replies",
+        "Replies held until their account is re-authorised.",
+        "gauge",
+    );
+    for account in &accounts {
+        out.sample(
+            "centralino_account_held_replies",
+            &[
+                ("tenant", account.tenant.clone()),
+                ("connector", account.connector.clone()),
+                ("account", account.account.clone()),
+            ],
+            account.held_replies as f64,
+        );
+    }
+    let (refreshed, failed) = host.token_refreshes();
+    out.family(
+        "centralino_token_refreshes_total",
+        "Token refreshes this host made, by result (`ok`, `failed`).",
+        "counter",
+    );
+    out.sample(
+        "centralino_token_refreshes_total",
+        &[("result", "ok".to_string())],
+        refreshed as f64,
+    );
+    out.sample(
+        "centralino_token_refreshes_total",
+        &[("result", "failed".to_string())],
+        failed as f64,
+    );
 }

@@ -6,6 +6,7 @@
 //! `readiness`, `admin` (hot swap, enable/disable, routing updates) and `watch` (plugin
 //! files). This file holds the host itself and what the others share.
 
+mod accounts;
 mod admin;
 mod builder;
 mod conversations;
@@ -19,7 +20,7 @@ mod traffic;
 mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};
-pub use builder::{DEFAULT_RETENTION, HostBuilder};
+pub use builder::{DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HostBuilder};
 pub use readiness::STUCK_AFTER;
 pub use routing::HOST_AUTHOR;
 pub use tasks::TaskHealth;
@@ -68,6 +69,8 @@ struct HostInner {
     /// How the supervised background tasks are doing.
     task_book: Arc<TaskBook>,
     metrics: Metrics,
+    /// Host-held account tokens ([`crate::accounts`]).
+    accounts: Arc<crate::accounts::AccountBook>,
 }
 
 impl HostInner {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{HOST_AUTHOR, HostInner, admin};
+use crate::accounts::Recovery;
 use crate::crm::CrmEvent;
 use crate::error::{Error, PluginFailure};
 use crate::store::OutboxEntry;
@@ -44,19 +45,55 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 inner.store.outbox_release(entry, retry_at).await?;
                 continue;
             }
-            Some(c) => match c.send(entry.message.clone()).await {
-                // Refused before reaching the plugin (backing off after faults, circuit
-                // open): not the reply's fault. It waits its turn, its attempts untouched,
-                // and goes out once the connector takes calls again.
-                Err(Error::Unavailable { retry_after_ms, .. }) => {
-                    let wait = retry_after_ms
-                        .map_or(UNAVAILABLE_RECHECK_MS, |ms| ms.min(UNAVAILABLE_RECHECK_MS));
-                    let retry_at = crate::clock::now_ms() + wait;
-                    inner.store.outbox_release(entry, retry_at).await?;
-                    continue;
+            // Past the platform's reply window: refused before any call, for the CRM to show.
+            Some(c)
+                if c.reply_window_applies()
+                    && let Some(refusal) = outside_window(inner, c, entry).await? =>
+            {
+                settle(inner, entry, Err(Error::Refused(refusal))).await?;
+                continue;
+            }
+            // A reply from an account waiting for re-authorisation is held, not tried.
+            Some(c)
+                if c.connected(&entry.message.account)
+                    .is_some_and(|a| a.waits()) =>
+            {
+                inner
+                    .store
+                    .outbox_hold(entry, &entry.message.account)
+                    .await?;
+                continue;
+            }
+            Some(c) => {
+                let result = c.send(entry.message.clone()).await;
+                // Whether the platform refused a host-held token in this send (401, 190).
+                let refused = c
+                    .connected(&entry.message.account)
+                    .and_then(|a| a.take_refused());
+                match result {
+                    // Refused before reaching the plugin (backing off after faults, circuit
+                    // open): not the reply's fault. It waits its turn, its attempts
+                    // untouched, and goes out once the connector takes calls again.
+                    Err(Error::Unavailable { retry_after_ms, .. }) => {
+                        let wait = retry_after_ms
+                            .map_or(UNAVAILABLE_RECHECK_MS, |ms| ms.min(UNAVAILABLE_RECHECK_MS));
+                        let retry_at = crate::clock::now_ms() + wait;
+                        inner.store.outbox_release(entry, retry_at).await?;
+                        continue;
+                    }
+                    Err(
+                        failure @ Error::Plugin {
+                            failure: PluginFailure::InvalidCredentials { .. },
+                            ..
+                        },
+                    ) if refused.is_some() => {
+                        let generation = refused.unwrap_or(i64::MAX);
+                        token_refused(inner, entry, generation, failure).await?;
+                        continue;
+                    }
+                    result => result,
                 }
-                result => result,
-            },
+            }
             None => Err(Error::UnknownConnector {
                 tenant: entry.tenant.clone(),
                 connector: entry.connector.clone(),
@@ -71,6 +108,67 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
 /// the plugin (an open circuit waits for an admin: this is how soon after a reset the
 /// reply goes out).
 const UNAVAILABLE_RECHECK_MS: u64 = 2_000;
+
+/// How soon a reply whose host-held token was refused is tried again while the account's
+/// fate is undecided (another host refreshing, the token endpoint unreachable).
+const REFUSED_RECHECK_MS: u64 = 1_000;
+
+/// Why `entry` is past its connector's reply window, if it is.
+async fn outside_window(
+    inner: &HostInner,
+    connector: &crate::connectors::Connector,
+    entry: &OutboxEntry,
+) -> anyhow::Result<Option<String>> {
+    let Some(last) = inner
+        .store
+        .last_inbound_at(&entry.tenant, &entry.conversation_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(connector.outside_window(entry.message.kind, last, crate::clock::now_ms()))
+}
+
+/// A send whose host-held token the platform refused: a newer or refreshed token sends
+/// it again soon (counted as an attempt, so a platform that keeps refusing fresh tokens
+/// ends it after the usual attempts); an account that needs an admin holds it, in order,
+/// until re-authorised.
+async fn token_refused(
+    inner: &HostInner,
+    entry: &OutboxEntry,
+    generation: i64,
+    failure: Error,
+) -> anyhow::Result<()> {
+    let key = (
+        entry.tenant.clone(),
+        entry.connector.clone(),
+        entry.message.account.clone(),
+    );
+    let now = crate::clock::now_ms();
+    let reason = failure.to_string();
+    match inner.accounts.after_refusal(&key, generation).await? {
+        Recovery::NeedsReauth => {
+            inner
+                .store
+                .outbox_hold(entry, &entry.message.account)
+                .await?;
+        }
+        Recovery::Recovered if entry.attempts < 8 => {
+            inner.store.outbox_failed(entry, &reason, Some(now)).await?;
+        }
+        Recovery::Later | Recovery::Unreachable if entry.attempts < 8 => {
+            let retry_at = now + REFUSED_RECHECK_MS;
+            inner
+                .store
+                .outbox_failed(entry, &reason, Some(retry_at))
+                .await?;
+        }
+        Recovery::Recovered | Recovery::Later | Recovery::Unreachable => {
+            settle(inner, entry, Err(failure)).await?;
+        }
+    }
+    Ok(())
+}
 
 /// Records the outcome of one send, counts it and tells the CRM.
 async fn settle(

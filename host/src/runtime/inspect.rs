@@ -91,6 +91,16 @@ pub struct Inspection {
     pub size: usize,
     /// SHA-256 of the file, hex.
     pub sha256: String,
+    /// How the connector's platform authorises, when it declares it (the
+    /// `centralino-oauth` section; see [`crate::accounts`]). `None` for plugins that
+    /// declare nothing, which keep loading as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<crate::accounts::OAuthDeclaration>,
+    /// How long after the customer's last message the platform takes a reply, when the
+    /// connector declares it (the `centralino-reply-window` section; see
+    /// [`crate::windows`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_window: Option<crate::windows::ReplyWindow>,
 }
 
 impl Inspection {
@@ -165,6 +175,8 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut metadata: Option<Metadata> = None;
+    let mut oauth: Option<Result<crate::accounts::OAuthDeclaration, String>> = None;
+    let mut reply_window: Option<Result<crate::windows::ReplyWindow, String>> = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| invalid(format!("malformed WebAssembly: {e}")))?;
         match payload {
@@ -200,6 +212,14 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
                     ))
                 })?;
                 metadata = Some(parsed);
+            }
+            Payload::CustomSection(section) if section.name() == crate::accounts::OAUTH_SECTION => {
+                oauth = Some(crate::accounts::OAuthDeclaration::parse(section.data()));
+            }
+            Payload::CustomSection(section)
+                if section.name() == crate::windows::REPLY_WINDOW_SECTION =>
+            {
+                reply_window = Some(crate::windows::ReplyWindow::parse(section.data()));
             }
             _ => {}
         }
@@ -263,6 +283,17 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         )));
     }
 
+    let oauth = match oauth {
+        Some(Ok(declaration)) => Some(declaration),
+        Some(Err(reason)) => return Err(invalid(format!("plugin {plugin}: {reason}"))),
+        None => None,
+    };
+    let reply_window = match reply_window {
+        Some(Ok(window)) => Some(window),
+        Some(Err(reason)) => return Err(invalid(format!("plugin {plugin}: {reason}"))),
+        None => None,
+    };
+
     let mut capabilities: Vec<String> = Vec::new();
     for import in &imports {
         let capability = match contract_interface(import) {
@@ -285,6 +316,8 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         capabilities,
         size: bytes.len(),
         sha256: hex::encode(Sha256::digest(bytes)),
+        oauth,
+        reply_window,
     })
 }
 

@@ -26,6 +26,7 @@ mod retention;
 mod schema;
 pub(crate) mod text;
 mod traffic;
+pub(crate) mod tokens;
 
 pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
 pub(crate) use figures::{FirstResponse, MessageCount};

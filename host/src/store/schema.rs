@@ -141,6 +141,45 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        5,
+        &[
+            // Tokens the host obtained through the connect flow (see `accounts/`): sealed
+            // with the token key, one row per account. `generation` grows with every new
+            // token; `refresh_by`/`refresh_until` is the row-level claim that lets exactly
+            // one host spend a single-use refresh token.
+            "CREATE TABLE account_tokens (
+                tenant TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                account TEXT NOT NULL,
+                label TEXT,
+                state TEXT NOT NULL,
+                scopes TEXT NOT NULL,
+                expires_at BIGINT,
+                key_id TEXT NOT NULL,
+                sealed TEXT NOT NULL,
+                generation BIGINT NOT NULL,
+                refresh_by TEXT,
+                refresh_until BIGINT,
+                updated_at BIGINT NOT NULL,
+                subscribed_at BIGINT,
+                PRIMARY KEY (tenant, connector, account)
+            )",
+            // Connect flows under way: the state is kept only as its hash, the PKCE
+            // verifier sealed; a row is deleted when its callback takes it (single use).
+            "CREATE TABLE account_connects (
+                state_hash TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                account TEXT,
+                sealed_verifier TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )",
+            // Replies held while their account needs re-authorisation: `held_for` names
+            // the account; they go out, in order, when it is connected again.
+            "ALTER TABLE outbox ADD COLUMN held_for TEXT",
+        ],
+    ),
+    (
         6,
         &[
             // Receipts (see `receipts.rs`): how far a sent reply got, and when.

@@ -125,7 +125,7 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
              `crm_webhook_secret`, `watch_plugins`, `watch_interval_ms`, `log_format`, \
              `header_read_timeout_ms`, `body_read_timeout_ms`, `max_connections`, \
              `max_connections_per_peer`, `pooling_instances`, `poll_lease_ttl_secs`, \
-             `retention_days`",
+             `token_key`, `retention_days`",
         ),
         (
             "unknown key in an account",
@@ -206,8 +206,23 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
             good_with("\"env:X_TOKEN_TIM\"", "12345"),
             "centralino.toml:14: connectors[0].accounts[0].credential: expected a bearer \
              token reference (`env:NAME` or `file:PATH`), a query-parameter credential \
-             `{ query = \"access_token\", token = \"env:NAME\" }`, or a path credential \
-             `{ path = \"env:NAME\" }`, found a number",
+             `{ query = \"access_token\", token = \"env:NAME\" }`, a path credential \
+             `{ path = \"env:NAME\" }`, or `\"connected\"` for a token the host obtains \
+             with `centralino accounts connect`, found a number",
+        ),
+        (
+            "a connected account without an OAuth app or a token key",
+            good_with(
+                "credential = \"env:X_TOKEN_MARCO\"",
+                "credential = \"connected\"",
+            ),
+            "centralino.toml: 2 problems\n  \
+             centralino.toml:1: host.token_key: `connected` accounts keep their tokens sealed \
+             in the store: set `token_key = \"env:CENTRALINO_TOKEN_KEY\"` (32 random bytes \
+             or more, e.g. `openssl rand -hex 32`)\n  \
+             centralino.toml:20: connectors[0].accounts[1].credential: a `connected` account \
+             needs connector `twitter`'s OAuth app: add `[connectors.oauth]` with `client_id` \
+             (and `client_secret`) as secret references",
         ),
         (
             "unknown plugin file",

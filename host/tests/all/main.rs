@@ -3,6 +3,7 @@
 //! Integration tests: one binary, a module per topic. Every test loads real components
 //! built from `plugins/` by `cargo xtask plugins` (the README's test command does it).
 
+mod accounts;
 mod admin;
 mod api;
 mod api_versions;

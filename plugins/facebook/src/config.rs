@@ -30,6 +30,9 @@ pub struct Settings {
     pub verify_token: SecretName,
     /// The pages served: `id` is the page id, `credential` names its page access token.
     pub pages: Accounts,
+    /// Whether a Messenger reply past 24 hours goes out with the `HUMAN_AGENT` tag (a
+    /// person answering, within 7 days). Default: false.
+    pub human_agent: bool,
 }
 
 impl Settings {
@@ -38,8 +41,23 @@ impl Settings {
         let settings = centralino_sdk::Settings::parse(
             "facebook connector",
             config.settings,
-            &["graph_base", "api_version", "app_secret", "verify_token"],
+            &[
+                "graph_base",
+                "api_version",
+                "app_secret",
+                "verify_token",
+                "human_agent",
+            ],
         )?;
+        let human_agent = match settings.string_or("human_agent", "false").as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(PluginError::invalid_input(format!(
+                    "setting `human_agent` must be `true` or `false`, got `{other}`"
+                )));
+            }
+        };
         let api_version = settings.string_or("api_version", DEFAULT_API_VERSION);
         if !is_api_version(&api_version) {
             return Err(PluginError::invalid_input(format!(
@@ -56,6 +74,7 @@ impl Settings {
                 "Facebook page",
                 numeric_id("numeric Facebook page id"),
             )?,
+            human_agent,
         })
     }
 

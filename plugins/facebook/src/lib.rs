@@ -29,6 +29,7 @@
 //! | `api_version` | `v25.0` | Graph API version in request paths (a current one: v19.0 was retired on 21 May 2026, v20.0 ends on 24 September 2026; the host warns 90 days ahead) |
 //! | `app_secret` | `app_secret` | NAME of the host-held secret that signs deliveries |
 //! | `verify_token` | `verify_token` | NAME of the host-held secret the handshake must echo |
+//! | `human_agent` | `false` | `true`: a Messenger reply 24 h to 7 days after the customer's last message goes out with the `HUMAN_AGENT` tag (a person answering); later ones the host refuses before any call |
 //!
 //! Accounts: `id` is the page id, `credential` the name of the page access token.
 
@@ -76,3 +77,29 @@ impl Connector for Facebook {
 }
 
 centralino_sdk::export_connector!(Facebook);
+
+// Messenger takes a reply for 24 hours after the customer's last message, and for 7 days
+// when a person answers with the HUMAN_AGENT tag (setting `human_agent = true`); the host
+// refuses a later one before any call.
+centralino_sdk::reply_window!(
+    r#"{"kinds": ["private-message"], "hours": 24, "extended_hours": 168,
+    "extended_setting": "human_agent"}"#
+);
+
+// How Facebook authorises pages: Facebook Login (authorization code, the app secret in the
+// body), then the host trades the user token for a long-lived one and lists the pages the
+// user manages, keeping the page tokens (which do not expire) of the pages this connector
+// serves; they go on requests as `?access_token=`. Each page then subscribes the app to its
+// Messenger and feed webhooks (`subscribed_apps`, idempotent). The URLs are unversioned so they follow
+// the app's Graph version; an admin overrides them in `[connectors.oauth]`.
+centralino_sdk::oauth!(
+    r#"{"flow": "authorization-code",
+    "authorize_url": "https://www.facebook.com/dialog/oauth",
+    "token_url": "https://graph.facebook.com/oauth/access_token",
+    "scopes": ["pages_show_list", "pages_messaging", "pages_manage_metadata",
+               "pages_read_engagement", "pages_manage_engagement"],
+    "scope_separator": ",", "client_auth": "body", "attach": {"query": "access_token"},
+    "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"},
+    "subscribe": {"url": "https://graph.facebook.com/{account}/subscribed_apps",
+                  "form": {"subscribed_fields": "messages,messaging_postbacks,feed"}}}"#
+);

@@ -2,7 +2,7 @@
 //!
 //! | outbound kind | thread | request |
 //! | --- | --- | --- |
-//! | private message | Messenger | `POST /me/messages`, `recipient.id` = PSID, `messaging_type: RESPONSE` |
+//! | private message | Messenger | `POST /me/messages`, `recipient.id` = PSID, `messaging_type: RESPONSE`; refused for the 24-hour window and `human_agent = true`: again as `MESSAGE_TAG` with `tag: HUMAN_AGENT` |
 //! | private message | comments | `POST /me/messages`, `recipient.comment_id`: a private reply, which opens a Messenger thread with the commenter |
 //! | comment (or public reply) | comments | `POST /{comment id}/comments` with `message` |
 //!
@@ -19,6 +19,9 @@ use crate::thread::{Thread, is_graph_id, is_psid};
 
 /// Longest Messenger text message.
 pub const MESSENGER_MAX_CHARS: u32 = 2000;
+
+/// How a reply refused for Messenger's 24-hour window begins.
+const OUTSIDE_WINDOW: &str = "outside the 24-hour messaging window";
 
 /// Longest comment Facebook accepts.
 const COMMENT_MAX_CHARS: u32 = 8000;
@@ -89,7 +92,21 @@ pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
     )
     .credential(page.credential()?)
     .errors(graph_error);
-    let response = graph.post(&format!("/{path}")).json_body(&body).send()?;
+    let response = match graph.post(&format!("/{path}")).json_body(&body).send() {
+        // Past 24 hours a person may still answer for 7 days with the HUMAN_AGENT tag,
+        // when the admin enabled it (the host refuses later replies before any call).
+        Err(PluginError::Rejected(reason))
+            if settings.human_agent
+                && reason.starts_with(OUTSIDE_WINDOW)
+                && body["recipient"]["id"].is_string() =>
+        {
+            let mut tagged = body.clone();
+            tagged["messaging_type"] = "MESSAGE_TAG".into();
+            tagged["tag"] = "HUMAN_AGENT".into();
+            graph.post(&format!("/{path}")).json_body(&tagged).send()?
+        }
+        other => other?,
+    };
     // Facebook acted on the request: a missing id must not make the host send it again.
     let external_id = sent_id(&response.body).ok_or_else(|| {
         PluginError::rejected(format!(
@@ -161,9 +178,7 @@ fn graph_error(_platform: &str, response: &Response) -> PluginError {
         || error.code == Some(2_018_278)
         || (error.code == Some(10) && message.contains("outside of allowed window"));
     match error.code {
-        _ if outside_window => {
-            PluginError::rejected(format!("outside the 24-hour messaging window: {message}"))
-        }
+        _ if outside_window => PluginError::rejected(format!("{OUTSIDE_WINDOW}: {message}")),
         Some(190 | 102) => {
             PluginError::invalid_credentials(format!("needs re-authorisation: {message}"))
         }

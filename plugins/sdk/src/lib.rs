@@ -136,6 +136,84 @@ macro_rules! export_router {
     };
 }
 
+/// Name of the custom section that carries a connector's OAuth declaration.
+pub const OAUTH_SECTION: &str = "centralino-oauth";
+
+/// Declares how the connector's platform authorises, so the host can connect, refresh and
+/// re-authorise its accounts (the admin gives only the app's client id and secret).
+///
+/// The argument is one JSON object, read by the host at inspection, before anything is
+/// compiled; a malformed one makes the host refuse the plugin with the reason. Keys:
+/// `flow` (`"authorization-code"`), `pkce`, `authorize_url`, `token_url`, `revoke_url`,
+/// `identity_url` with `identity_id` (a JSON pointer to the account id in its answer),
+/// `scopes`, `scope_separator`, `client_auth` (`"basic"` or `"body"`), `attach`
+/// (`"bearer"` or `{"query": "access_token"}`), `refresh`, `rotating_refresh`, and
+/// `exchange` (`{"kind": "facebook-pages", "accounts_url": …}`).
+///
+/// ```ignore
+/// centralino_sdk::oauth!(r#"{"flow": "authorization-code", "pkce": true,
+///     "authorize_url": "https://x.com/i/oauth2/authorize",
+///     "token_url": "https://api.x.com/2/oauth2/token",
+///     "scopes": ["tweet.read", "tweet.write", "users.read", "offline.access"],
+///     "attach": "bearer", "refresh": true, "rotating_refresh": true}"#);
+/// ```
+///
+/// The section is new metadata, not a contract change: a host that does not read it
+/// loads the plugin as before, and a plugin without it keeps static credentials.
+#[macro_export]
+macro_rules! oauth {
+    ($json:literal) => {
+        const _: () = {
+            const JSON: &str = $json;
+            const LEN: usize = JSON.len();
+            #[used]
+            #[unsafe(link_section = "centralino-oauth")]
+            static OAUTH: [u8; LEN] = {
+                let bytes = JSON.as_bytes();
+                let mut out = [0u8; LEN];
+                let mut i = 0;
+                while i < LEN {
+                    out[i] = bytes[i];
+                    i += 1;
+                }
+                out
+            };
+        };
+    };
+}
+
+/// Declares how long after the customer's last message the platform accepts a reply, so
+/// the host refuses a late reply before any call (`outside_messaging_window`) instead of
+/// the platform. One JSON object: `kinds` (reply kinds it applies to, `"private-message"`…),
+/// `hours`, and optionally `extended_hours` with the connector setting that enables them
+/// (`extended_setting`).
+///
+/// ```ignore
+/// centralino_sdk::reply_window!(r#"{"kinds": ["private-message"], "hours": 24,
+///     "extended_hours": 168, "extended_setting": "human_agent"}"#);
+/// ```
+#[macro_export]
+macro_rules! reply_window {
+    ($json:literal) => {
+        const _: () = {
+            const JSON: &str = $json;
+            const LEN: usize = JSON.len();
+            #[used]
+            #[unsafe(link_section = "centralino-reply-window")]
+            static REPLY_WINDOW: [u8; LEN] = {
+                let bytes = JSON.as_bytes();
+                let mut out = [0u8; LEN];
+                let mut i = 0;
+                while i < LEN {
+                    out[i] = bytes[i];
+                    i += 1;
+                }
+                out
+            };
+        };
+    };
+}
+
 /// Embeds `{"name": …, "version": …, "contract": …}` in the component.
 ///
 /// [`export_connector!`] and [`export_router!`] call it; call it yourself only when you

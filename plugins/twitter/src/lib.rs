@@ -56,7 +56,9 @@
 //! | `consumer_secret` | `consumer_secret` | NAME of the host-held secret that signs webhooks |
 //!
 //! Accounts: `id` is the numeric X user id, `handle` the screen name, `credential` the
-//! name of the account's OAuth 2.0 user token held by the host.
+//! name of the account's OAuth 2.0 user token held by the host: a static token, or one
+//! the host obtains and refreshes itself (`credential = "connected"`, see the `oauth!`
+//! declaration at the end of this file).
 
 mod api;
 mod config;
@@ -104,3 +106,17 @@ impl Connector for Twitter {
 }
 
 centralino_sdk::export_connector!(Twitter);
+
+// How X authorises (OAuth 2.0 authorization code with PKCE): the host connects the
+// operators' accounts, refreshes their two-hour tokens with the single-use refresh tokens
+// `offline.access` brings, and attaches them as bearer tokens. `identity_url` tells the
+// host which account a login is, so an operator who logs in as someone else is refused.
+centralino_sdk::oauth!(
+    r#"{"flow": "authorization-code", "pkce": true,
+    "authorize_url": "https://x.com/i/oauth2/authorize",
+    "token_url": "https://api.x.com/2/oauth2/token",
+    "revoke_url": "https://api.x.com/2/oauth2/revoke",
+    "identity_url": "https://api.x.com/2/users/me", "identity_id": "/data/id",
+    "scopes": ["tweet.read", "tweet.write", "users.read", "dm.read", "dm.write", "offline.access"],
+    "client_auth": "basic", "attach": "bearer", "refresh": true, "rotating_refresh": true}"#
+);

@@ -5,13 +5,21 @@
 //!   `recipient.comment_id` (a private reply), `messaging_type`, `message.text`;
 //! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`).
 //!
+//! Facebook Login ([`crate::oauth`]): `GET /{version}/dialog/oauth` (a consent form),
+//! its redirect with `code`, `/{version}/oauth/access_token` (a code, or
+//! `grant_type=fb_exchange_token` for a long-lived user token) and
+//! `GET /{version}/me/accounts` (the user's pages, each with a page token), and
+//! `POST /{version}/{page-id}/subscribed_apps` (`subscribed_fields`, with the page's token).
+//!
 //! The token in `access_token` decides the page; an unknown token is error 190. A message
 //! to a customer who has not written within 24 hours is refused with error 10, subcode
-//! 2018278, as the platform does; [`GraphApi::customer_wrote`] opens that window. Answers
+//! 2018278, as the platform does, unless it is sent as `messaging_type: MESSAGE_TAG` with
+//! `tag: HUMAN_AGENT`, which is accepted for 7 days; [`GraphApi::customer_wrote`] (and
+//! [`GraphApi::customer_wrote_ago`]) open that window. Answers
 //! carry `x-app-usage`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,10 +28,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock};
+use crate::oauth::{AuthServer, consent_page};
+use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock, query_pairs};
 
 /// The standard messaging window.
 const WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The window of the `HUMAN_AGENT` message tag.
+const HUMAN_AGENT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A message or comment reply the emulator accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,15 +50,168 @@ pub struct Delivered {
     pub id: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct GraphState {
     pages: Vec<(String, String)>,
-    windows: Vec<(String, String, Instant)>,
+    /// When each customer last wrote to each page (ms on the login clock).
+    windows: Vec<(String, String, u64)>,
     delivered: Vec<Delivered>,
     next_id: u64,
     /// The version every answer says served it (as Meta does for a retired one); `None`
     /// names the version the request asked for.
     serves: Option<String>,
+    auth: AuthServer,
+    /// Facebook users who can log in.
+    users: Vec<FacebookUser>,
+    /// Page id → the fields the app is subscribed to (`subscribed_apps`).
+    subscriptions: std::collections::BTreeMap<String, String>,
+}
+
+/// A Facebook user: id, name, and the pages they manage (id, name).
+type FacebookUser = (String, String, Vec<(String, String)>);
+
+impl Default for GraphState {
+    fn default() -> Self {
+        GraphState {
+            pages: Vec::new(),
+            windows: Vec::new(),
+            delivered: Vec::new(),
+            next_id: 0,
+            serves: None,
+            // A user token from the login dialog lives about two hours.
+            auth: AuthServer::new("fb", Duration::from_secs(7200)),
+            users: Vec::new(),
+            subscriptions: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// A long-lived user token lives about 60 days.
+const LONG_LIVED: Duration = Duration::from_secs(60 * 24 * 3600);
+
+/// Facebook Login and the page-token exchange: the login dialog (a consent form), its
+/// redirect, `oauth/access_token` (a code, or `fb_exchange_token`) and `me/accounts`.
+fn login(state: &mut GraphState, request: &Recorded) -> Option<Response> {
+    let mut form: std::collections::HashMap<String, String> =
+        query_pairs(&request.query).into_iter().collect();
+    form.extend(query_pairs(&String::from_utf8_lossy(&request.body)));
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", [version, "dialog", "oauth"]) => {
+            let params = query_pairs(&request.query);
+            let users: Vec<(String, String)> = state
+                .users
+                .iter()
+                .map(|(id, name, _)| (id.clone(), name.clone()))
+                .collect();
+            let action = format!("/{version}/dialog/oauth");
+            let page = consent_page("centralino", &action, &params, &users);
+            Some(
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(axum::body::Body::from(page))
+                    .unwrap_or_default(),
+            )
+        }
+        ("POST", [_version, "dialog", "oauth"]) => {
+            let redirect = get("redirect_uri");
+            let joiner = if redirect.contains('?') { '&' } else { '?' };
+            let location = if get("decision") == "deny" {
+                format!(
+                    "{redirect}{joiner}error=access_denied&state={}",
+                    get("state")
+                )
+            } else {
+                let code = state.auth.consent(
+                    &get("client_id"),
+                    &get("user_id"),
+                    &redirect,
+                    None,
+                    &get("scope"),
+                )?;
+                format!("{redirect}{joiner}code={code}&state={}", get("state"))
+            };
+            Some(
+                Response::builder()
+                    .status(302)
+                    .header("location", location)
+                    .body(axum::body::Body::empty())
+                    .unwrap_or_default(),
+            )
+        }
+        (_, [_version, "oauth", "access_token"]) => {
+            if get("grant_type") == "fb_exchange_token" {
+                if state.auth.client(None, &form).is_none() {
+                    return Some(graph_error(
+                        400,
+                        101,
+                        None,
+                        "OAuthException",
+                        "Error validating application. Invalid application ID.",
+                    ));
+                }
+                return Some(
+                    match state.auth.exchange(&get("fb_exchange_token"), LONG_LIVED) {
+                        Some(answer) => reply(200, usage(1), answer),
+                        None => graph_error(
+                            400,
+                            190,
+                            None,
+                            "OAuthException",
+                            "Error validating access token: The session has been invalidated.",
+                        ),
+                    },
+                );
+            }
+            if !form.contains_key("grant_type") {
+                form.insert("grant_type".into(), "authorization_code".into());
+            }
+            let (status, answer) = state.auth.token(None, &form);
+            Some(if status == 200 {
+                reply(200, usage(1), answer)
+            } else {
+                graph_error(
+                    400,
+                    100,
+                    None,
+                    "OAuthException",
+                    "Invalid verification code format.",
+                )
+            })
+        }
+        ("GET", [_version, "me", "accounts"]) => {
+            let token = get("access_token");
+            let Ok(user) = state.auth.check(&token) else {
+                return Some(graph_error(
+                    400,
+                    190,
+                    None,
+                    "OAuthException",
+                    "Invalid OAuth access token - Cannot parse access token",
+                ));
+            };
+            let managed = state
+                .users
+                .iter()
+                .find(|(id, _, _)| *id == user)
+                .map(|(_, _, pages)| pages.clone())
+                .unwrap_or_default();
+            let mut data = Vec::new();
+            for (page_id, name) in managed {
+                // A page token from a long-lived user token does not expire.
+                let page_token = state.auth.mint_for(
+                    &format!("page:{page_id}"),
+                    Duration::from_secs(u64::from(u32::MAX)),
+                );
+                state.pages.push((page_id.clone(), page_token.clone()));
+                data.push(json!({ "id": page_id, "name": name, "access_token": page_token, "category": "Telecommunication Company", "tasks": ["MANAGE", "MESSAGING"] }));
+            }
+            Some(reply(200, usage(1), json!({ "data": data })))
+        }
+        _ => None,
+    }
 }
 
 /// The Graph API emulator. Stops when dropped.
@@ -86,11 +251,52 @@ impl GraphApi {
             .push((page_id.to_string(), token.to_string()));
     }
 
+    /// Registers an app with Facebook Login.
+    pub fn add_oauth_client(&self, id: &str, secret: &str) {
+        lock(&self.shared.1).auth.add_client(id, secret);
+    }
+
+    /// A Facebook user who can log in, with the pages (id, name) they manage.
+    pub fn add_user(&self, user_id: &str, name: &str, pages: &[(&str, &str)]) {
+        lock(&self.shared.1).users.push((
+            user_id.to_string(),
+            name.to_string(),
+            pages
+                .iter()
+                .map(|(id, name)| ((*id).to_string(), (*name).to_string()))
+                .collect(),
+        ));
+    }
+
+    /// The pages the app is subscribed to, with their subscribed fields.
+    pub fn subscriptions(&self) -> std::collections::BTreeMap<String, String> {
+        lock(&self.shared.1).subscriptions.clone()
+    }
+
+    /// Every token Facebook Login issued (user and page tokens).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.1).auth.issued_tokens()
+    }
+
     /// Records that customer `psid` wrote to `page_id` now, opening the 24-hour window.
     pub fn customer_wrote(&self, page_id: &str, psid: &str) {
-        lock(&self.shared.1)
+        self.customer_wrote_ago(page_id, psid, Duration::ZERO);
+    }
+
+    /// Records that customer `psid` last wrote to `page_id` `ago` before now.
+    pub fn customer_wrote_ago(&self, page_id: &str, psid: &str, ago: Duration) {
+        let mut state = lock(&self.shared.1);
+        let at = state
+            .auth
+            .clock
+            .now_ms()
+            .saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX));
+        state
             .windows
-            .push((page_id.to_string(), psid.to_string(), Instant::now()));
+            .retain(|(p, c, _)| !(p == page_id && c == psid));
+        state
+            .windows
+            .push((page_id.to_string(), psid.to_string(), at));
     }
 
     /// Everything the pages sent.
@@ -192,6 +398,9 @@ async fn answer(
         None => {}
     }
     let mut state = lock(&shared.1);
+    if let Some(answer) = login(&mut state, &request) {
+        return answer;
+    }
     let token = request.query_param("access_token").unwrap_or_default();
     let Some(page_id) = state
         .pages
@@ -210,6 +419,24 @@ async fn answer(
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     let body = request.json();
     match (request.method.as_str(), segments.as_slice()) {
+        ("POST", [_version, page, "subscribed_apps"]) => {
+            if *page != page_id {
+                return graph_error(
+                    400,
+                    200,
+                    None,
+                    "OAuthException",
+                    "(#200) The page token does not belong to this page",
+                );
+            }
+            let form: std::collections::HashMap<String, String> =
+                query_pairs(&String::from_utf8_lossy(&request.body))
+                    .into_iter()
+                    .collect();
+            let fields = form.get("subscribed_fields").cloned().unwrap_or_default();
+            state.subscriptions.insert(page_id.clone(), fields);
+            reply(200, usage(1), json!({ "success": true }))
+        }
         ("POST", [_version, "me", "messages"]) => {
             let Some(text) = body["message"]["text"].as_str() else {
                 return graph_error(
@@ -230,10 +457,20 @@ async fn answer(
                 );
             }
             let recipient = if let Some(psid) = body["recipient"]["id"].as_str() {
-                let open = state
-                    .windows
-                    .iter()
-                    .any(|(p, c, at)| *p == page_id && c == psid && at.elapsed() < WINDOW);
+                // RESPONSE within 24 hours of the customer's last message; the HUMAN_AGENT
+                // tag within 7 days; nothing after.
+                let human_agent =
+                    body["messaging_type"] == "MESSAGE_TAG" && body["tag"] == "HUMAN_AGENT";
+                let window = if human_agent {
+                    HUMAN_AGENT_WINDOW
+                } else {
+                    WINDOW
+                };
+                let now = state.auth.clock.now_ms();
+                let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+                let open = state.windows.iter().any(|(p, c, at)| {
+                    *p == page_id && c == psid && now.saturating_sub(*at) < window_ms
+                });
                 if !open {
                     return graph_error(
                         400,

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod graph;
+pub mod oauth;
 mod server;
 pub mod telegram;
 pub mod webhooks;

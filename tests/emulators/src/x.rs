@@ -8,7 +8,15 @@
 //!   same author is refused with X's duplicate-content 403;
 //! - `POST /2/dm_conversations/with/{participant_id}/messages`.
 //!
-//! Every request needs `Authorization: Bearer <token>` of a known user (401 otherwise),
+//! - `GET /2/users/me`: who the token acts as.
+//!
+//! OAuth 2.0 ([`crate::oauth`]): `GET /i/oauth2/authorize` (the consent page, a form),
+//! `POST /i/oauth2/authorize` (the consent: a redirect with `code` and `state`),
+//! `POST /2/oauth2/token` (code with PKCE, or a single-use refresh token that rotates) and
+//! `POST /2/oauth2/revoke`. Access tokens live two hours on [`XApi::clock`].
+//!
+//! Every other request needs `Authorization: Bearer <token>` of a known user (a static
+//! token, or a live OAuth token; 401 otherwise, as X answers an expired or revoked one),
 //! and every answer carries `x-rate-limit-limit/-remaining/-reset`.
 
 use std::sync::{Arc, Mutex};
@@ -21,7 +29,8 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock};
+use crate::oauth::{AuthServer, SimClock, consent_page};
+use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock, query_pairs};
 
 /// A user known to the emulator.
 #[derive(Clone, Debug)]
@@ -102,12 +111,26 @@ pub struct DmEvent {
     pub created_at: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct XState {
     users: Vec<XUser>,
     tweets: Vec<Tweet>,
     dms: Vec<DmEvent>,
     next_id: u64,
+    auth: AuthServer,
+}
+
+impl Default for XState {
+    fn default() -> Self {
+        XState {
+            users: Vec::new(),
+            tweets: Vec::new(),
+            dms: Vec::new(),
+            next_id: 0,
+            // X: a user access token lives two hours.
+            auth: AuthServer::new("x", std::time::Duration::from_secs(7200)),
+        }
+    }
 }
 
 impl XState {
@@ -196,6 +219,133 @@ impl XApi {
     /// Forgets every fault still waiting to be injected: the platform is healthy again.
     pub fn clear_faults(&self) {
         self.shared.0.clear_faults();
+    }
+
+    /// Registers an OAuth 2.0 app (client id and secret) with the authorization server.
+    pub fn add_oauth_client(&self, id: &str, secret: &str) {
+        self.state().auth.add_client(id, secret);
+    }
+
+    /// The clock OAuth tokens expire on (the wall clock until a test moves it).
+    pub fn clock(&self) -> SimClock {
+        self.state().auth.clock.clone()
+    }
+
+    /// How long new access tokens live. Default: two hours, as on X.
+    pub fn set_token_ttl(&self, ttl: std::time::Duration) {
+        self.state().auth.token_ttl = ttl;
+    }
+
+    /// Successful token refreshes so far.
+    pub fn refreshes(&self) -> u32 {
+        self.state().auth.refreshes()
+    }
+
+    /// The most times one refresh token was presented (more than 1: one was spent twice).
+    pub fn most_refresh_presentations(&self) -> u32 {
+        self.state().auth.most_presentations()
+    }
+
+    /// Revokes every OAuth token of `user_id`, as when the user removes the app.
+    pub fn revoke_user(&self, user_id: &str) {
+        self.state().auth.revoke_user(user_id);
+    }
+
+    /// Every OAuth token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state().auth.issued_tokens()
+    }
+}
+
+/// `url` with `pairs` added to its query, percent-encoded.
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    };
+    let mut out = url.to_string();
+    for (index, (k, v)) in pairs.iter().enumerate() {
+        let joiner = if index == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        };
+        out.push(joiner);
+        out.push_str(&encode(k));
+        out.push('=');
+        out.push_str(&encode(v));
+    }
+    out
+}
+
+/// X's OAuth 2.0 endpoints: the consent page, the consent's redirect, token and revoke.
+fn oauth(state: &mut XState, request: &Recorded) -> Option<Response> {
+    let form: std::collections::HashMap<String, String> =
+        query_pairs(&String::from_utf8_lossy(&request.body))
+            .into_iter()
+            .collect();
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/i/oauth2/authorize") => {
+            let params = query_pairs(&request.query);
+            let users: Vec<(String, String)> = state
+                .users
+                .iter()
+                .map(|u| (u.id.clone(), format!("@{}", u.username)))
+                .collect();
+            let page = consent_page("centralino", "/i/oauth2/authorize", &params, &users);
+            Some(
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(axum::body::Body::from(page))
+                    .unwrap_or_default(),
+            )
+        }
+        ("POST", "/i/oauth2/authorize") => {
+            let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+            let redirect = get("redirect_uri");
+            let location = if get("decision") == "deny" {
+                with_query(
+                    &redirect,
+                    &[("error", "access_denied"), ("state", &get("state"))],
+                )
+            } else {
+                let challenge = form.get("code_challenge").map(String::as_str);
+                let Some(code) = state.auth.consent(
+                    &get("client_id"),
+                    &get("user_id"),
+                    &redirect,
+                    challenge,
+                    &get("scope"),
+                ) else {
+                    return Some(problem(400, "Invalid Request", "Unknown client."));
+                };
+                with_query(&redirect, &[("state", &get("state")), ("code", &code)])
+            };
+            Some(
+                Response::builder()
+                    .status(302)
+                    .header("location", location)
+                    .body(axum::body::Body::empty())
+                    .unwrap_or_default(),
+            )
+        }
+        ("POST", "/2/oauth2/token") => {
+            let (status, body) = state.auth.token(request.header("authorization"), &form);
+            Some(reply(status, Vec::new(), body))
+        }
+        ("POST", "/2/oauth2/revoke") => {
+            let token = form.get("token").cloned().unwrap_or_default();
+            let revoked = state.auth.revoke(&token);
+            Some(reply(200, Vec::new(), json!({ "revoked": revoked })))
+        }
+        _ => None,
     }
 }
 
@@ -315,17 +465,32 @@ async fn handle(
         None => {}
     }
     let mut state = lock(&shared.1);
+    if let Some(answer) = oauth(&mut state, &request) {
+        return answer;
+    }
     let token = request
         .header("authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let Some(me) = state.users.iter().find(|u| u.token == token).cloned() else {
+    // A static token of a known user, or an OAuth token that is live on the clock.
+    let user_id = state.auth.check(token).ok();
+    let Some(me) = state
+        .users
+        .iter()
+        .find(|u| u.token == token || user_id.as_deref() == Some(u.id.as_str()))
+        .cloned()
+    else {
         return problem(401, "Unauthorized", "Unauthorized");
     };
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["2", "users", id, "mentions"]) => mentions(&state, id, &request),
         ("GET", ["2", "dm_events"]) => dm_events(&state, &me, &request),
+        ("GET", ["2", "users", "me"]) => reply(
+            200,
+            rate_headers(449, 900),
+            json!({ "data": { "id": me.id, "name": me.name, "username": me.username } }),
+        ),
         ("POST", ["2", "tweets"]) => post_tweet(&mut state, &me, &request),
         ("POST", ["2", "dm_conversations", "with", participant, "messages"]) => {
             let Some(text) = request.json()["text"].as_str().map(str::to_string) else {

@@ -25,10 +25,10 @@ pub struct Target {
         env = "CENTRALINO_ADMIN_URL",
         default_value = "http://127.0.0.1:8081"
     )]
-    admin: String,
+    pub(crate) admin: String,
     /// Print the admin API's JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// `status` arguments.
@@ -181,6 +181,10 @@ pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     print_table(&rows);
     println!();
     print_connectors(&answer["connectors"]);
+    if answer["accounts"].as_array().is_some_and(|a| !a.is_empty()) {
+        println!();
+        super::accounts::print_accounts(&answer["accounts"]);
+    }
     Ok(())
 }
 
@@ -426,12 +430,12 @@ fn print_connectors(connectors: &Value) {
     }
 }
 
-fn row(cells: &[&str]) -> Vec<String> {
+pub(crate) fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_string()).collect()
 }
 
 /// Prints rows as columns, each as wide as its widest cell.
-fn print_table(rows: &[Vec<String>]) {
+pub(crate) fn print_table(rows: &[Vec<String>]) {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
@@ -452,7 +456,7 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_string(),
@@ -460,19 +464,19 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn number(value: &Value) -> String {
+pub(crate) fn number(value: &Value) -> String {
     value
         .as_u64()
         .map_or_else(|| text(value), |n| n.to_string())
 }
 
-fn print_json(value: &Value) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// A path segment with the characters a URL path cannot hold escaped.
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -486,7 +490,12 @@ fn segment(text: &str) -> String {
 
 /// Calls the admin API and returns its JSON answer; a refusal becomes an error with the
 /// API's message.
-fn call(target: &Target, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+pub(crate) fn call(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let url = format!("{}{path}", target.admin.trim_end_matches('/'));
     let token = std::env::var(TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -283,7 +283,10 @@ fn summarise(
                             id: a.id.clone(),
                             handle: a.handle.clone(),
                             brand: a.brand.clone(),
-                            credential: a.credential.as_ref().map(|c| c.token().to_string()),
+                            credential: a.credential.as_ref().map(|c| match c.token() {
+                                Some(token) => token.to_string(),
+                                None => "connected".to_string(),
+                            }),
                         })
                         .collect(),
                 })

@@ -41,6 +41,7 @@ fn print_out(args: std::fmt::Arguments<'_>) {
     }
 }
 
+mod accounts;
 mod admin;
 mod config;
 mod console;
@@ -105,6 +106,16 @@ enum Command {
         #[command(subcommand)]
         command: console::ConsoleCommand,
     },
+    /// Accounts whose tokens the host holds: list, connect (OAuth), disconnect.
+    Accounts {
+        #[command(subcommand)]
+        command: accounts::AccountsCommand,
+    },
+    /// The key that seals host-held tokens: rotate it.
+    Keys {
+        #[command(subcommand)]
+        command: accounts::KeysCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +171,8 @@ fn main() -> ExitCode {
         Command::Connectors { command } => done(admin::connectors(command)),
         Command::Agents { command } => done(admin::agents(command)),
         Command::Console { command } => done(console::run(command)),
+        Command::Accounts { command } => done(accounts::accounts(command)),
+        Command::Keys { command } => done(accounts::keys(command)),
     };
     match result {
         Ok(code) => code,

@@ -77,6 +77,7 @@ impl Checker<'_> {
                 secrets: section.secrets.clone(),
                 limits,
                 accounts,
+                oauth: section.oauth.clone(),
                 key,
             });
         }

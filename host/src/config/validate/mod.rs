@@ -273,6 +273,40 @@ pub(crate) fn check(
         }
     }
 
+    // Accounts whose tokens the host obtains need the app and the key that seals them.
+    let mut key_reported = false;
+    for tenant in &tenants {
+        for connector in &tenant.connectors {
+            let Some(index) = connector
+                .accounts
+                .iter()
+                .position(|a| a.credential == Some(super::values::CredentialRef::Connected))
+            else {
+                continue;
+            };
+            if connector.oauth.is_none() {
+                checker.report(
+                    &connector.key.key("accounts").index(index).key("credential"),
+                    format!(
+                        "a `connected` account needs connector `{}`'s OAuth app: add \
+                         `[connectors.oauth]` with `client_id` (and `client_secret`) as \
+                         secret references",
+                        connector.name
+                    ),
+                );
+            }
+            if file.host.token_key.is_none() && !key_reported {
+                key_reported = true;
+                checker.report(
+                    &KeyPath::root().key("host").key("token_key"),
+                    "`connected` accounts keep their tokens sealed in the store: set \
+                     `token_key = \"env:CENTRALINO_TOKEN_KEY\"` (32 random bytes or more, \
+                     e.g. `openssl rand -hex 32`)",
+                );
+            }
+        }
+    }
+
     if !checker.problems.is_empty() {
         let problems = std::mem::take(&mut checker.problems);
         return Err(source.error(problems));
@@ -285,6 +319,7 @@ pub(crate) fn check(
         admin_listen: host.admin_listen,
         api_listen: host.api_listen,
         admin_token: host.admin_token.clone(),
+        token_key: host.token_key.clone(),
         plugin_dir,
         cache_dir: host
             .cache_dir

@@ -85,7 +85,8 @@ pub(super) fn credential_forms(credential: Option<&Credential>) -> Vec<Vec<u8>> 
     let token = match credential {
         Some(Credential::Bearer(token) | Credential::PathSegment(token)) => token,
         Some(Credential::QueryParameter { token, .. }) => token,
-        None => return Vec::new(),
+        // Resolved to its current token before a request is made.
+        Some(Credential::Connected(_)) | None => return Vec::new(),
     };
     let raw = token.expose().to_vec();
     // Too short to be told apart from ordinary text: leave the response alone.

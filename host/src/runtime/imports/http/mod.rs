@@ -150,7 +150,7 @@ impl PluginState {
                  authorization, and the URL for the host"
             )));
         }
-        let credential = match &request.credential {
+        let granted = match &request.credential {
             Some(name) => Some(self.grants.credentials.get(name).ok_or_else(|| {
                 HttpError::Denied(format!(
                     "credential `{name}` is not granted to plugin {}",
@@ -159,6 +159,16 @@ impl PluginState {
             })?),
             None => None,
         };
+        // A host-held token is attached as it is now; which one was used is remembered so
+        // a refusal can be reported against it.
+        let (current, connected) = match granted {
+            Some(Credential::Connected(connected)) => {
+                let (credential, generation) = connected.current().map_err(HttpError::Denied)?;
+                (Some(credential), Some((connected, generation)))
+            }
+            other => (other.cloned(), None),
+        };
+        let credential = current.as_ref();
         if credential.is_some() && !credential_transport_allowed(&request.url, entry) {
             return Err(HttpError::Denied(format!(
                 "plugin {} asked for credential `{}` over plain HTTP to `{}`: credentials \
@@ -189,7 +199,7 @@ impl PluginState {
                 let token = String::from_utf8_lossy(token.expose()).into_owned();
                 url.query_pairs_mut().append_pair(name, &token);
             }
-            Some(Credential::PathSegment(_)) | None => {}
+            Some(Credential::PathSegment(_) | Credential::Connected(_)) | None => {}
         }
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
@@ -267,6 +277,11 @@ impl PluginState {
                 continue;
             }
             let mut body = read_capped(response, http.max_response_bytes).await?;
+            if let Some((connected, generation)) = connected
+                && token_refused(status, &body)
+            {
+                connected.refused(generation);
+            }
             scrub(&mut body, credential);
             return Ok(Response {
                 status,
@@ -276,6 +291,21 @@ impl PluginState {
         }
         Err(last_error)
     }
+}
+
+/// Whether an answer says the attached token is refused: HTTP 401 (X and most APIs), or
+/// Graph's error code 190 (an invalid or expired access token, sent with status 400).
+fn token_refused(status: u16, body: &[u8]) -> bool {
+    if status == 401 {
+        return true;
+    }
+    if status != 400 && status != 403 {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_i64())
+        == Some(190)
 }
 
 /// Reads a body, refusing it once it passes `cap` bytes.

@@ -1,0 +1,1091 @@
+//! Accounts that stay connected: OAuth run by the host, tokens sealed in the store,
+//! refreshed ahead of expiry, and accounts that need an admin held rather than failed.
+//!
+//! A connector declares how its platform authorises in its plugin metadata
+//! ([`OAuthDeclaration`], the `centralino-oauth` section read at inspection); the admin
+//! gives the app's client id and secret ([`OAuthApp`], as `env:`/`file:` references in
+//! centralino.toml) and marks accounts `credential = "connected"`. The host then:
+//!
+//! - runs the connect flow: [`Host::connect_account`](crate::Host::connect_account)
+//!   answers the authorize URL (state and PKCE verifier single-use, expiring), and the
+//!   callback ([`Host::complete_connect`](crate::Host::complete_connect), routed on the
+//!   admin listener) exchanges the code, checks who the token acts as, and stores the
+//!   tokens sealed ([`seal`]); Facebook's one login yields the page tokens of the pages
+//!   the connector serves;
+//! - attaches the token like a static credential (the plugin names it and never sees it);
+//! - refreshes it ahead of expiry and after a refusal, the refresh claimed row by row in
+//!   the store so that, with several hosts on PostgreSQL, exactly one spends a single-use
+//!   refresh token, and the new pair is stored before the new token is used;
+//! - keeps each account's state ([`AccountState`]): shown by `centralino status`, the
+//!   admin API and `/metrics`, and reported to the CRM when it changes
+//!   ([`CrmEvent::AccountStateChanged`](crate::crm::CrmEvent::AccountStateChanged)). An
+//!   account that needs re-authorisation holds its replies in the outbox and pauses its
+//!   polls; once re-authorised, the held replies go out in order, once.
+
+mod declaration;
+pub(crate) mod oauth;
+pub(crate) mod seal;
+mod slot;
+
+pub use declaration::{
+    AttachDeclaration, ClientAuth, Exchange, Flow, OAUTH_SECTION, OAuthDeclaration, Subscribe,
+};
+pub use slot::ConnectedCredential;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::OsRng;
+use chacha20poly1305::aead::rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::{Credential, Secret};
+use crate::crm::CrmEvent;
+use crate::error::Error;
+use crate::store::Store;
+use crate::store::tokens::{AccountKey, PendingConnect, TokenRow};
+use seal::Sealer;
+
+/// An account's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountState {
+    /// A token is held and works.
+    Connected,
+    /// The token expires soon and the host cannot renew it by itself (no refresh token,
+    /// or refreshing keeps failing): an admin should re-authorise before it does.
+    Expiring,
+    /// The platform refused the token and its refresh: replies wait, polls pause, until
+    /// an admin re-authorises.
+    NeedsReauth,
+    /// No token: never connected, or disconnected by an admin.
+    Disconnected,
+}
+
+impl AccountState {
+    /// `connected`, `expiring`, `needs-reauth`, `disconnected`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountState::Connected => "connected",
+            AccountState::Expiring => "expiring",
+            AccountState::NeedsReauth => "needs-reauth",
+            AccountState::Disconnected => "disconnected",
+        }
+    }
+
+    fn parse(name: &str) -> AccountState {
+        match name {
+            "connected" => AccountState::Connected,
+            "expiring" => AccountState::Expiring,
+            "needs-reauth" => AccountState::NeedsReauth,
+            _ => AccountState::Disconnected,
+        }
+    }
+
+    /// Every state, for metrics.
+    pub const ALL: [AccountState; 4] = [
+        AccountState::Connected,
+        AccountState::Expiring,
+        AccountState::NeedsReauth,
+        AccountState::Disconnected,
+    ];
+}
+
+impl std::fmt::Display for AccountState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Endpoints the admin points elsewhere than the connector declares (a platform emulator,
+/// a regional endpoint). Default: none, the declaration's URLs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Overrides `authorize_url`.
+    pub authorize_url: Option<String>,
+    /// Overrides `token_url`.
+    pub token_url: Option<String>,
+    /// Overrides `revoke_url`.
+    pub revoke_url: Option<String>,
+    /// Overrides `identity_url`.
+    pub identity_url: Option<String>,
+    /// Overrides the Facebook exchange's `accounts_url`.
+    pub accounts_url: Option<String>,
+    /// Overrides the subscription step's `url` (`{account}` is replaced).
+    pub subscribe_url: Option<String>,
+}
+
+/// A connector's OAuth app, as the admin registered it with the platform.
+#[derive(Clone, Debug)]
+pub struct OAuthApp {
+    /// Client id.
+    pub client_id: Secret,
+    /// Client secret; `None` for a public client (PKCE only).
+    pub client_secret: Option<Secret>,
+    /// The callback URL registered with the platform; it must reach this host's
+    /// `/oauth/callback` (or `/tenants/<id>/oauth/callback`) on the admin listener.
+    pub redirect_url: String,
+    /// Endpoint overrides. Default: none.
+    pub endpoints: Endpoints,
+}
+
+/// What an admin sees of an account: never its token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountStatus {
+    /// Tenant.
+    pub tenant: String,
+    /// Connector.
+    pub connector: String,
+    /// Account id.
+    pub account: String,
+    /// Who the platform says it is (handle, page name), when known.
+    pub label: Option<String>,
+    /// State.
+    pub state: AccountState,
+    /// Scopes granted.
+    pub scopes: Vec<String>,
+    /// When the access token expires (ms since the epoch, account clock), if it does.
+    pub expires_at: Option<u64>,
+    /// Replies held until it is re-authorised.
+    pub held_replies: u64,
+    /// When its token or state last changed (ms since the epoch), if it has a token.
+    pub updated_at: Option<u64>,
+    /// Whether the platform sends its webhooks: `Some(true)` once the subscription call
+    /// succeeded, `Some(false)` when it has not (yet), `None` when the connector declares
+    /// no subscription step.
+    pub subscribed: Option<bool>,
+}
+
+/// The start of a connect flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConnectStart {
+    /// Where the admin's browser goes to consent.
+    pub authorize_url: String,
+    /// Until when (ms since the epoch, account clock) the callback is accepted.
+    pub expires_at: u64,
+}
+
+/// The clock the account book reads expiry against: milliseconds since the epoch.
+/// Default: the host's wall clock; a simulation gives its own.
+pub type AccountClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How long a connect flow's state is accepted.
+const CONNECT_TTL_MS: u64 = 10 * 60 * 1000;
+/// How long a refresh claim lasts (account clock) before another host may take it over.
+const REFRESH_CLAIM_MS: u64 = 60 * 1000;
+/// Refresh this long before expiry at most ...
+const REFRESH_AHEAD_MS: u64 = 10 * 60 * 1000;
+/// ... and a token that expires within this, without a way to refresh, is `expiring`.
+const EXPIRING_WARN_MS: u64 = 24 * 3600 * 1000;
+
+/// The sealed payload of one account.
+#[derive(Serialize, Deserialize)]
+struct Tokens {
+    access: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh: Option<String>,
+}
+
+/// One connector's app and declaration.
+struct App {
+    app: OAuthApp,
+    declaration: OAuthDeclaration,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) refreshed: AtomicU64,
+    pub(crate) refresh_failed: AtomicU64,
+    pub(crate) connected: AtomicU64,
+}
+
+/// What a refusal of an account's token led to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// A newer token is in place: try again now.
+    Recovered,
+    /// The account needs an admin: hold its traffic.
+    NeedsReauth,
+    /// Undecided yet (another host is refreshing): try again shortly.
+    Later,
+    /// This host's refresh failed for now (the token endpoint unreachable or failing):
+    /// try again shortly.
+    Unreachable,
+}
+
+/// Every host-held account of a host.
+pub(crate) struct AccountBook {
+    store: Store,
+    host_id: String,
+    sealer: Option<Sealer>,
+    apps: HashMap<(String, String), App>,
+    slots: HashMap<AccountKey, ConnectedCredential>,
+    clock: AccountClock,
+    http: reqwest::Client,
+    pub(crate) check_every: Duration,
+    pub(crate) counters: Counters,
+    /// One refresh at a time on this host.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AccountBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountBook")
+            .field("accounts", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the builder hands the book.
+pub(crate) struct BookParts {
+    pub(crate) store: Store,
+    pub(crate) host_id: String,
+    pub(crate) key: Option<Secret>,
+    pub(crate) apps: HashMap<(String, String), OAuthApp>,
+    pub(crate) clock: Option<AccountClock>,
+    pub(crate) check_every: Duration,
+}
+
+/// One connector's connected accounts, as the builder finds them.
+pub(crate) struct ConnectorAccounts {
+    pub(crate) tenant: String,
+    pub(crate) connector: String,
+    pub(crate) plugin: String,
+    pub(crate) declaration: Option<OAuthDeclaration>,
+    /// Account id → its connected credential.
+    pub(crate) accounts: Vec<(String, ConnectedCredential)>,
+}
+
+fn context(key: &AccountKey) -> String {
+    format!("{}/{}/{}", key.0, key.1, key.2)
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl AccountBook {
+    /// Binds every connected credential to its account; refuses a connector that has
+    /// connected accounts but no app, a plugin that declares no OAuth, or a missing key.
+    pub(crate) fn new(parts: BookParts, connectors: Vec<ConnectorAccounts>) -> Result<Self, Error> {
+        let sealer = parts
+            .key
+            .as_ref()
+            .map(Sealer::new)
+            .transpose()
+            .map_err(|e| Error::Refused(format!("token key: {e}")))?;
+        let mut apps = HashMap::new();
+        let mut slots = HashMap::new();
+        let mut offered = parts.apps;
+        for connector in connectors {
+            let id = (connector.tenant.clone(), connector.connector.clone());
+            let app = offered.remove(&id);
+            if connector.accounts.is_empty() {
+                continue;
+            }
+            let Some(declaration) = connector.declaration else {
+                return Err(Error::Refused(format!(
+                    "connector `{}` of tenant `{}` has connected accounts, but its plugin {} \
+                     declares no OAuth (no `{OAUTH_SECTION}` section): give its accounts \
+                     static credentials instead",
+                    connector.connector, connector.tenant, connector.plugin
+                )));
+            };
+            let Some(app) = app else {
+                return Err(Error::Refused(format!(
+                    "connector `{}` of tenant `{}` has connected accounts but no OAuth app: \
+                     add its `oauth` section with `client_id` (and `client_secret`)",
+                    connector.connector, connector.tenant
+                )));
+            };
+            if sealer.is_none() {
+                return Err(Error::Refused(format!(
+                    "connector `{}` of tenant `{}` has connected accounts, whose tokens are \
+                     sealed in the store: set `host.token_key` (e.g. `token_key = \
+                     \"env:CENTRALINO_TOKEN_KEY\"`, 32 random bytes or more)",
+                    connector.connector, connector.tenant
+                )));
+            }
+            for (account, credential) in connector.accounts {
+                let key = (id.0.clone(), id.1.clone(), account);
+                credential.bind(key.clone(), declaration.attach.attach());
+                slots.insert(key, credential);
+            }
+            apps.insert(id, App { app, declaration });
+        }
+        Ok(AccountBook {
+            store: parts.store,
+            host_id: parts.host_id,
+            sealer,
+            apps,
+            slots,
+            clock: parts
+                .clock
+                .unwrap_or_else(|| Arc::new(crate::clock::now_ms)),
+            http: oauth::client().map_err(|e| Error::Other(anyhow::anyhow!(e)))?,
+            check_every: parts.check_every,
+            counters: Counters::default(),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Whether any account is host-held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    fn sealer(&self) -> Result<&Sealer, Error> {
+        self.sealer
+            .as_ref()
+            .ok_or_else(|| Error::Refused("no token key is configured".to_string()))
+    }
+
+    fn open(&self, row: &TokenRow) -> Result<Tokens, String> {
+        let sealer = self.sealer.as_ref().ok_or("no token key is configured")?;
+        if row.key_id != sealer.key_id() {
+            return Err(format!(
+                "the token of `{}` is sealed with key {}, but this host's token key is {}: \
+                 start it with that key, or run `centralino keys rotate`",
+                context(&row.key()),
+                row.key_id,
+                sealer.key_id()
+            ));
+        }
+        let plain = sealer.open(&row.sealed, &context(&row.key()))?;
+        serde_json::from_slice(&plain).map_err(|_| "a sealed token is not readable".to_string())
+    }
+
+    fn seal(&self, key: &AccountKey, tokens: &Tokens) -> Result<(String, String), Error> {
+        let sealer = self.sealer()?;
+        let plain = serde_json::to_vec(tokens).map_err(|e| Error::Other(e.into()))?;
+        let sealed = sealer.seal(&plain, &context(key)).map_err(Error::Refused)?;
+        Ok((sealed, sealer.key_id().to_string()))
+    }
+
+    /// Puts the store's tokens into the slots (at start, and to follow other hosts'
+    /// refreshes).
+    pub(crate) async fn sync(&self) -> anyhow::Result<()> {
+        let rows = self.store.token_rows().await?;
+        let mut seen = Vec::new();
+        for row in rows {
+            let key = row.key();
+            let Some(slot) = self.slots.get(&key) else {
+                continue;
+            };
+            seen.push(key.clone());
+            let state = AccountState::parse(&row.state);
+            if row.generation == slot.generation() && slot.state() == state {
+                continue;
+            }
+            match self.open(&row) {
+                Ok(tokens) => slot.update(Some(Secret::new(tokens.access)), row.generation, state),
+                Err(e) => {
+                    tracing::error!(tenant = %key.0, connector = %key.1, account = %key.2, "{e}");
+                    slot.update(None, row.generation, AccountState::NeedsReauth);
+                }
+            }
+        }
+        for (key, slot) in &self.slots {
+            if !seen.contains(key) {
+                slot.update(None, 0, AccountState::Disconnected);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every account's status.
+    pub(crate) async fn statuses(&self) -> anyhow::Result<Vec<AccountStatus>> {
+        let rows = self.store.token_rows().await?;
+        let mut keys: Vec<&AccountKey> = self.slots.keys().collect();
+        keys.sort();
+        let mut out = Vec::new();
+        for key in keys {
+            let row = rows.iter().find(|r| &r.key() == key);
+            out.push(AccountStatus {
+                tenant: key.0.clone(),
+                connector: key.1.clone(),
+                account: key.2.clone(),
+                label: row.and_then(|r| r.label.clone()),
+                state: row.map_or(AccountState::Disconnected, |r| {
+                    AccountState::parse(&r.state)
+                }),
+                scopes: row
+                    .map(|r| r.scopes.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default(),
+                expires_at: row
+                    .and_then(|r| r.expires_at)
+                    .and_then(|t| u64::try_from(t).ok()),
+                held_replies: u64::try_from(self.store.outbox_held(key).await?).unwrap_or(0),
+                updated_at: row.and_then(|r| u64::try_from(r.updated_at).ok()),
+                subscribed: self
+                    .apps
+                    .get(&(key.0.clone(), key.1.clone()))
+                    .and_then(|a| a.declaration.subscribe.as_ref())
+                    .map(|_| row.is_some_and(|r| r.subscribed_at.is_some())),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Puts the live connected credentials in place of those of a new spec of a running
+    /// connector (a reload builds its grants anew), so the swapped-in version attaches the
+    /// tokens this book keeps.
+    pub(crate) fn rebind(&self, spec: &mut crate::connectors::ConnectorSpec) {
+        for account in &spec.config.accounts {
+            let Some(name) = &account.credential else {
+                continue;
+            };
+            let key = (spec.tenant.clone(), spec.name.clone(), account.id.clone());
+            if let (Some(live), Some(Credential::Connected(_))) =
+                (self.slots.get(&key), spec.grants.credentials.get(name))
+            {
+                spec.grants
+                    .credentials
+                    .insert(name.clone(), Credential::Connected(live.clone()));
+            }
+        }
+    }
+
+    /// The connected credential of an account, if it is host-held.
+    pub(crate) fn slot(&self, key: &AccountKey) -> Option<&ConnectedCredential> {
+        self.slots.get(key)
+    }
+
+    /// Records a new state; on a change, tells the CRM and, when the account is usable
+    /// again, lets its held replies go.
+    async fn mark(
+        &self,
+        key: &AccountKey,
+        state: AccountState,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        if let Some(slot) = self.slots.get(key) {
+            slot.set_state(state);
+        }
+        if !self.store.set_token_state(key, state.name()).await? {
+            return Ok(());
+        }
+        tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, state = state.name(), "account state changed: {reason}");
+        self.changed(key, state, reason).await
+    }
+
+    async fn changed(
+        &self,
+        key: &AccountKey,
+        state: AccountState,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let event = CrmEvent::AccountStateChanged {
+            connector: key.1.clone(),
+            account: key.2.clone(),
+            state: state.name().to_string(),
+            reason: reason.to_string(),
+        };
+        self.store.append_event(&key.0, &event).await?;
+        if state == AccountState::Connected {
+            let released = self.store.outbox_resume(key).await?;
+            if released > 0 {
+                tracing::info!(tenant = %key.0, connector = %key.1, account = %key.2, released, "held replies go out");
+            }
+        }
+        Ok(())
+    }
+
+    /// Refreshes what is due and deals with refused tokens. Run by the `accounts` task.
+    pub(crate) async fn tick(&self) -> anyhow::Result<()> {
+        self.sync().await?;
+        // Tokens the platform refused since the last look (polls and sends alike).
+        for (key, slot) in &self.slots {
+            if let Some(generation) = slot.take_refused() {
+                self.after_refusal(key, generation).await?;
+            }
+        }
+        let now = self.now();
+        for row in self.store.token_rows().await? {
+            let key = row.key();
+            let Some(app) = self.apps.get(&(key.0.clone(), key.1.clone())) else {
+                continue;
+            };
+            let state = AccountState::parse(&row.state);
+            if !matches!(state, AccountState::Connected | AccountState::Expiring) {
+                continue;
+            }
+            let Some(expires_at) = row.expires_at.and_then(|t| u64::try_from(t).ok()) else {
+                continue;
+            };
+            if app.declaration.refresh {
+                if now >= refresh_at(expires_at)
+                    && self.refresh(&key, row.generation).await? == Recovery::Unreachable
+                    && state == AccountState::Connected
+                {
+                    // The platform could not be reached: say so while the token lasts.
+                    self.mark(
+                        &key,
+                        AccountState::Expiring,
+                        "the token expires soon and refreshing it keeps failing",
+                    )
+                    .await?;
+                }
+            } else if now.saturating_add(EXPIRING_WARN_MS) >= expires_at
+                && state == AccountState::Connected
+            {
+                self.mark(
+                    &key,
+                    AccountState::Expiring,
+                    "the token expires within a day and the platform issues no refresh token",
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the platform refused the token of `key` at `generation`: a newer token is
+    /// used if there is one, else the token is refreshed, else the account needs an admin.
+    pub(crate) async fn after_refusal(
+        &self,
+        key: &AccountKey,
+        generation: i64,
+    ) -> anyhow::Result<Recovery> {
+        let Some(row) = self.store.token_row(key).await? else {
+            return Ok(Recovery::NeedsReauth);
+        };
+        if AccountState::parse(&row.state) == AccountState::NeedsReauth {
+            return Ok(Recovery::NeedsReauth);
+        }
+        if row.generation > generation {
+            self.sync().await?;
+            return Ok(Recovery::Recovered);
+        }
+        let refreshable = self
+            .apps
+            .get(&(key.0.clone(), key.1.clone()))
+            .is_some_and(|a| a.declaration.refresh);
+        if !refreshable {
+            self.mark(
+                key,
+                AccountState::NeedsReauth,
+                "the platform refused the token",
+            )
+            .await?;
+            return Ok(Recovery::NeedsReauth);
+        }
+        self.refresh(key, row.generation).await
+    }
+
+    /// Refreshes `key`'s token if this host wins the claim for `generation`.
+    async fn refresh(&self, key: &AccountKey, generation: i64) -> anyhow::Result<Recovery> {
+        let _one = self.refreshing.lock().await;
+        let Some(app) = self.apps.get(&(key.0.clone(), key.1.clone())) else {
+            return Ok(Recovery::NeedsReauth);
+        };
+        let now = self.now();
+        let claimed = self
+            .store
+            .claim_refresh(
+                key,
+                generation,
+                &self.host_id,
+                ms(now),
+                ms(now.saturating_add(REFRESH_CLAIM_MS)),
+            )
+            .await?;
+        if !claimed {
+            // Another host refreshes it (or did): follow the store.
+            self.sync().await?;
+            let row = self.store.token_row(key).await?;
+            return Ok(match row {
+                Some(row) if row.generation > generation => Recovery::Recovered,
+                Some(row) if AccountState::parse(&row.state) == AccountState::NeedsReauth => {
+                    Recovery::NeedsReauth
+                }
+                _ => Recovery::Later,
+            });
+        }
+        let Some(row) = self.store.token_row(key).await? else {
+            return Ok(Recovery::NeedsReauth);
+        };
+        let tokens = match self.open(&row) {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.mark(key, AccountState::NeedsReauth, &e).await?;
+                return Ok(Recovery::NeedsReauth);
+            }
+        };
+        let Some(refresh_token) = tokens.refresh.map(Secret::new) else {
+            self.mark(
+                key,
+                AccountState::NeedsReauth,
+                "the token expired and there is no refresh token",
+            )
+            .await?;
+            return Ok(Recovery::NeedsReauth);
+        };
+        match oauth::refresh(&self.http, &app.app, &app.declaration, &refresh_token).await {
+            Ok(grant) => {
+                // The new pair is stored before the new access token is used: a single-use
+                // refresh token, once spent, is never needed again.
+                let refresh = grant.refresh.or(if app.declaration.rotating_refresh {
+                    None
+                } else {
+                    Some(refresh_token)
+                });
+                let tokens = Tokens {
+                    access: String::from_utf8_lossy(grant.access.expose()).into_owned(),
+                    refresh: refresh.map(|r| String::from_utf8_lossy(r.expose()).into_owned()),
+                };
+                let (sealed, key_id) = self.seal(key, &tokens)?;
+                let next = TokenRow {
+                    sealed,
+                    key_id,
+                    expires_at: grant
+                        .expires_in
+                        .map(|s| ms(now.saturating_add(s.saturating_mul(1000)))),
+                    scopes: grant.scopes.unwrap_or(row.scopes.clone()),
+                    state: AccountState::Connected.name().to_string(),
+                    ..row.clone()
+                };
+                if !self.store.finish_refresh(&next, &self.host_id).await? {
+                    tracing::error!(tenant = %key.0, connector = %key.1, account = %key.2, "a refresh finished after its claim lapsed; the store keeps the other host's tokens");
+                    return Ok(Recovery::Later);
+                }
+                self.counters.refreshed.fetch_add(1, Ordering::Relaxed);
+                if let Some(slot) = self.slots.get(key) {
+                    slot.update(
+                        Some(grant.access),
+                        row.generation + 1,
+                        AccountState::Connected,
+                    );
+                }
+                tracing::info!(tenant = %key.0, connector = %key.1, account = %key.2, "token refreshed");
+                if AccountState::parse(&row.state) != AccountState::Connected {
+                    self.changed(key, AccountState::Connected, "token refreshed")
+                        .await?;
+                }
+                Ok(Recovery::Recovered)
+            }
+            Err(oauth::Failure::Refused(why)) => {
+                self.counters.refresh_failed.fetch_add(1, Ordering::Relaxed);
+                self.mark(
+                    key,
+                    AccountState::NeedsReauth,
+                    &format!("refreshing the token was refused: {why}"),
+                )
+                .await?;
+                Ok(Recovery::NeedsReauth)
+            }
+            Err(oauth::Failure::Transient(why)) => {
+                self.counters.refresh_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "refreshing the token failed, will retry: {why}");
+                Ok(Recovery::Unreachable)
+            }
+        }
+    }
+
+    /// Starts a connect (or re-authorise) flow for `connector` of `tenant`: the authorize
+    /// URL, with a single-use state and, when declared, a PKCE challenge.
+    pub(crate) async fn start_connect(
+        &self,
+        tenant: &str,
+        connector: &str,
+        account: Option<&str>,
+    ) -> Result<ConnectStart, Error> {
+        let app = self
+            .apps
+            .get(&(tenant.to_string(), connector.to_string()))
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "connector `{connector}` of tenant `{tenant}` has no connected accounts \
+                 (`credential = \"connected\"`) and OAuth app"
+                ))
+            })?;
+        if let Some(account) = account
+            && !self.slots.contains_key(&(
+                tenant.to_string(),
+                connector.to_string(),
+                account.to_string(),
+            ))
+        {
+            return Err(Error::Refused(format!(
+                "account `{account}` is not a connected account of connector `{connector}`"
+            )));
+        }
+        let state = random_token();
+        let verifier = random_token();
+        let now = self.now();
+        let expires_at = now.saturating_add(CONNECT_TTL_MS);
+        let sealed_verifier = self
+            .sealer()?
+            .seal(
+                verifier.as_bytes(),
+                &format!("connect/{tenant}/{connector}"),
+            )
+            .map_err(Error::Refused)?;
+        self.store
+            .put_connect(
+                &hash(&state),
+                &PendingConnect {
+                    tenant: tenant.to_string(),
+                    connector: connector.to_string(),
+                    account: account.map(str::to_string),
+                    sealed_verifier,
+                    expires_at: ms(expires_at),
+                },
+            )
+            .await?;
+        let base = oauth::endpoint(
+            &app.app.endpoints,
+            |e| e.authorize_url.as_ref(),
+            Some(&app.declaration.authorize_url),
+        )
+        .unwrap_or_default();
+        let mut url = reqwest::Url::parse(&base)
+            .map_err(|e| Error::Refused(format!("the authorize URL `{base}` is not a URL: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair(
+                    "client_id",
+                    &String::from_utf8_lossy(app.app.client_id.expose()),
+                )
+                .append_pair("redirect_uri", &app.app.redirect_url)
+                .append_pair("state", &state);
+            if !app.declaration.scopes.is_empty() {
+                let separator = app.declaration.scope_separator.as_deref().unwrap_or(" ");
+                query.append_pair("scope", &app.declaration.scopes.join(separator));
+            }
+            if app.declaration.pkce {
+                let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+                query
+                    .append_pair("code_challenge", &challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+        }
+        Ok(ConnectStart {
+            authorize_url: url.to_string(),
+            expires_at,
+        })
+    }
+
+    /// Completes a connect flow from the platform's callback to `tenant`'s route: refuses
+    /// an unknown, replayed, expired or other tenant's state, exchanges the code, checks
+    /// who the token acts as, and stores the tokens. Answers the accounts connected.
+    pub(crate) async fn complete_connect(
+        &self,
+        tenant: &str,
+        state: &str,
+        code: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
+        // Taken (deleted) whatever follows: a state is good for one callback.
+        let pending = self
+            .store
+            .take_connect(&hash(state))
+            .await?
+            .ok_or_else(|| {
+                Error::Refused(
+                    "unknown or already used OAuth state: start the connect flow again".to_string(),
+                )
+            })?;
+        if pending.tenant != tenant {
+            return Err(Error::Refused(
+                "this OAuth state was issued for another tenant".to_string(),
+            ));
+        }
+        let now = self.now();
+        if ms(now) > pending.expires_at {
+            return Err(Error::Refused(
+                "the OAuth state has expired: start the connect flow again".to_string(),
+            ));
+        }
+        let connector = pending.connector.clone();
+        let app = self
+            .apps
+            .get(&(tenant.to_string(), connector.clone()))
+            .ok_or_else(|| {
+                Error::Refused(format!("connector `{connector}` has no OAuth app any more"))
+            })?;
+        let verifier = self
+            .sealer()?
+            .open(
+                &pending.sealed_verifier,
+                &format!("connect/{tenant}/{connector}"),
+            )
+            .map_err(Error::Refused)?;
+        let verifier = String::from_utf8_lossy(&verifier).into_owned();
+        let grant = oauth::exchange_code(
+            &self.http,
+            &app.app,
+            &app.declaration,
+            code,
+            app.declaration.pkce.then_some(verifier.as_str()),
+        )
+        .await
+        .map_err(|e| Error::Refused(format!("exchanging the authorization code {e}")))?;
+        let scopes = grant
+            .scopes
+            .clone()
+            .unwrap_or_else(|| app.declaration.scopes.join(" "));
+        let mut connected: Vec<(AccountKey, Option<String>, Tokens, Option<u64>)> = Vec::new();
+        match &app.declaration.exchange {
+            Some(Exchange::FacebookPages { accounts_url }) => {
+                let long = oauth::long_lived(&self.http, &app.app, &app.declaration, &grant.access)
+                    .await
+                    .map_err(|e| {
+                        Error::Refused(format!("exchanging for a long-lived token {e}"))
+                    })?;
+                let url = oauth::endpoint(
+                    &app.app.endpoints,
+                    |e| e.accounts_url.as_ref(),
+                    Some(accounts_url),
+                )
+                .unwrap_or_default();
+                let pages = oauth::pages(&self.http, &url, &app.declaration, &long.access)
+                    .await
+                    .map_err(|e| Error::Refused(format!("listing the pages {e}")))?;
+                for page in pages {
+                    let key = (tenant.to_string(), connector.clone(), page.id.clone());
+                    let chosen = pending.account.as_ref().is_none_or(|a| a == &page.id);
+                    if chosen && self.slots.contains_key(&key) {
+                        let tokens = Tokens {
+                            access: String::from_utf8_lossy(page.token.expose()).into_owned(),
+                            refresh: None,
+                        };
+                        // Page tokens from a long-lived user token do not expire.
+                        connected.push((key, page.name, tokens, None));
+                    }
+                }
+                if connected.is_empty() {
+                    return Err(Error::Refused(format!(
+                        "the login manages none of the pages connector `{connector}` serves{}",
+                        pending
+                            .account
+                            .as_ref()
+                            .map(|a| format!(" (asked for `{a}`)"))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+            None => {
+                let (id, label) = match oauth::endpoint(&app.app.endpoints, |e| e.identity_url.as_ref(), app.declaration.identity_url.as_ref()) {
+                    Some(url) => oauth::identity(&self.http, &url, &app.declaration, &grant.access)
+                        .await
+                        .map_err(|e| Error::Refused(format!("asking who the token acts as {e}")))?,
+                    None => (
+                        pending.account.clone().ok_or_else(|| Error::Refused(
+                            "the connector declares no identity endpoint: connect with `--account ID`".to_string(),
+                        ))?,
+                        None,
+                    ),
+                };
+                if let Some(wanted) = &pending.account
+                    && wanted != &id
+                {
+                    return Err(Error::Refused(format!(
+                        "the login is account `{id}`{}, not `{wanted}`: log in as the account being connected",
+                        label
+                            .as_ref()
+                            .map(|l| format!(" (@{l})"))
+                            .unwrap_or_default()
+                    )));
+                }
+                let key = (tenant.to_string(), connector.clone(), id.clone());
+                if !self.slots.contains_key(&key) {
+                    return Err(Error::Refused(format!(
+                        "the login is account `{id}`, which connector `{connector}` does not serve as a connected account"
+                    )));
+                }
+                let tokens = Tokens {
+                    access: String::from_utf8_lossy(grant.access.expose()).into_owned(),
+                    refresh: grant
+                        .refresh
+                        .as_ref()
+                        .map(|r| String::from_utf8_lossy(r.expose()).into_owned()),
+                };
+                let expires = grant
+                    .expires_in
+                    .map(|s| now.saturating_add(s.saturating_mul(1000)));
+                connected.push((key, label, tokens, expires));
+            }
+        }
+        let mut keys = Vec::new();
+        for (key, label, tokens, expires_at) in connected {
+            let (sealed, key_id) = self.seal(&key, &tokens)?;
+            let before = self
+                .store
+                .token_row(&key)
+                .await?
+                .map(|r| AccountState::parse(&r.state));
+            self.store
+                .put_token(&TokenRow {
+                    tenant: key.0.clone(),
+                    connector: key.1.clone(),
+                    account: key.2.clone(),
+                    label,
+                    state: AccountState::Connected.name().to_string(),
+                    scopes: scopes.clone(),
+                    expires_at: expires_at.map(ms),
+                    key_id,
+                    sealed,
+                    generation: 0,
+                    refresh_by: None,
+                    refresh_until: None,
+                    updated_at: 0,
+                    subscribed_at: None,
+                })
+                .await?;
+            self.counters.connected.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(tenant = %key.0, connector = %key.1, account = %key.2, "account connected");
+            if let Err(e) = self.subscribe_one(&key, &tokens.access).await {
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "subscribing the account's webhooks: {e}");
+            }
+            self.sync().await?;
+            if before != Some(AccountState::Connected) {
+                self.changed(&key, AccountState::Connected, "connected by an admin")
+                    .await?;
+            }
+            keys.push(key);
+        }
+        let statuses = self.statuses().await?;
+        Ok(statuses
+            .into_iter()
+            .filter(|s| keys.iter().any(|k| k.2 == s.account && k.1 == s.connector))
+            .collect())
+    }
+
+    /// Makes the platform send `key`'s webhooks, when the connector declares how; records
+    /// the outcome. Idempotent at the platform.
+    async fn subscribe_one(&self, key: &AccountKey, access: &str) -> Result<(), String> {
+        let Some(app) = self.apps.get(&(key.0.clone(), key.1.clone())) else {
+            return Ok(());
+        };
+        let Some(step) = &app.declaration.subscribe else {
+            return Ok(());
+        };
+        let url = oauth::endpoint(
+            &app.app.endpoints,
+            |e| e.subscribe_url.as_ref(),
+            Some(&step.url),
+        )
+        .unwrap_or_default()
+        .replace("{account}", &key.2);
+        let token = Secret::new(access.to_string());
+        let outcome =
+            oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+        let at = outcome.is_ok().then(|| ms(crate::clock::now_ms()));
+        self.store
+            .set_subscribed(key, at)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        outcome
+    }
+
+    /// Subscribes every connected account of `connector` of `tenant` again (the platform
+    /// lost a subscription, or the app was re-created); answers each account's status.
+    pub(crate) async fn subscribe(
+        &self,
+        tenant: &str,
+        connector: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
+        for row in self.store.token_rows().await? {
+            let key = row.key();
+            if key.0 != tenant || key.1 != connector {
+                continue;
+            }
+            let Ok(tokens) = self.open(&row) else {
+                continue;
+            };
+            if let Err(e) = self.subscribe_one(&key, &tokens.access).await {
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "subscribing the account's webhooks: {e}");
+            }
+        }
+        Ok(self
+            .statuses()
+            .await?
+            .into_iter()
+            .filter(|s| s.tenant == tenant && s.connector == connector)
+            .collect())
+    }
+
+    /// Disconnects an account: revokes its token where the platform can, deletes it, and
+    /// holds its replies until it is connected again.
+    pub(crate) async fn disconnect(&self, key: &AccountKey) -> Result<bool, Error> {
+        if let (Some(row), Some(app)) = (
+            self.store.token_row(key).await?,
+            self.apps.get(&(key.0.clone(), key.1.clone())),
+        ) && let Some(url) = oauth::endpoint(
+            &app.app.endpoints,
+            |e| e.revoke_url.as_ref(),
+            app.declaration.revoke_url.as_ref(),
+        ) && let Ok(tokens) = self.open(&row)
+        {
+            let token = Secret::new(tokens.refresh.unwrap_or(tokens.access));
+            if let Err(e) = oauth::revoke(&self.http, &app.app, &url, &token).await {
+                tracing::warn!(tenant = %key.0, connector = %key.1, account = %key.2, "revoking the token: {e}");
+            }
+        }
+        let deleted = self.store.delete_token(key).await?;
+        if let Some(slot) = self.slots.get(key) {
+            slot.update(None, 0, AccountState::Disconnected);
+        }
+        if deleted {
+            self.changed(key, AccountState::Disconnected, "disconnected by an admin")
+                .await?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// When a token is refreshed: [`REFRESH_AHEAD_MS`] before it expires (at 1 h 50 min of
+/// a two-hour X token).
+fn refresh_at(expires_at: u64) -> u64 {
+    expires_at.saturating_sub(REFRESH_AHEAD_MS)
+}
+
+/// Re-seals every stored token from `old` to `new` key, in one transaction; answers how
+/// many. What `centralino keys rotate` runs (hosts stopped, or restarted with the new key
+/// right after).
+pub async fn rotate_token_key(store: &Store, old: &Secret, new: &Secret) -> Result<usize, Error> {
+    let old = Sealer::new(old).map_err(|e| Error::Refused(format!("old token key: {e}")))?;
+    let new = Sealer::new(new).map_err(|e| Error::Refused(format!("new token key: {e}")))?;
+    let done = store
+        .reseal_tokens(|row| {
+            let context = context(&row.key());
+            if row.key_id == new.key_id() {
+                return Ok((row.sealed.clone(), row.key_id.clone()));
+            }
+            if row.key_id != old.key_id() {
+                anyhow::bail!(
+                    "the token of `{context}` is sealed with key {}, which is neither the old key ({}) nor the new one",
+                    row.key_id,
+                    old.key_id()
+                );
+            }
+            let plain = old.open(&row.sealed, &context).map_err(anyhow::Error::msg)?;
+            let sealed = new.seal(&plain, &context).map_err(anyhow::Error::msg)?;
+            Ok((sealed, new.key_id().to_string()))
+        })
+        .await
+        .map_err(Error::Other)?;
+    Ok(done)
+}
