@@ -22,15 +22,13 @@
 //!   account that needs re-authorisation holds its replies in the outbox and pauses its
 //!   polls; once re-authorised, the held replies go out in order, once.
 
-mod declaration;
 pub(crate) mod oauth;
 pub(crate) mod seal;
-mod slot;
 
-pub use declaration::{
+pub use crate::capabilities::connected::{AccountState, ConnectedCredential};
+pub use crate::capabilities::oauth::{
     AttachDeclaration, ClientAuth, Exchange, Flow, OAUTH_SECTION, OAuthDeclaration, Subscribe,
 };
-pub use slot::ConnectedCredential;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,57 +48,6 @@ use crate::error::Error;
 use crate::store::Store;
 use crate::store::tokens::{AccountKey, PendingConnect, TokenRow};
 use seal::Sealer;
-
-/// An account's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccountState {
-    /// A token is held and works.
-    Connected,
-    /// The token expires soon and the host cannot renew it by itself (no refresh token,
-    /// or refreshing keeps failing): an admin should re-authorise before it does.
-    Expiring,
-    /// The platform refused the token and its refresh: replies wait, polls pause, until
-    /// an admin re-authorises.
-    NeedsReauth,
-    /// No token: never connected, or disconnected by an admin.
-    Disconnected,
-}
-
-impl AccountState {
-    /// `connected`, `expiring`, `needs-reauth`, `disconnected`.
-    pub fn name(self) -> &'static str {
-        match self {
-            AccountState::Connected => "connected",
-            AccountState::Expiring => "expiring",
-            AccountState::NeedsReauth => "needs-reauth",
-            AccountState::Disconnected => "disconnected",
-        }
-    }
-
-    fn parse(name: &str) -> AccountState {
-        match name {
-            "connected" => AccountState::Connected,
-            "expiring" => AccountState::Expiring,
-            "needs-reauth" => AccountState::NeedsReauth,
-            _ => AccountState::Disconnected,
-        }
-    }
-
-    /// Every state, for metrics.
-    pub const ALL: [AccountState; 4] = [
-        AccountState::Connected,
-        AccountState::Expiring,
-        AccountState::NeedsReauth,
-        AccountState::Disconnected,
-    ];
-}
-
-impl std::fmt::Display for AccountState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Endpoints the admin points elsewhere than the connector declares (a platform emulator,
 /// a regional endpoint). Default: none, the declaration's URLs.

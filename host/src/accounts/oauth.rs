@@ -11,9 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::declaration::{ClientAuth, OAuthDeclaration};
 use super::{Endpoints, OAuthApp};
 use crate::capabilities::Secret;
+use crate::capabilities::oauth::{ClientAuth, OAuthDeclaration};
 
 /// What a token endpoint granted.
 pub(crate) struct Grant {
@@ -248,10 +248,10 @@ async fn get_json(
 ) -> Result<serde_json::Value, Failure> {
     let mut request = http.get(url);
     match &declaration.attach {
-        super::declaration::AttachDeclaration::Bearer => {
+        crate::capabilities::oauth::AttachDeclaration::Bearer => {
             request = request.bearer_auth(text(token));
         }
-        super::declaration::AttachDeclaration::Query(name) => {
+        crate::capabilities::oauth::AttachDeclaration::Query(name) => {
             request = request.query(&[(name.as_str(), text(token))]);
         }
     }
@@ -338,8 +338,10 @@ pub(crate) async fn subscribe(
 ) -> Result<(), String> {
     let mut request = http.post(url).form(form);
     match &declaration.attach {
-        super::declaration::AttachDeclaration::Bearer => request = request.bearer_auth(text(token)),
-        super::declaration::AttachDeclaration::Query(name) => {
+        crate::capabilities::oauth::AttachDeclaration::Bearer => {
+            request = request.bearer_auth(text(token))
+        }
+        crate::capabilities::oauth::AttachDeclaration::Query(name) => {
             request = request.query(&[(name.as_str(), text(token))]);
         }
     }

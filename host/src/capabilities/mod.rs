@@ -5,6 +5,9 @@
 //! `clock`. The imports that enforce these grants live with the runtime
 //! (`runtime/imports/`, one file per interface of the contract).
 
+pub(crate) mod connected;
+pub(crate) mod oauth;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -61,7 +64,7 @@ pub enum Credential {
     PathSegment(Secret),
     /// A token the host obtained through the connect flow and keeps fresh
     /// ([`crate::accounts`]), attached as the connector declares (bearer or query).
-    Connected(crate::accounts::ConnectedCredential),
+    Connected(connected::ConnectedCredential),
 }
 
 /// What a plugin writes in a URL path where the host is to put a path-segment credential.

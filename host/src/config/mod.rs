@@ -77,11 +77,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use build::PluginCheck;
+pub use build::{PluginCheck, ResolvedSecrets};
 pub use error::{ConfigError, KeyPath, Problem};
 pub use file::LogFormat;
 pub use reload::{ConfigReload, ConfigReloader};
-pub use secrets::ResolvedSecrets;
 pub use values::{CredentialRef, OperatorAccount, SecretRef, SettingValue};
 
 use crate::routing::{ChainSpec, Operator};

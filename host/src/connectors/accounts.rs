@@ -2,8 +2,8 @@
 //! whether a reply is still inside the platform's reply window ([`crate::windows`]).
 
 use super::Connector;
-use crate::accounts::ConnectedCredential;
 use crate::capabilities::Credential;
+use crate::capabilities::connected::ConnectedCredential;
 
 impl Connector {
     /// The connected credential `account` uses, when its token is host-held.

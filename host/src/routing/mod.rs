@@ -97,6 +97,7 @@ internal_use!(
 );
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
+    chain::Outcome,
     conversations::{Conversation, ConversationId, CustomerMessage, Status, ThreadKey},
     engine::{Notice, StoredState},
     queue::WaitEstimate,

@@ -67,8 +67,8 @@ impl Shadow {
     }
 
     /// The chain as written.
-    #[cfg(feature = "test-support")]
-    pub fn spec(&self) -> &str {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn spec(&self) -> &str {
         self.chain.spec()
     }
 
@@ -81,8 +81,8 @@ impl Shadow {
     }
 
     /// The latest disagreements, oldest first.
-    #[cfg(feature = "test-support")]
-    pub fn recent(&self) -> impl Iterator<Item = &Disagreement> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn recent(&self) -> impl Iterator<Item = &Disagreement> {
         self.recent.iter()
     }
 

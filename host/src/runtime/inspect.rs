@@ -95,7 +95,7 @@ pub struct Inspection {
     /// `centralino-oauth` section; see [`crate::accounts`]). `None` for plugins that
     /// declare nothing, which keep loading as before.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub oauth: Option<crate::accounts::OAuthDeclaration>,
+    pub oauth: Option<crate::capabilities::oauth::OAuthDeclaration>,
     /// How long after the customer's last message the platform takes a reply, when the
     /// connector declares it (the `centralino-reply-window` section; see
     /// [`crate::windows`]).
@@ -175,7 +175,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut metadata: Option<Metadata> = None;
-    let mut oauth: Option<Result<crate::accounts::OAuthDeclaration, String>> = None;
+    let mut oauth: Option<Result<crate::capabilities::oauth::OAuthDeclaration, String>> = None;
     let mut reply_window: Option<Result<crate::windows::ReplyWindow, String>> = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| invalid(format!("malformed WebAssembly: {e}")))?;
@@ -213,8 +213,12 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
                 })?;
                 metadata = Some(parsed);
             }
-            Payload::CustomSection(section) if section.name() == crate::accounts::OAUTH_SECTION => {
-                oauth = Some(crate::accounts::OAuthDeclaration::parse(section.data()));
+            Payload::CustomSection(section)
+                if section.name() == crate::capabilities::oauth::OAUTH_SECTION =>
+            {
+                oauth = Some(crate::capabilities::oauth::OAuthDeclaration::parse(
+                    section.data(),
+                ));
             }
             Payload::CustomSection(section)
                 if section.name() == crate::windows::REPLY_WINDOW_SECTION =>

@@ -25,8 +25,8 @@ mod receipts;
 mod retention;
 mod schema;
 pub(crate) mod text;
-mod traffic;
 pub(crate) mod tokens;
+mod traffic;
 
 pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
 pub(crate) use figures::{FirstResponse, MessageCount};
@@ -190,8 +190,8 @@ impl Store {
 
     /// Stores inbound messages of one connector in one transaction, threading each into
     /// its conversation. Duplicates change nothing and are reported as such.
-    #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn ingest(
+    #[cfg(feature = "test-support")]
+    pub async fn ingest(
         &self,
         tenant: &str,
         channel: &str,
@@ -202,6 +202,7 @@ impl Store {
     }
 
     /// [`Store::ingest`], also setting an account's poll cursor in the same transaction.
+    #[cfg(feature = "test-support")]
     async fn ingest_with_cursor(
         &self,
         tenant: &str,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use centralino::Host;
 use centralino::accounts::{AccountState, ConnectedCredential, Endpoints, OAuthApp};
-use centralino::api::admin::AdminApi;
+use centralino::api::AdminApi;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::CrmEvent;
@@ -97,11 +97,10 @@ impl Rig {
                 accounts,
             },
         );
-        spec.grants = Grants {
-            allowed_hosts: vec![x.authority()],
-            credentials,
-            secrets,
-        };
+        spec.grants = Grants::default()
+            .allow_hosts(vec![x.authority()])
+            .credentials(credentials)
+            .secrets(secrets);
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = format!("http://{}", admin_listener.local_addr().unwrap());
         let base = x.base_url();
@@ -988,11 +987,10 @@ async fn facebook_host(graph: &centralino_emulators::GraphApi) -> (Host, String,
             accounts,
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![graph.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", admin_listener.local_addr().unwrap());
     let base = graph.base_url();
@@ -1255,11 +1253,10 @@ async fn a_messenger_reply_after_30_hours_goes_out_as_human_agent_and_after_8_da
             }],
         },
     );
-    spec.grants = Grants {
-        allowed_hosts: vec![graph.authority()],
-        credentials,
-        secrets,
-    };
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secrets(secrets);
     let host = Host::builder().connector(spec).build().await.unwrap();
     let events = || -> Vec<CrmEvent> {
         host.local_inbox()

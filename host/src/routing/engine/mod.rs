@@ -259,8 +259,8 @@ impl RoutingEngine {
     }
 
     /// The shadow chain, if any.
-    #[cfg(feature = "test-support")]
-    pub fn shadow(&self) -> Option<&Shadow> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn shadow(&self) -> Option<&Shadow> {
         self.shadow.as_ref()
     }
 

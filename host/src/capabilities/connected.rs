@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::AccountState;
-use crate::capabilities::{Credential, Secret};
+use super::{Credential, Secret};
+use serde::{Deserialize, Serialize};
 
 /// How a host-held token is attached to a request (from the connector's declaration).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,3 +139,54 @@ impl PartialEq for ConnectedCredential {
 }
 
 impl Eq for ConnectedCredential {}
+
+/// An account's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountState {
+    /// A token is held and works.
+    Connected,
+    /// The token expires soon and the host cannot renew it by itself (no refresh token,
+    /// or refreshing keeps failing): an admin should re-authorise before it does.
+    Expiring,
+    /// The platform refused the token and its refresh: replies wait, polls pause, until
+    /// an admin re-authorises.
+    NeedsReauth,
+    /// No token: never connected, or disconnected by an admin.
+    Disconnected,
+}
+
+impl AccountState {
+    /// `connected`, `expiring`, `needs-reauth`, `disconnected`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountState::Connected => "connected",
+            AccountState::Expiring => "expiring",
+            AccountState::NeedsReauth => "needs-reauth",
+            AccountState::Disconnected => "disconnected",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> AccountState {
+        match name {
+            "connected" => AccountState::Connected,
+            "expiring" => AccountState::Expiring,
+            "needs-reauth" => AccountState::NeedsReauth,
+            _ => AccountState::Disconnected,
+        }
+    }
+
+    /// Every state, for metrics.
+    pub const ALL: [AccountState; 4] = [
+        AccountState::Connected,
+        AccountState::Expiring,
+        AccountState::NeedsReauth,
+        AccountState::Disconnected,
+    ];
+}
+
+impl std::fmt::Display for AccountState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

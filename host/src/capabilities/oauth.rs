@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::slot::Attach;
+use super::connected::Attach;
 
 /// Name of the custom section that carries a connector's OAuth declaration.
 pub const OAUTH_SECTION: &str = "centralino-oauth";
