@@ -34,7 +34,7 @@
 //! use centralino::runtime::{PluginLimits, Runtime};
 //! use centralino::types::Presence;
 //!
-//! # async fn example() -> Result<(), centralino::Error> {
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = Runtime::new()?;
 //! let spec: ChainSpec = "priority > sticky > skills > least-loaded".parse()?;
 //! let chain =
