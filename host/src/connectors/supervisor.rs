@@ -70,6 +70,9 @@ impl Supervisor {
         self.open_after = limits.circuit_open_after.max(1);
         self.limits = limits.clone();
         self.reset();
+        // A new version or new settings: whether the platform still serves another API
+        // version is for the next responses to say.
+        self.api_version_served = None;
         self.reloads += 1;
         self.last_reload = Some(Incident {
             at_ms: now_ms(),

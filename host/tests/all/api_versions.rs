@@ -145,6 +145,11 @@ async fn graph_answering_with_another_version_than_asked_shows_in_health_status_
         ),
         "{metrics}"
     );
+    // A reload (new settings or a new build) starts afresh: the next answers tell again.
+    host.reload_connector("default", "facebook").await.unwrap();
+    assert_eq!(health(&host).api_version_served, None);
+    reply(&host, &graph).await;
+    assert!(health(&host).api_version_served.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
