@@ -1286,8 +1286,7 @@ async fn a_messenger_reply_after_30_hours_goes_out_as_human_agent_and_after_8_da
     let sent = graph
         .requests()
         .into_iter()
-        .filter(|r| r.path.ends_with("/me/messages"))
-        .last()
+        .rfind(|r| r.path.ends_with("/me/messages"))
         .unwrap();
     assert_eq!(sent.json()["messaging_type"], "MESSAGE_TAG");
     assert_eq!(sent.json()["tag"], "HUMAN_AGENT");
