@@ -71,6 +71,8 @@ fn features(manifest: &Path, workspace: bool) -> BTreeMap<(String, String), BTre
     );
     let mut found: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // A package listed before is marked ` (*)` after its features.
+        let line = line.trim_end().trim_end_matches("(*)").trim_end();
         let Some((package, enabled)) = line.split_once('|') else {
             continue;
         };
