@@ -69,6 +69,7 @@ internal_mod! {
     file;
 }
 mod reload;
+mod secrets;
 mod validate;
 mod values;
 
@@ -77,10 +78,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use build::{PluginCheck, ResolvedSecrets};
+pub use build::PluginCheck;
 pub use error::{ConfigError, KeyPath, Problem};
 pub use file::LogFormat;
 pub use reload::{ConfigReload, ConfigReloader};
+pub use secrets::ResolvedSecrets;
 pub use values::{CredentialRef, OperatorAccount, SecretRef, SettingValue};
 
 use crate::routing::{ChainSpec, Operator};
