@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn request(host: &str, peer: Option<&str>) -> Request {
