@@ -82,6 +82,7 @@ macro_rules! internal_use {
 
 pub mod accounts;
 pub mod api;
+mod calendar;
 pub mod capabilities;
 pub mod config;
 pub mod connectors;
@@ -91,6 +92,7 @@ mod error;
 mod host;
 mod ids;
 mod platform_versions;
+pub mod rate_limits;
 mod retry;
 pub mod routing;
 pub mod runtime;

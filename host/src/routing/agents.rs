@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::calendar::{DAY_MS, parse_clock_time, weekday};
+use crate::calendar::{DAY_MS, parse_clock_time, weekday};
 use crate::error::RoutingError;
 use crate::types::{Agent, Presence};
 
@@ -513,7 +513,7 @@ fn has_room(seat: &Seat, now: u64) -> bool {
 #[cfg(test)]
 fn at(year: i64, month: u32, day: u32, hour: i64, minute: i64) -> u64 {
     let ms =
-        super::calendar::days_from_civil(year, month, day) * DAY_MS + (hour * 60 + minute) * 60_000;
+        crate::calendar::days_from_civil(year, month, day) * DAY_MS + (hour * 60 + minute) * 60_000;
     u64::try_from(ms).unwrap_or(0)
 }
 

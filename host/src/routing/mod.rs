@@ -49,8 +49,6 @@
 //! # Ok(()) }
 //! ```
 
-mod calendar;
-
 internal_mod! {
     agents;
     chain;

@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::agents::Operator;
-use super::calendar::parse_timestamp;
+use crate::calendar::parse_timestamp;
 use super::chain::PolicyChain;
 use super::clock::{Clock, ManualClock};
 use super::conversations::{ConversationId, CustomerMessage};

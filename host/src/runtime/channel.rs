@@ -81,7 +81,7 @@ impl ChannelPlugin {
             plugin: self.clone(),
             config,
             grants: Arc::new(grants),
-            book: Arc::new(RateLimitBook::default()),
+            book: Arc::new(RateLimitBook::new(self.info.rate_limits.clone())),
             limits,
             live: None,
             description: None,

@@ -101,6 +101,10 @@ pub struct Inspection {
     /// [`crate::windows`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_window: Option<crate::windows::ReplyWindow>,
+    /// The connector's own rate-limit headers, when it declares them (the
+    /// `centralino-rate-limits` section; see [`crate::rate_limits`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<crate::rate_limits::RateLimitDeclaration>,
 }
 
 impl Inspection {
@@ -177,6 +181,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
     let mut metadata: Option<Metadata> = None;
     let mut oauth: Option<Result<crate::capabilities::oauth::OAuthDeclaration, String>> = None;
     let mut reply_window: Option<Result<crate::windows::ReplyWindow, String>> = None;
+    let mut rate_limits: Option<Result<crate::rate_limits::RateLimitDeclaration, String>> = None;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| invalid(format!("malformed WebAssembly: {e}")))?;
         match payload {
@@ -224,6 +229,13 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
                 if section.name() == crate::windows::REPLY_WINDOW_SECTION =>
             {
                 reply_window = Some(crate::windows::ReplyWindow::parse(section.data()));
+            }
+            Payload::CustomSection(section)
+                if section.name() == crate::rate_limits::RATE_LIMITS_SECTION =>
+            {
+                rate_limits = Some(crate::rate_limits::RateLimitDeclaration::parse(
+                    section.data(),
+                ));
             }
             _ => {}
         }
@@ -297,6 +309,11 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         Some(Err(reason)) => return Err(invalid(format!("plugin {plugin}: {reason}"))),
         None => None,
     };
+    let rate_limits = match rate_limits {
+        Some(Ok(declaration)) => Some(declaration),
+        Some(Err(reason)) => return Err(invalid(format!("plugin {plugin}: {reason}"))),
+        None => None,
+    };
 
     let mut capabilities: Vec<String> = Vec::new();
     for import in &imports {
@@ -322,6 +339,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         sha256: hex::encode(Sha256::digest(bytes)),
         oauth,
         reply_window,
+        rate_limits,
     })
 }
 

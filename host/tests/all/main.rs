@@ -30,6 +30,7 @@ mod leases;
 mod limits;
 mod metrics;
 mod plugin_cli;
+mod rate_limits;
 mod receipts;
 mod restart;
 mod round_robin;

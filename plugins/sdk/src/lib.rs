@@ -139,6 +139,9 @@ macro_rules! export_router {
 /// Name of the custom section that carries a connector's OAuth declaration.
 pub const OAUTH_SECTION: &str = "centralino-oauth";
 
+/// Name of the custom section that carries a connector's rate-limit declaration.
+pub const RATE_LIMITS_SECTION: &str = "centralino-rate-limits";
+
 /// Declares how the connector's platform authorises, so the host can connect, refresh and
 /// re-authorise its accounts (the admin gives only the app's client id and secret).
 ///
@@ -163,22 +166,7 @@ pub const OAUTH_SECTION: &str = "centralino-oauth";
 #[macro_export]
 macro_rules! oauth {
     ($json:literal) => {
-        const _: () = {
-            const JSON: &str = $json;
-            const LEN: usize = JSON.len();
-            #[used]
-            #[unsafe(link_section = "centralino-oauth")]
-            static OAUTH: [u8; LEN] = {
-                let bytes = JSON.as_bytes();
-                let mut out = [0u8; LEN];
-                let mut i = 0;
-                while i < LEN {
-                    out[i] = bytes[i];
-                    i += 1;
-                }
-                out
-            };
-        };
+        $crate::__embed_section!("centralino-oauth", $json);
     };
 }
 
@@ -195,22 +183,28 @@ macro_rules! oauth {
 #[macro_export]
 macro_rules! reply_window {
     ($json:literal) => {
-        const _: () = {
-            const JSON: &str = $json;
-            const LEN: usize = JSON.len();
-            #[used]
-            #[unsafe(link_section = "centralino-reply-window")]
-            static REPLY_WINDOW: [u8; LEN] = {
-                let bytes = JSON.as_bytes();
-                let mut out = [0u8; LEN];
-                let mut i = 0;
-                while i < LEN {
-                    out[i] = bytes[i];
-                    i += 1;
-                }
-                out
-            };
-        };
+        $crate::__embed_section!("centralino-reply-window", $json);
+    };
+}
+
+/// Declares the platform's own rate-limit headers, when the host does not read them by
+/// itself. The host already understands `Retry-After`, the IETF `RateLimit` and
+/// `RateLimit-Policy` fields (and the older drafts' `RateLimit-Remaining`/`-Reset`),
+/// X's `x-rate-limit-*`, the common `X-RateLimit-Remaining`/`X-RateLimit-Reset` (a reset
+/// in seconds, epoch seconds or RFC 3339) and Graph's usage headers: a connector for such
+/// a platform declares nothing. One JSON object: `reset` (the header naming when the window
+/// resets), optionally `remaining` (the header counting the calls left; `0` means spent)
+/// and `reset_format` (`"auto"`, `"delta-seconds"`, `"epoch-seconds"`, `"epoch-millis"`,
+/// `"rfc3339"` or `"http-date"`).
+///
+/// ```ignore
+/// centralino_sdk::rate_limits!(r#"{"remaining": "x-quota-left", "reset": "x-quota-reset",
+///     "reset_format": "delta-seconds"}"#);
+/// ```
+#[macro_export]
+macro_rules! rate_limits {
+    ($json:literal) => {
+        $crate::__embed_section!("centralino-rate-limits", $json);
     };
 }
 
@@ -226,8 +220,9 @@ macro_rules! plugin_metadata {
         $crate::plugin_metadata!(contract = "0.1.0");
     };
     (contract = $contract:literal) => {
-        const _: () = {
-            const JSON: &str = concat!(
+        $crate::__embed_section!(
+            "centralino-plugin",
+            concat!(
                 "{\"name\":\"",
                 env!("CARGO_PKG_NAME"),
                 "\",\"version\":\"",
@@ -235,11 +230,23 @@ macro_rules! plugin_metadata {
                 "\",\"contract\":\"",
                 $contract,
                 "\"}"
-            );
+            )
+        );
+    };
+}
+
+/// Embeds `json` in the component as the custom section `section`; the macros above are
+/// the public way to call it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __embed_section {
+    ($section:literal, $json:expr) => {
+        const _: () = {
+            const JSON: &str = $json;
             const LEN: usize = JSON.len();
             #[used]
-            #[unsafe(link_section = "centralino-plugin")]
-            static METADATA: [u8; LEN] = {
+            #[unsafe(link_section = $section)]
+            static SECTION: [u8; LEN] = {
                 let bytes = JSON.as_bytes();
                 let mut out = [0u8; LEN];
                 let mut i = 0;

@@ -34,6 +34,12 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<()> {
             .collect();
         println!("capabilities  {}", capabilities.join(", "));
         println!("imports       {}", info.imports.join("\n              "));
+        if let Some(window) = &info.reply_window {
+            println!("reply window  {}", serde_json::to_string(window)?);
+        }
+        if let Some(rate_limits) = &info.rate_limits {
+            println!("rate limits   {}", serde_json::to_string(rate_limits)?);
+        }
         println!("size          {} bytes", info.size);
         println!("sha256        {}", info.sha256);
     }

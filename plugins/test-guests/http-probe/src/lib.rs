@@ -7,6 +7,10 @@
 
 wit_bindgen::generate!({ path: "../../../wit", world: "channel" });
 centralino_sdk::plugin_metadata!();
+// A platform with headers of its own, which the host learns only from this declaration.
+centralino_sdk::rate_limits!(
+    r#"{"remaining": "x-quota-left", "reset": "x-quota-reset", "reset_format": "delta-seconds"}"#
+);
 
 use centralino::plugin::http::{self, HttpError, Method, Request};
 use centralino::plugin::types::PluginError;

@@ -11,15 +11,16 @@
 //! the plugin, the store or a log line sees it.
 //!
 //! The host also keeps the connector polite with the platform:
-//! - it reads X's `x-rate-limit-remaining`/`x-rate-limit-reset` and Graph's `x-app-usage`
-//!   and `x-business-use-case-usage`, and holds back requests while a window is spent
-//!   (briefly, by waiting; longer, by answering `rate-limited` at once);
+//! - it reads the platforms' rate-limit headers (`Retry-After`, the IETF `RateLimit`
+//!   fields, X's and the common `X-RateLimit-*` family, Graph's usage headers, and what
+//!   the connector declares: see [`crate::rate_limits`]), and holds back requests while a
+//!   window is spent (briefly, by waiting; longer, by answering `rate-limited` at once);
 //! - it retries idempotent requests (GET, HEAD, PUT, DELETE) after a 5xx, a timeout or a
 //!   failed connection, with jittered exponential backoff; a POST is never retried, since
 //!   the platform may have acted on it.
 //!
 //! Responses larger than the cap are refused rather than truncated. Waits read from headers
-//! are bounded ([`MAX_RATE_LIMIT_WAIT`]) and every sum with them saturates: a platform (or
+//! are bounded ([`crate::rate_limits::MAX_RATE_LIMIT_WAIT`]) and every sum with them saturates: a platform (or
 //! anyone in its place) answering `x-rate-limit-reset: 18446744073709551615` costs a
 //! connector at most a day's pause on one endpoint, never a panic.
 
@@ -34,7 +35,7 @@ use crate::runtime::bindings::v0_1::http::{Host, HttpError, Method, Request, Res
 use crate::runtime::state::PluginState;
 use credentials::{credential_transport_allowed, scrub, scrub_text, with_path_credential};
 pub(crate) use rate_limit::RateLimitBook;
-use rate_limit::{rate_limit_wait, window_key};
+use rate_limit::window_key;
 
 /// Whether `url`'s host (with its port, when one is given) is on `allowed`.
 ///
@@ -269,12 +270,26 @@ impl PluginState {
                     (name.as_str().to_string(), scrub_text(value, credential))
                 })
                 .collect();
-            if let Some(wait) = rate_limit_wait(status, &headers) {
+            let asked = http.book.wait_from(status, &headers);
+            if let Some(wait) = asked {
                 http.book.block(key.clone(), wait);
             }
             if response.status().is_server_error() && attempt + 1 < attempts {
-                last_error = HttpError::Connection(format!("status {status}"));
-                continue;
+                // A 503 that says when to come back is obeyed: a retry sooner would only
+                // be refused again. A short wait is waited out; a long one ends the
+                // retries and the plugin gets the answer (its next call is held).
+                let retry = match asked {
+                    Some(wait) if wait > http.hold => false,
+                    Some(wait) => {
+                        tokio::time::sleep(wait).await;
+                        true
+                    }
+                    None => true,
+                };
+                if retry {
+                    last_error = HttpError::Connection(format!("status {status}"));
+                    continue;
+                }
             }
             let mut body = read_capped(response, http.max_response_bytes).await?;
             if let Some((connected, generation)) = connected
