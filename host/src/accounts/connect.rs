@@ -294,7 +294,7 @@ impl AccountBook {
         let token = Secret::new(access.to_string());
         let outcome =
             oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
-        let at = outcome.is_ok().then(|| ms(crate::clock::now_ms()));
+        let at = outcome.is_ok().then(|| ms(self.now()));
         self.store
             .set_subscribed(key, at)
             .await

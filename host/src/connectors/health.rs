@@ -126,7 +126,7 @@ impl Connector {
             api_version_retirement: crate::platform_versions::retirement(
                 &active.plugin.name,
                 &active.spec.config.settings,
-                crate::clock::now_ms(),
+                self.now_ms(),
             ),
             ignored: s.ignored.clone(),
             rejections: s.rejections,

@@ -76,7 +76,7 @@ pub(crate) use reload::Candidate;
 pub use reload::ReloadReport;
 pub use spec::{ConnectorSpec, DEFAULT_TENANT};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::error::{Error, PluginId};
 use crate::runtime::{ChannelInstance, ChannelPlugin};
 use call::CallKind;
@@ -100,6 +100,8 @@ pub(crate) struct Connector {
     /// The WARN line for refused webhook deliveries: anyone can send refusals by the
     /// thousand, so a line at most per interval, counting the others.
     refusals: crate::throttle::Throttle,
+    /// The host's clock (see [`crate::clock`]); the system clock without one.
+    clock: Option<Arc<dyn Clock>>,
 }
 
 /// One loaded version of a connector's plugin and its instance.
@@ -117,7 +119,7 @@ struct Active {
 }
 
 impl Active {
-    fn new(spec: ConnectorSpec, plugin: &ChannelPlugin) -> Self {
+    fn new(spec: ConnectorSpec, plugin: &ChannelPlugin, now_ms: u64) -> Self {
         let instance = plugin.instance(
             spec.config.clone(),
             spec.grants.clone(),
@@ -126,7 +128,7 @@ impl Active {
         Active {
             plugin: plugin.id().clone(),
             sha256: plugin.info().sha256.clone(),
-            loaded_at_ms: now_ms(),
+            loaded_at_ms: now_ms,
             spec,
             instance: Mutex::new(instance),
             started_seen: AtomicU64::new(0),
@@ -137,19 +139,30 @@ impl Active {
 
 impl Connector {
     /// A connector serving `plugin` (already loaded) with `spec`'s settings.
-    pub(crate) fn new(spec: &ConnectorSpec, plugin: &ChannelPlugin) -> Self {
+    pub(crate) fn new(
+        spec: &ConnectorSpec,
+        plugin: &ChannelPlugin,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> Self {
+        let now = crate::clock::read(clock.as_ref());
         Connector {
             tenant: spec.tenant.clone(),
             name: spec.name.clone(),
             accounts: spec.config.accounts.iter().map(|a| a.id.clone()).collect(),
             poll_interval: spec.poll_interval,
             brands: spec.brands.clone(),
-            supervisor: std::sync::Mutex::new(Supervisor::new(&spec.limits)),
-            active: std::sync::RwLock::new(Arc::new(Active::new(spec.clone(), plugin))),
+            supervisor: std::sync::Mutex::new(Supervisor::new(&spec.limits, clock.clone())),
+            active: std::sync::RwLock::new(Arc::new(Active::new(spec.clone(), plugin, now))),
             enabled: AtomicBool::new(spec.enabled),
             reloading: Mutex::new(()),
             refusals: crate::throttle::Throttle::new(crate::throttle::LOG_EVERY),
+            clock,
         }
+    }
+
+    /// Now on the host's clock.
+    pub(crate) fn now_ms(&self) -> u64 {
+        crate::clock::read(self.clock.as_ref())
     }
 
     /// The version serving now. Calls clone it first and keep their clone to the end.

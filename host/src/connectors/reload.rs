@@ -168,7 +168,7 @@ impl Connector {
         let plugin = tokio::task::spawn_blocking(move || loader.load_channel_quietly(&path))
             .await
             .map_err(|e| anyhow::anyhow!("compiling the plugin did not finish: {e}"))??;
-        let candidate = Active::new(spec.clone(), &plugin);
+        let candidate = Active::new(spec.clone(), &plugin, self.now_ms());
         let polls = self.poll_interval.is_some();
         let id = &candidate.plugin;
         self.call(

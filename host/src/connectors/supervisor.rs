@@ -1,10 +1,11 @@
 //! Fault counting, backoff and the circuit of one connector, and the counters its health
 //! shows. Pure bookkeeping: no plugin call and no `await` happens under its lock.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::health::{Circuit, Incident};
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::error::{Error, Fault};
 use crate::runtime::{CallNotes, PluginLimits};
 
@@ -34,11 +35,14 @@ pub(super) struct Supervisor {
     pub(super) last_reload: Option<Incident>,
     pub(super) last_reload_error: Option<Incident>,
     pub(super) calls_by_version: std::collections::BTreeMap<String, u64>,
+    /// The host's clock, for the incidents' times (backoff waits are timed on `Instant`).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Supervisor {
-    pub(super) fn new(limits: &PluginLimits) -> Self {
+    pub(super) fn new(limits: &PluginLimits, clock: Option<Arc<dyn Clock>>) -> Self {
         Supervisor {
+            clock,
             open_after: limits.circuit_open_after.max(1),
             limits: limits.clone(),
             consecutive: 0,
@@ -75,7 +79,7 @@ impl Supervisor {
         self.api_version_served = None;
         self.reloads += 1;
         self.last_reload = Some(Incident {
-            at_ms: now_ms(),
+            at_ms: self.now_ms(),
             message,
         });
         self.last_reload_error = None;
@@ -85,7 +89,7 @@ impl Supervisor {
     pub(super) fn rejected(&mut self, message: String) {
         self.rejections = self.rejections.saturating_add(1);
         self.last_rejection = Some(Incident {
-            at_ms: now_ms(),
+            at_ms: self.now_ms(),
             message,
         });
     }
@@ -93,7 +97,7 @@ impl Supervisor {
     pub(super) fn reload_refused(&mut self, message: String) {
         self.reload_failures += 1;
         self.last_reload_error = Some(Incident {
-            at_ms: now_ms(),
+            at_ms: self.now_ms(),
             message,
         });
     }
@@ -145,7 +149,7 @@ impl Supervisor {
         {
             self.faults += 1;
             self.last_fault = Some(Incident {
-                at_ms: now_ms(),
+                at_ms: self.now_ms(),
                 message: error.to_string(),
             });
             return None;
@@ -159,7 +163,7 @@ impl Supervisor {
         };
         self.consecutive = self.consecutive.saturating_add(1);
         self.faults += 1;
-        let now = now_ms();
+        let now = self.now_ms();
         self.last_fault = Some(Incident {
             at_ms: now,
             message: error.to_string(),
@@ -184,7 +188,7 @@ impl Supervisor {
 
     pub(super) fn absorb(&mut self, notes: CallNotes, new_instances: u64) {
         self.instances_started += new_instances;
-        let now = now_ms();
+        let now = self.now_ms();
         self.denials += notes.denials;
         self.log_lines_dropped += notes.log_lines_dropped;
         if let Some(message) = notes.last_denial {
@@ -235,4 +239,10 @@ pub(super) enum Transition {
     Recovered,
     BackingOff(Duration),
     Opened,
+}
+
+impl Supervisor {
+    fn now_ms(&self) -> u64 {
+        crate::clock::read(self.clock.as_ref())
+    }
 }

@@ -14,6 +14,7 @@ use super::routing::TenantRouting;
 use super::tasks::{TaskBook, supervise};
 use super::{Host, HostInner};
 use crate::accounts::{AccountBook, AccountClock, BookParts, ConnectorAccounts, OAuthApp};
+use crate::clock::Clock;
 use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT};
 use crate::crm::{Crm, CrmEvent, LocalInbox};
 use crate::error::Error;
@@ -38,6 +39,7 @@ pub struct HostBuilder {
     poll_lease_ttl: Option<Duration>,
     retention: Option<Duration>,
     accounts: AccountsSetup,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 /// What the builder knows of host-held accounts ([`crate::accounts`]).
@@ -83,6 +85,7 @@ impl Default for HostBuilder {
             poll_lease_ttl: None,
             retention: Some(DEFAULT_RETENTION),
             accounts: AccountsSetup::default(),
+            clock: None,
         }
     }
 }
@@ -187,11 +190,31 @@ impl HostBuilder {
     }
 
     /// The clock token expiry is read against, and how often the host looks for tokens
-    /// to refresh. Default: the wall clock, every [`DEFAULT_ACCOUNT_CHECK`]. A simulation
+    /// to refresh. Default: the host's [`clock`](Self::clock), every
+    /// [`DEFAULT_ACCOUNT_CHECK`]. A simulation
     /// (a day of two-hour tokens in seconds) gives its own clock and a short period.
     pub fn account_clock(mut self, clock: AccountClock, check_every: Duration) -> Self {
         self.accounts.clock = Some(clock);
         self.accounts.check_every = Some(check_every);
+        self
+    }
+
+    /// The clock the host reads the time from (see [`crate::routing::Clock`]): every
+    /// timestamp it stores and every decision on time — a reply's retry being due, a
+    /// poll lease having lapsed, a CRM event or a finished reply being past the
+    /// [retention](Self::retention), a token expiring, a reply being outside the
+    /// platform's window — and the clock of each routing engine given to
+    /// [`routing`](Self::routing). Default: [`SystemClock`](crate::routing::SystemClock)
+    /// (and, for poll leases, the database's clock, which every host sharing it reads).
+    ///
+    /// For simulations and an embedder's own tests: a clock that runs ahead makes
+    /// retries, lease takeovers and expiries come due without waiting for them. The
+    /// background tasks still look on real timers (the outbox every few milliseconds
+    /// when idle, the pruner every hour); the clock decides what they find due.
+    /// Timestamps another party checks against its own clock (the CRM webhook's
+    /// signature) stay on the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -203,7 +226,10 @@ impl HostBuilder {
             Some(runtime) => runtime,
             None => Runtime::new()?,
         };
-        let store = Store::open(&self.store_url).await?;
+        let mut store = Store::open(&self.store_url).await?;
+        if let Some(clock) = &self.clock {
+            store = store.with_clock(clock.clone());
+        }
         let mut connectors = HashMap::new();
         let mut plugins: HashMap<PathBuf, crate::runtime::ChannelPlugin> = HashMap::new();
         let mut account_lists = Vec::new();
@@ -225,7 +251,7 @@ impl HostBuilder {
                     plugin
                 }
             };
-            let connector = Connector::new(spec, &plugin);
+            let connector = Connector::new(spec, &plugin, self.clock.clone());
             account_lists.push(ConnectorAccounts {
                 tenant: spec.tenant.clone(),
                 connector: spec.name.clone(),
@@ -274,7 +300,10 @@ impl HostBuilder {
                 host_id: self.host_id.clone(),
                 key: self.accounts.key,
                 apps: self.accounts.apps,
-                clock: self.accounts.clock,
+                clock: self.accounts.clock.or_else(|| {
+                    let clock = self.clock.clone()?;
+                    Some(Arc::new(move || clock.now_ms()) as AccountClock)
+                }),
                 check_every: self.accounts.check_every.unwrap_or(DEFAULT_ACCOUNT_CHECK),
             },
             account_lists,
@@ -287,7 +316,10 @@ impl HostBuilder {
         let routing = self
             .routing
             .into_iter()
-            .map(|(tenant, engine)| {
+            .map(|(tenant, mut engine)| {
+                if let Some(clock) = &self.clock {
+                    engine.use_clock(clock.clone());
+                }
                 (
                     tenant,
                     tokio::sync::Mutex::new(TenantRouting::new(engine, self.auto_reply)),
@@ -304,9 +336,10 @@ impl HostBuilder {
             host_id: self.host_id.clone(),
             leases: LeaseHolder::new(self.host_id.clone(), self.poll_lease_ttl),
             tasks: std::sync::Mutex::new(Vec::new()),
-            task_book: Arc::new(TaskBook::default()),
+            task_book: Arc::new(TaskBook::new(self.clock.clone())),
             metrics: Metrics::default(),
             accounts: accounts.clone(),
+            outbox_passes: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host { inner };
         // Routing picks up where the store left off: open conversations with their
@@ -380,7 +413,7 @@ async fn pruner(store: Store, keep: Duration) {
         tokio::time::sleep(Duration::from_secs(60)).await;
         loop {
             let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-            let before = crate::clock::now_ms().saturating_sub(keep_ms);
+            let before = store.now_ms().saturating_sub(keep_ms);
             match store.prune(before).await {
                 Ok(pruned) if pruned != Default::default() => tracing::info!(
                     events = pruned.events,

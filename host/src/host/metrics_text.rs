@@ -59,7 +59,7 @@ async fn outbox(host: &Host, out: &mut Exposition) {
     // Every tenant gets its series, at zero when nothing waits, so alerts see it.
     let mut tenants = host.tenants();
     tenants.sort();
-    let now = crate::clock::now_ms();
+    let now = host.store().now_ms();
     out.family(
         "centralino_outbox_replies",
         "Replies in the outbox not sent yet, by state (`pending`, `due`, `sending`).",

@@ -71,6 +71,9 @@ struct HostInner {
     metrics: Metrics,
     /// Host-held account tokens ([`crate::accounts`]).
     accounts: Arc<crate::accounts::AccountBook>,
+    /// Passes the outbox sender has finished: a test that changed something waits for two
+    /// more, so that one whole pass has looked at its change.
+    outbox_passes: std::sync::atomic::AtomicU64,
 }
 
 impl HostInner {
@@ -176,6 +179,17 @@ impl Host {
         tenant: &str,
     ) -> Result<Vec<crate::store::leases::PollLease>, Error> {
         Ok(self.inner.store.poll_leases(tenant).await?)
+    }
+
+    /// Passes the outbox sender has finished since the host started. Two more than a test
+    /// read after a change mean one whole pass began after it: what was due then has been
+    /// tried, and what was not has been left alone.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn outbox_passes(&self) -> u64 {
+        self.inner
+            .outbox_passes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The durable store.

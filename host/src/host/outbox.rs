@@ -23,6 +23,9 @@ pub(super) async fn outbox_sender(host: std::sync::Weak<HostInner>) {
                     0
                 }
             };
+            inner
+                .outbox_passes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             drop(inner);
             if handled == 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -41,7 +44,7 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
         let result = match connector {
             // A disabled connector's replies wait in the outbox, unsent and not failed.
             Some(c) if !c.is_enabled() => {
-                let retry_at = crate::clock::now_ms() + admin::DISABLED_OUTBOX_RECHECK_MS;
+                let retry_at = inner.store.now_ms() + admin::DISABLED_OUTBOX_RECHECK_MS;
                 inner.store.outbox_release(entry, retry_at).await?;
                 continue;
             }
@@ -77,7 +80,7 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                     Err(Error::Unavailable { retry_after_ms, .. }) => {
                         let wait = retry_after_ms
                             .map_or(UNAVAILABLE_RECHECK_MS, |ms| ms.min(UNAVAILABLE_RECHECK_MS));
-                        let retry_at = crate::clock::now_ms() + wait;
+                        let retry_at = inner.store.now_ms() + wait;
                         inner.store.outbox_release(entry, retry_at).await?;
                         continue;
                     }
@@ -126,7 +129,7 @@ async fn outside_window(
     else {
         return Ok(None);
     };
-    Ok(connector.outside_window(entry.message.kind, last, crate::clock::now_ms()))
+    Ok(connector.outside_window(entry.message.kind, last, inner.store.now_ms()))
 }
 
 /// A send whose host-held token the platform refused: a newer or refreshed token sends
@@ -144,7 +147,7 @@ async fn token_refused(
         entry.connector.clone(),
         entry.message.account.clone(),
     );
-    let now = crate::clock::now_ms();
+    let now = inner.store.now_ms();
     let reason = failure.to_string();
     match inner.accounts.after_refusal(&key, generation).await? {
         Recovery::NeedsReauth => {
@@ -177,7 +180,7 @@ async fn settle(
     result: Result<Sent, Error>,
 ) -> anyhow::Result<()> {
     let store = &inner.store;
-    let now = crate::clock::now_ms();
+    let now = inner.store.now_ms();
     let failure = match result {
         Ok(sent) => {
             first_response(inner, entry, sent.sent_at).await;

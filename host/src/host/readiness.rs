@@ -34,7 +34,7 @@ impl Host {
     /// `Err` when replies are stuck: due for longer than [`STUCK_AFTER`] without being
     /// sent, or in the middle of a send for that long.
     async fn outbox_readiness(&self) -> Result<(), String> {
-        let now = crate::clock::now_ms();
+        let now = self.inner.store.now_ms();
         let stuck_ms = u64::try_from(STUCK_AFTER.as_millis()).unwrap_or(u64::MAX);
         let backlog = self
             .inner

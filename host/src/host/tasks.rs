@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 
 /// A run at least this long starts the restart pauses ([`crate::retry::TASK_RESTART`])
 /// from the first again.
@@ -55,11 +55,21 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct TaskBook {
     tasks: Mutex<BTreeMap<String, State>>,
+    /// The host's clock, for `down_since_ms` (the system clock without one).
+    clock: Option<Arc<dyn Clock>>,
     #[cfg(feature = "fault-injection")]
     injections: Mutex<BTreeMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 impl TaskBook {
+    /// A book reading `down_since_ms` from `clock`.
+    pub(crate) fn new(clock: Option<Arc<dyn Clock>>) -> Self {
+        TaskBook {
+            clock,
+            ..TaskBook::default()
+        }
+    }
+
     fn with<T>(&self, task: &str, f: impl FnOnce(&mut State) -> T) -> T {
         // A poisoned lock only means a panic mid-update elsewhere; the entries stay usable.
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -74,9 +84,10 @@ impl TaskBook {
     }
 
     fn panicked(&self, task: &str, cause: String) {
+        let now = crate::clock::read(self.clock.as_ref());
         self.with(task, |s| {
             s.running = false;
-            s.down_since_ms = Some(now_ms());
+            s.down_since_ms = Some(now);
             s.last_panic = Some(cause);
         });
     }

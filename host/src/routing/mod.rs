@@ -52,7 +52,6 @@
 internal_mod! {
     agents;
     chain;
-    clock;
     conversations;
     engine;
     ownership;
@@ -61,16 +60,17 @@ internal_mod! {
     shadow;
 }
 
+pub use crate::clock::{Clock, SystemClock};
 pub use crate::error::RoutingError;
 pub use agents::{ChannelAccount, Operator, TimeSpan, WorkingHours};
 pub use chain::{ChainSpec, PolicyChain, StageSpec};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{EngineBuilder, RosterChange, RoutingEngine, RoutingStats};
 pub use ownership::ReplyRules;
 pub use replay::{ReplayEvents, ReplayOptions, ReplayReport, parse_events, replay};
 pub use shadow::{Disagreement, ShadowStats};
 
 internal_use!(
+    crate::clock::ManualClock,
     agents::OperatorState,
     agents::Roster,
     chain::ChainDecision,

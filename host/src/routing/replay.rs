@@ -55,7 +55,7 @@ use serde_json::{Map, Value};
 use super::agents::Operator;
 use crate::calendar::parse_timestamp;
 use super::chain::PolicyChain;
-use super::clock::{Clock, ManualClock};
+use crate::clock::{Clock, ManualClock};
 use super::conversations::{ConversationId, CustomerMessage};
 use super::engine::{Notice, RoutingEngine};
 use crate::error::RoutingError;

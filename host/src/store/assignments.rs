@@ -13,7 +13,6 @@ use super::{
     Backend, ConversationRecord, ConversationStatus, MAX_IN_LIST, Store, conversation_from_row,
     marks, ms, positional,
 };
-use crate::clock::now_ms;
 use crate::crm::CrmEvent;
 
 /// A stored conversation with what routing needs to take it up again.
@@ -88,7 +87,7 @@ impl Store {
         operator: &str,
         transferred: bool,
     ) -> anyhow::Result<()> {
-        set_assignee(&self.pool, tenant, id, operator, transferred).await
+        set_assignee(&self.pool, tenant, id, operator, transferred, self.now_ms()).await
     }
 
     /// Who holds one conversation of `tenant` now, as committed.
@@ -129,6 +128,7 @@ impl Store {
             tx,
             backend: self.backend,
             tenant: tenant.to_string(),
+            clock: self.clock.clone(),
         }))
     }
 }
@@ -169,9 +169,15 @@ pub struct RoutingTx {
     pub(super) tx: sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     pub(super) tenant: String,
+    clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
 }
 
 impl RoutingTx {
+    /// Now on the store's clock.
+    pub(super) fn now_ms(&self) -> u64 {
+        crate::clock::read(self.clock.as_ref())
+    }
+
     /// How many conversations each operator holds now, across every host.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
@@ -244,7 +250,16 @@ impl RoutingTx {
         changes: &[(String, ConversationStatus, Option<String>)],
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
-        super::record_routing_in(&mut self.tx, self.backend, &self.tenant, changes, events).await
+        let now = self.now_ms();
+        super::record_routing_in(
+            &mut self.tx,
+            self.backend,
+            &self.tenant,
+            changes,
+            events,
+            now,
+        )
+        .await
     }
 
     /// [`Store::set_conversation_assignee`] in this change.
@@ -254,7 +269,8 @@ impl RoutingTx {
         operator: &str,
         transferred: bool,
     ) -> anyhow::Result<()> {
-        set_assignee(&mut *self.tx, &self.tenant, id, operator, transferred).await
+        let now = self.now_ms();
+        set_assignee(&mut *self.tx, &self.tenant, id, operator, transferred, now).await
     }
 
     /// Commits the change and releases the routing lock.
@@ -283,11 +299,12 @@ async fn set_assignee<'e, E>(
     id: &str,
     operator: &str,
     transferred: bool,
+    now_ms: u64,
 ) -> anyhow::Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let now = ms(now_ms());
+    let now = ms(now_ms);
     sqlx::query(
         "UPDATE conversations SET status = $3, assignee = $4, assigned_at = $5,
             transferred = $6, updated_at = $5

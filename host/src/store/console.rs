@@ -66,7 +66,7 @@ fn session_from_row(row: &AnyRow) -> anyhow::Result<StoredSession> {
 impl Store {
     /// Adds a console user, or gives an existing one a new tenant and password.
     pub(crate) async fn put_console_user(&self, user: &StoredConsoleUser) -> anyhow::Result<()> {
-        let now = ms(crate::clock::now_ms());
+        let now = ms(self.now_ms());
         sqlx::query(
             "INSERT INTO console_users (username, tenant, password_hash, created_at)
              VALUES ($1, $2, $3, $4)

@@ -7,7 +7,6 @@ use std::time::Duration;
 use sqlx::Row;
 
 use super::{Backend, Store, ms, new_id};
-use crate::clock::now_ms;
 use crate::crm::{CrmDelivery, CrmEvent};
 
 /// How long a claimed event stays with the host that claimed it.
@@ -28,9 +27,9 @@ pub(crate) async fn append_many(
     backend: Backend,
     tenant: &str,
     events: &[CrmEvent],
+    now: i64,
 ) -> anyhow::Result<Vec<String>> {
     const COLUMNS: usize = 6;
-    let now = ms(now_ms());
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(super::MAX_BINDS / COLUMNS) {
         let sql = super::positional(
@@ -81,7 +80,14 @@ impl Store {
         event: &CrmEvent,
     ) -> anyhow::Result<String> {
         let mut tx = self.pool.begin().await?;
-        let ids = append_many(&mut tx, self.backend, tenant, std::slice::from_ref(event)).await?;
+        let ids = append_many(
+            &mut tx,
+            self.backend,
+            tenant,
+            std::slice::from_ref(event),
+            ms(self.now_ms()),
+        )
+        .await?;
         tx.commit().await?;
         ids.into_iter()
             .next()
@@ -98,7 +104,7 @@ impl Store {
         host: &str,
         limit: i64,
     ) -> anyhow::Result<Vec<(CrmDelivery, i64)>> {
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         // PostgreSQL: skip rows another host is claiming. SQLite: walk the undelivered
         // events in `seq` order and stop after one batch; left to itself, its planner picks
         // `crm_events_due` and sorts the whole backlog for every claim (measured: the CRM's
@@ -173,8 +179,8 @@ impl Store {
         reason: &str,
         retry_in: Duration,
     ) -> anyhow::Result<()> {
-        let at =
-            ms(now_ms()).saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
+        let at = ms(self.now_ms())
+            .saturating_add(i64::try_from(retry_in.as_millis()).unwrap_or(i64::MAX));
         sqlx::query("UPDATE crm_events SET status = 'pending', last_error = $2, next_attempt_at = $3 WHERE id = $1")
             .bind(id)
             .bind(super::text::stored(reason))

@@ -87,7 +87,7 @@ pub(super) async fn messages(
             message: Box::new(messages[row.index].clone()),
         })
         .collect();
-    events::append_many(tx, backend, tenant, &events).await?;
+    events::append_many(tx, backend, tenant, &events, now).await?;
 
     // Outcomes in the delivery's order.
     let mut row_of: Vec<Option<&NewRow>> = vec![None; messages.len()];

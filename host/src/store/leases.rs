@@ -34,7 +34,6 @@ use sqlx::Row;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use super::{Backend, Ingested, Store, ms, new_id};
-use crate::clock::now_ms;
 use crate::types::Message;
 
 /// Lease time when neither the admin nor a poll interval says otherwise.
@@ -205,7 +204,12 @@ impl Store {
         holder: &LeaseHolder,
         ttl: Duration,
     ) -> anyhow::Result<Acquired> {
-        let now = now_sql(self.backend);
+        // The database's clock, shared by every host, unless the store was given a clock
+        // (then it is bound as `$7`).
+        let now = match self.clock {
+            None => now_sql(self.backend).to_string(),
+            Some(_) => "$7".to_string(),
+        };
         // Every SET expression reads the row as it was: the generation moves (and the
         // acquisition time resets) only when the holder changes.
         let sql = format!(
@@ -226,15 +230,17 @@ impl Store {
                 OR poll_leases.expires_at <= excluded.acquired_at
              RETURNING generation"
         );
-        let row = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(tenant)
             .bind(connector)
             .bind(account)
             .bind(&holder.host_id)
             .bind(&holder.instance)
-            .bind(ttl_ms(ttl))
-            .fetch_optional(&self.pool)
-            .await?;
+            .bind(ttl_ms(ttl));
+        if self.clock.is_some() {
+            query = query.bind(ms(self.now_ms()));
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         if let Some(row) = row {
             return Ok(Acquired::Held(Fence {
                 tenant: tenant.to_string(),
@@ -280,7 +286,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // First, so a takeover waits for this commit rather than racing it.
         check_fence(&mut tx, fence).await?;
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let outcomes = super::ingest::messages(
             &mut tx,
             self.backend,

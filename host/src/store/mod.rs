@@ -48,6 +48,7 @@ pub(crate) use {
     presence::StoredPresence,
 };
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -55,7 +56,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::types::{Message, MessageKind, OutboundMessage};
 
 /// Which database a store runs on.
@@ -72,6 +73,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The injected clock ([`Store::with_clock`]); `None`: the system clock, and the
+    /// database's own clock for poll leases (one clock for every host sharing it).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 mod records;
@@ -131,9 +135,26 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            clock: None,
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// This store reading time from `clock` (see [`crate::clock`]): every timestamp it
+    /// writes and every "is it due / has it lapsed" it decides, poll leases included.
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Now on the store's clock, in milliseconds since the epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        crate::clock::read(self.clock.as_ref())
     }
 
     /// The backend in use.
@@ -179,7 +200,7 @@ impl Store {
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(*version)
-                .bind(ms(now_ms()))
+                .bind(ms(self.now_ms()))
                 .execute(&mut *tx)
                 .await?;
             tracing::info!(version, "applied store migration");
@@ -211,7 +232,7 @@ impl Store {
         cursor: Option<(&str, &str)>,
     ) -> anyhow::Result<Vec<Ingested>> {
         let mut tx = self.pool.begin().await?;
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let outcomes =
             ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?;
         if let Some((account, cursor)) = cursor {
@@ -261,7 +282,15 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        record_routing_in(&mut tx, self.backend, tenant, changes, events).await?;
+        record_routing_in(
+            &mut tx,
+            self.backend,
+            tenant,
+            changes,
+            events,
+            self.now_ms(),
+        )
+        .await?;
         tx.commit().await.context("recording routing outcomes")?;
         Ok(())
     }
@@ -275,7 +304,7 @@ impl Store {
         status: ConversationStatus,
         assignee: Option<&str>,
     ) -> anyhow::Result<()> {
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let resolved_at = (status == ConversationStatus::Resolved).then_some(now);
         sqlx::query(
             "UPDATE conversations SET status = $3, assignee = $4, updated_at = $5,
@@ -409,6 +438,7 @@ pub(crate) async fn record_routing_in(
     tenant: &str,
     changes: &[(String, ConversationStatus, Option<String>)],
     events: &[crate::crm::CrmEvent],
+    now_ms: u64,
 ) -> anyhow::Result<()> {
     // The last change of each conversation, grouped by what it sets.
     let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
@@ -424,7 +454,7 @@ pub(crate) async fn record_routing_in(
             .or_default()
             .push(id);
     }
-    let now = ms(now_ms());
+    let now = ms(now_ms);
     for ((status, assignee), ids) in groups {
         let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
         for chunk in ids.chunks(MAX_IN_LIST) {
@@ -462,7 +492,7 @@ pub(crate) async fn record_routing_in(
             query.execute(&mut **tx).await?;
         }
     }
-    events::append_many(tx, backend, tenant, events).await?;
+    events::append_many(tx, backend, tenant, events, now).await?;
     Ok(())
 }
 

@@ -14,7 +14,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Store, kind_str, ms, new_id, text};
-use crate::clock::now_ms;
 use crate::types::OutboundMessage;
 
 /// Where a reply stands.
@@ -97,7 +96,7 @@ impl Store {
         author: &str,
         message: &OutboundMessage,
     ) -> anyhow::Result<(OutboxEntry, bool)> {
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let inserted = sqlx::query(
             "INSERT INTO outbox (id, tenant, channel, conversation_id, idempotency_key, author, payload, status,
                 attempts, next_attempt_at, created_at, updated_at)
@@ -145,7 +144,7 @@ impl Store {
         host: &str,
         limit: i64,
     ) -> anyhow::Result<Vec<OutboxEntry>> {
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let lock = if self.backend == Backend::Postgres {
             " FOR UPDATE SKIP LOCKED"
         } else {
@@ -182,7 +181,7 @@ impl Store {
         sent_at: u64,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         sqlx::query(
             "UPDATE outbox SET status = 'sent', external_id = $2, last_error = NULL, updated_at = $3 WHERE id = $1",
         )
@@ -241,14 +240,14 @@ impl Store {
     ) -> anyhow::Result<()> {
         let (status, next) = match retry_at {
             Some(at) => (OutboxStatus::Pending, ms(at)),
-            None => (OutboxStatus::Failed, ms(now_ms())),
+            None => (OutboxStatus::Failed, ms(self.now_ms())),
         };
         sqlx::query("UPDATE outbox SET status = $2, last_error = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1")
             .bind(&entry.id)
             .bind(status.as_str())
             .bind(text::stored(reason))
             .bind(next)
-            .bind(ms(now_ms()))
+            .bind(ms(self.now_ms()))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -270,7 +269,7 @@ impl Store {
         )
         .bind(&entry.id)
         .bind(ms(retry_at))
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -291,7 +290,7 @@ impl Store {
              WHERE status = 'sending' AND (CAST($1 AS TEXT) IS NULL OR claimed_by = $1) RETURNING *",
         )
         .bind(host)
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(entry_from_row).collect()
@@ -336,7 +335,7 @@ impl Store {
     /// The replies waiting in the outbox, per tenant with any (for `/metrics` and the
     /// readiness probe).
     pub async fn outbox_backlog(&self) -> anyhow::Result<Vec<OutboxBacklog>> {
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let rows = sqlx::query(
             "SELECT tenant,
                 SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END) AS pending,

@@ -10,7 +10,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{RoutingTx, Store, ms};
-use crate::clock::now_ms;
 use crate::types::Presence;
 
 /// An operator's presence as the store has it.
@@ -40,7 +39,7 @@ impl Store {
         operator: &str,
         presence: Presence,
     ) -> anyhow::Result<StoredPresence> {
-        set_presence(&self.pool, tenant, operator, presence).await
+        set_presence(&self.pool, tenant, operator, presence, self.now_ms()).await
     }
 
     /// Every operator of `tenant` whose presence was ever set, with the presence last set.
@@ -67,7 +66,8 @@ impl RoutingTx {
         presence: Presence,
     ) -> anyhow::Result<StoredPresence> {
         let tenant = self.tenant.clone();
-        set_presence(&mut *self.tx, &tenant, operator, presence).await
+        let now = self.now_ms();
+        set_presence(&mut *self.tx, &tenant, operator, presence, now).await
     }
 
     /// [`Store::operator_presence`] in this change: what other hosts committed before the
@@ -90,11 +90,12 @@ async fn set_presence<'e, E>(
     tenant: &str,
     operator: &str,
     presence: Presence,
+    now_ms: u64,
 ) -> anyhow::Result<StoredPresence>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let changed_at = ms(now_ms());
+    let changed_at = ms(now_ms);
     sqlx::query(UPSERT)
         .bind(tenant)
         .bind(operator)

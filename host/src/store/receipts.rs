@@ -20,7 +20,6 @@ use sqlx::Row;
 
 use super::text::{read, stored};
 use super::{Ingested, Store, events, ingest, ms};
-use crate::clock::now_ms;
 use crate::crm::CrmEvent;
 use crate::types::{DeliveryState, Message, Receipt};
 
@@ -100,7 +99,7 @@ impl Store {
         deletions: &[Deletion],
     ) -> anyhow::Result<(Vec<Ingested>, Applied)> {
         let mut tx = self.pool.begin().await?;
-        let now = ms(now_ms());
+        let now = ms(self.now_ms());
         let ingested = if messages.is_empty() {
             Vec::new()
         } else {
@@ -122,7 +121,7 @@ impl Store {
                 applied.deletions_unmatched += 1;
             }
         }
-        events::append_many(&mut tx, self.backend, tenant, &crm).await?;
+        events::append_many(&mut tx, self.backend, tenant, &crm, now).await?;
         tx.commit().await?;
         Ok((ingested, applied))
     }

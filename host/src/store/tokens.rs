@@ -11,7 +11,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{OutboxEntry, Store, ms};
-use crate::clock::now_ms;
 
 /// Outbox `next_attempt_at` of a held reply: never due until its account is connected.
 const HELD: i64 = i64::MAX;
@@ -132,7 +131,7 @@ impl Store {
         .bind(row.expires_at)
         .bind(&row.key_id)
         .bind(&row.sealed)
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .execute(&self.pool)
         .await
         .context("storing an account token")?;
@@ -187,7 +186,7 @@ impl Store {
         .bind(row.expires_at)
         .bind(&row.scopes)
         .bind(&row.state)
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .bind(host)
         .execute(&self.pool)
         .await
@@ -210,7 +209,7 @@ impl Store {
         .bind(&key.1)
         .bind(&key.2)
         .bind(state)
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .execute(&self.pool)
         .await
         .context("recording an account's state")?;
@@ -351,7 +350,7 @@ impl Store {
         .bind(&entry.id)
         .bind(HELD)
         .bind(held_key(&entry.tenant, &entry.connector, account))
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .execute(&self.pool)
         .await
         .context("holding a reply")?;
@@ -366,7 +365,7 @@ impl Store {
              WHERE held_for = $1 AND status = 'pending'",
         )
         .bind(held_key(&key.0, &key.1, &key.2))
-        .bind(ms(now_ms()))
+        .bind(ms(self.now_ms()))
         .execute(&self.pool)
         .await
         .context("releasing held replies")?;

@@ -429,8 +429,13 @@ async fn a_revoked_token_holds_replies_and_pauses_polls_until_reauth_then_sends_
         rig.state_of(&statuses, &op) == AccountState::NeedsReauth && statuses[0].held_replies == 3
     })
     .await;
-    // One failed call found it out; the held replies make no further calls.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One failed call found it out; the held replies make no further calls (a whole pass
+    // of the outbox sender after they were held leaves them alone).
+    let passes = rig.host.outbox_passes();
+    eventually("an outbox pass after the replies were held", async || {
+        rig.host.outbox_passes() >= passes + 2
+    })
+    .await;
     let tweet_calls = rig
         .x
         .requests()
@@ -476,7 +481,13 @@ async fn a_revoked_token_holds_replies_and_pauses_polls_until_reauth_then_sends_
         rig.posted_by(&op).len() == 4
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A whole pass of the outbox sender after the fourth: any second send has happened.
+    let passes = rig.host.outbox_passes();
+    eventually(
+        "an outbox pass after the held replies went out",
+        async || rig.host.outbox_passes() >= passes + 2,
+    )
+    .await;
     assert_eq!(
         rig.posted_by(&op),
         ["prima risposta", "risposta 2", "risposta 3", "risposta 4"]

@@ -6,14 +6,14 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use centralino::api::{AdminApi, check_exposure};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::api::{ACME, ADMIN, Answer, Sidecar};
-use crate::support::eventually;
+use crate::support::{eventually, eventually_within};
 
 impl Sidecar {
     async fn admin_call(
@@ -308,29 +308,26 @@ capacity = 2
         admin,
     };
     let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        if let Some(status) = running.child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = running.child.stderr.take() {
-                std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    eventually_within(
+        Duration::from_secs(180),
+        "centralino run to become ready",
+        async || {
+            if let Some(status) = running.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = running.child.stderr.take() {
+                    std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+                }
+                panic!("centralino run exited ({status}):\n{stderr}");
             }
-            panic!("centralino run exited ({status}):\n{stderr}");
-        }
-        let ready = client
-            .get(format!("http://{admin}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ready {
-            return running;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "centralino run did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            client
+                .get(format!("http://{admin}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    running
 }
 
 fn toml_string(text: &str) -> String {

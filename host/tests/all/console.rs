@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::component;
 use crate::routing::chain;
-use crate::support::{eventually, free_port};
+use crate::support::{eventually, eventually_within, free_port};
 
 const TOKEN: &str = "console-admin-token";
 const SECRET: &str = "consumer-secret";
@@ -255,25 +255,19 @@ impl Browser {
         };
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            let ready = match http.get(format!("{base}/status")).send().await {
+        eventually_within(
+            Duration::from_secs(20),
+            "chromedriver to start",
+            async || match http.get(format!("{base}/status")).send().await {
                 Ok(response) => {
                     let status: Value =
                         serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
                     status["value"]["ready"] == true
                 }
                 Err(_) => false,
-            };
-            if ready {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            },
+        )
+        .await;
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({
             "capabilities": {

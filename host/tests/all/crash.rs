@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use centralino::types::Message;
 
 use crate::component;
-use crate::support::{CrmRecorder, free_port};
+use crate::support::{CrmRecorder, eventually, eventually_within, free_port};
 
 /// Messages are told apart by their text here (`messaggio numero N`).
 fn by_text(m: &Message) -> String {
@@ -38,19 +38,14 @@ fn start_host(config: &std::path::Path, log: &std::path::Path) -> Child {
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if client
+    eventually_within(Duration::from_secs(60), "the host to start", async || {
+        client
             .get(format!("{base}/healthz"))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the host did not start within 60 s");
+    })
+    .await;
 }
 
 /// Sends deliveries `indices` with 16 in flight; returns those acknowledged with 200.
@@ -146,13 +141,12 @@ id = "TIM_Official"
             .await
         })
     };
-    loop {
-        let delivered = crm.event_ids().len();
-        if delivered >= KILL_AFTER || sender.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually_within(
+        Duration::from_secs(240),
+        "deliveries to reach the CRM before the kill",
+        async || crm.event_ids().len() >= KILL_AFTER || sender.is_finished(),
+    )
+    .await;
     let t0 = Instant::now();
     host.kill().unwrap(); // SIGKILL: no shutdown code runs.
     host.wait().unwrap();
@@ -181,14 +175,12 @@ id = "TIM_Official"
     );
 
     // Every acknowledged message reaches the CRM, through exactly one event.
-    let started = Instant::now();
-    loop {
-        let count = crm.messages(by_text).len();
-        if count >= DELIVERIES || started.elapsed() > Duration::from_secs(240) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_within(
+        Duration::from_secs(240),
+        "every acknowledged message to reach the CRM",
+        async || crm.messages(by_text).len() >= DELIVERIES,
+    )
+    .await;
     eprintln!(
         "CRM caught up {:.1} s after the kill",
         t0.elapsed().as_secs_f64()
@@ -370,25 +362,23 @@ capacity = 20
         );
     }
     // Polled, stored and assigned to marco.
-    let started = Instant::now();
-    let conversations: Vec<String> = loop {
-        let list = api_get(&client, &base, "/api/v1/conversations").await;
-        let assigned: Vec<String> = list["conversations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["assignee"] == "marco")
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect();
-        if assigned.len() == CUSTOMERS {
-            break assigned;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "conversations not assigned: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut conversations: Vec<String> = Vec::new();
+    eventually_within(
+        Duration::from_secs(30),
+        "the conversations to be assigned to marco",
+        async || {
+            let list = api_get(&client, &base, "/api/v1/conversations").await;
+            conversations = list["conversations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["assignee"] == "marco")
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect();
+            conversations.len() == CUSTOMERS
+        },
+    )
+    .await;
 
     // X refuses every DM send for now: the replies stay in the outbox, waiting to retry.
     x.inject("dm_conversations", Fault::ServerError(503), u32::MAX);
@@ -400,24 +390,21 @@ capacity = 20
     }
     // Kill once each has failed once and waits for its retry (a second away at least), so
     // none is caught mid-send.
-    let started = Instant::now();
-    loop {
-        let mut waiting = 0;
-        for (id, _) in &replies {
-            let reply = api_get(&client, &base, &format!("/api/v1/replies/{id}")).await;
-            if reply["status"] == "pending" && reply["attempts"].as_i64() >= Some(1) {
-                waiting += 1;
+    eventually_within(
+        Duration::from_secs(30),
+        "every reply to be attempted and wait for its retry",
+        async || {
+            let mut waiting = 0;
+            for (id, _) in &replies {
+                let reply = api_get(&client, &base, &format!("/api/v1/replies/{id}")).await;
+                if reply["status"] == "pending" && reply["attempts"].as_i64() >= Some(1) {
+                    waiting += 1;
+                }
             }
-        }
-        if waiting == replies.len() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "replies never attempted"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+            waiting == replies.len()
+        },
+    )
+    .await;
     drop(host); // SIGKILL
     let sent_before: usize = x.dms().iter().filter(|d| d.sender_id == "1001").count();
     assert_eq!(sent_before, 0, "nothing got through while X refused");
@@ -440,21 +427,15 @@ capacity = 20
         after["id"].as_str().unwrap().to_string(),
         "Ciao, sono ancora Marco".to_string(),
     ));
-    let started = Instant::now();
-    let settled = loop {
-        let mut views = Vec::new();
+    let mut settled = Vec::new();
+    eventually("the replies to be sent after the restart", async || {
+        settled.clear();
         for (id, _) in &replies {
-            views.push(api_get(&client, &base, &format!("/api/v1/replies/{id}")).await);
+            settled.push(api_get(&client, &base, &format!("/api/v1/replies/{id}")).await);
         }
-        if views.iter().all(|v| v["status"] == "sent") {
-            break views;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "replies not sent after the restart: {views:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        settled.iter().all(|v| v["status"] == "sent")
+    })
+    .await;
     eprintln!(
         "{} replies queued before the kill sent {:.1} s after the restart began",
         replies.len() - 1,

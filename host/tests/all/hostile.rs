@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::clock::ManualClock;
 use centralino::connectors::{Circuit, ConnectorHealth, ConnectorSpec};
 use centralino::routing::{Operator, RoutingEngine};
 use centralino::runtime::PluginLimits;
@@ -107,6 +108,15 @@ pub async fn bench_routed(
     hostile: impl FnOnce(&XApi) -> ConnectorSpec,
     routing: Option<RoutingEngine>,
 ) -> Bench {
+    bench_with(hostile, routing, None).await
+}
+
+/// Like [`bench_routed`], the host on `clock` when given one.
+pub async fn bench_with(
+    hostile: impl FnOnce(&XApi) -> ConnectorSpec,
+    routing: Option<RoutingEngine>,
+    clock: Option<&ManualClock>,
+) -> Bench {
     let x = XApi::start().await.unwrap();
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("42", "mario_rossi", "Mario Rossi", "token-mario");
@@ -115,6 +125,9 @@ pub async fn bench_routed(
         .connector(hostile(&x));
     if let Some(engine) = routing {
         builder = builder.routing(engine);
+    }
+    if let Some(clock) = clock {
+        builder = builder.clock(clock.clone());
     }
     let host = builder.build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -629,15 +642,21 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
         fault_backoff: Duration::from_millis(50),
         ..connector_limits()
     };
-    let bench = bench(|x| {
-        let script = format!(
-            "anna: uno\n!panic-if-down {}/hostile/health\nbruno: due",
-            x.base_url()
-        );
-        let mut spec = hostile(&script, vec![x.authority()], limits);
-        spec.poll_interval = Some(Duration::from_millis(20));
-        spec
-    })
+    // The host's clock moves when the test says: a refused reply's next look comes due then.
+    let clock = ManualClock::at_system_time();
+    let bench = bench_with(
+        |x| {
+            let script = format!(
+                "anna: uno\n!panic-if-down {}/hostile/health\nbruno: due",
+                x.base_url()
+            );
+            let mut spec = hostile(&script, vec![x.authority()], limits);
+            spec.poll_interval = Some(Duration::from_millis(20));
+            spec
+        },
+        None,
+        Some(&clock),
+    )
     .await;
     bench
         .x
@@ -738,7 +757,12 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One whole pass of the sender has found it due and been refused.
+    let passes = bench.host.outbox_passes();
+    eventually("an outbox pass after the reply was queued", async || {
+        bench.host.outbox_passes() >= passes + 2
+    })
+    .await;
     // (Polled: for a moment after each claim the row is `sending`.)
     eventually("the queued reply to be waiting, untouched", async || {
         let waiting = outbox(&bench.host, &queued.id).await;
@@ -767,7 +791,9 @@ async fn a_connector_that_keeps_faulting_opens_its_circuit_until_an_admin_resets
     assert_eq!(h.faults, 3);
     assert_eq!(h.circuit, Circuit::Closed);
     twitter_delivers(&bench, "dopo il reset").await;
-    // The queued reply goes out at its first real attempt.
+    // The queued reply goes out at its first real attempt, at its next look (2 s after the
+    // last refusal, on the host's clock).
+    clock.advance(Duration::from_secs(2));
     eventually("the queued reply to be sent", async || {
         outbox(&bench.host, &queued.id).await.status == OutboxStatus::Sent
     })

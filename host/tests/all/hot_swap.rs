@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use centralino::Host;
 use centralino::api::AdminApi;
 use centralino::capabilities::Secret;
+use centralino::clock::ManualClock;
 use centralino::config::{Config, ConfigReloader};
 use centralino::crm::CrmEvent;
 use centralino::store::OutboxStatus;
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use crate::component;
 use crate::hostile::{health, stored_ids, twitter};
-use crate::support::eventually;
+use crate::support::{eventually, eventually_within};
 
 const CONSUMER_SECRET: &str = "x-consumer-secret";
 const ADMIN_TOKEN: &str = "admin-token-swap";
@@ -79,6 +80,8 @@ struct Bench {
     admin: SocketAddr,
     x: XApi,
     plugin: PathBuf,
+    /// The host's clock: time-based decisions (a reply's next try) come due when moved.
+    clock: ManualClock,
     _dir: tempfile::TempDir,
     servers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -102,7 +105,13 @@ async fn bench() -> Bench {
     let mut spec = twitter(&x);
     spec.plugin = plugin.clone();
     spec.poll_interval = None;
-    let host = Host::builder().connector(spec).build().await.unwrap();
+    let clock = ManualClock::at_system_time();
+    let host = Host::builder()
+        .connector(spec)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingress = listener.local_addr().unwrap();
     let serving = host.clone();
@@ -121,6 +130,7 @@ async fn bench() -> Bench {
         admin,
         x,
         plugin,
+        clock,
         _dir: dir,
         servers,
     }
@@ -244,12 +254,15 @@ async fn a_plugin_swapped_under_load_loses_and_duplicates_nothing_and_broken_bui
             }
         }));
     }
-    // Waits for `n` more acknowledged deliveries.
+    // Waits for `n` more acknowledged deliveries (however slow this machine is).
     let more = async |n: usize| {
         let target = acknowledged.load(Ordering::SeqCst) + n;
-        while acknowledged.load(Ordering::SeqCst) < target {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        eventually_within(
+            Duration::from_secs(600),
+            &format!("{n} more acknowledged deliveries"),
+            async || acknowledged.load(Ordering::SeqCst) >= target,
+        )
+        .await;
     };
 
     // 1. A new build mid-stream: copied over the configured file, then reloaded.
@@ -505,7 +518,12 @@ async fn a_disabled_connector_answers_503_keeps_replies_queued_and_takes_them_wh
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // One whole pass of the outbox sender has found it due and handed it back.
+    let passes = bench.host.outbox_passes();
+    eventually("an outbox pass after the reply", async || {
+        bench.host.outbox_passes() >= passes + 2
+    })
+    .await;
     let waiting = bench
         .host
         .store()
@@ -545,6 +563,8 @@ async fn a_disabled_connector_answers_503_keeps_replies_queued_and_takes_them_wh
     );
     deliver_until_acknowledged(&client, bench.ingress, 1_890_000_000_000_000_002).await;
     assert_eq!(stored_ids(&bench.host, "twitter").await.len(), 2);
+    // The reply's next look at its connector (2 s after it was handed back) comes due.
+    bench.clock.advance(Duration::from_secs(2));
     eventually("the queued reply to be sent", async || {
         bench
             .host

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use centralino::clock::ManualClock;
 use centralino::store::Store;
 use centralino::store::leases::{Acquired, LeaseHolder, LeaseLost, lease_ttl};
 use centralino::types::{Message, MessageKind, Person};
@@ -17,7 +18,7 @@ use centralino_emulators::XApi;
 
 use crate::component;
 use crate::store::{TestStore, fresh_postgres_database, postgres_url, stores};
-use crate::support::{CrmRecorder, free_port};
+use crate::support::{CrmRecorder, eventually_within, free_port};
 
 fn dm(id: &str, text: &str) -> Message {
     Message {
@@ -66,6 +67,9 @@ fn the_lease_time_follows_the_poll_interval_unless_configured() {
 async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder() {
     for TestStore { store, backend, .. } in stores().await {
         eprintln!("backend: {backend}");
+        // The store on a clock the test moves: the lease lapses when the test says so.
+        let clock = ManualClock::at_system_time();
+        let store = store.with_clock(Arc::new(clock.clone()));
         let ttl = Duration::from_millis(400); // as `acquire` asks
         let a = LeaseHolder::new("host-a", None);
         let b = LeaseHolder::new("host-b", None);
@@ -87,8 +91,14 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
             .await
             .unwrap();
 
-        // A stops renewing (stalled, or dead); once the lease lapses B takes it over.
-        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        // A stops renewing (stalled, or dead); once the lease lapses B takes it over, and
+        // not a millisecond before.
+        clock.advance(ttl - Duration::from_millis(1));
+        assert_eq!(
+            acquire(&store, &b).await,
+            Acquired::Elsewhere("host-a".to_string())
+        );
+        clock.advance(Duration::from_millis(1));
         let Acquired::Held(fence_b) = acquire(&store, &b).await else {
             panic!("a lapsed lease is taken over");
         };
@@ -222,25 +232,21 @@ credential = "env:LEASE_TEST_X_TOKEN"
 }
 
 async fn wait_ready(client: &reqwest::Client, process: &mut Process) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
+    let what = format!("host {} to start", process.id);
+    eventually_within(Duration::from_secs(120), &what, async || {
         if let Ok(Some(status)) = process.child.try_wait() {
             panic!(
                 "host {} exited with {status} (see /tmp/lease-{}.log)",
                 process.id, process.id
             );
         }
-        let ready = client
+        client
             .get(format!("http://127.0.0.1:{}/healthz", process.port))
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("host {} did not start within 120 s", process.id);
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
 }
 
 async fn holder(store: &Store) -> Option<(String, i64)> {
@@ -279,17 +285,17 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
         wait_ready(&client, host).await;
     }
     // One of them holds the account's lease.
-    let started = Instant::now();
-    let first = loop {
-        if let Some(first) = holder(&store).await {
-            break first;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "nobody took the lease"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut first = None;
+    eventually_within(
+        Duration::from_secs(10),
+        "a host to take the lease",
+        async || {
+            first = holder(&store).await;
+            first.is_some()
+        },
+    )
+    .await;
+    let first = first.unwrap();
 
     // Customers write DMs continuously, ten a second.
     let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -321,20 +327,20 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
     victim.child.kill().unwrap();
     victim.child.wait().unwrap();
     let survivor = hosts.pop().unwrap();
-    let takeover = loop {
-        if let Some((who, generation)) = holder(&store).await
-            && who == survivor.id
-        {
-            assert!(generation > first.1, "a takeover moves the generation");
-            break killed_at.elapsed();
+    let mut takeover = Duration::ZERO;
+    let what = format!("{} to take the lease over", survivor.id);
+    eventually_within(Duration::from_secs(30), &what, async || {
+        let Some((who, generation)) = holder(&store).await else {
+            return false;
+        };
+        if who != survivor.id {
+            return false;
         }
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(30),
-            "{} never took the lease over",
-            survivor.id
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        assert!(generation > first.1, "a takeover moves the generation");
+        takeover = killed_at.elapsed();
+        true
+    })
+    .await;
     eprintln!(
         "{} killed; {} took the polling lease over {:.2} s later (lease {TTL_SECS} s, poll every {POLL_SECS} s)",
         victim.id,
@@ -357,19 +363,15 @@ async fn two_hosts_on_postgres_one_killed_the_other_takes_over_its_polling_and_n
     // killed host had claimed for delivery are delivered by the survivor once their claim
     // lapses, 30 s.)
     let started = Instant::now();
-    loop {
-        let count = {
+    eventually_within(
+        Duration::from_secs(120),
+        "every DM served to reach the CRM",
+        async || {
             let received = crm.messages(|m| m.external_id.clone());
-            served
-                .iter()
-                .filter(|id| received.contains_key(*id))
-                .count()
-        };
-        if count == served.len() || started.elapsed() > Duration::from_secs(120) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            served.iter().all(|id| received.contains_key(id))
+        },
+    )
+    .await;
     eprintln!(
         "all {} DMs at the CRM {:.1} s after the producer stopped",
         served.len(),

@@ -235,7 +235,8 @@ async fn messenger_receipts_move_a_sent_reply_to_delivered_then_read_and_tell_th
         receipts_told(&host).len() >= 2
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Every event those reports stored (before their 200) has reached the CRM.
+    all_told(&host).await;
     assert_eq!(
         receipts_told(&host),
         [
@@ -311,7 +312,7 @@ async fn a_customer_unsending_a_messenger_message_empties_the_stored_copy_and_te
     // Redelivered: nothing more. The message itself redelivered: still deleted, no text.
     assert_eq!(messenger(&url, &unsent).await, 200);
     assert_eq!(messenger(&url, &wrote).await, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    all_told(&host).await;
     assert_eq!(deleted(&host).len(), 1);
     let messages = host
         .store()
@@ -373,6 +374,15 @@ async fn a_customer_deleting_a_mention_empties_it_and_the_accounts_own_deletions
             matches!(event, CrmEvent::MessageDeleted { external_id, connector, .. }
                 if external_id == id && connector == "twitter")
         })
+    })
+    .await;
+}
+
+/// Waits until every CRM event the store holds has been delivered: a webhook answered 200
+/// stored its events first, so after this the CRM has heard all it ever will of them.
+async fn all_told(host: &Host) {
+    eventually("every stored CRM event to be delivered", async || {
+        host.store().undelivered_events("default").await.unwrap() == 0
     })
     .await;
 }

@@ -105,7 +105,6 @@ async fn after_a_restart_assignees_keep_their_conversations_and_the_queue_is_bac
         (ConversationStatus::Waiting, None)
     );
     drop(first);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     // The same store, a fresh process's worth of memory.
     let second = host(&store).await;
@@ -219,7 +218,6 @@ async fn after_a_restart_an_operator_set_online_is_online_again() {
         (ConversationStatus::Waiting, None)
     );
     drop(first);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 
     // Nobody sets presence after the restart: marco is online as he left, giulia keeps
     // the configured default.
@@ -247,7 +245,6 @@ async fn after_a_restart_an_operator_set_online_is_online_again() {
         .await
         .unwrap();
     drop(second);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let third = host_with(&store, Presence::Online).await;
     assert_eq!(
         presence_of(third).await,

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::clock::ManualClock;
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{Operator, RoutingEngine};
 use centralino::runtime::{ChannelInstance, PluginLimits};
@@ -23,7 +24,7 @@ use centralino_emulators::x::NewTweet;
 
 use crate::component;
 use crate::http::fetch;
-use crate::support::eventually;
+use crate::support::{eventually, eventually_within};
 
 const SECRET: &str = "x-consumer-secret";
 
@@ -201,7 +202,7 @@ async fn a_huge_rate_limit_header_leaves_every_tenants_replies_flowing_and_the_h
 }
 
 /// A telco with two operators and a one-second offer timeout.
-async fn routed_host(x: &XApi) -> Host {
+async fn routed_host(x: &XApi, clock: &ManualClock) -> Host {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco", "token-marco");
     x.add_user("2002", "TIM_Giulia", "Giulia", "token-giulia");
@@ -233,6 +234,7 @@ async fn routed_host(x: &XApi) -> Host {
     Host::builder()
         .connector(spec)
         .routing(engine)
+        .clock(clock.clone())
         .build()
         .await
         .unwrap()
@@ -250,7 +252,8 @@ async fn assignee(host: &Host, conversation: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_refused_for_a_reused_idempotency_key_does_not_count_as_an_answer() {
     let x = XApi::start().await.unwrap();
-    let host = routed_host(&x).await;
+    let clock = ManualClock::at_system_time();
+    let host = routed_host(&x, &clock).await;
     let tweet = x.post_tweet(NewTweet::new("42", "@TIM_Official la fibra non va"));
     let first = mention(&host, "default", &tweet.id).await;
     let holder = assignee(&host, &first).await.unwrap();
@@ -284,7 +287,9 @@ async fn a_reply_refused_for_a_reused_idempotency_key_does_not_count_as_an_answe
         .unwrap();
     assert_eq!(again.conversation_id, first);
 
-    // The offer was never answered, so its timeout takes it back from the operator.
+    // The offer was never answered, so its timeout (1 s on the host's clock) takes it back
+    // from the operator at the routing ticker's next look.
+    clock.advance(Duration::from_secs(1));
     eventually("the unanswered offer to time out", async || {
         assignee(&host, &second).await.as_deref() != Some(offered.as_str())
     })
@@ -398,19 +403,19 @@ async fn every_background_task_that_panics_is_restarted_and_readiness_shows_it_d
     );
     for task in &names {
         host.inject_task_panic(task);
-        let started = Instant::now();
-        loop {
-            if let Err(reason) = host.readiness().await {
-                assert!(reason.contains(task.as_str()), "{reason}");
-                assert!(reason.contains("injected"), "{reason}");
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{task} never went down"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let mut down = None;
+        eventually_within(
+            Duration::from_secs(10),
+            &format!("{task} to go down"),
+            async || {
+                down = host.readiness().await.err();
+                down.is_some()
+            },
+        )
+        .await;
+        let reason = down.unwrap();
+        assert!(reason.contains(task.as_str()), "{reason}");
+        assert!(reason.contains("injected"), "{reason}");
         eventually(&format!("{task} to be restarted"), async || {
             host.readiness().await.is_ok()
         })

@@ -11,7 +11,7 @@
 //! message otherwise.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use centralino::api::ApiTokens;
 use centralino::capabilities::Secret;
@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::component;
 use crate::routing::chain;
 use crate::store::{fresh_postgres_database, postgres_url};
-use crate::support::serve_rest;
+use crate::support::{eventually_within, serve_rest};
 
 const CAPACITY: u32 = 2;
 
@@ -110,14 +110,12 @@ async fn count(store: &Store, wanted: ConversationStatus) -> usize {
 
 /// Assignments the CRM was told about, once every stored event went out.
 async fn assignments_told(store: &Store, inbox: &LocalInbox) -> Vec<(String, String)> {
-    let started = Instant::now();
-    while store.undelivered_events("default").await.unwrap() > 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "CRM events not delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_within(
+        Duration::from_secs(20),
+        "every CRM event to be delivered",
+        async || store.undelivered_events("default").await.unwrap() == 0,
+    )
+    .await;
     inbox
         .events()
         .into_iter()

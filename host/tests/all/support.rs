@@ -134,14 +134,27 @@ pub fn without_each_field(
 pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Waits until `check` holds, looking every 10 ms for at most [`PATIENCE`]; the one
-/// helper every test module uses to wait for the host's background work.
-pub async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+/// helper every test module uses to wait for an asynchronous effect (the host's background
+/// work, a process starting, a browser drawing a page). Time-based decisions are not
+/// waited for: a test moves the host's `ManualClock` past them instead.
+pub async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
+    eventually_within(PATIENCE, what, check).await;
+}
+
+/// [`eventually`] with a patience of its own, for effects that take longer than
+/// [`PATIENCE`] by design (a burst of thousands of events reaching the CRM after a kill)
+/// or must come sooner (a broken start-up reported within seconds).
+pub async fn eventually_within(
+    patience: std::time::Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> bool,
+) {
     let started = std::time::Instant::now();
-    while started.elapsed() < PATIENCE {
+    while started.elapsed() < patience {
         if check().await {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("timed out after {PATIENCE:?} waiting for {what}");
+    panic!("timed out after {patience:?} waiting for {what}");
 }

@@ -61,7 +61,7 @@ impl FiguresCache {
 
     /// The figures read now (a page load asks for them), kept for the live updates.
     pub(crate) async fn fresh(&self, host: &Host) -> Arc<Figures> {
-        let figures = Arc::new(read(host, crate::clock::now_ms()).await);
+        let figures = Arc::new(read(host, host.store().now_ms()).await);
         *self.lock() = Some((Instant::now(), figures.clone()));
         figures
     }

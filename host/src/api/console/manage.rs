@@ -209,7 +209,7 @@ impl Console {
         };
         self.audit
             .record(Entry {
-                at_ms: crate::clock::now_ms(),
+                at_ms: self.host.store().now_ms(),
                 tenant: tenant.to_string(),
                 who: session.who,
                 user: session.user.as_ref().map(|u| u.username.clone()),

@@ -129,7 +129,7 @@ pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> 
         }
     };
     Snapshot {
-        taken_at_ms: crate::clock::now_ms(),
+        taken_at_ms: host.store().now_ms(),
         ready: host.readiness().await,
         tenants,
         unhealthy: host

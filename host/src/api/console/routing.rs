@@ -174,7 +174,7 @@ pub(crate) async fn run_replay(
         .with_routing(tenant, |engine| engine.chain().spec().to_string())
         .await
         .map_err(|e| e.to_string())?;
-    let to_ms = crate::clock::now_ms().saturating_add(1);
+    let to_ms = host.store().now_ms().saturating_add(1);
     let from_ms = to_ms.saturating_sub(hours.saturating_mul(3_600_000));
     let traffic = host
         .stored_traffic(tenant, from_ms, to_ms)

@@ -109,7 +109,7 @@ impl Sessions {
     pub(crate) async fn open(&self, who: Who, user: Option<ConsoleUser>) -> anyhow::Result<String> {
         let secret = random_token();
         let id = key(&secret);
-        let now = crate::clock::now_ms();
+        let now = self.store.now_ms();
         let session = StoredSession {
             label: id[..8].to_string(),
             id,
@@ -140,7 +140,7 @@ impl Sessions {
                 return None;
             }
         };
-        let now = crate::clock::now_ms();
+        let now = self.store.now_ms();
         let alive = now.saturating_sub(stored.last_seen) < ms(IDLE)
             && now.saturating_sub(stored.created_at) < ms(LIFETIME);
         let who = Who::parse(&stored.who);

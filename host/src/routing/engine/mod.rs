@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use super::agents::{Operator, Roster};
 use super::chain::{Outcome, PolicyChain};
-use super::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock};
 use super::conversations::{
     Conversation, ConversationId, Conversations, CustomerHistory, CustomerMessage, Exclusion,
     Status,
@@ -214,6 +214,11 @@ impl RoutingEngine {
             handling_window: 50,
             operators: Vec::new(),
         }
+    }
+
+    /// Moves the engine onto `clock` (the host's, when the host was given one).
+    pub(crate) fn use_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// The engine's time.
