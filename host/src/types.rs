@@ -342,36 +342,40 @@ pub struct RoutingDecision {
     pub reason: String,
 }
 
-/// Whether `text` shows nothing: empty, or only whitespace, control characters and the
-/// invisible format characters (zero-width spaces and joiners, direction marks, word
-/// joiners, byte-order marks, soft hyphens, Hangul fillers, variation selectors, tags).
+/// Whether `text` shows nothing: empty, or only [blank characters](is_blank_char).
 /// Sent as a post, such a text is a blank post; replies must have something to read.
 pub(crate) fn is_blank_text(text: &str) -> bool {
-    text.chars().all(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(
-                c,
-                '\u{00AD}'
-                    | '\u{034F}'
-                    | '\u{061C}'
-                    | '\u{115F}'
-                    | '\u{1160}'
-                    | '\u{17B4}'
-                    | '\u{17B5}'
-                    | '\u{180B}'..='\u{180F}'
-                    | '\u{200B}'..='\u{200F}'
-                    | '\u{202A}'..='\u{202E}'
-                    | '\u{2060}'..='\u{206F}'
-                    | '\u{2800}'
-                    | '\u{3164}'
-                    | '\u{FE00}'..='\u{FE0F}'
-                    | '\u{FEFF}'
-                    | '\u{FFA0}'
-                    | '\u{E0000}'..='\u{E007F}'
-                    | '\u{E0100}'..='\u{E01EF}'
-            )
-    })
+    text.chars().all(is_blank_char)
+}
+
+/// Whether `c` shows nothing: whitespace, control characters and the invisible format
+/// characters (zero-width spaces and joiners, direction marks, word joiners, byte-order
+/// marks, soft hyphens, Hangul fillers, variation selectors, tags). The OpenAPI document
+/// derives its pattern for a reply's text from this.
+pub(crate) fn is_blank_char(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{E0000}'..='\u{E007F}'
+                | '\u{E0100}'..='\u{E01EF}'
+        )
 }
 
 #[cfg(test)]

@@ -2,12 +2,16 @@
 //!
 //! - `plugins`: builds every crate under `plugins/` into a WebAssembly component in
 //!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
-//! - `test`: builds the plugins, then runs the whole test suite (the README's test command).
+//! - `test`: builds the plugins, then runs the whole test suite (the README's test command),
+//!   schemathesis against the REST API included.
 //! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
 //!   arguments given (`cargo xtask demo --console` keeps the host and its console up).
 //! - `public-api`: lists the library's public API (from rustdoc's JSON, no default
 //!   features) into `host/public-api.txt`; `public-api --check` fails when the list and
 //!   the code differ, so nothing becomes public by accident (`test` runs the check).
+//! - `schemathesis`: builds the plugins and the host, installs a pinned schemathesis into
+//!   `target/schemathesis-venv`, and runs it with every check against the REST API of a
+//!   real `centralino run` (see `schemathesis.rs`); `test` runs it too.
 //! - `bench`: builds the plugins, then runs the benchmark report (`centralino-bench`, a
 //!   release build) and writes it to `target/bench-report.md`; arguments go to the report
 //!   (`cargo xtask bench -- --help`). See `BENCHMARKS.md`.
@@ -23,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+mod schemathesis;
+
 const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
 const WASM_TOOLS_VERSION: &str = "1.263.0";
 
@@ -34,10 +40,11 @@ fn main() -> ExitCode {
         "test" => test(),
         "demo" => demo(&args[1..]),
         "bench" => bench(&args[1..]),
+        "schemathesis" => build_plugins().and_then(|_| schemathesis::run_against_host()),
         "public-api" => public_api(args.get(1).map(String::as_str) == Some("--check")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]|public-api [--check]>"
+                "usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]|public-api [--check]|schemathesis>"
             );
             return ExitCode::from(2);
         }
@@ -416,6 +423,9 @@ fn test() -> anyhow::Result<()> {
         .current_dir(root.join("plugins")))
     .context("plugin code is not formatted: run `cargo fmt --all` in plugins/")?;
     public_api(true)?;
+    // The REST API as an outside client meets it (a real host, the checked-in OpenAPI
+    // document), before the suites, so the run closes on the main suite's summary.
+    schemathesis::run_against_host()?;
     // Doc tests first, so the run closes on the main suite's summary.
     step("running documentation tests");
     run(Command::new("cargo")

@@ -38,6 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiPath, ApiQuery, ApiTokens, ErrorCode, JsonBody, bearer};
 use crate::Host;
+use crate::error::Error;
+use crate::routing::RoutingError;
 use crate::store::{ConversationRecord, ConversationStatus, OutboxEntry, OutboxStatus};
 use crate::types::{Attachment, MessageKind, Person, Presence};
 
@@ -45,6 +47,8 @@ use crate::types::{Attachment, MessageKind, Person, Presence};
 const DEFAULT_LIMIT: usize = 100;
 /// Most conversations listed at once.
 const MAX_LIMIT: usize = 1000;
+/// Largest `offset` accepted (`i64::MAX`, as the OpenAPI document says).
+const MAX_OFFSET: u64 = i64::MAX.unsigned_abs();
 /// Longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Outbox keys of API replies start with this, so they never meet the host's own keys.
@@ -146,10 +150,12 @@ impl Api {
             .await
             .ok()
             .flatten()
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::OperatorNotFound, format!("no operator `{id}`"))
-            })
+            .ok_or_else(|| operator_not_found(id))
     }
+}
+
+fn operator_not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::OperatorNotFound, format!("no operator `{id}`"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -326,7 +332,7 @@ struct ListQuery {
     status: Option<StatusFilter>,
     assignee: Option<String>,
     limit: Option<usize>,
-    offset: Option<usize>,
+    offset: Option<u64>,
 }
 
 async fn list_conversations(
@@ -339,6 +345,13 @@ async fn list_conversations(
         return Err(ApiError::new(
             ErrorCode::InvalidRequest,
             format!("`limit` must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("`offset` must be between 0 and {MAX_OFFSET}"),
         ));
     }
     let status = query.status.as_ref().map(StatusFilter::status);
@@ -360,7 +373,7 @@ async fn list_conversations(
     let total = matching.len();
     let conversations = matching
         .into_iter()
-        .skip(query.offset.unwrap_or(0))
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
         .take(limit)
         .map(ConversationView::from)
         .collect();
@@ -540,8 +553,18 @@ async fn set_presence(
     JsonBody(body): JsonBody<PresenceBody>,
 ) -> Result<Json<OperatorView>, ApiError> {
     let tenant = &caller.tenant;
-    api.operator(tenant, &id).await?;
-    api.host.set_presence(tenant, &id, body.presence).await?;
+    // The operator is the route's resource: routing's own refusal (no such operator, or
+    // no routing and so no operators at all) is this route's `404`, not a pre-check.
+    match api.host.set_presence(tenant, &id, body.presence).await {
+        Ok(()) => {}
+        Err(Error::RoutingNotConfigured { .. }) => return Err(operator_not_found(&id)),
+        Err(Error::Routing { source, .. })
+            if matches!(*source, RoutingError::UnknownOperator(_)) =>
+        {
+            return Err(operator_not_found(&id));
+        }
+        Err(other) => return Err(other.into()),
+    }
     Ok(Json(api.operator(tenant, &id).await?))
 }
 

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::ErrorCode;
+use crate::types::is_blank_char;
 
 /// The document.
 pub fn document() -> Value {
@@ -51,8 +52,39 @@ fn path_parameter(name: &str, description: &str) -> Value {
         "in": "path",
         "required": true,
         "description": description,
-        "schema": { "type": "string" }
+        "schema": { "type": "string", "minLength": 1 }
     })
+}
+
+/// A pattern that a string matches when it has at least one character `blank` does not
+/// take: a class of every other character, written as `\uXXXX` escapes (and, beyond the
+/// Basic Multilingual Plane, as the characters themselves), which ECMA-262 and Python
+/// regular expressions read alike.
+fn not_only(blank: impl Fn(char) -> bool) -> String {
+    let mut ranges: Vec<(char, char)> = Vec::new();
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        if !blank(c) {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some((_, last)) if u32::from(*last) + 1 == u32::from(c) => *last = c,
+            _ => ranges.push((c, c)),
+        }
+    }
+    let escape = |c: char| match u32::from(c) {
+        code @ 0..=0xFFFF => format!("\\u{code:04X}"),
+        _ => c.to_string(),
+    };
+    let mut class = String::from("[^");
+    for (first, last) in ranges {
+        class.push_str(&escape(first));
+        if last != first {
+            class.push('-');
+            class.push_str(&escape(last));
+        }
+    }
+    class.push(']');
+    class
 }
 
 fn reference(kind: &str, name: &str) -> Value {
@@ -97,6 +129,38 @@ fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// `response` with links to the operations that take what it returns: each named by
+/// `(link name, operationId, parameter, runtime expression)`. Clients (and schemathesis's
+/// stateful tests) follow them from a list to an item and from a reply to its status.
+fn linked(mut response: Value, links: &[(&str, &str, &str, &str)]) -> Value {
+    let links: serde_json::Map<String, Value> = links
+        .iter()
+        .map(|(name, operation, parameter, expression)| {
+            (
+                (*name).to_string(),
+                json!({ "operationId": operation, "parameters": { *parameter: expression } }),
+            )
+        })
+        .collect();
+    response["links"] = Value::Object(links);
+    response
+}
+
+/// Links from a response that holds a conversation's id at `expression` to what can be
+/// done with that conversation.
+fn conversation_links(response: Value, expression: &str) -> Value {
+    linked(
+        response,
+        &[
+            ("GetConversation", "getConversation", "id", expression),
+            ("ListMessages", "listMessages", "id", expression),
+            ("Reply", "reply", "id", expression),
+            ("Resolve", "resolveConversation", "id", expression),
+            ("Transfer", "transferConversation", "id", expression),
+        ],
+    )
+}
+
 fn with(mut responses: serde_json::Map<String, Value>, status: &str, response: Value) -> Value {
     responses.insert(status.to_string(), response);
     Value::Object(responses)
@@ -129,10 +193,10 @@ fn paths() -> Value {
                     {
                         "name": "offset", "in": "query", "required": false,
                         "description": "Skip this many first (default 0).",
-                        "schema": { "type": "integer", "minimum": 0, "maximum": 9_223_372_036_854_775_807_i64 }
+                        "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX }
                     }
                 ],
-                "responses": with(errors(&["400", "401"]), "200", ok("The conversations and how many match in all.", "ConversationList"))
+                "responses": with(errors(&["400", "401"]), "200", conversation_links(ok("The conversations and how many match in all.", "ConversationList"), "$response.body#/conversations/0/id"))
             }
         },
         "/api/v1/conversations/{id}": {
@@ -140,7 +204,7 @@ fn paths() -> Value {
                 "operationId": "getConversation",
                 "summary": "One conversation.",
                 "parameters": [conversation],
-                "responses": with(errors(&["401", "404"]), "200", ok("The conversation.", "Conversation"))
+                "responses": with(errors(&["400", "401", "404"]), "200", conversation_links(ok("The conversation.", "Conversation"), "$response.body#/id"))
             }
         },
         "/api/v1/conversations/{id}/messages": {
@@ -148,7 +212,7 @@ fn paths() -> Value {
                 "operationId": "listMessages",
                 "summary": "A conversation's messages, oldest first: the customer's (`inbound`) and the replies sent (`outbound`).",
                 "parameters": [conversation],
-                "responses": with(errors(&["401", "404"]), "200", ok("The messages.", "MessageList"))
+                "responses": with(errors(&["400", "401", "404"]), "200", ok("The messages.", "MessageList"))
             }
         },
         "/api/v1/conversations/{id}/replies": {
@@ -160,11 +224,14 @@ fn paths() -> Value {
                     {
                         "name": "Idempotency-Key", "in": "header", "required": true,
                         "description": "Unique per reply, 1 to 200 visible ASCII characters. Sending the same request again returns the reply queued the first time.",
-                        "schema": { "type": "string", "minLength": 1, "maxLength": 200 }
+                        "schema": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$" }
                     }
                 ],
                 "requestBody": json_body("ReplyRequest"),
-                "responses": with(errors(&body_errors), "202", ok("Queued (or, for a repeated key, the reply queued the first time). Follow it with `GET /api/v1/replies/{id}` or the CRM events.", "Reply"))
+                "responses": with(errors(&body_errors), "202", linked(ok("Queued (or, for a repeated key, the reply queued the first time). Follow it with `GET /api/v1/replies/{id}` or the CRM events.", "Reply"), &[
+                    ("GetReply", "getReply", "id", "$response.body#/id"),
+                    ("GetConversation", "getConversation", "id", "$response.body#/conversation_id"),
+                ]))
             }
         },
         "/api/v1/conversations/{id}/resolve": {
@@ -172,7 +239,10 @@ fn paths() -> Value {
                 "operationId": "resolveConversation",
                 "summary": "Close a conversation: the operator's seat frees and the queue moves. Resolving a resolved conversation changes nothing.",
                 "parameters": [conversation],
-                "responses": with(errors(&["401", "404", "409"]), "200", ok("The conversation, resolved.", "Conversation"))
+                "responses": with(errors(&["400", "401", "404", "409"]), "200", linked(ok("The conversation, resolved.", "Conversation"), &[
+                    ("GetConversation", "getConversation", "id", "$response.body#/id"),
+                    ("ListMessages", "listMessages", "id", "$response.body#/id"),
+                ]))
             }
         },
         "/api/v1/conversations/{id}/transfer": {
@@ -181,14 +251,16 @@ fn paths() -> Value {
                 "summary": "Hand a conversation to another operator (presence is not checked, capacity is). Afterwards any operator may reply to it.",
                 "parameters": [conversation],
                 "requestBody": json_body("TransferRequest"),
-                "responses": with(errors(&body_errors), "200", ok("The conversation, with its new assignee.", "Conversation"))
+                "responses": with(errors(&body_errors), "200", conversation_links(ok("The conversation, with its new assignee.", "Conversation"), "$response.body#/id"))
             }
         },
         "/api/v1/operators": {
             "get": {
                 "operationId": "listOperators",
                 "summary": "The tenant's operators with their presence and load.",
-                "responses": with(errors(&["401"]), "200", ok("The operators.", "OperatorList"))
+                "responses": with(errors(&["401"]), "200", linked(ok("The operators.", "OperatorList"), &[
+                    ("SetPresence", "setPresence", "id", "$response.body#/operators/0/id"),
+                ]))
             }
         },
         "/api/v1/operators/{id}/presence": {
@@ -205,7 +277,9 @@ fn paths() -> Value {
                 "operationId": "getReply",
                 "summary": "Where a reply stands.",
                 "parameters": [reference("parameters", "replyId")],
-                "responses": with(errors(&["401", "404"]), "200", ok("The reply.", "Reply"))
+                "responses": with(errors(&["400", "401", "404"]), "200", linked(ok("The reply.", "Reply"), &[
+                    ("GetConversation", "getConversation", "id", "$response.body#/conversation_id"),
+                ]))
             }
         },
         "/openapi.json": {
@@ -253,7 +327,7 @@ fn responses() -> Value {
         })
     };
     json!({
-        "BadRequest": error("`malformed_json`, `invalid_request` or `invalid_idempotency_key`."),
+        "BadRequest": error("`malformed_json`, `invalid_request` (a body, query or path that is not what the route takes: also a path segment that is not UTF-8 once percent-decoded) or `invalid_idempotency_key`."),
         "Unauthorized": error("`unauthorized`: no bearer token, or not a tenant's."),
         "NotFound": error("`conversation_not_found`, `operator_not_found` or `reply_not_found` (also when it is another tenant's)."),
         "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused` or `refused`."),
@@ -388,8 +462,8 @@ fn schemas() -> Value {
         })),
         "MessageList": object(json!({ "messages": list("Message") })),
         "ReplyRequest": request(json!({
-            "operator": { "type": "string", "minLength": 1, "description": "The operator replying." },
-            "text": { "type": "string", "minLength": 1 }
+            "operator": { "type": "string", "pattern": not_only(char::is_whitespace), "description": "The operator replying (`422 unknown_operator` when the tenant has no such operator)." },
+            "text": { "type": "string", "pattern": not_only(is_blank_char), "description": "Something to read: not only whitespace, control or invisible characters (zero-width spaces, direction marks, variation selectors…)." }
         }), &["operator", "text"]),
         "Reply": object(json!({
             "id": string(),
@@ -403,7 +477,7 @@ fn schemas() -> Value {
             "external_id": { "type": ["string", "null"], "description": "The platform's id, once sent." }
         })),
         "TransferRequest": request(json!({
-            "to": { "type": "string", "minLength": 1, "description": "The operator who takes it." }
+            "to": { "type": "string", "pattern": not_only(char::is_whitespace), "description": "The operator who takes it (`422 unknown_operator` when the tenant has no such operator)." }
         }), &["to"]),
         "PresenceRequest": request(json!({ "presence": schema("Presence") }), &["presence"]),
         "Operator": object(json!({
@@ -418,4 +492,60 @@ fn schemas() -> Value {
         "OperatorList": object(json!({ "operators": list("Operator") })),
         "Ready": object(json!({ "status": { "type": "string", "enum": ["ready"] } }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The characters a `[^…]` class from [`not_only`] leaves out, read back from its text.
+    fn excluded(class: &str) -> Vec<(u32, u32)> {
+        let inner = class
+            .strip_prefix("[^")
+            .and_then(|c| c.strip_suffix(']'))
+            .unwrap_or_default();
+        let mut chars = inner.chars().peekable();
+        let next = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<u32> {
+            let c = chars.next()?;
+            if c != '\\' {
+                return Some(u32::from(c));
+            }
+            assert_eq!(chars.next(), Some('u'), "{class}");
+            let hex: String = chars.by_ref().take(4).collect();
+            u32::from_str_radix(&hex, 16).ok()
+        };
+        let mut ranges = Vec::new();
+        while let Some(first) = next(&mut chars) {
+            let last = if chars.peek() == Some(&'-') {
+                chars.next();
+                next(&mut chars).unwrap_or(first)
+            } else {
+                first
+            };
+            ranges.push((first, last));
+        }
+        ranges
+    }
+
+    #[test]
+    fn the_patterns_refuse_exactly_what_the_server_refuses() {
+        for (blank, class) in [
+            (is_blank_char as fn(char) -> bool, not_only(is_blank_char)),
+            (
+                char::is_whitespace as fn(char) -> bool,
+                not_only(char::is_whitespace),
+            ),
+        ] {
+            let ranges = excluded(&class);
+            for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+                let code = u32::from(c);
+                let left_out = ranges.iter().any(|(a, b)| (*a..=*b).contains(&code));
+                assert_eq!(left_out, blank(c), "U+{code:04X} in {class}");
+            }
+        }
+        // What the reply's text pattern says, on the server's own examples.
+        let text = not_only(is_blank_char);
+        assert!(text.starts_with("[^\\u0000-\\u0020"), "{text}");
+        assert!(text.contains('\u{E0000}'), "{text}");
+    }
 }

@@ -635,6 +635,28 @@ async fn bad_input_gets_the_right_4xx_with_a_json_error() {
             code: "invalid_request",
         },
         Case {
+            what: "an offset past the documented bound (i64::MAX)",
+            token: Some(ACME),
+            method: "GET",
+            template: "/api/v1/conversations",
+            path: "/api/v1/conversations?offset=9223372036854775808".into(),
+            headers: vec![],
+            body: None,
+            status: 400,
+            code: "invalid_request",
+        },
+        Case {
+            what: "a conversation id that is not UTF-8 once decoded",
+            token: Some(ACME),
+            method: "GET",
+            template: "/api/v1/conversations/{id}",
+            path: "/api/v1/conversations/%FF".into(),
+            headers: vec![],
+            body: None,
+            status: 400,
+            code: "invalid_request",
+        },
+        Case {
             what: "the presence of an unknown operator",
             token: Some(ACME),
             method: "PUT",
@@ -725,6 +747,18 @@ async fn bad_input_gets_the_right_4xx_with_a_json_error() {
             case.what
         );
     }
+
+    // The largest documented offset is taken: nothing is that far down the list.
+    let far = sidecar
+        .get(
+            ACME,
+            "/api/v1/conversations",
+            "/api/v1/conversations?offset=9223372036854775807",
+        )
+        .await;
+    assert_eq!(far.status, 200, "{}", far.text);
+    assert_eq!(far.body["conversations"], json!([]), "{}", far.text);
+    assert_eq!(far.body["total"], 2, "{}", far.text);
 
     // Routes and methods that do not exist answer JSON too.
     let error = sidecar.spec.schema("Error");
