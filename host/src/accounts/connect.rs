@@ -11,6 +11,7 @@ impl AccountBook {
         tenant: &str,
         connector: &str,
         account: Option<&str>,
+        return_to: ReturnTo,
     ) -> Result<ConnectStart, Error> {
         let app = self
             .apps
@@ -52,6 +53,7 @@ impl AccountBook {
                     account: account.map(str::to_string),
                     sealed_verifier,
                     expires_at: ms(expires_at),
+                    return_to: return_to.stored(),
                 },
             )
             .await?;
@@ -92,23 +94,38 @@ impl AccountBook {
 
     /// Completes a connect flow from the platform's callback to `tenant`'s route: refuses
     /// an unknown, replayed, expired or other tenant's state, exchanges the code, checks
-    /// who the token acts as, and stores the tokens. Answers the accounts connected.
+    /// who the token acts as, and stores the tokens. Answers where the browser goes next
+    /// (known once the state is) and the accounts connected.
     pub(crate) async fn complete_connect(
         &self,
         tenant: &str,
         state: &str,
         code: &str,
-    ) -> Result<Vec<AccountStatus>, Error> {
+    ) -> (ReturnTo, Result<Vec<AccountStatus>, Error>) {
         // Taken (deleted) whatever follows: a state is good for one callback.
-        let pending = self
-            .store
-            .take_connect(&hash(state))
-            .await?
-            .ok_or_else(|| {
-                Error::Refused(
-                    "unknown or already used OAuth state: start the connect flow again".to_string(),
-                )
-            })?;
+        let pending = match self.store.take_connect(&hash(state)).await {
+            Ok(Some(pending)) => pending,
+            Ok(None) => {
+                return (
+                    ReturnTo::Page,
+                    Err(Error::Refused(
+                        "unknown or already used OAuth state: start the connect flow again"
+                            .to_string(),
+                    )),
+                );
+            }
+            Err(e) => return (ReturnTo::Page, Err(e.into())),
+        };
+        let return_to = ReturnTo::from_stored(pending.return_to.as_deref());
+        (return_to, self.finish_connect(tenant, pending, code).await)
+    }
+
+    async fn finish_connect(
+        &self,
+        tenant: &str,
+        pending: PendingConnect,
+        code: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
         if pending.tenant != tenant {
             return Err(Error::Refused(
                 "this OAuth state was issued for another tenant".to_string(),

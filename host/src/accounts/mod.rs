@@ -119,6 +119,31 @@ pub struct ConnectStart {
     pub expires_at: u64,
 }
 
+/// Where the admin's browser goes once a connect flow's callback is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReturnTo {
+    /// A short page saying what was connected (the CLI and the admin API).
+    Page,
+    /// Back to the console's connectors page, where the flow was started.
+    Console,
+}
+
+impl ReturnTo {
+    fn stored(self) -> Option<String> {
+        match self {
+            ReturnTo::Page => None,
+            ReturnTo::Console => Some("console".to_string()),
+        }
+    }
+
+    fn from_stored(stored: Option<&str>) -> ReturnTo {
+        match stored {
+            Some("console") => ReturnTo::Console,
+            _ => ReturnTo::Page,
+        }
+    }
+}
+
 /// The clock the account book reads expiry against: milliseconds since the epoch.
 /// Default: the host's wall clock; a simulation gives its own.
 pub type AccountClock = Arc<dyn Fn() -> u64 + Send + Sync>;
