@@ -301,16 +301,35 @@ impl AccountBook {
         let Some(step) = &app.declaration.subscribe else {
             return Ok(());
         };
-        let url = oauth::endpoint(
+        let mut url = oauth::endpoint(
             &app.app.endpoints,
             |e| e.subscribe_url.as_ref(),
             Some(&step.url),
         )
         .unwrap_or_default()
         .replace("{account}", &key.2);
-        let token = Secret::new(access.to_string());
-        let outcome =
-            oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+        let id = (key.0.clone(), key.1.clone());
+        let outcome = match &step.webhook {
+            // The app's webhook first (once per app), then the account's subscription to it.
+            Some(registration) => self
+                .webhook_id(&id, app, registration)
+                .await
+                .map(|webhook| url = url.replace("{webhook}", &webhook)),
+            None => Ok(()),
+        };
+        let outcome = match outcome {
+            Ok(()) => {
+                let token = Secret::new(access.to_string());
+                let answered =
+                    oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+                if answered.is_err() && step.webhook.is_some() {
+                    // The webhook may be gone at the platform: look for it again next time.
+                    self.forget_webhook(&id);
+                }
+                answered
+            }
+            Err(e) => Err(e),
+        };
         let at = outcome.is_ok().then(|| ms(crate::clock::now_ms()));
         self.store
             .set_subscribed(key, at)

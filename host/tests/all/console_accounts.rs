@@ -2,7 +2,8 @@
 //! admin connects an operator's X account through the X emulator's OAuth consent page and
 //! comes back to the console, where the account shows `connected`; a re-authorisation as
 //! the wrong user is refused with the way back; a Connect without the CSRF token is
-//! refused. Screenshots go to `target/console/`.
+//! refused. Connecting also registers the host's webhook with X (its CRC answered by the
+//! ingress) and subscribes the account, which the page shows as a live subscription. Screenshots go to `target/console/`.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +69,10 @@ async fn host_with_operators(x: &XApi) -> (Host, String) {
         .secrets(secrets);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = format!("http://{}", listener.local_addr().unwrap());
+    // The webhook X is asked to call: the ingress, answering its CRC.
+    let ingress_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingress = format!("http://{}", ingress_listener.local_addr().unwrap());
+    x.set_webhook_app("console-app-token", "consumer-secret");
     let base = x.base_url();
     let app = OAuthApp {
         client_id: Secret::new(CLIENT_ID),
@@ -78,8 +83,14 @@ async fn host_with_operators(x: &XApi) -> (Host, String) {
             token_url: Some(format!("{base}/2/oauth2/token")),
             revoke_url: Some(format!("{base}/2/oauth2/revoke")),
             identity_url: Some(format!("{base}/2/users/me")),
+            subscribe_url: Some(format!(
+                "{base}/2/account_activity/webhooks/{{webhook}}/subscriptions/all"
+            )),
+            webhooks_url: Some(format!("{base}/2/webhooks")),
             ..Endpoints::default()
         },
+        webhook_url: Some(format!("{ingress}/webhooks/twitter")),
+        app_token: Some(Secret::new("console-app-token")),
     };
     let host = Host::builder()
         .connector(spec)
@@ -90,6 +101,8 @@ async fn host_with_operators(x: &XApi) -> (Host, String) {
         .unwrap();
     let api = AdminApi::new(host.clone(), Some(&Secret::new(TOKEN)));
     tokio::spawn(async move { api.serve(listener).await.unwrap() });
+    let serving = host.clone();
+    tokio::spawn(async move { serving.serve(ingress_listener).await.unwrap() });
     (host, admin)
 }
 
@@ -125,6 +138,10 @@ async fn in_a_browser_an_admin_connects_an_operators_account_through_the_platfor
         browser.text("#connect-default-twitter-2001").await,
         "Connect"
     );
+    assert_eq!(
+        browser.text("#webhooks-default-twitter-2001").await,
+        "subscription not live"
+    );
     assert!(fits_width(&browser).await);
     browser.screenshot("connectors-accounts").await;
 
@@ -156,6 +173,12 @@ async fn in_a_browser_an_admin_connects_an_operators_account_through_the_platfor
         browser.text("#connect-default-twitter-2001").await,
         "Re-authorise"
     );
+    // Connecting registered the host's webhook with X and subscribed the account.
+    assert_eq!(
+        browser.text("#webhooks-default-twitter-2001").await,
+        "subscription live"
+    );
+    assert_eq!(x.webhook_registrations(), 1);
     browser
         .wait_for_text("#account-state-default-twitter-2002", "Disconnected")
         .await;
