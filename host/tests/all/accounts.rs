@@ -734,6 +734,7 @@ async fn an_admin_connects_an_operators_account_from_the_command_line_and_rotate
     x.add_user("1001", "TIM_Official", "TIM", "static-token-tim");
     x.add_user("2001", "TIM_Marco", "Marco", "never-used-2001");
     x.add_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    x.set_webhook_app(APP_TOKEN, CONSUMER_SECRET);
     let dir = tempfile::tempdir().unwrap();
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -767,6 +768,10 @@ authorize_url = "{base}/i/oauth2/authorize"
 token_url = "{base}/2/oauth2/token"
 revoke_url = "{base}/2/oauth2/revoke"
 identity_url = "{base}/2/users/me"
+webhook_url = "http://{public}/webhooks/twitter"
+app_token = "env:TEST_X_APP_TOKEN"
+webhooks_url = "{base}/2/webhooks"
+subscribe_url = "{base}/2/account_activity/webhooks/{{webhook}}/subscriptions/all"
 
 [[connectors.accounts]]
 id = "1001"
@@ -794,6 +799,7 @@ credential = "connected"
             .env("TEST_X_CLIENT_ID", CLIENT_ID)
             .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
             .env("TEST_X_TOKEN_TIM", "static-token-tim")
+            .env("TEST_X_APP_TOKEN", APP_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -901,6 +907,7 @@ credential = "connected"
                 .env("TEST_X_CLIENT_ID", CLIENT_ID)
                 .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
                 .env("TEST_X_TOKEN_TIM", "static-token-tim")
+                .env("TEST_X_APP_TOKEN", APP_TOKEN)
                 .output()
                 .unwrap()
         })
@@ -913,6 +920,24 @@ credential = "connected"
         .unwrap_or_default();
     assert!(
         line.contains("TIM_Marco") && line.contains("connected"),
+        "{text}"
+    );
+    // The config's webhook URL was registered with X (its CRC answered) and the account
+    // subscribed; `accounts list` says so.
+    assert_eq!(x.webhook_registrations(), 1);
+    assert_eq!(x.crc_checks(), (1, 1));
+    assert_eq!(
+        x.webhooks()[0].url,
+        format!("http://{public}/webhooks/twitter")
+    );
+    let listed = cli(&["accounts", "list"]).await.unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("2001"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("subscribed") && !line.contains("NOT SUBSCRIBED"),
         "{text}"
     );
 
@@ -943,6 +968,17 @@ credential = "connected"
     assert_eq!(code, 200);
     let accounts: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(accounts[0]["state"], "connected", "{body}");
+    // The restarted host subscribes again without registering the webhook twice: it finds
+    // it by listing the app's webhooks.
+    let subscribed = cli(&["accounts", "subscribe", "twitter"]).await.unwrap();
+    assert!(
+        subscribed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&subscribed.stderr)
+    );
+    assert_eq!(x.webhook_registrations(), 1);
+    assert_eq!(x.subscribe_calls(), 2);
+    assert_eq!(x.subscriptions().len(), 1);
     // The token opens with the new key: disconnecting revokes it at X, which needs it.
     let sent = http
         .post(format!(
