@@ -120,6 +120,15 @@ impl AccountBook {
         (return_to, self.finish_connect(tenant, pending, code).await)
     }
 
+    /// Spends the state of a flow the platform ended without a code (the user refused
+    /// consent); answers where the browser goes next.
+    pub(crate) async fn abandon_connect(&self, state: &str) -> ReturnTo {
+        match self.store.take_connect(&hash(state)).await {
+            Ok(Some(pending)) => ReturnTo::from_stored(pending.return_to.as_deref()),
+            _ => ReturnTo::Page,
+        }
+    }
+
     async fn finish_connect(
         &self,
         tenant: &str,

@@ -126,16 +126,23 @@ async fn tenant_callback(
 /// the platform's site, browsers withhold the console's `SameSite=Strict` session cookie,
 /// but not on a navigation this page starts.
 async fn callback(admin: &AdminApi, tenant: &str, query: CallbackQuery, console: &str) -> Response {
-    let (Some(state), Some(code)) = (query.state, query.code) else {
-        let why = match query.error {
+    let (Some(state), Some(code)) = (query.state.as_deref(), query.code.as_deref()) else {
+        let why = match &query.error {
             Some(error) => format!("the platform answered `{error}`: nothing was connected"),
             None => "the callback carries no `state` and `code`".to_string(),
         };
-        return page(StatusCode::BAD_REQUEST, "Not connected", &why, None);
+        // A refused consent still names its flow: spend it, and lead back to the console
+        // when it started there.
+        let back = match (&query.error, query.state.as_deref()) {
+            (Some(_), Some(state)) => admin.host().abandon_connect(state).await,
+            _ => ReturnTo::Page,
+        };
+        let console = (back == ReturnTo::Console).then_some((console, false));
+        return page(StatusCode::BAD_REQUEST, "Not connected", &why, console);
     };
     let (return_to, outcome) = admin
         .host()
-        .complete_connect_returning(tenant, &state, &code)
+        .complete_connect_returning(tenant, state, code)
         .await;
     let console = (return_to == ReturnTo::Console).then_some(console);
     match outcome {

@@ -53,6 +53,12 @@ impl Host {
         self.complete_connect_returning(tenant, state, code).await.1
     }
 
+    /// Ends a connect flow the platform sent back without a code (consent refused): its
+    /// state is spent; answers where the browser goes next.
+    pub(crate) async fn abandon_connect(&self, state: &str) -> ReturnTo {
+        self.inner.accounts.abandon_connect(state).await
+    }
+
     /// [`Host::complete_connect`], with where the browser goes next.
     pub(crate) async fn complete_connect_returning(
         &self,

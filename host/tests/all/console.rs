@@ -433,7 +433,7 @@ impl Browser {
         .await
     }
 
-    async fn resize(&self, width: u32, height: u32) {
+    pub(crate) async fn resize(&self, width: u32, height: u32) {
         self.call(
             "POST",
             "/window/rect",

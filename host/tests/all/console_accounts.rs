@@ -213,6 +213,22 @@ async fn in_a_browser_an_admin_connects_an_operators_account_through_the_platfor
         .wait_for_text("#account-state-default-twitter-2002", "Disconnected")
         .await;
 
+    // Refusing consent on X's page leads back to the console too; nothing changes.
+    browser.click("#connect-default-twitter-2002").await;
+    browser.click("#cancel").await;
+    browser.wait_for_text("#outcome", "access_denied").await;
+    browser.click("#back").await;
+    browser
+        .wait_for_text("#account-state-default-twitter-2002", "Disconnected")
+        .await;
+
+    // At phone width the accounts fit: no sideways scrolling.
+    browser.resize(390, 844).await;
+    browser.find("#account-default-twitter-2001").await;
+    assert!(fits_width(&browser).await);
+    browser.screenshot("connectors-accounts-phone").await;
+    browser.resize(1280, 900).await;
+
     // In Italian too.
     browser.click("#lang").await;
     browser
@@ -266,11 +282,12 @@ async fn in_a_browser_an_admin_connects_an_operators_account_through_the_platfor
         "{body}"
     );
     let audit = page(&http, &format!("{console}/audit"), &cookie).await;
+    // The refused consent's start, and this one; not the POST without the token.
     assert_eq!(
         audit
             .matches("Start connecting default/twitter/2002</td>")
             .count(),
-        1,
+        2,
         "{audit}"
     );
 }
