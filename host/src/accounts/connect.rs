@@ -11,6 +11,7 @@ impl AccountBook {
         tenant: &str,
         connector: &str,
         account: Option<&str>,
+        return_to: ReturnTo,
     ) -> Result<ConnectStart, Error> {
         let app = self
             .apps
@@ -52,6 +53,7 @@ impl AccountBook {
                     account: account.map(str::to_string),
                     sealed_verifier,
                     expires_at: ms(expires_at),
+                    return_to: return_to.stored(),
                 },
             )
             .await?;
@@ -92,23 +94,47 @@ impl AccountBook {
 
     /// Completes a connect flow from the platform's callback to `tenant`'s route: refuses
     /// an unknown, replayed, expired or other tenant's state, exchanges the code, checks
-    /// who the token acts as, and stores the tokens. Answers the accounts connected.
+    /// who the token acts as, and stores the tokens. Answers where the browser goes next
+    /// (known once the state is) and the accounts connected.
     pub(crate) async fn complete_connect(
         &self,
         tenant: &str,
         state: &str,
         code: &str,
-    ) -> Result<Vec<AccountStatus>, Error> {
+    ) -> (ReturnTo, Result<Vec<AccountStatus>, Error>) {
         // Taken (deleted) whatever follows: a state is good for one callback.
-        let pending = self
-            .store
-            .take_connect(&hash(state))
-            .await?
-            .ok_or_else(|| {
-                Error::Refused(
-                    "unknown or already used OAuth state: start the connect flow again".to_string(),
-                )
-            })?;
+        let pending = match self.store.take_connect(&hash(state)).await {
+            Ok(Some(pending)) => pending,
+            Ok(None) => {
+                return (
+                    ReturnTo::Page,
+                    Err(Error::Refused(
+                        "unknown or already used OAuth state: start the connect flow again"
+                            .to_string(),
+                    )),
+                );
+            }
+            Err(e) => return (ReturnTo::Page, Err(e.into())),
+        };
+        let return_to = ReturnTo::from_stored(pending.return_to.as_deref());
+        (return_to, self.finish_connect(tenant, pending, code).await)
+    }
+
+    /// Spends the state of a flow the platform ended without a code (the user refused
+    /// consent); answers where the browser goes next.
+    pub(crate) async fn abandon_connect(&self, state: &str) -> ReturnTo {
+        match self.store.take_connect(&hash(state)).await {
+            Ok(Some(pending)) => ReturnTo::from_stored(pending.return_to.as_deref()),
+            _ => ReturnTo::Page,
+        }
+    }
+
+    async fn finish_connect(
+        &self,
+        tenant: &str,
+        pending: PendingConnect,
+        code: &str,
+    ) -> Result<Vec<AccountStatus>, Error> {
         if pending.tenant != tenant {
             return Err(Error::Refused(
                 "this OAuth state was issued for another tenant".to_string(),
@@ -284,16 +310,35 @@ impl AccountBook {
         let Some(step) = &app.declaration.subscribe else {
             return Ok(());
         };
-        let url = oauth::endpoint(
+        let mut url = oauth::endpoint(
             &app.app.endpoints,
             |e| e.subscribe_url.as_ref(),
             Some(&step.url),
         )
         .unwrap_or_default()
         .replace("{account}", &key.2);
-        let token = Secret::new(access.to_string());
-        let outcome =
-            oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+        let id = (key.0.clone(), key.1.clone());
+        let outcome = match &step.webhook {
+            // The app's webhook first (once per app), then the account's subscription to it.
+            Some(registration) => self
+                .webhook_id(&id, app, registration)
+                .await
+                .map(|webhook| url = url.replace("{webhook}", &webhook)),
+            None => Ok(()),
+        };
+        let outcome = match outcome {
+            Ok(()) => {
+                let token = Secret::new(access.to_string());
+                let answered =
+                    oauth::subscribe(&self.http, &url, &app.declaration, &token, &step.form).await;
+                if answered.is_err() && step.webhook.is_some() {
+                    // The webhook may be gone at the platform: look for it again next time.
+                    self.forget_webhook(&id);
+                }
+                answered
+            }
+            Err(e) => Err(e),
+        };
         let at = outcome.is_ok().then(|| ms(self.now()));
         self.store
             .set_subscribed(key, at)

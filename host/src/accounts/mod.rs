@@ -26,10 +26,12 @@ mod connect;
 pub(crate) mod oauth;
 mod refresh;
 pub(crate) mod seal;
+mod webhooks;
 
 pub use crate::capabilities::connected::{AccountState, ConnectedCredential};
 pub use crate::capabilities::oauth::{
     AttachDeclaration, ClientAuth, Exchange, Flow, OAUTH_SECTION, OAuthDeclaration, Subscribe,
+    WebhookRegistration,
 };
 
 use std::collections::HashMap;
@@ -65,8 +67,10 @@ pub struct Endpoints {
     pub identity_url: Option<String>,
     /// Overrides the Facebook exchange's `accounts_url`.
     pub accounts_url: Option<String>,
-    /// Overrides the subscription step's `url` (`{account}` is replaced).
+    /// Overrides the subscription step's `url` (`{account}` and `{webhook}` are replaced).
     pub subscribe_url: Option<String>,
+    /// Overrides the app-level webhook registration's `url` (X's `/2/webhooks`).
+    pub webhooks_url: Option<String>,
 }
 
 /// A connector's OAuth app, as the admin registered it with the platform.
@@ -81,6 +85,13 @@ pub struct OAuthApp {
     pub redirect_url: String,
     /// Endpoint overrides. Default: none.
     pub endpoints: Endpoints,
+    /// The public URL of this host's webhook route for the connector
+    /// (`https://centralino.example.it/webhooks/twitter`), registered with the platform when
+    /// the connector declares an app-level webhook (X's Account Activity). Default: none.
+    pub webhook_url: Option<String>,
+    /// The app's own bearer token (X: the app-only Bearer Token), for registering
+    /// `webhook_url`. Default: none.
+    pub app_token: Option<Secret>,
 }
 
 /// What an admin sees of an account: never its token.
@@ -117,6 +128,31 @@ pub struct ConnectStart {
     pub authorize_url: String,
     /// Until when (ms since the epoch, account clock) the callback is accepted.
     pub expires_at: u64,
+}
+
+/// Where the admin's browser goes once a connect flow's callback is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReturnTo {
+    /// A short page saying what was connected (the CLI and the admin API).
+    Page,
+    /// Back to the console's connectors page, where the flow was started.
+    Console,
+}
+
+impl ReturnTo {
+    fn stored(self) -> Option<String> {
+        match self {
+            ReturnTo::Page => None,
+            ReturnTo::Console => Some("console".to_string()),
+        }
+    }
+
+    fn from_stored(stored: Option<&str>) -> ReturnTo {
+        match stored {
+            Some("console") => ReturnTo::Console,
+            _ => ReturnTo::Page,
+        }
+    }
 }
 
 /// The clock the account book reads expiry against: milliseconds since the epoch.
@@ -181,6 +217,10 @@ pub(crate) struct AccountBook {
     pub(crate) counters: Counters,
     /// One refresh at a time on this host.
     refreshing: tokio::sync::Mutex<()>,
+    /// Each app's webhook id at the platform, once found or registered ([`webhooks`]).
+    webhook_ids: std::sync::Mutex<HashMap<(String, String), String>>,
+    /// One webhook registration at a time on this host.
+    registering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AccountBook {
@@ -291,6 +331,8 @@ impl AccountBook {
             check_every: parts.check_every,
             counters: Counters::default(),
             refreshing: tokio::sync::Mutex::new(()),
+            webhook_ids: std::sync::Mutex::new(HashMap::new()),
+            registering: tokio::sync::Mutex::new(()),
         })
     }
 

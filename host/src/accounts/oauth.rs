@@ -75,12 +75,12 @@ pub(crate) fn client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("creating the OAuth HTTP client: {e}"))
 }
 
-fn text(secret: &Secret) -> String {
+pub(super) fn text(secret: &Secret) -> String {
     String::from_utf8_lossy(secret.expose()).into_owned()
 }
 
 /// Removes every copy of `secrets` from `message`.
-fn scrubbed(mut message: String, secrets: &[&Secret]) -> String {
+pub(super) fn scrubbed(mut message: String, secrets: &[&Secret]) -> String {
     for secret in secrets {
         let value = text(secret);
         if value.len() >= 6 {
@@ -328,7 +328,8 @@ pub(crate) async fn pages(
         .collect())
 }
 
-/// The subscription call: `POST url` with `form` and the token attached as declared.
+/// The subscription call: `POST url` with `form` (an empty JSON object when there is none,
+/// as X's Account Activity subscription takes) and the token attached as declared.
 pub(crate) async fn subscribe(
     http: &reqwest::Client,
     url: &str,
@@ -336,7 +337,13 @@ pub(crate) async fn subscribe(
     token: &Secret,
     form: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), String> {
-    let mut request = http.post(url).form(form);
+    let mut request = if form.is_empty() {
+        http.post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body("{}")
+    } else {
+        http.post(url).form(form)
+    };
     match &declaration.attach {
         crate::capabilities::oauth::AttachDeclaration::Bearer => {
             request = request.bearer_auth(text(token))
@@ -383,7 +390,7 @@ pub(crate) async fn revoke(
 }
 
 /// A transport error without its URL (whose query may hold a token).
-fn without_url(e: &reqwest::Error) -> String {
+pub(super) fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), &url.origin().ascii_serialization());

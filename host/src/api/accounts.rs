@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::admin::AdminApi;
 use super::{ApiError, ErrorCode};
-use crate::accounts::{AccountStatus, ConnectStart};
+use crate::accounts::{AccountStatus, ConnectStart, ReturnTo};
 use crate::connectors::DEFAULT_TENANT;
 
 /// The routes that need the admin token.
@@ -106,7 +106,8 @@ async fn default_callback(
     State(admin): State<AdminApi>,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    callback(&admin, DEFAULT_TENANT, query).await
+    // `/oauth/callback` → the console at `/console`.
+    callback(&admin, DEFAULT_TENANT, query, "../console/connectors").await
 }
 
 async fn tenant_callback(
@@ -114,18 +115,37 @@ async fn tenant_callback(
     Path(tenant): Path<String>,
     Query(query): Query<CallbackQuery>,
 ) -> Response {
-    callback(&admin, &tenant, query).await
+    // `/tenants/{tenant}/oauth/callback` → the console at `/console`.
+    callback(&admin, &tenant, query, "../../../console/connectors").await
 }
 
-async fn callback(admin: &AdminApi, tenant: &str, query: CallbackQuery) -> Response {
-    let (Some(state), Some(code)) = (query.state, query.code) else {
-        let why = match query.error {
+/// Completes a connect flow. A flow started from the console sends the browser back to
+/// the console's connectors page (`console`, relative, so it works wherever an embedder
+/// nests the admin API); the others get a short page. The way back is a page that
+/// refreshes to the console rather than a redirect: after a redirect chain that began on
+/// the platform's site, browsers withhold the console's `SameSite=Strict` session cookie,
+/// but not on a navigation this page starts.
+async fn callback(admin: &AdminApi, tenant: &str, query: CallbackQuery, console: &str) -> Response {
+    let (Some(state), Some(code)) = (query.state.as_deref(), query.code.as_deref()) else {
+        let why = match &query.error {
             Some(error) => format!("the platform answered `{error}`: nothing was connected"),
             None => "the callback carries no `state` and `code`".to_string(),
         };
-        return page(StatusCode::BAD_REQUEST, "Not connected", &why);
+        // A refused consent still names its flow: spend it, and lead back to the console
+        // when it started there.
+        let back = match (&query.error, query.state.as_deref()) {
+            (Some(_), Some(state)) => admin.host().abandon_connect(state).await,
+            _ => ReturnTo::Page,
+        };
+        let console = (back == ReturnTo::Console).then_some((console, false));
+        return page(StatusCode::BAD_REQUEST, "Not connected", &why, console);
     };
-    match admin.host().complete_connect(tenant, &state, &code).await {
+    let (return_to, outcome) = admin
+        .host()
+        .complete_connect_returning(tenant, state, code)
+        .await;
+    let console = (return_to == ReturnTo::Console).then_some(console);
+    match outcome {
         Ok(accounts) => {
             let names: Vec<String> = accounts
                 .iter()
@@ -142,25 +162,50 @@ async fn callback(admin: &AdminApi, tenant: &str, query: CallbackQuery) -> Respo
                     accounts.first().map_or("", |a| a.connector.as_str()),
                     names.join(", ")
                 ),
+                console.map(|c| (c, true)),
             )
         }
         Err(e) => {
             tracing::warn!(tenant, "an OAuth callback was refused: {e}");
-            page(StatusCode::BAD_REQUEST, "Not connected", &e.to_string())
+            // A refusal stays on screen, with the way back to the console.
+            page(
+                StatusCode::BAD_REQUEST,
+                "Not connected",
+                &e.to_string(),
+                console.map(|c| (c, false)),
+            )
         }
     }
 }
 
-fn page(status: StatusCode, title: &str, text: &str) -> Response {
+/// A short page; with `back`, a link to the console, followed at once when its flag says.
+fn page(status: StatusCode, title: &str, text: &str, back: Option<(&str, bool)>) -> Response {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
             .replace('"', "&quot;")
     };
+    let (refresh, link) = match back {
+        Some((url, follow)) => (
+            if follow {
+                format!(
+                    "<meta http-equiv=\"refresh\" content=\"0; url={}\">",
+                    escape(url)
+                )
+            } else {
+                String::new()
+            },
+            format!(
+                "<p><a id=\"back\" href=\"{}\">Back to the console</a></p>",
+                escape(url)
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     let body = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
-         <body><h1>{t}</h1><p id=\"outcome\">{x}</p></body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\">{refresh}<title>{t}</title></head>\
+         <body><h1>{t}</h1><p id=\"outcome\">{x}</p>{link}</body></html>",
         t = escape(title),
         x = escape(text)
     );

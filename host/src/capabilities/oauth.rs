@@ -77,15 +77,34 @@ pub struct OAuthDeclaration {
 }
 
 /// A per-account subscription call: `POST url` (with `{account}` replaced by the account
-/// id) with `form`, the account's token attached as declared; a 2xx answer means live.
+/// id, and `{webhook}` by the app's webhook id) with `form` (an empty JSON object when
+/// there is none), the account's token attached as declared; a 2xx answer means live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribe {
-    /// `https://graph.facebook.com/{account}/subscribed_apps`.
+    /// `https://graph.facebook.com/{account}/subscribed_apps`;
+    /// `https://api.x.com/2/account_activity/webhooks/{webhook}/subscriptions/all`.
     pub url: String,
     /// Form fields (`subscribed_fields = "messages,messaging_postbacks,feed"`).
     #[serde(default)]
     pub form: std::collections::BTreeMap<String, String>,
+    /// An app-level step before any account subscribes: registering the host's webhook
+    /// URL with the platform, once per app (X's Account Activity API). Default: none.
+    #[serde(default)]
+    pub webhook: Option<WebhookRegistration>,
+}
+
+/// Registering the app's webhook URL, made with the app's own bearer token (`app_token`
+/// in `[connectors.oauth]`): `GET url` lists the app's webhooks
+/// (`{"data": [{"id", "url"}]}`); when none has the host's URL (`webhook_url`), `POST url`
+/// with `{"url": …}` registers it, the platform first checking it with its challenge,
+/// which the connector's webhook handler answers. The webhook's `id` replaces
+/// `{webhook}` in the subscription URL.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRegistration {
+    /// `https://api.x.com/2/webhooks`.
+    pub url: String,
 }
 
 /// The OAuth grant a connector uses.
@@ -161,6 +180,29 @@ impl OAuthDeclaration {
                 ));
             }
         }
+        if let Some(subscribe) = &declaration.subscribe {
+            for (what, url) in [
+                ("subscribe.url", Some(&subscribe.url)),
+                (
+                    "subscribe.webhook.url",
+                    subscribe.webhook.as_ref().map(|w| &w.url),
+                ),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("https://") || url.starts_with("http://"))
+                {
+                    return Err(format!(
+                        "the `{OAUTH_SECTION}` section's `{what}` is not an http(s) URL"
+                    ));
+                }
+            }
+            if subscribe.url.contains("{webhook}") != subscribe.webhook.is_some() {
+                return Err(format!(
+                    "the `{OAUTH_SECTION}` section's `subscribe.url` names `{{webhook}}` exactly \
+                     when `subscribe.webhook` declares how the app's webhook is registered"
+                ));
+            }
+        }
         if declaration.rotating_refresh && !declaration.refresh {
             return Err(format!(
                 "the `{OAUTH_SECTION}` section says refresh tokens rotate but that there are none \
@@ -194,5 +236,26 @@ mod tests {
         assert!(err.contains("unknown field `implicit`"), "{err}");
         let err = OAuthDeclaration::parse(br#"{"flow":"authorization-code","authorize_url":"javascript:x","token_url":"https://b","attach":"bearer"}"#).unwrap_err();
         assert!(err.contains("authorize_url"), "{err}");
+    }
+
+    #[test]
+    fn reads_xs_webhook_registration_and_refuses_a_half_declared_one() {
+        let x =
+            br#"{"flow":"authorization-code","authorize_url":"https://a","token_url":"https://b",
+            "attach":"bearer","subscribe":{"webhook":{"url":"https://api.x.com/2/webhooks"},
+            "url":"https://api.x.com/2/account_activity/webhooks/{webhook}/subscriptions/all"}}"#;
+        let parsed = OAuthDeclaration::parse(x).unwrap();
+        let subscribe = parsed.subscribe.unwrap();
+        assert_eq!(
+            subscribe.webhook.unwrap().url,
+            "https://api.x.com/2/webhooks"
+        );
+        assert!(subscribe.form.is_empty());
+        let err = OAuthDeclaration::parse(br#"{"flow":"authorization-code","authorize_url":"https://a","token_url":"https://b",
+            "attach":"bearer","subscribe":{"url":"https://x/webhooks/{webhook}/subscriptions/all"}}"#).unwrap_err();
+        assert!(err.contains("{webhook}"), "{err}");
+        let err = OAuthDeclaration::parse(br#"{"flow":"authorization-code","authorize_url":"https://a","token_url":"https://b",
+            "attach":"bearer","subscribe":{"webhook":{"url":"ftp://x"},"url":"https://x/{webhook}"}}"#).unwrap_err();
+        assert!(err.contains("subscribe.webhook.url"), "{err}");
     }
 }

@@ -121,7 +121,10 @@ impl Config {
                         identity_url: section.identity_url.clone(),
                         accounts_url: section.accounts_url.clone(),
                         subscribe_url: section.subscribe_url.clone(),
+                        webhooks_url: section.webhooks_url.clone(),
                     },
+                    webhook_url: section.webhook_url.clone(),
+                    app_token: granted.app_token.clone(),
                 };
                 builder = builder.oauth_app(tenant.id.clone(), connector.name.clone(), app);
             }

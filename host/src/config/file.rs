@@ -280,6 +280,20 @@ pub struct OAuthSection {
     /// plugin's.
     #[serde(default)]
     pub subscribe_url: Option<String>,
+    /// The public URL of this host's webhook route for the connector
+    /// (`https://centralino.example.it/webhooks/twitter`), registered with the platform
+    /// when the plugin declares an app-level webhook (X's Account Activity). Default:
+    /// none: the platform is not asked to send webhooks (polling still works).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The app's own bearer token (X: the app-only Bearer Token of the developer portal),
+    /// as a secret reference, for registering `webhook_url`. Default: none.
+    #[serde(default)]
+    pub app_token: Option<SecretRef>,
+    /// Overrides the plugin's webhook-registration URL (an emulator). Default: the
+    /// plugin's.
+    #[serde(default)]
+    pub webhooks_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -468,6 +482,7 @@ impl ConfigFile {
                 if let Some(oauth) = &connector.oauth {
                     references.push(&oauth.client_id);
                     references.extend(&oauth.client_secret);
+                    references.extend(&oauth.app_token);
                 }
             }
         }

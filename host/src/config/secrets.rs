@@ -31,6 +31,8 @@ pub(super) struct ConnectorSecrets {
     pub(super) secrets: BTreeMap<String, Secret>,
     /// The OAuth app's client id and secret, for connected accounts.
     pub(super) oauth: Option<(Secret, Option<Secret>)>,
+    /// The OAuth app's own bearer token, for registering its webhook.
+    pub(super) app_token: Option<Secret>,
     /// A disabled connector's references that are not set (with their keys).
     pub(super) waiting: Vec<String>,
 }
@@ -270,6 +272,9 @@ impl Config {
                     };
                     if let (Some(id), Some(secret)) = (id, secret) {
                         granted.oauth = Some((id, secret));
+                    }
+                    if let Some(reference) = &oauth.app_token {
+                        granted.app_token = resolve(&key.key("app_token"), reference, &mut own);
                     }
                 }
                 if connector.enabled {

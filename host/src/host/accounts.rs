@@ -2,7 +2,7 @@
 //! [`crate::accounts`]). The admin API, the console and `centralino accounts` call these.
 
 use super::Host;
-use crate::accounts::{AccountStatus, ConnectStart};
+use crate::accounts::{AccountStatus, ConnectStart, ReturnTo};
 use crate::error::Error;
 
 impl Host {
@@ -23,7 +23,21 @@ impl Host {
     ) -> Result<ConnectStart, Error> {
         self.inner
             .accounts
-            .start_connect(tenant, connector, account)
+            .start_connect(tenant, connector, account, ReturnTo::Page)
+            .await
+    }
+
+    /// [`Host::connect_account`] for the console: the callback sends the browser back to
+    /// the console's connectors page.
+    pub(crate) async fn connect_account_from_console(
+        &self,
+        tenant: &str,
+        connector: &str,
+        account: Option<&str>,
+    ) -> Result<ConnectStart, Error> {
+        self.inner
+            .accounts
+            .start_connect(tenant, connector, account, ReturnTo::Console)
             .await
     }
 
@@ -36,6 +50,22 @@ impl Host {
         state: &str,
         code: &str,
     ) -> Result<Vec<AccountStatus>, Error> {
+        self.complete_connect_returning(tenant, state, code).await.1
+    }
+
+    /// Ends a connect flow the platform sent back without a code (consent refused): its
+    /// state is spent; answers where the browser goes next.
+    pub(crate) async fn abandon_connect(&self, state: &str) -> ReturnTo {
+        self.inner.accounts.abandon_connect(state).await
+    }
+
+    /// [`Host::complete_connect`], with where the browser goes next.
+    pub(crate) async fn complete_connect_returning(
+        &self,
+        tenant: &str,
+        state: &str,
+        code: &str,
+    ) -> (ReturnTo, Result<Vec<AccountStatus>, Error>) {
         self.inner
             .accounts
             .complete_connect(tenant, state, code)

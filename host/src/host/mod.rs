@@ -21,6 +21,7 @@ mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};
 pub use builder::{DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HostBuilder};
+pub(crate) use readiness::Readiness;
 pub use readiness::STUCK_AFTER;
 pub use routing::HOST_AUTHOR;
 pub use tasks::TaskHealth;

@@ -116,27 +116,6 @@ impl TaskBook {
             .collect()
     }
 
-    /// `Err` naming every task that is down, with why.
-    pub(crate) fn readiness(&self) -> Result<(), String> {
-        let down: Vec<String> = self
-            .health()
-            .into_iter()
-            .filter(|t| !t.running)
-            .map(|t| {
-                format!(
-                    "{} (panicked: {}; restarting)",
-                    t.task,
-                    t.last_panic.as_deref().unwrap_or("unknown cause")
-                )
-            })
-            .collect();
-        if down.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("background tasks down: {}", down.join(", ")))
-        }
-    }
-
     /// Makes `task` panic at its next await point (tests of the supervision only).
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_panic(&self, task: &str) {
@@ -271,13 +250,11 @@ mod tests {
         assert_eq!(health.len(), 1);
         assert!(!health[0].running);
         assert_eq!(health[0].last_panic.as_deref(), Some("run 0 failed"));
-        assert!(book.readiness().is_err());
         // 1 s, then 2 s: the third run holds.
         tokio::time::sleep(Duration::from_millis(3500)).await;
         let health = book.health();
         assert!(health[0].running, "{health:?}");
         assert_eq!(health[0].restarts, 2);
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
-        assert!(book.readiness().is_ok());
     }
 }

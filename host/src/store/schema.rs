@@ -228,4 +228,13 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX console_audit_by_time ON console_audit (at)",
         ],
     ),
+    (
+        8,
+        &[
+            // Where the admin's browser goes once a connect flow's callback is done: the
+            // console's connectors page for a flow started there, none (a short page) for
+            // one started by the CLI or the admin API.
+            "ALTER TABLE account_connects ADD COLUMN return_to TEXT",
+        ],
+    ),
 ];

@@ -78,6 +78,8 @@ pub(crate) struct PendingConnect {
     pub(crate) account: Option<String>,
     pub(crate) sealed_verifier: String,
     pub(crate) expires_at: i64,
+    /// Where the browser goes after the callback (see [`crate::accounts::ReturnTo`]).
+    pub(crate) return_to: Option<String>,
 }
 
 const COLUMNS: &str = "tenant, connector, account, label, state, scopes, expires_at, key_id, \
@@ -297,7 +299,7 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO account_connects (state_hash, tenant, connector, account,
-                sealed_verifier, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                sealed_verifier, expires_at, return_to) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(state_hash)
         .bind(&pending.tenant)
@@ -305,6 +307,7 @@ impl Store {
         .bind(&pending.account)
         .bind(&pending.sealed_verifier)
         .bind(pending.expires_at)
+        .bind(&pending.return_to)
         .execute(&self.pool)
         .await
         .context("recording a connect flow")?;
@@ -319,7 +322,7 @@ impl Store {
     ) -> anyhow::Result<Option<PendingConnect>> {
         let row = sqlx::query(
             "DELETE FROM account_connects WHERE state_hash = $1
-             RETURNING tenant, connector, account, sealed_verifier, expires_at",
+             RETURNING tenant, connector, account, sealed_verifier, expires_at, return_to",
         )
         .bind(state_hash)
         .fetch_optional(&self.pool)
@@ -332,6 +335,7 @@ impl Store {
             account: row.try_get("account")?,
             sealed_verifier: row.try_get("sealed_verifier")?,
             expires_at: row.try_get("expires_at")?,
+            return_to: row.try_get("return_to")?,
         }))
     }
 

@@ -26,6 +26,7 @@ const CLIENT_ID: &str = "centralino-client-id";
 const CLIENT_SECRET: &str = "planted-client-secret-5f1e";
 const TOKEN_KEY: &str = "planted-token-key-0123456789abcdef0123456789";
 const ADMIN_TOKEN: &str = "planted-admin-token-77aa";
+const APP_TOKEN: &str = "planted-x-app-bearer-3c9d";
 
 /// The nine operators' X accounts (ids 2001…2009).
 fn operators(n: usize) -> Vec<(String, String)> {
@@ -63,6 +64,7 @@ impl Rig {
             x.add_user(id, handle, handle, &format!("never-used-{id}"));
         }
         x.add_oauth_client(CLIENT_ID, CLIENT_SECRET);
+        x.set_webhook_app(APP_TOKEN, CONSUMER_SECRET);
         let clock = x.clock();
         let mut credentials = BTreeMap::new();
         credentials.insert(
@@ -103,6 +105,9 @@ impl Rig {
             .secrets(secrets);
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+        // The ingress is bound first: its URL is the webhook X is asked to call.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ingress = format!("http://{}", listener.local_addr().unwrap());
         let base = x.base_url();
         let app = OAuthApp {
             client_id: Secret::new(CLIENT_ID),
@@ -114,8 +119,13 @@ impl Rig {
                 revoke_url: Some(format!("{base}/2/oauth2/revoke")),
                 identity_url: Some(format!("{base}/2/users/me")),
                 accounts_url: None,
-                subscribe_url: None,
+                subscribe_url: Some(format!(
+                    "{base}/2/account_activity/webhooks/{{webhook}}/subscriptions/all"
+                )),
+                webhooks_url: Some(format!("{base}/2/webhooks")),
             },
+            webhook_url: Some(format!("{ingress}/webhooks/twitter")),
+            app_token: Some(Secret::new(APP_TOKEN)),
         };
         let account_clock = clock.clone();
         let host = Host::builder()
@@ -133,8 +143,6 @@ impl Rig {
             .unwrap();
         let api = AdminApi::new(host.clone(), Some(&Secret::new(ADMIN_TOKEN)));
         tokio::spawn(async move { api.serve(admin_listener).await.unwrap() });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ingress = format!("http://{}", listener.local_addr().unwrap());
         let serving = host.clone();
         tokio::spawn(async move { serving.serve(listener).await.unwrap() });
         Rig {
@@ -651,7 +659,11 @@ async fn no_token_appears_in_logs_metrics_admin_answers_or_errors() {
         .x
         .issued_tokens()
         .into_iter()
-        .chain([CLIENT_SECRET.to_string(), TOKEN_KEY.to_string()])
+        .chain([
+            CLIENT_SECRET.to_string(),
+            TOKEN_KEY.to_string(),
+            APP_TOKEN.to_string(),
+        ])
         .collect();
     assert!(planted.len() > 6);
     for token in planted {
@@ -733,6 +745,7 @@ async fn an_admin_connects_an_operators_account_from_the_command_line_and_rotate
     x.add_user("1001", "TIM_Official", "TIM", "static-token-tim");
     x.add_user("2001", "TIM_Marco", "Marco", "never-used-2001");
     x.add_oauth_client(CLIENT_ID, CLIENT_SECRET);
+    x.set_webhook_app(APP_TOKEN, CONSUMER_SECRET);
     let dir = tempfile::tempdir().unwrap();
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -766,6 +779,10 @@ authorize_url = "{base}/i/oauth2/authorize"
 token_url = "{base}/2/oauth2/token"
 revoke_url = "{base}/2/oauth2/revoke"
 identity_url = "{base}/2/users/me"
+webhook_url = "http://{public}/webhooks/twitter"
+app_token = "env:TEST_X_APP_TOKEN"
+webhooks_url = "{base}/2/webhooks"
+subscribe_url = "{base}/2/account_activity/webhooks/{{webhook}}/subscriptions/all"
 
 [[connectors.accounts]]
 id = "1001"
@@ -793,6 +810,7 @@ credential = "connected"
             .env("TEST_X_CLIENT_ID", CLIENT_ID)
             .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
             .env("TEST_X_TOKEN_TIM", "static-token-tim")
+            .env("TEST_X_APP_TOKEN", APP_TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -900,6 +918,7 @@ credential = "connected"
                 .env("TEST_X_CLIENT_ID", CLIENT_ID)
                 .env("TEST_X_CLIENT_SECRET", CLIENT_SECRET)
                 .env("TEST_X_TOKEN_TIM", "static-token-tim")
+                .env("TEST_X_APP_TOKEN", APP_TOKEN)
                 .output()
                 .unwrap()
         })
@@ -912,6 +931,24 @@ credential = "connected"
         .unwrap_or_default();
     assert!(
         line.contains("TIM_Marco") && line.contains("connected"),
+        "{text}"
+    );
+    // The config's webhook URL was registered with X (its CRC answered) and the account
+    // subscribed; `accounts list` says so.
+    assert_eq!(x.webhook_registrations(), 1);
+    assert_eq!(x.crc_checks(), (1, 1));
+    assert_eq!(
+        x.webhooks()[0].url,
+        format!("http://{public}/webhooks/twitter")
+    );
+    let listed = cli(&["accounts", "list"]).await.unwrap();
+    let text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("2001"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("subscribed") && !line.contains("NOT SUBSCRIBED"),
         "{text}"
     );
 
@@ -942,6 +979,17 @@ credential = "connected"
     assert_eq!(code, 200);
     let accounts: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(accounts[0]["state"], "connected", "{body}");
+    // The restarted host subscribes again without registering the webhook twice: it finds
+    // it by listing the app's webhooks.
+    let subscribed = cli(&["accounts", "subscribe", "twitter"]).await.unwrap();
+    assert!(
+        subscribed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&subscribed.stderr)
+    );
+    assert_eq!(x.webhook_registrations(), 1);
+    assert_eq!(x.subscribe_calls(), 2);
+    assert_eq!(x.subscriptions().len(), 1);
     // The token opens with the new key: disconnecting revokes it at X, which needs it.
     let sent = http
         .post(format!(
@@ -1022,6 +1070,8 @@ async fn facebook_host(graph: &centralino_emulators::GraphApi) -> (Host, String,
                     subscribe_url: Some(format!("{base}/v19.0/{{account}}/subscribed_apps")),
                     ..Endpoints::default()
                 },
+                webhook_url: None,
+                app_token: None,
             },
         )
         .build()
@@ -1321,4 +1371,95 @@ async fn a_messenger_reply_after_30_hours_goes_out_as_human_agent_and_after_8_da
     .await;
     assert_eq!(graph.requests().len(), calls, "no call was made");
     assert_eq!(graph.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn connecting_x_accounts_registers_the_webhook_once_answers_its_crc_and_subscribes_each_account()
+ {
+    let ops = operators(2);
+    let rig = Rig::start(&ops).await;
+    let webhook_url = format!("{}/webhooks/twitter", rig.ingress);
+
+    // The first connect registers the host's webhook URL, after X's CRC call to it was
+    // answered with the right HMAC, then subscribes the account with its own token.
+    rig.connect(&ops[0].0).await;
+    assert_eq!(rig.x.webhook_registrations(), 1);
+    let webhooks = rig.x.webhooks();
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(webhooks[0].url, webhook_url);
+    assert_eq!(rig.x.crc_checks(), (1, 1));
+    let id = webhooks[0].id.clone();
+    assert_eq!(rig.x.subscriptions(), vec![(id.clone(), ops[0].0.clone())]);
+    let statuses = rig.host.accounts().await.unwrap();
+    let first = statuses.iter().find(|s| s.account == ops[0].0).unwrap();
+    assert_eq!(first.subscribed, Some(true), "{first:?}");
+    let second = statuses.iter().find(|s| s.account == ops[1].0).unwrap();
+    assert_eq!(second.subscribed, Some(false), "{second:?}");
+
+    // The second account and a re-authorisation of the first: no second registration.
+    rig.connect(&ops[1].0).await;
+    rig.connect(&ops[0].0).await;
+    assert_eq!(rig.x.webhook_registrations(), 1);
+    assert_eq!(rig.x.crc_checks(), (1, 1));
+    assert_eq!(
+        rig.x.subscriptions(),
+        vec![
+            (id.clone(), ops[0].0.clone()),
+            (id.clone(), ops[1].0.clone())
+        ]
+    );
+    assert_eq!(rig.x.subscribe_calls(), 3);
+    // `status` shows both live.
+    let (status, body) = rig.admin(reqwest::Method::GET, "/status", None).await;
+    assert_eq!(status, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let live: Vec<bool> = status["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["subscribed"] == true)
+        .collect();
+    assert_eq!(live, vec![true, true], "{body}");
+
+    // `accounts subscribe` again: idempotent. So is another host on the same app, which
+    // finds the webhook by listing.
+    let (status, body) = rig
+        .admin(
+            reqwest::Method::POST,
+            "/accounts/default/twitter/subscribe",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.x.webhook_registrations(), 1);
+    assert_eq!(rig.x.subscriptions().len(), 2);
+    assert_eq!(rig.x.subscribe_calls(), 5);
+}
+
+#[tokio::test]
+async fn a_webhook_whose_crc_is_answered_wrongly_is_not_registered_and_the_account_is_not_live() {
+    let ops = operators(1);
+    let rig = Rig::start(&ops).await;
+    // X checks the CRC answer against another consumer secret than the connector's.
+    rig.x.set_webhook_app(APP_TOKEN, "not-the-consumer-secret");
+    rig.connect(&ops[0].0).await;
+    assert_eq!(rig.x.crc_checks(), (1, 0));
+    assert_eq!(rig.x.webhook_registrations(), 0);
+    assert!(rig.x.subscriptions().is_empty());
+    let statuses = rig.host.accounts().await.unwrap();
+    assert_eq!(statuses[0].state, AccountState::Connected);
+    assert_eq!(statuses[0].subscribed, Some(false));
+    // Once the secrets agree, `accounts subscribe` registers it and subscribes.
+    rig.x.set_webhook_app(APP_TOKEN, CONSUMER_SECRET);
+    let (status, body) = rig
+        .admin(
+            reqwest::Method::POST,
+            "/accounts/default/twitter/subscribe",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(rig.x.crc_checks(), (2, 1));
+    assert_eq!(rig.x.webhook_registrations(), 1);
+    assert!(body.contains("\"subscribed\":true"), "{body}");
 }

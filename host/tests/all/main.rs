@@ -12,6 +12,7 @@ mod channel;
 mod cli;
 mod config;
 mod console;
+mod console_accounts;
 mod crash;
 mod crm;
 mod demo;

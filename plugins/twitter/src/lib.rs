@@ -111,6 +111,12 @@ centralino_sdk::export_connector!(Twitter);
 // operators' accounts, refreshes their two-hour tokens with the single-use refresh tokens
 // `offline.access` brings, and attaches them as bearer tokens. `identity_url` tells the
 // host which account a login is, so an operator who logs in as someone else is refused.
+// Webhooks (X's Account Activity API): the host registers its webhook URL once per app
+// (`POST /2/webhooks` with the app's bearer token; X checks it with a CRC, which
+// `webhook::handle` answers), then subscribes each connected account with its own token
+// (`POST /2/account_activity/webhooks/{webhook_id}/subscriptions/all`). See
+// https://docs.x.com/x-api/webhooks/introduction and
+// https://docs.x.com/x-api/account-activity/introduction.
 centralino_sdk::oauth!(
     r#"{"flow": "authorization-code", "pkce": true,
     "authorize_url": "https://x.com/i/oauth2/authorize",
@@ -118,5 +124,7 @@ centralino_sdk::oauth!(
     "revoke_url": "https://api.x.com/2/oauth2/revoke",
     "identity_url": "https://api.x.com/2/users/me", "identity_id": "/data/id",
     "scopes": ["tweet.read", "tweet.write", "users.read", "dm.read", "dm.write", "offline.access"],
-    "client_auth": "basic", "attach": "bearer", "refresh": true, "rotating_refresh": true}"#
+    "client_auth": "basic", "attach": "bearer", "refresh": true, "rotating_refresh": true,
+    "subscribe": {"webhook": {"url": "https://api.x.com/2/webhooks"},
+                  "url": "https://api.x.com/2/account_activity/webhooks/{webhook}/subscriptions/all"}}"#
 );

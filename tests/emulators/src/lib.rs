@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod account_activity;
 pub mod graph;
 pub mod oauth;
 mod server;

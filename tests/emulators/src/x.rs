@@ -10,6 +10,10 @@
 //!
 //! - `GET /2/users/me`: who the token acts as.
 //!
+//! Webhooks and Account Activity ([`crate::account_activity`]): `GET`/`POST /2/webhooks`
+//! with the app-only bearer token (a registration makes a real CRC call to the URL) and
+//! `POST`/`GET /2/account_activity/webhooks/{id}/subscriptions/all` with a user's token.
+//!
 //! OAuth 2.0 ([`crate::oauth`]): `GET /i/oauth2/authorize` (the consent page, a form),
 //! `POST /i/oauth2/authorize` (the consent: a redirect with `code` and `state`),
 //! `POST /2/oauth2/token` (code with PKCE, or a single-use refresh token that rotates) and
@@ -29,6 +33,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::account_activity::{AccountActivity, Webhook, crc_check};
 use crate::oauth::{AuthServer, SimClock, consent_page};
 use crate::server::{Fault, Journal, Recorded, Server, Shared, json as reply, lock, query_pairs};
 
@@ -118,6 +123,7 @@ struct XState {
     dms: Vec<DmEvent>,
     next_id: u64,
     auth: AuthServer,
+    activity: AccountActivity,
 }
 
 impl Default for XState {
@@ -127,6 +133,7 @@ impl Default for XState {
             tweets: Vec::new(),
             dms: Vec::new(),
             next_id: 0,
+            activity: AccountActivity::default(),
             // X: a user access token lives two hours.
             auth: AuthServer::new("x", std::time::Duration::from_secs(7200)),
         }
@@ -255,6 +262,67 @@ impl XApi {
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state().auth.issued_tokens()
     }
+
+    /// The app's webhook credentials: its app-only bearer token (for `/2/webhooks`) and
+    /// the consumer secret a CRC answer must be an HMAC with.
+    pub fn set_webhook_app(&self, app_token: &str, consumer_secret: &str) {
+        let mut state = self.state();
+        state.activity.app_token = Some(app_token.to_string());
+        state.activity.consumer_secret = Some(consumer_secret.to_string());
+    }
+
+    /// The webhooks registered.
+    pub fn webhooks(&self) -> Vec<Webhook> {
+        self.state().activity.webhooks.clone()
+    }
+
+    /// Webhook registrations accepted so far.
+    pub fn webhook_registrations(&self) -> u32 {
+        self.state().activity.registrations
+    }
+
+    /// CRC checks made so far, and how many were answered correctly.
+    pub fn crc_checks(&self) -> (u32, u32) {
+        let state = self.state();
+        (state.activity.crc_checks, state.activity.crc_passed)
+    }
+
+    /// Account Activity subscriptions: `(webhook id, user id)`.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.state()
+            .activity
+            .subscriptions
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Subscription calls received, repeats included.
+    pub fn subscribe_calls(&self) -> u32 {
+        self.state().activity.subscribe_calls
+    }
+}
+
+/// `POST /2/webhooks`: checked, then the CRC call (made without holding the state), then
+/// registered.
+async fn register_webhook(shared: &Shared<XState>, request: &Recorded) -> Response {
+    let (url, secret, seed) = {
+        let state = lock(&shared.1);
+        if !state.activity.is_app(request.header("authorization")) {
+            return problem(401, "Unauthorized", "Unauthorized");
+        }
+        match state.activity.precheck(&request.json()) {
+            Ok(url) => (
+                url,
+                state.activity.consumer_secret.clone().unwrap_or_default(),
+                u64::from(state.activity.crc_checks),
+            ),
+            Err((status, body)) => return reply(status, rate_headers(449, 900), body),
+        }
+    };
+    let crc_ok = crc_check(&url, &secret, seed).await;
+    let (status, body) = lock(&shared.1).activity.register(url, crc_ok);
+    reply(status, rate_headers(449, 900), body)
 }
 
 /// `url` with `pairs` added to its query, percent-encoded.
@@ -464,9 +532,19 @@ async fn handle(
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }
+    if request.path == "/2/webhooks" && request.method == "POST" {
+        return register_webhook(&shared, &request).await;
+    }
     let mut state = lock(&shared.1);
     if let Some(answer) = oauth(&mut state, &request) {
         return answer;
+    }
+    if request.path == "/2/webhooks" && request.method == "GET" {
+        if !state.activity.is_app(request.header("authorization")) {
+            return problem(401, "Unauthorized", "Unauthorized");
+        }
+        let (status, body) = state.activity.list();
+        return reply(status, rate_headers(449, 900), body);
     }
     let token = request
         .header("authorization")
@@ -492,6 +570,20 @@ async fn handle(
             json!({ "data": { "id": me.id, "name": me.name, "username": me.username } }),
         ),
         ("POST", ["2", "tweets"]) => post_tweet(&mut state, &me, &request),
+        (
+            method @ ("GET" | "POST"),
+            [
+                "2",
+                "account_activity",
+                "webhooks",
+                webhook,
+                "subscriptions",
+                "all",
+            ],
+        ) => {
+            let (status, body) = state.activity.subscription(method, webhook, &me.id);
+            reply(status, rate_headers(449, 900), body)
+        }
         ("POST", ["2", "dm_conversations", "with", participant, "messages"]) => {
             let Some(text) = request.json()["text"].as_str().map(str::to_string) else {
                 return problem(

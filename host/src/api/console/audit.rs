@@ -30,6 +30,8 @@ pub(crate) enum Action {
     Upload,
     /// The version an upload replaced, swapped in again.
     Rollback,
+    /// A connect (or re-authorise) flow started for an account.
+    Connect,
 }
 
 impl Action {
@@ -55,6 +57,7 @@ impl Action {
             Action::SwitchChain,
             Action::Upload,
             Action::Rollback,
+            Action::Connect,
         ]
         .into_iter()
         .find(|a| a.name() == name)
@@ -70,6 +73,7 @@ impl Action {
             Action::SwitchChain => "switch-chain",
             Action::Upload => "upload",
             Action::Rollback => "rollback",
+            Action::Connect => "connect",
         }
     }
 
@@ -85,6 +89,7 @@ impl Action {
             Action::SwitchChain => t.switch_chain,
             Action::Upload => t.upload,
             Action::Rollback => t.rollback,
+            Action::Connect => t.connect_started,
         }
     }
 }

@@ -5,8 +5,8 @@
 //! without script) that post to `connectors`; [`apply`] calls the same [`Host`] methods
 //! as the admin API.
 //!
-//! Each row is one connector; the accounts column (token state, Connect /
-//! Re-authorise) of the accounts work (issue 15) slots in after the plugin's.
+//! Each row is one connector; below the table, its host-held accounts with their token
+//! state and the Connect / Re-authorise button ([`super::accounts`]).
 
 use std::fmt::Write as _;
 
@@ -39,9 +39,11 @@ pub(crate) async fn apply(
             Ok(report) => report.error.map_or(Ok(()), Err),
             Err(e) => Err(e.to_string()),
         },
-        Action::Presence | Action::SwitchChain | Action::Upload | Action::Rollback => {
-            Err(format!("`{}` is not a connector's action", action.name()))
-        }
+        Action::Presence
+        | Action::SwitchChain
+        | Action::Upload
+        | Action::Rollback
+        | Action::Connect => Err(format!("`{}` is not a connector's action", action.name())),
     }
 }
 

@@ -34,6 +34,8 @@ pub(super) async fn connectors_page(
         &health,
         &details,
     ));
+    let accounts = accounts::visible(&console, session).await;
+    body.push_str(&accounts::render(viewer.lang, &session.csrf, &accounts));
     if !health.is_empty() {
         let names: Vec<(String, String)> = health
             .iter()

@@ -8,7 +8,8 @@
 //! | `POST /logout` | end the session |
 //! | `GET /overview` | who waits (per tenant and brand, each customer's estimate), unhealthy connectors, the outbox, background tasks down |
 //! | `GET /events` | the overview's live updates, as server-sent events ([`live`]) |
-//! | `GET /connectors`, `POST /connectors` | each connector's plugin (contract, capabilities, grants), health and circuit; enable, disable, reset, reload; confirm or cancel an upload, roll back |
+//! | `GET /connectors`, `POST /connectors` | each connector's plugin (contract, capabilities, grants), health and circuit; enable, disable, reset, reload; confirm or cancel an upload, roll back; the host-held accounts with their token state and webhook subscription |
+//! | `POST /accounts` | Connect / Re-authorise an account: starts the OAuth flow, on to the platform's consent page; its callback returns to `connectors` ([`accounts`]) |
 //! | `POST /upload` | a new version of a connector's plugin, inspected and held for confirmation ([`upload`]) |
 //! | `GET /operators`, `POST /operators` | each operator's presence, load, skills, accounts and conversations; set presence ([`operators`]) |
 //! | `GET /routing`, `POST /routing` | live and shadow chains, their disagreements; replay a candidate chain over stored traffic; switch to it ([`routing`]) |
@@ -31,6 +32,7 @@
 //! Pages are built on the server ([`html`]); the only script, `console.js`, puts the
 //! overview's live updates in place. Everything works at 1280 px and at phone width.
 
+mod accounts;
 mod audit;
 mod connectors;
 mod figures;
@@ -131,6 +133,7 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
         .route("/overview", get(overview_page))
         .route("/events", get(events))
         .route("/connectors", get(connectors_page).post(connector_action))
+        .route("/accounts", post(accounts::account_action))
         .route("/upload", post(upload_plugin))
         .route("/operators", get(operators_page).post(operator_action))
         .route("/routing", get(routing_page).post(routing_action))

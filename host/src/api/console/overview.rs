@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::Host;
 use crate::TaskHealth;
 use crate::connectors::{Circuit, ConnectorHealth};
+use crate::host::Readiness;
 use crate::routing::WaitEstimate;
 use crate::store::OutboxBacklog;
 
@@ -31,7 +32,8 @@ const TEXT_CHARS: usize = 140;
 #[derive(Clone, Debug)]
 pub(crate) struct Snapshot {
     taken_at_ms: u64,
-    ready: Result<(), String>,
+    /// Judged for the viewer: the whole host, or a console user's tenant.
+    ready: Readiness,
     tenants: Vec<TenantQueue>,
     unhealthy: Vec<ConnectorHealth>,
     outbox: Vec<OutboxBacklog>,
@@ -121,16 +123,12 @@ pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> 
             total,
         });
     }
-    let outbox = match host.store().outbox_backlog().await {
-        Ok(backlog) => backlog,
-        Err(e) => {
-            tracing::warn!("the console could not read the outbox backlog: {e:#}");
-            Vec::new()
-        }
-    };
+    // The outbox's backlog is read once, for the readiness card and the outbox table.
+    let ready = host.readiness_facts().await;
+    let outbox = ready.outbox().to_vec();
     Snapshot {
         taken_at_ms: host.store().now_ms(),
-        ready: host.readiness().await,
+        ready,
         tenants,
         unhealthy: host
             .connector_health()
@@ -152,7 +150,9 @@ pub(crate) async fn sample(host: &Host, figures: &FiguresCache, fresh: bool) -> 
 }
 
 /// The live part of the overview (what the page shows inside `#live`); with `only`, just
-/// that tenant's (a console user's view: no other tenant, no host-wide tasks).
+/// that tenant's (a console user's view: no other tenant, no host-wide tasks, and the
+/// State card judged on that tenant's connectors, pollers and replies, with what serves
+/// every tenant).
 pub(crate) fn render(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
     if let Some(only) = only {
         let mine = Snapshot {
@@ -199,7 +199,7 @@ fn render_all(lang: Lang, snapshot: &Snapshot, only: Option<&str>) -> String {
         updated = escape(t.updated_at),
         at = time(snapshot.taken_at_ms, false),
     );
-    let (ready_class, ready_text) = match &snapshot.ready {
+    let (ready_class, ready_text) = match snapshot.ready.judge(only) {
         Ok(()) => ("ok", t.ready.to_string()),
         Err(reason) => ("bad", format!("{}: {reason}", t.not_ready)),
     };
