@@ -37,7 +37,7 @@ pub struct PluginCheck {
 impl Config {
     /// The runtime the config asks for (with its compiled-component cache).
     pub fn runtime(&self) -> Result<Runtime, crate::Error> {
-        let mut builder = Runtime::builder();
+        let mut builder = Runtime::builder().trust(self.trust.clone());
         if let Some(dir) = &self.cache_dir {
             builder = builder.cache_dir(dir);
         }

@@ -131,6 +131,12 @@ pub struct HostSection {
     /// deletes older ones every hour (conversations and messages are never deleted). `0`
     /// keeps them forever. Default: 30.
     pub retention_days: u64,
+    /// Public keys (`ed25519:<base64>`, as `centralino plugin keygen` prints them) whose
+    /// plugin signatures this host trusts. Default: none.
+    pub trusted_keys: Vec<String>,
+    /// Refuse plugins not signed by one of `trusted_keys` (a signature that does not match
+    /// its file is refused in any case). Default: false.
+    pub require_signed: bool,
 }
 
 impl Default for HostSection {
@@ -155,6 +161,8 @@ impl Default for HostSection {
             max_connections: 1024,
             max_connections_per_peer: 64,
             pooling_instances: None,
+            trusted_keys: Vec::new(),
+            require_signed: false,
             poll_lease_ttl_secs: None,
             token_key: None,
             retention_days: 30,

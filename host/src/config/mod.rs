@@ -148,6 +148,8 @@ pub struct Config {
     pub ingress: crate::serve::IngressLimits,
     /// Pooled instance slots, when the pooling allocator is on.
     pub pooling_instances: Option<u32>,
+    /// Which plugins load: trusted signing keys and whether a signature is required.
+    pub trust: crate::runtime::PluginTrust,
     /// The tenants; one, `default`, when the file names none.
     pub tenants: Vec<Tenant>,
     source: Source,

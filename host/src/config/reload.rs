@@ -307,6 +307,10 @@ fn host_changes(old: &Config, new: &Config) -> Vec<String> {
         old.pooling_instances != new.pooling_instances,
         "host.pooling_instances",
     );
+    check(
+        old.trust != new.trust,
+        "host.trusted_keys or host.require_signed",
+    );
     let tokens = |c: &Config| -> Vec<(String, Option<super::SecretRef>)> {
         c.tenants
             .iter()

@@ -101,6 +101,10 @@ pub struct Inspection {
     /// [`crate::windows`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply_window: Option<crate::windows::ReplyWindow>,
+    /// Who signed the component and whether the signature still matches the file (the
+    /// `centralino-signature` section; see [`super::PluginSignature`]). `None`: unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::PluginSignature>,
     /// The connector's own rate-limit headers, when it declares them (the
     /// `centralino-rate-limits` section; see [`crate::rate_limits`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -315,6 +319,9 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         None => None,
     };
 
+    let signature = super::provenance::verify(bytes)
+        .map_err(|reason| invalid(format!("plugin {plugin}: {reason}")))?;
+
     let mut capabilities: Vec<String> = Vec::new();
     for import in &imports {
         let capability = match contract_interface(import) {
@@ -339,6 +346,7 @@ pub fn inspect(path: &Path, bytes: &[u8]) -> Result<Inspection, Error> {
         sha256: hex::encode(Sha256::digest(bytes)),
         oauth,
         reply_window,
+        signature,
         rate_limits,
     })
 }

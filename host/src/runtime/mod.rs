@@ -27,6 +27,8 @@ mod fast_path;
 mod imports;
 mod inspect;
 mod limits;
+mod provenance;
+mod route_call;
 mod router;
 pub(crate) mod state;
 
@@ -48,6 +50,10 @@ pub use inspect::{
     inspect_file, serves,
 };
 pub use limits::PluginLimits;
+pub use provenance::{
+    PluginSignature, PluginTrust, SIGNATURE_SECTION, SigningKey, generate_key, sign,
+};
+pub(crate) use route_call::RouteCall;
 pub use router::{RouterInstance, RouterPlugin};
 
 use crate::capabilities::Grants;
@@ -66,50 +72,7 @@ pub struct RuntimeBuilder {
     cache_dir: Option<PathBuf>,
     pooling: Option<u32>,
     route_call: Option<RouteCall>,
-}
-
-/// How a routing policy's `route` is called; chosen once, when the [`Runtime`] is built.
-///
-/// The fast path ([`borrowed`]) lowers the routing context straight from the host's types
-/// through wasmtime's unstable `component::__internal` API, with `unsafe` code; it is why
-/// wasmtime is held to one major version. The generated bindings' ordinary typed call
-/// clones every string of the context into the contract's owned types first (the cost
-/// [`borrowed`] removes) and relies on nothing internal. Both give the same
-/// decisions: `runtime::fast_path` checks it over thousands of random contexts for every
-/// routing policy.
-///
-/// By default the runtime takes the fast path when [`borrowed::self_check`] passes (the
-/// layout the `unsafe` code writes is the canonical ABI's and the generated bindings'),
-/// and otherwise warns once and takes the generated path. For a maintainer upgrading
-/// wasmtime: if the `borrowed::tests` or `runtime::fast_path` tests fail, decisions are
-/// still right through the generated path; to ship before the fast path is repaired, make
-/// [`RouteCall::chosen`] return [`RouteCall::Generated`] (one line), and if `__internal` no
-/// longer compiles, reduce `borrowed.rs` to the conversion to `router::Context`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RouteCall {
-    /// The context borrowed from the host's types, lowered by [`borrowed`].
-    Borrowed,
-    /// The generated bindings' typed `call_route`, with an owned `router::Context`.
-    Generated,
-}
-
-impl RouteCall {
-    /// `forced` if given, else the fast path if `check` (the fast path's self-check) passed.
-    fn chosen(forced: Option<RouteCall>, check: impl FnOnce() -> Result<(), String>) -> Self {
-        if let Some(call) = forced {
-            return call;
-        }
-        match check() {
-            Ok(()) => RouteCall::Borrowed,
-            Err(difference) => {
-                tracing::warn!(
-                    "routing decisions go through the generated bindings (slower): the fast \
-                     path's assumptions do not hold in this wasmtime: {difference}"
-                );
-                RouteCall::Generated
-            }
-        }
-    }
+    trust: PluginTrust,
 }
 
 /// Largest linear memory of a pooled instance slot (see [`RuntimeBuilder::pooling`]): the
@@ -141,6 +104,14 @@ impl RuntimeBuilder {
     /// Default: off (wasmtime's on-demand allocator: no ceiling, nothing reserved).
     pub fn pooling(mut self, instances: u32) -> Self {
         self.pooling = Some(instances);
+        self
+    }
+
+    /// Which components load: signed by whom, and whether a signature is required (see
+    /// [`PluginTrust`]). Default: unsigned and validly signed components load; a signature
+    /// that does not match its file is always refused.
+    pub fn trust(mut self, trust: PluginTrust) -> Self {
+        self.trust = trust;
         self
     }
 
@@ -199,6 +170,7 @@ impl RuntimeBuilder {
                 channel_linker,
                 http,
                 route_call,
+                trust: self.trust,
                 _ticker: ticker,
             }),
         })
@@ -237,6 +209,7 @@ struct RuntimeInner {
     channel_linker: Linker<PluginState>,
     http: HttpTransport,
     route_call: RouteCall,
+    trust: PluginTrust,
     _ticker: EpochTicker,
 }
 
@@ -279,6 +252,9 @@ impl Runtime {
         })?;
         let info = inspect(path, &bytes)?;
         info.ensure_loadable(path, Some(expected))?;
+        self.inner
+            .trust
+            .check(path, &info.plugin, info.signature.as_ref())?;
         let build = || self.build_component(&bytes, quietly);
         let compiled = match &self.inner.cache {
             Some(cache) => cache.load(&self.inner.engine, &bytes, build),

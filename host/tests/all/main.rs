@@ -41,6 +41,7 @@ mod routing_replay;
 mod scaffold;
 mod security;
 mod several_hosts;
+mod signing;
 mod soak;
 mod store;
 mod support;

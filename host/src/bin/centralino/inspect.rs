@@ -40,11 +40,30 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<()> {
         if let Some(rate_limits) = &info.rate_limits {
             println!("rate limits   {}", serde_json::to_string(rate_limits)?);
         }
+        match &info.signature {
+            Some(signature) if signature.valid => println!(
+                "signed by     \"{}\" ({}), signature valid",
+                signature.signer, signature.key
+            ),
+            Some(signature) => println!(
+                "signed by     \"{}\" ({}), signature DOES NOT MATCH the file",
+                signature.signer, signature.key
+            ),
+            None => println!("signed by     nobody (unsigned)"),
+        }
         println!("size          {} bytes", info.size);
         println!("sha256        {}", info.sha256);
     }
     // Inspection succeeds for a component of an unserved version so the admin can see it,
     // but the command still reports it as an error.
     info.ensure_loadable(file, None)?;
+    if let Some(signature) = info.signature.as_ref().filter(|s| !s.valid) {
+        anyhow::bail!(
+            "{}: the signature by \"{}\" does not match the file: it was changed after it was \
+             signed",
+            file.display(),
+            signature.signer
+        );
+    }
     Ok(())
 }

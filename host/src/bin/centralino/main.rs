@@ -51,6 +51,7 @@ mod plugin_replay;
 mod replay;
 mod run;
 mod scaffold;
+mod sign;
 
 /// centralino: social customer care on a WebAssembly plugin host.
 #[derive(Parser)]
@@ -140,6 +141,10 @@ enum PluginCommand {
     Poll(plugin_replay::PollArgs),
     /// Create a new plugin crate (a channel connector or a routing policy).
     New(scaffold::NewArgs),
+    /// Create an Ed25519 key for signing plugins; prints the public key admins trust.
+    Keygen(sign::KeygenArgs),
+    /// Sign a component, so hosts that trust your key load it (and notice any change).
+    Sign(sign::SignArgs),
 }
 
 fn main() -> ExitCode {
@@ -161,6 +166,12 @@ fn main() -> ExitCode {
         Command::Plugin {
             command: PluginCommand::New(args),
         } => done(scaffold::run(args)),
+        Command::Plugin {
+            command: PluginCommand::Keygen(args),
+        } => done(sign::keygen(args)),
+        Command::Plugin {
+            command: PluginCommand::Sign(args),
+        } => done(sign::run(args)),
         Command::Run(args) => done(run::run(args, format)),
         Command::Demo(args) => done(demo::run(args)),
         Command::Route(args) => done(replay::run(args)),

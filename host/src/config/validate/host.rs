@@ -49,6 +49,17 @@ impl Checker<'_> {
             host.pooling_instances,
             " (leave it out to allocate instances on demand)",
         );
+        for (at, trusted) in host.trusted_keys.iter().enumerate() {
+            if let Err(reason) = crate::runtime::PluginTrust::trusting([trusted.as_str()]) {
+                self.report(&key.key("trusted_keys").index(at), reason);
+            }
+        }
+        if host.require_signed && host.trusted_keys.is_empty() {
+            self.report(
+                &key.key("require_signed"),
+                "is true but `trusted_keys` is empty: no plugin could load (add the public                  key `centralino plugin keygen` printed)",
+            );
+        }
         self.at_least_one(
             &key.key("poll_lease_ttl_secs"),
             host.poll_lease_ttl_secs,

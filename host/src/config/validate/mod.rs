@@ -312,6 +312,10 @@ pub(crate) fn check(
         return Err(source.error(problems));
     }
     let host = &file.host;
+    // Checked above: every key parses.
+    let trust = crate::runtime::PluginTrust::trusting(host.trusted_keys.iter().cloned())
+        .unwrap_or_default()
+        .require_signed(host.require_signed);
     Ok(Config {
         path: source.file().to_path_buf(),
         store,
@@ -344,6 +348,7 @@ pub(crate) fn check(
             max_connections_per_peer: host.max_connections_per_peer,
         },
         pooling_instances: host.pooling_instances,
+        trust,
         tenants,
         base_dir,
         source,
