@@ -125,7 +125,7 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
              `crm_webhook_secret`, `watch_plugins`, `watch_interval_ms`, `log_format`, \
              `header_read_timeout_ms`, `body_read_timeout_ms`, `max_connections`, \
              `max_connections_per_peer`, `pooling_instances`, `poll_lease_ttl_secs`, \
-             `token_key`, `retention_days`",
+             `token_key`, `retention_days`, `trusted_keys`, `require_signed`",
         ),
         (
             "unknown key in an account",
