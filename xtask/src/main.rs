@@ -524,11 +524,15 @@ fn public_api(check: bool) -> anyhow::Result<()> {
             "unstable-options",
             "--output-format",
             "json",
+            // A broken or private link in the public docs fails here, not in a reader's
+            // browser.
+            "-D",
+            "warnings",
         ])
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(&root))
-    .context("documenting the library as JSON")?;
+    .context("documenting the library as JSON (rustdoc warnings fail this step)")?;
     let json_path = target.join("doc").join("centralino.json");
     let text = std::fs::read_to_string(&json_path)
         .with_context(|| format!("reading {}", json_path.display()))?;

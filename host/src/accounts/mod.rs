@@ -10,7 +10,7 @@
 //!   answers the authorize URL (state and PKCE verifier single-use, expiring), and the
 //!   callback ([`Host::complete_connect`](crate::Host::complete_connect), routed on the
 //!   admin listener) exchanges the code, checks who the token acts as, and stores the
-//!   tokens sealed ([`seal`]); Facebook's one login yields the page tokens of the pages
+//!   tokens sealed (`accounts/seal.rs`); Facebook's one login yields the page tokens of the pages
 //!   the connector serves;
 //! - attaches the token like a static credential (the plugin names it and never sees it);
 //! - refreshes it ahead of expiry and after a refusal, the refresh claimed row by row in
@@ -18,7 +18,7 @@
 //!   refresh token, and the new pair is stored before the new token is used;
 //! - keeps each account's state ([`AccountState`]): shown by `centralino status`, the
 //!   admin API and `/metrics`, and reported to the CRM when it changes
-//!   ([`CrmEvent::AccountStateChanged`](crate::crm::CrmEvent::AccountStateChanged)). An
+//!   ([`CrmEvent::AccountStateChanged`]). An
 //!   account that needs re-authorisation holds its replies in the outbox and pauses its
 //!   polls; once re-authorised, the held replies go out in order, once.
 

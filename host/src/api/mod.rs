@@ -7,7 +7,7 @@
 //!   tenant's token never reaches another tenant's data (another tenant's conversation is
 //!   `404`, exactly like one that does not exist). The OpenAPI 3.1 document is served at
 //!   `/openapi.json` and checked in at `docs/openapi.json`.
-//! - **Admin API** ([`admin`], on `host.admin_listen`): status, connector health and
+//! - **Admin API** (`api/admin.rs`, on `host.admin_listen`): status, connector health and
 //!   reset, presence, and Prometheus `/metrics`, behind the admin token.
 //!
 //! Both listeners answer `/healthz` (the process is up) and `/readyz` (the store answers

@@ -32,8 +32,8 @@
 //! Three steps, each with errors that name the file, the line, the key path and what was
 //! expected:
 //!
-//! 1. [`Config::load`] reads the file ([`file`](mod@file) documents every key and its
-//!    default) and checks what can be checked without secrets or compiling: duplicates,
+//! 1. [`Config::load`] reads the file (`config/file.rs` documents every key and its
+//!    default; `centralino init` writes a commented example) and checks what can be checked without secrets or compiling: duplicates,
 //!    plugin files, the routing chain, operators' accounts, limits. Every problem found is
 //!    reported, not only the first.
 //! 2. [`Config::resolve_secrets`] reads every `env:`/`file:` reference of the enabled

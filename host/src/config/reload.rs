@@ -117,7 +117,7 @@ fn file_sha256(path: &std::path::Path) -> Option<String> {
 }
 
 impl Config {
-    /// Applies this config to `host` (see the [module docs](self)): checks everything
+    /// Applies this config to `host` (see the [`ConfigReloader`] documentation): checks everything
     /// first and changes nothing when anything fails. `previous` is the config the host
     /// runs now, when known, to list host settings that only a restart applies.
     pub async fn apply_to(

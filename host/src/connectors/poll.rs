@@ -21,7 +21,7 @@ pub struct PollReport {
     /// The failure, if the poll failed or was refused.
     pub error: Option<String>,
     /// The host holding the account's polling lease, when another host polls it (this
-    /// one then did not); see [`crate::store::leases`].
+    /// one then did not); see RELIABILITY.md (poll leases).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leased_to: Option<String>,
 }

@@ -185,7 +185,7 @@ impl Host {
 
     /// Applies a tenant's new routing live: the chains, offer timeout, reply rules and
     /// auto-reply are replaced, and the roster becomes `update.operators` (see
-    /// [`RoutingEngine::apply_roster`](crate::routing::RoutingEngine::apply_roster)).
+    /// the routing engine's roster update).
     /// Conversations, the queue and assignments are kept; waiting conversations go to
     /// operators who can now take them, and the outcome is recorded and told to the CRM.
     pub async fn update_routing(

@@ -98,7 +98,7 @@ impl HostBuilder {
     }
 
     /// How long delivered CRM events and replies sent or failed for good are kept; the
-    /// host deletes older ones every hour ([`Store::prune`]). `None` keeps them forever.
+    /// host deletes older ones every hour. `None` keeps them forever.
     /// Conversations and messages are never deleted. Default: [`DEFAULT_RETENTION`], 30
     /// days.
     pub fn retention(mut self, keep: Option<Duration>) -> Self {
@@ -142,7 +142,7 @@ impl HostBuilder {
     /// sharing the database takes its accounts over at most this long (plus one poll
     /// interval) later. Default: three poll intervals of each connector, at least 10 s; a
     /// value not longer than a connector's poll interval is raised to twice the interval.
-    /// See [`crate::store::leases`].
+    /// See RELIABILITY.md (poll leases).
     pub fn poll_lease_ttl(mut self, ttl: Duration) -> Self {
         self.poll_lease_ttl = Some(ttl);
         self

@@ -47,7 +47,7 @@ pub struct PluginSignature {
     pub valid: bool,
 }
 
-/// Which plugins a runtime loads (see the [module](self) documentation). Default: any
+/// Which plugins a runtime loads (see [`sign`](super::sign) and [`SIGNATURE_SECTION`]). Default: any
 /// unsigned or validly signed component, no trusted keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -5,7 +5,7 @@
 //! carries its tenant, and every query filters on it.
 //!
 //! The guarantees the rest of the host builds on:
-//! - [`Store::ingest`] stores a batch of inbound messages in one transaction; a message seen
+//! - `Store::ingest` stores a batch of inbound messages in one transaction; a message seen
 //!   before (same tenant, channel, account and platform id) changes nothing, so webhook
 //!   redeliveries are harmless. Only after it returns is the platform acknowledged.
 //! - a thread has at most one open conversation (a partial unique index), so a customer's

@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// What [`RoutingEngine::apply_roster`] changed.
+/// What a roster update of the routing engine changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RosterChange {
