@@ -241,6 +241,9 @@ impl Config {
                 let spec = connector_spec(tenant, connector, granted);
                 let configured = async {
                     let plugin = runtime.load_channel(&spec.plugin)?;
+                    runtime
+                        .trust()
+                        .check_for_tenant(&tenant.id, &spec.plugin, plugin.info())?;
                     let mut instance = plugin.instance(spec.config, spec.grants, spec.limits);
                     instance.ready().await?;
                     let polls = instance

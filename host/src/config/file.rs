@@ -461,6 +461,10 @@ pub struct TenantSection {
     /// Default: none, and the tenant's API refuses every call.
     #[serde(default)]
     pub api_token: Option<SecretRef>,
+    /// Refuse this tenant's plugins unless signed by one of `[host] trusted_keys`, even
+    /// where the host as a whole does not require it. Default: false.
+    #[serde(default)]
+    pub require_signed: bool,
 }
 
 impl ConfigFile {

@@ -168,6 +168,9 @@ impl Connector {
         let plugin = tokio::task::spawn_blocking(move || loader.load_channel_quietly(&path))
             .await
             .map_err(|e| anyhow::anyhow!("compiling the plugin did not finish: {e}"))??;
+        runtime
+            .trust()
+            .check_for_tenant(&spec.tenant, &spec.plugin, plugin.info())?;
         let candidate = Active::new(spec.clone(), &plugin, self.now_ms());
         let polls = self.poll_interval.is_some();
         let id = &candidate.plugin;

@@ -251,6 +251,9 @@ impl HostBuilder {
                     plugin
                 }
             };
+            runtime
+                .trust()
+                .check_for_tenant(&spec.tenant, &spec.plugin, plugin.info())?;
             let connector = Connector::new(spec, &plugin, self.clock.clone());
             account_lists.push(ConnectorAccounts {
                 tenant: spec.tenant.clone(),

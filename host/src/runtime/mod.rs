@@ -227,6 +227,11 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
+    /// The plugin trust policy it was built with.
+    pub(crate) fn trust(&self) -> &PluginTrust {
+        &self.inner.trust
+    }
+
     /// A runtime with the defaults (no disk cache).
     pub fn new() -> Result<Self, Error> {
         Self::builder().build()

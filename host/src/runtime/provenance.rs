@@ -56,6 +56,9 @@ pub struct PluginTrust {
     pub trusted_keys: Vec<String>,
     /// Refuse components that are not signed by one of [`trusted_keys`](Self::trusted_keys).
     pub require_signed: bool,
+    /// Tenants whose connectors must be signed by a trusted key even where the host as a
+    /// whole does not require it.
+    pub tenants_requiring_signed: std::collections::BTreeSet<String>,
 }
 
 impl PluginTrust {
@@ -71,7 +74,7 @@ impl PluginTrust {
         }
         Ok(PluginTrust {
             trusted_keys,
-            require_signed: false,
+            ..PluginTrust::default()
         })
     }
 
@@ -79,6 +82,38 @@ impl PluginTrust {
     pub fn require_signed(mut self, required: bool) -> PluginTrust {
         self.require_signed = required;
         self
+    }
+
+    /// Refuses `tenant`'s connectors unless signed by a trusted key.
+    pub fn require_signed_for(mut self, tenant: impl Into<String>) -> PluginTrust {
+        self.tenants_requiring_signed.insert(tenant.into());
+        self
+    }
+
+    /// Whether `tenant` may run the component at `path` (the host-wide rules were checked
+    /// when it loaded; this adds the tenant's own `require_signed`).
+    pub(crate) fn check_for_tenant(
+        &self,
+        tenant: &str,
+        path: &Path,
+        info: &super::Inspection,
+    ) -> Result<(), Error> {
+        if self.require_signed || !self.tenants_requiring_signed.contains(tenant) {
+            return Ok(());
+        }
+        let strict = PluginTrust {
+            require_signed: true,
+            ..self.clone()
+        };
+        strict
+            .check(path, &info.plugin, info.signature.as_ref())
+            .map_err(|e| match e {
+                Error::InvalidComponent { path, reason } => Error::InvalidComponent {
+                    path,
+                    reason: format!("{reason} (tenant `{tenant}` requires signed plugins)"),
+                },
+                other => other,
+            })
     }
 
     /// Whether the component at `path`, signed as `signature`, may load.

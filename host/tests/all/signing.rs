@@ -215,3 +215,98 @@ fn keygen_sign_inspect_and_check_from_the_command_line() {
         "{stderr}"
     );
 }
+
+fn echo_spec(tenant: &str, plugin: &Path) -> centralino::connectors::ConnectorSpec {
+    use centralino::types::{AccountConfig, ConnectorConfig};
+    centralino::connectors::ConnectorSpec::new(
+        "echo",
+        plugin,
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![AccountConfig {
+                id: "shop".to_string(),
+                ..AccountConfig::default()
+            }],
+        },
+    )
+    .tenant(tenant)
+}
+
+#[tokio::test]
+async fn a_tenant_can_require_signed_plugins_where_the_host_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key(dir.path(), "acme.key");
+    let signed = signed_echo(dir.path(), &key, "echo-signed.wasm");
+    let unsigned = component("echo-channel");
+    let trust = || {
+        PluginTrust::trusting([key.public_key()])
+            .unwrap()
+            .require_signed_for("acme")
+    };
+    // acme's unsigned connector stops the host, naming the tenant's rule …
+    let error = centralino::Host::builder()
+        .runtime(runtime(trust()))
+        .connector(echo_spec("acme", &unsigned))
+        .connector(echo_spec("beta", &unsigned))
+        .build()
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("it is not signed")
+            && error.contains("tenant `acme` requires signed plugins"),
+        "{error}"
+    );
+    // … while beta, which requires nothing, runs the same file, and acme runs a signed one.
+    centralino::Host::builder()
+        .runtime(runtime(trust()))
+        .connector(echo_spec("acme", &signed))
+        .connector(echo_spec("beta", &unsigned))
+        .build()
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_tenants_require_signed_applies_to_check_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("acme.key");
+    std::fs::write(&key_path, generate_key().unwrap()).unwrap();
+    let key = SigningKey::from_file(&key_path).unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(component("echo-channel"), plugins.join("echo-channel.wasm")).unwrap();
+    signed_echo(&plugins, &key, "echo-signed.wasm");
+    let config = dir.path().join("centralino.toml");
+    let write = |acme_plugin: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[host]\nplugin_dir = \"plugins\"\nstore = \"sqlite://{db}\"\n\
+                 trusted_keys = [\"{key}\"]\n\n\
+                 [[tenants]]\nid = \"acme\"\nrequire_signed = true\n\
+                 [[tenants.connectors]]\nname = \"echo\"\nplugin = \"{acme_plugin}\"\n\
+                 [[tenants.connectors.accounts]]\nid = \"1\"\n\n\
+                 [[tenants]]\nid = \"beta\"\n\
+                 [[tenants.connectors]]\nname = \"echo\"\nplugin = \"echo-channel\"\n\
+                 [[tenants.connectors.accounts]]\nid = \"1\"\n",
+                db = dir.path().join("c.db").display(),
+                key = key.public_key()
+            ),
+        )
+        .unwrap();
+    };
+    write("echo-channel");
+    let (code, stdout, stderr) =
+        centralino(&["check", "--config", config.to_str().unwrap(), "--load"]);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("tenant `acme` requires signed plugins") && !stderr.contains("`beta`"),
+        "{stderr}"
+    );
+    write("echo-signed");
+    let (code, stdout, stderr) =
+        centralino(&["check", "--config", config.to_str().unwrap(), "--load"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}

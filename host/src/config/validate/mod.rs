@@ -261,6 +261,13 @@ pub(crate) fn check(
             } else {
                 seen.insert(id, key.clone());
             }
+            if section.require_signed && file.host.trusted_keys.is_empty() {
+                checker.report(
+                    &key.key("require_signed"),
+                    "is true but `[host] trusted_keys` is empty: none of this tenant's \
+                     plugins could load",
+                );
+            }
             tenants.push(checker.tenant(
                 section.id.clone(),
                 key,
@@ -316,6 +323,11 @@ pub(crate) fn check(
     let trust = crate::runtime::PluginTrust::trusting(host.trusted_keys.iter().cloned())
         .unwrap_or_default()
         .require_signed(host.require_signed);
+    let trust = file
+        .tenants
+        .iter()
+        .filter(|t| t.require_signed)
+        .fold(trust, |trust, t| trust.require_signed_for(t.id.clone()));
     Ok(Config {
         path: source.file().to_path_buf(),
         store,
