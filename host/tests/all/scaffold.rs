@@ -298,13 +298,38 @@ fn plugin_new_refuses_poll_for_a_routing_policy() {
     assert!(!repo.path().join("plugins/fair").exists());
 }
 
-/// A standalone crate (`--dir` outside any workspace) made by `plugin new` with `args`, its
-/// lock file seeded from the plugins workspace's so that it builds offline from the cache.
-fn standalone(dir: &Path, args: &[&str]) -> PathBuf {
+/// Copies the guest SDK out of the repository, as its manifest's `include` list names it
+/// (what `cargo package` would ship): nothing in the copy may reach back into the repository.
+fn sdk_copy(dir: &Path) -> PathBuf {
+    let sdk = root().join("plugins/sdk");
+    let copy = dir.join("centralino-plugin-sdk");
+    for folder in ["src", "wit"] {
+        std::fs::create_dir_all(copy.join(folder)).unwrap();
+        for entry in std::fs::read_dir(sdk.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, copy.join(folder).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains(".workspace"), "{manifest}");
+    assert!(!manifest.contains("path ="), "{manifest}");
+    std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
+    copy
+}
+
+/// A standalone crate (`--dir` outside any workspace) made by `plugin new` with `args` on
+/// the SDK at `sdk`, its lock file seeded from the plugins workspace's so that it builds
+/// offline from the cache.
+fn standalone(dir: &Path, sdk: &Path, args: &[&str]) -> PathBuf {
     let name = args.last().unwrap();
     let mut all = vec!["plugin", "new"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--dir", dir.to_str().unwrap()]);
+    all.extend_from_slice(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--sdk",
+        sdk.to_str().unwrap(),
+    ]);
     let out = centralino(dir, &all);
     assert!(out.status.success(), "{}", text(&out));
     let crate_dir = dir.join(name);
@@ -316,9 +341,10 @@ fn standalone(dir: &Path, args: &[&str]) -> PathBuf {
     crate_dir
 }
 
-/// Slow (it builds a guest): the untouched scaffolds pass `cargo clippy --all-targets`
-/// outside the repository, where its `clippy.toml` does not apply; and a polling
-/// connector from `--poll` polls as its comments say, as a component.
+/// Slow (it builds a guest): on a copy of the SDK taken out of the repository, the
+/// untouched scaffolds pass `cargo clippy --all-targets` (the repository's `clippy.toml`
+/// does not apply there) and their tests; and a polling connector from `--poll`, built as
+/// a component, polls as its comments say.
 #[tokio::test]
 async fn scaffolded_crates_pass_clippy_outside_the_repository_and_the_poll_example_polls() {
     let installed = Command::new("rustup")
@@ -331,16 +357,24 @@ async fn scaffolded_crates_pass_clippy_outside_the_repository_and_the_poll_examp
         return;
     }
     let outside = tempfile::tempdir().unwrap();
+    let sdk = sdk_copy(outside.path());
     let crates = [
-        standalone(outside.path(), &["--kind", "channel", "acme-hooks"]),
+        standalone(outside.path(), &sdk, &["--kind", "channel", "acme-hooks"]),
         standalone(
             outside.path(),
+            &sdk,
             &["--kind", "channel", "--poll", "acme-poll"],
         ),
-        standalone(outside.path(), &["--kind", "router", "acme-route"]),
+        standalone(outside.path(), &sdk, &["--kind", "router", "acme-route"]),
     ];
+    let repository = std::fs::canonicalize(root()).unwrap();
     for crate_dir in &crates {
         assert!(!crate_dir.join("clippy.toml").exists());
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+        assert!(
+            !manifest.contains(repository.to_str().unwrap()),
+            "{manifest}"
+        );
         succeeds(
             cargo()
                 .args([
