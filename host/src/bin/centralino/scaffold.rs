@@ -120,6 +120,12 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
         (Kind::Router, _) => "routing policy",
     };
     println!("created {what} `{}` in {}", args.name, crate_dir.display());
+    if args.poll {
+        println!(
+            "the host polls it every `poll_interval_secs` of its [[connectors]] entry; \
+             its first poll starts from now (setting `backfill = \"true\"` keeps the latest page)"
+        );
+    }
 
     if in_workspace {
         match add_member(&workspace_manifest, &args.name)? {
