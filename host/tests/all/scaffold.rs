@@ -358,6 +358,13 @@ async fn scaffolded_crates_pass_clippy_outside_the_repository_and_the_poll_examp
     }
     let outside = tempfile::tempdir().unwrap();
     let sdk = sdk_copy(outside.path());
+    // Ready to publish: `cargo package` builds the packaged SDK from its own files.
+    std::fs::copy(root().join("plugins/Cargo.lock"), sdk.join("Cargo.lock")).unwrap();
+    succeeds(
+        cargo()
+            .args(["package", "--offline", "--allow-dirty"])
+            .current_dir(&sdk),
+    );
     let crates = [
         standalone(outside.path(), &sdk, &["--kind", "channel", "acme-hooks"]),
         standalone(
