@@ -285,3 +285,212 @@ async fn the_guide_takes_a_new_author_from_nothing_to_a_checked_connector() {
         assert!(text(&checked).contains("acme-chat"), "{}", text(&checked));
     }
 }
+
+#[test]
+fn plugin_new_refuses_poll_for_a_routing_policy() {
+    let repo = scratch_repository();
+    let out = centralino(
+        repo.path(),
+        &["plugin", "new", "--kind", "router", "fair", "--poll"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--kind channel"), "{}", text(&out));
+    assert!(!repo.path().join("plugins/fair").exists());
+}
+
+/// Copies the guest SDK out of the repository, as its manifest's `include` list names it
+/// (what `cargo package` would ship): nothing in the copy may reach back into the repository.
+fn sdk_copy(dir: &Path) -> PathBuf {
+    let sdk = root().join("plugins/sdk");
+    let copy = dir.join("centralino-plugin-sdk");
+    for folder in ["src", "wit"] {
+        std::fs::create_dir_all(copy.join(folder)).unwrap();
+        for entry in std::fs::read_dir(sdk.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, copy.join(folder).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains(".workspace"), "{manifest}");
+    assert!(!manifest.contains("path ="), "{manifest}");
+    std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
+    copy
+}
+
+/// A standalone crate (`--dir` outside any workspace) made by `plugin new` with `args` on
+/// the SDK at `sdk`, its lock file seeded from the plugins workspace's so that it builds
+/// offline from the cache.
+fn standalone(dir: &Path, sdk: &Path, args: &[&str]) -> PathBuf {
+    let name = args.last().unwrap();
+    let mut all = vec!["plugin", "new"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--dir",
+        dir.to_str().unwrap(),
+        "--sdk",
+        sdk.to_str().unwrap(),
+    ]);
+    let out = centralino(dir, &all);
+    assert!(out.status.success(), "{}", text(&out));
+    let crate_dir = dir.join(name);
+    std::fs::copy(
+        root().join("plugins/Cargo.lock"),
+        crate_dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    crate_dir
+}
+
+/// Slow (it builds a guest): on a copy of the SDK taken out of the repository, the
+/// untouched scaffolds pass `cargo clippy --all-targets` (the repository's `clippy.toml`
+/// does not apply there) and their tests; and a polling connector from `--poll`, built as
+/// a component, polls as its comments say.
+#[tokio::test]
+async fn scaffolded_crates_pass_clippy_outside_the_repository_and_the_poll_example_polls() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("wasm32-wasip2"))
+        .unwrap_or(false);
+    if !installed {
+        eprintln!("skipped: rustup's wasm32-wasip2 target is not installed");
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let sdk = sdk_copy(outside.path());
+    // Ready to publish: `cargo package` builds the packaged SDK from its own files.
+    std::fs::copy(root().join("plugins/Cargo.lock"), sdk.join("Cargo.lock")).unwrap();
+    succeeds(
+        cargo()
+            .args(["package", "--offline", "--allow-dirty"])
+            .current_dir(&sdk),
+    );
+    let crates = [
+        standalone(outside.path(), &sdk, &["--kind", "channel", "acme-hooks"]),
+        standalone(
+            outside.path(),
+            &sdk,
+            &["--kind", "channel", "--poll", "acme-poll"],
+        ),
+        standalone(outside.path(), &sdk, &["--kind", "router", "acme-route"]),
+    ];
+    let repository = std::fs::canonicalize(root()).unwrap();
+    for crate_dir in &crates {
+        assert!(!crate_dir.join("clippy.toml").exists());
+        let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+        assert!(
+            !manifest.contains(repository.to_str().unwrap()),
+            "{manifest}"
+        );
+        succeeds(
+            cargo()
+                .args([
+                    "clippy",
+                    "--offline",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+                .current_dir(crate_dir),
+        );
+        succeeds(cargo().args(["test", "--offline"]).current_dir(crate_dir));
+    }
+    let source = std::fs::read_to_string(crates[1].join("src/lib.rs")).unwrap();
+    assert!(source.contains("**The first poll**"), "{source}");
+    assert!(source.contains("export_connector!(AcmePoll)"), "{source}");
+
+    succeeds(
+        cargo()
+            .args([
+                "build",
+                "--offline",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .current_dir(&crates[1]),
+    );
+    let built = outside.path().join("acme-poll.wasm");
+    std::fs::copy(
+        target_dir().join("wasm32-wasip2/release/acme_poll.wasm"),
+        &built,
+    )
+    .unwrap();
+
+    let page = |ids: &[&str], pause: Option<u64>| {
+        let messages: Vec<_> = ids
+            .iter()
+            .map(|id| json!({ "id": id, "from": "mario", "text": format!("text of {id}"), "time": 1_795_856_400_000u64 }))
+            .collect();
+        match pause {
+            Some(seconds) => json!({ "messages": messages, "poll_again_after": seconds }),
+            None => json!({ "messages": messages }),
+        }
+    };
+    let platform = ScriptedServer::start(vec![
+        // First poll: the most recent page, only to learn where "now" is.
+        Exchange::get("/accounts/acme/messages").reply_json(200, page(&["m-1", "m-2"], None)),
+        // Then what came after it, with a pause asked for.
+        Exchange::get("/accounts/acme/messages").reply_json(200, page(&["m-3"], Some(30))),
+        // Nothing new: the cursor stays where it was.
+        Exchange::get("/accounts/acme/messages").reply_json(200, page(&[], None)),
+    ])
+    .await
+    .unwrap();
+    let mut polling = ConnectorTest::from_path(&built)
+        .setting("api_base", platform.base_url())
+        .allow(platform.authority())
+        .bearer("acme-token", "t0ken")
+        .account("acme", Some("acme-token"))
+        .instance()
+        .unwrap();
+    let first = polling.poll("acme", None).await.unwrap();
+    assert!(first.messages.is_empty(), "{first:?}");
+    assert_eq!(first.next_poll_after_ms, None);
+    let cursor = first.cursor.unwrap();
+    let second = polling.poll("acme", Some(&cursor)).await.unwrap();
+    let texts: Vec<&str> = second.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["text of m-3"]);
+    assert_eq!(second.messages[0].conversation_key, "acme-poll:mario");
+    assert!(second.next_poll_after_ms.is_some(), "{second:?}");
+    let cursor = second.cursor.unwrap();
+    let third = polling.poll("acme", Some(&cursor)).await.unwrap();
+    assert!(third.messages.is_empty());
+    assert_eq!(third.cursor.as_deref(), Some(cursor.as_str()));
+
+    let asked: Vec<String> = platform
+        .requests()
+        .iter()
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(
+        asked,
+        ["limit=50", "limit=50&after=m-2", "limit=50&after=m-3"]
+    );
+    for request in platform.requests() {
+        assert_eq!(request.header("authorization"), Some("Bearer t0ken"));
+    }
+
+    // With `backfill`, the first poll keeps the most recent page.
+    let platform_again = ScriptedServer::start(vec![
+        Exchange::get("/accounts/acme/messages").reply_json(200, page(&["m-1", "m-2"], None)),
+    ])
+    .await
+    .unwrap();
+    let mut backfilling = ConnectorTest::from_path(&built)
+        .setting("api_base", platform_again.base_url())
+        .setting("backfill", "true")
+        .allow(platform_again.authority())
+        .bearer("acme-token", "t0ken")
+        .account("acme", Some("acme-token"))
+        .instance()
+        .unwrap();
+    let first = backfilling.poll("acme", None).await.unwrap();
+    let ids: Vec<&str> = first
+        .messages
+        .iter()
+        .map(|m| m.external_id.as_str())
+        .collect();
+    assert_eq!(ids, ["m-1", "m-2"]);
+}

@@ -62,6 +62,33 @@ fn the_frozen_v0_1_0_contract_has_not_been_edited() {
     assert_eq!(hex::encode(digest.finalize()), FROZEN_V0_1_0_SHA256);
 }
 
+/// The guest SDK 0.1.x carries its own copy of the contract it targets, so it builds
+/// outside the repository; that copy is the frozen 0.1.0 contract, byte for byte.
+#[test]
+fn the_sdk_carries_the_frozen_v0_1_0_contract_and_binds_it() {
+    let frozen = wit_files(&root().join("wit/since_v0.1.0"));
+    let carried = wit_files(&root().join("plugins/sdk/wit"));
+    assert_eq!(
+        carried.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        frozen.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, carried), (_, frozen)) in carried.iter().zip(&frozen) {
+        assert!(
+            carried == frozen,
+            "plugins/sdk/wit/{name} differs from wit/since_v0.1.0/{name}"
+        );
+    }
+    let bindings = std::fs::read_to_string(root().join("plugins/sdk/src/bindings.rs")).unwrap();
+    let paths: Vec<&str> = bindings
+        .split("path: \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(paths, ["wit", "wit"]);
+    let manifest = std::fs::read_to_string(root().join("plugins/sdk/Cargo.toml")).unwrap();
+    assert!(manifest.contains("\nversion = \"0.1."), "{manifest}");
+}
+
 #[test]
 fn the_host_binds_contract_0_1_from_files_identical_to_the_frozen_copy() {
     let frozen = wit_files(&root().join("wit/since_v0.1.0"));

@@ -10,7 +10,7 @@
 /// World `channel`: imports `log`, `clock`, `http`, `signing`; exports `connector`.
 pub mod channel {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "channel",
         pub_export_macro: true,
         default_bindings_module: "centralino_sdk::bindings::channel",
@@ -23,7 +23,7 @@ pub mod channel {
 /// world's types, so one [`PluginError`](crate::PluginError) serves both.
 pub mod routing_policy {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "routing-policy",
         pub_export_macro: true,
         default_bindings_module: "centralino_sdk::bindings::routing_policy",

@@ -34,7 +34,16 @@ pub trait Connector: Sized + 'static {
     fn configure(config: Config) -> Result<Self>;
 
     /// Fetches what arrived for `account` since `cursor` (the cursor this connector
-    /// returned last time, or none on the first poll).
+    /// returned last time, or none on the first poll), oldest first.
+    ///
+    /// The host stores the messages and the returned cursor together (no cursor keeps the
+    /// old one), so a failed poll is repeated from the old cursor. What the first poll
+    /// fetches is the connector's choice, to be documented with it: *start from now* (learn
+    /// the platform's newest id, return no messages) or a bounded *backfill* (the most
+    /// recent page), never the whole history. `next_poll_after_ms` is the earliest time
+    /// (milliseconds since the epoch) to poll again when the platform asked for a pause.
+    /// `centralino plugin new --kind channel --poll` writes an example of both (a
+    /// `backfill` setting chooses).
     fn poll(&mut self, account: &str, cursor: Option<&str>) -> Result<PollResult> {
         let _ = cursor;
         Err(PluginError::invalid_input(format!(

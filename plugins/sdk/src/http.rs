@@ -6,10 +6,18 @@
 //! [`CREDENTIAL_PLACEHOLDER`]). The host also enforces the allow-list, watches rate-limit
 //! headers and retries idempotent requests; see `wit/http.wit`.
 //!
-//! ```ignore
+//! ```no_run
+//! # use centralino_sdk::http::Api;
+//! # use serde_json::json;
+//! # #[derive(serde::Deserialize)]
+//! # struct User { id: String }
+//! # fn main() -> centralino_sdk::Result<()> {
 //! let api = Api::new("X", "https://api.x.com").credential("token-tim");
 //! let me: User = api.get("/2/users/me").query("user.fields", "username").json()?;
 //! let created = api.post("/2/tweets").json_body(&json!({ "text": "ciao" })).send()?;
+//! # let _ = (me.id, created);
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! [`Api::send`](RequestBuilder::send) turns anything but a 2xx into the [`PluginError`]
@@ -93,9 +101,13 @@ impl Api {
     }
 
     /// A request to `path` (appended to the base URL).
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder<'_> {
+    ///
+    /// The request keeps what it needs of the API (its name and error reader), not a
+    /// borrow of it, so it can be built up conditionally and outlive the `Api` value.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         RequestBuilder {
-            api: self,
+            platform: self.platform.clone(),
+            errors: self.errors,
             request: Request {
                 method,
                 url: format!("{}{path}", self.base),
@@ -110,28 +122,47 @@ impl Api {
     }
 
     /// `GET path`.
-    pub fn get(&self, path: &str) -> RequestBuilder<'_> {
+    pub fn get(&self, path: &str) -> RequestBuilder {
         self.request(Method::Get, path)
     }
 
     /// `POST path`.
-    pub fn post(&self, path: &str) -> RequestBuilder<'_> {
+    pub fn post(&self, path: &str) -> RequestBuilder {
         self.request(Method::Post, path)
     }
 }
 
 /// A request being built; nothing is sent until [`send`](Self::send),
 /// [`json`](Self::json) or [`fetch`](Self::fetch).
+///
+/// It owns everything it needs, so it can be built up step by step:
+///
+/// ```
+/// use centralino_sdk::http::Api;
+///
+/// let api = Api::new("Acme", "https://api.example.com").credential("acme-token");
+/// let since: Option<&str> = Some("m-41");
+/// let mut request = api.get("/messages").query("limit", "50");
+/// if let Some(since) = since {
+///     request = request.query("since", since);
+/// }
+/// let request = request.build();
+/// assert_eq!(request.url, "https://api.example.com/messages?limit=50&since=m-41");
+/// assert_eq!(request.credential.as_deref(), Some("acme-token"));
+/// ```
 #[derive(Debug)]
-pub struct RequestBuilder<'a> {
-    api: &'a Api,
+pub struct RequestBuilder {
+    /// The platform's name, for errors.
+    platform: String,
+    /// How the platform's non-2xx answers are read.
+    errors: ErrorReader,
     request: Request,
     query: Vec<(String, String)>,
     /// Why the request cannot be sent, found while building it.
     invalid: Option<String>,
 }
 
-impl RequestBuilder<'_> {
+impl RequestBuilder {
     /// Adds a query parameter (URL-encoded when sent).
     pub fn query(mut self, name: &str, value: impl Into<String>) -> Self {
         self.query.push((name.to_string(), value.into()));
@@ -192,24 +223,25 @@ impl RequestBuilder<'_> {
         if let Some(reason) = self.invalid {
             return Err(PluginError::invalid_input(reason));
         }
-        let platform = self.api.platform.clone();
+        let platform = self.platform.clone();
         fetch(&self.build()).map_err(|e| transport_error(&platform, e))
     }
 
     /// Sends it; anything but a 2xx becomes the error the platform's answer means.
     pub fn send(self) -> Result<Response> {
-        let api = self.api;
+        let platform = self.platform.clone();
+        let errors = self.errors;
         let response = self.fetch()?;
         if response.is_success() {
             Ok(response)
         } else {
-            Err((api.errors)(&api.platform, &response))
+            Err(errors(&platform, &response))
         }
     }
 
     /// Sends it and parses the 2xx answer as JSON.
     pub fn json<T: DeserializeOwned>(self) -> Result<T> {
-        let platform = self.api.platform.clone();
+        let platform = self.platform.clone();
         let response = self.send()?;
         response.json().map_err(|e| {
             PluginError::transient(format!("{platform} answered with an unreadable body: {e}"))
@@ -291,5 +323,49 @@ pub fn transport_error(platform: &str, error: HttpError) -> PluginError {
             retry_after_ms,
             format!("the host is holding requests until {platform}'s rate-limit window resets"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Api, Method, RequestBuilder};
+
+    /// The API value is a local: the request outlives it, so it owns what it needs.
+    fn messages_request(base: &str, since: Option<&str>, limit: Option<u32>) -> RequestBuilder {
+        let api = Api::new("Acme", base).credential("acme-token");
+        let mut request = api.get("/messages");
+        if let Some(since) = since {
+            request = request.query("since", since);
+        }
+        if let Some(limit) = limit {
+            request = request.query("limit", limit.to_string());
+        }
+        request
+    }
+
+    #[test]
+    fn a_request_is_built_up_conditionally_and_outlives_its_api() {
+        let first = messages_request("https://api.example.com", None, None).build();
+        assert_eq!(first.url, "https://api.example.com/messages");
+        assert_eq!(first.method, Method::Get);
+        assert_eq!(first.credential.as_deref(), Some("acme-token"));
+
+        let next = messages_request("https://api.example.com", Some("m 41"), Some(50)).build();
+        assert_eq!(
+            next.url,
+            "https://api.example.com/messages?since=m+41&limit=50"
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_fails_the_request_before_it_leaves() {
+        use std::collections::BTreeMap;
+        // JSON object keys must be strings: a map keyed by pairs does not serialise.
+        let mut body = BTreeMap::new();
+        body.insert((1, 2), "x");
+        let request = Api::new("Acme", "https://api.example.com")
+            .post("/messages")
+            .json_body(&body);
+        assert!(request.invalid.is_some());
     }
 }

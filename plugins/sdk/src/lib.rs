@@ -18,21 +18,42 @@
 //! | clocks, RFC 3339, HTML entities, cursors | [`time`], [`text`], [`cursor`] |
 //! | deletions and languages within contract 0.1 | [`conventions`] |
 //!
-//! ```ignore
+//! ```no_run
 //! use centralino_sdk::prelude::*;
 //!
-//! struct Hello { accounts: Accounts }
+//! pub struct Hello {
+//!     greeting: String,
+//!     accounts: Accounts,
+//! }
 //!
 //! impl Connector for Hello {
-//!     fn describe() -> Description { /* channel name, capabilities, max text length */ }
-//!     fn configure(config: Config) -> Result<Self> {
-//!         Settings::parse("hello connector", config.settings, &[])?.finish()?;
-//!         Ok(Hello { accounts: Accounts::parse(config.accounts, "hello account", |_| Ok(()))? })
+//!     fn describe() -> Description {
+//!         Description {
+//!             channel: "hello".to_string(),
+//!             summary: "Says hello.".to_string(),
+//!             capabilities: vec![Capability::PrivateMessage],
+//!             max_text_length: 1000,
+//!         }
 //!     }
-//!     fn send(&mut self, message: OutboundMessage) -> Result<Sent> { /* … */ }
+//!
+//!     fn configure(config: Config) -> Result<Self> {
+//!         // Unknown keys are refused here, by name; values are checked as they are read.
+//!         let settings = Settings::parse("hello connector", config.settings, &["greeting"])?;
+//!         Ok(Hello {
+//!             greeting: settings.string_or("greeting", "ciao"),
+//!             accounts: Accounts::parse(config.accounts, "hello account", |_| Ok(()))?,
+//!         })
+//!     }
+//!
+//!     fn send(&mut self, message: OutboundMessage) -> Result<Sent> {
+//!         self.accounts.require(&message.account)?;
+//!         centralino_sdk::info!("{} {}", self.greeting, message.conversation_key);
+//!         Ok(Sent::now(message.idempotency_key))
+//!     }
 //! }
 //!
 //! centralino_sdk::export_connector!(Hello);
+//! # fn main() {}
 //! ```
 //!
 //! # How the bindings are shared
@@ -153,7 +174,7 @@ pub const RATE_LIMITS_SECTION: &str = "centralino-rate-limits";
 /// (`"bearer"` or `{"query": "access_token"}`), `refresh`, `rotating_refresh`, and
 /// `exchange` (`{"kind": "facebook-pages", "accounts_url": …}`).
 ///
-/// ```ignore
+/// ```
 /// centralino_sdk::oauth!(r#"{"flow": "authorization-code", "pkce": true,
 ///     "authorize_url": "https://x.com/i/oauth2/authorize",
 ///     "token_url": "https://api.x.com/2/oauth2/token",
@@ -176,7 +197,7 @@ macro_rules! oauth {
 /// `hours`, and optionally `extended_hours` with the connector setting that enables them
 /// (`extended_setting`).
 ///
-/// ```ignore
+/// ```
 /// centralino_sdk::reply_window!(r#"{"kinds": ["private-message"], "hours": 24,
 ///     "extended_hours": 168, "extended_setting": "human_agent"}"#);
 /// ```
@@ -197,7 +218,7 @@ macro_rules! reply_window {
 /// and `reset_format` (`"auto"`, `"delta-seconds"`, `"epoch-seconds"`, `"epoch-millis"`,
 /// `"rfc3339"` or `"http-date"`).
 ///
-/// ```ignore
+/// ```
 /// centralino_sdk::rate_limits!(r#"{"remaining": "x-quota-left", "reset": "x-quota-reset",
 ///     "reset_format": "delta-seconds"}"#);
 /// ```

@@ -11,10 +11,23 @@ use crate::{PluginError, Result};
 
 /// A plugin's settings: `name = value` pairs with a declared set of known keys.
 ///
-/// ```ignore
-/// let mut settings = Settings::parse("twitter connector", config.settings, &["api_base", "consumer_secret"])?;
-/// let api_base = settings.url_or("api_base", "https://api.x.com")?;
+/// There is nothing to close or finish: [`Settings::parse`] refuses unknown and repeated
+/// keys at once, and each getter checks its value as it reads it.
+///
+/// ```
+/// use centralino_sdk::Settings;
+///
+/// // In `configure`, the pairs are `config.settings`.
+/// let pairs = vec![("api_base".to_string(), "https://api.x.com/".to_string())];
+/// let settings = Settings::parse("twitter connector", pairs, &["api_base", "consumer_secret"])?;
+/// assert_eq!(settings.url_or("api_base", "https://api.example.com")?, "https://api.x.com");
 /// let consumer_secret = settings.secret_or("consumer_secret", "consumer_secret")?;
+/// assert_eq!(consumer_secret.name(), "consumer_secret");
+///
+/// // A typo is refused by name instead of falling back to a default.
+/// let typo = vec![("api-base".to_string(), "https://api.x.com".to_string())];
+/// assert!(Settings::parse("twitter connector", typo, &["api_base"]).is_err());
+/// # Ok::<(), centralino_sdk::PluginError>(())
 /// ```
 #[derive(Debug)]
 pub struct Settings {

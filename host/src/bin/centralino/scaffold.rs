@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! centralino plugin new --kind channel acme              # plugins/acme, added to the workspace
+//! centralino plugin new --kind channel acme --poll       # a connector that polls instead
 //! centralino plugin new --kind router fair --dir /tmp/x  # a standalone crate anywhere
 //! ```
 //!
@@ -13,8 +14,11 @@
 //! the SDK of the source tree this `centralino` was built from).
 //!
 //! The templates live in `templates/` beside this file: a connector that takes signed
-//! webhooks and sends through the host's `http` import, and a routing policy; both with
-//! unit tests of their own logic.
+//! webhooks and sends through the host's `http` import, one that polls instead (cursor,
+//! first-poll semantics, the platform's pause as `next-poll-after-ms`), and a routing
+//! policy; all with unit tests of their own logic that pass `cargo clippy --all-targets`
+//! with default lints plus the manifest's `unwrap_used`/`expect_used`, inside the
+//! repository or out of it.
 
 use std::path::{Path, PathBuf};
 
@@ -44,11 +48,16 @@ pub struct NewArgs {
     /// The guest SDK crate, for a crate outside the plugins workspace.
     #[arg(long)]
     sdk: Option<PathBuf>,
+    /// A connector that polls the platform (cursor, first poll, pauses) instead of taking
+    /// webhooks; only with `--kind channel`.
+    #[arg(long)]
+    poll: bool,
 }
 
 const WORKSPACE_MANIFEST: &str = include_str!("templates/Cargo.workspace.toml.tmpl");
 const STANDALONE_MANIFEST: &str = include_str!("templates/Cargo.standalone.toml.tmpl");
 const CHANNEL: &str = include_str!("templates/channel.rs.tmpl");
+const CHANNEL_POLL: &str = include_str!("templates/channel_poll.rs.tmpl");
 const ROUTER: &str = include_str!("templates/router.rs.tmpl");
 
 /// The SDK of the source tree this binary was built from.
@@ -59,6 +68,9 @@ fn default_sdk() -> PathBuf {
 /// Runs `centralino plugin new` and prints what was created and what to run next.
 pub fn run(args: NewArgs) -> anyhow::Result<()> {
     check_name(&args.name)?;
+    if args.poll && args.kind != Kind::Channel {
+        bail!("--poll makes a polling connector: use it with --kind channel");
+    }
     let crate_dir = args.dir.join(&args.name);
     if crate_dir.exists() {
         bail!(
@@ -91,9 +103,10 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
             &sdk.to_string_lossy(),
         )
     };
-    let source = match args.kind {
-        Kind::Channel => CHANNEL,
-        Kind::Router => ROUTER,
+    let source = match (args.kind, args.poll) {
+        (Kind::Channel, false) => CHANNEL,
+        (Kind::Channel, true) => CHANNEL_POLL,
+        (Kind::Router, _) => ROUTER,
     };
     let source = fill(source, &args.name, &description, "");
 
@@ -101,11 +114,18 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
     write(&crate_dir.join("Cargo.toml"), &manifest)?;
     write(&src.join("lib.rs"), &source)?;
-    let what = match args.kind {
-        Kind::Channel => "channel connector",
-        Kind::Router => "routing policy",
+    let what = match (args.kind, args.poll) {
+        (Kind::Channel, false) => "channel connector",
+        (Kind::Channel, true) => "polling channel connector",
+        (Kind::Router, _) => "routing policy",
     };
     println!("created {what} `{}` in {}", args.name, crate_dir.display());
+    if args.poll {
+        println!(
+            "the host polls it every `poll_interval_secs` of its [[connectors]] entry; \
+             its first poll starts from now (setting `backfill = \"true\"` keeps the latest page)"
+        );
+    }
 
     if in_workspace {
         match add_member(&workspace_manifest, &args.name)? {
