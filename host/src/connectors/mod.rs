@@ -71,7 +71,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 pub use health::{Circuit, ConnectorHealth, Incident};
-pub use poll::PollReport;
+pub use poll::{MAX_POLL_PAUSE, PollReport};
 pub(crate) use reload::Candidate;
 pub use reload::ReloadReport;
 pub use spec::{ConnectorSpec, DEFAULT_TENANT};
@@ -102,6 +102,9 @@ pub(crate) struct Connector {
     refusals: crate::throttle::Throttle,
     /// The host's clock (see [`crate::clock`]); the system clock without one.
     clock: Option<Arc<dyn Clock>>,
+    /// Accounts the platform asked not to poll before a time (epoch ms), from the plugin's
+    /// `next_poll_after_ms`; see `poll.rs`.
+    poll_pauses: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// One loaded version of a connector's plugin and its instance.
@@ -157,6 +160,7 @@ impl Connector {
             reloading: Mutex::new(()),
             refusals: crate::throttle::Throttle::new(crate::throttle::LOG_EVERY),
             clock,
+            poll_pauses: std::sync::Mutex::default(),
         }
     }
 

@@ -24,7 +24,16 @@ pub struct PollReport {
     /// one then did not); see RELIABILITY.md (poll leases).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leased_to: Option<String>,
+    /// When the platform asked not to be polled before (epoch ms on the host's clock, as
+    /// the plugin's `next_poll_after_ms` said, at most [`MAX_POLL_PAUSE`] ahead): this
+    /// poll was skipped, nothing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_until_ms: Option<u64>,
 }
+
+/// The longest a plugin's `next_poll_after_ms` keeps an account from being polled: a
+/// platform's windows are minutes to a day, so anything later is a broken value.
+pub const MAX_POLL_PAUSE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Connector {
     /// Polls every account once, storing messages and cursors together. A failed or
@@ -47,6 +56,7 @@ impl Connector {
                 duplicates: 0,
                 error: None,
                 leased_to: None,
+                paused_until_ms: None,
             };
             // An account waiting for an admin's re-authorisation is not polled: its token
             // would only be refused again.
@@ -57,6 +67,13 @@ impl Connector {
                     "polls paused: the account is {}; re-authorise it with `centralino accounts connect`",
                     connected.state()
                 ));
+                reports.push(report);
+                continue;
+            }
+            // The platform said when to come back (the plugin's `next_poll_after_ms`).
+            if let Some(until) = self.poll_paused_until(account) {
+                tracing::trace!(tenant = %self.tenant, connector = %self.name, account, until, "poll skipped: the platform asked to wait");
+                report.paused_until_ms = Some(until);
                 reports.push(report);
                 continue;
             }
@@ -123,6 +140,7 @@ impl Connector {
                         .await
                     {
                         Ok(ingested) => {
+                            self.pause_polls(account, result.next_poll_after_ms);
                             report.duplicates = ingested.iter().filter(|i| i.duplicate).count();
                             report.stored = ingested.len() - report.duplicates;
                             all.extend(ingested);
@@ -138,5 +156,31 @@ impl Connector {
             reports.push(report);
         }
         (reports, all)
+    }
+}
+
+impl Connector {
+    /// When `account`'s next poll may go out, if the platform asked to wait until later.
+    fn poll_paused_until(&self, account: &str) -> Option<u64> {
+        let now = self.now_ms();
+        let pauses = self.poll_pauses.lock().ok()?;
+        pauses.get(account).copied().filter(|until| *until > now)
+    }
+
+    /// Records the plugin's `next_poll_after_ms` for `account` (none clears it), bounded by
+    /// [`MAX_POLL_PAUSE`].
+    fn pause_polls(&self, account: &str, until: Option<u64>) {
+        let now = self.now_ms();
+        let cap = now.saturating_add(u64::try_from(MAX_POLL_PAUSE.as_millis()).unwrap_or(u64::MAX));
+        if let Ok(mut pauses) = self.poll_pauses.lock() {
+            match until.filter(|until| *until > now) {
+                Some(until) => {
+                    pauses.insert(account.to_string(), until.min(cap));
+                }
+                None => {
+                    pauses.remove(account);
+                }
+            }
+        }
     }
 }

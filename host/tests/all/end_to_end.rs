@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use centralino::Host;
 use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::clock::{Clock as _, ManualClock};
 use centralino::connectors::ConnectorSpec;
 use centralino::types::{AccountConfig, ConnectorConfig, MessageKind, OutboundMessage};
 use centralino_emulators::webhooks::{
     facebook_delivery_headers, messenger_text, tweet_create, twitter_delivery_headers,
 };
 use centralino_emulators::x::NewTweet;
-use centralino_emulators::{GraphApi, XApi};
+use centralino_emulators::{Fault, GraphApi, XApi};
 
 use crate::component;
 
@@ -29,6 +30,14 @@ fn account(id: &str, handle: &str, credential: &str) -> AccountConfig {
 
 /// A telco's X setup: the brand account and one operator's own account.
 async fn twitter_host(x: &XApi) -> (Host, tokio::task::JoinHandle<()>, String) {
+    twitter_host_on(x, None).await
+}
+
+/// The twitter host, on `clock` when given (else the system clock).
+async fn twitter_host_on(
+    x: &XApi,
+    clock: Option<ManualClock>,
+) -> (Host, tokio::task::JoinHandle<()>, String) {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
     x.add_user("42", "mario_rossi", "Mario Rossi", "token-mario");
@@ -58,7 +67,11 @@ async fn twitter_host(x: &XApi) -> (Host, tokio::task::JoinHandle<()>, String) {
         .allow_hosts(vec![x.authority()])
         .credentials(credentials)
         .secrets(secrets);
-    let host = Host::builder().connector(spec).build().await.unwrap();
+    let mut builder = Host::builder().connector(spec);
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
+    }
+    let host = builder.build().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let serving = host.clone();
@@ -162,6 +175,53 @@ async fn a_signed_mention_is_stored_and_the_operator_replies_from_their_own_acco
         .unwrap();
     assert_eq!(reply.author_id, "2001");
     assert_eq!(reply.conversation_id, mention.conversation_id);
+}
+
+#[tokio::test]
+async fn an_account_is_not_polled_again_before_the_platform_says_its_window_resets() {
+    let x = XApi::start().await.unwrap();
+    let clock = ManualClock::at_system_time();
+    let (host, _server, _url) = twitter_host_on(&x, Some(clock.clone())).await;
+    let mentions = || {
+        x.requests()
+            .iter()
+            .filter(|r| r.path == "/2/users/1001/mentions")
+            .count()
+    };
+    // The mentions answer spends the window until ten minutes from now.
+    x.inject(
+        "/2/users/1001/mentions",
+        Fault::LastInWindow {
+            reset_after_secs: 600,
+        },
+        1,
+    );
+    let first = host.poll("default", "twitter").await.unwrap();
+    let brand = first.iter().find(|r| r.account == "1001").unwrap();
+    assert_eq!(
+        (brand.error.as_deref(), brand.paused_until_ms),
+        (None, None)
+    );
+    assert_eq!(mentions(), 1);
+    // The next poll is skipped, saying until when, and asks the platform nothing.
+    let second = host.poll("default", "twitter").await.unwrap();
+    let brand = second.iter().find(|r| r.account == "1001").unwrap();
+    let until = brand.paused_until_ms.expect("the poll was paused");
+    let now = clock.now_ms();
+    assert!(
+        (now + 590_000..=now + 605_000).contains(&until),
+        "{until} vs {now}"
+    );
+    assert_eq!(brand.error, None, "a pause is not a failure");
+    assert_eq!(mentions(), 1);
+    // The other account was not paused.
+    let marco = second.iter().find(|r| r.account == "2001").unwrap();
+    assert_eq!(marco.paused_until_ms, None);
+    // Once the window has reset on the host's clock, the account is polled again.
+    clock.advance(std::time::Duration::from_secs(610));
+    let third = host.poll("default", "twitter").await.unwrap();
+    let brand = third.iter().find(|r| r.account == "1001").unwrap();
+    assert_eq!(brand.paused_until_ms, None);
 }
 
 #[tokio::test]

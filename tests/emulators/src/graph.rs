@@ -395,6 +395,7 @@ async fn answer(
             );
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::LastInWindow { .. }) => {}
         None => {}
     }
     let mut state = lock(&shared.1);

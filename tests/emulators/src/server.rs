@@ -63,6 +63,13 @@ pub enum Fault {
     ExpiredToken,
     /// Answer normally, but only after this delay.
     Slow(Duration),
+    /// Answer normally, saying the rate-limit window is now spent (X:
+    /// `x-rate-limit-remaining: 0`) until it resets this many seconds later. The X
+    /// emulator only; the others answer normally.
+    LastInWindow {
+        /// Seconds until the window resets.
+        reset_after_secs: u64,
+    },
 }
 
 #[derive(Debug)]

@@ -312,6 +312,7 @@ async fn handle(
         Some(Fault::ServerError(status)) => return error(status, "Internal Server Error"),
         Some(Fault::ExpiredToken) => return error(401, "Unauthorized"),
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::LastInWindow { .. }) => {}
         None => {}
     }
     let path = request.path.trim_start_matches('/');

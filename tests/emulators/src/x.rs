@@ -517,23 +517,52 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let request = shared.0.record(&method, &uri, &headers, &body);
-    match shared.0.take_fault(&request.path) {
-        Some(Fault::RateLimited { reset_after_secs }) => {
-            return reply(
-                429,
-                rate_headers(0, reset_after_secs),
-                json!({ "title": "Too Many Requests", "type": "about:blank", "status": 429, "detail": "Too Many Requests" }),
-            );
+    let spent = match shared.0.take_fault(&request.path) {
+        Some(Fault::LastInWindow { reset_after_secs }) => Some(reset_after_secs),
+        other => {
+            if let Some(response) = fault_answer(other).await {
+                return response;
+            }
+            None
         }
-        Some(Fault::ServerError(status)) => {
-            return problem(status, "Service Unavailable", "Service Unavailable");
+    };
+    let mut response = respond(&shared, request).await;
+    if let Some(reset_after_secs) = spent {
+        for (name, value) in rate_headers(0, reset_after_secs) {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
-        Some(Fault::ExpiredToken) => return problem(401, "Unauthorized", "Unauthorized"),
-        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
-        None => {}
     }
+    response
+}
+
+/// The answer a fault gives instead of the normal one, if it replaces it.
+async fn fault_answer(fault: Option<Fault>) -> Option<Response> {
+    match fault {
+        Some(Fault::RateLimited { reset_after_secs }) => Some(reply(
+            429,
+            rate_headers(0, reset_after_secs),
+            json!({ "title": "Too Many Requests", "type": "about:blank", "status": 429, "detail": "Too Many Requests" }),
+        )),
+        Some(Fault::ServerError(status)) => Some(problem(
+            status,
+            "Service Unavailable",
+            "Service Unavailable",
+        )),
+        Some(Fault::ExpiredToken) => Some(problem(401, "Unauthorized", "Unauthorized")),
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Some(Fault::LastInWindow { .. }) | None => None,
+    }
+}
+
+/// The normal answer to `request`.
+async fn respond(shared: &Shared<XState>, request: Recorded) -> Response {
     if request.path == "/2/webhooks" && request.method == "POST" {
-        return register_webhook(&shared, &request).await;
+        return register_webhook(shared, &request).await;
     }
     let mut state = lock(&shared.1);
     if let Some(answer) = oauth(&mut state, &request) {
