@@ -1,18 +1,7 @@
 use std::process::Command;
 
 use crate::component;
-
-fn centralino(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_centralino"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::centralino;
 
 #[test]
 fn plugin_inspect_prints_world_and_contract_version() {

@@ -13,6 +13,7 @@ use centralino::routing::{CustomerMessage, ManualClock, Notice};
 use centralino::types::{MessageKind, Presence, WebhookRequest};
 
 use crate::component;
+use crate::support::centralino_with_env;
 
 /// A folder with a config file and a plugin folder of empty stand-ins: loading checks
 /// that plugin files exist, not what is in them.
@@ -1091,19 +1092,6 @@ async fn configuring_the_plugins_reports_what_each_plugin_refuses_by_key() {
         .unwrap();
 }
 
-fn centralino(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_centralino"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn init_then_check_passes_once_the_secrets_are_provided() {
     let dir = tempfile::tempdir().unwrap();
@@ -1111,7 +1099,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     let path_arg = path.to_str().unwrap();
     let plugins = plugin_dir();
     let plugins_arg = plugins.to_str().unwrap();
-    let (code, stdout, stderr) = centralino(
+    let (code, stdout, stderr) = centralino_with_env(
         &["init", "--path", path_arg, "--plugin-dir", plugins_arg],
         &[],
     );
@@ -1124,7 +1112,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), starter(&plugins));
 
     // Not twice without --force.
-    let (code, _, stderr) = centralino(
+    let (code, _, stderr) = centralino_with_env(
         &["init", "--path", path_arg, "--plugin-dir", plugins_arg],
         &[],
     );
@@ -1133,7 +1121,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
         stderr.trim_end(),
         format!("error: {path_arg} already exists; use --force to overwrite it")
     );
-    let (code, _, stderr) = centralino(
+    let (code, _, stderr) = centralino_with_env(
         &[
             "init",
             "--path",
@@ -1147,7 +1135,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(code, 0, "{stderr}");
 
     // Without the secrets, check lists each missing one and fails.
-    let (code, _, stderr) = centralino(&["check", "--config", path_arg], &[]);
+    let (code, _, stderr) = centralino_with_env(&["check", "--config", path_arg], &[]);
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!(
@@ -1159,7 +1147,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert!(stderr.contains("secrets/facebook_app_secret"), "{stderr}");
     // … unless told to leave them.
     let (code, stdout, stderr) =
-        centralino(&["check", "--config", path_arg, "--skip-secrets"], &[]);
+        centralino_with_env(&["check", "--config", path_arg, "--skip-secrets"], &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("not resolved (--skip-secrets)"), "{stdout}");
 
@@ -1178,7 +1166,9 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
         })
         .collect();
     assert_eq!(env.len(), 16);
-    let (code, stdout, stderr) = centralino(&["check", "--config", path_arg, "--load"], &env);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (code, stdout, stderr) =
+        centralino_with_env(&["check", "--config", path_arg, "--load"], &env);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with(&format!("{path_arg}: ok\n")), "{stdout}");
     assert!(
@@ -1202,7 +1192,8 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert!(stdout.contains("  operators      9 (27 seats)"), "{stdout}");
 
     // --json is for scripts.
-    let (code, stdout, stderr) = centralino(&["check", "--config", path_arg, "--json"], &env);
+    let (code, stdout, stderr) =
+        centralino_with_env(&["check", "--config", path_arg, "--json"], &env);
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["ok"], true);
@@ -1223,7 +1214,7 @@ fn check_of_a_bad_config_prints_one_clear_error_and_exits_1() {
     let path = fixture.path().join("centralino.toml");
     std::fs::write(&path, good_with("capacity = 3", "capacity = 0")).unwrap();
     let path_arg = path.to_str().unwrap();
-    let (code, stdout, stderr) = centralino(&["check", "--config", path_arg], &[]);
+    let (code, stdout, stderr) = centralino_with_env(&["check", "--config", path_arg], &[]);
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(
         stderr,
@@ -1232,14 +1223,14 @@ fn check_of_a_bad_config_prints_one_clear_error_and_exits_1() {
              with no capacity never gets a conversation\n"
         )
     );
-    let (code, stdout, _) = centralino(&["check", "--config", path_arg, "--json"], &[]);
+    let (code, stdout, _) = centralino_with_env(&["check", "--config", path_arg, "--json"], &[]);
     assert_eq!(code, 1);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["ok"], false);
     assert_eq!(json["problems"][0]["line"], 28);
     assert_eq!(json["problems"][0]["key"], "operators[0].capacity");
 
-    let (code, _, stderr) = centralino(&["check", "--config", "/nonexistent/c.toml"], &[]);
+    let (code, _, stderr) = centralino_with_env(&["check", "--config", "/nonexistent/c.toml"], &[]);
     assert_eq!(code, 1);
     assert_eq!(
         stderr,
@@ -1299,7 +1290,7 @@ fn check_never_prints_a_store_credential() {
             if json {
                 args.push("--json");
             }
-            let (code, stdout, stderr) = centralino(&args, &[]);
+            let (code, stdout, stderr) = centralino_with_env(&args, &[]);
             assert_eq!(code, 1, "{stdout}{stderr}");
             assert!(
                 !stdout.contains("hunter2") && !stderr.contains("hunter2"),
@@ -1317,7 +1308,7 @@ fn check_never_prints_a_store_credential() {
         with_store("postgres://care@db.example:5433/centralino?sslmode=require"),
     )
     .unwrap();
-    let (code, stdout, stderr) = centralino(
+    let (code, stdout, stderr) = centralino_with_env(
         &["check", "--config", path_arg, "--skip-secrets", "--json"],
         &[],
     );
@@ -1440,7 +1431,7 @@ fn init_into_a_missing_folder_creates_it() {
     let path = dir.path().join("new/site/centralino.toml");
     let path_arg = path.to_str().unwrap();
     let plugins = plugin_dir();
-    let (code, stdout, stderr) = centralino(
+    let (code, stdout, stderr) = centralino_with_env(
         &[
             "init",
             "--path",
@@ -1463,7 +1454,7 @@ fn init_into_a_missing_folder_creates_it() {
     let blocked = dir.path().join("a-file");
     std::fs::write(&blocked, b"").unwrap();
     let inside = blocked.join("centralino.toml");
-    let (code, _, stderr) = centralino(
+    let (code, _, stderr) = centralino_with_env(
         &[
             "init",
             "--path",
@@ -1488,7 +1479,7 @@ fn check_piped_into_a_reader_that_stops_early_exits_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("centralino.toml");
     let plugins = plugin_dir();
-    let (code, _, stderr) = centralino(
+    let (code, _, stderr) = centralino_with_env(
         &[
             "init",
             "--path",

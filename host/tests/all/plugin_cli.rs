@@ -41,16 +41,9 @@ credential = "env:CLI_X_TOKEN"
 }
 
 fn centralino(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_centralino"))
-        .args(args)
-        .env("CLI_X_SECRET", SECRET)
-        .env("CLI_X_TOKEN", "token-tim")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+    crate::support::centralino_with_env(
+        args,
+        &[("CLI_X_SECRET", SECRET), ("CLI_X_TOKEN", "token-tim")],
     )
 }
 

@@ -4,24 +4,12 @@
 //! each refused, saying why.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use centralino::Error;
 use centralino::runtime::{PluginTrust, Runtime, SigningKey, generate_key, inspect_file, sign};
 
 use crate::component;
-
-fn centralino(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_centralino"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::centralino;
 
 fn new_key(dir: &Path, name: &str) -> SigningKey {
     let path = dir.join(name);

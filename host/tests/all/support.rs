@@ -9,6 +9,26 @@ use axum::http::StatusCode;
 use centralino::crm::{CrmDelivery, CrmEvent};
 use centralino::types::Message;
 
+/// Runs the built `centralino` binary with `args`: its exit code (-1 when a signal ended
+/// it), stdout and stderr.
+pub fn centralino(args: &[&str]) -> (i32, String, String) {
+    centralino_with_env(args, &[])
+}
+
+/// [`centralino`] with `env` added to the test's own environment.
+pub fn centralino_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_centralino"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
