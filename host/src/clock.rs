@@ -19,7 +19,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of the current time in milliseconds since the Unix epoch (UTC).
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -88,15 +87,7 @@ pub(crate) fn read(clock: Option<&Arc<dyn Clock>>) -> u64 {
     clock.map_or_else(now_ms, |clock| clock.now_ms())
 }
 
-/// Milliseconds since the Unix epoch on the system clock; 0 if it is before 1970. Only for
-/// [`SystemClock`] and the few readings that must be real time (see the module docs).
-#[cfg_attr(feature = "test-support", visibility::make(pub))]
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use centralino_runtime::calendar::now_ms;
 
 #[cfg(test)]
 mod tests {

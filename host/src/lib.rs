@@ -82,22 +82,20 @@ macro_rules! internal_use {
 
 pub mod accounts;
 pub mod api;
-mod calendar;
 pub mod capabilities;
 pub mod config;
 pub mod connectors;
-mod conventions;
 pub mod crm;
 mod error;
 mod host;
 mod ids;
-mod platform_versions;
 pub mod rate_limits;
-mod retry;
 pub mod routing;
 pub mod runtime;
 pub mod store;
 mod throttle;
+// The runtime crate's modules that the host uses as its own (see `runtime`).
+use centralino_runtime::{calendar, conventions, platform_versions, retry};
 pub mod types;
 pub mod windows;
 

@@ -6,7 +6,7 @@
 //!   schemathesis against the REST API included.
 //! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
 //!   arguments given (`cargo xtask demo --console` keeps the host and its console up).
-//! - `public-api`: lists the library's public API (from rustdoc's JSON, no default
+//! - `public-api`: lists the public API of the library and of the runtime crate it re-exports from (rustdoc JSON, no default
 //!   features) into `host/public-api.txt`; `public-api --check` fails when the list and
 //!   the code differ, so nothing becomes public by accident (`test` runs the check).
 //! - `schemathesis`: builds the plugins and the host, installs a pinned schemathesis into
@@ -512,33 +512,44 @@ fn public_api(check: bool) -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("public-api");
-    run(Command::new("cargo")
-        .args([
-            "rustdoc",
-            "--package",
-            "centralino",
-            "--lib",
-            "--no-default-features",
-            "--",
-            "-Z",
-            "unstable-options",
-            "--output-format",
-            "json",
-            // A broken or private link in the public docs fails here, not in a reader's
-            // browser.
-            "-D",
-            "warnings",
-        ])
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&root))
-    .context("documenting the library as JSON (rustdoc warnings fail this step)")?;
-    let json_path = target.join("doc").join("centralino.json");
-    let text = std::fs::read_to_string(&json_path)
-        .with_context(|| format!("reading {}", json_path.display()))?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", json_path.display()))?;
-    let lines = api::list(&doc)?;
+    // The library and the runtime crate it re-exports from: a re-exported item shows as a
+    // `use` line in the library's list, and its fields, variants and methods in the
+    // runtime's, so a change to either is caught.
+    let mut lines = Vec::new();
+    for (package, json) in [
+        ("centralino", "centralino.json"),
+        ("centralino-runtime", "centralino_runtime.json"),
+    ] {
+        let mut command = Command::new("cargo");
+        command.args(["rustdoc", "--package", package, "--lib"]);
+        if package == "centralino" {
+            command.arg("--no-default-features");
+        }
+        run(command
+            .args([
+                "--",
+                "-Z",
+                "unstable-options",
+                "--output-format",
+                "json",
+                // A broken or private link in the public docs fails here, not in a reader's
+                // browser.
+                "-D",
+                "warnings",
+            ])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&root))
+        .with_context(|| {
+            format!("documenting {package} as JSON (rustdoc warnings fail this step)")
+        })?;
+        let json_path = target.join("doc").join(json);
+        let text = std::fs::read_to_string(&json_path)
+            .with_context(|| format!("reading {}", json_path.display()))?;
+        let doc: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {}", json_path.display()))?;
+        lines.extend(api::list(&doc, &package.replace('-', "_"))?);
+    }
     let listed = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     let file = root.join(PUBLIC_API);
     if !check {
@@ -583,7 +594,7 @@ mod api {
     use anyhow::Context as _;
     use serde_json::{Map, Value};
 
-    pub(crate) fn list(doc: &Value) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn list(doc: &Value, crate_name: &str) -> anyhow::Result<Vec<String>> {
         let index = doc["index"]
             .as_object()
             .context("rustdoc JSON without an index")?;
@@ -593,7 +604,7 @@ mod api {
             out: BTreeSet::new(),
             modules: HashSet::new(),
         };
-        walker.module("centralino", root);
+        walker.module(crate_name, root);
         Ok(walker.out.into_iter().collect())
     }
 

@@ -44,7 +44,7 @@ impl Config {
         if let Some(instances) = self.pooling_instances {
             builder = builder.pooling(instances);
         }
-        builder.build()
+        Ok(builder.build()?)
     }
 
     /// The store URL, the reference resolved from `secrets`.
@@ -325,13 +325,13 @@ fn connector_spec(
         settings: connector.settings.clone(),
         accounts,
     };
+    let mut grants = Grants::default();
+    grants.allowed_hosts = connector.allowed_hosts.clone();
+    grants.credentials = granted.credentials;
+    grants.secrets = granted.secrets;
     ConnectorSpec {
         tenant: tenant.id.clone(),
-        grants: Grants {
-            allowed_hosts: connector.allowed_hosts.clone(),
-            credentials: granted.credentials,
-            secrets: granted.secrets,
-        },
+        grants,
         limits: connector.limits.clone(),
         poll_interval: connector.poll_interval,
         brands,

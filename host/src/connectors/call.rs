@@ -64,7 +64,7 @@ impl Connector {
     ) -> Result<crate::types::Sent, Error> {
         let active = self.active();
         self.call(&active, "send", CallKind::Traffic, async move |instance| {
-            instance.send(message).await
+            Ok(instance.send(message).await?)
         })
         .await
     }

@@ -204,7 +204,7 @@ impl Connector {
     /// Instantiates and configures `active`'s plugin (a call of its own, supervised).
     async fn configure(&self, active: &Active) -> Result<(), Error> {
         self.call(active, "configure", CallKind::Configure, async |instance| {
-            instance.ready().await
+            Ok(instance.ready().await?)
         })
         .await
     }

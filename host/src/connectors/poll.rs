@@ -119,7 +119,7 @@ impl Connector {
             };
             let polled = self
                 .call(&active, "poll", CallKind::Traffic, async |instance| {
-                    instance.poll(account, cursor.as_deref()).await
+                    Ok(instance.poll(account, cursor.as_deref()).await?)
                 })
                 .await;
             match polled {

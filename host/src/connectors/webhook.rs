@@ -23,7 +23,7 @@ impl Connector {
                 &active,
                 "handle-webhook",
                 CallKind::Traffic,
-                async move |instance| instance.handle_webhook(request).await,
+                async move |instance| Ok(instance.handle_webhook(request).await?),
             )
             .await;
         let outcome = match outcome {

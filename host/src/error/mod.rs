@@ -1,111 +1,12 @@
 //! The crate's error type. Every error that comes from a plugin names the plugin and its
 //! version, so an admin reading a log line knows which component to look at.
 
-use std::fmt;
 use std::path::PathBuf;
-
-use serde::Serialize;
 
 mod routing;
 
+pub use centralino_runtime::{Fault, PluginFailure, PluginId};
 pub use routing::RoutingError;
-
-/// A plugin as admins know it: its name and version, from the component's metadata.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct PluginId {
-    /// Package name the plugin was built from (`round-robin`).
-    pub name: String,
-    /// The plugin's own version (`0.1.0`), or `unversioned` when it carries no metadata.
-    pub version: String,
-}
-
-impl fmt::Display for PluginId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, self.version)
-    }
-}
-
-/// Why a plugin call ended without a result from the plugin.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Fault {
-    /// The guest trapped: a panic, an `unreachable`, an out-of-bounds access.
-    Trap,
-    /// The call ran past its deadline and was cut off.
-    Deadline,
-    /// The guest asked for more memory than its cap.
-    MemoryLimit,
-    /// The host could not create an instance (missing import, start-up trap, a table or
-    /// instance cap).
-    Instantiate,
-    /// The call returned more than the plugin's output caps allow (messages per call, text
-    /// per message, bytes); the result was refused, not truncated.
-    OutputLimit,
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Fault::Trap => "trapped",
-            Fault::Deadline => "ran past its deadline",
-            Fault::MemoryLimit => "exceeded its memory limit",
-            Fault::Instantiate => "could not be instantiated",
-            Fault::OutputLimit => "exceeded an output limit",
-        })
-    }
-}
-
-/// A plugin's own answer that a call failed (the contract's `plugin-error`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum PluginFailure {
-    /// The platform refused the credential: an admin must re-authorise.
-    InvalidCredentials {
-        /// What the plugin said.
-        detail: String,
-    },
-    /// The platform asked to slow down.
-    RateLimited {
-        /// How long to wait, in milliseconds.
-        retry_after_ms: u64,
-        /// What the plugin said.
-        detail: String,
-    },
-    /// Refused for good; retrying will not help.
-    Rejected {
-        /// Why.
-        reason: String,
-    },
-    /// Temporary failure; retry later.
-    Transient {
-        /// What happened.
-        detail: String,
-    },
-    /// The input (webhook, setting) was not acceptable.
-    InvalidInput {
-        /// What was wrong.
-        detail: String,
-    },
-}
-
-impl fmt::Display for PluginFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginFailure::InvalidCredentials { detail } => {
-                write!(f, "invalid credentials (needs re-authorisation): {detail}")
-            }
-            PluginFailure::RateLimited {
-                retry_after_ms,
-                detail,
-            } => {
-                write!(f, "rate limited, retry after {retry_after_ms} ms: {detail}")
-            }
-            PluginFailure::Rejected { reason } => write!(f, "rejected: {reason}"),
-            PluginFailure::Transient { detail } => write!(f, "transient failure: {detail}"),
-            PluginFailure::InvalidInput { detail } => write!(f, "invalid input: {detail}"),
-        }
-    }
-}
 
 /// Errors of the `centralino` crate.
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +143,49 @@ pub enum Error {
     /// (`starting connector … : unknown setting …`), so `to_string()` says why.
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+impl From<centralino_runtime::Error> for Error {
+    /// The runtime's errors are the host's own variants of the same name.
+    fn from(error: centralino_runtime::Error) -> Self {
+        use centralino_runtime::Error as Runtime;
+        match error {
+            Runtime::Io { path, source } => Error::Io { path, source },
+            Runtime::InvalidComponent { path, reason } => Error::InvalidComponent { path, reason },
+            Runtime::WrongWorld {
+                plugin,
+                found,
+                expected,
+            } => Error::WrongWorld {
+                plugin,
+                found,
+                expected,
+            },
+            Runtime::Fault {
+                plugin,
+                function,
+                fault,
+                detail,
+            } => Error::Fault {
+                plugin,
+                function,
+                fault,
+                detail,
+            },
+            Runtime::Plugin {
+                plugin,
+                function,
+                failure,
+            } => Error::Plugin {
+                plugin,
+                function,
+                failure,
+            },
+            Runtime::Other(error) => Error::Other(error),
+            // A variant added to the runtime later: keep it whole, with its message.
+            error => Error::Other(anyhow::Error::new(error)),
+        }
+    }
 }
 
 impl Error {

@@ -37,7 +37,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::error::RoutingError;
+use crate::error::{Error, RoutingError};
 use crate::runtime::{PluginLimits, RouterInstance, Runtime};
 use crate::types::{Agent, Pairs, Presence, RoutingAction, RoutingContext};
 
@@ -323,9 +323,11 @@ impl PolicyChain {
     ) -> Result<Self, RoutingError> {
         let mut stages = Vec::with_capacity(spec.stages.len());
         for stage in &spec.stages {
-            let plugin = runtime.load_router(stage.component_path(plugin_dir))?;
+            let plugin = runtime
+                .load_router(stage.component_path(plugin_dir))
+                .map_err(Error::from)?;
             let mut instance = plugin.instance(stage.settings.clone(), limits.clone());
-            instance.ready().await?;
+            instance.ready().await.map_err(Error::from)?;
             stages.push(instance);
         }
         let mut chain = PolicyChain::new(stages);

@@ -1,9 +1,10 @@
+use centralino::PluginFailure;
 use centralino::capabilities::Grants;
+use centralino::runtime::Error;
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::types::{
     AccountConfig, Capability, ConnectorConfig, MessageKind, OutboundMessage, WebhookRequest,
 };
-use centralino::{Error, PluginFailure};
 
 use crate::component;
 

@@ -69,10 +69,18 @@ fn plugin_inspect_of_a_missing_file_says_which_file() {
 /// The crates `cargo tree -p centralino -e normal` lists (names only, each once), with
 /// `features` passed to cargo; `None` when cargo cannot be started here.
 fn normal_dependencies(features: &[&str]) -> Option<std::collections::BTreeSet<String>> {
+    package_dependencies("centralino", features)
+}
+
+/// The crates `cargo tree -p <package> -e normal` lists (names only, each once).
+fn package_dependencies(
+    package: &str,
+    features: &[&str],
+) -> Option<std::collections::BTreeSet<String>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let out = match Command::new(cargo)
-        .args(["tree", "--offline", "-p", "centralino", "-e", "normal"])
+        .args(["tree", "--offline", "-p", package, "-e", "normal"])
         .args(["--prefix", "none", "--manifest-path"])
         .arg(&manifest)
         .args(features)
@@ -130,4 +138,38 @@ fn an_embedders_build_pulls_in_neither_clap_nor_the_subscriber_nor_the_emulators
             "`{name}` missing with `cli`: {binary:?}"
         );
     }
+}
+
+#[test]
+fn the_plugin_test_kit_needs_the_runtime_alone_not_the_store_the_sql_or_the_servers() {
+    let Some(testkit) = package_dependencies("centralino-testkit", &[]) else {
+        eprintln!("skipped: cargo is not available to run `cargo tree`");
+        return;
+    };
+    assert!(
+        testkit.contains("centralino-runtime") && testkit.contains("wasmtime"),
+        "the tree was not parsed: {testkit:?}"
+    );
+    for name in [
+        "centralino",
+        "sqlx",
+        "sqlx-core",
+        "argon2",
+        "chacha20poly1305",
+    ] {
+        assert!(
+            !testkit.contains(name),
+            "`{name}` is in the test kit's build; it should need the runtime crate alone"
+        );
+    }
+    // The host's own tree has them, so the check is not vacuous.
+    let Some(host) = normal_dependencies(&["--no-default-features"]) else {
+        return;
+    };
+    assert!(host.contains("sqlx") && host.contains("centralino-runtime"));
+    eprintln!(
+        "the test kit builds {} crates, the embedder's library {}",
+        testkit.len(),
+        host.len()
+    );
 }

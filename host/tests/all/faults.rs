@@ -1,8 +1,9 @@
 use std::time::{Duration, Instant};
 
+use centralino::Fault;
+use centralino::runtime::Error;
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::types::RoutingAction;
-use centralino::{Error, Fault};
 
 use crate::{agent, component, context};
 

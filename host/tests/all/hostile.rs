@@ -266,7 +266,7 @@ async fn an_endless_loop_in_route_is_cut_off_while_twitter_keeps_delivering() {
     assert!(
         matches!(
             error,
-            Error::Fault {
+            centralino::runtime::Error::Fault {
                 fault: Fault::Deadline,
                 function: "route",
                 ..

@@ -1,4 +1,4 @@
-use centralino::Error;
+use centralino::runtime::Error;
 use centralino::runtime::{Runtime, World, inspect_file};
 
 use crate::component;

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
+use centralino::Fault;
 use centralino::capabilities::Grants;
+use centralino::runtime::Error;
 use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
 use centralino::types::{AccountConfig, ConnectorConfig, WebhookRequest};
-use centralino::{Error, Fault};
 
 use crate::component;
 

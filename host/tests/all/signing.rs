@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use centralino::Error;
+use centralino::runtime::Error;
 use centralino::runtime::{PluginTrust, Runtime, SigningKey, generate_key, inspect_file, sign};
 
 use crate::component;

@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use centralino::Error;
-use centralino::capabilities::{Credential, Grants, Secret};
-use centralino::runtime::{ChannelInstance, PluginLimits, Runtime};
-use centralino::types::{AccountConfig, ConnectorConfig};
+use centralino_runtime::Error;
+use centralino_runtime::capabilities::{Credential, Grants, Secret};
+use centralino_runtime::types::{AccountConfig, ConnectorConfig};
+use centralino_runtime::{ChannelInstance, PluginLimits, Runtime};
 
 /// A connector to test: a component plus everything an admin would configure. Grants
 /// nothing by default, like the host.
@@ -106,7 +106,7 @@ impl ConnectorTest {
 
     /// Loads the component and makes an instance; it is configured on first use (or by
     /// [`ChannelInstance::ready`]).
-    // `centralino::Error` is the host's public error type, returned as it is.
+    // `centralino_runtime::Error` is the runtime's public error type, returned as it is.
     #[allow(clippy::result_large_err)]
     pub fn instance(&self) -> Result<ChannelInstance, Error> {
         let plugin = Runtime::new()?.load_channel(&self.plugin)?;

@@ -40,8 +40,8 @@ pub mod webhook;
 
 use std::path::PathBuf;
 
-pub use centralino;
 pub use centralino_emulators as emulators;
+pub use centralino_runtime as runtime;
 pub use connector::ConnectorTest;
 pub use outcome::{Outcome, failure};
 

@@ -1,7 +1,7 @@
 //! Assertions on what a connector produced.
 
-use centralino::types::{Message, WebhookOutcome};
-use centralino::{Error, PluginFailure};
+use centralino_runtime::types::{Message, WebhookOutcome};
+use centralino_runtime::{Error, PluginFailure};
 
 /// Assertions on a [`WebhookOutcome`].
 pub trait Outcome {

@@ -1,7 +1,7 @@
 //! Webhook deliveries as platforms send them, and their signatures.
 
 use base64::Engine as _;
-use centralino::types::WebhookRequest;
+use centralino_runtime::types::WebhookRequest;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -11,11 +11,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use centralino::PluginFailure;
 use centralino::config::{Config, StoreLocation};
 use centralino::connectors::{ConnectorSpec, DEFAULT_TENANT};
-use centralino::runtime::Runtime;
+use centralino::runtime::{Error, Runtime};
 use centralino::types::WebhookRequest;
-use centralino::{Error, PluginFailure};
 
 /// Which connector of which config the plugin stands in for.
 #[derive(clap::Args)]

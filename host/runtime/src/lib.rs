@@ -16,7 +16,30 @@
 //! midway, without counting as a fault. [`PluginLimits`] documents every limit and its
 //! default; [`CallNotes`] collects what calls did short of a fault (refused capability
 //! requests, log over budget). Connectors add backoff and a circuit breaker on top
-//! ([`crate::connectors`]).
+//! (the host's `connectors` module).
+//!
+//! This crate is the part of centralino that plugin tooling and the plugin test kit need:
+//! the engine, inspection and signatures, the contract's capabilities and their grants,
+//! and the host's own types for what crosses the contract. It has no store, no SQL and no
+//! HTTP servers. The `centralino` crate builds on it and re-exports what CRM vendors use;
+//! its items are versioned with the host.
+
+pub mod capabilities;
+pub mod error;
+pub mod rate_limits;
+pub mod types;
+pub mod windows;
+
+// Shared with the `centralino` crate, which uses them as its own modules; no stability
+// promise beyond that crate's.
+#[doc(hidden)]
+pub mod calendar;
+#[doc(hidden)]
+pub mod conventions;
+#[doc(hidden)]
+pub mod platform_versions;
+#[doc(hidden)]
+pub mod retry;
 
 pub(crate) mod bindings;
 mod borrowed;
@@ -57,7 +80,7 @@ pub(crate) use route_call::RouteCall;
 pub use router::{RouterInstance, RouterPlugin};
 
 use crate::capabilities::Grants;
-use crate::error::{Error, Fault, PluginId};
+pub use crate::error::{Error, Fault, PluginFailure, PluginId};
 use cache::ComponentCache;
 use imports::{HttpContext, HttpTransport, RateLimitBook};
 use limits::{CheckOutput, OutputViolation};
@@ -228,7 +251,8 @@ impl Runtime {
     }
 
     /// The plugin trust policy it was built with.
-    pub(crate) fn trust(&self) -> &PluginTrust {
+    #[doc(hidden)]
+    pub fn trust(&self) -> &PluginTrust {
         &self.inner.trust
     }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 /// How a host-held token is attached to a request (from the connector's declaration).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Attach {
+#[doc(hidden)]
+pub enum Attach {
     /// `Authorization: Bearer <token>`.
     Bearer,
     /// `?<name>=<token>`.
@@ -28,7 +29,7 @@ struct Live {
 }
 
 /// A credential whose token the host obtained through the connect flow and keeps fresh
-/// (see [`crate::accounts`]). The plugin names it like any other credential and never sees
+/// (see the host's `accounts` module). The plugin names it like any other credential and never sees
 /// the token; until the account is connected, a request naming it is refused.
 ///
 /// Clones share one slot: every instance of a connector attaches the token current now.
@@ -46,19 +47,22 @@ impl ConnectedCredential {
         self.0.lock().ok().map(|mut live| f(&mut live))
     }
 
-    pub(crate) fn bind(&self, key: (String, String, String), attach: Attach) {
+    #[doc(hidden)]
+    pub fn bind(&self, key: (String, String, String), attach: Attach) {
         self.with(|live| {
             live.key = Some(key);
             live.attach = Some(attach);
         });
     }
 
-    pub(crate) fn key(&self) -> Option<(String, String, String)> {
+    #[doc(hidden)]
+    pub fn key(&self) -> Option<(String, String, String)> {
         self.with(|live| live.key.clone()).flatten()
     }
 
     /// Puts a new token (or none) and state in place.
-    pub(crate) fn update(&self, token: Option<Secret>, generation: i64, state: AccountState) {
+    #[doc(hidden)]
+    pub fn update(&self, token: Option<Secret>, generation: i64, state: AccountState) {
         self.with(|live| {
             live.token = token;
             live.generation = generation;
@@ -66,21 +70,25 @@ impl ConnectedCredential {
         });
     }
 
-    pub(crate) fn set_state(&self, state: AccountState) {
+    #[doc(hidden)]
+    pub fn set_state(&self, state: AccountState) {
         self.with(|live| live.state = Some(state));
     }
 
     /// Notes that the platform refused the token of `generation` (a 401, Graph's 190).
-    pub(crate) fn refused(&self, generation: i64) {
+    #[doc(hidden)]
+    pub fn refused(&self, generation: i64) {
         self.with(|live| live.refused = Some(generation));
     }
 
     /// Takes the refusal noted, if any.
-    pub(crate) fn take_refused(&self) -> Option<i64> {
+    #[doc(hidden)]
+    pub fn take_refused(&self) -> Option<i64> {
         self.with(|live| live.refused.take()).flatten()
     }
 
-    pub(crate) fn generation(&self) -> i64 {
+    #[doc(hidden)]
+    pub fn generation(&self) -> i64 {
         self.with(|live| live.generation).unwrap_or_default()
     }
 
@@ -93,7 +101,8 @@ impl ConnectedCredential {
 
     /// Whether the account's traffic waits (held replies, paused polls): it needs an admin
     /// to re-authorise it, or was never connected.
-    pub(crate) fn waits(&self) -> bool {
+    #[doc(hidden)]
+    pub fn waits(&self) -> bool {
         matches!(
             self.state(),
             AccountState::NeedsReauth | AccountState::Disconnected
@@ -101,7 +110,8 @@ impl ConnectedCredential {
     }
 
     /// The credential to attach now, or why there is none (never the token).
-    pub(crate) fn current(&self) -> Result<(Credential, i64), String> {
+    #[doc(hidden)]
+    pub fn current(&self) -> Result<(Credential, i64), String> {
         self.with(|live| {
             let (Some(attach), Some(token)) = (&live.attach, &live.token) else {
                 let account = live.key.as_ref().map_or("?", |k| k.2.as_str());
@@ -167,7 +177,8 @@ impl AccountState {
         }
     }
 
-    pub(crate) fn parse(name: &str) -> AccountState {
+    #[doc(hidden)]
+    pub fn parse(name: &str) -> AccountState {
         match name {
             "connected" => AccountState::Connected,
             "expiring" => AccountState::Expiring,

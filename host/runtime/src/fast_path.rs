@@ -24,7 +24,7 @@ use crate::types::{
 fn component(name: &str) -> PathBuf {
     let dir = std::env::var_os("CENTRALINO_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins"));
     let path = dir.join(format!("{name}.wasm"));
     assert!(
         path.exists(),

@@ -13,7 +13,7 @@
 //!   and loses nothing. The result is copied out of the guest before it is checked, so the
 //!   guest's memory cap also bounds what that copy can cost the host.
 //! - **on a connector that keeps faulting**: backoff and a circuit breaker, applied by the
-//!   [connector supervisor](crate::connectors).
+//!   connector supervisor (the host's `connectors` module).
 //!
 //! Log lines over the per-call budget are the exception to "refuse": they are dropped and
 //! counted (and reported once per call), because the call's result is still good and

@@ -1,7 +1,7 @@
 //! `centralino:plugin/log`: plugin log lines into the host log, tagged and capped.
 
-use crate::runtime::bindings::v0_1::log::{Host, Level};
-use crate::runtime::state::PluginState;
+use crate::bindings::v0_1::log::{Host, Level};
+use crate::state::PluginState;
 
 /// Longest line written to the host log; the rest of a longer message is cut.
 const MAX_LINE: usize = 4096;

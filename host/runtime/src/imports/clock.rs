@@ -1,12 +1,12 @@
 //! `centralino:plugin/clock`: wall-clock time.
 
-use crate::runtime::bindings::v0_1::clock::Host;
-use crate::runtime::bindings::v0_1::types;
-use crate::runtime::state::PluginState;
+use crate::bindings::v0_1::clock::Host;
+use crate::bindings::v0_1::types;
+use crate::state::PluginState;
 
 impl Host for PluginState {
     fn now_ms(&mut self) -> u64 {
-        crate::clock::now_ms()
+        crate::calendar::now_ms()
     }
 }
 

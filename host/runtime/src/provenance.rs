@@ -92,7 +92,8 @@ impl PluginTrust {
 
     /// Whether `tenant` may run the component at `path` (the host-wide rules were checked
     /// when it loaded; this adds the tenant's own `require_signed`).
-    pub(crate) fn check_for_tenant(
+    #[doc(hidden)]
+    pub fn check_for_tenant(
         &self,
         tenant: &str,
         path: &Path,
@@ -117,7 +118,8 @@ impl PluginTrust {
     }
 
     /// Whether the component at `path`, signed as `signature`, may load.
-    pub(crate) fn check(
+    #[doc(hidden)]
+    pub fn check(
         &self,
         path: &Path,
         plugin: &crate::error::PluginId,
@@ -226,7 +228,7 @@ pub fn sign(component: &[u8], key: &SigningKey, signer: &str) -> Result<Vec<u8>,
 /// The component's signature and whether it verifies; `None` when it is not signed. A
 /// signature section that is not the file's last, or not readable, is an error: a
 /// component is either signed as `centralino plugin sign` does it or not at all.
-pub(crate) fn verify(component: &[u8]) -> Result<Option<PluginSignature>, String> {
+pub fn verify(component: &[u8]) -> Result<Option<PluginSignature>, String> {
     let Some(found) = find(component)? else {
         return Ok(None);
     };

@@ -17,15 +17,15 @@ use std::collections::BTreeMap;
 use crate::types::Message;
 
 /// Start of a log line by which a connector says it ignored a platform event on purpose.
-pub(crate) const IGNORED: &str = "centralino:ignored ";
+pub const IGNORED: &str = "centralino:ignored ";
 
 /// Most distinct reasons counted per connector (and per call); others count as `other`,
 /// so a plugin cannot grow the metrics' label space without bound.
-pub(crate) const MAX_REASONS: usize = 32;
+pub const MAX_REASONS: usize = 32;
 
 /// The reason of an `ignored` log line: `reason=` followed by 1 to 48 characters of
 /// `a-z`, `0-9`, `_` and `-`; `other` for any other reason; `None` for any other line.
-pub(crate) fn ignored_reason(line: &str) -> Option<&str> {
+pub fn ignored_reason(line: &str) -> Option<&str> {
     let rest = line.strip_prefix(IGNORED)?;
     let reason = rest
         .strip_prefix("reason=")
@@ -39,7 +39,7 @@ pub(crate) fn ignored_reason(line: &str) -> Option<&str> {
 }
 
 /// Adds `count` ignored events for `reason` to `counts`, keeping at most [`MAX_REASONS`].
-pub(crate) fn count_ignored(counts: &mut BTreeMap<String, u64>, reason: &str, count: u64) {
+pub fn count_ignored(counts: &mut BTreeMap<String, u64>, reason: &str, count: u64) {
     let reason = if counts.contains_key(reason) || counts.len() < MAX_REASONS {
         reason
     } else {
@@ -51,13 +51,13 @@ pub(crate) fn count_ignored(counts: &mut BTreeMap<String, u64>, reason: &str, co
 
 /// `extra` key marking a message as the deletion of the stored message with the same
 /// `external-id` and `account`.
-pub(crate) const DELETED: &str = "centralino:deleted";
+pub const DELETED: &str = "centralino:deleted";
 
 /// `extra` key holding the language the platform detected, as a BCP 47 tag.
-pub(crate) const LANGUAGE: &str = "lang";
+pub const LANGUAGE: &str = "lang";
 
 /// Whether `message` is a deletion rather than something a customer wrote.
-pub(crate) fn is_deletion(message: &Message) -> bool {
+pub fn is_deletion(message: &Message) -> bool {
     message
         .extra
         .iter()
@@ -68,12 +68,12 @@ pub(crate) fn is_deletion(message: &Message) -> bool {
 /// primary subtag in lower case (`en-GB` is `en`); `None` when the platform gave none or
 /// could not tell (`und`, X's `qme`/`zxx`-style codes of three letters starting with q or
 /// z, which are not languages).
-pub(crate) fn language(message: &Message) -> Option<String> {
+pub fn language(message: &Message) -> Option<String> {
     language_in(&message.extra)
 }
 
 /// [`language`] of a message's `extra`.
-pub(crate) fn language_in(extra: &crate::types::Pairs) -> Option<String> {
+pub fn language_in(extra: &crate::types::Pairs) -> Option<String> {
     let tag = extra
         .iter()
         .find(|(key, _)| key == LANGUAGE)

@@ -5,8 +5,8 @@
 //! `clock`. The imports that enforce these grants live with the runtime
 //! (`runtime/imports/`, one file per interface of the contract).
 
-pub(crate) mod connected;
-pub(crate) mod oauth;
+pub mod connected;
+pub mod oauth;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -21,7 +21,9 @@ impl Secret {
         Secret(value.into())
     }
 
-    pub(crate) fn expose(&self) -> &[u8] {
+    /// The secret's bytes, for the host that attaches or uses them; plugins never see them.
+    #[doc(hidden)]
+    pub fn expose(&self) -> &[u8] {
         &self.0
     }
 
@@ -63,7 +65,7 @@ pub enum Credential {
     /// (bot APIs that carry the token in the path: `/bot{credential}/sendMessage`).
     PathSegment(Secret),
     /// A token the host obtained through the connect flow and keeps fresh
-    /// ([`crate::accounts`]), attached as the connector declares (bearer or query).
+    /// (the host's `accounts` module), attached as the connector declares (bearer or query).
     Connected(connected::ConnectedCredential),
 }
 

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::split_url;
+use crate::bindings::v0_1::http::Request;
 use crate::rate_limits::{MAX_RATE_LIMIT_WAIT, RateLimitDeclaration};
-use crate::runtime::bindings::v0_1::http::Request;
 
 /// Rate-limit windows a connector has seen, keyed by credential and endpoint. Shared by all
 /// instances of one connector, so a replaced instance does not forget them.
@@ -35,7 +35,7 @@ impl RateLimitBook {
             status,
             headers,
             self.declaration.as_ref(),
-            crate::clock::now_ms(),
+            crate::calendar::now_ms(),
         )
     }
 
@@ -92,7 +92,7 @@ pub(super) fn window_key(request: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::v0_1::http::Method;
+    use crate::bindings::v0_1::http::Method;
 
     #[test]
     fn window_keys_fold_numeric_ids() {

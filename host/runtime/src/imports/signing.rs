@@ -3,8 +3,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::runtime::bindings::v0_1::signing::{Host, SigningError};
-use crate::runtime::state::PluginState;
+use crate::bindings::v0_1::signing::{Host, SigningError};
+use crate::state::PluginState;
 
 type HmacSha256 = Hmac<Sha256>;
 

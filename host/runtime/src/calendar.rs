@@ -5,11 +5,23 @@
 //! `days_from_civil`) cover weekday-and-minute checks and RFC 3339 timestamps such as
 //! `2026-03-02T09:15:00Z` or `2026-03-02T10:15:00+01:00`.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch on the system clock; 0 if it is before 1970. The host
+/// reads its injected clock instead; this is for readings that must be real time (the
+/// plugin's `clock` import, rate-limit resets that the platform states in its own time).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// Milliseconds in a day.
-pub(crate) const DAY_MS: i64 = 86_400_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Days from 1970-01-01 to the given civil date (negative before 1970).
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
@@ -20,7 +32,7 @@ pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The civil date of a day count from 1970-01-01 (the inverse of [`days_from_civil`]).
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -38,7 +50,7 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Day of the week of a day count from 1970-01-01 (a Thursday): 0 = Monday … 6 = Sunday.
-pub(crate) fn weekday(days: i64) -> usize {
+pub fn weekday(days: i64) -> usize {
     // rem_euclid(7) is in 0..7, so the cast cannot truncate.
     (days + 3).rem_euclid(7) as usize
 }
@@ -52,7 +64,7 @@ fn number(text: &str, what: &str) -> Result<u32, String> {
 }
 
 /// Parses `HH:MM` into minutes after midnight; `24:00` is allowed as an end of day.
-pub(crate) fn parse_clock_time(text: &str) -> Result<u32, String> {
+pub fn parse_clock_time(text: &str) -> Result<u32, String> {
     let (hours, minutes) = text
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not a time of day (HH:MM)"))?;
@@ -66,7 +78,7 @@ pub(crate) fn parse_clock_time(text: &str) -> Result<u32, String> {
 
 /// Parses an RFC 3339 timestamp (`2026-03-02T09:15:00Z`, fractions of a second and
 /// `±HH:MM` offsets allowed) into milliseconds since the epoch.
-pub(crate) fn parse_timestamp(text: &str) -> Result<u64, String> {
+pub fn parse_timestamp(text: &str) -> Result<u64, String> {
     let bad = || format!("`{text}` is not an RFC 3339 timestamp such as 2026-03-02T09:15:00Z");
     let (date, rest) = text.split_once(['T', 't', ' ']).ok_or_else(bad)?;
     let mut date_parts = date.splitn(3, '-');

@@ -6,7 +6,7 @@
 //! behaviour under a connector can change without anyone noticing. The host compares that
 //! header with the version in the request's path on every response a plugin fetches, and
 //! checks the version a connector is configured with (setting `api_version`) against
-//! Meta's published retirement dates. Both show in [`ConnectorHealth`](super::ConnectorHealth),
+//! Meta's published retirement dates. Both show in the host's `ConnectorHealth`,
 //! `centralino status` and `centralino_connector_api_version_warning` in `/metrics`.
 
 use crate::types::Pairs;
@@ -22,10 +22,10 @@ const GRAPH_RETIREMENTS: &[(&str, &str, u64)] = &[
 const WARN_BEFORE_MS: u64 = 90 * 24 * 60 * 60 * 1000;
 
 /// The response header in which Graph names the version that served a call.
-pub(crate) const GRAPH_VERSION_HEADER: &str = "facebook-api-version";
+pub const GRAPH_VERSION_HEADER: &str = "facebook-api-version";
 
 /// The Graph version a request URL asks for: the first path segment shaped `vN.N`.
-pub(crate) fn asked_version(url: &str) -> Option<String> {
+pub fn asked_version(url: &str) -> Option<String> {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
     let path = after_scheme.split_once('/')?.1;
     path.split(['/', '?'])
@@ -46,7 +46,7 @@ fn is_version(segment: &str) -> bool {
 
 /// What to tell the admin when a response to a request for `url` was served by another
 /// version than it asked for; `None` when they agree or either is unknown.
-pub(crate) fn served_differently(url: &str, headers: &[(String, String)]) -> Option<String> {
+pub fn served_differently(url: &str, headers: &[(String, String)]) -> Option<String> {
     let served = headers
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(GRAPH_VERSION_HEADER))
@@ -64,7 +64,7 @@ pub(crate) fn served_differently(url: &str, headers: &[(String, String)]) -> Opt
 /// What to tell the admin about the Graph version `settings` configure (setting
 /// `api_version`) at `now_ms`: past or within 90 days of its end of life. `None` for a
 /// connector of another plugin, no such setting, or a version with no published end.
-pub(crate) fn retirement(plugin: &str, settings: &Pairs, now_ms: u64) -> Option<String> {
+pub fn retirement(plugin: &str, settings: &Pairs, now_ms: u64) -> Option<String> {
     if plugin != "facebook" {
         return None;
     }

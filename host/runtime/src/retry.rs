@@ -18,30 +18,29 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Outbox: a reply whose send failed for a temporary reason (the platform's outage, a
 /// plugin fault) is tried again after 1 s, doubling per failed attempt.
-pub(crate) const OUTBOX: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(512));
+pub const OUTBOX: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(512));
 
 /// CRM dispatcher: an event the CRM refused is delivered again after 400 ms, doubling per
 /// failed delivery up to 204.8 s (400 ms · 2⁹).
-pub(crate) const CRM_EVENTS: Backoff =
+pub const CRM_EVENTS: Backoff =
     Backoff::new(Duration::from_millis(400), Duration::from_millis(204_800));
 
 /// HTTP capability: an idempotent request answered 5xx, or timed out, is sent again after
 /// 400 ms, doubling per retry up to 12.8 s, each wait spread ±50 % so that the retries of
 /// many connectors do not arrive together.
-pub(crate) const HTTP_REQUEST: Backoff =
+pub const HTTP_REQUEST: Backoff =
     Backoff::new(Duration::from_millis(400), Duration::from_millis(12_800)).with_jitter(500);
 
 /// Background tasks: a task that panicked starts again after 1 s, doubling per panic in a
 /// row up to a minute (a run of a minute or more starts the count again).
-pub(crate) const TASK_RESTART: Backoff =
-    Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+pub const TASK_RESTART: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 /// Exponential backoff: the wait before retry `n` (0 for the first retry) is
 /// `first · 2ⁿ`, at most `max`, then spread by the jitter. Defaults: factor 2 (fixed), no
 /// jitter. The growth saturates: any retry count, up to `u64::MAX`, gives at most `max`
 /// (before jitter), never an overflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     /// The wait before the first retry.
     first: Duration,
     /// The longest wait before jitter.
@@ -53,7 +52,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// A wait of `first` before the first retry, doubling per retry up to `max`; no jitter.
-    pub(crate) const fn new(first: Duration, max: Duration) -> Self {
+    pub const fn new(first: Duration, max: Duration) -> Self {
         Backoff {
             first,
             max,
@@ -63,7 +62,7 @@ impl Backoff {
 
     /// The same, each wait spread uniformly over ± `permille` thousandths of itself
     /// (capped at 1000, which spreads from nothing to twice the wait).
-    pub(crate) const fn with_jitter(self, permille: u32) -> Self {
+    pub const fn with_jitter(self, permille: u32) -> Self {
         Backoff {
             jitter_permille: if permille > 1000 { 1000 } else { permille },
             ..self
@@ -71,7 +70,7 @@ impl Backoff {
     }
 
     /// The wait before retry `retry` (0 for the first).
-    pub(crate) fn delay(&self, retry: u64) -> Duration {
+    pub fn delay(&self, retry: u64) -> Duration {
         let wait = self.grown(retry);
         if self.jitter_permille == 0 {
             return wait;
@@ -84,7 +83,7 @@ impl Backoff {
     }
 
     /// [`delay`](Self::delay) in whole milliseconds, saturating.
-    pub(crate) fn delay_ms(&self, retry: u64) -> u64 {
+    pub fn delay_ms(&self, retry: u64) -> u64 {
         u64::try_from(self.delay(retry).as_millis()).unwrap_or(u64::MAX)
     }
 
@@ -230,10 +229,10 @@ mod tests {
             (u64::MAX, 60_000),
         ];
         for (first, max) in pairs {
-            let limits = crate::runtime::PluginLimits {
+            let limits = crate::PluginLimits {
                 fault_backoff: Duration::from_millis(first),
                 fault_backoff_max: Duration::from_millis(max),
-                ..crate::runtime::PluginLimits::default()
+                ..crate::PluginLimits::default()
             };
             for consecutive in (0..40).chain([u32::MAX]) {
                 let old = if consecutive < 2 {

@@ -137,7 +137,8 @@ pub enum AttachDeclaration {
 }
 
 impl AttachDeclaration {
-    pub(crate) fn attach(&self) -> Attach {
+    #[doc(hidden)]
+    pub fn attach(&self) -> Attach {
         match self {
             AttachDeclaration::Bearer => Attach::Bearer,
             AttachDeclaration::Query(name) => Attach::Query(name.clone()),

@@ -3,8 +3,8 @@
 //! server answers.
 
 use super::split_url;
+use crate::bindings::v0_1::http::HttpError;
 use crate::capabilities::{CREDENTIAL_PLACEHOLDER, Credential};
-use crate::runtime::bindings::v0_1::http::HttpError;
 
 /// Whether a credential may travel to `url`: over TLS always; over plain HTTP only to this
 /// machine (loopback) or to a host the admin marked as a local emulator (`http://…` entry).

@@ -92,7 +92,7 @@ pub struct Inspection {
     /// SHA-256 of the file, hex.
     pub sha256: String,
     /// How the connector's platform authorises, when it declares it (the
-    /// `centralino-oauth` section; see [`crate::accounts`]). `None` for plugins that
+    /// `centralino-oauth` section; see the host's `accounts` module). `None` for plugins that
     /// declare nothing, which keep loading as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth: Option<crate::capabilities::oauth::OAuthDeclaration>,

@@ -30,9 +30,9 @@ mod rate_limit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
 use crate::capabilities::Credential;
-use crate::runtime::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
-use crate::runtime::state::PluginState;
+use crate::state::PluginState;
 use credentials::{credential_transport_allowed, scrub, scrub_text, with_path_credential};
 pub(crate) use rate_limit::RateLimitBook;
 use rate_limit::window_key;
