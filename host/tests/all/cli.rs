@@ -141,7 +141,7 @@ fn an_embedders_build_pulls_in_neither_clap_nor_the_subscriber_nor_the_emulators
 }
 
 #[test]
-fn the_plugin_test_kit_needs_the_runtime_alone_not_the_store_the_sql_or_the_servers() {
+fn the_plugin_test_kit_needs_the_runtime_alone_not_the_store_the_sql_nor_axum() {
     let Some(testkit) = package_dependencies("centralino-testkit", &[]) else {
         eprintln!("skipped: cargo is not available to run `cargo tree`");
         return;

@@ -8,13 +8,76 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-pub use centralino_emulators::Recorded;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::task::JoinHandle;
+
+/// One request as the scripted server received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query string.
+    pub query: String,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of a query parameter, percent-decoded (`+` is a space).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key) == name).then(|| decode(value))
+        })
+    }
+
+    /// The body parsed as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value; a malformed escape
+/// is kept as written.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -98,12 +161,30 @@ impl ScriptedServer {
             pending: exchanges,
             requests: Vec::new(),
         }));
-        let router = Router::new().fallback(answer).with_state(script.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        let shared = script.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                eprintln!("scripted server on {addr} stopped: {e}");
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        eprintln!("scripted server on {addr} stopped: {e}");
+                        return;
+                    }
+                };
+                let script = shared.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let script = script.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(&script, request).await) }
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = connection.await {
+                        eprintln!("scripted server on {addr}: a connection failed: {e}");
+                    }
+                });
             }
         });
         Ok(ScriptedServer { addr, script, task })
@@ -140,18 +221,18 @@ impl Drop for ScriptedServer {
     }
 }
 
-async fn answer(
-    State(script): State<Arc<Mutex<Script>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn answer(script: &Mutex<Script>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return respond(StatusCode::BAD_REQUEST, format!("reading the body: {e}")),
+    };
     let recorded = Recorded {
-        method: method.as_str().to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or_default().to_string(),
-        headers: headers
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers: parts
+            .headers
             .iter()
             .map(|(n, v)| {
                 (
@@ -162,7 +243,7 @@ async fn answer(
             .collect(),
         body: body.to_vec(),
     };
-    let mut script = lock(&script);
+    let mut script = lock(script);
     let found = script
         .pending
         .iter()
@@ -171,7 +252,7 @@ async fn answer(
         Some(index) => {
             let exchange = script.pending.remove(index);
             let status = StatusCode::from_u16(exchange.status).unwrap_or(StatusCode::OK);
-            let mut response = (status, exchange.body).into_response();
+            let mut response = respond(status, exchange.body);
             for (name, value) in exchange.headers {
                 if let (Ok(name), Ok(value)) = (
                     HeaderName::try_from(name.as_str()),
@@ -182,15 +263,70 @@ async fn answer(
             }
             response
         }
-        None => (
+        None => respond(
             StatusCode::NOT_IMPLEMENTED,
             format!(
                 "no scripted exchange for {} {}",
                 recorded.method, recorded.path
             ),
-        )
-            .into_response(),
+        ),
     };
     script.requests.push(recorded);
     response
+}
+
+fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(query: &str) -> Recorded {
+        Recorded {
+            method: "GET".into(),
+            path: "/".into(),
+            query: query.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn query_parameters_are_percent_decoded_and_malformed_escapes_kept() {
+        let r = recorded("q=ciao+Mario%21&since_id=17&bad=%zz%4&utf=caff%C3%A8");
+        assert_eq!(r.query_param("q").as_deref(), Some("ciao Mario!"));
+        assert_eq!(r.query_param("since_id").as_deref(), Some("17"));
+        assert_eq!(r.query_param("bad").as_deref(), Some("%zz%4"));
+        assert_eq!(r.query_param("utf").as_deref(), Some("caffè"));
+        assert_eq!(r.query_param("missing"), None);
+    }
+
+    #[tokio::test]
+    async fn a_scripted_exchange_answers_once_and_anything_else_gets_501() {
+        let server = ScriptedServer::start(vec![
+            Exchange::post("/send")
+                .reply_json(201, serde_json::json!({ "id": "m-1" }))
+                .header("x-rate-limit-remaining", "9"),
+        ])
+        .await
+        .unwrap();
+        let client = reqwest::Client::new();
+        let url = format!("{}/send?to=mario", server.base_url());
+        let first = client.post(&url).body("ciao").send().await.unwrap();
+        assert_eq!(first.status().as_u16(), 201);
+        assert_eq!(first.headers()["x-rate-limit-remaining"], "9");
+        assert_eq!(first.text().await.unwrap(), r#"{"id":"m-1"}"#);
+        let second = client.post(&url).send().await.unwrap();
+        assert_eq!(second.status().as_u16(), 501);
+        assert!(second.text().await.unwrap().contains("POST /send"));
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].body, b"ciao");
+        assert_eq!(requests[0].query_param("to").as_deref(), Some("mario"));
+        assert!(server.unused().is_empty());
+    }
 }

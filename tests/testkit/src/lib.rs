@@ -27,8 +27,12 @@
 //! ```
 //!
 //! Components come from `target/plugins/` (built by `cargo xtask plugins`), or from the
-//! folder in `CENTRALINO_PLUGIN_DIR`. The platform emulators (X, Graph, Telegram) are
-//! re-exported as [`emulators`] for tests that want a whole platform rather than a script.
+//! folder in `CENTRALINO_PLUGIN_DIR`, or from any path ([`ConnectorTest::from_path`]).
+//! Tests that want a whole platform rather than a script use the platform emulators of
+//! the repository (`tests/emulators`: X, Graph, Telegram) beside the kit.
+//!
+//! The kit needs the runtime crate alone (`centralino-runtime`: the host's engine, limits
+//! and capabilities), not the host's store, SQL or servers.
 
 // A test kit's job is to fail the test that uses it, loudly and with the reason.
 #![allow(clippy::panic)]
@@ -40,7 +44,6 @@ pub mod webhook;
 
 use std::path::PathBuf;
 
-pub use centralino_emulators as emulators;
 pub use centralino_runtime as runtime;
 pub use connector::ConnectorTest;
 pub use outcome::{Outcome, failure};
