@@ -112,6 +112,39 @@ pub enum CrmEvent {
         /// When the platform says it was deleted (ms).
         at: u64,
     },
+    /// An unanswered conversation reached the at-risk share of its brand's
+    /// first-response target (business hours only; see [`crate::answers::ServiceLevels`]).
+    /// Sent once per conversation.
+    ServiceLevelAtRisk {
+        /// Conversation.
+        conversation_id: String,
+        /// Its brand.
+        brand: String,
+        /// The first-response target (ms).
+        target_ms: u64,
+        /// How long the customer has waited, in business hours (ms).
+        waited_ms: u64,
+        /// Who holds it, if anyone.
+        assignee: Option<String>,
+        /// What the routing chain was asked to do: `none`, `raise-priority`, `reroute`.
+        action: String,
+    },
+    /// An unanswered conversation missed its brand's first-response target. Sent once per
+    /// conversation, after its `service-level-at-risk`.
+    ServiceLevelBreached {
+        /// Conversation.
+        conversation_id: String,
+        /// Its brand.
+        brand: String,
+        /// The first-response target (ms).
+        target_ms: u64,
+        /// How long the customer has waited, in business hours (ms).
+        waited_ms: u64,
+        /// Who holds it, if anyone.
+        assignee: Option<String>,
+        /// What the routing chain was asked to do: `none`, `raise-priority`, `reroute`.
+        action: String,
+    },
     /// A host-held account changed state (see [`crate::accounts`]): `needs-reauth` means
     /// its replies wait until an admin re-authorises it; `connected` that they go out.
     AccountStateChanged {

@@ -831,10 +831,6 @@ async fn the_wait_estimate_comes_from_recent_handling_times_and_queue_position()
             minutes: 15
         }
     );
-    assert_eq!(
-        estimate.auto_reply(),
-        "Ti risponderà un operatore tra circa 15 minuti: ci sono 2 persone prima di te."
-    );
 }
 
 #[tokio::test]

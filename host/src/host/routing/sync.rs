@@ -135,7 +135,8 @@ impl TenantRouting {
 
     /// Records what a change decided (the engine's notices, `after` events last) and ends
     /// it: committed, on PostgreSQL, with the routing lock released. Then the automatic
-    /// wait estimates are queued.
+    /// answers are queued: first wait estimates, and corrections of estimates that turned
+    /// out wrong.
     pub(crate) async fn finish(
         &mut self,
         store: &Store,
@@ -158,14 +159,28 @@ impl TenantRouting {
             }
             None => store.record_routing(tenant, &changes, &events).await?,
         }
-        for (id, text) in estimates {
-            auto_reply(store, tenant, &id, &text).await?;
+        let mut answers = estimates;
+        answers.extend(self.corrections());
+        let now = self.engine.now();
+        for answer in answers {
+            if auto_reply(
+                store,
+                tenant,
+                &answer.conversation,
+                &answer.text,
+                &answer.key,
+            )
+            .await?
+            {
+                self.sent(&answer, now);
+            }
         }
         Ok(())
     }
 
     /// Whether the ticker has something to do now: always on SQLite (the engine's timers);
-    /// on PostgreSQL, when a timer is due, or when operators are at work here and the
+    /// on PostgreSQL, when a timer is due, when a brand has service levels or a customer
+    /// was told a wait that may need correcting, or when operators are at work here and the
     /// store was last read [`IDLE_SYNC`] ago (seats freed and conversations queued
     /// through other hosts).
     pub(crate) fn tick_due(&self, store: &Store) -> bool {
@@ -174,6 +189,10 @@ impl TenantRouting {
         }
         let now = self.engine.now();
         if self.engine.next_deadline().is_some_and(|at| at <= now) {
+            return true;
+        }
+        // Service levels and wait corrections are measured on every tick.
+        if self.watches_service_levels() || !self.told.is_empty() {
             return true;
         }
         self.engine.roster().working_capacity(now) > 0
