@@ -174,6 +174,7 @@ impl std::str::FromStr for TimeZone {
 /// Monday computed for each year) or a date, `2026-12-24`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[non_exhaustive]
 pub enum Holiday {
     /// Italy's national public holidays.
     Italy,

@@ -16,9 +16,9 @@
 //! - **service levels** ([`ServiceLevels`]): a first-response target (per priority too),
 //!   an at-risk threshold, and what the routing chain does at each step.
 //!
-//! The customer's language is the one the platform detected (the message's `lang`, see
-//! [`crate::conventions`]) when the brand has templates in it; otherwise the brand's
-//! `language`.
+//! The customer's language is the one the platform detected (the message's `extra` key
+//! `lang`, which contract 0.1 connectors fill in where the platform says, as X does) when
+//! the brand has templates in it; otherwise the brand's `language`.
 
 mod hours;
 mod templates;
@@ -92,6 +92,7 @@ fn default_at_risk() -> u32 {
 /// What the routing chain does when a conversation reaches a service-level step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum ServiceLevelAction {
     /// Only the CRM event and the metric.
     #[default]

@@ -37,6 +37,22 @@ pub const PLACEHOLDERS: &[(&str, &[&str])] = &[
 ];
 
 impl Templates {
+    /// The four answers of one language (check them with
+    /// [`Brand::problems`](super::Brand::problems)).
+    pub fn new(
+        wait_estimate: impl Into<String>,
+        wait_unknown: impl Into<String>,
+        nobody_at_work: impl Into<String>,
+        closed: impl Into<String>,
+    ) -> Self {
+        Templates {
+            wait_estimate: wait_estimate.into(),
+            wait_unknown: wait_unknown.into(),
+            nobody_at_work: nobody_at_work.into(),
+            closed: closed.into(),
+        }
+    }
+
     /// The answers used for the CRM's `conversation-queued` event when a brand has none
     /// of its own (nothing is sent to the customer then).
     pub(crate) fn fallback() -> Self {

@@ -56,7 +56,9 @@ impl WaitQueue {
         self.places.contains_key(&id)
     }
 
-    /// 1-based position (1 = next to be served).
+    /// 1-based position (1 = next to be served) in the whole queue; estimates count per
+    /// brand instead (the engine's `wait_estimate`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn position(&self, id: ConversationId) -> Option<usize> {
         let place = self.places.get(&id)?;
         Some(self.order.range(..place).count() + 1)

@@ -597,3 +597,72 @@ async fn in_an_outage_at_risk_and_breach_events_reach_the_crm_on_time_and_the_ch
         );
     }
 }
+
+#[test]
+fn check_names_the_file_line_key_and_expectation_of_a_brands_mistakes() {
+    let plugin_dir = component("twitter").parent().unwrap().to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("centralino.toml");
+    let text = format!(
+        r#"[host]
+plugin_dir = {plugin_dir:?}
+
+[[connectors]]
+name = "twitter"
+plugin = "twitter"
+
+[[connectors.accounts]]
+id = "1001"
+brand = "tim"
+
+[routing]
+auto_reply = true
+
+[[operators]]
+id = "marco"
+capacity = 1
+
+[[brands]]
+id = "tim"
+language = "it"
+auto_reply = true
+[brands.templates.en]
+wait_estimate = "About {{wait}}"
+wait_unknown = "Soon"
+nobody_at_work = "Nobody now, back {{resumes}}"
+closed = "Closed until {{resumes}}"
+
+[[brands]]
+id = "tmi"
+"#
+    );
+    std::fs::write(&file, text).unwrap();
+    let (code, _, stderr) =
+        crate::support::centralino(&["check", "--config", file.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    for expected in [
+        "centralino.toml:13: routing.auto_reply: automatic answers are configured per brand now",
+        "brands[0].templates: no templates in `it`, the brand's language (languages with \
+         templates: en): add `[brands.templates.it]`",
+        "centralino.toml:26: brands[0].templates.en.nobody_at_work: unknown placeholder \
+         `{resumes}`: `nobody_at_work` may use {position}, {ahead}, {brand}",
+        "centralino.toml:30: brands[1].id: no account of this tenant has `brand = \"tmi\"` \
+         (accounts name: tim)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}\nnot in:\n{stderr}");
+    }
+    // A time zone the host does not know is named with what it would take.
+    let zone = std::fs::read_to_string(&file).unwrap().replace(
+        "language = \"it\"",
+        "language = \"it\"\ntime_zone = \"Europe/Roma\"",
+    );
+    std::fs::write(&file, zone).unwrap();
+    let (_, _, stderr) = crate::support::centralino(&["check", "--config", file.to_str().unwrap()]);
+    assert!(
+        stderr.contains(
+            "brands[0].time_zone: `Europe/Roma` is not a time zone this host knows: \
+                         write a European zone such as `Europe/Rome`"
+        ),
+        "{stderr}"
+    );
+}
