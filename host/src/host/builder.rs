@@ -495,7 +495,9 @@ async fn ticker(host: std::sync::Weak<HostInner>) {
                     let mut change = routing.open(&inner.store, tenant, &[], &brand).await?;
                     let notices = routing.engine.tick().await;
                     change.notices.extend(notices);
-                    let levels = routing.check_service_levels().await;
+                    let levels = routing
+                        .check_service_levels(&inner.store, tenant, &mut change)
+                        .await?;
                     for step in &levels.steps {
                         inner.metrics.service_level(tenant, &step.brand, step.step);
                     }

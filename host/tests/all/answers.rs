@@ -64,14 +64,17 @@ fn at(text: &str) -> u64 {
     u64::try_from(days * 86_400_000 + h * 3_600_000 + min * 60_000).unwrap()
 }
 
-/// TIM's X account and operator Marco's, the host on `clock`, its ingress on loopback;
-/// returns the host, the ingress URL and the recording CRM.
-async fn telco(
+/// TIM's X account and its operators' on a host on `clock` and `store`, with its ingress
+/// on loopback and events going to `crm` as signed webhooks; returns the host, the
+/// ingress URL and the serving task.
+async fn telco_on(
     x: &XApi,
     clock: &ManualClock,
     brand: Brand,
     engine: RoutingEngine,
-) -> (Host, String, CrmRecorder) {
+    store: &str,
+    crm: &CrmRecorder,
+) -> (Host, String, tokio::task::JoinHandle<()>) {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
     x.add_user("2002", "TIM_Giulia", "Giulia di TIM", "token-giulia");
@@ -108,9 +111,9 @@ async fn telco(
         .credentials(credentials)
         .secrets(secrets);
     spec.brands.insert("1001".to_string(), "tim".to_string());
-    let crm = CrmRecorder::start().await;
     let webhook = WebhookCrm::new(crm.url.clone(), Secret::new("crm-secret")).unwrap();
     let host = Host::builder()
+        .store(store)
         .clock(clock.clone())
         .connector(spec)
         .routing(engine)
@@ -122,7 +125,19 @@ async fn telco(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingress = format!("http://{}", listener.local_addr().unwrap());
     let serving = host.clone();
-    tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    let server = tokio::spawn(async move { serving.serve(listener).await.unwrap() });
+    (host, ingress, server)
+}
+
+/// [`telco_on`] on an in-memory store, with a CRM of its own.
+async fn telco(
+    x: &XApi,
+    clock: &ManualClock,
+    brand: Brand,
+    engine: RoutingEngine,
+) -> (Host, String, CrmRecorder) {
+    let crm = CrmRecorder::start().await;
+    let (host, ingress, _) = telco_on(x, clock, brand, engine, "sqlite::memory:", &crm).await;
     (host, ingress, crm)
 }
 
@@ -665,4 +680,52 @@ id = "tmi"
         ),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn each_service_level_step_is_told_once_across_a_restart() {
+    let x = XApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let t0 = at("2026-12-03T10:00Z");
+    let clock = ManualClock::new(t0);
+    let crm = CrmRecorder::start().await;
+    let tim = || {
+        let mut tim = brand("tim");
+        tim.auto_reply = false;
+        tim.service_levels = Some(centralino::answers::ServiceLevels::new(30));
+        tim
+    };
+    let engine = async || {
+        let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
+        engine
+            .add_operator(Operator::new("marco", 1), Presence::Offline)
+            .await;
+        engine
+    };
+    let (host, ingress, server) = telco_on(&x, &clock, tim(), engine().await, &store, &crm).await;
+    x.add_user("42", "mario", "mario", "token-mario");
+    mention(
+        &x,
+        &ingress,
+        ("42", "mario"),
+        Some("it"),
+        "@TIM_Official aiuto",
+    )
+    .await;
+    clock.set(t0 + 24 * 60_000);
+    eventually("at risk", async || levels(&crm).len() == 1).await;
+
+    // The host stops and another starts on the same database, at the same minute and
+    // then past the target: the CRM hears of the breach, and of the risk only once.
+    server.abort();
+    drop(host);
+    let (_host, _, _) = telco_on(&x, &clock, tim(), engine().await, &store, &crm).await;
+    clock.set(t0 + 30 * 60_000);
+    eventually("breached", async || {
+        levels(&crm).iter().any(|(step, ..)| step == "breached")
+    })
+    .await;
+    let steps: Vec<String> = levels(&crm).into_iter().map(|(step, ..)| step).collect();
+    assert_eq!(steps, ["at-risk", "breached"]);
 }

@@ -84,6 +84,22 @@ impl Change {
         }
     }
 
+    /// Records that a conversation reached service-level `step`, within the change on
+    /// PostgreSQL; returns the step it had, or `None` if it was told before (by this host
+    /// before a restart, or by another).
+    pub(crate) async fn raise_service_level(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        id: &str,
+        step: u8,
+    ) -> anyhow::Result<Option<u8>> {
+        match &mut self.tx {
+            Some(tx) => tx.raise_service_level(id, step).await,
+            None => store.raise_service_level(tenant, id, step).await,
+        }
+    }
+
     /// Records an operator's presence in the store, within the change on PostgreSQL;
     /// returns what was stored.
     pub(crate) async fn record_presence(

@@ -2,12 +2,15 @@
 //! a first-response target is measured (business hours only) against it; reaching the
 //! at-risk share and then the target produces a CRM event each, once per conversation,
 //! and the action the brand configured (raise the priority, re-route) through the engine.
+//! The step reached is stored with the conversation, in the change: a restarted host, or
+//! another host sharing the database, does not tell the CRM again.
 
 use crate::answers::ServiceLevelAction;
 use crate::crm::CrmEvent;
 use crate::routing::{ConversationId, Notice, Status};
+use crate::store::Store;
 
-use super::TenantRouting;
+use super::{Change, TenantRouting};
 
 /// A step a conversation reached, for the metrics.
 pub(crate) struct ServiceLevelStep {
@@ -62,10 +65,15 @@ impl TenantRouting {
 
     /// Measures every unanswered conversation against its brand's target and acts on the
     /// steps newly reached (see the module docs).
-    pub(crate) async fn check_service_levels(&mut self) -> ServiceLevelCheck {
+    pub(crate) async fn check_service_levels(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        change: &mut Change,
+    ) -> anyhow::Result<ServiceLevelCheck> {
         let mut check = ServiceLevelCheck::default();
         if !self.watches_service_levels() {
-            return check;
+            return Ok(check);
         }
         let now = self.engine.now();
         let mut due = Vec::new();
@@ -119,8 +127,15 @@ impl TenantRouting {
             let Some(store_id) = self.to_store.get(&due.id).cloned() else {
                 continue;
             };
+            let Some(had) = change
+                .raise_service_level(store, tenant, &store_id, due.to)
+                .await?
+            else {
+                // Told before: by this host before a restart, or by another host.
+                continue;
+            };
             let mut action = ServiceLevelAction::None;
-            for step in (due.from + 1)..=due.to {
+            for step in (due.from.max(had) + 1)..=due.to {
                 action = if step == BREACHED {
                     due.actions.1
                 } else {
@@ -184,7 +199,7 @@ impl TenantRouting {
             };
             check.notices.extend(notices);
         }
-        check
+        Ok(check)
     }
 }
 
