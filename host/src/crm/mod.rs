@@ -54,7 +54,9 @@ pub enum CrmEvent {
         conversation_id: String,
         /// Place in the queue (1 = next).
         position: u32,
-        /// Honest wait estimate, as told to the customer.
+        /// What the customer is told (or, when their brand sends no automatic answers,
+        /// would be): the brand's template in their language, or a plain English
+        /// sentence for a conversation without a configured brand.
         estimate: String,
     },
     /// A reply reached the platform.

@@ -74,6 +74,7 @@ async fn telco_on(
     engine: RoutingEngine,
     store: &str,
     crm: &CrmRecorder,
+    host_id: &str,
 ) -> (Host, String, tokio::task::JoinHandle<()>) {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
@@ -114,6 +115,7 @@ async fn telco_on(
     let webhook = WebhookCrm::new(crm.url.clone(), Secret::new("crm-secret")).unwrap();
     let host = Host::builder()
         .store(store)
+        .host_id(host_id)
         .clock(clock.clone())
         .connector(spec)
         .routing(engine)
@@ -137,7 +139,16 @@ async fn telco(
     engine: RoutingEngine,
 ) -> (Host, String, CrmRecorder) {
     let crm = CrmRecorder::start().await;
-    let (host, ingress, _) = telco_on(x, clock, brand, engine, "sqlite::memory:", &crm).await;
+    let (host, ingress, _) = telco_on(
+        x,
+        clock,
+        brand,
+        engine,
+        "sqlite::memory:",
+        &crm,
+        "centralino",
+    )
+    .await;
     (host, ingress, crm)
 }
 
@@ -358,9 +369,12 @@ async fn a_brand_without_answers_configured_answers_nobody() {
     assert!(x.tweets().iter().all(|t| t.author_id != "1001"));
 }
 
+/// The service-level events the CRM received, in order (a redelivery once).
 fn levels(crm: &CrmRecorder) -> Vec<(String, String, u64, Option<String>, String, i64)> {
+    let mut seen = std::collections::BTreeSet::new();
     crm.deliveries()
         .into_iter()
+        .filter(|d| seen.insert(d.id.clone()))
         .filter_map(
             |CrmDelivery {
                  event, created_at, ..
@@ -703,7 +717,16 @@ async fn each_service_level_step_is_told_once_across_a_restart() {
             .await;
         engine
     };
-    let (host, ingress, server) = telco_on(&x, &clock, tim(), engine().await, &store, &crm).await;
+    let (host, ingress, server) = telco_on(
+        &x,
+        &clock,
+        tim(),
+        engine().await,
+        &store,
+        &crm,
+        "centralino",
+    )
+    .await;
     x.add_user("42", "mario", "mario", "token-mario");
     mention(
         &x,
@@ -720,7 +743,16 @@ async fn each_service_level_step_is_told_once_across_a_restart() {
     // then past the target: the CRM hears of the breach, and of the risk only once.
     server.abort();
     drop(host);
-    let (_host, _, _) = telco_on(&x, &clock, tim(), engine().await, &store, &crm).await;
+    let (_host, _, _) = telco_on(
+        &x,
+        &clock,
+        tim(),
+        engine().await,
+        &store,
+        &crm,
+        "centralino",
+    )
+    .await;
     clock.set(t0 + 30 * 60_000);
     eventually("breached", async || {
         levels(&crm).iter().any(|(step, ..)| step == "breached")
@@ -728,4 +760,68 @@ async fn each_service_level_step_is_told_once_across_a_restart() {
     .await;
     let steps: Vec<String> = levels(&crm).into_iter().map(|(step, ..)| step).collect();
     assert_eq!(steps, ["at-risk", "breached"]);
+}
+
+#[tokio::test]
+async fn two_hosts_sharing_postgresql_tell_each_service_level_step_once() {
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!("SKIPPED: CENTRALINO_TEST_POSTGRES is not set; this test needs PostgreSQL");
+        return;
+    };
+    let store = crate::store::fresh_postgres_database(&base).await;
+    let x = XApi::start().await.unwrap();
+    let t0 = at("2026-12-03T10:00Z");
+    let clock = ManualClock::new(t0);
+    let crm = CrmRecorder::start().await;
+    let tim = || {
+        let mut tim = brand("tim");
+        tim.auto_reply = false;
+        tim.service_levels = Some(centralino::answers::ServiceLevels::new(30));
+        tim
+    };
+    let engine = async || {
+        let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
+        engine
+            .add_operator(Operator::new("marco", 1), Presence::Offline)
+            .await;
+        engine
+    };
+    let (_one, ingress, _) =
+        telco_on(&x, &clock, tim(), engine().await, &store, &crm, "host-1").await;
+    let (_two, _, _) = telco_on(&x, &clock, tim(), engine().await, &store, &crm, "host-2").await;
+    x.add_user("42", "mario", "mario", "token-mario");
+    x.add_user("43", "lucia", "lucia", "token-lucia");
+    mention(
+        &x,
+        &ingress,
+        ("42", "mario"),
+        Some("it"),
+        "@TIM_Official aiuto",
+    )
+    .await;
+    mention(
+        &x,
+        &ingress,
+        ("43", "lucia"),
+        Some("it"),
+        "@TIM_Official fattura",
+    )
+    .await;
+    // Both hosts measure both conversations on every tick, each under the tenant's lock.
+    clock.set(t0 + 24 * 60_000);
+    eventually("at risk", async || levels(&crm).len() == 2).await;
+    clock.set(t0 + 30 * 60_000);
+    eventually("breached", async || levels(&crm).len() == 4).await;
+    let mut steps: Vec<(String, String)> = levels(&crm)
+        .into_iter()
+        .map(|(step, id, ..)| (id, step))
+        .collect();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(
+        steps.len(),
+        4,
+        "each step of each conversation once: {steps:?}"
+    );
+    assert_eq!(levels(&crm).len(), 4);
 }
