@@ -353,7 +353,13 @@ fn compose(
     values.insert("position", position.to_string());
     values.insert("ahead", position.saturating_sub(1).to_string());
     values.insert("brand", brand.to_string());
-    let (template, kind, minutes) = match (hours.resumes_at(now), estimate) {
+    // Outside business hours with nobody at work the customer hears when service
+    // resumes; anyone at work (a late shift) answers, so the estimate stands.
+    let closed = match estimate {
+        WaitEstimate::NobodyAtWork { .. } => hours.resumes_at(now),
+        _ => None,
+    };
+    let (template, kind, minutes) = match (closed, estimate) {
         (Some(resumes), _) => {
             let when = if resumes == u64::MAX {
                 "?".to_string()
@@ -436,6 +442,15 @@ mod tests {
         assert_eq!(
             brand.answer(Some("en"), &estimate, night).text,
             "We are closed: we are back Friday 4 December at 08:00."
+        );
+        // Someone on a late shift: the estimate stands, the customer will be answered.
+        let late = WaitEstimate::About {
+            position: 1,
+            minutes: 5,
+        };
+        assert_eq!(
+            brand.answer(Some("en"), &late, night).text,
+            "We will answer in about 5 minutes: 0 ahead of you."
         );
         // German has no templates: Italian, the brand's language.
         assert_eq!(brand.language_for(Some("de")), "it");

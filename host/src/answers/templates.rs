@@ -20,8 +20,8 @@ pub struct Templates {
     /// Within business hours, but nobody is at work now: `{position}`, `{ahead}`,
     /// `{brand}`.
     pub nobody_at_work: String,
-    /// Outside business hours (a night, a holiday): `{resumes}` (day and time in the
-    /// brand's time zone), `{position}`, `{ahead}`, `{brand}`.
+    /// Outside business hours (a night, a holiday) with nobody at work: `{resumes}` (day
+    /// and time in the brand's time zone), `{position}`, `{ahead}`, `{brand}`.
     pub closed: String,
 }
 

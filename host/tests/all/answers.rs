@@ -825,3 +825,149 @@ async fn two_hosts_sharing_postgresql_tell_each_service_level_step_once() {
     );
     assert_eq!(levels(&crm).len(), 4);
 }
+
+#[tokio::test]
+async fn a_wait_estimate_that_turns_out_wrong_is_corrected_at_most_once_per_customer_per_period() {
+    let x = XApi::start().await.unwrap();
+    let t0 = at("2026-12-03T10:00Z");
+    let minutes = |m: u64| t0 + m * 60_000;
+    let clock = ManualClock::new(t0);
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    for (id, account) in [("marco", "2001"), ("giulia", "2002")] {
+        let operator = Operator::new(id, 1)
+            .skills(["tim"])
+            .languages(["it"])
+            .account("twitter", account);
+        engine.add_operator(operator, Presence::Online).await;
+    }
+    let mut tim = brand("tim");
+    tim.estimate_update_minutes = Some(10);
+    let (host, ingress, crm) = telco(&x, &clock, tim, engine).await;
+    for (id, name) in [
+        ("42", "mario"),
+        ("43", "lucia"),
+        ("44", "anna"),
+        ("45", "piero"),
+    ] {
+        x.add_user(id, name, name, &format!("token-{name}"));
+    }
+    let store = host.store();
+    let assignee = async |tweet: &str| {
+        let id = conversation_of(&crm, tweet).await;
+        let stored = store.conversation("default", &id).await.unwrap().unwrap();
+        (id, stored.assignee)
+    };
+    // Two customers take both seats; both are answered. One is resolved after ten
+    // minutes, so handling takes ten minutes on average, and a third takes the seat.
+    let mario = mention(
+        &x,
+        &ingress,
+        ("42", "mario"),
+        Some("it"),
+        "@TIM_Official uno",
+    )
+    .await;
+    let lucia = mention(
+        &x,
+        &ingress,
+        ("43", "lucia"),
+        Some("it"),
+        "@TIM_Official due",
+    )
+    .await;
+    for tweet in [&mario, &lucia] {
+        let (id, operator) = assignee(tweet).await;
+        let key = format!("r-{id}");
+        host.reply("default", &id, &operator.unwrap(), None, "ciao", &key)
+            .await
+            .unwrap();
+    }
+    clock.set(minutes(10));
+    let (mario_id, _) = assignee(&mario).await;
+    host.resolve("default", &mario_id).await.unwrap();
+    let anna = mention(
+        &x,
+        &ingress,
+        ("44", "anna"),
+        Some("it"),
+        "@TIM_Official tre",
+    )
+    .await;
+    let (anna_id, anna_operator) = assignee(&anna).await;
+    host.reply(
+        "default",
+        &anna_id,
+        &anna_operator.unwrap(),
+        None,
+        "ciao",
+        "r-anna",
+    )
+    .await
+    .unwrap();
+
+    // Piero waits: first in line, two seats at work, ten minutes each: five minutes.
+    let piero = mention(
+        &x,
+        &ingress,
+        ("45", "piero"),
+        Some("it"),
+        "@TIM_Official quattro",
+    )
+    .await;
+    let (piero_id, _) = assignee(&piero).await;
+    assert_eq!(
+        answer_to(&x, &piero).await,
+        "@piero Ti risponderà un operatore tra circa 5 minuti. Persone prima di te: 0."
+    );
+    // Giulia leaves (her answered customer stays hers): one seat, ten minutes. Wrong by
+    // more than half, but Piero heard from the host just now: not yet.
+    host.set_presence("default", "giulia", Presence::Offline)
+        .await
+        .unwrap();
+    clock.set(minutes(15));
+    // A change at minute 15 (another customer writing) looks at the estimates too.
+    x.add_user("46", "sara", "sara", "token-sara");
+    mention(
+        &x,
+        &ingress,
+        ("46", "sara"),
+        Some("it"),
+        "@TIM_Official cinque",
+    )
+    .await;
+    let first = format!("auto-wait:{piero_id}:1");
+    assert!(
+        store
+            .outbox_by_key("default", &first)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Ten minutes after the first answer, the correction goes out, once.
+    clock.set(minutes(20));
+    eventually("the correction", async || {
+        store
+            .outbox_by_key("default", &first)
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let correction = store
+        .outbox_by_key("default", &first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        correction.message.text,
+        "@piero Ti risponderà un operatore tra circa 10 minuti. Persone prima di te: 0."
+    );
+    let second = format!("auto-wait:{piero_id}:2");
+    assert!(
+        store
+            .outbox_by_key("default", &second)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

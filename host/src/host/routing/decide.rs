@@ -281,6 +281,16 @@ impl TenantRouting {
         for store_id in gone {
             self.told.remove(&store_id);
         }
+        // Customers told longer ago than any brand's correction period need no memory.
+        let keep = self
+            .brands
+            .values()
+            .filter_map(|b| b.estimate_update_minutes)
+            .max()
+            .unwrap_or(0)
+            .saturating_mul(60_000);
+        self.customer_told
+            .retain(|_, at| now.saturating_sub(*at) < keep);
         due
     }
 }

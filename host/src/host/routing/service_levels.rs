@@ -76,6 +76,12 @@ impl TenantRouting {
             return Ok(check);
         }
         let now = self.engine.now();
+        let hours: std::collections::HashMap<&str, crate::answers::BusinessHours> = self
+            .brands
+            .values()
+            .filter(|b| b.service_levels.is_some())
+            .map(|b| (b.id.as_str(), b.business_hours()))
+            .collect();
         let mut due = Vec::new();
         let mut open = std::collections::HashSet::new();
         for c in self.engine.conversations().iter() {
@@ -91,7 +97,9 @@ impl TenantRouting {
             };
             let watched = self.service_steps.get(&c.id).copied().unwrap_or_default();
             let target_ms = levels.target_ms(watched.priority.unwrap_or(c.priority));
-            let waited_ms = brand.business_hours().open_ms_between(c.created_at, now);
+            let waited_ms = hours
+                .get(brand.id.as_str())
+                .map_or(0, |h| h.open_ms_between(c.created_at, now));
             let at_risk_ms = target_ms.saturating_mul(u64::from(levels.at_risk_percent)) / 100;
             let reached = if waited_ms >= target_ms {
                 BREACHED
