@@ -171,6 +171,8 @@ pub(crate) struct TenantRouting {
     service_steps: HashMap<ConversationId, service_levels::Watched>,
     /// When the engine was last brought in line with the store (PostgreSQL).
     synced_at: Option<Instant>,
+    /// When the ticker last measured service levels (PostgreSQL paces it).
+    measured_at: Option<Instant>,
     /// The stored presence of each operator as this host last applied or wrote it: a
     /// stored row that differs was set through another host (PostgreSQL).
     presence_seen: HashMap<String, StoredPresence>,
@@ -187,6 +189,7 @@ impl TenantRouting {
             customer_told: HashMap::new(),
             service_steps: HashMap::new(),
             synced_at: None,
+            measured_at: None,
             presence_seen: HashMap::new(),
         }
     }

@@ -72,6 +72,7 @@ impl TenantRouting {
         change: &mut Change,
     ) -> anyhow::Result<ServiceLevelCheck> {
         let mut check = ServiceLevelCheck::default();
+        self.measured_at = Some(std::time::Instant::now());
         if !self.watches_service_levels() {
             return Ok(check);
         }

@@ -179,10 +179,10 @@ impl TenantRouting {
     }
 
     /// Whether the ticker has something to do now: always on SQLite (the engine's timers);
-    /// on PostgreSQL, when a timer is due, when a brand has service levels or a customer
-    /// was told a wait that may need correcting, or when operators are at work here and the
-    /// store was last read [`IDLE_SYNC`] ago (seats freed and conversations queued
-    /// through other hosts).
+    /// on PostgreSQL, when a timer is due, when service levels or told waits were last
+    /// measured [`IDLE_SYNC`] ago, or when operators are at work here and the store was
+    /// last read [`IDLE_SYNC`] ago (seats freed and conversations queued through other
+    /// hosts).
     pub(crate) fn tick_due(&self, store: &Store) -> bool {
         if !Self::shared(store) {
             return true;
@@ -191,8 +191,10 @@ impl TenantRouting {
         if self.engine.next_deadline().is_some_and(|at| at <= now) {
             return true;
         }
-        // Service levels and wait corrections are measured on every tick.
-        if self.watches_service_levels() || !self.told.is_empty() {
+        // Service levels and wait corrections are measured every IDLE_SYNC (each time a
+        // lock and a read of the store), whatever else brings the store in line.
+        let measures = self.watches_service_levels() || !self.told.is_empty();
+        if measures && self.measured_at.is_none_or(|at| at.elapsed() >= IDLE_SYNC) {
             return true;
         }
         self.engine.roster().working_capacity(now) > 0
