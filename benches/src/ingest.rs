@@ -217,7 +217,6 @@ pub(crate) async fn host(
         .connector(facebook_spec(plugins))
         .routing(engine(runtime, plugins, options).await?)
         .crm(crm)
-        .auto_reply(false)
         .build()
         .await?)
 }

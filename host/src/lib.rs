@@ -81,6 +81,7 @@ macro_rules! internal_use {
 }
 
 pub mod accounts;
+pub mod answers;
 pub mod api;
 pub mod capabilities;
 pub mod config;

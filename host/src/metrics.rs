@@ -24,6 +24,9 @@
 //! | `centralino_rate_limited_total` | counter | tenant, connector |
 //! | `centralino_routing_decision_seconds` | histogram | tenant |
 //! | `centralino_first_response_seconds` | histogram | tenant, connector |
+//! | `centralino_brand_first_response_seconds` | histogram | tenant, brand, operator |
+//! | `centralino_handling_seconds` | histogram | tenant, brand, operator |
+//! | `centralino_service_level_total` | counter | tenant, brand, step (`at-risk`, `breached`) |
 //! | `centralino_routing_decisions_total` | counter | tenant |
 //! | `centralino_routing_assignments_total` | counter | tenant |
 //! | `centralino_routing_queued_total` | counter | tenant |
@@ -187,6 +190,9 @@ pub struct Metrics {
     rate_limited: Counter,
     decision_seconds: Histogram,
     first_response_seconds: Histogram,
+    brand_first_response_seconds: Histogram,
+    handling_seconds: Histogram,
+    service_levels: Counter,
     plugin_reloads: Counter,
     config_reloads: Counter,
 }
@@ -235,6 +241,23 @@ impl Default for Metrics {
                 "Time from a conversation's first message to an operator's first reply reaching the platform.",
                 &["tenant", "connector"],
                 FIRST_RESPONSE_BUCKETS,
+            ),
+            brand_first_response_seconds: Histogram::new(
+                "centralino_brand_first_response_seconds",
+                "Time from a conversation's first message to its operator's first reply being queued, by brand (`none` without one) and operator.",
+                &["tenant", "brand", "operator"],
+                FIRST_RESPONSE_BUCKETS,
+            ),
+            handling_seconds: Histogram::new(
+                "centralino_handling_seconds",
+                "Time from a conversation's assignment to its resolution, by brand (`none` without one) and operator.",
+                &["tenant", "brand", "operator"],
+                FIRST_RESPONSE_BUCKETS,
+            ),
+            service_levels: Counter::new(
+                "centralino_service_level_total",
+                "Conversations that reached a step of their brand's first-response target: `at-risk`, `breached`.",
+                &["tenant", "brand", "step"],
             ),
             plugin_reloads: Counter::new(
                 "centralino_plugin_reloads_total",
@@ -299,6 +322,34 @@ impl Metrics {
     }
 
     /// A connector's plugin was reloaded (`swapped`) or the candidate refused.
+    /// An operator's first reply to a conversation of `brand` was queued `after` the
+    /// customer's first message.
+    pub(crate) fn brand_first_response(
+        &self,
+        tenant: &str,
+        brand: Option<&str>,
+        operator: &str,
+        after: Duration,
+    ) {
+        self.brand_first_response_seconds.observe(
+            &[tenant, brand.unwrap_or("none"), operator],
+            after.as_secs_f64(),
+        );
+    }
+
+    /// An operator resolved a conversation of `brand` `after` it was assigned.
+    pub(crate) fn handled(&self, tenant: &str, brand: Option<&str>, operator: &str, after: Duration) {
+        self.handling_seconds.observe(
+            &[tenant, brand.unwrap_or("none"), operator],
+            after.as_secs_f64(),
+        );
+    }
+
+    /// A conversation reached a service-level step.
+    pub(crate) fn service_level(&self, tenant: &str, brand: &str, step: &str) {
+        self.service_levels.add(&[tenant, brand, step], 1);
+    }
+
     pub(crate) fn plugin_reload(&self, tenant: &str, connector: &str, swapped: bool) {
         let outcome = if swapped { "swapped" } else { "refused" };
         self.plugin_reloads.add(&[tenant, connector, outcome], 1);
@@ -325,6 +376,9 @@ impl Metrics {
         }
         self.decision_seconds.render(out);
         self.first_response_seconds.render(out);
+        self.brand_first_response_seconds.render(out);
+        self.handling_seconds.render(out);
+        self.service_levels.render(out);
     }
 }
 

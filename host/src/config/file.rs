@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::values::{CredentialRef, OperatorAccount, SecretRef, SettingValue, string_or_number};
+use crate::answers::Brand;
 use crate::routing::WorkingHours;
 
 /// The chain used when a tenant has operators but no `[routing]` section.
@@ -50,6 +51,11 @@ pub struct ConfigFile {
     /// `[[operators]]` of the default tenant. Default: none.
     #[serde(default)]
     pub operators: Vec<OperatorSection>,
+    /// `[[brands]]` of the default tenant: automatic answers in the customer's language,
+    /// business hours and service levels (see [`crate::answers::Brand`] for every key).
+    /// Default: none (no automatic answers).
+    #[serde(default)]
+    pub brands: Vec<Brand>,
     /// `[[tenants]]`. Default: none (one implicit tenant, `default`).
     #[serde(default)]
     pub tenants: Vec<TenantSection>,
@@ -377,10 +383,10 @@ pub struct RoutingSection {
     /// Default: none (never taken back).
     #[serde(default)]
     pub offer_timeout_minutes: Option<u64>,
-    /// Whether a customer who has to wait gets an auto-reply with an honest estimate.
-    /// Default: `true`.
-    #[serde(default = "yes")]
-    pub auto_reply: bool,
+    /// No longer here: automatic answers are configured per brand (`[[brands]]
+    /// auto_reply`); `check` says so when it is written.
+    #[serde(default)]
+    pub auto_reply: Option<bool>,
     /// How many recent handling times the wait estimate averages. Default: 50.
     #[serde(default)]
     pub handling_window: Option<usize>,
@@ -404,7 +410,7 @@ impl Default for RoutingSection {
             chain: default_chain(),
             shadow: None,
             offer_timeout_minutes: None,
-            auto_reply: true,
+            auto_reply: None,
             handling_window: None,
             settings: BTreeMap::new(),
             limits: LimitsSection::default(),
@@ -456,6 +462,9 @@ pub struct TenantSection {
     /// `[[tenants.operators]]`. Default: none.
     #[serde(default)]
     pub operators: Vec<OperatorSection>,
+    /// `[[tenants.brands]]`. Default: none.
+    #[serde(default)]
+    pub brands: Vec<Brand>,
     /// The tenant's bearer token for the REST API, as a secret reference; it sees this
     /// tenant's conversations and operators only. Each tenant needs a token of its own.
     /// Default: none, and the tenant's API refuses every call.

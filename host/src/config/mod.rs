@@ -178,6 +178,8 @@ pub struct Tenant {
     pub routing: Option<RoutingPlan>,
     /// Its REST API bearer token, as a reference; none closes its API.
     pub api_token: Option<SecretRef>,
+    /// Its brands: automatic answers, business hours, service levels.
+    pub brands: Vec<crate::answers::Brand>,
     key: KeyPath,
 }
 
@@ -231,8 +233,6 @@ pub struct RoutingPlan {
     pub shadow: Option<ChainSpec>,
     /// Offer timeout.
     pub offer_timeout: Option<Duration>,
-    /// Whether waiting customers get an auto-reply.
-    pub auto_reply: bool,
     /// Handling times averaged for wait estimates.
     pub handling_window: usize,
     /// Limits of routing calls, levels merged.

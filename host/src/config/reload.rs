@@ -165,7 +165,7 @@ impl Config {
                             shadow,
                             offer_timeout: plan.offer_timeout,
                             reply_rules: tenant.reply_rules(),
-                            auto_reply: plan.auto_reply,
+                            brands: tenant.brands.clone(),
                             operators: tenant.operators.clone(),
                         },
                     ));

@@ -54,7 +54,9 @@ pub enum CrmEvent {
         conversation_id: String,
         /// Place in the queue (1 = next).
         position: u32,
-        /// Honest wait estimate, as told to the customer.
+        /// What the customer is told (or, when their brand sends no automatic answers,
+        /// would be): the brand's template in their language, or a plain English
+        /// sentence for a conversation without a configured brand.
         estimate: String,
     },
     /// A reply reached the platform.
@@ -111,6 +113,39 @@ pub enum CrmEvent {
         external_id: String,
         /// When the platform says it was deleted (ms).
         at: u64,
+    },
+    /// An unanswered conversation reached the at-risk share of its brand's
+    /// first-response target (business hours only; see [`crate::answers::ServiceLevels`]).
+    /// Sent once per conversation.
+    ServiceLevelAtRisk {
+        /// Conversation.
+        conversation_id: String,
+        /// Its brand.
+        brand: String,
+        /// The first-response target (ms).
+        target_ms: u64,
+        /// How long the customer has waited, in business hours (ms).
+        waited_ms: u64,
+        /// Who holds it, if anyone.
+        assignee: Option<String>,
+        /// What the routing chain was asked to do: `none`, `raise-priority`, `reroute`.
+        action: String,
+    },
+    /// An unanswered conversation missed its brand's first-response target. Sent once per
+    /// conversation, after its `service-level-at-risk`.
+    ServiceLevelBreached {
+        /// Conversation.
+        conversation_id: String,
+        /// Its brand.
+        brand: String,
+        /// The first-response target (ms).
+        target_ms: u64,
+        /// How long the customer has waited, in business hours (ms).
+        waited_ms: u64,
+        /// Who holds it, if anyone.
+        assignee: Option<String>,
+        /// What the routing chain was asked to do: `none`, `raise-priority`, `reroute`.
+        action: String,
     },
     /// A host-held account changed state (see [`crate::accounts`]): `needs-reauth` means
     /// its replies wait until an admin re-authorises it; `connected` that they go out.

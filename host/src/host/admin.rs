@@ -28,8 +28,8 @@ pub struct RoutingUpdate {
     pub offer_timeout: Option<Duration>,
     /// Which channels operators answer from their own account on.
     pub reply_rules: ReplyRules,
-    /// Whether waiting customers get the wait estimate as an automatic reply.
-    pub auto_reply: bool,
+    /// The tenant's brands: automatic answers, business hours, service levels.
+    pub brands: Vec<crate::answers::Brand>,
     /// The whole roster as configured now.
     pub operators: Vec<Operator>,
 }
@@ -184,7 +184,7 @@ impl Host {
     }
 
     /// Applies a tenant's new routing live: the chains, offer timeout, reply rules and
-    /// auto-reply are replaced, and the roster becomes `update.operators` (see
+    /// brands are replaced, and the roster becomes `update.operators` (see
     /// the routing engine's roster update).
     /// Conversations, the queue and assignments are kept; waiting conversations go to
     /// operators who can now take them, and the outcome is recorded and told to the CRM.
@@ -199,7 +199,7 @@ impl Host {
         routing.engine.replace_chains(update.chain, update.shadow);
         routing.engine.set_offer_timeout(update.offer_timeout);
         routing.engine.set_reply_rules(update.reply_rules);
-        routing.set_auto_reply(update.auto_reply);
+        routing.set_brands(update.brands);
         let store = &self.inner.store;
         let mut pending = routing
             .open(store, tenant, &[], &self.inner.brands(tenant))

@@ -14,6 +14,7 @@ use super::routing::TenantRouting;
 use super::tasks::{TaskBook, supervise};
 use super::{Host, HostInner};
 use crate::accounts::{AccountBook, AccountClock, BookParts, ConnectorAccounts, OAuthApp};
+use crate::answers::Brand;
 use crate::clock::Clock;
 use crate::connectors::{Connector, ConnectorSpec, DEFAULT_TENANT};
 use crate::crm::{Crm, CrmEvent, LocalInbox};
@@ -35,7 +36,7 @@ pub struct HostBuilder {
     crm: Option<Arc<dyn Crm>>,
     host_id: String,
     routing: HashMap<String, RoutingEngine>,
-    auto_reply: bool,
+    brands: HashMap<String, Vec<Brand>>,
     poll_lease_ttl: Option<Duration>,
     retention: Option<Duration>,
     accounts: AccountsSetup,
@@ -81,7 +82,7 @@ impl Default for HostBuilder {
             crm: None,
             host_id: "centralino".to_string(),
             routing: HashMap::new(),
-            auto_reply: true,
+            brands: HashMap::new(),
             poll_lease_ttl: None,
             retention: Some(DEFAULT_RETENTION),
             accounts: AccountsSetup::default(),
@@ -160,10 +161,18 @@ impl HostBuilder {
         self
     }
 
-    /// Whether a customer who has to wait gets the honest wait estimate as an automatic
-    /// reply (once per conversation). Default: yes.
-    pub fn auto_reply(mut self, enabled: bool) -> Self {
-        self.auto_reply = enabled;
+    /// A brand of the default tenant: its automatic answers, business hours and service
+    /// levels (see [`crate::answers`]). Default: none, so nobody gets an automatic reply
+    /// and no service level is watched.
+    pub fn brand(self, brand: Brand) -> Self {
+        self.tenant_brand(DEFAULT_TENANT, brand)
+    }
+
+    /// A brand of `tenant` (a later one with the same id replaces the earlier).
+    pub fn tenant_brand(mut self, tenant: impl Into<String>, brand: Brand) -> Self {
+        let brands = self.brands.entry(tenant.into()).or_default();
+        brands.retain(|b| b.id != brand.id);
+        brands.push(brand);
         self
     }
 
@@ -221,7 +230,17 @@ impl HostBuilder {
     /// Opens the store, loads every plugin and configures every connector, then starts the
     /// background work (CRM delivery, the outbox, polling) on the current tokio runtime.
     /// Any failure names the connector and the plugin.
-    pub async fn build(self) -> Result<Host, Error> {
+    pub async fn build(mut self) -> Result<Host, Error> {
+        for (tenant, brands) in &self.brands {
+            for brand in brands {
+                if let Some((key, problem)) = brand.problems().into_iter().next() {
+                    return Err(Error::Other(anyhow::anyhow!(
+                        "brand `{}` of tenant `{tenant}`: `{key}` {problem}",
+                        brand.id
+                    )));
+                }
+            }
+        }
         let runtime = match self.runtime {
             Some(runtime) => runtime,
             None => Runtime::new()?,
@@ -316,6 +335,7 @@ impl HostBuilder {
             .await
             .context("reading the host-held account tokens")?;
         let accounts = Arc::new(accounts);
+        let mut brands = std::mem::take(&mut self.brands);
         let routing = self
             .routing
             .into_iter()
@@ -323,9 +343,10 @@ impl HostBuilder {
                 if let Some(clock) = &self.clock {
                     engine.use_clock(clock.clone());
                 }
+                let brands = brands.remove(&tenant).unwrap_or_default();
                 (
                     tenant,
-                    tokio::sync::Mutex::new(TenantRouting::new(engine, self.auto_reply)),
+                    tokio::sync::Mutex::new(TenantRouting::new(engine, brands)),
                 )
             })
             .collect();
@@ -458,7 +479,8 @@ async fn poller(host: std::sync::Weak<HostInner>, connector: Arc<Connector>, int
     }
 }
 
-/// Runs the routing engines' timers (offer timeouts, shifts) until the host is dropped.
+/// Runs the routing engines' timers (offer timeouts, shifts), the brands' service levels
+/// and the corrections of wait estimates until the host is dropped.
 async fn ticker(host: std::sync::Weak<HostInner>) {
     {
         loop {
@@ -473,6 +495,14 @@ async fn ticker(host: std::sync::Weak<HostInner>) {
                     let mut change = routing.open(&inner.store, tenant, &[], &brand).await?;
                     let notices = routing.engine.tick().await;
                     change.notices.extend(notices);
+                    let levels = routing
+                        .check_service_levels(&inner.store, tenant, &mut change)
+                        .await?;
+                    for step in &levels.steps {
+                        inner.metrics.service_level(tenant, &step.brand, step.step);
+                    }
+                    change.record_first(levels.events);
+                    change.notices.extend(levels.notices);
                     routing
                         .finish(&inner.store, tenant, change, Vec::new())
                         .await

@@ -106,10 +106,24 @@ impl Host {
             // Queued meanwhile under the same key (a concurrent retry): already counted.
             return same_reply(entry, conversation_id, operator, text, idempotency_key);
         }
+        let first = routing
+            .engine
+            .conversation(id)
+            .filter(|c| c.first_response_at.is_none())
+            .map(|c| (c.brand.clone(), c.created_at));
         routing
             .engine
             .record_reply(id, operator)
             .map_err(|e| refused_by_routing(conversation_id, e))?;
+        if let Some((brand, created_at)) = first {
+            let after = routing.engine.now().saturating_sub(created_at);
+            self.inner.metrics.brand_first_response(
+                tenant,
+                brand.as_deref(),
+                operator,
+                std::time::Duration::from_millis(after),
+            );
+        }
         Ok(entry)
     }
 
@@ -147,12 +161,23 @@ impl Host {
             routing.finish(store, tenant, change, Vec::new()).await?;
             return Ok(());
         };
+        let handled = routing
+            .engine
+            .conversation(id)
+            .and_then(|c| Some((c.brand.clone(), c.assignee.clone()?, c.assigned_at?)));
+        let now = routing.engine.now();
         match routing.engine.resolve(id).await {
             Ok(notices) => change.notices.extend(notices),
             Err(e) => {
                 routing.finish(store, tenant, change, Vec::new()).await?;
                 return Err(refused_by_routing(conversation_id, e));
             }
+        }
+        if let Some((brand, operator, assigned_at)) = handled {
+            let after = std::time::Duration::from_millis(now.saturating_sub(assigned_at));
+            self.inner
+                .metrics
+                .handled(tenant, brand.as_deref(), &operator, after);
         }
         change
             .record_resolved(store, tenant, conversation_id)

@@ -404,6 +404,27 @@ impl Roster {
             .sum()
     }
 
+    /// Conversations handled in parallel for `brand` now: the seats of operators at work
+    /// whose skills name it (in any case), or every seat at work when no operator on the
+    /// roster names it (or there is no brand).
+    pub fn brand_capacity(&self, brand: Option<&str>, now: u64) -> u32 {
+        let serves = |seat: &Seat, brand: &str| {
+            seat.operator
+                .skills
+                .iter()
+                .any(|skill| skill.eq_ignore_ascii_case(brand))
+        };
+        let Some(brand) = brand.filter(|b| self.seats.iter().any(|seat| serves(seat, b))) else {
+            return self.working_capacity(now);
+        };
+        self.seats
+            .iter()
+            .filter(|seat| serves(seat, brand))
+            .filter(|seat| effective_presence(seat, now) == Presence::Online)
+            .map(|seat| seat.operator.capacity)
+            .sum()
+    }
+
     /// What policies see: every operator except `excluded`, in roster order.
     pub fn agents(&self, now: u64, excluded: &[String]) -> Vec<Agent> {
         self.seats

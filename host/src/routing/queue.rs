@@ -5,8 +5,9 @@
 //! capitals goes ahead of a billing question but two billing questions keep their order.
 //!
 //! [`WaitEstimate`] turns the queue position, the capacity at work and the recent handling
-//! times ([`HandlingTimes`]) into an honest sentence for an auto-reply. When there is no
-//! basis for a number (nobody at work, no history yet) it says so instead of inventing one.
+//! times ([`HandlingTimes`]) into an honest figure; the brand's templates
+//! ([`crate::answers`]) turn it into words. When there is no basis for a number (nobody at
+//! work, no history yet) it says so instead of inventing one.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -55,7 +56,9 @@ impl WaitQueue {
         self.places.contains_key(&id)
     }
 
-    /// 1-based position (1 = next to be served).
+    /// 1-based position (1 = next to be served) in the whole queue; estimates count per
+    /// brand instead (the engine's `wait_estimate`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn position(&self, id: ConversationId) -> Option<usize> {
         let place = self.places.get(&id)?;
         Some(self.order.range(..place).count() + 1)
@@ -176,63 +179,6 @@ impl WaitEstimate {
             | WaitEstimate::NobodyAtWork { position } => *position,
         }
     }
-
-    /// The expected wait in words (`circa 12 minuti`), when there is a number.
-    #[cfg(feature = "test-support")]
-    pub fn text(&self) -> Option<String> {
-        match self {
-            WaitEstimate::About { minutes, .. } => Some(duration_in_words(*minutes)),
-            _ => None,
-        }
-    }
-
-    /// A complete, honest auto-reply in Italian.
-    pub fn auto_reply(&self) -> String {
-        let ahead = self.position().saturating_sub(1);
-        let queue = match ahead {
-            0 => "sei il prossimo in coda".to_string(),
-            1 => "c'è una persona prima di te".to_string(),
-            n => format!("ci sono {n} persone prima di te"),
-        };
-        match self {
-            WaitEstimate::About { minutes, .. } => format!(
-                "Ti risponderà un operatore tra {}: {queue}.",
-                duration_in_words(*minutes)
-            ),
-            WaitEstimate::NoHistory { .. } => format!(
-                "Ti risponderà il primo operatore che si libera: {queue}. \
-                 Non abbiamo ancora dati per stimare l'attesa."
-            ),
-            WaitEstimate::NobodyAtWork { .. } => format!(
-                "In questo momento nessun operatore è in servizio: {queue} e ti \
-                 risponderemo appena qualcuno rientra."
-            ),
-        }
-    }
-}
-
-/// `circa un minuto`, `circa 12 minuti`, `circa 1 ora e 10 minuti`, `circa 3 ore`.
-/// Long waits are rounded to 10 minutes: "2 ore e 37 minuti" claims a precision the
-/// estimate does not have.
-fn duration_in_words(minutes: u64) -> String {
-    match minutes {
-        0 | 1 => "circa un minuto".to_string(),
-        m if m < 60 => format!("circa {m} minuti"),
-        m => {
-            let rounded = (m + 5) / 10 * 10;
-            let (hours, rest) = (rounded / 60, rounded % 60);
-            let hours_text = if hours == 1 {
-                "1 ora".to_string()
-            } else {
-                format!("{hours} ore")
-            };
-            if rest == 0 {
-                format!("circa {hours_text}")
-            } else {
-                format!("circa {hours_text} e {rest} minuti")
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -290,15 +236,13 @@ mod tests {
                 minutes: 12
             }
         );
-        assert_eq!(estimate.text().as_deref(), Some("circa 12 minuti"));
-        assert_eq!(
-            estimate.auto_reply(),
-            "Ti risponderà un operatore tra circa 12 minuti: ci sono 39 persone prima di te."
-        );
         // First in line with many seats: never "0 minutes".
         assert_eq!(
-            WaitEstimate::new(1, 27, &handling).text().as_deref(),
-            Some("circa un minuto")
+            WaitEstimate::new(1, 27, &handling),
+            WaitEstimate::About {
+                position: 1,
+                minutes: 1
+            }
         );
     }
 
@@ -307,29 +251,9 @@ mod tests {
         let empty = HandlingTimes::default();
         let estimate = WaitEstimate::new(2, 9, &empty);
         assert_eq!(estimate, WaitEstimate::NoHistory { position: 2 });
-        assert_eq!(estimate.text(), None);
-        assert!(
-            estimate
-                .auto_reply()
-                .contains("c'è una persona prima di te")
-        );
         let mut handling = HandlingTimes::default();
         handling.record(60_000);
         let nobody = WaitEstimate::new(1, 0, &handling);
         assert_eq!(nobody, WaitEstimate::NobodyAtWork { position: 1 });
-        assert!(
-            nobody
-                .auto_reply()
-                .contains("nessun operatore è in servizio")
-        );
-    }
-
-    #[test]
-    fn long_waits_are_rounded_to_ten_minutes() {
-        assert_eq!(duration_in_words(59), "circa 59 minuti");
-        assert_eq!(duration_in_words(64), "circa 1 ora");
-        assert_eq!(duration_in_words(66), "circa 1 ora e 10 minuti");
-        assert_eq!(duration_in_words(157), "circa 2 ore e 40 minuti");
-        assert_eq!(duration_in_words(180), "circa 3 ore");
     }
 }

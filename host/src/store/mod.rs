@@ -24,6 +24,7 @@ mod presence;
 mod receipts;
 mod retention;
 mod schema;
+mod service_levels;
 pub(crate) mod text;
 pub(crate) mod tokens;
 mod traffic;

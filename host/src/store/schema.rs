@@ -237,4 +237,13 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE account_connects ADD COLUMN return_to TEXT",
         ],
     ),
+    (
+        11,
+        &[
+            // How far an unanswered conversation got toward missing its brand's
+            // first-response target (0, 1 at risk, 2 breached), so each step is told to
+            // the CRM once, across restarts and hosts.
+            "ALTER TABLE conversations ADD COLUMN service_level_step BIGINT NOT NULL DEFAULT 0",
+        ],
+    ),
 ];

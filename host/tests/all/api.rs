@@ -77,14 +77,21 @@ impl Sidecar {
                     settings: Vec::new(),
                 }],
             };
-            let spec = ConnectorSpec::new("echo", component("echo-channel"), config).tenant(tenant);
+            let mut spec =
+                ConnectorSpec::new("echo", component("echo-channel"), config).tenant(tenant);
+            // Waiting customers are told the estimate (the brand turns answers on).
+            spec.brands
+                .insert("support".to_string(), "support".to_string());
             let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
             for id in ["marco", "giulia"] {
                 engine
                     .add_operator(Operator::new(id, 1), Presence::Online)
                     .await;
             }
-            builder = builder.connector(spec).tenant_routing(tenant, engine);
+            builder = builder
+                .connector(spec)
+                .tenant_routing(tenant, engine)
+                .tenant_brand(tenant, crate::answers::brand("support"));
         }
         let host = builder.build().await.unwrap();
         let tokens = ApiTokens::new()

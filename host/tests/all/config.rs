@@ -107,7 +107,10 @@ fn the_good_config_loads_with_its_defaults() {
     let routing = tenant.routing.as_ref().unwrap();
     assert_eq!(routing.chain.to_string(), "skills > least-loaded");
     assert_eq!(routing.limits.call_deadline, Duration::from_secs(1));
-    assert!(routing.auto_reply);
+    assert!(
+        tenant.brands.is_empty(),
+        "no brand, so no automatic answers"
+    );
     assert_eq!(tenant.brand_of("twitter", "1001"), Some("tim"));
 }
 

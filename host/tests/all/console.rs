@@ -132,7 +132,10 @@ async fn telco_with(admin_token: Option<&str>, setup: Setup) -> Telco {
     for operator in operators {
         engine.add_operator(operator, Presence::Offline).await;
     }
-    let mut host = Host::builder().connector(spec.clone()).routing(engine);
+    let mut host = Host::builder()
+        .connector(spec.clone())
+        .routing(engine)
+        .brand(crate::answers::brand("tim"));
     if let Some(store) = store {
         host = host.store(store);
     }

@@ -327,7 +327,6 @@ credential = "env:CRASH_X_TOKEN"
 
 [routing]
 chain = "least-loaded"
-auto_reply = false
 
 [[operators]]
 id = "marco"

@@ -73,6 +73,7 @@ async fn telco(x: &XApi) -> Host {
     Host::builder()
         .connector(spec)
         .routing(engine)
+        .brand(crate::answers::brand("tim"))
         .build()
         .await
         .unwrap()
@@ -159,7 +160,7 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
         .unwrap();
     assert!(auto.text.starts_with("@piero "), "{}", auto.text);
     assert!(
-        auto.text.contains("sei il prossimo in coda"),
+        auto.text.contains("Persone prima di te: 0."),
         "{}",
         auto.text
     );

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod admin;
+mod answers;
 mod api;
 mod api_versions;
 mod cache;

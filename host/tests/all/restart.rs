@@ -46,7 +46,6 @@ async fn host_with(store: &str, presence: Presence) -> Host {
             config,
         ))
         .routing(engine)
-        .auto_reply(false)
         .build()
         .await
         .unwrap()

@@ -59,7 +59,6 @@ async fn host_with(store: &str, id: &str, inbox: Arc<LocalInbox>, presence: Pres
         ))
         .routing(engine)
         .crm(inbox)
-        .auto_reply(false)
         .build()
         .await
         .unwrap()

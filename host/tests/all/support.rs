@@ -68,6 +68,11 @@ impl CrmRecorder {
         CrmRecorder { url, deliveries }
     }
 
+    /// Every delivery received so far, in arrival order.
+    pub fn deliveries(&self) -> Vec<CrmDelivery> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
     /// The distinct ids of the events received (a redelivery has its event's id).
     pub fn event_ids(&self) -> BTreeSet<String> {
         let deliveries = self.deliveries.lock().unwrap();

@@ -412,6 +412,19 @@ async fn a_reply_goes_out_with_send_message_threaded_by_reply_to_message_id() {
 // ---- no rebuild: the host takes Telegram on through its config file ----
 
 /// A `centralino.toml` adding the Telegram connector to a host built without it.
+/// Brand `tim` answering waiting customers in Italian.
+const BRAND_TIM: &str = r#"
+[[brands]]
+id = "tim"
+language = "it"
+auto_reply = true
+[brands.templates.it]
+wait_estimate = "Ti risponderà un operatore tra {wait}."
+wait_unknown = "Ti risponderà il primo operatore libero."
+nobody_at_work = "Nessun operatore è in servizio ora: ti risponderemo appena possibile."
+closed = "Siamo chiusi: riapriamo {resumes}."
+"#;
+
 fn config_text(api: &TelegramApi) -> String {
     let plugin_dir = centralino_testkit::component("telegram")
         .parent()
@@ -576,8 +589,10 @@ async fn the_centralino_binary_runs_telegram_from_its_config_file_and_answers_th
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("centralino.toml");
     let listen = free_port();
-    // Polled every second; nobody is online, so a customer is queued and told the wait.
-    let config = config_text(&api)
+    // Polled every second; nobody is online, so a customer is queued and told the wait
+    // (the brand turns automatic answers on).
+    let config = config_text(&api) + BRAND_TIM;
+    let config = config
         .replace(
             "store = \"sqlite::memory:\"",
             &format!(

@@ -129,7 +129,8 @@ struct TenantSummary {
     chain_plugins: Vec<String>,
     shadow: Option<String>,
     offer_timeout_minutes: Option<u64>,
-    auto_reply: Option<bool>,
+    /// Brands whose waiting customers get automatic answers.
+    auto_reply: Vec<String>,
     operators: Vec<OperatorSummary>,
 }
 
@@ -327,7 +328,12 @@ fn summarise(
                 shadow: routing.and_then(|r| r.shadow.as_ref().map(ToString::to_string)),
                 offer_timeout_minutes: routing
                     .and_then(|r| r.offer_timeout.map(|t| t.as_secs() / 60)),
-                auto_reply: routing.map(|r| r.auto_reply),
+                auto_reply: tenant
+                    .brands
+                    .iter()
+                    .filter(|b| b.auto_reply)
+                    .map(|b| b.id.clone())
+                    .collect(),
                 operators,
             }
         })
@@ -410,9 +416,10 @@ fn print_summary(summary: &Summary) {
         if let Some(minutes) = tenant.offer_timeout_minutes {
             println!("  offer timeout  {minutes} min");
         }
-        if let Some(auto_reply) = tenant.auto_reply {
-            let state = if auto_reply { "on" } else { "off" };
-            println!("  auto-reply     {state}");
+        if tenant.auto_reply.is_empty() {
+            println!("  auto-reply     off");
+        } else {
+            println!("  auto-reply     {}", tenant.auto_reply.join(", "));
         }
         let seats: u32 = tenant.operators.iter().map(|o| o.capacity).sum();
         println!(

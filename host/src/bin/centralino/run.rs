@@ -79,8 +79,8 @@ pub fn run(args: RunArgs, format: centralino::config::LogFormat) -> anyhow::Resu
             {
                 builder = builder.tenant_routing(tenant.id.clone(), engine);
             }
-            if let Some(plan) = &tenant.routing {
-                builder = builder.auto_reply(plan.auto_reply);
+            for brand in &tenant.brands {
+                builder = builder.tenant_brand(tenant.id.clone(), brand.clone());
             }
         }
         // The admin API without a token must stay on loopback: checked before anything

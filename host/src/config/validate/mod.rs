@@ -16,6 +16,7 @@ use super::file::{
 };
 use super::values::{SecretRef, SettingValue};
 use super::{Account, Config, Connector, RoutingPlan, StoreLocation, Tenant, resolve_path};
+use crate::answers::Brand;
 use crate::connectors::DEFAULT_TENANT;
 use crate::routing::{ChainSpec, ChannelAccount, Operator, RoutingError};
 use crate::runtime::PluginLimits;
@@ -152,10 +153,12 @@ impl Checker<'_> {
         connectors: &[ConnectorSection],
         routing: Option<&RoutingSection>,
         operators: &[OperatorSection],
+        brands: &[Brand],
         api_token: Option<&SecretRef>,
     ) -> Tenant {
         let connectors = self.connectors(&key, global_limits, connectors);
         let operators = self.operators(&key, &connectors, operators);
+        self.brands(&key, &connectors, brands);
         let routing = match routing {
             Some(section) => Some(self.routing(&key.key("routing"), global_limits, section)),
             None if !operators.is_empty() => Some(self.routing(
@@ -172,7 +175,50 @@ impl Checker<'_> {
             operators,
             routing,
             api_token: api_token.cloned(),
+            brands: brands.to_vec(),
             key,
+        }
+    }
+
+    /// `[[brands]]`: ids unique and used by an account, templates for the brand's
+    /// language, placeholders known for each template, service levels in range.
+    fn brands(&mut self, tenant: &KeyPath, connectors: &[Connector], brands: &[Brand]) {
+        let mut seen: BTreeMap<&str, KeyPath> = BTreeMap::new();
+        let used: BTreeSet<&str> = connectors
+            .iter()
+            .flat_map(|c| &c.accounts)
+            .filter_map(|a| a.brand.as_deref())
+            .collect();
+        for (index, brand) in brands.iter().enumerate() {
+            let key = tenant.key("brands").index(index);
+            let id = brand.id.as_str();
+            if let Some(first) = seen.get(id) {
+                let line = self.line(&first.key("id"));
+                self.report(
+                    &key.key("id"),
+                    format!("duplicate brand `{id}` (first defined{line})"),
+                );
+            } else {
+                seen.insert(id, key.clone());
+            }
+            if !id.is_empty() && !used.contains(id) {
+                let listed: Vec<&str> = used.iter().copied().collect();
+                let listed = if listed.is_empty() {
+                    "no account names a brand".to_string()
+                } else {
+                    format!("accounts name: {}", listed.join(", "))
+                };
+                self.report(
+                    &key.key("id"),
+                    format!("no account of this tenant has `brand = \"{id}\"` ({listed})"),
+                );
+            }
+            for (path, problem) in brand.problems() {
+                let at = path
+                    .split('.')
+                    .fold(key.clone(), |at, part| at.key(part.to_string()));
+                self.report(&at, problem);
+            }
         }
     }
 }
@@ -214,6 +260,7 @@ pub(crate) fn check(
             &file.connectors,
             file.routing.as_ref(),
             &file.operators,
+            &file.brands,
             file.api_token.as_ref(),
         ));
     } else {
@@ -229,6 +276,7 @@ pub(crate) fn check(
                 !file.operators.is_empty(),
                 "[[tenants.operators]]",
             ),
+            ("brands", !file.brands.is_empty(), "[[tenants.brands]]"),
             (
                 "api_token",
                 file.api_token.is_some(),
@@ -275,6 +323,7 @@ pub(crate) fn check(
                 &section.connectors,
                 section.routing.as_ref(),
                 &section.operators,
+                &section.brands,
                 section.api_token.as_ref(),
             ));
         }

@@ -169,6 +169,14 @@ impl Checker<'_> {
             " (leave it out to never take a conversation back)",
         );
         self.at_least_one(&key.key("handling_window"), section.handling_window, "");
+        if section.auto_reply.is_some() {
+            self.report(
+                &key.key("auto_reply"),
+                "automatic answers are configured per brand now, off unless a brand turns \
+                 them on: remove this key and write `auto_reply = true` with templates under \
+                 `[[brands]]` (see docs/answers.md)",
+            );
+        }
         let limits = self.limits(
             &key.key("limits"),
             PluginLimits::default(),
@@ -201,7 +209,6 @@ impl Checker<'_> {
             offer_timeout: section
                 .offer_timeout_minutes
                 .map(|minutes| Duration::from_secs(minutes.saturating_mul(60))),
-            auto_reply: section.auto_reply,
             handling_window: section.handling_window.unwrap_or(50),
             limits,
             plugin_dir: self.plugin_dir.clone(),

@@ -1,8 +1,11 @@
 //! Routing what a connector just stored: one change for the whole delivery, each decision
-//! timed, the outcome recorded, and customers who must wait told the honest estimate.
+//! timed, the outcome recorded, and customers who must wait told the honest estimate in
+//! their language (where their brand sends automatic answers), corrected when it turns out
+//! wrong by a wide margin.
 
 use std::time::Instant;
 
+use crate::answers::{AnswerKind, fallback_answer};
 use crate::connectors::Connector;
 use crate::crm::CrmEvent;
 use crate::metrics::Metrics;
@@ -66,8 +69,8 @@ impl TenantRouting {
         self.finish(store, tenant, change, Vec::new()).await
     }
 
-    /// The store's changes, the CRM's events and the automatic wait estimates the
-    /// engine's notices call for.
+    /// The store's changes, the CRM's events and the automatic answers the engine's
+    /// notices call for.
     #[allow(clippy::type_complexity)]
     pub(super) fn outcomes(
         &self,
@@ -76,8 +79,9 @@ impl TenantRouting {
     ) -> (
         Vec<(String, ConversationStatus, Option<String>)>,
         Vec<CrmEvent>,
-        Vec<(String, String)>,
+        Vec<AutoAnswer>,
     ) {
+        let now = self.engine.now();
         let mut changes = Vec::with_capacity(notices.len());
         let mut events = Vec::with_capacity(notices.len());
         let mut estimates = Vec::new();
@@ -112,15 +116,31 @@ impl TenantRouting {
                         continue;
                     };
                     changes.push((id.clone(), ConversationStatus::Waiting, None));
-                    let text = estimate.auto_reply();
+                    let brand = self.brand_of(conversation);
+                    let language = self
+                        .engine
+                        .conversation(conversation)
+                        .and_then(|c| c.language.as_deref());
+                    let answer = match brand {
+                        Some(brand) => brand.answer(language, &estimate, now),
+                        None => fallback_answer(&estimate, now),
+                    };
                     let position = u32::try_from(estimate.position()).unwrap_or(u32::MAX);
                     events.push(CrmEvent::ConversationQueued {
                         conversation_id: id.clone(),
                         position,
-                        estimate: text.clone(),
+                        estimate: answer.text.clone(),
                     });
-                    if self.auto_reply {
-                        estimates.push((id.clone(), text));
+                    if brand.is_some_and(|b| b.auto_reply) {
+                        estimates.push(AutoAnswer {
+                            conversation: id.clone(),
+                            key: format!("auto-wait:{id}"),
+                            text: answer.text,
+                            minutes: answer
+                                .minutes
+                                .filter(|_| answer.kind == AnswerKind::WaitEstimate),
+                            customer: self.customer_of(conversation),
+                        });
                     }
                 }
                 Notice::OfferExpired {
@@ -135,16 +155,157 @@ impl TenantRouting {
     }
 }
 
-/// Queues the wait estimate to the customer, once per conversation, from the account the
-/// customer wrote to.
+/// An automatic answer to queue.
+pub(super) struct AutoAnswer {
+    /// The stored conversation.
+    pub(super) conversation: String,
+    /// Its idempotency key: one first answer per conversation, one per correction.
+    pub(super) key: String,
+    pub(super) text: String,
+    /// The wait it told, when it told one.
+    pub(super) minutes: Option<u64>,
+    /// (channel, customer id), for the per-customer limit on corrections.
+    pub(super) customer: Option<(String, String)>,
+}
+
+/// The wait a customer was last told.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Told {
+    /// When the customer expects an answer (ms).
+    answer_by: u64,
+    /// The wait told, in minutes.
+    minutes: u64,
+    /// Corrections sent so far.
+    corrections: u32,
+}
+
+impl TenantRouting {
+    /// (channel, customer id) of an engine conversation.
+    pub(super) fn customer_of(
+        &self,
+        id: crate::routing::ConversationId,
+    ) -> Option<(String, String)> {
+        let c = self.engine.conversation(id)?;
+        Some((c.thread.channel.clone(), c.customer.clone()))
+    }
+
+    /// Notes what was sent, for later corrections.
+    pub(super) fn sent(&mut self, answer: &AutoAnswer, now: u64) {
+        if let Some(customer) = &answer.customer {
+            self.customer_told.insert(customer.clone(), now);
+        }
+        let Some(minutes) = answer.minutes else {
+            return;
+        };
+        let corrections = self
+            .told
+            .get(&answer.conversation)
+            .map_or(0, |t| t.corrections);
+        let corrections = if answer
+            .key
+            .starts_with(&format!("auto-wait:{}:", answer.conversation))
+        {
+            corrections + 1
+        } else {
+            corrections
+        };
+        self.told.insert(
+            answer.conversation.clone(),
+            Told {
+                answer_by: now.saturating_add(minutes.saturating_mul(60_000)),
+                minutes,
+                corrections,
+            },
+        );
+    }
+
+    /// Corrections due: waiting customers of brands with `estimate_update_minutes` whose
+    /// estimate now differs from the one told by more than the brand's margin, and who
+    /// were not sent an automatic answer within those minutes.
+    pub(super) fn corrections(&mut self) -> Vec<AutoAnswer> {
+        let now = self.engine.now();
+        let mut due = Vec::new();
+        let mut gone = Vec::new();
+        for (store_id, told) in &self.told {
+            let Some((id, _)) = self.to_engine.get(store_id) else {
+                gone.push(store_id.clone());
+                continue;
+            };
+            let Some(estimate) = self.engine.wait_estimate(*id) else {
+                gone.push(store_id.clone());
+                continue;
+            };
+            let Some(brand) = self.brand_of(*id).filter(|b| b.auto_reply) else {
+                continue;
+            };
+            let Some(every) = brand.estimate_update_minutes else {
+                continue;
+            };
+            let customer = self.customer_of(*id);
+            let last = customer
+                .as_ref()
+                .and_then(|c| self.customer_told.get(c))
+                .copied()
+                .unwrap_or(0);
+            if now.saturating_sub(last) < every.saturating_mul(60_000) {
+                continue;
+            }
+            let language = self
+                .engine
+                .conversation(*id)
+                .and_then(|c| c.language.as_deref());
+            let answer = brand.answer(language, &estimate, now);
+            let Some(minutes) = answer
+                .minutes
+                .filter(|_| answer.kind == AnswerKind::WaitEstimate)
+            else {
+                continue;
+            };
+            let answer_by = now.saturating_add(minutes.saturating_mul(60_000));
+            let off_by = answer_by.abs_diff(told.answer_by);
+            let margin = told
+                .minutes
+                .saturating_mul(60_000)
+                .saturating_mul(u64::from(brand.estimate_margin_percent))
+                / 100;
+            if off_by > margin {
+                due.push(AutoAnswer {
+                    conversation: store_id.clone(),
+                    key: format!("auto-wait:{store_id}:{}", told.corrections + 1),
+                    text: answer.text,
+                    minutes: Some(minutes),
+                    customer,
+                });
+            }
+        }
+        for store_id in gone {
+            self.told.remove(&store_id);
+        }
+        // Customers told longer ago than any brand's correction period need no memory.
+        let keep = self
+            .brands
+            .values()
+            .filter_map(|b| b.estimate_update_minutes)
+            .max()
+            .unwrap_or(0)
+            .saturating_mul(60_000);
+        self.customer_told
+            .retain(|_, at| now.saturating_sub(*at) < keep);
+        due
+    }
+}
+
+/// Queues an automatic answer to the customer, once per key, from the account the
+/// customer wrote to; returns whether it was queued now (not under a key used before).
 pub(super) async fn auto_reply(
     store: &Store,
     tenant: &str,
     conversation_id: &str,
     text: &str,
-) -> anyhow::Result<()> {
+    key: &str,
+) -> anyhow::Result<bool> {
     let Some(conversation) = store.conversation(tenant, conversation_id).await? else {
-        return Ok(());
+        return Ok(false);
     };
     let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
     let mut text = text.to_string();
@@ -154,13 +315,8 @@ pub(super) async fn auto_reply(
         // A public reply on X must mention the customer to land in their thread.
         text = format!("@{handle} {text}");
     }
-    let message = conversation.reply(
-        None,
-        in_reply_to,
-        text,
-        format!("auto-wait:{conversation_id}"),
-    );
-    store
+    let message = conversation.reply(None, in_reply_to, text, key.to_string());
+    let (_, new) = store
         .enqueue_reply(
             tenant,
             &conversation.channel,
@@ -169,5 +325,5 @@ pub(super) async fn auto_reply(
             &message,
         )
         .await?;
-    Ok(())
+    Ok(new)
 }

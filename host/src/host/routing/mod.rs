@@ -1,6 +1,8 @@
 //! The host's side of routing: every new customer message goes through the tenant's
 //! [`RoutingEngine`], and what the engine decides is recorded in the store and told to the
-//! CRM (assignments, queue places with an honest estimate, optionally as an auto-reply).
+//! CRM (assignments, queue places with an honest estimate in the customer's language,
+//! sent as an automatic answer where the brand asks for it, service levels at risk or
+//! missed).
 //!
 //! The engine keeps its own, in-memory view of conversations; this module links each of
 //! them to the stored conversation, so both thread a message the same way: the engine is
@@ -22,11 +24,13 @@
 //! the presence last set for them (operators never set keep the configured default).
 
 mod decide;
+mod service_levels;
 mod sync;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::answers::Brand;
 use crate::crm::CrmEvent;
 use crate::routing::{ConversationId, Notice, RoutingEngine, Status, StoredState};
 use crate::store::{
@@ -54,6 +58,12 @@ pub(crate) struct Change {
 }
 
 impl Change {
+    /// Records `events` before the engine's notices' own (a service level reached before
+    /// the re-route it caused).
+    pub(crate) fn record_first(&mut self, events: Vec<CrmEvent>) {
+        self.events.extend(events);
+    }
+
     /// Marks a conversation resolved in the store, within the change on PostgreSQL.
     pub(crate) async fn record_resolved(
         &mut self,
@@ -71,6 +81,22 @@ impl Change {
                     .set_conversation_state(tenant, id, ConversationStatus::Resolved, None)
                     .await
             }
+        }
+    }
+
+    /// Records that a conversation reached service-level `step`, within the change on
+    /// PostgreSQL; returns the step it had, or `None` if it was told before (by this host
+    /// before a restart, or by another).
+    pub(crate) async fn raise_service_level(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        id: &str,
+        step: u8,
+    ) -> anyhow::Result<Option<u8>> {
+        match &mut self.tx {
+            Some(tx) => tx.raise_service_level(id, step).await,
+            None => store.raise_service_level(tenant, id, step).await,
         }
     }
 
@@ -135,22 +161,35 @@ pub(crate) struct TenantRouting {
     pub(crate) engine: RoutingEngine,
     to_store: HashMap<ConversationId, String>,
     to_engine: HashMap<String, (ConversationId, String)>,
-    auto_reply: bool,
+    /// The tenant's brands by id: answers, hours, service levels.
+    brands: BTreeMap<String, Brand>,
+    /// The wait each waiting customer was last told, by stored conversation.
+    told: HashMap<String, decide::Told>,
+    /// When each customer (channel, customer id) was last sent an automatic answer.
+    customer_told: HashMap<(String, String), u64>,
+    /// How far each unanswered conversation got toward missing its service level.
+    service_steps: HashMap<ConversationId, service_levels::Watched>,
     /// When the engine was last brought in line with the store (PostgreSQL).
     synced_at: Option<Instant>,
+    /// When the ticker last measured service levels (PostgreSQL paces it).
+    measured_at: Option<Instant>,
     /// The stored presence of each operator as this host last applied or wrote it: a
     /// stored row that differs was set through another host (PostgreSQL).
     presence_seen: HashMap<String, StoredPresence>,
 }
 
 impl TenantRouting {
-    pub(crate) fn new(engine: RoutingEngine, auto_reply: bool) -> Self {
+    pub(crate) fn new(engine: RoutingEngine, brands: Vec<Brand>) -> Self {
         TenantRouting {
             engine,
             to_store: HashMap::new(),
             to_engine: HashMap::new(),
-            auto_reply,
+            brands: brands.into_iter().map(|b| (b.id.clone(), b)).collect(),
+            told: HashMap::new(),
+            customer_told: HashMap::new(),
+            service_steps: HashMap::new(),
             synced_at: None,
+            measured_at: None,
             presence_seen: HashMap::new(),
         }
     }
@@ -220,10 +259,15 @@ impl TenantRouting {
         Ok(())
     }
 
-    /// Whether waiting customers get the wait estimate as an automatic reply (a config
-    /// reload may change it).
-    pub(crate) fn set_auto_reply(&mut self, enabled: bool) {
-        self.auto_reply = enabled;
+    /// Replaces the brands' answers, hours and service levels (a config reload).
+    pub(crate) fn set_brands(&mut self, brands: Vec<Brand>) {
+        self.brands = brands.into_iter().map(|b| (b.id.clone(), b)).collect();
+    }
+
+    /// The configured brand of an engine conversation, if any.
+    pub(crate) fn brand_of(&self, id: ConversationId) -> Option<&Brand> {
+        let brand = self.engine.conversation(id)?.brand.as_deref()?;
+        self.brands.get(brand)
     }
 
     /// The engine's id of a stored conversation.

@@ -135,7 +135,8 @@ impl TenantRouting {
 
     /// Records what a change decided (the engine's notices, `after` events last) and ends
     /// it: committed, on PostgreSQL, with the routing lock released. Then the automatic
-    /// wait estimates are queued.
+    /// answers are queued: first wait estimates, and corrections of estimates that turned
+    /// out wrong.
     pub(crate) async fn finish(
         &mut self,
         store: &Store,
@@ -158,22 +159,42 @@ impl TenantRouting {
             }
             None => store.record_routing(tenant, &changes, &events).await?,
         }
-        for (id, text) in estimates {
-            auto_reply(store, tenant, &id, &text).await?;
+        let mut answers = estimates;
+        answers.extend(self.corrections());
+        let now = self.engine.now();
+        for answer in answers {
+            if auto_reply(
+                store,
+                tenant,
+                &answer.conversation,
+                &answer.text,
+                &answer.key,
+            )
+            .await?
+            {
+                self.sent(&answer, now);
+            }
         }
         Ok(())
     }
 
     /// Whether the ticker has something to do now: always on SQLite (the engine's timers);
-    /// on PostgreSQL, when a timer is due, or when operators are at work here and the
-    /// store was last read [`IDLE_SYNC`] ago (seats freed and conversations queued
-    /// through other hosts).
+    /// on PostgreSQL, when a timer is due, when service levels or told waits were last
+    /// measured [`IDLE_SYNC`] ago, or when operators are at work here and the store was
+    /// last read [`IDLE_SYNC`] ago (seats freed and conversations queued through other
+    /// hosts).
     pub(crate) fn tick_due(&self, store: &Store) -> bool {
         if !Self::shared(store) {
             return true;
         }
         let now = self.engine.now();
         if self.engine.next_deadline().is_some_and(|at| at <= now) {
+            return true;
+        }
+        // Service levels and wait corrections are measured every IDLE_SYNC (each time a
+        // lock and a read of the store), whatever else brings the store in line.
+        let measures = self.watches_service_levels() || !self.told.is_empty();
+        if measures && self.measured_at.is_none_or(|at| at.elapsed() >= IDLE_SYNC) {
             return true;
         }
         self.engine.roster().working_capacity(now) > 0

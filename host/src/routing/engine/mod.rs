@@ -25,7 +25,7 @@
 //! The clock is injected ([`EngineBuilder::clock`]); all state is in memory, in small
 //! types a durable store can persist later.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,6 +174,8 @@ impl EngineBuilder {
             history: CustomerHistory::default(),
             queue: WaitQueue::default(),
             handling: HandlingTimes::new(self.handling_window),
+            handling_window: self.handling_window,
+            brand_handling: HashMap::new(),
             reply_rules: self.reply_rules,
             offer_timeout_ms: self
                 .offer_timeout
@@ -195,6 +197,9 @@ pub struct RoutingEngine {
     history: CustomerHistory,
     queue: WaitQueue,
     handling: HandlingTimes,
+    handling_window: usize,
+    /// Recent handling times per brand, for the brand's estimate.
+    brand_handling: HashMap<String, HandlingTimes>,
     reply_rules: ReplyRules,
     offer_timeout_ms: Option<u64>,
     stats: RoutingStats,
@@ -280,14 +285,36 @@ impl RoutingEngine {
         }
     }
 
-    /// What a waiting customer can be told now.
+    /// What a waiting customer can be told now, per brand: their place among the
+    /// brand's waiting customers, the brand's seats at work
+    /// ([`Roster::brand_capacity`]) and the brand's recent handling times (the tenant's
+    /// while the brand has none).
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) fn wait_estimate(&self, id: ConversationId) -> Option<WaitEstimate> {
-        let position = self.queue.position(id)?;
+        if !self.queue.contains(id) {
+            return None;
+        }
+        let brand = self.conversations.get(id)?.brand.as_deref();
+        let same_brand = |other: &ConversationId| {
+            self.conversations
+                .get(*other)
+                .is_some_and(|c| c.brand.as_deref() == brand)
+        };
+        let position = self
+            .queue
+            .iter()
+            .take_while(|other| *other != id)
+            .filter(same_brand)
+            .count()
+            + 1;
+        let handling = brand
+            .and_then(|b| self.brand_handling.get(b))
+            .filter(|h| h.average_ms().is_some())
+            .unwrap_or(&self.handling);
         Some(WaitEstimate::new(
             position,
-            self.roster.working_capacity(self.now()),
-            &self.handling,
+            self.roster.brand_capacity(brand, self.now()),
+            handling,
         ))
     }
 
@@ -405,6 +432,13 @@ impl RoutingEngine {
             );
             if let Some(at) = conversation.assigned_at {
                 self.handling.record(now.saturating_sub(at));
+                if let Some(brand) = &conversation.brand {
+                    let window = self.handling_window;
+                    self.brand_handling
+                        .entry(brand.clone())
+                        .or_insert_with(|| HandlingTimes::new(window))
+                        .record(now.saturating_sub(at));
+                }
             }
             self.roster.free_seat(&operator);
             self.history.record(&channel, &customer, &operator, now);

@@ -4,6 +4,48 @@
 use super::*;
 
 impl RoutingEngine {
+    /// Acts on a service level at risk or missed: raises the conversation's priority to
+    /// `raise_to` (if higher), and with `reroute` takes it back from an assignee who has
+    /// not answered (passed over for one offer timeout, 15 minutes without one). A
+    /// waiting conversation then goes through the chain again.
+    pub(crate) async fn escalate(
+        &mut self,
+        id: ConversationId,
+        raise_to: Option<u8>,
+        reroute: bool,
+    ) -> Vec<Notice> {
+        let now = self.now();
+        let Some(conversation) = self.conversations.get_mut(id) else {
+            return Vec::new();
+        };
+        if let Some(level) = raise_to {
+            conversation.priority = conversation.priority.max(level);
+        }
+        let (priority, since) = (conversation.priority, conversation.waiting_since);
+        match conversation.status {
+            Status::Assigned if reroute && unanswered_offer(conversation).is_some() => {
+                let Some(operator) = conversation.assignee.clone() else {
+                    return Vec::new();
+                };
+                let pass_over = self.offer_timeout_ms.unwrap_or(15 * 60_000);
+                conversation.excluded.push(Exclusion {
+                    operator: operator.clone(),
+                    until: now.saturating_add(pass_over),
+                });
+                self.take_back(id, &operator);
+                tracing::info!(conversation = %id, %operator, "service level: re-routed");
+                self.reroute(vec![(id, operator)]).await
+            }
+            Status::Open | Status::Waiting => {
+                if self.queue.contains(id) {
+                    self.queue.push(id, priority, since);
+                }
+                self.place(id).await.into_iter().collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Runs the chain for a conversation that is open or waiting and applies the outcome.
     pub(super) async fn place(&mut self, id: ConversationId) -> Option<Notice> {
         let now = self.now();
@@ -32,7 +74,7 @@ impl RoutingEngine {
                 Err(error) => tracing::warn!(conversation = %id, "{error}; queued instead"),
             }
         }
-        self.enqueue(id, decision.reason, now)
+        self.enqueue(id, decision.reason)
     }
 
     /// What the chain sees for one conversation.
@@ -90,7 +132,7 @@ impl RoutingEngine {
         Ok(())
     }
 
-    pub(super) fn enqueue(&mut self, id: ConversationId, reason: String, now: u64) -> Option<Notice> {
+    pub(super) fn enqueue(&mut self, id: ConversationId, reason: String) -> Option<Notice> {
         let conversation = self.conversations.get_mut(id)?;
         conversation.status = Status::Waiting;
         conversation.assignee = None;
@@ -101,14 +143,9 @@ impl RoutingEngine {
         self.queue
             .push(id, conversation.priority, conversation.waiting_since);
         self.stats.queue_peak = self.stats.queue_peak.max(self.queue.len());
-        let position = self.queue.position(id)?;
         Some(Notice::Queued {
             conversation: id,
-            estimate: WaitEstimate::new(
-                position,
-                self.roster.working_capacity(now),
-                &self.handling,
-            ),
+            estimate: self.wait_estimate(id)?,
             reason,
         })
     }

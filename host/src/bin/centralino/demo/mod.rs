@@ -216,7 +216,9 @@ async fn scenario(args: DemoArgs) -> anyhow::Result<()> {
         })
         .offer_timeout(Duration::from_secs(8))
         .build();
-    let host = Host::builder()
+    let host = demo_brands()?
+        .into_iter()
+        .fold(Host::builder(), |builder, brand| builder.brand(brand))
         .store(store_url)
         .runtime(runtime)
         .connector(twitter)
@@ -558,4 +560,25 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The brands of `examples/centralino.toml` (automatic answers in Italian and English),
+/// always open: the demo's day runs at whatever hour it is started.
+fn demo_brands() -> anyhow::Result<Vec<centralino::answers::Brand>> {
+    #[derive(serde::Deserialize)]
+    struct Example {
+        brands: Vec<centralino::answers::Brand>,
+    }
+    let example: Example = toml::from_str(centralino::config::EXAMPLE)
+        .context("reading the brands of the example config")?;
+    Ok(example
+        .brands
+        .into_iter()
+        .map(|mut brand| {
+            brand.hours = None;
+            brand.holidays.clear();
+            brand.service_levels = None;
+            brand
+        })
+        .collect())
 }
