@@ -8,7 +8,7 @@
 pub(crate) mod v0_1 {
     pub(crate) mod channel {
         wasmtime::component::bindgen!({
-            path: "../../wit/since_v0.1.0",
+            path: "wit/since_v0.1.0",
             world: "channel",
             imports: {
                 "centralino:plugin/http.fetch": async,
@@ -20,7 +20,7 @@ pub(crate) mod v0_1 {
 
     pub(crate) mod routing_policy {
         wasmtime::component::bindgen!({
-            path: "../../wit/since_v0.1.0",
+            path: "wit/since_v0.1.0",
             world: "routing-policy",
             imports: { default: tracing },
             exports: { default: async },

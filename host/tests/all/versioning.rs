@@ -35,7 +35,7 @@ fn wit_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// The folder the host's `bindgen!` for contract 0.1 reads, from the runtime's bindings.
 fn bound_by_the_host_for_v0_1() -> PathBuf {
-    let bindings = std::fs::read_to_string(root().join("host/src/runtime/bindings.rs")).unwrap();
+    let bindings = std::fs::read_to_string(root().join("host/runtime/src/bindings.rs")).unwrap();
     let module = bindings
         .split("mod v0_1")
         .nth(1)
@@ -45,8 +45,8 @@ fn bound_by_the_host_for_v0_1() -> PathBuf {
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("the v0_1 bindgen! names its WIT path");
-    // `bindgen!` paths are relative to the host crate.
-    root().join("host").join(path)
+    // `bindgen!` paths are relative to the runtime crate, which carries its own copy.
+    root().join("host/runtime").join(path)
 }
 
 #[test]
