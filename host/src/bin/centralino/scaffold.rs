@@ -10,8 +10,8 @@
 //! Inside the centralino plugins workspace (a `Cargo.toml` with `[workspace]` that names
 //! `centralino-plugin-sdk` among its dependencies) the crate takes its dependencies from the
 //! workspace and is added to its `members`, so `cargo xtask plugins` builds it. Anywhere
-//! else it is a workspace of its own that depends on the SDK by path (`--sdk`, by default
-//! the SDK of the source tree this `centralino` was built from).
+//! else it is a workspace of its own that depends on the SDK by version
+//! ([`SDK_REQUIREMENT`]), or by path when `--sdk PATH` asks for it.
 //!
 //! The templates live in `templates/` beside this file: a connector that takes signed
 //! webhooks and sends through the host's `http` import, one that polls instead (cursor,
@@ -45,7 +45,9 @@ pub struct NewArgs {
     /// Folder to create the crate in.
     #[arg(long, default_value = "plugins")]
     dir: PathBuf,
-    /// The guest SDK crate, for a crate outside the plugins workspace.
+    /// The guest SDK by path, for a crate outside the plugins workspace (a local or
+    /// unpublished SDK). Without it the crate depends on the SDK by version
+    /// (`centralino-plugin-sdk = "0.1"`, the line that targets contract 0.1).
     #[arg(long)]
     sdk: Option<PathBuf>,
     /// A connector that polls the platform (cursor, first poll, pauses) instead of taking
@@ -60,10 +62,9 @@ const CHANNEL: &str = include_str!("templates/channel.rs.tmpl");
 const CHANNEL_POLL: &str = include_str!("templates/channel_poll.rs.tmpl");
 const ROUTER: &str = include_str!("templates/router.rs.tmpl");
 
-/// The SDK of the source tree this binary was built from.
-fn default_sdk() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk")
-}
+/// The SDK line a new crate depends on by version: SDK 0.1.x targets contract 0.1, which
+/// every host that loads 0.1 plugins accepts (docs/contract-versioning.md).
+pub(crate) const SDK_REQUIREMENT: &str = "0.1";
 
 /// Runs `centralino plugin new` and prints what was created and what to run next.
 pub fn run(args: NewArgs) -> anyhow::Result<()> {
@@ -89,19 +90,20 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     let manifest = if in_workspace {
         fill(WORKSPACE_MANIFEST, &args.name, &description, "")
     } else {
-        let sdk = args.sdk.clone().unwrap_or_else(default_sdk);
-        let sdk = std::fs::canonicalize(&sdk).with_context(|| {
-            format!(
-                "the guest SDK is not at {}: pass --sdk PATH (the `plugins/sdk` folder of centralino)",
-                sdk.display()
-            )
-        })?;
-        fill(
-            STANDALONE_MANIFEST,
-            &args.name,
-            &description,
-            &sdk.to_string_lossy(),
-        )
+        let dependency = match &args.sdk {
+            None => format!("{SDK_REQUIREMENT:?}"),
+            Some(sdk) => {
+                let sdk = std::fs::canonicalize(sdk).with_context(|| {
+                    format!(
+                        "the guest SDK is not at {} (--sdk): give the folder of \
+                         centralino-plugin-sdk, or leave --sdk out to depend on it by version",
+                        sdk.display()
+                    )
+                })?;
+                format!("{{ path = {:?} }}", sdk.to_string_lossy())
+            }
+        };
+        fill(STANDALONE_MANIFEST, &args.name, &description, &dependency)
     };
     let source = match (args.kind, args.poll) {
         (Kind::Channel, false) => CHANNEL,
