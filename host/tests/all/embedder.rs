@@ -4,9 +4,10 @@
 //! on for every member (cargo unifies features), so only a build out here shows that the
 //! example needs nothing but the public API.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::outside::aligned_features;
 
 /// The repository's root (host/ is one below it).
 fn repository() -> PathBuf {
@@ -48,86 +49,6 @@ opt-level = 1
     )
 }
 
-/// Every package `cargo tree` lists for `manifest` (name and version) with the union of
-/// the features it is built with there.
-fn features(manifest: &Path, workspace: bool) -> BTreeMap<(String, String), BTreeSet<String>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args(["tree", "--offline", "--prefix", "none", "-f", "{p}|{f}"]);
-    if workspace {
-        command.args(["--workspace", "-e", "normal,build,dev"]);
-    } else {
-        command.args(["-e", "normal,build"]);
-    }
-    let out = command
-        .arg("--manifest-path")
-        .arg(manifest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut found: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // A package listed before is marked ` (*)` after its features.
-        let line = line.trim_end().trim_end_matches("(*)").trim_end();
-        let Some((package, enabled)) = line.split_once('|') else {
-            continue;
-        };
-        let mut words = package.split_whitespace();
-        let (Some(name), Some(version)) = (words.next(), words.next()) else {
-            continue;
-        };
-        found
-            .entry((
-                name.to_string(),
-                version.trim_start_matches('v').to_string(),
-            ))
-            .or_default()
-            .extend(
-                enabled
-                    .split(',')
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_string),
-            );
-    }
-    found
-}
-
-/// Dependency lines that give the vendor's build the extra features the workspace's own
-/// build turns on in shared crates (through its dev-dependencies and the CLI): with the
-/// same features, cargo reuses those crates and everything built on them. A real vendor's
-/// project has its own features and compiles once; this is only so the test does not.
-fn aligned_features(repo: &Path, vendor: &Path) -> String {
-    let workspace = features(&repo.join("Cargo.toml"), true);
-    let ours = features(vendor, false);
-    let mut lines = String::new();
-    for ((name, version), enabled) in &ours {
-        if name.starts_with("centralino") || name == "crm-outside" {
-            continue;
-        }
-        let Some(wanted) = workspace.get(&(name.clone(), version.clone())) else {
-            continue;
-        };
-        if wanted.is_subset(enabled) {
-            continue;
-        }
-        let list: Vec<String> = wanted
-            .iter()
-            .filter(|f| f.as_str() != "default")
-            .map(|f| format!("{f:?}"))
-            .collect();
-        lines.push_str(&format!(
-            "{name} = {{ version = \"={version}\", default-features = {}, features = [{}] }}\n",
-            wanted.contains("default"),
-            list.join(", ")
-        ));
-    }
-    lines
-}
-
 #[test]
 fn a_crm_outside_the_workspace_builds_on_the_public_api_and_answers_a_customer() {
     let repo = repository();
@@ -147,7 +68,7 @@ fn a_crm_outside_the_workspace_builds_on_the_public_api_and_answers_a_customer()
     std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
     let vendor = dir.path().join("Cargo.toml");
     std::fs::write(&vendor, manifest(&repo, "")).unwrap();
-    let aligned = aligned_features(&repo, &vendor);
+    let aligned = aligned_features(&repo, &vendor, &["crm-outside"]);
     std::fs::write(&vendor, manifest(&repo, &aligned)).unwrap();
 
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -31,6 +31,7 @@ mod layers;
 mod leases;
 mod limits;
 mod metrics;
+mod outside;
 mod plugin_cli;
 mod rate_limits;
 mod receipts;
