@@ -178,6 +178,8 @@ pub struct Tenant {
     pub routing: Option<RoutingPlan>,
     /// Its REST API bearer token, as a reference; none closes its API.
     pub api_token: Option<SecretRef>,
+    /// How long its conversations and messages are kept (`[retention]`).
+    pub retention: crate::store::ContentRetention,
     key: KeyPath,
 }
 

@@ -49,6 +49,10 @@ impl Host {
             return Err(resolved(conversation_id));
         }
         let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
+        let customer = (
+            conversation.channel.clone(),
+            conversation.customer_id.clone(),
+        );
         let queue = |account: Option<String>| {
             let message = conversation.reply(
                 account,
@@ -110,6 +114,16 @@ impl Host {
             .engine
             .record_reply(id, operator)
             .map_err(|e| refused_by_routing(conversation_id, e))?;
+        // Stored with the customer, for stickiness on any of their channels.
+        store
+            .record_helper(
+                tenant,
+                &customer.0,
+                &customer.1,
+                operator,
+                routing.engine.now(),
+            )
+            .await?;
         Ok(entry)
     }
 
@@ -158,6 +172,17 @@ impl Host {
             .record_resolved(store, tenant, conversation_id)
             .await?;
         routing.finish(store, tenant, change, vec![event]).await?;
+        if let Some(operator) = &conversation.assignee {
+            store
+                .record_helper(
+                    tenant,
+                    &conversation.channel,
+                    &conversation.customer_id,
+                    operator,
+                    routing.engine.now(),
+                )
+                .await?;
+        }
         Ok(())
     }
 

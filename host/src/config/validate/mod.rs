@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::error::{ConfigError, KeyPath, Problem, Source};
 use super::file::{
     AccountSection, ConfigFile, ConnectorSection, HostSection, LimitsSection, OperatorSection,
-    RoutingSection,
+    RetentionSection, RoutingSection,
 };
 use super::values::{SecretRef, SettingValue};
 use super::{Account, Config, Connector, RoutingPlan, StoreLocation, Tenant, resolve_path};
@@ -153,7 +153,9 @@ impl Checker<'_> {
         routing: Option<&RoutingSection>,
         operators: &[OperatorSection],
         api_token: Option<&SecretRef>,
+        retention: Option<&RetentionSection>,
     ) -> Tenant {
+        let retention = self.retention(&key.key("retention"), retention);
         let connectors = self.connectors(&key, global_limits, connectors);
         let operators = self.operators(&key, &connectors, operators);
         let routing = match routing {
@@ -172,8 +174,47 @@ impl Checker<'_> {
             operators,
             routing,
             api_token: api_token.cloned(),
+            retention,
             key,
         }
+    }
+
+    /// A tenant's `[retention]`: each key at least one day.
+    fn retention(
+        &mut self,
+        key: &KeyPath,
+        section: Option<&RetentionSection>,
+    ) -> crate::store::ContentRetention {
+        let mut retention = crate::store::ContentRetention::forever();
+        let Some(section) = section else {
+            return retention;
+        };
+        for (name, days, what) in [
+            (
+                "conversations_days",
+                section.conversations_days,
+                "conversations",
+            ),
+            ("messages_days", section.messages_days, "messages"),
+        ] {
+            let Some(days) = days else { continue };
+            if !(1..=36_500).contains(&days) {
+                self.report(
+                    &key.key(name),
+                    format!(
+                        "must be between 1 and 36500 days, not {days}: leave it out to keep \
+                         {what} forever"
+                    ),
+                );
+                continue;
+            }
+            let keep = Duration::from_secs(days * 24 * 3600);
+            retention = match what {
+                "conversations" => retention.conversations(keep),
+                _ => retention.messages(keep),
+            };
+        }
+        retention
     }
 }
 
@@ -215,6 +256,7 @@ pub(crate) fn check(
             file.routing.as_ref(),
             &file.operators,
             file.api_token.as_ref(),
+            file.retention.as_ref(),
         ));
     } else {
         let top_level = [
@@ -234,6 +276,7 @@ pub(crate) fn check(
                 file.api_token.is_some(),
                 "[[tenants]] api_token",
             ),
+            ("retention", file.retention.is_some(), "[tenants.retention]"),
         ];
         for (name, present, instead) in top_level {
             if present {
@@ -276,6 +319,7 @@ pub(crate) fn check(
                 section.routing.as_ref(),
                 &section.operators,
                 section.api_token.as_ref(),
+                section.retention.as_ref(),
             ));
         }
     }
