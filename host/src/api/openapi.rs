@@ -158,7 +158,7 @@ pub(super) fn linked(mut response: Value, links: &[(&str, &str, &str, &str)]) ->
 /// Links from a response that holds a conversation's id at `expression` to what can be
 /// done with that conversation.
 fn conversation_links(response: Value, expression: &str) -> Value {
-    linked(
+    let mut response = linked(
         response,
         &[
             ("GetConversation", "getConversation", "id", expression),
@@ -167,7 +167,14 @@ fn conversation_links(response: Value, expression: &str) -> Value {
             ("Resolve", "resolveConversation", "id", expression),
             ("Transfer", "transferConversation", "id", expression),
         ],
-    )
+    );
+    // The conversation's customer: its channel and customer id, beside its id.
+    let at = expression.strip_suffix("/id").unwrap_or(expression);
+    response["links"]["FindCustomer"] = super::openapi_customers::find_customer_link(
+        &format!("{at}/channel"),
+        &format!("{at}/customer/id"),
+    );
+    response
 }
 
 pub(super) fn with(

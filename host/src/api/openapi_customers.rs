@@ -7,6 +7,18 @@ use super::openapi::{
     object, ok, reference, request, schema, string, with,
 };
 
+/// What a history page's `next` looks like (and what `after` takes).
+const HISTORY_CURSOR: &str = "^-?[0-9]{1,18}\\.-?[0-9]{1,18}\\.[0-9a-fA-F]{1,64}$";
+
+/// A link from a response holding an identity (a conversation's channel and customer) to
+/// the customer it belongs to.
+pub(super) fn find_customer_link(channel: &str, platform_id: &str) -> Value {
+    json!({
+        "operationId": "findCustomer",
+        "parameters": { "query.channel": channel, "query.platform_id": platform_id }
+    })
+}
+
 /// Links from a response holding a customer's id at `expression`.
 fn customer_links(response: Value, expression: &str) -> Value {
     linked(
@@ -102,7 +114,7 @@ pub(super) fn paths() -> Value {
                 "parameters": [
                     customer,
                     { "name": "limit", "in": "query", "required": false, "description": "At most this many (default 50).", "schema": { "type": "integer", "minimum": 1, "maximum": crate::MAX_HISTORY_PAGE } },
-                    { "name": "after", "in": "query", "required": false, "description": "Where the page starts: the previous page's `next`.", "schema": { "type": "string" } }
+                    { "name": "after", "in": "query", "required": false, "description": "Where the page starts: the previous page's `next`.", "schema": { "type": "string", "pattern": HISTORY_CURSOR } }
                 ],
                 "responses": with(errors(&["400", "401", "404"]), "200", ok("A page of the history.", "History"))
             }
@@ -168,7 +180,7 @@ pub(super) fn schemas() -> Value {
         })),
         "History": object(json!({
             "messages": list("HistoryMessage"),
-            "next": { "type": ["string", "null"], "description": "Pass as `after` for the next page; null on the last." }
+            "next": { "type": ["string", "null"], "pattern": HISTORY_CURSOR, "description": "Pass as `after` for the next page; null on the last." }
         })),
         "Erasure": object(json!({
             "customer_id": string(),

@@ -291,7 +291,8 @@ impl Store {
                     tombstones.push(message_digest(tenant, &channel, &account, &external_id));
                 }
             }
-            erasure.messages += empty_messages(&mut tx, &conversation.id, now).await?;
+            erasure.messages +=
+                empty_messages(&mut tx, "conversation_id", &conversation.id, now).await?;
             erasure.replies += empty_replies(&mut tx, tenant, &conversation.id, now).await?;
             erasure.events += delete_events(&mut tx, tenant, &conversation.id).await?;
             sqlx::query(
@@ -304,6 +305,26 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        }
+        // What they wrote in other people's conversations (a reply in a public thread).
+        for (channel, platform_id) in &identities {
+            let rows = sqlx::query(
+                "SELECT id, account, external_id FROM messages
+                 WHERE tenant = $1 AND channel = $2 AND author_id = $3 AND direction = 'inbound'",
+            )
+            .bind(tenant)
+            .bind(channel)
+            .bind(stored(platform_id))
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let message: String = row.try_get("id")?;
+                let account = super::text::read(row.try_get("account")?);
+                let external_id = super::text::read(row.try_get("external_id")?);
+                tombstones.push(message_digest(tenant, channel, &account, &external_id));
+                erasure.messages += empty_messages(&mut tx, "id", &message, now).await?;
+                erasure.events += delete_events(&mut tx, tenant, &message).await?;
+            }
         }
         // Events that name the customer (suggestions).
         erasure.events += delete_events(&mut tx, tenant, id).await?;
@@ -366,19 +387,26 @@ impl Store {
     }
 }
 
-/// Empties the messages of an erased conversation; returns how many.
-async fn empty_messages(tx: &mut Tx<'_>, conversation: &str, now: i64) -> anyhow::Result<u64> {
-    let done = sqlx::query(
+/// Empties the messages whose `column` (`conversation_id` or `id`) is `value`; returns
+/// how many.
+async fn empty_messages(
+    tx: &mut Tx<'_>,
+    column: &str,
+    value: &str,
+    now: i64,
+) -> anyhow::Result<u64> {
+    let sql = format!(
         "UPDATE messages SET text = '', attachments = '[]', extra = '[]', author_handle = NULL,
             author_name = NULL, in_reply_to = NULL, external_id = 'erased:' || id,
             author_id = CASE WHEN direction = 'inbound' THEN 'erased' ELSE author_id END,
             deleted_at = COALESCE(deleted_at, $2)
-         WHERE conversation_id = $1",
-    )
-    .bind(conversation)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+         WHERE {column} = $1"
+    );
+    let done = sqlx::query(&sql)
+        .bind(value)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(done.rows_affected())
 }
 

@@ -234,10 +234,12 @@ impl Served {
 
     /// A REST call as the CRM makes it; the status and the JSON answer.
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self
             .client
-            .request(method, format!("{}{path}", self.url))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.url),
+            )
             .bearer_auth(TOKEN)
             .header("idempotency-key", uuid::Uuid::new_v4().to_string());
         if let Some(body) = body {
@@ -248,7 +250,23 @@ impl Served {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let answer = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Every answer is one the checked-in OpenAPI document declares, in its shape.
+        let openapi = crate::api::OpenApi::load();
+        let route = path.split('?').next().unwrap_or_default();
+        let template = openapi.doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|template| {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (template.split('/').collect(), route.split('/').collect());
+                a.len() == b.len() && a.iter().zip(&b).all(|(t, p)| t.starts_with('{') || t == p)
+            })
+            .unwrap_or_else(|| panic!("{route} is not in the OpenAPI document"))
+            .clone();
+        openapi.check(&template, &method.to_lowercase(), status, &answer);
+        (status, answer)
     }
 
     /// The open conversation of a customer's identity, as the store has it.
@@ -515,6 +533,114 @@ async fn a_linked_customer_goes_back_to_their_operator_through_a_second_host_on_
         .await;
     let lucia = b.open_conversation("facebook", "7002").await;
     assert_eq!(lucia.assignee.as_deref(), Some("marco"));
+}
+
+#[tokio::test]
+async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
+    let platforms = Platforms::start().await;
+    let host = platforms.host("sqlite::memory:", "centralino").await;
+    host.mention(&platforms.x, ("42", "mario_rossi"), "@TIM_Official ciao")
+        .await;
+    host.messenger("7002", "m_lucia_1", "buongiorno", now_ms())
+        .await;
+    let mario = host.customer_of("twitter", "42").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lucia = host.customer_of("facebook", "7002").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(
+        mario, lucia,
+        "each identity that writes is filed under its own customer"
+    );
+
+    // Merge: Lucia's identities become Mario's customer's, and her record is gone.
+    let (status, merged) = host
+        .api(
+            "POST",
+            &format!("/api/v1/customers/{mario}/merge"),
+            Some(json!({ "from": lucia })),
+        )
+        .await;
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["identities"].as_array().unwrap().len(), 2);
+    let (status, gone) = host
+        .api("GET", &format!("/api/v1/customers/{lucia}"), None)
+        .await;
+    assert_eq!(
+        (status, &gone["error"]["code"]),
+        (404, &json!("customer_not_found"))
+    );
+
+    // Unlink: the identity becomes a customer of its own; the last one cannot go.
+    let (status, left) = host
+        .api(
+            "DELETE",
+            &format!("/api/v1/customers/{mario}/identities/facebook/7002"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{left}");
+    assert_eq!(left["identities"].as_array().unwrap().len(), 1);
+    let own = host.customer_of("facebook", "7002").await;
+    assert_ne!(own["id"], json!(mario));
+    let (status, refused) = host
+        .api(
+            "DELETE",
+            &format!("/api/v1/customers/{mario}/identities/twitter/42"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("refused"))
+    );
+    let (status, _) = host
+        .api(
+            "POST",
+            &format!("/api/v1/customers/{mario}/merge"),
+            Some(json!({ "from": mario })),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // An identity that never wrote can be linked ahead; unknown customers are 404.
+    let linked = host.link(&mario, "facebook", "7999").await;
+    assert_eq!(linked["identities"].as_array().unwrap().len(), 2);
+    let (status, _) = host
+        .api(
+            "POST",
+            "/api/v1/customers/nobody/identities",
+            Some(json!({ "channel": "facebook", "platform_id": "1" })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = host
+        .api(
+            "POST",
+            &format!("/api/v1/customers/{mario}/identities"),
+            Some(json!({ "channel": " ", "platform_id": "1" })),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, suggestions) = host
+        .api(
+            "GET",
+            &format!("/api/v1/customers/{mario}/suggestions"),
+            None,
+        )
+        .await;
+    assert_eq!((status, suggestions), (200, json!({ "suggestions": [] })));
+    let (status, _) = host
+        .api(
+            "GET",
+            &format!("/api/v1/customers/{mario}/history?after=not-a-cursor"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
 }
 
 mod erasure;
