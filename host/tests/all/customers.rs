@@ -645,3 +645,4 @@ async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
 
 mod erasure;
 mod retention;
+mod suggestions;
