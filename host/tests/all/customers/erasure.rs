@@ -234,3 +234,84 @@ async fn an_erased_customer_leaves_no_text_or_id_in_the_database_or_the_logs_and
     let again = host.customer_of("facebook", PSID).await;
     assert_ne!(again["id"], json!(id));
 }
+
+#[tokio::test]
+async fn erasure_history_and_tombstones_hold_on_postgres_too() {
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!("skipped: CENTRALINO_TEST_POSTGRES is not set");
+        return;
+    };
+    let platforms = Platforms::start().await;
+    platforms
+        .x
+        .add_user(X_ID, HANDLE, "Mario Piantato", "token-mario");
+    let store = crate::store::fresh_postgres_database(&base).await;
+    let host = platforms.host(&store, "host-a").await;
+    let (_, tweet) = host
+        .mention(
+            &platforms.x,
+            (X_ID, HANDLE),
+            &format!("@TIM_Official {PLANTED}"),
+        )
+        .await;
+    let messenger = host.messenger(PSID, MID, PLANTED, now_ms()).await;
+    let id = host.customer_of("twitter", X_ID).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    host.link(&id, "facebook", PSID).await;
+    let (status, page) = host
+        .api(
+            "GET",
+            &format!("/api/v1/customers/{id}/history?limit=1"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let next = page["next"].as_str().unwrap().to_string();
+    let (_, rest) = host
+        .api(
+            "GET",
+            &format!("/api/v1/customers/{id}/history?limit=5&after={next}"),
+            None,
+        )
+        .await;
+    assert_eq!(rest["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next"], json!(null));
+    let messages = host.host.store().message_count("default").await.unwrap();
+
+    let (status, erasure) = host
+        .api("DELETE", &format!("/api/v1/customers/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{erasure}");
+    for conversation in host.host.store().conversations("default").await.unwrap() {
+        assert_eq!(conversation.customer_id, "erased");
+        let (_, messages) = host
+            .api(
+                "GET",
+                &format!("/api/v1/conversations/{}/messages", conversation.id),
+                None,
+            )
+            .await;
+        let text = messages.to_string();
+        for needle in [PLANTED, X_ID, HANDLE, PSID, MID] {
+            assert!(!text.contains(needle), "{needle} in {text}");
+        }
+    }
+    // Through a second host on the same database too, redeliveries bring nothing back.
+    let other = platforms.host(&store, "host-b").await;
+    other.redeliver_tweet(&tweet).await;
+    other.redeliver_messenger(&messenger).await;
+    assert_eq!(
+        other.host.store().message_count("default").await.unwrap(),
+        messages
+    );
+    let (status, _) = other
+        .api(
+            "GET",
+            &format!("/api/v1/customers?channel=twitter&platform_id={X_ID}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+}
