@@ -10,6 +10,7 @@
 //! | --- | --- | --- |
 //! | a customer deleted a message | a `message` with `extra` `centralino:deleted = true`, the deleted message's `external-id` and `account` | sees a duplicate of the stored message: nothing changes |
 //! | the language of a message | `extra` `lang = <BCP 47 tag>` (X's word; `und` is unknown) | keeps it as an extra |
+//! | the e-mail address or phone number the platform holds for the author (a contact the customer shared with the account) | `extra` `centralino:email = <address>`, `centralino:phone = <number>` | keeps them as extras |
 //! | an event ignored on purpose | a `log` line `centralino:ignored reason=<reason> event=<id>: <why>` | logs the line |
 
 use std::collections::BTreeMap;
@@ -55,6 +56,39 @@ pub const DELETED: &str = "centralino:deleted";
 
 /// `extra` key holding the language the platform detected, as a BCP 47 tag.
 pub const LANGUAGE: &str = "lang";
+
+/// `extra` key holding the author's e-mail address, as the platform gave it.
+pub const EMAIL: &str = "centralino:email";
+
+/// `extra` key holding the author's phone number, as the platform gave it.
+pub const PHONE: &str = "centralino:phone";
+
+/// The author's e-mail address and phone number when the platform gave them, normalised
+/// for an exact match: the address trimmed and in lower case (`None` without an `@`), the
+/// number as its digits with a leading `+` when it had one (`None` under 6 digits).
+pub fn contact(message: &Message) -> (Option<String>, Option<String>) {
+    let value = |name: &str| {
+        message
+            .extra
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.trim())
+    };
+    let email = value(EMAIL)
+        .map(str::to_lowercase)
+        .filter(|e| e.len() >= 3 && e.contains('@') && !e.chars().any(char::is_whitespace));
+    let phone = value(PHONE).and_then(|p| {
+        let digits: String = p.chars().filter(char::is_ascii_digit).collect();
+        (digits.len() >= 6).then(|| {
+            if p.starts_with('+') {
+                format!("+{digits}")
+            } else {
+                digits
+            }
+        })
+    });
+    (email, phone)
+}
 
 /// Whether `message` is a deletion rather than something a customer wrote.
 pub fn is_deletion(message: &Message) -> bool {
@@ -164,6 +198,23 @@ mod tests {
         assert_eq!(counts.len(), MAX_REASONS + 1);
         assert_eq!(counts["other"], 8);
         assert_eq!(counts["r0"], 3);
+    }
+
+    #[test]
+    fn contacts_are_normalised_for_an_exact_match() {
+        let m = with_extra(&[
+            ("centralino:email", " Mario.Rossi@Example.IT "),
+            ("centralino:phone", "+39 333 123-4567"),
+        ]);
+        assert_eq!(
+            contact(&m),
+            (
+                Some("mario.rossi@example.it".to_string()),
+                Some("+393331234567".to_string())
+            )
+        );
+        let m = with_extra(&[("centralino:email", "nobody"), ("centralino:phone", "12")]);
+        assert_eq!(contact(&m), (None, None));
     }
 
     #[test]

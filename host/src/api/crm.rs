@@ -56,8 +56,8 @@ const KEY_PREFIX: &str = "api:";
 
 /// What every handler shares.
 #[derive(Clone)]
-struct Api {
-    host: Host,
+pub(super) struct Api {
+    pub(super) host: Host,
     tokens: Arc<ApiTokens>,
 }
 
@@ -73,14 +73,15 @@ pub(super) fn router(host: Host, tokens: Arc<ApiTokens>) -> Router {
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}/presence", put(set_presence))
         .route("/api/v1/replies/{id}", get(get_reply))
+        .merge(super::customers::routes())
         .route("/openapi.json", get(openapi))
         .route("/readyz", get(readyz))
         .with_state(Api { host, tokens })
 }
 
 /// The tenant a request's bearer token names: `401 unauthorized` without one.
-struct Caller {
-    tenant: String,
+pub(super) struct Caller {
+    pub(super) tenant: String,
 }
 
 impl FromRequestParts<Api> for Caller {

@@ -35,7 +35,9 @@ mod accounts;
 mod admin;
 mod console;
 mod crm;
+mod customers;
 mod openapi;
+mod openapi_customers;
 
 use std::sync::Arc;
 
@@ -76,6 +78,8 @@ pub enum ErrorCode {
     OperatorNotFound,
     /// 404: no such reply for this tenant.
     ReplyNotFound,
+    /// 404: no such customer for this tenant (an erased customer is none).
+    CustomerNotFound,
     /// 404: no such connector (admin API).
     ConnectorNotFound,
     /// 404: no such tenant (admin API).
@@ -122,6 +126,7 @@ impl ErrorCode {
         ErrorCode::ConversationNotFound,
         ErrorCode::OperatorNotFound,
         ErrorCode::ReplyNotFound,
+        ErrorCode::CustomerNotFound,
         ErrorCode::ConnectorNotFound,
         ErrorCode::TenantNotFound,
         ErrorCode::MalformedJson,
@@ -150,6 +155,7 @@ impl ErrorCode {
             ErrorCode::ConversationNotFound => "conversation_not_found",
             ErrorCode::OperatorNotFound => "operator_not_found",
             ErrorCode::ReplyNotFound => "reply_not_found",
+            ErrorCode::CustomerNotFound => "customer_not_found",
             ErrorCode::ConnectorNotFound => "connector_not_found",
             ErrorCode::TenantNotFound => "tenant_not_found",
             ErrorCode::MalformedJson => "malformed_json",
@@ -178,6 +184,7 @@ impl ErrorCode {
             | ErrorCode::ConversationNotFound
             | ErrorCode::OperatorNotFound
             | ErrorCode::ReplyNotFound
+            | ErrorCode::CustomerNotFound
             | ErrorCode::ConnectorNotFound
             | ErrorCode::TenantNotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -234,6 +241,10 @@ impl From<Error> for ApiError {
             Error::UnknownConversation { conversation, .. } => ApiError::new(
                 ErrorCode::ConversationNotFound,
                 format!("no conversation `{conversation}`"),
+            ),
+            Error::UnknownCustomer { customer, .. } => ApiError::new(
+                ErrorCode::CustomerNotFound,
+                format!("no customer `{customer}`"),
             ),
             Error::RoutingNotConfigured { .. } => ApiError::new(
                 ErrorCode::RoutingNotConfigured,

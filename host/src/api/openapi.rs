@@ -17,7 +17,7 @@ pub fn document() -> Value {
             "description": DESCRIPTION,
         },
         "security": [{ "tenantToken": [] }],
-        "paths": paths(),
+        "paths": merged(paths(), super::openapi_customers::paths()),
         "components": {
             "securitySchemes": {
                 "tenantToken": {
@@ -30,11 +30,20 @@ pub fn document() -> Value {
                 "conversationId": path_parameter("id", "A conversation's id."),
                 "operatorId": path_parameter("id", "An operator's id."),
                 "replyId": path_parameter("id", "A reply's id (from `POST …/replies`)."),
+                "customerId": path_parameter("id", "A customer's id."),
             },
             "responses": responses(),
-            "schemas": schemas(),
+            "schemas": merged(schemas(), super::openapi_customers::schemas()),
         }
     })
+}
+
+/// The members of two JSON objects in one.
+fn merged(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
 }
 
 /// The document as served and checked in: pretty JSON and a final newline.
@@ -44,9 +53,9 @@ pub fn document_text() -> String {
     text
 }
 
-const DESCRIPTION: &str = "For CRMs in any language: read conversations and messages, reply as an operator, resolve, transfer and set operators' presence. Events (new messages, assignments, delivery results) reach the CRM as signed webhooks.\n\nEvery request carries a tenant's token (`Authorization: Bearer …`); another tenant's conversation is `404`, like one that does not exist. Every refusal is a 4xx with a body `{\"error\": {\"code\", \"message\"}}`. A reply from an operator who does not hold the conversation is `409 not_assignee` (the token authenticates the CRM, not the operator; the request conflicts with who holds the conversation now). Times are milliseconds since the Unix epoch.";
+const DESCRIPTION: &str = "For CRMs in any language: read conversations and messages, reply as an operator, resolve, transfer and set operators' presence; link a customer's identities on every channel, read their history across channels, export and erase what is held about them. Events (new messages, assignments, delivery results) reach the CRM as signed webhooks.\n\nEvery request carries a tenant's token (`Authorization: Bearer …`); another tenant's conversation is `404`, like one that does not exist. Every refusal is a 4xx with a body `{\"error\": {\"code\", \"message\"}}`. A reply from an operator who does not hold the conversation is `409 not_assignee` (the token authenticates the CRM, not the operator; the request conflicts with who holds the conversation now). Times are milliseconds since the Unix epoch.";
 
-fn path_parameter(name: &str, description: &str) -> Value {
+pub(super) fn path_parameter(name: &str, description: &str) -> Value {
     json!({
         "name": name,
         "in": "path",
@@ -60,7 +69,7 @@ fn path_parameter(name: &str, description: &str) -> Value {
 /// take: a class of every other character, written as `\uXXXX` escapes (and, beyond the
 /// Basic Multilingual Plane, as the characters themselves), which ECMA-262 and Python
 /// regular expressions read alike.
-fn not_only(blank: impl Fn(char) -> bool) -> String {
+pub(super) fn not_only(blank: impl Fn(char) -> bool) -> String {
     let mut ranges: Vec<(char, char)> = Vec::new();
     for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
         if !blank(c) {
@@ -87,22 +96,22 @@ fn not_only(blank: impl Fn(char) -> bool) -> String {
     class
 }
 
-fn reference(kind: &str, name: &str) -> Value {
+pub(super) fn reference(kind: &str, name: &str) -> Value {
     json!({ "$ref": format!("#/components/{kind}/{name}") })
 }
 
-fn schema(name: &str) -> Value {
+pub(super) fn schema(name: &str) -> Value {
     reference("schemas", name)
 }
 
-fn ok(description: &str, schema_name: &str) -> Value {
+pub(super) fn ok(description: &str, schema_name: &str) -> Value {
     json!({
         "description": description,
         "content": { "application/json": { "schema": schema(schema_name) } }
     })
 }
 
-fn json_body(schema_name: &str) -> Value {
+pub(super) fn json_body(schema_name: &str) -> Value {
     json!({
         "required": true,
         "content": { "application/json": { "schema": schema(schema_name) } }
@@ -110,7 +119,7 @@ fn json_body(schema_name: &str) -> Value {
 }
 
 /// The error responses a route may give, by status.
-fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
+pub(super) fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
     statuses
         .iter()
         .map(|status| {
@@ -132,7 +141,7 @@ fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
 /// `response` with links to the operations that take what it returns: each named by
 /// `(link name, operationId, parameter, runtime expression)`. Clients (and schemathesis's
 /// stateful tests) follow them from a list to an item and from a reply to its status.
-fn linked(mut response: Value, links: &[(&str, &str, &str, &str)]) -> Value {
+pub(super) fn linked(mut response: Value, links: &[(&str, &str, &str, &str)]) -> Value {
     let links: serde_json::Map<String, Value> = links
         .iter()
         .map(|(name, operation, parameter, expression)| {
@@ -149,7 +158,7 @@ fn linked(mut response: Value, links: &[(&str, &str, &str, &str)]) -> Value {
 /// Links from a response that holds a conversation's id at `expression` to what can be
 /// done with that conversation.
 fn conversation_links(response: Value, expression: &str) -> Value {
-    linked(
+    let mut response = linked(
         response,
         &[
             ("GetConversation", "getConversation", "id", expression),
@@ -158,10 +167,21 @@ fn conversation_links(response: Value, expression: &str) -> Value {
             ("Resolve", "resolveConversation", "id", expression),
             ("Transfer", "transferConversation", "id", expression),
         ],
-    )
+    );
+    // The conversation's customer: its channel and customer id, beside its id.
+    let at = expression.strip_suffix("/id").unwrap_or(expression);
+    response["links"]["FindCustomer"] = super::openapi_customers::find_customer_link(
+        &format!("{at}/channel"),
+        &format!("{at}/customer/id"),
+    );
+    response
 }
 
-fn with(mut responses: serde_json::Map<String, Value>, status: &str, response: Value) -> Value {
+pub(super) fn with(
+    mut responses: serde_json::Map<String, Value>,
+    status: &str,
+    response: Value,
+) -> Value {
     responses.insert(status.to_string(), response);
     Value::Object(responses)
 }
@@ -329,7 +349,7 @@ fn responses() -> Value {
     json!({
         "BadRequest": error("`malformed_json`, `invalid_request` (a body, query or path that is not what the route takes: also a path segment that is not UTF-8 once percent-decoded) or `invalid_idempotency_key`."),
         "Unauthorized": error("`unauthorized`: no bearer token, or not a tenant's."),
-        "NotFound": error("`conversation_not_found`, `operator_not_found` or `reply_not_found` (also when it is another tenant's)."),
+        "NotFound": error("`conversation_not_found`, `operator_not_found`, `reply_not_found` or `customer_not_found` (also when it is another tenant's)."),
         "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused` or `refused`."),
         "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB."),
         "UnsupportedMediaType": error("`unsupported_media_type`: the body's content type is not JSON."),
@@ -339,7 +359,7 @@ fn responses() -> Value {
 }
 
 /// An object schema: every property required (nullable ones say so), nothing else allowed.
-fn object(properties: Value) -> Value {
+pub(super) fn object(properties: Value) -> Value {
     let required: Vec<String> = properties
         .as_object()
         .map(|p| p.keys().cloned().collect())
@@ -353,7 +373,7 @@ fn object(properties: Value) -> Value {
 }
 
 /// A request body: `required` properties, nothing else allowed.
-fn request(properties: Value, required: &[&str]) -> Value {
+pub(super) fn request(properties: Value, required: &[&str]) -> Value {
     json!({
         "type": "object",
         "properties": properties,
@@ -362,27 +382,27 @@ fn request(properties: Value, required: &[&str]) -> Value {
     })
 }
 
-fn string() -> Value {
+pub(super) fn string() -> Value {
     json!({ "type": "string" })
 }
 
-fn nullable_string() -> Value {
+pub(super) fn nullable_string() -> Value {
     json!({ "type": ["string", "null"] })
 }
 
-fn integer() -> Value {
+pub(super) fn integer() -> Value {
     json!({ "type": "integer" })
 }
 
-fn millis(description: &str) -> Value {
+pub(super) fn millis(description: &str) -> Value {
     json!({ "type": "integer", "description": description })
 }
 
-fn nullable_millis(description: &str) -> Value {
+pub(super) fn nullable_millis(description: &str) -> Value {
     json!({ "type": ["integer", "null"], "description": description })
 }
 
-fn list(name: &str) -> Value {
+pub(super) fn list(name: &str) -> Value {
     json!({ "type": "array", "items": schema(name) })
 }
 

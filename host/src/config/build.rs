@@ -86,6 +86,11 @@ impl Config {
             builder = builder.poll_lease_ttl(ttl);
         }
         builder = builder.retention(self.retention);
+        for tenant in &self.tenants {
+            if tenant.retention != crate::store::ContentRetention::forever() {
+                builder = builder.content_retention(tenant.id.clone(), tenant.retention);
+            }
+        }
         if let Some(key) = &secrets.token_key {
             builder = builder.token_key(key.clone());
         }

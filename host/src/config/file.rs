@@ -56,9 +56,29 @@ pub struct ConfigFile {
     /// Default: none (no automatic answers).
     #[serde(default)]
     pub brands: Vec<Brand>,
+    /// `[retention]` of the default tenant's conversations and messages. Default: kept
+    /// forever.
+    #[serde(default)]
+    pub retention: Option<RetentionSection>,
     /// `[[tenants]]`. Default: none (one implicit tenant, `default`).
     #[serde(default)]
     pub tenants: Vec<TenantSection>,
+}
+
+/// `[retention]` (or `[tenants.retention]`): how long a tenant's conversations and
+/// messages are kept; the host applies it every hour. A key left out keeps them forever.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Days after it was resolved that a conversation is deleted, with its messages and
+    /// replies. At least 1. Default: none (kept forever).
+    #[serde(default)]
+    pub conversations_days: Option<u64>,
+    /// Days after it arrived that a message's content (text, attachments, extras, the
+    /// author's handle and name) is emptied; the row stays, so counts and reports stay
+    /// true. At least 1. Default: none (kept forever).
+    #[serde(default)]
+    pub messages_days: Option<u64>,
 }
 
 /// `[host]`.
@@ -134,8 +154,8 @@ pub struct HostSection {
     /// accounts).
     pub token_key: Option<SecretRef>,
     /// Days delivered CRM events and replies sent or failed for good are kept; the host
-    /// deletes older ones every hour (conversations and messages are never deleted). `0`
-    /// keeps them forever. Default: 30.
+    /// deletes older ones every hour (conversations and messages have their own
+    /// `[retention]`). `0` keeps them forever. Default: 30.
     pub retention_days: u64,
     /// Public keys (`ed25519:<base64>`, as `centralino plugin keygen` prints them) whose
     /// plugin signatures this host trusts. Default: none.
@@ -474,6 +494,10 @@ pub struct TenantSection {
     /// where the host as a whole does not require it. Default: false.
     #[serde(default)]
     pub require_signed: bool,
+    /// `[tenants.retention]`: how long this tenant's conversations and messages are kept.
+    /// Default: forever.
+    #[serde(default)]
+    pub retention: Option<RetentionSection>,
 }
 
 impl ConfigFile {

@@ -180,6 +180,8 @@ pub struct Tenant {
     pub api_token: Option<SecretRef>,
     /// Its brands: automatic answers, business hours, service levels.
     pub brands: Vec<crate::answers::Brand>,
+    /// How long its conversations and messages are kept (`[retention]`).
+    pub retention: crate::store::ContentRetention,
     key: KeyPath,
 }
 

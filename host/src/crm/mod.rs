@@ -147,6 +147,28 @@ pub enum CrmEvent {
         /// What the routing chain was asked to do: `none`, `raise-priority`, `reroute`.
         action: String,
     },
+    /// Two customers' identities carry the same e-mail address or phone number as the
+    /// platforms gave them: they may be one person. The host never merges them itself;
+    /// the CRM decides (link or merge through the API, or nothing).
+    CustomerMatchSuggested {
+        /// The customer whose identity just carried the contact.
+        customer_id: String,
+        /// The customer who carries it too.
+        other_customer_id: String,
+        /// `same-email` or `same-phone`.
+        reason: String,
+    },
+    /// A customer was erased (a data subject's request): their texts, identities and media
+    /// are gone from the host, and the events about them it still held. The CRM should
+    /// erase what it holds about them too: the customer and these conversations.
+    CustomerErased {
+        /// The erased customer's id.
+        customer_id: String,
+        /// Their conversations (still counted in reports, emptied).
+        conversation_ids: Vec<String>,
+        /// When (ms).
+        at: u64,
+    },
     /// A host-held account changed state (see [`crate::accounts`]): `needs-reauth` means
     /// its replies wait until an admin re-authorises it; `connected` that they go out.
     AccountStateChanged {

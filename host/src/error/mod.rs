@@ -88,6 +88,16 @@ pub enum Error {
         conversation: String,
     },
 
+    /// The store holds no customer by that id (or no customer with that identity) for the
+    /// tenant; an erased customer is unknown too.
+    #[error("no customer `{customer}` for tenant `{tenant}`")]
+    UnknownCustomer {
+        /// The tenant.
+        tenant: String,
+        /// The customer (or `channel:platform id`) asked for.
+        customer: String,
+    },
+
     /// The tenant has no routing, so its conversations have no assignee to change.
     #[error("tenant `{tenant}` has no routing configured")]
     RoutingNotConfigured {

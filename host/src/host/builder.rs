@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::routing::RoutingEngine;
 use crate::runtime::Runtime;
 use crate::store::leases::LeaseHolder;
-use crate::store::{Backend, Store};
+use crate::store::{Backend, ContentRetention, Store};
 
 /// Builds a [`Host`]. Defaults: an in-memory SQLite store, a runtime without a disk cache,
 /// no connectors, webhook bodies up to 1 MiB, events kept in a [`LocalInbox`], host id
@@ -39,6 +39,7 @@ pub struct HostBuilder {
     brands: HashMap<String, Vec<Brand>>,
     poll_lease_ttl: Option<Duration>,
     retention: Option<Duration>,
+    content_retention: HashMap<String, ContentRetention>,
     accounts: AccountsSetup,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -58,9 +59,6 @@ pub const DEFAULT_ACCOUNT_CHECK: Duration = Duration::from_secs(15);
 /// How long delivered CRM events and finished replies are kept by default (see
 /// [`HostBuilder::retention`]).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// How often the host prunes what it no longer needs.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for HostBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +83,7 @@ impl Default for HostBuilder {
             brands: HashMap::new(),
             poll_lease_ttl: None,
             retention: Some(DEFAULT_RETENTION),
+            content_retention: HashMap::new(),
             accounts: AccountsSetup::default(),
             clock: None,
         }
@@ -99,11 +98,22 @@ impl HostBuilder {
     }
 
     /// How long delivered CRM events and replies sent or failed for good are kept; the
-    /// host deletes older ones every hour. `None` keeps them forever.
-    /// Conversations and messages are never deleted. Default: [`DEFAULT_RETENTION`], 30
-    /// days.
+    /// host deletes older ones every hour. `None` keeps them forever. (Conversations and
+    /// messages have their own retention per tenant:
+    /// [`content_retention`](Self::content_retention).) Default: [`DEFAULT_RETENTION`], 30 days.
     pub fn retention(mut self, keep: Option<Duration>) -> Self {
         self.retention = keep;
+        self
+    }
+
+    /// How long `tenant`'s conversations and messages are kept (see [`ContentRetention`]);
+    /// the host applies it every hour, on its [clock](Self::clock). Default: forever.
+    pub fn content_retention(
+        mut self,
+        tenant: impl Into<String>,
+        retention: ContentRetention,
+    ) -> Self {
+        self.content_retention.insert(tenant.into(), retention);
         self
     }
 
@@ -363,6 +373,8 @@ impl HostBuilder {
             task_book: Arc::new(TaskBook::new(self.clock.clone())),
             metrics: Metrics::default(),
             accounts: accounts.clone(),
+            content_retention: self.content_retention,
+            retention: self.retention,
             outbox_passes: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host { inner };
@@ -407,10 +419,10 @@ impl HostBuilder {
                 account_keeper(Arc::downgrade(&accounts))
             }));
         }
-        if let Some(keep) = self.retention {
-            let store = host.inner.store.clone();
+        if self.retention.is_some() || !host.inner.content_retention.is_empty() {
+            let host = Arc::downgrade(&host.inner);
             tasks.push(supervise(book.clone(), "pruner".to_string(), move || {
-                pruner(store.clone(), keep)
+                super::pruner::pruner(host.clone())
             }));
         }
         for connector in host.inner.connectors.values() {
@@ -427,28 +439,6 @@ impl HostBuilder {
             slot.extend(tasks);
         }
         Ok(host)
-    }
-}
-
-/// Deletes what the host no longer needs (older than `keep`) every [`PRUNE_EVERY`], the
-/// first time a minute after start-up, until the host is dropped.
-async fn pruner(store: Store, keep: Duration) {
-    {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        loop {
-            let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-            let before = store.now_ms().saturating_sub(keep_ms);
-            match store.prune(before).await {
-                Ok(pruned) if pruned != Default::default() => tracing::info!(
-                    events = pruned.events,
-                    replies = pruned.replies,
-                    "pruned delivered CRM events and finished replies past the retention period"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::error!("pruning the store: {e:#}"),
-            }
-            tokio::time::sleep(PRUNE_EVERY).await;
-        }
     }
 }
 

@@ -49,6 +49,10 @@ impl Host {
             return Err(resolved(conversation_id));
         }
         let in_reply_to = store.latest_inbound_id(tenant, conversation_id).await?;
+        let customer = (
+            conversation.channel.clone(),
+            conversation.customer_id.clone(),
+        );
         let queue = |account: Option<String>| {
             let message = conversation.reply(
                 account,
@@ -124,6 +128,16 @@ impl Host {
                 std::time::Duration::from_millis(after),
             );
         }
+        // Stored with the customer, for stickiness on any of their channels.
+        store
+            .record_helper(
+                tenant,
+                &customer.0,
+                &customer.1,
+                operator,
+                routing.engine.now(),
+            )
+            .await?;
         Ok(entry)
     }
 
@@ -183,6 +197,17 @@ impl Host {
             .record_resolved(store, tenant, conversation_id)
             .await?;
         routing.finish(store, tenant, change, vec![event]).await?;
+        if let Some(operator) = &conversation.assignee {
+            store
+                .record_helper(
+                    tenant,
+                    &conversation.channel,
+                    &conversation.customer_id,
+                    operator,
+                    routing.engine.now(),
+                )
+                .await?;
+        }
         Ok(())
     }
 

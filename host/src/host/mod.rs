@@ -11,8 +11,10 @@ mod admin;
 mod builder;
 mod conversations;
 mod crm_events;
+mod customers;
 mod metrics_text;
 mod outbox;
+mod pruner;
 mod readiness;
 mod routing;
 mod tasks;
@@ -21,6 +23,7 @@ mod watch;
 
 pub use admin::{RoutingReport, RoutingUpdate};
 pub use builder::{DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HostBuilder};
+pub use customers::MAX_HISTORY_PAGE;
 pub(crate) use readiness::Readiness;
 pub use readiness::STUCK_AFTER;
 pub use routing::HOST_AUTHOR;
@@ -72,6 +75,10 @@ struct HostInner {
     metrics: Metrics,
     /// Host-held account tokens ([`crate::accounts`]).
     accounts: Arc<crate::accounts::AccountBook>,
+    /// Each tenant's retention of conversations and messages (absent: kept forever).
+    content_retention: HashMap<String, crate::store::ContentRetention>,
+    /// How long delivered CRM events and finished replies are kept.
+    retention: Option<std::time::Duration>,
     /// Passes the outbox sender has finished: a test that changed something waits for two
     /// more, so that one whole pass has looked at its change.
     outbox_passes: std::sync::atomic::AtomicU64,

@@ -295,6 +295,19 @@ impl CustomerHistory {
             .insert(Self::key(channel, customer), (operator.to_string(), at));
     }
 
+    /// Records `operator` as the customer's last helper at `at` unless a later help is
+    /// known (what a durable store shared by several hosts says).
+    pub(crate) fn remember(&mut self, channel: &str, customer: &str, operator: &str, at: u64) {
+        if self.last(channel, customer).is_none_or(|(_, known)| known <= at) {
+            self.record(channel, customer, operator, at);
+        }
+    }
+
+    /// Forgets who helped the customer (an erasure).
+    pub(crate) fn forget(&mut self, channel: &str, customer: &str) {
+        self.last.remove(&Self::key(channel, customer));
+    }
+
     /// The operator who last helped the customer, and when.
     pub fn last(&self, channel: &str, customer: &str) -> Option<(&str, u64)> {
         self.last

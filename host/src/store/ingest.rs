@@ -52,6 +52,9 @@ pub(super) async fn messages(
         }
         fresh.push(index);
     }
+    // Messages of erased customers: a redelivery or a replay must not bring them back.
+    let refused = super::erasure::refused(tx, backend, tenant, channel, messages, &fresh).await?;
+    fresh.retain(|index| !refused.contains(index));
 
     let threads = conversations(tx, backend, tenant, channel, messages, &fresh, now).await?;
 
@@ -87,6 +90,18 @@ pub(super) async fn messages(
             message: Box::new(messages[row.index].clone()),
         })
         .collect();
+    // Their authors, filed under customers (and the links that suggests).
+    let authors: Vec<&Message> = rows
+        .iter()
+        .filter(|row| inserted.contains(&row.id))
+        .map(|row| &messages[row.index])
+        .collect();
+    let mut events = events;
+    if !authors.is_empty() {
+        events.extend(
+            super::customers::file_authors(tx, backend, tenant, channel, &authors, now).await?,
+        );
+    }
     events::append_many(tx, backend, tenant, &events, now).await?;
 
     // Outcomes in the delivery's order.
@@ -95,15 +110,23 @@ pub(super) async fn messages(
         row_of[row.index] = Some(row);
     }
     let mut outcomes = Vec::with_capacity(messages.len());
-    for (m, row) in messages.iter().zip(row_of) {
+    for (index, (m, row)) in messages.iter().zip(row_of).enumerate() {
         let outcome = |message_id: String, conversation_id: String, new, duplicate| Ingested {
             external_id: m.external_id.clone(),
             message_id,
             conversation_id,
             new_conversation: new,
             duplicate,
+            erased: false,
             message: m.clone(),
         };
+        if refused.contains(&index) {
+            outcomes.push(Ingested {
+                erased: true,
+                ..outcome(String::new(), String::new(), false, true)
+            });
+            continue;
+        }
         let key = (m.account.clone(), m.external_id.clone());
         outcomes.push(match row {
             Some(row) if inserted.contains(&row.id) => {

@@ -13,6 +13,8 @@
 
 mod assignments;
 mod console;
+mod customers;
+mod erasure;
 pub(crate) mod events;
 mod figures;
 mod ingest;
@@ -30,9 +32,13 @@ pub(crate) mod tokens;
 mod traffic;
 
 pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
+pub(crate) use customers::Refusal as CustomerRefusal;
+pub use customers::{Customer, HistoryCursor, HistoryEntry, HistoryPage, Identity, Suggestion};
+pub use erasure::{CustomerExport, Erasure, ExportedConversation};
 pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub(crate) use receipts::{Applied, Deletion};
+pub use retention::ContentRetention;
 pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
 internal_use!(
@@ -115,6 +121,9 @@ impl Store {
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA busy_timeout = 10000",
                             "PRAGMA foreign_keys = ON",
+                            // Deleted and overwritten content is zeroed, so an erased
+                            // customer's text leaves the file (see `erasure.rs`).
+                            "PRAGMA secure_delete = ON",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }

@@ -375,7 +375,7 @@ impl Store {
     }
 }
 
-fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
+pub(super) fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
     let payload: String = row.try_get("payload")?;
     Ok(OutboxEntry {
         id: row.try_get("id")?,

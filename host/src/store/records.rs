@@ -16,6 +16,11 @@ pub struct Ingested {
     pub new_conversation: bool,
     /// Whether it had been stored before (nothing changed).
     pub duplicate: bool,
+    /// Whether it was refused because its customer was erased (see
+    /// [`Host::erase_customer`](crate::Host::erase_customer)): nothing was stored, and
+    /// `message_id` and `conversation_id` are empty. Such a message also counts as a
+    /// `duplicate`.
+    pub erased: bool,
     /// The message as the connector normalised it.
     pub message: Message,
 }

@@ -1,7 +1,13 @@
 //! Retention: what the host keeps only for a while.
 //!
-//! Conversations and messages are the CRM's record and stay. What the host keeps for its
-//! own work stops mattering once it is done: CRM events once delivered (the CRM has them),
+//! Conversations and messages stay as long as each tenant's [`ContentRetention`] says
+//! (`[retention]` in centralino.toml; by default, forever): past `messages`, a message's
+//! content (text, attachments, extras, the author's handle and name) is emptied and its
+//! row kept, so the counts reports read and deduplication stay; past `conversations`, a
+//! conversation resolved that long ago is deleted with its messages and replies.
+//! [`Store::prune_content`] applies both, on the store's clock.
+//!
+//! What the host keeps for its own work stops mattering once it is done: CRM events once delivered (the CRM has them),
 //! and replies once sent or failed for good (the CRM was told). Keeping them forever makes
 //! every table grow with traffic; [`Store::prune`] deletes those older than a cutoff, in
 //! small batches so other writers are never held up for long. A reply's idempotency key is
@@ -27,7 +33,137 @@ pub struct Pruned {
     pub replies: u64,
 }
 
+/// How long a tenant's conversations and messages are kept. `None`: forever (the
+/// default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContentRetention {
+    /// How long after it was resolved a conversation is kept (then deleted with its
+    /// messages and replies).
+    pub conversations: Option<std::time::Duration>,
+    /// How long after it arrived a message keeps its content (then its text, attachments,
+    /// extras and author's handle and name are emptied; the row stays for the counts).
+    pub messages: Option<std::time::Duration>,
+}
+
+impl ContentRetention {
+    /// Keeps everything forever.
+    pub fn forever() -> Self {
+        ContentRetention::default()
+    }
+
+    /// Deletes conversations `keep` after they were resolved.
+    pub fn conversations(mut self, keep: std::time::Duration) -> Self {
+        self.conversations = Some(keep);
+        self
+    }
+
+    /// Empties messages `keep` after they arrived.
+    pub fn messages(mut self, keep: std::time::Duration) -> Self {
+        self.messages = Some(keep);
+        self
+    }
+}
+
+/// What one pass of a tenant's content retention did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct PrunedContent {
+    /// Conversations deleted.
+    pub(crate) conversations: u64,
+    /// Messages emptied.
+    pub(crate) messages: u64,
+}
+
 impl Store {
+    /// Applies `tenant`'s content retention as of now on the store's clock (see the module
+    /// docs), in batches.
+    pub(crate) async fn prune_content(
+        &self,
+        tenant: &str,
+        retention: &ContentRetention,
+    ) -> anyhow::Result<PrunedContent> {
+        let now = self.now_ms();
+        let cutoff = |keep: std::time::Duration| {
+            ms(now.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX)))
+        };
+        let mut pruned = PrunedContent::default();
+        if let Some(keep) = retention.messages {
+            let before = cutoff(keep);
+            loop {
+                let done = sqlx::query(
+                    "UPDATE messages SET text = '', attachments = '[]', extra = '[]',
+                        author_handle = NULL, author_name = NULL
+                     WHERE id IN (SELECT id FROM messages WHERE tenant = $1 AND received_at < $2
+                         AND (text <> '' OR attachments <> '[]' OR extra <> '[]'
+                              OR author_handle IS NOT NULL OR author_name IS NOT NULL)
+                         LIMIT $3)",
+                )
+                .bind(tenant)
+                .bind(before)
+                .bind(BATCH)
+                .execute(&self.pool)
+                .await?;
+                pruned.messages += done.rows_affected();
+                if done.rows_affected() < u64::try_from(BATCH).unwrap_or(u64::MAX) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        if let Some(keep) = retention.conversations {
+            let before = cutoff(keep);
+            loop {
+                let mut tx = self.pool.begin().await?;
+                let ids: Vec<String> = sqlx::query(
+                    "SELECT id FROM conversations WHERE tenant = $1 AND status = 'resolved'
+                         AND resolved_at < $2 LIMIT $3",
+                )
+                .bind(tenant)
+                .bind(before)
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| sqlx::Row::try_get(row, "id"))
+                .collect::<Result<_, _>>()?;
+                for chunk in ids.chunks(super::MAX_IN_LIST) {
+                    for table in ["outbox", "messages"] {
+                        let sql = super::positional(
+                            self.backend,
+                            &format!(
+                                "DELETE FROM {table} WHERE conversation_id IN ({})",
+                                super::marks(chunk.len())
+                            ),
+                        );
+                        let mut query = sqlx::query(&sql);
+                        for id in chunk {
+                            query = query.bind(id);
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
+                    let sql = super::positional(
+                        self.backend,
+                        &format!(
+                            "DELETE FROM conversations WHERE id IN ({})",
+                            super::marks(chunk.len())
+                        ),
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(id);
+                    }
+                    pruned.conversations += query.execute(&mut *tx).await?.rows_affected();
+                }
+                tx.commit().await?;
+                if ids.len() < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(pruned)
+    }
+
     /// Deletes delivered CRM events created before `before_ms`, and replies sent or failed
     /// whose last change is older than it (milliseconds since the epoch).
     #[cfg_attr(feature = "test-support", visibility::make(pub))]

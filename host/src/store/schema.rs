@@ -238,6 +238,62 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
         ],
     ),
     (
+        9,
+        &[
+            // Customers (see `customers.rs`): one record per person, holding their
+            // identities on every channel. An identity is (channel, platform id), as a
+            // conversation's `customer_id` names it; the host files each new identity
+            // under a customer of its own, the CRM links, unlinks and merges. The last
+            // operator who helped the customer is kept here, for stickiness across
+            // channels, restarts and hosts.
+            "CREATE TABLE customers (
+                id TEXT PRIMARY KEY,
+                tenant TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                last_operator TEXT,
+                last_operator_at BIGINT
+            )",
+            // `email_hash` / `phone_hash`: the SHA-256 of what a platform gave (never the
+            // address itself), enough to suggest an exact match.
+            "CREATE TABLE customer_identities (
+                tenant TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                platform_id TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                handle TEXT,
+                linked_by TEXT NOT NULL,
+                email_hash TEXT,
+                phone_hash TEXT,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, channel, platform_id)
+            )",
+            "CREATE INDEX customer_identities_by_customer ON customer_identities (customer_id)",
+            "CREATE INDEX customer_identities_by_email ON customer_identities (tenant, email_hash)",
+            "CREATE INDEX customer_identities_by_phone ON customer_identities (tenant, phone_hash)",
+            // Matches the host suggests to the CRM (never merged by the host).
+            "CREATE TABLE customer_suggestions (
+                tenant TEXT NOT NULL,
+                customer_id TEXT NOT NULL,
+                other_id TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, customer_id, other_id, reason)
+            )",
+            // A customer's conversations, by identity (history, export, erasure).
+            "CREATE INDEX conversations_by_customer ON conversations (tenant, channel, customer_id)",
+            // Tombstones of erasures (see `erasure.rs`): digests of erased platform message
+            // ids and identities, so a redelivered webhook or a replayed event cannot
+            // bring an erased customer back.
+            "CREATE TABLE erasures (
+                tenant TEXT NOT NULL,
+                digest TEXT NOT NULL,
+                erased_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant, digest)
+            )",
+        ],
+    ),
+    (
         11,
         &[
             // How far an unanswered conversation got toward missing its brand's

@@ -1512,3 +1512,59 @@ fn check_piped_into_a_reader_that_stops_early_exits_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+#[test]
+fn retention_of_conversations_and_messages_is_checked_per_tenant_by_key_and_file() {
+    let fixture = Fixture::new();
+    let good = format!("{GOOD}\n[retention]\nconversations_days = 365\nmessages_days = 90\n");
+    let config = fixture.load(&good).unwrap();
+    let retention = config.tenants[0].retention;
+    assert_eq!(
+        retention.conversations,
+        Some(Duration::from_secs(365 * 24 * 3600))
+    );
+    assert_eq!(
+        retention.messages,
+        Some(Duration::from_secs(90 * 24 * 3600))
+    );
+    // Left out: kept forever.
+    let retention = fixture.load(GOOD).unwrap().tenants[0].retention;
+    assert_eq!((retention.conversations, retention.messages), (None, None));
+
+    let zero = format!("{GOOD}\n[retention]\nconversations_days = 0\n");
+    let error = fixture.load(&zero).unwrap_err();
+    assert!(
+        error.contains("centralino.toml:") && error.contains("retention.conversations_days: must be between 1 and 36500 days, not 0: leave it out to keep conversations forever"),
+        "{error}"
+    );
+    let typo = format!("{GOOD}\n[retention]\nmessage_days = 30\n");
+    let error = fixture.load(&typo).unwrap_err();
+    assert!(
+        error.contains("retention.message_days: unknown key `message_days`, expected `conversations_days` or `messages_days`"),
+        "{error}"
+    );
+    // With [[tenants]], each tenant has its own.
+    let tenants = "[host]\nplugin_dir = \"plugins\"\n\n[retention]\nmessages_days = 30\n\n[[tenants]]\nid = \"tim\"\n\n[tenants.retention]\nmessages_days = 0\n";
+    let error = fixture.load(tenants).unwrap_err();
+    assert!(
+        error.contains(
+            "retention: with `[[tenants]]`, each tenant has its own: write `[tenants.retention]`"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(
+            "tenants[0].retention.messages_days: must be between 1 and 36500 days, not 0"
+        ),
+        "{error}"
+    );
+
+    // `centralino check` says the same, naming the file.
+    let file = fixture.path().join("centralino.toml");
+    std::fs::write(&file, &zero).unwrap();
+    let (code, _, stderr) =
+        crate::support::centralino(&["check", "--config", file.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains(&format!("{}:", file.display())), "{stderr}");
+    assert!(stderr.contains("retention.conversations_days"), "{stderr}");
+}

@@ -16,6 +16,7 @@ mod console;
 mod console_accounts;
 mod crash;
 mod crm;
+mod customers;
 mod demo;
 mod embedder;
 mod end_to_end;

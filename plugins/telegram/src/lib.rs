@@ -32,7 +32,9 @@
 //!   answers it, under the bot's privacy mode) is a public post. The thread key is
 //!   `tg:<bot id>:<chat id>`.
 //! - Media become attachments by kind (`image`, `video`, `audio`, `file`, `sticker`,
-//!   `location`); a caption is the text. File addresses are not given: Telegram's download
+//!   `location`, `contact`); a caption is the text. A customer sharing their *own* contact
+//!   also gives their phone number as the `extra` `centralino:phone`, which the host keeps
+//!   (as a digest) to suggest linking their identities on other channels. File addresses are not given: Telegram's download
 //!   URLs contain the token.
 //! - Edits, channel posts, callbacks and other update kinds produce nothing, and messages
 //!   from bots (the company's own included) are never customer messages.

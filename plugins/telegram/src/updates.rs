@@ -31,6 +31,14 @@ struct TgMessage {
     audio: Option<Document>,
     sticker: Option<Sticker>,
     location: Option<Location>,
+    contact: Option<Contact>,
+}
+
+/// A shared contact; `user_id` is the Telegram user it belongs to, when they have one.
+#[derive(Deserialize)]
+struct Contact {
+    phone_number: String,
+    user_id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +124,18 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
             .map(|answered| format!("{chat}:{}", answered.message_id)),
         attachments,
         created_at: seconds_to_ms(message.date),
-        extra: vec![("update_id".to_string(), update.update_id.to_string())],
+        extra: {
+            let mut extra = vec![("update_id".to_string(), update.update_id.to_string())];
+            // The customer shared their own contact: the phone number Telegram holds for
+            // them, which the host may match (`centralino:phone`, see the host's
+            // conventions). Someone else's contact is only an attachment.
+            if let Some(contact) = &message.contact
+                && contact.user_id == Some(author.id)
+            {
+                extra.push(("centralino:phone".to_string(), contact.phone_number.clone()));
+            }
+            extra
+        },
     })
 }
 
@@ -155,6 +174,9 @@ fn attachments(message: &TgMessage) -> Vec<Attachment> {
     }
     if let Some(sticker) = &message.sticker {
         out.push(attachment("sticker", None, sticker.emoji.clone()));
+    }
+    if message.contact.is_some() {
+        out.push(attachment("contact", None, None));
     }
     if let Some(location) = &message.location {
         let at = format!("{},{}", location.latitude, location.longitude);

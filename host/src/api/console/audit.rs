@@ -32,6 +32,8 @@ pub(crate) enum Action {
     Rollback,
     /// A connect (or re-authorise) flow started for an account.
     Connect,
+    /// A customer erased at the CRM's request (written by the store, with the erasure).
+    EraseCustomer,
 }
 
 impl Action {
@@ -58,6 +60,7 @@ impl Action {
             Action::Upload,
             Action::Rollback,
             Action::Connect,
+            Action::EraseCustomer,
         ]
         .into_iter()
         .find(|a| a.name() == name)
@@ -74,6 +77,7 @@ impl Action {
             Action::Upload => "upload",
             Action::Rollback => "rollback",
             Action::Connect => "connect",
+            Action::EraseCustomer => "erase-customer",
         }
     }
 
@@ -90,6 +94,7 @@ impl Action {
             Action::Upload => t.upload,
             Action::Rollback => t.rollback,
             Action::Connect => t.connect_started,
+            Action::EraseCustomer => t.erase_customer,
         }
     }
 }
@@ -200,6 +205,7 @@ pub(crate) fn render(lang: Lang, entries: &[Entry]) -> String {
             let who = match (e.who, &e.user) {
                 (Who::AdminToken, _) => t.who_admin.to_string(),
                 (Who::Loopback, _) => t.who_loopback.to_string(),
+                (Who::Crm, _) => t.who_crm.to_string(),
                 (Who::User, user) => super::html::fill(
                     t.who_user,
                     &[

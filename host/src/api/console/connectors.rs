@@ -43,7 +43,8 @@ pub(crate) async fn apply(
         | Action::SwitchChain
         | Action::Upload
         | Action::Rollback
-        | Action::Connect => Err(format!("`{}` is not a connector's action", action.name())),
+        | Action::Connect
+        | Action::EraseCustomer => Err(format!("`{}` is not a connector's action", action.name())),
     }
 }
 

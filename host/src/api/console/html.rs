@@ -143,6 +143,7 @@ pub(crate) fn who(t: &Texts, session: &SessionView) -> String {
     let kind = match (session.who, &session.user) {
         (super::session::Who::AdminToken, _) => t.who_admin.to_string(),
         (super::session::Who::Loopback, _) => t.who_loopback.to_string(),
+        (super::session::Who::Crm, _) => t.who_crm.to_string(),
         (super::session::Who::User, user) => fill(
             t.who_user,
             &[

@@ -169,7 +169,7 @@ pub(super) async fn changing(
 /// the admin's may, a tenant's console user's may not.
 pub(super) fn files_allowed(lang: Lang, session: &SessionView) -> Result<(), String> {
     match session.who {
-        Who::User => Err(lang.texts().admin_only.to_string()),
+        Who::User | Who::Crm => Err(lang.texts().admin_only.to_string()),
         Who::AdminToken | Who::Loopback => Ok(()),
     }
 }

@@ -39,6 +39,9 @@ pub(crate) enum Who {
     Loopback,
     /// A tenant's console user, with their password: sees only that tenant.
     User,
+    /// The CRM, through the REST API or the crate's API (never a console session): an
+    /// erasure it asked for is in the audit log.
+    Crm,
 }
 
 impl Who {
@@ -47,6 +50,7 @@ impl Who {
             Who::AdminToken => "admin",
             Who::Loopback => "loopback",
             Who::User => "user",
+            Who::Crm => "crm",
         }
     }
 
@@ -55,6 +59,7 @@ impl Who {
             "admin" => Some(Who::AdminToken),
             "loopback" => Some(Who::Loopback),
             "user" => Some(Who::User),
+            "crm" => Some(Who::Crm),
             _ => None,
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::error::{ConfigError, KeyPath, Problem, Source};
 use super::file::{
     AccountSection, ConfigFile, ConnectorSection, HostSection, LimitsSection, OperatorSection,
-    RoutingSection,
+    RetentionSection, RoutingSection,
 };
 use super::values::{SecretRef, SettingValue};
 use super::{Account, Config, Connector, RoutingPlan, StoreLocation, Tenant, resolve_path};
@@ -155,7 +155,9 @@ impl Checker<'_> {
         operators: &[OperatorSection],
         brands: &[Brand],
         api_token: Option<&SecretRef>,
+        retention: Option<&RetentionSection>,
     ) -> Tenant {
+        let retention = self.retention(&key.key("retention"), retention);
         let connectors = self.connectors(&key, global_limits, connectors);
         let operators = self.operators(&key, &connectors, operators);
         self.brands(&key, &connectors, brands);
@@ -176,6 +178,7 @@ impl Checker<'_> {
             routing,
             api_token: api_token.cloned(),
             brands: brands.to_vec(),
+            retention,
             key,
         }
     }
@@ -221,6 +224,44 @@ impl Checker<'_> {
             }
         }
     }
+
+    /// A tenant's `[retention]`: each key at least one day.
+    fn retention(
+        &mut self,
+        key: &KeyPath,
+        section: Option<&RetentionSection>,
+    ) -> crate::store::ContentRetention {
+        let mut retention = crate::store::ContentRetention::forever();
+        let Some(section) = section else {
+            return retention;
+        };
+        for (name, days, what) in [
+            (
+                "conversations_days",
+                section.conversations_days,
+                "conversations",
+            ),
+            ("messages_days", section.messages_days, "messages"),
+        ] {
+            let Some(days) = days else { continue };
+            if !(1..=36_500).contains(&days) {
+                self.report(
+                    &key.key(name),
+                    format!(
+                        "must be between 1 and 36500 days, not {days}: leave it out to keep \
+                         {what} forever"
+                    ),
+                );
+                continue;
+            }
+            let keep = Duration::from_secs(days * 24 * 3600);
+            retention = match what {
+                "conversations" => retention.conversations(keep),
+                _ => retention.messages(keep),
+            };
+        }
+        retention
+    }
 }
 
 fn pairs(settings: &BTreeMap<String, SettingValue>) -> Pairs {
@@ -262,6 +303,7 @@ pub(crate) fn check(
             &file.operators,
             &file.brands,
             file.api_token.as_ref(),
+            file.retention.as_ref(),
         ));
     } else {
         let top_level = [
@@ -282,6 +324,7 @@ pub(crate) fn check(
                 file.api_token.is_some(),
                 "[[tenants]] api_token",
             ),
+            ("retention", file.retention.is_some(), "[tenants.retention]"),
         ];
         for (name, present, instead) in top_level {
             if present {
@@ -325,6 +368,7 @@ pub(crate) fn check(
                 &section.operators,
                 &section.brands,
                 section.api_token.as_ref(),
+                section.retention.as_ref(),
             ));
         }
     }

@@ -38,7 +38,19 @@ impl TenantRouting {
         // Conversations opened before a restart, or by another host sharing the database,
         // are taken up here.
         let mut change = self.open(store, tenant, &wanted, brand).await?;
+        // Who last helped each author, on any channel of theirs (the store's customer
+        // record): stickiness across channels, restarts and hosts.
+        let authors: Vec<&str> = fresh.iter().map(|i| i.message.author.id.as_str()).collect();
+        let helpers = store.helpers(tenant, &connector.name, &authors).await?;
         for item in fresh {
+            if let Some((operator, at)) = helpers.get(&item.message.author.id) {
+                self.engine.remember_helper(
+                    &connector.name,
+                    &item.message.author.id,
+                    operator,
+                    *at,
+                );
+            }
             let mut message = CustomerMessage::from_message(&connector.name, &item.message);
             message.brand = connector.brands.get(&item.message.account).cloned();
             // The platform's own detection (X's `lang`), when the connector passed it on.

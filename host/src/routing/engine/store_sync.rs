@@ -152,6 +152,29 @@ impl RoutingEngine {
         }
     }
 
+    /// Takes what a durable store says about who last helped a customer (on any channel
+    /// of theirs: the store's customer record), unless the engine knows a later help: the
+    /// `sticky` stage then sees it as the conversation's previous agent, after a restart
+    /// and through any host sharing the database.
+    pub(crate) fn remember_helper(&mut self, channel: &str, customer: &str, operator: &str, at: u64) {
+        self.history.remember(channel, customer, operator, at);
+    }
+
+    /// Forgets what the engine holds about an erased customer: the texts and platform ids of
+    /// their conversations `ids`, and who helped their `identities` (channel, platform id).
+    pub(crate) fn forget_customer(&mut self, ids: &[ConversationId], identities: &[(String, String)]) {
+        for id in ids {
+            if let Some(conversation) = self.conversations.get_mut(*id) {
+                conversation.last_text.clear();
+                conversation.customer = "erased".to_string();
+                conversation.thread.key = "erased".to_string();
+            }
+        }
+        for (channel, customer) in identities {
+            self.history.forget(channel, customer);
+        }
+    }
+
     /// Offers the waiting conversations to whoever can take one now: after
     /// [`restore`](Self::restore), so restored conversations do not wait for the next
     /// seat to free. Returns the assignments made.

@@ -141,6 +141,7 @@ pub(crate) const EN: Texts = Texts {
     connect: "Connect",
     reauthorise: "Re-authorise",
     connect_started: "Start connecting",
+    erase_customer: "Erase customer",
     to_consent_title: "On to the platform's consent page",
     to_consent_link: "Continue to the consent page",
 
@@ -153,6 +154,7 @@ pub(crate) const EN: Texts = Texts {
     outcome: "Outcome",
     who_admin: "admin (token)",
     who_loopback: "loopback client (no token)",
+    who_crm: "the CRM (API)",
     session: "session",
     who_user: "{user} (console user of {tenant})",
     login_user_title: "Console user",

@@ -143,6 +143,7 @@ pub(crate) const IT: Texts = Texts {
     connect: "Collega",
     reauthorise: "Riautorizza",
     connect_started: "Avvio collegamento",
+    erase_customer: "Cancellazione cliente",
     to_consent_title: "Verso la pagina di consenso della piattaforma",
     to_consent_link: "Continua alla pagina di consenso",
 
@@ -155,6 +156,7 @@ pub(crate) const IT: Texts = Texts {
     outcome: "Esito",
     who_admin: "amministratore (token)",
     who_loopback: "client loopback (senza token)",
+    who_crm: "il CRM (API)",
     session: "sessione",
     who_user: "{user} (utente console di {tenant})",
     login_user_title: "Utente della console",

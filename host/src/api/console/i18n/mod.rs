@@ -227,6 +227,7 @@ pub(crate) struct Texts {
     pub(crate) connect: &'static str,
     pub(crate) reauthorise: &'static str,
     pub(crate) connect_started: &'static str,
+    pub(crate) erase_customer: &'static str,
     pub(crate) to_consent_title: &'static str,
     pub(crate) to_consent_link: &'static str,
 
@@ -239,6 +240,7 @@ pub(crate) struct Texts {
     pub(crate) outcome: &'static str,
     pub(crate) who_admin: &'static str,
     pub(crate) who_loopback: &'static str,
+    pub(crate) who_crm: &'static str,
     pub(crate) session: &'static str,
     pub(crate) who_user: &'static str,
     pub(crate) login_user_title: &'static str,
