@@ -184,6 +184,24 @@ pub(crate) fn build(root: &Path, out_dir: &Path) -> anyhow::Result<Vec<PathBuf>>
         step(&format!(
             "building {name} (TypeScript, componentize-js; {tools})"
         ));
+        // Everything but the installed packages is replaced, so a deleted source file does
+        // not linger in the build.
+        if work.is_dir() {
+            for entry in
+                std::fs::read_dir(&work).with_context(|| format!("reading {}", work.display()))?
+            {
+                let path = entry?.path();
+                if path.file_name().is_some_and(|n| n == "node_modules") {
+                    continue;
+                }
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                }
+                .with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
         copy_sources(&plugin, &work)?;
         let mut locked = DefaultHasher::new();
         locked.write(&std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?);

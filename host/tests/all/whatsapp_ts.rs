@@ -255,11 +255,23 @@ async fn statuses_become_receipts_and_an_unhandled_message_type_is_acknowledged_
         ]
     );
     assert!(outcome.receipts.iter().all(|r| r.account == PHONE));
+    let ignored = |pairs: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    assert_eq!(
+        connector.take_notes().ignored,
+        ignored(&[("status_sent", 1)])
+    );
 
-    // A location is not handled: acknowledged (Meta must not redeliver), logged as ignored.
+    // A location is not handled: acknowledged (Meta must not redeliver), and counted by the
+    // host as ignored, by reason, from the plugin's `centralino:ignored` log line.
     deliver(&mut connector, &fixture("location.json"))
         .await
         .assert_acknowledged_with_nothing();
+    assert_eq!(
+        connector.take_notes().ignored,
+        ignored(&[("unsupported_type", 1)])
+    );
 
     // A delivery that is not a WhatsApp one is a malformed 400.
     let other = serde_json::to_vec(&json!({"object": "page", "entry": []})).unwrap();
