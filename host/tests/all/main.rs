@@ -51,6 +51,7 @@ mod support;
 mod telegram;
 mod twitter;
 mod versioning;
+mod whatsapp_ts;
 
 use std::path::PathBuf;
 
