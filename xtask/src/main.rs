@@ -1,7 +1,8 @@
 //! Build tasks for centralino. Run with `cargo xtask <task>`:
 //!
 //! - `plugins`: builds every crate under `plugins/` into a WebAssembly component in
-//!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed.
+//!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed, and every
+//!   Python plugin (a folder with `app.py`, see `python.rs`) with componentize-py.
 //! - `test`: builds the plugins, then runs the whole test suite (the README's test command),
 //!   schemathesis against the REST API included.
 //! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+mod python;
 mod schemathesis;
 
 const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
@@ -291,6 +293,7 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
         }
         built.push(component);
     }
+    built.extend(python::build_all(&root, &out_dir)?);
     step(&format!(
         "{} components in {} ({:.1} s)",
         built.len(),
