@@ -30,6 +30,7 @@ mod inspect;
 mod layers;
 mod leases;
 mod limits;
+mod mastodon_py;
 mod metrics;
 mod plugin_cli;
 mod rate_limits;

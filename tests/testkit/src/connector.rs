@@ -16,6 +16,7 @@ pub struct ConnectorTest {
     config: ConnectorConfig,
     grants: Grants,
     limits: PluginLimits,
+    cache_dir: Option<PathBuf>,
 }
 
 impl ConnectorTest {
@@ -31,6 +32,7 @@ impl ConnectorTest {
             config: ConnectorConfig::default(),
             grants: Grants::default(),
             limits: PluginLimits::default(),
+            cache_dir: None,
         }
     }
 
@@ -104,12 +106,24 @@ impl ConnectorTest {
         self
     }
 
+    /// Keeps compiled components in `dir` (see `RuntimeBuilder::cache_dir`), so tests
+    /// that load a large component (a Python or JavaScript one: 10–20 MB) compile it once
+    /// rather than once per test. Without it every [`instance`](Self::instance) compiles.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
     /// Loads the component and makes an instance; it is configured on first use (or by
     /// [`ChannelInstance::ready`]).
     // `centralino_runtime::Error` is the runtime's public error type, returned as it is.
     #[allow(clippy::result_large_err)]
     pub fn instance(&self) -> Result<ChannelInstance, Error> {
-        let plugin = Runtime::new()?.load_channel(&self.plugin)?;
+        let mut runtime = Runtime::builder();
+        if let Some(dir) = &self.cache_dir {
+            runtime = runtime.cache_dir(dir);
+        }
+        let plugin = runtime.build()?.load_channel(&self.plugin)?;
         Ok(plugin.instance(
             self.config.clone(),
             self.grants.clone(),
