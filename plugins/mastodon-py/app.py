@@ -4,12 +4,15 @@ Built into a component of contract 0.1 (`wit/since_v0.1.0`, world `channel`) by
 componentize-py; `cargo xtask plugins` does it (see "Writing a connector in Python" in
 docs/writing-a-channel-plugin.md).
 
-- **poll**: `GET {api_base}/api/v1/notifications?types[]=mention&limit=40[&since_id=<id>]`
+- **poll**: `GET {api_base}/api/v1/notifications?types[]=mention&limit=40[&min_id=<id>]`
   with the account's credential (the host attaches the bearer token; this code never sees
   it). Each mention becomes one message: the status' HTML reduced to text, the author's
   `acct` as handle, `status.language` as the `lang` extra, `in_reply_to_id` as
   `in-reply-to`. A `direct` status is a private message, any other a public post. The
-  cursor is the newest notification id seen. The first poll (no cursor) starts from now:
+  cursor is the newest notification id seen. `min_id` rather than `since_id`: Mastodon
+  answers `since_id` with the newest page, so more than 40 mentions between two polls would
+  lose the older ones; `min_id` gives the page right after the cursor, and the next poll
+  continues from it. The first poll (no cursor) starts from now:
   it only learns the newest id, unless the setting `backfill = "true"` stores that page.
 - **send**: `POST {api_base}/api/v1/statuses` with `status` (prefixed with `@acct`, which
   Mastodon needs to notify the customer), `in_reply_to_id` and the `visibility` of the
@@ -196,7 +199,7 @@ class Connector(exports.Connector):
             )
         query = f"types[]=mention&limit={PAGE}"
         if cursor is not None:
-            query += f"&since_id={cursor}"
+            query += f"&min_id={cursor}"
         response = _fetch(
             http.Method.GET,
             f"{_state['api_base']}/api/v1/notifications?{query}",

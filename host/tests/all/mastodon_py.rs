@@ -173,9 +173,9 @@ async fn a_poll_turns_mentions_into_messages_and_advances_the_cursor() {
 
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
-    for (request, since) in requests.iter().zip(["34975800", "34975861"]) {
+    for (request, after) in requests.iter().zip(["34975800", "34975861"]) {
         assert_eq!(request.query_param("types[]").as_deref(), Some("mention"));
-        assert_eq!(request.query_param("since_id").as_deref(), Some(since));
+        assert_eq!(request.query_param("min_id").as_deref(), Some(after));
         // The plugin named the credential; the host attached the token.
         assert_eq!(
             request.header("authorization"),
@@ -209,7 +209,7 @@ async fn the_first_poll_starts_from_now_unless_backfill_is_on() {
     let empty = from_now.poll(ACCOUNT, None).await.unwrap();
     assert_eq!(empty.cursor.as_deref(), Some("0"));
     let requests = api.requests();
-    assert!(requests.iter().all(|r| r.query_param("since_id").is_none()));
+    assert!(requests.iter().all(|r| r.query_param("min_id").is_none()));
 }
 
 #[tokio::test]
