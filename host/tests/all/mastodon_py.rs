@@ -75,6 +75,22 @@ fn rfc3339_in(seconds: u64) -> String {
     )
 }
 
+#[test]
+fn the_python_component_carries_the_sections_the_build_appended() {
+    let inspection =
+        centralino::runtime::inspect_file(&centralino_testkit::component("mastodon-py")).unwrap();
+    assert_eq!(inspection.plugin.name, "mastodon-py");
+    assert_eq!(inspection.plugin.version, "0.1.0");
+    assert_eq!(inspection.world, centralino::runtime::World::Channel);
+    assert_eq!(inspection.contract, semver::Version::new(0, 1, 0));
+    assert!(inspection.supported);
+    // Mastodon's reset is an RFC 3339 time, declared rather than guessed from its shape.
+    assert_eq!(
+        serde_json::to_value(&inspection).unwrap()["rate_limits"],
+        json!({ "remaining": "x-ratelimit-remaining", "reset": "x-ratelimit-reset", "reset_format": "rfc3339" })
+    );
+}
+
 #[tokio::test]
 async fn describes_itself_and_refuses_bad_settings() {
     let api = ScriptedServer::start(Vec::new()).await.unwrap();
