@@ -1,9 +1,10 @@
 //! Build tasks for centralino. Run with `cargo xtask <task>`:
 //!
 //! - `plugins`: builds every crate under `plugins/` into a WebAssembly component in
-//!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed; and every
+//!   `target/plugins/<name>.wasm`, installing the wasm toolchain first if needed; every
 //!   TypeScript plugin (`plugins/<name>/package.json`) with componentize-js from the npm
-//!   registry (see `js.rs`; needs Node.js and npm).
+//!   registry (see `js.rs`; needs Node.js and npm); and every Python plugin (a folder with
+//!   `app.py`, see `python.rs`) with componentize-py from PyPI.
 //! - `test`: builds the plugins, then runs the whole test suite (the README's test command),
 //!   schemathesis against the REST API included.
 //! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 mod js;
+mod python;
 mod schemathesis;
 
 const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
@@ -295,6 +297,7 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
         built.push(component);
     }
     built.extend(js::build(&root, &out_dir)?);
+    built.extend(python::build_all(&root, &out_dir)?);
     step(&format!(
         "{} components in {} ({:.1} s)",
         built.len(),

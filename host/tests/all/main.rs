@@ -31,6 +31,7 @@ mod inspect;
 mod layers;
 mod leases;
 mod limits;
+mod mastodon_py;
 mod metrics;
 mod outside;
 mod plugin_cli;
