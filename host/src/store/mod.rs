@@ -21,9 +21,11 @@ internal_mod! {
 }
 mod outbox;
 mod presence;
+mod query;
 mod receipts;
 mod retention;
 mod schema;
+mod search;
 pub(crate) mod text;
 pub(crate) mod tokens;
 mod traffic;
@@ -31,6 +33,10 @@ mod traffic;
 pub(crate) use console::{StoredAudit, StoredConsoleUser, StoredSession};
 pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
+pub use query::{
+    DEFAULT_PAGE, Direction, MAX_CURSOR_CHARS, MAX_PAGE, MAX_SEARCH_CHARS, Page, SearchQuery,
+};
+pub(crate) use query::{InvalidCursor, InvalidQuery, page_limit};
 pub(crate) use receipts::{Applied, Deletion};
 pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
@@ -192,7 +198,10 @@ impl Store {
             if applied.contains(version) {
                 continue;
             }
-            for statement in *statements {
+            for statement in statements
+                .iter()
+                .chain(schema::for_backend(*version, self.backend))
+            {
                 sqlx::query(statement)
                     .execute(&mut *tx)
                     .await
@@ -256,7 +265,9 @@ impl Store {
         row.map(|r| conversation_from_row(&r)).transpose()
     }
 
-    /// Conversations of `tenant`, newest first.
+    /// Every conversation of `tenant`, newest first, read at once: for small tenants and
+    /// tests. Lists a CRM shows go through [`crate::Host::search_conversations`], a page at
+    /// a time.
     pub async fn conversations(&self, tenant: &str) -> anyhow::Result<Vec<ConversationRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM conversations WHERE tenant = $1 ORDER BY created_at DESC, id",
@@ -523,6 +534,8 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
     let author_name: Option<String> = row.try_get("author_name")?;
     Ok(StoredMessage {
         id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        channel: row.try_get("channel")?,
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
         deleted_at: row.try_get("deleted_at")?,
