@@ -356,7 +356,9 @@ impl Store {
             .map(text::read))
     }
 
-    /// Messages of a conversation, oldest first.
+    /// Every message of a conversation, oldest first, read at once: for tests and short
+    /// conversations. Lists a CRM shows go through [`crate::Host::conversation_messages`],
+    /// a page at a time.
     pub async fn messages(
         &self,
         tenant: &str,
