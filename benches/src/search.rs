@@ -242,7 +242,7 @@ pub async fn run(
                 ConversationStatus::Resolved,
                 Some(format!("op{}", n % 9)),
             ),
-            2 | 3 | 4 => (
+            2..=4 => (
                 id.clone(),
                 ConversationStatus::Assigned,
                 Some(format!("op{}", n % 9)),
@@ -254,6 +254,7 @@ pub async fn run(
         store.record_routing("default", chunk, &[]).await?;
     }
     let fill = started.elapsed();
+    let last_second = now_ms().saturating_sub(1_000);
     // The CRM dispatcher delivers every stored message's event: measure once it is done,
     // so the searches do not share the store with a backlog of 100,000 deliveries.
     let drained = Instant::now();
@@ -318,9 +319,9 @@ pub async fn run(
             SearchQuery::new().channel("telegram"),
         ),
         (
-            "messages: stored in the last second, no text",
+            "messages: stored in the fill's last second, no text",
             true,
-            SearchQuery::new().since_ms(now_ms().saturating_sub(1_000)),
+            SearchQuery::new().since_ms(last_second),
         ),
         (
             "conversations: `modem`",
