@@ -32,6 +32,10 @@ use super::{
     message_from_row, ms, positional, text,
 };
 
+/// Up to this many messages holding a search's words, PostgreSQL sorts them all; past it,
+/// it walks the messages newest first (each then a match often enough to fill a page soon).
+const FEW_MATCHES: usize = 5_000;
+
 /// Migration 10, on both backends: the indexes that keep paged lists in SQL.
 pub(super) const MIGRATION: &[&str] = &[
     "CREATE INDEX conversations_by_time ON conversations (tenant, created_at, id)",
@@ -291,7 +295,14 @@ impl Store {
         }
         if by_doc {
             sql.push(" ORDER BY s.rowid DESC LIMIT ?");
+        } else if self.backend == Backend::Postgres && self.few_matches(tenant, query).await? {
+            // Few messages hold the words: fetch them all through the GIN index and sort
+            // them. (`+ 0`: an order `messages_by_time` cannot give, so PostgreSQL does
+            // not walk it instead, testing every message for a word that is rare.)
+            sql.push(" ORDER BY m.received_at + 0 DESC, m.id DESC LIMIT ?");
         } else {
+            // No words, or common ones: walk the messages newest first; a page is found
+            // after a few tests each.
             sql.push(" ORDER BY m.received_at DESC, m.id DESC LIMIT ?");
         }
         sql.int(limit_plus_one(query.limit));
@@ -316,6 +327,29 @@ impl Store {
             items: page.items.drain(..).map(|(_, m)| m).collect(),
             next_cursor: page.next_cursor,
         })
+    }
+
+    /// Whether at most [`FEW_MATCHES`] of the tenant's messages hold the search's words,
+    /// on PostgreSQL: asked of the GIN index, which stops counting there.
+    async fn few_matches(&self, tenant: &str, query: &Checked<'_>) -> anyhow::Result<bool> {
+        let Some(text) = query.match_text(self.backend) else {
+            return Ok(false);
+        };
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE tenant = $1
+                AND to_tsvector('simple', text) @@ plainto_tsquery('simple', $2) LIMIT $3) found",
+        )
+        .bind(tenant)
+        .bind(text)
+        .bind(
+            i64::try_from(FEW_MATCHES)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1),
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let found: i64 = row.try_get(0)?;
+        Ok(usize::try_from(found).is_ok_and(|found| found <= FEW_MATCHES))
     }
 
     /// A page of one conversation's messages, oldest first.
