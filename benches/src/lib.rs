@@ -14,6 +14,7 @@
 //! | [`swap`] | what switching a connector to a new plugin version costs, under traffic |
 //! | [`cold`] | a host with three plugins starting in a fresh process, with and without the compiled-artifact cache |
 //! | [`console`] | the ingress load over HTTP with and without the console's live overview streaming |
+//! | [`search`] | one page of a search over 100,000 stored messages, on SQLite (FTS5) and PostgreSQL (GIN) |
 
 // Benchmarks fail loudly with the reason; there is no caller to hand an error to.
 #![allow(clippy::expect_used)]
@@ -27,6 +28,7 @@ pub mod http_peer;
 pub mod ingest;
 pub mod machine;
 pub mod native;
+pub mod search;
 pub mod stats;
 pub mod swap;
 

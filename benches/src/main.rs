@@ -14,11 +14,13 @@ use centralino::runtime::Runtime;
 use centralino_bench::density::Allocator;
 use centralino_bench::machine::{Machine, command_line, load_average};
 use centralino_bench::stats::{bytes, human};
-use centralino_bench::{cold, console, decision, density, ingest, swap};
+use centralino_bench::{cold, console, decision, density, ingest, search, swap};
 use clap::Parser;
 
 /// The sections, in report order.
-const SECTIONS: [&str; 6] = ["decision", "ingest", "density", "swap", "cold", "console"];
+const SECTIONS: [&str; 7] = [
+    "decision", "ingest", "density", "swap", "cold", "console", "search",
+];
 
 /// Benchmarks of centralino: decision cost, ingest throughput, tenant density, hot swap,
 /// cold start. Prints a Markdown report; build the plugins first (`cargo xtask plugins`),
@@ -31,7 +33,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these sections (comma-separated): decision, ingest, density, swap, cold,
-    /// console.
+    /// console, search.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where the built plugins are. Default: `$CENTRALINO_PLUGIN_DIR` or `target/plugins`.
@@ -61,6 +63,14 @@ struct Args {
     /// Console: overview event streams open during the runs with the console.
     #[arg(long)]
     streams: Option<usize>,
+    /// Search: messages stored before searching.
+    #[arg(long)]
+    search_messages: Option<usize>,
+    /// Search: also on this PostgreSQL server (a URL naming a database the user may
+    /// connect to; a fresh database is made beside it). Default:
+    /// `$CENTRALINO_BENCH_POSTGRES`; neither: SQLite only.
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             "density" => density_section(&args, &plugins)?,
             "swap" => tokio.block_on(swap_section(&args, &plugins))?,
             "console" => tokio.block_on(console_section(&args, &plugins))?,
+            "search" => tokio.block_on(search_section(&args, &plugins))?,
             _ => cold_section(&args, &plugins)?,
         };
         report.section(section, &body, &load, started.elapsed());
@@ -288,6 +299,93 @@ async fn console_section(args: &Args, plugins: &std::path::Path) -> anyhow::Resu
         f.events,
         verdict(change >= -5.0)
     );
+    Ok(out)
+}
+
+async fn search_section(args: &Args, plugins: &std::path::Path) -> anyhow::Result<String> {
+    let mut options = search::Options::default();
+    if args.quick {
+        options.messages = 2_000;
+        options.rounds = 3;
+    }
+    options.messages = args.search_messages.unwrap_or(options.messages);
+    let dir = centralino_bench::scratch_dir("search")?;
+    let sqlite = format!("sqlite://{}", dir.join("centralino.db").display());
+    let mut runs = vec![search::run(plugins, &sqlite, "SQLite (FTS5)", &options).await?];
+    let postgres = args
+        .postgres
+        .clone()
+        .or_else(|| std::env::var("CENTRALINO_BENCH_POSTGRES").ok())
+        .filter(|url| !url.is_empty());
+    if let Some(base) = &postgres {
+        let url = search::fresh_postgres(base).await?;
+        runs.push(search::run(plugins, &url, "PostgreSQL (GIN)", &options).await?);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## 7. Search: one page over {} stored messages
+",
+        runs[0].messages
+    );
+    let _ = writeln!(
+        out,
+        "{} customer messages ({} per conversation, three channels and brands, Italian telecom \
+         phrases from a fixed vocabulary, a customer code in each that occurs once), stored \
+         through the store's ingest path; half the conversations assigned to nine operators, a \
+         third resolved; measured once the CRM has every message's event (and, on PostgreSQL, after \
+         `ANALYZE`, as autovacuum does in service). One page of 50 through `Host::search_messages` / \
+         `Host::search_conversations` (the calls behind `GET /api/v1/messages` and \
+         `/api/v1/conversations`): median and slowest of {} runs after a warm-up.{}\n",
+        runs[0].messages,
+        options.per_conversation,
+        options.rounds,
+        if postgres.is_none() {
+            " PostgreSQL: not measured (give `--postgres URL` or `CENTRALINO_BENCH_POSTGRES`)."
+        } else {
+            ""
+        }
+    );
+    let mut header = String::from("| query | rows |");
+    let mut rule = String::from("|---|---:|");
+    for run in &runs {
+        let _ = write!(header, " {} median | slowest |", run.backend);
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for (row, figure) in runs[0].figures.iter().enumerate() {
+        let _ = write!(out, "| {} | {} |", figure.query, figure.rows);
+        for run in &runs {
+            let f = &run.figures[row];
+            let _ = write!(
+                out,
+                " {} | {} |",
+                human(f.median.as_nanos() as f64),
+                human(f.max.as_nanos() as f64)
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out);
+    for run in &runs {
+        let worst = run
+            .figures
+            .iter()
+            .map(|f| f.median)
+            .max()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "- {}: filled in {:.1} s, CRM events delivered {:.1} s later; slowest median {} — \
+             target < 50 ms: {}",
+            run.backend,
+            run.fill.as_secs_f64(),
+            run.drain.as_secs_f64(),
+            human(worst.as_nanos() as f64),
+            verdict(worst < Duration::from_millis(50))
+        );
+    }
     Ok(out)
 }
 

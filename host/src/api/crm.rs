@@ -3,9 +3,10 @@
 //!
 //! | method and route | what |
 //! | --- | --- |
-//! | `GET /api/v1/conversations` | the tenant's conversations, newest first (`status`, `assignee`, `limit`, `offset`) |
+//! | `GET /api/v1/conversations` | the tenant's conversations, newest first, a page at a time; searched by text, channel, brand, assignee, status and time (`lists.rs`) |
 //! | `GET /api/v1/conversations/{id}` | one conversation |
-//! | `GET /api/v1/conversations/{id}/messages` | its messages, oldest first, both directions |
+//! | `GET /api/v1/conversations/{id}/messages` | its messages, oldest first, both directions, a page at a time |
+//! | `GET /api/v1/messages` | the tenant's messages, newest first, a page at a time; searched like conversations |
 //! | `POST /api/v1/conversations/{id}/replies` | an operator's reply, queued in the outbox (`Idempotency-Key` required) |
 //! | `POST /api/v1/conversations/{id}/resolve` | close it; the operator's seat frees (again: no-op) |
 //! | `POST /api/v1/conversations/{id}/transfer` | hand it to another operator |
@@ -36,19 +37,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiPath, ApiQuery, ApiTokens, ErrorCode, JsonBody, bearer};
+use super::{ApiError, ApiPath, ApiTokens, ErrorCode, JsonBody, bearer, lists};
 use crate::Host;
 use crate::error::Error;
 use crate::routing::RoutingError;
 use crate::store::{ConversationRecord, ConversationStatus, OutboxEntry, OutboxStatus};
-use crate::types::{Attachment, MessageKind, Person, Presence};
+use crate::types::{MessageKind, Presence};
 
-/// Conversations listed when the request does not say.
-const DEFAULT_LIMIT: usize = 100;
-/// Most conversations listed at once.
-const MAX_LIMIT: usize = 1000;
-/// Largest `offset` accepted (`i64::MAX`, as the OpenAPI document says).
-const MAX_OFFSET: u64 = i64::MAX.unsigned_abs();
 /// Longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Outbox keys of API replies start with this, so they never meet the host's own keys.
@@ -64,9 +59,10 @@ pub(super) struct Api {
 /// The REST API routes, `/openapi.json` and `/readyz`.
 pub(super) fn router(host: Host, tokens: Arc<ApiTokens>) -> Router {
     Router::new()
-        .route("/api/v1/conversations", get(list_conversations))
+        .route("/api/v1/conversations", get(lists::conversations))
         .route("/api/v1/conversations/{id}", get(get_conversation))
-        .route("/api/v1/conversations/{id}/messages", get(list_messages))
+        .route("/api/v1/conversations/{id}/messages", get(lists::messages))
+        .route("/api/v1/messages", get(lists::search_messages))
         .route("/api/v1/conversations/{id}/replies", post(reply))
         .route("/api/v1/conversations/{id}/resolve", post(resolve))
         .route("/api/v1/conversations/{id}/transfer", post(transfer))
@@ -108,7 +104,11 @@ impl FromRequestParts<Api> for Caller {
 
 impl Api {
     /// The caller's conversation, or `404` (also when it is another tenant's).
-    async fn conversation(&self, tenant: &str, id: &str) -> Result<ConversationRecord, ApiError> {
+    pub(super) async fn conversation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<ConversationRecord, ApiError> {
         self.host
             .store()
             .conversation(tenant, id)
@@ -166,7 +166,7 @@ fn operator_not_found(id: &str) -> ApiError {
 
 /// A conversation.
 #[derive(Serialize)]
-struct ConversationView {
+pub(super) struct ConversationView {
     id: String,
     channel: String,
     account: String,
@@ -209,33 +209,6 @@ impl From<ConversationRecord> for ConversationView {
             resolved_at: c.resolved_at,
         }
     }
-}
-
-#[derive(Serialize)]
-struct ConversationList {
-    conversations: Vec<ConversationView>,
-    total: usize,
-}
-
-/// A message, the customer's (`inbound`) or the company's (`outbound`).
-#[derive(Serialize)]
-struct MessageView {
-    id: String,
-    direction: String,
-    external_id: String,
-    account: String,
-    author: Person,
-    text: String,
-    kind: MessageKind,
-    in_reply_to: Option<String>,
-    attachments: Vec<Attachment>,
-    created_at: u64,
-    received_at: i64,
-}
-
-#[derive(Serialize)]
-struct MessageList {
-    messages: Vec<MessageView>,
 }
 
 /// A reply in the outbox.
@@ -307,83 +280,6 @@ fn operators(engine: &crate::routing::RoutingEngine) -> Vec<OperatorView> {
 // whatever else is wrong with it.
 // ---------------------------------------------------------------------------------------
 
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum StatusFilter {
-    Open,
-    Waiting,
-    Assigned,
-    Resolved,
-}
-
-impl StatusFilter {
-    fn status(&self) -> ConversationStatus {
-        match self {
-            StatusFilter::Open => ConversationStatus::Open,
-            StatusFilter::Waiting => ConversationStatus::Waiting,
-            StatusFilter::Assigned => ConversationStatus::Assigned,
-            StatusFilter::Resolved => ConversationStatus::Resolved,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<StatusFilter>,
-    assignee: Option<String>,
-    limit: Option<usize>,
-    offset: Option<u64>,
-}
-
-async fn list_conversations(
-    State(api): State<Api>,
-    caller: Caller,
-    ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<ConversationList>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("`limit` must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset > MAX_OFFSET {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("`offset` must be between 0 and {MAX_OFFSET}"),
-        ));
-    }
-    let status = query.status.as_ref().map(StatusFilter::status);
-    let matching: Vec<ConversationRecord> = api
-        .host
-        .store()
-        .conversations(&caller.tenant)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|c| status.is_none_or(|s| c.status == s))
-        .filter(|c| {
-            query
-                .assignee
-                .as_deref()
-                .is_none_or(|a| c.assignee.as_deref() == Some(a))
-        })
-        .collect();
-    let total = matching.len();
-    let conversations = matching
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit)
-        .map(ConversationView::from)
-        .collect();
-    Ok(Json(ConversationList {
-        conversations,
-        total,
-    }))
-}
-
 async fn get_conversation(
     State(api): State<Api>,
     caller: Caller,
@@ -391,36 +287,6 @@ async fn get_conversation(
 ) -> Result<Json<ConversationView>, ApiError> {
     let conversation = api.conversation(&caller.tenant, &id).await?;
     Ok(Json(conversation.into()))
-}
-
-async fn list_messages(
-    State(api): State<Api>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<MessageList>, ApiError> {
-    api.conversation(&caller.tenant, &id).await?;
-    let messages = api
-        .host
-        .store()
-        .messages(&caller.tenant, &id)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .map(|stored| MessageView {
-            id: stored.id,
-            direction: stored.direction,
-            external_id: stored.message.external_id,
-            account: stored.message.account,
-            author: stored.message.author,
-            text: stored.message.text,
-            kind: stored.message.kind,
-            in_reply_to: stored.message.in_reply_to,
-            attachments: stored.message.attachments,
-            created_at: stored.message.created_at,
-            received_at: stored.received_at,
-        })
-        .collect();
-    Ok(Json(MessageList { messages }))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! The HTTP APIs `centralino run` serves beside the webhook ingress.
 //!
-//! - **REST API for CRMs** ([`public_router`], on `host.listen`): `/api/v1/…` lists
-//!   conversations and their messages, and lets a CRM in any language reply as an
+//! - **REST API for CRMs** ([`public_router`], on `host.listen`): `/api/v1/…` lists and
+//!   searches conversations and messages (a page at a time, in SQL), and lets a CRM in any language reply as an
 //!   operator, resolve, transfer and set operators' presence. Each tenant has its own
 //!   bearer token ([`ApiTokens`]); the token *is* the tenant, so no URL names one and one
 //!   tenant's token never reaches another tenant's data (another tenant's conversation is
@@ -36,6 +36,7 @@ mod admin;
 mod console;
 mod crm;
 mod customers;
+mod lists;
 mod openapi;
 mod openapi_customers;
 
@@ -96,6 +97,9 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 422: the body names an operator the tenant does not have.
     UnknownOperator,
+    /// 422: a list's query is well-formed but cannot be run: a `cursor` this list did not
+    /// give, a search text without a word.
+    InvalidQuery,
     /// 409: the operator does not hold the conversation (only the assignee answers, unless
     /// it was transferred).
     NotAssignee,
@@ -135,6 +139,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::UnknownOperator,
+        ErrorCode::InvalidQuery,
         ErrorCode::NotAssignee,
         ErrorCode::ConversationResolved,
         ErrorCode::NotRouted,
@@ -164,6 +169,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::UnknownOperator => "unknown_operator",
+            ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::NotAssignee => "not_assignee",
             ErrorCode::ConversationResolved => "conversation_resolved",
             ErrorCode::NotRouted => "not_routed",
@@ -193,7 +199,9 @@ impl ErrorCode {
             | ErrorCode::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnknownOperator => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::UnknownOperator | ErrorCode::InvalidQuery => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ErrorCode::NotAssignee
             | ErrorCode::ConversationResolved
             | ErrorCode::NotRouted
@@ -266,6 +274,7 @@ impl From<Error> for ApiError {
                 "this `Idempotency-Key` was used for a different reply; use a new key per reply",
             ),
             Error::Refused(reason) => ApiError::new(ErrorCode::Refused, reason),
+            Error::InvalidQuery(reason) => ApiError::new(ErrorCode::InvalidQuery, reason),
             other => ApiError::internal(other),
         }
     }

@@ -26,12 +26,7 @@ pub fn document() -> Value {
                     "description": "The tenant's `api_token` from centralino.toml. It names the tenant: every route sees that tenant's data only."
                 }
             },
-            "parameters": {
-                "conversationId": path_parameter("id", "A conversation's id."),
-                "operatorId": path_parameter("id", "An operator's id."),
-                "replyId": path_parameter("id", "A reply's id (from `POST …/replies`)."),
-                "customerId": path_parameter("id", "A customer's id."),
-            },
+            "parameters": super::lists::openapi_parameters(),
             "responses": responses(),
             "schemas": merged(schemas(), super::openapi_customers::schemas()),
         }
@@ -46,6 +41,15 @@ fn merged(mut a: Value, b: Value) -> Value {
     a
 }
 
+/// A reference to one of the shared parameters (`components/parameters`).
+fn query_parameter(name: &str) -> Value {
+    reference("parameters", name)
+}
+
+fn time_schema() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX })
+}
+
 /// The document as served and checked in: pretty JSON and a final newline.
 pub fn document_text() -> String {
     let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
@@ -53,7 +57,7 @@ pub fn document_text() -> String {
     text
 }
 
-const DESCRIPTION: &str = "For CRMs in any language: read conversations and messages, reply as an operator, resolve, transfer and set operators' presence; link a customer's identities on every channel, read their history across channels, export and erase what is held about them. Events (new messages, assignments, delivery results) reach the CRM as signed webhooks.\n\nEvery request carries a tenant's token (`Authorization: Bearer …`); another tenant's conversation is `404`, like one that does not exist. Every refusal is a 4xx with a body `{\"error\": {\"code\", \"message\"}}`. A reply from an operator who does not hold the conversation is `409 not_assignee` (the token authenticates the CRM, not the operator; the request conflicts with who holds the conversation now). Times are milliseconds since the Unix epoch.";
+const DESCRIPTION: &str = "For CRMs in any language: read and search conversations and messages, reply as an operator, resolve, transfer and set operators' presence; link a customer's identities on every channel, read their history across channels, export and erase what is held about them. Events (new messages, assignments, delivery results) reach the CRM as signed webhooks.\n\nEvery request carries a tenant's token (`Authorization: Bearer …`); another tenant's conversation is `404`, like one that does not exist. Every refusal is a 4xx with a body `{\"error\": {\"code\", \"message\"}}`. A reply from an operator who does not hold the conversation is `409 not_assignee` (the token authenticates the CRM, not the operator; the request conflicts with who holds the conversation now). Times are milliseconds since the Unix epoch. Lists come a page at a time (`limit`, at most 200) with a `next_cursor` to pass back as `cursor`.";
 
 pub(super) fn path_parameter(name: &str, description: &str) -> Value {
     json!({
@@ -193,30 +197,27 @@ fn paths() -> Value {
         "/api/v1/conversations": {
             "get": {
                 "operationId": "listConversations",
-                "summary": "The tenant's conversations, newest first.",
+                "summary": "The tenant's conversations, newest first (by creation), one page at a time; every filter given must hold.",
                 "parameters": [
+                    query_parameter("q"),
+                    query_parameter("channel"),
+                    query_parameter("brand"),
+                    query_parameter("assignee"),
+                    query_parameter("status"),
                     {
-                        "name": "status", "in": "query", "required": false,
-                        "description": "Only conversations with this status.",
-                        "schema": schema("ConversationStatus")
+                        "name": "since", "in": "query", "required": false,
+                        "description": "Only conversations created at or after this time (ms).",
+                        "schema": time_schema()
                     },
                     {
-                        "name": "assignee", "in": "query", "required": false,
-                        "description": "Only conversations held by this operator.",
-                        "schema": { "type": "string" }
+                        "name": "until", "in": "query", "required": false,
+                        "description": "Only conversations created before this time (ms).",
+                        "schema": time_schema()
                     },
-                    {
-                        "name": "limit", "in": "query", "required": false,
-                        "description": "At most this many (default 100).",
-                        "schema": { "type": "integer", "minimum": 1, "maximum": 1000 }
-                    },
-                    {
-                        "name": "offset", "in": "query", "required": false,
-                        "description": "Skip this many first (default 0).",
-                        "schema": { "type": "integer", "minimum": 0, "maximum": i64::MAX }
-                    }
+                    query_parameter("limit"),
+                    query_parameter("cursor")
                 ],
-                "responses": with(errors(&["400", "401"]), "200", conversation_links(ok("The conversations and how many match in all.", "ConversationList"), "$response.body#/conversations/0/id"))
+                "responses": with(errors(&["400", "401", "422"]), "200", conversation_links(ok("One page of conversations, and the cursor of the next.", "ConversationList"), "$response.body#/conversations/0/id"))
             }
         },
         "/api/v1/conversations/{id}": {
@@ -230,9 +231,43 @@ fn paths() -> Value {
         "/api/v1/conversations/{id}/messages": {
             "get": {
                 "operationId": "listMessages",
-                "summary": "A conversation's messages, oldest first: the customer's (`inbound`) and the replies sent (`outbound`).",
-                "parameters": [conversation],
-                "responses": with(errors(&["400", "401", "404"]), "200", ok("The messages.", "MessageList"))
+                "summary": "A conversation's messages, oldest first, one page at a time: the customer's (`inbound`) and the replies sent (`outbound`).",
+                "parameters": [conversation, query_parameter("limit"), query_parameter("cursor")],
+                "responses": with(errors(&["400", "401", "404", "422"]), "200", ok("One page of messages, and the cursor of the next.", "MessageList"))
+            }
+        },
+        "/api/v1/messages": {
+            "get": {
+                "operationId": "searchMessages",
+                "summary": "The tenant's messages, newest stored first, one page at a time; the filters other than `q`, `direction` and the times are the conversation's.",
+                "parameters": [
+                    query_parameter("q"),
+                    query_parameter("channel"),
+                    query_parameter("brand"),
+                    query_parameter("assignee"),
+                    query_parameter("status"),
+                    {
+                        "name": "direction", "in": "query", "required": false,
+                        "description": "Only the customer's messages (`inbound`) or the company's (`outbound`).",
+                        "schema": { "type": "string", "enum": ["inbound", "outbound"] }
+                    },
+                    {
+                        "name": "since", "in": "query", "required": false,
+                        "description": "Only messages stored at or after this time (ms).",
+                        "schema": time_schema()
+                    },
+                    {
+                        "name": "until", "in": "query", "required": false,
+                        "description": "Only messages stored before this time (ms).",
+                        "schema": time_schema()
+                    },
+                    query_parameter("limit"),
+                    query_parameter("cursor")
+                ],
+                "responses": with(errors(&["400", "401", "422"]), "200", linked(ok("One page of messages, and the cursor of the next.", "MessageList"), &[
+                    ("GetConversation", "getConversation", "id", "$response.body#/messages/0/conversation_id"),
+                    ("ListMessages", "listMessages", "id", "$response.body#/messages/0/conversation_id"),
+                ]))
             }
         },
         "/api/v1/conversations/{id}/replies": {
@@ -353,7 +388,7 @@ fn responses() -> Value {
         "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused` or `refused`."),
         "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB."),
         "UnsupportedMediaType": error("`unsupported_media_type`: the body's content type is not JSON."),
-        "UnprocessableEntity": error("`unknown_operator`: the body names an operator the tenant does not have."),
+        "UnprocessableEntity": error("`unknown_operator` (the body names an operator the tenant does not have) or `invalid_query` (a `cursor` this list did not give, a search text `q` without a word)."),
         "ServiceUnavailable": error("`not_ready` (the admin API's `/readyz` says why)."),
     })
 }
@@ -400,6 +435,13 @@ pub(super) fn millis(description: &str) -> Value {
 
 pub(super) fn nullable_millis(description: &str) -> Value {
     json!({ "type": ["integer", "null"], "description": description })
+}
+
+fn next_cursor() -> Value {
+    json!({
+        "type": ["string", "null"],
+        "description": "Pass it as `cursor` for the next page; `null` on the last page."
+    })
 }
 
 pub(super) fn list(name: &str) -> Value {
@@ -454,7 +496,7 @@ fn schemas() -> Value {
         })),
         "ConversationList": object(json!({
             "conversations": list("Conversation"),
-            "total": { "type": "integer", "description": "How many match, before `limit` and `offset`." }
+            "next_cursor": next_cursor()
         })),
         "Person": object(json!({
             "id": string(),
@@ -469,6 +511,8 @@ fn schemas() -> Value {
         })),
         "Message": object(json!({
             "id": string(),
+            "conversation_id": string(),
+            "channel": { "type": "string", "description": "The connector it came through or went out on." },
             "direction": { "type": "string", "enum": ["inbound", "outbound"] },
             "external_id": { "type": "string", "description": "The platform's id." },
             "account": string(),
@@ -480,7 +524,10 @@ fn schemas() -> Value {
             "created_at": millis("When it was written, on the platform."),
             "received_at": millis("When the host stored it.")
         })),
-        "MessageList": object(json!({ "messages": list("Message") })),
+        "MessageList": object(json!({
+            "messages": list("Message"),
+            "next_cursor": next_cursor()
+        })),
         "ReplyRequest": request(json!({
             "operator": { "type": "string", "pattern": not_only(char::is_whitespace), "description": "The operator replying (`422 unknown_operator` when the tenant has no such operator)." },
             "text": { "type": "string", "pattern": not_only(is_blank_char), "description": "Something to read: not only whitespace, control or invisible characters (zero-width spaces, direction marks, variation selectors…)." }

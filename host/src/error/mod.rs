@@ -70,6 +70,11 @@ pub enum Error {
     #[error("refused: {0}")]
     Refused(String),
 
+    /// A list or search the host cannot run as asked: a limit out of range, a cursor it
+    /// did not give, a search text without a word… The message names the field.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+
     /// No connector by that name serves the tenant.
     #[error("no connector `{connector}` for tenant `{tenant}`")]
     UnknownConnector {

@@ -3,7 +3,7 @@
 //! One file per concern: [`builder`] (what a host is made of, start-up), `conversations`
 //! (reply, resolve, transfer, presence), `outbox` (sending replies once), `routing` (every
 //! stored message through the tenant's engine), `tasks` (supervised background work),
-//! `readiness`, `admin` (hot swap, enable/disable, routing updates) and `watch` (plugin
+//! `search` (search and paged lists), `readiness`, `admin` (hot swap, enable/disable, routing updates) and `watch` (plugin
 //! files). This file holds the host itself and what the others share.
 
 mod accounts;
@@ -17,6 +17,7 @@ mod outbox;
 mod pruner;
 mod readiness;
 mod routing;
+mod search;
 mod tasks;
 mod traffic;
 mod watch;

@@ -188,43 +188,43 @@ impl Store {
         Ok(())
     }
 
-    /// The latest `limit` audit entries, newest first; only `tenant`'s when given.
+    /// The latest `limit` audit entries before `before` (an entry's `(at, id)`; `None`:
+    /// the latest of all), newest first, each with its id; only `tenant`'s when given.
     pub(crate) async fn console_audit(
         &self,
         tenant: Option<&str>,
         limit: usize,
-    ) -> anyhow::Result<Vec<StoredAudit>> {
+        before: Option<(u64, &str)>,
+    ) -> anyhow::Result<Vec<(String, StoredAudit)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = match tenant {
-            Some(tenant) => {
-                sqlx::query(
-                    "SELECT * FROM console_audit WHERE tenant = $1
-                     ORDER BY at DESC, id DESC LIMIT $2",
-                )
-                .bind(tenant)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM console_audit ORDER BY at DESC, id DESC LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let (at, id) = before.map_or((i64::MAX, ""), |(at, id)| (ms(at), id));
+        // Without a position, `at < i64::MAX` holds for every stored entry.
+        let rows = sqlx::query(
+            "SELECT * FROM console_audit
+             WHERE ($1 IS NULL OR tenant = $1) AND (at < $2 OR (at = $2 AND id < $3))
+             ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(tenant)
+        .bind(at)
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|row| -> anyhow::Result<StoredAudit> {
-                Ok(StoredAudit {
-                    at: unsigned(row.try_get("at")?),
-                    tenant: row.try_get("tenant")?,
-                    who: row.try_get("who")?,
-                    username: row.try_get("username")?,
-                    session: row.try_get("session")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    refused: row.try_get("refused")?,
-                })
+            .map(|row| -> anyhow::Result<(String, StoredAudit)> {
+                Ok((
+                    row.try_get("id")?,
+                    StoredAudit {
+                        at: unsigned(row.try_get("at")?),
+                        tenant: row.try_get("tenant")?,
+                        who: row.try_get("who")?,
+                        username: row.try_get("username")?,
+                        session: row.try_get("session")?,
+                        action: row.try_get("action")?,
+                        target: row.try_get("target")?,
+                        refused: row.try_get("refused")?,
+                    },
+                ))
             })
             .collect()
     }

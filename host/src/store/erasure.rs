@@ -15,8 +15,9 @@
 //! log and told to the CRM ([`CrmEvent::CustomerErased`]) in the same transaction.
 //!
 //! On SQLite the store runs with `secure_delete` (freed space is zeroed) and, after an
-//! erasure, checkpoints the write-ahead log and truncates it, so neither the database file
-//! nor the WAL keeps the erased bytes. On PostgreSQL the old row versions stay in the
+//! erasure, merges the full-text index (so the erased words leave its older segments),
+//! checkpoints the write-ahead log and truncates it, so neither the database file, the
+//! index nor the WAL keeps the erased bytes. On PostgreSQL the old row versions stay in the
 //! table files until vacuum reclaims them (autovacuum, or `VACUUM` after an erasure).
 
 use std::collections::HashSet;
@@ -375,10 +376,15 @@ impl Store {
         Ok(Some(erasure))
     }
 
-    /// On SQLite, moves the write-ahead log into the database file (whose freed space
-    /// `secure_delete` zeroes) and truncates it, so no copy of erased rows is left in it.
+    /// On SQLite, merges the full-text index's segments (a deleted message's tokens stay
+    /// in older segments, marked deleted, until a merge rewrites them), then moves the
+    /// write-ahead log into the database file (whose freed space `secure_delete` zeroes)
+    /// and truncates it, so no copy of erased rows or their words is left in either.
     pub(crate) async fn forget_erased_bytes(&self) -> anyhow::Result<()> {
         if self.backend == Backend::Sqlite {
+            sqlx::query("INSERT INTO message_search (message_search) VALUES ('optimize')")
+                .execute(&self.pool)
+                .await?;
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)
                 .await?;

@@ -23,9 +23,11 @@ internal_mod! {
 }
 mod outbox;
 mod presence;
+mod query;
 mod receipts;
 mod retention;
 mod schema;
+mod search;
 mod service_levels;
 pub(crate) mod text;
 pub(crate) mod tokens;
@@ -37,6 +39,10 @@ pub use customers::{Customer, HistoryCursor, HistoryEntry, HistoryPage, Identity
 pub use erasure::{CustomerExport, Erasure, ExportedConversation};
 pub(crate) use figures::{FirstResponse, MessageCount};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
+pub use query::{
+    DEFAULT_PAGE, Direction, MAX_CURSOR_CHARS, MAX_PAGE, MAX_SEARCH_CHARS, Page, SearchQuery,
+};
+pub(crate) use query::{InvalidCursor, InvalidQuery, page_limit};
 pub(crate) use receipts::{Applied, Deletion};
 pub use retention::ContentRetention;
 pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
@@ -202,7 +208,10 @@ impl Store {
             if applied.contains(version) {
                 continue;
             }
-            for statement in *statements {
+            for statement in statements
+                .iter()
+                .chain(schema::for_backend(*version, self.backend))
+            {
                 sqlx::query(statement)
                     .execute(&mut *tx)
                     .await
@@ -266,7 +275,9 @@ impl Store {
         row.map(|r| conversation_from_row(&r)).transpose()
     }
 
-    /// Conversations of `tenant`, newest first.
+    /// Every conversation of `tenant`, newest first, read at once: for small tenants and
+    /// tests. Lists a CRM shows go through [`crate::Host::search_conversations`], a page at
+    /// a time.
     pub async fn conversations(&self, tenant: &str) -> anyhow::Result<Vec<ConversationRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM conversations WHERE tenant = $1 ORDER BY created_at DESC, id",
@@ -355,7 +366,9 @@ impl Store {
             .map(text::read))
     }
 
-    /// Messages of a conversation, oldest first.
+    /// Every message of a conversation, oldest first, read at once: for tests and short
+    /// conversations. Lists a CRM shows go through [`crate::Host::conversation_messages`],
+    /// a page at a time.
     pub async fn messages(
         &self,
         tenant: &str,
@@ -533,6 +546,8 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
     let author_name: Option<String> = row.try_get("author_name")?;
     Ok(StoredMessage {
         id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        channel: row.try_get("channel")?,
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
         deleted_at: row.try_get("deleted_at")?,

@@ -127,6 +127,10 @@ impl ConversationRecord {
 pub struct StoredMessage {
     /// Host id.
     pub id: String,
+    /// The conversation it belongs to.
+    pub conversation_id: String,
+    /// The channel (connector) it came through or went out on.
+    pub channel: String,
     /// `inbound` (customer) or `outbound` (company).
     pub direction: String,
     /// The message.

@@ -1645,3 +1645,82 @@ async fn centralino_console_add_user_writes_a_user_that_can_log_in() {
         "{overview}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_read_a_page_at_a_time_and_every_change_stays_reachable() {
+    let mut backends = vec![None];
+    if let Some(base) = crate::store::postgres_url() {
+        backends.push(Some(crate::store::fresh_postgres_database(&base).await));
+    }
+    for store in backends {
+        let telco = telco_with(
+            Some(TOKEN),
+            Setup {
+                store: store.clone(),
+                ..Setup::default()
+            },
+        )
+        .await;
+        let console = format!("{}/console", telco.admin);
+        let http = plain();
+        let session = log_in(&http, &console).await;
+        let page = http
+            .get(format!("{console}/operators"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
+        let csrf = csrf_field(&page.text().await.unwrap());
+        // More changes than one page shows.
+        let changes = 105;
+        for n in 0..changes {
+            let presence = if n % 2 == 0 { "online" } else { "away" };
+            let answer = http
+                .post(format!("{console}/operators"))
+                .header("cookie", &session)
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("tenant=default&operator=marco&presence={presence}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 303);
+        }
+        let audit = |path: String| {
+            let http = http.clone();
+            let session = session.clone();
+            async move {
+                http.get(path)
+                    .header("cookie", &session)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = audit(format!("{console}/audit")).await;
+        assert_eq!(
+            first.matches("class=\"audit-entry\"").count(),
+            100,
+            "{store:?}"
+        );
+        let older = first
+            .split("id=\"audit-older\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no link to the older changes: {first}"))
+            .to_string();
+        let second = audit(format!("{console}/{older}")).await;
+        assert_eq!(
+            second.matches("class=\"audit-entry\"").count(),
+            changes - 100,
+            "{store:?}: {second}"
+        );
+        assert!(!second.contains("audit-older"), "{second}");
+        // The first change (marco set online) is the last row of the last page.
+        let last_row = second.rsplit("class=\"audit-entry\"").next().unwrap();
+        assert!(last_row.contains("online"), "{last_row}");
+    }
+}

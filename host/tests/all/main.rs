@@ -43,6 +43,7 @@ mod routing;
 mod routing_policies;
 mod routing_replay;
 mod scaffold;
+mod search;
 mod security;
 mod several_hosts;
 mod signing;

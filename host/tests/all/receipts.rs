@@ -9,7 +9,7 @@ use centralino::Host;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::CrmEvent;
-use centralino::store::OutboxStatus;
+use centralino::store::{OutboxStatus, SearchQuery};
 use centralino::types::{AccountConfig, ConnectorConfig, DeliveryState};
 use centralino_emulators::GraphApi;
 use centralino_emulators::webhooks::{
@@ -269,6 +269,12 @@ async fn a_customer_unsending_a_messenger_message_empties_the_stored_copy_and_te
     );
     assert_eq!(messenger(&url, &wrote).await, 200);
     let conversation = host.store().conversations("default").await.unwrap()[0].clone();
+    let found = async |host: &Host| {
+        let query = SearchQuery::new().text("codice cliente 12345");
+        let page = host.search_messages("default", &query).await.unwrap();
+        page.items.len()
+    };
+    assert_eq!(found(&host).await, 1);
 
     // Meta's `message` event for an unsent message: the mid and `is_deleted`.
     let unsent = messenger_event(json!({
@@ -289,6 +295,7 @@ async fn a_customer_unsending_a_messenger_message_empties_the_stored_copy_and_te
     );
     assert_eq!(messages[0].message.text, "");
     assert_eq!(messages[0].deleted_at, Some(1_795_856_460_000));
+    assert_eq!(found(&host).await, 0, "the search index still has the text");
     let deleted = |host: &Host| {
         crm_events(host)
             .into_iter()

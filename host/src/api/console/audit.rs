@@ -1,7 +1,8 @@
 //! Every change made through the console: who, what, when, and how it went. Kept in the
 //! store (so it survives restarts and every host sharing the database shows the same
-//! history), also written to the host's log, and shown on the audit page: the last
-//! [`KEPT`] entries, only their own tenant's to a tenant's console user.
+//! history), also written to the host's log, and shown on the audit page newest first,
+//! [`PAGE`] entries at a time with a link to the older ones (read a page at a time in
+//! SQL), only their own tenant's to a tenant's console user.
 
 use std::fmt::Write as _;
 
@@ -12,8 +13,8 @@ use super::i18n::Lang;
 use super::overview::table;
 use super::session::Who;
 
-/// Entries the audit page shows.
-pub(crate) const KEPT: usize = 1000;
+/// Entries one audit page shows.
+pub(crate) const PAGE: usize = 100;
 
 /// What was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,18 +160,32 @@ impl AuditLog {
         }
     }
 
-    /// The latest entries, newest first; only `tenant`'s when given.
-    pub(crate) async fn entries(&self, tenant: Option<&str>) -> Vec<Entry> {
-        let stored = match self.store.console_audit(tenant, KEPT).await {
+    /// One page of entries, newest first, after `before` (the position an earlier page's
+    /// link gave; `None`: the latest), and the position of the next page if there is one;
+    /// only `tenant`'s when given.
+    pub(crate) async fn entries(
+        &self,
+        tenant: Option<&str>,
+        before: Option<&str>,
+    ) -> (Vec<Entry>, Option<String>) {
+        let before = before.and_then(parse_position);
+        let position = before.as_ref().map(|(at, id)| (*at, id.as_str()));
+        let mut stored = match self.store.console_audit(tenant, PAGE + 1, position).await {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::warn!("the console could not read its audit log: {e:#}");
                 Vec::new()
             }
         };
-        stored
+        let older = if stored.len() > PAGE {
+            stored.truncate(PAGE);
+            stored.last().map(|(id, e)| format!("{}-{id}", e.at))
+        } else {
+            None
+        };
+        let entries = stored
             .into_iter()
-            .filter_map(|e| {
+            .filter_map(|(_, e)| {
                 Some(Entry {
                     at_ms: e.at,
                     tenant: e.tenant,
@@ -182,12 +197,20 @@ impl AuditLog {
                     refused: e.refused,
                 })
             })
-            .collect()
+            .collect();
+        (entries, older)
     }
 }
 
-/// The audit page's body.
-pub(crate) fn render(lang: Lang, entries: &[Entry]) -> String {
+/// `at-id`, as a page's link to the older entries writes it; anything else is no position.
+fn parse_position(text: &str) -> Option<(u64, String)> {
+    let (at, id) = text.split_once('-')?;
+    let usable = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    Some((at.parse().ok()?, id.to_string())).filter(|_| usable)
+}
+
+/// The audit page's body; `older` is the position of the next page, if any.
+pub(crate) fn render(lang: Lang, entries: &[Entry], older: Option<&str>) -> String {
     let t = lang.texts();
     let mut html = String::new();
     let _ = writeln!(html, "<p class=\"note\">{}</p>", escape(t.audit_note));
@@ -237,5 +260,13 @@ pub(crate) fn render(lang: Lang, entries: &[Entry]) -> String {
         })
         .collect();
     table(&mut html, &[t.when, t.who, t.what, t.outcome], &rows);
+    if let Some(older) = older {
+        let _ = writeln!(
+            html,
+            "<p><a id=\"audit-older\" href=\"audit?before={}\">{}</a></p>",
+            escape(older),
+            escape(t.audit_older)
+        );
+    }
     html
 }

@@ -13,7 +13,7 @@
 //! | `POST /upload` | a new version of a connector's plugin, inspected and held for confirmation ([`upload`]) |
 //! | `GET /operators`, `POST /operators` | each operator's presence, load, skills, accounts and conversations; set presence ([`operators`]) |
 //! | `GET /routing`, `POST /routing` | live and shadow chains, their disagreements; replay a candidate chain over stored traffic; switch to it ([`routing`]) |
-//! | `GET /audit` | every change made through the console: who, what, when |
+//! | `GET /audit` | every change made through the console: who, what, when; 100 a page, `?before=` for older ones |
 //! | `GET /console.css`, `GET /console.js` | the assets, embedded in the binary |
 //!
 //! Security: a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS) after
@@ -395,7 +395,13 @@ async fn audit_page(State(console): State<Arc<Console>>, headers: HeaderMap, uri
     };
     let t = viewer.lang.texts();
     let tenant = session.user.as_ref().map(|u| u.tenant.as_str());
-    let body = audit::render(viewer.lang, &console.audit.entries(tenant).await);
+    let before = uri.query().and_then(|query| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("before="))
+    });
+    let (entries, older) = console.audit.entries(tenant, before).await;
+    let body = audit::render(viewer.lang, &entries, older.as_deref());
     viewer.page(Page::Audit, t.audit_title, &body)
 }
 

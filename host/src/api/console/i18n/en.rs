@@ -146,7 +146,8 @@ pub(crate) const EN: Texts = Texts {
     to_consent_link: "Continue to the consent page",
 
     audit_title: "Audit log",
-    audit_note: "Kept in the store: the last 1000 changes made through the console.",
+    audit_note: "Kept in the store: every change made through the console, newest first, 100 a page.",
+    audit_older: "Older changes",
     audit_empty: "No changes yet.",
     when: "When",
     who: "Who",

@@ -148,7 +148,8 @@ pub(crate) const IT: Texts = Texts {
     to_consent_link: "Continua alla pagina di consenso",
 
     audit_title: "Registro modifiche",
-    audit_note: "Salvato nello store: le ultime 1000 modifiche fatte dalla console.",
+    audit_note: "Salvato nello store: ogni modifica fatta dalla console, dalla più recente, 100 per pagina.",
+    audit_older: "Modifiche precedenti",
     audit_empty: "Ancora nessuna modifica.",
     when: "Quando",
     who: "Chi",

@@ -233,6 +233,7 @@ pub(crate) struct Texts {
 
     pub(crate) audit_title: &'static str,
     pub(crate) audit_note: &'static str,
+    pub(crate) audit_older: &'static str,
     pub(crate) audit_empty: &'static str,
     pub(crate) when: &'static str,
     pub(crate) who: &'static str,
