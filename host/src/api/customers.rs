@@ -20,11 +20,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::crm::{Api, Caller};
+use super::lists::MessageView;
 use super::{ApiError, ApiPath, ApiQuery, ErrorCode, JsonBody};
 use crate::store::{
-    Customer, CustomerExport, Erasure, HistoryCursor, HistoryEntry, Identity, Suggestion,
+    Customer, CustomerExport, Erasure, HistoryCursor, Identity, StoredMessage, Suggestion,
 };
-use crate::types::{Attachment, MessageKind, Person};
 
 /// Messages of a history page when the request does not say.
 const DEFAULT_HISTORY: usize = 50;
@@ -117,48 +117,9 @@ impl From<Suggestion> for SuggestionView {
     }
 }
 
-/// One message of a customer's history.
-#[derive(Serialize)]
-struct HistoryMessage {
-    id: String,
-    conversation_id: String,
-    channel: String,
-    direction: String,
-    external_id: String,
-    account: String,
-    author: Person,
-    text: String,
-    kind: MessageKind,
-    in_reply_to: Option<String>,
-    attachments: Vec<Attachment>,
-    created_at: u64,
-    received_at: i64,
-}
-
-impl From<HistoryEntry> for HistoryMessage {
-    fn from(e: HistoryEntry) -> Self {
-        let stored = e.message;
-        HistoryMessage {
-            id: stored.id,
-            conversation_id: e.conversation_id,
-            channel: e.channel,
-            direction: stored.direction,
-            external_id: stored.message.external_id,
-            account: stored.message.account,
-            author: stored.message.author,
-            text: stored.message.text,
-            kind: stored.message.kind,
-            in_reply_to: stored.message.in_reply_to,
-            attachments: stored.message.attachments,
-            created_at: stored.message.created_at,
-            received_at: stored.received_at,
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct HistoryView {
-    messages: Vec<HistoryMessage>,
+    messages: Vec<MessageView>,
     next: Option<String>,
 }
 
@@ -337,7 +298,18 @@ async fn history(
         .customer_history(&caller.tenant, &id, limit, after.as_ref())
         .await?;
     Ok(Json(HistoryView {
-        messages: page.entries.into_iter().map(HistoryMessage::from).collect(),
+        // The same view as every other list of messages, with the entry's conversation.
+        messages: page
+            .entries
+            .into_iter()
+            .map(|entry| {
+                MessageView::from(StoredMessage {
+                    conversation_id: entry.conversation_id,
+                    channel: entry.channel,
+                    ..entry.message
+                })
+            })
+            .collect(),
         next: page.next.map(|c| c.to_string()),
     }))
 }

@@ -165,7 +165,7 @@ impl SearchParams {
 
 /// A message, the customer's (`inbound`) or the company's (`outbound`).
 #[derive(Serialize)]
-struct MessageView {
+pub(super) struct MessageView {
     id: String,
     conversation_id: String,
     channel: String,
