@@ -67,7 +67,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Connection as _, Row};
 
 use crate::clock::Clock;
 use crate::types::{Message, MessageKind, OutboundMessage};
@@ -89,6 +89,9 @@ pub struct Store {
     /// The injected clock ([`Store::with_clock`]); `None`: the system clock, and the
     /// database's own clock for poll leases (one clock for every host sharing it).
     clock: Option<Arc<dyn Clock>>,
+    /// For an in-memory database, a connection held open outside the pool for as long as
+    /// the store lives, so the database outlives any pool connection (see [`Store::open`]).
+    _memory_anchor: Option<Arc<std::sync::Mutex<sqlx::AnyConnection>>>,
 }
 
 mod records;
@@ -121,22 +124,37 @@ impl Store {
                 // between. One connection serialises the host's transactions instead, which
                 // is also what an in-memory database needs.
                 let memory = url.contains(":memory:");
-                options = options.max_connections(1).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL",
-                            "PRAGMA busy_timeout = 10000",
-                            "PRAGMA foreign_keys = ON",
-                            // Deleted and overwritten content is zeroed, so an erased
-                            // customer's text leaves the file (see `erasure.rs`).
-                            "PRAGMA secure_delete = ON",
-                        ] {
-                            sqlx::query(pragma).execute(&mut *conn).await?;
-                        }
-                        Ok(())
-                    })
-                });
-                if memory || url.contains("mode=") {
+                // Checking out the one in-process connection needs no test query first.
+                options = options
+                    .max_connections(1)
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA busy_timeout = 10000",
+                                "PRAGMA foreign_keys = ON",
+                                // Deleted and overwritten content is zeroed, so an erased
+                                // customer's text leaves the file (see `erasure.rs`).
+                                "PRAGMA secure_delete = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    });
+                if url == "sqlite::memory:" {
+                    // An in-memory database lives as long as a connection to it, and the
+                    // pool closes its connection now and then (at its maximum lifetime, after
+                    // a failed test on release, when a checkout is cancelled midway), which
+                    // would silently start an empty database. So the database gets a name of
+                    // its own, shared by the pool's connection and an anchor connection the
+                    // store holds until it is dropped.
+                    format!(
+                        "sqlite:file:centralino-memory-{}?mode=memory&cache=shared",
+                        new_id()
+                    )
+                } else if memory || url.contains("mode=") {
                     url.to_string()
                 } else {
                     format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
@@ -147,6 +165,14 @@ impl Store {
                 url.to_string()
             }
         };
+        let memory_anchor = if url.starts_with("sqlite:file:centralino-memory-") {
+            let anchor = sqlx::AnyConnection::connect(&url)
+                .await
+                .context("opening the in-memory store")?;
+            Some(Arc::new(std::sync::Mutex::new(anchor)))
+        } else {
+            None
+        };
         let pool = options
             .connect(&url)
             .await
@@ -155,6 +181,7 @@ impl Store {
             pool,
             backend,
             clock: None,
+            _memory_anchor: memory_anchor,
         };
         store.migrate().await?;
         Ok(store)

@@ -33,3 +33,35 @@ fn a_shown_store_url_keeps_only_scheme_host_port_and_database() {
         assert_eq!(redacted_url(url), shown, "{url}");
     }
 }
+
+#[tokio::test]
+async fn an_in_memory_store_keeps_its_data_when_the_pool_closes_its_connection() {
+    let store = super::Store::open("sqlite::memory:").await.unwrap();
+    sqlx::query("CREATE TABLE kept (x INTEGER)")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO kept VALUES (1)")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    // What the pool does at a connection's maximum lifetime, after a failed test on
+    // release, or when a checkout is cancelled midway.
+    store.pool.acquire().await.unwrap().close().await.unwrap();
+    let row = sqlx::query("SELECT COUNT(*) FROM kept")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::try_get::<i64, _>(&row, 0).unwrap(), 1);
+    // The migrated schema is still there too.
+    assert_eq!(store.message_count("default").await.unwrap(), 0);
+
+    // Two in-memory stores are two databases.
+    let other = super::Store::open("sqlite::memory:").await.unwrap();
+    assert!(
+        sqlx::query("SELECT COUNT(*) FROM kept")
+            .fetch_one(&other.pool)
+            .await
+            .is_err()
+    );
+}

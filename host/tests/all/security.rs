@@ -24,7 +24,7 @@ use centralino_emulators::x::NewTweet;
 
 use crate::component;
 use crate::http::fetch;
-use crate::support::{eventually, eventually_within};
+use crate::support::{comes_true, eventually, eventually_within};
 
 const SECRET: &str = "x-consumer-secret";
 
@@ -416,10 +416,17 @@ async fn every_background_task_that_panics_is_restarted_and_readiness_shows_it_d
         let reason = down.unwrap();
         assert!(reason.contains(task.as_str()), "{reason}");
         assert!(reason.contains("injected"), "{reason}");
-        eventually(&format!("{task} to be restarted"), async || {
-            host.readiness().await.is_ok()
+        let mut last = None;
+        let restarted = comes_true(async || {
+            last = host.readiness().await.err();
+            last.is_none()
         })
         .await;
+        assert!(
+            restarted,
+            "{task} was not restarted: readiness still says {last:?}; tasks: {:?}",
+            host.background_tasks()
+        );
         let health = host
             .background_tasks()
             .into_iter()

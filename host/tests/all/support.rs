@@ -172,14 +172,29 @@ pub async fn eventually(what: &str, check: impl AsyncFnMut() -> bool) {
 pub async fn eventually_within(
     patience: std::time::Duration,
     what: &str,
-    mut check: impl AsyncFnMut() -> bool,
+    check: impl AsyncFnMut() -> bool,
 ) {
+    if !comes_true_within(patience, check).await {
+        panic!("timed out after {patience:?} waiting for {what}");
+    }
+}
+
+/// Whether `check` comes true within [`PATIENCE`], for a test that explains a timeout with
+/// what it saw last instead of [`eventually`]'s bare message.
+pub async fn comes_true(check: impl AsyncFnMut() -> bool) -> bool {
+    comes_true_within(PATIENCE, check).await
+}
+
+async fn comes_true_within(
+    patience: std::time::Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> bool {
     let started = std::time::Instant::now();
     while started.elapsed() < patience {
         if check().await {
-            return;
+            return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("timed out after {patience:?} waiting for {what}");
+    false
 }
