@@ -388,7 +388,7 @@ async fn composed(
                     continue;
                 };
                 changes.push((
-                    id.clone(),
+                    id.to_string(),
                     ConversationStatus::Assigned,
                     Some(operator.clone()),
                 ));

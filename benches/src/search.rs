@@ -219,7 +219,11 @@ pub async fn run(
                 if batch.len() == 500 {
                     let ingested = store.ingest("default", channel, &batch).await?;
                     if round == 0 {
-                        ids.extend(ingested.into_iter().map(|i| i.conversation_id));
+                        ids.extend(
+                            ingested
+                                .into_iter()
+                                .map(|i| i.conversation_id.into_string()),
+                        );
                     }
                     batch.clear();
                 }
@@ -227,7 +231,11 @@ pub async fn run(
             if !batch.is_empty() {
                 let ingested = store.ingest("default", channel, &batch).await?;
                 if round == 0 {
-                    ids.extend(ingested.into_iter().map(|i| i.conversation_id));
+                    ids.extend(
+                        ingested
+                            .into_iter()
+                            .map(|i| i.conversation_id.into_string()),
+                    );
                 }
             }
         }

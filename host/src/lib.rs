@@ -16,6 +16,8 @@
 //!   [`CrmEvent`](crm::CrmEvent)s, the local inbox, and signed event webhooks.
 //! - [`types`]: the messages, operators and routing decisions a CRM passes and receives.
 //! - [`Error`]: one typed error for everything the host refuses or fails at.
+//! - [`TenantId`], [`ConnectorId`], [`ConversationId`]: the ids events carry and the host's
+//!   methods take, as distinct types.
 //! - [`config`]: `centralino.toml`, read and checked, for hosts configured from a file.
 //! - [`connectors`]: a connector's spec, health and reload reports.
 //! - [`routing`]: operators, the policy chain and the engine's configuration; replay of
@@ -112,4 +114,5 @@ pub use host::{
     DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, MAX_HISTORY_PAGE,
     RoutingReport, RoutingUpdate, STUCK_AFTER, TaskHealth,
 };
+pub use ids::{ConnectorId, ConversationId, TenantId};
 pub use serve::IngressLimits;

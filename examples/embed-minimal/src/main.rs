@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use centralino::Host;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::{BoxFuture, Crm, CrmDelivery, CrmEvent};
 use centralino::routing::{ChainSpec, Operator, PolicyChain, RoutingEngine};
 use centralino::runtime::{PluginLimits, Runtime};
 use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino::{ConversationId, Host};
 use centralino_emulators::XApi;
 use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
 use centralino_emulators::x::NewTweet;
@@ -37,7 +37,7 @@ struct Ticket {
 /// The CRM: tickets by conversation id, deduplicating events by their id as the host asks.
 #[derive(Default)]
 struct TicketDesk {
-    tickets: Mutex<BTreeMap<String, Ticket>>,
+    tickets: Mutex<BTreeMap<ConversationId, Ticket>>,
     seen: Mutex<Vec<String>>,
 }
 

@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use crate::capabilities::{Credential, Secret};
 use crate::crm::CrmEvent;
 use crate::error::Error;
+use crate::ids::{ConnectorId, TenantId};
 use crate::store::Store;
 use crate::store::tokens::{AccountKey, PendingConnect, TokenRow};
 use seal::Sealer;
@@ -98,9 +99,9 @@ pub struct OAuthApp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccountStatus {
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Connector.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Account id.
     pub account: String,
     /// Who the platform says it is (handle, page name), when known.
@@ -413,8 +414,8 @@ impl AccountBook {
         for key in keys {
             let row = rows.iter().find(|r| &r.key() == key);
             out.push(AccountStatus {
-                tenant: key.0.clone(),
-                connector: key.1.clone(),
+                tenant: key.0.clone().into(),
+                connector: key.1.clone().into(),
                 account: key.2.clone(),
                 label: row.and_then(|r| r.label.clone()),
                 state: row.map_or(AccountState::Disconnected, |r| {
@@ -446,7 +447,11 @@ impl AccountBook {
             let Some(name) = &account.credential else {
                 continue;
             };
-            let key = (spec.tenant.clone(), spec.name.clone(), account.id.clone());
+            let key = (
+                spec.tenant.to_string(),
+                spec.name.to_string(),
+                account.id.clone(),
+            );
             if let (Some(live), Some(Credential::Connected(_))) =
                 (self.slots.get(&key), spec.grants.credentials.get(name))
             {
@@ -487,7 +492,7 @@ impl AccountBook {
         reason: &str,
     ) -> anyhow::Result<()> {
         let event = CrmEvent::AccountStateChanged {
-            connector: key.1.clone(),
+            connector: key.1.clone().into(),
             account: key.2.clone(),
             state: state.name().to_string(),
             reason: reason.to_string(),

@@ -229,7 +229,7 @@ impl From<OutboxEntry> for ReplyView {
     fn from(entry: OutboxEntry) -> Self {
         ReplyView {
             id: entry.id,
-            conversation_id: entry.conversation_id,
+            conversation_id: entry.conversation_id.into_string(),
             operator: entry.author,
             account: entry.message.account,
             text: entry.message.text,

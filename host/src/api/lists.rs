@@ -185,7 +185,7 @@ impl From<StoredMessage> for MessageView {
     fn from(stored: StoredMessage) -> Self {
         MessageView {
             id: stored.id,
-            conversation_id: stored.conversation_id,
+            conversation_id: stored.conversation_id.into_string(),
             channel: stored.channel,
             direction: stored.direction,
             external_id: stored.message.external_id,

@@ -335,7 +335,7 @@ fn connector_spec(
     grants.credentials = granted.credentials;
     grants.secrets = granted.secrets;
     ConnectorSpec {
-        tenant: tenant.id.clone(),
+        tenant: tenant.id.clone().into(),
         grants,
         limits: connector.limits.clone(),
         poll_interval: connector.poll_interval,

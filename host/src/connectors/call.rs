@@ -85,7 +85,7 @@ impl Connector {
     pub(super) fn admit(&self, active: &Active) -> Result<(), Error> {
         if !self.is_enabled() {
             return Err(Error::Unavailable {
-                connector: self.name.clone(),
+                connector: self.name.clone().into(),
                 plugin: active.plugin.clone(),
                 reason: "disabled by an admin".to_string(),
                 retry_after_ms: Some(DISABLED_RETRY_AFTER_MS),
@@ -94,7 +94,7 @@ impl Connector {
         self.supervisor()
             .admit()
             .map_err(|(reason, retry_after_ms)| Error::Unavailable {
-                connector: self.name.clone(),
+                connector: self.name.clone().into(),
                 plugin: active.plugin.clone(),
                 reason,
                 retry_after_ms,

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::Connector;
 use crate::error::PluginId;
+use crate::ids::{ConnectorId, TenantId};
 
 /// Whether a connector's calls go through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,9 +35,9 @@ pub struct Incident {
 #[non_exhaustive]
 pub struct ConnectorHealth {
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Connector name.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Its plugin.
     pub plugin: PluginId,
     /// Whether calls go through.
@@ -109,8 +110,8 @@ impl Connector {
         let active = self.active();
         let s = self.supervisor();
         ConnectorHealth {
-            tenant: self.tenant.clone(),
-            connector: self.name.clone(),
+            tenant: self.tenant.clone().into(),
+            connector: self.name.clone().into(),
             plugin: active.plugin.clone(),
             circuit: s.circuit(),
             consecutive_faults: s.consecutive,

@@ -149,8 +149,8 @@ impl Connector {
     ) -> Self {
         let now = crate::clock::read(clock.as_ref());
         Connector {
-            tenant: spec.tenant.clone(),
-            name: spec.name.clone(),
+            tenant: spec.tenant.to_string(),
+            name: spec.name.to_string(),
             accounts: spec.config.accounts.iter().map(|a| a.id.clone()).collect(),
             poll_interval: spec.poll_interval,
             brands: spec.brands.clone(),

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::call::CallKind;
 use super::{Active, Connector, ConnectorSpec};
 use crate::error::{Error, PluginId};
+use crate::ids::{ConnectorId, TenantId};
 use crate::runtime::Runtime;
 
 /// A new version of a connector's plugin, compiled, checked and configured, not yet
@@ -25,9 +26,9 @@ pub(crate) struct Candidate {
 #[non_exhaustive]
 pub struct ReloadReport {
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Connector name.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Whether the new version now takes the calls.
     pub swapped: bool,
     /// The version serving before the reload.
@@ -82,8 +83,8 @@ impl Connector {
                 let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(tenant = %self.tenant, connector = %self.name, plugin = %previous, took_ms, "{message}");
                 Err(ReloadReport {
-                    tenant: self.tenant.clone(),
-                    connector: self.name.clone(),
+                    tenant: self.tenant.clone().into(),
+                    connector: self.name.clone().into(),
                     swapped: false,
                     previous: previous.clone(),
                     plugin: previous,
@@ -133,8 +134,8 @@ impl Connector {
             to = %next.plugin, took_ms, "plugin swapped: {message}"
         );
         ReloadReport {
-            tenant: self.tenant.clone(),
-            connector: self.name.clone(),
+            tenant: self.tenant.clone().into(),
+            connector: self.name.clone().into(),
             swapped: true,
             previous: previous.plugin.clone(),
             plugin: next.plugin.clone(),

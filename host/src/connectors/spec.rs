@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::capabilities::Grants;
+use crate::ids::{ConnectorId, TenantId};
 use crate::runtime::PluginLimits;
 use crate::types::ConnectorConfig;
 
@@ -16,10 +17,10 @@ pub const DEFAULT_TENANT: &str = "default";
 #[non_exhaustive]
 pub struct ConnectorSpec {
     /// Tenant that owns it. Default: [`DEFAULT_TENANT`].
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Name, unique per tenant; the webhook route and the stored channel name
     /// (`twitter`, `facebook-tim`).
-    pub name: String,
+    pub name: ConnectorId,
     /// The plugin component.
     pub plugin: PathBuf,
     /// Settings and accounts (credentials by name only).
@@ -41,12 +42,12 @@ pub struct ConnectorSpec {
 impl ConnectorSpec {
     /// A connector of the default tenant with no grants, default limits and no polling.
     pub fn new(
-        name: impl Into<String>,
+        name: impl Into<ConnectorId>,
         plugin: impl Into<PathBuf>,
         config: ConnectorConfig,
     ) -> Self {
         ConnectorSpec {
-            tenant: DEFAULT_TENANT.to_string(),
+            tenant: DEFAULT_TENANT.into(),
             name: name.into(),
             plugin: plugin.into(),
             config,
@@ -62,7 +63,7 @@ impl ConnectorSpec {
     }
 
     /// Belongs to `tenant` instead of [`DEFAULT_TENANT`].
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+    pub fn tenant(mut self, tenant: impl Into<TenantId>) -> Self {
         self.tenant = tenant.into();
         self
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use inbox::LocalInbox;
 pub use webhook::{WebhookCrm, sign as sign_webhook};
 
+use crate::ids::{ConnectorId, ConversationId, TenantId};
 use crate::types::Message;
 
 /// Something the CRM should know. New kinds of event may be added in a minor version:
@@ -29,11 +30,11 @@ pub enum CrmEvent {
     /// A customer wrote (a new conversation, or one that continues).
     MessageReceived {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Whether the message opened the conversation.
         new_conversation: bool,
         /// Connector it came through.
-        connector: String,
+        connector: ConnectorId,
         /// Host id of the stored message.
         message_id: String,
         /// The message (boxed: it is by far the largest event).
@@ -42,7 +43,7 @@ pub enum CrmEvent {
     /// An operator got the conversation.
     ConversationAssigned {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Operator id.
         operator: String,
         /// Why, from the routing chain.
@@ -51,7 +52,7 @@ pub enum CrmEvent {
     /// Nobody could take it yet.
     ConversationQueued {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Place in the queue (1 = next).
         position: u32,
         /// What the customer is told (or, when their brand sends no automatic answers,
@@ -62,7 +63,7 @@ pub enum CrmEvent {
     /// A reply reached the platform.
     ReplySent {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Outbox row.
         outbox_id: String,
         /// Platform id.
@@ -71,7 +72,7 @@ pub enum CrmEvent {
     /// A reply did not reach the platform.
     ReplyFailed {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Outbox row.
         outbox_id: String,
         /// Why.
@@ -82,14 +83,14 @@ pub enum CrmEvent {
     /// The conversation was closed.
     ConversationResolved {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// The platform said how far a sent reply got (Messenger's delivery and read
     /// receipts, X's read marks). Sent once per change: a reply goes from delivered to
     /// read, never back.
     ReplyReceipt {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Outbox row.
         outbox_id: String,
         /// Platform id of the reply.
@@ -104,9 +105,9 @@ pub enum CrmEvent {
     /// platforms' terms require.
     MessageDeleted {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Connector it came through.
-        connector: String,
+        connector: ConnectorId,
         /// Host id of the stored message.
         message_id: String,
         /// Platform id of the deleted message.
@@ -119,7 +120,7 @@ pub enum CrmEvent {
     /// Sent once per conversation.
     ServiceLevelAtRisk {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Its brand.
         brand: String,
         /// The first-response target (ms).
@@ -135,7 +136,7 @@ pub enum CrmEvent {
     /// conversation, after its `service-level-at-risk`.
     ServiceLevelBreached {
         /// Conversation.
-        conversation_id: String,
+        conversation_id: ConversationId,
         /// Its brand.
         brand: String,
         /// The first-response target (ms).
@@ -165,7 +166,7 @@ pub enum CrmEvent {
         /// The erased customer's id.
         customer_id: String,
         /// Their conversations (still counted in reports, emptied).
-        conversation_ids: Vec<String>,
+        conversation_ids: Vec<ConversationId>,
         /// When (ms).
         at: u64,
     },
@@ -173,7 +174,7 @@ pub enum CrmEvent {
     /// its replies wait until an admin re-authorises it; `connected` that they go out.
     AccountStateChanged {
         /// Connector.
-        connector: String,
+        connector: ConnectorId,
         /// Account id.
         account: String,
         /// `connected`, `expiring`, `needs-reauth` or `disconnected`.
@@ -190,7 +191,7 @@ pub struct CrmDelivery {
     /// Stable id: the same event always carries the same id, also when redelivered.
     pub id: String,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// When the event happened (ms).
     pub created_at: i64,
     /// The event.

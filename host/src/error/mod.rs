@@ -1,6 +1,7 @@
 //! The crate's error type. Every error that comes from a plugin names the plugin and its
 //! version, so an admin reading a log line knows which component to look at.
 
+use crate::ids::{ConnectorId, ConversationId, TenantId};
 use std::path::PathBuf;
 
 mod routing;
@@ -79,18 +80,18 @@ pub enum Error {
     #[error("no connector `{connector}` for tenant `{tenant}`")]
     UnknownConnector {
         /// The tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The connector asked for.
-        connector: String,
+        connector: ConnectorId,
     },
 
     /// The store holds no conversation by that id for the tenant.
     #[error("no conversation `{conversation}` for tenant `{tenant}`")]
     UnknownConversation {
         /// The tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The conversation asked for.
-        conversation: String,
+        conversation: ConversationId,
     },
 
     /// The store holds no customer by that id (or no customer with that identity) for the
@@ -98,7 +99,7 @@ pub enum Error {
     #[error("no customer `{customer}` for tenant `{tenant}`")]
     UnknownCustomer {
         /// The tenant.
-        tenant: String,
+        tenant: TenantId,
         /// The customer (or `channel:platform id`) asked for.
         customer: String,
     },
@@ -107,7 +108,7 @@ pub enum Error {
     #[error("tenant `{tenant}` has no routing configured")]
     RoutingNotConfigured {
         /// The tenant.
-        tenant: String,
+        tenant: TenantId,
     },
 
     /// The conversation is resolved (here or, with a shared store, on another host); the
@@ -117,7 +118,7 @@ pub enum Error {
     )]
     ConversationResolved {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
     },
 
     /// Routing refused the change: the operator does not hold the conversation, is at
@@ -126,7 +127,7 @@ pub enum Error {
     Routing {
         /// The conversation the change was about, if it was about one (a presence change
         /// is about an operator).
-        conversation: Option<String>,
+        conversation: Option<ConversationId>,
         /// Routing's own error.
         source: Box<RoutingError>,
     },
@@ -144,7 +145,7 @@ pub enum Error {
     #[error("connector `{connector}` (plugin {plugin}) is not taking calls: {reason}")]
     Unavailable {
         /// The connector.
-        connector: String,
+        connector: ConnectorId,
         /// Its plugin.
         plugin: PluginId,
         /// Why, and until when.

@@ -11,7 +11,8 @@ pub enum RoutingError {
     #[error("unknown operator `{0}`")]
     UnknownOperator(String),
 
-    /// No conversation has this id.
+    /// No conversation has this id. (Conversations are named by the store's id when the
+    /// error comes from [`Host`](crate::Host); by the engine's own `conv-N` in a replay.)
     #[error("unknown conversation {0}")]
     UnknownConversation(ConversationId),
 
@@ -66,4 +67,25 @@ pub enum RoutingError {
     /// A policy plugin could not be loaded or configured; the error names the plugin.
     #[error(transparent)]
     Plugin(#[from] crate::Error),
+}
+
+impl RoutingError {
+    /// This error with its conversation named `conversation` (the store's id, where the
+    /// engine knows only its own number).
+    pub(crate) fn about(self, conversation: &ConversationId) -> RoutingError {
+        match self {
+            RoutingError::UnknownConversation(_) => {
+                RoutingError::UnknownConversation(conversation.clone())
+            }
+            RoutingError::Resolved(_) => RoutingError::Resolved(conversation.clone()),
+            RoutingError::NotAssignee {
+                operator, owner, ..
+            } => RoutingError::NotAssignee {
+                conversation: conversation.clone(),
+                operator,
+                owner,
+            },
+            other => other,
+        }
+    }
 }

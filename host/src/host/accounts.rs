@@ -4,6 +4,7 @@
 use super::Host;
 use crate::accounts::{AccountStatus, ConnectStart, ReturnTo};
 use crate::error::Error;
+use crate::ids::{ConnectorId, TenantId};
 
 impl Host {
     /// Every host-held account: its state, scopes, expiry and held replies; never a token.
@@ -17,10 +18,12 @@ impl Host {
     /// single-use and expires after ten minutes.
     pub async fn connect_account(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         account: Option<&str>,
     ) -> Result<ConnectStart, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         self.inner
             .accounts
             .start_connect(tenant, connector, account, ReturnTo::Page)
@@ -46,10 +49,11 @@ impl Host {
     /// stores the tokens sealed. Held replies of the accounts connected go out, in order.
     pub async fn complete_connect(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         state: &str,
         code: &str,
     ) -> Result<Vec<AccountStatus>, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.complete_connect_returning(tenant, state, code).await.1
     }
 
@@ -76,10 +80,12 @@ impl Host {
     /// its replies wait until it is connected again. False when it held no token.
     pub async fn disconnect_account(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         account: &str,
     ) -> Result<bool, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let key = (
             tenant.to_string(),
             connector.to_string(),
@@ -97,9 +103,11 @@ impl Host {
     /// again (idempotent); answers their status, with `subscribed`.
     pub async fn subscribe_accounts(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
     ) -> Result<Vec<AccountStatus>, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         self.inner.accounts.subscribe(tenant, connector).await
     }
 

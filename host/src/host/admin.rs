@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Host;
 use crate::connectors::{Candidate, Connector, ConnectorHealth, ConnectorSpec, ReloadReport};
 use crate::error::Error;
+use crate::ids::{ConnectorId, TenantId};
 use crate::routing::{Operator, PolicyChain, ReplyRules, RosterChange};
 
 /// How long a reply of a disabled connector waits in the outbox before the host looks
@@ -45,7 +46,7 @@ pub(crate) struct PreparedSwap {
 #[non_exhaustive]
 pub struct RoutingReport {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// The active chain now.
     pub chain: String,
     /// The shadow chain now.
@@ -58,8 +59,8 @@ impl Host {
     fn known_connector(&self, tenant: &str, name: &str) -> Result<&Arc<Connector>, Error> {
         self.connector(tenant, name)
             .ok_or_else(|| Error::UnknownConnector {
-                tenant: tenant.to_string(),
-                connector: name.to_string(),
+                tenant: tenant.into(),
+                connector: name.into(),
             })
     }
 
@@ -72,9 +73,11 @@ impl Host {
     /// connector.
     pub async fn reload_connector(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
     ) -> Result<ReloadReport, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let c = self.known_connector(tenant, connector)?.clone();
         Ok(self.reload(&c, None).await)
     }
@@ -169,17 +172,25 @@ impl Host {
     /// ran) lets all of that through again. Returns its health.
     pub async fn set_connector_enabled(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         enabled: bool,
     ) -> Result<ConnectorHealth, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let c = self.known_connector(tenant, connector)?.clone();
         c.set_enabled(enabled).await
     }
 
     /// The spec a connector's serving version was built from (file, settings, grants,
     /// limits, accounts).
-    pub fn connector_spec(&self, tenant: &str, connector: &str) -> Option<ConnectorSpec> {
+    pub fn connector_spec(
+        &self,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
+    ) -> Option<ConnectorSpec> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         self.connector(tenant, connector).map(|c| c.spec())
     }
 
@@ -190,9 +201,10 @@ impl Host {
     /// operators who can now take them, and the outcome is recorded and told to the CRM.
     pub async fn update_routing(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         update: RoutingUpdate,
     ) -> Result<RoutingReport, Error> {
+        let tenant: &TenantId = &tenant.into();
         let mut routing = self.inner.tenant_routing(tenant).await?;
         let chain = update.chain.spec().to_string();
         let shadow = update.shadow.as_ref().map(|s| s.spec().to_string());
@@ -213,7 +225,7 @@ impl Host {
             .await?;
         routing.finish(store, tenant, pending, Vec::new()).await?;
         tracing::info!(
-            tenant,
+            tenant = %tenant,
             chain,
             added = ?change.added,
             updated = ?change.updated,
@@ -222,7 +234,7 @@ impl Host {
             "routing updated live"
         );
         Ok(RoutingReport {
-            tenant: tenant.to_string(),
+            tenant: tenant.into(),
             chain,
             shadow,
             operators: change,
@@ -230,8 +242,9 @@ impl Host {
     }
 
     /// Whether `tenant` has routing (an engine that [`Host::update_routing`] can change).
-    pub fn has_routing(&self, tenant: &str) -> bool {
-        self.inner.routing.contains_key(tenant)
+    pub fn has_routing(&self, tenant: impl Into<TenantId>) -> bool {
+        let tenant: &TenantId = &tenant.into();
+        self.inner.routing.contains_key(tenant.as_str())
     }
 
     /// Counts a reload of the configuration, for `/metrics`.

@@ -263,7 +263,7 @@ impl HostBuilder {
         let mut plugins: HashMap<PathBuf, crate::runtime::ChannelPlugin> = HashMap::new();
         let mut account_lists = Vec::new();
         for spec in &self.connectors {
-            let key = (spec.tenant.clone(), spec.name.clone());
+            let key = (spec.tenant.to_string(), spec.name.to_string());
             if connectors.contains_key(&key) {
                 return Err(Error::Other(anyhow::anyhow!(
                     "connector `{}` is configured twice for tenant `{}`",
@@ -285,8 +285,8 @@ impl HostBuilder {
                 .check_for_tenant(&spec.tenant, &spec.plugin, plugin.info())?;
             let connector = Connector::new(spec, &plugin, self.clock.clone());
             account_lists.push(ConnectorAccounts {
-                tenant: spec.tenant.clone(),
-                connector: spec.name.clone(),
+                tenant: spec.tenant.to_string(),
+                connector: spec.name.to_string(),
                 plugin: plugin.id().to_string(),
                 declaration: plugin.info().oauth.clone(),
                 accounts: connector.connected_accounts(),

@@ -4,6 +4,7 @@
 use super::Host;
 use crate::crm::CrmEvent;
 use crate::error::Error;
+use crate::ids::{ConversationId, TenantId};
 use crate::store::{ConversationStatus, OutboxEntry};
 use crate::types::Presence;
 
@@ -17,13 +18,15 @@ impl Host {
     /// refused. The same `idempotency_key` never queues a second reply.
     pub async fn reply(
         &self,
-        tenant: &str,
-        conversation_id: &str,
+        tenant: impl Into<TenantId>,
+        conversation_id: impl Into<ConversationId>,
         operator: &str,
         account: Option<&str>,
         text: &str,
         idempotency_key: &str,
     ) -> Result<OutboxEntry, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let conversation_id: &ConversationId = &conversation_id.into();
         // A blank text would go out as an empty post under the operator's name.
         if crate::types::is_blank_text(text) {
             return Err(Error::Refused(
@@ -42,8 +45,8 @@ impl Host {
             .conversation(tenant, conversation_id)
             .await?
             .ok_or_else(|| Error::UnknownConversation {
-                tenant: tenant.to_string(),
-                conversation: conversation_id.to_string(),
+                tenant: tenant.into(),
+                conversation: conversation_id.into(),
             })?;
         if conversation.status == ConversationStatus::Resolved {
             return Err(resolved(conversation_id));
@@ -72,7 +75,7 @@ impl Host {
                     .await
             }
         };
-        let Some(routing) = self.inner.routing.get(tenant) else {
+        let Some(routing) = self.inner.routing.get(tenant.as_str()) else {
             let (entry, new) = queue(account.map(str::to_string)).await?;
             return if new {
                 Ok(entry)
@@ -143,22 +146,28 @@ impl Host {
 
     /// Closes a conversation: the operator's seat frees and the queue moves. Resolving a
     /// resolved conversation changes nothing; an unknown one is an error.
-    pub async fn resolve(&self, tenant: &str, conversation_id: &str) -> Result<(), Error> {
+    pub async fn resolve(
+        &self,
+        tenant: impl Into<TenantId>,
+        conversation_id: impl Into<ConversationId>,
+    ) -> Result<(), Error> {
+        let tenant: &TenantId = &tenant.into();
+        let conversation_id: &ConversationId = &conversation_id.into();
         let store = &self.inner.store;
         let conversation = store
             .conversation(tenant, conversation_id)
             .await?
             .ok_or_else(|| Error::UnknownConversation {
-                tenant: tenant.to_string(),
-                conversation: conversation_id.to_string(),
+                tenant: tenant.into(),
+                conversation: conversation_id.into(),
             })?;
         if conversation.status == ConversationStatus::Resolved {
             return Ok(());
         }
         let event = CrmEvent::ConversationResolved {
-            conversation_id: conversation_id.to_string(),
+            conversation_id: conversation_id.into(),
         };
-        let Some(routing) = self.inner.routing.get(tenant) else {
+        let Some(routing) = self.inner.routing.get(tenant.as_str()) else {
             store
                 .set_conversation_state(tenant, conversation_id, ConversationStatus::Resolved, None)
                 .await?;
@@ -216,10 +225,11 @@ impl Host {
     /// across restarts, and on PostgreSQL every host sharing the database routes on it.
     pub async fn set_presence(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         operator: &str,
         presence: Presence,
     ) -> Result<(), Error> {
+        let tenant: &TenantId = &tenant.into();
         let mut routing = self.inner.tenant_routing(tenant).await?;
         let store = &self.inner.store;
         let mut change = routing
@@ -249,10 +259,12 @@ impl Host {
     /// Hands a conversation to another operator.
     pub async fn transfer(
         &self,
-        tenant: &str,
-        conversation_id: &str,
+        tenant: impl Into<TenantId>,
+        conversation_id: impl Into<ConversationId>,
         to: &str,
     ) -> Result<(), Error> {
+        let tenant: &TenantId = &tenant.into();
+        let conversation_id: &ConversationId = &conversation_id.into();
         let mut routing = self.inner.tenant_routing(tenant).await?;
         let store = &self.inner.store;
         let mut change = routing
@@ -313,14 +325,16 @@ fn same_reply(
 /// holds open).
 fn resolved(conversation_id: &str) -> Error {
     Error::ConversationResolved {
-        conversation: conversation_id.to_string(),
+        conversation: conversation_id.into(),
     }
 }
 
-/// Routing's refusal of a change to `conversation_id`.
+/// Routing's refusal of a change to `conversation_id`, naming it by the store's id instead
+/// of the engine's number.
 fn refused_by_routing(conversation_id: &str, error: crate::routing::RoutingError) -> Error {
+    let conversation = ConversationId::from(conversation_id);
     Error::Routing {
-        conversation: Some(conversation_id.to_string()),
-        source: Box::new(error),
+        source: Box::new(error.about(&conversation)),
+        conversation: Some(conversation),
     }
 }

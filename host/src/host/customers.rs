@@ -4,6 +4,7 @@
 
 use super::Host;
 use crate::error::Error;
+use crate::ids::TenantId;
 use crate::store::{
     ConversationStatus, Customer, CustomerExport, CustomerRefusal, Erasure, HistoryCursor,
     HistoryPage,
@@ -14,7 +15,7 @@ pub const MAX_HISTORY_PAGE: usize = 500;
 
 fn unknown(tenant: &str, customer: &str) -> Error {
     Error::UnknownCustomer {
-        tenant: tenant.to_string(),
+        tenant: tenant.into(),
         customer: customer.to_string(),
     }
 }
@@ -37,7 +38,8 @@ fn refused(tenant: &str, refusal: CustomerRefusal) -> Error {
 
 impl Host {
     /// A customer of `tenant`, with their identities on every channel.
-    pub async fn customer(&self, tenant: &str, id: &str) -> Result<Customer, Error> {
+    pub async fn customer(&self, tenant: impl Into<TenantId>, id: &str) -> Result<Customer, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.inner
             .store
             .customer(tenant, id)
@@ -50,10 +52,11 @@ impl Host {
     /// has one.
     pub async fn customer_by_identity(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         channel: &str,
         platform_id: &str,
     ) -> Result<Customer, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.inner
             .store
             .customer_by_identity(tenant, channel, platform_id)
@@ -68,11 +71,12 @@ impl Host {
     /// customer.
     pub async fn link_identity(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         id: &str,
         channel: &str,
         platform_id: &str,
     ) -> Result<Customer, Error> {
+        let tenant: &TenantId = &tenant.into();
         let store = &self.inner.store;
         if channel.trim().is_empty() || platform_id.trim().is_empty() {
             return Err(Error::Refused(
@@ -84,7 +88,7 @@ impl Host {
             .await?
             .map_err(|r| refused(tenant, r))?;
         tracing::info!(
-            tenant,
+            tenant = %tenant,
             customer = id,
             channel,
             "identity linked to a customer"
@@ -96,18 +100,19 @@ impl Host {
     /// customer's only identity cannot be taken). Returns customer `id` as it is now.
     pub async fn unlink_identity(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         id: &str,
         channel: &str,
         platform_id: &str,
     ) -> Result<Customer, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.inner
             .store
             .unlink_identity(tenant, id, channel, platform_id)
             .await?
             .map_err(|r| refused(tenant, r))?;
         tracing::info!(
-            tenant,
+            tenant = %tenant,
             customer = id,
             channel,
             "identity unlinked from a customer"
@@ -119,16 +124,17 @@ impl Host {
     /// later of their last helpers is kept, and `from` is gone. Returns `into`.
     pub async fn merge_customers(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         into: &str,
         from: &str,
     ) -> Result<Customer, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.inner
             .store
             .merge_customers(tenant, into, from)
             .await?
             .map_err(|r| refused(tenant, r))?;
-        tracing::info!(tenant, customer = into, merged = from, "customers merged");
+        tracing::info!(tenant = %tenant, customer = into, merged = from, "customers merged");
         self.customer(tenant, into).await
     }
 
@@ -136,11 +142,12 @@ impl Host {
     /// `limit` messages (1 to [`MAX_HISTORY_PAGE`]), after `after` (a page's `next`).
     pub async fn customer_history(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         id: &str,
         limit: usize,
         after: Option<&HistoryCursor>,
     ) -> Result<HistoryPage, Error> {
+        let tenant: &TenantId = &tenant.into();
         if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
             return Err(Error::Refused(format!(
                 "a history page holds 1 to {MAX_HISTORY_PAGE} messages, not {limit}"
@@ -157,14 +164,19 @@ impl Host {
     /// Everything the host holds about a customer, in one value (serialise it as JSON for
     /// the data subject): the customer and identities, the links suggested, and every
     /// conversation with its messages and replies.
-    pub async fn export_customer(&self, tenant: &str, id: &str) -> Result<CustomerExport, Error> {
+    pub async fn export_customer(
+        &self,
+        tenant: impl Into<TenantId>,
+        id: &str,
+    ) -> Result<CustomerExport, Error> {
+        let tenant: &TenantId = &tenant.into();
         let export = self
             .inner
             .store
             .export_customer(tenant, id)
             .await?
             .ok_or_else(|| unknown(tenant, id))?;
-        tracing::info!(tenant, customer = id, "customer exported");
+        tracing::info!(tenant = %tenant, customer = id, "customer exported");
         Ok(export)
     }
 
@@ -174,7 +186,12 @@ impl Host {
     /// [`CustomerErased`](crate::crm::CrmEvent::CustomerErased), the audit log an entry,
     /// and a tombstone keeps redelivered webhooks and replayed events from bringing them
     /// back. It cannot be undone.
-    pub async fn erase_customer(&self, tenant: &str, id: &str) -> Result<Erasure, Error> {
+    pub async fn erase_customer(
+        &self,
+        tenant: impl Into<TenantId>,
+        id: &str,
+    ) -> Result<Erasure, Error> {
+        let tenant: &TenantId = &tenant.into();
         let store = &self.inner.store;
         let export = store
             .export_customer(tenant, id)
@@ -189,7 +206,7 @@ impl Host {
             .erase_customer(tenant, id, "crm")
             .await?
             .ok_or_else(|| unknown(tenant, id))?;
-        if let Some(routing) = self.inner.routing.get(tenant) {
+        if let Some(routing) = self.inner.routing.get(tenant.as_str()) {
             let mut routing = routing.lock().await;
             let ids: Vec<_> = export
                 .conversations
@@ -205,7 +222,7 @@ impl Host {
             routing.engine.forget_customer(&ids, &identities);
         }
         tracing::info!(
-            tenant,
+            tenant = %tenant,
             customer = id,
             conversations = erasure.conversations,
             messages = erasure.messages,

@@ -74,7 +74,7 @@ async fn outbox(host: &Host, out: &mut Exposition) {
         ] {
             out.sample(
                 "centralino_outbox_replies",
-                &[("tenant", tenant.clone()), ("state", state.to_string())],
+                &[("tenant", tenant.to_string()), ("state", state.to_string())],
                 n as f64,
             );
         }
@@ -97,7 +97,7 @@ async fn outbox(host: &Host, out: &mut Exposition) {
             .map_or(0.0, |at| now.saturating_sub(at) as f64 / 1000.0);
         out.sample(
             "centralino_outbox_oldest_seconds",
-            &[("tenant", tenant.clone())],
+            &[("tenant", tenant.to_string())],
             oldest,
         );
     }
@@ -107,8 +107,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
     let health = host.connector_health();
     let label = |h: &crate::connectors::ConnectorHealth| {
         vec![
-            ("tenant", h.tenant.clone()),
-            ("connector", h.connector.clone()),
+            ("tenant", h.tenant.to_string()),
+            ("connector", h.connector.to_string()),
             ("plugin", h.plugin.to_string()),
         ]
     };
@@ -153,8 +153,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
             ("open", Circuit::Open),
         ] {
             let labels = [
-                ("tenant", h.tenant.clone()),
-                ("connector", h.connector.clone()),
+                ("tenant", h.tenant.to_string()),
+                ("connector", h.connector.to_string()),
                 ("state", state.to_string()),
             ];
             out.sample(name, &labels, if h.circuit == circuit { 1.0 } else { 0.0 });
@@ -169,8 +169,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
     for h in &health {
         for (reason, count) in &h.ignored {
             let labels = [
-                ("tenant", h.tenant.clone()),
-                ("connector", h.connector.clone()),
+                ("tenant", h.tenant.to_string()),
+                ("connector", h.connector.to_string()),
                 ("reason", reason.clone()),
             ];
             out.sample(name, &labels, *count as f64);
@@ -188,8 +188,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
             ("retirement", h.api_version_retirement.is_some()),
         ] {
             let labels = [
-                ("tenant", h.tenant.clone()),
-                ("connector", h.connector.clone()),
+                ("tenant", h.tenant.to_string()),
+                ("connector", h.connector.to_string()),
                 ("kind", kind.to_string()),
             ];
             out.sample(name, &labels, if warned { 1.0 } else { 0.0 });
@@ -204,8 +204,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
     for h in &health {
         for (plugin, calls) in &h.calls_by_version {
             let labels = [
-                ("tenant", h.tenant.clone()),
-                ("connector", h.connector.clone()),
+                ("tenant", h.tenant.to_string()),
+                ("connector", h.connector.to_string()),
                 ("plugin", plugin.clone()),
             ];
             out.sample(name, &labels, *calls as f64);
@@ -219,8 +219,8 @@ fn connectors(host: &Host, out: &mut Exposition) {
     );
     for h in &health {
         let labels = [
-            ("tenant", h.tenant.clone()),
-            ("connector", h.connector.clone()),
+            ("tenant", h.tenant.to_string()),
+            ("connector", h.connector.to_string()),
         ];
         out.sample(name, &labels, if h.enabled { 1.0 } else { 0.0 });
     }
@@ -298,7 +298,7 @@ async fn routing(host: &Host, out: &mut Exposition) {
         for s in &snapshots {
             out.sample(
                 name,
-                &[("tenant", s.tenant.clone())],
+                &[("tenant", s.tenant.to_string())],
                 value(&s.stats) as f64,
             );
         }
@@ -306,7 +306,11 @@ async fn routing(host: &Host, out: &mut Exposition) {
     let name = "centralino_queue_depth";
     out.family(name, "Conversations waiting for an operator now.", "gauge");
     for s in &snapshots {
-        out.sample(name, &[("tenant", s.tenant.clone())], s.queue_depth as f64);
+        out.sample(
+            name,
+            &[("tenant", s.tenant.to_string())],
+            s.queue_depth as f64,
+        );
     }
     let name = "centralino_operators";
     out.family(
@@ -317,7 +321,7 @@ async fn routing(host: &Host, out: &mut Exposition) {
     for s in &snapshots {
         for (presence, count) in s.presence {
             let labels = [
-                ("tenant", s.tenant.clone()),
+                ("tenant", s.tenant.to_string()),
                 ("presence", presence_name(presence).to_string()),
             ];
             out.sample(name, &labels, count as f64);
@@ -348,8 +352,8 @@ async fn accounts(host: &Host, out: &mut Exposition) {
             out.sample(
                 "centralino_account_state",
                 &[
-                    ("tenant", account.tenant.clone()),
-                    ("connector", account.connector.clone()),
+                    ("tenant", account.tenant.to_string()),
+                    ("connector", account.connector.to_string()),
                     ("account", account.account.clone()),
                     ("state", state.name().to_string()),
                 ],
@@ -366,8 +370,8 @@ async fn accounts(host: &Host, out: &mut Exposition) {
         out.sample(
             "centralino_account_held_replies",
             &[
-                ("tenant", account.tenant.clone()),
-                ("connector", account.connector.clone()),
+                ("tenant", account.tenant.to_string()),
+                ("connector", account.connector.to_string()),
                 ("account", account.account.clone()),
             ],
             account.held_replies as f64,

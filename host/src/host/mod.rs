@@ -38,6 +38,7 @@ use tokio::task::JoinHandle;
 use crate::connectors::{Connector, PollReport};
 use crate::crm::LocalInbox;
 use crate::error::Error;
+use crate::ids::{ConnectorId, TenantId};
 use crate::metrics::Metrics;
 use crate::routing::{RoutingEngine, RoutingStats};
 use crate::runtime::Runtime;
@@ -49,8 +50,8 @@ use tasks::TaskBook;
 
 fn unknown_connector(tenant: &str, connector: &str) -> Error {
     Error::UnknownConnector {
-        tenant: tenant.to_string(),
-        connector: connector.to_string(),
+        tenant: tenant.into(),
+        connector: connector.into(),
     }
 }
 
@@ -140,7 +141,7 @@ impl HostInner {
             .routing
             .get(tenant)
             .ok_or_else(|| Error::RoutingNotConfigured {
-                tenant: tenant.to_string(),
+                tenant: tenant.into(),
             })?;
         Ok(routing.lock().await)
     }
@@ -185,8 +186,9 @@ impl Host {
     #[cfg(feature = "test-support")]
     pub async fn poll_leases(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
     ) -> Result<Vec<crate::store::leases::PollLease>, Error> {
+        let tenant: &TenantId = &tenant.into();
         Ok(self.inner.store.poll_leases(tenant).await?)
     }
 
@@ -222,10 +224,12 @@ impl Host {
     /// returned. Never fails: problems become 4xx (give up) or 5xx (retry) answers.
     pub async fn deliver_webhook(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         request: WebhookRequest,
     ) -> WebhookResponse {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         self.deliver_webhook_stored(tenant, connector, request)
             .await
             .0
@@ -234,10 +238,12 @@ impl Host {
     /// Like [`Host::deliver_webhook`], also returning what was stored.
     pub async fn deliver_webhook_stored(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         request: WebhookRequest,
     ) -> (WebhookResponse, Vec<Ingested>) {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         match self.connector(tenant, connector) {
             Some(c) => {
                 let (response, ingested) = c.deliver(&self.inner.store, request).await;
@@ -265,7 +271,13 @@ impl Host {
     }
 
     /// Polls every account of a connector once.
-    pub async fn poll(&self, tenant: &str, connector: &str) -> Result<Vec<PollReport>, Error> {
+    pub async fn poll(
+        &self,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
+    ) -> Result<Vec<PollReport>, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| unknown_connector(tenant, connector))?;
@@ -282,7 +294,8 @@ impl Host {
     /// A tenant's routing counters since this host started: decisions, assignments,
     /// conversations that waited, offer timeouts, the queue's peak, failed stages, and the
     /// shadow chain's agreement. `Err` when the tenant has no routing.
-    pub async fn routing_stats(&self, tenant: &str) -> Result<RoutingStats, Error> {
+    pub async fn routing_stats(&self, tenant: impl Into<TenantId>) -> Result<RoutingStats, Error> {
+        let tenant: &TenantId = &tenant.into();
         self.with_routing(tenant, RoutingEngine::stats).await
     }
 
@@ -301,10 +314,12 @@ impl Host {
     #[cfg(feature = "test-support")]
     pub async fn send(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
         message: crate::types::OutboundMessage,
     ) -> Result<crate::types::Sent, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| unknown_connector(tenant, connector))?;
@@ -328,9 +343,11 @@ impl Host {
     /// again; returns its health after the reset.
     pub fn reset_connector(
         &self,
-        tenant: &str,
-        connector: &str,
+        tenant: impl Into<TenantId>,
+        connector: impl Into<ConnectorId>,
     ) -> Result<crate::connectors::ConnectorHealth, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let connector: &ConnectorId = &connector.into();
         let c = self
             .connector(tenant, connector)
             .ok_or_else(|| unknown_connector(tenant, connector))?;

@@ -40,7 +40,7 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
     for entry in &batch {
         let connector = inner
             .connectors
-            .get(&(entry.tenant.clone(), entry.connector.clone()));
+            .get(&(entry.tenant.to_string(), entry.connector.to_string()));
         let result = match connector {
             // A disabled connector's replies wait in the outbox, unsent and not failed.
             Some(c) if !c.is_enabled() => {
@@ -143,8 +143,8 @@ async fn token_refused(
     failure: Error,
 ) -> anyhow::Result<()> {
     let key = (
-        entry.tenant.clone(),
-        entry.connector.clone(),
+        entry.tenant.to_string(),
+        entry.connector.to_string(),
         entry.message.account.clone(),
     );
     let now = inner.store.now_ms();

@@ -131,7 +131,7 @@ impl Host {
                 .connector_health()
                 .into_iter()
                 .filter(|h| h.enabled && h.instances_started == 0)
-                .map(|h| (h.tenant, h.connector))
+                .map(|h| (h.tenant.into_string(), h.connector.into_string()))
                 .collect(),
             tasks: self.inner.task_book.health(),
             outbox,
@@ -152,7 +152,7 @@ mod tests {
 
     fn backlog(tenant: &str, oldest_due_ms: Option<u64>) -> OutboxBacklog {
         OutboxBacklog {
-            tenant: tenant.to_string(),
+            tenant: tenant.into(),
             pending: 3,
             due: 3,
             sending: 0,

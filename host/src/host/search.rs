@@ -5,6 +5,7 @@
 
 use super::Host;
 use crate::error::Error;
+use crate::ids::{ConversationId, TenantId};
 use crate::store::{
     ConversationRecord, InvalidCursor, InvalidQuery, Page, SearchQuery, StoredMessage, page_limit,
 };
@@ -31,9 +32,10 @@ impl Host {
     /// A bad limit, search text or cursor is [`Error::InvalidQuery`], naming the field.
     pub async fn search_conversations(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         query: &SearchQuery,
     ) -> Result<Page<ConversationRecord>, Error> {
+        let tenant: &TenantId = &tenant.into();
         let checked = query.check(self.brand_accounts(tenant, query.brand.as_deref()))?;
         self.inner
             .store
@@ -46,9 +48,10 @@ impl Host {
     /// newest stored first; paged like [`Host::search_conversations`].
     pub async fn search_messages(
         &self,
-        tenant: &str,
+        tenant: impl Into<TenantId>,
         query: &SearchQuery,
     ) -> Result<Page<StoredMessage>, Error> {
+        let tenant: &TenantId = &tenant.into();
         let checked = query.check(self.brand_accounts(tenant, query.brand.as_deref()))?;
         self.inner
             .store
@@ -63,17 +66,19 @@ impl Host {
     /// the tenant has no such conversation.
     pub async fn conversation_messages(
         &self,
-        tenant: &str,
-        conversation: &str,
+        tenant: impl Into<TenantId>,
+        conversation: impl Into<ConversationId>,
         limit: Option<usize>,
         cursor: Option<&str>,
     ) -> Result<Page<StoredMessage>, Error> {
+        let tenant: &TenantId = &tenant.into();
+        let conversation: &ConversationId = &conversation.into();
         let limit = page_limit(limit)?;
         let store = &self.inner.store;
         if store.conversation(tenant, conversation).await?.is_none() {
             return Err(Error::UnknownConversation {
-                tenant: tenant.to_string(),
-                conversation: conversation.to_string(),
+                tenant: tenant.into(),
+                conversation: conversation.into(),
             });
         }
         store

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{Message, MessageKind};
 
-pub use crate::ids::ConversationId;
+pub use crate::ids::ConversationNumber;
 
 /// Where a conversation lives on its platform: messages with the same key belong to it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,7 +60,7 @@ pub struct Exclusion {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conversation {
     /// Host id.
-    pub id: ConversationId,
+    pub id: ConversationNumber,
     /// Platform thread.
     pub thread: ThreadKey,
     /// Brand of the receiving account, if configured.
@@ -168,15 +168,15 @@ impl CustomerMessage {
 /// Every conversation, with an index of the open ones by thread.
 #[derive(Clone, Debug, Default)]
 pub struct Conversations {
-    all: BTreeMap<ConversationId, Conversation>,
-    open_by_thread: HashMap<ThreadKey, ConversationId>,
+    all: BTreeMap<ConversationNumber, Conversation>,
+    open_by_thread: HashMap<ThreadKey, ConversationNumber>,
     next_id: u64,
 }
 
 impl Conversations {
     /// Adds `message` to the open conversation of its thread, or opens one. Returns the
     /// conversation's id and whether the message joined an existing one.
-    pub fn receive(&mut self, message: &CustomerMessage, now: u64) -> (ConversationId, bool) {
+    pub fn receive(&mut self, message: &CustomerMessage, now: u64) -> (ConversationNumber, bool) {
         let thread = message.thread();
         if let Some(id) = self.open_by_thread.get(&thread).copied()
             && let Some(conversation) = self.all.get_mut(&id)
@@ -193,7 +193,7 @@ impl Conversations {
             return (id, true);
         }
         self.next_id += 1;
-        let id = ConversationId(self.next_id);
+        let id = ConversationNumber(self.next_id);
         self.all.insert(
             id,
             Conversation {
@@ -224,11 +224,11 @@ impl Conversations {
     }
 
     /// A conversation.
-    pub fn get(&self, id: ConversationId) -> Option<&Conversation> {
+    pub fn get(&self, id: ConversationNumber) -> Option<&Conversation> {
         self.all.get(&id)
     }
 
-    pub(crate) fn get_mut(&mut self, id: ConversationId) -> Option<&mut Conversation> {
+    pub(crate) fn get_mut(&mut self, id: ConversationNumber) -> Option<&mut Conversation> {
         self.all.get_mut(&id)
     }
 
@@ -257,9 +257,9 @@ impl Conversations {
 
     /// Takes in a conversation kept elsewhere (a durable store, after a restart), under a
     /// new id; while it is open, later messages of its thread join it. Returns the id.
-    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
+    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationNumber {
         self.next_id += 1;
-        let id = ConversationId(self.next_id);
+        let id = ConversationNumber(self.next_id);
         conversation.id = id;
         if conversation.is_open() {
             self.open_by_thread.insert(conversation.thread.clone(), id);
@@ -269,7 +269,7 @@ impl Conversations {
     }
 
     /// Marks a conversation resolved and frees its thread for a new one.
-    pub(crate) fn close(&mut self, id: ConversationId, now: u64) {
+    pub(crate) fn close(&mut self, id: ConversationNumber, now: u64) {
         if let Some(conversation) = self.all.get_mut(&id) {
             conversation.status = Status::Resolved;
             conversation.resolved_at = Some(now);
@@ -364,8 +364,8 @@ mod tests {
 
     #[test]
     fn conversation_ids_round_trip_through_text() {
-        assert_eq!("conv-17".parse::<ConversationId>(), Ok(ConversationId(17)));
-        assert_eq!(ConversationId(17).to_string(), "conv-17");
-        assert!("17".parse::<ConversationId>().is_err());
+        assert_eq!("conv-17".parse::<ConversationNumber>(), Ok(ConversationNumber(17)));
+        assert_eq!(ConversationNumber(17).to_string(), "conv-17");
+        assert!("17".parse::<ConversationNumber>().is_err());
     }
 }

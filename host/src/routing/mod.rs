@@ -78,7 +78,7 @@ internal_use!(
     chain::Step,
     chain::StepOutcome,
     conversations::Conversation,
-    conversations::ConversationId,
+    conversations::ConversationNumber,
     conversations::Conversations,
     conversations::CustomerHistory,
     conversations::CustomerMessage,
@@ -96,7 +96,7 @@ internal_use!(
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
     chain::Outcome,
-    conversations::{Conversation, ConversationId, CustomerMessage, Status, ThreadKey},
+    conversations::{Conversation, ConversationNumber, CustomerMessage, Status, ThreadKey},
     engine::{Notice, StoredState},
     queue::WaitEstimate,
 };

@@ -60,7 +60,7 @@ impl ReplyRules {
             .operator(operator)
             .ok_or_else(|| RoutingError::UnknownOperator(operator.to_string()))?;
         if conversation.status == Status::Resolved {
-            return Err(RoutingError::Resolved(conversation.id));
+            return Err(RoutingError::Resolved(conversation.id.named()));
         }
         let owns = conversation.assignee.as_deref() == Some(operator);
         if !owns && !conversation.transferred {
@@ -69,7 +69,7 @@ impl ReplyRules {
                 None => "it is not assigned yet".to_string(),
             };
             return Err(RoutingError::NotAssignee {
-                conversation: conversation.id,
+                conversation: conversation.id.named(),
                 operator: operator.to_string(),
                 owner,
             });

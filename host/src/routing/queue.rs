@@ -14,25 +14,25 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::conversations::ConversationId;
+use super::conversations::ConversationNumber;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Place {
     priority: Reverse<u8>,
     waiting_since: u64,
-    id: ConversationId,
+    id: ConversationNumber,
 }
 
 /// Conversations nobody could take yet, best first.
 #[derive(Clone, Debug, Default)]
 pub struct WaitQueue {
     order: BTreeSet<Place>,
-    places: HashMap<ConversationId, Place>,
+    places: HashMap<ConversationNumber, Place>,
 }
 
 impl WaitQueue {
     /// Puts a conversation in the queue, or moves it if its priority changed.
-    pub fn push(&mut self, id: ConversationId, priority: u8, waiting_since: u64) {
+    pub fn push(&mut self, id: ConversationNumber, priority: u8, waiting_since: u64) {
         self.remove(id);
         let place = Place {
             priority: Reverse(priority),
@@ -44,7 +44,7 @@ impl WaitQueue {
     }
 
     /// Takes a conversation out; returns whether it was queued.
-    pub fn remove(&mut self, id: ConversationId) -> bool {
+    pub fn remove(&mut self, id: ConversationNumber) -> bool {
         match self.places.remove(&id) {
             Some(place) => self.order.remove(&place),
             None => false,
@@ -52,20 +52,20 @@ impl WaitQueue {
     }
 
     /// Whether the conversation is queued.
-    pub fn contains(&self, id: ConversationId) -> bool {
+    pub fn contains(&self, id: ConversationNumber) -> bool {
         self.places.contains_key(&id)
     }
 
     /// 1-based position (1 = next to be served) in the whole queue; estimates count per
     /// brand instead (the engine's `wait_estimate`).
     #[cfg(any(test, feature = "test-support"))]
-    pub fn position(&self, id: ConversationId) -> Option<usize> {
+    pub fn position(&self, id: ConversationNumber) -> Option<usize> {
         let place = self.places.get(&id)?;
         Some(self.order.range(..place).count() + 1)
     }
 
     /// Queued conversations, best first.
-    pub fn iter(&self) -> impl Iterator<Item = ConversationId> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = ConversationNumber> + '_ {
         self.order.iter().map(|place| place.id)
     }
 
@@ -188,28 +188,28 @@ mod tests {
     #[test]
     fn higher_priority_goes_first_then_the_longest_wait() {
         let mut queue = WaitQueue::default();
-        queue.push(ConversationId(1), 0, 100);
-        queue.push(ConversationId(2), 0, 50);
-        queue.push(ConversationId(3), 5, 300);
-        queue.push(ConversationId(4), 0, 50);
+        queue.push(ConversationNumber(1), 0, 100);
+        queue.push(ConversationNumber(2), 0, 50);
+        queue.push(ConversationNumber(3), 5, 300);
+        queue.push(ConversationNumber(4), 0, 50);
         let order: Vec<u64> = queue.iter().map(|id| id.0).collect();
         // 3 is urgent; 2 and 4 waited equally long and keep arrival order; 1 came last.
         assert_eq!(order, vec![3, 2, 4, 1]);
-        assert_eq!(queue.position(ConversationId(1)), Some(4));
+        assert_eq!(queue.position(ConversationNumber(1)), Some(4));
         assert_eq!(queue.oldest_waiting_since(), Some(50));
     }
 
     #[test]
     fn a_priority_change_moves_a_conversation_without_duplicating_it() {
         let mut queue = WaitQueue::default();
-        queue.push(ConversationId(1), 0, 10);
-        queue.push(ConversationId(2), 0, 20);
-        queue.push(ConversationId(2), 9, 20);
+        queue.push(ConversationNumber(1), 0, 10);
+        queue.push(ConversationNumber(2), 0, 20);
+        queue.push(ConversationNumber(2), 9, 20);
         assert_eq!(queue.len(), 2);
-        assert_eq!(queue.position(ConversationId(2)), Some(1));
-        assert!(queue.remove(ConversationId(2)));
-        assert!(!queue.remove(ConversationId(2)));
-        assert_eq!(queue.iter().collect::<Vec<_>>(), vec![ConversationId(1)]);
+        assert_eq!(queue.position(ConversationNumber(2)), Some(1));
+        assert!(queue.remove(ConversationNumber(2)));
+        assert!(!queue.remove(ConversationNumber(2)));
+        assert_eq!(queue.iter().collect::<Vec<_>>(), vec![ConversationNumber(1)]);
     }
 
     #[test]

@@ -56,7 +56,7 @@ use super::agents::Operator;
 use crate::calendar::parse_timestamp;
 use super::chain::PolicyChain;
 use crate::clock::{Clock, ManualClock};
-use super::conversations::{ConversationId, CustomerMessage};
+use super::conversations::{ConversationNumber, CustomerMessage};
 use super::engine::{Notice, RoutingEngine};
 use crate::error::RoutingError;
 use crate::types::{MessageKind, Presence};
@@ -315,7 +315,7 @@ enum Work {
 struct Scheduled {
     at: u64,
     seq: u64,
-    conversation: ConversationId,
+    conversation: ConversationNumber,
     operator: String,
     offer: u32,
     work: Work,

@@ -176,7 +176,7 @@ impl Store {
         )
         .bind(new_id())
         .bind(ms(entry.at))
-        .bind(&entry.tenant)
+        .bind(entry.tenant.as_str())
         .bind(&entry.who)
         .bind(&entry.username)
         .bind(&entry.session)

@@ -367,7 +367,7 @@ impl Store {
         .await?;
         let event = CrmEvent::CustomerErased {
             customer_id: id.to_string(),
-            conversation_ids: conversations.iter().map(|c| c.id.clone()).collect(),
+            conversation_ids: conversations.iter().map(|c| c.id.clone().into()).collect(),
             at: u64::try_from(now).unwrap_or(0),
         };
         events::append_many(&mut tx, self.backend, tenant, &[event], now).await?;

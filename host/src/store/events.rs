@@ -143,7 +143,7 @@ impl Store {
                 seq,
                 CrmDelivery {
                     id: row.try_get("id")?,
-                    tenant: row.try_get("tenant")?,
+                    tenant: row.try_get::<String, _>("tenant")?.into(),
                     created_at: row.try_get("created_at")?,
                     event: serde_json::from_str(&payload)?,
                 },

@@ -83,9 +83,9 @@ pub(super) async fn messages(
         .iter()
         .filter(|row| inserted.contains(&row.id))
         .map(|row| CrmEvent::MessageReceived {
-            conversation_id: row.conversation_id.clone(),
+            conversation_id: row.conversation_id.clone().into(),
             new_conversation: row.new_conversation,
-            connector: channel.to_string(),
+            connector: channel.into(),
             message_id: row.id.clone(),
             message: Box::new(messages[row.index].clone()),
         })
@@ -114,7 +114,7 @@ pub(super) async fn messages(
         let outcome = |message_id: String, conversation_id: String, new, duplicate| Ingested {
             external_id: m.external_id.clone(),
             message_id,
-            conversation_id,
+            conversation_id: conversation_id.into(),
             new_conversation: new,
             duplicate,
             erased: false,

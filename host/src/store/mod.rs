@@ -549,7 +549,7 @@ pub(crate) async fn record_routing_in(
 fn conversation_from_row(row: &AnyRow) -> anyhow::Result<ConversationRecord> {
     Ok(ConversationRecord {
         id: row.try_get("id")?,
-        tenant: row.try_get("tenant")?,
+        tenant: row.try_get::<String, _>("tenant")?.into(),
         channel: row.try_get("channel")?,
         account: text::read(row.try_get("account")?),
         thread_key: text::read(row.try_get("thread_key")?),
@@ -573,7 +573,7 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
     let author_name: Option<String> = row.try_get("author_name")?;
     Ok(StoredMessage {
         id: row.try_get("id")?,
-        conversation_id: row.try_get("conversation_id")?,
+        conversation_id: row.try_get::<String, _>("conversation_id")?.into(),
         channel: row.try_get("channel")?,
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,

@@ -14,6 +14,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, Store, kind_str, ms, new_id, text};
+use crate::ids::{ConnectorId, ConversationId, TenantId};
 use crate::types::OutboundMessage;
 
 /// Where a reply stands.
@@ -62,11 +63,11 @@ pub struct OutboxEntry {
     /// Host id.
     pub id: String,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Connector that sends it.
-    pub connector: String,
+    pub connector: ConnectorId,
     /// Conversation it answers.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Operator who wrote it.
     pub author: String,
     /// The reply.
@@ -199,11 +200,11 @@ impl Store {
              ON CONFLICT (tenant, channel, account, external_id) DO NOTHING",
         )
         .bind(new_id())
-        .bind(&entry.tenant)
-        .bind(&entry.connector)
+        .bind(entry.tenant.as_str())
+        .bind(entry.connector.as_str())
         .bind(text::stored(&m.account))
         .bind(text::stored(external_id))
-        .bind(&entry.conversation_id)
+        .bind(entry.conversation_id.as_str())
         .bind(text::stored(&entry.author))
         .bind(kind_str(m.kind))
         .bind(text::stored(&m.text))
@@ -220,8 +221,8 @@ impl Store {
             "UPDATE conversations SET first_response_at = COALESCE(first_response_at, $3), updated_at = $4
              WHERE tenant = $1 AND id = $2",
         )
-        .bind(&entry.tenant)
-        .bind(&entry.conversation_id)
+        .bind(entry.tenant.as_str())
+        .bind(entry.conversation_id.as_str())
         .bind(first_response)
         .bind(now)
         .execute(&mut *tx)
@@ -316,7 +317,7 @@ impl Store {
 #[non_exhaustive]
 pub struct OutboxBacklog {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Replies not sent yet (due now or later: a retry, a disabled connector).
     pub pending: u64,
     /// Of those, the ones due now.
@@ -362,7 +363,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(OutboxBacklog {
-                    tenant: row.try_get("tenant")?,
+                    tenant: row.try_get::<String, _>("tenant")?.into(),
                     pending: count(row, "pending")?,
                     due: count(row, "due")?,
                     sending: count(row, "sending")?,
@@ -379,9 +380,9 @@ pub(super) fn entry_from_row(row: &AnyRow) -> anyhow::Result<OutboxEntry> {
     let payload: String = row.try_get("payload")?;
     Ok(OutboxEntry {
         id: row.try_get("id")?,
-        tenant: row.try_get("tenant")?,
-        connector: row.try_get("channel")?,
-        conversation_id: row.try_get("conversation_id")?,
+        tenant: row.try_get::<String, _>("tenant")?.into(),
+        connector: row.try_get::<String, _>("channel")?.into(),
+        conversation_id: row.try_get::<String, _>("conversation_id")?.into(),
         author: row.try_get("author")?,
         message: serde_json::from_str(&payload).context("reading an outbox payload")?,
         status: OutboxStatus::parse(&row.try_get::<String, _>("status")?)?,

@@ -200,7 +200,7 @@ async fn apply_receipt(
                 .execute(&mut **tx)
                 .await?;
             crm.push(CrmEvent::ReplyReceipt {
-                conversation_id: conversation_id.clone(),
+                conversation_id: conversation_id.clone().into(),
                 outbox_id,
                 external_id,
                 state: receipt.state,
@@ -247,8 +247,8 @@ async fn delete(
     .await?;
     scrub_events(tx, tenant, &message_id).await?;
     crm.push(CrmEvent::MessageDeleted {
-        conversation_id,
-        connector: channel.to_string(),
+        conversation_id: conversation_id.into(),
+        connector: channel.into(),
         message_id,
         external_id: deletion.external_id.clone(),
         at: deletion.at,

@@ -1,6 +1,7 @@
 //! What the store hands out: conversations, messages, ingest results.
 
 use super::*;
+use crate::ids::{ConversationId, TenantId};
 
 /// What happened to one inbound message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -11,7 +12,7 @@ pub struct Ingested {
     /// Host id of the stored message (of the earlier copy, for a duplicate).
     pub message_id: String,
     /// Conversation it belongs to.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Whether it opened a new conversation.
     pub new_conversation: bool,
     /// Whether it had been stored before (nothing changed).
@@ -68,7 +69,7 @@ pub struct ConversationRecord {
     /// Host id.
     pub id: String,
     /// Tenant.
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Channel (connector name).
     pub channel: String,
     /// Company account the customer first wrote to.
@@ -128,7 +129,7 @@ pub struct StoredMessage {
     /// Host id.
     pub id: String,
     /// The conversation it belongs to.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The channel (connector) it came through or went out on.
     pub channel: String,
     /// `inbound` (customer) or `outbound` (company).

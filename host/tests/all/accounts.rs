@@ -1279,7 +1279,7 @@ async fn messenger_conversation(
         .await;
     assert_eq!(response.status, 200);
     graph.customer_wrote_ago("5001", psid, ago);
-    stored[0].conversation_id.clone()
+    stored[0].conversation_id.to_string()
 }
 
 #[tokio::test]

@@ -349,7 +349,7 @@ async fn a_brand_without_answers_configured_answers_nobody() {
                 conversation_id,
                 estimate,
                 ..
-            } => Some((conversation_id, estimate)),
+            } => Some((conversation_id.into_string(), estimate)),
             _ => None,
         })
         .collect();
@@ -387,7 +387,7 @@ fn levels(crm: &CrmRecorder) -> Vec<(String, String, u64, Option<String>, String
                     ..
                 } => Some((
                     "at-risk".to_string(),
-                    conversation_id,
+                    conversation_id.into_string(),
                     waited_ms,
                     assignee,
                     action,
@@ -401,7 +401,7 @@ fn levels(crm: &CrmRecorder) -> Vec<(String, String, u64, Option<String>, String
                     ..
                 } => Some((
                     "breached".to_string(),
-                    conversation_id,
+                    conversation_id.into_string(),
                     waited_ms,
                     assignee,
                     action,
@@ -421,7 +421,7 @@ async fn conversation_of(crm: &CrmRecorder, tweet: &str) -> String {
                 conversation_id,
                 message,
                 ..
-            } if message.external_id == tweet => Some(conversation_id),
+            } if message.external_id == tweet => Some(conversation_id.into_string()),
             _ => None,
         })
     };

@@ -141,7 +141,7 @@ async fn telco_with(admin_token: Option<&str>, setup: Setup) -> Telco {
     }
     if wind {
         let mut wind_spec = spec;
-        wind_spec.tenant = "wind".to_string();
+        wind_spec.tenant = "wind".into();
         wind_spec.brands.clear();
         let mut engine = RoutingEngine::builder(chain("least-loaded").await).build();
         engine

@@ -100,7 +100,7 @@ async fn mention(host: &Host, x: &XApi, author: (&str, &str), text: &str) -> Str
         .deliver_webhook_stored("default", "twitter", request)
         .await;
     assert_eq!(response.status, 200);
-    stored[0].conversation_id.clone()
+    stored[0].conversation_id.to_string()
 }
 
 #[tokio::test]
@@ -180,6 +180,11 @@ async fn mentions_are_routed_waiters_are_told_the_truth_and_only_the_assignee_an
         matches!(&refused, Error::Routing { source, .. }
             if matches!(**source, centralino::routing::RoutingError::NotAssignee { .. })),
         "{refused:?}"
+    );
+    // The refusal names the conversation by the id the CRM knows, not routing's own number.
+    assert_eq!(
+        refused.to_string(),
+        format!("refused: {other} may not reply to {first}: it is assigned to {assignee}")
     );
     host.reply(
         "default",

@@ -309,8 +309,8 @@ async fn a_customer_unsending_a_messenger_message_empties_the_stored_copy_and_te
     assert_eq!(
         deleted(&host),
         [CrmEvent::MessageDeleted {
-            conversation_id: conversation.id.clone(),
-            connector: "facebook".to_string(),
+            conversation_id: conversation.id.clone().into(),
+            connector: "facebook".into(),
             message_id: messages[0].id.clone(),
             external_id: "m_abc".to_string(),
             at: 1_795_856_460_000,

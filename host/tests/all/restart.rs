@@ -63,7 +63,7 @@ async fn deliver(host: &Host, body: &str) -> String {
         .deliver_webhook_stored("default", "echo", request)
         .await;
     assert_eq!(response.status, 200);
-    stored[0].conversation_id.clone()
+    stored[0].conversation_id.to_string()
 }
 
 fn other(operator: &str) -> &'static str {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use centralino::routing::{
-    ChainSpec, ConversationId, CustomerMessage, ManualClock, Notice, Operator, PolicyChain,
+    ChainSpec, ConversationNumber, CustomerMessage, ManualClock, Notice, Operator, PolicyChain,
     RoutingEngine, RoutingError, Status, WaitEstimate,
 };
 use centralino::runtime::{PluginLimits, Runtime};
@@ -98,7 +98,7 @@ async fn add_all(engine: &mut RoutingEngine, operators: Vec<Operator>, presence:
     }
 }
 
-fn assigned_to(notices: &[Notice]) -> Vec<(ConversationId, String)> {
+fn assigned_to(notices: &[Notice]) -> Vec<(ConversationNumber, String)> {
     notices
         .iter()
         .filter_map(|n| match n {
@@ -156,7 +156,7 @@ async fn simulate(
 ) -> BTreeMap<String, u32> {
     let mut rng = Lcg(0x5eed);
     let mut counts = BTreeMap::new();
-    let mut due: Vec<(u64, ConversationId)> = Vec::new();
+    let mut due: Vec<(u64, ConversationNumber)> = Vec::new();
     let mut next = 0;
     loop {
         let next_arrival = arrivals.get(next).map(|(at, _)| *at);
@@ -567,7 +567,7 @@ async fn an_operator_coming_online_drains_the_queue() {
         .set_presence("marco", Presence::Online)
         .await
         .unwrap();
-    let taken: Vec<ConversationId> = assigned_to(&notices)
+    let taken: Vec<ConversationNumber> = assigned_to(&notices)
         .into_iter()
         .map(|(id, _)| id)
         .collect();

@@ -88,7 +88,7 @@ fn twitter(tenant: &str, api: &str) -> ConnectorSpec {
             }],
         },
     );
-    spec.tenant = tenant.to_string();
+    spec.tenant = tenant.into();
     spec.grants = Grants::default()
         .allow_hosts(vec![api.to_string()])
         .credentials(credentials)
@@ -117,7 +117,7 @@ async fn mention(host: &Host, tenant: &str, id: &str) -> String {
         .deliver_webhook_stored(tenant, "twitter", request)
         .await;
     assert_eq!(response.status, 200);
-    stored[0].conversation_id.clone()
+    stored[0].conversation_id.to_string()
 }
 
 async fn outbox_status(host: &Host, tenant: &str, id: &str) -> (OutboxStatus, Option<String>) {

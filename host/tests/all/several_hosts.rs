@@ -76,7 +76,7 @@ async fn deliver(host: Host, body: String) -> String {
         .deliver_webhook_stored("default", "echo", request)
         .await;
     assert_eq!(response.status, 200);
-    stored[0].conversation_id.clone()
+    stored[0].conversation_id.to_string()
 }
 
 /// (id, status, assignee) of every conversation, oldest first.
@@ -123,7 +123,7 @@ async fn assignments_told(store: &Store, inbox: &LocalInbox) -> Vec<(String, Str
                 conversation_id,
                 operator,
                 ..
-            } => Some((conversation_id, operator)),
+            } => Some((conversation_id.into_string(), operator)),
             _ => None,
         })
         .collect()

@@ -121,7 +121,7 @@ pub(super) async fn visible(console: &Console, session: &SessionView) -> Vec<Acc
     match console.host.accounts().await {
         Ok(accounts) => accounts
             .into_iter()
-            .filter(|a| tenants.contains(&a.tenant))
+            .filter(|a| tenants.iter().any(|t| *t == a.tenant))
             .collect(),
         Err(e) => {
             tracing::warn!("the console could not read the accounts: {e}");

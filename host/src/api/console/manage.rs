@@ -18,7 +18,7 @@ pub(super) async fn connectors_page(
         .host
         .connector_health()
         .into_iter()
-        .filter(|c| tenants.contains(&c.tenant))
+        .filter(|c| tenants.iter().any(|t| *t == c.tenant))
         .collect();
     let mut details = connectors::details(&console.host, &health).await;
     for (c, d) in health.iter().zip(details.iter_mut()) {
@@ -39,7 +39,7 @@ pub(super) async fn connectors_page(
     if !health.is_empty() {
         let names: Vec<(String, String)> = health
             .iter()
-            .map(|c| (c.tenant.clone(), c.connector.clone()))
+            .map(|c| (c.tenant.to_string(), c.connector.to_string()))
             .collect();
         upload::render_form(&mut body, viewer.lang, &session.csrf, &names);
     }

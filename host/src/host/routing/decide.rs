@@ -55,11 +55,12 @@ impl TenantRouting {
             message.brand = connector.brands.get(&item.message.account).cloned();
             // The platform's own detection (X's `lang`), when the connector passed it on.
             message.language = crate::conventions::language(&item.message);
-            if let Some((_, account)) = self.to_engine.get(&item.conversation_id) {
+            if let Some((_, account)) = self.to_engine.get(item.conversation_id.as_str()) {
                 message.account = account.clone();
                 message.brand = connector.brands.get(account).cloned().or(message.brand);
             }
-            if item.new_conversation && !self.to_engine.contains_key(&item.conversation_id) {
+            if item.new_conversation && !self.to_engine.contains_key(item.conversation_id.as_str())
+            {
                 self.forget_stale(&mut change, &message).await?;
             }
             let account = message.account.clone();
@@ -71,9 +72,9 @@ impl TenantRouting {
                 metrics.routing_decision(tenant, started.elapsed());
             }
             self.to_store
-                .insert(arrival.conversation, item.conversation_id.clone());
+                .insert(arrival.conversation, item.conversation_id.to_string());
             self.to_engine.insert(
-                item.conversation_id.clone(),
+                item.conversation_id.to_string(),
                 (arrival.conversation, account),
             );
             change.notices.extend(arrival.notices);
@@ -114,7 +115,7 @@ impl TenantRouting {
                         Some(operator.clone()),
                     ));
                     events.push(CrmEvent::ConversationAssigned {
-                        conversation_id: id.clone(),
+                        conversation_id: id.clone().into(),
                         operator,
                         reason,
                     });
@@ -139,7 +140,7 @@ impl TenantRouting {
                     };
                     let position = u32::try_from(estimate.position()).unwrap_or(u32::MAX);
                     events.push(CrmEvent::ConversationQueued {
-                        conversation_id: id.clone(),
+                        conversation_id: id.clone().into(),
                         position,
                         estimate: answer.text.clone(),
                     });
@@ -195,7 +196,7 @@ impl TenantRouting {
     /// (channel, customer id) of an engine conversation.
     pub(super) fn customer_of(
         &self,
-        id: crate::routing::ConversationId,
+        id: crate::routing::ConversationNumber,
     ) -> Option<(String, String)> {
         let c = self.engine.conversation(id)?;
         Some((c.thread.channel.clone(), c.customer.clone()))

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::answers::Brand;
 use crate::crm::CrmEvent;
-use crate::routing::{ConversationId, Notice, RoutingEngine, Status, StoredState};
+use crate::routing::{ConversationNumber, Notice, RoutingEngine, Status, StoredState};
 use crate::store::{
     Backend, ConversationStatus, RoutingTx, Store, StoredAssignment, StoredPresence,
 };
@@ -148,7 +148,7 @@ impl Change {
             }
         }
         self.events.push(CrmEvent::ConversationAssigned {
-            conversation_id: id.to_string(),
+            conversation_id: id.into(),
             operator: to.to_string(),
             reason: "transferred".to_string(),
         });
@@ -159,8 +159,8 @@ impl Change {
 /// One tenant's routing: the engine and the links between its conversations and the store's.
 pub(crate) struct TenantRouting {
     pub(crate) engine: RoutingEngine,
-    to_store: HashMap<ConversationId, String>,
-    to_engine: HashMap<String, (ConversationId, String)>,
+    to_store: HashMap<ConversationNumber, String>,
+    to_engine: HashMap<String, (ConversationNumber, String)>,
     /// The tenant's brands by id: answers, hours, service levels.
     brands: BTreeMap<String, Brand>,
     /// The wait each waiting customer was last told, by stored conversation.
@@ -168,7 +168,7 @@ pub(crate) struct TenantRouting {
     /// When each customer (channel, customer id) was last sent an automatic answer.
     customer_told: HashMap<(String, String), u64>,
     /// How far each unanswered conversation got toward missing its service level.
-    service_steps: HashMap<ConversationId, service_levels::Watched>,
+    service_steps: HashMap<ConversationNumber, service_levels::Watched>,
     /// When the engine was last brought in line with the store (PostgreSQL).
     synced_at: Option<Instant>,
     /// When the ticker last measured service levels (PostgreSQL paces it).
@@ -265,13 +265,13 @@ impl TenantRouting {
     }
 
     /// The configured brand of an engine conversation, if any.
-    pub(crate) fn brand_of(&self, id: ConversationId) -> Option<&Brand> {
+    pub(crate) fn brand_of(&self, id: ConversationNumber) -> Option<&Brand> {
         let brand = self.engine.conversation(id)?.brand.as_deref()?;
         self.brands.get(brand)
     }
 
     /// The engine's id of a stored conversation.
-    pub(crate) fn engine_id(&self, store_id: &str) -> Option<ConversationId> {
+    pub(crate) fn engine_id(&self, store_id: &str) -> Option<ConversationNumber> {
         self.to_engine.get(store_id).map(|(id, _)| *id)
     }
 

@@ -7,7 +7,7 @@
 
 use crate::answers::ServiceLevelAction;
 use crate::crm::CrmEvent;
-use crate::routing::{ConversationId, Notice, Status};
+use crate::routing::{ConversationNumber, Notice, Status};
 use crate::store::Store;
 
 use super::{Change, TenantRouting};
@@ -46,7 +46,7 @@ pub(crate) struct Watched {
 }
 
 struct Due {
-    id: ConversationId,
+    id: ConversationNumber,
     from: u8,
     to: u8,
     brand: String,
@@ -167,7 +167,7 @@ impl TenantRouting {
                     (store_id.clone(), due.brand.clone(), due.assignee.clone());
                 check.events.push(if step == BREACHED {
                     CrmEvent::ServiceLevelBreached {
-                        conversation_id,
+                        conversation_id: conversation_id.into(),
                         brand,
                         target_ms: due.target_ms,
                         waited_ms: due.waited_ms,
@@ -176,7 +176,7 @@ impl TenantRouting {
                     }
                 } else {
                     CrmEvent::ServiceLevelAtRisk {
-                        conversation_id,
+                        conversation_id: conversation_id.into(),
                         brand,
                         target_ms: due.target_ms,
                         waited_ms: due.waited_ms,

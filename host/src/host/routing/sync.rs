@@ -5,7 +5,9 @@
 use std::time::Instant;
 
 use crate::crm::CrmEvent;
-use crate::routing::{Conversation, ConversationId, CustomerMessage, Notice, Status, ThreadKey};
+use crate::routing::{
+    Conversation, ConversationNumber, CustomerMessage, Notice, Status, ThreadKey,
+};
 use crate::store::{ConversationStatus, RoutedConversation, RoutingTx, Store, StoredAssignment};
 
 use super::decide::auto_reply;
@@ -73,7 +75,7 @@ impl TenantRouting {
     where
         B: Fn(&str, &str) -> Option<String>,
     {
-        let known: Vec<(ConversationId, String)> = self
+        let known: Vec<(ConversationNumber, String)> = self
             .engine
             .conversations()
             .iter()
@@ -212,7 +214,7 @@ impl TenantRouting {
         tenant: &str,
         store_id: &str,
         brand: &B,
-    ) -> anyhow::Result<Option<ConversationId>>
+    ) -> anyhow::Result<Option<ConversationNumber>>
     where
         B: Fn(&str, &str) -> Option<String>,
     {
@@ -264,7 +266,7 @@ impl TenantRouting {
     }
 
     /// Forgets the link of a conversation the engine closed.
-    pub(super) fn unlink(&mut self, id: ConversationId) {
+    pub(super) fn unlink(&mut self, id: ConversationNumber) {
         if let Some(store_id) = self.to_store.remove(&id) {
             self.to_engine.remove(&store_id);
         }
@@ -332,7 +334,7 @@ impl TenantRouting {
         &mut self,
         stored: RoutedConversation,
         brand: &impl Fn(&str, &str) -> Option<String>,
-    ) -> ConversationId {
+    ) -> ConversationNumber {
         let RoutedConversation {
             record,
             assigned_at,
@@ -348,7 +350,7 @@ impl TenantRouting {
         let assigned_at =
             (record.assignee.is_some()).then(|| at(assigned_at.unwrap_or(record.updated_at)));
         let conversation = Conversation {
-            id: ConversationId(0),
+            id: ConversationNumber(0),
             thread: ThreadKey {
                 channel: record.channel.clone(),
                 account: record.account.clone(),

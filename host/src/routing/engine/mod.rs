@@ -35,7 +35,7 @@ use super::agents::{Operator, Roster};
 use super::chain::{Outcome, PolicyChain};
 use crate::clock::{Clock, SystemClock};
 use super::conversations::{
-    Conversation, ConversationId, Conversations, CustomerHistory, CustomerMessage, Exclusion,
+    Conversation, ConversationNumber, Conversations, CustomerHistory, CustomerMessage, Exclusion,
     Status,
 };
 use crate::error::RoutingError;
@@ -51,7 +51,7 @@ pub enum Notice {
     /// An operator got the conversation.
     Assigned {
         /// The conversation.
-        conversation: ConversationId,
+        conversation: ConversationNumber,
         /// The operator.
         operator: String,
         /// Why, from the deciding stage.
@@ -62,7 +62,7 @@ pub enum Notice {
     /// Nobody could take it; it waits.
     Queued {
         /// The conversation.
-        conversation: ConversationId,
+        conversation: ConversationNumber,
         /// What the customer can be told.
         estimate: WaitEstimate,
         /// Why, from the chain.
@@ -71,7 +71,7 @@ pub enum Notice {
     /// The assignee did not answer in time and lost the conversation.
     OfferExpired {
         /// The conversation.
-        conversation: ConversationId,
+        conversation: ConversationNumber,
         /// Who lost it.
         operator: String,
     },
@@ -81,7 +81,7 @@ pub enum Notice {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Arrival {
     /// Its conversation.
-    pub conversation: ConversationId,
+    pub conversation: ConversationNumber,
     /// Whether it joined an open conversation.
     pub joined: bool,
     /// Assignments and queue places it caused.
@@ -246,7 +246,7 @@ impl RoutingEngine {
 
     /// One conversation.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
+    pub(crate) fn conversation(&self, id: ConversationNumber) -> Option<&Conversation> {
         self.conversations.get(id)
     }
 
@@ -290,12 +290,12 @@ impl RoutingEngine {
     /// ([`Roster::brand_capacity`]) and the brand's recent handling times (the tenant's
     /// while the brand has none).
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) fn wait_estimate(&self, id: ConversationId) -> Option<WaitEstimate> {
+    pub(crate) fn wait_estimate(&self, id: ConversationNumber) -> Option<WaitEstimate> {
         if !self.queue.contains(id) {
             return None;
         }
         let brand = self.conversations.get(id)?.brand.as_deref();
-        let same_brand = |other: &ConversationId| {
+        let same_brand = |other: &ConversationNumber| {
             self.conversations
                 .get(*other)
                 .is_some_and(|c| c.brand.as_deref() == brand)
@@ -338,7 +338,7 @@ impl RoutingEngine {
         let previous = self.roster.set_presence(operator, presence)?;
         let mut taken = Vec::new();
         if presence == Presence::Offline && previous != Presence::Offline {
-            let unanswered: Vec<ConversationId> = self
+            let unanswered: Vec<ConversationNumber> = self
                 .conversations
                 .iter()
                 .filter(|c| {
@@ -380,13 +380,13 @@ impl RoutingEngine {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) fn authorize_reply(
         &self,
-        id: ConversationId,
+        id: ConversationNumber,
         operator: &str,
     ) -> Result<ReplyRoute, RoutingError> {
         let conversation = self
             .conversations
             .get(id)
-            .ok_or(RoutingError::UnknownConversation(id))?;
+            .ok_or(RoutingError::UnknownConversation(id.named()))?;
         self.reply_rules.route(&self.roster, conversation, operator)
     }
 
@@ -395,7 +395,7 @@ impl RoutingEngine {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) fn record_reply(
         &mut self,
-        id: ConversationId,
+        id: ConversationNumber,
         operator: &str,
     ) -> Result<ReplyRoute, RoutingError> {
         let route = self.authorize_reply(id, operator)?;
@@ -416,12 +416,12 @@ impl RoutingEngine {
     /// records the handling time and gives the seat to the queue. Resolving twice is a
     /// no-op.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn resolve(&mut self, id: ConversationId) -> Result<Vec<Notice>, RoutingError> {
+    pub(crate) async fn resolve(&mut self, id: ConversationNumber) -> Result<Vec<Notice>, RoutingError> {
         let now = self.now();
         let conversation = self
             .conversations
             .get(id)
-            .ok_or(RoutingError::UnknownConversation(id))?;
+            .ok_or(RoutingError::UnknownConversation(id.named()))?;
         if conversation.status == Status::Resolved {
             return Ok(Vec::new());
         }
@@ -454,16 +454,16 @@ impl RoutingEngine {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn transfer(
         &mut self,
-        id: ConversationId,
+        id: ConversationNumber,
         to: &str,
     ) -> Result<Vec<Notice>, RoutingError> {
         let now = self.now();
         let conversation = self
             .conversations
             .get(id)
-            .ok_or(RoutingError::UnknownConversation(id))?;
+            .ok_or(RoutingError::UnknownConversation(id.named()))?;
         if conversation.status == Status::Resolved {
-            return Err(RoutingError::Resolved(id));
+            return Err(RoutingError::Resolved(id.named()));
         }
         let from = conversation.assignee.clone();
         if from.as_deref() == Some(to) {
@@ -490,7 +490,7 @@ impl RoutingEngine {
         let mut notices = Vec::new();
         let mut taken = Vec::new();
         if let Some(timeout) = self.offer_timeout_ms {
-            let mut expired: Vec<(u64, ConversationId, String)> = self
+            let mut expired: Vec<(u64, ConversationNumber, String)> = self
                 .conversations
                 .iter()
                 .filter_map(|c| {
@@ -518,7 +518,7 @@ impl RoutingEngine {
             }
         }
         let mut lapsed = false;
-        let waiting: Vec<ConversationId> = self.queue.iter().collect();
+        let waiting: Vec<ConversationNumber> = self.queue.iter().collect();
         for id in waiting {
             if let Some(conversation) = self.conversations.get_mut(id) {
                 let before = conversation.excluded.len();

@@ -10,7 +10,7 @@ impl RoutingEngine {
     /// waiting conversation then goes through the chain again.
     pub(crate) async fn escalate(
         &mut self,
-        id: ConversationId,
+        id: ConversationNumber,
         raise_to: Option<u8>,
         reroute: bool,
     ) -> Vec<Notice> {
@@ -47,7 +47,7 @@ impl RoutingEngine {
     }
 
     /// Runs the chain for a conversation that is open or waiting and applies the outcome.
-    pub(super) async fn place(&mut self, id: ConversationId) -> Option<Notice> {
+    pub(super) async fn place(&mut self, id: ConversationNumber) -> Option<Notice> {
         let now = self.now();
         let context = self.context(id, now)?;
         let decision = self.chain.decide(context.clone()).await;
@@ -78,7 +78,7 @@ impl RoutingEngine {
     }
 
     /// What the chain sees for one conversation.
-    pub(super) fn context(&self, id: ConversationId, now: u64) -> Option<RoutingContext> {
+    pub(super) fn context(&self, id: ConversationNumber, now: u64) -> Option<RoutingContext> {
         let c = self.conversations.get(id)?;
         if !matches!(c.status, Status::Open | Status::Waiting) {
             return None;
@@ -113,9 +113,9 @@ impl RoutingEngine {
         })
     }
 
-    pub(super) fn assign(&mut self, id: ConversationId, operator: &str, now: u64) -> Result<(), RoutingError> {
+    pub(super) fn assign(&mut self, id: ConversationNumber, operator: &str, now: u64) -> Result<(), RoutingError> {
         if self.conversations.get(id).is_none() {
-            return Err(RoutingError::UnknownConversation(id));
+            return Err(RoutingError::UnknownConversation(id.named()));
         }
         self.roster.take_seat(operator, now)?;
         self.queue.remove(id);
@@ -132,7 +132,7 @@ impl RoutingEngine {
         Ok(())
     }
 
-    pub(super) fn enqueue(&mut self, id: ConversationId, reason: String) -> Option<Notice> {
+    pub(super) fn enqueue(&mut self, id: ConversationNumber, reason: String) -> Option<Notice> {
         let conversation = self.conversations.get_mut(id)?;
         conversation.status = Status::Waiting;
         conversation.assignee = None;
@@ -152,7 +152,7 @@ impl RoutingEngine {
 
     /// Takes a conversation away from `operator` and puts it back in the queue, in its
     /// place by priority and by the time the customer first wrote.
-    pub(super) fn take_back(&mut self, id: ConversationId, operator: &str) {
+    pub(super) fn take_back(&mut self, id: ConversationNumber, operator: &str) {
         self.roster.free_seat(operator);
         if let Some(conversation) = self.conversations.get_mut(id) {
             conversation.status = Status::Waiting;
@@ -168,7 +168,7 @@ impl RoutingEngine {
     /// placed in queue order like everyone else (a re-route does not jump ahead of an
     /// urgent conversation that was already waiting). Their assignments say whom they were
     /// taken from; those still waiting get a queue notice with an estimate.
-    pub(super) async fn reroute(&mut self, taken: Vec<(ConversationId, String)>) -> Vec<Notice> {
+    pub(super) async fn reroute(&mut self, taken: Vec<(ConversationNumber, String)>) -> Vec<Notice> {
         let mut notices = self.drain().await;
         for notice in &mut notices {
             if let Notice::Assigned {
@@ -203,7 +203,7 @@ impl RoutingEngine {
         if self.queue.is_empty() || self.available.is_empty() {
             return notices;
         }
-        let waiting: Vec<ConversationId> = self.queue.iter().collect();
+        let waiting: Vec<ConversationNumber> = self.queue.iter().collect();
         for id in waiting {
             if self.roster.available(now).is_empty() {
                 break;

@@ -27,7 +27,7 @@ impl RoutingEngine {
     /// waiting one, joins the queue in its place by priority and first message. Nothing is
     /// decided here: call [`resume`](Self::resume) once everything is restored.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationId {
+    pub(crate) fn restore(&mut self, mut conversation: Conversation) -> ConversationNumber {
         let assigned_at = conversation.assigned_at.unwrap_or(conversation.created_at);
         let assignee = match (conversation.status, conversation.assignee.take()) {
             (Status::Assigned, Some(operator))
@@ -85,7 +85,7 @@ impl RoutingEngine {
     /// alone (see [`set_loads`](Self::set_loads)), and nothing is decided. Returns whether
     /// anything changed.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) fn sync_conversation(&mut self, id: ConversationId, stored: StoredState) -> bool {
+    pub(crate) fn sync_conversation(&mut self, id: ConversationNumber, stored: StoredState) -> bool {
         let StoredState {
             status,
             assignee,
@@ -162,7 +162,7 @@ impl RoutingEngine {
 
     /// Forgets what the engine holds about an erased customer: the texts and platform ids of
     /// their conversations `ids`, and who helped their `identities` (channel, platform id).
-    pub(crate) fn forget_customer(&mut self, ids: &[ConversationId], identities: &[(String, String)]) {
+    pub(crate) fn forget_customer(&mut self, ids: &[ConversationNumber], identities: &[(String, String)]) {
         for id in ids {
             if let Some(conversation) = self.conversations.get_mut(*id) {
                 conversation.last_text.clear();

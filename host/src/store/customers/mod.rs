@@ -20,6 +20,7 @@ use sqlx::any::AnyRow;
 
 use super::text::{read, read_opt, stored};
 use super::{MAX_IN_LIST, Store, StoredMessage, marks, message_from_row, ms, positional};
+use crate::ids::ConversationId;
 
 mod filing;
 mod links;
@@ -83,7 +84,7 @@ pub struct Suggestion {
 #[non_exhaustive]
 pub struct HistoryEntry {
     /// Its conversation.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The channel (connector) of the conversation.
     pub channel: String,
     /// The message (the customer's or the company's).
@@ -289,7 +290,7 @@ impl Store {
                 id: message.id.clone(),
             });
             entries.push(HistoryEntry {
-                conversation_id: row.try_get("conversation_id")?,
+                conversation_id: row.try_get::<String, _>("conversation_id")?.into(),
                 channel: row.try_get("conversation_channel")?,
                 message,
             });
