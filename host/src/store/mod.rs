@@ -62,12 +62,11 @@ pub(crate) use {
 };
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Connection as _, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 
 use crate::clock::Clock;
 use crate::types::{Message, MessageKind, OutboundMessage};
@@ -94,99 +93,17 @@ pub struct Store {
     _memory_anchor: Option<Arc<std::sync::Mutex<sqlx::AnyConnection>>>,
 }
 
+mod open;
 mod records;
 mod sql;
+
+pub use open::redacted_url;
 
 pub use records::{ConversationRecord, ConversationStatus, Ingested, StoredMessage};
 use records::{kind_str, parse_kind};
 use sql::{MAX_BINDS, MAX_IN_LIST, marks, ms, new_id, positional, rows};
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`:
-    /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`.
-    pub async fn open(url: &str) -> anyhow::Result<Store> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            anyhow::bail!(
-                "store URL `{}`: expected `sqlite://…`, `sqlite::memory:` or `postgres://…`",
-                redacted_url(url)
-            );
-        };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
-        let url = match backend {
-            Backend::Sqlite => {
-                // SQLite has one writer at a time, and a deferred transaction that reads then
-                // writes fails at once ("database is locked") when another writer got in
-                // between. One connection serialises the host's transactions instead, which
-                // is also what an in-memory database needs.
-                let memory = url.contains(":memory:");
-                // Checking out the one in-process connection needs no test query first.
-                options = options
-                    .max_connections(1)
-                    .test_before_acquire(false)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA busy_timeout = 10000",
-                                "PRAGMA foreign_keys = ON",
-                                // Deleted and overwritten content is zeroed, so an erased
-                                // customer's text leaves the file (see `erasure.rs`).
-                                "PRAGMA secure_delete = ON",
-                            ] {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
-                            Ok(())
-                        })
-                    });
-                if url == "sqlite::memory:" {
-                    // An in-memory database lives as long as a connection to it, and the
-                    // pool closes its connection now and then (at its maximum lifetime, after
-                    // a failed test on release, when a checkout is cancelled midway), which
-                    // would silently start an empty database. So the database gets a name of
-                    // its own, shared by the pool's connection and an anchor connection the
-                    // store holds until it is dropped.
-                    format!(
-                        "sqlite:file:centralino-memory-{}?mode=memory&cache=shared",
-                        new_id()
-                    )
-                } else if memory || url.contains("mode=") {
-                    url.to_string()
-                } else {
-                    format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
-                }
-            }
-            Backend::Postgres => {
-                options = options.max_connections(8);
-                url.to_string()
-            }
-        };
-        let memory_anchor = if url.starts_with("sqlite:file:centralino-memory-") {
-            let anchor = sqlx::AnyConnection::connect(&url)
-                .await
-                .context("opening the in-memory store")?;
-            Some(Arc::new(std::sync::Mutex::new(anchor)))
-        } else {
-            None
-        };
-        let pool = options
-            .connect(&url)
-            .await
-            .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
-        let store = Store {
-            pool,
-            backend,
-            clock: None,
-            _memory_anchor: memory_anchor,
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
     /// This store reading time from `clock` (see [`crate::clock`]): every timestamp it
     /// writes and every "is it due / has it lapsed" it decides, poll leases included.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
@@ -595,31 +512,6 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
             extra: serde_json::from_str(&extra)?,
         },
     })
-}
-
-/// A store URL as it may be shown (logs, errors, `centralino check`): its scheme, host,
-/// port and database only. User information is replaced by `***@` and a query string by
-/// `?***`, whatever they hold, since a password may sit in either (`user:pass@`,
-/// `?password=`); a fragment is dropped.
-pub fn redacted_url(url: &str) -> String {
-    let (url, has_query) = match url.find(['?', '#']) {
-        Some(at) => (&url[..at], url[at..].starts_with('?') && url.len() > at + 1),
-        None => (url, false),
-    };
-    let mut out = match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-                None => format!("{scheme}://{authority}{path}"),
-            }
-        }
-        None => url.to_string(),
-    };
-    if has_query {
-        out.push_str("?***");
-    }
-    out
 }
 
 #[cfg(test)]
