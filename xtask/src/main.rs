@@ -415,10 +415,25 @@ fn ensure_chromium() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes sure `openssl` is installed: the plugin guide signs a test delivery with it, and
+/// `host/tests/all/outside.rs` runs the guide's commands as written.
+fn ensure_openssl() -> anyhow::Result<()> {
+    if output(Command::new("openssl").arg("version")).is_some() {
+        return Ok(());
+    }
+    step("installing openssl with apt-get (the plugin guide's commands use it)");
+    run(Command::new("apt-get").arg("update").arg("-q")).context("apt-get update failed")?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "openssl"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("could not install openssl from Debian's packages")
+}
+
 fn test() -> anyhow::Result<()> {
     build_plugins()?;
     let postgres = ensure_postgres()?;
     ensure_chromium()?;
+    ensure_openssl()?;
     let root = root();
     step("checking formatting (cargo fmt --check)");
     run(Command::new("cargo")

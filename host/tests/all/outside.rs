@@ -3,7 +3,7 @@
 //! their artifacts (wasmtime above all) instead of compiling them a second time.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every package `cargo tree` lists for `manifest` (name and version) with the union of
@@ -17,9 +17,11 @@ pub fn features(manifest: &Path, workspace: bool) -> BTreeMap<(String, String), 
     } else {
         command.args(["-e", "normal,build"]);
     }
+    // From the manifest's folder, so its cargo config (a `[patch]`, say) applies.
     let out = command
         .arg("--manifest-path")
         .arg(manifest)
+        .current_dir(manifest.parent().unwrap_or(Path::new(".")))
         .output()
         .unwrap();
     assert!(
@@ -185,66 +187,81 @@ fn packaged_crates(dir: &Path) -> BTreeMap<String, std::path::PathBuf> {
     found
 }
 
-/// An author's component tests, in a crate of their own: the guide's test of the
-/// scaffold's imaginary platform, on the test kit as published.
-const COMPONENT_TEST: &str = r##"
-use centralino_testkit::http::{Exchange, ScriptedServer};
-use centralino_testkit::runtime::types::OutboundMessage;
-use centralino_testkit::{ConnectorTest, Outcome, webhook};
-use serde_json::json;
-
-#[tokio::test]
-async fn a_signed_delivery_becomes_a_message_and_a_reply_goes_out() {
-    let platform = ScriptedServer::start(vec![
-        Exchange::post("/messages").reply_json(200, json!({ "id": "out-1" })),
-    ])
-    .await
-    .unwrap();
-    let mut connector = ConnectorTest::new("acme-chat")
-        .setting("api_base", platform.base_url())
-        .allow(platform.authority())
-        .secret("webhook_secret", "s3cret")
-        .bearer("acme-token", "t0ken")
-        .account("acme", Some("acme-token"))
-        .instance()
-        .unwrap();
-    let body = br#"{"id": "m-1", "from": "mario", "text": "ciao", "time": 1795856400000}"#;
-    let signature = webhook::sha256_hex("s3cret", body);
-    let outcome = connector
-        .handle_webhook(webhook::post(body, &[("x-signature", &signature)]))
-        .await
-        .unwrap();
-    let message = outcome.only_message();
-    assert_eq!(message.text, "ciao");
-    connector
-        .handle_webhook(webhook::post(body, &[("x-signature", "00")]))
-        .await
-        .unwrap()
-        .assert_refused(403);
-
-    let reply = OutboundMessage {
-        account: "acme".into(),
-        conversation_key: message.conversation_key.clone(),
-        kind: message.kind,
-        recipient: None,
-        in_reply_to: Some(message.external_id.clone()),
-        text: "ciao Mario".into(),
-        attachments: Vec::new(),
-        idempotency_key: "reply-1".into(),
-    };
-    assert_eq!(connector.send(reply).await.unwrap().external_id, "out-1");
-    let sent = &platform.requests()[0];
-    assert_eq!(sent.header("authorization"), Some("Bearer t0ken"));
-    assert_eq!(sent.json()["to"], "mario");
+/// The guide's fenced blocks of one kind (`sh`, `toml`, `rust`) in the Rust route, in order.
+fn guide_blocks(guide: &str, kind: &str) -> Vec<String> {
+    let route = &guide[..guide
+        .find("\n## Writing a connector in ")
+        .unwrap_or(guide.len())];
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in route.lines() {
+        match (&mut current, line) {
+            (None, open) if open == format!("```{kind}") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), text) => {
+                block.push_str(text);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
 }
-"##;
 
-/// Slow (it builds a guest and a test crate on the test kit): a third-party author with
-/// no checkout of the repository. The SDK, the runtime and the test kit come as packaged;
-/// the connector is scaffolded, built for wasm, tested with the kit in a crate of the
-/// author's own, and checked and loaded by the host binary.
+/// The one guide block of `kind` containing `marker`.
+fn guide_block(guide: &str, kind: &str, marker: &str) -> String {
+    let found: Vec<String> = guide_blocks(guide, kind)
+        .into_iter()
+        .filter(|b| b.contains(marker))
+        .collect();
+    assert_eq!(found.len(), 1, "one `{kind}` block with `{marker}`");
+    found.into_iter().next().unwrap()
+}
+
+/// Runs one of the guide's `sh` blocks as the author would type it, in `cwd`, with the
+/// `centralino` binary on the `PATH`; returns what it printed and the folder it ended in.
+fn run_block(block: &str, cwd: &Path, env: &[(&str, std::ffi::OsString)]) -> (String, PathBuf) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_centralino"))
+        .parent()
+        .unwrap();
+    let path = std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let script = format!("set -e\n{block}pwd > \"$GUIDE_CWD_FILE\"\n");
+    let cwd_file = tempfile::NamedTempFile::new().unwrap();
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(&script).current_dir(cwd).env_clear();
+    // The author's shell: this environment without the outer test run's cargo settings.
+    for (key, value) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        let outer = (name.starts_with("CARGO") && name != "CARGO_HOME")
+            || name.starts_with("NEXTEST")
+            || name.starts_with("RUST") && name != "RUSTUP_HOME";
+        if !outer {
+            shell.env(&key, value);
+        }
+    }
+    shell
+        .env("PATH", path)
+        .env("GUIDE_CWD_FILE", cwd_file.path());
+    for (key, value) in env {
+        shell.env(key, value);
+    }
+    let text = succeeds(&mut shell);
+    let ended = std::fs::read_to_string(cwd_file.path()).unwrap();
+    (text, PathBuf::from(ended.trim()))
+}
+
+/// Slow (it builds a guest and a test crate on the test kit): the guide,
+/// docs/writing-a-channel-plugin.md, followed by a third-party author with no checkout of
+/// the repository. Every `sh` block of its Rust route runs as written, in order; the files
+/// the guide tells the author to write (the test crate's dependencies, its component test,
+/// the admin's config) are taken from the guide's own blocks. The SDK, the runtime and the
+/// test kit are the packaged crates, standing in for the registry (`[patch.crates-io]` in
+/// the author's cargo config); builds share the workspace's cache.
 #[test]
-fn an_author_outside_the_repository_scaffolds_builds_tests_with_the_kit_and_loads_a_connector() {
+fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_connector() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -255,93 +272,81 @@ fn an_author_outside_the_repository_scaffolds_builds_tests_with_the_kit_and_load
         return;
     }
     let repo = repository();
-    let outside = tempfile::tempdir().unwrap();
-    let crates = packaged_crates(outside.path());
+    let guide = std::fs::read_to_string(repo.join("docs/writing-a-channel-plugin.md")).unwrap();
+    let blocks = guide_blocks(&guide, "sh");
+    assert_eq!(blocks.len(), 7, "the guide's steps changed: {blocks:#?}");
 
-    // The connector, scaffolded on the packaged SDK and built as a component.
-    let sdk = &crates["centralino-plugin-sdk"];
-    succeeds(
-        Command::new(env!("CARGO_BIN_EXE_centralino"))
-            .args(["plugin", "new", "--kind", "channel", "acme-chat", "--dir"])
-            .arg(outside.path())
-            .arg("--sdk")
-            .arg(sdk)
-            .current_dir(outside.path()),
+    let outside = tempfile::tempdir().unwrap();
+    let home = outside.path().to_path_buf();
+    let crates = packaged_crates(&home);
+    let path = |name: &str| crates[name].display().to_string().replace('\\', "/");
+    // Not on a registry yet: the packaged crates stand in for it.
+    std::fs::create_dir_all(home.join(".cargo")).unwrap();
+    std::fs::write(
+        home.join(".cargo/config.toml"),
+        format!(
+            "[patch.crates-io]\n\
+             centralino-plugin-sdk = {{ path = \"{}\" }}\n\
+             centralino-runtime = {{ path = \"{}\" }}\n\
+             centralino-testkit = {{ path = \"{}\" }}\n\n\
+             [profile.dev]\ndebug = \"line-tables-only\"\n\n\
+             [profile.dev.package.\"*\"]\nopt-level = 1\n",
+            path("centralino-plugin-sdk"),
+            path("centralino-runtime"),
+            path("centralino-testkit"),
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("CARGO_NET_OFFLINE", "true".into()),
+        ("CARGO_TARGET_DIR", shared_target().into_os_string()),
+    ];
+
+    // 1. Create the crate.
+    let (_, cwd) = run_block(&blocks[0], &home, &env);
+    let connector = home.join("acme-chat");
+    assert!(connector.join("src/lib.rs").exists());
+    let manifest = std::fs::read_to_string(connector.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("centralino-plugin-sdk = \"0.1\""),
+        "{manifest}"
     );
-    let connector = outside.path().join("acme-chat");
+    // The same versions as the workspace (offline), and the guide's paths into the
+    // crate's `target/` lead to the shared cache.
     std::fs::copy(
         repo.join("plugins/Cargo.lock"),
         connector.join("Cargo.lock"),
     )
     .unwrap();
-    succeeds(
-        cargo()
-            .args([
-                "build",
-                "--offline",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .env("CARGO_TARGET_DIR", shared_target())
-            .current_dir(&connector),
+    std::os::unix::fs::symlink(shared_target(), connector.join("target")).unwrap();
+
+    // 2. Build it and look at it; 3. its own tests.
+    let (inspected, cwd) = run_block(&blocks[1], &cwd, &env);
+    assert!(inspected.contains("acme-chat 0.1.0"), "{inspected}");
+    assert!(
+        inspected.contains("centralino:plugin@0.1.0 (served by this host)"),
+        "{inspected}"
     );
-    let plugins = outside.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        shared_target().join("wasm32-wasip2/release/acme_chat.wasm"),
-        plugins.join("acme-chat.wasm"),
-    )
-    .unwrap();
+    let (tested, cwd) = run_block(&blocks[2], &cwd, &env);
+    assert!(tested.contains("test result: ok"), "{tested}");
 
-    // The author's component tests, on the test kit as published.
-    let tests = outside.path().join("acme-chat-tests");
-    std::fs::create_dir_all(tests.join("tests")).unwrap();
-    std::fs::write(tests.join("tests/component.rs"), COMPONENT_TEST).unwrap();
-    std::fs::copy(repo.join("Cargo.lock"), tests.join("Cargo.lock")).unwrap();
-    let path = |name: &str| crates[name].display().to_string().replace('\\', "/");
-    let manifest = |aligned: &str| {
-        format!(
-            r#"[package]
-name = "acme-chat-tests"
-version = "0.1.0"
-edition = "2024"
-publish = false
-
-[workspace]
-
-[dependencies]
-{aligned}
-[dev-dependencies]
-centralino-testkit = "0.1"
-serde_json = "1"
-tokio = {{ version = "1", features = ["rt-multi-thread", "macros", "sync", "time", "signal", "net"] }}
-
-# Not on a registry yet: the packaged crates, unpacked.
-[patch.crates-io]
-centralino-runtime = {{ path = "{runtime}" }}
-centralino-testkit = {{ path = "{testkit}" }}
-
-[profile.dev]
-debug = "line-tables-only"
-
-[profile.dev.package."*"]
-opt-level = 1
-"#,
-            runtime = path("centralino-runtime"),
-            testkit = path("centralino-testkit"),
-        )
-    };
+    // 5. The test crate, its dependencies and its component test, from the guide.
+    let (_, cwd) = run_block(&blocks[3], &cwd, &env);
+    let tests = home.join("acme-chat-tests");
     let cargo_toml = tests.join("Cargo.toml");
-    std::fs::write(&cargo_toml, manifest("")).unwrap();
-    std::fs::create_dir_all(tests.join("src")).unwrap();
+    let generated = std::fs::read_to_string(&cargo_toml).unwrap();
+    let dependencies = guide_block(&guide, "toml", "centralino-testkit");
+    std::fs::write(&cargo_toml, format!("{generated}\n{dependencies}")).unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), tests.join("Cargo.lock")).unwrap();
+    // Only so this test reuses the workspace's build: the same features in shared crates.
+    let aligned = aligned_features(&repo, &cargo_toml, &["acme-chat-tests"]);
+    std::fs::write(&cargo_toml, format!("{generated}{aligned}\n{dependencies}")).unwrap();
+    std::fs::create_dir_all(tests.join("tests")).unwrap();
     std::fs::write(
-        tests.join("src/lib.rs"),
-        "//! Component tests of acme-chat.\n",
+        tests.join("tests/component.rs"),
+        guide_block(&guide, "rust", "ConnectorTest::from_path"),
     )
     .unwrap();
-    let aligned = aligned_features(&repo, &cargo_toml, &["acme-chat-tests"]);
-    std::fs::write(&cargo_toml, manifest(&aligned)).unwrap();
     let tree = succeeds(
         cargo()
             .args(["tree", "--offline", "-e", "normal,dev", "--prefix", "none"])
@@ -353,42 +358,20 @@ opt-level = 1
             "`{absent}` in the author's test build:\n{tree}"
         );
     }
-    let tested = succeeds(
-        cargo()
-            .args(["test", "--offline"])
-            .env("CARGO_TARGET_DIR", shared_target())
-            .env("CENTRALINO_PLUGIN_DIR", &plugins)
-            .current_dir(&tests),
-    );
+    let (tested, cwd) = run_block(&blocks[4], &cwd, &env);
     assert!(
         tested.contains("a_signed_delivery_becomes_a_message_and_a_reply_goes_out ... ok"),
         "{tested}"
     );
 
-    // The admin's side: the host binary checks the config and loads the plugin.
+    // 6. The admin's side: the plugin folder, the config, `check --load`, one delivery.
+    let (_, cwd) = run_block(&blocks[5], &cwd, &env);
     std::fs::write(
-        outside.path().join("centralino.toml"),
-        r#"[host]
-plugin_dir = "plugins"
-
-[[connectors]]
-name = "acme-chat"
-plugin = "acme-chat"
-allowed_hosts = ["api.example.com"]
-secrets = { webhook_secret = "env:ACME_WEBHOOK_SECRET" }
-
-[[connectors.accounts]]
-id = "acme"
-credential = "env:ACME_TOKEN"
-"#,
+        cwd.join("centralino.toml"),
+        guide_block(&guide, "toml", "[[connectors]]"),
     )
     .unwrap();
-    let checked = succeeds(
-        Command::new(env!("CARGO_BIN_EXE_centralino"))
-            .args(["check", "--config", "centralino.toml", "--load"])
-            .env("ACME_WEBHOOK_SECRET", "s3cret")
-            .env("ACME_TOKEN", "t0ken")
-            .current_dir(outside.path()),
-    );
-    assert!(checked.contains("acme-chat"), "{checked}");
+    let (ran, _) = run_block(&blocks[6], &cwd, &env);
+    assert!(ran.contains("acme-chat"), "{ran}");
+    assert!(ran.contains("m-2"), "the delivery's message: {ran}");
 }
