@@ -124,7 +124,7 @@ impl Roster {
         for (position, agent) in context.agents.iter().enumerate() {
             let hinted = self.order[position];
             let found = match self.known.get(hinted as usize) {
-                Some(Some(k)) if k.id == agent.id => Some(hinted),
+                Some(Some(k)) if same_id(&k.id, &agent.id) => Some(hinted),
                 _ => self.by_id.get(&agent.id).copied(),
             };
             let handle = match found {
@@ -268,6 +268,21 @@ impl Roster {
             reason: d.reason,
         })
     }
+}
+
+/// `a == b`, inline for the short ids operators have: the positional check runs once per
+/// operator per call, and the library `memcmp` call was 13% of a decision over 200
+/// operators in the profile.
+#[inline]
+fn same_id(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn announce(known: &[Option<Known>], handle: u32) -> router::Agent {
