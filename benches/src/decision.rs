@@ -1,13 +1,18 @@
 //! Decision cost: one `route()` through a wasm policy, the same policy compiled natively,
-//! and the same decision from an HTTP routing service on loopback.
+//! the same decision from an HTTP routing service on loopback, and (for `least-loaded`)
+//! its released contract 0.1 build and the same policy as an Extism plug-in.
 //!
 //! The three sides run interleaved in rounds (wasm, native, HTTP, then rotated), each round
 //! timing a batch of back-to-back decisions on the same context; the figure is the median
 //! of the rounds' per-decision times. The wasm side is the host's public path:
 //! [`RouterInstance::route`] converts the host's context to the contract's types, enters
 //! the instance (epoch deadline and log budget renewed), runs the guest, converts the
-//! decision back and checks it against the output caps. Before timing, all three sides
-//! must return the same decision.
+//! decision back and checks it against the output caps. Before timing, all sides must
+//! return the same decision.
+//!
+//! The Extism peer runs in a process of its own (`benches/extism-peer`, see its
+//! `Cargo.toml` for why), in the same bench run, on the same contexts, with the same
+//! rounds: [`extism`].
 
 use std::hint::black_box;
 use std::path::Path;
@@ -55,6 +60,11 @@ pub struct Figure {
     pub native_ns: f64,
     /// Median ns per decision through the HTTP service.
     pub http_ns: f64,
+    /// Median ns per decision through the policy's released contract 0.1 build (every
+    /// operator lowered per call), when there is one (`least-loaded-v0-1-0`).
+    pub wasm_v0_1_ns: Option<f64>,
+    /// Median ns per decision through the Extism plug-in, when measured ([`extism`]).
+    pub extism_ns: Option<f64>,
     /// Decisions timed per side (all rounds).
     pub decisions: [u64; 3],
 }
@@ -89,6 +99,7 @@ enum Side {
     Wasm,
     Native,
     Http,
+    WasmV0_1,
 }
 
 struct Sides<'a> {
@@ -96,6 +107,7 @@ struct Sides<'a> {
     context: &'a RoutingContext,
     wasm: &'a mut RouterInstance,
     http: &'a HttpPeer,
+    v0_1: Option<&'a mut RouterInstance>,
 }
 
 impl Sides<'_> {
@@ -111,6 +123,13 @@ impl Sides<'_> {
             Side::Native => {
                 for _ in 0..n {
                     black_box(self.policy.decide(black_box(self.context)));
+                }
+            }
+            Side::WasmV0_1 => {
+                if let Some(v0_1) = self.v0_1.as_deref_mut() {
+                    for _ in 0..n {
+                        black_box(v0_1.route(black_box(self.context)).await?);
+                    }
                 }
             }
             Side::Http => {
@@ -150,6 +169,18 @@ pub async fn run(
     let mut figures = Vec::new();
     for policy in Policy::ALL {
         let mut wasm = instance(runtime, plugins, policy).await?;
+        // The released 0.1 build, where the tree keeps one.
+        let mut v0_1 = match policy {
+            Policy::LeastLoaded => {
+                let path = crate::component(plugins, "least-loaded-v0-1-0")?;
+                let mut i = runtime
+                    .load_router(&path)?
+                    .instance(Vec::new(), PluginLimits::default());
+                i.ready().await?;
+                Some(i)
+            }
+            _ => None,
+        };
         for &agents in &options.sizes {
             let context = routing_context(agents);
             let native = policy.decide(&context);
@@ -160,23 +191,36 @@ pub async fn run(
                 "{} disagrees with its native version at {agents} operators:\n wasm   {from_wasm:?}\n native {native:?}\n http   {from_http:?}",
                 policy.name()
             );
+            if let Some(v0_1) = v0_1.as_mut() {
+                let from_v0_1 = v0_1.route(&context).await?;
+                anyhow::ensure!(
+                    from_v0_1 == native,
+                    "the 0.1 build of {} disagrees at {agents} operators: {from_v0_1:?}",
+                    policy.name()
+                );
+            }
             let mut sides = Sides {
                 policy,
                 context: &context,
                 wasm: &mut wasm,
                 http: &http,
+                v0_1: v0_1.as_mut(),
             };
-            let order = [Side::Wasm, Side::Native, Side::Http];
-            let per_round = [
-                sides.calibrate(Side::Wasm, options.round_time).await?,
-                sides.calibrate(Side::Native, options.round_time).await?,
-                sides.calibrate(Side::Http, options.round_time).await?,
-            ];
-            let mut samples: [Vec<f64>; 3] = Default::default();
-            let mut counts = [0u64; 3];
+            let order: Vec<Side> = if sides.v0_1.is_some() {
+                vec![Side::Wasm, Side::Native, Side::Http, Side::WasmV0_1]
+            } else {
+                vec![Side::Wasm, Side::Native, Side::Http]
+            };
+            let mut per_round = Vec::new();
+            for side in &order {
+                per_round.push(sides.calibrate(*side, options.round_time).await?);
+            }
+            let k = order.len();
+            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); k];
+            let mut counts = vec![0u64; k];
             for round in 0..options.rounds {
-                for k in 0..3 {
-                    let index = (round + k) % 3;
+                for j in 0..k {
+                    let index = (round + j) % k;
                     let elapsed = sides.batch(order[index], per_round[index]).await?;
                     samples[index].push(ns_per(elapsed, per_round[index]));
                     counts[index] += per_round[index];
@@ -188,9 +232,77 @@ pub async fn run(
                 wasm_ns: median(&samples[0]),
                 native_ns: median(&samples[1]),
                 http_ns: median(&samples[2]),
-                decisions: counts,
+                wasm_v0_1_ns: samples.get(3).map(|s| median(s)),
+                extism_ns: None,
+                decisions: [counts[0], counts[1], counts[2]],
             });
         }
     }
     Ok(figures)
+}
+
+/// Where the Extism peer was built (`benches/extism-peer`, built into `dir`).
+pub struct ExtismPeer {
+    /// The runner binary (`extism-runner`).
+    pub runner: std::path::PathBuf,
+    /// The plug-in (`extism_least_loaded.wasm`).
+    pub plugin: std::path::PathBuf,
+}
+
+impl ExtismPeer {
+    /// The peer built into `dir` (a cargo target dir), if both pieces are there.
+    pub fn in_target(dir: &Path) -> Option<Self> {
+        let peer = ExtismPeer {
+            runner: dir.join("release/extism-runner"),
+            plugin: dir.join("wasm32-unknown-unknown/release/extism_least_loaded.wasm"),
+        };
+        (peer.runner.exists() && peer.plugin.exists()).then_some(peer)
+    }
+}
+
+/// Times the Extism least-loaded plug-in on the `least-loaded` figures' contexts (same
+/// rosters, same rounds) in the peer's own process, and fills their `extism_ns`. The
+/// runner checks the plug-in returns the native decision before timing.
+pub fn extism(peer: &ExtismPeer, options: &Options, figures: &mut [Figure]) -> anyhow::Result<()> {
+    let cases: Vec<serde_json::Value> = figures
+        .iter()
+        .filter(|f| f.policy == Policy::LeastLoaded)
+        .map(|f| {
+            let context = routing_context(f.agents);
+            serde_json::json!({
+                "agents": f.agents,
+                "context": context,
+                "expected": f.policy.decide(&context),
+            })
+        })
+        .collect();
+    let file = std::env::temp_dir().join(format!(
+        "centralino-bench-extism-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&file, serde_json::to_vec(&cases)?)?;
+    let output = std::process::Command::new(&peer.runner)
+        .arg(&peer.plugin)
+        .arg(&file)
+        .arg(options.rounds.to_string())
+        .arg(options.round_time.as_millis().to_string())
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let output = output?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the Extism runner failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let measured: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)?;
+    for m in measured {
+        let agents = m["agents"].as_u64().unwrap_or(0) as usize;
+        if let Some(f) = figures
+            .iter_mut()
+            .find(|f| f.policy == Policy::LeastLoaded && f.agents == agents)
+        {
+            f.extism_ns = m["ns"].as_f64();
+        }
+    }
+    Ok(())
 }

@@ -20,6 +20,9 @@ pub const APP_SECRET: &str = "bench-facebook-app-secret";
 
 const BRANDS: [&str; 3] = ["tim", "telecom-italia", "impresa-semplice"];
 const NOW: u64 = 1_795_856_400_000;
+/// The roster version of every context the benches build (a fixed roster, as between
+/// operator changes in the engine).
+const ROSTER_VERSION: u64 = 1;
 
 /// A roster of `agents` operators over the three brands, as the chain's first stage sees
 /// it: mixed capacities and loads (some full), a few away, some never assigned; a third
@@ -75,6 +78,8 @@ pub fn routing_context(agents: usize) -> RoutingContext {
             average_handle_ms: 240_000,
         },
         now: NOW,
+        // One roster for the whole run, as the engine's between operator changes.
+        roster_version: ROSTER_VERSION,
     }
 }
 

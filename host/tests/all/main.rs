@@ -108,5 +108,6 @@ pub fn context(text: &str, agents: Vec<Agent>, now: u64) -> RoutingContext {
         agents,
         queue: QueueStats::default(),
         now,
+        roster_version: 0,
     }
 }
