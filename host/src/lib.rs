@@ -110,6 +110,6 @@ internal_mod! {
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{
     DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, MAX_HISTORY_PAGE,
-    RoutingReport, RoutingUpdate, STUCK_AFTER, TaskHealth,
+    MediaLimits, ReplyImage, RoutingReport, RoutingUpdate, STUCK_AFTER, TaskHealth,
 };
 pub use serve::IngressLimits;

@@ -13,6 +13,7 @@
 //! | `GET /api/v1/operators` | operators with presence and load |
 //! | `PUT /api/v1/operators/{id}/presence` | set an operator's presence |
 //! | `GET /api/v1/replies/{id}` | where a queued reply stands (pending, sent, failed…) |
+//! | `GET /api/v1/media/{id}` | a file of a message or a reply, as stored (`media.rs`) |
 //!
 //! **Who may reply.** With routing, only the assignee answers a conversation (anyone,
 //! after a transfer). A reply from someone else is `409 not_assignee`, not `403`: the
@@ -69,6 +70,7 @@ pub(super) fn router(host: Host, tokens: Arc<ApiTokens>) -> Router {
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}/presence", put(set_presence))
         .route("/api/v1/replies/{id}", get(get_reply))
+        .route("/api/v1/media/{id}", get(super::media::get_media))
         .merge(super::customers::routes())
         .route("/openapi.json", get(openapi))
         .route("/readyz", get(readyz))

@@ -3,7 +3,9 @@
 //! Served endpoints (as used by the Facebook connector):
 //! - `POST /{version}/me/messages?access_token=…`: `recipient.id` (a PSID) or
 //!   `recipient.comment_id` (a private reply), `messaging_type`, `message.text`;
-//! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`).
+//! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`);
+//! - `GET /cdn/…?oe=…`: a customer's attachment at its signed address, until it expires
+//!   ([`GraphApi::add_attachment`], see [`crate::media`]).
 //!
 //! Facebook Login ([`crate::oauth`]): `GET /{version}/dialog/oauth` (a consent form),
 //! its redirect with `code`, `/{version}/oauth/access_token` (a code, or
@@ -65,6 +67,8 @@ struct GraphState {
     users: Vec<FacebookUser>,
     /// Page id → the fields the app is subscribed to (`subscribed_apps`).
     subscriptions: std::collections::BTreeMap<String, String>,
+    /// Attachments served at their signed addresses (see [`crate::media`]).
+    media: crate::media::Shelf,
 }
 
 /// A Facebook user: id, name, and the pages they manage (id, name).
@@ -82,6 +86,7 @@ impl Default for GraphState {
             auth: AuthServer::new("fb", Duration::from_secs(7200)),
             users: Vec::new(),
             subscriptions: std::collections::BTreeMap::new(),
+            media: crate::media::Shelf::default(),
         }
     }
 }
@@ -232,6 +237,56 @@ impl GraphApi {
             shared,
             server: Arc::new(server),
         })
+    }
+
+    /// Puts a customer's attachment on the content network: served without a token at
+    /// the returned address (a webhook's `payload.url`) for `ttl`, then refused with 403
+    /// `URL signature expired`, as Messenger's signed addresses are.
+    pub fn add_attachment(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        content_type: &str,
+        ttl: Duration,
+    ) -> String {
+        let mut state = lock(&self.shared.1);
+        state.next_id += 1;
+        let path = format!("/cdn/v/t1.15752-9/{}_{name}", state.next_id);
+        let expires_at = crate::media::now_secs() + ttl.as_secs();
+        state.media.files.push(crate::media::Shelved {
+            path: path.clone(),
+            bytes: bytes.to_vec(),
+            content_type: content_type.to_string(),
+            readers: Vec::new(),
+            expires_at: Some(expires_at),
+            served: 0,
+        });
+        format!(
+            "{}{path}?_nc_cat=1&_nc_sid=8cd0a2&oh=03_emulator&oe={expires_at:X}",
+            self.base_url()
+        )
+    }
+
+    /// Lets every attachment address pass its `oe` time: each is refused from now on.
+    pub fn expire_attachments(&self) {
+        for file in &mut lock(&self.shared.1).media.files {
+            file.expires_at = Some(0);
+        }
+    }
+
+    /// Times the attachment at `url` was served.
+    pub fn attachment_served(&self, url: &str) -> u32 {
+        let path = url
+            .strip_prefix(&self.base_url())
+            .unwrap_or(url)
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        lock(&self.shared.1)
+            .media
+            .find(&path)
+            .map_or(0, |f| f.served)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -397,6 +452,25 @@ async fn answer(
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::LastInWindow { .. }) => {}
         None => {}
+    }
+    if request.method == "GET" && request.path.starts_with("/cdn/") {
+        let mut state = lock(&shared.1);
+        let Some(file) = state.media.find(&request.path) else {
+            return crate::media::refuse(404, "Not Found");
+        };
+        let oe = request
+            .query_param("oe")
+            .and_then(|oe| u64::from_str_radix(&oe, 16).ok());
+        if oe.is_none() || oe != file.expires_at && file.expires_at != Some(0) {
+            return crate::media::refuse(403, "Bad URL hash");
+        }
+        if file
+            .expires_at
+            .is_some_and(|at| at == 0 || crate::media::now_secs() > at)
+        {
+            return crate::media::refuse(403, "URL signature expired");
+        }
+        return crate::media::serve(file);
     }
     let mut state = lock(&shared.1);
     if let Some(answer) = login(&mut state, &request) {

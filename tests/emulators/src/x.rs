@@ -9,6 +9,8 @@
 //! - `POST /2/dm_conversations/with/{participant_id}/messages`.
 //!
 //! - `GET /2/users/me`: who the token acts as.
+//! - `GET /1.1/ton/data/dm/{dm id}/{media id}/{name}`: a DM's image, to its participants'
+//!   tokens only ([`XApi::add_dm_media`], see [`crate::media`]).
 //!
 //! Webhooks and Account Activity ([`crate::account_activity`]): `GET`/`POST /2/webhooks`
 //! with the app-only bearer token (a registration makes a real CRC call to the URL) and
@@ -124,6 +126,7 @@ struct XState {
     next_id: u64,
     auth: AuthServer,
     activity: AccountActivity,
+    media: crate::media::Shelf,
 }
 
 impl Default for XState {
@@ -134,6 +137,7 @@ impl Default for XState {
             dms: Vec::new(),
             next_id: 0,
             activity: AccountActivity::default(),
+            media: crate::media::Shelf::default(),
             // X: a user access token lives two hours.
             auth: AuthServer::new("x", std::time::Duration::from_secs(7200)),
         }
@@ -201,6 +205,47 @@ impl XApi {
     pub fn send_dm(&self, sender_id: &str, recipient_id: &str, text: &str) -> DmEvent {
         let mut state = self.state();
         create_dm(&mut state, sender_id, recipient_id, text)
+    }
+
+    /// Puts an image on a DM, served as X serves DM media: at
+    /// `/1.1/ton/data/dm/{dm_event_id}/{media_id}/{name}`, only to the bearer token of one
+    /// of `participants` (401 for an unknown token, 403 for another user). Returns its
+    /// address (the DM event's `media_url_https`).
+    pub fn add_dm_media(
+        &self,
+        dm_event_id: &str,
+        participants: [&str; 2],
+        name: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> String {
+        let mut state = self.state();
+        let media_id = state.next_id();
+        let path = format!("/1.1/ton/data/dm/{dm_event_id}/{media_id}/{name}");
+        state.media.files.push(crate::media::Shelved {
+            path: path.clone(),
+            bytes: bytes.to_vec(),
+            content_type: content_type.to_string(),
+            readers: participants.iter().map(|p| p.to_string()).collect(),
+            expires_at: None,
+            served: 0,
+        });
+        format!("{}{path}", self.base_url())
+    }
+
+    /// Times the DM media at `url` was served.
+    pub fn media_served(&self, url: &str) -> u32 {
+        let path = url.strip_prefix(&self.base_url()).unwrap_or(url);
+        self.state().media.find(path).map_or(0, |f| f.served)
+    }
+
+    /// Deletes the DM media at `url`, as when the DM is deleted: X answers 404 for it.
+    pub fn remove_dm_media(&self, url: &str) {
+        let path = url
+            .strip_prefix(&self.base_url())
+            .unwrap_or(url)
+            .to_string();
+        self.state().media.files.retain(|f| f.path != path);
     }
 
     /// Tweets stored so far (seeded and posted through the API).
@@ -589,6 +634,15 @@ async fn respond(shared: &Shared<XState>, request: Recorded) -> Response {
     else {
         return problem(401, "Unauthorized", "Unauthorized");
     };
+    if request.method == "GET" && request.path.starts_with("/1.1/ton/data/dm/") {
+        let Some(file) = state.media.find(&request.path) else {
+            return crate::media::refuse(404, "Not Found");
+        };
+        if !file.readers.contains(&me.id) {
+            return crate::media::refuse(403, "Forbidden");
+        }
+        return crate::media::serve(file);
+    }
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["2", "users", id, "mentions"]) => mentions(&state, id, &request),
