@@ -38,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiPath, ApiTokens, ErrorCode, JsonBody, bearer, lists};
+use super::{ApiError, ApiPath, ApiTokens, ErrorCode, JsonBody, SizedJsonBody, bearer, lists};
 use crate::Host;
 use crate::error::Error;
 use crate::routing::RoutingError;
@@ -296,6 +296,9 @@ async fn get_conversation(
 struct ReplyBody {
     operator: String,
     text: String,
+    /// Images to send with the text (see `media.rs`).
+    #[serde(default)]
+    images: Vec<super::media::ImageBody>,
 }
 
 /// The `Idempotency-Key` header: required, 1 to 200 visible ASCII characters.
@@ -337,10 +340,22 @@ async fn reply(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<ReplyBody>,
+    SizedJsonBody(body, size): SizedJsonBody<ReplyBody, { super::media::MAX_REPLY_BODY }>,
 ) -> Result<(StatusCode, Json<ReplyView>), ApiError> {
+    // Only images make a reply larger than any other body.
+    if body.images.is_empty() && size > super::MAX_JSON_BODY {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the body is larger than {} bytes (a reply with images may be up to {})",
+                super::MAX_JSON_BODY,
+                super::media::MAX_REPLY_BODY
+            ),
+        ));
+    }
     let tenant = &caller.tenant;
     let key = idempotency_key(&headers)?;
+    let images = super::media::images(&api.host, body.images)?;
     not_empty("operator", &body.operator)?;
     if crate::types::is_blank_text(&body.text) {
         return Err(ApiError::new(
@@ -353,12 +368,13 @@ async fn reply(
     // Routing's ownership rules are the host's: its typed refusal becomes the answer.
     let entry = api
         .host
-        .reply(
+        .reply_with_images(
             tenant,
             &id,
             &body.operator,
             None,
             &body.text,
+            &images,
             &format!("{KEY_PREFIX}{key}"),
         )
         .await?;

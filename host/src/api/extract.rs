@@ -20,50 +20,73 @@ impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for J
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let mime = content_type
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("expected a JSON body (`application/json`), not `{mime}`"),
-                ));
-            }
-        }
-        let bytes = match Limited::new(request.into_body(), MAX).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body is larger than {MAX} bytes"),
-                ));
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body could not be read: {e}"),
-                ));
-            }
-        };
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body is not what this route takes: {e}"),
-                ),
-                _ => ApiError::new(
-                    ErrorCode::MalformedJson,
-                    format!("the body is not valid JSON: {e}"),
-                ),
-            })
+        Ok(JsonBody(read_json::<T>(request, MAX).await?.0))
     }
+}
+
+/// [`JsonBody`] with the body's size in bytes, for a route whose limit depends on what
+/// the body holds (a reply: 64 KiB of text, more with images).
+pub(crate) struct SizedJsonBody<T, const MAX: usize>(pub(crate) T, pub(crate) usize);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S>
+    for SizedJsonBody<T, MAX>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let (value, size) = read_json::<T>(request, MAX).await?;
+        Ok(SizedJsonBody(value, size))
+    }
+}
+
+/// Reads a JSON body of at most `max` bytes; the value and the body's size.
+async fn read_json<T: DeserializeOwned>(
+    request: Request,
+    max: usize,
+) -> Result<(T, usize), ApiError> {
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        let mime = content_type
+            .to_str()
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("expected a JSON body (`application/json`), not `{mime}`"),
+            ));
+        }
+    }
+    let bytes = match Limited::new(request.into_body(), max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {max} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the body could not be read: {e}"),
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(|value| (value, bytes.len()))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the body is not what this route takes: {e}"),
+            ),
+            _ => ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {e}"),
+            ),
+        })
 }
 
 /// Path parameters, refused as `400 invalid_request` with a JSON body.

@@ -5,12 +5,52 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 
 use super::crm::{Api, Caller};
 use super::{ApiError, ApiPath, ErrorCode};
 use crate::store::{MediaRecord, MediaState, StoredMessage};
 use crate::types::Attachment;
+use crate::{Host, ReplyImage};
+
+/// Largest reply body read: [`crate::MAX_REPLY_IMAGES`] images of the default largest
+/// file, in base64, and the text (about 27 MiB). A host whose `media_max_file_kib` is
+/// raised takes larger images through [`Host::reply_with_images`]; over this, the REST
+/// reply is `413`.
+pub(super) const MAX_REPLY_BODY: usize =
+    crate::MAX_REPLY_IMAGES * (crate::MediaLimits::DEFAULT_FILE_BYTES as usize) / 3 * 4
+        + (64 << 10);
+
+/// An image in a REST reply: its type, its file name and its bytes in base64.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ImageBody {
+    mime_type: String,
+    file_name: String,
+    data: String,
+}
+
+/// A reply's images, decoded and checked: `400 invalid_request` naming what is wrong.
+pub(super) fn images(host: &Host, bodies: Vec<ImageBody>) -> Result<Vec<ReplyImage>, ApiError> {
+    let mut images = Vec::with_capacity(bodies.len());
+    for (index, body) in bodies.into_iter().enumerate() {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(body.data.as_bytes())
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("`images[{index}].data` is not base64 (RFC 4648, with padding): {e}"),
+                )
+            })?;
+        images.push(ReplyImage::new(body.mime_type, body.file_name, data));
+    }
+    crate::host::check_images(&images, host.media_limits()).map_err(|e| match e {
+        crate::Error::Refused(why) => ApiError::new(ErrorCode::InvalidRequest, why),
+        other => ApiError::from(other),
+    })?;
+    Ok(images)
+}
 
 /// An attachment as the API shows it: what the platform said, and the file the host keeps
 /// of it (`null` for what is no file: a location, a link).

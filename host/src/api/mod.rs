@@ -41,6 +41,7 @@ mod lists;
 mod media;
 mod openapi;
 mod openapi_customers;
+mod openapi_media;
 
 use std::sync::Arc;
 
@@ -56,7 +57,7 @@ use crate::{Error, Host};
 pub use crate::serve::serve;
 pub use admin::{AdminApi, check_exposure};
 pub use console::{MIN_PASSWORD_CHARS, add_console_user};
-pub(crate) use extract::{ApiPath, ApiQuery, JsonBody};
+pub(crate) use extract::{ApiPath, ApiQuery, JsonBody, SizedJsonBody};
 pub use openapi::{document as openapi_document, document_text as openapi_text};
 
 /// Largest JSON body the APIs read (a reply's text is a few KiB at most).

@@ -92,6 +92,7 @@ pub(crate) fn is_file(attachment: &Attachment) -> bool {
 /// Where a kept file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum MediaState {
     /// Waiting to be fetched from the platform (or for another try).
     Fetching,
@@ -515,31 +516,5 @@ impl super::Store {
                 .try_get::<Option<Vec<u8>>, _>("content")?
                 .unwrap_or_default(),
         }))
-    }
-
-    /// The bytes of a reply's images, in order (for the connector that sends it).
-    pub(crate) async fn outbound_media(
-        &self,
-        tenant: &str,
-        outbox_id: &str,
-    ) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query(
-            "SELECT mime_type, content FROM media
-             WHERE tenant = $1 AND direction = 'outbound' AND owner_id = $2 ORDER BY position",
-        )
-        .bind(tenant)
-        .bind(outbox_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get::<Option<String>, _>("mime_type")?
-                        .unwrap_or_default(),
-                    row.try_get::<Option<Vec<u8>>, _>("content")?
-                        .unwrap_or_default(),
-                ))
-            })
-            .collect()
     }
 }

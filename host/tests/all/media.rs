@@ -492,3 +492,394 @@ async fn an_erased_customers_files_leave_the_store() {
         .unwrap();
     assert_eq!(served.get(&href).await.status(), 404);
 }
+
+// ---- outbound: an operator's reply with images ----
+
+/// A served twitter host with one stored DM conversation (the fixture's, without media);
+/// its conversation id.
+async fn x_conversation(builder: HostBuilder, x: &XApi) -> (Served, String) {
+    let served = Served::start(builder.connector(twitter_spec(x))).await;
+    let mut delivery = json_fixture(
+        "twitter/account_activity/courier_twitter_handler_dm_and_crc_vector.json",
+    )["dm_event_html_escaped_text"]
+        .clone();
+    delivery["direct_message_events"][0]["message_create"]["target"]["recipient_id"] =
+        Value::String(X_ACCOUNT.to_string());
+    let body = serde_json::to_vec(&delivery).unwrap();
+    served
+        .deliver(
+            "twitter",
+            twitter_delivery_headers(CONSUMER_SECRET, &body),
+            body,
+        )
+        .await;
+    let conversations = served.host.store().conversations("default").await.unwrap();
+    let id = conversations[0].id.clone();
+    (served, id)
+}
+
+fn image_json(mime: &str, name: &str, bytes: &[u8]) -> Value {
+    use base64::Engine as _;
+    serde_json::json!({
+        "mime_type": mime,
+        "file_name": name,
+        "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+impl Served {
+    async fn reply(&self, conversation: &str, key: &str, images: Vec<Value>) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!(
+                "{}/api/v1/conversations/{conversation}/replies",
+                self.base
+            ))
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(
+                serde_json::to_vec(&serde_json::json!({
+                    "operator": "marco",
+                    "text": "Ecco lo schema dei collegamenti",
+                    "images": images,
+                }))
+                .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, json(response).await)
+    }
+}
+
+#[tokio::test]
+async fn a_reply_with_an_image_keeps_it_with_the_reply_and_a_connector_without_files_fails_it_saying_so()
+ {
+    let x = XApi::start().await.unwrap();
+    let (served, conversation) = x_conversation(Host::builder(), &x).await;
+    let image = fixture("media/router_back.png");
+    let (status, reply) = served
+        .reply(
+            &conversation,
+            "reply-with-image",
+            vec![image_json("image/png", "schema.png", &image)],
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_string();
+    // Kept with the reply in the outbox, as sent.
+    let kept = served
+        .host
+        .media_of("default", std::slice::from_ref(&id))
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].size, image.len() as u64);
+    assert_eq!(kept[0].mime_type.as_deref(), Some("image/png"));
+    let stored = served
+        .host
+        .media("default", &kept[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.bytes, image);
+
+    // This build of the twitter connector declares no `attachments` capability: the reply
+    // fails with the reason rather than going out without its image.
+    eventually("the reply is settled", async || {
+        let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+        view["status"] != "pending" && view["status"] != "sending"
+    })
+    .await;
+    let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert!(
+        view["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("does not send attachments"),
+        "{view}"
+    );
+    assert!(x.dms().iter().all(|d| d.sender_id != X_ACCOUNT));
+}
+
+#[tokio::test]
+async fn reply_images_are_checked_before_anything_is_queued_and_each_refusal_says_why() {
+    let x = XApi::start().await.unwrap();
+    let image = fixture("media/router_back.png");
+    let (served, conversation) = x_conversation(
+        Host::builder().media_limits(MediaLimits::new(image.len() as u64, 1 << 20)),
+        &x,
+    )
+    .await;
+    let png = |name: &str| image_json("image/png", name, &image);
+    let mut oversized = image.clone();
+    oversized.push(0);
+    let cases = [
+        (
+            vec![
+                serde_json::json!({ "mime_type": "image/png", "file_name": "a.png", "data": "not base64!" }),
+            ],
+            "`images[0].data` is not base64",
+        ),
+        (
+            vec![image_json("text/html", "page.html", b"<script>")],
+            "type `text/html` is not one a reply carries",
+        ),
+        (
+            vec![image_json("image/jpeg", "photo.jpg", &image)],
+            "says it is `image/jpeg`, but its bytes are not",
+        ),
+        (
+            vec![image_json("image/png", "big.png", &oversized)],
+            "more than the host's limit",
+        ),
+        (
+            vec![image_json("image/png", "../../etc/passwd", &image)],
+            "has no path",
+        ),
+        (
+            vec![
+                png("1.png"),
+                png("2.png"),
+                png("3.png"),
+                png("4.png"),
+                png("5.png"),
+            ],
+            "at most 4 images, not 5",
+        ),
+    ];
+    for (index, (images, why)) in cases.into_iter().enumerate() {
+        let (status, body) = served
+            .reply(&conversation, &format!("bad-{index}"), images)
+            .await;
+        assert_eq!(status, 400, "{why}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{why}: {message}");
+        // Nothing was queued.
+        let queued = served
+            .host
+            .store()
+            .outbox_by_key("default", &format!("api:bad-{index}"))
+            .await
+            .unwrap();
+        assert!(queued.is_none(), "{why}");
+    }
+}
+
+// ---- the emulators' upload flows, as the platforms check them ----
+
+/// A form field: name, file name, content type, bytes.
+type FormPart<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body of `(name, file name, content type, bytes)` parts; its
+/// content type.
+fn form(parts: &[FormPart<'_>]) -> (String, Vec<u8>) {
+    let boundary = "centralino-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, file, content_type, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let file = file
+            .map(|f| format!("; filename=\"{f}\""))
+            .unwrap_or_default();
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\n").as_bytes(),
+        );
+        if let Some(content_type) = content_type {
+            body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_as(
+    url: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, json(response).await)
+}
+
+#[tokio::test]
+async fn the_x_emulator_takes_dm_images_only_uploaded_by_the_sender_for_dms() {
+    let x = XApi::start().await.unwrap();
+    let _spec = twitter_spec(&x);
+    let image = fixture("media/router_back.png");
+    let upload = format!("{}/2/media/upload", x.base_url());
+    let (content_type, body) = form(&[
+        ("media", Some("schema.png"), Some("image/png"), &image),
+        ("media_category", None, None, b"dm_image"),
+    ]);
+    // Without a user's token, nothing.
+    let (status, _) = post_as(&upload, None, &content_type, body.clone()).await;
+    assert_eq!(status, 401);
+    let (status, uploaded) = post_as(&upload, Some("token-resistbot"), &content_type, body).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let media_id = uploaded["data"]["id"].as_str().unwrap().to_string();
+    assert_eq!(x.uploads()[0].bytes, image);
+
+    let dm = |sender: &'static str, media_id: String| {
+        let url = format!(
+            "{}/2/dm_conversations/with/{}/messages",
+            x.base_url(),
+            if sender == "token-resistbot" {
+                X_CUSTOMER
+            } else {
+                X_ACCOUNT
+            }
+        );
+        async move {
+            post_as(
+                &url,
+                Some(sender),
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({
+                    "text": "Ecco lo schema",
+                    "attachments": [{ "media_id": media_id }],
+                }))
+                .unwrap(),
+            )
+            .await
+        }
+    };
+    // Another user cannot send it.
+    let (status, refused) = dm("token-nic", media_id.clone()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not uploaded by the authenticated user")
+    );
+    let (status, sent) = dm("token-resistbot", media_id.clone()).await;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(x.dms().last().unwrap().media_ids, vec![media_id.clone()]);
+    // A DM's media is not a post's.
+    let (status, refused) = post_as(
+        &format!("{}/2/tweets", x.base_url()),
+        Some("token-resistbot"),
+        "application/json",
+        serde_json::to_vec(&serde_json::json!({
+            "text": "Lo schema",
+            "media": { "media_ids": [media_id] },
+        }))
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("dm_image"),
+        "{refused}"
+    );
+    // What is not an image is refused at upload.
+    let (content_type, body) = form(&[
+        ("media", Some("notes.txt"), Some("image/png"), b"just text"),
+        ("media_category", None, None, b"dm_image"),
+    ]);
+    let (status, refused) = post_as(&upload, Some("token-resistbot"), &content_type, body).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("media type unrecognized")
+    );
+}
+
+#[tokio::test]
+async fn the_graph_emulator_sends_an_uploaded_attachment_of_the_page_by_its_id_without_text() {
+    let graph = GraphApi::start().await.unwrap();
+    let _spec = facebook_spec(&graph);
+    graph.add_page("5002", "other-page-token");
+    graph.customer_wrote(PAGE, "5678");
+    let image = fixture("media/router_back.png");
+    let upload = |token: &str| {
+        format!(
+            "{}/v21.0/me/message_attachments?access_token={token}",
+            graph.base_url()
+        )
+    };
+    let message = br#"{"attachment":{"type":"image","payload":{"is_reusable":true}}}"#;
+    let (content_type, body) = form(&[
+        ("message", None, None, message),
+        ("filedata", Some("schema.png"), Some("image/png"), &image),
+    ]);
+    let (status, uploaded) = post_as(&upload("page-token"), None, &content_type, body).await;
+    assert_eq!(status, 200, "{uploaded}");
+    let attachment_id = uploaded["attachment_id"].as_str().unwrap().to_string();
+    assert_eq!(graph.uploads()[0].bytes, image);
+
+    let send = |token: &str, message: Value| {
+        let url = format!(
+            "{}/v21.0/me/messages?access_token={token}",
+            graph.base_url()
+        );
+        async move {
+            post_as(
+                &url,
+                None,
+                "application/json",
+                serde_json::to_vec(&serde_json::json!({
+                    "recipient": { "id": "5678" },
+                    "messaging_type": "RESPONSE",
+                    "message": message,
+                }))
+                .unwrap(),
+            )
+            .await
+        }
+    };
+    let attachment =
+        serde_json::json!({ "type": "image", "payload": { "attachment_id": attachment_id } });
+    // Text and attachment in one message: refused, as the Send API does.
+    let (status, refused) = send(
+        "page-token",
+        serde_json::json!({ "text": "Ecco", "attachment": attachment }),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    // Another page cannot send this page's upload.
+    graph.customer_wrote("5002", "5678");
+    let (status, refused) = send(
+        "other-page-token",
+        serde_json::json!({ "attachment": attachment }),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, sent) = send(
+        "page-token",
+        serde_json::json!({ "attachment": attachment }),
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+    let delivered = graph.delivered();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].attachment_id.as_deref(),
+        Some(attachment_id.as_str())
+    );
+    // A file that is not the image it says is refused at upload.
+    let (content_type, body) = form(&[
+        ("message", None, None, message),
+        ("filedata", Some("x.png"), Some("image/png"), b"plain text"),
+    ]);
+    let (status, refused) = post_as(&upload("page-token"), None, &content_type, body).await;
+    assert_eq!(status, 400, "{refused}");
+}

@@ -4,6 +4,10 @@
 //! - `POST /{version}/me/messages?access_token=…`: `recipient.id` (a PSID) or
 //!   `recipient.comment_id` (a private reply), `messaging_type`, `message.text`;
 //! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`);
+//! - `POST /{version}/me/message_attachments?access_token=…` (multipart: `message` with
+//!   the attachment's `type`, `filedata`): the Attachment Upload API, answering an
+//!   `attachment_id` that a Send API message (`message.attachment.payload.attachment_id`,
+//!   without `text`) then carries;
 //! - `GET /cdn/…?oe=…`: a customer's attachment at its signed address, until it expires
 //!   ([`GraphApi::add_attachment`], see [`crate::media`]).
 //!
@@ -46,10 +50,12 @@ pub struct Delivered {
     pub page_id: String,
     /// PSID, or `comment:<id>` for private replies and public comment replies.
     pub recipient: String,
-    /// Text.
+    /// Text (empty for an attachment).
     pub text: String,
     /// Id the emulator gave it.
     pub id: String,
+    /// The uploaded attachment it carries (`message.attachment.payload.attachment_id`).
+    pub attachment_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -69,6 +75,8 @@ struct GraphState {
     subscriptions: std::collections::BTreeMap<String, String>,
     /// Attachments served at their signed addresses (see [`crate::media`]).
     media: crate::media::Shelf,
+    /// Files uploaded through the Attachment Upload API.
+    uploads: Vec<crate::media::Uploaded>,
 }
 
 /// A Facebook user: id, name, and the pages they manage (id, name).
@@ -87,6 +95,7 @@ impl Default for GraphState {
             users: Vec::new(),
             subscriptions: std::collections::BTreeMap::new(),
             media: crate::media::Shelf::default(),
+            uploads: Vec::new(),
         }
     }
 }
@@ -265,6 +274,11 @@ impl GraphApi {
             "{}{path}?_nc_cat=1&_nc_sid=8cd0a2&oh=03_emulator&oe={expires_at:X}",
             self.base_url()
         )
+    }
+
+    /// The files uploaded through `POST /{version}/me/message_attachments`, in order.
+    pub fn uploads(&self) -> Vec<crate::media::Uploaded> {
+        lock(&self.shared.1).uploads.clone()
     }
 
     /// Lets every attachment address pass its `oe` time: each is refused from now on.
@@ -512,8 +526,45 @@ async fn answer(
             state.subscriptions.insert(page_id.clone(), fields);
             reply(200, usage(1), json!({ "success": true }))
         }
+        ("POST", [_version, who, "message_attachments"]) if *who == "me" || *who == page_id => {
+            upload_attachment(&mut state, &page_id, &request)
+        }
         ("POST", [_version, "me", "messages"]) => {
-            let Some(text) = body["message"]["text"].as_str() else {
+            let attachment = &body["message"]["attachment"];
+            let attachment_id = if attachment.is_null() {
+                None
+            } else {
+                if body["message"].get("text").is_some() {
+                    return graph_error(
+                        400,
+                        100,
+                        None,
+                        "OAuthException",
+                        "(#100) Only one of message.text and message.attachment may be set",
+                    );
+                }
+                let id = attachment["payload"]["attachment_id"]
+                    .as_str()
+                    .unwrap_or_default();
+                let kind = attachment["type"].as_str().unwrap_or_default();
+                match state.uploads.iter().find(|u| u.id == id) {
+                    Some(upload) if upload.owner == page_id && upload.category == kind => {}
+                    _ => {
+                        return graph_error(
+                            400,
+                            100,
+                            Some(2_018_047),
+                            "OAuthException",
+                            "(#100) Upload attachment failure: the attachment_id is not an attachment of this page of that type",
+                        );
+                    }
+                }
+                Some(id.to_string())
+            };
+            let Some(text) = body["message"]["text"]
+                .as_str()
+                .or(attachment_id.as_ref().map(|_| ""))
+            else {
                 return graph_error(
                     400,
                     100,
@@ -574,6 +625,7 @@ async fn answer(
                 recipient: recipient.clone(),
                 text: text.to_string(),
                 id: id.clone(),
+                attachment_id,
             });
             let recipient_id = recipient
                 .strip_prefix("comment:")
@@ -603,6 +655,7 @@ async fn answer(
                 recipient: format!("comment:{comment}"),
                 text: text.to_string(),
                 id: id.clone(),
+                attachment_id: None,
             });
             reply(200, usage(1), json!({ "id": id }))
         }
@@ -614,4 +667,52 @@ async fn answer(
             "Unsupported post request.",
         ),
     }
+}
+
+/// Largest file the Attachment Upload API takes (25 MB).
+const MAX_ATTACHMENT_BYTES: usize = 25 * 1000 * 1000;
+
+/// `POST /{version}/me/message_attachments` (multipart): `message` (JSON: the attachment's
+/// `type` and `payload.is_reusable`) and `filedata` (the file, with its content type).
+fn upload_attachment(state: &mut GraphState, page_id: &str, request: &Recorded) -> Response {
+    let invalid = |message: &str| graph_error(400, 100, None, "OAuthException", message);
+    let parts = match crate::media::multipart(request.header("content-type"), &request.body) {
+        Ok(parts) => parts,
+        Err(why) => return invalid(&format!("(#100) {why}")),
+    };
+    let message: serde_json::Value = parts
+        .iter()
+        .find(|p| p.name == "message")
+        .and_then(|p| serde_json::from_slice(&p.body).ok())
+        .unwrap_or_default();
+    let kind = message["attachment"]["type"].as_str().unwrap_or_default();
+    if !["image", "audio", "video", "file"].contains(&kind) {
+        return invalid(
+            "(#100) param message[attachment][type] must be one of {image, audio, video, file}",
+        );
+    }
+    let Some(file) = parts
+        .iter()
+        .find(|p| p.name == "filedata" && !p.body.is_empty())
+    else {
+        return invalid("(#100) Upload attachment failure: no filedata");
+    };
+    if file.body.len() > MAX_ATTACHMENT_BYTES {
+        return invalid("(#100) Upload attachment failure: the file is larger than 25 MB");
+    }
+    let declared = file.content_type.as_deref().unwrap_or_default();
+    let sniffed = crate::media::sniff_image(&file.body);
+    if kind == "image" && (sniffed.is_none() || !declared.starts_with("image/")) {
+        return invalid("(#100) Upload attachment failure: the filedata is not an image");
+    }
+    state.next_id += 1;
+    let id = format!("{}", 1_857_777_774_821_000u64 + state.next_id);
+    state.uploads.push(crate::media::Uploaded {
+        id: id.clone(),
+        owner: page_id.to_string(),
+        category: kind.to_string(),
+        content_type: sniffed.unwrap_or(declared).to_string(),
+        bytes: file.body.clone(),
+    });
+    reply(200, usage(1), json!({ "attachment_id": id }))
 }

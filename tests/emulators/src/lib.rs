@@ -20,7 +20,7 @@
 
 pub mod account_activity;
 pub mod graph;
-mod media;
+pub mod media;
 pub mod oauth;
 mod server;
 pub mod telegram;
