@@ -883,3 +883,82 @@ async fn the_graph_emulator_sends_an_uploaded_attachment_of_the_page_by_its_id_w
     let (status, refused) = post_as(&upload("page-token"), None, &content_type, body).await;
     assert_eq!(status, 400, "{refused}");
 }
+
+#[tokio::test]
+async fn files_are_kept_served_quota_checked_and_erased_on_postgres_too() {
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!("SKIPPED: CENTRALINO_TEST_POSTGRES is not set; this test needs PostgreSQL");
+        return;
+    };
+    let store = crate::store::fresh_postgres_database(&base).await;
+    let graph = GraphApi::start().await.unwrap();
+    let image = fixture("media/router_back.png");
+    // Room for one copy of the image in the tenant's quota, not two.
+    let limits = MediaLimits::new(1 << 20, image.len() as u64 + 10);
+    let served = Served::start(
+        Host::builder()
+            .store(store)
+            .connector(facebook_spec(&graph))
+            .media_limits(limits),
+    )
+    .await;
+    let url = graph.add_attachment("pg.png", &image, "image/png", Duration::from_secs(3600));
+    let body = messenger_image(&url, "m_pg_1");
+    served
+        .deliver(
+            "facebook",
+            facebook_delivery_headers(APP_SECRET, &body),
+            body,
+        )
+        .await;
+    let file = served.settled_file().await;
+    assert_eq!(file["state"], "stored", "{file}");
+    let href = file["href"].as_str().unwrap().to_string();
+    let response = served.get(&href).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    // A second copy would pass the quota.
+    let again = graph.add_attachment("pg2.png", &image, "image/png", Duration::from_secs(3600));
+    let body = messenger_image(&again, "m_pg_2");
+    served
+        .deliver(
+            "facebook",
+            facebook_delivery_headers(APP_SECRET, &body),
+            body,
+        )
+        .await;
+    eventually("the second file is settled", async || {
+        let list = json(served.get("/api/v1/messages").await).await;
+        list["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["attachments"][0]["file"]["state"] != "fetching")
+    })
+    .await;
+    let list = json(served.get("/api/v1/messages").await).await;
+    let states: Vec<&str> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["attachments"][0]["file"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "failed").count(),
+        1,
+        "{list}"
+    );
+
+    let customer = served
+        .host
+        .customer_by_identity("default", "facebook", "5678")
+        .await
+        .unwrap();
+    served
+        .host
+        .erase_customer("default", &customer.id)
+        .await
+        .unwrap();
+    assert_eq!(served.get(&href).await.status(), 404);
+}
