@@ -962,3 +962,57 @@ async fn files_are_kept_served_quota_checked_and_erased_on_postgres_too() {
         .unwrap();
     assert_eq!(served.get(&href).await.status(), 404);
 }
+
+#[tokio::test]
+async fn a_messages_files_go_with_its_content_when_the_tenants_retention_passes() {
+    let graph = GraphApi::start().await.unwrap();
+    let clock = ManualClock::new(1_800_000_000_000);
+    let day = Duration::from_secs(24 * 3600);
+    let served = Served::start(
+        Host::builder()
+            .connector(facebook_spec(&graph))
+            .clock(clock.clone())
+            .content_retention(
+                "default",
+                centralino::store::ContentRetention::forever().messages(day),
+            ),
+    )
+    .await;
+    let url = graph.add_attachment(
+        "kept-a-day.png",
+        &fixture("media/modem_lights.png"),
+        "image/png",
+        Duration::from_secs(3600),
+    );
+    let body = messenger_image(&url, "m_retention");
+    served
+        .deliver(
+            "facebook",
+            facebook_delivery_headers(APP_SECRET, &body),
+            body,
+        )
+        .await;
+    let file = served.settled_file().await;
+    assert_eq!(file["state"], "stored");
+    let href = file["href"].as_str().unwrap().to_string();
+
+    // Within the day, retention keeps it.
+    served.host.run_retention().await.unwrap();
+    assert_eq!(served.get(&href).await.status(), 200);
+    // Past it, the message's content goes, and its file with it.
+    clock.advance(day + Duration::from_secs(1));
+    served.host.run_retention().await.unwrap();
+    assert_eq!(served.get(&href).await.status(), 404);
+    let message_id = json(served.get("/api/v1/messages").await).await["messages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        served
+            .host
+            .media_of("default", &[message_id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
