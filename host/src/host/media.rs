@@ -55,6 +55,9 @@ impl Default for MediaLimits {
 /// Files claimed per pass.
 const CLAIM_PER_PASS: usize = 16;
 
+/// How long a file of a disabled connector waits before the fetcher looks again.
+const DISABLED_RECHECK_MS: u64 = 60_000;
+
 /// The pause between passes of the fetcher when it found nothing due.
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -101,6 +104,17 @@ async fn fetch_one(inner: &HostInner, file: &DueMedia) -> anyhow::Result<()> {
             )
             .await;
     };
+    // A disabled connector takes no calls, and its platform sees no requests from it.
+    if !connector.is_enabled() {
+        let at = store.now_ms().saturating_add(DISABLED_RECHECK_MS);
+        return store
+            .media_wait(
+                &file.id,
+                "the connector is disabled: the file waits until it is enabled",
+                at,
+            )
+            .await;
+    }
     let limits = inner.media_limits;
     let max = usize::try_from(limits.max_file_bytes).unwrap_or(usize::MAX);
     let fetched = connector

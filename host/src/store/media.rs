@@ -454,6 +454,23 @@ impl super::Store {
         Ok(())
     }
 
+    /// Hands a claimed file back untried until `at_ms` (its connector takes no calls):
+    /// the claim does not count as a try.
+    pub(crate) async fn media_wait(&self, id: &str, why: &str, at_ms: u64) -> anyhow::Result<()> {
+        sqlx::query(
+            "UPDATE media SET error = $2, next_attempt_at = $3, updated_at = $4,
+                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+             WHERE id = $1 AND state = 'fetching'",
+        )
+        .bind(id)
+        .bind(super::text::stored(why))
+        .bind(ms(at_ms))
+        .bind(ms(self.now_ms()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Gives up on a file, saying why.
     pub(crate) async fn media_failed(&self, id: &str, error: &str) -> anyhow::Result<()> {
         sqlx::query(
