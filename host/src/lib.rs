@@ -50,6 +50,7 @@
 //! };
 //! let context = RoutingContext {
 //!     conversation, agents: vec![agent], queue: QueueStats::default(), now: 0,
+//!     roster_version: 0,
 //! };
 //! let decision = router.route(&context).await?;
 //! assert_eq!(decision.action, RoutingAction::Assign("marco".into()));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::v0_1::channel::{Channel, ChannelPre};
+use super::bindings::{ChannelBindings, ChannelPre};
 use super::imports::{MediaFetcher, RateLimitBook};
 use super::state::PluginState;
 use super::{
@@ -25,7 +25,7 @@ pub struct ChannelPlugin {
     runtime: Runtime,
     info: Arc<Inspection>,
     id: Arc<PluginId>,
-    pre: ChannelPre<PluginState>,
+    pre: ChannelPre,
     cache: CacheOutcome,
 }
 
@@ -41,7 +41,7 @@ impl ChannelPlugin {
     pub(super) fn new(
         runtime: Runtime,
         info: Arc<Inspection>,
-        pre: ChannelPre<PluginState>,
+        pre: ChannelPre,
         cache: CacheOutcome,
     ) -> Self {
         let id = Arc::new(info.plugin.clone());
@@ -93,7 +93,7 @@ impl ChannelPlugin {
 
 struct Live {
     store: Store<PluginState>,
-    bindings: Channel,
+    bindings: ChannelBindings,
     /// Set while a call runs. Still set when the next call comes, it means the caller
     /// dropped the call's future midway (a client went away): the instance may be mid-way
     /// through an export and is replaced, which is not the plugin's fault.
@@ -145,7 +145,7 @@ macro_rules! call {
         };
         begin_call(&mut live.store, $self.limits.call_deadline);
         live.in_call = true;
-        let $bindings = live.bindings.centralino_plugin_connector();
+        let $bindings = &live.bindings;
         let $store = &mut live.store;
         let result = $call.await;
         live.in_call = false;
@@ -258,10 +258,9 @@ impl ChannelInstance {
             }
         };
         self.started += 1;
-        let connector = bindings.centralino_plugin_connector();
-        let described = connector.call_describe(&mut store).await;
+        let described = bindings.describe(&mut store).await;
         let description = match described {
-            Ok(d) => ConnectorDescription::from(d),
+            Ok(d) => d,
             Err(e) => {
                 let notes = end_call(&mut store, "describe");
                 self.notes.record(notes);
@@ -272,8 +271,7 @@ impl ChannelInstance {
         self.notes.record(notes);
         check_output(&id, "describe", &description, &self.limits)?;
         begin_call(&mut store, self.limits.call_deadline);
-        let config = self.config.clone().into();
-        let configured = connector.call_configure(&mut store, &config).await;
+        let configured = bindings.configure(&mut store, self.config.clone()).await;
         let notes = end_call(&mut store, "configure");
         self.notes.record(notes);
         match configured {
@@ -282,7 +280,7 @@ impl ChannelInstance {
                 return Err(Error::Plugin {
                     plugin: (*id).clone(),
                     function: "configure",
-                    failure: e.into(),
+                    failure: e,
                 });
             }
             Err(e) => return Err(fault(&store, "configure", &e)),
@@ -298,12 +296,8 @@ impl ChannelInstance {
 
     /// Fetches what arrived for `account` since `cursor`.
     pub async fn poll(&mut self, account: &str, cursor: Option<&str>) -> Result<PollResult, Error> {
-        let cursor = cursor.map(str::to_string);
-        call!(self, "poll", PollResult, |b, store| b.call_poll(
-            store,
-            account,
-            cursor.as_deref()
-        ))
+        call!(self, "poll", PollResult, |b, store| b
+            .poll(store, account, cursor))
     }
 
     /// Runs one webhook delivery through the connector.
@@ -311,14 +305,12 @@ impl ChannelInstance {
         &mut self,
         request: WebhookRequest,
     ) -> Result<WebhookOutcome, Error> {
-        let request = request.into();
         call!(self, "handle-webhook", WebhookOutcome, |b, store| b
-            .call_handle_webhook(store, &request))
+            .handle_webhook(store, request))
     }
 
     /// Sends a reply.
     pub async fn send(&mut self, message: OutboundMessage) -> Result<Sent, Error> {
-        let message = message.into();
-        call!(self, "send", Sent, |b, store| b.call_send(store, &message))
+        call!(self, "send", Sent, |b, store| b.send(store, message))
     }
 }

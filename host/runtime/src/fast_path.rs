@@ -1,9 +1,12 @@
-//! The fast path against the generated bindings: every routing decision taken through
-//! [`super::borrowed`] (the context lowered from borrowed host types by `unsafe` code on
-//! wasmtime's internals) equals the one taken through the generated bindings' ordinary
-//! typed call, over thousands of random contexts, for every routing policy in the tree and
-//! for `hostile-router`'s echo mode, which writes out every agent as it arrived (checked
-//! field by field against what the host sent). Then the generated path as the fallback.
+//! The fast paths against the generated bindings: every routing decision taken through
+//! the fast path (0.1: [`super::borrowed`], the context lowered from borrowed host types by
+//! `unsafe` code on wasmtime's internals; 0.2: [`super::roster`], the candidates lowered
+//! the same way, the roster kept in the instance) equals the one taken through the
+//! generated bindings' ordinary typed call, over thousands of random contexts, for every
+//! routing policy in the tree (0.2 builds), the released 0.1 build of `least-loaded`, and
+//! the echo guests (`hostile-router` for 0.1, `roster-echo` for 0.2), which write out every
+//! agent as it arrived (checked field by field against what the host sent). Then the
+//! roster through a day of changes, and the generated path as the fallback.
 //!
 //! Each policy gets two instances with the same settings, one per path, fed the same
 //! contexts in the same order, so policies with state (`round-robin`'s rotation) stay in
@@ -229,6 +232,7 @@ impl Rng {
                 average_handle_ms: self.u64(),
             },
             now,
+            roster_version: 0,
         }
     }
 }
@@ -340,6 +344,112 @@ fn anything(_: &RoutingContext, _: &RoutingDecision) -> Result<(), String> {
 
 /// Contexts per policy: 3,600 in all, a few seconds on 2 cores in a debug build.
 const CONTEXTS: usize = 600;
+
+#[tokio::test]
+async fn least_loaded_as_released_for_0_1_decides_the_same_through_both_paths() {
+    differential("least-loaded-v0-1-0", &[], CONTEXTS, None, anything).await;
+}
+
+#[tokio::test]
+async fn every_candidate_reaches_a_0_2_policy_as_the_host_holds_it_through_both_paths() {
+    differential(
+        "roster-echo",
+        &[],
+        CONTEXTS,
+        Some("echo"),
+        |context, decision| {
+            let expected = echo(&context.agents);
+            if decision.action == RoutingAction::Pass && decision.reason == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the 0.2 guest saw other candidates than the host sent: got {decision:?}, \
+                     expected the echo {expected:?}"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
+/// A roster that changes the way the engine's does: loads and presence move with the same
+/// version; an operator added, removed or reconfigured brings a new version; stages see
+/// subsets in other orders. A 0.2 instance, told only what changed, sees every call's
+/// candidates exactly as the host holds them, and its decisions name the right operator.
+#[tokio::test]
+async fn the_roster_kept_in_a_0_2_instance_follows_every_change() {
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let mut policy = instance("roster-echo", &[], RouteCall::Borrowed);
+    let mut roster: Vec<Agent> = (0..30).map(|_| rng.agent()).collect();
+    for (n, agent) in roster.iter_mut().enumerate() {
+        agent.id = format!("op-{n}");
+    }
+    let mut version = 1;
+    let mut next_id = roster.len();
+    for step in 0..400 {
+        match rng.below(6) {
+            0 => {
+                let at = rng.below(roster.len() as u64) as usize;
+                roster[at].skills = rng.strings();
+                roster[at].capacity = rng.u32();
+                version += 1;
+            }
+            1 => {
+                let mut agent = rng.agent();
+                agent.id = format!("op-{next_id}");
+                next_id += 1;
+                roster.push(agent);
+                version += 1;
+            }
+            2 if roster.len() > 1 => {
+                let at = rng.below(roster.len() as u64) as usize;
+                roster.remove(at);
+                version += 1;
+            }
+            _ => {
+                for agent in &mut roster {
+                    agent.load = rng.u32();
+                    agent.presence = rng.presence();
+                    agent.last_assigned_at = rng.option(Rng::u64);
+                }
+            }
+        }
+        let mut context = rng.context(Some("echo"));
+        context.roster_version = if rng.chance(10) { 0 } else { version };
+        context.agents = roster.clone();
+        if rng.chance(3) {
+            // A later stage: a subset, reordered.
+            context.agents.retain(|_| rng.chance(2));
+            context.agents.reverse();
+        }
+        let decision = policy.route(&context).await.unwrap();
+        assert_eq!(
+            decision.reason,
+            echo(&context.agents),
+            "step {step} of seed {seed}: the instance's roster drifted from the host's"
+        );
+        context.conversation.text = "first".to_string();
+        let decision = policy.route(&context).await.unwrap();
+        match context.agents.first() {
+            Some(first) => assert_eq!(
+                decision.action,
+                RoutingAction::Assign(first.id.clone()),
+                "step {step} of seed {seed}"
+            ),
+            None => assert_eq!(decision.action, RoutingAction::Narrow(Vec::new())),
+        }
+        context.conversation.text = "narrow".to_string();
+        let decision = policy.route(&context).await.unwrap();
+        let reversed: Vec<String> = context.agents.iter().rev().map(|a| a.id.clone()).collect();
+        assert_eq!(
+            decision.action,
+            RoutingAction::Narrow(reversed),
+            "step {step} of seed {seed}"
+        );
+    }
+    assert_eq!(policy.instances_started(), 1);
+}
 
 #[tokio::test]
 async fn round_robin_decides_the_same_through_both_paths() {

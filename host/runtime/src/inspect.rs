@@ -17,7 +17,8 @@ use crate::error::{Error, PluginId};
 pub const CONTRACT_PACKAGE: &str = "centralino:plugin";
 
 /// Contract versions this host binds (newest last). Released versions stay here forever.
-pub const SUPPORTED_CONTRACTS: &[semver::Version] = &[semver::Version::new(0, 1, 0)];
+pub const SUPPORTED_CONTRACTS: &[semver::Version] =
+    &[semver::Version::new(0, 1, 0), semver::Version::new(0, 2, 0)];
 
 /// Custom section that carries the plugin's metadata (see the guest SDK).
 pub const METADATA_SECTION: &str = "centralino-plugin";

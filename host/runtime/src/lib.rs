@@ -51,6 +51,7 @@ mod imports;
 mod inspect;
 mod limits;
 mod provenance;
+mod roster;
 mod route_call;
 mod router;
 pub(crate) mod state;
@@ -60,7 +61,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::Component;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
@@ -148,7 +149,9 @@ impl RuntimeBuilder {
 
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn build(self) -> Result<Runtime, Error> {
-        let route_call = RouteCall::chosen(self.route_call, borrowed::self_check);
+        let route_call = RouteCall::chosen(self.route_call, || {
+            borrowed::self_check().and_then(|()| roster::self_check())
+        });
         let mut config = engine_config();
         if let Some(instances) = self.pooling {
             let mut pool = PoolingAllocationConfig::new();
@@ -167,21 +170,8 @@ impl RuntimeBuilder {
         let engine = Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("creating the wasmtime engine: {e:#}"))?;
 
-        let mut router_linker = Linker::new(&engine);
-        let mut channel_linker = Linker::new(&engine);
-        let link = |e: wasmtime::Error| anyhow::anyhow!("setting up the plugin linker: {e:#}");
-        wasmtime_wasi::p2::add_to_linker_async(&mut router_linker).map_err(link)?;
-        wasmtime_wasi::p2::add_to_linker_async(&mut channel_linker).map_err(link)?;
-        bindings::v0_1::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
-            &mut router_linker,
-            |s| s,
-        )
-        .map_err(link)?;
-        bindings::v0_1::channel::Channel::add_to_linker::<_, HasSelf<_>>(
-            &mut channel_linker,
-            |s| s,
-        )
-        .map_err(link)?;
+        let linkers = bindings::Linkers::new(&engine)
+            .map_err(|e| anyhow::anyhow!("setting up the plugin linkers: {e:#}"))?;
 
         let http = HttpTransport::new()?;
         let ticker = EpochTicker::start(engine.clone())?;
@@ -190,8 +180,7 @@ impl RuntimeBuilder {
                 engine,
                 quiet_compiler: std::sync::OnceLock::new(),
                 cache: self.cache_dir.map(ComponentCache::new),
-                router_linker,
-                channel_linker,
+                linkers,
                 http,
                 route_call,
                 trust: self.trust,
@@ -229,8 +218,8 @@ struct RuntimeInner {
     /// when its artifacts would not load into `engine`.
     quiet_compiler: std::sync::OnceLock<Option<Engine>>,
     cache: Option<ComponentCache>,
-    router_linker: Linker<PluginState>,
-    channel_linker: Linker<PluginState>,
+    /// One linker per world and contract line.
+    linkers: bindings::Linkers,
     http: HttpTransport,
     route_call: RouteCall,
     trust: PluginTrust,
@@ -351,9 +340,8 @@ impl Runtime {
         let (info, component, outcome) = self.compile(path, World::RoutingPolicy, false)?;
         let pre = self
             .inner
-            .router_linker
-            .instantiate_pre(&component)
-            .and_then(bindings::v0_1::routing_policy::RoutingPolicyPre::new)
+            .linkers
+            .router(&info.contract, &component)
             .map_err(|e| link_error(path, &info.plugin, e))?;
         Ok(RouterPlugin::new(self.clone(), info, pre, outcome))
     }
@@ -375,9 +363,8 @@ impl Runtime {
         let (info, component, outcome) = self.compile(path, World::Channel, quietly)?;
         let pre = self
             .inner
-            .channel_linker
-            .instantiate_pre(&component)
-            .and_then(bindings::v0_1::channel::ChannelPre::new)
+            .linkers
+            .channel(&info.contract, &component)
             .map_err(|e| link_error(path, &info.plugin, e))?;
         Ok(ChannelPlugin::new(self.clone(), info, pre, outcome))
     }

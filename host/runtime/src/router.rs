@@ -5,17 +5,17 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::Func;
 
-use super::bindings::v0_1::router;
-use super::bindings::v0_1::routing_policy::{RoutingPolicy, RoutingPolicyPre};
+use super::bindings::{RouterPre, v0_1, v0_2};
 use super::borrowed;
 use super::imports::RateLimitBook;
+use super::roster::{self, Roster};
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime, begin_call,
     check_output, end_call, fault, instantiate_fault,
 };
 use crate::capabilities::Grants;
-use crate::error::{Error, PluginId};
+use crate::error::{Error, Fault, PluginFailure, PluginId};
 use crate::types::{Pairs, RoutingContext, RoutingDecision};
 
 /// A compiled, linked routing policy. Cheap to clone; make one [`RouterInstance`] per
@@ -25,7 +25,7 @@ pub struct RouterPlugin {
     runtime: Runtime,
     info: Arc<Inspection>,
     id: Arc<PluginId>,
-    pre: RoutingPolicyPre<PluginState>,
+    pre: RouterPre,
     cache: CacheOutcome,
 }
 
@@ -41,7 +41,7 @@ impl RouterPlugin {
     pub(super) fn new(
         runtime: Runtime,
         info: Arc<Inspection>,
-        pre: RoutingPolicyPre<PluginState>,
+        pre: RouterPre,
         cache: CacheOutcome,
     ) -> Self {
         let id = Arc::new(info.plugin.clone());
@@ -91,12 +91,20 @@ struct Live {
     in_call: bool,
 }
 
-/// How a live instance's `route` is called ([`RouteCall`]).
+/// How a live instance's `route` is called ([`RouteCall`]), by contract line.
 enum Route {
-    /// The `route` export, called with borrowed arguments ([`super::borrowed`]).
+    /// 0.1: the `route` export, called with borrowed arguments ([`super::borrowed`]).
     Borrowed(Func),
-    /// The generated bindings, called with the contract's owned context.
-    Generated(RoutingPolicy),
+    /// 0.1: the generated bindings, called with the contract's owned context.
+    Generated(v0_1::routing_policy::RoutingPolicy),
+    /// 0.2: the roster kept in the instance ([`super::roster`]); `route` is `Some` on the
+    /// fast path (borrowed candidates lowered in one copy), `None` through the generated
+    /// bindings.
+    Roster {
+        bindings: v0_2::routing_policy::RoutingPolicy,
+        route: Option<Func>,
+        roster: Roster,
+    },
 }
 
 /// One running routing policy. A fault discards the underlying wasm instance; the next
@@ -148,31 +156,66 @@ impl RouterInstance {
             &self.limits,
         );
         begin_call(&mut store, self.limits.call_deadline);
-        let instantiated = self.plugin.pre.instantiate_async(&mut store).await;
-        let bindings = match instantiated {
-            Ok(bindings) => bindings,
-            Err(e) => {
-                self.notes.absorb(end_call(&mut store, "instantiate"));
-                return Err(instantiate_fault(&id, &e));
+        let fast = self.plugin.runtime.inner.route_call == RouteCall::Borrowed;
+        let (configured, route) = match &self.plugin.pre {
+            RouterPre::V0_1(pre) => {
+                let bindings = match pre.instantiate_async(&mut store).await {
+                    Ok(bindings) => bindings,
+                    Err(e) => {
+                        self.notes.absorb(end_call(&mut store, "instantiate"));
+                        return Err(instantiate_fault(&id, &e));
+                    }
+                };
+                self.started += 1;
+                let configured = bindings
+                    .centralino_plugin_router()
+                    .call_configure(&mut store, &self.settings)
+                    .await
+                    .map(|r| r.map_err(PluginFailure::from));
+                let route = if fast {
+                    let route = *bindings.centralino_plugin_router().func_route().func();
+                    borrowed::check_route(&route, &store)
+                        .map_err(|e| instantiate_fault(&id, &e))?;
+                    Route::Borrowed(route)
+                } else {
+                    Route::Generated(bindings)
+                };
+                (configured, route)
+            }
+            RouterPre::V0_2(pre) => {
+                let bindings = match pre.instantiate_async(&mut store).await {
+                    Ok(bindings) => bindings,
+                    Err(e) => {
+                        self.notes.absorb(end_call(&mut store, "instantiate"));
+                        return Err(instantiate_fault(&id, &e));
+                    }
+                };
+                self.started += 1;
+                let configured = bindings
+                    .centralino_plugin_router()
+                    .call_configure(&mut store, &self.settings)
+                    .await
+                    .map(|r| r.map_err(PluginFailure::from));
+                let route = if fast {
+                    let route = *bindings.centralino_plugin_router().func_route().func();
+                    roster::check_route(&route, &store).map_err(|e| instantiate_fault(&id, &e))?;
+                    Some(route)
+                } else {
+                    None
+                };
+                (
+                    configured,
+                    Route::Roster {
+                        bindings,
+                        route,
+                        roster: Roster::default(),
+                    },
+                )
             }
         };
-        self.started += 1;
-        let configured = bindings
-            .centralino_plugin_router()
-            .call_configure(&mut store, &self.settings)
-            .await;
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
-                let route = match self.plugin.runtime.inner.route_call {
-                    RouteCall::Borrowed => {
-                        let route = *bindings.centralino_plugin_router().func_route().func();
-                        borrowed::check_route(&route, &store)
-                            .map_err(|e| instantiate_fault(&id, &e))?;
-                        Route::Borrowed(route)
-                    }
-                    RouteCall::Generated => Route::Generated(bindings),
-                };
                 self.live = Some(Live {
                     store,
                     route,
@@ -180,10 +223,10 @@ impl RouterInstance {
                 });
                 Ok(())
             }
-            Ok(Err(e)) => Err(Error::Plugin {
+            Ok(Err(failure)) => Err(Error::Plugin {
                 plugin: (*id).clone(),
                 function: "configure",
-                failure: e.into(),
+                failure,
             }),
             Err(e) => Err(fault(&store, "configure", &e)),
         }
@@ -215,26 +258,11 @@ impl RouterInstance {
         };
         begin_call(&mut live.store, self.limits.call_deadline);
         live.in_call = true;
-        let result = match &live.route {
-            Route::Borrowed(route) => {
-                let arguments = borrowed::ContextRef::from(context);
-                borrowed::route_func(*route)
-                    .call_async(&mut live.store, (arguments,))
-                    .await
-                    .map(|(result,)| result)
-            }
-            Route::Generated(bindings) => {
-                bindings
-                    .centralino_plugin_router()
-                    .call_route(&mut live.store, &router::Context::from(context))
-                    .await
-            }
-        };
+        let (result, function) = call_route(live, context).await;
         live.in_call = false;
-        self.notes.absorb(end_call(&mut live.store, "route"));
+        self.notes.absorb(end_call(&mut live.store, function));
         match result {
             Ok(Ok(decision)) => {
-                let decision = RoutingDecision::from(decision);
                 match check_output(&self.plugin.id, "route", &decision, &self.limits) {
                     Ok(()) => Ok(decision),
                     Err(error) => {
@@ -243,16 +271,100 @@ impl RouterInstance {
                     }
                 }
             }
-            Ok(Err(e)) => Err(Error::Plugin {
+            Ok(Err(Refusal::Plugin(failure))) => Err(Error::Plugin {
                 plugin: (*self.plugin.id).clone(),
                 function: "route",
-                failure: e.into(),
+                failure,
             }),
+            Ok(Err(Refusal::UnknownHandle(detail))) => {
+                tracing::warn!(plugin = %self.plugin.id, function = "route", fault = %Fault::OutputLimit, "{detail}; result refused, instance discarded");
+                self.live = None;
+                Err(Error::Fault {
+                    plugin: (*self.plugin.id).clone(),
+                    function: "route",
+                    fault: Fault::OutputLimit,
+                    detail,
+                })
+            }
             Err(e) => {
-                let error = fault(&live.store, "route", &e);
+                let error = fault(&live.store, function, &e);
                 self.live = None;
                 Err(error)
             }
+        }
+    }
+}
+
+/// Why a call returned no decision although the guest ran to the end.
+enum Refusal {
+    /// The policy's own error.
+    Plugin(PluginFailure),
+    /// A 0.2 policy named a handle it was never told about.
+    UnknownHandle(String),
+}
+
+/// Calls `route` on `live` the way its line and the runtime say; returns the outcome and
+/// the export that ran last (`update-roster` when announcing operators failed).
+async fn call_route(
+    live: &mut Live,
+    context: &RoutingContext,
+) -> (
+    wasmtime::Result<Result<RoutingDecision, Refusal>>,
+    &'static str,
+) {
+    let store = &mut live.store;
+    let plugin = |r: wasmtime::Result<Result<RoutingDecision, PluginFailure>>| {
+        r.map(|r| r.map_err(Refusal::Plugin))
+    };
+    match &mut live.route {
+        Route::Borrowed(route) => {
+            let arguments = borrowed::ContextRef::from(context);
+            let r = borrowed::route_func(*route)
+                .call_async(&mut *store, (arguments,))
+                .await
+                .map(|(r,)| r.map(RoutingDecision::from).map_err(PluginFailure::from));
+            (plugin(r), "route")
+        }
+        Route::Generated(bindings) => {
+            let r = bindings
+                .centralino_plugin_router()
+                .call_route(&mut *store, &v0_1::router::Context::from(context))
+                .await
+                .map(|r| r.map(RoutingDecision::from).map_err(PluginFailure::from));
+            (plugin(r), "route")
+        }
+        Route::Roster {
+            bindings,
+            route,
+            roster,
+        } => {
+            let changes = roster.prepare(context);
+            if !changes.is_empty() {
+                let told = bindings
+                    .centralino_plugin_router()
+                    .call_update_roster(&mut *store, &changes.upserts, &changes.removed)
+                    .await;
+                if let Err(e) = told {
+                    return (Err(e), "update-roster");
+                }
+            }
+            let r = match route {
+                Some(route) => roster::route_func(*route)
+                    .call_async(&mut *store, (roster.context(context),))
+                    .await
+                    .map(|(r,)| r),
+                None => {
+                    bindings
+                        .centralino_plugin_router()
+                        .call_route(&mut *store, &roster.owned_context(context))
+                        .await
+                }
+            };
+            let r = r.map(|r| match r {
+                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
+                Err(e) => Err(Refusal::Plugin(e.into())),
+            });
+            (r, "route")
         }
     }
 }

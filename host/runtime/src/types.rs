@@ -88,10 +88,50 @@ pub struct OutboundMessage {
     pub in_reply_to: Option<String>,
     /// Text.
     pub text: String,
-    /// Attachments.
-    pub attachments: Vec<Attachment>,
+    /// Files to send with the text (contract 0.2 and later; a connector built against
+    /// 0.1 cannot take any, and a reply with files is refused before it is called).
+    pub attachments: Vec<OutboundAttachment>,
     /// Outbox key; never sent twice.
     pub idempotency_key: String,
+}
+
+/// What kind of file an [`OutboundAttachment`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaKind {
+    /// A picture (`image/jpeg`, `image/png`, `image/gif`, `image/webp`).
+    Image,
+    /// A video.
+    Video,
+    /// A sound recording.
+    Audio,
+    /// Any other file.
+    File,
+}
+
+/// A file sent with a reply: the bytes, handed to the connector, which uploads them the
+/// platform's way.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundAttachment {
+    /// What kind of file.
+    pub kind: MediaKind,
+    /// MIME type, such as `image/jpeg`.
+    pub mime_type: String,
+    /// File name without a path (`photo.jpg`).
+    pub file_name: String,
+    /// The file's bytes.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for OutboundAttachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundAttachment")
+            .field("kind", &self.kind)
+            .field("mime_type", &self.mime_type)
+            .field("file_name", &self.file_name)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 /// What a connector can do.
@@ -315,6 +355,13 @@ pub struct RoutingContext {
     pub queue: QueueStats,
     /// Decision time.
     pub now: u64,
+    /// Identifies the operators' profiles (id, name, skills, languages, accounts,
+    /// capacity) the context was built from: two contexts with the same non-zero version
+    /// carry the same profile for every operator id. `0` means unknown. A policy built
+    /// against contract 0.2 keeps the profiles between calls; with a known version the
+    /// runtime sends it only the operators it has not seen, without comparing profiles.
+    #[serde(default)]
+    pub roster_version: u64,
 }
 
 /// What a routing stage wants done.

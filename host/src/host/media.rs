@@ -240,13 +240,14 @@ impl ReplyImage {
         }
     }
 
-    /// How the reply's payload in the outbox describes it (its bytes are kept beside).
-    pub(crate) fn described(&self) -> crate::types::Attachment {
-        crate::types::Attachment {
-            kind: "image".to_string(),
-            url: None,
-            mime_type: Some(self.mime_type.clone()),
-            description: Some(self.file_name.clone()),
+    /// How the reply's payload in the outbox describes it: without its bytes, which are
+    /// kept beside it (`store/media.rs`) and put back when the reply is sent.
+    pub(crate) fn described(&self) -> crate::types::OutboundAttachment {
+        crate::types::OutboundAttachment {
+            kind: crate::types::MediaKind::Image,
+            mime_type: self.mime_type.clone(),
+            file_name: self.file_name.clone(),
+            data: Vec::new(),
         }
     }
 

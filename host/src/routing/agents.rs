@@ -295,9 +295,26 @@ struct Seat {
 #[derive(Clone, Debug, Default)]
 pub struct Roster {
     seats: Vec<Seat>,
+    /// Names the operators' profiles as they are now; see [`Roster::version`].
+    version: u64,
 }
 
+/// Roster versions are unique in the process, so two rosters (or a roster and its clone,
+/// once either changes) never share one for different profiles.
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Roster {
+    /// Identifies the operators' profiles (everything but their live state): it changes
+    /// whenever an operator is added, reconfigured or removed. The routing context carries
+    /// it, so a routing policy that keeps the roster (contract 0.2) hears only of changes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn profiles_changed(&mut self) {
+        self.version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn seat(&self, id: &str) -> Option<&Seat> {
         self.seats.iter().find(|seat| seat.operator.id == id)
     }
@@ -315,6 +332,7 @@ impl Roster {
         if operator.name.is_empty() {
             operator.name = operator.id.clone();
         }
+        self.profiles_changed();
         match self.seats.iter_mut().find(|s| s.operator.id == operator.id) {
             Some(seat) => {
                 seat.operator = operator;
@@ -341,7 +359,11 @@ impl Roster {
         let before = self.seats.len();
         self.seats
             .retain(|seat| seat.operator.id != id || seat.state.load > 0);
-        self.seats.len() != before
+        let removed = self.seats.len() != before;
+        if removed {
+            self.profiles_changed();
+        }
+        removed
     }
 
     /// An operator's configuration.

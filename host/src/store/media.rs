@@ -534,4 +534,27 @@ impl super::Store {
                 .unwrap_or_default(),
         }))
     }
+
+    /// The bytes of a reply's images, in order (for the connector that sends it).
+    pub(crate) async fn outbound_media(
+        &self,
+        tenant: &str,
+        outbox_id: &str,
+    ) -> anyhow::Result<Vec<Vec<u8>>> {
+        let rows = sqlx::query(
+            "SELECT content FROM media
+             WHERE tenant = $1 AND direction = 'outbound' AND owner_id = $2 ORDER BY position",
+        )
+        .bind(tenant)
+        .bind(outbox_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(row
+                    .try_get::<Option<Vec<u8>>, _>("content")?
+                    .unwrap_or_default())
+            })
+            .collect()
+    }
 }

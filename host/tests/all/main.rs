@@ -109,5 +109,6 @@ pub fn context(text: &str, agents: Vec<Agent>, now: u64) -> RoutingContext {
         agents,
         queue: QueueStats::default(),
         now,
+        roster_version: 0,
     }
 }

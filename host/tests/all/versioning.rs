@@ -1,6 +1,7 @@
-//! Contract versioning (`docs/contract-versioning.md`): the released 0.1.0 contract is kept
-//! as a frozen copy, the host binds exactly that copy for 0.1.x, and a plugin built against
-//! the frozen copy keeps loading and working.
+//! Contract versioning (`docs/contract-versioning.md`): every released contract (0.1.0,
+//! 0.2.0) is kept as a frozen copy, the host binds exactly that copy for its line, a plugin
+//! built against the frozen 0.1 copy keeps loading and working, and one host runs 0.1 and
+//! 0.2 plugins side by side.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,10 @@ use sha2::{Digest, Sha256};
 /// this test fails, undo the edit and put the change in the next minor version instead.
 const FROZEN_V0_1_0_SHA256: &str =
     "59547a81630db8e95a971e05cde24434138cffee2743dc2aa68428d2cd3abdf4";
+
+/// The digest of `wit/since_v0.2.0` as released (same rule).
+const FROZEN_V0_2_0_SHA256: &str =
+    "1874426843bafc0d07dfc86e08a196e401143cfd4166705549c877171118c6c7";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,51 +38,74 @@ fn wit_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// The folder the host's `bindgen!` for contract 0.1 reads, from the runtime's bindings.
-fn bound_by_the_host_for_v0_1() -> PathBuf {
-    let bindings = std::fs::read_to_string(root().join("host/runtime/src/bindings.rs")).unwrap();
-    let module = bindings
-        .split("mod v0_1")
-        .nth(1)
-        .expect("bindings.rs has a `v0_1` module");
-    let path = module
+/// The folder the host's `bindgen!` for contract line `line` (`v0_1`) reads, from the
+/// runtime's bindings module of that line.
+fn bound_by_the_host(line: &str) -> PathBuf {
+    let bindings =
+        std::fs::read_to_string(root().join(format!("host/runtime/src/bindings/{line}.rs")))
+            .unwrap();
+    let path = bindings
         .split("path: \"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .expect("the v0_1 bindgen! names its WIT path");
+        .expect("the bindgen! names its WIT path");
     // `bindgen!` paths are relative to the runtime crate, which carries its own copy.
     root().join("host/runtime").join(path)
 }
 
-#[test]
-fn the_frozen_v0_1_0_contract_has_not_been_edited() {
+fn digest(dir: &Path) -> String {
     let mut digest = Sha256::new();
-    for (name, bytes) in wit_files(&root().join("wit/since_v0.1.0")) {
+    for (name, bytes) in wit_files(dir) {
         digest.update(name.as_bytes());
         digest.update(b"\0");
         digest.update(bytes.len().to_string().as_bytes());
         digest.update(b"\0");
         digest.update(&bytes);
     }
-    assert_eq!(hex::encode(digest.finalize()), FROZEN_V0_1_0_SHA256);
+    hex::encode(digest.finalize())
 }
 
-/// The guest SDK 0.1.x carries its own copy of the contract it targets, so it builds
-/// outside the repository; that copy is the frozen 0.1.0 contract, byte for byte.
-#[test]
-fn the_sdk_carries_the_frozen_v0_1_0_contract_and_binds_it() {
-    let frozen = wit_files(&root().join("wit/since_v0.1.0"));
-    let carried = wit_files(&root().join("plugins/sdk/wit"));
+fn assert_same_files(left: &Path, right: &Path) {
+    let left_files = wit_files(left);
+    let right_files = wit_files(right);
+    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
     assert_eq!(
-        carried.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        frozen.iter().map(|f| &f.0).collect::<Vec<_>>()
+        names(&left_files),
+        names(&right_files),
+        "{left:?} vs {right:?}"
     );
-    for ((name, carried), (_, frozen)) in carried.iter().zip(&frozen) {
+    for ((name, l), (_, r)) in left_files.iter().zip(&right_files) {
         assert!(
-            carried == frozen,
-            "plugins/sdk/wit/{name} differs from wit/since_v0.1.0/{name}"
+            l == r,
+            "{}/{name} differs from {}/{name}",
+            left.display(),
+            right.display()
         );
     }
+}
+
+#[test]
+fn the_released_contracts_have_not_been_edited() {
+    assert_eq!(
+        digest(&root().join("wit/since_v0.1.0")),
+        FROZEN_V0_1_0_SHA256,
+        "wit/since_v0.1.0 was edited: undo it, released contracts are frozen"
+    );
+    assert_eq!(
+        digest(&root().join("wit/since_v0.2.0")),
+        FROZEN_V0_2_0_SHA256,
+        "wit/since_v0.2.0 was edited: undo it, released contracts are frozen"
+    );
+}
+
+/// The guest SDK 0.2.x carries its own copy of the contract it targets, so it builds
+/// outside the repository; that copy is the frozen 0.2.0 contract, byte for byte.
+#[test]
+fn the_sdk_carries_the_frozen_v0_2_0_contract_and_binds_it() {
+    assert_same_files(
+        &root().join("plugins/sdk/wit"),
+        &root().join("wit/since_v0.2.0"),
+    );
     let bindings = std::fs::read_to_string(root().join("plugins/sdk/src/bindings.rs")).unwrap();
     let paths: Vec<&str> = bindings
         .split("path: \"")
@@ -86,29 +114,29 @@ fn the_sdk_carries_the_frozen_v0_1_0_contract_and_binds_it() {
         .collect();
     assert_eq!(paths, ["wit", "wit"]);
     let manifest = std::fs::read_to_string(root().join("plugins/sdk/Cargo.toml")).unwrap();
-    assert!(manifest.contains("\nversion = \"0.1."), "{manifest}");
+    assert!(manifest.contains("\nversion = \"0.2."), "{manifest}");
+}
+
+/// The head (`wit/`) has not moved since 0.2.0 was released: it is the frozen copy.
+#[test]
+fn the_head_is_the_newest_released_contract() {
+    assert_same_files(&root().join("wit"), &root().join("wit/since_v0.2.0"));
 }
 
 #[test]
-fn the_host_binds_contract_0_1_from_files_identical_to_the_frozen_copy() {
-    let frozen = wit_files(&root().join("wit/since_v0.1.0"));
-    let bound = wit_files(&bound_by_the_host_for_v0_1());
-    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&bound), names(&frozen));
-    for ((name, bound), (_, frozen)) in bound.iter().zip(&frozen) {
-        assert!(
-            bound == frozen,
-            "{name} differs from wit/since_v0.1.0/{name}"
-        );
+fn the_host_binds_each_line_from_files_identical_to_its_frozen_copy() {
+    for (line, version) in [("v0_1", "0.1.0"), ("v0_2", "0.2.0")] {
+        let frozen = root().join(format!("wit/since_v{version}"));
+        assert_same_files(&bound_by_the_host(line), &frozen);
+        for (name, bytes) in wit_files(&frozen) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                text.starts_with(&format!("package centralino:plugin@{version};")),
+                "{name} is not part of centralino:plugin@{version}"
+            );
+        }
+        assert!(SUPPORTED_CONTRACTS.contains(&semver::Version::parse(version).unwrap()));
     }
-    for (name, bytes) in &frozen {
-        let text = String::from_utf8_lossy(bytes);
-        assert!(
-            text.starts_with("package centralino:plugin@0.1.0;"),
-            "{name} is not part of centralino:plugin@0.1.0"
-        );
-    }
-    assert!(SUPPORTED_CONTRACTS.contains(&semver::Version::new(0, 1, 0)));
 }
 
 #[tokio::test]
@@ -146,4 +174,153 @@ async fn a_plugin_built_against_the_frozen_contract_loads_and_works() {
         .await
         .unwrap();
     assert_eq!(sent.external_id, "frozen-sent-k1");
+}
+
+/// One host serves both contract lines at once. The routing chain is `skills` (built on
+/// SDK 0.2: the roster kept in its instance) then `least-loaded` as released for 0.1 (its
+/// 0.1 build, `least-loaded-v0-1-0`: every operator lowered per call); the connectors are
+/// `frozen-v0-1-0` (0.1) and `echo-channel` (0.2). A customer writes on each; each
+/// conversation is placed by both stages (giulia, first on the roster, lacks the brand:
+/// only the 0.2 stage can drop her, and only the 0.1 stage assigns), and the assignee's
+/// reply goes out through each connector. `centralino plugin inspect` names each contract.
+#[tokio::test]
+async fn one_host_runs_0_1_and_0_2_plugins_side_by_side() {
+    use centralino::connectors::ConnectorSpec;
+    use centralino::routing::{Operator, RoutingEngine};
+    use centralino::store::{ConversationStatus, OutboxStatus};
+    use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+
+    let plugins = [
+        ("skills", World::RoutingPolicy, "0.2.0"),
+        ("least-loaded-v0-1-0", World::RoutingPolicy, "0.1.0"),
+        ("echo-channel", World::Channel, "0.2.0"),
+        ("frozen-v0-1-0", World::Channel, "0.1.0"),
+    ];
+    for (name, world, contract) in plugins {
+        let path = centralino_testkit::component(name);
+        let info = inspect_file(&path).unwrap();
+        assert_eq!(info.world, world, "{name}");
+        assert_eq!(
+            info.contract,
+            semver::Version::parse(contract).unwrap(),
+            "{name}"
+        );
+        assert!(info.supported, "{name}");
+        let (code, shown, stderr) =
+            crate::support::centralino(&["plugin", "inspect", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            shown.contains(&format!(
+                "contract      centralino:plugin@{contract} (served by this host)"
+            )),
+            "{name}: {shown}"
+        );
+    }
+
+    let account = |id: &str| ConnectorConfig {
+        settings: Vec::new(),
+        accounts: vec![AccountConfig {
+            id: id.to_string(),
+            handle: Some(id.to_string()),
+            credential: None,
+            settings: Vec::new(),
+        }],
+    };
+    let mut echo = ConnectorSpec::new(
+        "echo",
+        centralino_testkit::component("echo-channel"),
+        account("support"),
+    );
+    echo.brands.insert("support".to_string(), "tim".to_string());
+    let mut frozen = ConnectorSpec::new(
+        "frozen",
+        centralino_testkit::component("frozen-v0-1-0"),
+        account("acme"),
+    );
+    frozen.brands.insert("acme".to_string(), "tim".to_string());
+
+    let mut engine =
+        RoutingEngine::builder(crate::routing::chain("skills > least-loaded-v0-1-0").await).build();
+    engine
+        .add_operator(
+            Operator::new("giulia", 2)
+                .skills(["vodafone"])
+                .languages(["it"]),
+            Presence::Online,
+        )
+        .await;
+    engine
+        .add_operator(
+            Operator::new("marco", 2).skills(["tim"]).languages(["it"]),
+            Presence::Online,
+        )
+        .await;
+    let host = centralino::Host::builder()
+        .connector(echo)
+        .connector(frozen)
+        .routing(engine)
+        .build()
+        .await
+        .unwrap();
+
+    for (connector, body, sent_prefix) in [
+        ("echo", "mario: il modem non va", "echo-out-"),
+        ("frozen", "lucia: niente linea", "frozen-sent-"),
+    ] {
+        let request = WebhookRequest {
+            method: "POST".to_string(),
+            path: "/".to_string(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let (response, stored) = host
+            .deliver_webhook_stored("default", connector, request)
+            .await;
+        assert_eq!(response.status, 200, "{connector}");
+        assert_eq!(stored.len(), 1, "{connector}");
+        let conversation = stored[0].conversation_id.clone();
+        let record = host
+            .store()
+            .conversation("default", &conversation)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.status, ConversationStatus::Assigned, "{connector}");
+        assert_eq!(
+            record.assignee.as_deref(),
+            Some("marco"),
+            "{connector}: the 0.2 stage drops giulia, the 0.1 stage assigns marco"
+        );
+
+        let entry = host
+            .reply(
+                "default",
+                &conversation,
+                "marco",
+                None,
+                "Ciao, ci penso io",
+                &format!("side-{connector}"),
+            )
+            .await
+            .unwrap();
+        let mut sent = None;
+        crate::support::eventually(
+            &format!("the reply through {connector} is sent"),
+            async || {
+                let now = host
+                    .store()
+                    .outbox_entry("default", &entry.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let done = now.status == OutboxStatus::Sent;
+                sent = now.external_id;
+                done
+            },
+        )
+        .await;
+        let sent = sent.unwrap();
+        assert!(sent.starts_with(sent_prefix), "{connector}: {sent}");
+    }
 }

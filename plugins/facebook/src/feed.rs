@@ -193,6 +193,7 @@ pub fn collect(
         in_reply_to,
         attachments,
         created_at,
+        language: None,
         extra,
     });
     Ok(())

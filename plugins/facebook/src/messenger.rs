@@ -280,6 +280,7 @@ pub fn collect(
         in_reply_to,
         attachments,
         created_at: at,
+        language: None,
         extra,
     });
     Ok(())

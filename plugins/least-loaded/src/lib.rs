@@ -8,71 +8,63 @@
 //! conversation longest ago (never assigned first), then to the earlier candidate, so a
 //! ranking stage before this one still counts.
 //!
-//! The policy keeps no state: load and `last-assigned-at` come from the host with every
-//! call. When nobody is eligible it narrows the candidates to none, which queues the
+//! The policy keeps no state of its own: the SDK keeps the operators' profiles the host
+//! announced (contract 0.2), and load and `last-assigned-at` come with every call. When nobody is eligible it narrows the candidates to none, which queues the
 //! conversation. It takes no settings.
 
-wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
 centralino_sdk::small_object_allocator!();
 
 use std::cmp::Ordering;
 
-use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Agent, Context, Decision, Guest, Presence};
+use centralino_sdk::routing::{Decision, Operator, RoutingContext};
+use centralino_sdk::{PluginError, Result, Router};
 
 struct LeastLoaded;
 
-fn eligible(agent: &Agent) -> bool {
-    agent.presence == Presence::Online && agent.load < agent.capacity
+fn eligible(op: &Operator<'_>) -> bool {
+    op.is_available()
 }
 
 /// Compares `a.load / a.capacity` with `b.load / b.capacity` without floating point:
 /// cross-multiplying in `u64` is exact for any `u32` operands.
-fn by_load_ratio(a: &Agent, b: &Agent) -> Ordering {
+fn by_load_ratio(a: &Operator<'_>, b: &Operator<'_>) -> Ordering {
     let left = u64::from(a.load) * u64::from(b.capacity);
     let right = u64::from(b.load) * u64::from(a.capacity);
     left.cmp(&right)
 }
 
 /// Never-assigned operators sort first, then the longest idle.
-fn recency_key(agent: &Agent) -> u64 {
-    agent.last_assigned_at.map_or(0, |at| at.saturating_add(1))
+fn recency_key(op: &Operator<'_>) -> u64 {
+    op.last_assigned_at.map_or(0, |at| at.saturating_add(1))
 }
 
-impl Guest for LeastLoaded {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+impl Router for LeastLoaded {
+    fn configure(settings: Vec<(String, String)>) -> Result<Self> {
         match settings.first() {
-            None => Ok(()),
+            None => Ok(LeastLoaded),
             Some((key, _)) => Err(PluginError::InvalidInput(format!(
                 "least-loaded takes no settings, got `{key}`"
             ))),
         }
     }
 
-    fn route(context: Context) -> Result<Decision, PluginError> {
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
         // `min_by` keeps the first of equal elements, so candidate order breaks the last tie.
         let chosen = context
-            .agents
-            .iter()
-            .filter(|agent| eligible(agent))
+            .candidates()
+            .filter(eligible)
             .min_by(|a, b| by_load_ratio(a, b).then_with(|| recency_key(a).cmp(&recency_key(b))));
         Ok(match chosen {
-            Some(agent) => Decision {
-                action: Action::Assign(agent.id.clone()),
-                priority: None,
-                reason: format!(
+            Some(op) => Decision::assign(
+                &op,
+                format!(
                     "least-loaded: {} holds {} of {}",
-                    agent.id, agent.load, agent.capacity
+                    op.id, op.load, op.capacity
                 ),
-            },
-            None => Decision {
-                action: Action::Narrow(Vec::new()),
-                priority: None,
-                reason: "least-loaded: nobody online with free capacity".to_string(),
-            },
+            ),
+            None => Decision::narrow([], "least-loaded: nobody online with free capacity"),
         })
     }
 }
 
-export!(LeastLoaded);
+centralino_sdk::export_router!(LeastLoaded);

@@ -11,26 +11,19 @@
 //! - `keywords`: comma-separated (default `guasto,disservizio,urgente,down`);
 //! - `level`: the priority to set, 1 to 255 (default 5).
 
-wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
-
-use std::cell::{Cell, RefCell};
-
-use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Context, Decision, Guest};
+use centralino_sdk::routing::{Decision, RoutingContext};
+use centralino_sdk::{PluginError, Result, Router};
 
 /// Words Italian customers use when a service is broken rather than merely annoying.
 const DEFAULT_KEYWORDS: &str = "guasto,disservizio,urgente,down";
 const DEFAULT_LEVEL: u8 = 5;
 
-thread_local! {
+struct Priority {
     /// Keywords, each already split into lower-case words.
-    static KEYWORDS: RefCell<Vec<Vec<String>>> = RefCell::new(parse_keywords(DEFAULT_KEYWORDS));
+    keywords: Vec<Vec<String>>,
     /// The priority a match sets.
-    static LEVEL: Cell<u8> = const { Cell::new(DEFAULT_LEVEL) };
+    level: u8,
 }
-
-struct Priority;
 
 /// Splits text into lower-case words: letters and digits (any script) form words,
 /// everything else (spaces, punctuation, `#`, `@`) separates them.
@@ -60,8 +53,8 @@ fn first_match<'k>(keywords: &'k [Vec<String>], text: &[String]) -> Option<&'k [
         .map(Vec::as_slice)
 }
 
-impl Guest for Priority {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+impl Router for Priority {
+    fn configure(settings: Vec<(String, String)>) -> Result<Self> {
         let mut keywords = parse_keywords(DEFAULT_KEYWORDS);
         let mut level = DEFAULT_LEVEL;
         for (key, value) in &settings {
@@ -93,30 +86,22 @@ impl Guest for Priority {
                 }
             }
         }
-        KEYWORDS.set(keywords);
-        LEVEL.set(level);
-        Ok(())
+        Ok(Priority { keywords, level })
     }
 
-    fn route(context: Context) -> Result<Decision, PluginError> {
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
         let text = words(&context.conversation.text);
         let current = context.conversation.priority;
-        let level = LEVEL.get();
-        let found = KEYWORDS
-            .with_borrow(|keywords| first_match(keywords, &text).map(|keyword| keyword.join(" ")));
+        let level = self.level;
+        let found = first_match(&self.keywords, &text).map(|keyword| keyword.join(" "));
         Ok(match found {
-            Some(keyword) => Decision {
-                action: Action::Pass,
-                priority: Some(level.max(current)),
-                reason: format!("priority: `{keyword}` in the text, priority {level}"),
-            },
-            None => Decision {
-                action: Action::Pass,
-                priority: None,
-                reason: "priority: no urgent keyword".to_string(),
-            },
+            Some(keyword) => Decision::pass(format!(
+                "priority: `{keyword}` in the text, priority {level}"
+            ))
+            .with_priority(level.max(current)),
+            None => Decision::pass("priority: no urgent keyword"),
         })
     }
 }
 
-export!(Priority);
+centralino_sdk::export_router!(Priority);

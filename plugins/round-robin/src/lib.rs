@@ -11,48 +11,38 @@
 //! When nobody is eligible the policy narrows the candidates to none, which queues the
 //! conversation.
 
-wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
-
-use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Agent, Context, Decision, Guest, Presence};
+use centralino_sdk::routing::{Decision, Operator, RoutingContext};
+use centralino_sdk::{PluginError, Result, Router};
 
 struct RoundRobin;
 
-fn eligible(agent: &Agent) -> bool {
-    agent.presence == Presence::Online && agent.load < agent.capacity
+fn eligible(op: &Operator<'_>) -> bool {
+    op.is_available()
 }
 
-impl Guest for RoundRobin {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+impl Router for RoundRobin {
+    fn configure(settings: Vec<(String, String)>) -> Result<Self> {
         match settings.first() {
-            None => Ok(()),
+            None => Ok(RoundRobin),
             Some((key, _)) => Err(PluginError::InvalidInput(format!(
                 "round-robin takes no settings, got `{key}`"
             ))),
         }
     }
 
-    fn route(context: Context) -> Result<Decision, PluginError> {
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
         // `min_by_key` keeps the first of equal keys, so candidate order breaks ties.
         let chosen = context
-            .agents
-            .iter()
-            .filter(|agent| eligible(agent))
-            .min_by_key(|agent| agent.last_assigned_at.map_or(0, |at| at.saturating_add(1)));
+            .candidates()
+            .filter(eligible)
+            .min_by_key(|op| op.last_assigned_at.map_or(0, |at| at.saturating_add(1)));
         Ok(match chosen {
-            Some(agent) => Decision {
-                action: Action::Assign(agent.id.clone()),
-                priority: None,
-                reason: format!("round-robin: {} is next in rotation", agent.id),
-            },
-            None => Decision {
-                action: Action::Narrow(Vec::new()),
-                priority: None,
-                reason: "round-robin: nobody online with free capacity".to_string(),
-            },
+            Some(op) => {
+                Decision::assign(&op, format!("round-robin: {} is next in rotation", op.id))
+            }
+            None => Decision::narrow([], "round-robin: nobody online with free capacity"),
         })
     }
 }
 
-export!(RoundRobin);
+centralino_sdk::export_router!(RoundRobin);

@@ -29,9 +29,9 @@ pub mod routing_policy {
         default_bindings_module: "centralino_sdk::bindings::routing_policy",
         additional_derives: [PartialEq, Eq],
         with: {
-            "centralino:plugin/types@0.1.0": crate::bindings::channel::centralino::plugin::types,
-            "centralino:plugin/log@0.1.0": crate::bindings::channel::centralino::plugin::log,
-            "centralino:plugin/clock@0.1.0": crate::bindings::channel::centralino::plugin::clock,
+            "centralino:plugin/types@0.2.0": crate::bindings::channel::centralino::plugin::types,
+            "centralino:plugin/log@0.2.0": crate::bindings::channel::centralino::plugin::log,
+            "centralino:plugin/clock@0.2.0": crate::bindings::channel::centralino::plugin::clock,
         },
     });
 }

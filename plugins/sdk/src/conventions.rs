@@ -39,6 +39,7 @@ pub fn deletion(account: &str, external_id: &str, author: &str, at: u64) -> Mess
         in_reply_to: None,
         attachments: Vec::new(),
         created_at: at,
+        language: None,
         extra: vec![(DELETED.to_string(), "true".to_string())],
     }
 }

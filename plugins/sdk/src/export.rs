@@ -15,8 +15,9 @@ use crate::bindings::channel::exports::centralino::plugin::connector::{
     self, Config, Description, PollResult, Sent, WebhookOutcome, WebhookRequest,
 };
 use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-    self, Context, Decision,
+    self, Agent, AgentHandle, Context, Decision,
 };
+use crate::routing::RoutingContext;
 use crate::{OutboundMessage, PluginError, Result};
 
 /// A channel connector: receives customer messages from a platform and sends replies.
@@ -70,8 +71,9 @@ pub trait Router: Sized + 'static {
     /// Applies the policy's settings (see [`Settings`](crate::Settings)).
     fn configure(settings: Vec<(String, String)>) -> Result<Self>;
 
-    /// Decides for one conversation.
-    fn route(&mut self, context: Context) -> Result<Decision>;
+    /// Decides for one conversation. The SDK keeps the operators' profiles the host
+    /// announced and joins them with each call's candidates ([`crate::routing`]).
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision>;
 }
 
 thread_local! {
@@ -149,10 +151,14 @@ impl<T: Router> router::Guest for RouterExport<T> {
         keep(T::configure(settings)?)
     }
 
+    fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
+        crate::routing::update_roster(upserts, removed);
+    }
+
     fn route(context: Context) -> Result<Decision> {
         with_configured(
             || "routing policy".to_string(),
-            |r: &mut T| r.route(context),
+            |r: &mut T| crate::routing::with_context(context, |context| r.route(context)),
         )
     }
 }

@@ -1,5 +1,5 @@
 //! The guest SDK for centralino plugins: write a channel connector or a routing policy as
-//! plain Rust, and let the SDK speak the WIT contract (`centralino:plugin@0.1.0`).
+//! plain Rust, and let the SDK speak the WIT contract (`centralino:plugin@0.2.0`).
 //!
 //! A connector is a type that implements [`Connector`]; [`export_connector!`] turns it into
 //! the component's exports and embeds the metadata the host reads before instantiating
@@ -74,6 +74,7 @@ mod errors;
 mod export;
 pub mod http;
 pub mod log;
+pub mod routing;
 mod settings;
 pub mod signing;
 pub mod text;
@@ -81,7 +82,8 @@ pub mod time;
 pub mod webhook;
 
 pub use bindings::channel::centralino::plugin::types::{
-    Attachment, Message, MessageKind, OutboundMessage, Person, PluginError, RateLimit,
+    Attachment, MediaKind, Message, MessageKind, OutboundAttachment, OutboundMessage, Person,
+    PluginError, RateLimit,
 };
 pub use export::{Connector, ConnectorExport, Router, RouterExport};
 pub use settings::{Account, Accounts, SecretName, Settings, numeric_id};
@@ -97,7 +99,8 @@ pub mod connector {
 /// The contract's `router` interface: what a routing policy exports.
 pub mod router {
     pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-        Action, Agent, Context, Conversation, Decision, Presence, QueueStats,
+        Action, Agent, AgentHandle, Candidate, Context, Conversation, Decision, Presence,
+        QueueStats,
     };
 }
 
@@ -117,7 +120,7 @@ pub mod prelude {
     };
     pub use crate::{
         Account, Accounts, Attachment, Connector, Message, MessageKind, OutboundMessage, Person,
-        PluginError, Result, SecretName, Settings,
+        PluginError, Result, Router, SecretName, Settings,
     };
 }
 
@@ -125,7 +128,7 @@ pub mod prelude {
 pub const METADATA_SECTION: &str = "centralino-plugin";
 
 /// Version of the WIT contract (`centralino:plugin`) this SDK is written against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Exports a [`Connector`] as the component's `connector` and embeds the plugin metadata.
 ///
@@ -238,7 +241,7 @@ macro_rules! rate_limits {
 #[macro_export]
 macro_rules! plugin_metadata {
     () => {
-        $crate::plugin_metadata!(contract = "0.1.0");
+        $crate::plugin_metadata!(contract = "0.2.0");
     };
     (contract = $contract:literal) => {
         $crate::__embed_section!(

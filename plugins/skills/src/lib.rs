@@ -15,27 +15,21 @@
 //!
 //! Settings: `require_language` = `true` | `false` (default `true`).
 
-wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
 centralino_sdk::small_object_allocator!();
 
-use std::cell::Cell;
+use centralino_sdk::routing::{Decision, Operator, RoutingContext};
+use centralino_sdk::{PluginError, Result, Router};
 
-use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Agent, Context, Decision, Guest};
-
-thread_local! {
+struct Skills {
     /// Whether a known language must be spoken (`require_language`).
-    static REQUIRE_LANGUAGE: Cell<bool> = const { Cell::new(true) };
+    require_language: bool,
 }
-
-struct Skills;
 
 fn has(list: &[String], wanted: &str) -> bool {
     list.iter().any(|item| item.eq_ignore_ascii_case(wanted))
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, PluginError> {
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.trim() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -45,8 +39,8 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, PluginError> {
     }
 }
 
-impl Guest for Skills {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+impl Router for Skills {
+    fn configure(settings: Vec<(String, String)>) -> Result<Self> {
         let mut require_language = true;
         for (key, value) in &settings {
             match key.as_str() {
@@ -58,46 +52,34 @@ impl Guest for Skills {
                 }
             }
         }
-        REQUIRE_LANGUAGE.set(require_language);
-        Ok(())
+        Ok(Skills { require_language })
     }
 
-    fn route(context: Context) -> Result<Decision, PluginError> {
-        let conversation = &context.conversation;
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
+        let conversation = context.conversation;
         let brand = conversation.brand.as_deref();
         let language = conversation.language.as_deref();
-        let with_brand: Vec<&Agent> = context
-            .agents
-            .iter()
-            .filter(|agent| brand.is_none_or(|brand| has(&agent.skills, brand)))
-            .collect();
-        let speaks = |agent: &Agent| language.is_none_or(|lang| has(&agent.languages, lang));
-        let (speakers, others): (Vec<&Agent>, Vec<&Agent>) =
-            with_brand.into_iter().partition(|agent| speaks(agent));
+        let speaks = |op: &Operator<'_>| language.is_none_or(|lang| has(op.languages, lang));
+        let (speakers, others): (Vec<Operator<'_>>, Vec<Operator<'_>>) = context
+            .candidates()
+            .filter(|op| brand.is_none_or(|brand| has(op.skills, brand)))
+            .partition(|op| speaks(op));
         // Without `require_language`, those who do not speak it stay, behind the speakers.
-        let others = if REQUIRE_LANGUAGE.get() {
+        let others = if self.require_language {
             Vec::new()
         } else {
             others
         };
-        let kept: Vec<String> = speakers
-            .iter()
-            .chain(others.iter())
-            .map(|agent| agent.id.clone())
-            .collect();
+        let kept = speakers.len() + others.len();
         let reason = format!(
             "skills: {} of {} operators serve brand {} in language {}",
-            kept.len(),
-            context.agents.len(),
+            kept,
+            context.len(),
             brand.unwrap_or("(any)"),
             language.unwrap_or("(any)")
         );
-        Ok(Decision {
-            action: Action::Narrow(kept),
-            priority: None,
-            reason,
-        })
+        Ok(Decision::narrow(speakers.into_iter().chain(others), reason))
     }
 }
 
-export!(Skills);
+centralino_sdk::export_router!(Skills);

@@ -14,34 +14,19 @@
 //!
 //! Settings: `window_minutes` (default 1440, one day; `0` means the same minute only).
 
-wit_bindgen::generate!({ path: "../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
-
-use std::cell::Cell;
-
-use centralino::plugin::types::PluginError;
-use exports::centralino::plugin::router::{Action, Context, Decision, Guest, Presence};
+use centralino_sdk::routing::{Decision, Presence, RoutingContext};
+use centralino_sdk::{PluginError, Result, Router};
 
 /// One day: a customer who writes again the next morning still finds their operator.
 const DEFAULT_WINDOW_MINUTES: u64 = 1440;
 
-thread_local! {
+struct Sticky {
     /// The stickiness window in milliseconds (`window_minutes`).
-    static WINDOW_MS: Cell<u64> = const { Cell::new(DEFAULT_WINDOW_MINUTES * 60_000) };
+    window_ms: u64,
 }
 
-struct Sticky;
-
-fn pass(reason: String) -> Decision {
-    Decision {
-        action: Action::Pass,
-        priority: None,
-        reason,
-    }
-}
-
-impl Guest for Sticky {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
+impl Router for Sticky {
+    fn configure(settings: Vec<(String, String)>) -> Result<Self> {
         let mut window_minutes = DEFAULT_WINDOW_MINUTES;
         for (key, value) in &settings {
             match key.as_str() {
@@ -59,45 +44,45 @@ impl Guest for Sticky {
                 }
             }
         }
-        WINDOW_MS.set(window_minutes.saturating_mul(60_000));
-        Ok(())
+        Ok(Sticky {
+            window_ms: window_minutes.saturating_mul(60_000),
+        })
     }
 
-    fn route(context: Context) -> Result<Decision, PluginError> {
-        let conversation = &context.conversation;
+    fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
+        let conversation = context.conversation;
         let (Some(previous), Some(at)) = (
             conversation.previous_agent.as_deref(),
             conversation.previous_agent_at,
         ) else {
-            return Ok(pass("sticky: no previous operator".to_string()));
+            return Ok(Decision::pass("sticky: no previous operator"));
         };
         let age_ms = context.now.saturating_sub(at);
-        if age_ms > WINDOW_MS.get() {
-            return Ok(pass(format!(
+        if age_ms > self.window_ms {
+            return Ok(Decision::pass(format!(
                 "sticky: {previous} helped {} min ago, outside the window",
                 age_ms / 60_000
             )));
         }
-        let Some(agent) = context.agents.iter().find(|agent| agent.id == previous) else {
-            return Ok(pass(format!(
+        let Some(op) = context.candidate(previous) else {
+            return Ok(Decision::pass(format!(
                 "sticky: {previous} is not among the candidates"
             )));
         };
-        if agent.presence != Presence::Online {
-            return Ok(pass(format!("sticky: {previous} is not online")));
+        if op.presence != Presence::Online {
+            return Ok(Decision::pass(format!("sticky: {previous} is not online")));
         }
-        if agent.load >= agent.capacity {
-            return Ok(pass(format!("sticky: {previous} is at capacity")));
+        if op.load >= op.capacity {
+            return Ok(Decision::pass(format!("sticky: {previous} is at capacity")));
         }
-        Ok(Decision {
-            action: Action::Assign(agent.id.clone()),
-            priority: None,
-            reason: format!(
+        Ok(Decision::assign(
+            &op,
+            format!(
                 "sticky: back to {previous}, who helped {} min ago",
                 age_ms / 60_000
             ),
-        })
+        ))
     }
 }
 
-export!(Sticky);
+centralino_sdk::export_router!(Sticky);

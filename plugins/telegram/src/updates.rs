@@ -124,6 +124,7 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
             .map(|answered| format!("{chat}:{}", answered.message_id)),
         attachments,
         created_at: seconds_to_ms(message.date),
+        language: None,
         extra: {
             let mut extra = vec![("update_id".to_string(), update.update_id.to_string())];
             // The customer shared their own contact: the phone number Telegram holds for

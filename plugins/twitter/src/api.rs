@@ -345,6 +345,8 @@ fn mention_message(
     let text = post.note_tweet.map_or(post.text, |note| note.text);
     let mut extra = Vec::new();
     extra.extend(quoted.map(|id| ("quoted_post_id".to_string(), id)));
+    // Contract 0.2's field; the `lang` extra stays for what reads extras.
+    let language = post.lang.clone();
     extra.extend(
         post.lang
             .map(|lang| (centralino_sdk::conventions::LANGUAGE.to_string(), lang)),
@@ -384,6 +386,7 @@ fn mention_message(
         in_reply_to: replied_to,
         attachments: expansions.attachments(post.attachments),
         created_at,
+        language,
         extra,
     })
 }
@@ -521,6 +524,7 @@ fn dm_message(
         in_reply_to: None,
         attachments: expansions.attachments(event.attachments),
         created_at,
+        language: None,
         extra,
     }))
 }

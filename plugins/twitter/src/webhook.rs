@@ -389,6 +389,8 @@ fn post_message(
     if let Some(quoted) = post.quoted_status_id_str {
         extra.push(("quoted_post_id".to_string(), quoted));
     }
+    // Contract 0.2's field; the `lang` extra stays for what reads extras.
+    let language = post.lang.clone();
     if let Some(lang) = post.lang {
         extra.push((conventions::LANGUAGE.to_string(), lang));
     }
@@ -412,6 +414,7 @@ fn post_message(
         in_reply_to: replied_to,
         attachments: media.into_iter().map(post_media).collect(),
         created_at,
+        language,
         extra,
     }))
 }
@@ -526,6 +529,7 @@ fn dm_message(
         in_reply_to: None,
         attachments,
         created_at,
+        language: None,
         extra,
     }))
 }

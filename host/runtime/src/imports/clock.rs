@@ -1,7 +1,7 @@
 //! `centralino:plugin/clock`: wall-clock time.
 
-use crate::bindings::v0_1::clock::Host;
-use crate::bindings::v0_1::types;
+use crate::bindings::latest::clock::Host;
+use crate::bindings::latest::types;
 use crate::state::PluginState;
 
 impl Host for PluginState {

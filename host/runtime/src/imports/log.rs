@@ -1,6 +1,6 @@
 //! `centralino:plugin/log`: plugin log lines into the host log, tagged and capped.
 
-use crate::bindings::v0_1::log::{Host, Level};
+use crate::bindings::latest::log::{Host, Level};
 use crate::state::PluginState;
 
 /// Longest line written to the host log; the rest of a longer message is cut.

@@ -3,7 +3,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::bindings::v0_1::signing::{Host, SigningError};
+use crate::bindings::latest::signing::{Host, SigningError};
 use crate::state::PluginState;
 
 type HmacSha256 = Hmac<Sha256>;

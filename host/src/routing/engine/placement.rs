@@ -110,6 +110,7 @@ impl RoutingEngine {
                 average_handle_ms: self.handling.average_ms().unwrap_or(0),
             },
             now,
+            roster_version: self.roster.version(),
         })
     }
 

@@ -97,6 +97,7 @@ impl Guest for Echo {
             in_reply_to: None,
             attachments: Vec::new(),
             created_at: now,
+            language: None,
             extra: Vec::new(),
         };
         Ok(WebhookOutcome {

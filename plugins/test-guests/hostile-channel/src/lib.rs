@@ -62,6 +62,7 @@ fn message(account: &str, author: &str, text: String, id: String) -> Message {
         in_reply_to: None,
         attachments: Vec::new(),
         created_at: clock::now_ms(),
+        language: None,
         extra: Vec::new(),
     }
 }

@@ -7,9 +7,12 @@
 //! - `echo`: passes, with every candidate as it arrived written out in the reason (the host
 //!   tests that what it lowers is what it meant).
 //! - anything else: assigns the first candidate.
+//!
+//! Built against the frozen contract 0.1.0: it exercises the 0.1 routing path (the
+//! borrowed fast path lowers every operator's strings), which 0.1 policies keep.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "routing-policy" });
-centralino_sdk::plugin_metadata!();
+wit_bindgen::generate!({ path: "../../../wit/since_v0.1.0", world: "routing-policy" });
+centralino_sdk::plugin_metadata!(contract = "0.1.0");
 // The routing policies' allocator, so the echo test checks lowering through it too.
 centralino_sdk::small_object_allocator!();
 

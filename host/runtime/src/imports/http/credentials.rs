@@ -3,7 +3,7 @@
 //! server answers.
 
 use super::split_url;
-use crate::bindings::v0_1::http::HttpError;
+use crate::bindings::latest::http::HttpError;
 use crate::capabilities::{CREDENTIAL_PLACEHOLDER, Credential};
 
 /// Whether a credential may travel to `url`: over TLS always; over plain HTTP only to this

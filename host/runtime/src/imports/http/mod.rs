@@ -31,7 +31,7 @@ mod rate_limit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bindings::v0_1::http::{Host, HttpError, Method, Request, Response};
+use crate::bindings::latest::http::{Host, HttpError, Method, Request, Response};
 use crate::capabilities::Credential;
 use crate::state::PluginState;
 use credentials::{credential_transport_allowed, scrub, scrub_text, with_path_credential};

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::split_url;
-use crate::bindings::v0_1::http::Request;
+use crate::bindings::latest::http::Request;
 use crate::rate_limits::{MAX_RATE_LIMIT_WAIT, RateLimitDeclaration};
 
 /// Rate-limit windows a connector has seen, keyed by credential and endpoint. Shared by all
@@ -92,7 +92,7 @@ pub(super) fn window_key(request: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::v0_1::http::Method;
+    use crate::bindings::latest::http::Method;
 
     #[test]
     fn window_keys_fold_numeric_ids() {

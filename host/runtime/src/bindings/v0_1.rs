@@ -1,0 +1,405 @@
+//! Contract 0.1 (`wit/since_v0.1.0`): its generated bindings and the adapter that keeps
+//! 0.1 plugins running on a host written against the latest line. Everything a 0.1
+//! plugin exchanges is converted here to or from the latest line's types
+//! ([`super::latest`]), and the host functions 0.1 plugins import call the latest line's
+//! implementations; only routing keeps its own path (the borrowed fast path in
+//! [`crate::borrowed`] lowers the host's context straight into 0.1's `router.context`).
+//!
+//! What 0.1 cannot express: outbound attachments (a reply with files is refused before
+//! the connector is called) and `message.language` (0.1 connectors write the `lang`
+//! extra, which the host reads the same way).
+
+pub(crate) mod channel {
+    wasmtime::component::bindgen!({
+        path: "wit/since_v0.1.0",
+        world: "channel",
+        imports: {
+            "centralino:plugin/http.fetch": async,
+            default: tracing,
+        },
+        exports: { default: async },
+    });
+}
+
+pub(crate) mod routing_policy {
+    wasmtime::component::bindgen!({
+        path: "wit/since_v0.1.0",
+        world: "routing-policy",
+        imports: { default: tracing },
+        exports: { default: async },
+        with: {
+            "centralino:plugin/types": super::channel::centralino::plugin::types,
+            "centralino:plugin/log": super::channel::centralino::plugin::log,
+            "centralino:plugin/clock": super::channel::centralino::plugin::clock,
+        },
+    });
+}
+
+pub(crate) use channel::centralino::plugin::{clock, http, log, signing, types};
+pub(crate) use channel::exports::centralino::plugin::connector;
+pub(crate) use routing_policy::exports::centralino::plugin::router;
+
+use super::latest;
+use crate::state::PluginState;
+use crate::types as own;
+
+// What 0.1 plugins import: the latest line's implementations, types converted.
+
+impl types::Host for PluginState {}
+
+impl clock::Host for PluginState {
+    fn now_ms(&mut self) -> u64 {
+        latest::clock::Host::now_ms(self)
+    }
+}
+
+impl log::Host for PluginState {
+    fn write(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => latest::log::Level::Trace,
+            log::Level::Debug => latest::log::Level::Debug,
+            log::Level::Info => latest::log::Level::Info,
+            log::Level::Warn => latest::log::Level::Warn,
+            log::Level::Error => latest::log::Level::Error,
+        };
+        latest::log::Host::write(self, level, message);
+    }
+}
+
+impl signing::Host for PluginState {
+    fn hmac_sha256(
+        &mut self,
+        secret: String,
+        data: Vec<u8>,
+    ) -> Result<Vec<u8>, signing::SigningError> {
+        latest::signing::Host::hmac_sha256(self, secret, data).map_err(signing_error)
+    }
+
+    fn verify_hmac_sha256(
+        &mut self,
+        secret: String,
+        data: Vec<u8>,
+        mac: Vec<u8>,
+    ) -> Result<bool, signing::SigningError> {
+        latest::signing::Host::verify_hmac_sha256(self, secret, data, mac).map_err(signing_error)
+    }
+
+    fn secret_equals(
+        &mut self,
+        secret: String,
+        candidate: String,
+    ) -> Result<bool, signing::SigningError> {
+        latest::signing::Host::secret_equals(self, secret, candidate).map_err(signing_error)
+    }
+}
+
+fn signing_error(e: latest::signing::SigningError) -> signing::SigningError {
+    match e {
+        latest::signing::SigningError::Denied(reason) => signing::SigningError::Denied(reason),
+    }
+}
+
+impl http::Host for PluginState {
+    async fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
+        let request = latest::http::Request {
+            method: match request.method {
+                http::Method::Get => latest::http::Method::Get,
+                http::Method::Post => latest::http::Method::Post,
+                http::Method::Put => latest::http::Method::Put,
+                http::Method::Patch => latest::http::Method::Patch,
+                http::Method::Delete => latest::http::Method::Delete,
+                http::Method::Head => latest::http::Method::Head,
+            },
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            credential: request.credential,
+            timeout_ms: request.timeout_ms,
+        };
+        match latest::http::Host::fetch(self, request).await {
+            Ok(r) => Ok(http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(e) => Err(match e {
+                latest::http::HttpError::Denied(s) => http::HttpError::Denied(s),
+                latest::http::HttpError::InvalidRequest(s) => http::HttpError::InvalidRequest(s),
+                latest::http::HttpError::Timeout => http::HttpError::Timeout,
+                latest::http::HttpError::Connection(s) => http::HttpError::Connection(s),
+                latest::http::HttpError::TooLarge(n) => http::HttpError::TooLarge(n),
+                latest::http::HttpError::RateLimited(ms) => http::HttpError::RateLimited(ms),
+            }),
+        }
+    }
+}
+
+// What 0.1 connectors exchange, to and from the latest line.
+
+impl From<types::PluginError> for latest::types::PluginError {
+    fn from(e: types::PluginError) -> Self {
+        use latest::types::PluginError as E;
+        match e {
+            types::PluginError::InvalidCredentials(detail) => E::InvalidCredentials(detail),
+            types::PluginError::RateLimited(r) => E::RateLimited(latest::types::RateLimit {
+                retry_after_ms: r.retry_after_ms,
+                detail: r.detail,
+            }),
+            types::PluginError::Rejected(reason) => E::Rejected(reason),
+            types::PluginError::Transient(detail) => E::Transient(detail),
+            types::PluginError::InvalidInput(detail) => E::InvalidInput(detail),
+        }
+    }
+}
+
+impl From<types::MessageKind> for latest::types::MessageKind {
+    fn from(k: types::MessageKind) -> Self {
+        match k {
+            types::MessageKind::PublicPost => latest::types::MessageKind::PublicPost,
+            types::MessageKind::PrivateMessage => latest::types::MessageKind::PrivateMessage,
+            types::MessageKind::Comment => latest::types::MessageKind::Comment,
+        }
+    }
+}
+
+impl From<latest::types::MessageKind> for types::MessageKind {
+    fn from(k: latest::types::MessageKind) -> Self {
+        match k {
+            latest::types::MessageKind::PublicPost => types::MessageKind::PublicPost,
+            latest::types::MessageKind::PrivateMessage => types::MessageKind::PrivateMessage,
+            latest::types::MessageKind::Comment => types::MessageKind::Comment,
+        }
+    }
+}
+
+impl From<own::MessageKind> for types::MessageKind {
+    fn from(k: own::MessageKind) -> Self {
+        latest::types::MessageKind::from(k).into()
+    }
+}
+
+impl From<types::Message> for latest::types::Message {
+    fn from(m: types::Message) -> Self {
+        latest::types::Message {
+            external_id: m.external_id,
+            account: m.account,
+            conversation_key: m.conversation_key,
+            author: latest::types::Person {
+                id: m.author.id,
+                handle: m.author.handle,
+                display_name: m.author.display_name,
+            },
+            text: m.text,
+            kind: m.kind.into(),
+            in_reply_to: m.in_reply_to,
+            attachments: m
+                .attachments
+                .into_iter()
+                .map(|a| latest::types::Attachment {
+                    kind: a.kind,
+                    url: a.url,
+                    mime_type: a.mime_type,
+                    description: a.description,
+                })
+                .collect(),
+            created_at: m.created_at,
+            // 0.1 connectors write the platform's language as the `lang` extra.
+            language: None,
+            extra: m.extra,
+        }
+    }
+}
+
+/// A reply for a 0.1 connector, or why it cannot take it (0.1 has no type for files).
+pub(crate) fn outbound(
+    m: latest::types::OutboundMessage,
+) -> Result<types::OutboundMessage, latest::types::PluginError> {
+    if !m.attachments.is_empty() {
+        return Err(latest::types::PluginError::Rejected(format!(
+            "this reply carries {} file(s), and the connector is built against contract 0.1, \
+             which cannot carry files: a build against contract 0.2 or later sends them",
+            m.attachments.len()
+        )));
+    }
+    Ok(types::OutboundMessage {
+        account: m.account,
+        conversation_key: m.conversation_key,
+        kind: m.kind.into(),
+        recipient: m.recipient,
+        in_reply_to: m.in_reply_to,
+        text: m.text,
+        attachments: Vec::new(),
+        idempotency_key: m.idempotency_key,
+    })
+}
+
+impl From<connector::Description> for latest::connector::Description {
+    fn from(d: connector::Description) -> Self {
+        use latest::connector::Capability as C;
+        latest::connector::Description {
+            channel: d.channel,
+            summary: d.summary,
+            capabilities: d
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    connector::Capability::PublicReply => C::PublicReply,
+                    connector::Capability::PrivateMessage => C::PrivateMessage,
+                    connector::Capability::CommentReply => C::CommentReply,
+                    connector::Capability::Webhook => C::Webhook,
+                    connector::Capability::Polling => C::Polling,
+                    connector::Capability::Attachments => C::Attachments,
+                })
+                .collect(),
+            max_text_length: d.max_text_length,
+        }
+    }
+}
+
+impl From<latest::connector::Config> for connector::Config {
+    fn from(c: latest::connector::Config) -> Self {
+        connector::Config {
+            settings: c.settings,
+            accounts: c
+                .accounts
+                .into_iter()
+                .map(|a| connector::Account {
+                    id: a.id,
+                    handle: a.handle,
+                    credential: a.credential,
+                    settings: a.settings,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<connector::PollResult> for latest::connector::PollResult {
+    fn from(p: connector::PollResult) -> Self {
+        latest::connector::PollResult {
+            messages: p.messages.into_iter().map(Into::into).collect(),
+            cursor: p.cursor,
+            next_poll_after_ms: p.next_poll_after_ms,
+        }
+    }
+}
+
+impl From<latest::connector::WebhookRequest> for connector::WebhookRequest {
+    fn from(r: latest::connector::WebhookRequest) -> Self {
+        connector::WebhookRequest {
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+impl From<connector::WebhookOutcome> for latest::connector::WebhookOutcome {
+    fn from(o: connector::WebhookOutcome) -> Self {
+        use latest::connector::DeliveryState as D;
+        latest::connector::WebhookOutcome {
+            response: latest::connector::WebhookResponse {
+                status: o.response.status,
+                headers: o.response.headers,
+                body: o.response.body,
+            },
+            messages: o.messages.into_iter().map(Into::into).collect(),
+            receipts: o
+                .receipts
+                .into_iter()
+                .map(|r| latest::connector::Receipt {
+                    account: r.account,
+                    external_id: r.external_id,
+                    state: match r.state {
+                        connector::DeliveryState::Delivered => D::Delivered,
+                        connector::DeliveryState::Read => D::Read,
+                        connector::DeliveryState::Failed => D::Failed,
+                    },
+                    at: r.at,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<connector::Sent> for latest::connector::Sent {
+    fn from(s: connector::Sent) -> Self {
+        latest::connector::Sent {
+            external_id: s.external_id,
+            sent_at: s.sent_at,
+        }
+    }
+}
+
+// Routing keeps 0.1's own path: the host's context straight into 0.1's types (the
+// generated fallback; the fast path is `crate::borrowed`), the decision straight back.
+
+impl From<&own::RoutingContext> for router::Context {
+    fn from(c: &own::RoutingContext) -> Self {
+        let conv = &c.conversation;
+        router::Context {
+            conversation: router::Conversation {
+                id: conv.id.clone(),
+                channel: conv.channel.clone(),
+                account: conv.account.clone(),
+                brand: conv.brand.clone(),
+                language: conv.language.clone(),
+                customer: conv.customer.clone(),
+                kind: conv.kind.into(),
+                text: conv.text.clone(),
+                priority: conv.priority,
+                previous_agent: conv.previous_agent.clone(),
+                previous_agent_at: conv.previous_agent_at,
+                waiting_since: conv.waiting_since,
+            },
+            agents: c
+                .agents
+                .iter()
+                .map(|a| router::Agent {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    skills: a.skills.clone(),
+                    languages: a.languages.clone(),
+                    accounts: a.accounts.clone(),
+                    capacity: a.capacity,
+                    load: a.load,
+                    presence: match a.presence {
+                        own::Presence::Online => router::Presence::Online,
+                        own::Presence::Away => router::Presence::Away,
+                        own::Presence::Offline => router::Presence::Offline,
+                    },
+                    last_assigned_at: a.last_assigned_at,
+                })
+                .collect(),
+            queue: router::QueueStats {
+                waiting: c.queue.waiting,
+                oldest_wait_ms: c.queue.oldest_wait_ms,
+                average_handle_ms: c.queue.average_handle_ms,
+            },
+            now: c.now,
+        }
+    }
+}
+
+impl From<router::Decision> for own::RoutingDecision {
+    fn from(d: router::Decision) -> Self {
+        own::RoutingDecision {
+            action: match d.action {
+                router::Action::Assign(id) => own::RoutingAction::Assign(id),
+                router::Action::Narrow(ids) => own::RoutingAction::Narrow(ids),
+                router::Action::Enqueue => own::RoutingAction::Enqueue,
+                router::Action::Pass => own::RoutingAction::Pass,
+            },
+            priority: d.priority,
+            reason: d.reason,
+        }
+    }
+}
+
+impl From<types::PluginError> for crate::error::PluginFailure {
+    fn from(e: types::PluginError) -> Self {
+        latest::types::PluginError::from(e).into()
+    }
+}

@@ -1,0 +1,464 @@
+//! Routing under contract 0.2: the roster lives in the policy instance.
+//!
+//! Under 0.1 every `route` call copied every operator's strings (id, name, skills,
+//! languages, accounts) into the guest, and the guest allocated and freed them: 0.7 µs per
+//! operator (`BENCHMARKS.md` §1). Under 0.2 the host numbers the operators per instance
+//! (`agent-handle`), announces each profile once through the `update-roster` export, and
+//! each `route` call carries only the candidates' handles and the fields that change from
+//! one decision to the next (load, presence, last assignment): 32 bytes per operator,
+//! written on the host and copied into the guest in one piece.
+//!
+//! [`Roster`] is the host's record of what one instance was told. It is rebuilt with the
+//! instance (a fault or a swap starts from nothing). Profiles are compared only when the
+//! context's [`RoutingContext::roster_version`] is one this operator's profile was not
+//! checked under, so a steady roster costs one string comparison per operator (its id,
+//! against the operator at the same position last time).
+
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::mem::MaybeUninit;
+
+use wasmtime::AsContext;
+use wasmtime::component::__internal::{InterfaceType, LowerContext};
+use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
+
+use super::bindings::latest::{router, types};
+use crate::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
+
+/// What the host told one instance about one operator.
+struct Known {
+    id: String,
+    name: String,
+    skills: Vec<String>,
+    languages: Vec<String>,
+    accounts: Vec<String>,
+    capacity: u32,
+    /// The roster version this profile was last compared under (0: never trusted).
+    checked_under: u64,
+    /// The call that last named this handle (duplicates in one context get their own).
+    named_in: u64,
+}
+
+impl Known {
+    fn new(a: &Agent, version: u64, call: u64) -> Self {
+        Known {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            skills: a.skills.clone(),
+            languages: a.languages.clone(),
+            accounts: a.accounts.clone(),
+            capacity: a.capacity,
+            checked_under: version,
+            named_in: call,
+        }
+    }
+
+    fn same_profile(&self, a: &Agent) -> bool {
+        self.name == a.name
+            && self.capacity == a.capacity
+            && self.skills == a.skills
+            && self.languages == a.languages
+            && self.accounts == a.accounts
+    }
+
+    fn announce(&self, handle: u32) -> router::Agent {
+        router::Agent {
+            handle,
+            id: self.id.clone(),
+            name: self.name.clone(),
+            skills: self.skills.clone(),
+            languages: self.languages.clone(),
+            accounts: self.accounts.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// The operators one 0.2 instance knows, by handle, and the candidates of the call being
+/// prepared.
+#[derive(Default)]
+pub(crate) struct Roster {
+    known: Vec<Option<Known>>,
+    by_id: HashMap<String, u32>,
+    /// Handles of the last context, in order: where each operator probably is next time.
+    order: Vec<u32>,
+    /// Handles given to a repeated id within one context; dropped at the next call.
+    transient: Vec<u32>,
+    calls: u64,
+    /// The candidates of the call being prepared (kept to reuse the allocation).
+    candidates: Vec<CandidateRow>,
+}
+
+/// What the instance must hear before the call: new or changed profiles, dropped handles.
+#[derive(Default)]
+pub(crate) struct Changes {
+    pub(crate) upserts: Vec<router::Agent>,
+    pub(crate) removed: Vec<u32>,
+}
+
+impl Changes {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl Roster {
+    /// Numbers `context`'s operators, noting what the instance has not heard yet, and
+    /// fills the candidates for [`Roster::context`].
+    pub(crate) fn prepare(&mut self, context: &RoutingContext) -> Changes {
+        self.calls += 1;
+        let call = self.calls;
+        let version = context.roster_version;
+        let mut changes = Changes {
+            removed: std::mem::take(&mut self.transient),
+            ..Changes::default()
+        };
+        for handle in &changes.removed {
+            if let Some(slot) = self.known.get_mut(*handle as usize) {
+                *slot = None;
+            }
+        }
+        self.candidates.clear();
+        self.order.resize(context.agents.len(), u32::MAX);
+        for (position, agent) in context.agents.iter().enumerate() {
+            let hinted = self.order[position];
+            let found = match self.known.get(hinted as usize) {
+                Some(Some(k)) if k.id == agent.id => Some(hinted),
+                _ => self.by_id.get(&agent.id).copied(),
+            };
+            let handle = match found {
+                Some(handle) => match self.known.get_mut(handle as usize) {
+                    Some(Some(known)) if known.named_in == call => {
+                        // The same id twice in one context: the second one is its own
+                        // operator for this call.
+                        let handle = self.push(Known::new(agent, 0, call));
+                        self.transient.push(handle);
+                        changes.upserts.push(announce(&self.known, handle));
+                        handle
+                    }
+                    Some(Some(known)) => {
+                        known.named_in = call;
+                        if version == 0 || known.checked_under != version {
+                            if !known.same_profile(agent) {
+                                *known = Known::new(agent, version, call);
+                                changes.upserts.push(known.announce(handle));
+                            }
+                            known.checked_under = version;
+                        }
+                        handle
+                    }
+                    _ => self.add(agent, version, call, &mut changes),
+                },
+                None => self.add(agent, version, call, &mut changes),
+            };
+            self.order[position] = handle;
+            self.candidates.push(CandidateRow {
+                agent: handle,
+                load: agent.load,
+                presence: match agent.presence {
+                    Presence::Online => router::Presence::Online,
+                    Presence::Away => router::Presence::Away,
+                    Presence::Offline => router::Presence::Offline,
+                },
+                last_assigned_at: agent.last_assigned_at,
+            });
+        }
+        changes
+    }
+
+    fn push(&mut self, known: Known) -> u32 {
+        let handle = self.known.len() as u32;
+        self.known.push(Some(known));
+        handle
+    }
+
+    fn add(&mut self, agent: &Agent, version: u64, call: u64, changes: &mut Changes) -> u32 {
+        let handle = self.push(Known::new(agent, version, call));
+        self.by_id.insert(agent.id.clone(), handle);
+        changes.upserts.push(announce(&self.known, handle));
+        handle
+    }
+
+    /// The borrowed context for the call [`Roster::prepare`] prepared.
+    pub(crate) fn context<'a>(&'a self, c: &'a RoutingContext) -> ContextRef<'a> {
+        let conv = &c.conversation;
+        ContextRef {
+            conversation: ConversationRef {
+                id: &conv.id,
+                channel: &conv.channel,
+                account: &conv.account,
+                brand: conv.brand.as_deref(),
+                language: conv.language.as_deref(),
+                customer: &conv.customer,
+                kind: conv.kind.into(),
+                text: &conv.text,
+                priority: conv.priority,
+                previous_agent: conv.previous_agent.as_deref(),
+                previous_agent_at: conv.previous_agent_at,
+                waiting_since: conv.waiting_since,
+            },
+            candidates: &self.candidates,
+            queue: router::QueueStats {
+                waiting: c.queue.waiting,
+                oldest_wait_ms: c.queue.oldest_wait_ms,
+                average_handle_ms: c.queue.average_handle_ms,
+            },
+            now: c.now,
+        }
+    }
+
+    /// The context [`Roster::context`] borrows, owned, for the generated bindings'
+    /// `call_route` (the fallback when the fast path's self-check fails).
+    pub(crate) fn owned_context(&self, c: &RoutingContext) -> router::Context {
+        let conv = &c.conversation;
+        router::Context {
+            conversation: router::Conversation {
+                id: conv.id.clone(),
+                channel: conv.channel.clone(),
+                account: conv.account.clone(),
+                brand: conv.brand.clone(),
+                language: conv.language.clone(),
+                customer: conv.customer.clone(),
+                kind: conv.kind.into(),
+                text: conv.text.clone(),
+                priority: conv.priority,
+                previous_agent: conv.previous_agent.clone(),
+                previous_agent_at: conv.previous_agent_at,
+                waiting_since: conv.waiting_since,
+            },
+            candidates: self
+                .candidates
+                .iter()
+                .map(|row| router::Candidate {
+                    agent: row.agent,
+                    load: row.load,
+                    presence: row.presence,
+                    last_assigned_at: row.last_assigned_at,
+                })
+                .collect(),
+            queue: router::QueueStats {
+                waiting: c.queue.waiting,
+                oldest_wait_ms: c.queue.oldest_wait_ms,
+                average_handle_ms: c.queue.average_handle_ms,
+            },
+            now: c.now,
+        }
+    }
+
+    /// The decision in the host's terms: handles back to operator ids. A handle the
+    /// instance was never told about is `Err` (what it was).
+    pub(crate) fn decision(&self, d: router::Decision) -> Result<RoutingDecision, String> {
+        let id = |handle: u32| match self.known.get(handle as usize) {
+            Some(Some(known)) => Ok(known.id.clone()),
+            _ => Err(format!(
+                "route named operator handle {handle}, which the host never announced"
+            )),
+        };
+        Ok(RoutingDecision {
+            action: match d.action {
+                router::Action::Assign(handle) => RoutingAction::Assign(id(handle)?),
+                router::Action::Narrow(handles) => {
+                    RoutingAction::Narrow(handles.into_iter().map(id).collect::<Result<_, _>>()?)
+                }
+                router::Action::Enqueue => RoutingAction::Enqueue,
+                router::Action::Pass => RoutingAction::Pass,
+            },
+            priority: d.priority,
+            reason: d.reason,
+        })
+    }
+}
+
+fn announce(known: &[Option<Known>], handle: u32) -> router::Agent {
+    match known.get(handle as usize) {
+        Some(Some(k)) => k.announce(handle),
+        // `handle` was pushed just before; unreachable in practice, harmless if not.
+        _ => router::Agent {
+            handle,
+            id: String::new(),
+            name: String::new(),
+            skills: Vec::new(),
+            languages: Vec::new(),
+            accounts: Vec::new(),
+            capacity: 0,
+        },
+    }
+}
+
+/// `router.candidate` as the host holds it for one call. Lowered by hand, all rows in
+/// one copy ([`Lower`] below): the canonical ABI lays it out as `agent` (u32) at 0,
+/// `load` (u32) at 4, `presence` (one byte) at 8, `last-assigned-at` (`option<u64>`: a
+/// tag byte at 16, the value at 24): 32 bytes, aligned to 8.
+#[derive(ComponentType, Clone, Copy)]
+#[component(record)]
+pub(crate) struct CandidateRow {
+    agent: u32,
+    load: u32,
+    presence: router::Presence,
+    #[component(name = "last-assigned-at")]
+    last_assigned_at: Option<u64>,
+}
+
+/// Offsets [`CandidateRow`]'s lowering writes; [`self_check`] compares them with the
+/// derived record's.
+const ROW_SIZE: usize = 32;
+const AT_LOAD: usize = 4;
+const AT_PRESENCE: usize = 8;
+const AT_LAST_TAG: usize = 16;
+const AT_LAST_VALUE: usize = 24;
+
+impl CandidateRow {
+    fn write(&self, row: &mut [u8]) {
+        row[..4].copy_from_slice(&self.agent.to_le_bytes());
+        row[AT_LOAD..AT_LOAD + 4].copy_from_slice(&self.load.to_le_bytes());
+        row[AT_PRESENCE] = self.presence_byte();
+        if let Some(at) = self.last_assigned_at {
+            row[AT_LAST_TAG] = 1;
+            row[AT_LAST_VALUE..AT_LAST_VALUE + 8].copy_from_slice(&at.to_le_bytes());
+        }
+    }
+
+    fn presence_byte(&self) -> u8 {
+        match self.presence {
+            router::Presence::Online => 0,
+            router::Presence::Away => 1,
+            router::Presence::Offline => 2,
+        }
+    }
+
+    fn store_all<T>(
+        cx: &mut LowerContext<'_, T>,
+        offset: usize,
+        rows: &[Self],
+    ) -> wasmtime::Result<()> {
+        let len = rows.len() * ROW_SIZE;
+        let Some(target) = cx
+            .as_slice_mut()
+            .get_mut(offset..)
+            .and_then(|m| m.get_mut(..len))
+        else {
+            wasmtime::bail!("the candidates' list lies outside the guest's memory");
+        };
+        // The guest's fresh allocation may hold old bytes: padding is zeroed too.
+        target.fill(0);
+        for (row, bytes) in rows.iter().zip(target.chunks_exact_mut(ROW_SIZE)) {
+            row.write(bytes);
+        }
+        Ok(())
+    }
+}
+
+// SAFETY: every row is written at exactly `ROW_SIZE` bytes (the derived record's size,
+// which wasmtime allocated per list element, checked by `self_check`) at the canonical
+// ABI's offsets for `router.candidate`, with the values the derived lowering would write;
+// the write is bounds-checked against the guest's memory. The type is checked against the
+// component by the derived `ComponentType` (`check_route`).
+#[allow(unsafe_code)]
+unsafe impl Lower for CandidateRow {
+    fn linear_lower_to_flat<T>(
+        &self,
+        _cx: &mut LowerContext<'_, T>,
+        _ty: InterfaceType,
+        _dst: &mut MaybeUninit<Self::Lower>,
+    ) -> wasmtime::Result<()> {
+        wasmtime::bail!("`router.candidate` is only passed in memory")
+    }
+
+    fn linear_lower_to_memory<T>(
+        &self,
+        cx: &mut LowerContext<'_, T>,
+        _ty: InterfaceType,
+        offset: usize,
+    ) -> wasmtime::Result<()> {
+        Self::store_all(cx, offset, std::slice::from_ref(self))
+    }
+
+    fn linear_store_list_to_memory<T>(
+        cx: &mut LowerContext<'_, T>,
+        _ty: InterfaceType,
+        offset: usize,
+        items: &[Self],
+    ) -> wasmtime::Result<()> {
+        Self::store_all(cx, offset, items)
+    }
+}
+
+/// `router.conversation` (0.2), borrowed.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct ConversationRef<'a> {
+    id: &'a str,
+    channel: &'a str,
+    account: &'a str,
+    brand: Option<&'a str>,
+    language: Option<&'a str>,
+    customer: &'a str,
+    kind: types::MessageKind,
+    text: &'a str,
+    priority: u8,
+    #[component(name = "previous-agent")]
+    previous_agent: Option<&'a str>,
+    #[component(name = "previous-agent-at")]
+    previous_agent_at: Option<u64>,
+    #[component(name = "waiting-since")]
+    waiting_since: u64,
+}
+
+/// `router.context` (0.2), borrowed.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+pub(crate) struct ContextRef<'a> {
+    conversation: ConversationRef<'a>,
+    candidates: &'a [CandidateRow],
+    queue: router::QueueStats,
+    now: u64,
+}
+
+/// What `route` returns.
+pub(crate) type RouteResult = (Result<router::Decision, types::PluginError>,);
+
+/// Checks that `func` (an instance's `route` export) takes [`ContextRef`].
+pub(crate) fn check_route(func: &Func, store: impl AsContext) -> wasmtime::Result<()> {
+    func.typed::<(ContextRef<'static>,), RouteResult>(store)
+        .map(|_| ())
+}
+
+/// `route` typed for borrowed arguments, without a type check per call.
+#[allow(unsafe_code)]
+pub(crate) fn route_func<'a>(func: Func) -> TypedFunc<(ContextRef<'a>,), RouteResult> {
+    // SAFETY: `func` is the `route` export of an instance whose signature was checked
+    // with `check_route` when the instance started; the check does not depend on the
+    // lifetime.
+    unsafe { TypedFunc::new_unchecked(func) }
+}
+
+/// What the hand-written lowering assumes, checked when the runtime is built (with the
+/// 0.1 fast path's check): `Err` names what differs.
+pub(crate) fn self_check() -> Result<(), String> {
+    let derived = <CandidateRow as ComponentType>::ABI;
+    let generated = <router::Candidate as ComponentType>::ABI;
+    let mut differences = Vec::new();
+    if derived != generated {
+        differences.push(format!(
+            "router.candidate (borrowed) is {derived:?}, the generated binding's is {generated:?}"
+        ));
+    }
+    if derived.size32 as usize != ROW_SIZE || derived.align32 != 8 {
+        differences.push(format!(
+            "router.candidate is {derived:?}, the lowering writes {ROW_SIZE} bytes aligned to 8"
+        ));
+    }
+    let context = <ContextRef<'static> as ComponentType>::ABI;
+    let generated = <router::Context as ComponentType>::ABI;
+    if context != generated {
+        differences.push(format!(
+            "router.context (borrowed, 0.2) is {context:?}, the generated binding's is {generated:?}"
+        ));
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("; "))
+    }
+}
