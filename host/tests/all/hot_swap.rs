@@ -57,10 +57,15 @@ fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
 /// can tell (new bytes, new hash, a new version in its metadata).
 pub(crate) fn twitter_build(version: &str) -> Vec<u8> {
     let bytes = std::fs::read(component("twitter")).unwrap();
+    // The contract it was built against stays as the build says.
+    let contract = centralino::runtime::inspect(&component("twitter"), &bytes)
+        .unwrap()
+        .contract
+        .to_string();
     let metadata = serde_json::json!({
         "name": "twitter",
         "version": version,
-        "contract": "0.1.0",
+        "contract": contract,
     });
     with_custom_section(
         &bytes,

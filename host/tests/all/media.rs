@@ -554,8 +554,7 @@ impl Served {
 }
 
 #[tokio::test]
-async fn a_reply_with_an_image_keeps_it_with_the_reply_and_a_connector_without_files_fails_it_saying_so()
- {
+async fn an_operators_dm_reply_with_an_image_reaches_x_through_its_media_upload() {
     let x = XApi::start().await.unwrap();
     let (served, conversation) = x_conversation(Host::builder(), &x).await;
     let image = fixture("media/router_back.png");
@@ -577,16 +576,135 @@ async fn a_reply_with_an_image_keeps_it_with_the_reply_and_a_connector_without_f
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].size, image.len() as u64);
     assert_eq!(kept[0].mime_type.as_deref(), Some("image/png"));
-    let stored = served
-        .host
-        .media("default", &kept[0].id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.bytes, image);
 
-    // This build of the twitter connector declares no `attachments` capability: the reply
-    // fails with the reason rather than going out without its image.
+    eventually("the reply is settled", async || {
+        let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+        view["status"] != "pending" && view["status"] != "sending"
+    })
+    .await;
+    let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+    assert_eq!(view["status"], "sent", "{view}");
+    // X's flow: the image uploaded by the account for a DM, then the DM naming it.
+    let [upload] = x.uploads().try_into().unwrap();
+    assert_eq!(upload.bytes, image);
+    assert_eq!(upload.category, "dm_image");
+    assert_eq!(upload.owner, X_ACCOUNT);
+    let dm = x
+        .dms()
+        .into_iter()
+        .find(|d| d.sender_id == X_ACCOUNT)
+        .unwrap();
+    assert_eq!(dm.recipient_id, X_CUSTOMER);
+    assert_eq!(dm.text, "Ecco lo schema dei collegamenti");
+    assert_eq!(dm.media_ids, vec![upload.id.clone()]);
+    assert_eq!(view["external_id"], dm.id.as_str());
+    let request = x
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/2/media/upload")
+        .unwrap();
+    assert_eq!(
+        request.header("authorization"),
+        Some("Bearer token-resistbot")
+    );
+}
+
+#[tokio::test]
+async fn an_operators_messenger_reply_with_an_image_goes_as_an_uploaded_attachment_then_the_text() {
+    let graph = GraphApi::start().await.unwrap();
+    let served = Served::start(Host::builder().connector(facebook_spec(&graph))).await;
+    let body = serde_json::to_vec(&centralino_emulators::webhooks::messenger_text(
+        PAGE,
+        "5678",
+        "m_text_1",
+        "il router lampeggia",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    ))
+    .unwrap();
+    served
+        .deliver(
+            "facebook",
+            facebook_delivery_headers(APP_SECRET, &body),
+            body,
+        )
+        .await;
+    graph.customer_wrote(PAGE, "5678");
+    let conversation = served.host.store().conversations("default").await.unwrap()[0]
+        .id
+        .clone();
+    let image = fixture("media/modem_lights.png");
+    let (status, reply) = served
+        .reply(
+            &conversation,
+            "messenger-image",
+            vec![image_json("image/png", "modem.png", &image)],
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_string();
+    eventually("the reply is settled", async || {
+        let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+        view["status"] != "pending" && view["status"] != "sending"
+    })
+    .await;
+    let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
+    assert_eq!(view["status"], "sent", "{view}");
+    // The Attachment Upload API got the image, with the page's token...
+    let [upload] = graph.uploads().try_into().unwrap();
+    assert_eq!(upload.bytes, image);
+    assert_eq!(upload.category, "image");
+    assert_eq!(upload.owner, PAGE);
+    // ...and the customer got it by its id, then the text (whose id is the reply's).
+    let delivered = graph.delivered();
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    assert_eq!(
+        delivered[0].attachment_id.as_deref(),
+        Some(upload.id.as_str())
+    );
+    assert_eq!(delivered[0].recipient, "5678");
+    assert_eq!(delivered[1].text, "Ecco lo schema dei collegamenti");
+    assert_eq!(delivered[1].attachment_id, None);
+    assert_eq!(view["external_id"], delivered[1].id.as_str());
+}
+
+#[tokio::test]
+async fn a_reply_with_an_image_to_a_connector_that_sends_no_files_fails_saying_so() {
+    let spec = ConnectorSpec::new(
+        "echo",
+        component("echo-channel"),
+        ConnectorConfig {
+            settings: Vec::new(),
+            accounts: vec![AccountConfig {
+                id: "support".to_string(),
+                handle: Some("support".to_string()),
+                credential: None,
+                settings: Vec::new(),
+            }],
+        },
+    );
+    let served = Served::start(Host::builder().connector(spec)).await;
+    served
+        .deliver("echo", Vec::new(), b"mario: il modem non va".to_vec())
+        .await;
+    let conversation = served.host.store().conversations("default").await.unwrap()[0]
+        .id
+        .clone();
+    let (status, reply) = served
+        .reply(
+            &conversation,
+            "echo-image",
+            vec![image_json(
+                "image/png",
+                "schema.png",
+                &fixture("media/router_back.png"),
+            )],
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_string();
     eventually("the reply is settled", async || {
         let view = json(served.get(&format!("/api/v1/replies/{id}")).await).await;
         view["status"] != "pending" && view["status"] != "sending"
@@ -601,7 +719,6 @@ async fn a_reply_with_an_image_keeps_it_with_the_reply_and_a_connector_without_f
             .contains("does not send attachments"),
         "{view}"
     );
-    assert!(x.dms().iter().all(|d| d.sender_id != X_ACCOUNT));
 }
 
 #[tokio::test]
