@@ -213,8 +213,8 @@ impl RequestBuilder {
     ///         FormPart::file("media", "photo.png", "image/png", b"\x89PNG..."),
     ///     ])
     ///     .build();
-    /// let content_type = &request.headers[0].1;
-    /// assert!(content_type.starts_with("multipart/form-data; boundary="));
+    /// let content_type = request.headers.iter().find(|(name, _)| name == "content-type");
+    /// assert!(content_type.is_some_and(|(_, v)| v.starts_with("multipart/form-data; boundary=")));
     /// let body = String::from_utf8_lossy(request.body.as_deref().unwrap_or_default());
     /// assert!(body.contains("name=\"media\"; filename=\"photo.png\"\r\nContent-Type: image/png"));
     /// ```
