@@ -503,13 +503,6 @@ fn schemas() -> Value {
             "handle": nullable_string(),
             "display_name": nullable_string()
         })),
-        "Attachment": object(json!({
-            "kind": string(),
-            "url": nullable_string(),
-            "mime_type": nullable_string(),
-            "description": nullable_string(),
-            "file": super::openapi_media::attachment_file()
-        })),
         "Message": object(json!({
             "id": string(),
             "conversation_id": string(),

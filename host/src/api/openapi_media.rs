@@ -29,6 +29,13 @@ pub(super) fn paths() -> Value {
 /// The file and image schemas.
 pub(super) fn schemas() -> Value {
     json!({
+        "Attachment": object(json!({
+            "kind": string(),
+            "url": nullable_string(),
+            "mime_type": nullable_string(),
+            "description": nullable_string(),
+            "file": attachment_file()
+        })),
         "File": object(json!({
             "id": string(),
             "state": {
@@ -49,7 +56,7 @@ pub(super) fn schemas() -> Value {
 }
 
 /// An attachment's `file` property: the file the host keeps of it, or null.
-pub(super) fn attachment_file() -> Value {
+fn attachment_file() -> Value {
     json!({
         "anyOf": [schema("File"), { "type": "null" }],
         "description": "The file the host keeps of it: null for what is no file (a location, a link)."

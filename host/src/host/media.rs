@@ -16,7 +16,8 @@ use std::time::Duration;
 use super::{Host, HostInner};
 use crate::error::Error;
 use crate::runtime::MediaFetchError;
-use crate::store::{DueMedia, MediaContent, MediaRecord};
+use crate::store::media::DueMedia;
+use crate::store::{MediaContent, MediaRecord};
 
 /// How much media the host keeps: a cap per file and a quota per tenant (the sum of its
 /// stored files). Defaults: [`MediaLimits::DEFAULT_FILE_BYTES`] and

@@ -21,7 +21,7 @@ mod ingest;
 internal_mod! {
     leases;
 }
-mod media;
+pub(crate) mod media;
 mod outbox;
 mod presence;
 mod query;
@@ -39,7 +39,6 @@ pub(crate) use customers::Refusal as CustomerRefusal;
 pub use customers::{Customer, HistoryCursor, HistoryEntry, HistoryPage, Identity, Suggestion};
 pub use erasure::{CustomerExport, Erasure, ExportedConversation};
 pub(crate) use figures::{FirstResponse, MessageCount};
-pub(crate) use media::{DueMedia, OutboundFile};
 pub use media::{MediaContent, MediaRecord, MediaState};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use query::{
@@ -96,7 +95,6 @@ pub struct Store {
 
 mod records;
 mod sql;
-
 pub use records::{ConversationRecord, ConversationStatus, Ingested, StoredMessage};
 use records::{kind_str, parse_kind};
 use sql::{MAX_BINDS, MAX_IN_LIST, marks, ms, new_id, positional, rows};

@@ -134,9 +134,9 @@ impl Store {
         let new = inserted.rows_affected() == 1;
         if new && !images.is_empty() {
             // The images go with the reply, in its transaction (see `media.rs`).
-            let files: Vec<super::OutboundFile<'_>> = images
+            let files: Vec<super::media::OutboundFile<'_>> = images
                 .iter()
-                .map(|image| super::OutboundFile {
+                .map(|image| super::media::OutboundFile {
                     mime_type: &image.mime_type,
                     bytes: &image.data,
                 })
