@@ -112,8 +112,9 @@ internal_mod! {
 
 pub use error::{Error, Fault, PluginFailure, PluginId, Result};
 pub use host::{
-    DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, MAX_HISTORY_PAGE,
-    RoutingReport, RoutingUpdate, STUCK_AFTER, TaskHealth,
+    DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HOST_AUTHOR, Host, HostBuilder, MAX_FILE_NAME_CHARS,
+    MAX_HISTORY_PAGE, MAX_REPLY_IMAGES, MediaLimits, ReplyImage, RoutingReport, RoutingUpdate,
+    STUCK_AFTER, TaskHealth,
 };
 pub use ids::{ConnectorId, ConversationId, TenantId};
 pub use serve::IngressLimits;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::bindings::{ChannelBindings, ChannelPre};
-use super::imports::RateLimitBook;
+use super::imports::{MediaFetcher, RateLimitBook};
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
@@ -185,6 +185,24 @@ impl ChannelInstance {
     /// The limits its calls run under.
     pub fn limits(&self) -> &PluginLimits {
         &self.limits
+    }
+
+    /// What the host fetches inbound attachments with: this connector's grants, limits
+    /// and rate-limit book, and each account's credential name (see [`MediaFetcher`]).
+    pub fn media_fetcher(&self) -> MediaFetcher {
+        MediaFetcher {
+            plugin: self.plugin.id.clone(),
+            grants: self.grants.clone(),
+            book: self.book.clone(),
+            limits: self.limits.clone(),
+            transport: self.plugin.runtime.http_transport(),
+            credentials: self
+                .config
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.id.clone(), a.credential.clone()?)))
+                .collect(),
+        }
     }
 
     /// Log lines its instances wanted to write beyond their per-call budget (dropped).

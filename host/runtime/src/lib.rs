@@ -69,6 +69,7 @@ use wasmtime::{
 
 pub use cache::CacheOutcome;
 pub use channel::{ChannelInstance, ChannelPlugin};
+pub use imports::{FetchedMedia, MediaFetchError, MediaFetcher};
 pub use inspect::{
     CONTRACT_PACKAGE, Inspection, METADATA_SECTION, Metadata, SUPPORTED_CONTRACTS, World, inspect,
     inspect_file, serves,
@@ -366,6 +367,11 @@ impl Runtime {
             .channel(&info.contract, &component)
             .map_err(|e| link_error(path, &info.plugin, e))?;
         Ok(ChannelPlugin::new(self.clone(), info, pre, outcome))
+    }
+
+    /// The HTTP client every plugin of this runtime shares.
+    pub(crate) fn http_transport(&self) -> HttpTransport {
+        self.inner.http.clone()
     }
 
     /// A fresh store for one instance of `plugin`.

@@ -10,6 +10,7 @@
 //! | an event the CRM refused (CRM dispatcher) | [`CRM_EVENTS`] | 400 ms, 800 ms … 204.8 s | none |
 //! | an idempotent HTTP request of a plugin after a 5xx or a timeout (`http_retries`, default 2) | [`HTTP_REQUEST`] | 400 ms, 800 ms … 12.8 s | ±50 % |
 //! | calls to a connector that keeps faulting, from its 2nd fault in a row | `PluginLimits::backoff_after` | `fault_backoff` (1 s) doubling to `fault_backoff_max` (60 s) | none |
+//! | an inbound file the media fetcher could not fetch for a temporary reason (the 8th try is final) | [`MEDIA_FETCH`] | 2 s, 4 s, 8 s … 128 s (cap 300 s) | none |
 //! | a background task that panicked (outbox sender, dispatcher, pollers…) | [`TASK_RESTART`] | 1 s, 2 s, 4 s … 60 s | none |
 //!
 //! A rate-limited reply waits for the time the platform named instead.
@@ -30,6 +31,14 @@ pub const CRM_EVENTS: Backoff =
 /// many connectors do not arrive together.
 pub const HTTP_REQUEST: Backoff =
     Backoff::new(Duration::from_millis(400), Duration::from_millis(12_800)).with_jitter(500);
+
+/// Media fetcher: an inbound file whose fetch failed for a temporary reason (the
+/// platform's outage, a rate limit, a refused token being refreshed) is tried again after
+/// 2 s, doubling per try up to 5 minutes, until [`MEDIA_FETCH_TRIES`] tries.
+pub const MEDIA_FETCH: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+
+/// Tries of one inbound file before it is `failed` with the last reason.
+pub const MEDIA_FETCH_TRIES: u32 = 8;
 
 /// Background tasks: a task that panicked starts again after 1 s, doubling per panic in a
 /// row up to a minute (a run of a minute or more starts the count again).

@@ -13,6 +13,7 @@
 //! | `GET /api/v1/operators` | operators with presence and load |
 //! | `PUT /api/v1/operators/{id}/presence` | set an operator's presence |
 //! | `GET /api/v1/replies/{id}` | where a queued reply stands (pending, sent, failed…) |
+//! | `GET /api/v1/media/{id}` | a file of a message or a reply, as stored (`media.rs`) |
 //!
 //! **Who may reply.** With routing, only the assignee answers a conversation (anyone,
 //! after a transfer). A reply from someone else is `409 not_assignee`, not `403`: the
@@ -37,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiPath, ApiTokens, ErrorCode, JsonBody, bearer, lists};
+use super::{ApiError, ApiPath, ApiTokens, ErrorCode, JsonBody, SizedJsonBody, bearer, lists};
 use crate::Host;
 use crate::error::Error;
 use crate::routing::RoutingError;
@@ -69,6 +70,7 @@ pub(super) fn router(host: Host, tokens: Arc<ApiTokens>) -> Router {
         .route("/api/v1/operators", get(list_operators))
         .route("/api/v1/operators/{id}/presence", put(set_presence))
         .route("/api/v1/replies/{id}", get(get_reply))
+        .route("/api/v1/media/{id}", get(super::media::get_media))
         .merge(super::customers::routes())
         .route("/openapi.json", get(openapi))
         .route("/readyz", get(readyz))
@@ -294,6 +296,9 @@ async fn get_conversation(
 struct ReplyBody {
     operator: String,
     text: String,
+    /// Images to send with the text (see `media.rs`).
+    #[serde(default)]
+    images: Vec<super::media::ImageBody>,
 }
 
 /// The `Idempotency-Key` header: required, 1 to 200 visible ASCII characters.
@@ -335,10 +340,22 @@ async fn reply(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<ReplyBody>,
+    SizedJsonBody(body, size): SizedJsonBody<ReplyBody, { super::media::MAX_REPLY_BODY }>,
 ) -> Result<(StatusCode, Json<ReplyView>), ApiError> {
+    // Only images make a reply larger than any other body.
+    if body.images.is_empty() && size > super::MAX_JSON_BODY {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the body is larger than {} bytes (a reply with images may be up to {})",
+                super::MAX_JSON_BODY,
+                super::media::MAX_REPLY_BODY
+            ),
+        ));
+    }
     let tenant = &caller.tenant;
     let key = idempotency_key(&headers)?;
+    let images = super::media::images(&api.host, body.images)?;
     not_empty("operator", &body.operator)?;
     if crate::types::is_blank_text(&body.text) {
         return Err(ApiError::new(
@@ -351,12 +368,13 @@ async fn reply(
     // Routing's ownership rules are the host's: its typed refusal becomes the answer.
     let entry = api
         .host
-        .reply(
+        .reply_with_images(
             tenant,
             &id,
             &body.operator,
             None,
             &body.text,
+            &images,
             &format!("{KEY_PREFIX}{key}"),
         )
         .await?;

@@ -299,17 +299,19 @@ async fn history(
         .await?;
     Ok(Json(HistoryView {
         // The same view as every other list of messages, with the entry's conversation.
-        messages: page
-            .entries
-            .into_iter()
-            .map(|entry| {
-                MessageView::from(StoredMessage {
+        messages: MessageView::page(
+            &api,
+            &caller.tenant,
+            page.entries
+                .into_iter()
+                .map(|entry| StoredMessage {
                     conversation_id: entry.conversation_id,
                     channel: entry.channel,
                     ..entry.message
                 })
-            })
-            .collect(),
+                .collect(),
+        )
+        .await?,
         next: page.next.map(|c| c.to_string()),
     }))
 }

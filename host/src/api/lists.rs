@@ -15,12 +15,13 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::crm::{Api, Caller, ConversationView};
+use super::media::AttachmentView;
 use super::{ApiError, ApiPath, ApiQuery, ErrorCode};
 use crate::store::{
     ConversationStatus, DEFAULT_PAGE, Direction, MAX_CURSOR_CHARS, MAX_PAGE, MAX_SEARCH_CHARS,
     SearchQuery, StoredMessage,
 };
-use crate::types::{Attachment, MessageKind, Person};
+use crate::types::{MessageKind, Person};
 use serde_json::{Value, json};
 
 use super::openapi::{path_parameter, schema};
@@ -176,13 +177,27 @@ pub(super) struct MessageView {
     text: String,
     kind: MessageKind,
     in_reply_to: Option<String>,
-    attachments: Vec<Attachment>,
+    attachments: Vec<AttachmentView>,
     created_at: u64,
     received_at: i64,
 }
 
-impl From<StoredMessage> for MessageView {
-    fn from(stored: StoredMessage) -> Self {
+impl MessageView {
+    /// The views of `messages`, each attachment with the file the host keeps of it.
+    pub(super) async fn page(
+        api: &Api,
+        tenant: &str,
+        mut messages: Vec<StoredMessage>,
+    ) -> Result<Vec<MessageView>, ApiError> {
+        let attachments = super::media::attachment_views(api, tenant, &mut messages).await?;
+        Ok(messages
+            .into_iter()
+            .zip(attachments)
+            .map(|(stored, attachments)| MessageView::new(stored, attachments))
+            .collect())
+    }
+
+    fn new(stored: StoredMessage, attachments: Vec<AttachmentView>) -> Self {
         MessageView {
             id: stored.id,
             conversation_id: stored.conversation_id.into_string(),
@@ -194,7 +209,7 @@ impl From<StoredMessage> for MessageView {
             text: stored.message.text,
             kind: stored.message.kind,
             in_reply_to: stored.message.in_reply_to,
-            attachments: stored.message.attachments,
+            attachments,
             created_at: stored.message.created_at,
             received_at: stored.received_at,
         }
@@ -244,7 +259,7 @@ pub(super) async fn search_messages(
     let query = params.query()?;
     let page = api.host.search_messages(&caller.tenant, &query).await?;
     Ok(Json(MessageList {
-        messages: page.items.into_iter().map(MessageView::from).collect(),
+        messages: MessageView::page(&api, &caller.tenant, page.items).await?,
         next_cursor: page.next_cursor,
     }))
 }
@@ -264,7 +279,7 @@ pub(super) async fn messages(
         .conversation_messages(&caller.tenant, &id, params.limit, params.cursor.as_deref())
         .await?;
     Ok(Json(MessageList {
-        messages: page.items.into_iter().map(MessageView::from).collect(),
+        messages: MessageView::page(&api, &caller.tenant, page.items).await?,
         next_cursor: page.next_cursor,
     }))
 }

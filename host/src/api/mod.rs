@@ -36,19 +36,18 @@ mod admin;
 mod console;
 mod crm;
 mod customers;
+mod extract;
 mod lists;
+mod media;
 mod openapi;
 mod openapi_customers;
+mod openapi_media;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::capabilities::Secret;
@@ -58,6 +57,7 @@ use crate::{Error, Host};
 pub use crate::serve::serve;
 pub use admin::{AdminApi, check_exposure};
 pub use console::{MIN_PASSWORD_CHARS, add_console_user};
+pub(crate) use extract::{ApiPath, ApiQuery, JsonBody, SizedJsonBody};
 pub use openapi::{document as openapi_document, document_text as openapi_text};
 
 /// Largest JSON body the APIs read (a reply's text is a few KiB at most).
@@ -81,6 +81,8 @@ pub enum ErrorCode {
     ReplyNotFound,
     /// 404: no such customer for this tenant (an erased customer is none).
     CustomerNotFound,
+    /// 404: no such file for this tenant.
+    MediaNotFound,
     /// 404: no such connector (admin API).
     ConnectorNotFound,
     /// 404: no such tenant (admin API).
@@ -113,6 +115,8 @@ pub enum ErrorCode {
     OperatorAtCapacity,
     /// 409: the `Idempotency-Key` was used for a different reply.
     IdempotencyKeyReused,
+    /// 409: the file is not stored (still being fetched, or failed: the message says why).
+    MediaNotStored,
     /// 409: the host refused for another reason, given in the message.
     Refused,
     /// 503: the host is not ready (`/readyz`).
@@ -131,6 +135,7 @@ impl ErrorCode {
         ErrorCode::OperatorNotFound,
         ErrorCode::ReplyNotFound,
         ErrorCode::CustomerNotFound,
+        ErrorCode::MediaNotFound,
         ErrorCode::ConnectorNotFound,
         ErrorCode::TenantNotFound,
         ErrorCode::MalformedJson,
@@ -146,6 +151,7 @@ impl ErrorCode {
         ErrorCode::RoutingNotConfigured,
         ErrorCode::OperatorAtCapacity,
         ErrorCode::IdempotencyKeyReused,
+        ErrorCode::MediaNotStored,
         ErrorCode::Refused,
         ErrorCode::NotReady,
         ErrorCode::Internal,
@@ -161,6 +167,7 @@ impl ErrorCode {
             ErrorCode::OperatorNotFound => "operator_not_found",
             ErrorCode::ReplyNotFound => "reply_not_found",
             ErrorCode::CustomerNotFound => "customer_not_found",
+            ErrorCode::MediaNotFound => "media_not_found",
             ErrorCode::ConnectorNotFound => "connector_not_found",
             ErrorCode::TenantNotFound => "tenant_not_found",
             ErrorCode::MalformedJson => "malformed_json",
@@ -176,6 +183,7 @@ impl ErrorCode {
             ErrorCode::RoutingNotConfigured => "routing_not_configured",
             ErrorCode::OperatorAtCapacity => "operator_at_capacity",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::MediaNotStored => "media_not_stored",
             ErrorCode::Refused => "refused",
             ErrorCode::NotReady => "not_ready",
             ErrorCode::Internal => "internal",
@@ -191,6 +199,7 @@ impl ErrorCode {
             | ErrorCode::OperatorNotFound
             | ErrorCode::ReplyNotFound
             | ErrorCode::CustomerNotFound
+            | ErrorCode::MediaNotFound
             | ErrorCode::ConnectorNotFound
             | ErrorCode::TenantNotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -208,6 +217,7 @@ impl ErrorCode {
             | ErrorCode::RoutingNotConfigured
             | ErrorCode::OperatorAtCapacity
             | ErrorCode::IdempotencyKeyReused
+            | ErrorCode::MediaNotStored
             | ErrorCode::Refused => StatusCode::CONFLICT,
             ErrorCode::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -326,92 +336,6 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
-    }
-}
-
-/// A JSON body: `400 malformed_json` when it does not parse, `400 invalid_request` when
-/// it is not what the route takes, `415` when its content type says it is something
-/// else, `413` past [`MAX_JSON_BODY`]. A missing content type is accepted.
-pub(crate) struct JsonBody<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            let mime = content_type
-                .to_str()
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            if mime != "application/json" && !mime.ends_with("+json") {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("expected a JSON body (`application/json`), not `{mime}`"),
-                ));
-            }
-        }
-        let bytes = match Limited::new(request.into_body(), MAX_JSON_BODY)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the body is larger than {MAX_JSON_BODY} bytes"),
-                ));
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body could not be read: {e}"),
-                ));
-            }
-        };
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("the body is not what this route takes: {e}"),
-                ),
-                _ => ApiError::new(
-                    ErrorCode::MalformedJson,
-                    format!("the body is not valid JSON: {e}"),
-                ),
-            })
-    }
-}
-
-/// Path parameters, refused as `400 invalid_request` with a JSON body.
-pub(crate) struct ApiPath<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(value)| ApiPath(value))
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
-    }
-}
-
-/// Query parameters, refused as `400 invalid_request` with a JSON body.
-pub(crate) struct ApiQuery<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(value)| ApiQuery(value))
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
     }
 }
 

@@ -17,7 +17,7 @@ pub fn document() -> Value {
             "description": DESCRIPTION,
         },
         "security": [{ "tenantToken": [] }],
-        "paths": merged(paths(), super::openapi_customers::paths()),
+        "paths": merged(merged(paths(), super::openapi_customers::paths()), super::openapi_media::paths()),
         "components": {
             "securitySchemes": {
                 "tenantToken": {
@@ -28,7 +28,7 @@ pub fn document() -> Value {
             },
             "parameters": super::lists::openapi_parameters(),
             "responses": responses(),
-            "schemas": merged(schemas(), super::openapi_customers::schemas()),
+            "schemas": merged(merged(schemas(), super::openapi_customers::schemas()), super::openapi_media::schemas()),
         }
     })
 }
@@ -384,9 +384,9 @@ fn responses() -> Value {
     json!({
         "BadRequest": error("`malformed_json`, `invalid_request` (a body, query or path that is not what the route takes: also a path segment that is not UTF-8 once percent-decoded) or `invalid_idempotency_key`."),
         "Unauthorized": error("`unauthorized`: no bearer token, or not a tenant's."),
-        "NotFound": error("`conversation_not_found`, `operator_not_found`, `reply_not_found` or `customer_not_found` (also when it is another tenant's)."),
-        "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused` or `refused`."),
-        "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB."),
+        "NotFound": error("`conversation_not_found`, `operator_not_found`, `reply_not_found`, `customer_not_found` or `media_not_found` (also when it is another tenant's)."),
+        "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused`, `media_not_stored` or `refused`."),
+        "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB (a reply with images: about 27 MiB)."),
         "UnsupportedMediaType": error("`unsupported_media_type`: the body's content type is not JSON."),
         "UnprocessableEntity": error("`unknown_operator` (the body names an operator the tenant does not have) or `invalid_query` (a `cursor` this list did not give, a search text `q` without a word)."),
         "ServiceUnavailable": error("`not_ready` (the admin API's `/readyz` says why)."),
@@ -503,12 +503,6 @@ fn schemas() -> Value {
             "handle": nullable_string(),
             "display_name": nullable_string()
         })),
-        "Attachment": object(json!({
-            "kind": string(),
-            "url": nullable_string(),
-            "mime_type": nullable_string(),
-            "description": nullable_string()
-        })),
         "Message": object(json!({
             "id": string(),
             "conversation_id": string(),
@@ -530,7 +524,8 @@ fn schemas() -> Value {
         })),
         "ReplyRequest": request(json!({
             "operator": { "type": "string", "pattern": not_only(char::is_whitespace), "description": "The operator replying (`422 unknown_operator` when the tenant has no such operator)." },
-            "text": { "type": "string", "pattern": not_only(is_blank_char), "description": "Something to read: not only whitespace, control or invisible characters (zero-width spaces, direction marks, variation selectors…)." }
+            "text": { "type": "string", "pattern": not_only(is_blank_char), "description": "Something to read: not only whitespace, control or invisible characters (zero-width spaces, direction marks, variation selectors…)." },
+            "images": super::openapi_media::reply_images()
         }), &["operator", "text"]),
         "Reply": object(json!({
             "id": string(),

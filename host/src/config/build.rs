@@ -85,7 +85,7 @@ impl Config {
         if let Some(ttl) = self.poll_lease_ttl {
             builder = builder.poll_lease_ttl(ttl);
         }
-        builder = builder.retention(self.retention);
+        builder = builder.retention(self.retention).media_limits(self.media);
         for tenant in &self.tenants {
             if tenant.retention != crate::store::ContentRetention::forever() {
                 builder = builder.content_retention(tenant.id.clone(), tenant.retention);

@@ -163,6 +163,13 @@ pub struct HostSection {
     /// Refuse plugins not signed by one of `trusted_keys` (a signature that does not match
     /// its file is refused in any case). Default: false.
     pub require_signed: bool,
+    /// Largest file the host keeps of an inbound message, or sends with a reply, in KiB
+    /// (an inbound file is also capped by its connector's `http_max_response_kib`). At
+    /// least 1. Default: 5120 (5 MiB). See docs/media.md.
+    pub media_max_file_kib: u64,
+    /// Most MiB of stored files per tenant; a file that would pass it is not kept (its
+    /// state says why). At least 1. Default: 1024 (1 GiB).
+    pub media_max_tenant_mib: u64,
 }
 
 impl Default for HostSection {
@@ -192,6 +199,8 @@ impl Default for HostSection {
             poll_lease_ttl_secs: None,
             token_key: None,
             retention_days: 30,
+            media_max_file_kib: 5 << 10,
+            media_max_tenant_mib: 1 << 10,
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct Config {
     pub poll_lease_ttl: Option<Duration>,
     /// How long delivered CRM events and finished replies are kept; `None`: forever.
     pub retention: Option<Duration>,
+    /// The largest file and each tenant's quota of stored files.
+    pub media: crate::MediaLimits,
     /// How often `centralino run` looks at the connectors' plugin files to hot-swap a
     /// changed one; `None` when it does not watch them.
     pub watch_plugins: Option<Duration>,

@@ -63,7 +63,23 @@ impl Connector {
         message: crate::types::OutboundMessage,
     ) -> Result<crate::types::Sent, Error> {
         let active = self.active();
+        let plugin = active.plugin.clone();
         self.call(&active, "send", CallKind::Traffic, async move |instance| {
+            // Files go only to a connector that says it sends them.
+            if !message.attachments.is_empty() {
+                instance.ready().await?;
+                let sends_files = instance.description().is_some_and(|d| {
+                    d.capabilities
+                        .contains(&crate::types::Capability::Attachments)
+                });
+                if !sends_files {
+                    return Err(Error::Refused(format!(
+                        "plugin {plugin} does not send attachments (it does not declare the \
+                         `attachments` capability): the reply's {} file(s) cannot go out",
+                        message.attachments.len()
+                    )));
+                }
+            }
             Ok(instance.send(message).await?)
         })
         .await

@@ -119,6 +119,8 @@ struct Active {
     started_seen: AtomicU64,
     /// The reply window the plugin declares ([`crate::windows`]).
     reply_window: Option<crate::windows::ReplyWindow>,
+    /// What the host fetches inbound files with, under this version's grants.
+    media: crate::runtime::MediaFetcher,
 }
 
 impl Active {
@@ -129,6 +131,7 @@ impl Active {
             spec.limits.clone(),
         );
         Active {
+            media: instance.media_fetcher(),
             plugin: plugin.id().clone(),
             sha256: plugin.info().sha256.clone(),
             loaded_at_ms: now_ms,
@@ -180,6 +183,12 @@ impl Connector {
     /// The plugin serving now.
     pub(crate) fn plugin(&self) -> PluginId {
         self.active().plugin.clone()
+    }
+
+    /// What the host fetches this connector's inbound files with (its grants, limits and
+    /// rate-limit book).
+    pub(crate) fn media_fetcher(&self) -> crate::runtime::MediaFetcher {
+        self.active().media.clone()
     }
 
     /// The spec the serving version was built from.

@@ -40,6 +40,7 @@ pub struct HostBuilder {
     poll_lease_ttl: Option<Duration>,
     retention: Option<Duration>,
     content_retention: HashMap<String, ContentRetention>,
+    media_limits: super::MediaLimits,
     accounts: AccountsSetup,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -84,6 +85,7 @@ impl Default for HostBuilder {
             poll_lease_ttl: None,
             retention: Some(DEFAULT_RETENTION),
             content_retention: HashMap::new(),
+            media_limits: super::MediaLimits::default(),
             accounts: AccountsSetup::default(),
             clock: None,
         }
@@ -114,6 +116,14 @@ impl HostBuilder {
         retention: ContentRetention,
     ) -> Self {
         self.content_retention.insert(tenant.into(), retention);
+        self
+    }
+
+    /// How much media the host keeps: the largest file (inbound or in a reply) and each
+    /// tenant's quota of stored files. Default: [`MediaLimits::default`](super::MediaLimits::default)
+    /// (5 MiB per file, 1 GiB per tenant).
+    pub fn media_limits(mut self, limits: super::MediaLimits) -> Self {
+        self.media_limits = limits;
         self
     }
 
@@ -375,6 +385,7 @@ impl HostBuilder {
             accounts: accounts.clone(),
             content_retention: self.content_retention,
             retention: self.retention,
+            media_limits: self.media_limits,
             outbox_passes: std::sync::atomic::AtomicU64::new(0),
         });
         let host = Host { inner };
@@ -404,6 +415,10 @@ impl HostBuilder {
             supervise(book.clone(), "outbox-sender".to_string(), {
                 let host = Arc::downgrade(&host.inner);
                 move || outbox_sender(host.clone())
+            }),
+            supervise(book.clone(), "media-fetcher".to_string(), {
+                let host = Arc::downgrade(&host.inner);
+                move || super::media::media_fetcher(host.clone())
             }),
         ];
         if !host.inner.routing.is_empty() {

@@ -25,8 +25,38 @@ impl Host {
         text: &str,
         idempotency_key: &str,
     ) -> Result<OutboxEntry, Error> {
+        self.reply_with_images(
+            tenant,
+            conversation_id,
+            operator,
+            account,
+            text,
+            &[],
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// [`Host::reply`] carrying `images` (see [`ReplyImage`](crate::ReplyImage) for what
+    /// is accepted): each is checked (type, size, that its bytes are the type it says)
+    /// and kept with the reply in the outbox, in the reply's transaction, so a retry
+    /// after a restart still sends them. The connector uploads them the platform's way;
+    /// one whose plugin does not declare the `attachments` capability fails the reply,
+    /// saying so.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reply_with_images(
+        &self,
+        tenant: impl Into<TenantId>,
+        conversation_id: impl Into<ConversationId>,
+        operator: &str,
+        account: Option<&str>,
+        text: &str,
+        images: &[crate::ReplyImage],
+        idempotency_key: &str,
+    ) -> Result<OutboxEntry, Error> {
         let tenant: &TenantId = &tenant.into();
         let conversation_id: &ConversationId = &conversation_id.into();
+        super::media::check_images(images, self.inner.media_limits)?;
         // A blank text would go out as an empty post under the operator's name.
         if crate::types::is_blank_text(text) {
             return Err(Error::Refused(
@@ -39,7 +69,14 @@ impl Host {
         // another reply under a used key is refused before routing hears of it, so a
         // refused reply never counts as the customer's answer.
         if let Some(queued) = store.outbox_by_key(tenant, idempotency_key).await? {
-            return same_reply(queued, conversation_id, operator, text, idempotency_key);
+            return same_reply(
+                queued,
+                conversation_id,
+                operator,
+                text,
+                images,
+                idempotency_key,
+            );
         }
         let conversation = store
             .conversation(tenant, conversation_id)
@@ -57,20 +94,22 @@ impl Host {
             conversation.customer_id.clone(),
         );
         let queue = |account: Option<String>| {
-            let message = conversation.reply(
+            let mut message = conversation.reply(
                 account,
                 in_reply_to.clone(),
                 text.to_string(),
                 idempotency_key.to_string(),
             );
+            message.attachments = images.iter().map(crate::ReplyImage::described).collect();
             async move {
                 store
-                    .enqueue_reply(
+                    .enqueue_reply_with_images(
                         tenant,
                         &conversation.channel,
                         conversation_id,
                         operator,
                         &message,
+                        images,
                     )
                     .await
             }
@@ -80,7 +119,14 @@ impl Host {
             return if new {
                 Ok(entry)
             } else {
-                same_reply(entry, conversation_id, operator, text, idempotency_key)
+                same_reply(
+                    entry,
+                    conversation_id,
+                    operator,
+                    text,
+                    images,
+                    idempotency_key,
+                )
             };
         };
         // With routing, only the assignee (or anyone after a transfer) may answer, and the
@@ -111,7 +157,14 @@ impl Host {
         let (entry, new) = queue(Some(route.account)).await?;
         if !new {
             // Queued meanwhile under the same key (a concurrent retry): already counted.
-            return same_reply(entry, conversation_id, operator, text, idempotency_key);
+            return same_reply(
+                entry,
+                conversation_id,
+                operator,
+                text,
+                images,
+                idempotency_key,
+            );
         }
         let first = routing
             .engine
@@ -307,11 +360,14 @@ fn same_reply(
     conversation_id: &str,
     operator: &str,
     text: &str,
+    images: &[crate::ReplyImage],
     key: &str,
 ) -> Result<OutboxEntry, Error> {
+    let described: Vec<_> = images.iter().map(crate::ReplyImage::described).collect();
     let same = queued.conversation_id == conversation_id
         && queued.author == operator
-        && queued.message.text == text;
+        && queued.message.text == text
+        && queued.message.attachments == described;
     if same {
         Ok(queued)
     } else {

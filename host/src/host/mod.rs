@@ -12,6 +12,7 @@ mod builder;
 mod conversations;
 mod crm_events;
 mod customers;
+mod media;
 mod metrics_text;
 mod outbox;
 mod pruner;
@@ -25,6 +26,8 @@ mod watch;
 pub use admin::{RoutingReport, RoutingUpdate};
 pub use builder::{DEFAULT_ACCOUNT_CHECK, DEFAULT_RETENTION, HostBuilder};
 pub use customers::MAX_HISTORY_PAGE;
+pub(crate) use media::check_images;
+pub use media::{MAX_FILE_NAME_CHARS, MAX_REPLY_IMAGES, MediaLimits, ReplyImage};
 pub(crate) use readiness::Readiness;
 pub use readiness::STUCK_AFTER;
 pub use routing::HOST_AUTHOR;
@@ -81,6 +84,8 @@ struct HostInner {
     content_retention: HashMap<String, crate::store::ContentRetention>,
     /// How long delivered CRM events and finished replies are kept.
     retention: Option<std::time::Duration>,
+    /// The largest file and each tenant's quota of stored files.
+    media_limits: MediaLimits,
     /// Passes the outbox sender has finished: a test that changed something waits for two
     /// more, so that one whole pass has looked at its change.
     outbox_passes: std::sync::atomic::AtomicU64,

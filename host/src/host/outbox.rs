@@ -68,7 +68,14 @@ async fn send_due(inner: &HostInner) -> anyhow::Result<usize> {
                 continue;
             }
             Some(c) => {
-                let result = c.send(entry.message.clone()).await;
+                let message = match with_files(inner, entry).await? {
+                    Ok(message) => message,
+                    Err(refusal) => {
+                        settle(inner, entry, Err(Error::Refused(refusal))).await?;
+                        continue;
+                    }
+                };
+                let result = c.send(message).await;
                 // Whether the platform refused a host-held token in this send (401, 190).
                 let refused = c
                     .connected(&entry.message.account)
@@ -115,6 +122,30 @@ const UNAVAILABLE_RECHECK_MS: u64 = 2_000;
 /// How soon a reply whose host-held token was refused is tried again while the account's
 /// fate is undecided (another host refreshing, the token endpoint unreachable).
 const REFUSED_RECHECK_MS: u64 = 1_000;
+
+/// `entry`'s reply with its files' bytes put back (the outbox keeps them beside it, see
+/// `store/media.rs`), or why it cannot go out (its files are gone: an erasure).
+async fn with_files(
+    inner: &HostInner,
+    entry: &OutboxEntry,
+) -> anyhow::Result<Result<crate::types::OutboundMessage, String>> {
+    let mut message = entry.message.clone();
+    if message.attachments.is_empty() {
+        return Ok(Ok(message));
+    }
+    let files = inner.store.outbound_media(&entry.tenant, &entry.id).await?;
+    if files.len() != message.attachments.len() {
+        return Ok(Err(format!(
+            "the reply's {} file(s) are no longer in the store ({} found)",
+            message.attachments.len(),
+            files.len()
+        )));
+    }
+    for (attachment, bytes) in message.attachments.iter_mut().zip(files) {
+        attachment.data = bytes;
+    }
+    Ok(Ok(message))
+}
 
 /// Why `entry` is past its connector's reply window, if it is.
 async fn outside_window(

@@ -1,5 +1,5 @@
-//! The host's background tasks (the outbox sender, the CRM dispatcher, the routing ticker,
-//! the pruner, one poller per polling connector, the plugin watcher), kept alive.
+//! The host's background tasks (the outbox sender, the CRM dispatcher, the media fetcher,
+//! the routing ticker, the pruner, one poller per polling connector, the plugin watcher), kept alive.
 //!
 //! Each runs inside a supervisor. A panic in a task — a bug, or input nobody foresaw — is
 //! caught, logged with its cause, counted (`centralino_task_restarts_total`), and the task
@@ -30,7 +30,7 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct TaskHealth {
-    /// The task: `outbox-sender`, `crm-dispatcher`, `routing-ticker`, `pruner`,
+    /// The task: `outbox-sender`, `crm-dispatcher`, `media-fetcher`, `routing-ticker`, `pruner`,
     /// `plugin-watcher`, or `poller:<tenant>/<connector>`.
     pub task: String,
     /// Whether it is running now (false between a panic and its restart).

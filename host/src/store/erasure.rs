@@ -2,8 +2,8 @@
 //! about them, and its erasure.
 //!
 //! **Erasure** runs in one transaction. Every conversation of the customer's identities is
-//! resolved and emptied: the customer's and the company's texts, attachments (the media
-//! the host knows of: platform URLs and descriptions), extras, handles and names, platform
+//! resolved and emptied: the customer's and the company's texts, attachments (the
+//! platform URLs and descriptions, and the files the store kept), extras, handles and names, platform
 //! ids and thread keys are overwritten; the rows stay, so the counts reports read
 //! (messages per channel and direction, first-response times) stay true. Replies in the
 //! outbox are emptied (those not yet sent never go out), the CRM events about those
@@ -295,6 +295,12 @@ impl Store {
             erasure.messages +=
                 empty_messages(&mut tx, "conversation_id", &conversation.id, now).await?;
             erasure.replies += empty_replies(&mut tx, tenant, &conversation.id, now).await?;
+            super::media::delete_of_conversations(
+                &mut tx,
+                self.backend,
+                std::slice::from_ref(&conversation.id),
+            )
+            .await?;
             erasure.events += delete_events(&mut tx, tenant, &conversation.id).await?;
             sqlx::query(
                 "UPDATE conversations SET customer_id = 'erased', customer_handle = NULL,

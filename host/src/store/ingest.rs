@@ -103,6 +103,13 @@ pub(super) async fn messages(
         );
     }
     events::append_many(tx, backend, tenant, &events, now).await?;
+    // Their files, for the media fetcher (see `media.rs`).
+    let stored: Vec<(usize, &str, &str)> = rows
+        .iter()
+        .filter(|row| inserted.contains(&row.id))
+        .map(|row| (row.index, row.id.as_str(), row.conversation_id.as_str()))
+        .collect();
+    super::media::enqueue(tx, backend, tenant, channel, messages, &stored, now).await?;
 
     // Outcomes in the delivery's order.
     let mut row_of: Vec<Option<&NewRow>> = vec![None; messages.len()];

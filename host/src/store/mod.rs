@@ -21,6 +21,7 @@ mod ingest;
 internal_mod! {
     leases;
 }
+pub(crate) mod media;
 mod outbox;
 mod presence;
 mod query;
@@ -38,6 +39,7 @@ pub(crate) use customers::Refusal as CustomerRefusal;
 pub use customers::{Customer, HistoryCursor, HistoryEntry, HistoryPage, Identity, Suggestion};
 pub use erasure::{CustomerExport, Erasure, ExportedConversation};
 pub(crate) use figures::{FirstResponse, MessageCount};
+pub use media::{MediaContent, MediaRecord, MediaState};
 pub use outbox::{OutboxBacklog, OutboxEntry, OutboxStatus};
 pub use query::{
     DEFAULT_PAGE, Direction, MAX_CURSOR_CHARS, MAX_PAGE, MAX_SEARCH_CHARS, Page, SearchQuery,

@@ -97,14 +97,31 @@ impl Store {
         author: &str,
         message: &OutboundMessage,
     ) -> anyhow::Result<(OutboxEntry, bool)> {
+        self.enqueue_reply_with_images(tenant, connector, conversation_id, author, message, &[])
+            .await
+    }
+
+    /// [`Store::enqueue_reply`], keeping `images` with the reply in the same transaction
+    /// (only when the reply is new: a repeated key keeps the first reply's images).
+    pub(crate) async fn enqueue_reply_with_images(
+        &self,
+        tenant: &str,
+        connector: &str,
+        conversation_id: &str,
+        author: &str,
+        message: &OutboundMessage,
+        images: &[crate::ReplyImage],
+    ) -> anyhow::Result<(OutboxEntry, bool)> {
         let now = ms(self.now_ms());
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO outbox (id, tenant, channel, conversation_id, idempotency_key, author, payload, status,
                 attempts, next_attempt_at, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8)
              ON CONFLICT (tenant, idempotency_key) DO NOTHING",
         )
-        .bind(new_id())
+        .bind(&id)
         .bind(tenant)
         .bind(connector)
         .bind(conversation_id)
@@ -112,15 +129,40 @@ impl Store {
         .bind(author)
         .bind(serde_json::to_string(message)?)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .context("storing a reply in the outbox")?;
+        let new = inserted.rows_affected() == 1;
+        if new && !images.is_empty() {
+            // The images go with the reply, in its transaction (see `media.rs`).
+            let files: Vec<super::media::OutboundFile<'_>> = images
+                .iter()
+                .map(|image| super::media::OutboundFile {
+                    mime_type: &image.mime_type,
+                    bytes: &image.data,
+                })
+                .collect();
+            super::media::keep_outbound(
+                &mut tx,
+                self.backend,
+                tenant,
+                connector,
+                &message.account,
+                &id,
+                conversation_id,
+                &files,
+                now,
+            )
+            .await
+            .context("keeping a reply's images in the outbox")?;
+        }
         let row = sqlx::query("SELECT * FROM outbox WHERE tenant = $1 AND idempotency_key = $2")
             .bind(tenant)
             .bind(&message.idempotency_key)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
-        Ok((entry_from_row(&row)?, inserted.rows_affected() == 1))
+        tx.commit().await.context("committing a reply")?;
+        Ok((entry_from_row(&row)?, new))
     }
 
     /// The reply queued under `key` for `tenant`, if there is one.

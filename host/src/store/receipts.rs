@@ -245,6 +245,7 @@ async fn delete(
     .bind(ms(deletion.at))
     .execute(&mut **tx)
     .await?;
+    super::media::delete_of_message(tx, &message_id).await?;
     scrub_events(tx, tenant, &message_id).await?;
     crm.push(CrmEvent::MessageDeleted {
         conversation_id: conversation_id.into(),

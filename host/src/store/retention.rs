@@ -2,13 +2,13 @@
 //!
 //! Conversations and messages stay as long as each tenant's [`ContentRetention`] says
 //! (`[retention]` in centralino.toml; by default, forever): past `messages`, a message's
-//! content (text, attachments, extras, the author's handle and name) is emptied and its
-//! row kept, so the counts reports read and deduplication stay; past `conversations`, a
+//! content (text, attachments and the files the store kept of them, extras, the author's
+//! handle and name) is emptied and its row kept, so the counts reports read and deduplication stay; past `conversations`, a
 //! conversation resolved that long ago is deleted with its messages and replies.
 //! [`Store::prune_content`] applies both, on the store's clock.
 //!
 //! What the host keeps for its own work stops mattering once it is done: CRM events once delivered (the CRM has them),
-//! and replies once sent or failed for good (the CRM was told). Keeping them forever makes
+//! and replies once sent or failed for good (the CRM was told), with the images kept for them. Keeping them forever makes
 //! every table grow with traffic; [`Store::prune`] deletes those older than a cutoff, in
 //! small batches so other writers are never held up for long. A reply's idempotency key is
 //! remembered as long as its row: a CRM that repeats a request after the retention period
@@ -109,6 +109,15 @@ impl Store {
                 }
                 tokio::task::yield_now().await;
             }
+            // The files of those messages (an inbound file is recorded when its message
+            // arrives) go with their content.
+            sqlx::query(
+                "DELETE FROM media WHERE tenant = $1 AND direction = 'inbound' AND created_at < $2",
+            )
+            .bind(tenant)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         }
         if let Some(keep) = retention.conversations {
             let before = cutoff(keep);
@@ -127,7 +136,7 @@ impl Store {
                 .map(|row| sqlx::Row::try_get(row, "id"))
                 .collect::<Result<_, _>>()?;
                 for chunk in ids.chunks(super::MAX_IN_LIST) {
-                    for table in ["outbox", "messages"] {
+                    for table in ["media", "outbox", "messages"] {
                         let sql = super::positional(
                             self.backend,
                             &format!(
@@ -185,6 +194,15 @@ impl Store {
                 cutoff,
             )
             .await?;
+        if replies > 0 {
+            // The images kept with those replies.
+            sqlx::query(
+                "DELETE FROM media WHERE direction = 'outbound'
+                     AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.id = media.owner_id)",
+            )
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(Pruned { events, replies })
     }
 

@@ -5,7 +5,8 @@
 //! so a thread has at most one open conversation. A migration, once released, is never
 //! edited: new columns come as new entries. The one exception to portable SQL is full-text
 //! search (migration 10): each backend's own index, added by [`for_backend`] after the
-//! shared statements (see `search.rs`).
+//! shared statements (see `search.rs`); and the bytes of files (migration 12), a `BLOB` on
+//! SQLite and a `BYTEA` on PostgreSQL (see `media.rs`).
 
 /// Ordered migrations: (version, statements).
 pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
@@ -306,6 +307,9 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE conversations ADD COLUMN service_level_step BIGINT NOT NULL DEFAULT 0",
         ],
     ),
+    // Files of messages and replies kept in the store (see `media.rs`); the table is the
+    // backend's own only in the type of its bytes (BLOB, BYTEA).
+    (12, &[]),
 ];
 
 /// What a migration does on one backend only, after its shared statements.
@@ -313,6 +317,8 @@ pub(crate) fn for_backend(version: i64, backend: super::Backend) -> &'static [&'
     match (version, backend) {
         (10, super::Backend::Sqlite) => super::search::SQLITE_MIGRATION,
         (10, super::Backend::Postgres) => super::search::POSTGRES_MIGRATION,
+        (12, super::Backend::Sqlite) => super::media::SQLITE_MIGRATION,
+        (12, super::Backend::Postgres) => super::media::POSTGRES_MIGRATION,
         _ => &[],
     }
 }

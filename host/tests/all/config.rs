@@ -129,7 +129,8 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
              `crm_webhook_secret`, `watch_plugins`, `watch_interval_ms`, `log_format`, \
              `header_read_timeout_ms`, `body_read_timeout_ms`, `max_connections`, \
              `max_connections_per_peer`, `pooling_instances`, `poll_lease_ttl_secs`, \
-             `token_key`, `retention_days`, `trusted_keys`, `require_signed`",
+             `token_key`, `retention_days`, `trusted_keys`, `require_signed`, \
+             `media_max_file_kib`, `media_max_tenant_mib`",
         ),
         (
             "unknown key in an account",
@@ -450,6 +451,23 @@ fn bad_configs_are_refused_with_file_line_key_and_expectation() {
                 "plugin_dir = \"plugins\"\nmax_connections = 0\n",
             ),
             "centralino.toml:3: host.max_connections: must be at least 1",
+        ),
+        (
+            "no room for a file",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nmedia_max_file_kib = 0\n",
+            ),
+            "centralino.toml:3: host.media_max_file_kib: must be at least 1",
+        ),
+        (
+            "a file larger than the tenant's quota",
+            good_with(
+                "plugin_dir = \"plugins\"\n",
+                "plugin_dir = \"plugins\"\nmedia_max_file_kib = 4096\nmedia_max_tenant_mib = 2\n",
+            ),
+            "centralino.toml:3: host.media_max_file_kib: 4096 KiB per file is more than the \
+             tenant's quota (`media_max_tenant_mib` = 2): no such file could ever be kept",
         ),
         (
             "header timeout of zero",
@@ -1142,7 +1160,7 @@ fn init_then_check_passes_once_the_secrets_are_provided() {
     assert_eq!(code, 1);
     assert!(
         stderr.contains(&format!(
-            "{path_arg}:108: connectors[0].accounts[3].credential: environment variable \
+            "{path_arg}:114: connectors[0].accounts[3].credential: environment variable \
              `X_TOKEN_TIM_MARCO` is not set"
         )),
         "{stderr}"

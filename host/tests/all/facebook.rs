@@ -128,6 +128,7 @@ async fn describes_itself_as_a_webhook_only_page_connector_with_2000_character_m
         Capability::PrivateMessage,
         Capability::CommentReply,
         Capability::Webhook,
+        Capability::Attachments,
     ] {
         assert!(
             description.capabilities.contains(&capability),
@@ -135,7 +136,6 @@ async fn describes_itself_as_a_webhook_only_page_connector_with_2000_character_m
         );
     }
     assert!(!description.capabilities.contains(&Capability::Polling));
-    assert!(!description.capabilities.contains(&Capability::Attachments));
     let err = connector.poll(PAGE, None).await.unwrap_err();
     assert!(
         matches!(failure(&err), PluginFailure::InvalidInput { .. }),

@@ -32,6 +32,7 @@ mod layers;
 mod leases;
 mod limits;
 mod mastodon_py;
+mod media;
 mod metrics;
 mod outside;
 mod plugin_cli;

@@ -394,6 +394,7 @@ async fn every_background_task_that_panics_is_restarted_and_readiness_shows_it_d
         names,
         [
             "crm-dispatcher",
+            "media-fetcher",
             "outbox-sender",
             "plugin-watcher",
             "poller:default/twitter",

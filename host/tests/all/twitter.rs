@@ -137,6 +137,7 @@ async fn describes_itself_as_an_x_connector_that_polls_takes_webhooks_and_replie
         Capability::PrivateMessage,
         Capability::Webhook,
         Capability::Polling,
+        Capability::Attachments,
     ] {
         assert!(
             description.capabilities.contains(&capability),
@@ -144,7 +145,6 @@ async fn describes_itself_as_an_x_connector_that_polls_takes_webhooks_and_replie
         );
     }
     assert!(!description.capabilities.contains(&Capability::CommentReply));
-    assert!(!description.capabilities.contains(&Capability::Attachments));
 }
 
 #[tokio::test]

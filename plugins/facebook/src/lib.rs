@@ -58,6 +58,7 @@ impl Connector for Facebook {
                 Capability::PrivateMessage,
                 Capability::CommentReply,
                 Capability::Webhook,
+                Capability::Attachments,
             ],
             max_text_length: send::MESSENGER_MAX_CHARS,
         }

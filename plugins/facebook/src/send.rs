@@ -6,10 +6,17 @@
 //! | private message | comments | `POST /me/messages`, `recipient.comment_id`: a private reply, which opens a Messenger thread with the commenter |
 //! | comment (or public reply) | comments | `POST /{comment id}/comments` with `message` |
 //!
+//! A reply's images (Messenger only) go first, one message each: uploaded through the
+//! Attachment Upload API (`POST /me/message_attachments`, multipart `message` with the
+//! attachment's `type` and `filedata`), then sent by the Send API as
+//! `message.attachment.payload.attachment_id` (a Send API message carries text or an
+//! attachment, never both); the text follows, and its id is the reply's.
+//!
 //! Every request names the page's credential; the host attaches it as `access_token`.
 
-use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, Response};
+use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, FormPart, Response};
 use centralino_sdk::prelude::*;
+use centralino_sdk::{MediaKind, OutboundAttachment};
 use centralino_sdk::text::ensure_fits;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,7 +36,7 @@ const COMMENT_MAX_CHARS: u32 = 8000;
 /// Sends a reply from the page `message.account`.
 pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
     let page = settings.pages.require(&message.account)?;
-    let text = message.plain_text("facebook")?;
+    let text = message.text_beside_files()?;
     let thread = Thread::parse(&message.conversation_key);
     let (path, body, limit) = match (message.kind, thread) {
         (MessageKind::PrivateMessage, Some(Thread::Comments { root, .. })) => {
@@ -92,21 +99,22 @@ pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
     )
     .credential(page.credential()?)
     .errors(graph_error);
-    let response = match graph.post(&format!("/{path}")).json_body(&body).send() {
-        // Past 24 hours a person may still answer for 7 days with the HUMAN_AGENT tag,
-        // when the admin enabled it (the host refuses later replies before any call).
-        Err(PluginError::Rejected(reason))
-            if settings.human_agent
-                && reason.starts_with(OUTSIDE_WINDOW)
-                && body["recipient"]["id"].is_string() =>
-        {
-            let mut tagged = body.clone();
-            tagged["messaging_type"] = "MESSAGE_TAG".into();
-            tagged["tag"] = "HUMAN_AGENT".into();
-            graph.post(&format!("/{path}")).json_body(&tagged).send()?
+    if !message.attachments.is_empty() {
+        if !body["recipient"]["id"].is_string() {
+            return Err(PluginError::rejected(
+                "the facebook connector sends images in Messenger threads only, not under comments",
+            ));
         }
-        other => other?,
-    };
+        for attachment in &message.attachments {
+            let id = upload(&graph, attachment)?;
+            let mut image = body.clone();
+            image["message"] = json!({
+                "attachment": { "type": "image", "payload": { "attachment_id": id } }
+            });
+            send_message(&graph, settings, &path, &image)?;
+        }
+    }
+    let response = send_message(&graph, settings, &path, &body)?;
     // Facebook acted on the request: a missing id must not make the host send it again.
     let external_id = sent_id(&response.body).ok_or_else(|| {
         PluginError::rejected(format!(
@@ -115,6 +123,61 @@ pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
         ))
     })?;
     Ok(Sent::now(external_id))
+}
+
+/// POSTs one Send API (or comment) request; past Messenger's 24 hours a person may still
+/// answer for 7 days with the HUMAN_AGENT tag, when the admin enabled it (the host refuses
+/// later replies before any call).
+fn send_message(graph: &Api, settings: &Settings, path: &str, body: &Value) -> Result<Response> {
+    match graph.post(&format!("/{path}")).json_body(body).send() {
+        Err(PluginError::Rejected(reason))
+            if settings.human_agent
+                && reason.starts_with(OUTSIDE_WINDOW)
+                && body["recipient"]["id"].is_string() =>
+        {
+            let mut tagged = body.clone();
+            tagged["messaging_type"] = "MESSAGE_TAG".into();
+            tagged["tag"] = "HUMAN_AGENT".into();
+            graph.post(&format!("/{path}")).json_body(&tagged).send()
+        }
+        other => other,
+    }
+}
+
+/// Uploads an image through the Attachment Upload API; its `attachment_id`.
+fn upload(graph: &Api, attachment: &OutboundAttachment) -> Result<String> {
+    if attachment.kind != MediaKind::Image {
+        return Err(PluginError::rejected(format!(
+            "the facebook connector sends images only, not `{}` ({})",
+            attachment.file_name, attachment.mime_type
+        )));
+    }
+    let response = graph
+        .post("/me/message_attachments")
+        .multipart_body(&[
+            FormPart::text(
+                "message",
+                r#"{"attachment":{"type":"image","payload":{"is_reusable":false}}}"#,
+            ),
+            FormPart::file(
+                "filedata",
+                &attachment.file_name,
+                &attachment.mime_type,
+                &attachment.data,
+            ),
+        ])
+        .send()?;
+    #[derive(Deserialize)]
+    struct Uploaded {
+        attachment_id: String,
+    }
+    let uploaded: Uploaded = response.json().map_err(|e| {
+        PluginError::transient(format!(
+            "Facebook answered the upload of `{}` with an unreadable body: {e}",
+            attachment.file_name
+        ))
+    })?;
+    Ok(uploaded.attachment_id)
 }
 
 /// The comment a reply in a comment thread answers: the one named by `in-reply-to`, or

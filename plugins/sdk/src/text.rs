@@ -31,6 +31,12 @@ impl OutboundMessage {
                 "the {channel} connector does not send attachments"
             )));
         }
+        self.text_beside_files()
+    }
+
+    /// The reply's text, for a connector that also sends its `attachments`: refused only
+    /// when it is blank.
+    pub fn text_beside_files(&self) -> Result<&str> {
         if self.text.trim().is_empty() {
             return Err(PluginError::invalid_input("a reply needs text"));
         }

@@ -9,8 +9,9 @@
 use std::collections::HashMap;
 
 use centralino_sdk::conventions;
-use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, Response};
+use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, FormPart, Response};
 use centralino_sdk::prelude::*;
+use centralino_sdk::{MediaKind, OutboundAttachment};
 use centralino_sdk::text::{ensure_fits, is_digits, unescape_html};
 use centralino_sdk::{cursor, time, warn};
 use serde::de::DeserializeOwned;
@@ -534,8 +535,8 @@ fn dm_message(
 /// Sends a threaded public reply or a DM from `message.account`.
 pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
     let account = settings.accounts.require(&message.account)?;
-    let text = message.plain_text("twitter")?;
-    let (path, body, limit) = match message.kind {
+    let text = message.text_beside_files()?;
+    let (path, mut body, limit) = match message.kind {
         MessageKind::PublicPost => {
             let target = message
                 .in_reply_to
@@ -572,6 +573,26 @@ pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
     };
     ensure_fits(text, limit, "X")?;
     let mut api = XApi::new(settings, account.credential()?);
+    // Images first (X's media upload), then the post or DM naming them.
+    if !message.attachments.is_empty() {
+        let dm = message.kind == MessageKind::PrivateMessage;
+        if dm && message.attachments.len() > 1 {
+            return Err(PluginError::rejected(format!(
+                "X takes one image per DM; this reply has {}",
+                message.attachments.len()
+            )));
+        }
+        let category = if dm { "dm_image" } else { "tweet_image" };
+        let mut ids = Vec::with_capacity(message.attachments.len());
+        for attachment in &message.attachments {
+            ids.push(api.upload(attachment, category)?);
+        }
+        if dm {
+            body["attachments"] = json!([{ "media_id": ids[0] }]);
+        } else {
+            body["media"] = json!({ "media_ids": ids });
+        }
+    }
     let response = api.post(&path, &body)?;
     // X acted on the request: a missing id must not make the host send it again.
     let external_id = sent_id(&response.body).ok_or_else(|| {
@@ -635,6 +656,46 @@ impl XApi {
         let response = self.api.post(path).json_body(body).send()?;
         self.note_window(&response);
         Ok(response)
+    }
+
+    /// Uploads an image for `category` (`dm_image`, `tweet_image`) through X's media
+    /// upload (`POST /2/media/upload`, multipart `media` and `media_category`); its id.
+    fn upload(&mut self, attachment: &OutboundAttachment, category: &str) -> Result<String> {
+        if attachment.kind != MediaKind::Image {
+            return Err(PluginError::rejected(format!(
+                "the X connector sends images only, not `{}` ({})",
+                attachment.file_name, attachment.mime_type
+            )));
+        }
+        let response = self
+            .api
+            .post("/2/media/upload")
+            .multipart_body(&[
+                FormPart::file(
+                    "media",
+                    &attachment.file_name,
+                    &attachment.mime_type,
+                    &attachment.data,
+                ),
+                FormPart::text("media_category", category),
+            ])
+            .send()?;
+        self.note_window(&response);
+        #[derive(Deserialize)]
+        struct Uploaded {
+            data: UploadedData,
+        }
+        #[derive(Deserialize)]
+        struct UploadedData {
+            id: String,
+        }
+        let uploaded: Uploaded = response.json().map_err(|e| {
+            PluginError::transient(format!(
+                "X answered the upload of `{}` with an unreadable body: {e}",
+                attachment.file_name
+            ))
+        })?;
+        Ok(uploaded.data.id)
     }
 
     fn note_window(&mut self, response: &Response) {

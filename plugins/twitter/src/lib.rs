@@ -11,7 +11,10 @@
 //!   `x-twitter-webhooks-signature` before a byte of it is parsed.
 //!
 //! Replies leave from the account the host names ([`api::send`]): a threaded public reply
-//! (`POST /2/tweets`) or a DM (`POST /2/dm_conversations/with/:id/messages`). The plugin
+//! (`POST /2/tweets`) or a DM (`POST /2/dm_conversations/with/:id/messages`). A reply's
+//! images are uploaded first (`POST /2/media/upload`, `media_category` `tweet_image` or
+//! `dm_image`) and named by their ids: up to four on a post (`media.media_ids`), one on
+//! a DM (`attachments[].media_id`). The plugin
 //! names that account's credential and the host attaches the token, so no token and no
 //! secret ever enters the sandbox.
 //!
@@ -83,6 +86,7 @@ impl Connector for Twitter {
                 Capability::PrivateMessage,
                 Capability::Webhook,
                 Capability::Polling,
+                Capability::Attachments,
             ],
             max_text_length: api::POST_MAX_CHARS,
         }

@@ -3,7 +3,13 @@
 //! Served endpoints (as used by the Facebook connector):
 //! - `POST /{version}/me/messages?access_token=…`: `recipient.id` (a PSID) or
 //!   `recipient.comment_id` (a private reply), `messaging_type`, `message.text`;
-//! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`).
+//! - `POST /{version}/{comment-id}/comments?access_token=…`: a public reply (`message`);
+//! - `POST /{version}/me/message_attachments?access_token=…` (multipart: `message` with
+//!   the attachment's `type`, `filedata`): the Attachment Upload API, answering an
+//!   `attachment_id` that a Send API message (`message.attachment.payload.attachment_id`,
+//!   without `text`) then carries;
+//! - `GET /cdn/…?oe=…`: a customer's attachment at its signed address, until it expires
+//!   ([`GraphApi::add_attachment`], see [`crate::media`]).
 //!
 //! Facebook Login ([`crate::oauth`]): `GET /{version}/dialog/oauth` (a consent form),
 //! its redirect with `code`, `/{version}/oauth/access_token` (a code, or
@@ -44,10 +50,12 @@ pub struct Delivered {
     pub page_id: String,
     /// PSID, or `comment:<id>` for private replies and public comment replies.
     pub recipient: String,
-    /// Text.
+    /// Text (empty for an attachment).
     pub text: String,
     /// Id the emulator gave it.
     pub id: String,
+    /// The uploaded attachment it carries (`message.attachment.payload.attachment_id`).
+    pub attachment_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -65,6 +73,10 @@ struct GraphState {
     users: Vec<FacebookUser>,
     /// Page id → the fields the app is subscribed to (`subscribed_apps`).
     subscriptions: std::collections::BTreeMap<String, String>,
+    /// Attachments served at their signed addresses (see [`crate::media`]).
+    media: crate::media::Shelf,
+    /// Files uploaded through the Attachment Upload API.
+    uploads: Vec<crate::media::Uploaded>,
 }
 
 /// A Facebook user: id, name, and the pages they manage (id, name).
@@ -82,6 +94,8 @@ impl Default for GraphState {
             auth: AuthServer::new("fb", Duration::from_secs(7200)),
             users: Vec::new(),
             subscriptions: std::collections::BTreeMap::new(),
+            media: crate::media::Shelf::default(),
+            uploads: Vec::new(),
         }
     }
 }
@@ -232,6 +246,61 @@ impl GraphApi {
             shared,
             server: Arc::new(server),
         })
+    }
+
+    /// Puts a customer's attachment on the content network: served without a token at
+    /// the returned address (a webhook's `payload.url`) for `ttl`, then refused with 403
+    /// `URL signature expired`, as Messenger's signed addresses are.
+    pub fn add_attachment(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        content_type: &str,
+        ttl: Duration,
+    ) -> String {
+        let mut state = lock(&self.shared.1);
+        state.next_id += 1;
+        let path = format!("/cdn/v/t1.15752-9/{}_{name}", state.next_id);
+        let expires_at = crate::media::now_secs() + ttl.as_secs();
+        state.media.files.push(crate::media::Shelved {
+            path: path.clone(),
+            bytes: bytes.to_vec(),
+            content_type: content_type.to_string(),
+            readers: Vec::new(),
+            expires_at: Some(expires_at),
+            served: 0,
+        });
+        format!(
+            "{}{path}?_nc_cat=1&_nc_sid=8cd0a2&oh=03_emulator&oe={expires_at:X}",
+            self.base_url()
+        )
+    }
+
+    /// The files uploaded through `POST /{version}/me/message_attachments`, in order.
+    pub fn uploads(&self) -> Vec<crate::media::Uploaded> {
+        lock(&self.shared.1).uploads.clone()
+    }
+
+    /// Lets every attachment address pass its `oe` time: each is refused from now on.
+    pub fn expire_attachments(&self) {
+        for file in &mut lock(&self.shared.1).media.files {
+            file.expires_at = Some(0);
+        }
+    }
+
+    /// Times the attachment at `url` was served.
+    pub fn attachment_served(&self, url: &str) -> u32 {
+        let path = url
+            .strip_prefix(&self.base_url())
+            .unwrap_or(url)
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        lock(&self.shared.1)
+            .media
+            .find(&path)
+            .map_or(0, |f| f.served)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -398,6 +467,25 @@ async fn answer(
         Some(Fault::LastInWindow { .. }) => {}
         None => {}
     }
+    if request.method == "GET" && request.path.starts_with("/cdn/") {
+        let mut state = lock(&shared.1);
+        let Some(file) = state.media.find(&request.path) else {
+            return crate::media::refuse(404, "Not Found");
+        };
+        let oe = request
+            .query_param("oe")
+            .and_then(|oe| u64::from_str_radix(&oe, 16).ok());
+        if oe.is_none() || oe != file.expires_at && file.expires_at != Some(0) {
+            return crate::media::refuse(403, "Bad URL hash");
+        }
+        if file
+            .expires_at
+            .is_some_and(|at| at == 0 || crate::media::now_secs() > at)
+        {
+            return crate::media::refuse(403, "URL signature expired");
+        }
+        return crate::media::serve(file);
+    }
     let mut state = lock(&shared.1);
     if let Some(answer) = login(&mut state, &request) {
         return answer;
@@ -438,8 +526,45 @@ async fn answer(
             state.subscriptions.insert(page_id.clone(), fields);
             reply(200, usage(1), json!({ "success": true }))
         }
+        ("POST", [_version, who, "message_attachments"]) if *who == "me" || *who == page_id => {
+            upload_attachment(&mut state, &page_id, &request)
+        }
         ("POST", [_version, "me", "messages"]) => {
-            let Some(text) = body["message"]["text"].as_str() else {
+            let attachment = &body["message"]["attachment"];
+            let attachment_id = if attachment.is_null() {
+                None
+            } else {
+                if body["message"].get("text").is_some() {
+                    return graph_error(
+                        400,
+                        100,
+                        None,
+                        "OAuthException",
+                        "(#100) Only one of message.text and message.attachment may be set",
+                    );
+                }
+                let id = attachment["payload"]["attachment_id"]
+                    .as_str()
+                    .unwrap_or_default();
+                let kind = attachment["type"].as_str().unwrap_or_default();
+                match state.uploads.iter().find(|u| u.id == id) {
+                    Some(upload) if upload.owner == page_id && upload.category == kind => {}
+                    _ => {
+                        return graph_error(
+                            400,
+                            100,
+                            Some(2_018_047),
+                            "OAuthException",
+                            "(#100) Upload attachment failure: the attachment_id is not an attachment of this page of that type",
+                        );
+                    }
+                }
+                Some(id.to_string())
+            };
+            let Some(text) = body["message"]["text"]
+                .as_str()
+                .or(attachment_id.as_ref().map(|_| ""))
+            else {
                 return graph_error(
                     400,
                     100,
@@ -500,6 +625,7 @@ async fn answer(
                 recipient: recipient.clone(),
                 text: text.to_string(),
                 id: id.clone(),
+                attachment_id,
             });
             let recipient_id = recipient
                 .strip_prefix("comment:")
@@ -529,6 +655,7 @@ async fn answer(
                 recipient: format!("comment:{comment}"),
                 text: text.to_string(),
                 id: id.clone(),
+                attachment_id: None,
             });
             reply(200, usage(1), json!({ "id": id }))
         }
@@ -540,4 +667,52 @@ async fn answer(
             "Unsupported post request.",
         ),
     }
+}
+
+/// Largest file the Attachment Upload API takes (25 MB).
+const MAX_ATTACHMENT_BYTES: usize = 25 * 1000 * 1000;
+
+/// `POST /{version}/me/message_attachments` (multipart): `message` (JSON: the attachment's
+/// `type` and `payload.is_reusable`) and `filedata` (the file, with its content type).
+fn upload_attachment(state: &mut GraphState, page_id: &str, request: &Recorded) -> Response {
+    let invalid = |message: &str| graph_error(400, 100, None, "OAuthException", message);
+    let parts = match crate::media::multipart(request.header("content-type"), &request.body) {
+        Ok(parts) => parts,
+        Err(why) => return invalid(&format!("(#100) {why}")),
+    };
+    let message: serde_json::Value = parts
+        .iter()
+        .find(|p| p.name == "message")
+        .and_then(|p| serde_json::from_slice(&p.body).ok())
+        .unwrap_or_default();
+    let kind = message["attachment"]["type"].as_str().unwrap_or_default();
+    if !["image", "audio", "video", "file"].contains(&kind) {
+        return invalid(
+            "(#100) param message[attachment][type] must be one of {image, audio, video, file}",
+        );
+    }
+    let Some(file) = parts
+        .iter()
+        .find(|p| p.name == "filedata" && !p.body.is_empty())
+    else {
+        return invalid("(#100) Upload attachment failure: no filedata");
+    };
+    if file.body.len() > MAX_ATTACHMENT_BYTES {
+        return invalid("(#100) Upload attachment failure: the file is larger than 25 MB");
+    }
+    let declared = file.content_type.as_deref().unwrap_or_default();
+    let sniffed = crate::media::sniff_image(&file.body);
+    if kind == "image" && (sniffed.is_none() || !declared.starts_with("image/")) {
+        return invalid("(#100) Upload attachment failure: the filedata is not an image");
+    }
+    state.next_id += 1;
+    let id = format!("{}", 1_857_777_774_821_000u64 + state.next_id);
+    state.uploads.push(crate::media::Uploaded {
+        id: id.clone(),
+        owner: page_id.to_string(),
+        category: kind.to_string(),
+        content_type: sniffed.unwrap_or(declared).to_string(),
+        bytes: file.body.clone(),
+    });
+    reply(200, usage(1), json!({ "attachment_id": id }))
 }

@@ -20,6 +20,7 @@
 
 pub mod account_activity;
 pub mod graph;
+pub mod media;
 pub mod oauth;
 mod server;
 pub mod telegram;

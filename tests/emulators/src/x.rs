@@ -6,9 +6,15 @@
 //! - `GET /2/dm_events`: the authenticated user's one-to-one DM events, newest first;
 //! - `POST /2/tweets`: `text` and `reply.in_reply_to_tweet_id`; a repeated text from the
 //!   same author is refused with X's duplicate-content 403;
-//! - `POST /2/dm_conversations/with/{participant_id}/messages`.
+//! - `POST /2/dm_conversations/with/{participant_id}/messages`, with at most one
+//!   `attachments[].media_id` uploaded by the sender as `dm_image`;
+//! - `POST /2/media/upload` (multipart: `media`, `media_category`): a JPEG, PNG, GIF or WEBP
+//!   image up to 5 MB, answered with its `id`; a post's `media.media_ids` (up to 4, uploaded
+//!   by the author as `tweet_image`) and a DM's attachment must name such uploads.
 //!
 //! - `GET /2/users/me`: who the token acts as.
+//! - `GET /1.1/ton/data/dm/{dm id}/{media id}/{name}`: a DM's image, to its participants'
+//!   tokens only ([`XApi::add_dm_media`], see [`crate::media`]).
 //!
 //! Webhooks and Account Activity ([`crate::account_activity`]): `GET`/`POST /2/webhooks`
 //! with the app-only bearer token (a registration makes a real CRC call to the URL) and
@@ -97,6 +103,8 @@ pub struct Tweet {
     pub in_reply_to_user_id: Option<String>,
     /// RFC 3339.
     pub created_at: String,
+    /// The uploaded media it carries (`media.media_ids`).
+    pub media_ids: Vec<String>,
 }
 
 /// A stored direct message event.
@@ -114,6 +122,8 @@ pub struct DmEvent {
     pub dm_conversation_id: String,
     /// RFC 3339.
     pub created_at: String,
+    /// The uploaded media it carries (`attachments[].media_id`).
+    pub media_ids: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -124,6 +134,8 @@ struct XState {
     next_id: u64,
     auth: AuthServer,
     activity: AccountActivity,
+    media: crate::media::Shelf,
+    uploads: Vec<crate::media::Uploaded>,
 }
 
 impl Default for XState {
@@ -134,6 +146,8 @@ impl Default for XState {
             dms: Vec::new(),
             next_id: 0,
             activity: AccountActivity::default(),
+            media: crate::media::Shelf::default(),
+            uploads: Vec::new(),
             // X: a user access token lives two hours.
             auth: AuthServer::new("x", std::time::Duration::from_secs(7200)),
         }
@@ -201,6 +215,52 @@ impl XApi {
     pub fn send_dm(&self, sender_id: &str, recipient_id: &str, text: &str) -> DmEvent {
         let mut state = self.state();
         create_dm(&mut state, sender_id, recipient_id, text)
+    }
+
+    /// Puts an image on a DM, served as X serves DM media: at
+    /// `/1.1/ton/data/dm/{dm_event_id}/{media_id}/{name}`, only to the bearer token of one
+    /// of `participants` (401 for an unknown token, 403 for another user). Returns its
+    /// address (the DM event's `media_url_https`).
+    pub fn add_dm_media(
+        &self,
+        dm_event_id: &str,
+        participants: [&str; 2],
+        name: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> String {
+        let mut state = self.state();
+        let media_id = state.next_id();
+        let path = format!("/1.1/ton/data/dm/{dm_event_id}/{media_id}/{name}");
+        state.media.files.push(crate::media::Shelved {
+            path: path.clone(),
+            bytes: bytes.to_vec(),
+            content_type: content_type.to_string(),
+            readers: participants.iter().map(|p| p.to_string()).collect(),
+            expires_at: None,
+            served: 0,
+        });
+        format!("{}{path}", self.base_url())
+    }
+
+    /// The media uploaded through `POST /2/media/upload`, in order.
+    pub fn uploads(&self) -> Vec<crate::media::Uploaded> {
+        self.state().uploads.clone()
+    }
+
+    /// Times the DM media at `url` was served.
+    pub fn media_served(&self, url: &str) -> u32 {
+        let path = url.strip_prefix(&self.base_url()).unwrap_or(url);
+        self.state().media.find(path).map_or(0, |f| f.served)
+    }
+
+    /// Deletes the DM media at `url`, as when the DM is deleted: X answers 404 for it.
+    pub fn remove_dm_media(&self, url: &str) {
+        let path = url
+            .strip_prefix(&self.base_url())
+            .unwrap_or(url)
+            .to_string();
+        self.state().media.files.retain(|f| f.path != path);
     }
 
     /// Tweets stored so far (seeded and posted through the API).
@@ -464,6 +524,7 @@ fn create_tweet(state: &mut XState, tweet: NewTweet) -> Tweet {
         text: tweet.text,
         in_reply_to: tweet.in_reply_to,
         created_at: tweet.created_at.unwrap_or_else(now_rfc3339),
+        media_ids: Vec::new(),
     };
     state.tweets.push(stored.clone());
     stored
@@ -484,6 +545,7 @@ fn create_dm(state: &mut XState, sender_id: &str, recipient_id: &str, text: &str
         text: text.to_string(),
         dm_conversation_id: format!("{a}-{b}"),
         created_at: now_rfc3339(),
+        media_ids: Vec::new(),
     };
     state.dms.push(event.clone());
     event
@@ -589,6 +651,15 @@ async fn respond(shared: &Shared<XState>, request: Recorded) -> Response {
     else {
         return problem(401, "Unauthorized", "Unauthorized");
     };
+    if request.method == "GET" && request.path.starts_with("/1.1/ton/data/dm/") {
+        let Some(file) = state.media.find(&request.path) else {
+            return crate::media::refuse(404, "Not Found");
+        };
+        if !file.readers.contains(&me.id) {
+            return crate::media::refuse(403, "Forbidden");
+        }
+        return crate::media::serve(file);
+    }
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match (request.method.as_str(), segments.as_slice()) {
         ("GET", ["2", "users", id, "mentions"]) => mentions(&state, id, &request),
@@ -599,6 +670,7 @@ async fn respond(shared: &Shared<XState>, request: Recorded) -> Response {
             json!({ "data": { "id": me.id, "name": me.name, "username": me.username } }),
         ),
         ("POST", ["2", "tweets"]) => post_tweet(&mut state, &me, &request),
+        ("POST", ["2", "media", "upload"]) => upload_media(&mut state, &me, &request),
         (
             method @ ("GET" | "POST"),
             [
@@ -628,7 +700,15 @@ async fn respond(shared: &Shared<XState>, request: Recorded) -> Response {
                     "The `participant_id` is not a valid user.",
                 );
             }
-            let event = create_dm(&mut state, &me.id, participant, &text);
+            let media_ids = match dm_media(&state, &me, &request.json()) {
+                Ok(ids) => ids,
+                Err(detail) => return problem(400, "Invalid Request", &detail),
+            };
+            let mut event = create_dm(&mut state, &me.id, participant, &text);
+            event.media_ids = media_ids;
+            if let Some(stored) = state.dms.iter_mut().find(|d| d.id == event.id) {
+                stored.media_ids = event.media_ids.clone();
+            }
             reply(
                 201,
                 rate_headers(449, 900),
@@ -815,7 +895,27 @@ fn post_tweet(state: &mut XState, me: &XUser, request: &Recorded) -> Response {
             "The `in_reply_to_tweet_id` does not exist.",
         );
     }
-    let tweet = create_tweet(
+    let media_ids: Vec<String> = body["media"]["media_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| id.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if media_ids.len() > 4 {
+        return problem(
+            400,
+            "Invalid Request",
+            "Your media IDs are invalid: a post carries at most 4 images.",
+        );
+    }
+    for id in &media_ids {
+        if let Err(detail) = usable_media(state, me, id, "tweet_") {
+            return problem(400, "Invalid Request", &detail);
+        }
+    }
+    let mut tweet = create_tweet(
         state,
         NewTweet {
             author_id: me.id.clone(),
@@ -824,11 +924,109 @@ fn post_tweet(state: &mut XState, me: &XUser, request: &Recorded) -> Response {
             created_at: None,
         },
     );
+    tweet.media_ids = media_ids;
+    if let Some(stored) = state.tweets.iter_mut().find(|t| t.id == tweet.id) {
+        stored.media_ids = tweet.media_ids.clone();
+    }
     reply(
         201,
         rate_headers(449, 900),
         json!({ "data": { "id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id] } }),
     )
+}
+
+/// Largest image X takes (5 MB).
+const MAX_IMAGE_BYTES: usize = 5 * 1000 * 1000;
+
+/// `POST /2/media/upload` (one-shot, multipart): the file in `media`, its use in
+/// `media_category`; the user's token decides who owns it.
+fn upload_media(state: &mut XState, me: &XUser, request: &Recorded) -> Response {
+    let parts = match crate::media::multipart(request.header("content-type"), &request.body) {
+        Ok(parts) => parts,
+        Err(why) => return problem(400, "Invalid Request", &why),
+    };
+    let field = |name: &str| parts.iter().find(|p| p.name == name);
+    let Some(media) = field("media").filter(|p| !p.body.is_empty()) else {
+        return problem(400, "Invalid Request", "The `media` field is required.");
+    };
+    let category = field("media_category")
+        .map(|p| String::from_utf8_lossy(&p.body).into_owned())
+        .unwrap_or_else(|| "tweet_image".to_string());
+    if !["tweet_image", "dm_image", "tweet_gif", "dm_gif"].contains(&category.as_str()) {
+        return problem(
+            400,
+            "Invalid Request",
+            &format!("The `media_category` value `{category}` is not valid for an image."),
+        );
+    }
+    let Some(content_type) = crate::media::sniff_image(&media.body) else {
+        return problem(
+            400,
+            "Invalid Request",
+            "media type unrecognized: the file is not a JPEG, PNG, GIF or WEBP image.",
+        );
+    };
+    if media.body.len() > MAX_IMAGE_BYTES {
+        return problem(400, "Invalid Request", "File size exceeds 5242880 bytes.");
+    }
+    let id = state.next_id();
+    state.uploads.push(crate::media::Uploaded {
+        id: id.clone(),
+        owner: me.id.clone(),
+        category: category.clone(),
+        content_type: content_type.to_string(),
+        bytes: media.body.clone(),
+    });
+    reply(
+        200,
+        rate_headers(449, 900),
+        json!({ "data": {
+            "id": id,
+            "media_key": format!("3_{id}"),
+            "size": media.body.len(),
+            "expires_after_secs": 86400,
+            "image": { "image_type": content_type },
+        } }),
+    )
+}
+
+/// Whether `id` is media `me` uploaded for the use `prefix` names (`tweet_`, `dm_`); the
+/// detail of X's 400 when it is not.
+fn usable_media(state: &XState, me: &XUser, id: &str, prefix: &str) -> Result<(), String> {
+    match state.uploads.iter().find(|u| u.id == id) {
+        Some(upload) if upload.owner != me.id => Err(format!(
+            "Media id {id} was not uploaded by the authenticated user."
+        )),
+        Some(upload) if !upload.category.starts_with(prefix) => Err(format!(
+            "Media id {id} was uploaded with media_category `{}`, not for this use.",
+            upload.category
+        )),
+        Some(_) => Ok(()),
+        None => Err(format!("Your media IDs are invalid: {id} is unknown.")),
+    }
+}
+
+/// The media of a DM request (`attachments: [{ media_id }]`, at most one, `dm_` media);
+/// the detail of X's 400 when they are not acceptable.
+fn dm_media(state: &XState, me: &XUser, body: &Value) -> Result<Vec<String>, String> {
+    let Some(attachments) = body.get("attachments") else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = attachments
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|item| item["media_id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.len() != 1 {
+        return Err("A direct message carries exactly one attachment.".to_string());
+    }
+    for id in &ids {
+        usable_media(state, me, id, "dm_")?;
+    }
+    Ok(ids)
 }
 
 #[cfg(test)]

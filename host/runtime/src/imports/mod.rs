@@ -8,4 +8,5 @@ mod http;
 mod log;
 mod signing;
 
+pub use http::{FetchedMedia, MediaFetchError, MediaFetcher};
 pub(crate) use http::{HttpContext, HttpTransport, RateLimitBook};

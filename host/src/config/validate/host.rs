@@ -31,7 +31,21 @@ impl Checker<'_> {
         if host.max_webhook_body_bytes == 0 {
             self.report(&key.key("max_webhook_body_bytes"), "must be at least 1");
         }
+        if host.media_max_file_kib.saturating_mul(1024)
+            > host.media_max_tenant_mib.saturating_mul(1 << 20)
+        {
+            self.report(
+                &key.key("media_max_file_kib"),
+                format!(
+                    "{} KiB per file is more than the tenant's quota \
+                     (`media_max_tenant_mib` = {}): no such file could ever be kept",
+                    host.media_max_file_kib, host.media_max_tenant_mib
+                ),
+            );
+        }
         for (name, value) in [
+            ("media_max_file_kib", host.media_max_file_kib),
+            ("media_max_tenant_mib", host.media_max_tenant_mib),
             ("watch_interval_ms", host.watch_interval_ms),
             ("header_read_timeout_ms", host.header_read_timeout_ms),
             ("body_read_timeout_ms", host.body_read_timeout_ms),

@@ -441,6 +441,10 @@ pub(crate) fn check(
         poll_lease_ttl: host.poll_lease_ttl_secs.map(Duration::from_secs),
         retention: (host.retention_days > 0)
             .then(|| Duration::from_secs(host.retention_days.saturating_mul(24 * 3600))),
+        media: crate::MediaLimits::new(
+            host.media_max_file_kib.saturating_mul(1 << 10),
+            host.media_max_tenant_mib.saturating_mul(1 << 20),
+        ),
         watch_plugins: host
             .watch_plugins
             .then(|| Duration::from_millis(host.watch_interval_ms)),

@@ -25,6 +25,7 @@
 //! connector at most a day's pause on one endpoint, never a panic.
 
 mod credentials;
+mod for_host;
 mod rate_limit;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::bindings::latest::http::{Host, HttpError, Method, Request, Response};
 use crate::capabilities::Credential;
 use crate::state::PluginState;
 use credentials::{credential_transport_allowed, scrub, scrub_text, with_path_credential};
+pub use for_host::{FetchedMedia, MediaFetchError, MediaFetcher};
 pub(crate) use rate_limit::RateLimitBook;
 use rate_limit::window_key;
 
