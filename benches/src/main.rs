@@ -455,9 +455,21 @@ async fn ingest_section(args: &Args, plugins: &std::path::Path) -> anyhow::Resul
         f.rate(f.limit),
         rounds(&f.limit_rounds)
     );
+    let per_round = f
+        .durable_rounds
+        .iter()
+        .zip(&f.limit_rounds)
+        .map(|(ours, limit)| {
+            format!(
+                "{:.0}%",
+                100.0 * limit.as_secs_f64() / ours.as_secs_f64().max(1e-9)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let _ = writeln!(
         out,
-        "| **centralino ÷ the store's limit** | | **{:.0}%** |",
+        "| **centralino ÷ the store's limit** (medians) | | **{:.0}%** (each round ÷ the insert right after it: {per_round}) |",
         100.0 * share
     );
     if let Some(Err(e)) = &f.postgres {

@@ -25,6 +25,8 @@ pub(crate) struct OpenDelivery {
     backend: Backend,
     tenant: String,
     clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
+    /// Whether an author of the delivery's messages was filed under a customer before it.
+    returning: bool,
 }
 
 impl Store {
@@ -72,10 +74,11 @@ impl Store {
     ) -> anyhow::Result<(OpenDelivery, Vec<Ingested>, Applied)> {
         let mut tx = self.pool.begin().await?;
         let now = ms(self.now_ms());
-        let ingested = if messages.is_empty() {
-            Vec::new()
+        let (ingested, returning) = if messages.is_empty() {
+            (Vec::new(), false)
         } else {
-            ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?
+            ingest::stored_and_authors(&mut tx, self.backend, tenant, channel, messages, now)
+                .await?
         };
         let mut applied = Applied::default();
         let mut crm = Vec::new();
@@ -100,6 +103,7 @@ impl Store {
             backend: self.backend,
             tenant: tenant.to_string(),
             clock: self.clock.clone(),
+            returning,
         };
         Ok((delivery, ingested, applied))
     }
@@ -114,12 +118,16 @@ impl OpenDelivery {
         routed_conversation_in(&mut self.tx, &self.tenant, id).await
     }
 
-    /// [`Store::helpers`], read inside the delivery.
+    /// [`Store::helpers`], read inside the delivery; not read at all when every author
+    /// was filed by this delivery (a new customer has no last helper).
     pub(crate) async fn helpers(
         &mut self,
         channel: &str,
         platform_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, (String, u64)>> {
+        if !self.returning {
+            return Ok(HashMap::new());
+        }
         super::customers::helpers_in(
             &mut self.tx,
             self.backend,
