@@ -14,6 +14,12 @@
 //! 3. **end to end**: a fresh host with the CRM open from the start; the clock stops when
 //!    the CRM has counted every event.
 //!
+//! Runs 1 and 2 are repeated `rounds` times, each round followed by the store's own limit
+//! on a fresh file: the same rows by a plain batched insert ([`crate::ingest_limit`]), so
+//! centralino's rate is also given as a share of what the database does on this machine
+//! in this run. With a PostgreSQL server, run 1 is repeated there with one host and with
+//! two hosts sharing a fresh database.
+//!
 //! The share of time per stage comes from a fourth run that makes the same calls the host
 //! makes on SQLite, one delivery at a time, with a timer around each stage: the plugin
 //! (`handle_webhook`), the store (`begin_ingest`: dedup, threading, customers, the
