@@ -14,12 +14,19 @@
 //! 3. **end to end**: a fresh host with the CRM open from the start; the clock stops when
 //!    the CRM has counted every event.
 //!
-//! The share of time per stage comes from a fourth run that makes the same public calls the
-//! host makes, one delivery at a time, with a timer around each stage: the plugin
-//! (`handle_webhook`), the store (`ingest`: dedup, threading, the message-received events,
-//! one transaction per delivery), the routing chain (`RoutingEngine::receive`), and the
-//! recording of the delivery's routing outcomes (conversation states and assigned events,
-//! one transaction, as the host writes them); the CRM's share is the drain of run 2. A
+//! Runs 1 and 2 are repeated `rounds` times, each round followed by the store's own limit
+//! on a fresh file: the same rows by a plain batched insert ([`crate::ingest_limit`]), so
+//! centralino's rate is also given as a share of what the database does on this machine
+//! in this run. With a PostgreSQL server, run 1 is repeated there with one host and with
+//! two hosts sharing a fresh database.
+//!
+//! The share of time per stage comes from a fourth run that makes the same calls the host
+//! makes on SQLite, one delivery at a time, with a timer around each stage: the plugin
+//! (`handle_webhook`), the store (`begin_ingest`: dedup, threading, customers, the
+//! message-received events, in the delivery's transaction), the routing chain
+//! (`RoutingEngine::receive`), and the recording of the delivery's routing outcomes
+//! (conversation states and assigned events) in the same transaction, then its one commit;
+//! the CRM's share is the drain of run 2. A
 //! fifth run repeats the fourth on an in-memory database: what remains is CPU, the
 //! difference is waiting for the disk.
 
@@ -56,6 +63,11 @@ pub struct Options {
     /// Operators on the roster (all serve `tim` in Italian, with room for every
     /// conversation of the run, so every message is assigned).
     pub operators: usize,
+    /// Rounds of the durable run and of the plain insert, interleaved (medians reported).
+    pub rounds: usize,
+    /// A PostgreSQL server (URL naming a database the user may connect to): the durable
+    /// run is repeated there with one host and with two hosts sharing a fresh database.
+    pub postgres: Option<String>,
 }
 
 impl Default for Options {
@@ -65,6 +77,8 @@ impl Default for Options {
             batch: 100,
             concurrency: 4,
             operators: 9,
+            rounds: 3,
+            postgres: None,
         }
     }
 }
@@ -83,8 +97,20 @@ pub struct Stage {
 pub struct Figure {
     /// The options used.
     pub options: Options,
-    /// Run 1: deliveries acknowledged, CRM held shut.
+    /// Run 1: deliveries acknowledged, CRM held shut (median of the rounds).
     pub durable: Duration,
+    /// Run 1, every round.
+    pub durable_rounds: Vec<Duration>,
+    /// The store's own limit: the same rows by a plain batched insert (median of the
+    /// rounds, each run right after a durable round; see [`crate::ingest_limit`]).
+    pub limit: Duration,
+    /// The limit, every round.
+    pub limit_rounds: Vec<Duration>,
+    /// The SQLite settings both ran with, as read back from the connection.
+    pub settings: String,
+    /// PostgreSQL, when measured: (one host, two hosts sharing the database), durable, or
+    /// why it could not be measured.
+    pub postgres: Option<Result<(Duration, Duration), String>>,
     /// Run 2: the CRM's drain of run 1's events.
     pub crm_drain: Duration,
     /// CRM events delivered in run 2.
@@ -270,25 +296,57 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
     let events = 2 * options.messages as u64;
     let drain_timeout = Duration::from_secs(600);
 
-    // Runs 1 and 2: durable ingest with the CRM shut, then the CRM's drain.
-    let crm = CountingCrm::new(false);
-    let url = format!("sqlite://{}", dir.join("durable.db").display());
-    let gated = host(runtime, plugins, options, &url, crm.clone()).await?;
-    let requests = deliveries(options);
-    let started = Instant::now();
-    deliver_all(&gated, requests, options.concurrency).await?;
-    let durable = started.elapsed();
-    let stored = gated.store().message_count(DEFAULT_TENANT).await?;
-    anyhow::ensure!(
-        stored == options.messages as i64,
-        "{stored} of {} messages in the store",
-        options.messages
-    );
-    let started = Instant::now();
-    crm.open();
-    crm.wait_for(events, drain_timeout).await?;
-    let crm_drain = started.elapsed();
-    drop(gated);
+    // Runs 1 and 2: durable ingest with the CRM shut, then the CRM's drain; each round
+    // followed by the plain insert of the same rows (the store's own limit).
+    let batches = crate::ingest_limit::normalised(runtime, plugins, deliveries(options)).await?;
+    let mut durable_rounds = Vec::new();
+    let mut limit_rounds = Vec::new();
+    let mut drains = Vec::new();
+    let mut settings = String::new();
+    for round in 0..options.rounds.max(1) {
+        let crm = CountingCrm::new(false);
+        let url = format!(
+            "sqlite://{}",
+            dir.join(format!("durable-{round}.db")).display()
+        );
+        let gated = host(runtime, plugins, options, &url, crm.clone()).await?;
+        let requests = deliveries(options);
+        let started = Instant::now();
+        deliver_all(&gated, requests, options.concurrency).await?;
+        durable_rounds.push(started.elapsed());
+        let stored = gated.store().message_count(DEFAULT_TENANT).await?;
+        anyhow::ensure!(
+            stored == options.messages as i64,
+            "{stored} of {} messages in the store",
+            options.messages
+        );
+        let started = Instant::now();
+        crm.open();
+        crm.wait_for(events, drain_timeout).await?;
+        drains.push(started.elapsed());
+        settings = crate::ingest_limit::settings(gated.store()).await?;
+        drop(gated);
+
+        let url = format!(
+            "sqlite://{}",
+            dir.join(format!("limit-{round}.db")).display()
+        );
+        let (time, limit_settings) = crate::ingest_limit::run(
+            &url,
+            batches.clone(),
+            options.operators,
+            options.concurrency,
+        )
+        .await?;
+        anyhow::ensure!(
+            limit_settings == settings,
+            "the plain insert ran with {limit_settings}, centralino with {settings}"
+        );
+        limit_rounds.push(time);
+    }
+    let durable = median(&durable_rounds);
+    let limit = median(&limit_rounds);
+    let crm_drain = median(&drains);
 
     // Run 3: end to end with the CRM open.
     let crm = CountingCrm::new(true);
@@ -308,9 +366,22 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
     let round_trip = round_trip(&url).await?;
     let (stages_in_memory, _) = composed(runtime, plugins, options, "sqlite::memory:").await?;
     let _ = std::fs::remove_dir_all(&dir);
+    let postgres = match &options.postgres {
+        Some(base) => Some(
+            postgres(runtime, plugins, options, base)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
     Ok(Figure {
         options: options.clone(),
         durable,
+        durable_rounds,
+        limit,
+        limit_rounds,
+        settings,
+        postgres,
         crm_drain,
         crm_events: events,
         end_to_end,
@@ -321,6 +392,56 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
         round_trip,
         database_dir: std::env::temp_dir().display().to_string(),
     })
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let nanos: Vec<f64> = times.iter().map(|t| t.as_nanos() as f64).collect();
+    Duration::from_nanos(crate::stats::median(&nanos) as u64)
+}
+
+/// The durable run on PostgreSQL: one host, then two hosts sharing a fresh database (each
+/// with `concurrency` callers and half the deliveries; their routing takes turns under
+/// the tenant's lock). The CRM is held shut.
+async fn postgres(
+    runtime: &Runtime,
+    plugins: &Path,
+    options: &Options,
+    base: &str,
+) -> anyhow::Result<(Duration, Duration)> {
+    let mut times = Vec::new();
+    for hosts in [1usize, 2] {
+        let url = crate::search::fresh_postgres(base, &format!("ingest_{hosts}")).await?;
+        let mut running = Vec::new();
+        for _ in 0..hosts {
+            running.push(host(runtime, plugins, options, &url, CountingCrm::new(false)).await?);
+        }
+        let mut shares: Vec<Vec<WebhookRequest>> = vec![Vec::new(); hosts];
+        for (n, request) in deliveries(options).into_iter().enumerate() {
+            shares[n % hosts].push(request);
+        }
+        let started = Instant::now();
+        let mut callers = Vec::new();
+        for (host, share) in running.iter().zip(shares) {
+            let host = host.clone();
+            let concurrency = options.concurrency;
+            callers.push(tokio::spawn(async move {
+                deliver_all(&host, share, concurrency).await
+            }));
+        }
+        for caller in callers {
+            caller.await??;
+        }
+        times.push(started.elapsed());
+        let stored = running[0].store().message_count(DEFAULT_TENANT).await?;
+        anyhow::ensure!(
+            stored == options.messages as i64,
+            "PostgreSQL, {hosts} host(s): {stored} of {} messages in the store",
+            options.messages
+        );
+        drop(running);
+        crate::search::drop_postgres(base, &url).await?;
+    }
+    Ok((times[0], times[1]))
 }
 
 /// The median time of one statement through the store's connection pool.
@@ -357,8 +478,8 @@ async fn composed(
         let outcome = connector.handle_webhook(request).await?;
         anyhow::ensure!(outcome.response.status == 200, "plugin refused a delivery");
         let t1 = Instant::now();
-        let ingested = store
-            .ingest(DEFAULT_TENANT, "facebook", &outcome.messages)
+        let (mut delivery, ingested) = store
+            .begin_ingest(DEFAULT_TENANT, "facebook", &outcome.messages)
             .await?;
         let t2 = Instant::now();
         times[0] += t1 - t0;
@@ -399,18 +520,17 @@ async fn composed(
                 });
             }
         }
-        store
-            .record_routing(DEFAULT_TENANT, &changes, &events)
-            .await?;
+        delivery.record_routing(&changes, &events).await?;
+        delivery.commit().await?;
         times[2] += t4 - t3;
         times[3] += t4.elapsed();
     }
     let composed = started.elapsed();
     let names = [
         "plugin: verify signature, parse, normalise (wasm)",
-        "store: dedup, threading, commit (one transaction per delivery)",
+        "store: dedup, threading, customers, message events (the delivery's transaction)",
         "routing: skills > least-loaded (two wasm calls per message)",
-        "store: routing outcomes (states + assigned events, one transaction per delivery)",
+        "store: routing outcomes (states + assigned events) and the delivery's one commit",
     ];
     let stages = names
         .into_iter()

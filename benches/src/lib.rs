@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | [`decision`] | `route()` through the wasm policies vs the same code compiled natively vs an HTTP routing service on loopback |
 //! | [`ingest`] | signed Facebook webhook batches through the real [`Host`](centralino::Host) into SQLite and a counting CRM |
+//! | [`ingest_limit`] | the store's own limit: the same rows by a plain batched insert, same connection and pragmas |
 //! | [`density`] | connector instances of one compiled component: time per instance, resident memory per idle instance |
 //! | [`swap`] | what switching a connector to a new plugin version costs, under traffic |
 //! | [`cold`] | a host with three plugins starting in a fresh process, with and without the compiled-artifact cache |
@@ -26,6 +27,7 @@ pub mod density;
 pub mod fixtures;
 pub mod http_peer;
 pub mod ingest;
+pub mod ingest_limit;
 pub mod machine;
 pub mod native;
 pub mod search;

@@ -143,11 +143,11 @@ fn now_ms() -> u64 {
 }
 
 /// A fresh, empty database on the PostgreSQL server at `base` (a URL naming any database
-/// the user may connect to); its URL.
-pub async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
+/// the user may connect to), named after `label` and this process; its URL.
+pub async fn fresh_postgres(base: &str, label: &str) -> anyhow::Result<String> {
     use sqlx::Connection as _;
     let mut admin = sqlx::PgConnection::connect(base).await?;
-    let name = format!("centralino_bench_{}", std::process::id());
+    let name = format!("centralino_bench_{label}_{}", std::process::id());
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut admin)
         .await?;
@@ -158,6 +158,19 @@ pub async fn fresh_postgres(base: &str) -> anyhow::Result<String> {
         .rsplit_once('/')
         .ok_or_else(|| anyhow::anyhow!("`{base}` names no database"))?;
     Ok(format!("{prefix}/{name}"))
+}
+
+/// Drops a database made by [`fresh_postgres`] (its URL), closing what is still connected.
+pub async fn drop_postgres(base: &str, url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return Ok(());
+    };
+    let mut admin = sqlx::PgConnection::connect(base).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    Ok(())
 }
 
 /// Fills the store of a fresh host at `store_url` and measures the queries.

@@ -4,8 +4,17 @@
 use super::Connector;
 use super::call::CallKind;
 use crate::error::{Error, PluginFailure};
-use crate::store::{Applied, Deletion, Ingested, Store};
-use crate::types::{WebhookRequest, WebhookResponse};
+use crate::store::{Applied, Deletion, Ingested, OpenDelivery, Store};
+use crate::types::{Message, Receipt, WebhookRequest, WebhookResponse};
+
+/// A delivery the plugin verified and normalised, to be stored before the platform is
+/// given `response`.
+pub(crate) struct Normalised {
+    response: WebhookResponse,
+    messages: Vec<Message>,
+    receipts: Vec<Receipt>,
+    deletions: Vec<Deletion>,
+}
 
 impl Connector {
     /// Runs a delivery through the plugin and stores its messages; the platform's answer
@@ -16,6 +25,66 @@ impl Connector {
         store: &Store,
         request: WebhookRequest,
     ) -> (WebhookResponse, Vec<Ingested>) {
+        let normalised = match self.normalise(request).await {
+            Ok(normalised) => normalised,
+            Err(response) => return (response, Vec::new()),
+        };
+        match store
+            .ingest_delivery(
+                &self.tenant,
+                &self.name,
+                &normalised.messages,
+                &normalised.receipts,
+                &normalised.deletions,
+            )
+            .await
+        {
+            Ok((ingested, applied)) => {
+                self.note_applied(&applied);
+                (normalised.response, ingested)
+            }
+            Err(e) => (self.not_stored(&e), Vec::new()),
+        }
+    }
+
+    /// Stores a normalised delivery in a transaction left open, for the caller to record
+    /// the routing outcome in and commit before answering the platform (see
+    /// [`OpenDelivery`]); `Err` is the answer when it could not be stored.
+    pub(crate) async fn begin_storing(
+        &self,
+        store: &Store,
+        normalised: Normalised,
+    ) -> Result<(WebhookResponse, OpenDelivery, Vec<Ingested>), WebhookResponse> {
+        match store
+            .begin_delivery(
+                &self.tenant,
+                &self.name,
+                &normalised.messages,
+                &normalised.receipts,
+                &normalised.deletions,
+            )
+            .await
+        {
+            Ok((delivery, ingested, applied)) => {
+                self.note_applied(&applied);
+                Ok((normalised.response, delivery, ingested))
+            }
+            Err(e) => Err(self.not_stored(&e)),
+        }
+    }
+
+    /// The answer to a delivery that could not be stored (the platform retries it).
+    pub(crate) fn not_stored(&self, e: &anyhow::Error) -> WebhookResponse {
+        tracing::error!(tenant = %self.tenant, connector = %self.name, "storing webhook messages failed: {e:#}");
+        error_response(503, "not stored, retry later")
+    }
+
+    /// Runs a delivery through the plugin: what to store, or (`Err`) the answer for the
+    /// platform when there is nothing to store.
+    pub(crate) async fn normalise(
+        &self,
+        request: WebhookRequest,
+    ) -> Result<Normalised, WebhookResponse> {
         let active = self.active();
         let plugin = &active.plugin;
         let outcome = self
@@ -45,7 +114,7 @@ impl Connector {
                          such line, not logged; the last one is in the connector's health)"
                     );
                 }
-                return (error_response(400, REJECTED), Vec::new());
+                return Err(error_response(400, REJECTED));
             }
             Err(Error::Unavailable { retry_after_ms, .. }) => {
                 tracing::debug!(tenant = %self.tenant, connector = %self.name, "webhook refused: connector not taking calls");
@@ -55,14 +124,11 @@ impl Connector {
                 response
                     .headers
                     .push(("retry-after".to_string(), seconds.to_string()));
-                return (response, Vec::new());
+                return Err(response);
             }
             Err(e) => {
                 tracing::error!(tenant = %self.tenant, connector = %self.name, "webhook not processed: {e}");
-                return (
-                    error_response(503, "not processed, retry later"),
-                    Vec::new(),
-                );
+                return Err(error_response(503, "not processed, retry later"));
             }
         };
         if outcome.response.status >= 300
@@ -79,7 +145,7 @@ impl Connector {
                      centralino_webhooks_rejected_total)"
                 );
             }
-            return (outcome.response, Vec::new());
+            return Err(outcome.response);
         }
         // Deletions travel as marked messages in contract 0.1 (see `conventions`).
         let (deletions, messages): (Vec<_>, Vec<_>) = outcome
@@ -87,25 +153,12 @@ impl Connector {
             .into_iter()
             .partition(crate::conventions::is_deletion);
         let deletions: Vec<Deletion> = deletions.iter().map(Deletion::from_message).collect();
-        match store
-            .ingest_delivery(
-                &self.tenant,
-                &self.name,
-                &messages,
-                &outcome.receipts,
-                &deletions,
-            )
-            .await
-        {
-            Ok((ingested, applied)) => {
-                self.note_applied(&applied);
-                (outcome.response, ingested)
-            }
-            Err(e) => {
-                tracing::error!(tenant = %self.tenant, connector = %self.name, "storing webhook messages failed: {e:#}");
-                (error_response(503, "not stored, retry later"), Vec::new())
-            }
-        }
+        Ok(Normalised {
+            response: outcome.response,
+            messages,
+            receipts: outcome.receipts,
+            deletions,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ mod builder;
 mod conversations;
 mod crm_events;
 mod customers;
+mod delivery;
 mod media;
 mod metrics_text;
 mod outbox;
@@ -95,18 +96,7 @@ impl HostInner {
     /// Routes what a connector just stored. Routing problems are logged: the messages are
     /// stored and reported already, and nothing the engine does can lose them.
     async fn route(&self, connector: &Connector, ingested: &[Ingested]) {
-        for item in ingested {
-            if item.duplicate {
-                self.metrics
-                    .message_duplicate(&connector.tenant, &connector.name);
-            } else {
-                self.metrics.message_received(
-                    &connector.tenant,
-                    &connector.name,
-                    &item.message.account,
-                );
-            }
-        }
+        self.count_stored(connector, ingested);
         if ingested.iter().all(|i| i.duplicate) {
             return;
         }
@@ -126,6 +116,22 @@ impl HostInner {
             .await
         {
             tracing::error!(tenant = %connector.tenant, connector = %connector.name, "routing: {e:#}");
+        }
+    }
+
+    /// Counts what a connector stored (new messages and duplicates).
+    fn count_stored(&self, connector: &Connector, ingested: &[Ingested]) {
+        for item in ingested {
+            if item.duplicate {
+                self.metrics
+                    .message_duplicate(&connector.tenant, &connector.name);
+            } else {
+                self.metrics.message_received(
+                    &connector.tenant,
+                    &connector.name,
+                    &item.message.account,
+                );
+            }
         }
     }
 
@@ -251,11 +257,10 @@ impl Host {
         let connector: &ConnectorId = &connector.into();
         match self.connector(tenant, connector) {
             Some(c) => {
-                let (response, ingested) = c.deliver(&self.inner.store, request).await;
+                let (response, ingested) = self.inner.receive_webhook(c, request).await;
                 self.inner
                     .metrics
                     .webhook_answered(tenant, connector, response.status);
-                self.inner.route(c, &ingested).await;
                 (response, ingested)
             }
             // Not labelled with what the client asked for: strangers must not grow the

@@ -268,6 +268,15 @@ impl Conversations {
         id
     }
 
+    /// Forgets a conversation altogether (its storing was rolled back), freeing its thread.
+    pub(crate) fn forget(&mut self, id: ConversationNumber) {
+        if let Some(conversation) = self.all.remove(&id)
+            && self.open_by_thread.get(&conversation.thread) == Some(&id)
+        {
+            self.open_by_thread.remove(&conversation.thread);
+        }
+    }
+
     /// Marks a conversation resolved and frees its thread for a new one.
     pub(crate) fn close(&mut self, id: ConversationNumber, now: u64) {
         if let Some(conversation) = self.all.get_mut(&id) {

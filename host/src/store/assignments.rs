@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 
 use super::{
     Backend, ConversationRecord, ConversationStatus, MAX_IN_LIST, Store, conversation_from_row,
-    marks, ms, positional,
+    events, marks, ms, positional,
 };
 use crate::crm::CrmEvent;
 
@@ -47,6 +47,34 @@ const SELECT: &str = "SELECT c.*,
      FROM conversations c";
 
 impl Store {
+    /// Records what routing decided for a batch of conversations, in one transaction: each
+    /// conversation's new status and assignee (in order; a later change of the same
+    /// conversation wins), then `events` for the CRM, in order. One statement per distinct
+    /// (status, assignee) and one for the events, however many conversations.
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn record_routing(
+        &self,
+        tenant: &str,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[crate::crm::CrmEvent],
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        record_routing_in(
+            &mut tx,
+            self.backend,
+            tenant,
+            changes,
+            events,
+            self.now_ms(),
+        )
+        .await?;
+        tx.commit().await.context("recording routing outcomes")?;
+        Ok(())
+    }
+
     /// Every conversation of `tenant` that is not resolved, oldest first, for routing to
     /// take up at start-up.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
@@ -68,13 +96,17 @@ impl Store {
         tenant: &str,
         id: &str,
     ) -> anyhow::Result<Option<RoutedConversation>> {
-        let sql = format!("{SELECT} WHERE c.tenant = $1 AND c.id = $2");
-        let row = sqlx::query(&sql)
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| routed_from_row(&r)).transpose()
+        let mut conn = self.pool.acquire().await?;
+        routed_conversation_in(&mut conn, tenant, id).await
+    }
+
+    /// How many conversations each operator of `tenant` holds, as committed.
+    pub(crate) async fn operator_loads(
+        &self,
+        tenant: &str,
+    ) -> anyhow::Result<HashMap<String, u32>> {
+        let mut conn = self.pool.acquire().await?;
+        operator_loads_in(&mut conn, tenant).await
     }
 
     /// Records that `operator` holds a conversation now (assigned by routing, or handed
@@ -181,24 +213,7 @@ impl RoutingTx {
     /// How many conversations each operator holds now, across every host.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
-        let rows = sqlx::query(
-            "SELECT assignee, COUNT(*) AS held FROM conversations
-             WHERE tenant = $1 AND status = 'assigned' AND assignee IS NOT NULL
-             GROUP BY assignee",
-        )
-        .bind(&self.tenant)
-        .fetch_all(&mut *self.tx)
-        .await
-        .context("reading operators' loads")?;
-        rows.iter()
-            .map(|row| {
-                let held: i64 = row.try_get("held")?;
-                Ok((
-                    row.try_get("assignee")?,
-                    u32::try_from(held).unwrap_or(u32::MAX),
-                ))
-            })
-            .collect()
+        operator_loads_in(&mut self.tx, &self.tenant).await
     }
 
     /// The assignment of each conversation of `ids` the store has, and of every
@@ -251,7 +266,7 @@ impl RoutingTx {
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
         let now = self.now_ms();
-        super::record_routing_in(
+        record_routing_in(
             &mut self.tx,
             self.backend,
             &self.tenant,
@@ -280,6 +295,46 @@ impl RoutingTx {
             .await
             .with_context(|| format!("committing a routing change of tenant `{}`", self.tenant))
     }
+}
+
+/// [`Store::routed_conversation`] on `conn` (inside a transaction, say).
+pub(super) async fn routed_conversation_in(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> anyhow::Result<Option<RoutedConversation>> {
+    let sql = format!("{SELECT} WHERE c.tenant = $1 AND c.id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| routed_from_row(&r)).transpose()
+}
+
+/// How many conversations each operator of `tenant` holds, read on `conn`.
+async fn operator_loads_in(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &str,
+) -> anyhow::Result<HashMap<String, u32>> {
+    let rows = sqlx::query(
+        "SELECT assignee, COUNT(*) AS held FROM conversations
+         WHERE tenant = $1 AND status = 'assigned' AND assignee IS NOT NULL
+         GROUP BY assignee",
+    )
+    .bind(tenant)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading operators' loads")?;
+    rows.iter()
+        .map(|row| {
+            let held: i64 = row.try_get("held")?;
+            Ok((
+                row.try_get("assignee")?,
+                u32::try_from(held).unwrap_or(u32::MAX),
+            ))
+        })
+        .collect()
 }
 
 fn assignment_from_row(row: &AnyRow) -> anyhow::Result<StoredAssignment> {
@@ -336,4 +391,69 @@ fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {
             .and_then(|extra| serde_json::from_str::<crate::types::Pairs>(&extra).ok())
             .and_then(|extra| crate::conventions::language_in(&extra)),
     })
+}
+
+/// [`Store::record_routing`] inside a transaction the caller commits.
+pub(super) async fn record_routing_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    tenant: &str,
+    changes: &[(String, ConversationStatus, Option<String>)],
+    events: &[crate::crm::CrmEvent],
+    now_ms: u64,
+) -> anyhow::Result<()> {
+    // The last change of each conversation, grouped by what it sets.
+    let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
+        std::collections::HashMap::with_capacity(changes.len());
+    for (id, status, assignee) in changes {
+        last.insert(id.as_str(), (*status, assignee.as_deref()));
+    }
+    let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for (id, (status, assignee)) in last {
+        groups
+            .entry((status.as_str(), assignee))
+            .or_default()
+            .push(id);
+    }
+    let now = ms(now_ms);
+    for ((status, assignee), ids) in groups {
+        let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
+        for chunk in ids.chunks(MAX_IN_LIST) {
+            // `id IN (…)` must drive the search. Given a plain `tenant = ?`, SQLite's planner
+            // prefers the (tenant, status) index and walks every conversation of the tenant
+            // for each statement (measured: most of the cost of recording a delivery's
+            // routing); the expression keeps that index out of the running.
+            let sql = positional(
+                backend,
+                &format!(
+                    "UPDATE conversations SET status = ?, assignee = ?, assigned_at = ?,
+                            transferred = 0, updated_at = ?, resolved_at = COALESCE(?, resolved_at)
+                         WHERE COALESCE(tenant, '') = ? AND id IN ({}){}",
+                    marks(chunk.len()),
+                    // Routing never reopens a conversation a person closed (on another
+                    // host, say): only a resolve writes over a resolved one.
+                    if status == ConversationStatus::Resolved.as_str() {
+                        ""
+                    } else {
+                        " AND status <> 'resolved'"
+                    }
+                ),
+            );
+            // Routing's own assignments: assigned now, by the chain (not transferred).
+            let mut query = sqlx::query(&sql)
+                .bind(status)
+                .bind(assignee)
+                .bind(assignee.map(|_| now))
+                .bind(now)
+                .bind(resolved_at)
+                .bind(tenant);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    events::append_many(tx, backend, tenant, events, now).await?;
+    Ok(())
 }

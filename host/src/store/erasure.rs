@@ -118,6 +118,14 @@ pub(super) async fn refused(
     if candidates.is_empty() {
         return Ok(refused);
     }
+    // Most tenants never erased anyone: one probe instead of two digests per message.
+    let any = sqlx::query("SELECT 1 FROM erasures WHERE tenant = $1 LIMIT 1")
+        .bind(tenant)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if any.is_none() {
+        return Ok(refused);
+    }
     let keys: Vec<(usize, String, String)> = candidates
         .iter()
         .map(|&i| {

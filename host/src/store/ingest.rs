@@ -41,6 +41,23 @@ pub(super) async fn messages(
     messages: &[Message],
     now: i64,
 ) -> anyhow::Result<Vec<Ingested>> {
+    Ok(
+        stored_and_authors(tx, backend, tenant, channel, messages, now)
+            .await?
+            .0,
+    )
+}
+
+/// [`messages`], also telling whether an author of the messages stored was filed under a
+/// customer before this delivery (only such a customer can have a last helper).
+pub(super) async fn stored_and_authors(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    messages: &[Message],
+    now: i64,
+) -> anyhow::Result<(Vec<Ingested>, bool)> {
     // Platform ids already stored, and those seen earlier in this delivery.
     let mut known = stored_ids(tx, backend, tenant, channel, messages).await?;
     let mut fresh: Vec<usize> = Vec::with_capacity(messages.len());
@@ -97,10 +114,12 @@ pub(super) async fn messages(
         .map(|row| &messages[row.index])
         .collect();
     let mut events = events;
+    let mut returning = false;
     if !authors.is_empty() {
-        events.extend(
-            super::customers::file_authors(tx, backend, tenant, channel, &authors, now).await?,
-        );
+        let (more, known) =
+            super::customers::file_authors(tx, backend, tenant, channel, &authors, now).await?;
+        events.extend(more);
+        returning = known;
     }
     events::append_many(tx, backend, tenant, &events, now).await?;
     // Their files, for the media fetcher (see `media.rs`).
@@ -161,7 +180,7 @@ pub(super) async fn messages(
             }
         });
     }
-    Ok(outcomes)
+    Ok((outcomes, returning))
 }
 
 /// A message of the delivery that is to be inserted.

@@ -14,6 +14,7 @@
 mod assignments;
 mod console;
 mod customers;
+mod delivery;
 mod erasure;
 pub(crate) mod events;
 mod figures;
@@ -54,12 +55,14 @@ internal_use!(
     assignments::RoutingTx,
     assignments::StoredAssignment,
     assignments::routing_lock_key,
+    delivery::OpenDelivery,
     presence::StoredPresence,
     retention::Pruned,
 );
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
     assignments::{RoutedConversation, RoutingTx, StoredAssignment},
+    delivery::OpenDelivery,
     presence::StoredPresence,
 };
 
@@ -122,6 +125,14 @@ impl Store {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The store's connection pool, with its settings (benchmarks: the database's own
+    /// limit, measured on the same connection).
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Checks that the database answers a query (readiness probes).
@@ -232,34 +243,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(conversation_from_row).collect()
-    }
-
-    /// Records what routing decided for a batch of conversations, in one transaction: each
-    /// conversation's new status and assignee (in order; a later change of the same
-    /// conversation wins), then `events` for the CRM, in order. One statement per distinct
-    /// (status, assignee) and one for the events, however many conversations.
-    #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn record_routing(
-        &self,
-        tenant: &str,
-        changes: &[(String, ConversationStatus, Option<String>)],
-        events: &[crate::crm::CrmEvent],
-    ) -> anyhow::Result<()> {
-        if changes.is_empty() && events.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        record_routing_in(
-            &mut tx,
-            self.backend,
-            tenant,
-            changes,
-            events,
-            self.now_ms(),
-        )
-        .await?;
-        tx.commit().await.context("recording routing outcomes")?;
-        Ok(())
     }
 
     /// Records a conversation's routing state (status and assignee).
@@ -397,71 +380,6 @@ async fn set_cursor(
     .bind(now)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// [`Store::record_routing`] inside a transaction the caller commits.
-pub(crate) async fn record_routing_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
-    tenant: &str,
-    changes: &[(String, ConversationStatus, Option<String>)],
-    events: &[crate::crm::CrmEvent],
-    now_ms: u64,
-) -> anyhow::Result<()> {
-    // The last change of each conversation, grouped by what it sets.
-    let mut last: std::collections::HashMap<&str, (ConversationStatus, Option<&str>)> =
-        std::collections::HashMap::with_capacity(changes.len());
-    for (id, status, assignee) in changes {
-        last.insert(id.as_str(), (*status, assignee.as_deref()));
-    }
-    let mut groups: std::collections::BTreeMap<(&str, Option<&str>), Vec<&str>> =
-        std::collections::BTreeMap::new();
-    for (id, (status, assignee)) in last {
-        groups
-            .entry((status.as_str(), assignee))
-            .or_default()
-            .push(id);
-    }
-    let now = ms(now_ms);
-    for ((status, assignee), ids) in groups {
-        let resolved_at = (status == ConversationStatus::Resolved.as_str()).then_some(now);
-        for chunk in ids.chunks(MAX_IN_LIST) {
-            // `id IN (…)` must drive the search. Given a plain `tenant = ?`, SQLite's planner
-            // prefers the (tenant, status) index and walks every conversation of the tenant
-            // for each statement (measured: most of the cost of recording a delivery's
-            // routing); the expression keeps that index out of the running.
-            let sql = positional(
-                backend,
-                &format!(
-                    "UPDATE conversations SET status = ?, assignee = ?, assigned_at = ?,
-                            transferred = 0, updated_at = ?, resolved_at = COALESCE(?, resolved_at)
-                         WHERE COALESCE(tenant, '') = ? AND id IN ({}){}",
-                    marks(chunk.len()),
-                    // Routing never reopens a conversation a person closed (on another
-                    // host, say): only a resolve writes over a resolved one.
-                    if status == ConversationStatus::Resolved.as_str() {
-                        ""
-                    } else {
-                        " AND status <> 'resolved'"
-                    }
-                ),
-            );
-            // Routing's own assignments: assigned now, by the chain (not transferred).
-            let mut query = sqlx::query(&sql)
-                .bind(status)
-                .bind(assignee)
-                .bind(assignee.map(|_| now))
-                .bind(now)
-                .bind(resolved_at)
-                .bind(tenant);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&mut **tx).await?;
-        }
-    }
-    events::append_many(tx, backend, tenant, events, now).await?;
     Ok(())
 }
 

@@ -18,8 +18,8 @@
 
 use sqlx::Row;
 
+use super::ms;
 use super::text::{read, stored};
-use super::{Ingested, Store, events, ingest, ms};
 use crate::crm::CrmEvent;
 use crate::types::{DeliveryState, Message, Receipt};
 
@@ -87,48 +87,8 @@ pub(super) fn parse_state(state: Option<String>) -> Option<DeliveryState> {
     }
 }
 
-impl Store {
-    /// Stores one webhook delivery in one transaction: its messages (as
-    /// [`Store::ingest`]), its receipts and its deletions, with every CRM event they cause.
-    pub(crate) async fn ingest_delivery(
-        &self,
-        tenant: &str,
-        channel: &str,
-        messages: &[Message],
-        receipts: &[Receipt],
-        deletions: &[Deletion],
-    ) -> anyhow::Result<(Vec<Ingested>, Applied)> {
-        let mut tx = self.pool.begin().await?;
-        let now = ms(self.now_ms());
-        let ingested = if messages.is_empty() {
-            Vec::new()
-        } else {
-            ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?
-        };
-        let mut applied = Applied::default();
-        let mut crm = Vec::new();
-        for receipt in receipts {
-            let changed = apply_receipt(&mut tx, tenant, channel, receipt, &mut crm).await?;
-            match changed {
-                Some(n) => applied.receipts += n,
-                None => applied.receipts_unmatched += 1,
-            }
-        }
-        for deletion in deletions {
-            if delete(&mut tx, tenant, channel, deletion, &mut crm).await? {
-                applied.deletions += 1;
-            } else {
-                applied.deletions_unmatched += 1;
-            }
-        }
-        events::append_many(&mut tx, self.backend, tenant, &crm, now).await?;
-        tx.commit().await?;
-        Ok((ingested, applied))
-    }
-}
-
 /// Applies one receipt; `None` when it names nothing stored, else how many replies moved.
-async fn apply_receipt(
+pub(super) async fn apply_receipt(
     tx: &mut Tx<'_>,
     tenant: &str,
     channel: &str,
@@ -214,7 +174,7 @@ async fn apply_receipt(
 
 /// Empties and marks the deleted message; `false` when no such message is stored (or it
 /// was deleted before).
-async fn delete(
+pub(super) async fn delete(
     tx: &mut Tx<'_>,
     tenant: &str,
     channel: &str,

@@ -50,6 +50,7 @@ mod several_hosts;
 mod signing;
 mod soak;
 mod store;
+mod store_delivery;
 mod support;
 mod telegram;
 mod twitter;

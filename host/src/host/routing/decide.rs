@@ -9,11 +9,13 @@ use crate::answers::{AnswerKind, fallback_answer};
 use crate::connectors::Connector;
 use crate::crm::CrmEvent;
 use crate::metrics::Metrics;
-use crate::routing::{CustomerMessage, Notice};
-use crate::store::{ConversationStatus, Ingested, Store};
+use std::collections::HashMap;
+
+use crate::routing::{ConversationNumber, CustomerMessage, Notice};
+use crate::store::{ConversationStatus, Ingested, OpenDelivery, Store};
 use crate::types::MessageKind;
 
-use super::{HOST_AUTHOR, TenantRouting};
+use super::{Change, HOST_AUTHOR, TenantRouting, stored_state};
 
 impl TenantRouting {
     /// Routes newly stored messages, timing each decision, and records the outcome: one
@@ -42,6 +44,90 @@ impl TenantRouting {
         // record): stickiness across channels, restarts and hosts.
         let authors: Vec<&str> = fresh.iter().map(|i| i.message.author.id.as_str()).collect();
         let helpers = store.helpers(tenant, &connector.name, &authors).await?;
+        self.receive_all(
+            &mut change,
+            connector,
+            &fresh,
+            &helpers,
+            metrics,
+            &mut Vec::new(),
+        )
+        .await?;
+        self.finish(store, tenant, change, Vec::new()).await
+    }
+
+    /// [`route`](Self::route) on SQLite, inside the delivery's own transaction: what the
+    /// engine decides is recorded in it, so the delivery commits once. The engine is the
+    /// truth there (one host): it only takes up, read inside the delivery, conversations it
+    /// has not seen since it started. Returns the automatic answers to queue once the
+    /// delivery is committed ([`answer`](Self::answer)); every engine conversation the
+    /// routing touched is added to `touched` (with whether the delivery opened it), for
+    /// [`undo`](Self::undo) should the delivery fail to commit.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn route_in<B>(
+        &mut self,
+        delivery: &mut OpenDelivery,
+        tenant: &str,
+        connector: &Connector,
+        ingested: &[Ingested],
+        metrics: &Metrics,
+        brand: &B,
+        touched: &mut Vec<(ConversationNumber, bool)>,
+    ) -> anyhow::Result<Vec<AutoAnswer>>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
+        let fresh: Vec<&Ingested> = ingested.iter().filter(|i| !i.duplicate).collect();
+        let mut taken = false;
+        for item in &fresh {
+            let id = item.conversation_id.as_str();
+            if item.new_conversation || self.to_engine.contains_key(id) {
+                continue;
+            }
+            if let Some(stored) = delivery.routed_conversation(id).await?
+                && stored.record.status != ConversationStatus::Resolved
+            {
+                self.take_up(stored, brand);
+                taken = true;
+            }
+        }
+        let mut change = Change {
+            tx: None,
+            // A waiting conversation taken up may find a free seat at once.
+            notices: if taken {
+                self.engine.resume().await
+            } else {
+                Vec::new()
+            },
+            events: Vec::new(),
+        };
+        let authors: Vec<&str> = fresh.iter().map(|i| i.message.author.id.as_str()).collect();
+        let helpers = delivery.helpers(&connector.name, &authors).await?;
+        self.receive_all(&mut change, connector, &fresh, &helpers, metrics, touched)
+            .await?;
+        for notice in &change.notices {
+            let (Notice::Assigned { conversation, .. }
+            | Notice::Queued { conversation, .. }
+            | Notice::OfferExpired { conversation, .. }) = notice;
+            touched.push((*conversation, false));
+        }
+        let (changes, events, estimates) = self.outcomes(tenant, change.notices);
+        delivery.record_routing(&changes, &events).await?;
+        Ok(estimates)
+    }
+
+    /// Gives the engine each fresh message of a delivery, timing each decision; notes the
+    /// engine conversations it touched (with whether the delivery opened them).
+    async fn receive_all(
+        &mut self,
+        change: &mut Change,
+        connector: &Connector,
+        fresh: &[&Ingested],
+        helpers: &HashMap<String, (String, u64)>,
+        metrics: &Metrics,
+        touched: &mut Vec<(ConversationNumber, bool)>,
+    ) -> anyhow::Result<()> {
+        let tenant = connector.tenant.as_str();
         for item in fresh {
             if let Some((operator, at)) = helpers.get(&item.message.author.id) {
                 self.engine.remember_helper(
@@ -61,7 +147,7 @@ impl TenantRouting {
             }
             if item.new_conversation && !self.to_engine.contains_key(item.conversation_id.as_str())
             {
-                self.forget_stale(&mut change, &message).await?;
+                self.forget_stale(change, &message).await?;
             }
             let account = message.account.clone();
             let decisions = self.engine.stats().decisions;
@@ -71,6 +157,7 @@ impl TenantRouting {
             if self.engine.stats().decisions > decisions {
                 metrics.routing_decision(tenant, started.elapsed());
             }
+            touched.push((arrival.conversation, item.new_conversation));
             self.to_store
                 .insert(arrival.conversation, item.conversation_id.to_string());
             self.to_engine.insert(
@@ -79,7 +166,48 @@ impl TenantRouting {
             );
             change.notices.extend(arrival.notices);
         }
-        self.finish(store, tenant, change, Vec::new()).await
+        Ok(())
+    }
+
+    /// Undoes what [`route_in`](Self::route_in) did to the engine when its delivery was
+    /// not committed (the platform is told to retry): conversations the delivery opened
+    /// are forgotten, the others brought back to what the store has, and every operator's
+    /// load set to the store's count. The engine's statistics keep the attempt.
+    pub(crate) async fn undo(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        touched: Vec<(ConversationNumber, bool)>,
+    ) -> anyhow::Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        let opened: std::collections::HashSet<ConversationNumber> = touched
+            .iter()
+            .filter(|(_, opened)| *opened)
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, _) in touched {
+            if !seen.insert(id) {
+                continue;
+            }
+            let stored = match self.to_store.get(&id) {
+                Some(store_id) if !opened.contains(&id) => {
+                    store.assignment(tenant, store_id).await?
+                }
+                _ => None,
+            };
+            match stored {
+                Some(stored) => {
+                    self.engine.sync_conversation(id, stored_state(&stored));
+                }
+                None => {
+                    self.engine.discard(id);
+                    self.unlink(id);
+                }
+            }
+        }
+        let loads = store.operator_loads(tenant).await?;
+        self.engine.set_loads(&loads);
+        Ok(())
     }
 
     /// The store's changes, the CRM's events and the automatic answers the engine's
@@ -169,7 +297,7 @@ impl TenantRouting {
 }
 
 /// An automatic answer to queue.
-pub(super) struct AutoAnswer {
+pub(crate) struct AutoAnswer {
     /// The stored conversation.
     pub(super) conversation: String,
     /// Its idempotency key: one first answer per conversation, one per correction.

@@ -10,7 +10,7 @@ use crate::routing::{
 };
 use crate::store::{ConversationStatus, RoutedConversation, RoutingTx, Store, StoredAssignment};
 
-use super::decide::auto_reply;
+use super::decide::{AutoAnswer, auto_reply};
 use super::{Change, IDLE_SYNC, TenantRouting, engine_status, gone, stored_state};
 
 impl TenantRouting {
@@ -161,6 +161,17 @@ impl TenantRouting {
             }
             None => store.record_routing(tenant, &changes, &events).await?,
         }
+        self.answer(store, tenant, estimates).await
+    }
+
+    /// Queues the automatic answers a recorded change calls for: first wait estimates
+    /// (`estimates`), then corrections of estimates that turned out wrong.
+    pub(crate) async fn answer(
+        &mut self,
+        store: &Store,
+        tenant: &str,
+        estimates: Vec<AutoAnswer>,
+    ) -> anyhow::Result<()> {
         let mut answers = estimates;
         answers.extend(self.corrections());
         let now = self.engine.now();

@@ -78,6 +78,15 @@ impl RoutingEngine {
         self.roster.set_loads(loads);
     }
 
+    /// Forgets a conversation the host opened for a delivery whose transaction then
+    /// failed to commit: out of the queue and gone, as if the message had never arrived
+    /// (the platform delivers it again). Loads are left alone: the host sets them to the
+    /// store's count next (see [`set_loads`](Self::set_loads)).
+    pub(crate) fn discard(&mut self, id: ConversationNumber) {
+        self.queue.remove(id);
+        self.conversations.forget(id);
+    }
+
     /// Brings one conversation in line with what a durable store shared by several hosts
     /// says about it: resolved elsewhere, it is closed (out of the queue, its thread free
     /// for a new conversation); held by an operator, it is theirs (as handed over when

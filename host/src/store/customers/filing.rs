@@ -27,7 +27,8 @@ struct Author<'m> {
 /// Files the authors of `messages` (just stored, inside `tx`) under customers: a new
 /// identity gets a customer of its own; an identity that now carries an e-mail address or
 /// phone number another customer's identity carries too is suggested to the CRM (the
-/// returned events). A handful of statements per delivery, whatever its size.
+/// returned events); also returns whether any author was filed before. A handful of
+/// statements per delivery, whatever its size.
 pub(in crate::store) async fn file_authors(
     tx: &mut Tx<'_>,
     backend: Backend,
@@ -35,7 +36,7 @@ pub(in crate::store) async fn file_authors(
     channel: &str,
     messages: &[&Message],
     now: i64,
-) -> anyhow::Result<Vec<CrmEvent>> {
+) -> anyhow::Result<(Vec<CrmEvent>, bool)> {
     let mut authors: Vec<Author<'_>> = Vec::new();
     let mut at: HashMap<&str, usize> = HashMap::new();
     for m in messages {
@@ -177,7 +178,10 @@ pub(in crate::store) async fn file_authors(
             }
         }
     }
-    suggest(tx, tenant, &contacts, now).await
+    Ok((
+        suggest(tx, tenant, &contacts, now).await?,
+        !known.is_empty(),
+    ))
 }
 
 /// Suggests a link between each customer of `contacts` and the other customers whose

@@ -19,7 +19,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::text::{read, read_opt, stored};
-use super::{MAX_IN_LIST, Store, StoredMessage, marks, message_from_row, ms, positional};
+use super::{Backend, MAX_IN_LIST, Store, StoredMessage, marks, message_from_row, ms, positional};
 use crate::ids::ConversationId;
 
 mod filing;
@@ -309,34 +309,8 @@ impl Store {
         channel: &str,
         platform_ids: &[&str],
     ) -> anyhow::Result<HashMap<String, (String, u64)>> {
-        let mut out = HashMap::new();
-        for chunk in platform_ids.chunks(MAX_IN_LIST) {
-            let sql = positional(
-                self.backend,
-                &format!(
-                    "SELECT i.platform_id, c.last_operator, c.last_operator_at
-                     FROM customer_identities i JOIN customers c ON c.id = i.customer_id
-                     WHERE i.tenant = ? AND i.channel = ? AND c.last_operator IS NOT NULL
-                       AND i.platform_id IN ({})",
-                    marks(chunk.len())
-                ),
-            );
-            let mut query = sqlx::query(&sql).bind(tenant).bind(channel);
-            for id in chunk {
-                query = query.bind(stored(id));
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                let at: Option<i64> = row.try_get("last_operator_at")?;
-                let operator: Option<String> = row.try_get("last_operator")?;
-                if let Some(operator) = operator {
-                    out.insert(
-                        read(row.try_get("platform_id")?),
-                        (operator, u64::try_from(at.unwrap_or(0)).unwrap_or(0)),
-                    );
-                }
-            }
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        helpers_in(&mut conn, self.backend, tenant, channel, platform_ids).await
     }
 
     /// Records that `operator` helped the customer of an identity at `at_ms` (unless a
@@ -365,4 +339,42 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// [`Store::helpers`] on `conn` (inside a transaction, say).
+pub(in crate::store) async fn helpers_in(
+    conn: &mut sqlx::AnyConnection,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    platform_ids: &[&str],
+) -> anyhow::Result<HashMap<String, (String, u64)>> {
+    let mut out = HashMap::new();
+    for chunk in platform_ids.chunks(MAX_IN_LIST) {
+        let sql = positional(
+            backend,
+            &format!(
+                "SELECT i.platform_id, c.last_operator, c.last_operator_at
+                 FROM customer_identities i JOIN customers c ON c.id = i.customer_id
+                 WHERE i.tenant = ? AND i.channel = ? AND c.last_operator IS NOT NULL
+                   AND i.platform_id IN ({})",
+                marks(chunk.len())
+            ),
+        );
+        let mut query = sqlx::query(&sql).bind(tenant).bind(channel);
+        for id in chunk {
+            query = query.bind(stored(id));
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let at: Option<i64> = row.try_get("last_operator_at")?;
+            let operator: Option<String> = row.try_get("last_operator")?;
+            if let Some(operator) = operator {
+                out.insert(
+                    read(row.try_get("platform_id")?),
+                    (operator, u64::try_from(at.unwrap_or(0)).unwrap_or(0)),
+                );
+            }
+        }
+    }
+    Ok(out)
 }

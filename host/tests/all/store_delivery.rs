@@ -1,0 +1,202 @@
+//! A webhook delivery on SQLite is one transaction: its messages, their events and the
+//! routing outcome commit together. When that commit fails, nothing is stored, the
+//! platform is told to retry, and the routing engine forgets what it decided, so an
+//! operator's seat taken by the lost delivery is free again.
+
+use std::collections::BTreeMap;
+
+use centralino::Host;
+use centralino::capabilities::{Credential, Grants, Secret};
+use centralino::connectors::ConnectorSpec;
+use centralino::routing::{Operator, RoutingEngine};
+use centralino::store::ConversationStatus;
+use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino_emulators::GraphApi;
+use centralino_emulators::webhooks::{facebook_delivery_headers, messenger_text};
+use sqlx::Connection as _;
+
+use crate::component;
+use crate::routing::chain;
+
+const APP_SECRET: &str = "fb-app-secret";
+const PAGE: &str = "5001";
+
+fn facebook(graph: &GraphApi) -> ConnectorSpec {
+    let credentials = BTreeMap::from([(
+        "tim-page".to_string(),
+        Credential::QueryParameter {
+            name: "access_token".to_string(),
+            token: Secret::new("page-token-tim"),
+        },
+    )]);
+    let mut spec = ConnectorSpec::new(
+        "facebook",
+        component("facebook"),
+        ConnectorConfig {
+            settings: vec![("graph_base".to_string(), graph.base_url())],
+            accounts: vec![AccountConfig {
+                id: PAGE.to_string(),
+                handle: Some("TIM".to_string()),
+                credential: Some("tim-page".to_string()),
+                settings: Vec::new(),
+            }],
+        },
+    );
+    spec.grants = Grants::default()
+        .allow_hosts(vec![graph.authority()])
+        .credentials(credentials)
+        .secret("app_secret".to_string(), Secret::new(APP_SECRET))
+        .secret("verify_token".to_string(), Secret::new("verify-me"));
+    spec.brands.insert(PAGE.to_string(), "tim".to_string());
+    spec
+}
+
+fn delivery(psid: &str, mid: &str, text: &str) -> WebhookRequest {
+    let body =
+        serde_json::to_vec(&messenger_text(PAGE, psid, mid, text, 1_795_856_400_000)).unwrap();
+    WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: facebook_delivery_headers(APP_SECRET, &body),
+        body,
+    }
+}
+
+/// The CRM events held in the store, by type, oldest first: (type, conversation).
+async fn events(db: &mut sqlx::SqliteConnection) -> Vec<(String, String)> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT payload FROM crm_events ORDER BY seq")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(payload,)| {
+            let event: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            (
+                event["type"].as_str().unwrap_or_default().to_string(),
+                event["conversation_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centralino.db");
+    let graph = GraphApi::start().await.unwrap();
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    // One seat: whoever holds it decides where the next customer goes.
+    engine
+        .add_operator(
+            Operator::new("anna", 1).skills(["tim"]).languages(["it"]),
+            Presence::Online,
+        )
+        .await;
+    let host = Host::builder()
+        .store(format!("sqlite://{}", path.display()))
+        .connector(facebook(&graph))
+        .routing(engine)
+        .build()
+        .await
+        .unwrap();
+
+    // A second connection to the same file makes the delivery's commit fail after routing
+    // decided: a deferred foreign key, broken by a trigger on the assignment's CRM event,
+    // is only checked when the transaction commits.
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for statement in [
+        "CREATE TABLE poison (conversation TEXT
+            REFERENCES conversations (id) DEFERRABLE INITIALLY DEFERRED)",
+        "CREATE TRIGGER poison AFTER INSERT ON crm_events
+            WHEN new.payload LIKE '%conversation-assigned%'
+            BEGIN INSERT INTO poison VALUES ('no such conversation'); END",
+    ] {
+        sqlx::query(statement).execute(&mut db).await.unwrap();
+    }
+
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "facebook", delivery("701", "m_mario_1", "ciao"))
+        .await;
+    assert_eq!(response.status, 503, "the platform is told to retry");
+    assert!(stored.is_empty());
+    assert_eq!(host.store().message_count("default").await.unwrap(), 0);
+    assert!(
+        host.store()
+            .conversations("default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(events(&mut db).await.is_empty(), "no event for the CRM");
+    let (load, open) = host
+        .with_routing("default", |engine| {
+            let load = engine.roster().state("anna").map(|s| s.load);
+            (
+                load,
+                engine
+                    .conversations()
+                    .iter()
+                    .filter(|c| c.is_open())
+                    .count(),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        load,
+        Some(0),
+        "the seat the lost delivery took is free again"
+    );
+    assert_eq!(open, 0, "the engine forgot the conversation it opened");
+
+    sqlx::query("DROP TRIGGER poison")
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    // Another customer writes meanwhile and gets the free seat.
+    let (response, lucia) = host
+        .deliver_webhook_stored("default", "facebook", delivery("702", "m_lucia_1", "salve"))
+        .await;
+    assert_eq!(response.status, 200);
+    let lucia = &lucia[0].conversation_id;
+    // The platform retries the first delivery: stored once now, and it waits.
+    let (response, mario) = host
+        .deliver_webhook_stored("default", "facebook", delivery("701", "m_mario_1", "ciao"))
+        .await;
+    assert_eq!(response.status, 200);
+    assert!(!mario[0].duplicate, "the failed attempt stored nothing");
+    let mario = &mario[0].conversation_id;
+
+    let store = host.store();
+    assert_eq!(store.message_count("default").await.unwrap(), 2);
+    let lucia_record = store.conversation("default", lucia).await.unwrap().unwrap();
+    assert_eq!(lucia_record.status, ConversationStatus::Assigned);
+    assert_eq!(lucia_record.assignee.as_deref(), Some("anna"));
+    let mario_record = store.conversation("default", mario).await.unwrap().unwrap();
+    assert_eq!(mario_record.status, ConversationStatus::Waiting);
+    assert_eq!(mario_record.assignee, None);
+    assert_eq!(
+        events(&mut db).await,
+        vec![
+            ("message-received".to_string(), lucia.to_string()),
+            ("conversation-assigned".to_string(), lucia.to_string()),
+            ("message-received".to_string(), mario.to_string()),
+            ("conversation-queued".to_string(), mario.to_string()),
+        ],
+        "the CRM hears of each message and each decision once"
+    );
+    let load = host
+        .with_routing("default", |engine| {
+            engine.roster().state("anna").map(|s| s.load)
+        })
+        .await
+        .unwrap();
+    assert_eq!(load, Some(1));
+}
