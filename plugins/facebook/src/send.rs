@@ -16,8 +16,8 @@
 
 use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, FormPart, Response};
 use centralino_sdk::prelude::*;
-use centralino_sdk::{MediaKind, OutboundAttachment};
 use centralino_sdk::text::ensure_fits;
+use centralino_sdk::{MediaKind, OutboundAttachment};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
