@@ -39,14 +39,14 @@ pub(super) fn images(host: &Host, bodies: Vec<ImageBody>) -> Result<Vec<ReplyIma
             .decode(body.data.as_bytes())
             .map_err(|e| {
                 ApiError::new(
-                    ErrorCode::InvalidRequest,
+                    ErrorCode::InvalidImage,
                     format!("`images[{index}].data` is not base64 (RFC 4648, with padding): {e}"),
                 )
             })?;
         images.push(ReplyImage::new(body.mime_type, body.file_name, data));
     }
     crate::host::check_images(&images, host.media_limits()).map_err(|e| match e {
-        crate::Error::Refused(why) => ApiError::new(ErrorCode::InvalidRequest, why),
+        crate::Error::Refused(why) => ApiError::new(ErrorCode::InvalidImage, why),
         other => ApiError::from(other),
     })?;
     Ok(images)

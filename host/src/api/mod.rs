@@ -102,6 +102,9 @@ pub enum ErrorCode {
     /// 422: a list's query is well-formed but cannot be run: a `cursor` this list did not
     /// give, a search text without a word.
     InvalidQuery,
+    /// 422: a reply's image cannot be sent: not base64, empty, not the type it says, too
+    /// large, or too many.
+    InvalidImage,
     /// 409: the operator does not hold the conversation (only the assignee answers, unless
     /// it was transferred).
     NotAssignee,
@@ -145,6 +148,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::UnknownOperator,
         ErrorCode::InvalidQuery,
+        ErrorCode::InvalidImage,
         ErrorCode::NotAssignee,
         ErrorCode::ConversationResolved,
         ErrorCode::NotRouted,
@@ -177,6 +181,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::UnknownOperator => "unknown_operator",
             ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::InvalidImage => "invalid_image",
             ErrorCode::NotAssignee => "not_assignee",
             ErrorCode::ConversationResolved => "conversation_resolved",
             ErrorCode::NotRouted => "not_routed",
@@ -208,7 +213,7 @@ impl ErrorCode {
             | ErrorCode::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnknownOperator | ErrorCode::InvalidQuery => {
+            ErrorCode::UnknownOperator | ErrorCode::InvalidQuery | ErrorCode::InvalidImage => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ErrorCode::NotAssignee

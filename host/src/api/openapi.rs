@@ -388,7 +388,7 @@ fn responses() -> Value {
         "Conflict": error("`not_assignee`, `conversation_resolved`, `not_routed`, `routing_not_configured`, `operator_at_capacity`, `idempotency_key_reused`, `media_not_stored` or `refused`."),
         "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB (a reply with images: about 27 MiB)."),
         "UnsupportedMediaType": error("`unsupported_media_type`: the body's content type is not JSON."),
-        "UnprocessableEntity": error("`unknown_operator` (the body names an operator the tenant does not have) or `invalid_query` (a `cursor` this list did not give, a search text `q` without a word)."),
+        "UnprocessableEntity": error("`unknown_operator` (the body names an operator the tenant does not have) `invalid_query` (a `cursor` this list did not give, a search text `q` without a word) or `invalid_image` (a reply's image that is not base64, is empty, is not the type it says, is too large, or one too many)."),
         "ServiceUnavailable": error("`not_ready` (the admin API's `/readyz` says why)."),
     })
 }

@@ -67,6 +67,6 @@ fn attachment_file() -> Value {
 pub(super) fn reply_images() -> Value {
     json!({
         "type": "array", "maxItems": crate::MAX_REPLY_IMAGES, "items": schema("ReplyImage"),
-        "description": "Images sent with the text (default none); each checked before the reply is queued (`400 invalid_request` says what is wrong). The connector uploads them the platform's way."
+        "description": "Images sent with the text (default none); each checked before the reply is queued (`422 invalid_image` says what is wrong). The connector uploads them the platform's way."
     })
 }

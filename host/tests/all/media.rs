@@ -771,8 +771,8 @@ async fn reply_images_are_checked_before_anything_is_queued_and_each_refusal_say
         let (status, body) = served
             .reply(&conversation, &format!("bad-{index}"), images)
             .await;
-        assert_eq!(status, 400, "{why}: {body}");
-        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        assert_eq!(status, 422, "{why}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_image", "{body}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(why), "{why}: {message}");
         // Nothing was queued.
