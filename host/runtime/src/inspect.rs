@@ -366,10 +366,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serves_same_minor_before_one_point_zero() {
+    fn serves_each_released_minor_before_one_point_zero() {
         assert!(serves(&semver::Version::new(0, 1, 0)));
         assert!(serves(&semver::Version::new(0, 1, 7)));
-        assert!(!serves(&semver::Version::new(0, 2, 0)));
+        assert!(serves(&semver::Version::new(0, 2, 0)));
+        assert!(!serves(&semver::Version::new(0, 3, 0)));
         assert!(!serves(&semver::Version::new(1, 0, 0)));
         assert!(!serves(&semver::Version::new(2, 0, 0)));
     }

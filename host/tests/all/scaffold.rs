@@ -92,7 +92,7 @@ fn plugin_new_adds_the_crate_to_the_plugins_workspace_or_makes_it_standalone() {
     assert!(source.contains("export_router!(FairShare)"), "{source}");
     assert!(text(&out).contains("cargo xtask plugins"), "{}", text(&out));
 
-    // Elsewhere: a workspace of its own, on the SDK by version (the 0.1 line, the SDK's
+    // Elsewhere: a workspace of its own, on the SDK by version (the 0.2 line, the SDK's
     // own), or by path when asked.
     let elsewhere = tempfile::tempdir().unwrap();
     let dir = elsewhere.path().to_str().unwrap();
@@ -104,14 +104,14 @@ fn plugin_new_adds_the_crate_to_the_plugins_workspace_or_makes_it_standalone() {
     let manifest = std::fs::read_to_string(elsewhere.path().join("acme/Cargo.toml")).unwrap();
     assert!(manifest.contains("[workspace]"), "{manifest}");
     assert!(
-        manifest.contains("\ncentralino-plugin-sdk = \"0.1\"\n"),
+        manifest.contains("\ncentralino-plugin-sdk = \"0.2\"\n"),
         "{manifest}"
     );
     assert!(!manifest.contains("path ="), "{manifest}");
     let sdk = std::fs::read_to_string(root().join("plugins/sdk/Cargo.toml")).unwrap();
     assert!(
-        sdk.contains("\nversion = \"0.1."),
-        "the SDK left the 0.1 line: {sdk}"
+        sdk.contains("\nversion = \"0.2."),
+        "the SDK left the 0.2 line: {sdk}"
     );
     let sdk_dir = root().join("plugins/sdk");
     let out = centralino(
