@@ -34,7 +34,7 @@ use wasmtime::component::__internal::{
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use super::bindings::v0_1::{router, types};
-use crate::types::{Agent, Presence, RoutingContext};
+use crate::types::{Agent, Presence, RoutingContext, RoutingConversation};
 
 /// `router.agent`, borrowed. Its type is checked against the component like any derived
 /// record; its lowering is written out ([`Lower`] below), because the roster is most of
@@ -383,10 +383,12 @@ unsafe impl Lower for AgentRef<'_> {
     }
 }
 
-/// `router.conversation`, borrowed.
+/// `router.conversation`, borrowed. Contracts 0.1 and 0.2 declare this record alike (and
+/// its `message-kind` enum), so the 0.2 fast path ([`crate::roster`]) passes it too; the
+/// derived `ComponentType` checks it against each component's own type.
 #[derive(ComponentType, Lower)]
 #[component(record)]
-pub(super) struct ConversationRef<'a> {
+pub(crate) struct ConversationRef<'a> {
     id: &'a str,
     channel: &'a str,
     account: &'a str,
@@ -432,24 +434,30 @@ fn agent(a: &Agent) -> AgentRef<'_> {
     }
 }
 
+impl<'a> ConversationRef<'a> {
+    /// `conv`, borrowed.
+    pub(crate) fn of(conv: &'a RoutingConversation) -> Self {
+        ConversationRef {
+            id: &conv.id,
+            channel: &conv.channel,
+            account: &conv.account,
+            brand: conv.brand.as_deref(),
+            language: conv.language.as_deref(),
+            customer: &conv.customer,
+            kind: conv.kind.into(),
+            text: &conv.text,
+            priority: conv.priority,
+            previous_agent: conv.previous_agent.as_deref(),
+            previous_agent_at: conv.previous_agent_at,
+            waiting_since: conv.waiting_since,
+        }
+    }
+}
+
 impl<'a> From<&'a RoutingContext> for ContextRef<'a> {
     fn from(c: &'a RoutingContext) -> Self {
-        let conv = &c.conversation;
         ContextRef {
-            conversation: ConversationRef {
-                id: &conv.id,
-                channel: &conv.channel,
-                account: &conv.account,
-                brand: conv.brand.as_deref(),
-                language: conv.language.as_deref(),
-                customer: &conv.customer,
-                kind: conv.kind.into(),
-                text: &conv.text,
-                priority: conv.priority,
-                previous_agent: conv.previous_agent.as_deref(),
-                previous_agent_at: conv.previous_agent_at,
-                waiting_since: conv.waiting_since,
-            },
+            conversation: ConversationRef::of(&c.conversation),
             agents: c.agents.iter().map(agent).collect(),
             queue: router::QueueStats {
                 waiting: c.queue.waiting,

@@ -24,6 +24,7 @@ use wasmtime::component::__internal::{InterfaceType, LowerContext};
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use super::bindings::latest::{router, types};
+use crate::borrowed::ConversationRef;
 use crate::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
 
 /// What the host told one instance about one operator.
@@ -182,22 +183,8 @@ impl Roster {
 
     /// The borrowed context for the call [`Roster::prepare`] prepared.
     pub(crate) fn context<'a>(&'a self, c: &'a RoutingContext) -> ContextRef<'a> {
-        let conv = &c.conversation;
         ContextRef {
-            conversation: ConversationRef {
-                id: &conv.id,
-                channel: &conv.channel,
-                account: &conv.account,
-                brand: conv.brand.as_deref(),
-                language: conv.language.as_deref(),
-                customer: &conv.customer,
-                kind: conv.kind.into(),
-                text: &conv.text,
-                priority: conv.priority,
-                previous_agent: conv.previous_agent.as_deref(),
-                previous_agent_at: conv.previous_agent_at,
-                waiting_since: conv.waiting_since,
-            },
+            conversation: ConversationRef::of(&c.conversation),
             candidates: &self.candidates,
             queue: router::QueueStats {
                 waiting: c.queue.waiting,
@@ -397,27 +384,6 @@ unsafe impl Lower for CandidateRow {
     ) -> wasmtime::Result<()> {
         Self::store_all(cx, offset, items)
     }
-}
-
-/// `router.conversation` (0.2), borrowed.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-pub(crate) struct ConversationRef<'a> {
-    id: &'a str,
-    channel: &'a str,
-    account: &'a str,
-    brand: Option<&'a str>,
-    language: Option<&'a str>,
-    customer: &'a str,
-    kind: types::MessageKind,
-    text: &'a str,
-    priority: u8,
-    #[component(name = "previous-agent")]
-    previous_agent: Option<&'a str>,
-    #[component(name = "previous-agent-at")]
-    previous_agent_at: Option<u64>,
-    #[component(name = "waiting-since")]
-    waiting_since: u64,
 }
 
 /// `router.context` (0.2), borrowed.
