@@ -140,7 +140,7 @@ async fn fetch_one(inner: &HostInner, file: &DueMedia) -> anyhow::Result<()> {
             Ok(())
         }
         Err(MediaFetchError::Temporary(why))
-            if file.attempts + 1 < crate::retry::MEDIA_FETCH_TRIES =>
+            if file.attempts.saturating_add(1) < crate::retry::MEDIA_FETCH_TRIES =>
         {
             let wait = crate::retry::MEDIA_FETCH.delay_ms(u64::from(file.attempts));
             store
