@@ -256,7 +256,11 @@ impl Browser {
                 .spawn()
                 .unwrap()
         };
-        let http = reqwest::Client::new();
+        // No WebDriver command may hang the test: each has 60 s.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         eventually_within(
             Duration::from_secs(20),
@@ -276,6 +280,9 @@ impl Browser {
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
+                    // A page that never finishes loading fails its step within 20 s
+                    // (WebDriver's default is 300 s per command).
+                    "timeouts": { "pageLoad": 20000, "script": 10000, "implicit": 0 },
                     "goog:chromeOptions": {
                         "binary": CHROMIUM,
                         "args": [
