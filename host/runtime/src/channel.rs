@@ -9,7 +9,7 @@ use super::imports::{MediaFetcher, RateLimitBook};
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
-    fault, instantiate_fault,
+    fault, instantiate_fault, retire_if_swollen,
 };
 use crate::capabilities::Grants;
 use crate::error::{Error, PluginFailure, PluginId};
@@ -151,7 +151,8 @@ macro_rules! call {
         live.in_call = false;
         let notes = end_call(&mut live.store, $function);
         $self.notes.record(notes);
-        match result {
+        let swollen = retire_if_swollen(&live.store, $function);
+        let outcome = match result {
             Ok(Ok(value)) => {
                 let value: $output = value.into();
                 match check_output(&plugin, $function, &value, &$self.limits) {
@@ -172,7 +173,11 @@ macro_rules! call {
                 $self.live = None;
                 Err(error)
             }
+        };
+        if swollen {
+            $self.live = None;
         }
+        outcome
     }};
 }
 

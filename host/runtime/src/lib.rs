@@ -453,6 +453,28 @@ fn end_call(store: &mut Store<PluginState>, function: &'static str) -> CallNotes
     notes
 }
 
+/// Whether the instance behind `store` should be replaced before its next call: its linear
+/// memory grew past three quarters of its cap. Memory never shrinks, so a plugin whose
+/// heap creeps up call after call (a leak, or a language runtime whose collector keeps
+/// what it freed) would otherwise fault mid-call at the cap, losing that call's work; a
+/// fresh instance between calls costs only a start. Logs the figures when it says yes.
+fn retire_if_swollen(store: &Store<PluginState>, function: &'static str) -> bool {
+    let state = store.data();
+    let Some(bytes) = state.limiter.swollen() else {
+        return false;
+    };
+    tracing::info!(
+        plugin = %state.plugin,
+        function,
+        memory_bytes = bytes,
+        "plugin {}: linear memory at {} KiB after `{function}`, over three quarters of its \
+         cap (limits.memory_bytes); the instance is replaced before the next call",
+        state.plugin,
+        bytes >> 10
+    );
+    true
+}
+
 /// What calls did that an admin should hear about although the calls themselves went on:
 /// capability requests the host refused, log lines over the budget. Accumulated per
 /// plugin instance holder across instance replacements.

@@ -12,7 +12,7 @@ use super::roster::{self, Roster};
 use super::state::PluginState;
 use super::{
     CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime, begin_call,
-    check_output, end_call, fault, instantiate_fault,
+    check_output, end_call, fault, instantiate_fault, retire_if_swollen,
 };
 use crate::capabilities::Grants;
 use crate::error::{Error, Fault, PluginFailure, PluginId};
@@ -261,7 +261,10 @@ impl RouterInstance {
         let (result, function) = call_route(live, context).await;
         live.in_call = false;
         self.notes.absorb(end_call(&mut live.store, function));
-        match result {
+        // Whatever the outcome, a swollen instance is replaced before the next call (and
+        // the fresh one is told the roster again).
+        let swollen = retire_if_swollen(&live.store, function);
+        let outcome = match result {
             Ok(Ok(decision)) => {
                 match check_output(&self.plugin.id, "route", &decision, &self.limits) {
                     Ok(()) => Ok(decision),
@@ -291,7 +294,11 @@ impl RouterInstance {
                 self.live = None;
                 Err(error)
             }
+        };
+        if swollen {
+            self.live = None;
         }
+        outcome
     }
 }
 

@@ -128,6 +128,8 @@ pub(crate) struct Limiter {
     memories: usize,
     /// Set when a memory growth was refused, so the fault can be named precisely.
     pub(crate) memory_exceeded: bool,
+    /// The size of the instance's largest linear memory (memories only grow).
+    largest_memory: usize,
 }
 
 impl Limiter {
@@ -139,7 +141,14 @@ impl Limiter {
             tables: limits.tables,
             memories: limits.memories,
             memory_exceeded: false,
+            largest_memory: 0,
         }
+    }
+
+    /// The instance's largest linear memory, when it is over three quarters of the cap
+    /// (see [`crate::retire_if_swollen`]).
+    pub(crate) fn swollen(&self) -> Option<usize> {
+        (self.largest_memory > self.memory_bytes / 4 * 3).then_some(self.largest_memory)
     }
 }
 
@@ -157,6 +166,7 @@ impl wasmtime::ResourceLimiter for Limiter {
                 self.memory_bytes
             );
         }
+        self.largest_memory = self.largest_memory.max(desired);
         Ok(true)
     }
 

@@ -332,6 +332,32 @@ async fn a_routing_stage_that_loops_is_skipped_and_the_conversation_still_assign
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_that_leaks_call_after_call_gets_a_fresh_instance_before_the_memory_cap() {
+    // Default limits: 64 MiB. Each delivery keeps 10 MiB more, so without a fresh
+    // instance the seventh would fault at the cap and its messages would wait for a retry.
+    let bench = bench(|_| hostile("", Vec::new(), connector_limits())).await;
+    for n in 0..14 {
+        let body = format!("mario: consegna {n}\n!leak 10");
+        let response = bench
+            .host
+            .deliver_webhook("default", "hostile", webhook(&body))
+            .await;
+        assert_eq!(response.status, 200, "delivery {n}");
+    }
+    let h = health(&bench.host, "hostile");
+    assert_eq!(h.faults, 0, "{:?}", h.last_fault);
+    // Replaced after the call that passed 48 MiB (three quarters of the cap), every few
+    // deliveries.
+    assert!(
+        (3..=5).contains(&h.instances_started),
+        "instances started: {}",
+        h.instances_started
+    );
+    let stored = stored_ids(&bench.host, "hostile").await;
+    assert_eq!(stored.len(), 14, "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_in_poll_stops_at_the_memory_cap_while_twitter_keeps_delivering() {
     // Default limits: the 64 MiB cap is what stops it.
     let bench = bench(|_| hostile("!bomb", Vec::new(), connector_limits())).await;

@@ -10,6 +10,7 @@
 //! | `!panic` | panics, in the middle of the batch built so far |
 //! | `!loop` | never returns |
 //! | `!bomb` | allocates until memory runs out |
+//! | `!leak N` | keeps `N` MiB more for as long as the instance lives (a slow leak) |
 //! | `!flood N` | adds `N` messages |
 //! | `!long N` | adds one message of `N` characters |
 //! | `!log N` | writes `N` lines through the `log` import |
@@ -34,6 +35,9 @@ use exports::centralino::plugin::connector::{
     Capability, Config, Description, Guest, Message, OutboundMessage, PollResult, Sent,
     WebhookOutcome, WebhookRequest, WebhookResponse,
 };
+
+/// What `!leak` keeps, for the instance's lifetime.
+static LEAKED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// The first configured account and the `poll` script.
 static STATE: Mutex<Option<(String, String)>> = Mutex::new(None);
@@ -96,6 +100,10 @@ fn run(script: &str, account: &str, page: &str) -> Result<Vec<Message>, PluginEr
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            Some("!leak") => {
+                let mut kept = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
+                kept.push(vec![1u8; count(words.next()) << 20]);
             }
             Some("!flood") => {
                 for i in 0..count(words.next()) {
