@@ -310,6 +310,15 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
     // Files of messages and replies kept in the store (see `media.rs`); the table is the
     // backend's own only in the type of its bytes (BLOB, BYTEA).
     (12, &[]),
+    (
+        13,
+        &[
+            // Every search it served is served as well by the longer index on (tenant,
+            // status, created_at, id) of migration 10, and each conversation opened or
+            // routed paid for keeping both.
+            "DROP INDEX conversations_by_status",
+        ],
+    ),
 ];
 
 /// What a migration does on one backend only, after its shared statements.
