@@ -50,10 +50,16 @@ impl RoutingEngine {
     pub(super) async fn place(&mut self, id: ConversationNumber) -> Option<Notice> {
         let now = self.now();
         let context = self.context(id, now)?;
-        let decision = self.chain.decide(context.clone()).await;
-        if let Some(shadow) = &mut self.shadow {
-            shadow.compare(context, &decision).await;
-        }
+        // The context is copied only for a shadow chain to see it too: a copy holds every
+        // operator's profile.
+        let decision = match &mut self.shadow {
+            Some(shadow) => {
+                let decision = self.chain.decide(context.clone()).await;
+                shadow.compare(context, &decision).await;
+                decision
+            }
+            None => self.chain.decide(context).await,
+        };
         self.stats.decisions += 1;
         if let Some(conversation) = self.conversations.get_mut(id) {
             conversation.priority = decision.priority;
