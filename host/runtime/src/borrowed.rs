@@ -25,16 +25,53 @@
 
 #![allow(missing_docs)]
 
-use std::mem::MaybeUninit;
-
 use wasmtime::AsContext;
-use wasmtime::component::__internal::{
-    CanonicalAbiInfo, InterfaceType, LowerContext, wasmtime_environ,
-};
+use wasmtime::component::__internal::{CanonicalAbiInfo, LowerContext, wasmtime_environ};
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use super::bindings::v0_1::{router, types};
 use crate::types::{Agent, Presence, RoutingContext, RoutingConversation};
+
+/// Implements `Lower` for a record the host only ever passes inside a list, in the
+/// guest's memory: each list (and a lone value, which never occurs) is written by the
+/// type's own `store_all`, in one piece. The safety argument for that writer is the
+/// caller's, stated above its use of this macro.
+macro_rules! lower_in_lists_only {
+    ($ty:ty, $name:literal) => {
+        // SAFETY: see the comment above the macro's use: `store_all` writes exactly the
+        // record's canonical ABI size per element at its offsets, bounds-checked.
+        #[allow(unsafe_code)]
+        unsafe impl wasmtime::component::Lower for $ty {
+            fn linear_lower_to_flat<T>(
+                &self,
+                _cx: &mut wasmtime::component::__internal::LowerContext<'_, T>,
+                _ty: wasmtime::component::__internal::InterfaceType,
+                _dst: &mut std::mem::MaybeUninit<Self::Lower>,
+            ) -> wasmtime::Result<()> {
+                wasmtime::bail!(concat!("`", $name, "` is only passed in memory"))
+            }
+
+            fn linear_lower_to_memory<T>(
+                &self,
+                cx: &mut wasmtime::component::__internal::LowerContext<'_, T>,
+                _ty: wasmtime::component::__internal::InterfaceType,
+                offset: usize,
+            ) -> wasmtime::Result<()> {
+                Self::store_all(cx, offset, std::slice::from_ref(self))
+            }
+
+            fn linear_store_list_to_memory<T>(
+                cx: &mut wasmtime::component::__internal::LowerContext<'_, T>,
+                _ty: wasmtime::component::__internal::InterfaceType,
+                offset: usize,
+                items: &[Self],
+            ) -> wasmtime::Result<()> {
+                Self::store_all(cx, offset, items)
+            }
+        }
+    };
+}
+pub(crate) use lower_in_lists_only;
 
 /// `router.agent`, borrowed. Its type is checked against the component like any derived
 /// record; its lowering is written out ([`Lower`] below), because the roster is most of
@@ -352,36 +389,7 @@ impl AgentRef<'_> {
 // ones the generated bindings write is checked end to end, decision by decision, by
 // `runtime::fast_path` (the differential test). The type itself is checked against the
 // component by the derived `ComponentType`.
-#[allow(unsafe_code)]
-unsafe impl Lower for AgentRef<'_> {
-    fn linear_lower_to_flat<T>(
-        &self,
-        _cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        _dst: &mut MaybeUninit<Self::Lower>,
-    ) -> wasmtime::Result<()> {
-        // An agent only ever reaches the guest inside the context's list, in memory.
-        wasmtime::bail!("`router.agent` is only passed in memory")
-    }
-
-    fn linear_lower_to_memory<T>(
-        &self,
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        offset: usize,
-    ) -> wasmtime::Result<()> {
-        Self::store_all(cx, offset, std::slice::from_ref(self))
-    }
-
-    fn linear_store_list_to_memory<T>(
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        offset: usize,
-        items: &[Self],
-    ) -> wasmtime::Result<()> {
-        Self::store_all(cx, offset, items)
-    }
-}
+lower_in_lists_only!(AgentRef<'_>, "router.agent");
 
 /// `router.conversation`, borrowed. Contracts 0.1 and 0.2 declare this record alike (and
 /// its `message-kind` enum), so the 0.2 fast path ([`crate::roster`]) passes it too; the

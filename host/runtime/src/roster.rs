@@ -17,14 +17,13 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
-use std::mem::MaybeUninit;
 
 use wasmtime::AsContext;
-use wasmtime::component::__internal::{InterfaceType, LowerContext};
+use wasmtime::component::__internal::LowerContext;
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use super::bindings::latest::{router, types};
-use crate::borrowed::ConversationRef;
+use crate::borrowed::{ConversationRef, lower_in_lists_only};
 use crate::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
 
 /// What the host told one instance about one operator.
@@ -376,35 +375,7 @@ impl CandidateRow {
 // ABI's offsets for `router.candidate`, with the values the derived lowering would write;
 // the write is bounds-checked against the guest's memory. The type is checked against the
 // component by the derived `ComponentType` (`check_route`).
-#[allow(unsafe_code)]
-unsafe impl Lower for CandidateRow {
-    fn linear_lower_to_flat<T>(
-        &self,
-        _cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        _dst: &mut MaybeUninit<Self::Lower>,
-    ) -> wasmtime::Result<()> {
-        wasmtime::bail!("`router.candidate` is only passed in memory")
-    }
-
-    fn linear_lower_to_memory<T>(
-        &self,
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        offset: usize,
-    ) -> wasmtime::Result<()> {
-        Self::store_all(cx, offset, std::slice::from_ref(self))
-    }
-
-    fn linear_store_list_to_memory<T>(
-        cx: &mut LowerContext<'_, T>,
-        _ty: InterfaceType,
-        offset: usize,
-        items: &[Self],
-    ) -> wasmtime::Result<()> {
-        Self::store_all(cx, offset, items)
-    }
-}
+lower_in_lists_only!(CandidateRow, "router.candidate");
 
 /// `router.context` (0.2), borrowed.
 #[derive(ComponentType, Lower)]
