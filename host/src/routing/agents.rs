@@ -449,26 +449,55 @@ impl Roster {
 
     /// What policies see: every operator except `excluded`, in roster order.
     pub fn agents(&self, now: u64, excluded: &[String]) -> Vec<Agent> {
-        self.seats
+        let mut agents = Vec::new();
+        self.agents_into(now, excluded, &mut agents);
+        agents
+    }
+
+    /// [`Roster::agents`], written over `into`: the strings and lists of the operators
+    /// already there are overwritten in place, so a steady roster allocates nothing.
+    pub(crate) fn agents_into(&self, now: u64, excluded: &[String], into: &mut Vec<Agent>) {
+        let mut n = 0;
+        for seat in self
+            .seats
             .iter()
             .filter(|seat| !excluded.contains(&seat.operator.id))
-            .map(|seat| Agent {
-                id: seat.operator.id.clone(),
-                name: seat.operator.name.clone(),
-                skills: seat.operator.skills.clone(),
-                languages: seat.operator.languages.clone(),
-                accounts: seat
-                    .operator
-                    .accounts
-                    .iter()
-                    .map(|a| a.id.clone())
-                    .collect(),
-                capacity: seat.operator.capacity,
-                load: seat.state.load,
-                presence: effective_presence(seat, now),
-                last_assigned_at: seat.state.last_assigned_at,
-            })
-            .collect()
+        {
+            let operator = &seat.operator;
+            let presence = effective_presence(seat, now);
+            match into.get_mut(n) {
+                Some(agent) => {
+                    agent.id.clone_from(&operator.id);
+                    agent.name.clone_from(&operator.name);
+                    agent.skills.clone_from(&operator.skills);
+                    agent.languages.clone_from(&operator.languages);
+                    agent.accounts.truncate(operator.accounts.len());
+                    for (i, account) in operator.accounts.iter().enumerate() {
+                        match agent.accounts.get_mut(i) {
+                            Some(slot) => slot.clone_from(&account.id),
+                            None => agent.accounts.push(account.id.clone()),
+                        }
+                    }
+                    agent.capacity = operator.capacity;
+                    agent.load = seat.state.load;
+                    agent.presence = presence;
+                    agent.last_assigned_at = seat.state.last_assigned_at;
+                }
+                None => into.push(Agent {
+                    id: operator.id.clone(),
+                    name: operator.name.clone(),
+                    skills: operator.skills.clone(),
+                    languages: operator.languages.clone(),
+                    accounts: operator.accounts.iter().map(|a| a.id.clone()).collect(),
+                    capacity: operator.capacity,
+                    load: seat.state.load,
+                    presence,
+                    last_assigned_at: seat.state.last_assigned_at,
+                }),
+            }
+            n += 1;
+        }
+        into.truncate(n);
     }
 
     /// The next time a working-hours span starts for anyone, after `now`.

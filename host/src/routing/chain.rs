@@ -355,7 +355,7 @@ impl PolicyChain {
 
     /// Runs the chain for one conversation. Never fails: a stage that fails is skipped.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn decide(&mut self, mut context: RoutingContext) -> ChainDecision {
+    pub(crate) async fn decide(&mut self, context: &mut RoutingContext) -> ChainDecision {
         let mut steps = Vec::with_capacity(self.stages.len());
         for stage in &mut self.stages {
             if let Some(error) = stage.resting(context.now) {
@@ -365,7 +365,7 @@ impl PolicyChain {
                 });
                 continue;
             }
-            let decision = match stage.instance.route(&context).await {
+            let decision = match stage.instance.route(context).await {
                 Ok(decision) => {
                     stage.in_a_row = 0;
                     stage.resting_until = None;

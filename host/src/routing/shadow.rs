@@ -87,10 +87,10 @@ impl Shadow {
     }
 
     /// Lets the shadow chain decide on the same context and records whether it agrees.
-    pub(crate) async fn compare(&mut self, context: RoutingContext, active: &ChainDecision) {
+    pub(crate) async fn compare(&mut self, mut context: RoutingContext, active: &ChainDecision) {
         let conversation = context.conversation.id.clone();
         let at = context.now;
-        let shadow = self.chain.decide(context).await;
+        let shadow = self.chain.decide(&mut context).await;
         self.stats.compared += 1;
         if shadow.outcome == active.outcome {
             return;

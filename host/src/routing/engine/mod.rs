@@ -182,6 +182,7 @@ impl EngineBuilder {
                 .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
             stats: RoutingStats::default(),
             available: BTreeSet::new(),
+            scratch: None,
         }
     }
 }
@@ -205,6 +206,9 @@ pub struct RoutingEngine {
     stats: RoutingStats,
     /// Who could take a conversation at the last drain, to notice newcomers in `tick`.
     available: BTreeSet<String>,
+    /// The last decision's context, kept so the next one reuses its allocations (every
+    /// operator's strings) instead of building them anew.
+    scratch: Option<RoutingContext>,
 }
 
 impl RoutingEngine {

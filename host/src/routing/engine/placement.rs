@@ -49,17 +49,23 @@ impl RoutingEngine {
     /// Runs the chain for a conversation that is open or waiting and applies the outcome.
     pub(super) async fn place(&mut self, id: ConversationNumber) -> Option<Notice> {
         let now = self.now();
-        let context = self.context(id, now)?;
+        let mut context = self.scratch.take().unwrap_or_else(blank_context);
+        if !self.fill_context(id, now, &mut context) {
+            self.scratch = Some(context);
+            return None;
+        }
         // The context is copied only for a shadow chain to see it too: a copy holds every
         // operator's profile.
         let decision = match &mut self.shadow {
             Some(shadow) => {
-                let decision = self.chain.decide(context.clone()).await;
-                shadow.compare(context, &decision).await;
+                let copy = context.clone();
+                let decision = self.chain.decide(&mut context).await;
+                shadow.compare(copy, &decision).await;
                 decision
             }
-            None => self.chain.decide(context).await,
+            None => self.chain.decide(&mut context).await,
         };
+        self.scratch = Some(context);
         self.stats.decisions += 1;
         if let Some(conversation) = self.conversations.get_mut(id) {
             conversation.priority = decision.priority;
@@ -83,41 +89,56 @@ impl RoutingEngine {
         self.enqueue(id, decision.reason)
     }
 
-    /// What the chain sees for one conversation.
-    pub(super) fn context(&self, id: ConversationNumber, now: u64) -> Option<RoutingContext> {
-        let c = self.conversations.get(id)?;
+    /// Writes what the chain sees for conversation `id` into `into`, reusing its strings'
+    /// and lists' allocations; false when the conversation is not open or waiting.
+    fn fill_context(&self, id: ConversationNumber, now: u64, into: &mut RoutingContext) -> bool {
+        let Some(c) = self.conversations.get(id) else {
+            return false;
+        };
         if !matches!(c.status, Status::Open | Status::Waiting) {
-            return None;
+            return false;
         }
         let previous = self.history.last(&c.thread.channel, &c.customer);
-        let waiting = u32::try_from(self.queue.len()).unwrap_or(u32::MAX);
-        Some(RoutingContext {
-            conversation: RoutingConversation {
-                id: c.id.to_string(),
-                channel: c.thread.channel.clone(),
-                account: c.thread.account.clone(),
-                brand: c.brand.clone(),
-                language: c.language.clone(),
-                customer: c.customer.clone(),
-                kind: c.kind,
-                text: c.last_text.clone(),
-                priority: c.priority,
-                previous_agent: previous.map(|(operator, _)| operator.to_string()),
-                previous_agent_at: previous.map(|(_, at)| at),
-                waiting_since: c.waiting_since,
-            },
-            agents: self.roster.agents(now, &c.excluded_at(now)),
-            queue: QueueStats {
-                waiting,
-                oldest_wait_ms: self
-                    .queue
-                    .oldest_waiting_since()
-                    .map_or(0, |since| now.saturating_sub(since)),
-                average_handle_ms: self.handling.average_ms().unwrap_or(0),
-            },
-            now,
-            roster_version: self.roster.version(),
-        })
+        let to = &mut into.conversation;
+        to.id.clear();
+        {
+            use std::fmt::Write as _;
+            let _ = write!(to.id, "{}", c.id);
+        }
+        to.channel.clone_from(&c.thread.channel);
+        to.account.clone_from(&c.thread.account);
+        to.brand.clone_from(&c.brand);
+        to.language.clone_from(&c.language);
+        to.customer.clone_from(&c.customer);
+        to.kind = c.kind;
+        to.text.clone_from(&c.last_text);
+        to.priority = c.priority;
+        match previous {
+            Some((operator, at)) => {
+                let agent = to.previous_agent.get_or_insert_with(String::new);
+                agent.clear();
+                agent.push_str(operator);
+                to.previous_agent_at = Some(at);
+            }
+            None => {
+                to.previous_agent = None;
+                to.previous_agent_at = None;
+            }
+        }
+        to.waiting_since = c.waiting_since;
+        self.roster
+            .agents_into(now, &c.excluded_at(now), &mut into.agents);
+        into.queue = QueueStats {
+            waiting: u32::try_from(self.queue.len()).unwrap_or(u32::MAX),
+            oldest_wait_ms: self
+                .queue
+                .oldest_waiting_since()
+                .map_or(0, |since| now.saturating_sub(since)),
+            average_handle_ms: self.handling.average_ms().unwrap_or(0),
+        };
+        into.now = now;
+        into.roster_version = self.roster.version();
+        true
     }
 
     pub(super) fn assign(&mut self, id: ConversationNumber, operator: &str, now: u64) -> Result<(), RoutingError> {
@@ -236,4 +257,28 @@ pub(super) fn unanswered_offer(conversation: &Conversation) -> Option<u64> {
         return None;
     }
     conversation.assigned_at
+}
+
+/// A context with nothing in it yet, for [`RoutingEngine::fill_context`] to fill.
+fn blank_context() -> RoutingContext {
+    RoutingContext {
+        conversation: RoutingConversation {
+            id: String::new(),
+            channel: String::new(),
+            account: String::new(),
+            brand: None,
+            language: None,
+            customer: String::new(),
+            kind: crate::types::MessageKind::PrivateMessage,
+            text: String::new(),
+            priority: 0,
+            previous_agent: None,
+            previous_agent_at: None,
+            waiting_since: 0,
+        },
+        agents: Vec::new(),
+        queue: QueueStats::default(),
+        now: 0,
+        roster_version: 0,
+    }
 }
