@@ -24,8 +24,8 @@ use sqlx::Row;
 
 use super::text::{read, stored, stored_opt};
 use super::{
-    Backend, Ingested, MAX_BINDS, MAX_IN_LIST, events, kind_str, marks, new_id, positional,
-    rows as values,
+    Backend, Ingested, MAX_BINDS, MAX_IN_LIST, events, kind_str, marks, may_race, new_id,
+    positional, rows as values,
 };
 use crate::crm::CrmEvent;
 use crate::types::Message;
@@ -316,10 +316,14 @@ async fn conversations<'m>(
             &format!(
                 "INSERT INTO conversations (id, tenant, channel, account, thread_key, customer_id,
                     customer_handle, kind, created_at, updated_at, status, priority)
-                 VALUES {}
-                 ON CONFLICT (tenant, channel, thread_key) WHERE status <> 'resolved' DO NOTHING
-                 RETURNING id, thread_key",
-                values("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0)", chunk.len())
+                 VALUES {}{}",
+                values("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0)", chunk.len()),
+                if may_race(backend) {
+                    " ON CONFLICT (tenant, channel, thread_key) WHERE status <> 'resolved'
+                      DO NOTHING RETURNING id, thread_key"
+                } else {
+                    ""
+                }
             ),
         );
         let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
@@ -338,8 +342,15 @@ async fn conversations<'m>(
                 .bind(now);
         }
         let mut opened: HashMap<String, String> = HashMap::with_capacity(chunk.len());
-        for row in query.fetch_all(&mut **tx).await? {
-            opened.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
+        if may_race(backend) {
+            for row in query.fetch_all(&mut **tx).await? {
+                opened.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
+            }
+        } else {
+            query.execute(&mut **tx).await?;
+            for (m, id) in chunk.iter().zip(&ids) {
+                opened.insert(m.conversation_key.clone(), id.clone());
+            }
         }
         for m in chunk {
             match opened.remove(m.conversation_key.as_str()) {
@@ -414,13 +425,16 @@ async fn insert_messages(
                 "INSERT INTO messages (id, tenant, channel, account, external_id, conversation_id,
                     author_id, author_handle, author_name, kind, text, in_reply_to, attachments,
                     extra, created_at, batch_index, received_at, direction)
-                 VALUES {}
-                 ON CONFLICT (tenant, channel, account, external_id) DO NOTHING
-                 RETURNING id",
+                 VALUES {}{}",
                 values(
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'inbound')",
                     chunk.len()
-                )
+                ),
+                if may_race(backend) {
+                    " ON CONFLICT (tenant, channel, account, external_id) DO NOTHING RETURNING id"
+                } else {
+                    ""
+                }
             ),
         );
         let mut query = sqlx::query(&sql);
@@ -451,8 +465,13 @@ async fn insert_messages(
                 .bind(i64::try_from(*index).unwrap_or(i64::MAX))
                 .bind(now);
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            inserted.insert(row.try_get::<String, _>("id")?);
+        if may_race(backend) {
+            for row in query.fetch_all(&mut **tx).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+        } else {
+            query.execute(&mut **tx).await?;
+            inserted.extend(chunk.iter().map(|row| row.id.clone()));
         }
     }
     Ok(inserted)

@@ -18,6 +18,17 @@ pub(super) const MAX_IN_LIST: usize = 500;
 /// Most values one multi-row statement binds (SQLite allows 32,766, PostgreSQL 65,535).
 pub(super) const MAX_BINDS: usize = 2_000;
 
+/// Whether an insert may meet a row another writer stored between the caller's look-up
+/// and its insert. On PostgreSQL several hosts share the store, so inserts say `ON
+/// CONFLICT … DO NOTHING RETURNING …` and the rows returned tell which went in. On SQLite
+/// the store's one connection is held from the look-up to the insert (both in the same
+/// transaction), so nothing can come between: the insert is plain (a conflict there would
+/// be a bug, and fails the transaction loudly) and every row goes in, without reading any
+/// back.
+pub(super) fn may_race(backend: Backend) -> bool {
+    backend == Backend::Postgres
+}
+
 /// `?, ?, …`: `count` parameters, for an `IN (…)` list.
 pub(super) fn marks(count: usize) -> String {
     let mut out = String::with_capacity(count * 3);

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::super::text::{read, stored, stored_opt};
-use super::super::{Backend, MAX_BINDS, MAX_IN_LIST, marks, new_id, positional, rows as values};
+use super::super::{
+    Backend, MAX_BINDS, MAX_IN_LIST, marks, may_race, new_id, positional, rows as values,
+};
 use super::Tx;
 use crate::crm::CrmEvent;
 use crate::types::Message;
@@ -112,10 +114,13 @@ pub(in crate::store) async fn file_authors(
             &format!(
                 "INSERT INTO customer_identities (tenant, channel, platform_id, customer_id,
                     handle, email_hash, phone_hash, created_at, linked_by)
-                 VALUES {}
-                 ON CONFLICT (tenant, channel, platform_id) DO NOTHING
-                 RETURNING customer_id",
-                values("(?, ?, ?, ?, ?, ?, ?, ?, 'host')", chunk.len())
+                 VALUES {}{}",
+                values("(?, ?, ?, ?, ?, ?, ?, ?, 'host')", chunk.len()),
+                if may_race(backend) {
+                    " ON CONFLICT (tenant, channel, platform_id) DO NOTHING RETURNING customer_id"
+                } else {
+                    ""
+                }
             ),
         );
         let mut query = sqlx::query(&sql);
@@ -130,12 +135,17 @@ pub(in crate::store) async fn file_authors(
                 .bind(author.phone.clone())
                 .bind(now);
         }
-        let filed: Vec<String> = query
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get("customer_id"))
-            .collect::<Result<_, _>>()?;
+        let filed: Vec<String> = if may_race(backend) {
+            query
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|row| row.try_get("customer_id"))
+                .collect::<Result<_, _>>()?
+        } else {
+            query.execute(&mut **tx).await?;
+            customers.clone()
+        };
         for (author, customer) in chunk.iter().zip(&customers) {
             if !filed.contains(customer) {
                 // Filed by another host between our look-up and our insert.
