@@ -139,7 +139,8 @@ impl Host {
     }
 
     /// One page of a customer's history across every channel, newest first: at most
-    /// `limit` messages (1 to [`MAX_HISTORY_PAGE`]), after `after` (a page's `next`).
+    /// `limit` messages (1 to [`MAX_HISTORY_PAGE`], else [`Error::InvalidQuery`]), after
+    /// `after` (a page's `next`).
     pub async fn customer_history(
         &self,
         tenant: impl Into<TenantId>,
@@ -149,8 +150,8 @@ impl Host {
     ) -> Result<HistoryPage, Error> {
         let tenant: &TenantId = &tenant.into();
         if !(1..=MAX_HISTORY_PAGE).contains(&limit) {
-            return Err(Error::Refused(format!(
-                "a history page holds 1 to {MAX_HISTORY_PAGE} messages, not {limit}"
+            return Err(Error::InvalidQuery(format!(
+                "`limit`: a history page holds 1 to {MAX_HISTORY_PAGE} messages, not {limit}"
             )));
         }
         self.customer(tenant, id).await?;

@@ -640,6 +640,13 @@ async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
         )
         .await;
     assert_eq!(status, 400);
+    // An embedding CRM asking for an impossible page gets the same kind of error as any
+    // other list asked wrongly, naming the field.
+    let refused = host.host.customer_history("default", &mario, 0, None).await;
+    assert!(
+        matches!(&refused, Err(centralino::Error::InvalidQuery(why)) if why.contains("`limit`")),
+        "{refused:?}"
+    );
 }
 
 mod erasure;
