@@ -351,42 +351,37 @@ impl super::Store {
     /// each file is claimed by one), counting the try.
     pub(crate) async fn claim_due_media(&self, limit: usize) -> anyhow::Result<Vec<DueMedia>> {
         let now = ms(self.now_ms());
+        // One statement claims them all. The outer condition is checked again on each row
+        // as it is updated, so when two hosts pick the same file only the first moves its
+        // `next_attempt_at` past `now` and gets it back.
         let rows = sqlx::query(
-            "SELECT id, tenant, channel, account, source_url, attempts, next_attempt_at FROM media
-             WHERE state = 'fetching' AND next_attempt_at <= $1
-             ORDER BY next_attempt_at LIMIT $2",
+            "UPDATE media SET next_attempt_at = $2, attempts = attempts + 1, updated_at = $1
+             WHERE id IN (SELECT id FROM media
+                          WHERE state = 'fetching' AND next_attempt_at <= $1
+                          ORDER BY next_attempt_at LIMIT $3)
+               AND state = 'fetching' AND next_attempt_at <= $1
+             RETURNING id, tenant, channel, account, source_url, attempts",
         )
         .bind(now)
+        .bind(now.saturating_add(CLAIM_MS))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
-            let id: String = row.try_get("id")?;
-            let was: i64 = row.try_get("next_attempt_at")?;
-            let claimed = sqlx::query(
-                "UPDATE media SET next_attempt_at = $2, attempts = attempts + 1, updated_at = $3
-                 WHERE id = $1 AND state = 'fetching' AND next_attempt_at = $4",
-            )
-            .bind(&id)
-            .bind(now.saturating_add(CLAIM_MS))
-            .bind(now)
-            .bind(was)
-            .execute(&self.pool)
-            .await?;
-            if claimed.rows_affected() == 1 {
-                due.push(DueMedia {
-                    id,
-                    tenant: row.try_get("tenant")?,
-                    channel: row.try_get("channel")?,
-                    account: super::text::read(row.try_get("account")?),
-                    url: row
-                        .try_get::<Option<String>, _>("source_url")?
-                        .map(super::text::read)
-                        .unwrap_or_default(),
-                    attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
-                });
-            }
+            // The tries before this one.
+            let attempts = row.try_get::<i64, _>("attempts")?.saturating_sub(1);
+            due.push(DueMedia {
+                id: row.try_get("id")?,
+                tenant: row.try_get("tenant")?,
+                channel: row.try_get("channel")?,
+                account: super::text::read(row.try_get("account")?),
+                url: row
+                    .try_get::<Option<String>, _>("source_url")?
+                    .map(super::text::read)
+                    .unwrap_or_default(),
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            });
         }
         Ok(due)
     }
