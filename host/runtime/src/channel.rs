@@ -151,7 +151,8 @@ macro_rules! call {
         live.in_call = false;
         let notes = end_call(&mut live.store, $function);
         $self.notes.record(notes);
-        let swollen = retire_if_swollen(&live.store, $function);
+        // A call that faulted discards its instance anyway.
+        let swollen = result.is_ok() && retire_if_swollen(&live.store, $function);
         let outcome = match result {
             Ok(Ok(value)) => {
                 let value: $output = value.into();
@@ -291,6 +292,7 @@ impl ChannelInstance {
             Err(e) => return Err(fault(&store, "configure", &e)),
         }
         self.description = Some(description);
+        store.data_mut().limiter.ready();
         self.live = Some(Live {
             store,
             bindings,

@@ -216,6 +216,7 @@ impl RouterInstance {
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
+                store.data_mut().limiter.ready();
                 self.live = Some(Live {
                     store,
                     route,
@@ -262,8 +263,8 @@ impl RouterInstance {
         live.in_call = false;
         self.notes.absorb(end_call(&mut live.store, function));
         // Whatever the outcome, a swollen instance is replaced before the next call (and
-        // the fresh one is told the roster again).
-        let swollen = retire_if_swollen(&live.store, function);
+        // the fresh one is told the roster again); one that faulted is discarded anyway.
+        let swollen = result.is_ok() && retire_if_swollen(&live.store, function);
         let outcome = match result {
             Ok(Ok(decision)) => {
                 match check_output(&self.plugin.id, "route", &decision, &self.limits) {

@@ -130,6 +130,8 @@ pub(crate) struct Limiter {
     pub(crate) memory_exceeded: bool,
     /// The size of the instance's largest linear memory (memories only grow).
     largest_memory: usize,
+    /// `largest_memory` when the instance was ready for its first call.
+    memory_at_start: usize,
 }
 
 impl Limiter {
@@ -142,13 +144,24 @@ impl Limiter {
             memories: limits.memories,
             memory_exceeded: false,
             largest_memory: 0,
+            memory_at_start: 0,
         }
     }
 
-    /// The instance's largest linear memory, when it is over three quarters of the cap
-    /// (see [`crate::retire_if_swollen`]).
+    /// Notes the memory the instance starts its calls with (after instantiation and
+    /// configuration).
+    pub(crate) fn ready(&mut self) {
+        self.memory_at_start = self.largest_memory;
+    }
+
+    /// The instance's largest linear memory, when calls grew it past three quarters of
+    /// the cap (see [`crate::retire_if_swollen`]). An instance that starts that large and
+    /// stays so is left alone: replacing it would only start another one just as large,
+    /// before every call.
     pub(crate) fn swollen(&self) -> Option<usize> {
-        (self.largest_memory > self.memory_bytes / 4 * 3).then_some(self.largest_memory)
+        (self.largest_memory > self.memory_bytes / 4 * 3
+            && self.largest_memory > self.memory_at_start)
+            .then_some(self.largest_memory)
     }
 }
 
@@ -373,5 +386,39 @@ impl AsyncWrite for LineWriter {
             this.emit();
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter as _;
+
+    use super::Limiter;
+    use crate::PluginLimits;
+
+    fn limiter(cap: usize) -> Limiter {
+        Limiter::new(&PluginLimits {
+            memory_bytes: cap,
+            ..PluginLimits::default()
+        })
+    }
+
+    #[test]
+    fn an_instance_is_swollen_only_when_its_calls_grew_it_past_three_quarters_of_the_cap() {
+        let mut small = limiter(1000);
+        assert!(small.memory_growing(0, 100, None).unwrap());
+        small.ready();
+        assert!(small.memory_growing(100, 750, None).unwrap());
+        assert_eq!(small.swollen(), None, "three quarters is not over them");
+        assert!(small.memory_growing(750, 751, None).unwrap());
+        assert_eq!(small.swollen(), Some(751));
+
+        // Started over three quarters: left alone until a call grows it.
+        let mut big = limiter(1000);
+        assert!(big.memory_growing(0, 900, None).unwrap());
+        big.ready();
+        assert_eq!(big.swollen(), None);
+        assert!(big.memory_growing(900, 901, None).unwrap());
+        assert_eq!(big.swollen(), Some(901));
     }
 }
