@@ -406,19 +406,21 @@ pub(super) async fn record_routing_in(
     // `routed` sets one conversation's status and assignee. (One statement per assignee
     // cost a round trip and a statement preparation each: half the time of recording a
     // delivery's routing, measured.)
-    let mut last: HashMap<&str, (&str, Option<&str>)> = HashMap::with_capacity(changes.len());
-    let mut order: Vec<&str> = Vec::with_capacity(changes.len());
+    let mut row_of: HashMap<&str, usize> = HashMap::with_capacity(changes.len());
+    let mut last: Vec<(&str, &str, Option<&str>)> = Vec::with_capacity(changes.len());
     for (id, status, assignee) in changes {
-        if last
-            .insert(id.as_str(), (status.as_str(), assignee.as_deref()))
-            .is_none()
-        {
-            order.push(id.as_str());
+        let row = (id.as_str(), status.as_str(), assignee.as_deref());
+        match row_of.get(id.as_str()).and_then(|&at| last.get_mut(at)) {
+            Some(slot) => *slot = row,
+            None => {
+                row_of.insert(id.as_str(), last.len());
+                last.push(row);
+            }
         }
     }
     let now = ms(now_ms);
     const PER_ROW: usize = 3;
-    for chunk in order.chunks((MAX_BINDS - 4) / PER_ROW) {
+    for chunk in last.chunks((MAX_BINDS - 4) / PER_ROW) {
         // `conversations.id = routed.id` drives the search (the primary key, for each row
         // of `routed`). Given a plain `tenant = ?`, SQLite's planner could prefer the
         // tenant's indexes and walk every conversation of the tenant; the expression keeps
@@ -444,9 +446,8 @@ pub(super) async fn record_routing_in(
             ),
         );
         let mut query = sqlx::query(&sql);
-        for id in chunk {
-            let (status, assignee) = last.get(id).copied().unwrap_or(("open", None));
-            query = query.bind(*id).bind(status).bind(assignee);
+        for &(id, status, assignee) in chunk {
+            query = query.bind(id).bind(status).bind(assignee);
         }
         // Routing's own assignments: assigned now, by the chain (not transferred).
         query = query.bind(now).bind(now).bind(now).bind(tenant);

@@ -24,8 +24,8 @@ use sqlx::Row;
 
 use super::text::{read, stored, stored_opt};
 use super::{
-    Backend, Ingested, MAX_BINDS, MAX_IN_LIST, events, kind_str, marks, may_race, new_id,
-    positional, rows as values,
+    Backend, Ingested, MAX_BINDS, MAX_IN_LIST, events, if_racing, kind_str, marks, may_race,
+    new_id, positional, rows as values,
 };
 use crate::crm::CrmEvent;
 use crate::types::Message;
@@ -318,12 +318,11 @@ async fn conversations<'m>(
                     customer_handle, kind, created_at, updated_at, status, priority)
                  VALUES {}{}",
                 values("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 0)", chunk.len()),
-                if may_race(backend) {
+                if_racing(
+                    backend,
                     " ON CONFLICT (tenant, channel, thread_key) WHERE status <> 'resolved'
                       DO NOTHING RETURNING id, thread_key"
-                } else {
-                    ""
-                }
+                )
             ),
         );
         let ids: Vec<String> = chunk.iter().map(|_| new_id()).collect();
@@ -341,16 +340,16 @@ async fn conversations<'m>(
                 .bind(now)
                 .bind(now);
         }
-        let mut opened: HashMap<String, String> = HashMap::with_capacity(chunk.len());
-        if may_race(backend) {
-            for row in query.fetch_all(&mut **tx).await? {
-                opened.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
-            }
-        } else {
+        if !may_race(backend) {
             query.execute(&mut **tx).await?;
-            for (m, id) in chunk.iter().zip(&ids) {
-                opened.insert(m.conversation_key.clone(), id.clone());
+            for (m, id) in chunk.iter().zip(ids) {
+                threads.insert(m.conversation_key.as_str(), (id, true));
             }
+            continue;
+        }
+        let mut opened: HashMap<String, String> = HashMap::with_capacity(chunk.len());
+        for row in query.fetch_all(&mut **tx).await? {
+            opened.insert(read(row.try_get("thread_key")?), row.try_get("id")?);
         }
         for m in chunk {
             match opened.remove(m.conversation_key.as_str()) {
@@ -430,11 +429,10 @@ async fn insert_messages(
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'inbound')",
                     chunk.len()
                 ),
-                if may_race(backend) {
+                if_racing(
+                    backend,
                     " ON CONFLICT (tenant, channel, account, external_id) DO NOTHING RETURNING id"
-                } else {
-                    ""
-                }
+                )
             ),
         );
         let mut query = sqlx::query(&sql);

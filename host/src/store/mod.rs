@@ -106,7 +106,7 @@ pub use open::redacted_url;
 
 pub use records::{ConversationRecord, ConversationStatus, Ingested, StoredMessage};
 use records::{kind_str, parse_kind};
-use sql::{MAX_BINDS, MAX_IN_LIST, marks, may_race, ms, new_id, positional, rows};
+use sql::{MAX_BINDS, MAX_IN_LIST, if_racing, marks, may_race, ms, new_id, positional, rows};
 
 impl Store {
     /// This store reading time from `clock` (see [`crate::clock`]): every timestamp it

@@ -29,6 +29,11 @@ pub(super) fn may_race(backend: Backend) -> bool {
     backend == Backend::Postgres
 }
 
+/// `clause` (an `ON CONFLICT … RETURNING …` tail) where inserts [`may_race`], else nothing.
+pub(super) fn if_racing(backend: Backend, clause: &'static str) -> &'static str {
+    if may_race(backend) { clause } else { "" }
+}
+
 /// `?, ?, …`: `count` parameters, for an `IN (…)` list.
 pub(super) fn marks(count: usize) -> String {
     let mut out = String::with_capacity(count * 3);

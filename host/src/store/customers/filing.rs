@@ -1,12 +1,12 @@
 //! Filing a delivery's authors under customers, and the links the host suggests.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
 use super::super::text::{read, stored, stored_opt};
 use super::super::{
-    Backend, MAX_BINDS, MAX_IN_LIST, marks, may_race, new_id, positional, rows as values,
+    Backend, MAX_BINDS, MAX_IN_LIST, if_racing, marks, may_race, new_id, positional, rows as values,
 };
 use super::Tx;
 use crate::crm::CrmEvent;
@@ -116,11 +116,10 @@ pub(in crate::store) async fn file_authors(
                     handle, email_hash, phone_hash, created_at, linked_by)
                  VALUES {}{}",
                 values("(?, ?, ?, ?, ?, ?, ?, ?, 'host')", chunk.len()),
-                if may_race(backend) {
+                if_racing(
+                    backend,
                     " ON CONFLICT (tenant, channel, platform_id) DO NOTHING RETURNING customer_id"
-                } else {
-                    ""
-                }
+                )
             ),
         );
         let mut query = sqlx::query(&sql);
@@ -135,19 +134,22 @@ pub(in crate::store) async fn file_authors(
                 .bind(author.phone.clone())
                 .bind(now);
         }
-        let filed: Vec<String> = if may_race(backend) {
-            query
+        // The identities another host filed between our look-up and our insert (only
+        // where inserts race): their new customers are dropped again.
+        let lost: HashSet<&String> = if may_race(backend) {
+            let filed: HashSet<String> = query
                 .fetch_all(&mut **tx)
                 .await?
                 .iter()
                 .map(|row| row.try_get("customer_id"))
-                .collect::<Result<_, _>>()?
+                .collect::<Result<_, _>>()?;
+            customers.iter().filter(|c| !filed.contains(*c)).collect()
         } else {
             query.execute(&mut **tx).await?;
-            customers.clone()
+            HashSet::new()
         };
         for (author, customer) in chunk.iter().zip(&customers) {
-            if !filed.contains(customer) {
+            if lost.contains(customer) {
                 // Filed by another host between our look-up and our insert.
                 sqlx::query("DELETE FROM customers WHERE id = $1")
                     .bind(customer)
