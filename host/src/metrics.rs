@@ -23,6 +23,7 @@
 //! | `centralino_reply_failures_total` | counter | tenant, connector, outcome (`retry`, `failed`) |
 //! | `centralino_rate_limited_total` | counter | tenant, connector |
 //! | `centralino_routing_decision_seconds` | histogram | tenant |
+//! | `centralino_webhook_commit_deliveries` | histogram | tenant |
 //! | `centralino_first_response_seconds` | histogram | tenant, connector |
 //! | `centralino_brand_first_response_seconds` | histogram | tenant, brand, operator |
 //! | `centralino_handling_seconds` | histogram | tenant, brand, operator |
@@ -64,6 +65,9 @@ const DECISION_BUCKETS: &[f64] = &[
 ];
 
 /// Buckets of the first-response time, in seconds: from a minute to a day.
+/// Webhook deliveries made durable by one commit.
+const COMMIT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
+
 const FIRST_RESPONSE_BUCKETS: &[f64] = &[
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
 ];
@@ -189,6 +193,7 @@ pub struct Metrics {
     reply_failures: Counter,
     rate_limited: Counter,
     decision_seconds: Histogram,
+    commit_deliveries: Histogram,
     first_response_seconds: Histogram,
     brand_first_response_seconds: Histogram,
     handling_seconds: Histogram,
@@ -235,6 +240,12 @@ impl Default for Metrics {
                 "Time to place a customer message: the routing chain and the queue.",
                 &["tenant"],
                 DECISION_BUCKETS,
+            ),
+            commit_deliveries: Histogram::new(
+                "centralino_webhook_commit_deliveries",
+                "Webhook deliveries made durable by one commit of the store (SQLite, routed tenants): deliveries that arrive while another is written share its commit.",
+                &["tenant"],
+                COMMIT_BUCKETS,
             ),
             first_response_seconds: Histogram::new(
                 "centralino_first_response_seconds",
@@ -315,6 +326,11 @@ impl Metrics {
         self.decision_seconds.observe(&[tenant], took.as_secs_f64());
     }
 
+    /// One commit of the store made `deliveries` webhook deliveries durable.
+    pub(crate) fn deliveries_committed(&self, tenant: &str, deliveries: usize) {
+        self.commit_deliveries.observe(&[tenant], deliveries as f64);
+    }
+
     /// An operator's first reply reached the platform `after` the conversation began.
     pub(crate) fn first_response(&self, tenant: &str, connector: &str, after: Duration) {
         self.first_response_seconds
@@ -375,6 +391,7 @@ impl Metrics {
             counter.render(out);
         }
         self.decision_seconds.render(out);
+        self.commit_deliveries.render(out);
         self.first_response_seconds.render(out);
         self.brand_first_response_seconds.render(out);
         self.handling_seconds.render(out);

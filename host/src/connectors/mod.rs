@@ -75,6 +75,7 @@ pub use poll::{MAX_POLL_PAUSE, PollReport};
 pub(crate) use reload::Candidate;
 pub use reload::ReloadReport;
 pub use spec::{ConnectorSpec, DEFAULT_TENANT};
+pub(crate) use webhook::Normalised;
 
 use crate::clock::Clock;
 use crate::error::{Error, PluginId};

@@ -4,7 +4,7 @@
 use super::Connector;
 use super::call::CallKind;
 use crate::error::{Error, PluginFailure};
-use crate::store::{Applied, Deletion, Ingested, OpenDelivery, Store};
+use crate::store::{Applied, Deletion, DeliveryGroup, Ingested, OpenDelivery, Store};
 use crate::types::{Message, Receipt, WebhookRequest, WebhookResponse};
 
 /// A delivery the plugin verified and normalised, to be stored before the platform is
@@ -54,8 +54,8 @@ impl Connector {
         &self,
         store: &Store,
         normalised: Normalised,
-    ) -> Result<(WebhookResponse, OpenDelivery, Vec<Ingested>), WebhookResponse> {
-        match store
+    ) -> Result<(WebhookResponse, OpenDelivery<'static>, Vec<Ingested>), WebhookResponse> {
+        let written = store
             .begin_delivery(
                 &self.tenant,
                 &self.name,
@@ -63,11 +63,40 @@ impl Connector {
                 &normalised.receipts,
                 &normalised.deletions,
             )
-            .await
-        {
+            .await;
+        self.written(written, normalised.response)
+    }
+
+    /// [`Connector::begin_storing`] in a savepoint of `group`, which several deliveries
+    /// share (see [`DeliveryGroup`]).
+    pub(crate) async fn begin_storing_in<'g>(
+        &self,
+        group: &'g mut DeliveryGroup,
+        normalised: Normalised,
+    ) -> Result<(WebhookResponse, OpenDelivery<'g>, Vec<Ingested>), WebhookResponse> {
+        let written = group
+            .begin_delivery(
+                &self.tenant,
+                &self.name,
+                &normalised.messages,
+                &normalised.receipts,
+                &normalised.deletions,
+            )
+            .await;
+        self.written(written, normalised.response)
+    }
+
+    /// What [`Connector::begin_storing`] makes of the store's outcome.
+    #[allow(clippy::type_complexity)]
+    fn written<'c>(
+        &self,
+        written: anyhow::Result<(OpenDelivery<'c>, Vec<Ingested>, Applied)>,
+        response: WebhookResponse,
+    ) -> Result<(WebhookResponse, OpenDelivery<'c>, Vec<Ingested>), WebhookResponse> {
+        match written {
             Ok((delivery, ingested, applied)) => {
                 self.note_applied(&applied);
-                Ok((normalised.response, delivery, ingested))
+                Ok((response, delivery, ingested))
             }
             Err(e) => Err(self.not_stored(&e)),
         }

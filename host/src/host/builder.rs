@@ -356,7 +356,7 @@ impl HostBuilder {
             .context("reading the host-held account tokens")?;
         let accounts = Arc::new(accounts);
         let mut brands = std::mem::take(&mut self.brands);
-        let routing = self
+        let routing: HashMap<String, tokio::sync::Mutex<TenantRouting>> = self
             .routing
             .into_iter()
             .map(|(tenant, mut engine)| {
@@ -370,8 +370,13 @@ impl HostBuilder {
                 )
             })
             .collect();
+        let delivery_queues = routing
+            .keys()
+            .map(|tenant| (tenant.clone(), Default::default()))
+            .collect();
         let inner = Arc::new(HostInner {
             routing,
+            delivery_queues,
             runtime,
             store: store.clone(),
             connectors,

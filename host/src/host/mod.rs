@@ -75,6 +75,8 @@ struct HostInner {
     /// Who this host is when it takes polling leases.
     leases: LeaseHolder,
     routing: HashMap<String, tokio::sync::Mutex<TenantRouting>>,
+    /// Each routed tenant's webhook deliveries waiting to be written (SQLite only).
+    delivery_queues: HashMap<String, delivery::DeliveryQueue>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// How the supervised background tasks are doing.
     task_book: Arc<TaskBook>,

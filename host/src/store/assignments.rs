@@ -395,7 +395,7 @@ fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {
 
 /// [`Store::record_routing`] inside a transaction the caller commits.
 pub(super) async fn record_routing_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     tenant: &str,
     changes: &[(String, ConversationStatus, Option<String>)],

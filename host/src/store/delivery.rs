@@ -8,6 +8,11 @@
 //! retry. On SQLite the store has one connection, so while a delivery is open nothing
 //! else reaches the database: whatever routing reads meanwhile goes through the open
 //! delivery too.
+//!
+//! Deliveries that arrive while another is being written share its commit: a
+//! [`DeliveryGroup`] is one transaction in which each delivery is written in a savepoint
+//! of its own ([`DeliveryGroup::begin_delivery`]), so one that fails is rolled back alone,
+//! and one commit (one wait for the disk) makes the whole group durable.
 
 use std::collections::HashMap;
 
@@ -20,8 +25,9 @@ use crate::types::{Message, Receipt};
 
 /// A delivery written but not committed (see the module docs).
 #[cfg_attr(feature = "test-support", visibility::make(pub))]
-pub(crate) struct OpenDelivery {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+pub(crate) struct OpenDelivery<'c> {
+    /// The delivery's own transaction, or its savepoint in a [`DeliveryGroup`].
+    tx: sqlx::Transaction<'c, sqlx::Any>,
     backend: Backend,
     tenant: String,
     clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
@@ -55,7 +61,7 @@ impl Store {
         tenant: &str,
         channel: &str,
         messages: &[Message],
-    ) -> anyhow::Result<(OpenDelivery, Vec<Ingested>)> {
+    ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>)> {
         let (delivery, ingested, _) = self
             .begin_delivery(tenant, channel, messages, &[], &[])
             .await?;
@@ -71,45 +77,113 @@ impl Store {
         messages: &[Message],
         receipts: &[Receipt],
         deletions: &[Deletion],
-    ) -> anyhow::Result<(OpenDelivery, Vec<Ingested>, Applied)> {
-        let mut tx = self.pool.begin().await?;
-        let now = ms(self.now_ms());
+    ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>, Applied)> {
+        let tx = self.pool.begin().await?;
+        let delivery = OpenDelivery {
+            tx,
+            backend: self.backend,
+            tenant: tenant.to_string(),
+            clock: self.clock.clone(),
+            returning: false,
+        };
+        delivery
+            .write(self.now_ms(), channel, messages, receipts, deletions)
+            .await
+    }
+
+    /// Opens a transaction for several deliveries ([`DeliveryGroup`]).
+    pub(crate) async fn begin_group(&self) -> anyhow::Result<DeliveryGroup> {
+        Ok(DeliveryGroup {
+            tx: self.pool.begin().await?,
+            backend: self.backend,
+            clock: self.clock.clone(),
+        })
+    }
+}
+
+/// Several webhook deliveries in one transaction (see the module docs): each is written in
+/// a savepoint of its own, and [`DeliveryGroup::commit`] makes them durable together.
+pub(crate) struct DeliveryGroup {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
+}
+
+impl DeliveryGroup {
+    /// [`Store::begin_delivery`] inside the group, in a savepoint: committing the
+    /// [`OpenDelivery`] releases the savepoint (the delivery is then part of the group's
+    /// commit); dropping it, or an error here, rolls back this delivery alone.
+    pub(crate) async fn begin_delivery(
+        &mut self,
+        tenant: &str,
+        channel: &str,
+        messages: &[Message],
+        receipts: &[Receipt],
+        deletions: &[Deletion],
+    ) -> anyhow::Result<(OpenDelivery<'_>, Vec<Ingested>, Applied)> {
+        use sqlx::Acquire as _;
+        let now = crate::clock::read(self.clock.as_ref());
+        let delivery = OpenDelivery {
+            tx: (&mut self.tx).begin().await?,
+            backend: self.backend,
+            tenant: tenant.to_string(),
+            clock: self.clock.clone(),
+            returning: false,
+        };
+        delivery
+            .write(now, channel, messages, receipts, deletions)
+            .await
+    }
+
+    /// Commits every delivery of the group whose savepoint was released.
+    pub(crate) async fn commit(self) -> anyhow::Result<()> {
+        self.tx
+            .commit()
+            .await
+            .context("committing a group of webhook deliveries")
+    }
+}
+
+impl<'c> OpenDelivery<'c> {
+    /// Writes the delivery's messages, receipts and deletions with every CRM event they
+    /// cause (at `now_ms`).
+    async fn write(
+        mut self,
+        now_ms: u64,
+        channel: &str,
+        messages: &[Message],
+        receipts: &[Receipt],
+        deletions: &[Deletion],
+    ) -> anyhow::Result<(Self, Vec<Ingested>, Applied)> {
+        let now = ms(now_ms);
+        let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
         let (ingested, returning) = if messages.is_empty() {
             (Vec::new(), false)
         } else {
-            ingest::stored_and_authors(&mut tx, self.backend, tenant, channel, messages, now)
-                .await?
+            ingest::stored_and_authors(tx, backend, tenant, channel, messages, now).await?
         };
         let mut applied = Applied::default();
         let mut crm = Vec::new();
         for receipt in receipts {
             let changed =
-                super::receipts::apply_receipt(&mut tx, tenant, channel, receipt, &mut crm).await?;
+                super::receipts::apply_receipt(tx, tenant, channel, receipt, &mut crm).await?;
             match changed {
                 Some(n) => applied.receipts += n,
                 None => applied.receipts_unmatched += 1,
             }
         }
         for deletion in deletions {
-            if super::receipts::delete(&mut tx, tenant, channel, deletion, &mut crm).await? {
+            if super::receipts::delete(tx, tenant, channel, deletion, &mut crm).await? {
                 applied.deletions += 1;
             } else {
                 applied.deletions_unmatched += 1;
             }
         }
-        events::append_many(&mut tx, self.backend, tenant, &crm, now).await?;
-        let delivery = OpenDelivery {
-            tx,
-            backend: self.backend,
-            tenant: tenant.to_string(),
-            clock: self.clock.clone(),
-            returning,
-        };
-        Ok((delivery, ingested, applied))
+        events::append_many(tx, backend, tenant, &crm, now).await?;
+        self.returning = returning;
+        Ok((self, ingested, applied))
     }
-}
 
-impl OpenDelivery {
     /// [`Store::routed_conversation`], read inside the delivery.
     pub(crate) async fn routed_conversation(
         &mut self,
@@ -160,7 +234,8 @@ impl OpenDelivery {
         .await
     }
 
-    /// Commits the delivery: its messages, their events and the routing outcome at once.
+    /// Commits the delivery: its messages, their events and the routing outcome at once (in
+    /// a [`DeliveryGroup`], releases its savepoint: the group's commit makes it durable).
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn commit(self) -> anyhow::Result<()> {
         self.tx

@@ -59,6 +59,7 @@ internal_use!(
     presence::StoredPresence,
     retention::Pruned,
 );
+pub(crate) use delivery::DeliveryGroup;
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
     assignments::{RoutedConversation, RoutingTx, StoredAssignment},

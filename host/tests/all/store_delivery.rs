@@ -1,7 +1,8 @@
 //! A webhook delivery on SQLite is one transaction: its messages, their events and the
 //! routing outcome commit together. When that commit fails, nothing is stored, the
 //! platform is told to retry, and the routing engine forgets what it decided, so an
-//! operator's seat taken by the lost delivery is free again.
+//! operator's seat taken by the lost delivery is free again. Deliveries that wait while
+//! another is written share one commit, and one of them that fails is rolled back alone.
 
 use std::collections::BTreeMap;
 
@@ -199,4 +200,155 @@ async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone(
         .await
         .unwrap();
     assert_eq!(load, Some(1));
+}
+
+/// The value of the one sample of `name` in `host`'s metrics whose labels include `label`.
+async fn metric(host: &Host, name: &str, label: &str) -> f64 {
+    let text = host.metrics_text().await;
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .next()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centralino.db");
+    let graph = GraphApi::start().await.unwrap();
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    engine
+        .add_operator(
+            Operator::new("anna", 10).skills(["tim"]).languages(["it"]),
+            Presence::Online,
+        )
+        .await;
+    let host = Host::builder()
+        .store(format!("sqlite://{}", path.display()))
+        .connector(facebook(&graph))
+        .routing(engine)
+        .build()
+        .await
+        .unwrap();
+
+    // A message saying `veleno` cannot be stored.
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN new.text = 'veleno'
+         BEGIN SELECT RAISE(ABORT, 'poisoned message'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+
+    // A routing change holds the tenant's routing lock for a while (on a thread of its
+    // own), so the deliveries that arrive meanwhile wait for it together.
+    let holder = {
+        let host = host.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(host.with_routing("default", |_| {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            }))
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let send = |psid: &str, text: &str| {
+        let host = host.clone();
+        let request = delivery(psid, &format!("m_{psid}"), text);
+        tokio::spawn(async move {
+            host.deliver_webhook_stored("default", "facebook", request)
+                .await
+        })
+    };
+    let texts = ["ciao", "salve", "veleno", "buongiorno", "ehi", "aiuto"];
+    let waiting: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| send(&format!("70{i}"), text))
+        .collect();
+    holder.await.unwrap().unwrap();
+
+    let mut conversations = Vec::new();
+    for (text, handle) in texts.iter().zip(waiting) {
+        let (response, stored) = handle.await.unwrap();
+        if *text == "veleno" {
+            assert_eq!(
+                response.status, 503,
+                "the poisoned delivery is told to retry"
+            );
+            assert!(stored.is_empty());
+        } else {
+            assert_eq!(response.status, 200, "`{text}` is stored");
+            assert_eq!(stored.len(), 1);
+            conversations.push(stored[0].conversation_id.clone());
+        }
+    }
+    // Five deliveries made durable by one commit (two, should the plugin have been
+    // slower than the routing change with some of them).
+    let tenant = "tenant=\"default\"";
+    let commits = metric(&host, "centralino_webhook_commit_deliveries_count", tenant).await;
+    assert!((1.0..=2.0).contains(&commits), "{commits} commits");
+    assert_eq!(
+        metric(&host, "centralino_webhook_commit_deliveries_sum", tenant).await,
+        5.0
+    );
+    let store = host.store();
+    assert_eq!(store.message_count("default").await.unwrap(), 5);
+    for id in &conversations {
+        let record = store.conversation("default", id).await.unwrap().unwrap();
+        assert_eq!(record.status, ConversationStatus::Assigned);
+        assert_eq!(record.assignee.as_deref(), Some("anna"));
+    }
+    let mut expected: Vec<(String, String)> = Vec::new();
+    let events = events(&mut db).await;
+    for id in &conversations {
+        expected.push(("message-received".to_string(), id.to_string()));
+        expected.push(("conversation-assigned".to_string(), id.to_string()));
+    }
+    let mut sorted = events.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(
+        sorted, expected,
+        "each stored message and decision once, nothing of the poisoned one"
+    );
+    let (load, open) = host
+        .with_routing("default", |engine| {
+            let load = engine.roster().state("anna").map(|s| s.load);
+            let open = engine
+                .conversations()
+                .iter()
+                .filter(|c| c.is_open())
+                .count();
+            (load, open)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        load,
+        Some(5),
+        "the seat the poisoned delivery took is free again"
+    );
+    assert_eq!(open, 5);
+
+    // Once the store takes it, the platform's retry is stored and routed.
+    sqlx::query("DROP TRIGGER poison")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let (response, stored) = send("702", "veleno").await.unwrap();
+    assert_eq!(response.status, 200);
+    assert!(!stored[0].duplicate, "the failed attempt stored nothing");
+    assert_eq!(store.message_count("default").await.unwrap(), 6);
+    let load = host
+        .with_routing("default", |engine| {
+            engine.roster().state("anna").map(|s| s.load)
+        })
+        .await
+        .unwrap();
+    assert_eq!(load, Some(6));
 }

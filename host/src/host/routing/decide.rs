@@ -66,7 +66,7 @@ impl TenantRouting {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn route_in<B>(
         &mut self,
-        delivery: &mut OpenDelivery,
+        delivery: &mut OpenDelivery<'_>,
         tenant: &str,
         connector: &Connector,
         ingested: &[Ingested],

@@ -27,6 +27,8 @@ mod decide;
 mod service_levels;
 mod sync;
 
+pub(crate) use decide::AutoAnswer;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
