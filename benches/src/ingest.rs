@@ -101,6 +101,9 @@ pub struct Figure {
     pub durable: Duration,
     /// Run 1, every round.
     pub durable_rounds: Vec<Duration>,
+    /// Run 1, every round: webhook deliveries per commit of the store, on average
+    /// (deliveries that wait while another is written share its commit).
+    pub per_commit: Vec<f64>,
     /// The store's own limit: the same rows by a plain batched insert (median of the
     /// rounds, each run right after a durable round; see [`crate::ingest_limit`]).
     pub limit: Duration,
@@ -289,6 +292,25 @@ async fn deliver_all(
     Ok(())
 }
 
+/// Webhook deliveries per commit so far, from the host's
+/// `centralino_webhook_commit_deliveries` histogram (0 when it has none).
+async fn deliveries_per_commit(host: &Host) -> f64 {
+    let text = host.metrics_text().await;
+    let sample = |name: &str| {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let commits = sample("centralino_webhook_commit_deliveries_count{");
+    let deliveries = sample("centralino_webhook_commit_deliveries_sum{");
+    if commits > 0.0 {
+        deliveries / commits
+    } else {
+        0.0
+    }
+}
+
 /// Runs the three host runs and the composed run.
 pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow::Result<Figure> {
     crate::component(plugins, "facebook")?;
@@ -300,6 +322,7 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
     // followed by the plain insert of the same rows (the store's own limit).
     let batches = crate::ingest_limit::normalised(runtime, plugins, deliveries(options)).await?;
     let mut durable_rounds = Vec::new();
+    let mut per_commit = Vec::new();
     let mut limit_rounds = Vec::new();
     let mut drains = Vec::new();
     let mut settings = String::new();
@@ -314,6 +337,7 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
         let started = Instant::now();
         deliver_all(&gated, requests, options.concurrency).await?;
         durable_rounds.push(started.elapsed());
+        per_commit.push(deliveries_per_commit(&gated).await);
         let stored = gated.store().message_count(DEFAULT_TENANT).await?;
         anyhow::ensure!(
             stored == options.messages as i64,
@@ -378,6 +402,7 @@ pub async fn run(runtime: &Runtime, plugins: &Path, options: &Options) -> anyhow
         options: options.clone(),
         durable,
         durable_rounds,
+        per_commit,
         limit,
         limit_rounds,
         settings,

@@ -488,6 +488,15 @@ async fn ingest_section(args: &Args, plugins: &std::path::Path) -> anyhow::Resul
     );
     let _ = writeln!(
         out,
+        "| … webhook deliveries per commit of the store, on average (deliveries that wait while another is written share its commit) | | {} |",
+        f.per_commit
+            .iter()
+            .map(|n| format!("{n:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
         "| the store's limit: the same rows by a plain batched insert, one transaction per delivery, same connection and pragmas | {} | {:.0} (rounds: {}) |",
         human(f.limit.as_nanos() as f64),
         f.rate(f.limit),

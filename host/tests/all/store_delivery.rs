@@ -328,11 +328,7 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
         })
         .await
         .unwrap();
-    assert_eq!(
-        load,
-        Some(5),
-        "the seat the poisoned delivery took is free again"
-    );
+    assert_eq!(load, Some(5), "the poisoned delivery holds no seat");
     assert_eq!(open, 5);
 
     // Once the store takes it, the platform's retry is stored and routed.
