@@ -397,21 +397,21 @@ lower_in_lists_only!(AgentRef<'_>, "router.agent");
 #[derive(ComponentType, Lower)]
 #[component(record)]
 pub(crate) struct ConversationRef<'a> {
-    id: &'a str,
-    channel: &'a str,
-    account: &'a str,
-    brand: Option<&'a str>,
-    language: Option<&'a str>,
-    customer: &'a str,
-    kind: types::MessageKind,
-    text: &'a str,
-    priority: u8,
+    pub(crate) id: &'a str,
+    pub(crate) channel: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) brand: Option<&'a str>,
+    pub(crate) language: Option<&'a str>,
+    pub(crate) customer: &'a str,
+    pub(crate) kind: types::MessageKind,
+    pub(crate) text: &'a str,
+    pub(crate) priority: u8,
     #[component(name = "previous-agent")]
-    previous_agent: Option<&'a str>,
+    pub(crate) previous_agent: Option<&'a str>,
     #[component(name = "previous-agent-at")]
-    previous_agent_at: Option<u64>,
+    pub(crate) previous_agent_at: Option<u64>,
     #[component(name = "waiting-since")]
-    waiting_since: u64,
+    pub(crate) waiting_since: u64,
 }
 
 /// `router.context`, borrowed (the agents' list is the only allocation).

@@ -372,6 +372,55 @@ async fn every_candidate_reaches_a_0_2_policy_as_the_host_holds_it_through_both_
     .await;
 }
 
+/// The conversation, the queue and the time reach a 0.2 policy as the host holds them
+/// (the context is written into the guest by hand, `context_lowering.rs`), field by field.
+#[tokio::test]
+async fn the_conversation_reaches_a_0_2_policy_as_the_host_holds_it_through_both_paths() {
+    differential(
+        "roster-echo",
+        &[],
+        CONTEXTS,
+        Some("conversation"),
+        |context, decision| {
+            let c = &context.conversation;
+            let q = &context.queue;
+            let kind = match c.kind {
+                MessageKind::PublicPost => 0,
+                MessageKind::PrivateMessage => 1,
+                MessageKind::Comment => 2,
+            };
+            let expected = format!(
+                "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
+                c.id,
+                c.channel,
+                c.account,
+                c.brand,
+                c.language,
+                c.customer,
+                kind,
+                c.text,
+                c.priority,
+                c.previous_agent,
+                c.previous_agent_at,
+                c.waiting_since,
+                q.waiting,
+                q.oldest_wait_ms,
+                q.average_handle_ms,
+                context.now
+            );
+            if decision.action == RoutingAction::Pass && decision.reason == expected {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the 0.2 guest saw another conversation than the host sent: got \
+                     {decision:?}, expected the echo {expected:?}"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
 /// A roster that changes the way the engine's does: loads and presence move with the same
 /// version; an operator added, removed or reconfigured brings a new version; stages see
 /// subsets in other orders. A 0.2 instance, told only what changed, sees every call's

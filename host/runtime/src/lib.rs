@@ -45,6 +45,7 @@ pub(crate) mod bindings;
 mod borrowed;
 mod cache;
 mod channel;
+mod context_lowering;
 #[cfg(test)]
 mod fast_path;
 mod imports;
@@ -150,7 +151,9 @@ impl RuntimeBuilder {
     /// Creates the engine, the linkers and the epoch ticker.
     pub fn build(self) -> Result<Runtime, Error> {
         let route_call = RouteCall::chosen(self.route_call, || {
-            borrowed::self_check().and_then(|()| roster::self_check())
+            borrowed::self_check()
+                .and_then(|()| roster::self_check())
+                .and_then(|()| context_lowering::self_check())
         });
         let mut config = engine_config();
         if let Some(instances) = self.pooling {

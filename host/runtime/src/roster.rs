@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use wasmtime::AsContext;
 use wasmtime::component::__internal::LowerContext;
-use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
+use wasmtime::component::{ComponentType, Func, TypedFunc};
 
 use super::bindings::latest::{router, types};
 use crate::borrowed::{ConversationRef, lower_in_lists_only};
@@ -323,7 +323,7 @@ pub(crate) struct CandidateRow {
 
 /// Offsets [`CandidateRow`]'s lowering writes; [`self_check`] compares them with the
 /// derived record's.
-const ROW_SIZE: usize = 32;
+pub(crate) const ROW_SIZE: usize = 32;
 const AT_LOAD: usize = 4;
 const AT_PRESENCE: usize = 8;
 const AT_LAST_TAG: usize = 16;
@@ -361,12 +361,17 @@ impl CandidateRow {
         else {
             wasmtime::bail!("the candidates' list lies outside the guest's memory");
         };
+        Self::write_all(target, rows);
+        Ok(())
+    }
+
+    /// Writes `rows` into `target`, `ROW_SIZE` bytes each (`target` holds them exactly).
+    pub(crate) fn write_all(target: &mut [u8], rows: &[Self]) {
         // The guest's fresh allocation may hold old bytes: padding is zeroed too.
         target.fill(0);
         for (row, bytes) in rows.iter().zip(target.chunks_exact_mut(ROW_SIZE)) {
             row.write(bytes);
         }
-        Ok(())
     }
 }
 
@@ -377,14 +382,15 @@ impl CandidateRow {
 // component by the derived `ComponentType` (`check_route`).
 lower_in_lists_only!(CandidateRow, "router.candidate");
 
-/// `router.context` (0.2), borrowed.
-#[derive(ComponentType, Lower)]
+/// `router.context` (0.2), borrowed; written into the guest by hand
+/// (`context_lowering.rs`).
+#[derive(ComponentType)]
 #[component(record)]
 pub(crate) struct ContextRef<'a> {
-    conversation: ConversationRef<'a>,
-    candidates: &'a [CandidateRow],
-    queue: router::QueueStats,
-    now: u64,
+    pub(crate) conversation: ConversationRef<'a>,
+    pub(crate) candidates: &'a [CandidateRow],
+    pub(crate) queue: router::QueueStats,
+    pub(crate) now: u64,
 }
 
 /// What `route` returns.

@@ -16,7 +16,8 @@
 /// wasmtime: if the `borrowed::tests` or `runtime::fast_path` tests fail, decisions are
 /// still right through the generated path; to ship before the fast path is repaired, make
 /// [`RouteCall::chosen`] return [`RouteCall::Generated`] (one line), and if `__internal` no
-/// longer compiles, reduce `borrowed.rs` to the conversion to `router::Context`.
+/// longer compiles, reduce `borrowed.rs` to the conversion to `router::Context` (and
+/// `roster.rs` and `context_lowering.rs`, the 0.2 lowering, to the generated call).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RouteCall {
     /// The context borrowed from the host's types, lowered by [`borrowed`](super::borrowed).

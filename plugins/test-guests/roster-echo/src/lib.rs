@@ -4,7 +4,9 @@
 //! each call's candidates say what the host meant. The format is `hostile-router`'s echo,
 //! so both contract lines are checked against the same expectation. With the text
 //! `first` it assigns the first candidate; with `narrow` it narrows to the candidates in
-//! reverse order.
+//! reverse order; with `conversation` it passes with the conversation, the queue and the
+//! time written out instead (`|`-separated, options as Rust prints them, the kind as its
+//! case number).
 
 use centralino_sdk::routing::{Decision, Presence, RoutingContext};
 use centralino_sdk::{Result, Router};
@@ -31,6 +33,29 @@ impl Router for RosterEcho {
                     context.candidates().rev(),
                     "roster-echo: reversed",
                 ));
+            }
+            "conversation" => {
+                let c = context.conversation;
+                let q = context.queue;
+                return Ok(Decision::pass(format!(
+                    "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
+                    c.id,
+                    c.channel,
+                    c.account,
+                    c.brand,
+                    c.language,
+                    c.customer,
+                    c.kind as u8,
+                    c.text,
+                    c.priority,
+                    c.previous_agent,
+                    c.previous_agent_at,
+                    c.waiting_since,
+                    q.waiting,
+                    q.oldest_wait_ms,
+                    q.average_handle_ms,
+                    context.now
+                )));
             }
             _ => {}
         }
