@@ -205,10 +205,12 @@ fn place<'a, T>(cx: &mut LowerContext<'_, T>, s: &'a str) -> wasmtime::Result<Pl
     })
 }
 
-/// `bytes` at `at` in the record `rec`.
-fn put(rec: &mut [u8], at: usize, bytes: &[u8]) -> wasmtime::Result<()> {
-    match rec.get_mut(at..at + bytes.len()) {
-        Some(slot) => slot.copy_from_slice(bytes),
+/// `bytes` at `at` in the record `rec` (a fixed size, so the copy is a store or two, not
+/// a call to `memcpy`).
+#[inline]
+fn put<const N: usize>(rec: &mut [u8], at: usize, bytes: [u8; N]) -> wasmtime::Result<()> {
+    match rec.get_mut(at..at + N) {
+        Some(slot) => slot.copy_from_slice(&bytes),
         None => wasmtime::bail!("router.context's layout lies outside its record"),
     }
     Ok(())
@@ -216,8 +218,8 @@ fn put(rec: &mut [u8], at: usize, bytes: &[u8]) -> wasmtime::Result<()> {
 
 /// A string's (pointer, length) pair at `at`.
 fn put_string(rec: &mut [u8], at: usize, s: &Placed<'_>) -> wasmtime::Result<()> {
-    put(rec, at, &u32::try_from(s.ptr)?.to_le_bytes())?;
-    put(rec, at + 4, &u32::try_from(s.bytes.len())?.to_le_bytes())
+    put(rec, at, u32::try_from(s.ptr)?.to_le_bytes())?;
+    put(rec, at + 4, u32::try_from(s.bytes.len())?.to_le_bytes())
 }
 
 /// An `option<string>` at `at` (its value at `payload`).
@@ -229,10 +231,10 @@ fn put_option(
 ) -> wasmtime::Result<()> {
     match s {
         Some(s) => {
-            put(rec, at, &[1])?;
+            put(rec, at, [1])?;
             put_string(rec, payload, s)
         }
-        None => put(rec, at, &[0]),
+        None => put(rec, at, [0]),
     }
 }
 
@@ -294,9 +296,9 @@ impl ContextRef<'_> {
         put_option(rec, l.brand, l.brand_payload, brand.as_ref())?;
         put_option(rec, l.language, l.language_payload, language.as_ref())?;
         put_string(rec, l.customer, &customer)?;
-        put(rec, l.kind, &[kind_byte(c.kind)])?;
+        put(rec, l.kind, [kind_byte(c.kind)])?;
         put_string(rec, l.text, &text)?;
-        put(rec, l.priority, &[c.priority])?;
+        put(rec, l.priority, [c.priority])?;
         put_option(
             rec,
             l.previous_agent,
@@ -304,25 +306,25 @@ impl ContextRef<'_> {
             previous_agent.as_ref(),
         )?;
         if let Some(at) = c.previous_agent_at {
-            put(rec, l.previous_agent_at, &[1])?;
-            put(rec, l.previous_agent_at_payload, &at.to_le_bytes())?;
+            put(rec, l.previous_agent_at, [1])?;
+            put(rec, l.previous_agent_at_payload, at.to_le_bytes())?;
         }
-        put(rec, l.waiting_since, &c.waiting_since.to_le_bytes())?;
-        put(rec, l.candidates, &u32::try_from(list)?.to_le_bytes())?;
+        put(rec, l.waiting_since, c.waiting_since.to_le_bytes())?;
+        put(rec, l.candidates, u32::try_from(list)?.to_le_bytes())?;
         let count = u32::try_from(self.candidates.len())?;
-        put(rec, l.candidates + 4, &count.to_le_bytes())?;
-        put(rec, l.queue_waiting, &self.queue.waiting.to_le_bytes())?;
+        put(rec, l.candidates + 4, count.to_le_bytes())?;
+        put(rec, l.queue_waiting, self.queue.waiting.to_le_bytes())?;
         put(
             rec,
             l.queue_oldest_wait_ms,
-            &self.queue.oldest_wait_ms.to_le_bytes(),
+            self.queue.oldest_wait_ms.to_le_bytes(),
         )?;
         put(
             rec,
             l.queue_average_handle_ms,
-            &self.queue.average_handle_ms.to_le_bytes(),
+            self.queue.average_handle_ms.to_le_bytes(),
         )?;
-        put(rec, l.now, &self.now.to_le_bytes())
+        put(rec, l.now, self.now.to_le_bytes())
     }
 }
 
