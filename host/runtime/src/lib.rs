@@ -90,7 +90,7 @@ use limits::{CheckOutput, OutputViolation};
 use state::PluginState;
 
 /// How often the engine's epoch advances; deadlines are counted in these ticks.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Configures a [`Runtime`].
 #[derive(Debug, Default)]
@@ -401,8 +401,8 @@ impl Runtime {
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut context| {
-            Ok(if context.data_mut().call_clock.expired() {
+        store.epoch_deadline_callback(|context| {
+            Ok(if context.data().call_clock.expired() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)

@@ -30,9 +30,7 @@ use crate::types::{Message, PollResult, Receipt, RoutingDecision, WebhookOutcome
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginLimits {
     /// Longest a single call may compute before it is cut off. Time the host spends on the
-    /// plugin's behalf (waiting for HTTP responses) does not count; the measure starts at
-    /// the engine's first epoch tick during the call, so a call may run up to one tick
-    /// (5 ms) longer. Default: 1 s.
+    /// plugin's behalf (waiting for HTTP responses) does not count. Default: 1 s.
     pub call_deadline: Duration,
     /// Linear memory cap per instance, in bytes. Default: 64 MiB.
     pub memory_bytes: usize,

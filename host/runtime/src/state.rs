@@ -207,15 +207,9 @@ impl wasmtime::ResourceLimiter for Limiter {
 
 /// Measures one call's compute time: wall time since it started, less the time the host
 /// spent waiting on the plugin's behalf (HTTP).
-///
-/// The clock is read at the call's first epoch tick, not when the call starts: most calls
-/// (a routing decision: about a microsecond) end before any tick, and reading the clock
-/// at every start was 1.4% of a decision. A call's budget so counts from up to one tick
-/// ([`crate::EPOCH_TICK`], 5 ms) after its start.
 #[derive(Debug)]
 pub(crate) struct CallClock {
-    /// When the call's first tick came (none yet).
-    started: Option<Instant>,
+    started: Instant,
     pub(crate) waited: Duration,
     budget: Duration,
 }
@@ -223,7 +217,7 @@ pub(crate) struct CallClock {
 impl CallClock {
     fn new(budget: Duration) -> Self {
         CallClock {
-            started: None,
+            started: Instant::now(),
             waited: Duration::ZERO,
             budget,
         }
@@ -234,17 +228,9 @@ impl CallClock {
         *self = CallClock::new(budget);
     }
 
-    /// At an epoch tick during the call: whether it has used up its compute budget.
-    pub(crate) fn expired(&mut self) -> bool {
-        match self.started {
-            Some(started) => started.elapsed().saturating_sub(self.waited) >= self.budget,
-            None => {
-                self.started = Some(Instant::now());
-                // Whatever was waited before the first tick is not in the measure.
-                self.waited = Duration::ZERO;
-                self.budget.is_zero()
-            }
-        }
+    /// Whether the call has used up its compute budget.
+    pub(crate) fn expired(&self) -> bool {
+        self.started.elapsed().saturating_sub(self.waited) >= self.budget
     }
 }
 
@@ -405,31 +391,10 @@ impl AsyncWrite for LineWriter {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use wasmtime::ResourceLimiter as _;
 
-    use super::{CallClock, Limiter};
+    use super::Limiter;
     use crate::PluginLimits;
-
-    #[test]
-    fn a_calls_budget_counts_from_its_first_tick_and_a_new_call_starts_afresh() {
-        let mut clock = CallClock::new(Duration::from_secs(3600));
-        clock.waited = Duration::from_secs(7200);
-        assert!(!clock.expired(), "the first tick starts the measure");
-        assert_eq!(
-            clock.waited,
-            Duration::ZERO,
-            "waits before it are not in it"
-        );
-        assert!(!clock.expired());
-        clock.start(Duration::ZERO);
-        assert!(clock.expired(), "no budget: cut off at the first tick");
-        clock.start(Duration::from_nanos(1));
-        assert!(!clock.expired());
-        std::thread::sleep(Duration::from_millis(1));
-        assert!(clock.expired(), "past its budget at a later tick");
-    }
 
     fn limiter(cap: usize) -> Limiter {
         Limiter::new(&PluginLimits {
