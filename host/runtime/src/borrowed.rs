@@ -115,7 +115,7 @@ struct AgentLayout {
 }
 
 /// Where the next field of layout `abi` starts at or after `at`; moves `at` past it.
-const fn next_field(abi: &CanonicalAbiInfo, at: &mut usize) -> usize {
+pub(crate) const fn next_field(abi: &CanonicalAbiInfo, at: &mut usize) -> usize {
     let start = at.next_multiple_of(abi.align32 as usize);
     *at = start + abi.size32 as usize;
     start

@@ -25,7 +25,7 @@ use wasmtime::component::{ComponentType, Lower};
 
 use crate::bindings::latest::router;
 use crate::bindings::v0_1::types::MessageKind;
-use crate::borrowed::ConversationRef;
+use crate::borrowed::{ConversationRef, next_field};
 use crate::roster::{CandidateRow, ContextRef, ROW_SIZE};
 
 /// Byte offsets of `router.context`'s fields (0.2) in the canonical ABI (32-bit memory),
@@ -56,13 +56,6 @@ pub(crate) struct ContextLayout {
     /// The record's size and alignment.
     size: usize,
     align: u32,
-}
-
-/// Where the next field of layout `abi` starts at or after `at`; moves `at` past it.
-const fn next_field(abi: &CanonicalAbiInfo, at: &mut usize) -> usize {
-    let start = at.next_multiple_of(abi.align32 as usize);
-    *at = start + abi.size32 as usize;
-    start
 }
 
 /// Offset of an option's value from the option's start (a one-byte tag, then the value).

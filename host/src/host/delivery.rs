@@ -149,23 +149,17 @@ impl HostInner {
             normalised,
             answer,
         } = queued;
-        let (response, mut delivery, ingested) =
-            match c.begin_storing(&self.store, normalised).await {
-                Ok(open) => open,
-                Err(response) => {
-                    let _ = answer.send((response, Vec::new()));
-                    return;
-                }
-            };
-        let mut touched = Vec::new();
-        let committed = match self
-            .route_delivery(routing, &c, &mut delivery, &ingested, &mut touched)
-            .await
-        {
-            Ok(answers) => delivery.commit().await.map(|()| answers),
-            // Dropped: rolled back.
-            Err(e) => Err(e),
+        let (response, delivery, ingested) = match c.begin_storing(&self.store, normalised).await {
+            Ok(open) => open,
+            Err(response) => {
+                let _ = answer.send((response, Vec::new()));
+                return;
+            }
         };
+        let mut touched = Vec::new();
+        let committed = self
+            .route_and_commit(routing, &c, delivery, &ingested, &mut touched)
+            .await;
         let outcome = match committed {
             Ok(answers) => {
                 self.metrics.deliveries_committed(&c.tenant, 1);
@@ -203,22 +197,18 @@ impl HostInner {
                 normalised,
                 answer,
             } = queued;
-            let (response, mut delivery, ingested) =
-                match c.begin_storing_in(&mut tx, normalised).await {
-                    Ok(open) => open,
-                    Err(response) => {
-                        let _ = answer.send((response, Vec::new()));
-                        continue;
-                    }
-                };
-            let mut touched = Vec::new();
-            let released = match self
-                .route_delivery(routing, &c, &mut delivery, &ingested, &mut touched)
-                .await
+            let (response, delivery, ingested) = match c.begin_storing_in(&mut tx, normalised).await
             {
-                Ok(answers) => delivery.commit().await.map(|()| answers),
-                Err(e) => Err(e),
+                Ok(open) => open,
+                Err(response) => {
+                    let _ = answer.send((response, Vec::new()));
+                    continue;
+                }
             };
+            let mut touched = Vec::new();
+            let released = self
+                .route_and_commit(routing, &c, delivery, &ingested, &mut touched)
+                .await;
             match released {
                 Ok(answers) => written.push(Written {
                     connector: c,
@@ -262,29 +252,34 @@ impl HostInner {
     }
 
     /// Routes a delivery just written, inside it (nothing to route when every message was
-    /// a duplicate); returns the automatic answers to queue once it is committed.
-    async fn route_delivery(
+    /// a duplicate), and commits it (in a group: releases its savepoint); returns the
+    /// automatic answers to queue once it is durable. On `Err` the delivery was dropped,
+    /// so rolled back.
+    async fn route_and_commit(
         &self,
         routing: &mut TenantRouting,
         c: &Connector,
-        delivery: &mut OpenDelivery<'_>,
+        mut delivery: OpenDelivery<'_>,
         ingested: &[Ingested],
         touched: &mut Touched,
     ) -> anyhow::Result<Vec<AutoAnswer>> {
-        if ingested.iter().all(|i| i.duplicate) {
-            return Ok(Vec::new());
-        }
-        routing
-            .route_in(
-                delivery,
-                &c.tenant,
-                c,
-                ingested,
-                &self.metrics,
-                &self.brands(&c.tenant),
-                touched,
-            )
-            .await
+        let answers = if ingested.iter().all(|i| i.duplicate) {
+            Vec::new()
+        } else {
+            routing
+                .route_in(
+                    &mut delivery,
+                    &c.tenant,
+                    c,
+                    ingested,
+                    &self.metrics,
+                    &self.brands(&c.tenant),
+                    touched,
+                )
+                .await?
+        };
+        delivery.commit().await?;
+        Ok(answers)
     }
 
     /// What follows a delivery's commit: its counts, and the automatic answers routing

@@ -64,6 +64,27 @@ fn delivery(psid: &str, mid: &str, text: &str) -> WebhookRequest {
     }
 }
 
+/// A host on the SQLite file at `path` with the `facebook` connector and one operator,
+/// `anna`, with `seats` seats for TIM's Italian customers.
+async fn host_with_anna(path: &std::path::Path, graph: &GraphApi, seats: u32) -> Host {
+    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
+    engine
+        .add_operator(
+            Operator::new("anna", seats)
+                .skills(["tim"])
+                .languages(["it"]),
+            Presence::Online,
+        )
+        .await;
+    Host::builder()
+        .store(format!("sqlite://{}", path.display()))
+        .connector(facebook(graph))
+        .routing(engine)
+        .build()
+        .await
+        .unwrap()
+}
+
 /// The CRM events held in the store, by type, oldest first: (type, conversation).
 async fn events(db: &mut sqlx::SqliteConnection) -> Vec<(String, String)> {
     let rows: Vec<(String,)> = sqlx::query_as("SELECT payload FROM crm_events ORDER BY seq")
@@ -89,21 +110,8 @@ async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("centralino.db");
     let graph = GraphApi::start().await.unwrap();
-    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
     // One seat: whoever holds it decides where the next customer goes.
-    engine
-        .add_operator(
-            Operator::new("anna", 1).skills(["tim"]).languages(["it"]),
-            Presence::Online,
-        )
-        .await;
-    let host = Host::builder()
-        .store(format!("sqlite://{}", path.display()))
-        .connector(facebook(&graph))
-        .routing(engine)
-        .build()
-        .await
-        .unwrap();
+    let host = host_with_anna(&path, &graph, 1).await;
 
     // A second connection to the same file makes the delivery's commit fail after routing
     // decided: a deferred foreign key, broken by a trigger on the assignment's CRM event,
@@ -217,20 +225,7 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("centralino.db");
     let graph = GraphApi::start().await.unwrap();
-    let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
-    engine
-        .add_operator(
-            Operator::new("anna", 10).skills(["tim"]).languages(["it"]),
-            Presence::Online,
-        )
-        .await;
-    let host = Host::builder()
-        .store(format!("sqlite://{}", path.display()))
-        .connector(facebook(&graph))
-        .routing(engine)
-        .build()
-        .await
-        .unwrap();
+    let host = host_with_anna(&path, &graph, 10).await;
 
     // A message saying `veleno` cannot be stored.
     let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
