@@ -7,8 +7,9 @@
 //! delivery is stored, the platform is told to retry, and what the engine decided for it
 //! is undone ([`TenantRouting::undo`](super::routing::TenantRouting::undo)).
 //!
-//! **Deliveries share commits.** A commit waits for the disk (`synchronous = FULL`),
-//! which is most of what a delivery costs once the plugin has run. Deliveries of a tenant
+//! **Deliveries share commits.** A commit waits for the disk (`synchronous = FULL`):
+//! about a quarter of what a delivery of 100 messages costs under the lock
+//! (`BENCHMARKS.md` §2). Deliveries of a tenant
 //! that the plugin has normalised queue up ([`DeliveryQueue`]) while another is being
 //! written; whichever of their callers takes the tenant's routing lock next writes every
 //! queued one (at most [`MAX_GROUP`]), each in a savepoint of one transaction
