@@ -343,3 +343,45 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
         .unwrap();
     assert_eq!(load, Some(6));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_waits_for_another_process_writing_to_the_database_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("centralino.db");
+    let graph = GraphApi::start().await.unwrap();
+    let host = host_with_anna(&path, &graph, 1).await;
+
+    // Another connection (an admin's shell, a command of the CLI) holds the write lock.
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE admin_notes (note TEXT)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let delivering = {
+        let host = host.clone();
+        tokio::spawn(async move {
+            host.deliver_webhook_stored("default", "facebook", delivery("701", "m_1", "ciao"))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!delivering.is_finished(), "the delivery waits for the lock");
+    sqlx::query("COMMIT").execute(&mut db).await.unwrap();
+
+    let (response, stored) = delivering.await.unwrap();
+    assert_eq!(response.status, 200, "stored once the other writer is done");
+    assert_eq!(stored.len(), 1);
+    let record = host
+        .store()
+        .conversation("default", &stored[0].conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.assignee.as_deref(), Some("anna"));
+}
