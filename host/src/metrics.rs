@@ -64,10 +64,10 @@ const DECISION_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 
-/// Buckets of the first-response time, in seconds: from a minute to a day.
-/// Webhook deliveries made durable by one commit.
+/// Buckets of the webhook deliveries made durable by one commit (at most 32 share one).
 const COMMIT_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0];
 
+/// Buckets of the first-response time, in seconds: from a minute to a day.
 const FIRST_RESPONSE_BUCKETS: &[f64] = &[
     10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
 ];

@@ -121,6 +121,13 @@ pub(crate) const fn next_field(abi: &CanonicalAbiInfo, at: &mut usize) -> usize 
     start
 }
 
+/// Offset of an option's value from the option's start (a one-byte tag, then the value).
+pub(crate) const fn option_payload(value: &CanonicalAbiInfo) -> usize {
+    let mut at = 0usize;
+    next_field(&CanonicalAbiInfo::SCALAR1, &mut at);
+    next_field(value, &mut at)
+}
+
 impl AgentLayout {
     const fn new() -> Self {
         let mut at = 0usize;
@@ -135,9 +142,7 @@ impl AgentLayout {
         let load = next_field(&<u32 as ComponentType>::ABI, &mut at);
         let presence = next_field(&<router::Presence as ComponentType>::ABI, &mut at);
         let last_assigned_at = next_field(&<Option<u64> as ComponentType>::ABI, &mut at);
-        let mut payload = 0usize;
-        next_field(&CanonicalAbiInfo::SCALAR1, &mut payload);
-        let option_payload = next_field(&<u64 as ComponentType>::ABI, &mut payload);
+        let option_payload = option_payload(&<u64 as ComponentType>::ABI);
         let record = CanonicalAbiInfo::record_static(&[
             <&str as ComponentType>::ABI,
             <&str as ComponentType>::ABI,
@@ -259,16 +264,22 @@ fn copy_in<T>(cx: &mut LowerContext<'_, T>, align: u32, bytes: &[u8]) -> wasmtim
 }
 
 /// Writes a (pointer, length) pair into `buf` at `at`.
-fn put_pair(buf: &mut [u8], at: usize, ptr: usize, len: usize) -> wasmtime::Result<()> {
-    put_u32(buf, at, u32::try_from(ptr)?)?;
-    put_u32(buf, at + 4, u32::try_from(len)?)
+pub(crate) fn put_pair(buf: &mut [u8], at: usize, ptr: usize, len: usize) -> wasmtime::Result<()> {
+    put(buf, at, u32::try_from(ptr)?.to_le_bytes())?;
+    put(buf, at + 4, u32::try_from(len)?.to_le_bytes())
 }
 
-/// Writes a little-endian `u32` into `buf` at `at`.
-fn put_u32(buf: &mut [u8], at: usize, value: u32) -> wasmtime::Result<()> {
-    match buf.get_mut(at..at + 4) {
-        Some(slot) => slot.copy_from_slice(&value.to_le_bytes()),
-        None => wasmtime::bail!("agent record layout out of bounds"),
+/// Writes `bytes` into the record `buf` at `at` (a fixed size, so the copy is a store or
+/// two, not a call to `memcpy`).
+#[inline]
+pub(crate) fn put<const N: usize>(
+    buf: &mut [u8],
+    at: usize,
+    bytes: [u8; N],
+) -> wasmtime::Result<()> {
+    match buf.get_mut(at..at + N) {
+        Some(slot) => slot.copy_from_slice(&bytes),
+        None => wasmtime::bail!("record layout out of bounds"),
     }
     Ok(())
 }
@@ -324,28 +335,18 @@ impl AgentRef<'_> {
         put_pair(record, layout.languages, ptr, len)?;
         let (ptr, len) = lower_strings(cx, self.accounts)?;
         put_pair(record, layout.accounts, ptr, len)?;
-        put_u32(record, layout.capacity, self.capacity)?;
-        put_u32(record, layout.load, self.load)?;
+        put(record, layout.capacity, self.capacity.to_le_bytes())?;
+        put(record, layout.load, self.load.to_le_bytes())?;
         let presence = match self.presence {
             router::Presence::Online => 0u8,
             router::Presence::Away => 1,
             router::Presence::Offline => 2,
         };
-        match record.get_mut(layout.presence) {
-            Some(slot) => *slot = presence,
-            None => wasmtime::bail!("agent record layout out of bounds"),
-        }
+        put(record, layout.presence, [presence])?;
         if let Some(time) = self.last_assigned_at {
             let at = layout.last_assigned_at;
-            let payload = at + layout.option_payload;
-            match record.get_mut(at) {
-                Some(tag) => *tag = 1,
-                None => wasmtime::bail!("agent record layout out of bounds"),
-            }
-            match record.get_mut(payload..payload + 8) {
-                Some(slot) => slot.copy_from_slice(&time.to_le_bytes()),
-                None => wasmtime::bail!("agent record layout out of bounds"),
-            }
+            put(record, at, [1])?;
+            put(record, at + layout.option_payload, time.to_le_bytes())?;
         }
         Ok(())
     }

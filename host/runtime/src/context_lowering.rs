@@ -20,12 +20,12 @@
 
 use std::mem::MaybeUninit;
 
-use wasmtime::component::__internal::{CanonicalAbiInfo, InterfaceType, LowerContext};
+use wasmtime::component::__internal::{InterfaceType, LowerContext};
 use wasmtime::component::{ComponentType, Lower};
 
 use crate::bindings::latest::router;
 use crate::bindings::v0_1::types::MessageKind;
-use crate::borrowed::{ConversationRef, next_field};
+use crate::borrowed::{ConversationRef, next_field, option_payload, put, put_pair};
 use crate::roster::{CandidateRow, ContextRef, ROW_SIZE};
 
 /// Byte offsets of `router.context`'s fields (0.2) in the canonical ABI (32-bit memory),
@@ -56,13 +56,6 @@ pub(crate) struct ContextLayout {
     /// The record's size and alignment.
     size: usize,
     align: u32,
-}
-
-/// Offset of an option's value from the option's start (a one-byte tag, then the value).
-const fn option_payload(value: &CanonicalAbiInfo) -> usize {
-    let mut at = 0usize;
-    next_field(&CanonicalAbiInfo::SCALAR1, &mut at);
-    next_field(value, &mut at)
 }
 
 impl ContextLayout {
@@ -198,21 +191,9 @@ fn place<'a, T>(cx: &mut LowerContext<'_, T>, s: &'a str) -> wasmtime::Result<Pl
     })
 }
 
-/// `bytes` at `at` in the record `rec` (a fixed size, so the copy is a store or two, not
-/// a call to `memcpy`).
-#[inline]
-fn put<const N: usize>(rec: &mut [u8], at: usize, bytes: [u8; N]) -> wasmtime::Result<()> {
-    match rec.get_mut(at..at + N) {
-        Some(slot) => slot.copy_from_slice(&bytes),
-        None => wasmtime::bail!("router.context's layout lies outside its record"),
-    }
-    Ok(())
-}
-
 /// A string's (pointer, length) pair at `at`.
 fn put_string(rec: &mut [u8], at: usize, s: &Placed<'_>) -> wasmtime::Result<()> {
-    put(rec, at, u32::try_from(s.ptr)?.to_le_bytes())?;
-    put(rec, at + 4, u32::try_from(s.bytes.len())?.to_le_bytes())
+    put_pair(rec, at, s.ptr, s.bytes.len())
 }
 
 /// An `option<string>` at `at` (its value at `payload`).

@@ -79,7 +79,7 @@ impl DeliveryQueue {
     }
 }
 
-/// A delivery of a group written (its savepoint released), waiting for the group's commit.
+/// A delivery written (in a group: its savepoint released), waiting for its commit to settle.
 struct Written {
     connector: Arc<Connector>,
     answer: oneshot::Sender<Answer>,
@@ -158,21 +158,23 @@ impl HostInner {
             }
         };
         let mut touched = Vec::new();
-        let committed = self
+        let (answers, committed) = match self
             .route_and_commit(routing, &c, delivery, &ingested, &mut touched)
-            .await;
-        let outcome = match committed {
-            Ok(answers) => {
-                self.metrics.deliveries_committed(&c.tenant, 1);
-                self.stored(routing, &c, &ingested, answers).await;
-                (response, ingested)
-            }
-            Err(e) => {
-                self.undo(routing, &c, touched).await;
-                (c.not_stored(&e), Vec::new())
-            }
+            .await
+        {
+            Ok(answers) => (answers, Ok(())),
+            Err(e) => (Vec::new(), Err(e)),
         };
-        let _ = answer.send(outcome);
+        let written = Written {
+            connector: c,
+            answer,
+            response,
+            ingested,
+            answers,
+            touched,
+        };
+        self.settle(routing, vec![written], Vec::new(), committed)
+            .await;
     }
 
     /// Writes and routes several deliveries of one tenant, each in a savepoint, and
@@ -225,14 +227,29 @@ impl HostInner {
                 }
             }
         }
-        match tx.commit().await {
+        let committed = tx.commit().await;
+        self.settle(routing, written, undo, committed).await;
+    }
+
+    /// Answers the deliveries of a commit once it is done: on success each is counted,
+    /// its automatic answers queued and its platform answered; on failure each is told to
+    /// retry and its routing undone. `undo` are deliveries already answered (rolled back
+    /// alone) whose routing is undone either way.
+    async fn settle(
+        &self,
+        routing: &mut TenantRouting,
+        written: Vec<Written>,
+        undo: Vec<(Arc<Connector>, Touched)>,
+        committed: anyhow::Result<()>,
+    ) {
+        for (c, touched) in undo {
+            self.undo(routing, &c, touched).await;
+        }
+        match committed {
             Ok(()) => {
                 if let Some(w) = written.first() {
                     self.metrics
                         .deliveries_committed(&w.connector.tenant, written.len());
-                }
-                for (c, touched) in undo {
-                    self.undo(routing, &c, touched).await;
                 }
                 for w in written {
                     self.stored(routing, &w.connector, &w.ingested, w.answers)
@@ -241,9 +258,6 @@ impl HostInner {
                 }
             }
             Err(e) => {
-                for (c, touched) in undo {
-                    self.undo(routing, &c, touched).await;
-                }
                 for w in written {
                     self.undo(routing, &w.connector, w.touched).await;
                     let _ = w.answer.send((w.connector.not_stored(&e), Vec::new()));

@@ -79,15 +79,8 @@ impl Store {
         deletions: &[Deletion],
     ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>, Applied)> {
         let tx = self.begin_writing().await?;
-        let delivery = OpenDelivery {
-            tx,
-            backend: self.backend,
-            tenant: tenant.to_string(),
-            clock: self.clock.clone(),
-            returning: false,
-        };
-        delivery
-            .write(self.now_ms(), channel, messages, receipts, deletions)
+        OpenDelivery::new(tx, self.backend, tenant, self.clock.clone())
+            .write(channel, messages, receipts, deletions)
             .await
     }
 
@@ -134,16 +127,9 @@ impl DeliveryGroup {
         deletions: &[Deletion],
     ) -> anyhow::Result<(OpenDelivery<'_>, Vec<Ingested>, Applied)> {
         use sqlx::Acquire as _;
-        let now = crate::clock::read(self.clock.as_ref());
-        let delivery = OpenDelivery {
-            tx: (&mut self.tx).begin().await?,
-            backend: self.backend,
-            tenant: tenant.to_string(),
-            clock: self.clock.clone(),
-            returning: false,
-        };
-        delivery
-            .write(now, channel, messages, receipts, deletions)
+        let savepoint = (&mut self.tx).begin().await?;
+        OpenDelivery::new(savepoint, self.backend, tenant, self.clock.clone())
+            .write(channel, messages, receipts, deletions)
             .await
     }
 
@@ -157,17 +143,31 @@ impl DeliveryGroup {
 }
 
 impl<'c> OpenDelivery<'c> {
+    fn new(
+        tx: sqlx::Transaction<'c, sqlx::Any>,
+        backend: Backend,
+        tenant: &str,
+        clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
+    ) -> Self {
+        OpenDelivery {
+            tx,
+            backend,
+            tenant: tenant.to_string(),
+            clock,
+            returning: false,
+        }
+    }
+
     /// Writes the delivery's messages, receipts and deletions with every CRM event they
-    /// cause (at `now_ms`).
+    /// cause.
     async fn write(
         mut self,
-        now_ms: u64,
         channel: &str,
         messages: &[Message],
         receipts: &[Receipt],
         deletions: &[Deletion],
     ) -> anyhow::Result<(Self, Vec<Ingested>, Applied)> {
-        let now = ms(now_ms);
+        let now = ms(crate::clock::read(self.clock.as_ref()));
         let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
         let (ingested, returning) = if messages.is_empty() {
             (Vec::new(), false)

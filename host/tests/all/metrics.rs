@@ -19,7 +19,7 @@ struct Sample {
 
 /// A parsed exposition: each family's type, and every sample.
 #[derive(Debug, Default)]
-struct Exposition {
+pub(crate) struct Exposition {
     types: BTreeMap<String, String>,
     samples: Vec<Sample>,
 }
@@ -27,7 +27,7 @@ struct Exposition {
 impl Exposition {
     /// The value of the sample named `name` with exactly these labels; 0 when absent
     /// (a counter that has not moved yet).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let wanted: BTreeMap<String, String> = labels
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
@@ -125,7 +125,7 @@ fn parse_labels(text: &str) -> Result<(BTreeMap<String, String>, &str), String> 
 /// Parses the text format, refusing what Prometheus would: bad names, samples of a
 /// family with no `# TYPE` before them, a family typed twice, histograms whose buckets
 /// are not cumulative or whose `+Inf` bucket is not the count.
-fn parse(text: &str) -> Result<Exposition, String> {
+pub(crate) fn parse(text: &str) -> Result<Exposition, String> {
     let mut exposition = Exposition::default();
     for (number, line) in text.lines().enumerate() {
         let fail = |why: String| format!("line {}: {why}: {line}", number + 1);

@@ -10,8 +10,10 @@ use centralino::Host;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::routing::{Operator, RoutingEngine};
-use centralino::store::ConversationStatus;
-use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino::store::{ConversationStatus, Ingested};
+use centralino::types::{
+    AccountConfig, ConnectorConfig, Presence, WebhookRequest, WebhookResponse,
+};
 use centralino_emulators::GraphApi;
 use centralino_emulators::webhooks::{facebook_delivery_headers, messenger_text};
 use sqlx::Connection as _;
@@ -64,9 +66,20 @@ fn delivery(psid: &str, mid: &str, text: &str) -> WebhookRequest {
     }
 }
 
-/// A host on the SQLite file at `path` with the `facebook` connector and one operator,
-/// `anna`, with `seats` seats for TIM's Italian customers.
-async fn host_with_anna(path: &std::path::Path, graph: &GraphApi, seats: u32) -> Host {
+/// A host on a fresh SQLite file with the `facebook` connector and one operator, `anna`,
+/// with `seats` seats for TIM's Italian customers; and a second connection to the same
+/// file, as another process would have.
+struct Setup {
+    _dir: tempfile::TempDir,
+    _graph: GraphApi,
+    host: Host,
+    db: sqlx::SqliteConnection,
+}
+
+async fn setup(seats: u32) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("centralino.db").display());
+    let graph = GraphApi::start().await.unwrap();
     let mut engine = RoutingEngine::builder(chain("skills > least-loaded").await).build();
     engine
         .add_operator(
@@ -76,13 +89,34 @@ async fn host_with_anna(path: &std::path::Path, graph: &GraphApi, seats: u32) ->
             Presence::Online,
         )
         .await;
-    Host::builder()
-        .store(format!("sqlite://{}", path.display()))
-        .connector(facebook(graph))
+    let host = Host::builder()
+        .store(url.clone())
+        .connector(facebook(&graph))
         .routing(engine)
         .build()
         .await
-        .unwrap()
+        .unwrap();
+    let db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    Setup {
+        _dir: dir,
+        _graph: graph,
+        host,
+        db,
+    }
+}
+
+/// Delivers customer `psid`'s message `text` in a task of its own.
+fn send(
+    host: &Host,
+    psid: &str,
+    text: &str,
+) -> tokio::task::JoinHandle<(WebhookResponse, Vec<Ingested>)> {
+    let host = host.clone();
+    let request = delivery(psid, &format!("m_{psid}"), text);
+    tokio::spawn(async move {
+        host.deliver_webhook_stored("default", "facebook", request)
+            .await
+    })
 }
 
 /// The CRM events held in the store, by type, oldest first: (type, conversation).
@@ -107,18 +141,17 @@ async fn events(db: &mut sqlx::SqliteConnection) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("centralino.db");
-    let graph = GraphApi::start().await.unwrap();
     // One seat: whoever holds it decides where the next customer goes.
-    let host = host_with_anna(&path, &graph, 1).await;
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(1).await;
 
-    // A second connection to the same file makes the delivery's commit fail after routing
-    // decided: a deferred foreign key, broken by a trigger on the assignment's CRM event,
-    // is only checked when the transaction commits.
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    // The second connection makes the delivery's commit fail after routing decided: a
+    // deferred foreign key, broken by a trigger on the assignment's CRM event, is only
+    // checked when the transaction commits.
     for statement in [
         "CREATE TABLE poison (conversation TEXT
             REFERENCES conversations (id) DEFERRABLE INITIALLY DEFERRED)",
@@ -210,27 +243,16 @@ async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone(
     assert_eq!(load, Some(1));
 }
 
-/// The value of the one sample of `name` in `host`'s metrics whose labels include `label`.
-async fn metric(host: &Host, name: &str, label: &str) -> f64 {
-    let text = host.metrics_text().await;
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(label))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .next()
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("centralino.db");
-    let graph = GraphApi::start().await.unwrap();
-    let host = host_with_anna(&path, &graph, 10).await;
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(10).await;
 
     // A message saying `veleno` cannot be stored.
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
     sqlx::query(
         "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN new.text = 'veleno'
          BEGIN SELECT RAISE(ABORT, 'poisoned message'); END",
@@ -251,19 +273,11 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let send = |psid: &str, text: &str| {
-        let host = host.clone();
-        let request = delivery(psid, &format!("m_{psid}"), text);
-        tokio::spawn(async move {
-            host.deliver_webhook_stored("default", "facebook", request)
-                .await
-        })
-    };
     let texts = ["ciao", "salve", "veleno", "buongiorno", "ehi", "aiuto"];
     let waiting: Vec<_> = texts
         .iter()
         .enumerate()
-        .map(|(i, text)| send(&format!("70{i}"), text))
+        .map(|(i, text)| send(&host, &format!("70{i}"), text))
         .collect();
     holder.await.unwrap().unwrap();
 
@@ -284,13 +298,15 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
     }
     // Five deliveries made durable by one commit (two, should the plugin have been
     // slower than the routing change with some of them).
-    let tenant = "tenant=\"default\"";
-    let commits = metric(&host, "centralino_webhook_commit_deliveries_count", tenant).await;
+    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
+    let tenant = [("tenant", "default")];
+    let commits = metrics.value("centralino_webhook_commit_deliveries_count", &tenant);
     assert!((1.0..=2.0).contains(&commits), "{commits} commits");
     assert_eq!(
-        metric(&host, "centralino_webhook_commit_deliveries_sum", tenant).await,
+        metrics.value("centralino_webhook_commit_deliveries_sum", &tenant),
         5.0
     );
+
     let store = host.store();
     assert_eq!(store.message_count("default").await.unwrap(), 5);
     for id in &conversations {
@@ -331,7 +347,7 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
         .execute(&mut db)
         .await
         .unwrap();
-    let (response, stored) = send("702", "veleno").await.unwrap();
+    let (response, stored) = send(&host, "702", "veleno").await.unwrap();
     assert_eq!(response.status, 200);
     assert!(!stored[0].duplicate, "the failed attempt stored nothing");
     assert_eq!(store.message_count("default").await.unwrap(), 6);
@@ -346,15 +362,14 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_waits_for_another_process_writing_to_the_database_instead_of_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("centralino.db");
-    let graph = GraphApi::start().await.unwrap();
-    let host = host_with_anna(&path, &graph, 1).await;
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(1).await;
 
-    // Another connection (an admin's shell, a command of the CLI) holds the write lock.
-    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    // The other connection (an admin's shell, a command of the CLI) holds the write lock.
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut db)
         .await
@@ -363,13 +378,7 @@ async fn a_delivery_waits_for_another_process_writing_to_the_database_instead_of
         .execute(&mut db)
         .await
         .unwrap();
-    let delivering = {
-        let host = host.clone();
-        tokio::spawn(async move {
-            host.deliver_webhook_stored("default", "facebook", delivery("701", "m_1", "ciao"))
-                .await
-        })
-    };
+    let delivering = send(&host, "701", "ciao");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!delivering.is_finished(), "the delivery waits for the lock");
     sqlx::query("COMMIT").execute(&mut db).await.unwrap();
