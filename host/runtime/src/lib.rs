@@ -206,6 +206,12 @@ fn engine_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // A profiling aid (BENCHMARKS.md, "Profiling"): with `CENTRALINO_PERF_MAP` set, the
+    // compiled plugins' functions are listed in `/tmp/perf-<pid>.map`, so `perf report`
+    // names the guest's functions instead of bare addresses.
+    if std::env::var_os("CENTRALINO_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
 

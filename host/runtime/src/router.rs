@@ -103,7 +103,7 @@ enum Route {
     Roster {
         bindings: v0_2::routing_policy::RoutingPolicy,
         route: Option<Func>,
-        roster: Roster,
+        roster: Box<Roster>,
     },
 }
 
@@ -208,7 +208,7 @@ impl RouterInstance {
                     Route::Roster {
                         bindings,
                         route,
-                        roster: Roster::default(),
+                        roster: Box::default(),
                     },
                 )
             }

@@ -15,8 +15,9 @@ use crate::bindings::channel::exports::centralino::plugin::connector::{
     self, Config, Description, PollResult, Sent, WebhookOutcome, WebhookRequest,
 };
 use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-    self, Agent, AgentHandle, Context, Decision,
+    self, Agent, AgentHandle, Decision,
 };
+use crate::route_abi;
 use crate::routing::RoutingContext;
 use crate::{OutboundMessage, PluginError, Result};
 
@@ -154,11 +155,40 @@ impl<T: Router> router::Guest for RouterExport<T> {
     fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
         crate::routing::update_roster(upserts, removed);
     }
+}
 
-    fn route(context: Context) -> Result<Decision> {
-        with_configured(
-            || "routing policy".to_string(),
-            |r: &mut T| crate::routing::with_context(context, |context| r.route(context)),
-        )
+impl<T: Router> RouterExport<T> {
+    /// The contract's `route` export, written by hand (`route_abi`): called by the
+    /// function [`export_router!`](crate::export_router) exports.
+    ///
+    /// # Safety
+    /// `area` is the argument area the host lowered `router.context` into, passed once
+    /// (the canonical ABI's call of `route`).
+    #[doc(hidden)]
+    pub unsafe fn route(area: *mut u8) -> *mut u8 {
+        // What the generated exports do first (WASI's constructors, once per instance).
+        #[cfg(target_arch = "wasm32")]
+        wit_bindgen::rt::run_ctors_once();
+        // SAFETY: the caller's promise.
+        let arguments = unsafe { route_abi::lift(area) };
+        let result = arguments.and_then(|arguments| {
+            route_abi::run(arguments, |conversation, candidates, queue, now| {
+                with_configured(
+                    || "routing policy".to_string(),
+                    |r: &mut T| {
+                        crate::routing::with_context(conversation, candidates, queue, now, |c| {
+                            r.route(c)
+                        })
+                    },
+                )
+            })
+        });
+        route_abi::hand_back(result)
+    }
+
+    /// The contract's `post-return` of `route`: frees what the last result pointed into.
+    #[doc(hidden)]
+    pub fn post_return_route() {
+        route_abi::release();
     }
 }

@@ -74,6 +74,7 @@ mod errors;
 mod export;
 pub mod http;
 pub mod log;
+mod route_abi;
 pub mod routing;
 mod settings;
 pub mod signing;
@@ -156,6 +157,18 @@ macro_rules! export_router {
         $crate::bindings::routing_policy::export!(
             __CentralinoRouterExport with_types_in $crate::bindings::routing_policy
         );
+        // `route` is exported by hand (the SDK's `route_abi`), not by the bindings.
+        const _: () = {
+            #[unsafe(export_name = "centralino:plugin/router@0.2.0#route")]
+            unsafe extern "C" fn __centralino_route(area: *mut u8) -> *mut u8 {
+                // SAFETY: called by the host as the canonical ABI calls `route`.
+                unsafe { __CentralinoRouterExport::route(area) }
+            }
+            #[unsafe(export_name = "cabi_post_centralino:plugin/router@0.2.0#route")]
+            unsafe extern "C" fn __centralino_post_return_route(_area: *mut u8) {
+                __CentralinoRouterExport::post_return_route()
+            }
+        };
         $crate::plugin_metadata!();
     };
 }

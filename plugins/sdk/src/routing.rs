@@ -35,6 +35,7 @@ use std::cell::RefCell;
 pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
     Action, Agent, AgentHandle, Candidate, Context, Conversation, Decision, Presence, QueueStats,
 };
+use crate::route_abi::CandidateRow;
 use crate::{PluginError, Result};
 
 thread_local! {
@@ -64,31 +65,40 @@ pub(crate) fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
 }
 
 /// Runs `f` on the context of one `route` call, its candidates joined with their
-/// profiles. A candidate the host never announced is an `invalid-input` error.
+/// profiles. A candidate the host never announced, or a row whose bytes the contract does
+/// not define, is an `invalid-input` error.
 pub(crate) fn with_context<R>(
-    context: Context,
+    conversation: &Conversation,
+    candidates: &[CandidateRow],
+    queue: QueueStats,
+    now: u64,
     f: impl FnOnce(&RoutingContext<'_>) -> Result<R>,
 ) -> Result<R> {
     ROSTER.with(|roster| {
         let roster = roster
             .try_borrow()
             .map_err(|_| PluginError::transient("the plugin was re-entered"))?;
-        if let Some(unknown) = context
-            .candidates
-            .iter()
-            .find(|c| !matches!(roster.get(c.agent as usize), Some(Some(_))))
-        {
-            return Err(PluginError::InvalidInput(format!(
-                "the host named operator handle {} without announcing it",
-                unknown.agent
-            )));
+        for c in candidates {
+            if !matches!(roster.get(c.agent as usize), Some(Some(_))) {
+                return Err(PluginError::InvalidInput(format!(
+                    "the host named operator handle {} without announcing it",
+                    c.agent
+                )));
+            }
+            if !c.is_well_formed() {
+                return Err(PluginError::InvalidInput(format!(
+                    "the host sent operator handle {} with a presence or last assignment \
+                     contract 0.2 does not define",
+                    c.agent
+                )));
+            }
         }
         f(&RoutingContext {
             roster: &roster,
-            conversation: &context.conversation,
-            candidates: &context.candidates,
-            queue: context.queue,
-            now: context.now,
+            conversation,
+            candidates,
+            queue,
+            now,
         })
     })
 }
@@ -98,7 +108,7 @@ pub struct RoutingContext<'a> {
     roster: &'a [Option<Agent>],
     /// The conversation to place.
     pub conversation: &'a Conversation,
-    candidates: &'a [Candidate],
+    candidates: &'a [CandidateRow],
     /// Queue statistics.
     pub queue: QueueStats,
     /// Decision time (milliseconds since the epoch).
@@ -121,8 +131,9 @@ impl<'a> RoutingContext<'a> {
                 accounts: &profile.accounts,
                 capacity: profile.capacity,
                 load: c.load,
-                presence: c.presence,
-                last_assigned_at: c.last_assigned_at,
+                // Checked by `with_context`: the fallbacks are never taken.
+                presence: c.presence().unwrap_or(Presence::Offline),
+                last_assigned_at: c.last_assigned_at().flatten(),
             })
         })
     }
