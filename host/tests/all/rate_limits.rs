@@ -125,8 +125,11 @@ async fn held_for(endpoint: &str, answer: &[(&str, String)]) -> u64 {
 }
 
 fn about(wait_ms: u64, secs: u64) -> bool {
-    // The header is read a moment after it was written: a second of slack below.
-    (secs.saturating_sub(2) * 1000..=secs * 1000).contains(&wait_ms)
+    // The header is read a moment after it was written, in whole seconds, and the Python
+    // connector answers in over a second on a loaded 2-core machine (1,797,857 ms for a
+    // reset 1,800 s ahead was seen in the full suite): five seconds of slack below, far
+    // from any misreading (a reset read as a delta or as an epoch is off by hours).
+    (secs.saturating_sub(5) * 1000..=secs * 1000).contains(&wait_ms)
 }
 
 #[tokio::test]
