@@ -20,7 +20,10 @@ pub mod channel {
 }
 
 /// World `routing-policy`: imports `log`, `clock`; exports `router`. Shares the channel
-/// world's types, so one [`PluginError`](crate::PluginError) serves both.
+/// world's types, so one [`PluginError`](crate::PluginError) serves both. Its `route`
+/// function is not in the generated `Guest` trait nor exported by its `export!`: the SDK
+/// exports it by hand (reading the candidates in place), so a routing policy is exported
+/// with [`export_router!`](crate::export_router).
 pub mod routing_policy {
     wit_bindgen::generate!({
         path: "wit",
