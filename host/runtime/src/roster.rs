@@ -69,6 +69,17 @@ impl Slot {
         }
     }
 
+    /// Whether the slot is the operator `id`, when that can be told without its profile;
+    /// `None` for an id longer than [`INLINE_ID`] of the slot's length.
+    #[inline]
+    fn holds_inline(&self, id: &str) -> Option<bool> {
+        if self.len as usize != id.len() {
+            return Some(false);
+        }
+        let head = self.head.get(..id.len())?;
+        Some(same_id(id.as_bytes(), head))
+    }
+
     const DROPPED: Slot = Slot {
         head: [0; INLINE_ID],
         len: u32::MAX,
@@ -203,12 +214,7 @@ impl Roster {
             return false;
         };
         let vouched = version != 0 && slot.checked_under == version && slot.named_in != call;
-        let same = vouched
-            && slot.len as usize == id.len()
-            && slot
-                .head
-                .get(..id.len())
-                .is_some_and(|head| same_id(id.as_bytes(), head));
+        let same = vouched && slot.holds_inline(id) == Some(true);
         if same {
             slot.named_in = call;
         }
@@ -221,13 +227,9 @@ impl Roster {
         let Some(slot) = self.slots.get(handle as usize) else {
             return false;
         };
-        if slot.len as usize != id.len() {
-            return false;
-        }
-        match slot.head.get(..id.len()) {
-            Some(head) => same_id(id.as_bytes(), head),
-            None => matches!(self.known.get(handle as usize), Some(Some(k)) if k.id == id),
-        }
+        slot.holds_inline(id).unwrap_or_else(
+            || matches!(self.known.get(handle as usize), Some(Some(k)) if k.id == id),
+        )
     }
 
     /// Names the known operator `handle` in this call: checks its profile against

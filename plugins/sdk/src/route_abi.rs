@@ -80,7 +80,7 @@ impl CandidateRow {
 /// One `route` call's arguments, taken over from the host's argument area.
 pub(crate) struct Arguments {
     pub(crate) conversation: Conversation,
-    /// The candidates' list as the host allocated it (freed by [`Arguments::free_rows`]).
+    /// The candidates' list as the host allocated it (freed when the arguments drop).
     rows: *mut CandidateRow,
     count: usize,
     pub(crate) queue: QueueStats,
@@ -98,15 +98,16 @@ impl Arguments {
         // bytes are a valid `CandidateRow`; the list lives until `free_rows`.
         unsafe { std::slice::from_raw_parts(self.rows, self.count) }
     }
+}
 
+impl Drop for Arguments {
     /// Frees the candidates' list with the layout the host allocated it with.
-    fn free_rows(self) -> (Conversation, QueueStats, u64) {
+    fn drop(&mut self) {
         if self.count > 0 {
             // SAFETY: allocated by the host through `cabi_realloc` (this crate's global
             // allocator) with exactly this size and alignment; freed once, here.
             unsafe { dealloc(self.rows.cast(), self.count * 32, 8) };
         }
-        (self.conversation, self.queue, self.now)
     }
 }
 
@@ -202,7 +203,6 @@ pub(crate) unsafe fn lift(area: *mut u8) -> Result<Arguments, PluginError> {
         1 => MessageKind::PrivateMessage,
         2 => MessageKind::Comment,
         other => {
-            arguments.free_rows();
             return Err(PluginError::InvalidInput(format!(
                 "the host sent message kind {other}, which contract 0.2 does not define"
             )));
@@ -211,19 +211,17 @@ pub(crate) unsafe fn lift(area: *mut u8) -> Result<Arguments, PluginError> {
     Ok(arguments)
 }
 
-/// Runs `route` on the lifted arguments and frees the candidates' list afterwards.
+/// Runs `route` on the lifted arguments, which are freed afterwards.
 pub(crate) fn run(
     arguments: Arguments,
     route: impl FnOnce(&Conversation, &[CandidateRow], QueueStats, u64) -> Result<Decision, PluginError>,
 ) -> Result<Decision, PluginError> {
-    let result = route(
+    route(
         &arguments.conversation,
         arguments.rows(),
         arguments.queue,
         arguments.now,
-    );
-    drop(arguments.free_rows());
-    result
+    )
 }
 
 /// The size of `result<decision, plugin-error>` (32 bytes in a 32-bit memory).
@@ -296,18 +294,18 @@ pub(crate) fn hand_back(result: Result<Decision, PluginError>) -> *mut u8 {
         }
         Err(error) => {
             put(area, 0, [1]);
-            let (case, detail): (u8, &String) = match error {
-                PluginError::InvalidCredentials(detail) => (0, detail),
+            // The case, and where its text goes (after the retry delay for `rate-limited`).
+            let (case, at, detail): (u8, usize, &String) = match error {
+                PluginError::InvalidCredentials(detail) => (0, 16, detail),
                 PluginError::RateLimited(limit) => {
                     put(area, 16, limit.retry_after_ms.to_ne_bytes());
-                    (1, &limit.detail)
+                    (1, 24, &limit.detail)
                 }
-                PluginError::Rejected(detail) => (2, detail),
-                PluginError::Transient(detail) => (3, detail),
-                PluginError::InvalidInput(detail) => (4, detail),
+                PluginError::Rejected(detail) => (2, 16, detail),
+                PluginError::Transient(detail) => (3, 16, detail),
+                PluginError::InvalidInput(detail) => (4, 16, detail),
             };
             put(area, 8, [case]);
-            let at = if case == 1 { 24 } else { 16 };
             put_pair(area, at, detail.as_ptr(), detail.len());
         }
     }
