@@ -38,6 +38,7 @@ const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
 const WASM_TOOLS_VERSION: &str = "1.263.0";
 
 fn main() -> ExitCode {
+    started();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let task = args.first().map(String::as_str).unwrap_or("help");
     let result = match task {
@@ -45,7 +46,13 @@ fn main() -> ExitCode {
         "test" => test(),
         "demo" => demo(&args[1..]),
         "bench" => bench(&args[1..]),
-        "schemathesis" => build_plugins().and_then(|_| schemathesis::run_against_host()),
+        "schemathesis" => build_plugins().and_then(|_| {
+            step("building the host (`centralino` binary)");
+            run(Command::new("cargo")
+                .args(["build", "--package", "centralino", "--bin", "centralino"])
+                .current_dir(root()))?;
+            schemathesis::run_against_host()
+        }),
         "public-api" => public_api(args.get(1).map(String::as_str) == Some("--check")),
         _ => {
             eprintln!(
@@ -70,8 +77,16 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// When this task started: every step line says how long the task has been running, so a
+/// slow step shows in the log of a run that is over.
+fn started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
 fn step(message: &str) {
-    eprintln!("==> {message}");
+    let elapsed = started().elapsed().as_secs();
+    eprintln!("==> [{:>2}:{:02}] {message}", elapsed / 60, elapsed % 60);
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
@@ -445,6 +460,21 @@ fn test() -> anyhow::Result<()> {
         .current_dir(root.join("plugins")))
     .context("plugin code is not formatted: run `cargo fmt --all` in plugins/")?;
     public_api(true)?;
+    // One build for every step below: the suite's test binaries and, with them, the
+    // `centralino` binary schemathesis runs. Built on its own (`cargo build -p centralino`)
+    // the binary would get the features of the host alone, not those the tests' dev
+    // dependencies add to shared crates, and wasmtime would be compiled a second time.
+    let nextest = succeeds(Command::new("cargo").args(["nextest", "--version"]));
+    step(
+        "building the host and the test suite (the first build takes many minutes; cargo shows its progress)",
+    );
+    let mut build = Command::new("cargo");
+    if nextest {
+        build.args(["nextest", "run", "--workspace", "--no-run"]);
+    } else {
+        build.args(["test", "--workspace", "--no-run"]);
+    }
+    run(build.current_dir(&root))?;
     // The REST API as an outside client meets it (a real host, the checked-in OpenAPI
     // document), before the suites, so the run closes on the main suite's summary.
     schemathesis::run_against_host()?;
@@ -459,7 +489,7 @@ fn test() -> anyhow::Result<()> {
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", root.join("target")))?;
     let mut suite = Command::new("cargo");
-    if succeeds(Command::new("cargo").args(["nextest", "--version"])) {
+    if nextest {
         step("running the test suite with cargo nextest (SQLite and PostgreSQL)");
         suite.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
