@@ -9,9 +9,11 @@
 //!   schemathesis against the REST API included.
 //! - `demo`: builds the plugins and the host, then runs `centralino demo` with the
 //!   arguments given (`cargo xtask demo --console` keeps the host and its console up).
-//! - `public-api`: lists the public API of the library and of the runtime crate it re-exports from (rustdoc JSON, no default
-//!   features) into `host/public-api.txt`; `public-api --check` fails when the list and
-//!   the code differ, so nothing becomes public by accident (`test` runs the check).
+//! - `public-api`: lists the public API of the library and of the runtime crate it
+//!   re-exports from (rustdoc JSON, no default features, written against the dependencies
+//!   the test build compiled: see `rustdoc.rs`) into `host/public-api.txt`;
+//!   `public-api --check` fails when the list and the code differ, so nothing becomes
+//!   public by accident (`test` runs the check).
 //! - `schemathesis`: builds the plugins and the host, installs a pinned schemathesis into
 //!   `target/schemathesis-venv`, and runs it with every check against the REST API of a
 //!   real `centralino run` (see `schemathesis.rs`); `test` runs it too.
@@ -32,6 +34,7 @@ use anyhow::{Context as _, bail};
 
 mod js;
 mod python;
+mod rustdoc;
 mod schemathesis;
 
 const RUSTUP_TARGET_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,7 +51,7 @@ fn main() -> ExitCode {
         "bench" => bench(&args[1..]),
         "schemathesis" => build_plugins().and_then(|_| {
             step("building the host (`centralino` binary)");
-            run(Command::new("cargo")
+            run(cargo()
                 .args(["build", "--package", "centralino", "--bin", "centralino"])
                 .current_dir(root()))?;
             schemathesis::run_against_host()
@@ -87,6 +90,36 @@ fn started() -> Instant {
 fn step(message: &str) {
     let elapsed = started().elapsed().as_secs();
     eprintln!("==> [{:>2}:{:02}] {message}", elapsed / 60, elapsed % 60);
+}
+
+/// Cargo, without what `cargo run` told this program about itself (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR` and the like). Build scripts that watch those variables (ring's
+/// does) would otherwise run again, and their crates compile again, each time a build
+/// from here and one from a plain shell take turns on the same target folder.
+fn cargo() -> Command {
+    let mut cargo = Command::new("cargo");
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_run) {
+            cargo.env_remove(key);
+        }
+    }
+    cargo
+}
+
+/// Whether `cargo run` (or a test run) sets `name` for the program it starts.
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ]
+        .contains(&name)
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {
@@ -193,7 +226,7 @@ fn ensure_debian_toolchain() -> anyhow::Result<()> {
         step(&format!(
             "installing wasm-tools {WASM_TOOLS_VERSION} with cargo (takes a few minutes)"
         ));
-        run(Command::new("cargo").args([
+        run(cargo().args([
             "install",
             &format!("wasm-tools@{WASM_TOOLS_VERSION}"),
             "--locked",
@@ -208,7 +241,7 @@ fn ensure_debian_toolchain() -> anyhow::Result<()> {
 
 /// Names of the `cdylib` crates of the plugins workspace: every one becomes a component.
 fn guest_crates(plugins: &Path) -> anyhow::Result<Vec<String>> {
-    let out = Command::new("cargo")
+    let out = cargo()
         .args([
             "metadata",
             "--no-deps",
@@ -257,12 +290,12 @@ fn build_plugins() -> anyhow::Result<Vec<PathBuf>> {
     let started = Instant::now();
     let (triple, mut cargo) = match route {
         Route::Wasip2 => {
-            let mut cargo = Command::new("cargo");
+            let mut cargo = cargo();
             cargo.args(["build", "--release", "--target", "wasm32-wasip2"]);
             ("wasm32-wasip2", cargo)
         }
         Route::DebianBuildStd => {
-            let mut cargo = Command::new("cargo");
+            let mut cargo = cargo();
             cargo
                 .args([
                     "build",
@@ -451,44 +484,44 @@ fn test() -> anyhow::Result<()> {
     ensure_openssl()?;
     let root = root();
     step("checking formatting (cargo fmt --check)");
-    run(Command::new("cargo")
-        .args(["fmt", "--all", "--check"])
-        .current_dir(&root))
-    .context("code is not formatted: run `cargo fmt --all`")?;
-    run(Command::new("cargo")
+    run(cargo().args(["fmt", "--all", "--check"]).current_dir(&root))
+        .context("code is not formatted: run `cargo fmt --all`")?;
+    run(cargo()
         .args(["fmt", "--all", "--check"])
         .current_dir(root.join("plugins")))
     .context("plugin code is not formatted: run `cargo fmt --all` in plugins/")?;
-    public_api(true)?;
     // One build for every step below: the suite's test binaries and, with them, the
-    // `centralino` binary schemathesis runs. Built on its own (`cargo build -p centralino`)
-    // the binary would get the features of the host alone, not those the tests' dev
-    // dependencies add to shared crates, and wasmtime would be compiled a second time.
-    let nextest = succeeds(Command::new("cargo").args(["nextest", "--version"]));
+    // `centralino` binary schemathesis runs (built on its own, `cargo build -p centralino`,
+    // it gets the host's features alone, not those the tests' dev dependencies add to
+    // shared crates such as regex-automata and zerocopy, and those and the crates built
+    // on them would compile a second time); the public-API listing reads its artifacts.
+    let nextest = succeeds(cargo().args(["nextest", "--version"]));
     step(
         "building the host and the test suite (the first build takes many minutes; cargo shows its progress)",
     );
-    let mut build = Command::new("cargo");
+    let mut build = cargo();
     if nextest {
         build.args(["nextest", "run", "--workspace", "--no-run"]);
     } else {
         build.args(["test", "--workspace", "--no-run"]);
     }
     run(build.current_dir(&root))?;
+    // On the dependencies that build compiled (rustdoc reads their metadata).
+    public_api(true)?;
     // The REST API as an outside client meets it (a real host, the checked-in OpenAPI
     // document), before the suites, so the run closes on the main suite's summary.
     schemathesis::run_against_host()?;
     // Doc tests first, so the run closes on the main suite's summary.
     step("running documentation tests");
-    run(Command::new("cargo")
+    run(cargo()
         .args(["test", "--workspace", "--doc"])
         .current_dir(&root))?;
     step("running the plugin SDK's own tests (natively: its allocator, its helpers)");
-    run(Command::new("cargo")
+    run(cargo()
         .args(["test", "-p", "centralino-plugin-sdk"])
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", root.join("target")))?;
-    let mut suite = Command::new("cargo");
+    let mut suite = cargo();
     if nextest {
         step("running the test suite with cargo nextest (SQLite and PostgreSQL)");
         suite.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
@@ -509,11 +542,11 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
     // The first build compiles wasmtime (minutes on two cores): cargo's own progress
     // shows, so nobody stares at a silent terminal.
     step("building the host (the first build takes several minutes; cargo shows its progress)");
-    run(Command::new("cargo")
+    run(cargo()
         .args(["build", "--package", "centralino", "--bin", "centralino"])
         .current_dir(&root))?;
     step("running `centralino demo`");
-    run(Command::new("cargo")
+    run(cargo()
         .args([
             "run",
             "--quiet",
@@ -533,7 +566,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let root = root();
     let args: Vec<&String> = args.iter().filter(|a| *a != "--").collect();
     let shown: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
-    let mut command = Command::new("cargo");
+    let mut command = cargo();
     let label = format!("cargo xtask bench {}", shown.join(" "));
     command.env("CENTRALINO_BENCH_COMMAND", label.trim_end());
     command
@@ -551,52 +584,31 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
 /// Where the public API list is kept.
 const PUBLIC_API: &str = "host/public-api.txt";
 
+/// The library and the runtime crate it re-exports from, with the features their public
+/// API is listed with: a re-exported item shows as a `use` line in the library's list, and
+/// its fields, variants and methods in the runtime's, so a change to either is caught.
+const DOCUMENTED: [(&str, &[&str]); 2] = [("centralino", &[]), ("centralino-runtime", &[])];
+
 /// Writes (or, with `check`, compares) the list of the library's public items.
 fn public_api(check: bool) -> anyhow::Result<()> {
     let root = root();
-    step("listing the library's public API (rustdoc JSON; the first run checks every dependency)");
-    // Where cargo builds: the target dir the caller chose, else the workspace's. The
-    // rustdoc run gets a folder of its own there, because RUSTC_BOOTSTRAP (which lets the
-    // stable toolchain write rustdoc's unstable JSON) changes the fingerprints of build
-    // scripts and proc macros: sharing the main folder would rebuild the whole tree each
-    // time the tests and this check take turns.
+    step("listing the library's public API (rustdoc JSON, on the test build's artifacts)");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("public-api");
-    // The library and the runtime crate it re-exports from: a re-exported item shows as a
-    // `use` line in the library's list, and its fields, variants and methods in the
-    // runtime's, so a change to either is caught.
-    let mut lines = Vec::new();
-    for (package, json) in [
-        ("centralino", "centralino.json"),
-        ("centralino-runtime", "centralino_runtime.json"),
-    ] {
-        let mut command = Command::new("cargo");
-        command.args(["rustdoc", "--package", package, "--lib"]);
-        if package == "centralino" {
-            command.arg("--no-default-features");
+        .unwrap_or_else(|| root.join("target"));
+    let documents = match from_test_build(&root, &target) {
+        Ok(documents) => documents,
+        Err(e) => {
+            step(&format!(
+                "rustdoc on the test build's artifacts failed ({e:#}); \
+                 asking cargo rustdoc instead (it checks every dependency again: minutes)"
+            ));
+            by_cargo_rustdoc(&root, &target)?
         }
-        run(command
-            .args([
-                "--",
-                "-Z",
-                "unstable-options",
-                "--output-format",
-                "json",
-                // A broken or private link in the public docs fails here, not in a reader's
-                // browser.
-                "-D",
-                "warnings",
-            ])
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&root))
-        .with_context(|| {
-            format!("documenting {package} as JSON (rustdoc warnings fail this step)")
-        })?;
-        let json_path = target.join("doc").join(json);
-        let text = std::fs::read_to_string(&json_path)
+    };
+    let mut lines = Vec::new();
+    for ((package, _), json_path) in DOCUMENTED.iter().zip(&documents) {
+        let text = std::fs::read_to_string(json_path)
             .with_context(|| format!("reading {}", json_path.display()))?;
         let doc: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("parsing {}", json_path.display()))?;
@@ -637,6 +649,64 @@ fn public_api(check: bool) -> anyhow::Result<()> {
         added.len(),
         removed.len()
     )
+}
+
+/// Rustdoc's JSON of [`DOCUMENTED`], written against the dependencies the test build
+/// compiled (see `rustdoc.rs`); builds the tests first when they are not built.
+fn from_test_build(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let build = rustdoc::Build::read(root)?;
+    let out = target.join("public-api-json");
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    DOCUMENTED
+        .iter()
+        .map(|(package, features)| build.json(package, features, &out))
+        .collect()
+}
+
+/// Rustdoc's JSON of [`DOCUMENTED`] by `cargo rustdoc`, in a folder of its own: its
+/// RUSTC_BOOTSTRAP (which lets the stable toolchain write rustdoc's unstable JSON)
+/// changes the fingerprints of build scripts and proc macros, so sharing the main folder
+/// would rebuild the whole tree each time the tests and this listing take turns.
+fn by_cargo_rustdoc(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let target = target.join("public-api");
+    let mut documents = Vec::new();
+    for (package, features) in DOCUMENTED {
+        let mut command = cargo();
+        command.args([
+            "rustdoc",
+            "--package",
+            package,
+            "--lib",
+            "--no-default-features",
+        ]);
+        if !features.is_empty() {
+            command.args(["--features", &features.join(",")]);
+        }
+        run(command
+            .args([
+                "--",
+                "-Z",
+                "unstable-options",
+                "--output-format",
+                "json",
+                // A broken or private link in the public docs fails here, not in a reader's
+                // browser.
+                "-D",
+                "warnings",
+            ])
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(root))
+        .with_context(|| {
+            format!("documenting {package} as JSON (rustdoc warnings fail this step)")
+        })?;
+        documents.push(
+            target
+                .join("doc")
+                .join(format!("{}.json", package.replace('-', "_"))),
+        );
+    }
+    Ok(documents)
 }
 
 /// Reading rustdoc's JSON into one line per public item: `kind path`.

@@ -61,7 +61,7 @@ impl Store {
         if changes.is_empty() && events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         record_routing_in(
             &mut tx,
             self.backend,
@@ -150,7 +150,7 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(routing_lock_key(tenant))
             .execute(&mut *tx)

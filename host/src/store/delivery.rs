@@ -84,18 +84,6 @@ impl Store {
             .await
     }
 
-    /// A transaction that will write. On SQLite it takes the database's write lock at
-    /// once (`BEGIN IMMEDIATE`), so that another process writing to the file (an admin's
-    /// command, a shell) makes the delivery wait for it (the busy timeout) rather than
-    /// fail: a deferred transaction that reads first and must then upgrade to writing
-    /// gets SQLite's `BUSY` at once, without waiting.
-    async fn begin_writing(&self) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
-    }
-
     /// Opens a transaction for several deliveries ([`DeliveryGroup`]).
     pub(crate) async fn begin_group(&self) -> anyhow::Result<DeliveryGroup> {
         Ok(DeliveryGroup {

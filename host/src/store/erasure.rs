@@ -242,7 +242,7 @@ impl Store {
         id: &str,
         who: &str,
     ) -> anyhow::Result<Option<Erasure>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let now = ms(self.now_ms());
         let identities: Vec<(String, String)> = sqlx::query(
             "SELECT channel, platform_id FROM customer_identities

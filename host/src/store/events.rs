@@ -79,7 +79,7 @@ impl Store {
         tenant: &str,
         event: &CrmEvent,
     ) -> anyhow::Result<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let ids = append_many(
             &mut tx,
             self.backend,

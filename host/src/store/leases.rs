@@ -283,7 +283,7 @@ impl Store {
         messages: &[Message],
         cursor: Option<&str>,
     ) -> anyhow::Result<Vec<Ingested>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         // First, so a takeover waits for this commit rather than racing it.
         check_fence(&mut tx, fence).await?;
         let now = ms(self.now_ms());

@@ -142,6 +142,21 @@ impl Store {
         Ok(())
     }
 
+    /// A transaction that will write: every writer of the store begins with this. On
+    /// SQLite it takes the database's write lock at once (`BEGIN IMMEDIATE`), so another
+    /// process writing to the file (an admin's command, a shell, a second host starting)
+    /// makes it wait for that writer (the busy timeout) rather than fail: a deferred
+    /// transaction that reads first and must then upgrade to writing gets SQLite's `BUSY`
+    /// at once, without waiting.
+    pub(super) async fn begin_writing(
+        &self,
+    ) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     async fn migrate(&self) -> anyhow::Result<()> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
@@ -149,7 +164,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .context("creating schema_migrations")?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         if self.backend == Backend::Postgres {
             // Several hosts may start at once: one migrates, the others wait for it.
             sqlx::query("SELECT pg_advisory_xact_lock(7421001)")
@@ -208,7 +223,7 @@ impl Store {
         messages: &[Message],
         cursor: Option<(&str, &str)>,
     ) -> anyhow::Result<Vec<Ingested>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let now = ms(self.now_ms());
         let outcomes =
             ingest::messages(&mut tx, self.backend, tenant, channel, messages, now).await?;

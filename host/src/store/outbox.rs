@@ -114,7 +114,7 @@ impl Store {
     ) -> anyhow::Result<(OutboxEntry, bool)> {
         let now = ms(self.now_ms());
         let id = new_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let inserted = sqlx::query(
             "INSERT INTO outbox (id, tenant, channel, conversation_id, idempotency_key, author, payload, status,
                 attempts, next_attempt_at, created_at, updated_at)
@@ -223,7 +223,7 @@ impl Store {
         external_id: &str,
         sent_at: u64,
     ) -> anyhow::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let now = ms(self.now_ms());
         sqlx::query(
             "UPDATE outbox SET status = 'sent', external_id = $2, last_error = NULL, updated_at = $3 WHERE id = $1",

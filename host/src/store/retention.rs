@@ -122,7 +122,7 @@ impl Store {
         if let Some(keep) = retention.conversations {
             let before = cutoff(keep);
             loop {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_writing().await?;
                 let ids: Vec<String> = sqlx::query(
                     "SELECT id FROM conversations WHERE tenant = $1 AND status = 'resolved'
                          AND resolved_at < $2 LIMIT $3",

@@ -259,7 +259,7 @@ impl Store {
         &self,
         mut reseal: impl FnMut(&TokenRow) -> anyhow::Result<(String, String)>,
     ) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM account_tokens"))
             .fetch_all(&mut *tx)
             .await

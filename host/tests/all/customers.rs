@@ -652,3 +652,58 @@ async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
 mod erasure;
 mod retention;
 mod suggestions;
+
+/// A CRM's merge is a transaction that reads (both customers exist) before it writes. With
+/// another process holding the store's write lock (an admin's `sqlite3` shell, a CLI
+/// command), it waits for that writer instead of failing: a transaction that began by
+/// reading and then must write gets SQLite's `BUSY` at once, so every writer of the store
+/// takes the lock as it begins.
+#[tokio::test]
+async fn a_merge_waits_for_another_process_writing_to_the_database_instead_of_failing() {
+    use sqlx::Connection as _;
+    let platforms = Platforms::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("care.db").display());
+    let host = platforms.host(&url, "centralino").await;
+    host.mention(&platforms.x, ("42", "mario_rossi"), "@TIM_Official ciao")
+        .await;
+    host.messenger("7002", "m_lucia_1", "buongiorno", now_ms())
+        .await;
+    let mario = host.customer_of("twitter", "42").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lucia = host.customer_of("facebook", "7002").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let mut shell = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut shell)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE admin_notes (note TEXT)")
+        .execute(&mut shell)
+        .await
+        .unwrap();
+    let path = format!("/api/v1/customers/{mario}/merge");
+    let mut merging = std::pin::pin!(host.api("POST", &path, Some(json!({ "from": lucia }))));
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut merging).await;
+    assert!(early.is_err(), "the merge waits for the lock: {early:?}");
+    sqlx::query("COMMIT").execute(&mut shell).await.unwrap();
+
+    let (status, merged) = merging.await;
+    assert_eq!(
+        status, 200,
+        "merged once the other writer is done: {merged}"
+    );
+    assert_eq!(merged["identities"].as_array().unwrap().len(), 2);
+    let (status, gone) = host
+        .api("GET", &format!("/api/v1/customers/{lucia}"), None)
+        .await;
+    assert_eq!(
+        (status, &gone["error"]["code"]),
+        (404, &json!("customer_not_found"))
+    );
+}

@@ -11,11 +11,11 @@ use std::process::Command;
 pub fn features(manifest: &Path, workspace: bool) -> BTreeMap<(String, String), BTreeSet<String>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
+    // Dev-dependencies too: an author's test crate has nothing else (the test kit is one).
     command.args(["tree", "--offline", "--prefix", "none", "-f", "{p}|{f}"]);
+    command.args(["-e", "normal,build,dev"]);
     if workspace {
-        command.args(["--workspace", "-e", "normal,build,dev"]);
-    } else {
-        command.args(["-e", "normal,build"]);
+        command.arg("--workspace");
     }
     // From the manifest's folder, so its cargo config (a `[patch]`, say) applies.
     let out = command
@@ -60,32 +60,44 @@ pub fn features(manifest: &Path, workspace: bool) -> BTreeMap<(String, String), 
 /// build turns on in shared crates (through its dev-dependencies and the CLI): with the
 /// same features, cargo reuses those crates and everything built on them. A real vendor's
 /// project has its own features and compiles once; this is only so the test does not.
-pub fn aligned_features(repo: &Path, vendor: &Path, own: &[&str]) -> String {
+/// `write` puts the lines found so far into the vendor's manifest: a feature turned on
+/// can bring in a crate of its own (crypto-common's `rand_core`), which then needs its
+/// line too, so the lines are looked for again until none is missing.
+pub fn aligned_features(repo: &Path, vendor: &Path, own: &[&str], write: impl Fn(&str)) -> String {
     let workspace = features(&repo.join("Cargo.toml"), true);
-    let ours = features(vendor, false);
-    let mut lines = String::new();
-    for ((name, version), enabled) in &ours {
-        if name.starts_with("centralino") || own.contains(&name.as_str()) {
-            continue;
+    let mut lines: BTreeMap<(String, String), String> = BTreeMap::new();
+    for _ in 0..4 {
+        let text: String = lines.values().map(String::as_str).collect();
+        write(&text);
+        let mut added = false;
+        for ((name, version), enabled) in features(vendor, false) {
+            if name.starts_with("centralino") || own.contains(&name.as_str()) {
+                continue;
+            }
+            let Some(wanted) = workspace.get(&(name.clone(), version.clone())) else {
+                continue;
+            };
+            if wanted.is_subset(&enabled) {
+                continue;
+            }
+            let list: Vec<String> = wanted
+                .iter()
+                .filter(|f| f.as_str() != "default")
+                .map(|f| format!("{f:?}"))
+                .collect();
+            let line = format!(
+                "{name} = {{ version = \"={version}\", default-features = {}, features = [{}] }}\n",
+                wanted.contains("default"),
+                list.join(", ")
+            );
+            lines.insert((name, version), line);
+            added = true;
         }
-        let Some(wanted) = workspace.get(&(name.clone(), version.clone())) else {
-            continue;
-        };
-        if wanted.is_subset(enabled) {
-            continue;
+        if !added {
+            return text;
         }
-        let list: Vec<String> = wanted
-            .iter()
-            .filter(|f| f.as_str() != "default")
-            .map(|f| format!("{f:?}"))
-            .collect();
-        lines.push_str(&format!(
-            "{name} = {{ version = \"={version}\", default-features = {}, features = [{}] }}\n",
-            wanted.contains("default"),
-            list.join(", ")
-        ));
     }
-    lines
+    panic!("the vendor's features did not settle: {lines:#?}");
 }
 
 /// The repository's root (host/ is one below it).
@@ -93,12 +105,34 @@ fn repository() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn cargo() -> Command {
+/// Cargo for a build outside the workspace, without the outer test run's settings: its
+/// flags, and what cargo told this test about its own package (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`...), which build scripts such as ring's watch: leaked into the
+/// build, they would make it compile those crates again instead of reusing the
+/// workspace's.
+pub fn cargo() -> Command {
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    // The outer test run's settings must not leak into the author's build.
     cargo
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy();
+        let own = name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if own {
+            cargo.env_remove(&key);
+        }
+    }
     cargo
 }
 
@@ -280,7 +314,10 @@ fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_
     let home = outside.path().to_path_buf();
     let crates = packaged_crates(&home);
     let path = |name: &str| crates[name].display().to_string().replace('\\', "/");
-    // Not on a registry yet: the packaged crates stand in for it.
+    // Not on a registry yet: the packaged crates stand in for it. The profile is the
+    // workspace's, so the registry crates built for it are reused; the runtime and the
+    // test kit, compiled anew from their packages, unoptimised as the workspace builds them
+    // (an optimised build of the runtime alone took minutes of the test).
     std::fs::create_dir_all(home.join(".cargo")).unwrap();
     std::fs::write(
         home.join(".cargo/config.toml"),
@@ -290,7 +327,9 @@ fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_
              centralino-runtime = {{ path = \"{}\" }}\n\
              centralino-testkit = {{ path = \"{}\" }}\n\n\
              [profile.dev]\ndebug = \"line-tables-only\"\n\n\
-             [profile.dev.package.\"*\"]\nopt-level = 1\n",
+             [profile.dev.package.\"*\"]\nopt-level = 1\n\n\
+             [profile.dev.package.centralino-runtime]\nopt-level = 0\n\n\
+             [profile.dev.package.centralino-testkit]\nopt-level = 0\n",
             path("centralino-plugin-sdk"),
             path("centralino-runtime"),
             path("centralino-testkit"),
@@ -339,8 +378,9 @@ fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_
     std::fs::write(&cargo_toml, format!("{generated}\n{dependencies}")).unwrap();
     std::fs::copy(repo.join("Cargo.lock"), tests.join("Cargo.lock")).unwrap();
     // Only so this test reuses the workspace's build: the same features in shared crates.
-    let aligned = aligned_features(&repo, &cargo_toml, &["acme-chat-tests"]);
-    std::fs::write(&cargo_toml, format!("{generated}{aligned}\n{dependencies}")).unwrap();
+    aligned_features(&repo, &cargo_toml, &["acme-chat-tests"], |aligned| {
+        std::fs::write(&cargo_toml, format!("{generated}{aligned}\n{dependencies}")).unwrap()
+    });
     std::fs::create_dir_all(tests.join("tests")).unwrap();
     std::fs::write(
         tests.join("tests/component.rs"),

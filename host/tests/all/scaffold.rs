@@ -134,7 +134,7 @@ fn plugin_new_adds_the_crate_to_the_plugins_workspace_or_makes_it_standalone() {
 }
 
 fn cargo() -> Command {
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut cargo = crate::outside::cargo();
     // Share the project's build cache. Under nextest the outer build has finished and
     // released it; under plain `cargo test` a separate folder avoids waiting on its lock.
     let target = if std::env::var_os("NEXTEST_RUN_ID").is_some() {

@@ -110,7 +110,7 @@ impl Store {
         channel: &str,
         platform_id: &str,
     ) -> anyhow::Result<Result<(), Refusal>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         if !exists(&mut tx, tenant, id).await? {
             return Ok(Err(Refusal::UnknownCustomer(id.to_string())));
         }
@@ -164,7 +164,7 @@ impl Store {
         channel: &str,
         platform_id: &str,
     ) -> anyhow::Result<Result<String, Refusal>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         if !exists(&mut tx, tenant, id).await? {
             return Ok(Err(Refusal::UnknownCustomer(id.to_string())));
         }
@@ -217,7 +217,7 @@ impl Store {
         if into == from {
             return Ok(Err(Refusal::SameCustomer));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_writing().await?;
         for id in [into, from] {
             if !exists(&mut tx, tenant, id).await? {
                 return Ok(Err(Refusal::UnknownCustomer(id.to_string())));
