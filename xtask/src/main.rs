@@ -56,7 +56,9 @@ fn main() -> ExitCode {
                 .current_dir(root()))?;
             schemathesis::run_against_host()
         }),
-        "public-api" => public_api(args.get(1).map(String::as_str) == Some("--check")),
+        "public-api" => rustdoc::Build::read(&root()).and_then(|built| {
+            public_api(args.get(1).map(String::as_str) == Some("--check"), &built)
+        }),
         _ => {
             eprintln!(
                 "usage: cargo xtask <plugins|test|demo [demo args]|bench [bench args]|public-api [--check]|schemathesis>"
@@ -495,19 +497,11 @@ fn test() -> anyhow::Result<()> {
     // it gets the host's features alone, not those the tests' dev dependencies add to
     // shared crates such as regex-automata and zerocopy, and those and the crates built
     // on them would compile a second time); the public-API listing reads its artifacts.
-    let nextest = succeeds(cargo().args(["nextest", "--version"]));
     step(
         "building the host and the test suite (the first build takes many minutes; cargo shows its progress)",
     );
-    let mut build = cargo();
-    if nextest {
-        build.args(["nextest", "run", "--workspace", "--no-run"]);
-    } else {
-        build.args(["test", "--workspace", "--no-run"]);
-    }
-    run(build.current_dir(&root))?;
-    // On the dependencies that build compiled (rustdoc reads their metadata).
-    public_api(true)?;
+    let built = rustdoc::Build::read(&root)?;
+    public_api(true, &built)?;
     // The REST API as an outside client meets it (a real host, the checked-in OpenAPI
     // document), before the suites, so the run closes on the main suite's summary.
     schemathesis::run_against_host()?;
@@ -522,7 +516,7 @@ fn test() -> anyhow::Result<()> {
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", root.join("target")))?;
     let mut suite = cargo();
-    if nextest {
+    if succeeds(cargo().args(["nextest", "--version"])) {
         step("running the test suite with cargo nextest (SQLite and PostgreSQL)");
         suite.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
     } else {
@@ -584,19 +578,20 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
 /// Where the public API list is kept.
 const PUBLIC_API: &str = "host/public-api.txt";
 
-/// The library and the runtime crate it re-exports from, with the features their public
-/// API is listed with: a re-exported item shows as a `use` line in the library's list, and
-/// its fields, variants and methods in the runtime's, so a change to either is caught.
-const DOCUMENTED: [(&str, &[&str]); 2] = [("centralino", &[]), ("centralino-runtime", &[])];
+/// The library and the runtime crate it re-exports from, listed with no features on: a
+/// re-exported item shows as a `use` line in the library's list, and its fields, variants
+/// and methods in the runtime's, so a change to either is caught.
+const DOCUMENTED: [&str; 2] = ["centralino", "centralino-runtime"];
 
-/// Writes (or, with `check`, compares) the list of the library's public items.
-fn public_api(check: bool) -> anyhow::Result<()> {
+/// Writes (or, with `check`, compares) the list of the library's public items, from
+/// rustdoc's JSON written against what the test build `built`.
+fn public_api(check: bool, built: &rustdoc::Build) -> anyhow::Result<()> {
     let root = root();
     step("listing the library's public API (rustdoc JSON, on the test build's artifacts)");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let documents = match from_test_build(&root, &target) {
+    let documents = match from_test_build(built, &target) {
         Ok(documents) => documents,
         Err(e) => {
             step(&format!(
@@ -607,7 +602,7 @@ fn public_api(check: bool) -> anyhow::Result<()> {
         }
     };
     let mut lines = Vec::new();
-    for ((package, _), json_path) in DOCUMENTED.iter().zip(&documents) {
+    for (package, json_path) in DOCUMENTED.iter().zip(&documents) {
         let text = std::fs::read_to_string(json_path)
             .with_context(|| format!("reading {}", json_path.display()))?;
         let doc: serde_json::Value = serde_json::from_str(&text)
@@ -652,14 +647,13 @@ fn public_api(check: bool) -> anyhow::Result<()> {
 }
 
 /// Rustdoc's JSON of [`DOCUMENTED`], written against the dependencies the test build
-/// compiled (see `rustdoc.rs`); builds the tests first when they are not built.
-fn from_test_build(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let build = rustdoc::Build::read(root)?;
+/// compiled (see `rustdoc.rs`).
+fn from_test_build(build: &rustdoc::Build, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let out = target.join("public-api-json");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     DOCUMENTED
         .iter()
-        .map(|(package, features)| build.json(package, features, &out))
+        .map(|package| build.json(package, &out))
         .collect()
 }
 
@@ -670,7 +664,7 @@ fn from_test_build(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
 fn by_cargo_rustdoc(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let target = target.join("public-api");
     let mut documents = Vec::new();
-    for (package, features) in DOCUMENTED {
+    for package in DOCUMENTED {
         let mut command = cargo();
         command.args([
             "rustdoc",
@@ -679,9 +673,6 @@ fn by_cargo_rustdoc(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> 
             "--lib",
             "--no-default-features",
         ]);
-        if !features.is_empty() {
-            command.args(["--features", &features.join(",")]);
-        }
         run(command
             .args([
                 "--",

@@ -126,14 +126,9 @@ impl Build {
         })
     }
 
-    /// Writes `package`'s rustdoc JSON (library target, with `features` on and no
-    /// others) into `out_dir`; returns the file.
-    pub(crate) fn json(
-        &self,
-        package: &str,
-        features: &[&str],
-        out_dir: &Path,
-    ) -> anyhow::Result<PathBuf> {
+    /// Writes `package`'s rustdoc JSON (library target, no features on) into `out_dir`;
+    /// returns the file.
+    pub(crate) fn json(&self, package: &str, out_dir: &Path) -> anyhow::Result<PathBuf> {
         let packages = self.metadata["packages"].as_array().into_iter().flatten();
         let Some(manifest) = packages
             .filter(|p| p["name"] == package)
@@ -219,9 +214,6 @@ impl Build {
             command
                 .arg("-L")
                 .arg(format!("dependency={}", dir.display()));
-        }
-        for feature in features {
-            command.arg("--cfg").arg(format!("feature=\"{feature}\""));
         }
         let status = command
             .args(["-Z", "unstable-options", "--output-format", "json"])

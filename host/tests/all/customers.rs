@@ -534,22 +534,25 @@ async fn a_linked_customer_goes_back_to_their_operator_through_a_second_host_on_
     assert_eq!(lucia.assignee.as_deref(), Some("marco"));
 }
 
-#[tokio::test]
-async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
-    let platforms = Platforms::start().await;
-    let host = platforms.host("sqlite::memory:", "centralino").await;
+/// Mario mentions the brand on X and Lucia writes to the page on Messenger: each is filed
+/// under a customer of their own; their ids.
+async fn mario_and_lucia(platforms: &Platforms, host: &Served) -> (String, String) {
     host.mention(&platforms.x, ("42", "mario_rossi"), "@TIM_Official ciao")
         .await;
     host.messenger("7002", "m_lucia_1", "buongiorno", now_ms())
         .await;
-    let mario = host.customer_of("twitter", "42").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let lucia = host.customer_of("facebook", "7002").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = |customer: Value| customer["id"].as_str().unwrap().to_string();
+    (
+        id(host.customer_of("twitter", "42").await),
+        id(host.customer_of("facebook", "7002").await),
+    )
+}
+
+#[tokio::test]
+async fn the_crm_links_unlinks_and_merges_customers_through_the_rest_api() {
+    let platforms = Platforms::start().await;
+    let host = platforms.host("sqlite::memory:", "centralino").await;
+    let (mario, lucia) = mario_and_lucia(&platforms, &host).await;
     assert_ne!(
         mario, lucia,
         "each identity that writes is filed under its own customer"
@@ -665,28 +668,10 @@ async fn a_merge_waits_for_another_process_writing_to_the_database_instead_of_fa
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("care.db").display());
     let host = platforms.host(&url, "centralino").await;
-    host.mention(&platforms.x, ("42", "mario_rossi"), "@TIM_Official ciao")
-        .await;
-    host.messenger("7002", "m_lucia_1", "buongiorno", now_ms())
-        .await;
-    let mario = host.customer_of("twitter", "42").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let lucia = host.customer_of("facebook", "7002").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mario, lucia) = mario_and_lucia(&platforms, &host).await;
 
     let mut shell = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut shell)
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE admin_notes (note TEXT)")
-        .execute(&mut shell)
-        .await
-        .unwrap();
+    crate::support::hold_write_lock(&mut shell).await;
     let path = format!("/api/v1/customers/{mario}/merge");
     let mut merging = std::pin::pin!(host.api("POST", &path, Some(json!({ "from": lucia }))));
     let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut merging).await;

@@ -370,14 +370,7 @@ async fn a_delivery_waits_for_another_process_writing_to_the_database_instead_of
     } = setup(1).await;
 
     // The other connection (an admin's shell, a command of the CLI) holds the write lock.
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE admin_notes (note TEXT)")
-        .execute(&mut db)
-        .await
-        .unwrap();
+    crate::support::hold_write_lock(&mut db).await;
     let delivering = send(&host, "701", "ciao");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(!delivering.is_finished(), "the delivery waits for the lock");

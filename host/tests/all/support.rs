@@ -198,3 +198,16 @@ async fn comes_true_within(
     }
     false
 }
+
+/// Another process writing to a SQLite store (an admin's `sqlite3` shell, a command of the
+/// CLI): `db` takes the write lock and writes, holding it until the caller's `COMMIT`.
+pub async fn hold_write_lock(db: &mut sqlx::SqliteConnection) {
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE admin_notes (note TEXT)")
+        .execute(&mut *db)
+        .await
+        .unwrap();
+}
