@@ -22,11 +22,12 @@
 //!
 //! The share of time per stage comes from a fourth run that makes the same calls the host
 //! makes on SQLite, one delivery at a time, with a timer around each stage: the plugin
-//! (`handle_webhook`), the store (`begin_ingest`: dedup, threading, customers, the
-//! message-received events, in the delivery's transaction), the routing chain
-//! (`RoutingEngine::receive`), and the recording of the delivery's routing outcomes
-//! (conversation states and assigned events) in the same transaction, then its one commit;
-//! the CRM's share is the drain of run 2. A
+//! (`handle_webhook`), the store's reads (`begin_ingest`: duplicates, erasures, open
+//! threads, known authors, in the delivery's transaction), the routing chain
+//! (`RoutingEngine::receive`), and the delivery's writes with its routing outcome
+//! (`record_routing`: conversations inserted already routed, messages, customers, every
+//! CRM event of the delivery) in the same transaction, then its one commit; the CRM's
+//! share is the drain of run 2. A
 //! fifth run repeats the fourth on an in-memory database: what remains is CPU, the
 //! difference is waiting for the disk.
 
@@ -553,9 +554,9 @@ async fn composed(
     let composed = started.elapsed();
     let names = [
         "plugin: verify signature, parse, normalise (wasm)",
-        "store: dedup, threading, customers, message events (the delivery's transaction)",
+        "store: reads (duplicates, erasures, open threads, known authors)",
         "routing: skills > least-loaded (two wasm calls per message)",
-        "store: routing outcomes (states + assigned events) and the delivery's one commit",
+        "store: the delivery's writes, routed, and its one commit",
     ];
     let stages = names
         .into_iter()

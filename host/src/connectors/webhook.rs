@@ -33,7 +33,7 @@ impl Connector {
             .ingest_delivery(
                 &self.tenant,
                 &self.name,
-                &normalised.messages,
+                normalised.messages,
                 &normalised.receipts,
                 &normalised.deletions,
             )
@@ -59,7 +59,7 @@ impl Connector {
             .begin_delivery(
                 &self.tenant,
                 &self.name,
-                &normalised.messages,
+                normalised.messages,
                 &normalised.receipts,
                 &normalised.deletions,
             )
@@ -78,7 +78,7 @@ impl Connector {
             .begin_delivery(
                 &self.tenant,
                 &self.name,
-                &normalised.messages,
+                normalised.messages,
                 &normalised.receipts,
                 &normalised.deletions,
             )

@@ -1,9 +1,19 @@
 //! A webhook delivery in one transaction: its messages, receipts and deletions with every
 //! CRM event they cause, and, on SQLite, what routing decided for it.
 //!
-//! [`Store::begin_delivery`] writes the delivery and leaves the transaction open; the
-//! host records the routing outcome in it ([`OpenDelivery::record_routing`]) and commits
-//! once ([`OpenDelivery::commit`]): one commit, so one wait for the disk, per delivery.
+//! [`Store::begin_delivery`] opens the delivery's transaction; the host records the
+//! routing outcome in it ([`OpenDelivery::record_routing`]) and commits once
+//! ([`OpenDelivery::commit`]): one commit, so one wait for the disk, per delivery.
+//!
+//! **On SQLite a delivery of messages is written once routing has decided.** Nothing can
+//! race the store's one connection, so the delivery's reads (duplicates, erasures, open
+//! threads, known authors) tell at once what storing it will do, ids included: that is
+//! what routing gets. Its writes wait in the [`OpenDelivery`] until the routing outcome
+//! is recorded, and the conversations it opens are then inserted already routed, with
+//! the routing events in the same insert as the delivery's own. Inserting a conversation
+//! `open` and updating it to `assigned` moved three index entries per conversation and cost
+//! as much as the insert (`BENCHMARKS.md` §2). A delivery with receipts or deletions is
+//! written at once (a deletion may name a message of the same delivery).
 //! Dropped without committing, everything rolls back and the platform is answered with a
 //! retry. On SQLite the store has one connection, so while a delivery is open nothing
 //! else reaches the database: whatever routing reads meanwhile goes through the open
@@ -14,7 +24,7 @@
 //! of its own ([`DeliveryGroup::begin_delivery`]), so one that fails is rolled back alone,
 //! and one commit (one wait for the disk) makes the whole group durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 
@@ -33,6 +43,16 @@ pub(crate) struct OpenDelivery<'c> {
     clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
     /// Whether an author of the delivery's messages was filed under a customer before it.
     returning: bool,
+    /// On SQLite, the delivery's messages, read and planned but not written yet (see the
+    /// module docs).
+    pending: Option<Pending>,
+}
+
+/// A delivery's messages waiting for its routing outcome.
+struct Pending {
+    channel: String,
+    messages: Vec<Message>,
+    plan: ingest::Plan,
 }
 
 impl Store {
@@ -42,7 +62,7 @@ impl Store {
         &self,
         tenant: &str,
         channel: &str,
-        messages: &[Message],
+        messages: Vec<Message>,
         receipts: &[Receipt],
         deletions: &[Deletion],
     ) -> anyhow::Result<(Vec<Ingested>, Applied)> {
@@ -54,7 +74,9 @@ impl Store {
     }
 
     /// [`Store::ingest`], leaving the transaction open for the routing outcome
-    /// (benchmarks: the host's ingest path, one stage at a time).
+    /// (benchmarks: the host's ingest path, one stage at a time). On SQLite the messages
+    /// are only read here, and written by [`OpenDelivery::record_routing`] or
+    /// [`OpenDelivery::commit`].
     #[cfg(feature = "test-support")]
     pub async fn begin_ingest(
         &self,
@@ -63,7 +85,7 @@ impl Store {
         messages: &[Message],
     ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>)> {
         let (delivery, ingested, _) = self
-            .begin_delivery(tenant, channel, messages, &[], &[])
+            .begin_delivery(tenant, channel, messages.to_vec(), &[], &[])
             .await?;
         Ok((delivery, ingested))
     }
@@ -74,7 +96,7 @@ impl Store {
         &self,
         tenant: &str,
         channel: &str,
-        messages: &[Message],
+        messages: Vec<Message>,
         receipts: &[Receipt],
         deletions: &[Deletion],
     ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>, Applied)> {
@@ -110,7 +132,7 @@ impl DeliveryGroup {
         &mut self,
         tenant: &str,
         channel: &str,
-        messages: &[Message],
+        messages: Vec<Message>,
         receipts: &[Receipt],
         deletions: &[Deletion],
     ) -> anyhow::Result<(OpenDelivery<'_>, Vec<Ingested>, Applied)> {
@@ -143,24 +165,42 @@ impl<'c> OpenDelivery<'c> {
             tenant: tenant.to_string(),
             clock,
             returning: false,
+            pending: None,
         }
     }
 
     /// Writes the delivery's messages, receipts and deletions with every CRM event they
-    /// cause.
+    /// cause; on SQLite, a delivery of messages alone is only read, and written with its
+    /// routing outcome (see the module docs).
     async fn write(
         mut self,
         channel: &str,
-        messages: &[Message],
+        messages: Vec<Message>,
         receipts: &[Receipt],
         deletions: &[Deletion],
     ) -> anyhow::Result<(Self, Vec<Ingested>, Applied)> {
         let now = ms(crate::clock::read(self.clock.as_ref()));
         let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
+        let defer = !super::may_race(backend)
+            && !messages.is_empty()
+            && receipts.is_empty()
+            && deletions.is_empty();
+        if defer {
+            let mut plan = ingest::Plan::read(tx, backend, tenant, channel, &messages, now).await?;
+            let all = plan.all_rows();
+            let ingested = plan.outcomes(tx, tenant, channel, &messages, &all).await?;
+            self.returning = plan.returning();
+            self.pending = Some(Pending {
+                channel: channel.to_string(),
+                messages,
+                plan,
+            });
+            return Ok((self, ingested, Applied::default()));
+        }
         let (ingested, returning) = if messages.is_empty() {
             (Vec::new(), false)
         } else {
-            ingest::stored_and_authors(tx, backend, tenant, channel, messages, now).await?
+            ingest::stored_and_authors(tx, backend, tenant, channel, &messages, now).await?
         };
         let mut applied = Applied::default();
         let mut crm = Vec::new();
@@ -219,16 +259,68 @@ impl<'c> OpenDelivery<'c> {
         changes: &[(String, ConversationStatus, Option<String>)],
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
-        if changes.is_empty() && events.is_empty() {
+        let now = crate::clock::read(self.clock.as_ref());
+        let Some(pending) = self.pending.take() else {
+            if changes.is_empty() && events.is_empty() {
+                return Ok(());
+            }
+            return super::assignments::record_routing_in(
+                &mut self.tx,
+                self.backend,
+                &self.tenant,
+                changes,
+                events,
+                now,
+            )
+            .await;
+        };
+        // The conversations the delivery opens are inserted in their last routed state
+        // (one a change resolves is left to the update below, which sets `resolved_at`);
+        // the other changes update stored conversations.
+        let opening: HashSet<&str> = pending.plan.opening().collect();
+        let mut decided = ingest::Decided {
+            states: HashMap::new(),
+            at: ms(now),
+        };
+        for (id, status, assignee) in changes {
+            if opening.contains(id.as_str()) {
+                decided
+                    .states
+                    .insert(id.as_str(), (status.as_str(), assignee.as_deref()));
+            }
+        }
+        decided
+            .states
+            .retain(|_, (status, _)| *status != ConversationStatus::Resolved.as_str());
+        let Pending {
+            channel,
+            messages,
+            mut plan,
+        } = pending;
+        plan.write(
+            &mut self.tx,
+            self.backend,
+            &self.tenant,
+            &channel,
+            &messages,
+            &decided,
+            events,
+        )
+        .await?;
+        let rest: Vec<_> = changes
+            .iter()
+            .filter(|(id, ..)| !decided.states.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        if rest.is_empty() {
             return Ok(());
         }
-        let now = crate::clock::read(self.clock.as_ref());
         super::assignments::record_routing_in(
             &mut self.tx,
             self.backend,
             &self.tenant,
-            changes,
-            events,
+            &rest,
+            &[],
             now,
         )
         .await
@@ -237,7 +329,11 @@ impl<'c> OpenDelivery<'c> {
     /// Commits the delivery: its messages, their events and the routing outcome at once (in
     /// a [`DeliveryGroup`], releases its savepoint: the group's commit makes it durable).
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn commit(self) -> anyhow::Result<()> {
+    pub(crate) async fn commit(mut self) -> anyhow::Result<()> {
+        if self.pending.is_some() {
+            // Nothing routed (every message a duplicate): written as read.
+            self.record_routing(&[], &[]).await?;
+        }
         self.tx
             .commit()
             .await

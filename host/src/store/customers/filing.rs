@@ -26,45 +26,33 @@ struct Author<'m> {
     phone: Option<String>,
 }
 
-/// Files the authors of `messages` (just stored, inside `tx`) under customers: a new
-/// identity gets a customer of its own; an identity that now carries an e-mail address or
-/// phone number another customer's identity carries too is suggested to the CRM (the
-/// returned events); also returns whether any author was filed before. A handful of
-/// statements per delivery, whatever its size.
-pub(in crate::store) async fn file_authors(
+/// The identities filed before of a delivery's authors: platform id → (customer id, e-mail
+/// hash, phone hash). Read before the delivery is written ([`file_authors`] uses it).
+#[derive(Default)]
+pub(in crate::store) struct Filed(HashMap<String, (String, Option<String>, Option<String>)>);
+
+impl Filed {
+    /// Whether any author was filed under a customer before.
+    pub(in crate::store) fn any(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+/// Looks up which of the platform ids `authors` (repeats allowed) are filed already.
+pub(in crate::store) async fn filed(
     tx: &mut Tx<'_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
-    messages: &[&Message],
-    now: i64,
-) -> anyhow::Result<(Vec<CrmEvent>, bool)> {
-    let mut authors: Vec<Author<'_>> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
-    for m in messages {
-        let (email, phone) = crate::conventions::contact(m);
-        let email = email.map(|e| contact_hash("email", &e));
-        let phone = phone.map(|p| contact_hash("phone", &p));
-        match at.get(m.author.id.as_str()) {
-            Some(&i) => {
-                let author = &mut authors[i];
-                author.email = author.email.take().or(email);
-                author.phone = author.phone.take().or(phone);
-            }
-            None => {
-                at.insert(m.author.id.as_str(), authors.len());
-                authors.push(Author {
-                    id: m.author.id.as_str(),
-                    handle: m.author.handle.as_ref(),
-                    email,
-                    phone,
-                });
-            }
-        }
-    }
-    // platform id → (customer id, email hash, phone hash) of the identities filed before.
-    let mut known: HashMap<String, (String, Option<String>, Option<String>)> = HashMap::new();
-    let ids: Vec<&str> = authors.iter().map(|a| a.id).collect();
+    authors: &[&str],
+) -> anyhow::Result<Filed> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(authors.len());
+    let ids: Vec<&str> = authors
+        .iter()
+        .copied()
+        .filter(|id| seen.insert(id))
+        .collect();
+    let mut known = HashMap::new();
     for chunk in ids.chunks(MAX_IN_LIST) {
         let sql = positional(
             backend,
@@ -89,6 +77,47 @@ pub(in crate::store) async fn file_authors(
             );
         }
     }
+    Ok(Filed(known))
+}
+
+/// Files the authors of `messages` (just stored, inside `tx`) under customers, `filed`
+/// being what [`filed`] found for them in the same transaction: a new identity gets a
+/// customer of its own; an identity that now carries an e-mail address or phone number
+/// another customer's identity carries too is suggested to the CRM (the returned events).
+/// A handful of statements per delivery, whatever its size.
+pub(in crate::store) async fn file_authors(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    messages: &[&Message],
+    filed: &Filed,
+    now: i64,
+) -> anyhow::Result<Vec<CrmEvent>> {
+    let mut authors: Vec<Author<'_>> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for m in messages {
+        let (email, phone) = crate::conventions::contact(m);
+        let email = email.map(|e| contact_hash("email", &e));
+        let phone = phone.map(|p| contact_hash("phone", &p));
+        match at.get(m.author.id.as_str()) {
+            Some(&i) => {
+                let author = &mut authors[i];
+                author.email = author.email.take().or(email);
+                author.phone = author.phone.take().or(phone);
+            }
+            None => {
+                at.insert(m.author.id.as_str(), authors.len());
+                authors.push(Author {
+                    id: m.author.id.as_str(),
+                    handle: m.author.handle.as_ref(),
+                    email,
+                    phone,
+                });
+            }
+        }
+    }
+    let known = &filed.0;
     let fresh: Vec<&Author<'_>> = authors
         .iter()
         .filter(|a| !known.contains_key(a.id))
@@ -190,10 +219,7 @@ pub(in crate::store) async fn file_authors(
             }
         }
     }
-    Ok((
-        suggest(tx, tenant, &contacts, now).await?,
-        !known.is_empty(),
-    ))
+    suggest(tx, tenant, &contacts, now).await
 }
 
 /// Suggests a link between each customer of `contacts` and the other customers whose

@@ -25,7 +25,7 @@ use crate::ids::ConversationId;
 mod filing;
 mod links;
 
-pub(super) use filing::file_authors;
+pub(super) use filing::{Filed, file_authors, filed};
 
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
 
