@@ -387,3 +387,68 @@ async fn a_delivery_waits_for_another_process_writing_to_the_database_instead_of
         .unwrap();
     assert_eq!(record.assignee.as_deref(), Some("anna"));
 }
+
+/// A delivery that carries a customer's message and, after it, the customer unsending it:
+/// on SQLite such a delivery is written at once (its deletion names a message of its
+/// own), not after routing as a delivery of messages alone is; both ways end the same.
+#[tokio::test]
+async fn a_message_unsent_in_its_own_delivery_is_stored_deleted_and_its_conversation_still_routed()
+{
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(1).await;
+    let mut envelope = messenger_text(
+        PAGE,
+        "703",
+        "m_gino_1",
+        "il mio IBAN è IT60X",
+        1_795_856_400_000,
+    );
+    let unsent = serde_json::json!({
+        "sender": { "id": "703" }, "recipient": { "id": PAGE },
+        "timestamp": 1_795_856_460_000u64,
+        "message": { "mid": "m_gino_1", "is_deleted": true }
+    });
+    envelope["entry"][0]["messaging"]
+        .as_array_mut()
+        .unwrap()
+        .push(unsent);
+    let body = serde_json::to_vec(&envelope).unwrap();
+    let request = WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: facebook_delivery_headers(APP_SECRET, &body),
+        body,
+    };
+
+    let (response, stored) = host
+        .deliver_webhook_stored("default", "facebook", request)
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(stored.len(), 1, "a deletion is not a message: {stored:?}");
+    let conversation = stored[0].conversation_id.to_string();
+    let store = host.store();
+    let messages = store.messages("default", &conversation).await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message.text, "", "the unsent text is not kept");
+    assert_eq!(messages[0].deleted_at, Some(1_795_856_460_000));
+    let record = store
+        .conversation("default", &conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConversationStatus::Assigned);
+    assert_eq!(record.assignee.as_deref(), Some("anna"));
+    assert_eq!(
+        events(&mut db).await,
+        vec![
+            ("message-received".to_string(), conversation.clone()),
+            ("message-deleted".to_string(), conversation.clone()),
+            ("conversation-assigned".to_string(), conversation),
+        ]
+    );
+}

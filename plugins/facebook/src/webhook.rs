@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::time;
@@ -131,15 +132,25 @@ fn collect_entry(
 pub struct Collected {
     messages: Vec<Message>,
     receipts: Vec<Receipt>,
-    /// `(account, external id)` of the messages kept: Meta may repeat an event within one
-    /// delivery, and the host should see it once.
-    seen: HashSet<(String, String)>,
+    /// `(account, external id, whether a deletion)` of the messages kept: Meta may repeat
+    /// an event within one delivery, and the host should see it once. A message and the
+    /// customer unsending it share their `mid` and may arrive in the same delivery: both
+    /// are kept (the host stores the message, then empties it).
+    seen: HashSet<(String, String, bool)>,
 }
 
 impl Collected {
-    /// Adds a customer message unless the delivery already had it.
+    /// Adds a customer message (or a deletion) unless the delivery already had it.
     pub fn message(&mut self, message: Message) {
-        let key = (message.account.clone(), message.external_id.clone());
+        let deletion = message
+            .extra
+            .iter()
+            .any(|(key, _)| key == conventions::DELETED);
+        let key = (
+            message.account.clone(),
+            message.external_id.clone(),
+            deletion,
+        );
         if self.seen.insert(key) {
             self.messages.push(message);
         }
