@@ -260,24 +260,44 @@ impl<'c> OpenDelivery<'c> {
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
         let now = crate::clock::read(self.clock.as_ref());
-        let Some(pending) = self.pending.take() else {
-            if changes.is_empty() && events.is_empty() {
-                return Ok(());
-            }
-            return super::assignments::record_routing_in(
-                &mut self.tx,
-                self.backend,
-                &self.tenant,
-                changes,
-                events,
-                now,
-            )
-            .await;
+        let (changes, events) = match self.pending.take() {
+            Some(pending) => (
+                self.write_pending(pending, changes, events, now).await?,
+                &[][..],
+            ),
+            None => (changes.to_vec(), events),
         };
-        // The conversations the delivery opens are inserted in their last routed state
-        // (one a change resolves is left to the update below, which sets `resolved_at`);
-        // the other changes update stored conversations.
-        let opening: HashSet<&str> = pending.plan.opening().collect();
+        if changes.is_empty() && events.is_empty() {
+            return Ok(());
+        }
+        super::assignments::record_routing_in(
+            &mut self.tx,
+            self.backend,
+            &self.tenant,
+            &changes,
+            events,
+            now,
+        )
+        .await
+    }
+
+    /// Writes the delivery's messages with its routing outcome (`events` after the
+    /// delivery's own): the conversations it opens in their last routed state (one a change
+    /// resolves is left to the update of stored conversations, which sets `resolved_at`).
+    /// Returns the changes left for that update.
+    async fn write_pending(
+        &mut self,
+        pending: Pending,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[CrmEvent],
+        now: u64,
+    ) -> anyhow::Result<Vec<(String, ConversationStatus, Option<String>)>> {
+        let Pending {
+            channel,
+            messages,
+            mut plan,
+        } = pending;
+        let opening: HashSet<&str> = plan.opening().collect();
         let mut decided = ingest::Decided {
             states: HashMap::new(),
             at: ms(now),
@@ -292,11 +312,6 @@ impl<'c> OpenDelivery<'c> {
         decided
             .states
             .retain(|_, (status, _)| *status != ConversationStatus::Resolved.as_str());
-        let Pending {
-            channel,
-            messages,
-            mut plan,
-        } = pending;
         plan.write(
             &mut self.tx,
             self.backend,
@@ -307,23 +322,11 @@ impl<'c> OpenDelivery<'c> {
             events,
         )
         .await?;
-        let rest: Vec<_> = changes
+        Ok(changes
             .iter()
             .filter(|(id, ..)| !decided.states.contains_key(id.as_str()))
             .cloned()
-            .collect();
-        if rest.is_empty() {
-            return Ok(());
-        }
-        super::assignments::record_routing_in(
-            &mut self.tx,
-            self.backend,
-            &self.tenant,
-            &rest,
-            &[],
-            now,
-        )
-        .await
+            .collect())
     }
 
     /// Commits the delivery: its messages, their events and the routing outcome at once (in
