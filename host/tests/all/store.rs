@@ -632,3 +632,57 @@ async fn a_signed_delivery_with_nul_in_a_message_is_stored_byte_exact_with_its_w
         server.abort();
     }
 }
+
+/// Two hosts sharing PostgreSQL store messages of the same new thread at the same moment
+/// (a customer's DM and its retry reaching both, say): whichever opens the conversation
+/// first, the other joins it, and a message both carry is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_storing_the_same_new_thread_at_once_share_one_conversation() {
+    let Some(base) = postgres_url() else {
+        return;
+    };
+    let url = fresh_postgres_database(&base).await;
+    let (one, two) = (
+        Store::open(&url).await.unwrap(),
+        Store::open(&url).await.unwrap(),
+    );
+    for round in 0..25 {
+        let thread = format!("t:race:{round}");
+        let shared = message(&format!("s{round}"), "1001", &thread, "42", "aiuto");
+        let ours = [
+            message(&format!("a{round}"), "1001", &thread, "42", "il modem"),
+            shared.clone(),
+        ];
+        let theirs = [
+            message(&format!("b{round}"), "1001", &thread, "42", "non va"),
+            shared,
+        ];
+        let (ours, theirs) = tokio::join!(
+            one.ingest("default", "twitter", &ours),
+            two.ingest("default", "twitter", &theirs)
+        );
+        let outcomes: Vec<_> = ours.unwrap().into_iter().chain(theirs.unwrap()).collect();
+        let conversation = &outcomes[0].conversation_id;
+        assert!(
+            outcomes.iter().all(|o| &o.conversation_id == conversation),
+            "round {round}: two conversations for one thread: {outcomes:?}"
+        );
+        assert_eq!(
+            outcomes.iter().filter(|o| o.new_conversation).count(),
+            1,
+            "round {round}: exactly one message opens the conversation"
+        );
+        assert_eq!(
+            (
+                outcomes[1].message_id.as_str(),
+                outcomes[1].duplicate as u8 + outcomes[3].duplicate as u8
+            ),
+            (outcomes[3].message_id.as_str(), 1),
+            "round {round}: the message both carried is stored once"
+        );
+        let stored = one.messages("default", conversation).await.unwrap();
+        assert_eq!(stored.len(), 3, "round {round}");
+    }
+    let open = one.conversations("default").await.unwrap();
+    assert_eq!(open.len(), 25);
+}
