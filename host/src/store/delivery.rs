@@ -24,6 +24,7 @@
 //! of its own ([`DeliveryGroup::begin_delivery`]), so one that fails is rolled back alone,
 //! and one commit (one wait for the disk) makes the whole group durable.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
@@ -187,8 +188,9 @@ impl<'c> OpenDelivery<'c> {
             && deletions.is_empty();
         if defer {
             let mut plan = ingest::Plan::read(tx, backend, tenant, channel, &messages, now).await?;
-            let all = plan.all_rows();
-            let ingested = plan.outcomes(tx, tenant, channel, &messages, &all).await?;
+            let ingested = plan
+                .outcomes(tx, tenant, channel, &messages, &ingest::Inserted::All)
+                .await?;
             self.returning = plan.returning();
             self.pending = Some(Pending {
                 channel: channel.to_string(),
@@ -262,10 +264,10 @@ impl<'c> OpenDelivery<'c> {
         let now = crate::clock::read(self.clock.as_ref());
         let (changes, events) = match self.pending.take() {
             Some(pending) => (
-                self.write_pending(pending, changes, events, now).await?,
+                Cow::Owned(self.write_pending(pending, changes, events, now).await?),
                 &[][..],
             ),
-            None => (changes.to_vec(), events),
+            None => (Cow::Borrowed(changes), events),
         };
         if changes.is_empty() && events.is_empty() {
             return Ok(());

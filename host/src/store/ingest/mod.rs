@@ -205,9 +205,9 @@ impl Plan {
 
     /// Writes the delivery as read: the conversations it joins and opens (those routing
     /// has `decided` already in their routed state), its messages, their authors, their
-    /// CRM events followed by `then`, their files. Returns the ids of the messages
-    /// inserted (on PostgreSQL, a message another host stored meanwhile is skipped, and a
-    /// thread another host opened meanwhile is joined instead).
+    /// CRM events followed by `then`, their files. Returns which messages went in (on
+    /// PostgreSQL, a message another host stored meanwhile is skipped, and a thread another
+    /// host opened meanwhile is joined instead).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn write(
         &mut self,
@@ -218,7 +218,7 @@ impl Plan {
         messages: &[Message],
         decided: &Decided<'_>,
         then: &[CrmEvent],
-    ) -> anyhow::Result<HashSet<String>> {
+    ) -> anyhow::Result<Inserted> {
         let now = self.now;
         touch(tx, backend, &self.joined, now).await?;
         let raced = open(
@@ -294,7 +294,7 @@ impl Plan {
     }
 
     /// One outcome per message, in the delivery's order, `inserted` being the messages that
-    /// went in (on SQLite, where nothing races the delivery, every row of the plan: the
+    /// went in (on SQLite, where nothing races the delivery, [`Inserted::All`]: the
     /// outcomes are then known before anything is written).
     pub(super) async fn outcomes(
         &mut self,
@@ -302,7 +302,7 @@ impl Plan {
         tenant: &str,
         channel: &str,
         messages: &[Message],
-        inserted: &HashSet<String>,
+        inserted: &Inserted,
     ) -> anyhow::Result<Vec<Ingested>> {
         let mut row_of: Vec<Option<&NewRow>> = vec![None; messages.len()];
         for row in &self.rows {
@@ -356,10 +356,21 @@ impl Plan {
         }
         Ok(outcomes)
     }
+}
 
-    /// The ids of every message the plan inserts (all of them where nothing races it).
-    pub(super) fn all_rows(&self) -> HashSet<String> {
-        self.rows.iter().map(|row| row.id.clone()).collect()
+/// Which rows of a [`Plan`] went in: all of them where nothing races the delivery
+/// (SQLite), else those the insert's `RETURNING` named.
+pub(super) enum Inserted {
+    All,
+    Only(HashSet<String>),
+}
+
+impl Inserted {
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Inserted::All => true,
+            Inserted::Only(ids) => ids.contains(id),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::super::{
     Backend, MAX_BINDS, MAX_IN_LIST, if_racing, kind_str, marks, may_race, positional,
     rows as values,
 };
-use super::{Decided, NewRow, Tx};
+use super::{Decided, Inserted, NewRow, Tx};
 use crate::types::Message;
 
 /// (account, platform id) → (message id, conversation id) of the delivery's messages that
@@ -137,17 +137,11 @@ pub(super) async fn open(
         let mut query = sqlx::query(&sql);
         for (index, id) in chunk {
             let m = &messages[*index];
-            let (status, assignee) = decided
-                .states
-                .get(id.as_str())
-                .copied()
-                .unwrap_or(("open", None));
-            let (updated_at, assigned_at) =
-                match (decided.states.contains_key(id.as_str()), assignee) {
-                    (true, Some(_)) => (decided.at, Some(decided.at)),
-                    (true, None) => (decided.at, None),
-                    (false, _) => (now, None),
-                };
+            let (status, assignee, updated_at) = match decided.states.get(id.as_str()) {
+                Some(&(status, assignee)) => (status, assignee, decided.at),
+                None => ("open", None, now),
+            };
+            let assigned_at = assignee.map(|_| decided.at);
             query = query
                 .bind(id)
                 .bind(tenant)
@@ -205,8 +199,8 @@ pub(super) async fn open_conversations(
     Ok(open)
 }
 
-/// Inserts the messages of `rows`; returns the ids actually inserted (a message another
-/// host stored meanwhile is skipped).
+/// Inserts the messages of `rows`; returns which went in (where inserts race, a message
+/// another host stored meanwhile is skipped).
 pub(super) async fn insert_messages(
     tx: &mut Tx<'_>,
     backend: Backend,
@@ -215,9 +209,9 @@ pub(super) async fn insert_messages(
     messages: &[Message],
     rows: &[NewRow],
     now: i64,
-) -> anyhow::Result<HashSet<String>> {
+) -> anyhow::Result<Inserted> {
     const COLUMNS: usize = 17;
-    let mut inserted = HashSet::with_capacity(rows.len());
+    let mut returned = HashSet::new();
     for chunk in rows.chunks(MAX_BINDS / COLUMNS) {
         let sql = positional(
             backend,
@@ -266,12 +260,15 @@ pub(super) async fn insert_messages(
         }
         if may_race(backend) {
             for row in query.fetch_all(&mut **tx).await? {
-                inserted.insert(row.try_get::<String, _>("id")?);
+                returned.insert(row.try_get::<String, _>("id")?);
             }
         } else {
             query.execute(&mut **tx).await?;
-            inserted.extend(chunk.iter().map(|row| row.id.clone()));
         }
     }
-    Ok(inserted)
+    Ok(if may_race(backend) {
+        Inserted::Only(returned)
+    } else {
+        Inserted::All
+    })
 }
