@@ -9,6 +9,7 @@
 //! | what | carried as | a host without the convention |
 //! | --- | --- | --- |
 //! | a customer deleted a message | a `message` with `extra` `centralino:deleted = true`, the deleted message's `external-id` and `account` | sees a duplicate of the stored message: nothing changes |
+//! | a customer edited a message | the whole `message` as it reads now (same `external-id` and `account`, its new `text`), with `extra` `centralino:edited = <when, ms>` | sees a duplicate of the stored message: its first text stays; a message it never stored is stored as it reads now |
 //! | the language of a message | `extra` `lang = <BCP 47 tag>` (X's word; `und` is unknown) | keeps it as an extra |
 //! | the e-mail address or phone number the platform holds for the author (a contact the customer shared with the account) | `extra` `centralino:email = <address>`, `centralino:phone = <number>` | keeps them as extras |
 //! | an event ignored on purpose | a `log` line `centralino:ignored reason=<reason> event=<id>: <why>` | logs the line |
@@ -54,6 +55,11 @@ pub fn count_ignored(counts: &mut BTreeMap<String, u64>, reason: &str, count: u6
 /// `external-id` and `account`.
 pub const DELETED: &str = "centralino:deleted";
 
+/// `extra` key marking a message as the edit of the stored message with the same
+/// `external-id` and `account`; its value is when the customer edited it (ms since the
+/// epoch), and the message's `text` is the text it has now.
+pub const EDITED: &str = "centralino:edited";
+
 /// `extra` key holding the language the platform detected, as a BCP 47 tag.
 pub const LANGUAGE: &str = "lang";
 
@@ -96,6 +102,18 @@ pub fn is_deletion(message: &Message) -> bool {
         .extra
         .iter()
         .any(|(key, value)| key == DELETED && value == "true")
+}
+
+/// When `message` reports an edit of a message the host may have stored: the time the
+/// marker holds, or the message's own `created_at` when the marker holds no number (a
+/// connector that could not tell). `None` when it is no edit.
+pub fn edited_at(message: &Message) -> Option<u64> {
+    let value = message
+        .extra
+        .iter()
+        .find(|(key, _)| key == EDITED)
+        .map(|(_, value)| value.trim())?;
+    Some(value.parse().unwrap_or(message.created_at))
 }
 
 /// The language of `message` as routing matches it against operators' languages: the
@@ -215,6 +233,16 @@ mod tests {
         );
         let m = with_extra(&[("centralino:email", "nobody"), ("centralino:phone", "12")]);
         assert_eq!(contact(&m), (None, None));
+    }
+
+    #[test]
+    fn an_edit_carries_its_time_or_falls_back_to_the_message_time() {
+        let mut m = with_extra(&[("centralino:edited", "1700000000123")]);
+        assert_eq!(edited_at(&m), Some(1_700_000_000_123));
+        m.extra = vec![("centralino:edited".into(), "yes".into())];
+        m.created_at = 42;
+        assert_eq!(edited_at(&m), Some(42));
+        assert_eq!(edited_at(&with_extra(&[("edited", "1")])), None);
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub(super) struct MessageView {
     attachments: Vec<AttachmentView>,
     created_at: u64,
     received_at: i64,
+    deleted_at: Option<i64>,
+    edited_at: Option<i64>,
 }
 
 impl MessageView {
@@ -212,6 +214,8 @@ impl MessageView {
             attachments,
             created_at: stored.message.created_at,
             received_at: stored.received_at,
+            deleted_at: stored.deleted_at,
+            edited_at: stored.edited_at,
         }
     }
 }

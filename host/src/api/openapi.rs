@@ -516,7 +516,9 @@ fn schemas() -> Value {
             "in_reply_to": nullable_string(),
             "attachments": list("Attachment"),
             "created_at": millis("When it was written, on the platform."),
-            "received_at": millis("When the host stored it.")
+            "received_at": millis("When the host stored it."),
+            "deleted_at": nullable_millis("When the customer deleted it: its text and attachments are gone."),
+            "edited_at": nullable_millis("When the customer last edited it: `text` is the edited one.")
         })),
         "MessageList": object(json!({
             "messages": list("Message"),

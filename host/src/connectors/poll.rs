@@ -123,20 +123,9 @@ impl Connector {
                 })
                 .await;
             match polled {
-                Ok(mut result) => {
-                    // A deletion (see `conventions`) is never a message to store; polled
-                    // ones are not applied yet, only webhook deliveries carry them today.
-                    let before = result.messages.len();
-                    result
-                        .messages
-                        .retain(|m| !crate::conventions::is_deletion(m));
-                    if result.messages.len() < before {
-                        tracing::debug!(tenant = %self.tenant, connector = %self.name, account,
-                            deletions = before - result.messages.len(),
-                            "a poll reported deletions; only webhook deliveries apply them");
-                    }
+                Ok(result) => {
                     match store
-                        .ingest_polled_fenced(&fence, &result.messages, result.cursor.as_deref())
+                        .ingest_polled_fenced(&fence, result.messages, result.cursor.as_deref())
                         .await
                     {
                         Ok(ingested) => {

@@ -4,16 +4,15 @@
 use super::Connector;
 use super::call::CallKind;
 use crate::error::{Error, PluginFailure};
-use crate::store::{Applied, Deletion, DeliveryGroup, Ingested, OpenDelivery, Store};
-use crate::types::{Message, Receipt, WebhookRequest, WebhookResponse};
+use crate::store::{Amendments, Applied, DeliveryGroup, Ingested, OpenDelivery, Store};
+use crate::types::{Message, WebhookRequest, WebhookResponse};
 
 /// A delivery the plugin verified and normalised, to be stored before the platform is
 /// given `response`.
 pub(crate) struct Normalised {
     response: WebhookResponse,
     messages: Vec<Message>,
-    receipts: Vec<Receipt>,
-    deletions: Vec<Deletion>,
+    amendments: Amendments,
 }
 
 impl Connector {
@@ -34,8 +33,7 @@ impl Connector {
                 &self.tenant,
                 &self.name,
                 normalised.messages,
-                &normalised.receipts,
-                &normalised.deletions,
+                &normalised.amendments,
             )
             .await
         {
@@ -60,8 +58,7 @@ impl Connector {
                 &self.tenant,
                 &self.name,
                 normalised.messages,
-                &normalised.receipts,
-                &normalised.deletions,
+                &normalised.amendments,
             )
             .await;
         self.written(written, normalised.response)
@@ -79,8 +76,7 @@ impl Connector {
                 &self.tenant,
                 &self.name,
                 normalised.messages,
-                &normalised.receipts,
-                &normalised.deletions,
+                &normalised.amendments,
             )
             .await;
         self.written(written, normalised.response)
@@ -176,23 +172,19 @@ impl Connector {
             }
             return Err(outcome.response);
         }
-        // Deletions travel as marked messages in contract 0.1 (see `conventions`).
-        let (deletions, messages): (Vec<_>, Vec<_>) = outcome
-            .messages
-            .into_iter()
-            .partition(crate::conventions::is_deletion);
-        let deletions: Vec<Deletion> = deletions.iter().map(Deletion::from_message).collect();
+        // Deletions and edits travel as marked messages (see `conventions`).
+        let (messages, amendments) = Amendments::split(outcome.messages, outcome.receipts);
         Ok(Normalised {
             response: outcome.response,
             messages,
-            receipts: outcome.receipts,
-            deletions,
+            amendments,
         })
     }
 }
 
 impl Connector {
-    /// Logs what receipts and deletions changed, and what they named that was not stored.
+    /// Logs what receipts, deletions and edits changed, and what they named that was not
+    /// stored.
     fn note_applied(&self, applied: &Applied) {
         if applied == &Applied::default() {
             return;
@@ -201,7 +193,8 @@ impl Connector {
             tenant = %self.tenant, connector = %self.name,
             receipts = applied.receipts, receipts_unmatched = applied.receipts_unmatched,
             deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
-            "receipts and deletions applied"
+            edits = applied.edits, edits_stored_new = applied.edits_stored_new,
+            "receipts, deletions and edits applied"
         );
     }
 }

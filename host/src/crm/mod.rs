@@ -115,6 +115,24 @@ pub enum CrmEvent {
         /// When the platform says it was deleted (ms).
         at: u64,
     },
+    /// The customer edited a message (where the platform says so: Messenger, for one). The
+    /// host keeps the new text in place of the old; the CRM should show it too. Sent once
+    /// per edit, in order after the message's `message-received`; a message the host never
+    /// stored arrives as `message-received` instead, with its text as edited.
+    MessageEdited {
+        /// Conversation.
+        conversation_id: ConversationId,
+        /// Connector it came through.
+        connector: ConnectorId,
+        /// Host id of the stored message.
+        message_id: String,
+        /// Platform id of the edited message.
+        external_id: String,
+        /// The message's text now.
+        text: String,
+        /// When the platform says it was edited (ms).
+        at: u64,
+    },
     /// An unanswered conversation reached the at-risk share of its brand's
     /// first-response target (business hours only; see [`crate::answers::ServiceLevels`]).
     /// Sent once per conversation.

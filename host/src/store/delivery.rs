@@ -1,5 +1,5 @@
-//! A webhook delivery in one transaction: its messages, receipts and deletions with every
-//! CRM event they cause, and, on SQLite, what routing decided for it.
+//! A webhook delivery in one transaction: its messages, receipts, deletions and edits with
+//! every CRM event they cause, and, on SQLite, what routing decided for it.
 //!
 //! [`Store::begin_delivery`] opens the delivery's transaction; the host records the
 //! routing outcome in it ([`OpenDelivery::record_routing`]) and commits once
@@ -12,8 +12,8 @@
 //! is recorded, and the conversations it opens are then inserted already routed, with
 //! the routing events in the same insert as the delivery's own. Inserting a conversation
 //! `open` and updating it to `assigned` moved three index entries per conversation and cost
-//! as much as the insert (`BENCHMARKS.md` §2). A delivery with receipts or deletions is
-//! written at once (a deletion may name a message of the same delivery).
+//! as much as the insert (`BENCHMARKS.md` §2). A delivery with receipts, deletions or edits
+//! is written at once (they may name a message of the same delivery).
 //! Dropped without committing, everything rolls back and the platform is answered with a
 //! retry. On SQLite the store has one connection, so while a delivery is open nothing
 //! else reaches the database: whatever routing reads meanwhile goes through the open
@@ -30,9 +30,9 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Context as _;
 
 use super::assignments::{RoutedConversation, routed_conversation_in};
-use super::{Applied, Backend, ConversationStatus, Deletion, Ingested, Store, events, ingest, ms};
+use super::{Amendments, Applied, Backend, ConversationStatus, Ingested, Store, ingest, ms};
 use crate::crm::CrmEvent;
-use crate::types::{Message, Receipt};
+use crate::types::Message;
 
 /// A delivery written but not committed (see the module docs).
 #[cfg_attr(feature = "test-support", visibility::make(pub))]
@@ -58,17 +58,17 @@ struct Pending {
 
 impl Store {
     /// Stores one webhook delivery in one transaction: its messages (as
-    /// [`Store::ingest`]), its receipts and its deletions, with every CRM event they cause.
+    /// [`Store::ingest`]) and what amends messages stored before, with every CRM event they
+    /// cause.
     pub(crate) async fn ingest_delivery(
         &self,
         tenant: &str,
         channel: &str,
         messages: Vec<Message>,
-        receipts: &[Receipt],
-        deletions: &[Deletion],
+        amendments: &Amendments,
     ) -> anyhow::Result<(Vec<Ingested>, Applied)> {
         let (delivery, ingested, applied) = self
-            .begin_delivery(tenant, channel, messages, receipts, deletions)
+            .begin_delivery(tenant, channel, messages, amendments)
             .await?;
         delivery.commit().await?;
         Ok((ingested, applied))
@@ -86,7 +86,7 @@ impl Store {
         messages: &[Message],
     ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>)> {
         let (delivery, ingested, _) = self
-            .begin_delivery(tenant, channel, messages.to_vec(), &[], &[])
+            .begin_delivery(tenant, channel, messages.to_vec(), &Amendments::default())
             .await?;
         Ok((delivery, ingested))
     }
@@ -98,12 +98,11 @@ impl Store {
         tenant: &str,
         channel: &str,
         messages: Vec<Message>,
-        receipts: &[Receipt],
-        deletions: &[Deletion],
+        amendments: &Amendments,
     ) -> anyhow::Result<(OpenDelivery<'static>, Vec<Ingested>, Applied)> {
         let tx = self.begin_writing().await?;
         OpenDelivery::new(tx, self.backend, tenant, self.clock.clone())
-            .write(channel, messages, receipts, deletions)
+            .write(channel, messages, amendments)
             .await
     }
 
@@ -134,13 +133,12 @@ impl DeliveryGroup {
         tenant: &str,
         channel: &str,
         messages: Vec<Message>,
-        receipts: &[Receipt],
-        deletions: &[Deletion],
+        amendments: &Amendments,
     ) -> anyhow::Result<(OpenDelivery<'_>, Vec<Ingested>, Applied)> {
         use sqlx::Acquire as _;
         let savepoint = (&mut self.tx).begin().await?;
         OpenDelivery::new(savepoint, self.backend, tenant, self.clock.clone())
-            .write(channel, messages, receipts, deletions)
+            .write(channel, messages, amendments)
             .await
     }
 
@@ -170,22 +168,18 @@ impl<'c> OpenDelivery<'c> {
         }
     }
 
-    /// Writes the delivery's messages, receipts and deletions with every CRM event they
-    /// cause; on SQLite, a delivery of messages alone is only read, and written with its
+    /// Writes the delivery's messages and amendments with every CRM event they cause; on
+    /// SQLite, a delivery of messages alone is only read, and written with its
     /// routing outcome (see the module docs).
     async fn write(
         mut self,
         channel: &str,
         messages: Vec<Message>,
-        receipts: &[Receipt],
-        deletions: &[Deletion],
+        amendments: &Amendments,
     ) -> anyhow::Result<(Self, Vec<Ingested>, Applied)> {
         let now = ms(crate::clock::read(self.clock.as_ref()));
         let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
-        let defer = !super::may_race(backend)
-            && !messages.is_empty()
-            && receipts.is_empty()
-            && deletions.is_empty();
+        let defer = !super::may_race(backend) && !messages.is_empty() && amendments.is_empty();
         if defer {
             let mut plan = ingest::Plan::read(tx, backend, tenant, channel, &messages, now).await?;
             let ingested = plan
@@ -199,30 +193,15 @@ impl<'c> OpenDelivery<'c> {
             });
             return Ok((self, ingested, Applied::default()));
         }
-        let (ingested, returning) = if messages.is_empty() {
+        let (mut ingested, returning) = if messages.is_empty() {
             (Vec::new(), false)
         } else {
             ingest::stored_and_authors(tx, backend, tenant, channel, &messages, now).await?
         };
-        let mut applied = Applied::default();
-        let mut crm = Vec::new();
-        for receipt in receipts {
-            let changed =
-                super::receipts::apply_receipt(tx, tenant, channel, receipt, &mut crm).await?;
-            match changed {
-                Some(n) => applied.receipts += n,
-                None => applied.receipts_unmatched += 1,
-            }
-        }
-        for deletion in deletions {
-            if super::receipts::delete(tx, tenant, channel, deletion, &mut crm).await? {
-                applied.deletions += 1;
-            } else {
-                applied.deletions_unmatched += 1;
-            }
-        }
-        events::append_many(tx, backend, tenant, &crm, now).await?;
-        self.returning = returning;
+        let (stored_new, returning_too, applied) =
+            super::receipts::apply(tx, backend, tenant, channel, amendments, now).await?;
+        ingested.extend(stored_new);
+        self.returning = returning || returning_too;
         Ok((self, ingested, applied))
     }
 

@@ -210,6 +210,18 @@ impl Store {
         Ok(())
     }
 
+    /// Every event the store still holds for `tenant` (delivered or not), in order.
+    #[cfg(feature = "test-support")]
+    pub async fn held_events(&self, tenant: &str) -> anyhow::Result<Vec<CrmEvent>> {
+        sqlx::query("SELECT payload FROM crm_events WHERE tenant = $1 ORDER BY seq")
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok(serde_json::from_str(&row.try_get::<String, _>("payload")?)?))
+            .collect()
+    }
+
     /// Events of `tenant` not yet delivered.
     pub async fn undelivered_events(&self, tenant: &str) -> anyhow::Result<i64> {
         let row = sqlx::query(

@@ -273,29 +273,41 @@ impl Store {
         Ok(released.rows_affected())
     }
 
-    /// [`Store::ingest_polled`] under a lease: stores a poll's messages and advances the
-    /// account's cursor in one transaction, only if `fence` still holds when it commits.
+    /// [`Store::ingest_polled`] under a lease: stores a poll's messages (applying the
+    /// deletions and edits among them) and advances the account's cursor in one transaction, only if `fence` still holds when it commits.
     /// Fails with [`LeaseLost`] (nothing written) when the lease moved meanwhile.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn ingest_polled_fenced(
         &self,
         fence: &Fence,
-        messages: &[Message],
+        messages: Vec<Message>,
         cursor: Option<&str>,
     ) -> anyhow::Result<Vec<Ingested>> {
+        // Deletions and edits travel as marked messages (see `crate::conventions`).
+        let (messages, amendments) = super::Amendments::split(messages, Vec::new());
         let mut tx = self.begin_writing().await?;
         // First, so a takeover waits for this commit rather than racing it.
         check_fence(&mut tx, fence).await?;
         let now = ms(self.now_ms());
-        let outcomes = super::ingest::messages(
+        let mut outcomes = super::ingest::messages(
             &mut tx,
             self.backend,
             &fence.tenant,
             &fence.connector,
-            messages,
+            &messages,
             now,
         )
         .await?;
+        let (stored_new, _, applied) = super::receipts::apply(
+            &mut tx,
+            self.backend,
+            &fence.tenant,
+            &fence.connector,
+            &amendments,
+            now,
+        )
+        .await?;
+        outcomes.extend(stored_new);
         if let Some(cursor) = cursor {
             super::set_cursor(
                 &mut tx,
@@ -308,6 +320,14 @@ impl Store {
             .await?;
         }
         tx.commit().await.context("committing polled messages")?;
+        if applied != super::Applied::default() {
+            tracing::debug!(
+                tenant = %fence.tenant, connector = %fence.connector, account = %fence.account,
+                deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
+                edits = applied.edits, edits_stored_new = applied.edits_stored_new,
+                "a poll's deletions and edits applied"
+            );
+        }
         Ok(outcomes)
     }
 

@@ -46,7 +46,7 @@ pub use query::{
     DEFAULT_PAGE, Direction, MAX_CURSOR_CHARS, MAX_PAGE, MAX_SEARCH_CHARS, Page, SearchQuery,
 };
 pub(crate) use query::{InvalidCursor, InvalidQuery, page_limit};
-pub(crate) use receipts::{Applied, Deletion};
+pub(crate) use receipts::{Amendments, Applied};
 pub use retention::ContentRetention;
 pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
@@ -431,6 +431,7 @@ fn message_from_row(row: &AnyRow) -> anyhow::Result<StoredMessage> {
         direction: row.try_get("direction")?,
         received_at: row.try_get("received_at")?,
         deleted_at: row.try_get("deleted_at")?,
+        edited_at: row.try_get("edited_at")?,
         message: Message {
             external_id: text::read(row.try_get("external_id")?),
             account: text::read(row.try_get("account")?),

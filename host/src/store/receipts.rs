@@ -1,5 +1,5 @@
 //! What a platform says about messages already stored: receipts for the company's replies
-//! (delivered, read, failed) and customers deleting what they wrote.
+//! (delivered, read, failed) and customers deleting or editing what they wrote.
 //!
 //! Both are applied in the transaction that stores the rest of the delivery, with their CRM
 //! events, so the platform is acknowledged only once the CRM is sure to hear of them.
@@ -15,11 +15,20 @@
 //! A deletion empties the stored message (text, attachments, extras), marks it deleted,
 //! scrubs its text from the CRM events still held, and tells the CRM (`message-deleted`):
 //! platforms' terms (X's developer agreement) require honouring a customer's deletion.
+//!
+//! An edit (Messenger's `message_edit`, and other platforms' edits) replaces the stored
+//! message's text, records when (`edited_at`), and tells the CRM (`message-edited`, with the
+//! new text). Only a later edit replaces an earlier one, and an edit repeated by the
+//! platform changes nothing and tells the CRM nothing; a deleted message stays deleted. An
+//! edit of a message the host never stored (it arrived before the host served the account,
+//! or was lost upstream) is stored as the message it now is: the customer's words are
+//! never dropped. The CRM's `message-received` events still held keep the text they
+//! carried: the `message-edited` that follows them says what changed, in order.
 
 use sqlx::Row;
 
-use super::ms;
 use super::text::{read, stored};
+use super::{Backend, Ingested, events, ms};
 use crate::crm::CrmEvent;
 use crate::types::{DeliveryState, Message, Receipt};
 
@@ -47,6 +56,54 @@ impl Deletion {
     }
 }
 
+/// A customer edited a message the host may have stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Edit {
+    /// The message as it reads now, as the connector reported it (marker included: stored
+    /// as a new message when the original never was, it says it was edited).
+    pub(crate) message: Message,
+    /// When the customer edited it (ms).
+    pub(crate) at: u64,
+}
+
+/// What a delivery or a poll says besides the messages to store: receipts, and the
+/// deletions and edits that travel as marked messages (see `crate::conventions`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Amendments {
+    /// Receipts for the company's replies.
+    pub(crate) receipts: Vec<Receipt>,
+    /// Messages the customers deleted.
+    pub(crate) deletions: Vec<Deletion>,
+    /// Messages the customers edited.
+    pub(crate) edits: Vec<Edit>,
+}
+
+impl Amendments {
+    /// Splits what a connector reported into the messages to store and their amendments.
+    pub(crate) fn split(messages: Vec<Message>, receipts: Vec<Receipt>) -> (Vec<Message>, Self) {
+        let mut amendments = Amendments {
+            receipts,
+            ..Amendments::default()
+        };
+        let mut to_store = Vec::with_capacity(messages.len());
+        for message in messages {
+            if crate::conventions::is_deletion(&message) {
+                amendments.deletions.push(Deletion::from_message(&message));
+            } else if let Some(at) = crate::conventions::edited_at(&message) {
+                amendments.edits.push(Edit { message, at });
+            } else {
+                to_store.push(message);
+            }
+        }
+        (to_store, amendments)
+    }
+
+    /// Whether there is nothing to apply.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.receipts.is_empty() && self.deletions.is_empty() && self.edits.is_empty()
+    }
+}
+
 /// What a delivery changed besides the messages it stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Applied {
@@ -58,6 +115,55 @@ pub(crate) struct Applied {
     pub(crate) deletions: usize,
     /// Deletions of messages the host never stored (or deleted before).
     pub(crate) deletions_unmatched: usize,
+    /// Stored messages whose text an edit replaced.
+    pub(crate) edits: usize,
+    /// Edits of messages the host never stored, stored as the messages they now are.
+    pub(crate) edits_stored_new: usize,
+}
+
+/// Applies `amendments` inside the transaction that stored the messages they came with
+/// (so an amendment may name one of those), appends the CRM events they cause, and stores
+/// the edits of messages never stored as new messages: their outcomes, whether one of
+/// their authors was filed before, and what changed.
+pub(super) async fn apply(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    amendments: &Amendments,
+    now: i64,
+) -> anyhow::Result<(Vec<Ingested>, bool, Applied)> {
+    let mut applied = Applied::default();
+    let mut crm = Vec::new();
+    for receipt in &amendments.receipts {
+        match apply_receipt(tx, tenant, channel, receipt, &mut crm).await? {
+            Some(n) => applied.receipts += n,
+            None => applied.receipts_unmatched += 1,
+        }
+    }
+    for deletion in &amendments.deletions {
+        if delete(tx, tenant, channel, deletion, &mut crm).await? {
+            applied.deletions += 1;
+        } else {
+            applied.deletions_unmatched += 1;
+        }
+    }
+    let mut never_stored = Vec::new();
+    for amendment in &amendments.edits {
+        match edit(tx, tenant, channel, amendment, &mut crm).await? {
+            Edited::Applied => applied.edits += 1,
+            Edited::Stale => {}
+            Edited::NotStored => never_stored.push(amendment.message.clone()),
+        }
+    }
+    events::append_many(tx, backend, tenant, &crm, now).await?;
+    if never_stored.is_empty() {
+        return Ok((Vec::new(), false, applied));
+    }
+    let (ingested, returning) =
+        super::ingest::stored_and_authors(tx, backend, tenant, channel, &never_stored, now).await?;
+    applied.edits_stored_new = ingested.iter().filter(|i| !i.duplicate).count();
+    Ok((ingested, returning, applied))
 }
 
 /// How far a reply's delivery has got; `failed` is apart.
@@ -217,8 +323,68 @@ pub(super) async fn delete(
     Ok(true)
 }
 
-/// Empties the deleted message in the `message-received` events still stored (pending, or
-/// delivered and kept until retention removes them), so its text leaves the database.
+/// What an edit did.
+enum Edited {
+    /// The stored text was replaced.
+    Applied,
+    /// Nothing to do: the message was deleted, a later edit is stored, or this one was.
+    Stale,
+    /// No such message is stored.
+    NotStored,
+}
+
+/// Replaces the edited message's stored text (see the module docs).
+async fn edit(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    channel: &str,
+    edit: &Edit,
+    crm: &mut Vec<CrmEvent>,
+) -> anyhow::Result<Edited> {
+    let message = &edit.message;
+    let row = sqlx::query(
+        "SELECT id, conversation_id, text, deleted_at, edited_at FROM messages
+         WHERE tenant = $1 AND channel = $2 AND account = $3 AND external_id = $4
+             AND direction = 'inbound'",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .bind(stored(&message.account))
+    .bind(stored(&message.external_id))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Edited::NotStored);
+    };
+    let deleted_at: Option<i64> = row.try_get("deleted_at")?;
+    let edited_at: Option<i64> = row.try_get("edited_at")?;
+    let text = read(row.try_get("text")?);
+    let at = ms(edit.at);
+    if deleted_at.is_some() || edited_at.is_some_and(|e| e > at) || text == message.text {
+        return Ok(Edited::Stale);
+    }
+    let message_id: String = row.try_get("id")?;
+    let conversation_id: String = row.try_get("conversation_id")?;
+    sqlx::query("UPDATE messages SET text = $2, edited_at = $3 WHERE id = $1")
+        .bind(&message_id)
+        .bind(stored(&message.text))
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    crm.push(CrmEvent::MessageEdited {
+        conversation_id: conversation_id.into(),
+        connector: channel.into(),
+        message_id,
+        external_id: message.external_id.clone(),
+        text: message.text.clone(),
+        at: edit.at,
+    });
+    Ok(Edited::Applied)
+}
+
+/// Empties the deleted message in the `message-received` and `message-edited` events still
+/// stored (pending, or delivered and kept until retention removes them), so its text leaves
+/// the database.
 async fn scrub_events(tx: &mut Tx<'_>, tenant: &str, message_id: &str) -> anyhow::Result<()> {
     // Host ids are hex UUIDs, so the pattern holds no LIKE wildcard.
     let pattern = format!("%\"message_id\":\"{message_id}\"%");
@@ -232,16 +398,28 @@ async fn scrub_events(tx: &mut Tx<'_>, tenant: &str, message_id: &str) -> anyhow
         let id: String = row.try_get("id")?;
         let payload: String = row.try_get("payload")?;
         let mut event: CrmEvent = serde_json::from_str(&payload)?;
-        if let CrmEvent::MessageReceived {
-            message_id: ref of,
-            ref mut message,
-            ..
-        } = event
-            && of == message_id
-        {
-            message.text.clear();
-            message.attachments.clear();
-            message.extra.clear();
+        let scrubbed = match &mut event {
+            CrmEvent::MessageReceived {
+                message_id: of,
+                message,
+                ..
+            } if of == message_id => {
+                message.text.clear();
+                message.attachments.clear();
+                message.extra.clear();
+                true
+            }
+            CrmEvent::MessageEdited {
+                message_id: of,
+                text,
+                ..
+            } if of == message_id => {
+                text.clear();
+                true
+            }
+            _ => false,
+        };
+        if scrubbed {
             sqlx::query("UPDATE crm_events SET payload = $2 WHERE id = $1")
                 .bind(&id)
                 .bind(serde_json::to_string(&event)?)

@@ -140,6 +140,8 @@ pub struct StoredMessage {
     pub received_at: i64,
     /// When the customer deleted it (ms); its text, attachments and extras are gone.
     pub deleted_at: Option<i64>,
+    /// When the customer last edited it (ms); its text is the edited one.
+    pub edited_at: Option<i64>,
 }
 
 pub(super) fn kind_str(kind: MessageKind) -> &'static str {

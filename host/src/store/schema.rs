@@ -319,6 +319,13 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "DROP INDEX conversations_by_status",
         ],
     ),
+    (
+        14,
+        &[
+            // A customer edited the message (see `receipts.rs`): its text is the edited one.
+            "ALTER TABLE messages ADD COLUMN edited_at BIGINT",
+        ],
+    ),
 ];
 
 /// What a migration does on one backend only, after its shared statements.

@@ -1153,7 +1153,10 @@ async fn one_facebook_login_connects_the_page_tokens_of_the_pages_the_connector_
         subscribed.keys().cloned().collect::<Vec<_>>(),
         ["5001", "5002"]
     );
-    assert_eq!(subscribed["5001"], "messages,messaging_postbacks,feed");
+    assert_eq!(
+        subscribed["5001"],
+        "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,feed"
+    );
     // Subscribing again is harmless: the same pages, the same fields.
     let again = host
         .subscribe_accounts("default", "facebook")

@@ -87,7 +87,7 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
         };
         assert_eq!(renewed, fence_a);
         store
-            .ingest_polled_fenced(&fence_a, &[dm("1", "ciao")], Some("c1"))
+            .ingest_polled_fenced(&fence_a, vec![dm("1", "ciao")], Some("c1"))
             .await
             .unwrap();
 
@@ -113,7 +113,7 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
         // A wakes up and tries to commit what it polled with its old cursor: fenced out,
         // nothing written, the cursor stays B's to move.
         let stale = store
-            .ingest_polled_fenced(&fence_a, &[dm("2", "stale")], Some("c0"))
+            .ingest_polled_fenced(&fence_a, vec![dm("2", "stale")], Some("c0"))
             .await
             .unwrap_err();
         assert!(stale.downcast_ref::<LeaseLost>().is_some(), "{stale:#}");
@@ -127,7 +127,7 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
             Some("c1")
         );
         store
-            .ingest_polled_fenced(&fence_b, &[dm("2", "nuovo")], Some("c2"))
+            .ingest_polled_fenced(&fence_b, vec![dm("2", "nuovo")], Some("c2"))
             .await
             .unwrap();
         assert_eq!(store.message_count("default").await.unwrap(), 2);
@@ -148,7 +148,7 @@ async fn a_lease_has_one_holder_moves_when_it_lapses_and_fences_the_old_holder()
         assert_eq!(restarted.generation, 4);
         assert!(
             store
-                .ingest_polled_fenced(&again, &[], Some("old"))
+                .ingest_polled_fenced(&again, vec![], Some("old"))
                 .await
                 .is_err()
         );

@@ -1,11 +1,13 @@
-//! Receipts and deletions reach the store and the CRM: Messenger's delivery and read
-//! reports move a sent reply's state forward (once per change), and a customer's unsent
-//! message or deleted post empties the stored copy and tells the CRM. Everything goes
+//! Receipts, deletions and edits reach the store and the CRM: Messenger's delivery and read
+//! reports move a sent reply's state forward (once per change), a customer's unsent
+//! message or deleted post empties the stored copy and tells the CRM, and an edited
+//! message replaces the stored text and tells the CRM. Everything goes
 //! through the host's HTTP ingress on loopback, signed as the platforms sign.
 
 use std::collections::BTreeMap;
 
 use centralino::Host;
+use centralino::api::ApiTokens;
 use centralino::capabilities::{Credential, Grants, Secret};
 use centralino::connectors::ConnectorSpec;
 use centralino::crm::CrmEvent;
@@ -383,6 +385,209 @@ async fn a_customer_deleting_a_mention_empties_it_and_the_accounts_own_deletions
         })
     })
     .await;
+}
+
+/// Meta's `message_edits` event: the customer's message `mid` now reads `text`.
+fn messenger_edit(mid: &str, text: &str, num_edit: u64, at: u64) -> Value {
+    messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "timestamp": at,
+        "message_edit": { "mid": mid, "text": text, "num_edit": num_edit }
+    }))
+}
+
+fn edits_told(host: &Host) -> Vec<(String, String)> {
+    crm_events(host)
+        .into_iter()
+        .filter_map(|event| match event {
+            CrmEvent::MessageEdited {
+                external_id, text, ..
+            } => Some((external_id, text)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_editing_a_messenger_message_replaces_the_stored_text_and_tells_the_crm_once() {
+    let graph = GraphApi::start().await.unwrap();
+    let (host, _server, url) = facebook_host(&graph).await;
+    let wrote = messenger_text(
+        PAGE,
+        PSID,
+        "m_abc",
+        "la fattura di ottobre è sbagliata",
+        now_ms(),
+    );
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    let conversation = host.store().conversations("default").await.unwrap()[0].clone();
+    let found = async |host: &Host, words: &str| {
+        let query = SearchQuery::new().text(words);
+        host.search_messages("default", &query)
+            .await
+            .unwrap()
+            .items
+            .len()
+    };
+
+    let first = messenger_edit(
+        "m_abc",
+        "la fattura di novembre è sbagliata",
+        1,
+        1_795_856_460_000,
+    );
+    assert_eq!(messenger(&url, &first).await, 200);
+    let messages = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1, "an edit is not a message: {messages:?}");
+    assert_eq!(
+        messages[0].message.text,
+        "la fattura di novembre è sbagliata"
+    );
+    assert_eq!(messages[0].edited_at, Some(1_795_856_460_000));
+    assert_eq!(
+        found(&host, "ottobre").await,
+        0,
+        "the search index kept the old text"
+    );
+    assert_eq!(found(&host, "novembre").await, 1);
+
+    // A later edit wins; the earlier one redelivered after it, and the later one
+    // redelivered, change nothing and tell the CRM nothing.
+    let second = messenger_edit(
+        "m_abc",
+        "la fattura di novembre è doppia",
+        2,
+        1_795_856_520_000,
+    );
+    assert_eq!(messenger(&url, &second).await, 200);
+    assert_eq!(messenger(&url, &first).await, 200);
+    assert_eq!(messenger(&url, &second).await, 200);
+    all_told(&host).await;
+    assert_eq!(
+        edits_told(&host),
+        [
+            (
+                "m_abc".to_string(),
+                "la fattura di novembre è sbagliata".to_string()
+            ),
+            (
+                "m_abc".to_string(),
+                "la fattura di novembre è doppia".to_string()
+            ),
+        ]
+    );
+    let messages = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(messages[0].message.text, "la fattura di novembre è doppia");
+    assert_eq!(messages[0].edited_at, Some(1_795_856_520_000));
+    // The REST API shows when it was edited, as its OpenAPI document says.
+    let tokens = ApiTokens::new()
+        .with("default", &Secret::new("token-default"))
+        .unwrap();
+    let (api, _api_server) = crate::support::serve_rest(&host, tokens).await;
+    let template = "/api/v1/conversations/{id}/messages";
+    let answer = reqwest::Client::new()
+        .get(format!(
+            "http://{api}/api/v1/conversations/{}/messages",
+            conversation.id
+        ))
+        .bearer_auth("token-default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let view: Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    crate::api::OpenApi::load().check(template, "get", 200, &view);
+    assert_eq!(
+        view["messages"][0]["edited_at"],
+        json!(1_795_856_520_000u64)
+    );
+    assert_eq!(view["messages"][0]["deleted_at"], Value::Null);
+
+    // Unsent afterwards: deleted, and the edits' texts leave the events the host still
+    // holds as well as the stored message.
+    let unsent = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "timestamp": 1_795_856_580_000u64,
+        "message": { "mid": "m_abc", "is_deleted": true }
+    }));
+    assert_eq!(messenger(&url, &unsent).await, 200);
+    let held = serde_json::to_string(&host.store().held_events("default").await.unwrap()).unwrap();
+    assert!(held.contains("message-edited"), "{held}");
+    assert!(
+        !held.contains("novembre") && !held.contains("ottobre"),
+        "the held events keep the text: {held}"
+    );
+    // An edit arriving after the deletion does not bring the text back.
+    let late = messenger_edit("m_abc", "la fattura di novembre", 3, 1_795_856_640_000);
+    assert_eq!(messenger(&url, &late).await, 200);
+    let messages = host
+        .store()
+        .messages("default", &conversation.id)
+        .await
+        .unwrap();
+    assert_eq!((messages.len(), messages[0].message.text.as_str()), (1, ""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_a_message_the_host_never_stored_is_stored_as_it_reads_now_and_routed() {
+    let graph = GraphApi::start().await.unwrap();
+    let (host, _server, url) = facebook_host(&graph).await;
+    // The message and its edit in one delivery, then an edit whose message never came.
+    let mut both = messenger_text(PAGE, PSID, "m_1", "vorrei disdire", now_ms());
+    let edit = messenger_edit("m_1", "vorrei disdire la linea fissa", 1, now_ms() + 1);
+    let edit_event = edit["entry"][0]["messaging"][0].clone();
+    both["entry"][0]["messaging"]
+        .as_array_mut()
+        .unwrap()
+        .push(edit_event);
+    assert_eq!(messenger(&url, &both).await, 200);
+    let orphan = messenger_edit("m_0", "il numero è 0612345678", 2, now_ms());
+    assert_eq!(messenger(&url, &orphan).await, 200);
+
+    let conversations = host.store().conversations("default").await.unwrap();
+    assert_eq!(conversations.len(), 1);
+    let messages = host
+        .store()
+        .messages("default", &conversations[0].id)
+        .await
+        .unwrap();
+    let mut texts: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m.message.external_id.as_str(), m.message.text.as_str()))
+        .collect();
+    texts.sort_unstable();
+    assert_eq!(
+        texts,
+        [
+            ("m_0", "il numero è 0612345678"),
+            ("m_1", "vorrei disdire la linea fissa")
+        ]
+    );
+    all_told(&host).await;
+    // The CRM heard of m_0 as a message (it never had it) and of m_1's edit.
+    let received: Vec<String> = crm_events(&host)
+        .into_iter()
+        .filter_map(|event| match event {
+            CrmEvent::MessageReceived { message, .. } => Some(message.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, ["vorrei disdire", "il numero è 0612345678"]);
+    assert_eq!(
+        edits_told(&host),
+        [(
+            "m_1".to_string(),
+            "vorrei disdire la linea fissa".to_string()
+        )]
+    );
 }
 
 /// Waits until every CRM event the store holds has been delivered: a webhook answered 200

@@ -119,6 +119,54 @@ async fn a_webhook_update_with_the_secret_token_becomes_a_private_message() {
 }
 
 #[tokio::test]
+async fn an_edited_message_is_an_edit_of_the_stored_one_and_other_updates_are_ignored_by_kind() {
+    let mut connector = telegram().instance().unwrap();
+    let mut edited = update("il modem non va più");
+    let mut message = edited["message"].take();
+    message["edit_date"] = json!(1_795_856_460);
+    edited = json!({ "update_id": 900_002, "edited_message": message });
+    let outcome = connector
+        .handle_webhook(delivery(&edited, Some(SECRET), "/"))
+        .await
+        .unwrap();
+    let message = outcome.only_message();
+    // The same message (its id, its first date), as it reads now, marked as an edit.
+    assert_eq!(message.external_id, "4242:55");
+    assert_eq!(message.text, "il modem non va più");
+    assert_eq!(message.created_at, 1_795_856_400_000);
+    assert!(
+        message
+            .extra
+            .contains(&("centralino:edited".to_string(), "1795856460000".to_string())),
+        "{:?}",
+        message.extra
+    );
+
+    // A channel post and a button press: nothing to store, each said so by its kind.
+    for (kind, body) in [
+        (
+            "channel_post",
+            json!({ "message_id": 1, "chat": { "id": -100, "type": "channel" }, "date": 1, "text": "news" }),
+        ),
+        (
+            "callback_query",
+            json!({ "id": "77", "from": { "id": 4242, "is_bot": false, "first_name": "Mario" } }),
+        ),
+    ] {
+        let other = json!({ "update_id": 900_003, kind: body });
+        connector
+            .handle_webhook(delivery(&other, Some(SECRET), "/"))
+            .await
+            .unwrap()
+            .assert_acknowledged_with_nothing();
+        assert_eq!(
+            connector.take_notes().ignored,
+            [(kind.to_string(), 1)].into()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_webhook_without_the_secret_token_is_401_and_with_a_wrong_one_403() {
     let mut connector = telegram().instance().unwrap();
     let body = update("ciao");
@@ -164,17 +212,18 @@ async fn the_route_names_the_bot_and_replies_group_chats_and_bots_are_told_apart
     assert_eq!(message.conversation_key, "tg:7002:-100123");
     assert_eq!(message.in_reply_to.as_deref(), Some("-100123:54"));
 
-    // A bot's own message and an edit are not customer messages.
+    // A bot's own message is no customer message, and said so.
     let mut from_bot = update("echo");
     from_bot["message"]["from"]["is_bot"] = json!(true);
-    let edit = json!({ "update_id": 900_002, "edited_message": update("ciao!")["message"] });
-    for body in [from_bot, edit] {
-        connector
-            .handle_webhook(delivery(&body, Some(SECRET), "/7001"))
-            .await
-            .unwrap()
-            .assert_acknowledged_with_nothing();
-    }
+    connector
+        .handle_webhook(delivery(&from_bot, Some(SECRET), "/7001"))
+        .await
+        .unwrap()
+        .assert_acknowledged_with_nothing();
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("bot-message".to_string(), 1)].into()
+    );
 }
 
 // ---- one URL per bot, through the host's HTTP ingress (issue 17) ----
@@ -570,6 +619,92 @@ async fn a_host_built_without_telegram_takes_it_on_through_config_and_answers_cu
         .unwrap();
     let inbound = messages.iter().filter(|m| m.direction == "inbound").count();
     assert_eq!(inbound, 2);
+}
+
+#[tokio::test]
+async fn a_customers_edit_reaches_the_store_and_the_crm_through_a_poll_and_an_unknown_one_is_kept()
+{
+    let api = TelegramApi::start().await.unwrap();
+    api.add_bot(BOT, "TIM_help_bot", TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("centralino.toml");
+    std::fs::write(&file, config_text(&api)).unwrap();
+    let config = Config::load(&file).unwrap();
+    let secrets = config.resolve_secrets_with(env).unwrap();
+    let host = config
+        .host_builder(config.runtime().unwrap(), &secrets)
+        .build()
+        .await
+        .unwrap();
+    let mario = TelegramUser::new("4242", "Mario", Some("mario_rossi"));
+    let written = api.customer_writes(BOT, &mario, "il modem è rosso");
+    let reports = host.poll("default", "telegram").await.unwrap();
+    assert_eq!((reports[0].stored, reports[0].error.as_deref()), (1, None));
+    let conversation = host.store().conversations("default").await.unwrap()[0]
+        .id
+        .clone();
+
+    // Mario corrects himself: the stored message now reads as he left it.
+    let message_id = written["message"]["message_id"].as_i64().unwrap();
+    let edit = api.customer_edits(BOT, &mario, message_id, "il modem è spento");
+    let reports = host.poll("default", "telegram").await.unwrap();
+    assert_eq!(
+        (
+            reports[0].stored,
+            reports[0].duplicates,
+            reports[0].error.as_deref()
+        ),
+        (0, 0, None),
+        "an edit is no new message"
+    );
+    let messages = host
+        .store()
+        .messages("default", &conversation)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message.text, "il modem è spento");
+    let edited_at = edit["edited_message"]["edit_date"].as_i64().unwrap() * 1000;
+    assert_eq!(messages[0].edited_at, Some(edited_at));
+    let inbox = host.local_inbox().unwrap().clone();
+    eventually("the CRM hears of the edit", async || {
+        inbox
+            .events()
+            .iter()
+            .any(|d| matches!(&d.event, CrmEvent::MessageEdited { .. }))
+    })
+    .await;
+    let edits: Vec<CrmEvent> = inbox
+        .events()
+        .into_iter()
+        .map(|d| d.event)
+        .filter(|e| matches!(e, CrmEvent::MessageEdited { .. }))
+        .collect();
+    assert_eq!(
+        edits,
+        [CrmEvent::MessageEdited {
+            conversation_id: conversation.clone().into(),
+            connector: "telegram".into(),
+            message_id: messages[0].id.clone(),
+            external_id: format!("4242:{message_id}"),
+            text: "il modem è spento".to_string(),
+            at: u64::try_from(edited_at).unwrap(),
+        }]
+    );
+
+    // An edit of a message the host never saw (written before it served the bot) is the
+    // customer's words all the same: stored, in Mario's conversation.
+    api.customer_edits(BOT, &mario, 3, "ho già riavviato due volte");
+    let reports = host.poll("default", "telegram").await.unwrap();
+    assert_eq!((reports[0].stored, reports[0].error.as_deref()), (1, None));
+    let messages = host
+        .store()
+        .messages("default", &conversation)
+        .await
+        .unwrap();
+    let mut texts: Vec<&str> = messages.iter().map(|m| m.message.text.as_str()).collect();
+    texts.sort_unstable();
+    assert_eq!(texts, ["ho già riavviato due volte", "il modem è spento"]);
 }
 
 /// Kills the `centralino run` child when the test ends, passing or not.

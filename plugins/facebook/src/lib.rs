@@ -91,8 +91,11 @@ centralino_sdk::reply_window!(
 // body), then the host trades the user token for a long-lived one and lists the pages the
 // user manages, keeping the page tokens (which do not expire) of the pages this connector
 // serves; they go on requests as `?access_token=`. Each page then subscribes the app to its
-// Messenger and feed webhooks (`subscribed_apps`, idempotent). The URLs are unversioned so they follow
-// the app's Graph version; an admin overrides them in `[connectors.oauth]`.
+// webhooks (`subscribed_apps`, idempotent): every Messenger field the connector reads
+// (messages and unsends, postbacks, referrals, delivery and read receipts, edits) and the
+// feed. A field left out is never sent: Meta delivers only the fields a page subscribed.
+// The URLs are unversioned so they follow the app's Graph version; an admin overrides them
+// in `[connectors.oauth]`.
 centralino_sdk::oauth!(
     r#"{"flow": "authorization-code",
     "authorize_url": "https://www.facebook.com/dialog/oauth",
@@ -102,5 +105,5 @@ centralino_sdk::oauth!(
     "scope_separator": ",", "client_auth": "body", "attach": {"query": "access_token"},
     "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"},
     "subscribe": {"url": "https://graph.facebook.com/{account}/subscribed_apps",
-                  "form": {"subscribed_fields": "messages,messaging_postbacks,feed"}}}"#
+                  "form": {"subscribed_fields": "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,feed"}}}"#
 );

@@ -1,17 +1,22 @@
 //! Messenger events (`entry[].messaging` and `entry[].standby`) as messages and receipts.
 //!
 //! An event is from a customer (`sender`, a page-scoped id) to a page (`recipient`). It
-//! carries one of: a `message` (text, attachments, a quick reply's payload; one with
-//! neither text nor attachments, such as a kind Messenger calls unsupported, is still a
-//! message, with empty text), a `postback` (a button press: its title is what the customer
-//! "said", or its payload when it has no title, or `(postback)` when it has neither; the
-//! payload also goes to `extra`),
-//! a `referral` (the customer came through an ad or an `m.me` link), or a `delivery` /
-//! `read` report about the page's own messages (receipts), or an unsent message (a
-//! `message` with `is_deleted`, which becomes a deletion of the stored copy). Echoes (`is_echo`) are copies of what the
-//! page sent, by us or another app, and are never customer messages. Anything else
-//! (opt-ins, reactions, new kinds) is ignored, so Meta adding an event kind cannot break
-//! a delivery.
+//! carries one of:
+//! - a `message` (text, attachments, a quick reply's payload; one with neither text nor
+//!   attachments, such as a kind Messenger calls unsupported, is still a message, with
+//!   empty text);
+//! - a `postback` (a button press: its title is what the customer "said", or its payload
+//!   when it has no title, or `(postback)` when it has neither; the payload also goes to
+//!   `extra`);
+//! - a `referral` (the customer came through an ad or an `m.me` link);
+//! - a `delivery` / `read` report about the page's own messages (receipts);
+//! - an unsent message (a `message` with `is_deleted`): a deletion of the stored copy;
+//! - an edit (`message_edit`: the message `mid` names now reads `text`): an edit of the
+//!   stored copy, which the host stores as a message when it never had the original.
+//!
+//! Echoes (`is_echo`) are copies of what the page sent, by us or another app, and are
+//! never customer messages. Anything else (opt-ins, reactions, new kinds) is ignored, so
+//! Meta adding an event kind cannot break a delivery.
 
 use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
@@ -34,6 +39,17 @@ pub struct Event {
     referral: Option<Referral>,
     delivery: Option<DeliveryReport>,
     read: Option<ReadReport>,
+    message_edit: Option<MessageEdit>,
+}
+
+/// The customer edited the message `mid` names (the `message_edits` webhook field).
+#[derive(Deserialize)]
+struct MessageEdit {
+    mid: Option<String>,
+    /// The message's text after the edit.
+    text: Option<String>,
+    /// How many times it was edited; an integer, though Meta's reference shows a string.
+    num_edit: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -147,8 +163,10 @@ pub fn collect(
         );
         return Ok(());
     };
-    let says_something =
-        event.message.is_some() || event.postback.is_some() || event.referral.is_some();
+    let says_something = event.message.is_some()
+        || event.postback.is_some()
+        || event.referral.is_some()
+        || event.message_edit.is_some();
     let Some(psid) = event.sender.as_ref().and_then(|party| party.id.clone()) else {
         if !says_something {
             conventions::ignored(
@@ -209,6 +227,35 @@ pub fn collect(
     if let Some(message) = event.message.as_ref().filter(|m| m.is_deleted) {
         let mid = message.mid.clone().ok_or("an unsent message without mid")?;
         out.message(conventions::deletion(&page.id, &mid, &psid, at));
+        return Ok(());
+    }
+
+    if let Some(edit) = event.message_edit {
+        let mid = edit.mid.ok_or("a message edit without mid")?;
+        let mut extra = Vec::new();
+        if let Some(count) = edit.num_edit.as_ref().and_then(edit_count) {
+            extra.push(("num_edit".to_string(), count.to_string()));
+        }
+        let edited = Message {
+            external_id: mid,
+            account: page.id.clone(),
+            conversation_key: thread,
+            author: Person {
+                id: psid,
+                handle: None,
+                display_name: None,
+            },
+            text: edit.text.unwrap_or_default(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            // Meta gives only the edit's time; it stands for the message's when the host
+            // never stored the original.
+            created_at: at,
+            language: None,
+            extra,
+        };
+        out.message(conventions::edit(edited, at));
         return Ok(());
     }
 
@@ -284,6 +331,15 @@ pub fn collect(
         extra,
     });
     Ok(())
+}
+
+/// `num_edit` as a number, whether Meta wrote it as one or as a string of digits.
+fn edit_count(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 fn receipt(page: &str, external_id: String, state: DeliveryState, at: u64) -> Receipt {

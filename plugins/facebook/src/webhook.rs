@@ -132,24 +132,30 @@ fn collect_entry(
 pub struct Collected {
     messages: Vec<Message>,
     receipts: Vec<Receipt>,
-    /// `(account, external id, whether a deletion)` of the messages kept: Meta may repeat
-    /// an event within one delivery, and the host should see it once. A message and the
-    /// customer unsending it share their `mid` and may arrive in the same delivery: both
-    /// are kept (the host stores the message, then empties it).
-    seen: HashSet<(String, String, bool)>,
+    /// `(account, external id, amendment)` of the messages kept: Meta may repeat an event
+    /// within one delivery, and the host should see it once. A message, the customer
+    /// editing it and unsending it share their `mid` and may arrive in the same delivery:
+    /// each is kept (the amendment is the deletion or edit marker with its value, so two
+    /// edits at different times are both kept and the host keeps the later).
+    seen: HashSet<Seen>,
 }
 
+/// What tells the events of a delivery apart: account, external id, amendment marker.
+type Seen = (String, String, Option<(String, String)>);
+
 impl Collected {
-    /// Adds a customer message (or a deletion) unless the delivery already had it.
+    /// Adds a customer message (or a deletion, or an edit) unless the delivery already had
+    /// it.
     pub fn message(&mut self, message: Message) {
-        let deletion = message
+        let amendment = message
             .extra
             .iter()
-            .any(|(key, _)| key == conventions::DELETED);
+            .find(|(key, _)| key == conventions::DELETED || key == conventions::EDITED)
+            .cloned();
         let key = (
             message.account.clone(),
             message.external_id.clone(),
-            deletion,
+            amendment,
         );
         if self.seen.insert(key) {
             self.messages.push(message);

@@ -8,6 +8,7 @@
 //! | what | helper | carried as |
 //! | --- | --- | --- |
 //! | a customer deleted a message | [`deletion`] | a message with `extra` `centralino:deleted = true` |
+//! | a customer edited a message | [`edit`] | the message as it reads now, with `extra` `centralino:edited = <ms>` |
 //! | the language the platform detected | [`LANGUAGE`] | `extra` `lang = <BCP 47 tag>` |
 //! | an event ignored on purpose | [`ignored`] | a debug log line `centralino:ignored reason=<reason> event=<id>: <why>` |
 
@@ -15,6 +16,10 @@ use crate::{Message, MessageKind, Person};
 
 /// `extra` key marking a message as a deletion.
 pub const DELETED: &str = "centralino:deleted";
+
+/// `extra` key marking a message as the edit of one written before; its value is when it
+/// was edited (ms since the epoch).
+pub const EDITED: &str = "centralino:edited";
 
 /// `extra` key for the language the platform detected (a BCP 47 tag such as `it` or
 /// `en-GB`; `und` when the platform could not tell). The host routes on its primary
@@ -42,6 +47,17 @@ pub fn deletion(account: &str, external_id: &str, author: &str, at: u64) -> Mess
         language: None,
         extra: vec![(DELETED.to_string(), "true".to_string())],
     }
+}
+
+/// A customer edited a message they had written: `message` is that message as it reads
+/// now (the same `external-id` and `account`, the new `text`; `created-at` the time it was
+/// first written when the platform says, else the edit's), edited at `at` (ms). Put it
+/// among the outcome's messages: the host updates its stored copy and tells the CRM; when
+/// it never stored the message, it stores it as it reads now, so nothing is lost.
+pub fn edit(mut message: Message, at: u64) -> Message {
+    message.extra.retain(|(key, _)| key != EDITED);
+    message.extra.push((EDITED.to_string(), at.to_string()));
+    message
 }
 
 /// Says that the platform event `event` (its id, or what names it) was ignored on purpose

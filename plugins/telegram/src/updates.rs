@@ -1,16 +1,31 @@
 //! Telegram updates as the contract's messages, the same for polling and webhooks.
+//!
+//! A `message` is a customer's message; an `edited_message` is the same message as it
+//! reads after the customer edited it (`edit_date`), which the host applies to its stored
+//! copy (an edit, see the SDK's conventions). Every other kind of update (channel posts,
+//! callback queries, reactions, kinds Telegram adds later) is ignored on purpose and said
+//! so, as are messages from bots and service messages with nothing to read.
 
+use std::collections::BTreeMap;
+
+use centralino_sdk::conventions;
 use centralino_sdk::prelude::*;
 use centralino_sdk::time::seconds_to_ms;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 /// One update, with only the fields the connector reads.
 #[derive(Deserialize)]
 pub struct Update {
     /// Increasing id; the next poll's offset is the last one plus one.
     pub update_id: i64,
-    /// A new message (edits, channel posts and callbacks are other fields, ignored).
+    /// A new message.
     message: Option<TgMessage>,
+    /// A message the customer edited, as it reads now.
+    edited_message: Option<TgMessage>,
+    /// The other fields: the kind of an update the connector does not handle.
+    #[serde(flatten)]
+    other: BTreeMap<String, IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -20,6 +35,8 @@ struct TgMessage {
     chat: Chat,
     /// Seconds since the epoch.
     date: u64,
+    /// When it was last edited (seconds since the epoch), on an `edited_message`.
+    edit_date: Option<u64>,
     text: Option<String>,
     caption: Option<String>,
     reply_to_message: Option<Box<TgMessage>>,
@@ -80,12 +97,30 @@ struct Location {
     longitude: f64,
 }
 
-/// The customer message an update carries for `bot`, if it carries one.
+/// The customer message (or edit) an update carries for `bot`, if it carries one; says
+/// why when it carries none.
 pub fn message(bot: &Account, update: Update) -> Option<Message> {
-    let message = update.message?;
-    let author = message.from.as_ref()?;
+    let event = update.update_id.to_string();
+    let (message, edited) = match (update.message, update.edited_message) {
+        (Some(message), _) => (message, false),
+        (None, Some(message)) => (message, true),
+        (None, None) => {
+            let kind = update.other.keys().next().map_or("empty", String::as_str);
+            conventions::ignored(
+                &update_kind_reason(kind),
+                &event,
+                "an update that is no message nor an edit of one",
+            );
+            return None;
+        }
+    };
+    let Some(author) = message.from.as_ref() else {
+        conventions::ignored("no-author", &event, "a message naming no sender");
+        return None;
+    };
     // Bots (the company's own among them) never write customer messages.
     if author.is_bot {
+        conventions::ignored("bot-message", &event, "written by a bot");
         return None;
     }
     let chat = message.chat.id;
@@ -105,9 +140,15 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
         .or(message.caption.clone())
         .unwrap_or_default();
     if text.is_empty() && attachments.is_empty() {
+        conventions::ignored(
+            "service-message",
+            &event,
+            "a message with no text nor attachment (a member joined, a title changed...)",
+        );
         return None;
     }
-    Some(Message {
+    let edited_at = edited.then(|| seconds_to_ms(message.edit_date.unwrap_or(message.date)));
+    let message = Message {
         external_id: format!("{chat}:{}", message.message_id),
         account: bot.id.clone(),
         conversation_key: format!("tg:{}:{chat}", bot.id),
@@ -137,7 +178,26 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
             }
             extra
         },
+    };
+    Some(match edited_at {
+        Some(at) => conventions::edit(message, at),
+        None => message,
     })
+}
+
+/// The reason an update of `kind` (its field's name: `channel_post`, `callback_query`...)
+/// is ignored for: the name itself when it is a plain word, as the host counts reasons.
+fn update_kind_reason(kind: &str) -> String {
+    let plain = !kind.is_empty()
+        && kind.len() <= 48
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        kind.to_string()
+    } else {
+        "unsupported-update".to_string()
+    }
 }
 
 fn attachments(message: &TgMessage) -> Vec<Attachment> {

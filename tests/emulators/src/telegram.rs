@@ -212,6 +212,34 @@ impl TelegramApi {
         update
     }
 
+    /// `customer` edits their message `message_id` (of their private chat with bot
+    /// `bot_id`) to read `text`: Telegram's `edited_message` update, as `getUpdates` or a
+    /// webhook delivers it, with the message's first `date` and the `edit_date`.
+    pub fn customer_edits(
+        &self,
+        bot_id: &str,
+        customer: &TelegramUser,
+        message_id: i64,
+        text: &str,
+    ) -> Value {
+        let mut state = self.state();
+        state.next_update_id += 1;
+        let now = now_secs();
+        let update = json!({
+            "update_id": state.next_update_id,
+            "edited_message": {
+                "message_id": message_id,
+                "from": customer.json(),
+                "chat": { "id": number(&customer.id), "type": "private", "first_name": customer.first_name },
+                "date": now.saturating_sub(60),
+                "edit_date": now,
+                "text": text,
+            }
+        });
+        state.updates.push((bot_id.to_string(), update.clone()));
+        update
+    }
+
     /// Updates not yet confirmed by a `getUpdates` offset, per bot.
     pub fn pending_updates(&self, bot_id: &str) -> Vec<Value> {
         self.state()
