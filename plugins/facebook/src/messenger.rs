@@ -230,41 +230,26 @@ pub fn collect(
         return Ok(());
     }
 
-    if let Some(edit) = event.message_edit {
-        let mid = edit.mid.ok_or("a message edit without mid")?;
-        let mut extra = Vec::new();
-        if let Some(count) = edit.num_edit.as_ref().and_then(edit_count) {
-            extra.push(("num_edit".to_string(), count.to_string()));
-        }
-        let edited = Message {
-            external_id: mid,
-            account: page.id.clone(),
-            conversation_key: thread,
-            author: Person {
-                id: psid,
-                handle: None,
-                display_name: None,
-            },
-            text: edit.text.unwrap_or_default(),
-            kind: MessageKind::PrivateMessage,
-            in_reply_to: None,
-            attachments: Vec::new(),
-            // Meta gives only the edit's time; it stands for the message's when the host
-            // never stored the original.
-            created_at: at,
-            language: None,
-            extra,
-        };
-        out.message(conventions::edit(edited, at));
-        return Ok(());
-    }
-
     let mut extra = Vec::new();
     if standby {
         // Another app (a bot, the Page Inbox) holds the thread; the host may want to know.
         extra.push(("standby".to_string(), "true".to_string()));
     }
-    let (external_id, text, attachments, in_reply_to) = if let Some(message) = event.message {
+    // When the event is the customer editing a message: the edit's time.
+    let mut edited_at = None;
+    let (external_id, text, attachments, in_reply_to) = if let Some(edit) = event.message_edit {
+        let mid = edit.mid.ok_or("a message edit without mid")?;
+        extra.extend(
+            edit.num_edit
+                .as_ref()
+                .and_then(edit_count)
+                .map(|count| ("num_edit".to_string(), count.to_string())),
+        );
+        // Meta gives only the edit's time; it stands for the message's as well when the
+        // host never stored the original.
+        edited_at = Some(at);
+        (mid, edit.text.unwrap_or_default(), Vec::new(), None)
+    } else if let Some(message) = event.message {
         let mid = message.mid.ok_or("a message without mid")?;
         extra.extend(
             message
@@ -313,7 +298,7 @@ pub fn collect(
         return Ok(());
     };
 
-    out.message(Message {
+    let message = Message {
         external_id,
         account: page.id.clone(),
         conversation_key: thread,
@@ -329,6 +314,10 @@ pub fn collect(
         created_at: at,
         language: None,
         extra,
+    };
+    out.message(match edited_at {
+        Some(at) => conventions::edit(message, at),
+        None => message,
     });
     Ok(())
 }
