@@ -517,13 +517,51 @@ async fn a_photo_comment_without_text_is_a_message_with_empty_text_and_the_photo
 }
 
 #[tokio::test]
-async fn the_pages_own_comments_and_edits_are_not_customer_messages() {
+async fn the_pages_own_comments_are_not_customer_messages() {
     let mut connector = connector(&[PAGE]);
-    for name in ["comment_by_page.json", "comment_edited.json"] {
-        deliver(&mut connector, &handwritten(name))
-            .await
-            .assert_acknowledged_with_nothing();
-    }
+    deliver(&mut connector, &handwritten("comment_by_page.json"))
+        .await
+        .assert_acknowledged_with_nothing();
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("own-comment".to_string(), 1)].into()
+    );
+}
+
+#[tokio::test]
+async fn a_customer_editing_or_removing_a_comment_is_an_edit_or_a_deletion_and_a_hide_is_ignored() {
+    let mut connector = connector(&[PAGE]);
+    let edited = handwritten("comment_edited.json");
+    let outcome = deliver(&mut connector, &edited).await;
+    let message = outcome.only_message();
+    // The comment as it reads now, threaded as when it was added, marked edited at the
+    // entry's time (Graph's `created_time` stays the comment's own).
+    assert_eq!(message.external_id, "555_9001");
+    assert_eq!(message.text, "Il modem non si connette da stamattina");
+    assert_eq!(message.kind, MessageKind::Comment);
+    assert_eq!(message.created_at, 1_700_001_200_000);
+    assert_eq!(extra(message, "centralino:edited"), Some("1700001205000"));
+
+    let with_verb = |verb: &str| {
+        let mut delivery: serde_json::Value = serde_json::from_slice(&edited).unwrap();
+        delivery["entry"][0]["changes"][0]["value"]["verb"] = serde_json::json!(verb);
+        serde_json::to_vec(&delivery).unwrap()
+    };
+    let outcome = deliver(&mut connector, &with_verb("remove")).await;
+    let deletion = outcome.only_message();
+    assert_eq!(deletion.external_id, "555_9001");
+    assert_eq!(deletion.account, PAGE);
+    assert_eq!(deletion.created_at, 1_700_001_205_000);
+    assert_eq!(extra(deletion, "centralino:deleted"), Some("true"));
+
+    // The page hiding a comment changes nothing the customer wrote; said so by its verb.
+    deliver(&mut connector, &with_verb("hide"))
+        .await
+        .assert_acknowledged_with_nothing();
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("hide".to_string(), 1)].into()
+    );
 }
 
 // ---- verification ----

@@ -2,12 +2,15 @@
 //! page's posts) and field `mention` (a customer names the page in a post or comment of
 //! their own).
 //!
-//! In the feed, only a comment being added (`item: comment`, `verb: add`) is a customer
-//! speaking; posts, reactions, edits and removals are ignored. A comment may have no text
-//! (a photo or a sticker alone): it is still a message, with empty text and the photo as
-//! attachment. Comments written by a configured page (the company's own replies) are
-//! dropped. The author is `from` (`id`, `name`), or, in the older shape Graph still sends,
-//! `sender_id` / `sender_name`.
+//! In the feed, a comment being added (`item: comment`, `verb: add`) is a customer
+//! speaking; one being edited (`verb: edited`) is an edit of the stored comment (its text
+//! now, edited at the entry's time; the host stores it as a message when it never had the
+//! original), and one being removed (`verb: remove`) a deletion of it. Posts, reactions,
+//! and a comment hidden or unhidden by the page are ignored, said so by their verb. A
+//! comment may have no text (a photo or a sticker alone): it is still a message, with
+//! empty text and the photo as attachment. Comments written by a configured page (the
+//! company's own replies) are dropped. The author is `from` (`id`, `name`), or, in the
+//! older shape Graph still sends, `sender_id` / `sender_name`.
 //!
 //! A mention being added (`verb: add`) is a comment message too, marked `mention = true`
 //! in `extra`, threaded under the mentioning comment, or the post when the mention is in a
@@ -83,14 +86,19 @@ pub fn collect(
         .as_ref()
         .or(value.post_id.as_ref())
         .map_or_else(|| "-".to_string(), |id| id.0.clone());
-    if value.verb.as_deref() != Some("add") {
-        conventions::ignored(
-            "edit",
-            &event,
-            "an edit, hide or removal, not something new",
-        );
-        return Ok(());
-    }
+    let action = match value.verb.as_deref() {
+        Some("add") => Action::Add,
+        Some("edited" | "edit") if !mention => Action::Edited,
+        Some("remove") if !mention => Action::Removed,
+        verb => {
+            conventions::ignored(
+                verb.filter(|v| is_plain_word(v)).unwrap_or("other-verb"),
+                &event,
+                "a change that adds, edits or removes no customer comment",
+            );
+            return Ok(());
+        }
+    };
     let Some(page) = settings.page(page_id) else {
         conventions::ignored("other-page", &event, "a change of a page not served");
         return Ok(());
@@ -140,7 +148,22 @@ pub fn collect(
     // attributed to a customer.
     let from = value.from.and_then(|from| Some((from.id?.0, from.name)));
     let sender = value.sender_id.map(|id| (id.0, value.sender_name));
-    let Some((author_id, author_name)) = from.or(sender) else {
+    let author = from.or(sender);
+    if action == Action::Removed {
+        // Removed by its author or by the page: gone from Facebook either way, so gone from
+        // the store (a comment of the page's own is no stored customer message: the host
+        // finds nothing to empty). The entry's time: Graph gives the comment's creation
+        // time, not its removal's.
+        let author_id = author.map(|(id, _)| id).unwrap_or_default();
+        out.message(conventions::deletion(
+            &page.id,
+            &external_id,
+            &author_id,
+            batch_time,
+        ));
+        return Ok(());
+    }
+    let Some((author_id, author_name)) = author else {
         warn!("page {page_id}: {external_id} names no author; skipped");
         return Ok(());
     };
@@ -175,7 +198,7 @@ pub fn collect(
     } else {
         parent_id.or(post_id)
     };
-    out.message(Message {
+    let message = Message {
         conversation_key: Thread::Comments {
             page: &page.id,
             root: &root,
@@ -195,6 +218,24 @@ pub fn collect(
         created_at,
         language: None,
         extra,
+    };
+    out.message(match action {
+        // The entry's time: when Graph told of the edit.
+        Action::Edited => conventions::edit(message, batch_time),
+        _ => message,
     });
     Ok(())
+}
+
+/// What a feed change does to a comment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Add,
+    Edited,
+    Removed,
+}
+
+/// Whether `word` may name a reason for an ignored event (`hide`, `unhide`, `block`).
+fn is_plain_word(word: &str) -> bool {
+    (1..=48).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
