@@ -148,18 +148,35 @@ pub(super) async fn apply(
             applied.deletions_unmatched += 1;
         }
     }
-    let mut never_stored = Vec::new();
+    // Edits of messages never stored, the latest of each message only: stored as it now
+    // reads (two edits of one message in a delivery would otherwise store the first and
+    // take the second for its duplicate).
+    let mut never_stored: Vec<&Edit> = Vec::new();
     for amendment in &amendments.edits {
         match edit(tx, tenant, channel, amendment, &mut crm).await? {
             Edited::Applied => applied.edits += 1,
             Edited::Stale => {}
-            Edited::NotStored => never_stored.push(amendment.message.clone()),
+            Edited::NotStored => {
+                let same = |e: &&Edit| {
+                    e.message.account == amendment.message.account
+                        && e.message.external_id == amendment.message.external_id
+                };
+                match never_stored.iter_mut().find(|e| same(e)) {
+                    Some(earlier) if earlier.at <= amendment.at => *earlier = amendment,
+                    Some(_) => {}
+                    None => never_stored.push(amendment),
+                }
+            }
         }
     }
     events::append_many(tx, backend, tenant, &crm, now).await?;
     if never_stored.is_empty() {
         return Ok((Vec::new(), false, applied));
     }
+    let never_stored: Vec<Message> = never_stored
+        .into_iter()
+        .map(|e| e.message.clone())
+        .collect();
     let (ingested, returning) =
         super::ingest::stored_and_authors(tx, backend, tenant, channel, &never_stored, now).await?;
     applied.edits_stored_new = ingested.iter().filter(|i| !i.duplicate).count();

@@ -549,7 +549,16 @@ async fn an_edit_of_a_message_the_host_never_stored_is_stored_as_it_reads_now_an
         .unwrap()
         .push(edit_event);
     assert_eq!(messenger(&url, &both).await, 200);
-    let orphan = messenger_edit("m_0", "il numero è 0612345678", 2, now_ms());
+    // Its two edits in one delivery: the later text is what is stored.
+    let mut orphan = messenger_edit("m_0", "il numero è 06123", 1, now_ms());
+    let later =
+        messenger_edit("m_0", "il numero è 0612345678", 2, now_ms() + 2)["entry"][0]["messaging"]
+            [0]
+        .clone();
+    orphan["entry"][0]["messaging"]
+        .as_array_mut()
+        .unwrap()
+        .push(later);
     assert_eq!(messenger(&url, &orphan).await, 200);
 
     let conversations = host.store().conversations("default").await.unwrap();
