@@ -320,14 +320,20 @@ pub(super) async fn delete(
     };
     let message_id: String = row.try_get("id")?;
     let conversation_id: String = row.try_get("conversation_id")?;
-    sqlx::query(
+    // Guarded: on PostgreSQL another host may apply the same deletion meanwhile; this
+    // update then waits for its commit, finds the message deleted and changes nothing, so
+    // the CRM hears of the deletion once.
+    let emptied = sqlx::query(
         "UPDATE messages SET text = '', attachments = '[]', extra = '[]', deleted_at = $2
-         WHERE id = $1",
+         WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(&message_id)
     .bind(ms(deletion.at))
     .execute(&mut **tx)
     .await?;
+    if emptied.rows_affected() == 0 {
+        return Ok(false);
+    }
     super::media::delete_of_message(tx, &message_id).await?;
     scrub_events(tx, tenant, &message_id).await?;
     crm.push(CrmEvent::MessageDeleted {
@@ -360,7 +366,7 @@ async fn edit(
 ) -> anyhow::Result<Edited> {
     let message = &edit.message;
     let row = sqlx::query(
-        "SELECT id, conversation_id, text, deleted_at, edited_at FROM messages
+        "SELECT id, conversation_id FROM messages
          WHERE tenant = $1 AND channel = $2 AND account = $3 AND external_id = $4
              AND direction = 'inbound'",
     )
@@ -373,21 +379,25 @@ async fn edit(
     let Some(row) = row else {
         return Ok(Edited::NotStored);
     };
-    let deleted_at: Option<i64> = row.try_get("deleted_at")?;
-    let edited_at: Option<i64> = row.try_get("edited_at")?;
-    let text = read(row.try_get("text")?);
-    let at = ms(edit.at);
-    if deleted_at.is_some() || edited_at.is_some_and(|e| e > at) || text == message.text {
-        return Ok(Edited::Stale);
-    }
     let message_id: String = row.try_get("id")?;
     let conversation_id: String = row.try_get("conversation_id")?;
-    sqlx::query("UPDATE messages SET text = $2, edited_at = $3 WHERE id = $1")
-        .bind(&message_id)
-        .bind(stored(&message.text))
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+    // Replaced only while not deleted, not already reading so, and not edited later. The
+    // conditions are the update's own: on PostgreSQL another host may apply this edit (or
+    // a deletion, or a later edit) meanwhile; the update then waits for its commit, sees
+    // what it wrote and changes nothing, so the CRM hears of the edit once.
+    let replaced = sqlx::query(
+        "UPDATE messages SET text = $2, edited_at = $3
+         WHERE id = $1 AND deleted_at IS NULL AND text <> $2
+             AND (edited_at IS NULL OR edited_at <= $3)",
+    )
+    .bind(&message_id)
+    .bind(stored(&message.text))
+    .bind(ms(edit.at))
+    .execute(&mut **tx)
+    .await?;
+    if replaced.rows_affected() == 0 {
+        return Ok(Edited::Stale);
+    }
     crm.push(CrmEvent::MessageEdited {
         conversation_id: conversation_id.into(),
         connector: channel.into(),

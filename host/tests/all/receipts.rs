@@ -29,6 +29,11 @@ const PSID: &str = "7001";
 
 /// A host serving one page through the Graph emulator, on loopback; its webhook URL.
 async fn facebook_host(graph: &GraphApi) -> (Host, tokio::task::JoinHandle<()>, String) {
+    serve(built(facebook_spec(graph)).await, "facebook").await
+}
+
+/// The facebook connector serving one page through the Graph emulator.
+fn facebook_spec(graph: &GraphApi) -> ConnectorSpec {
     graph.add_page(PAGE, "page-token-tim");
     let credentials = BTreeMap::from([(
         "tim-page".to_string(),
@@ -58,7 +63,7 @@ async fn facebook_host(graph: &GraphApi) -> (Host, tokio::task::JoinHandle<()>, 
         .allow_hosts(vec![graph.authority()])
         .credentials(credentials)
         .secrets(secrets);
-    serve(built(spec).await, "facebook").await
+    spec
 }
 
 /// A host serving X account 1001 (webhooks only), on loopback; its webhook URL.
@@ -597,6 +602,103 @@ async fn an_edit_of_a_message_the_host_never_stored_is_stored_as_it_reads_now_an
             "vorrei disdire la linea fissa".to_string()
         )]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_postgres_applying_the_same_edits_and_deletion_at_once_tell_the_crm_once_each()
+{
+    let Some(base) = crate::store::postgres_url() else {
+        eprintln!(
+            "SKIPPED: CENTRALINO_TEST_POSTGRES is not set; this test needs PostgreSQL \
+             (`cargo xtask test` starts one)"
+        );
+        return;
+    };
+    let url = crate::store::fresh_postgres_database(&base).await;
+    let graph = GraphApi::start().await.unwrap();
+    let inbox = std::sync::Arc::new(centralino::crm::LocalInbox::new());
+    let mut hosts = Vec::new();
+    for id in ["host-a", "host-b"] {
+        let host = Host::builder()
+            .store(url.as_str())
+            .host_id(id)
+            .connector(facebook_spec(&graph))
+            .crm(inbox.clone())
+            .build()
+            .await
+            .unwrap();
+        hosts.push(host);
+    }
+    let signed = |delivery: &Value| {
+        let body = serde_json::to_vec(delivery).unwrap();
+        centralino::types::WebhookRequest {
+            method: "POST".to_string(),
+            path: "/".to_string(),
+            query: String::new(),
+            headers: facebook_delivery_headers(APP_SECRET, &body),
+            body,
+        }
+    };
+    // Both hosts get every delivery at once, as a platform retrying into a load balancer
+    // may cause.
+    let both = async |delivery: &Value| {
+        let (a, b) = tokio::join!(
+            hosts[0].deliver_webhook_stored("default", "facebook", signed(delivery)),
+            hosts[1].deliver_webhook_stored("default", "facebook", signed(delivery)),
+        );
+        assert_eq!((a.0.status, b.0.status), (200, 200));
+    };
+    let wrote = messenger_text(PAGE, PSID, "m_abc", "versione 0", now_ms());
+    both(&wrote).await;
+    const EDITS: u64 = 20;
+    for n in 1..=EDITS {
+        let edit = messenger_edit("m_abc", &format!("versione {n}"), n, 1_795_856_460_000 + n);
+        both(&edit).await;
+    }
+    let store = hosts[0].store();
+    let all_told = async || {
+        eventually("every stored CRM event to be delivered", async || {
+            store.undelivered_events("default").await.unwrap() == 0
+        })
+        .await;
+        inbox
+            .events()
+            .into_iter()
+            .map(|d| d.event)
+            .collect::<Vec<CrmEvent>>()
+    };
+    // Told before the deletion: a deletion also empties the events not yet delivered.
+    let events = all_told().await;
+    let edited: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match event {
+            CrmEvent::MessageEdited { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (1..=EDITS).map(|n| format!("versione {n}")).collect();
+    assert_eq!(edited, expected, "each edit told once, in order");
+
+    let unsent = messenger_event(json!({
+        "sender": { "id": PSID }, "recipient": { "id": PAGE },
+        "timestamp": 1_795_856_580_000u64,
+        "message": { "mid": "m_abc", "is_deleted": true }
+    }));
+    both(&unsent).await;
+    let events = all_told().await;
+    let deleted = events
+        .iter()
+        .filter(|event| matches!(event, CrmEvent::MessageDeleted { .. }))
+        .count();
+    assert_eq!(deleted, 1, "the deletion told once");
+    let conversations = store.conversations("default").await.unwrap();
+    assert_eq!(conversations.len(), 1);
+    let messages = store
+        .messages("default", &conversations[0].id)
+        .await
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message.text, "");
 }
 
 /// Waits until every CRM event the store holds has been delivered: a webhook answered 200
