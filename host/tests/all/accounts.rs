@@ -1155,7 +1155,7 @@ async fn one_facebook_login_connects_the_page_tokens_of_the_pages_the_connector_
     );
     assert_eq!(
         subscribed["5001"],
-        "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,feed"
+        "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,standby,feed"
     );
     // Subscribing again is harmless: the same pages, the same fields.
     let again = host

@@ -105,5 +105,5 @@ centralino_sdk::oauth!(
     "scope_separator": ",", "client_auth": "body", "attach": {"query": "access_token"},
     "exchange": {"kind": "facebook-pages", "accounts_url": "https://graph.facebook.com/me/accounts"},
     "subscribe": {"url": "https://graph.facebook.com/{account}/subscribed_apps",
-                  "form": {"subscribed_fields": "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,feed"}}}"#
+                  "form": {"subscribed_fields": "messages,messaging_postbacks,messaging_referrals,message_deliveries,message_reads,message_edits,standby,feed"}}}"#
 );
