@@ -21,7 +21,7 @@ use crate::support::eventually;
 
 const SECRET: &str = "consumer-secret";
 
-async fn telco(x: &XApi) -> Host {
+pub(crate) async fn telco(x: &XApi) -> Host {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");
     x.add_user("2001", "TIM_Marco", "Marco di TIM", "token-marco");
     x.add_user("2002", "TIM_Giulia", "Giulia di TIM", "token-giulia");

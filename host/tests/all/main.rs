@@ -54,6 +54,7 @@ mod store_delivery;
 mod support;
 mod telegram;
 mod twitter;
+mod twitter_edits;
 mod versioning;
 mod whatsapp_ts;
 

@@ -20,8 +20,8 @@ use serde_json::json;
 
 use crate::config::{Mention, Settings};
 use crate::normalise::{
-    dm_thread_customer, dm_thread_key, is_newer_id, media_attachment, parse_time, post_thread_key,
-    post_thread_root, snowflake_ms,
+    as_edit, dm_thread_customer, dm_thread_key, is_newer_id, media_attachment, original_of,
+    parse_time, post_thread_key, post_thread_root, snowflake_ms,
 };
 
 /// Longest post X accepts from a standard account (X weighs some characters double; the
@@ -142,6 +142,8 @@ struct Post {
     entities: Option<PostEntities>,
     /// The language X detected (BCP 47; `und` when it could not tell).
     lang: Option<String>,
+    /// The post's versions, the original first (a default field: X always sends it).
+    edit_history_tweet_ids: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -373,7 +375,8 @@ fn mention_message(
         .and_then(parse_time)
         .or_else(|| snowflake_ms(&post.id))
         .unwrap_or(now);
-    Some(Message {
+    let original = original_of(&post.id, None, post.edit_history_tweet_ids.as_deref());
+    let message = Message {
         conversation_key: post_thread_key(
             post.conversation_id.as_deref(),
             replied_to.as_deref(),
@@ -389,6 +392,10 @@ fn mention_message(
         created_at,
         language,
         extra,
+    };
+    Some(match original {
+        Some(original) => as_edit(message, original),
+        None => message,
     })
 }
 

@@ -48,6 +48,14 @@
 //! - Times are X's (`created_at`, `timestamp_ms`, `created_timestamp`); when X leaves them
 //!   out, the time encoded in the snowflake id (`(id >> 22) + 1288834974657` ms), never
 //!   the host's clock unless the id is no snowflake.
+//! - An edited post is the customer's edit of the original (the SDK's
+//!   [`conventions::edit`](centralino_sdk::conventions::edit)): X gives each edit a new id
+//!   and lists the chain, original first (`edit_history_tweet_ids` in v2, `edit_history` in
+//!   Account Activity), so the message keeps the original's id (what the host stored and
+//!   what replies thread under), reads as the latest version, is edited at that version's
+//!   time and names it in `extra` `latest_version_id`. The host replaces its stored text;
+//!   if it never stored the original, it stores the post as it reads now. X lets only
+//!   posts that answer no one else's be edited, so a reply in a company thread never is.
 //! - A DM answering the company's quick reply keeps the picked option's `metadata` in
 //!   `extra` as `quick_reply_metadata` (its label is the text).
 //!

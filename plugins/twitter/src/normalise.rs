@@ -1,9 +1,10 @@
 //! Pieces shared by the webhook and the polling paths, so that a post or a DM becomes the
 //! same message whichever way it arrived: thread keys, attachments, text and timestamps.
 
-use centralino_sdk::Attachment;
+use centralino_sdk::conventions;
 use centralino_sdk::text::is_digits;
 use centralino_sdk::time::{civil_to_ms, rfc3339_ms, utc_offset};
+use centralino_sdk::{Attachment, Message};
 
 /// Thread key of a post: `tweet:<root>`, where the root is the thread's first post.
 ///
@@ -58,6 +59,36 @@ pub fn snowflake_ms(id: &str) -> Option<u64> {
         return None;
     }
     since_epoch.checked_add(SNOWFLAKE_EPOCH_MS)
+}
+
+/// The original of the post `id` when X says `id` is a later version of it. X gives every
+/// edit of a post a new id and lists the chain, the original first: `edit_history_tweet_ids`
+/// in API v2, `edit_history` (`initial_tweet_id`, `edit_tweet_ids`) in Account Activity
+/// deliveries. A post never edited lists only itself.
+pub fn original_of(id: &str, initial: Option<&str>, chain: Option<&[String]>) -> Option<String> {
+    let original = initial.or_else(|| chain?.first().map(String::as_str))?;
+    (original != id && is_digits(original)).then(|| original.to_string())
+}
+
+/// `message`, built from a later version of the post `original`, as the customer's edit of
+/// it: one message per post, known by the original's id (the one the host stored, and the
+/// one replies thread under), reading as the latest version. Edited at the version's
+/// creation; first written when the original was. The version's own id stays in `extra`
+/// `latest_version_id`, for a CRM that links to the post as it reads now.
+pub fn as_edit(mut message: Message, original: String) -> Message {
+    let version = std::mem::replace(&mut message.external_id, original);
+    let edited_at = message.created_at;
+    if let Some(first_written) = snowflake_ms(&message.external_id) {
+        message.created_at = first_written.min(edited_at);
+    }
+    // A post answering nothing is its own thread's root: the original, not the version.
+    if post_thread_root(&message.conversation_key) == Some(version.as_str()) {
+        message.conversation_key = format!("tweet:{}", message.external_id);
+    }
+    message
+        .extra
+        .push(("latest_version_id".to_string(), version));
+    conventions::edit(message, edited_at)
 }
 
 /// An attachment from X's media type word (`photo`, `video`, `animated_gif`).

@@ -28,7 +28,8 @@ use serde_json::json;
 
 use crate::config::{Mention, Settings};
 use crate::normalise::{
-    dm_thread_key, media_attachment, parse_time, post_thread_key, snowflake_ms,
+    as_edit, dm_thread_key, media_attachment, original_of, parse_time, post_thread_key,
+    snowflake_ms,
 };
 
 /// `sha256=` + base64 of the HMAC of the raw body.
@@ -146,6 +147,17 @@ struct Post {
     extended_entities: Option<Entities>,
     /// The language X detected (BCP 47; `und` when it could not tell).
     lang: Option<String>,
+    /// The post's versions when it was edited (see [`original_of`]).
+    edit_history: Option<EditHistory>,
+}
+
+/// Account Activity's edit metadata of a post.
+#[derive(Deserialize)]
+struct EditHistory {
+    #[serde(default, deserialize_with = "string_only")]
+    initial_tweet_id: Option<String>,
+    #[serde(default, deserialize_with = "strings_only")]
+    edit_tweet_ids: Option<Vec<String>>,
 }
 
 /// A post its author deleted (`tweet_delete_events`).
@@ -273,6 +285,25 @@ fn string_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
     })
 }
 
+/// A list of string ids; other values in it (numbers that may have lost precision) are
+/// left out, and anything but a list is no list.
+fn strings_only<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter_map(|item| match item {
+                    serde_json::Value::String(id) => Some(id),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
 // ---- normalisation ----
 
 /// Messages and receipts of a delivery, or why it is malformed.
@@ -385,6 +416,13 @@ fn post_message(
         .or_else(|| snowflake_ms(&post.id_str))
         .unwrap_or(now);
     let replied_to = post.in_reply_to_status_id_str;
+    let original = post.edit_history.and_then(|history| {
+        original_of(
+            &post.id_str,
+            history.initial_tweet_id.as_deref(),
+            history.edit_tweet_ids.as_deref(),
+        )
+    });
     let mut extra = Vec::new();
     if let Some(quoted) = post.quoted_status_id_str {
         extra.push(("quoted_post_id".to_string(), quoted));
@@ -394,7 +432,7 @@ fn post_message(
     if let Some(lang) = post.lang {
         extra.push((conventions::LANGUAGE.to_string(), lang));
     }
-    Ok(Some(Message {
+    let message = Message {
         conversation_key: post_thread_key(
             post.conversation_id_str
                 .as_deref()
@@ -416,6 +454,10 @@ fn post_message(
         created_at,
         language,
         extra,
+    };
+    Ok(Some(match original {
+        Some(original) => as_edit(message, original),
+        None => message,
     }))
 }
 

@@ -105,6 +105,9 @@ pub struct Tweet {
     pub created_at: String,
     /// The uploaded media it carries (`media.media_ids`).
     pub media_ids: Vec<String>,
+    /// Its versions, the original first, itself last (`edit_history_tweet_ids`): only
+    /// itself unless it is an edit.
+    pub edit_history: Vec<String>,
 }
 
 /// A stored direct message event.
@@ -209,6 +212,26 @@ impl XApi {
     pub fn post_tweet(&self, tweet: NewTweet) -> Tweet {
         let mut state = self.state();
         create_tweet(&mut state, tweet)
+    }
+
+    /// Edits the tweet `id` as its author would: X keeps the old version and publishes a
+    /// new one with a new id, the same thread and the chain of versions; searches find only
+    /// the newest. Returns the new version, or `None` if `id` is no tweet.
+    pub fn edit_tweet(&self, id: &str, text: &str) -> Option<Tweet> {
+        let mut state = self.state();
+        let old = state.tweets.iter().find(|t| t.id == id)?.clone();
+        let new_id = state.next_id();
+        let mut edit_history = old.edit_history.clone();
+        edit_history.push(new_id.clone());
+        let version = Tweet {
+            id: new_id,
+            text: text.to_string(),
+            created_at: now_rfc3339(),
+            edit_history,
+            ..old
+        };
+        state.tweets.push(version.clone());
+        Some(version)
     }
 
     /// Sends a DM as if `sender_id` had written it to `recipient_id`; returns it.
@@ -509,6 +532,7 @@ pub fn rfc3339(secs: u64) -> String {
 
 fn create_tweet(state: &mut XState, tweet: NewTweet) -> Tweet {
     let id = state.next_id();
+    let edit_history = vec![id.clone()];
     let parent = tweet
         .in_reply_to
         .as_ref()
@@ -525,6 +549,7 @@ fn create_tweet(state: &mut XState, tweet: NewTweet) -> Tweet {
         in_reply_to: tweet.in_reply_to,
         created_at: tweet.created_at.unwrap_or_else(now_rfc3339),
         media_ids: Vec::new(),
+        edit_history,
     };
     state.tweets.push(stored.clone());
     stored
@@ -755,6 +780,7 @@ fn mentions(state: &XState, user_id: &str, request: &Recorded) -> Response {
             t.author_id != user.id
                 && t.text.to_lowercase().contains(&handle)
                 && id_number(&t.id) > since
+                && is_latest_version(state, t)
         })
         .collect();
     found.sort_by_key(|t| std::cmp::Reverse(id_number(&t.id)));
@@ -777,8 +803,15 @@ fn mentions(state: &XState, user_id: &str, request: &Recorded) -> Response {
     reply(200, rate_headers(449, 900), body)
 }
 
+/// Whether no later edit of `t` exists (X's searches return a post's newest version).
+fn is_latest_version(state: &XState, t: &Tweet) -> bool {
+    !state.tweets.iter().any(|other| {
+        other.edit_history.len() > t.edit_history.len() && other.edit_history.contains(&t.id)
+    })
+}
+
 fn tweet_json(t: &Tweet, fields: &[String]) -> Value {
-    let mut v = json!({ "id": t.id, "text": t.text, "edit_history_tweet_ids": [t.id] });
+    let mut v = json!({ "id": t.id, "text": t.text, "edit_history_tweet_ids": t.edit_history });
     let wants = |f: &str| fields.iter().any(|x| x == f);
     if wants("author_id") {
         v["author_id"] = json!(t.author_id);
