@@ -516,7 +516,7 @@ async fn ingest_section(args: &Args, plugins: &std::path::Path) -> anyhow::Resul
         .join(", ");
     let _ = writeln!(
         out,
-        "| **centralino ÷ the store's limit** (medians) | | **{:.0}%** (each round ÷ the insert right after it: {per_round}) |",
+        "| **centralino ÷ the store's limit** (medians) | | **{:.1}%** (each round ÷ the insert right after it: {per_round}) |",
         100.0 * share
     );
     if let Some(Err(e)) = &f.postgres {
@@ -592,7 +592,7 @@ async fn ingest_section(args: &Args, plugins: &std::path::Path) -> anyhow::Resul
     );
     let _ = writeln!(
         out,
-        "\nTarget ≥ 25,000 messages/s durable: {:.0}: {}; ≥ 80% of the store's limit: {:.0}%: {}{}",
+        "\nTarget ≥ 25,000 messages/s durable: {:.0}: {}; ≥ 80% of the store's limit: {:.1}%: {}{}",
         f.rate(f.durable),
         verdict(f.rate(f.durable) >= 25_000.0),
         100.0 * share,

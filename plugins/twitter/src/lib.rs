@@ -56,6 +56,9 @@
 //!   time and names it in `extra` `latest_version_id`. The host replaces its stored text;
 //!   if it never stored the original, it stores the post as it reads now. X lets only
 //!   posts that answer no one else's be edited, so a reply in a company thread never is.
+//!   Deleting any version deletes the whole chain on X; a `tweet_delete_events` entry that
+//!   names the original empties the stored message, one that names only a later version
+//!   finds nothing stored under that id (the host keeps no map of versions yet).
 //! - A DM answering the company's quick reply keeps the picked option's `metadata` in
 //!   `extra` as `quick_reply_metadata` (its label is the text).
 //!
