@@ -53,8 +53,8 @@
 //!   and lists the chain, original first (`edit_history_tweet_ids` in v2, `edit_history` in
 //!   Account Activity), so the message keeps the original's id (what the host stored and
 //!   what replies thread under), reads as the latest version, is edited at that version's
-//!   time and names it in `extra` `latest_version_id`. The host replaces its stored text;
-//!   if it never stored the original, it stores the post as it reads now. X lets only
+//!   time. The host replaces its stored text; if it never stored the original, it stores
+//!   the post as it reads now, naming the version in `extra` `latest_version_id`. X lets only
 //!   posts that answer no one else's be edited, so a reply in a company thread never is.
 //!   Deleting any version deletes the whole chain on X; a `tweet_delete_events` entry that
 //!   names the original empties the stored message, one that names only a later version

@@ -73,8 +73,9 @@ pub fn original_of(id: &str, initial: Option<&str>, chain: Option<&[String]>) ->
 /// `message`, built from a later version of the post `original`, as the customer's edit of
 /// it: one message per post, known by the original's id (the one the host stored, and the
 /// one replies thread under), reading as the latest version. Edited at the version's
-/// creation; first written when the original was. The version's own id stays in `extra`
-/// `latest_version_id`, for a CRM that links to the post as it reads now.
+/// creation; first written when the original was. The version's own id goes in `extra`
+/// `latest_version_id`, which the host keeps when it stores the post from this edit (it
+/// never had the original); an edit of a stored message changes only its text.
 pub fn as_edit(mut message: Message, original: String) -> Message {
     let version = std::mem::replace(&mut message.external_id, original);
     let edited_at = message.created_at;
