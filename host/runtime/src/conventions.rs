@@ -9,7 +9,7 @@
 //! | what | carried as | a host without the convention |
 //! | --- | --- | --- |
 //! | a customer deleted a message | a `message` with `extra` `centralino:deleted = true`, the deleted message's `external-id` and `account` | sees a duplicate of the stored message: nothing changes |
-//! | a customer edited a message | the whole `message` as it reads now (same `external-id` and `account`, its new `text`), with `extra` `centralino:edited = <when, ms>` | sees a duplicate of the stored message: its first text stays; a message it never stored is stored as it reads now |
+//! | a customer edited a message | the whole `message` as it reads now (same `external-id` and `account`, its new `text`), with `extra` `centralino:edited = <when, ms>`, and `centralino:version = <id>` where the platform gives the edited version an id of its own | sees a duplicate of the stored message: its first text stays; a message it never stored is stored as it reads now |
 //! | the language of a message | `extra` `lang = <BCP 47 tag>` (X's word; `und` is unknown) | keeps it as an extra |
 //! | the e-mail address or phone number the platform holds for the author (a contact the customer shared with the account) | `extra` `centralino:email = <address>`, `centralino:phone = <number>` | keeps them as extras |
 //! | an event ignored on purpose | a `log` line `centralino:ignored reason=<reason> event=<id>: <why>` | logs the line |
@@ -59,6 +59,11 @@ pub const DELETED: &str = "centralino:deleted";
 /// `external-id` and `account`; its value is when the customer edited it (ms since the
 /// epoch), and the message's `text` is the text it has now.
 pub const EDITED: &str = "centralino:edited";
+
+/// `extra` key of an edit naming the platform's own id for the edited version (platforms
+/// that give each version an id, X): the host also knows the message by that id, so a
+/// deletion naming it empties the message.
+pub const VERSION: &str = "centralino:version";
 
 /// `extra` key holding the language the platform detected, as a BCP 47 tag.
 pub const LANGUAGE: &str = "lang";
@@ -114,6 +119,17 @@ pub fn edited_at(message: &Message) -> Option<u64> {
         .find(|(key, _)| key == EDITED)
         .map(|(_, value)| value.trim())?;
     Some(value.parse().unwrap_or(message.created_at))
+}
+
+/// The platform's id of the version an edit reports, when it names one other than the
+/// message's own id.
+pub fn version(message: &Message) -> Option<&str> {
+    message
+        .extra
+        .iter()
+        .find(|(key, _)| key == VERSION)
+        .map(|(_, value)| value.trim())
+        .filter(|version| !version.is_empty() && *version != message.external_id)
 }
 
 /// The language of `message` as routing matches it against operators' languages: the
@@ -243,6 +259,16 @@ mod tests {
         m.created_at = 42;
         assert_eq!(edited_at(&m), Some(42));
         assert_eq!(edited_at(&with_extra(&[("edited", "1")])), None);
+    }
+
+    #[test]
+    fn a_version_is_another_id_than_the_messages_own() {
+        let mut m = with_extra(&[("centralino:version", " 1863000000400000000 ")]);
+        assert_eq!(version(&m), Some("1863000000400000000"));
+        m.external_id = "1863000000400000000".into();
+        assert_eq!(version(&m), None, "its own id names nothing more");
+        assert_eq!(version(&with_extra(&[("centralino:version", "")])), None);
+        assert_eq!(version(&with_extra(&[])), None);
     }
 
     #[test]

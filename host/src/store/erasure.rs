@@ -415,6 +415,14 @@ async fn empty_messages(
     value: &str,
     now: i64,
 ) -> anyhow::Result<u64> {
+    // The platform's ids of their edited versions go with their own.
+    let versions = format!(
+        "DELETE FROM message_versions WHERE message_id IN (SELECT id FROM messages WHERE {column} = $1)"
+    );
+    sqlx::query(&versions)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
     let sql = format!(
         "UPDATE messages SET text = '', attachments = '[]', extra = '[]', author_handle = NULL,
             author_name = NULL, in_reply_to = NULL, external_id = 'erased:' || id,

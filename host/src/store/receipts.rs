@@ -24,6 +24,11 @@
 //! or was lost upstream) is stored as the message it now is: the customer's words are
 //! never dropped. The CRM's `message-received` events still held keep the text they
 //! carried: the `message-edited` that follows them says what changed, in order.
+//!
+//! Where a platform gives an edited version an id of its own (X), the edit names it
+//! (`crate::conventions::VERSION`) and the host records it in `message_versions`: a
+//! deletion naming the version then empties the message the host knows by the original's
+//! id (X deletes the whole chain when any version is deleted, and may name any of them).
 
 use sqlx::Row;
 
@@ -180,6 +185,17 @@ pub(super) async fn apply(
     let (ingested, returning) =
         super::ingest::stored_and_authors(tx, backend, tenant, channel, &never_stored, now).await?;
     applied.edits_stored_new = ingested.iter().filter(|i| !i.duplicate).count();
+    for (message, outcome) in never_stored.iter().zip(&ingested) {
+        if let Some(version) = crate::conventions::version(message)
+            && !outcome.erased
+        {
+            let stored_as = (
+                outcome.message_id.as_str(),
+                outcome.conversation_id.as_str(),
+            );
+            remember_version(tx, tenant, channel, &message.account, version, stored_as).await?;
+        }
+    }
     Ok((ingested, returning, applied))
 }
 
@@ -304,10 +320,16 @@ pub(super) async fn delete(
     deletion: &Deletion,
     crm: &mut Vec<CrmEvent>,
 ) -> anyhow::Result<bool> {
+    // The message with this id, or the one an edit said this id is a version of.
     let row = sqlx::query(
-        "SELECT id, conversation_id FROM messages
+        "SELECT id, conversation_id, external_id FROM messages
          WHERE tenant = $1 AND channel = $2 AND account = $3 AND external_id = $4
-             AND direction = 'inbound' AND deleted_at IS NULL",
+             AND direction = 'inbound' AND deleted_at IS NULL
+         UNION ALL
+         SELECT m.id, m.conversation_id, m.external_id FROM message_versions v
+             JOIN messages m ON m.id = v.message_id
+         WHERE v.tenant = $1 AND v.channel = $2 AND v.account = $3 AND v.external_id = $4
+             AND m.direction = 'inbound' AND m.deleted_at IS NULL",
     )
     .bind(tenant)
     .bind(channel)
@@ -320,6 +342,7 @@ pub(super) async fn delete(
     };
     let message_id: String = row.try_get("id")?;
     let conversation_id: String = row.try_get("conversation_id")?;
+    let external_id = read(row.try_get("external_id")?);
     // Guarded: on PostgreSQL another host may apply the same deletion meanwhile; this
     // update then waits for its commit, finds the message deleted and changes nothing, so
     // the CRM hears of the deletion once.
@@ -340,7 +363,7 @@ pub(super) async fn delete(
         conversation_id: conversation_id.into(),
         connector: channel.into(),
         message_id,
-        external_id: deletion.external_id.clone(),
+        external_id,
         at: deletion.at,
     });
     Ok(true)
@@ -381,6 +404,10 @@ async fn edit(
     };
     let message_id: String = row.try_get("id")?;
     let conversation_id: String = row.try_get("conversation_id")?;
+    if let Some(version) = crate::conventions::version(message) {
+        let stored_as = (message_id.as_str(), conversation_id.as_str());
+        remember_version(tx, tenant, channel, &message.account, version, stored_as).await?;
+    }
     // Replaced only while not deleted, not already reading so, and not edited later. The
     // conditions are the update's own: on PostgreSQL another host may apply this edit (or
     // a deletion, or a later edit) meanwhile; the update then waits for its commit, sees
@@ -407,6 +434,34 @@ async fn edit(
         at: edit.at,
     });
     Ok(Edited::Applied)
+}
+
+/// Records that the platform's id `version` names the stored message `stored_as` (its id
+/// and conversation) too; a repeat changes nothing.
+async fn remember_version(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    channel: &str,
+    account: &str,
+    version: &str,
+    stored_as: (&str, &str),
+) -> anyhow::Result<()> {
+    let (message_id, conversation_id) = stored_as;
+    sqlx::query(
+        "INSERT INTO message_versions
+             (tenant, channel, account, external_id, message_id, conversation_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant, channel, account, external_id) DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(channel)
+    .bind(stored(account))
+    .bind(stored(version))
+    .bind(message_id)
+    .bind(conversation_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Empties the deleted message in the `message-received` and `message-edited` events still

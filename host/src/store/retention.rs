@@ -136,7 +136,7 @@ impl Store {
                 .map(|row| sqlx::Row::try_get(row, "id"))
                 .collect::<Result<_, _>>()?;
                 for chunk in ids.chunks(super::MAX_IN_LIST) {
-                    for table in ["media", "outbox", "messages"] {
+                    for table in ["media", "outbox", "message_versions", "messages"] {
                         let sql = super::positional(
                             self.backend,
                             &format!(

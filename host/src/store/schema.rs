@@ -326,6 +326,24 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "ALTER TABLE messages ADD COLUMN edited_at BIGINT",
         ],
     ),
+    (
+        15,
+        &[
+            // The platform's ids of edited versions of a stored message (X gives each edit
+            // a new id): a deletion naming one deletes the message (see `receipts.rs`).
+            "CREATE TABLE message_versions (
+            tenant TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            account TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            PRIMARY KEY (tenant, channel, account, external_id)
+        )",
+            "CREATE INDEX message_versions_by_conversation ON message_versions (conversation_id)",
+            "CREATE INDEX message_versions_by_message ON message_versions (message_id)",
+        ],
+    ),
 ];
 
 /// What a migration does on one backend only, after its shared statements.

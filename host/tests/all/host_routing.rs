@@ -19,7 +19,7 @@ use crate::component;
 use crate::routing::chain;
 use crate::support::eventually;
 
-const SECRET: &str = "consumer-secret";
+pub(crate) const SECRET: &str = "consumer-secret";
 
 pub(crate) async fn telco(x: &XApi) -> Host {
     x.add_user("1001", "TIM_Official", "TIM", "token-tim");

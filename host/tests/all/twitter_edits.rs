@@ -14,7 +14,9 @@ use centralino_testkit::http::{Exchange, ScriptedServer};
 use centralino_testkit::{ConnectorTest, webhook};
 use serde_json::{Value, json};
 
-use crate::host_routing::telco;
+use centralino_emulators::webhooks::twitter_delivery_headers;
+
+use crate::host_routing::{SECRET, telco};
 use crate::support::eventually;
 
 const CONSUMER_SECRET: &str = "apiSecret";
@@ -88,7 +90,7 @@ async fn a_recorded_edited_post_is_one_message_known_by_its_original_id_reading_
         "I hope I’m not mistaken. Fixed it. https://t.co/6o0rdokH3t"
     );
     assert_eq!(
-        extra(edit, "latest_version_id"),
+        extra(edit, "centralino:version"),
         Some("1577162244978139137")
     );
     let edited_at = snowflake_ms("1577162244978139137");
@@ -151,7 +153,7 @@ async fn an_account_activity_post_naming_its_edit_history_is_an_edit_of_the_orig
     assert_eq!(edit.conversation_key, "tweet:1862999999900000000");
     assert_eq!(edit.text, "@TIM_Official il modem è rosso, non blu");
     assert_eq!(
-        extra(edit, "latest_version_id"),
+        extra(edit, "centralino:version"),
         Some("1863000000400000000")
     );
     // Edited when the version was written (its created_at); first written with the original.
@@ -160,7 +162,7 @@ async fn an_account_activity_post_naming_its_edit_history_is_an_edit_of_the_orig
 }
 
 #[tokio::test]
-async fn a_customers_edited_mention_replaces_the_stored_text_and_the_reply_threads_under_the_original()
+async fn a_customers_edited_mention_is_one_message_the_reply_threads_under_and_deleting_the_latest_version_empties()
  {
     let x = XApi::start().await.unwrap();
     let host = telco(&x).await;
@@ -272,5 +274,52 @@ async fn a_customers_edited_mention_replaces_the_stored_text_and_the_reply_threa
             .filter(|d| matches!(&d.event, CrmEvent::MessageEdited { .. }))
             .count(),
         1
+    );
+
+    // Mario deletes his post. X deletes every version, and its Account Activity delivery
+    // names the one he deleted: the version the host never stored under its own id.
+    let payload = json!({
+        "for_user_id": "1001",
+        "tweet_delete_events": [{
+            "status": { "id": version.id, "user_id": "42" },
+            "timestamp_ms": "1796292960000"
+        }]
+    });
+    let body = serde_json::to_vec(&payload).unwrap();
+    let request = WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: twitter_delivery_headers(SECRET, &body),
+        body,
+    };
+    let (response, _) = host
+        .deliver_webhook_stored("default", "twitter", request)
+        .await;
+    assert_eq!(response.status, 200);
+    let messages = host
+        .store()
+        .messages("default", &conversation)
+        .await
+        .unwrap();
+    assert_eq!(messages[0].message.text, "", "the message is emptied");
+    assert_eq!(messages[0].deleted_at, Some(1_796_292_960_000));
+    eventually("the CRM hears of the deletion", async || {
+        inbox
+            .events()
+            .iter()
+            .any(|d| matches!(&d.event, CrmEvent::MessageDeleted { .. }))
+    })
+    .await;
+    let deletions: Vec<CrmEvent> = inbox
+        .events()
+        .into_iter()
+        .map(|d| d.event)
+        .filter(|e| matches!(e, CrmEvent::MessageDeleted { .. }))
+        .collect();
+    assert!(
+        matches!(deletions.as_slice(), [CrmEvent::MessageDeleted { external_id, message_id, .. }]
+            if *external_id == written.id && *message_id == messages[0].id),
+        "{deletions:?}"
     );
 }

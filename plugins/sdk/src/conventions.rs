@@ -21,6 +21,11 @@ pub const DELETED: &str = "centralino:deleted";
 /// was edited (ms since the epoch).
 pub const EDITED: &str = "centralino:edited";
 
+/// `extra` key of an edit naming the platform's own id for the edited version, where the
+/// platform gives each version an id of its own (X): a deletion naming that id then
+/// deletes the message too.
+pub const VERSION: &str = "centralino:version";
+
 /// `extra` key for the language the platform detected (a BCP 47 tag such as `it` or
 /// `en-GB`; `und` when the platform could not tell). The host routes on its primary
 /// subtag.
@@ -58,6 +63,18 @@ pub fn edit(mut message: Message, at: u64) -> Message {
     message.extra.retain(|(key, _)| key != EDITED);
     message.extra.push((EDITED.to_string(), at.to_string()));
     message
+}
+
+/// [`edit`], for a platform that gives the edited version an id of its own (`version`;
+/// X's edited posts): `message` keeps the id the host knows it by (the original's), and
+/// the host also knows it by `version` from then on, so a deletion naming either empties
+/// it.
+pub fn edit_version(mut message: Message, at: u64, version: &str) -> Message {
+    message.extra.retain(|(key, _)| key != VERSION);
+    message
+        .extra
+        .push((VERSION.to_string(), version.to_string()));
+    edit(message, at)
 }
 
 /// Says that the platform event `event` (its id, or what names it) was ignored on purpose

@@ -53,12 +53,12 @@
 //!   and lists the chain, original first (`edit_history_tweet_ids` in v2, `edit_history` in
 //!   Account Activity), so the message keeps the original's id (what the host stored and
 //!   what replies thread under), reads as the latest version, is edited at that version's
-//!   time. The host replaces its stored text; if it never stored the original, it stores
-//!   the post as it reads now, naming the version in `extra` `latest_version_id`. X lets only
-//!   posts that answer no one else's be edited, so a reply in a company thread never is.
-//!   Deleting any version deletes the whole chain on X; a `tweet_delete_events` entry that
-//!   names the original empties the stored message, one that names only a later version
-//!   finds nothing stored under that id (the host keeps no map of versions yet).
+//!   time, and names that version's id (`extra` `centralino:version`). The host replaces
+//!   its stored text (if it never stored the original, it stores the post as it reads
+//!   now) and knows the message by the version's id too: deleting any version deletes the
+//!   whole chain on X, and a `tweet_delete_events` entry naming any of the versions it was
+//!   told of empties the message. X lets only posts that answer no one else's be edited,
+//!   so a reply in a company thread never is.
 //! - A DM answering the company's quick reply keeps the picked option's `metadata` in
 //!   `extra` as `quick_reply_metadata` (its label is the text).
 //!

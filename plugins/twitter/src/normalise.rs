@@ -73,9 +73,9 @@ pub fn original_of(id: &str, initial: Option<&str>, chain: Option<&[String]>) ->
 /// `message`, built from a later version of the post `original`, as the customer's edit of
 /// it: one message per post, known by the original's id (the one the host stored, and the
 /// one replies thread under), reading as the latest version. Edited at the version's
-/// creation; first written when the original was. The version's own id goes in `extra`
-/// `latest_version_id`, which the host keeps when it stores the post from this edit (it
-/// never had the original); an edit of a stored message changes only its text.
+/// creation; first written when the original was. The version's own id travels as the
+/// SDK's [`conventions::VERSION`]: the host knows the message by it too, so X's deletion of
+/// the chain, whichever version it names, empties the message.
 pub fn as_edit(mut message: Message, original: String) -> Message {
     let version = std::mem::replace(&mut message.external_id, original);
     let edited_at = message.created_at;
@@ -86,10 +86,7 @@ pub fn as_edit(mut message: Message, original: String) -> Message {
     if post_thread_root(&message.conversation_key) == Some(version.as_str()) {
         message.conversation_key = format!("tweet:{}", message.external_id);
     }
-    message
-        .extra
-        .push(("latest_version_id".to_string(), version));
-    conventions::edit(message, edited_at)
+    conventions::edit_version(message, edited_at, &version)
 }
 
 /// An attachment from X's media type word (`photo`, `video`, `animated_gif`).
