@@ -186,16 +186,7 @@ impl Connector {
     /// Logs what receipts, deletions and edits changed, and what they named that was not
     /// stored.
     fn note_applied(&self, applied: &Applied) {
-        if applied == &Applied::default() {
-            return;
-        }
-        tracing::debug!(
-            tenant = %self.tenant, connector = %self.name,
-            receipts = applied.receipts, receipts_unmatched = applied.receipts_unmatched,
-            deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
-            edits = applied.edits, edits_stored_new = applied.edits_stored_new,
-            "receipts, deletions and edits applied"
-        );
+        applied.log(&self.tenant, &self.name, "webhook");
     }
 }
 

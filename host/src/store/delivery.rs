@@ -193,15 +193,11 @@ impl<'c> OpenDelivery<'c> {
             });
             return Ok((self, ingested, Applied::default()));
         }
-        let (mut ingested, returning) = if messages.is_empty() {
-            (Vec::new(), false)
-        } else {
-            ingest::stored_and_authors(tx, backend, tenant, channel, &messages, now).await?
-        };
-        let (stored_new, returning_too, applied) =
-            super::receipts::apply(tx, backend, tenant, channel, amendments, now).await?;
-        ingested.extend(stored_new);
-        self.returning = returning || returning_too;
+        let (ingested, returning, applied) = super::receipts::store_and_amend(
+            tx, backend, tenant, channel, &messages, amendments, now,
+        )
+        .await?;
+        self.returning = returning;
         Ok((self, ingested, applied))
     }
 

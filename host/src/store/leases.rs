@@ -274,7 +274,8 @@ impl Store {
     }
 
     /// [`Store::ingest_polled`] under a lease: stores a poll's messages (applying the
-    /// deletions and edits among them) and advances the account's cursor in one transaction, only if `fence` still holds when it commits.
+    /// deletions and edits among them) and advances the account's cursor in one
+    /// transaction, only if `fence` still holds when it commits.
     /// Fails with [`LeaseLost`] (nothing written) when the lease moved meanwhile.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn ingest_polled_fenced(
@@ -289,25 +290,16 @@ impl Store {
         // First, so a takeover waits for this commit rather than racing it.
         check_fence(&mut tx, fence).await?;
         let now = ms(self.now_ms());
-        let mut outcomes = super::ingest::messages(
+        let (outcomes, _, applied) = super::receipts::store_and_amend(
             &mut tx,
             self.backend,
             &fence.tenant,
             &fence.connector,
             &messages,
-            now,
-        )
-        .await?;
-        let (stored_new, _, applied) = super::receipts::apply(
-            &mut tx,
-            self.backend,
-            &fence.tenant,
-            &fence.connector,
             &amendments,
             now,
         )
         .await?;
-        outcomes.extend(stored_new);
         if let Some(cursor) = cursor {
             super::set_cursor(
                 &mut tx,
@@ -320,14 +312,7 @@ impl Store {
             .await?;
         }
         tx.commit().await.context("committing polled messages")?;
-        if applied != super::Applied::default() {
-            tracing::debug!(
-                tenant = %fence.tenant, connector = %fence.connector, account = %fence.account,
-                deletions = applied.deletions, deletions_unmatched = applied.deletions_unmatched,
-                edits = applied.edits, edits_stored_new = applied.edits_stored_new,
-                "a poll's deletions and edits applied"
-            );
-        }
+        applied.log(&fence.tenant, &fence.connector, &fence.account);
         Ok(outcomes)
     }
 

@@ -126,11 +126,57 @@ pub(crate) struct Applied {
     pub(crate) edits_stored_new: usize,
 }
 
+impl Applied {
+    /// Logs what changed and what named nothing stored (`source`: `webhook`, or the account
+    /// whose poll carried it); nothing when nothing did.
+    pub(crate) fn log(&self, tenant: &str, connector: &str, source: &str) {
+        if self == &Applied::default() {
+            return;
+        }
+        tracing::debug!(
+            tenant,
+            connector,
+            source,
+            receipts = self.receipts,
+            receipts_unmatched = self.receipts_unmatched,
+            deletions = self.deletions,
+            deletions_unmatched = self.deletions_unmatched,
+            edits = self.edits,
+            edits_stored_new = self.edits_stored_new,
+            "receipts, deletions and edits applied"
+        );
+    }
+}
+
+/// Stores `messages`, then applies `amendments` in the same transaction (an amendment may
+/// name one of those messages): one outcome per message stored (the edits of messages
+/// never stored included), whether one of their authors was filed before, and what the
+/// amendments changed.
+pub(super) async fn store_and_amend(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    messages: &[Message],
+    amendments: &Amendments,
+    now: i64,
+) -> anyhow::Result<(Vec<Ingested>, bool, Applied)> {
+    let (mut ingested, returning) = if messages.is_empty() {
+        (Vec::new(), false)
+    } else {
+        super::ingest::stored_and_authors(tx, backend, tenant, channel, messages, now).await?
+    };
+    let (stored_new, returning_too, applied) =
+        apply(tx, backend, tenant, channel, amendments, now).await?;
+    ingested.extend(stored_new);
+    Ok((ingested, returning || returning_too, applied))
+}
+
 /// Applies `amendments` inside the transaction that stored the messages they came with
 /// (so an amendment may name one of those), appends the CRM events they cause, and stores
 /// the edits of messages never stored as new messages: their outcomes, whether one of
 /// their authors was filed before, and what changed.
-pub(super) async fn apply(
+async fn apply(
     tx: &mut Tx<'_>,
     backend: Backend,
     tenant: &str,
