@@ -92,7 +92,7 @@ pub fn collect(
         Some("remove") if !mention => Action::Removed,
         verb => {
             conventions::ignored(
-                verb.filter(|v| is_plain_word(v)).unwrap_or("other-verb"),
+                verb.map_or("other-verb", |v| conventions::reason_or(v, "other-verb")),
                 &event,
                 "a change that adds, edits or removes no customer comment",
             );
@@ -233,9 +233,4 @@ enum Action {
     Add,
     Edited,
     Removed,
-}
-
-/// Whether `word` may name a reason for an ignored event (`hide`, `unhide`, `block`).
-fn is_plain_word(word: &str) -> bool {
-    (1..=48).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }

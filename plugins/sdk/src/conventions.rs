@@ -77,6 +77,17 @@ pub fn edit_version(mut message: Message, at: u64, version: &str) -> Message {
     edit(message, at)
 }
 
+/// `word` when it may be the reason of an [`ignored`] line (1 to 48 of `a-z`, `0-9`, `_`,
+/// `-`: a platform's own name for an event kind, such as `channel_post` or `hide`), else
+/// `fallback`; the host counts any other reason as `other`.
+pub fn reason_or<'a>(word: &'a str, fallback: &'a str) -> &'a str {
+    let plain = (1..=48).contains(&word.len())
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if plain { word } else { fallback }
+}
+
 /// Says that the platform event `event` (its id, or what names it) was ignored on purpose
 /// and why: `reason` is a short word of `a-z`, `0-9`, `_`, `-` (`echo`, `own-post`,
 /// `retweet`, the platform's name for an event kind the connector does not handle), and
@@ -88,4 +99,19 @@ pub fn ignored(reason: &str, event: &str, detail: &str) {
     crate::log::debug(&format!(
         "centralino:ignored reason={reason} event={event}: {detail}"
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reason_or;
+
+    #[test]
+    fn a_reason_is_a_plain_word_or_the_fallback() {
+        assert_eq!(reason_or("channel_post", "other"), "channel_post");
+        assert_eq!(reason_or("hide", "other"), "hide");
+        assert_eq!(reason_or("own-post2", "other"), "own-post2");
+        assert_eq!(reason_or("", "other"), "other");
+        assert_eq!(reason_or("Channel Post", "other"), "other");
+        assert_eq!(reason_or(&"x".repeat(49), "other"), "other");
+    }
 }

@@ -107,7 +107,7 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
         (None, None) => {
             let kind = update.other.keys().next().map_or("empty", String::as_str);
             conventions::ignored(
-                &update_kind_reason(kind),
+                conventions::reason_or(kind, "unsupported-update"),
                 &event,
                 "an update that is no message nor an edit of one",
             );
@@ -183,21 +183,6 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
         Some(at) => conventions::edit(message, at),
         None => message,
     })
-}
-
-/// The reason an update of `kind` (its field's name: `channel_post`, `callback_query`...)
-/// is ignored for: the name itself when it is a plain word, as the host counts reasons.
-fn update_kind_reason(kind: &str) -> String {
-    let plain = !kind.is_empty()
-        && kind.len() <= 48
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if plain {
-        kind.to_string()
-    } else {
-        "unsupported-update".to_string()
-    }
 }
 
 fn attachments(message: &TgMessage) -> Vec<Attachment> {
