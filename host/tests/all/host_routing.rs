@@ -9,7 +9,7 @@ use centralino::connectors::ConnectorSpec;
 use centralino::crm::CrmEvent;
 use centralino::routing::{Operator, RoutingEngine};
 use centralino::store::ConversationStatus;
-use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
+use centralino::types::{AccountConfig, ConnectorConfig, Presence};
 use centralino::{Error, Host};
 use centralino_emulators::XApi;
 use centralino_emulators::webhooks::{tweet_create, twitter_delivery_headers};
@@ -17,7 +17,7 @@ use centralino_emulators::x::NewTweet;
 
 use crate::component;
 use crate::routing::chain;
-use crate::support::eventually;
+use crate::support::{eventually, x_delivery};
 
 pub(crate) const SECRET: &str = "consumer-secret";
 
@@ -81,21 +81,14 @@ pub(crate) async fn telco(x: &XApi) -> Host {
 
 async fn mention(host: &Host, x: &XApi, author: (&str, &str), text: &str) -> String {
     let tweet = x.post_tweet(NewTweet::new(author.0, text));
-    let body = serde_json::to_vec(&tweet_create(
+    let delivery = tweet_create(
         "1001",
         &tweet.id,
         (author.0, author.1, author.1),
         text,
         None,
-    ))
-    .unwrap();
-    let request = WebhookRequest {
-        method: "POST".to_string(),
-        path: "/".to_string(),
-        query: String::new(),
-        headers: twitter_delivery_headers(SECRET, &body),
-        body,
-    };
+    );
+    let request = x_delivery(SECRET, &delivery);
     let (response, stored) = host
         .deliver_webhook_stored("default", "twitter", request)
         .await;
@@ -417,14 +410,7 @@ async fn a_waiting_english_mention_still_goes_to_the_english_speaker_after_a_res
         None,
     );
     delivery["tweet_create_events"][0]["lang"] = serde_json::json!("en");
-    let body = serde_json::to_vec(&delivery).unwrap();
-    let request = WebhookRequest {
-        method: "POST".to_string(),
-        path: "/".to_string(),
-        query: String::new(),
-        headers: twitter_delivery_headers(SECRET, &body),
-        body,
-    };
+    let request = x_delivery(SECRET, &delivery);
     let (response, stored) = first
         .deliver_webhook_stored("default", "twitter", request)
         .await;

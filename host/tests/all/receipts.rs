@@ -151,16 +151,18 @@ fn crm_events(host: &Host) -> Vec<CrmEvent> {
         .collect()
 }
 
+/// What `pick` finds in each event the CRM was sent so far, in order.
+fn told<T>(host: &Host, pick: impl Fn(CrmEvent) -> Option<T>) -> Vec<T> {
+    crm_events(host).into_iter().filter_map(pick).collect()
+}
+
 fn receipts_told(host: &Host) -> Vec<(String, DeliveryState)> {
-    crm_events(host)
-        .into_iter()
-        .filter_map(|event| match event {
-            CrmEvent::ReplyReceipt {
-                external_id, state, ..
-            } => Some((external_id, state)),
-            _ => None,
-        })
-        .collect()
+    told(host, |event| match event {
+        CrmEvent::ReplyReceipt {
+            external_id, state, ..
+        } => Some((external_id, state)),
+        _ => None,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,15 +404,12 @@ fn messenger_edit(mid: &str, text: &str, num_edit: u64, at: u64) -> Value {
 }
 
 fn edits_told(host: &Host) -> Vec<(String, String)> {
-    crm_events(host)
-        .into_iter()
-        .filter_map(|event| match event {
-            CrmEvent::MessageEdited {
-                external_id, text, ..
-            } => Some((external_id, text)),
-            _ => None,
-        })
-        .collect()
+    told(host, |event| match event {
+        CrmEvent::MessageEdited {
+            external_id, text, ..
+        } => Some((external_id, text)),
+        _ => None,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

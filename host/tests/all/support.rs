@@ -9,6 +9,32 @@ use axum::http::StatusCode;
 use centralino::crm::{CrmDelivery, CrmEvent};
 use centralino::types::Message;
 
+/// An Account Activity delivery of `payload` as X posts it, signed with the app's consumer
+/// `secret`.
+pub fn x_delivery(secret: &str, payload: &serde_json::Value) -> centralino::types::WebhookRequest {
+    let body = serde_json::to_vec(payload).unwrap();
+    centralino::types::WebhookRequest {
+        method: "POST".to_string(),
+        path: "/".to_string(),
+        query: String::new(),
+        headers: centralino_emulators::webhooks::twitter_delivery_headers(secret, &body),
+        body,
+    }
+}
+
+/// The events of `kind` the CRM's local inbox was sent so far, in order.
+pub fn inbox_events(
+    inbox: &centralino::crm::LocalInbox,
+    kind: impl Fn(&CrmEvent) -> bool,
+) -> Vec<CrmEvent> {
+    inbox
+        .events()
+        .into_iter()
+        .map(|delivery| delivery.event)
+        .filter(|event| kind(event))
+        .collect()
+}
+
 /// Runs the built `centralino` binary with `args`: its exit code (-1 when a signal ended
 /// it), stdout and stderr.
 pub fn centralino(args: &[&str]) -> (i32, String, String) {

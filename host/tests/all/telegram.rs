@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::eventually;
 use crate::support::free_port;
+use crate::support::{eventually, inbox_events};
 use centralino::PluginFailure;
 use centralino::config::Config;
 use centralino::crm::CrmEvent;
@@ -667,19 +667,12 @@ async fn a_customers_edit_reaches_the_store_and_the_crm_through_a_poll_and_an_un
     let edited_at = edit["edited_message"]["edit_date"].as_i64().unwrap() * 1000;
     assert_eq!(messages[0].edited_at, Some(edited_at));
     let inbox = host.local_inbox().unwrap().clone();
+    let edited = |e: &CrmEvent| matches!(e, CrmEvent::MessageEdited { .. });
     eventually("the CRM hears of the edit", async || {
-        inbox
-            .events()
-            .iter()
-            .any(|d| matches!(&d.event, CrmEvent::MessageEdited { .. }))
+        !inbox_events(&inbox, edited).is_empty()
     })
     .await;
-    let edits: Vec<CrmEvent> = inbox
-        .events()
-        .into_iter()
-        .map(|d| d.event)
-        .filter(|e| matches!(e, CrmEvent::MessageEdited { .. }))
-        .collect();
+    let edits = inbox_events(&inbox, edited);
     assert_eq!(
         edits,
         [CrmEvent::MessageEdited {

@@ -14,10 +14,8 @@ use centralino_testkit::http::{Exchange, ScriptedServer};
 use centralino_testkit::{ConnectorTest, webhook};
 use serde_json::{Value, json};
 
-use centralino_emulators::webhooks::twitter_delivery_headers;
-
 use crate::host_routing::{SECRET, telco};
-use crate::support::eventually;
+use crate::support::{eventually, inbox_events, x_delivery};
 
 const CONSUMER_SECRET: &str = "apiSecret";
 const EDITED: &str = "centralino:edited";
@@ -209,19 +207,12 @@ async fn a_customers_edited_mention_is_one_message_the_reply_threads_under_and_d
     );
     assert!(messages[0].edited_at.is_some());
     let inbox = host.local_inbox().unwrap().clone();
+    let edited = |e: &CrmEvent| matches!(e, CrmEvent::MessageEdited { .. });
     eventually("the CRM hears of the edit", async || {
-        inbox
-            .events()
-            .iter()
-            .any(|d| matches!(&d.event, CrmEvent::MessageEdited { .. }))
+        !inbox_events(&inbox, edited).is_empty()
     })
     .await;
-    let edits: Vec<CrmEvent> = inbox
-        .events()
-        .into_iter()
-        .map(|d| d.event)
-        .filter(|e| matches!(e, CrmEvent::MessageEdited { .. }))
-        .collect();
+    let edits = inbox_events(&inbox, edited);
     assert!(
         matches!(edits.as_slice(), [CrmEvent::MessageEdited { external_id, text, .. }]
             if *external_id == written.id && text.ends_with("lampeggia")),
@@ -267,14 +258,7 @@ async fn a_customers_edited_mention_is_one_message_the_reply_threads_under_and_d
         .unwrap();
     assert_eq!(reply.in_reply_to.as_deref(), Some(written.id.as_str()));
     assert_ne!(reply.in_reply_to.as_deref(), Some(version.id.as_str()));
-    assert_eq!(
-        inbox
-            .events()
-            .iter()
-            .filter(|d| matches!(&d.event, CrmEvent::MessageEdited { .. }))
-            .count(),
-        1
-    );
+    assert_eq!(inbox_events(&inbox, edited).len(), 1);
 
     // Mario deletes his post. X deletes every version, and its Account Activity delivery
     // names the one he deleted: the version the host never stored under its own id.
@@ -285,16 +269,8 @@ async fn a_customers_edited_mention_is_one_message_the_reply_threads_under_and_d
             "timestamp_ms": "1796292960000"
         }]
     });
-    let body = serde_json::to_vec(&payload).unwrap();
-    let request = WebhookRequest {
-        method: "POST".to_string(),
-        path: "/".to_string(),
-        query: String::new(),
-        headers: twitter_delivery_headers(SECRET, &body),
-        body,
-    };
     let (response, _) = host
-        .deliver_webhook_stored("default", "twitter", request)
+        .deliver_webhook_stored("default", "twitter", x_delivery(SECRET, &payload))
         .await;
     assert_eq!(response.status, 200);
     let messages = host
@@ -304,19 +280,12 @@ async fn a_customers_edited_mention_is_one_message_the_reply_threads_under_and_d
         .unwrap();
     assert_eq!(messages[0].message.text, "", "the message is emptied");
     assert_eq!(messages[0].deleted_at, Some(1_796_292_960_000));
+    let deleted = |e: &CrmEvent| matches!(e, CrmEvent::MessageDeleted { .. });
     eventually("the CRM hears of the deletion", async || {
-        inbox
-            .events()
-            .iter()
-            .any(|d| matches!(&d.event, CrmEvent::MessageDeleted { .. }))
+        !inbox_events(&inbox, deleted).is_empty()
     })
     .await;
-    let deletions: Vec<CrmEvent> = inbox
-        .events()
-        .into_iter()
-        .map(|d| d.event)
-        .filter(|e| matches!(e, CrmEvent::MessageDeleted { .. }))
-        .collect();
+    let deletions = inbox_events(&inbox, deleted);
     assert!(
         matches!(deletions.as_slice(), [CrmEvent::MessageDeleted { external_id, message_id, .. }]
             if *external_id == written.id && *message_id == messages[0].id),
