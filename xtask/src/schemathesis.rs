@@ -99,7 +99,7 @@ pub(crate) fn run_against_host() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
     let bot_api = BotApi::start()?;
-    let (listen, admin) = (free_port()?, free_port()?);
+    let (listen, admin) = free_ports()?;
     let template_path = root.join("tests/schemathesis/centralino.toml.tmpl");
     let template = std::fs::read_to_string(&template_path)
         .with_context(|| format!("reading {}", template_path.display()))?;
@@ -117,7 +117,7 @@ pub(crate) fn run_against_host() -> anyhow::Result<()> {
         "starting `centralino run` on http://{listen} (log: {})",
         log_path.display()
     ));
-    let host = Host::start(&root, &config_path, &log_path)?;
+    let mut host = Host::start(&root, &config_path, &log_path)?;
     host.wait_ready(admin, &log_path)?;
     let conversations = seed(listen)?;
     let answered = answer_assigned(listen)?;
@@ -250,9 +250,12 @@ fn ensure_installed(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(venv)
 }
 
-/// A free loopback port (bound, then released for the host to take).
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// Two free loopback ports, bound at the same time (so the kernel cannot hand out one
+/// port twice, as two binds released in turn may), then released for the host to take.
+fn free_ports() -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    let first = TcpListener::bind("127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0")?;
+    Ok((first.local_addr()?, second.local_addr()?))
 }
 
 /// The `centralino run` process, stopped when dropped.
@@ -281,12 +284,23 @@ impl Host {
         Ok(Host { child })
     }
 
-    /// Waits until the admin API says ready (compiling the plugins takes a few seconds).
-    fn wait_ready(&self, admin: SocketAddr, log: &Path) -> anyhow::Result<()> {
+    /// Waits until the admin API says ready (compiling the plugins takes a few seconds);
+    /// fails at once, with the end of its log, if the host exits instead.
+    fn wait_ready(&mut self, admin: SocketAddr, log: &Path) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
             if let Ok((200, _)) = http(admin, "GET", "/readyz", &[], "") {
                 return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join("\n");
+                bail!(
+                    "`centralino run` exited ({status}) before it was ready; the end of its log \
+                     ({}):\n{tail}",
+                    log.display()
+                );
             }
             if started.elapsed() > Duration::from_secs(120) {
                 bail!(
