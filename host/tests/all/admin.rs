@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::api::{ACME, ADMIN, Answer, Sidecar};
-use crate::support::{eventually, eventually_within};
+use crate::support::{eventually, eventually_within, free_port, free_ports};
 
 impl Sidecar {
     async fn admin_call(
@@ -247,20 +247,16 @@ impl Drop for Running {
     }
 }
 
-/// A free loopback port (bound, then released for the child to take).
-async fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// The loopback address with `port`.
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 const RUN_ADMIN_TOKEN: &str = "run-admin-token";
 const RUN_API_TOKEN: &str = "run-api-token";
 
 async fn run_host(dir: &Path) -> Running {
-    let (public, admin) = (free_port().await, free_port().await);
+    let [public, admin] = free_ports().map(loopback);
     let plugins = crate::component("echo-channel")
         .parent()
         .unwrap()
@@ -530,7 +526,7 @@ async fn centralino_run_serves_both_apis_and_the_cli_talks_to_it() {
         "{}",
         stderr(&out)
     );
-    let nowhere = format!("http://{}", free_port().await);
+    let nowhere = format!("http://{}", loopback(free_port()));
     let out = cli(&["status", "--admin", &nowhere], token).await;
     assert!(!out.status.success());
     assert!(

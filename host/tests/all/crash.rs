@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use centralino::types::Message;
 
 use crate::component;
-use crate::support::{CrmRecorder, eventually, eventually_within, free_port};
+use crate::support::{CrmRecorder, eventually, eventually_within, free_ports};
 
 /// Messages are told apart by their text here (`messaggio numero N`).
 fn by_text(m: &Message) -> String {
@@ -96,7 +96,7 @@ async fn a_kill_9_mid_burst_loses_nothing_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let crm = CrmRecorder::start().await;
     let crm_url = crm.url.clone();
-    let (port, admin) = (free_port(), free_port());
+    let [port, admin] = free_ports();
     let plugin = component("echo-channel");
     let config = dir.path().join("centralino.toml");
     std::fs::write(
@@ -298,7 +298,7 @@ async fn a_reply_queued_before_a_kill_9_is_sent_exactly_once_after_the_restart()
         );
     }
     let dir = tempfile::tempdir().unwrap();
-    let (port, admin) = (free_port(), free_port());
+    let [port, admin] = free_ports();
     let plugins = component("twitter").parent().unwrap().to_path_buf();
     let config = dir.path().join("centralino.toml");
     std::fs::write(

@@ -18,7 +18,7 @@ use centralino_emulators::XApi;
 
 use crate::component;
 use crate::store::{TestStore, fresh_postgres_database, postgres_url, stores};
-use crate::support::{CrmRecorder, eventually_within, free_port};
+use crate::support::{CrmRecorder, eventually_within, free_ports};
 
 fn dm(id: &str, text: &str) -> Message {
     Message {
@@ -181,7 +181,7 @@ fn start_host(
     crm_url: &str,
     x: &XApi,
 ) -> Process {
-    let (port, admin) = (free_port(), free_port());
+    let [port, admin] = free_ports();
     let plugins = component("twitter").parent().unwrap().to_path_buf();
     let config = dir.join(format!("{id}.toml"));
     std::fs::write(

@@ -57,11 +57,18 @@ pub fn centralino_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String,
 
 /// A loopback port free right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct loopback ports free right now, for a child that listens on several: all
+/// are bound at once before any is released (binding and releasing them in turn can hand
+/// out the same port twice, and the child then fails with "address in use").
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// A CRM's webhook endpoint on loopback (`url`) that keeps every event delivered to it,

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::free_port;
+use crate::support::free_ports;
 use crate::support::{eventually, inbox_events};
 use centralino::PluginFailure;
 use centralino::config::Config;
@@ -716,7 +716,7 @@ async fn the_centralino_binary_runs_telegram_from_its_config_file_and_answers_th
     api.add_bot(BOT, "TIM_help_bot", TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("centralino.toml");
-    let listen = free_port();
+    let [listen, admin] = free_ports();
     // Polled every second; nobody is online, so a customer is queued and told the wait
     // (the brand turns automatic answers on).
     let config = config_text(&api) + BRAND_TIM;
@@ -724,8 +724,7 @@ async fn the_centralino_binary_runs_telegram_from_its_config_file_and_answers_th
         .replace(
             "store = \"sqlite::memory:\"",
             &format!(
-                "store = \"sqlite::memory:\"\nlisten = \"127.0.0.1:{listen}\"\nadmin_listen = \"127.0.0.1:{}\"",
-                free_port()
+                "store = \"sqlite::memory:\"\nlisten = \"127.0.0.1:{listen}\"\nadmin_listen = \"127.0.0.1:{admin}\"",
             ),
         )
         .replace(
