@@ -2,6 +2,15 @@
 //! database can pick up a conversation another host routed: each open conversation's
 //! status, assignee, when the assignee got it and whether a person handed it over, plus
 //! the customer's latest text (what a policy reads when it is routed again).
+//!
+//! **What changed since a host last looked (PostgreSQL).** Every change to a
+//! conversation's routing state (status, assignee, when and how it was given, the first
+//! response) stamps the row with the writing transaction's id (`changed_xid`, by a trigger,
+//! so no writer can forget it, and without a shared row any two writers would have to take
+//! in the same order). A routing change reads the horizon first (its snapshot's `xmin`:
+//! every transaction below it has ended, so its rows are visible to the reads that follow)
+//! and then only the rows stamped at or above the previous change's horizon. Rows are read
+//! again at most once more than needed, never missed.
 
 use std::collections::HashMap;
 
@@ -45,6 +54,22 @@ const SELECT: &str = "SELECT c.*,
              AND m.extra LIKE '%\"lang\"%'
          ORDER BY m.created_at, m.received_at, m.batch_index LIMIT 1) AS language_extra
      FROM conversations c";
+
+/// Migration 16 on PostgreSQL: the stamp, its index, and the trigger that sets it.
+pub(super) const POSTGRES_MIGRATION: &[&str] = &[
+    "ALTER TABLE conversations ADD COLUMN changed_xid BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX conversations_changed ON conversations (tenant, changed_xid)",
+    "CREATE FUNCTION centralino_conversation_changed() RETURNS trigger AS $$
+     BEGIN
+         NEW.changed_xid := pg_current_xact_id()::text::bigint;
+         RETURN NEW;
+     END
+     $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER conversations_changed
+     BEFORE INSERT OR UPDATE OF status, assignee, assigned_at, transferred, first_response_at
+     ON conversations
+     FOR EACH ROW EXECUTE FUNCTION centralino_conversation_changed()",
+];
 
 impl Store {
     /// Records what routing decided for a batch of conversations, in one transaction: each
@@ -165,6 +190,10 @@ impl Store {
     }
 }
 
+/// Where a routing change's reads stood on PostgreSQL (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon(i64);
+
 /// What the store says about who holds a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredAssignment {
@@ -216,12 +245,26 @@ impl RoutingTx {
         operator_loads_in(&mut self.tx, &self.tenant).await
     }
 
-    /// The assignment of each conversation of `ids` the store has, and of every
-    /// conversation waiting in the queue, by id.
+    /// The horizon of this change's reads from now on (see the module docs): a later
+    /// change that passes it to [`RoutingTx::assignments`] reads every conversation
+    /// changed since these reads, from any host.
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn horizon(&mut self) -> anyhow::Result<Horizon> {
+        let row = sqlx::query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut *self.tx)
+            .await
+            .context("reading the routing horizon")?;
+        Ok(Horizon(row.try_get(0)?))
+    }
+
+    /// The assignment of each conversation of `ids` the store has, by id, and of every
+    /// conversation waiting in the queue, or, with `since`, of every conversation changed
+    /// from that horizon on instead.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn assignments(
         &mut self,
         ids: &[&str],
+        since: Option<Horizon>,
     ) -> anyhow::Result<HashMap<String, StoredAssignment>> {
         let mut found = HashMap::new();
         let mut chunks: Vec<&[&str]> = ids.chunks(MAX_IN_LIST).collect();
@@ -229,10 +272,13 @@ impl RoutingTx {
             chunks.push(&[]);
         }
         for (n, chunk) in chunks.into_iter().enumerate() {
-            let waiting = "status = 'waiting'";
+            let also = match since {
+                Some(Horizon(xid)) => format!("changed_xid >= {xid}"),
+                None => "status = 'waiting'".to_string(),
+            };
             let filter = match (n, chunk.is_empty()) {
-                (0, true) => waiting.to_string(),
-                (0, false) => format!("({waiting} OR id IN ({}))", marks(chunk.len())),
+                (0, true) => also,
+                (0, false) => format!("({also} OR id IN ({}))", marks(chunk.len())),
                 _ => format!("id IN ({})", marks(chunk.len())),
             };
             let sql = positional(

@@ -51,6 +51,7 @@ pub use retention::ContentRetention;
 pub(crate) use traffic::{MAX_THREADS as MAX_TRAFFIC_THREADS, StoredThread};
 
 internal_use!(
+    assignments::Horizon,
     assignments::RoutedConversation,
     assignments::RoutingTx,
     assignments::StoredAssignment,
@@ -62,7 +63,7 @@ internal_use!(
 pub(crate) use delivery::DeliveryGroup;
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
-    assignments::{RoutedConversation, RoutingTx, StoredAssignment},
+    assignments::{Horizon, RoutedConversation, RoutingTx, StoredAssignment},
     delivery::OpenDelivery,
     presence::StoredPresence,
 };

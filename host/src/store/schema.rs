@@ -344,6 +344,10 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
             "CREATE INDEX message_versions_by_message ON message_versions (message_id)",
         ],
     ),
+    // On PostgreSQL, which transaction last changed a conversation's routing state, so a
+    // host brings its engine in line with what changed since it last looked instead of
+    // everything it knows (see `assignments.rs`). SQLite has one host and no use for it.
+    (16, &[]),
 ];
 
 /// What a migration does on one backend only, after its shared statements.
@@ -353,6 +357,7 @@ pub(crate) fn for_backend(version: i64, backend: super::Backend) -> &'static [&'
         (10, super::Backend::Postgres) => super::search::POSTGRES_MIGRATION,
         (12, super::Backend::Sqlite) => super::media::SQLITE_MIGRATION,
         (12, super::Backend::Postgres) => super::media::POSTGRES_MIGRATION,
+        (16, super::Backend::Postgres) => super::assignments::POSTGRES_MIGRATION,
         _ => &[],
     }
 }

@@ -686,3 +686,98 @@ async fn two_hosts_storing_the_same_new_thread_at_once_share_one_conversation() 
     let open = one.conversations("default").await.unwrap();
     assert_eq!(open.len(), 25);
 }
+
+/// On PostgreSQL a routing change reads only the conversations changed since the horizon
+/// of the one before, and misses none: a write still in progress when that horizon was
+/// taken (a reply stamping its first response takes no routing lock) and committed after
+/// the change is read by the next change, and once every writer before a horizon has
+/// ended, a change from it reads nothing unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_no_late_commit() {
+    use sqlx::Connection as _;
+    let Some(base) = postgres_url() else {
+        return;
+    };
+    let url = fresh_postgres_database(&base).await;
+    let store = Store::open(&url).await.unwrap();
+    let stored = store
+        .ingest(
+            "default",
+            "twitter",
+            &[
+                message("1", "1001", "t:1", "42", "il modem non va"),
+                message("2", "1001", "t:2", "43", "fattura sbagliata"),
+            ],
+        )
+        .await
+        .unwrap();
+    let (first, second) = (
+        stored[0].conversation_id.as_str(),
+        stored[1].conversation_id.as_str(),
+    );
+
+    let mut change = store.begin_routing("default").await.unwrap().unwrap();
+    let start = change.horizon().await.unwrap();
+    let read = change.assignments(&[], Some(start)).await.unwrap();
+    assert!(read.is_empty(), "written before the horizon: {read:?}");
+    let read = change.assignments(&[first, second], None).await.unwrap();
+    assert_eq!(read.len(), 2, "asked for by id: {read:?}");
+    change.commit().await.unwrap();
+
+    // Another writer changes the first conversation and has not committed yet.
+    let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut writer).await.unwrap();
+    sqlx::query("UPDATE conversations SET first_response_at = 1795856500000 WHERE id = $1")
+        .bind(first)
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    // A later writer commits before the horizon is taken (one that began after the
+    // first, yet ended first).
+    let third = store
+        .ingest(
+            "default",
+            "twitter",
+            &[message("3", "1001", "t:3", "44", "nessuna linea")],
+        )
+        .await
+        .unwrap();
+    let third = third[0].conversation_id.as_str();
+
+    let mut change = store.begin_routing("default").await.unwrap().unwrap();
+    let during = change.horizon().await.unwrap();
+    let read = change.assignments(&[], Some(during)).await.unwrap();
+    assert!(
+        read.values().all(|a| a.first_response_at.is_none()),
+        "an uncommitted write is not read: {read:?}"
+    );
+    assert!(read.contains_key(third), "committed since: {read:?}");
+    change.commit().await.unwrap();
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+
+    let mut change = store.begin_routing("default").await.unwrap().unwrap();
+    let after = change.horizon().await.unwrap();
+    let read = change.assignments(&[], Some(during)).await.unwrap();
+    assert_eq!(
+        read.get(first).map(|a| a.first_response_at),
+        Some(Some(1_795_856_500_000)),
+        "the write committed after the horizon is read: {read:?}"
+    );
+    assert!(!read.contains_key(second), "unchanged since: {read:?}");
+    assert!(
+        read.contains_key(third),
+        "read at most once again: {read:?}"
+    );
+    change.commit().await.unwrap();
+
+    let mut change = store.begin_routing("default").await.unwrap().unwrap();
+    let read = change.assignments(&[], Some(after)).await.unwrap();
+    assert!(read.is_empty(), "nothing changed since: {read:?}");
+    let asked = change.assignments(&[second], Some(after)).await.unwrap();
+    assert_eq!(
+        asked.keys().collect::<Vec<_>>(),
+        [second],
+        "asked for by id"
+    );
+    change.commit().await.unwrap();
+}

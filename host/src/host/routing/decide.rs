@@ -100,6 +100,7 @@ impl TenantRouting {
                 Vec::new()
             },
             events: Vec::new(),
+            horizon: None,
         };
         let authors: Vec<&str> = fresh.iter().map(|i| i.message.author.id.as_str()).collect();
         let helpers = delivery.helpers(&connector.name, &authors).await?;

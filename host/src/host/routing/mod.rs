@@ -17,7 +17,9 @@
 //! and records the outcome before it commits. Two hosts therefore decide one after the
 //! other, each on what the other committed, and no operator is given more than their
 //! capacity across hosts. A change costs one lock, one read of the assignments, one of the
-//! loads and one of the presence, per delivery (not per message).
+//! loads and one of the presence, per delivery (not per message); the assignments read are
+//! those changed since this host's last committed change (see `store/assignments.rs`),
+//! and every [`FULL_SYNC`] all the engine knows.
 //!
 //! **Presence** is stored (per tenant and operator): a presence change is written in the
 //! change that applies it (a plain write on SQLite), and at start-up every operator takes
@@ -36,7 +38,7 @@ use crate::answers::Brand;
 use crate::crm::CrmEvent;
 use crate::routing::{ConversationNumber, Notice, RoutingEngine, Status, StoredState};
 use crate::store::{
-    Backend, ConversationStatus, RoutingTx, Store, StoredAssignment, StoredPresence,
+    Backend, ConversationStatus, Horizon, RoutingTx, Store, StoredAssignment, StoredPresence,
 };
 use crate::types::Presence;
 
@@ -46,6 +48,11 @@ pub use crate::types::HOST_AUTHOR;
 /// the routing lock) to give them conversations waiting there: seats freed and
 /// conversations queued through other hosts.
 const IDLE_SYNC: Duration = Duration::from_secs(2);
+
+/// On PostgreSQL, how often a change reads every conversation the engine knows instead of
+/// those changed since the last change (conversations deleted elsewhere, by retention or
+/// erasure, leave the engine then).
+const FULL_SYNC: Duration = Duration::from_secs(30);
 
 /// A routing change in progress (see the module docs): on PostgreSQL, the transaction
 /// holding the tenant's routing lock; the engine's notices and the CRM events to record
@@ -57,6 +64,9 @@ pub(crate) struct Change {
     pub(crate) notices: Vec<Notice>,
     /// Events recorded before the notices' own (a transfer's).
     events: Vec<CrmEvent>,
+    /// Where the change's reads stood (PostgreSQL): the next change reads what changed
+    /// from here on, once this one committed.
+    horizon: Option<Horizon>,
 }
 
 impl Change {
@@ -173,6 +183,10 @@ pub(crate) struct TenantRouting {
     service_steps: HashMap<ConversationNumber, service_levels::Watched>,
     /// When the engine was last brought in line with the store (PostgreSQL).
     synced_at: Option<Instant>,
+    /// When it last read every conversation it knows (PostgreSQL).
+    fully_synced_at: Option<Instant>,
+    /// Where the reads of the last change this host committed stood (PostgreSQL).
+    horizon: Option<Horizon>,
     /// When the ticker last measured service levels (PostgreSQL paces it).
     measured_at: Option<Instant>,
     /// The stored presence of each operator as this host last applied or wrote it: a
@@ -191,6 +205,8 @@ impl TenantRouting {
             customer_told: HashMap::new(),
             service_steps: HashMap::new(),
             synced_at: None,
+            fully_synced_at: None,
+            horizon: None,
             measured_at: None,
             presence_seen: HashMap::new(),
         }

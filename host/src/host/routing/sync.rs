@@ -8,10 +8,12 @@ use crate::crm::CrmEvent;
 use crate::routing::{
     Conversation, ConversationNumber, CustomerMessage, Notice, Status, ThreadKey,
 };
-use crate::store::{ConversationStatus, RoutedConversation, RoutingTx, Store, StoredAssignment};
+use crate::store::{
+    ConversationStatus, Horizon, RoutedConversation, RoutingTx, Store, StoredAssignment,
+};
 
 use super::decide::{AutoAnswer, auto_reply};
-use super::{Change, IDLE_SYNC, TenantRouting, engine_status, gone, stored_state};
+use super::{Change, FULL_SYNC, IDLE_SYNC, TenantRouting, engine_status, gone, stored_state};
 
 impl TenantRouting {
     /// Starts a routing change. `wanted` are the stored conversations the change is about
@@ -49,13 +51,21 @@ impl TenantRouting {
                 tx: None,
                 notices,
                 events: Vec::new(),
+                horizon: None,
             });
         };
-        let notices = self.sync(store, tenant, &mut tx, wanted, brand).await?;
+        // Until this change commits, the engine may be ahead of the store: a change that
+        // fails leaves the next one to read everything again.
+        let since = self.horizon.take();
+        let horizon = tx.horizon().await?;
+        let notices = self
+            .sync(store, tenant, &mut tx, since, wanted, brand)
+            .await?;
         Ok(Change {
             tx: Some(tx),
             notices,
             events: Vec::new(),
+            horizon: Some(horizon),
         })
     }
 
@@ -64,24 +74,37 @@ impl TenantRouting {
     /// moves the ones resolved, handed over or taken back elsewhere, sets each operator's
     /// load to the store's count, and offers the queue to seats that freed. Returns the
     /// assignments made.
+    ///
+    /// With `since` (the horizon of the last change this host committed) only the
+    /// conversations changed from then on are read, and those asked for; every
+    /// [`FULL_SYNC`], or without it, every conversation the engine knows (one deleted by
+    /// retention or erasure leaves no changed row behind).
     pub(super) async fn sync<B>(
         &mut self,
         store: &Store,
         tenant: &str,
         tx: &mut RoutingTx,
+        since: Option<Horizon>,
         wanted: &[(&str, bool)],
         brand: &B,
     ) -> anyhow::Result<Vec<Notice>>
     where
         B: Fn(&str, &str) -> Option<String>,
     {
-        let known: Vec<(ConversationNumber, String)> = self
-            .engine
-            .conversations()
-            .iter()
-            .filter(|c| c.status != Status::Resolved)
-            .filter_map(|c| Some((c.id, self.to_store.get(&c.id)?.clone())))
-            .collect();
+        let since = since.filter(|_| {
+            self.fully_synced_at
+                .is_some_and(|at| at.elapsed() < FULL_SYNC)
+        });
+        let mut known: Vec<(ConversationNumber, String)> = match since {
+            Some(_) => Vec::new(),
+            None => self
+                .engine
+                .conversations()
+                .iter()
+                .filter(|c| c.status != Status::Resolved)
+                .filter_map(|c| Some((c.id, self.to_store.get(&c.id)?.clone())))
+                .collect(),
+        };
         let mut ids: Vec<&str> = known.iter().map(|(_, id)| id.as_str()).collect();
         ids.extend(
             wanted
@@ -89,7 +112,16 @@ impl TenantRouting {
                 .map(|(id, _)| *id)
                 .filter(|id| !self.to_engine.contains_key(*id)),
         );
-        let stored = tx.assignments(&ids).await?;
+        let stored = tx.assignments(&ids, since).await?;
+        if since.is_some() {
+            // What the engine knows of what changed.
+            known = stored
+                .keys()
+                .filter_map(|id| Some((self.to_engine.get(id)?.0, id.clone())))
+                .collect();
+        } else {
+            self.fully_synced_at = Some(Instant::now());
+        }
         let mut moved = false;
         // What the engine must know and does not: the conversations asked for (new ones
         // only once another host routed them) and every conversation waiting in the store.
@@ -150,6 +182,7 @@ impl TenantRouting {
             tx,
             notices,
             mut events,
+            horizon,
         } = change;
         let (changes, notice_events, estimates) = self.outcomes(tenant, notices);
         events.extend(notice_events);
@@ -158,6 +191,7 @@ impl TenantRouting {
             Some(mut tx) => {
                 tx.record(&changes, &events).await?;
                 tx.commit().await?;
+                self.horizon = horizon;
             }
             None => store.record_routing(tenant, &changes, &events).await?,
         }
