@@ -239,10 +239,19 @@ impl RoutingTx {
         crate::clock::read(self.clock.as_ref())
     }
 
-    /// How many conversations each operator holds now, across every host.
-    #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn operator_loads(&mut self) -> anyhow::Result<HashMap<String, u32>> {
-        operator_loads_in(&mut self.tx, &self.tenant).await
+    /// Every assigned conversation of the tenant with its assignee, across every host.
+    pub(crate) async fn held(&mut self) -> anyhow::Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, assignee FROM conversations
+             WHERE tenant = $1 AND status = 'assigned' AND assignee IS NOT NULL",
+        )
+        .bind(&self.tenant)
+        .fetch_all(&mut *self.tx)
+        .await
+        .context("reading who holds each assigned conversation")?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("assignee")?)))
+            .collect()
     }
 
     /// The horizon of this change's reads from now on (see the module docs): a later

@@ -26,6 +26,7 @@
 //! the presence last set for them (operators never set keep the configured default).
 
 mod decide;
+mod held;
 mod service_levels;
 mod sync;
 
@@ -187,6 +188,8 @@ pub(crate) struct TenantRouting {
     fully_synced_at: Option<Instant>,
     /// Where the reads of the last change this host committed stood (PostgreSQL).
     horizon: Option<Horizon>,
+    /// Who holds each assigned conversation, as of that change's reads (PostgreSQL).
+    held: held::Held,
     /// When the ticker last measured service levels (PostgreSQL paces it).
     measured_at: Option<Instant>,
     /// The stored presence of each operator as this host last applied or wrote it: a
@@ -207,6 +210,7 @@ impl TenantRouting {
             synced_at: None,
             fully_synced_at: None,
             horizon: None,
+            held: held::Held::default(),
             measured_at: None,
             presence_seen: HashMap::new(),
         }

@@ -112,7 +112,14 @@ impl TenantRouting {
                 .map(|(id, _)| *id)
                 .filter(|id| !self.to_engine.contains_key(*id)),
         );
+        if since.is_none() {
+            // Read before the assignments, so the newer of two reads of a row wins.
+            self.held.reset(tx.held().await?);
+        }
         let stored = tx.assignments(&ids, since).await?;
+        for row in stored.values() {
+            self.held.apply(row);
+        }
         if since.is_some() {
             // What the engine knows of what changed.
             known = stored
@@ -151,12 +158,12 @@ impl TenantRouting {
                 }
             }
         }
-        let loads = tx.operator_loads().await?;
+        let loads = self.held.loads();
         let freed =
             self.engine.roster().iter().any(|(operator, state)| {
                 loads.get(&operator.id).copied().unwrap_or(0) < state.load
             });
-        self.engine.set_loads(&loads);
+        self.engine.set_loads(loads);
         // Presence set through other hosts: applied as a local change would be.
         let presence = tx.operator_presence().await?;
         let mut notices = self.adopt_presence(presence).await;
