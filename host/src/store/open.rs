@@ -71,7 +71,22 @@ impl Store {
                 }
             }
             Backend::Postgres => {
-                options = options.max_connections(8);
+                // Each statement is planned for its own parameters and the tables as they
+                // are now. A plan cached per connection (PostgreSQL's default after five
+                // runs of a prepared statement) keeps the estimates of when it was made: on
+                // a new store, those of empty tables, and the duplicate, thread and identity
+                // look-ups of every delivery grew slower with the tables until autovacuum
+                // next analysed them (27 ms to 206 ms each as a fresh store grew to 20,000
+                // messages; BENCHMARKS.md section 2). Planning these statements costs a
+                // fraction of a millisecond. (Searches set it per transaction already.)
+                options = options.max_connections(8).after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET plan_cache_mode = force_custom_plan")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                });
                 url.to_string()
             }
         };

@@ -119,21 +119,12 @@ impl Sql {
                 Bind::Int(value) => query.bind(*value),
             };
         }
-        if store.backend == Backend::Sqlite {
-            return Ok(query.fetch_all(&store.pool).await?);
-        }
-        // PostgreSQL plans a prepared statement once for any values after a few runs, and a
-        // plan for any search text walks the messages newest first testing each, which for
-        // a rare word is every message (measured: 0.8 s over 100,000). Planned for the
-        // words at hand, a rare word goes through the GIN index and a common one stops
-        // after a page.
-        let mut tx = store.pool.begin().await?;
-        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-            .execute(&mut *tx)
-            .await?;
-        let rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
+        // On PostgreSQL the store's connections plan each statement for its values (see
+        // `open.rs`): a plan for any search text would walk the messages newest first
+        // testing each, which for a rare word is every message (measured: 0.8 s over
+        // 100,000); planned for the words at hand, a rare word goes through the GIN index
+        // and a common one stops after a page.
+        Ok(query.fetch_all(&store.pool).await?)
     }
 }
 

@@ -35,6 +35,7 @@ mod statements;
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
 
 /// Stores `messages` (inside `tx`) and appends their events; returns one outcome per message.
+#[cfg(feature = "test-support")]
 pub(super) async fn messages(
     tx: &mut Tx<'_>,
     backend: Backend,
