@@ -102,6 +102,17 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
+        if backend == Backend::Postgres {
+            let row = sqlx::query("SHOW server_version_num")
+                .fetch_one(&pool)
+                .await
+                .with_context(|| {
+                    format!("asking the store at {} for its version", redacted_url(&url))
+                })?;
+            let version: String = sqlx::Row::try_get(&row, 0)?;
+            supported_postgres(&version)
+                .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
+        }
         let store = Store {
             pool,
             backend,
@@ -111,6 +122,30 @@ impl Store {
         store.migrate().await?;
         Ok(store)
     }
+}
+
+/// The oldest PostgreSQL the store runs on: 13, the first with `pg_current_xact_id`, which
+/// stamps each change to a conversation's routing state (see `assignments.rs`).
+const OLDEST_POSTGRES: u32 = 130_000;
+
+/// Refuses a PostgreSQL server older than [`OLDEST_POSTGRES`], from its
+/// `server_version_num` (`150010` for 15.10), before anything is written to it.
+fn supported_postgres(version_num: &str) -> anyhow::Result<()> {
+    let number: u32 = version_num.trim().parse().map_err(|_| {
+        anyhow::anyhow!("PostgreSQL answered `{version_num}` as its version number")
+    })?;
+    // 9.6.24 is 90624; from 10 on, 150010 is 15.10.
+    let minor = if number < 100_000 {
+        number / 100 % 100
+    } else {
+        number % 10_000
+    };
+    anyhow::ensure!(
+        number >= OLDEST_POSTGRES,
+        "PostgreSQL {}.{minor} is too old: centralino needs PostgreSQL 13 or later",
+        number / 10_000,
+    );
+    Ok(())
 }
 
 /// A store URL as it may be shown (logs, errors, `centralino check`): its scheme, host,
@@ -136,4 +171,29 @@ pub fn redacted_url(url: &str) -> String {
         out.push_str("?***");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::supported_postgres;
+
+    #[test]
+    fn postgres_before_13_is_refused_by_its_version() {
+        for ok in ["130000", "150010", "170002\n"] {
+            assert!(supported_postgres(ok).is_ok(), "{ok}");
+        }
+        let refused = |num: &str| format!("{:#}", supported_postgres(num).unwrap_err());
+        assert_eq!(
+            refused("120015"),
+            "PostgreSQL 12.15 is too old: centralino needs PostgreSQL 13 or later"
+        );
+        assert_eq!(
+            refused("90624"),
+            "PostgreSQL 9.6 is too old: centralino needs PostgreSQL 13 or later"
+        );
+        assert_eq!(
+            refused("15beta1"),
+            "PostgreSQL answered `15beta1` as its version number"
+        );
+    }
 }

@@ -717,9 +717,6 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
     );
 
     let mut change = store.begin_routing("default").await.unwrap().unwrap();
-    let start = change.horizon().await.unwrap();
-    let read = change.assignments(&[], Some(start)).await.unwrap();
-    assert!(read.is_empty(), "written before the horizon: {read:?}");
     let read = change.assignments(&[first, second], None).await.unwrap();
     assert_eq!(read.len(), 2, "asked for by id: {read:?}");
     change.commit().await.unwrap();
@@ -756,28 +753,36 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
     sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
 
     let mut change = store.begin_routing("default").await.unwrap().unwrap();
-    let after = change.horizon().await.unwrap();
     let read = change.assignments(&[], Some(during)).await.unwrap();
     assert_eq!(
         read.get(first).map(|a| a.first_response_at),
         Some(Some(1_795_856_500_000)),
         "the write committed after the horizon is read: {read:?}"
     );
-    assert!(!read.contains_key(second), "unchanged since: {read:?}");
     assert!(
         read.contains_key(third),
         "read at most once again: {read:?}"
     );
     change.commit().await.unwrap();
 
-    let mut change = store.begin_routing("default").await.unwrap().unwrap();
-    let read = change.assignments(&[], Some(after)).await.unwrap();
-    assert!(read.is_empty(), "nothing changed since: {read:?}");
-    let asked = change.assignments(&[second], Some(after)).await.unwrap();
-    assert_eq!(
-        asked.keys().collect::<Vec<_>>(),
-        [second],
-        "asked for by id"
-    );
-    change.commit().await.unwrap();
+    // A horizon is the server's (other tests' transactions hold it back while they run):
+    // once those that began before the writers ended have ended too, a change reads
+    // nothing from the last horizon on but what it asks for by id.
+    let mut quiet = false;
+    for _ in 0..100 {
+        let mut change = store.begin_routing("default").await.unwrap().unwrap();
+        let last = change.horizon().await.unwrap();
+        change.commit().await.unwrap();
+        let mut change = store.begin_routing("default").await.unwrap().unwrap();
+        let read = change.assignments(&[], Some(last)).await.unwrap();
+        let asked = change.assignments(&[second], Some(last)).await.unwrap();
+        change.commit().await.unwrap();
+        assert!(asked.contains_key(second), "asked for by id: {asked:?}");
+        if read.is_empty() {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(quiet, "every change read conversations nobody changed");
 }
