@@ -51,8 +51,8 @@ pub use crate::types::HOST_AUTHOR;
 const IDLE_SYNC: Duration = Duration::from_secs(2);
 
 /// On PostgreSQL, how often a change reads every conversation the engine knows instead of
-/// those changed since the last change (conversations deleted elsewhere, by retention or
-/// erasure, leave the engine then).
+/// those changed since the last change. Only a safety net: conversations leave the store
+/// (retention, erasure) only once resolved, and the resolve is a change the others read.
 const FULL_SYNC: Duration = Duration::from_secs(30);
 
 /// A routing change in progress (see the module docs): on PostgreSQL, the transaction

@@ -77,8 +77,8 @@ impl TenantRouting {
     ///
     /// With `since` (the horizon of the last change this host committed) only the
     /// conversations changed from then on are read, and those asked for; every
-    /// [`FULL_SYNC`], or without it, every conversation the engine knows (one deleted by
-    /// retention or erasure leaves no changed row behind).
+    /// [`FULL_SYNC`], or without it, every conversation the engine knows (a deletion
+    /// leaves no changed row behind, though only resolved conversations are deleted).
     pub(super) async fn sync<B>(
         &mut self,
         store: &Store,
