@@ -7,10 +7,11 @@
 //! conversation's routing state (status, assignee, when and how it was given, the first
 //! response) stamps the row with the writing transaction's id (`changed_xid`, by a trigger,
 //! so no writer can forget it, and without a shared row any two writers would have to take
-//! in the same order). A routing change reads the horizon first (its snapshot's `xmin`:
-//! every transaction below it has ended, so its rows are visible to the reads that follow)
-//! and then only the rows stamped at or above the previous change's horizon. Rows are read
-//! again at most once more than needed, never missed.
+//! in the same order). A routing change takes its horizon with the routing lock, in the
+//! same statement (that statement's snapshot's `xmin`: every transaction below it had
+//! ended, so its rows are visible to the reads that follow), and then reads only the rows
+//! stamped at or above the previous change's horizon. Rows are read again at most once
+//! more than needed, never missed.
 
 use std::collections::HashMap;
 
@@ -176,16 +177,22 @@ impl Store {
             return Ok(None);
         }
         let mut tx = self.begin_writing().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(routing_lock_key(tenant))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("taking the routing lock of tenant `{tenant}`"))?;
+        // The horizon in the lock's round trip: the statement's snapshot is taken before
+        // the lock is granted, so it may be older than needed (more is read), never newer.
+        let row = sqlx::query(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+             FROM (SELECT pg_advisory_xact_lock($1)) AS locked",
+        )
+        .bind(routing_lock_key(tenant))
+        .fetch_one(&mut *tx)
+        .await
+        .with_context(|| format!("taking the routing lock of tenant `{tenant}`"))?;
         Ok(Some(RoutingTx {
             tx,
             backend: self.backend,
             tenant: tenant.to_string(),
             clock: self.clock.clone(),
+            horizon: Horizon(row.try_get(0)?),
         }))
     }
 }
@@ -231,6 +238,7 @@ pub struct RoutingTx {
     backend: Backend,
     pub(super) tenant: String,
     clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
+    horizon: Horizon,
 }
 
 impl RoutingTx {
@@ -254,16 +262,12 @@ impl RoutingTx {
             .collect()
     }
 
-    /// The horizon of this change's reads from now on (see the module docs): a later
-    /// change that passes it to [`RoutingTx::assignments`] reads every conversation
-    /// changed since these reads, from any host.
+    /// The horizon of this change's reads (see the module docs): a later change that
+    /// passes it to [`RoutingTx::assignments`] reads every conversation changed since
+    /// these reads, from any host.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
-    pub(crate) async fn horizon(&mut self) -> anyhow::Result<Horizon> {
-        let row = sqlx::query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-            .fetch_one(&mut *self.tx)
-            .await
-            .context("reading the routing horizon")?;
-        Ok(Horizon(row.try_get(0)?))
+    pub(crate) fn horizon(&self) -> Horizon {
+        self.horizon
     }
 
     /// The assignment of each conversation of `ids` the store has, by id, and of every

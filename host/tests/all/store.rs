@@ -742,7 +742,7 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
     let third = third[0].conversation_id.as_str();
 
     let mut change = store.begin_routing("default").await.unwrap().unwrap();
-    let during = change.horizon().await.unwrap();
+    let during = change.horizon();
     let read = change.assignments(&[], Some(during)).await.unwrap();
     assert!(
         read.values().all(|a| a.first_response_at.is_none()),
@@ -770,8 +770,8 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
     // nothing from the last horizon on but what it asks for by id.
     let mut quiet = false;
     for _ in 0..100 {
-        let mut change = store.begin_routing("default").await.unwrap().unwrap();
-        let last = change.horizon().await.unwrap();
+        let change = store.begin_routing("default").await.unwrap().unwrap();
+        let last = change.horizon();
         change.commit().await.unwrap();
         let mut change = store.begin_routing("default").await.unwrap().unwrap();
         let read = change.assignments(&[], Some(last)).await.unwrap();

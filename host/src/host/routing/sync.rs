@@ -57,7 +57,7 @@ impl TenantRouting {
         // Until this change commits, the engine may be ahead of the store: a change that
         // fails leaves the next one to read everything again.
         let since = self.horizon.take();
-        let horizon = tx.horizon().await?;
+        let horizon = tx.horizon();
         let notices = self
             .sync(store, tenant, &mut tx, since, wanted, brand)
             .await?;
