@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use sqlx::Row;
 
 use super::{Backend, Store, ms, new_id};
@@ -11,6 +12,10 @@ use crate::crm::{CrmDelivery, CrmEvent};
 
 /// How long a claimed event stays with the host that claimed it.
 const CLAIM_LEASE_MS: i64 = 30_000;
+
+/// The PostgreSQL advisory lock that orders hosts' claims of CRM events (the store's
+/// migrations hold 7421001).
+const CLAIM_LOCK_KEY: i64 = 7_421_002;
 
 /// Orders events written within the same millisecond.
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -128,13 +133,29 @@ impl Store {
                  ORDER BY e.seq LIMIT $3{lock})
              RETURNING id, tenant, payload, created_at, attempts, seq"
         );
-        let rows = sqlx::query(&sql)
+        let query = sqlx::query(&sql)
             .bind(host)
             .bind(now)
             .bind(limit)
-            .bind(now.saturating_add(CLAIM_LEASE_MS))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(now.saturating_add(CLAIM_LEASE_MS));
+        let rows = if self.backend == Backend::Postgres {
+            // Hosts claim one at a time, each after the one before committed. The barrier
+            // is read in the claim's snapshot: a host claiming at the same moment as
+            // another saw that one's events as still pending, skipped them as locked and
+            // took the next ones, so a CRM got a tenant's later events first (seen in the
+            // two-host edits test). The CRM's deliveries themselves run outside the lock.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CLAIM_LOCK_KEY)
+                .execute(&mut *tx)
+                .await
+                .context("taking the CRM claim lock")?;
+            let rows = query.fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            rows
+        } else {
+            query.fetch_all(&self.pool).await?
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let payload: String = row.try_get("payload")?;
