@@ -24,7 +24,7 @@ use crate::types::{
 };
 
 /// Path of a built component; fails with instructions when it has not been built.
-fn component(name: &str) -> PathBuf {
+pub(crate) fn component(name: &str) -> PathBuf {
     let dir = std::env::var_os("CENTRALINO_PLUGIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins"));

@@ -388,6 +388,8 @@ impl Runtime {
     /// Deadlines: the epoch deadline is one tick ahead, so the callback runs every tick. It
     /// yields to the async executor (a busy plugin never starves other connectors) and
     /// interrupts the call once its compute time, not counting host waits, passes the budget.
+    /// A store marked `never_yields` (a routing policy that imports nothing that waits,
+    /// called without a fiber) keeps its thread until then instead of yielding.
     fn store(
         &self,
         plugin: Arc<PluginId>,
@@ -408,8 +410,11 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|context| {
-            Ok(if context.data().call_clock.expired() {
+            let state = context.data();
+            Ok(if state.call_clock.expired() {
                 UpdateDeadline::Interrupt
+            } else if state.never_yields {
+                UpdateDeadline::Continue(1)
             } else {
                 UpdateDeadline::Yield(1)
             })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::Func;
 
-use super::bindings::{RouterPre, v0_1, v0_2};
+use super::bindings::{RouterLine, RouterPre, v0_1, v0_2};
 use super::borrowed;
 use super::imports::RateLimitBook;
 use super::roster::{self, Roster};
@@ -78,6 +78,7 @@ impl RouterPlugin {
             limits,
             live: None,
             started: 0,
+            overran: false,
             notes: CallNotes::default(),
         }
     }
@@ -86,6 +87,9 @@ impl RouterPlugin {
 struct Live {
     store: Store<PluginState>,
     route: Route,
+    /// `route` is called without a fiber: the instance imports nothing that waits
+    /// ([`RouterPre::never_waits`]) and the fast path is on.
+    without_fiber: bool,
     /// Set while a call runs; still set at the next call, the previous call's future was
     /// dropped midway and the instance is replaced.
     in_call: bool,
@@ -115,6 +119,9 @@ pub struct RouterInstance {
     limits: PluginLimits,
     live: Option<Live>,
     started: u64,
+    /// A call without a fiber ran to its deadline: later instances are called on one
+    /// (yielding at every tick), so a policy that loops holds a thread once, not each time.
+    overran: bool,
     notes: CallNotes,
 }
 
@@ -132,6 +139,13 @@ impl RouterInstance {
     /// Everything noted so far, across instances.
     pub fn notes(&self) -> &CallNotes {
         &self.notes
+    }
+
+    /// Whether the live instance's `route` is called without a fiber (`None` before the
+    /// first call).
+    #[cfg(test)]
+    pub(crate) fn calls_without_fiber(&self) -> Option<bool> {
+        self.live.as_ref().map(|live| live.without_fiber)
     }
 
     /// How many wasm instances were started so far (1 + replacements after faults).
@@ -155,10 +169,15 @@ impl RouterInstance {
             Arc::new(RateLimitBook::default()),
             &self.limits,
         );
-        begin_call(&mut store, self.limits.call_deadline);
         let fast = self.plugin.runtime.inner.route_call == RouteCall::Borrowed;
-        let (configured, route) = match &self.plugin.pre {
-            RouterPre::V0_1(pre) => {
+        // An instance that imports nothing that waits is called without a fiber on the fast
+        // path, and so never yields: its calls run to the end or to their deadline on the
+        // caller's thread.
+        let without_fiber = fast && self.plugin.pre.never_waits && !self.overran;
+        store.data_mut().never_yields = without_fiber;
+        begin_call(&mut store, self.limits.call_deadline);
+        let (configured, route) = match &self.plugin.pre.line {
+            RouterLine::V0_1(pre) => {
                 let bindings = match pre.instantiate_async(&mut store).await {
                     Ok(bindings) => bindings,
                     Err(e) => {
@@ -182,7 +201,7 @@ impl RouterInstance {
                 };
                 (configured, route)
             }
-            RouterPre::V0_2(pre) => {
+            RouterLine::V0_2(pre) => {
                 let bindings = match pre.instantiate_async(&mut store).await {
                     Ok(bindings) => bindings,
                     Err(e) => {
@@ -220,6 +239,7 @@ impl RouterInstance {
                 self.live = Some(Live {
                     store,
                     route,
+                    without_fiber,
                     in_call: false,
                 });
                 Ok(())
@@ -292,6 +312,17 @@ impl RouterInstance {
             }
             Err(e) => {
                 let error = fault(&live.store, function, &e);
+                if matches!(
+                    error,
+                    Error::Fault {
+                        fault: Fault::Deadline,
+                        ..
+                    }
+                ) && live.store.data().never_yields
+                {
+                    tracing::warn!(plugin = %self.plugin.id, "ran past its deadline without yielding; its next instances are called on a fiber");
+                    self.overran = true;
+                }
                 self.live = None;
                 Err(error)
             }
@@ -326,11 +357,14 @@ async fn call_route(
     };
     match &mut live.route {
         Route::Borrowed(route) => {
-            let arguments = borrowed::ContextRef::from(context);
-            let r = borrowed::route_func(*route)
-                .call_async(&mut *store, (arguments,))
-                .await
-                .map(|(r,)| r.map(RoutingDecision::from).map_err(PluginFailure::from));
+            let arguments = (borrowed::ContextRef::from(context),);
+            let route = borrowed::route_func(*route);
+            let r = if live.without_fiber {
+                route.call(&mut *store, arguments)
+            } else {
+                route.call_async(&mut *store, arguments).await
+            };
+            let r = r.map(|(r,)| r.map(RoutingDecision::from).map_err(PluginFailure::from));
             (plugin(r), "route")
         }
         Route::Generated(bindings) => {
@@ -357,10 +391,16 @@ async fn call_route(
                 }
             }
             let r = match route {
-                Some(route) => roster::route_func(*route)
-                    .call_async(&mut *store, (roster.context(context),))
-                    .await
-                    .map(|(r,)| r),
+                Some(route) => {
+                    let arguments = (roster.context(context),);
+                    let route = roster::route_func(*route);
+                    let r = if live.without_fiber {
+                        route.call(&mut *store, arguments)
+                    } else {
+                        route.call_async(&mut *store, arguments).await
+                    };
+                    r.map(|(r,)| r)
+                }
                 None => {
                     bindings
                         .centralino_plugin_router()
@@ -374,5 +414,154 @@ async fn call_route(
             });
             (r, "route")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fast_path::component;
+    use super::super::{PluginLimits, Runtime};
+    use crate::error::{Error, Fault};
+    use crate::types::{
+        Agent, MessageKind, Presence, QueueStats, RoutingAction, RoutingContext,
+        RoutingConversation,
+    };
+
+    fn context(text: &str, agents: &[&str]) -> RoutingContext {
+        RoutingContext {
+            conversation: RoutingConversation {
+                id: "c-1".to_string(),
+                channel: "twitter".to_string(),
+                account: "@tim".to_string(),
+                brand: Some("tim".to_string()),
+                language: Some("it".to_string()),
+                customer: "cliente".to_string(),
+                kind: MessageKind::PrivateMessage,
+                text: text.to_string(),
+                priority: 0,
+                previous_agent: None,
+                previous_agent_at: None,
+                waiting_since: 1,
+            },
+            agents: agents
+                .iter()
+                .map(|id| Agent {
+                    id: id.to_string(),
+                    name: id.to_string(),
+                    skills: vec!["tim".to_string()],
+                    languages: vec!["it".to_string()],
+                    accounts: vec!["@tim".to_string()],
+                    capacity: 4,
+                    load: 0,
+                    presence: Presence::Online,
+                    last_assigned_at: None,
+                })
+                .collect(),
+            queue: QueueStats::default(),
+            now: 2,
+            roster_version: 1,
+        }
+    }
+
+    fn instance(runtime: &Runtime, policy: &str, limits: PluginLimits) -> super::RouterInstance {
+        runtime
+            .load_router(component(policy))
+            .unwrap()
+            .instance(Vec::new(), limits)
+    }
+
+    #[tokio::test]
+    async fn a_policy_importing_only_the_standard_streams_is_called_without_a_fiber_and_one_importing_more_on_one()
+     {
+        let runtime = Runtime::new().unwrap();
+        for (policy, without_fiber) in [
+            // Rust policies on `std`: streams, environment, exit, the terminals.
+            ("least-loaded", true),
+            ("hostile-router", true),
+            ("least-loaded-v0-1-0", true),
+            // Imports WASI's monotonic clock as well.
+            ("wasi-clock-router", false),
+        ] {
+            let mut router = instance(&runtime, policy, PluginLimits::default());
+            let decision = router
+                .route(&context("ciao", &["anna", "bruno"]))
+                .await
+                .unwrap();
+            assert_eq!(
+                decision.action,
+                RoutingAction::Assign("anna".to_string()),
+                "{policy}: {}",
+                decision.reason
+            );
+            assert_eq!(
+                router.calls_without_fiber(),
+                Some(without_fiber),
+                "{policy}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_route_without_a_fiber_that_never_returns_is_cut_off_at_its_deadline_and_later_instances_yield()
+     {
+        let runtime = Runtime::new().unwrap();
+        let limits = PluginLimits {
+            call_deadline: std::time::Duration::from_millis(50),
+            ..PluginLimits::default()
+        };
+        let mut router = instance(&runtime, "hostile-router", limits);
+        router.ready().await.unwrap();
+        assert_eq!(router.calls_without_fiber(), Some(true));
+        let started = std::time::Instant::now();
+        let err = router.route(&context("loop", &["anna"])).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Fault {
+                    fault: Fault::Deadline,
+                    function: "route",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The next instance decides, on a fiber from now on: a policy that loops holds a
+        // thread once, then yields at every tick like a connector.
+        let decision = router.route(&context("ciao", &["anna"])).await.unwrap();
+        assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
+        assert_eq!(router.instances_started(), 2);
+        assert_eq!(router.calls_without_fiber(), Some(false));
+        let err = router.route(&context("loop", &["anna"])).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Fault {
+                    fault: Fault::Deadline,
+                    function: "route",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let decision = router.route(&context("ciao", &["anna"])).await.unwrap();
+        assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
+        assert_eq!(router.calls_without_fiber(), Some(false));
+    }
+
+    #[tokio::test]
+    async fn the_guest_clock_reading_comes_back_through_full_wasi() {
+        let runtime = Runtime::new().unwrap();
+        let mut router = instance(&runtime, "wasi-clock-router", PluginLimits::default());
+        let decision = router.route(&context("ciao", &["anna"])).await.unwrap();
+        let reading = decision
+            .reason
+            .strip_prefix("wasi-clock-router: first candidate at ")
+            .unwrap_or_else(|| panic!("{}", decision.reason));
+        assert!(reading.parse::<u64>().unwrap() > 0, "{reading}");
     }
 }

@@ -240,6 +240,9 @@ pub(crate) struct PluginState {
     pub(crate) grants: Arc<Grants>,
     pub(crate) http: HttpContext,
     pub(crate) call_clock: CallClock,
+    /// The instance's calls keep the thread until they end or time out instead of
+    /// yielding at every epoch tick (a policy linked with the standard streams alone).
+    pub(crate) never_yields: bool,
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) denials: Denials,
@@ -279,6 +282,7 @@ impl PluginState {
         PluginState {
             http,
             call_clock: CallClock::new(limits.call_deadline),
+            never_yields: false,
             limiter: Limiter::new(limits),
             plugin,
             grants,
@@ -288,6 +292,16 @@ impl PluginState {
             ignored: std::collections::BTreeMap::new(),
             wasi,
             table: ResourceTable::new(),
+        }
+    }
+
+    /// A writer of the guest's `stream` (`stdout` or `stderr`) into the host log.
+    pub(crate) fn line_writer(&self, stream: &'static str) -> LineWriter {
+        LineWriter {
+            plugin: self.plugin.clone(),
+            stream,
+            budget: self.log_budget.clone(),
+            pending: Vec::new(),
         }
     }
 
@@ -337,7 +351,9 @@ impl StdoutStream for LogOutput {
 /// Longest line kept from guest output; the rest of an overlong line is cut.
 const MAX_LINE: usize = 4096;
 
-struct LineWriter {
+/// Cuts a guest's output into lines and logs each, tagged with the plugin and the stream,
+/// while the call's log budget lasts.
+pub(crate) struct LineWriter {
     plugin: Arc<PluginId>,
     stream: &'static str,
     budget: Arc<LogBudget>,
@@ -345,6 +361,24 @@ struct LineWriter {
 }
 
 impl LineWriter {
+    /// Takes `buf`, logging every line it completes.
+    pub(crate) fn write(&mut self, buf: &[u8]) {
+        for &byte in buf {
+            if byte == b'\n' {
+                self.emit();
+            } else if self.pending.len() < MAX_LINE {
+                self.pending.push(byte);
+            }
+        }
+    }
+
+    /// Logs the line left unfinished, if any.
+    pub(crate) fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            self.emit();
+        }
+    }
+
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending)
             .trim_end()
@@ -365,14 +399,7 @@ impl AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        for &byte in buf {
-            if byte == b'\n' {
-                this.emit();
-            } else if this.pending.len() < MAX_LINE {
-                this.pending.push(byte);
-            }
-        }
+        self.get_mut().write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -381,10 +408,7 @@ impl AsyncWrite for LineWriter {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if !this.pending.is_empty() {
-            this.emit();
-        }
+        self.get_mut().finish();
         Poll::Ready(Ok(()))
     }
 }

@@ -35,15 +35,27 @@ pub(crate) enum ChannelPre {
 
 /// A linked routing policy of one contract line, ready to instantiate.
 #[derive(Clone)]
-pub(crate) enum RouterPre {
+pub(crate) struct RouterPre {
+    pub(crate) line: RouterLine,
+    /// Linked with the standard streams alone ([`crate::imports::stdio`]): nothing the
+    /// instance imports waits, so its `route` may be called without a fiber.
+    pub(crate) never_waits: bool,
+}
+
+/// A routing policy's instance-to-be, by contract line.
+#[derive(Clone)]
+pub(crate) enum RouterLine {
     V0_1(v0_1::routing_policy::RoutingPolicyPre<PluginState>),
     V0_2(v0_2::routing_policy::RoutingPolicyPre<PluginState>),
 }
 
-/// The linkers of every line served, one per world and line.
+/// The linkers of every line served, one per world and line; routing policies have two
+/// per line, the standard streams alone tried first, then wasmtime's full WASI.
 pub(crate) struct Linkers {
     router_v0_1: Linker<PluginState>,
     router_v0_2: Linker<PluginState>,
+    router_v0_1_streams: Linker<PluginState>,
+    router_v0_2_streams: Linker<PluginState>,
     channel_v0_1: Linker<PluginState>,
     channel_v0_2: Linker<PluginState>,
 }
@@ -57,42 +69,61 @@ impl Linkers {
             wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
             Ok(linker)
         };
-        let mut router_v0_1 = wasi(engine)?;
-        v0_1::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
-            &mut router_v0_1,
-            |s| s,
-        )?;
-        let mut router_v0_2 = wasi(engine)?;
-        v0_2::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
-            &mut router_v0_2,
-            |s| s,
-        )?;
+        let streams = |engine| -> wasmtime::Result<Linker<PluginState>> {
+            let mut linker = Linker::new(engine);
+            crate::imports::stdio::add_to_linker(&mut linker)?;
+            Ok(linker)
+        };
+        let router_v0_1 = |mut linker| -> wasmtime::Result<Linker<PluginState>> {
+            v0_1::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            )?;
+            Ok(linker)
+        };
+        let router_v0_2 = |mut linker| -> wasmtime::Result<Linker<PluginState>> {
+            v0_2::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            )?;
+            Ok(linker)
+        };
         let mut channel_v0_1 = wasi(engine)?;
         v0_1::channel::Channel::add_to_linker::<_, HasSelf<_>>(&mut channel_v0_1, |s| s)?;
         let mut channel_v0_2 = wasi(engine)?;
         v0_2::channel::Channel::add_to_linker::<_, HasSelf<_>>(&mut channel_v0_2, |s| s)?;
         Ok(Linkers {
-            router_v0_1,
-            router_v0_2,
+            router_v0_1: router_v0_1(wasi(engine)?)?,
+            router_v0_2: router_v0_2(wasi(engine)?)?,
+            router_v0_1_streams: router_v0_1(streams(engine)?)?,
+            router_v0_2_streams: router_v0_2(streams(engine)?)?,
             channel_v0_1,
             channel_v0_2,
         })
     }
 
-    /// Links a routing policy built against `contract` (a line [`crate::inspect::serves`]).
+    /// Links a routing policy built against `contract` (a line [`crate::inspect::serves`]):
+    /// with the standard streams alone when they are all the WASI it imports, else with
+    /// wasmtime's full WASI.
     pub(crate) fn router(
         &self,
         contract: &semver::Version,
         component: &Component,
     ) -> wasmtime::Result<RouterPre> {
-        Ok(match line(contract)? {
-            Line::V0_1 => RouterPre::V0_1(v0_1::routing_policy::RoutingPolicyPre::new(
-                self.router_v0_1.instantiate_pre(component)?,
-            )?),
-            Line::V0_2 => RouterPre::V0_2(v0_2::routing_policy::RoutingPolicyPre::new(
-                self.router_v0_2.instantiate_pre(component)?,
-            )?),
-        })
+        let line = line(contract)?;
+        let (streams, full) = match line {
+            Line::V0_1 => (&self.router_v0_1_streams, &self.router_v0_1),
+            Line::V0_2 => (&self.router_v0_2_streams, &self.router_v0_2),
+        };
+        let (pre, never_waits) = match streams.instantiate_pre(component) {
+            Ok(pre) => (pre, true),
+            Err(_) => (full.instantiate_pre(component)?, false),
+        };
+        let line = match line {
+            Line::V0_1 => RouterLine::V0_1(v0_1::routing_policy::RoutingPolicyPre::new(pre)?),
+            Line::V0_2 => RouterLine::V0_2(v0_2::routing_policy::RoutingPolicyPre::new(pre)?),
+        };
+        Ok(RouterPre { line, never_waits })
     }
 
     /// Links a connector built against `contract`.

@@ -7,6 +7,7 @@ mod clock;
 mod http;
 mod log;
 mod signing;
+pub(crate) mod stdio;
 
 pub use http::{FetchedMedia, MediaFetchError, MediaFetcher};
 pub(crate) use http::{HttpContext, HttpTransport, RateLimitBook};
