@@ -56,6 +56,9 @@ pub struct Figure {
     pub agents: usize,
     /// Median ns per decision through the wasm component.
     pub wasm_ns: f64,
+    /// The same, in a runtime that calls every policy on a fiber
+    /// (`RuntimeBuilder::routing_on_fiber`), as policies were called before 2026-12-05.
+    pub wasm_on_fiber_ns: f64,
     /// Median ns per decision compiled natively.
     pub native_ns: f64,
     /// Median ns per decision through the HTTP service.
@@ -99,6 +102,7 @@ enum Side {
     Wasm,
     Native,
     Http,
+    WasmOnFiber,
     WasmV0_1,
 }
 
@@ -106,6 +110,7 @@ struct Sides<'a> {
     policy: Policy,
     context: &'a RoutingContext,
     wasm: &'a mut RouterInstance,
+    on_fiber: &'a mut RouterInstance,
     http: &'a HttpPeer,
     v0_1: Option<&'a mut RouterInstance>,
 }
@@ -118,6 +123,11 @@ impl Sides<'_> {
             Side::Wasm => {
                 for _ in 0..n {
                     black_box(self.wasm.route(black_box(self.context)).await?);
+                }
+            }
+            Side::WasmOnFiber => {
+                for _ in 0..n {
+                    black_box(self.on_fiber.route(black_box(self.context)).await?);
                 }
             }
             Side::Native => {
@@ -159,9 +169,11 @@ impl Sides<'_> {
     }
 }
 
-/// Measures both policies at every size in `options`.
+/// Measures both policies at every size in `options`; `on_fiber` is a runtime built with
+/// `routing_on_fiber(true)`.
 pub async fn run(
     runtime: &Runtime,
+    on_fiber: &Runtime,
     plugins: &Path,
     options: &Options,
 ) -> anyhow::Result<Vec<Figure>> {
@@ -169,6 +181,7 @@ pub async fn run(
     let mut figures = Vec::new();
     for policy in Policy::ALL {
         let mut wasm = instance(runtime, plugins, policy).await?;
+        let mut wasm_on_fiber = instance(on_fiber, plugins, policy).await?;
         // The released 0.1 build, where the tree keeps one.
         let mut v0_1 = match policy {
             Policy::LeastLoaded => {
@@ -185,10 +198,11 @@ pub async fn run(
             let context = routing_context(agents);
             let native = policy.decide(&context);
             let from_wasm = wasm.route(&context).await?;
+            let from_fiber = wasm_on_fiber.route(&context).await?;
             let from_http = http.decide(policy, &context).await?;
             anyhow::ensure!(
-                from_wasm == native && from_http == native,
-                "{} disagrees with its native version at {agents} operators:\n wasm   {from_wasm:?}\n native {native:?}\n http   {from_http:?}",
+                from_wasm == native && from_fiber == native && from_http == native,
+                "{} disagrees with its native version at {agents} operators:\n wasm   {from_wasm:?}\n fiber  {from_fiber:?}\n native {native:?}\n http   {from_http:?}",
                 policy.name()
             );
             if let Some(v0_1) = v0_1.as_mut() {
@@ -203,13 +217,20 @@ pub async fn run(
                 policy,
                 context: &context,
                 wasm: &mut wasm,
+                on_fiber: &mut wasm_on_fiber,
                 http: &http,
                 v0_1: v0_1.as_mut(),
             };
             let order: Vec<Side> = if sides.v0_1.is_some() {
-                vec![Side::Wasm, Side::Native, Side::Http, Side::WasmV0_1]
+                vec![
+                    Side::Wasm,
+                    Side::Native,
+                    Side::Http,
+                    Side::WasmOnFiber,
+                    Side::WasmV0_1,
+                ]
             } else {
-                vec![Side::Wasm, Side::Native, Side::Http]
+                vec![Side::Wasm, Side::Native, Side::Http, Side::WasmOnFiber]
             };
             let mut per_round = Vec::new();
             for side in &order {
@@ -232,7 +253,8 @@ pub async fn run(
                 wasm_ns: median(&samples[0]),
                 native_ns: median(&samples[1]),
                 http_ns: median(&samples[2]),
-                wasm_v0_1_ns: samples.get(3).map(|s| median(s)),
+                wasm_on_fiber_ns: median(&samples[3]),
+                wasm_v0_1_ns: samples.get(4).map(|s| median(s)),
                 extism_ns: None,
                 decisions: [counts[0], counts[1], counts[2]],
             });

@@ -203,7 +203,8 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
         options.round_time = Duration::from_millis(5);
     }
     let runtime = Runtime::new()?;
-    let mut figures = decision::run(&runtime, plugins, &options).await?;
+    let on_fiber = Runtime::builder().routing_on_fiber(true).build()?;
+    let mut figures = decision::run(&runtime, &on_fiber, plugins, &options).await?;
     let extism_dir = args
         .extism
         .clone()
@@ -222,7 +223,7 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
     let _ = writeln!(out, "## 1. Decision cost: `route()` per decision\n");
     let _ = writeln!(
         out,
-        "Median of {} interleaved rounds per side; wasm through `RouterInstance::route` (contract 0.2: the roster kept in the instance; host types → contract → guest → back, output caps checked), wasm 0.1 = the policy's released contract 0.1 build through the same call (every operator lowered per call), native = the plugin's code compiled into the host, HTTP = the native code behind axum on 127.0.0.1, called with reqwest (JSON, kept-alive connection), Extism = the same policy built with extism-pdk, JSON in and out, run by the extism crate ({extism}). Load average at the start: {}.\n",
+        "Median of {} interleaved rounds per side; wasm through `RouterInstance::route` (contract 0.2: the roster kept in the instance; host types → contract → guest → back, output caps checked; called on the caller's thread, the policy importing nothing that waits), on a fiber = the same in a runtime built with `routing_on_fiber(true)`, wasm 0.1 = the policy's released contract 0.1 build through the same call (every operator lowered per call), native = the plugin's code compiled into the host, HTTP = the native code behind axum on 127.0.0.1, called with reqwest (JSON, kept-alive connection), Extism = the same policy built with extism-pdk, JSON in and out, run by the extism crate ({extism}). Load average at the start: {}.\n",
         options.rounds,
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
@@ -230,19 +231,23 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
     );
     let _ = writeln!(
         out,
-        "| policy | operators | wasm | native | wasm / native | HTTP loopback | HTTP / wasm | wasm 0.1 | Extism | Extism / wasm |"
+        "| policy | operators | wasm | native | wasm / native | on a fiber | HTTP loopback | HTTP / wasm | wasm 0.1 | Extism | Extism / wasm |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     let optional = |ns: Option<f64>| ns.map_or("–".to_string(), human);
     for f in &figures {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.1}× | {} | {:.0}× | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1}× | {} | {} | {:.0}× | {} | {} | {} |",
             f.policy.name(),
             f.agents,
             human(f.wasm_ns),
             human(f.native_ns),
             f.wasm_over_native(),
+            human(f.wasm_on_fiber_ns),
             human(f.http_ns),
             f.http_over_wasm(),
             optional(f.wasm_v0_1_ns),

@@ -173,7 +173,10 @@ impl RouterInstance {
         // An instance that imports nothing that waits is called without a fiber on the fast
         // path, and so never yields: its calls run to the end or to their deadline on the
         // caller's thread.
-        let without_fiber = fast && self.plugin.pre.never_waits && !self.overran;
+        let without_fiber = fast
+            && self.plugin.pre.never_waits
+            && !self.plugin.runtime.inner.routing_on_fiber
+            && !self.overran;
         store.data_mut().never_yields = without_fiber;
         begin_call(&mut store, self.limits.call_deadline);
         let (configured, route) = match &self.plugin.pre.line {
@@ -549,6 +552,18 @@ mod tests {
             "{err:?}"
         );
         let decision = router.route(&context("ciao", &["anna"])).await.unwrap();
+        assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
+        assert_eq!(router.calls_without_fiber(), Some(false));
+    }
+
+    #[tokio::test]
+    async fn an_embedder_may_have_every_policy_called_on_a_fiber() {
+        let runtime = Runtime::builder().routing_on_fiber(true).build().unwrap();
+        let mut router = instance(&runtime, "least-loaded", PluginLimits::default());
+        let decision = router
+            .route(&context("ciao", &["anna", "bruno"]))
+            .await
+            .unwrap();
         assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
         assert_eq!(router.calls_without_fiber(), Some(false));
     }
