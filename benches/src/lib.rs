@@ -25,6 +25,7 @@ pub mod console;
 pub mod decision;
 pub mod density;
 pub mod fixtures;
+pub mod floor;
 pub mod http_peer;
 pub mod ingest;
 pub mod ingest_limit;

@@ -14,7 +14,7 @@ use centralino::runtime::Runtime;
 use centralino_bench::density::Allocator;
 use centralino_bench::machine::{Machine, command_line, load_average};
 use centralino_bench::stats::{bytes, human};
-use centralino_bench::{cold, console, decision, density, ingest, search, swap};
+use centralino_bench::{cold, console, decision, density, floor, ingest, search, swap};
 use clap::Parser;
 
 /// The sections, in report order.
@@ -257,6 +257,20 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
                 e / f.wasm_ns.max(0.001)
             ))
         );
+    }
+    let floor = floor::run(options.rounds, options.round_time).await?;
+    let _ = writeln!(
+        out,
+        "\nThe floor under every decision: wasmtime alone entering a component whose exports do nothing (src/floor.rs), medians of the same number of interleaved rounds:\n"
+    );
+    let _ = writeln!(out, "| export's arguments | without a fiber | on a fiber |");
+    let _ = writeln!(out, "|---|---:|---:|");
+    for (label, [plain, fiber]) in [
+        ("none", floor.empty),
+        ("one string", floor.one_string),
+        ("seven strings (a 0.2 conversation's)", floor.seven_strings),
+    ] {
+        let _ = writeln!(out, "| {label} | {} | {} |", human(plain), human(fiber));
     }
     let _ = writeln!(out, "\nTargets (issue 18):");
     for f in &figures {
