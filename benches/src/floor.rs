@@ -39,9 +39,20 @@ const COMPONENT: &str = r#"
       (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))
 "#;
 
+/// Seven string arguments.
+type Seven = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 /// The seven strings of a typical conversation (id, channel, account, brand, language,
 /// customer, text).
-const SEVEN: (&str, &str, &str, &str, &str, &str, &str) = (
+const SEVEN: Seven = (
     "conv-000123",
     "twitter",
     "@TIM_Official",
@@ -66,18 +77,7 @@ struct Exports {
     store: Store<()>,
     empty: TypedFunc<(), ()>,
     one: TypedFunc<(&'static str,), ()>,
-    seven: TypedFunc<
-        (
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-        ),
-        (),
-    >,
+    seven: TypedFunc<Seven, ()>,
 }
 
 impl Exports {
