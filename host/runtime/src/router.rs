@@ -504,6 +504,22 @@ mod tests {
         }
     }
 
+    /// Asks `router`'s hostile policy to loop; the call must end at its deadline.
+    async fn loops_to_its_deadline(router: &mut super::RouterInstance) {
+        let err = router.route(&context("loop", &["anna"])).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Fault {
+                    fault: Fault::Deadline,
+                    function: "route",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_route_without_a_fiber_that_never_returns_is_cut_off_at_its_deadline_and_later_instances_yield()
      {
@@ -516,18 +532,7 @@ mod tests {
         router.ready().await.unwrap();
         assert_eq!(router.calls_without_fiber(), Some(true));
         let started = std::time::Instant::now();
-        let err = router.route(&context("loop", &["anna"])).await.unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                Error::Fault {
-                    fault: Fault::Deadline,
-                    function: "route",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        loops_to_its_deadline(&mut router).await;
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
             "{:?}",
@@ -539,18 +544,7 @@ mod tests {
         assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
         assert_eq!(router.instances_started(), 2);
         assert_eq!(router.calls_without_fiber(), Some(false));
-        let err = router.route(&context("loop", &["anna"])).await.unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                Error::Fault {
-                    fault: Fault::Deadline,
-                    function: "route",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        loops_to_its_deadline(&mut router).await;
         let decision = router.route(&context("ciao", &["anna"])).await.unwrap();
         assert_eq!(decision.action, RoutingAction::Assign("anna".to_string()));
         assert_eq!(router.calls_without_fiber(), Some(false));

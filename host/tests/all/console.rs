@@ -377,12 +377,25 @@ impl Browser {
         }
     }
 
+    /// `css`'s text. The live overview swaps its cards in as they change, so an element
+    /// found may be gone when its text is asked for (WebDriver answers with a stale
+    /// element error, not a text): it is then found again, for up to 10 s.
     pub(crate) async fn text(&self, css: &str) -> String {
-        let element = self.find(css).await;
-        let text = self
-            .call("GET", &format!("/element/{element}/text"), None)
-            .await;
-        text.as_str().unwrap_or_default().to_string()
+        let started = Instant::now();
+        loop {
+            let element = self.find(css).await;
+            let text = self
+                .call("GET", &format!("/element/{element}/text"), None)
+                .await;
+            if let Some(text) = text.as_str() {
+                return text.to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "`{css}`'s text could not be read: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits up to 10 s for `css`'s text to contain `expected`.
