@@ -252,8 +252,21 @@ impl RouterInstance {
                 function: "configure",
                 failure,
             }),
-            Err(e) => Err(fault(&store, "configure", &e)),
+            Err(e) => {
+                let error = fault(&store, "configure", &e);
+                if ran_out_without_yielding(&error, &store) {
+                    self.overrun();
+                }
+                Err(error)
+            }
         }
+    }
+
+    /// A call of this policy ran to its deadline without yielding (any export of an
+    /// instance called without a fiber): the next instances are called on one.
+    fn overrun(&mut self) {
+        tracing::warn!(plugin = %self.plugin.id, "ran past its deadline without yielding; its next instances are called on a fiber");
+        self.overran = true;
     }
 
     /// Asks the policy for a decision (in a `plugin_call` span naming the plugin and its
@@ -315,16 +328,8 @@ impl RouterInstance {
             }
             Err(e) => {
                 let error = fault(&live.store, function, &e);
-                if matches!(
-                    error,
-                    Error::Fault {
-                        fault: Fault::Deadline,
-                        ..
-                    }
-                ) && live.store.data().never_yields
-                {
-                    tracing::warn!(plugin = %self.plugin.id, "ran past its deadline without yielding; its next instances are called on a fiber");
-                    self.overran = true;
+                if ran_out_without_yielding(&error, &live.store) {
+                    self.overrun();
                 }
                 self.live = None;
                 Err(error)
@@ -335,6 +340,18 @@ impl RouterInstance {
         }
         outcome
     }
+}
+
+/// Whether `error` is a call of an instance that never yields running to its deadline.
+fn ran_out_without_yielding(error: &Error, store: &Store<PluginState>) -> bool {
+    store.data().never_yields
+        && matches!(
+            error,
+            Error::Fault {
+                fault: Fault::Deadline,
+                ..
+            }
+        )
 }
 
 /// Why a call returned no decision although the guest ran to the end.
