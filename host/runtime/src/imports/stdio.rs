@@ -3,7 +3,7 @@
 //! the call's log budget, as WASI's own streams are), no environment, no arguments, and
 //! `exit` as a fault. Every function answers at once, so an instance linked with these
 //! alone never waits on the host, and the runtime calls its `route` without a fiber
-//! (BENCHMARKS.md §1: the fiber is about a tenth of a decision).
+//! (BENCHMARKS.md §1: 8–21% of a decision in the bench).
 //!
 //! These are the interfaces Rust's standard library imports on `wasm32-wasip2`; a policy
 //! that imports anything else (clocks, random, files: a JavaScript or Python build) is
