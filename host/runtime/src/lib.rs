@@ -146,10 +146,10 @@ impl RuntimeBuilder {
     /// tick, when `always` is true. By default a policy that imports nothing that waits
     /// (the standard streams alone, as Rust policies on `std` do) is called on the
     /// caller's thread, 8–21% less per decision in the bench (BENCHMARKS.md §1); such a
-    /// call holds the thread until it returns or reaches its
-    /// deadline ([`PluginLimits::call_deadline`]), and a policy that reaches it is called
-    /// on a fiber from then on. Set this on an executor that must never be held for that
-    /// long, such as a single-threaded one serving other work.
+    /// call holds the thread until it returns or reaches its deadline
+    /// ([`PluginLimits::call_deadline`]), and a policy that reaches it is called on a
+    /// fiber from then on. Set this on an executor that must never be held for that long,
+    /// such as a single-threaded one serving other work.
     pub fn routing_on_fiber(mut self, always: bool) -> Self {
         self.routing_on_fiber = always;
         self
