@@ -87,9 +87,6 @@ impl RouterPlugin {
 struct Live {
     store: Store<PluginState>,
     route: Route,
-    /// `route` is called without a fiber: the instance imports nothing that waits
-    /// ([`RouterPre::never_waits`]) and the fast path is on.
-    without_fiber: bool,
     /// Set while a call runs; still set at the next call, the previous call's future was
     /// dropped midway and the instance is replaced.
     in_call: bool,
@@ -145,7 +142,9 @@ impl RouterInstance {
     /// first call).
     #[cfg(test)]
     pub(crate) fn calls_without_fiber(&self) -> Option<bool> {
-        self.live.as_ref().map(|live| live.without_fiber)
+        self.live
+            .as_ref()
+            .map(|live| live.store.data().never_yields)
     }
 
     /// How many wasm instances were started so far (1 + replacements after faults).
@@ -242,7 +241,6 @@ impl RouterInstance {
                 self.live = Some(Live {
                     store,
                     route,
-                    without_fiber,
                     in_call: false,
                 });
                 Ok(())
@@ -379,7 +377,7 @@ async fn call_route(
         Route::Borrowed(route) => {
             let arguments = (borrowed::ContextRef::from(context),);
             let route = borrowed::route_func(*route);
-            let r = if live.without_fiber {
+            let r = if store.data().never_yields {
                 route.call(&mut *store, arguments)
             } else {
                 route.call_async(&mut *store, arguments).await
@@ -414,7 +412,7 @@ async fn call_route(
                 Some(route) => {
                     let arguments = (roster.context(context),);
                     let route = roster::route_func(*route);
-                    let r = if live.without_fiber {
+                    let r = if store.data().never_yields {
                         route.call(&mut *store, arguments)
                     } else {
                         route.call_async(&mut *store, arguments).await

@@ -241,7 +241,8 @@ pub(crate) struct PluginState {
     pub(crate) http: HttpContext,
     pub(crate) call_clock: CallClock,
     /// The instance's calls keep the thread until they end or time out instead of
-    /// yielding at every epoch tick (a policy linked with the standard streams alone).
+    /// yielding at every epoch tick (a policy linked with the standard streams alone, on
+    /// the fast path): its `route` is called without a fiber.
     pub(crate) never_yields: bool,
     pub(crate) limiter: Limiter,
     pub(crate) log_budget: Arc<LogBudget>,
@@ -297,12 +298,7 @@ impl PluginState {
 
     /// A writer of the guest's `stream` (`stdout` or `stderr`) into the host log.
     pub(crate) fn line_writer(&self, stream: &'static str) -> LineWriter {
-        LineWriter {
-            plugin: self.plugin.clone(),
-            stream,
-            budget: self.log_budget.clone(),
-            pending: Vec::new(),
-        }
+        LineWriter::new(self.plugin.clone(), stream, self.log_budget.clone())
     }
 
     /// Records (and logs) a refused capability request; `reason` names the plugin.
@@ -339,12 +335,11 @@ impl IsTerminal for LogOutput {
 
 impl StdoutStream for LogOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
-            plugin: self.plugin.clone(),
-            stream: self.stream,
-            budget: self.budget.clone(),
-            pending: Vec::new(),
-        })
+        Box::new(LineWriter::new(
+            self.plugin.clone(),
+            self.stream,
+            self.budget.clone(),
+        ))
     }
 }
 
@@ -361,6 +356,15 @@ pub(crate) struct LineWriter {
 }
 
 impl LineWriter {
+    fn new(plugin: Arc<PluginId>, stream: &'static str, budget: Arc<LogBudget>) -> Self {
+        LineWriter {
+            plugin,
+            stream,
+            budget,
+            pending: Vec::new(),
+        }
+    }
+
     /// Takes `buf`, logging every line it completes.
     pub(crate) fn write(&mut self, buf: &[u8]) {
         for &byte in buf {
