@@ -24,7 +24,7 @@ use centralino::types::RoutingContext;
 use crate::fixtures::routing_context;
 use crate::http_peer::HttpPeer;
 use crate::native::Policy;
-use crate::stats::{median, ns_per};
+use crate::stats::{Ways, interleaved};
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -107,6 +107,7 @@ enum Side {
 }
 
 struct Sides<'a> {
+    order: Vec<Side>,
     policy: Policy,
     context: &'a RoutingContext,
     wasm: &'a mut RouterInstance,
@@ -115,19 +116,22 @@ struct Sides<'a> {
     v0_1: Option<&'a mut RouterInstance>,
 }
 
-impl Sides<'_> {
+impl Ways for Sides<'_> {
+    fn count(&self) -> usize {
+        self.order.len()
+    }
+
     /// Runs `n` decisions on one side; returns the elapsed time.
-    async fn batch(&mut self, side: Side, n: u64) -> anyhow::Result<Duration> {
+    async fn batch(&mut self, way: usize, n: u64) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        match side {
-            Side::Wasm => {
+        match self.order[way] {
+            side @ (Side::Wasm | Side::WasmOnFiber) => {
+                let instance = match side {
+                    Side::Wasm => &mut *self.wasm,
+                    _ => &mut *self.on_fiber,
+                };
                 for _ in 0..n {
-                    black_box(self.wasm.route(black_box(self.context)).await?);
-                }
-            }
-            Side::WasmOnFiber => {
-                for _ in 0..n {
-                    black_box(self.on_fiber.route(black_box(self.context)).await?);
+                    black_box(instance.route(black_box(self.context)).await?);
                 }
             }
             Side::Native => {
@@ -153,19 +157,6 @@ impl Sides<'_> {
             }
         }
         Ok(started.elapsed())
-    }
-
-    /// How many decisions of `side` fill `time`, from a short trial.
-    async fn calibrate(&mut self, side: Side, time: Duration) -> anyhow::Result<u64> {
-        let mut n = 1;
-        loop {
-            let elapsed = self.batch(side, n).await?;
-            if elapsed >= Duration::from_millis(5) || n >= 1 << 24 {
-                let per = elapsed.as_secs_f64() / n as f64;
-                return Ok(((time.as_secs_f64() / per) as u64).max(1));
-            }
-            n *= 4;
-        }
     }
 }
 
@@ -213,15 +204,7 @@ pub async fn run(
                     policy.name()
                 );
             }
-            let mut sides = Sides {
-                policy,
-                context: &context,
-                wasm: &mut wasm,
-                on_fiber: &mut wasm_on_fiber,
-                http: &http,
-                v0_1: v0_1.as_mut(),
-            };
-            let order: Vec<Side> = if sides.v0_1.is_some() {
+            let order = if v0_1.is_some() {
                 vec![
                     Side::Wasm,
                     Side::Native,
@@ -232,31 +215,30 @@ pub async fn run(
             } else {
                 vec![Side::Wasm, Side::Native, Side::Http, Side::WasmOnFiber]
             };
-            let mut per_round = Vec::new();
-            for side in &order {
-                per_round.push(sides.calibrate(*side, options.round_time).await?);
-            }
-            let k = order.len();
-            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); k];
-            let mut counts = vec![0u64; k];
-            for round in 0..options.rounds {
-                for j in 0..k {
-                    let index = (round + j) % k;
-                    let elapsed = sides.batch(order[index], per_round[index]).await?;
-                    samples[index].push(ns_per(elapsed, per_round[index]));
-                    counts[index] += per_round[index];
-                }
-            }
+            let mut sides = Sides {
+                order,
+                policy,
+                context: &context,
+                wasm: &mut wasm,
+                on_fiber: &mut wasm_on_fiber,
+                http: &http,
+                v0_1: v0_1.as_mut(),
+            };
+            let timed = interleaved(&mut sides, options.rounds, options.round_time).await?;
             figures.push(Figure {
                 policy,
                 agents,
-                wasm_ns: median(&samples[0]),
-                native_ns: median(&samples[1]),
-                http_ns: median(&samples[2]),
-                wasm_on_fiber_ns: median(&samples[3]),
-                wasm_v0_1_ns: samples.get(4).map(|s| median(s)),
+                wasm_ns: timed[0].ns,
+                native_ns: timed[1].ns,
+                http_ns: timed[2].ns,
+                wasm_on_fiber_ns: timed[3].ns,
+                wasm_v0_1_ns: timed.get(4).map(|t| t.ns),
                 extism_ns: None,
-                decisions: [counts[0], counts[1], counts[2]],
+                decisions: [
+                    timed[0].operations,
+                    timed[1].operations,
+                    timed[2].operations,
+                ],
             });
         }
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, TypedFunc};
 use wasmtime::{Config, Engine, Store};
 
-use crate::stats::{median, ns_per};
+use crate::stats::{Ways, interleaved};
 
 /// Three exports that do nothing; `realloc` hands out the same scratch block every time
 /// (the strings are never read).
@@ -80,7 +80,14 @@ struct Exports {
     seven: TypedFunc<Seven, ()>,
 }
 
-impl Exports {
+/// The six ways: each export without a fiber, then on one.
+const WAYS: usize = 6;
+
+impl Ways for Exports {
+    fn count(&self) -> usize {
+        WAYS
+    }
+
     async fn batch(&mut self, which: usize, n: u64) -> anyhow::Result<Duration> {
         let store = &mut self.store;
         let started = Instant::now();
@@ -119,31 +126,10 @@ pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> 
         seven: instance.get_typed_func(&mut store, "seven")?,
         store,
     };
-    const WAYS: usize = 6;
-    let mut per_round = [0u64; WAYS];
-    for (which, n) in per_round.iter_mut().enumerate() {
-        let mut trial = 16u64;
-        loop {
-            let elapsed = exports.batch(which, trial).await?;
-            if elapsed >= Duration::from_millis(5) || trial >= 1 << 24 {
-                let per = elapsed.as_secs_f64() / trial as f64;
-                *n = ((round_time.as_secs_f64() / per) as u64).max(1);
-                break;
-            }
-            trial *= 4;
-        }
-    }
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); WAYS];
-    for round in 0..rounds {
-        for j in 0..WAYS {
-            let which = (round + j) % WAYS;
-            let elapsed = exports.batch(which, per_round[which]).await?;
-            samples[which].push(ns_per(elapsed, per_round[which]));
-        }
-    }
+    let timed = interleaved(&mut exports, rounds, round_time).await?;
     Ok(Figure {
-        empty: [median(&samples[0]), median(&samples[1])],
-        one_string: [median(&samples[2]), median(&samples[3])],
-        seven_strings: [median(&samples[4]), median(&samples[5])],
+        empty: [timed[0].ns, timed[1].ns],
+        one_string: [timed[2].ns, timed[3].ns],
+        seven_strings: [timed[4].ns, timed[5].ns],
     })
 }
