@@ -131,11 +131,21 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
             dropped::<OutputStream>(store, rep).map(|mut stream| stream.0.finish())
         },
     )?;
-    for method in ["read", "blocking-read", "skip", "blocking-skip"] {
+    // stdin is at its end: reads answer `closed` (with WASI's own result types: bytes for
+    // a read, a count for a skip).
+    for method in ["read", "blocking-read"] {
         streams.func_wrap(
             &format!("[method]input-stream.{method}"),
             |_store: Store<'_>, (_this, _len): (Resource<InputStream>, u64)| {
                 Ok((Err::<Vec<u8>, _>(StreamError::Closed),))
+            },
+        )?;
+    }
+    for method in ["skip", "blocking-skip"] {
+        streams.func_wrap(
+            &format!("[method]input-stream.{method}"),
+            |_store: Store<'_>, (_this, _len): (Resource<InputStream>, u64)| {
+                Ok((Err::<u64, _>(StreamError::Closed),))
             },
         )?;
     }
