@@ -367,7 +367,7 @@ impl Runtime {
         let pre = self
             .inner
             .linkers
-            .router(&info.contract, &component)
+            .router(&info.plugin, &info.contract, &component)
             .map_err(|e| link_error(path, &info.plugin, e))?;
         Ok(RouterPlugin::new(self.clone(), info, pre, outcome))
     }

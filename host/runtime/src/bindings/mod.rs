@@ -105,8 +105,11 @@ impl Linkers {
     /// Links a routing policy built against `contract` (a line [`crate::inspect::serves`]):
     /// with the standard streams alone when they are all the WASI it imports, else with
     /// wasmtime's full WASI.
+    /// A policy that imports more than the streams is told why at debug level (the
+    /// first import the streams alone lack), so its author can see why it runs on a fiber.
     pub(crate) fn router(
         &self,
+        plugin: &crate::PluginId,
         contract: &semver::Version,
         component: &Component,
     ) -> wasmtime::Result<RouterPre> {
@@ -117,7 +120,15 @@ impl Linkers {
         };
         let (pre, never_waits) = match streams.instantiate_pre(component) {
             Ok(pre) => (pre, true),
-            Err(_) => (full.instantiate_pre(component)?, false),
+            Err(refused) => {
+                let pre = full.instantiate_pre(component)?;
+                tracing::debug!(
+                    %plugin,
+                    "routing policy linked with full WASI and called on a fiber: \
+                     the standard streams alone do not serve it ({refused:#})"
+                );
+                (pre, false)
+            }
         };
         let line = match line {
             Line::V0_1 => RouterLine::V0_1(v0_1::routing_policy::RoutingPolicyPre::new(pre)?),
