@@ -523,8 +523,19 @@ fn test() -> anyhow::Result<()> {
         step("running the test suite with cargo test (cargo-nextest is not installed)");
         suite.args(["test", "--workspace", "--no-fail-fast", "--tests"]);
     }
+    // One compile cache for the whole suite (read by the test builds only: see
+    // `test_cache_dir` in the runtime), emptied first so it never grows across runs.
+    let cache = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("test-cache");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache)
+            .with_context(|| format!("emptying the tests' compile cache {}", cache.display()))?;
+    }
     run(suite
         .env("CENTRALINO_TEST_POSTGRES", &postgres)
+        .env("CENTRALINO_TEST_CACHE_DIR", &cache)
         .env("CENTRALINO_TEST_BROWSER", "required")
         .current_dir(&root))?;
     Ok(())

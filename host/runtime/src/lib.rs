@@ -196,7 +196,10 @@ impl RuntimeBuilder {
             inner: Arc::new(RuntimeInner {
                 engine,
                 quiet_compiler: std::sync::OnceLock::new(),
-                cache: self.cache_dir.map(ComponentCache::new),
+                cache: self
+                    .cache_dir
+                    .or_else(test_cache_dir)
+                    .map(ComponentCache::new),
                 linkers,
                 http,
                 route_call,
@@ -438,6 +441,21 @@ impl Runtime {
         });
         store
     }
+}
+
+/// The compile cache of a runtime built with no `cache_dir`, in the project's own test
+/// builds only (`test-support`): `CENTRALINO_TEST_CACHE_DIR`, which `cargo xtask test` sets
+/// for the suite, so its hundreds of test processes compile each plugin once instead of
+/// once each (Cranelift was most of a typical test's time). Artifacts are the same code a
+/// compile gives; the cache's own tests name their folders and are unaffected.
+#[cfg(feature = "test-support")]
+fn test_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("CENTRALINO_TEST_CACHE_DIR").map(PathBuf::from)
+}
+
+#[cfg(not(feature = "test-support"))]
+fn test_cache_dir() -> Option<PathBuf> {
+    None
 }
 
 fn link_error(path: &Path, plugin: &PluginId, e: wasmtime::Error) -> Error {

@@ -5,9 +5,12 @@
 //! through it end to end.
 
 use crate::support::eventually;
+use std::time::Duration;
+
 use centralino::PluginFailure;
 use centralino::config::Config;
 use centralino::crm::CrmEvent;
+use centralino::runtime::PluginLimits;
 use centralino::types::{Capability, MessageKind, OutboundMessage, Presence};
 use centralino_testkit::http::{Exchange, ScriptedServer};
 use centralino_testkit::runtime::calendar::civil_from_days;
@@ -32,6 +35,13 @@ fn notifications() -> Value {
 fn mastodon(api: &ScriptedServer) -> ConnectorTest {
     ConnectorTest::new("mastodon-py")
         .cache_dir(cache_dir())
+        // CPython in a debug build of the host, on two cores shared with the rest of the
+        // suite (a cargo build among it), once ran past the default 1 s on a call; these
+        // tests are about what the plugin does, not how fast.
+        .limits(PluginLimits {
+            call_deadline: Duration::from_secs(10),
+            ..PluginLimits::default()
+        })
         .setting("api_base", api.base_url())
         .allow(api.authority())
         .bearer(CREDENTIAL, TOKEN)
