@@ -1,4 +1,4 @@
-//! Crash safety of `centralino run`: `kill -9` in the middle of a burst of 10,000 signed…
+//! Crash safety of `centralino run`: `kill -9` in the middle of a burst of 5,000 signed…
 //! here, plain-text deliveries (the echo connector: the point is the host, not a platform),
 //! then a restart. Every delivery the host acknowledged reaches the CRM exactly once
 //! (deduplicated by event id, as a CRM is told to); none is lost, none is doubled.
@@ -19,8 +19,8 @@ fn by_text(m: &Message) -> String {
     m.text.clone()
 }
 
-const DELIVERIES: usize = 10_000;
-const KILL_AFTER: usize = 3_000;
+const DELIVERIES: usize = 5_000;
+const KILL_AFTER: usize = 1_500;
 
 fn start_host(config: &std::path::Path, log: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
