@@ -24,21 +24,66 @@ fn recency_key(agent: &Agent) -> u64 {
     agent.last_assigned_at.map_or(0, |at| at.saturating_add(1))
 }
 
+/// A piece of a reason: the SDK's `reason!` takes text and unsigned numbers.
+enum Part<'a> {
+    Text(&'a str),
+    Number(u64),
+}
+
+/// What the SDK's `reason!` does (`plugins/sdk/src/routing.rs`): one allocation, the
+/// pieces appended in turn, numbers in decimal, no `core::fmt`.
+fn reason(parts: &[Part<'_>]) -> String {
+    let mut reason = String::with_capacity(64);
+    for part in parts {
+        match part {
+            Part::Text(text) => reason.push_str(text),
+            Part::Number(n) => {
+                let (mut digits, mut at, mut n) = ([0u8; 20], 20, *n);
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                for &digit in &digits[at..] {
+                    reason.push(char::from(digit));
+                }
+            }
+        }
+    }
+    reason
+}
+
 /// `least-loaded`: the eligible operator with the lowest load ratio, then the longest idle.
 pub fn least_loaded(context: &RoutingContext) -> RoutingDecision {
-    let chosen = context
-        .agents
-        .iter()
-        .filter(|agent| eligible(agent))
-        .min_by(|a, b| by_load_ratio(a, b).then_with(|| recency_key(a).cmp(&recency_key(b))));
+    let mut chosen: Option<&Agent> = None;
+    for agent in &context.agents {
+        if !eligible(agent) {
+            continue;
+        }
+        let better = chosen.is_none_or(|best| {
+            by_load_ratio(agent, best)
+                .then_with(|| recency_key(agent).cmp(&recency_key(best)))
+                .is_lt()
+        });
+        if better {
+            chosen = Some(agent);
+        }
+    }
     match chosen {
         Some(agent) => RoutingDecision {
             action: RoutingAction::Assign(agent.id.clone()),
             priority: None,
-            reason: format!(
-                "least-loaded: {} holds {} of {}",
-                agent.id, agent.load, agent.capacity
-            ),
+            reason: reason(&[
+                Part::Text("least-loaded: "),
+                Part::Text(&agent.id),
+                Part::Text(" holds "),
+                Part::Number(agent.load.into()),
+                Part::Text(" of "),
+                Part::Number(agent.capacity.into()),
+            ]),
         },
         None => RoutingDecision {
             action: RoutingAction::Narrow(Vec::new()),
@@ -72,13 +117,16 @@ pub fn skills(context: &RoutingContext, require_language: bool) -> RoutingDecisi
         .chain(others.iter())
         .map(|agent| agent.id.clone())
         .collect();
-    let reason = format!(
-        "skills: {} of {} operators serve brand {} in language {}",
-        kept.len(),
-        context.agents.len(),
-        brand.unwrap_or("(any)"),
-        language.unwrap_or("(any)")
-    );
+    let reason = reason(&[
+        Part::Text("skills: "),
+        Part::Number(kept.len() as u64),
+        Part::Text(" of "),
+        Part::Number(context.agents.len() as u64),
+        Part::Text(" operators serve brand "),
+        Part::Text(brand.unwrap_or("(any)")),
+        Part::Text(" in language "),
+        Part::Text(language.unwrap_or("(any)")),
+    ]);
     RoutingDecision {
         action: RoutingAction::Narrow(kept),
         priority: None,

@@ -12,7 +12,7 @@
 //! conversation.
 
 use centralino_sdk::routing::{Decision, Operator, RoutingContext};
-use centralino_sdk::{PluginError, Result, Router};
+use centralino_sdk::{PluginError, Result, Router, reason};
 
 struct RoundRobin;
 
@@ -38,7 +38,7 @@ impl Router for RoundRobin {
             .min_by_key(|op| op.last_assigned_at.map_or(0, |at| at.saturating_add(1)));
         Ok(match chosen {
             Some(op) => {
-                Decision::assign(&op, format!("round-robin: {} is next in rotation", op.id))
+                Decision::assign(&op, reason!("round-robin: ", op.id, " is next in rotation"))
             }
             None => Decision::narrow([], "round-robin: nobody online with free capacity"),
         })

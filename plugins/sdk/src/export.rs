@@ -185,10 +185,4 @@ impl<T: Router> RouterExport<T> {
         });
         route_abi::hand_back(result)
     }
-
-    /// The contract's `post-return` of `route`: frees what the last result pointed into.
-    #[doc(hidden)]
-    pub fn post_return_route() {
-        route_abi::release();
-    }
 }

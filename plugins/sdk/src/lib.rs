@@ -164,10 +164,6 @@ macro_rules! export_router {
                 // SAFETY: called by the host as the canonical ABI calls `route`.
                 unsafe { __CentralinoRouterExport::route(area) }
             }
-            #[unsafe(export_name = "cabi_post_centralino:plugin/router@0.2.0#route")]
-            unsafe extern "C" fn __centralino_post_return_route(_area: *mut u8) {
-                __CentralinoRouterExport::post_return_route()
-            }
         };
         $crate::plugin_metadata!();
     };

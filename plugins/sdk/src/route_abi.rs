@@ -5,7 +5,7 @@
 //! operators that copy was about a seventh of a decision (`BENCHMARKS.md` §1). Here the
 //! policy reads the host's rows where they lie ([`CandidateRow`], the canonical ABI's
 //! layout of `router.candidate`), and the decision is handed back from where the policy
-//! built it (kept until the host's `post-return`) instead of being shrunk into a fresh
+//! built it (kept until the next call) instead of being shrunk into a fresh
 //! allocation first. Everything else is what the generated code did: the conversation's
 //! strings are taken over as owned `String`s, the argument area and the list are freed
 //! with the layouts the host allocated them with.
@@ -52,6 +52,20 @@ const _: () = assert!(size_of::<CandidateRow>() == 32);
 const _: () = assert!(std::mem::align_of::<CandidateRow>() == 8);
 
 impl CandidateRow {
+    /// A row with these raw bytes, as a host would write it (for the SDK's tests).
+    #[cfg(test)]
+    pub(crate) fn raw(agent: u32, load: u32, presence: u8, last_tag: u8, last_value: u64) -> Self {
+        CandidateRow {
+            agent,
+            load,
+            presence,
+            _pad: [0; 7],
+            last_tag,
+            _pad2: [0; 7],
+            last_value,
+        }
+    }
+
     /// The row's presence; `None` for a byte the contract does not define.
     pub(crate) fn presence(&self) -> Option<Presence> {
         match self.presence {
@@ -69,11 +83,6 @@ impl CandidateRow {
             1 => Some(Some(self.last_value)),
             _ => None,
         }
-    }
-
-    /// Whether the row's bytes are ones the contract defines.
-    pub(crate) fn is_well_formed(&self) -> bool {
-        self.presence().is_some() && self.last_assigned_at().is_some()
     }
 }
 
@@ -228,8 +237,11 @@ pub(crate) fn run(
 const RESULT_SIZE: usize = 8 + 6 * P;
 
 /// Where the result is handed to the host: the canonical ABI's `result<decision,
-/// plugin-error>` (aligned to 8), and the value its pointers point into, kept until
-/// `post-return`.
+/// plugin-error>` (aligned to 8), and the value its pointers point into, kept until the
+/// next call replaces it. The export declares no `post-return`: the host has copied the
+/// result out when the call returns, and freeing it then would be one more entry into the
+/// instance per decision (about 300 instructions of wasmtime's, 2.5% of a decision over 9
+/// operators, `BENCHMARKS.md` §1) to free memory the next call frees anyway.
 #[repr(C, align(8))]
 struct Returned {
     area: [u8; RESULT_SIZE],
@@ -239,7 +251,7 @@ struct Returned {
 struct ReturnSlot(UnsafeCell<Returned>);
 
 // SAFETY: a component instance runs one call at a time on one thread; the slot is written
-// by `route` and read by the host, then emptied by `post-return`, before the next call.
+// by `route`, read by the host before the call returns, and replaced by the next call.
 unsafe impl Sync for ReturnSlot {}
 
 static RETURNED: ReturnSlot = ReturnSlot(UnsafeCell::new(Returned {
@@ -260,7 +272,8 @@ fn put_pair(area: &mut [u8; RESULT_SIZE], at: usize, ptr: *const u8, len: usize)
     put(area, at + P, len.to_ne_bytes());
 }
 
-/// Keeps `result` until `post-return` and returns the area describing it to the host.
+/// Keeps `result` until the next call (dropping the last one) and returns the area
+/// describing it to the host.
 pub(crate) fn hand_back(result: Result<Decision, PluginError>) -> *mut u8 {
     // SAFETY: see `ReturnSlot`: nothing else holds the slot during a call.
     let returned = unsafe { &mut *RETURNED.0.get() };
@@ -310,11 +323,4 @@ pub(crate) fn hand_back(result: Result<Decision, PluginError>) -> *mut u8 {
         }
     }
     area.as_mut_ptr()
-}
-
-/// `post-return`: the host has copied the result out; what it pointed into is freed.
-pub(crate) fn release() {
-    // SAFETY: see `ReturnSlot`.
-    let returned = unsafe { &mut *RETURNED.0.get() };
-    returned.kept = None;
 }

@@ -18,7 +18,7 @@
 centralino_sdk::small_object_allocator!();
 
 use centralino_sdk::routing::{Decision, Operator, RoutingContext};
-use centralino_sdk::{PluginError, Result, Router};
+use centralino_sdk::{PluginError, Result, Router, reason};
 
 struct Skills {
     /// Whether a known language must be spoken (`require_language`).
@@ -71,11 +71,14 @@ impl Router for Skills {
             others
         };
         let kept = speakers.len() + others.len();
-        let reason = format!(
-            "skills: {} of {} operators serve brand {} in language {}",
+        let reason = reason!(
+            "skills: ",
             kept,
+            " of ",
             context.len(),
+            " operators serve brand ",
             brand.unwrap_or("(any)"),
+            " in language ",
             language.unwrap_or("(any)")
         );
         Ok(Decision::narrow(speakers.into_iter().chain(others), reason))

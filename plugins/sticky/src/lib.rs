@@ -15,7 +15,7 @@
 //! Settings: `window_minutes` (default 1440, one day; `0` means the same minute only).
 
 use centralino_sdk::routing::{Decision, Presence, RoutingContext};
-use centralino_sdk::{PluginError, Result, Router};
+use centralino_sdk::{PluginError, Result, Router, reason};
 
 /// One day: a customer who writes again the next morning still finds their operator.
 const DEFAULT_WINDOW_MINUTES: u64 = 1440;
@@ -59,27 +59,43 @@ impl Router for Sticky {
         };
         let age_ms = context.now.saturating_sub(at);
         if age_ms > self.window_ms {
-            return Ok(Decision::pass(format!(
-                "sticky: {previous} helped {} min ago, outside the window",
-                age_ms / 60_000
+            return Ok(Decision::pass(reason!(
+                "sticky: ",
+                previous,
+                " helped ",
+                age_ms / 60_000,
+                " min ago, outside the window"
             )));
         }
         let Some(op) = context.candidate(previous) else {
-            return Ok(Decision::pass(format!(
-                "sticky: {previous} is not among the candidates"
+            return Ok(Decision::pass(reason!(
+                "sticky: ",
+                previous,
+                " is not among the candidates"
             )));
         };
         if op.presence != Presence::Online {
-            return Ok(Decision::pass(format!("sticky: {previous} is not online")));
+            return Ok(Decision::pass(reason!(
+                "sticky: ",
+                previous,
+                " is not online"
+            )));
         }
         if op.load >= op.capacity {
-            return Ok(Decision::pass(format!("sticky: {previous} is at capacity")));
+            return Ok(Decision::pass(reason!(
+                "sticky: ",
+                previous,
+                " is at capacity"
+            )));
         }
         Ok(Decision::assign(
             &op,
-            format!(
-                "sticky: back to {previous}, who helped {} min ago",
-                age_ms / 60_000
+            reason!(
+                "sticky: back to ",
+                previous,
+                ", who helped ",
+                age_ms / 60_000,
+                " min ago"
             ),
         ))
     }
