@@ -171,36 +171,47 @@ impl Roster {
                 *slot = Slot::DROPPED;
             }
         }
-        self.candidates.clear();
         self.order.resize(context.agents.len(), u32::MAX);
-        for (position, agent) in context.agents.iter().enumerate() {
-            let hinted = self.order[position];
-            let handle = if self.steady(hinted, &agent.id, version, call) {
-                hinted
-            } else {
-                let found = if self.holds(hinted, &agent.id) {
-                    Some(hinted)
-                } else {
-                    self.by_id.get(&agent.id).copied()
-                };
-                let handle = match found {
-                    Some(handle) => self.name(handle, agent, version, call, &mut changes),
-                    None => self.add(agent, version, call, &mut changes),
-                };
-                self.order[position] = handle;
-                handle
-            };
-            self.candidates.push(CandidateRow {
-                agent: handle,
-                load: agent.load,
-                presence: match agent.presence {
-                    Presence::Online => router::Presence::Online,
-                    Presence::Away => router::Presence::Away,
-                    Presence::Offline => router::Presence::Offline,
-                },
-                last_assigned_at: agent.last_assigned_at,
-            });
-        }
+        // Both vectors leave `self` for the loop, so the rows are written by `extend`
+        // over an iterator of known length (no capacity check per row) while the loop
+        // still calls `self`'s methods.
+        let mut order = std::mem::take(&mut self.order);
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        candidates.extend(
+            order
+                .iter_mut()
+                .zip(&context.agents)
+                .map(|(hinted, agent)| {
+                    let handle = if self.steady(*hinted, &agent.id, version, call) {
+                        *hinted
+                    } else {
+                        let found = if self.holds(*hinted, &agent.id) {
+                            Some(*hinted)
+                        } else {
+                            self.by_id.get(&agent.id).copied()
+                        };
+                        let handle = match found {
+                            Some(handle) => self.name(handle, agent, version, call, &mut changes),
+                            None => self.add(agent, version, call, &mut changes),
+                        };
+                        *hinted = handle;
+                        handle
+                    };
+                    CandidateRow {
+                        agent: handle,
+                        load: agent.load,
+                        presence: match agent.presence {
+                            Presence::Online => router::Presence::Online,
+                            Presence::Away => router::Presence::Away,
+                            Presence::Offline => router::Presence::Offline,
+                        },
+                        last_assigned_at: agent.last_assigned_at,
+                    }
+                }),
+        );
+        self.order = order;
+        self.candidates = candidates;
         changes
     }
 
@@ -424,29 +435,11 @@ pub(crate) struct CandidateRow {
     last_assigned_at: Option<u64>,
 }
 
-/// Offsets [`CandidateRow`]'s lowering writes; [`self_check`] compares them with the
-/// derived record's.
+/// The size of a row as [`CandidateRow`]'s lowering writes it; [`self_check`] compares it
+/// with the derived record's.
 pub(crate) const ROW_SIZE: usize = 32;
-const AT_LOAD: usize = 4;
-const AT_PRESENCE: usize = 8;
-const AT_LAST_TAG: usize = 16;
-const AT_LAST_VALUE: usize = 24;
 
 impl CandidateRow {
-    /// The row's 32 bytes, padding zeroed (the guest's fresh allocation may hold old
-    /// bytes), written in one piece.
-    fn bytes(&self) -> [u8; ROW_SIZE] {
-        let mut row = [0; ROW_SIZE];
-        row[..4].copy_from_slice(&self.agent.to_le_bytes());
-        row[AT_LOAD..AT_LOAD + 4].copy_from_slice(&self.load.to_le_bytes());
-        row[AT_PRESENCE] = self.presence_byte();
-        if let Some(at) = self.last_assigned_at {
-            row[AT_LAST_TAG] = 1;
-            row[AT_LAST_VALUE..AT_LAST_VALUE + 8].copy_from_slice(&at.to_le_bytes());
-        }
-        row
-    }
-
     fn presence_byte(&self) -> u8 {
         match self.presence {
             router::Presence::Online => 0,
@@ -472,10 +465,23 @@ impl CandidateRow {
         Ok(())
     }
 
-    /// Writes `rows` into `target`, `ROW_SIZE` bytes each (`target` holds them exactly).
+    /// Writes `rows` into `target`, `ROW_SIZE` bytes each (`target` holds them exactly):
+    /// four 8-byte words a row, padding zero.
     pub(crate) fn write_all(target: &mut [u8], rows: &[Self]) {
         for (row, bytes) in rows.iter().zip(target.chunks_exact_mut(ROW_SIZE)) {
-            bytes.copy_from_slice(&row.bytes());
+            let (tag, value) = match row.last_assigned_at {
+                Some(at) => (1u64, at),
+                None => (0, 0),
+            };
+            let words = [
+                u64::from(row.agent) | u64::from(row.load) << 32,
+                u64::from(row.presence_byte()),
+                tag,
+                value,
+            ];
+            for (word, out) in words.iter().zip(bytes.chunks_exact_mut(8)) {
+                out.copy_from_slice(&word.to_le_bytes());
+            }
         }
     }
 }
