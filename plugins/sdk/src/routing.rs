@@ -206,8 +206,8 @@ impl Operator<'_> {
     }
 }
 
-/// A piece of a decision's reason for [`reason!`](crate::reason): text, or a number
-/// written in decimal.
+/// A piece of a decision's reason for [`reason!`](crate::reason): text (`&str`, `String`,
+/// `char`) or an integer, written in decimal.
 ///
 /// A reason is written on every decision, and in wasm `format!` is expensive: its
 /// machinery (`core::fmt::write`, the `Formatter`, the integers' padding) cost about
@@ -230,6 +230,13 @@ impl ReasonPart for String {
     #[inline]
     fn push_to(&self, reason: &mut String) {
         reason.push_str(self);
+    }
+}
+
+impl ReasonPart for char {
+    #[inline]
+    fn push_to(&self, reason: &mut String) {
+        reason.push(*self);
     }
 }
 
@@ -291,7 +298,33 @@ impl ReasonPart for usize {
     }
 }
 
-/// Builds a decision's reason from pieces, text or unsigned numbers, without `format!`
+macro_rules! signed_parts {
+    ($($t:ty),*) => {$(
+        impl ReasonPart for $t {
+            #[inline]
+            fn push_to(&self, reason: &mut String) {
+                if *self < 0 {
+                    reason.push('-');
+                }
+                push_decimal(reason, i64::from(*self).unsigned_abs());
+            }
+        }
+    )*};
+}
+
+signed_parts!(i8, i16, i32, i64);
+
+impl ReasonPart for isize {
+    #[inline]
+    fn push_to(&self, reason: &mut String) {
+        if *self < 0 {
+            reason.push('-');
+        }
+        push_decimal(reason, self.unsigned_abs() as u64);
+    }
+}
+
+/// Builds a decision's reason from pieces, text or integers, without `format!`
 /// (see [`ReasonPart`] for why):
 ///
 /// ```
@@ -476,6 +509,24 @@ mod tests {
                 other => panic!("expected invalid-input, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn reason_writes_signed_integers_and_characters() {
+        let text = crate::reason!(
+            'Δ',
+            " ",
+            -5i32,
+            " ",
+            0i64,
+            " ",
+            i64::MIN,
+            " ",
+            i8::MAX,
+            " ",
+            -1isize
+        );
+        assert_eq!(text, "Δ -5 0 -9223372036854775808 127 -1");
     }
 
     #[test]
