@@ -426,14 +426,8 @@ impl PolicyChain {
                     }
                 }
                 RoutingAction::Narrow(ids) => {
-                    let mut kept = Vec::with_capacity(ids.len());
-                    for id in &ids {
-                        let position = context.agents.iter().position(|a| &a.id == id);
-                        if let Some(position) = position {
-                            kept.push(context.agents.swap_remove(position));
-                        }
-                    }
-                    context.agents = kept;
+                    let agents = std::mem::take(&mut context.agents);
+                    context.agents = super::narrow::keep(agents, &ids);
                     steps.push(decided);
                     if context.agents.is_empty() {
                         return ChainDecision {

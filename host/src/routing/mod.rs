@@ -60,6 +60,8 @@ internal_mod! {
     shadow;
 }
 
+mod narrow;
+
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::error::RoutingError;
 pub use agents::{ChannelAccount, Operator, TimeSpan, WorkingHours};
