@@ -393,19 +393,20 @@ impl PolicyChain {
                 stage: stage.label.clone(),
                 outcome,
             };
-            let decided = step(StepOutcome::Decided {
-                action: decision.action.clone(),
-                reason: decision.reason.clone(),
-            });
+            // Each arm moves the stage's action and reason into its step (a narrow's ids
+            // are not copied for the record) and copies only what it also returns.
+            let reason = decision.reason;
+            let decided = |action, reason| StepOutcome::Decided { action, reason };
             match decision.action {
                 RoutingAction::Assign(id) => {
                     match context.agents.iter().find(|agent| agent.id == id) {
                         Some(agent) if can_take(agent) => {
-                            steps.push(decided);
+                            let action = RoutingAction::Assign(id.clone());
+                            steps.push(step(decided(action, reason.clone())));
                             return ChainDecision {
                                 outcome: Outcome::Assign(id),
                                 priority: context.conversation.priority,
-                                reason: decision.reason,
+                                reason,
                                 steps,
                             };
                         }
@@ -428,26 +429,27 @@ impl PolicyChain {
                 RoutingAction::Narrow(ids) => {
                     let agents = std::mem::take(&mut context.agents);
                     context.agents = super::narrow::keep(agents, &ids);
-                    steps.push(decided);
                     if context.agents.is_empty() {
+                        steps.push(step(decided(RoutingAction::Narrow(ids), reason.clone())));
                         return ChainDecision {
                             outcome: Outcome::Queue,
                             priority: context.conversation.priority,
-                            reason: decision.reason,
+                            reason,
                             steps,
                         };
                     }
+                    steps.push(step(decided(RoutingAction::Narrow(ids), reason)));
                 }
                 RoutingAction::Enqueue => {
-                    steps.push(decided);
+                    steps.push(step(decided(RoutingAction::Enqueue, reason.clone())));
                     return ChainDecision {
                         outcome: Outcome::Queue,
                         priority: context.conversation.priority,
-                        reason: decision.reason,
+                        reason,
                         steps,
                     };
                 }
-                RoutingAction::Pass => steps.push(decided),
+                RoutingAction::Pass => steps.push(step(decided(RoutingAction::Pass, reason))),
             }
         }
         let priority = context.conversation.priority;
