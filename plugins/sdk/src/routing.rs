@@ -126,7 +126,9 @@ pub struct RoutingContext<'a> {
 
 impl<'a> RoutingContext<'a> {
     /// The candidates left by earlier stages, best first (every operator for the first
-    /// stage).
+    /// stage). A row naming an operator the host never announced, or holding bytes the
+    /// contract does not define, is left out, and the call then fails with
+    /// `invalid-input` whatever the policy returns (only a faulty host writes one).
     pub fn candidates(&self) -> impl DoubleEndedIterator<Item = Operator<'a>> + Clone + '_ {
         let roster = self.roster;
         let refused = &self.refused;
