@@ -30,6 +30,18 @@
 //! centralino_sdk::export_router!(FirstFree);
 //! # fn main() {}
 //! ```
+//!
+//! A policy runs for every conversation, compiled to wasm, where a few habits of native
+//! Rust cost more than they look (measured in `BENCHMARKS.md` §1, instructions per
+//! decision of `least-loaded`):
+//!
+//! - write reasons with [`reason!`](crate::reason), not `format!`: `core::fmt` was 11% of
+//!   a decision over 9 operators;
+//! - to pick one candidate, keep the best seen in a loop rather than `min_by` / `max_by`,
+//!   which move two [`Operator`]s (72 bytes each) through every comparison: about 100
+//!   instructions per candidate;
+//! - to narrow, collect what the decision needs (the operators, or only their count for
+//!   the reason) once, not the candidates into several vectors.
 
 use std::cell::{Cell, RefCell};
 
