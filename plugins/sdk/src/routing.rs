@@ -39,9 +39,7 @@
 //!   a decision over 9 operators;
 //! - to pick one candidate, keep the best seen in a loop rather than `min_by` / `max_by`,
 //!   which move two [`Operator`]s (72 bytes each) through every comparison: about 100
-//!   instructions per candidate;
-//! - to narrow, collect what the decision needs (the operators, or only their count for
-//!   the reason) once, not the candidates into several vectors.
+//!   instructions per candidate.
 
 use std::cell::{Cell, RefCell};
 
