@@ -80,9 +80,9 @@ pub(crate) fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
 /// not define, makes the call an `invalid-input` error when the policy comes to it.
 ///
 /// The rows are checked as the policy reads them ([`RoutingContext::candidates`]), not in
-/// a pass of their own before: such a pass cost about 35 instructions per operator in
-/// wasm (a third of `least-loaded`'s own work), for rows that only a faulty host could get
-/// wrong. A policy's decision is never built on a row it did not read, so none is built on
+/// a pass of their own before: that pass's loop was about 35 instructions per operator in
+/// wasm, and checking in the iterator instead saved about 20 per operator of a
+/// `least-loaded` decision (`BENCHMARKS.md` §1), for rows only a faulty host gets wrong. A policy's decision is never built on a row it did not read, so none is built on
 /// a bad one.
 pub(crate) fn with_context<R>(
     conversation: &Conversation,
