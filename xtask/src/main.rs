@@ -525,10 +525,7 @@ fn test() -> anyhow::Result<()> {
     }
     // One compile cache for the whole suite (read by the test builds only: see
     // `test_cache_dir` in the runtime), emptied first so it never grows across runs.
-    let cache = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("test-cache");
+    let cache = cargo_target_dir(&root).join("test-cache");
     if cache.exists() {
         std::fs::remove_dir_all(&cache)
             .with_context(|| format!("emptying the tests' compile cache {}", cache.display()))?;
@@ -594,14 +591,19 @@ const PUBLIC_API: &str = "host/public-api.txt";
 /// and methods in the runtime's, so a change to either is caught.
 const DOCUMENTED: [&str; 2] = ["centralino", "centralino-runtime"];
 
+/// Where cargo builds the workspace: `CARGO_TARGET_DIR`, else `target/` at the root.
+fn cargo_target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// Writes (or, with `check`, compares) the list of the library's public items, from
 /// rustdoc's JSON written against what the test build `built`.
 fn public_api(check: bool, built: &rustdoc::Build) -> anyhow::Result<()> {
     let root = root();
     step("listing the library's public API (rustdoc JSON, on the test build's artifacts)");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = cargo_target_dir(&root);
     let documents = match from_test_build(built, &target) {
         Ok(documents) => documents,
         Err(e) => {

@@ -448,14 +448,11 @@ impl Runtime {
 /// for the suite, so its hundreds of test processes compile each plugin once instead of
 /// once each (Cranelift was most of a typical test's time). Artifacts are the same code a
 /// compile gives; the cache's own tests name their folders and are unaffected.
-#[cfg(feature = "test-support")]
 fn test_cache_dir() -> Option<PathBuf> {
+    if !cfg!(feature = "test-support") {
+        return None;
+    }
     std::env::var_os("CENTRALINO_TEST_CACHE_DIR").map(PathBuf::from)
-}
-
-#[cfg(not(feature = "test-support"))]
-fn test_cache_dir() -> Option<PathBuf> {
-    None
 }
 
 fn link_error(path: &Path, plugin: &PluginId, e: wasmtime::Error) -> Error {

@@ -429,8 +429,10 @@ impl PolicyChain {
                 RoutingAction::Narrow(ids) => {
                     let agents = std::mem::take(&mut context.agents);
                     context.agents = super::narrow::keep(agents, &ids);
-                    if context.agents.is_empty() {
-                        steps.push(step(decided(RoutingAction::Narrow(ids), reason.clone())));
+                    // Nobody left queues the conversation, for the stage's reason.
+                    let queued = context.agents.is_empty().then(|| reason.clone());
+                    steps.push(step(decided(RoutingAction::Narrow(ids), reason)));
+                    if let Some(reason) = queued {
                         return ChainDecision {
                             outcome: Outcome::Queue,
                             priority: context.conversation.priority,
@@ -438,7 +440,6 @@ impl PolicyChain {
                             steps,
                         };
                     }
-                    steps.push(step(decided(RoutingAction::Narrow(ids), reason)));
                 }
                 RoutingAction::Enqueue => {
                     steps.push(step(decided(RoutingAction::Enqueue, reason.clone())));

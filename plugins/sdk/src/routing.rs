@@ -42,6 +42,7 @@
 //!   instructions per candidate.
 
 use std::cell::{Cell, RefCell};
+use std::ops::{Div, Rem};
 
 pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
     Action, Agent, AgentHandle, Candidate, Context, Conversation, Decision, Presence, QueueStats,
@@ -82,8 +83,9 @@ pub(crate) fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
 /// The rows are checked as the policy reads them ([`RoutingContext::candidates`]), not in
 /// a pass of their own before: that pass's loop was about 35 instructions per operator in
 /// wasm, and checking in the iterator instead saved about 20 per operator of a
-/// `least-loaded` decision (`BENCHMARKS.md` §1), for rows only a faulty host gets wrong. A policy's decision is never built on a row it did not read, so none is built on
-/// a bad one.
+/// `least-loaded` decision (`BENCHMARKS.md` §1), for rows only a faulty host gets wrong.
+/// A policy's decision is never built on a row it did not read, so none is built on a
+/// bad one.
 pub(crate) fn with_context<R>(
     conversation: &Conversation,
     candidates: &[CandidateRow],
@@ -263,31 +265,33 @@ impl<T: ReasonPart + ?Sized> ReasonPart for &T {
 fn push_decimal(reason: &mut String, n: u64) {
     // Most numbers in a reason (loads, capacities, counts) fit in 32 bits, whose division
     // by ten wasm does with a multiplication; a 64-bit one is a division instruction.
-    let (mut digits, mut at) = ([0u8; 20], 20);
-    match u32::try_from(n) {
-        Ok(mut n) => loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        },
-        Err(_) => {
-            let mut n = n;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-        }
-    }
+    let mut digits = [0u8; 20];
+    let at = match u32::try_from(n) {
+        Ok(small) => fill_digits(small, &mut digits),
+        Err(_) => fill_digits(n, &mut digits),
+    };
     for &digit in &digits[at..] {
         reason.push(char::from(digit));
     }
+}
+
+/// Writes `n`'s decimal digits at the end of `digits` (room for any `u64`); returns where
+/// they start.
+fn fill_digits<T>(mut n: T, digits: &mut [u8; 20]) -> usize
+where
+    T: Copy + PartialEq + From<u8> + Rem<Output = T> + Div<Output = T> + TryInto<u8>,
+{
+    let (zero, ten) = (T::from(0), T::from(10));
+    let mut at = digits.len();
+    while at > 0 {
+        at -= 1;
+        digits[at] = b'0' + (n % ten).try_into().unwrap_or(0);
+        n = n / ten;
+        if n == zero {
+            break;
+        }
+    }
+    at
 }
 
 macro_rules! unsigned_parts {

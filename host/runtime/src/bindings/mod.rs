@@ -105,6 +105,7 @@ impl Linkers {
     /// Links a routing policy built against `contract` (a line [`crate::inspect::serves`]):
     /// with the standard streams alone when they are all the WASI it imports, else with
     /// wasmtime's full WASI.
+    ///
     /// A policy that imports more than the streams is told why at debug level (the
     /// first import the streams alone lack), so its author can see why it runs on a fiber.
     pub(crate) fn router(
