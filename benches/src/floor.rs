@@ -1,10 +1,21 @@
 //! The floor under every decision: what wasmtime itself costs to enter a component and
-//! come back, with no centralino code on the way. A component written in WAT exports three
+//! come back, with no centralino code on the way. A component written in WAT exports
 //! functions that do nothing: one without arguments, one taking a string, one taking seven
 //! strings (the contract 0.2 conversation's seven strings; each string is a call of the
-//! guest's `cabi_realloc` before the export runs). Each is called without a fiber
-//! (`TypedFunc::call`) and on one (`call_async`), in an engine configured as the runtime's
-//! (component model, epoch interruption), interleaved in rounds like the decision sides.
+//! guest's `cabi_realloc` before the export runs), and two with the shape of a whole
+//! `route` call for nine candidates:
+//!
+//! - **0.2's shape**: the seven strings, the candidates' list and the decision time: more
+//!   than 16 flat values, so the arguments go through memory too (an argument area, one
+//!   more `cabi_realloc`): ten entries into the guest per call;
+//! - **a shape without strings**: the conversation passed as a borrowed handle of a
+//!   host resource (which a policy asks for the strings it reads, one call each), the
+//!   candidates' list and the time: one `cabi_realloc` and the call, the guest dropping
+//!   the borrow before it returns, as the canonical ABI requires.
+//!
+//! Each is called without a fiber (`TypedFunc::call`) and on one (`call_async`), in an
+//! engine configured as the runtime's (component model, epoch interruption), interleaved
+//! in rounds like the decision sides.
 //!
 //! The difference between a decision and this floor is what centralino and the policy
 //! add; the floor itself moves only with wasmtime or the contract's shape.
@@ -12,22 +23,39 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, TypedFunc};
+use wasmtime::component::{Component, Linker, Resource, ResourceType, TypedFunc};
 use wasmtime::{Config, Engine, Store};
 
 use crate::stats::{Ways, interleaved};
 
-/// Three exports that do nothing; `realloc` hands out the same scratch block every time
-/// (the strings are never read).
+/// Exports that do nothing; `realloc` hands out the same scratch block every time (the
+/// arguments are never read). `route-02` takes its arguments through memory (17 flat
+/// values), `route-handle` drops its borrowed conversation and returns.
 const COMPONENT: &str = r#"
 (component
+  (import "conversation" (type $conversation (sub resource)))
+  (core func $drop (canon resource.drop $conversation))
   (core module $m
+    (import "host" "drop" (func $drop (param i32)))
     (memory (export "memory") 1)
     (func (export "empty"))
     (func (export "one") (param i32 i32))
     (func (export "seven") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32))
+    (func (export "route-02") (param i32))
+    (func (export "route-handle") (param i32 i32 i32 i64) (call $drop (local.get 0)))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
-  (core instance $i (instantiate $m))
+  (core instance $i (instantiate $m (with "host" (instance (export "drop" (func $drop))))))
+  (func (export "route-02")
+    (param "a" string) (param "b" string) (param "c" string) (param "d" string)
+    (param "e" string) (param "f" string) (param "g" string)
+    (param "candidates" (list u64)) (param "now" u64)
+    (canon lift (core func $i "route-02")
+      (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+  (func (export "route-handle")
+    (param "conversation" (borrow $conversation)) (param "candidates" (list u64))
+    (param "now" u64)
+    (canon lift (core func $i "route-handle")
+      (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
   (func (export "empty") (canon lift (core func $i "empty")))
   (func (export "one") (param "a" string)
     (canon lift (core func $i "one")
@@ -62,6 +90,28 @@ const SEVEN: Seven = (
     "la fibra non funziona da ieri sera",
 );
 
+/// Nine candidates' rows as the runtime writes them into the guest: four 64-bit words
+/// each (`CandidateRow::write_all`), which a list of `u64` lowers by a copy as the
+/// runtime's own lowering does (wasmtime's derived lowering of a record, field by field,
+/// would cost more than the runtime pays).
+const ROWS: [u64; 36] = [0x0001_0000_0003; 36];
+
+/// The host resource a conversation would be in the shape without strings.
+struct Conversation;
+
+/// 0.2's shape: seven strings, the candidates, the time.
+type Route02 = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [u64],
+    u64,
+);
+
 /// Per-call medians in nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Figure {
@@ -71,6 +121,10 @@ pub struct Figure {
     pub one_string: [f64; 2],
     /// Seven strings.
     pub seven_strings: [f64; 2],
+    /// A `route` of 0.2's shape, nine candidates.
+    pub route_02: [f64; 2],
+    /// A `route` with the conversation as a borrowed handle, nine candidates.
+    pub route_handle: [f64; 2],
 }
 
 struct Exports {
@@ -78,10 +132,12 @@ struct Exports {
     empty: TypedFunc<(), ()>,
     one: TypedFunc<(&'static str,), ()>,
     seven: TypedFunc<Seven, ()>,
+    route_02: TypedFunc<Route02, ()>,
+    route_handle: TypedFunc<(Resource<Conversation>, &'static [u64], u64), ()>,
 }
 
-/// The six ways: each export without a fiber, then on one.
-const WAYS: usize = 6;
+/// The ten ways: each export without a fiber, then on one.
+const WAYS: usize = 10;
 
 impl Ways for Exports {
     fn count(&self) -> usize {
@@ -102,14 +158,39 @@ impl Ways for Exports {
                         .await?
                 }
                 4 => self.seven.call(&mut *store, black_box(SEVEN))?,
-                _ => self.seven.call_async(&mut *store, black_box(SEVEN)).await?,
+                5 => self.seven.call_async(&mut *store, black_box(SEVEN)).await?,
+                6 => self.route_02.call(&mut *store, black_box(route_02()))?,
+                7 => {
+                    self.route_02
+                        .call_async(&mut *store, black_box(route_02()))
+                        .await?
+                }
+                8 => self.route_handle.call(&mut *store, route_handle())?,
+                _ => {
+                    self.route_handle
+                        .call_async(&mut *store, route_handle())
+                        .await?
+                }
             }
         }
         Ok(started.elapsed())
     }
 }
 
-/// Times the six ways in `rounds` interleaved rounds of about `round_time` each.
+fn route_02() -> Route02 {
+    let (a, b, c, d, e, f, g) = SEVEN;
+    (a, b, c, d, e, f, g, &ROWS, 1_700_000_000_000)
+}
+
+fn route_handle() -> (Resource<Conversation>, &'static [u64], u64) {
+    (
+        Resource::new_borrow(black_box(7)),
+        black_box(&ROWS),
+        1_700_000_000_000,
+    )
+}
+
+/// Times the ten ways in `rounds` interleaved rounds of about `round_time` each.
 pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -119,11 +200,19 @@ pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> 
     let mut store = Store::new(&engine, ());
     // The deadline is never reached: nothing advances this engine's epoch.
     store.set_epoch_deadline(1);
-    let instance = Linker::new(&engine).instantiate(&mut store, &component)?;
+    let mut linker = Linker::new(&engine);
+    linker.root().resource(
+        "conversation",
+        ResourceType::host::<Conversation>(),
+        |_, _| Ok(()),
+    )?;
+    let instance = linker.instantiate(&mut store, &component)?;
     let mut exports = Exports {
         empty: instance.get_typed_func(&mut store, "empty")?,
         one: instance.get_typed_func(&mut store, "one")?,
         seven: instance.get_typed_func(&mut store, "seven")?,
+        route_02: instance.get_typed_func(&mut store, "route-02")?,
+        route_handle: instance.get_typed_func(&mut store, "route-handle")?,
         store,
     };
     let timed = interleaved(&mut exports, rounds, round_time).await?;
@@ -131,5 +220,7 @@ pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> 
         empty: [timed[0].ns, timed[1].ns],
         one_string: [timed[2].ns, timed[3].ns],
         seven_strings: [timed[4].ns, timed[5].ns],
+        route_02: [timed[6].ns, timed[7].ns],
+        route_handle: [timed[8].ns, timed[9].ns],
     })
 }

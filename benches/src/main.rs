@@ -269,6 +269,14 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
         ("none", floor.empty),
         ("one string", floor.one_string),
         ("seven strings (a 0.2 conversation's)", floor.seven_strings),
+        (
+            "a `route` of 0.2's shape (seven strings, 9 candidates, the time)",
+            floor.route_02,
+        ),
+        (
+            "a `route` with the conversation as a borrowed handle (9 candidates, the time)",
+            floor.route_handle,
+        ),
     ] {
         let _ = writeln!(out, "| {label} | {} | {} |", human(plain), human(fiber));
     }
