@@ -11,7 +11,11 @@
 //! - **a shape without strings**: the conversation passed as a borrowed handle of a
 //!   host resource (which a policy asks for the strings it reads, one call each), the
 //!   candidates' list and the time: one `cabi_realloc` and the call, the guest dropping
-//!   the borrow before it returns, as the canonical ABI requires.
+//!   the borrow before it returns, as the canonical ABI requires;
+//! - **a flat shape**: the candidates' list, the time and the conversation's scalars,
+//!   its repeating strings (channel, account, brand, language) as numbers announced once
+//!   per instance like operators' handles, the rest asked for by the policies that read
+//!   it: 12 flat values, so one `cabi_realloc` and the call.
 //!
 //! Each is called without a fiber (`TypedFunc::call`) and on one (`call_async`), in an
 //! engine configured as the runtime's (component model, epoch interruption), interleaved
@@ -30,7 +34,8 @@ use crate::stats::{Ways, interleaved};
 
 /// Exports that do nothing; `realloc` hands out the same scratch block every time (the
 /// arguments are never read). `route-02` takes its arguments through memory (17 flat
-/// values), `route-handle` drops its borrowed conversation and returns.
+/// values), `route-handle` drops its borrowed conversation and returns, `route-flat` takes
+/// 12 flat values.
 const COMPONENT: &str = r#"
 (component
   (import "conversation" (type $conversation (sub resource)))
@@ -43,6 +48,8 @@ const COMPONENT: &str = r#"
     (func (export "seven") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32))
     (func (export "route-02") (param i32))
     (func (export "route-handle") (param i32 i32 i32 i64) (call $drop (local.get 0)))
+    (func (export "route-flat")
+      (param i32 i32 i64 i32 i32 i64 i32 i32 i32 i32 i32 i32))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024)))
   (core instance $i (instantiate $m (with "host" (instance (export "drop" (func $drop))))))
   (func (export "route-02")
@@ -64,6 +71,12 @@ const COMPONENT: &str = r#"
     (param "a" string) (param "b" string) (param "c" string) (param "d" string)
     (param "e" string) (param "f" string) (param "g" string)
     (canon lift (core func $i "seven")
+      (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+  (func (export "route-flat")
+    (param "candidates" (list u64)) (param "now" u64) (param "kind" u8)
+    (param "priority" u8) (param "waiting-since" u64) (param "channel" u32)
+    (param "account" u32) (param "brand" (option u32)) (param "language" (option u32))
+    (canon lift (core func $i "route-flat")
       (memory (core memory $i "memory")) (realloc (core func $i "realloc")))))
 "#;
 
@@ -125,6 +138,8 @@ pub struct Figure {
     pub route_02: [f64; 2],
     /// A `route` with the conversation as a borrowed handle, nine candidates.
     pub route_handle: [f64; 2],
+    /// A `route` of flat values, nine candidates.
+    pub route_flat: [f64; 2],
 }
 
 struct Exports {
@@ -134,10 +149,24 @@ struct Exports {
     seven: TypedFunc<Seven, ()>,
     route_02: TypedFunc<Route02, ()>,
     route_handle: TypedFunc<(Resource<Conversation>, &'static [u64], u64), ()>,
+    route_flat: TypedFunc<RouteFlat, ()>,
 }
 
-/// The ten ways: each export without a fiber, then on one.
-const WAYS: usize = 10;
+/// The flat shape's arguments.
+type RouteFlat = (
+    &'static [u64],
+    u64,
+    u8,
+    u8,
+    u64,
+    u32,
+    u32,
+    Option<u32>,
+    Option<u32>,
+);
+
+/// The twelve ways: each export without a fiber, then on one.
+const WAYS: usize = 12;
 
 impl Ways for Exports {
     fn count(&self) -> usize {
@@ -166,9 +195,15 @@ impl Ways for Exports {
                         .await?
                 }
                 8 => self.route_handle.call(&mut *store, route_handle())?,
-                _ => {
+                9 => {
                     self.route_handle
                         .call_async(&mut *store, route_handle())
+                        .await?
+                }
+                10 => self.route_flat.call(&mut *store, black_box(route_flat()))?,
+                _ => {
+                    self.route_flat
+                        .call_async(&mut *store, black_box(route_flat()))
                         .await?
                 }
             }
@@ -190,7 +225,21 @@ fn route_handle() -> (Resource<Conversation>, &'static [u64], u64) {
     )
 }
 
-/// Times the ten ways in `rounds` interleaved rounds of about `round_time` each.
+fn route_flat() -> RouteFlat {
+    (
+        &ROWS,
+        1_700_000_000_000,
+        1,
+        0,
+        1_699_999_990_000,
+        1,
+        3,
+        Some(2),
+        None,
+    )
+}
+
+/// Times the twelve ways in `rounds` interleaved rounds of about `round_time` each.
 pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -213,6 +262,7 @@ pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> 
         seven: instance.get_typed_func(&mut store, "seven")?,
         route_02: instance.get_typed_func(&mut store, "route-02")?,
         route_handle: instance.get_typed_func(&mut store, "route-handle")?,
+        route_flat: instance.get_typed_func(&mut store, "route-flat")?,
         store,
     };
     let timed = interleaved(&mut exports, rounds, round_time).await?;
@@ -222,5 +272,6 @@ pub async fn run(rounds: usize, round_time: Duration) -> anyhow::Result<Figure> 
         seven_strings: [timed[4].ns, timed[5].ns],
         route_02: [timed[6].ns, timed[7].ns],
         route_handle: [timed[8].ns, timed[9].ns],
+        route_flat: [timed[10].ns, timed[11].ns],
     })
 }

@@ -277,6 +277,10 @@ async fn decision_section(args: &Args, plugins: &std::path::Path) -> anyhow::Res
             "a `route` with the conversation as a borrowed handle (9 candidates, the time)",
             floor.route_handle,
         ),
+        (
+            "a `route` of flat values (9 candidates, the time, the conversation's scalars and numbers)",
+            floor.route_flat,
+        ),
     ] {
         let _ = writeln!(out, "| {label} | {} | {} |", human(plain), human(fiber));
     }
