@@ -103,20 +103,21 @@ pub fn skills(context: &RoutingContext, require_language: bool) -> RoutingDecisi
     let conversation = &context.conversation;
     let brand = conversation.brand.as_deref();
     let language = conversation.language.as_deref();
-    let with_brand: Vec<&Agent> = context
-        .agents
-        .iter()
-        .filter(|agent| brand.is_none_or(|brand| has(&agent.skills, brand)))
-        .collect();
-    let speaks = |agent: &Agent| language.is_none_or(|lang| has(&agent.languages, lang));
-    let (speakers, others): (Vec<&Agent>, Vec<&Agent>) =
-        with_brand.into_iter().partition(|agent| speaks(agent));
-    let others = if require_language { Vec::new() } else { others };
-    let kept: Vec<String> = speakers
-        .iter()
-        .chain(others.iter())
-        .map(|agent| agent.id.clone())
-        .collect();
+    // The plugin's loop: speakers kept in order, the others behind them when the language
+    // is not required; the host's decision names operators by id.
+    let mut kept: Vec<String> = Vec::with_capacity(context.agents.len());
+    let mut others: Vec<String> = Vec::new();
+    for agent in &context.agents {
+        if !brand.is_none_or(|brand| has(&agent.skills, brand)) {
+            continue;
+        }
+        if language.is_none_or(|lang| has(&agent.languages, lang)) {
+            kept.push(agent.id.clone());
+        } else if !require_language {
+            others.push(agent.id.clone());
+        }
+    }
+    kept.extend(others);
     let reason = reason(&[
         Part::Text("skills: "),
         Part::Number(kept.len() as u64),

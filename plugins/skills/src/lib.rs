@@ -17,7 +17,7 @@
 
 centralino_sdk::small_object_allocator!();
 
-use centralino_sdk::routing::{Decision, Operator, RoutingContext};
+use centralino_sdk::routing::{Action, AgentHandle, Decision, RoutingContext};
 use centralino_sdk::{PluginError, Result, Router, reason};
 
 struct Skills {
@@ -59,21 +59,27 @@ impl Router for Skills {
         let conversation = context.conversation;
         let brand = conversation.brand.as_deref();
         let language = conversation.language.as_deref();
-        let speaks = |op: &Operator<'_>| language.is_none_or(|lang| has(op.languages, lang));
-        let (speakers, others): (Vec<Operator<'_>>, Vec<Operator<'_>>) = context
-            .candidates()
-            .filter(|op| brand.is_none_or(|brand| has(op.skills, brand)))
-            .partition(|op| speaks(op));
-        // Without `require_language`, those who do not speak it stay, behind the speakers.
-        let others = if self.require_language {
-            Vec::new()
-        } else {
-            others
-        };
-        let kept = speakers.len() + others.len();
+        // The kept operators' handles, speakers first: a loop that pushes 4-byte handles,
+        // not a partition into two vectors of `Operator`s (72 bytes each, copied twice in
+        // wasm: about a third of this stage at 200 operators, `BENCHMARKS.md` §1).
+        let mut kept: Vec<AgentHandle> = Vec::with_capacity(context.len());
+        let mut others: Vec<AgentHandle> = Vec::new();
+        for op in context.candidates() {
+            if !brand.is_none_or(|brand| has(op.skills, brand)) {
+                continue;
+            }
+            if language.is_none_or(|lang| has(op.languages, lang)) {
+                kept.push(op.handle);
+            } else if !self.require_language {
+                // Without `require_language`, those who do not speak it stay, behind the
+                // speakers.
+                others.push(op.handle);
+            }
+        }
+        kept.extend(others);
         let reason = reason!(
             "skills: ",
-            kept,
+            kept.len(),
             " of ",
             context.len(),
             " operators serve brand ",
@@ -81,7 +87,11 @@ impl Router for Skills {
             " in language ",
             language.unwrap_or("(any)")
         );
-        Ok(Decision::narrow(speakers.into_iter().chain(others), reason))
+        Ok(Decision {
+            action: Action::Narrow(kept),
+            priority: None,
+            reason,
+        })
     }
 }
 
