@@ -174,6 +174,8 @@ impl Ways for Exports {
     }
 
     async fn batch(&mut self, which: usize, n: u64) -> anyhow::Result<Duration> {
+        // One arm per way, each calling its export directly: a generic async helper
+        // choosing between `call` and `call_async` added about 20 ns to every call here.
         let store = &mut self.store;
         let started = Instant::now();
         for _ in 0..n {
