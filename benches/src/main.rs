@@ -870,15 +870,14 @@ fn cold_child(args: &[String], main_started: Instant) -> anyhow::Result<()> {
 }
 
 /// Hidden: `__profile-decision <policy> <operators> <seconds>` runs wasm decisions in a
-/// loop, for `perf record` or `valgrind --tool=callgrind`.
+/// loop, for `perf record` or `valgrind --tool=callgrind`; `<policy>` names any routing
+/// plugin in the plugin folder (default settings), not only those with a native peer.
 const PROFILE_ARG: &str = "__profile-decision";
 
 fn profile_decisions(args: &[String]) -> anyhow::Result<()> {
     let [policy, agents, seconds] = args else {
         anyhow::bail!("usage: {PROFILE_ARG} <policy> <operators> <seconds>");
     };
-    let policy = centralino_bench::native::Policy::from_name(policy)
-        .ok_or_else(|| anyhow::anyhow!("unknown policy `{policy}`"))?;
     let context = centralino_bench::fixtures::routing_context(agents.parse()?);
     let seconds: f64 = seconds.parse()?;
     let tokio = tokio::runtime::Builder::new_current_thread()
@@ -887,7 +886,11 @@ fn profile_decisions(args: &[String]) -> anyhow::Result<()> {
     tokio.block_on(async {
         let runtime = Runtime::new()?;
         let plugins = centralino_bench::default_plugin_dir();
-        let mut wasm = decision::instance(&runtime, &plugins, policy).await?;
+        let path = centralino_bench::component(&plugins, policy)?;
+        let mut wasm = runtime
+            .load_router(&path)?
+            .instance(Vec::new(), centralino::runtime::PluginLimits::default());
+        wasm.ready().await?;
         let started = Instant::now();
         let mut n = 0u64;
         while started.elapsed().as_secs_f64() < seconds {

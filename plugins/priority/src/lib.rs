@@ -11,8 +11,10 @@
 //! - `keywords`: comma-separated (default `guasto,disservizio,urgente,down`);
 //! - `level`: the priority to set, 1 to 255 (default 5).
 
+centralino_sdk::small_object_allocator!();
+
 use centralino_sdk::routing::{Decision, RoutingContext};
-use centralino_sdk::{PluginError, Result, Router};
+use centralino_sdk::{PluginError, Result, Router, reason};
 
 /// Words Italian customers use when a service is broken rather than merely annoying.
 const DEFAULT_KEYWORDS: &str = "guasto,disservizio,urgente,down";
@@ -95,8 +97,11 @@ impl Router for Priority {
         let level = self.level;
         let found = first_match(&self.keywords, &text).map(|keyword| keyword.join(" "));
         Ok(match found {
-            Some(keyword) => Decision::pass(format!(
-                "priority: `{keyword}` in the text, priority {level}"
+            Some(keyword) => Decision::pass(reason!(
+                "priority: `",
+                keyword,
+                "` in the text, priority ",
+                level
             ))
             .with_priority(level.max(current)),
             None => Decision::pass("priority: no urgent keyword"),

@@ -11,6 +11,8 @@
 //! When nobody is eligible the policy narrows the candidates to none, which queues the
 //! conversation.
 
+centralino_sdk::small_object_allocator!();
+
 use centralino_sdk::routing::{Decision, Operator, RoutingContext};
 use centralino_sdk::{PluginError, Result, Router, reason};
 
@@ -18,6 +20,11 @@ struct RoundRobin;
 
 fn eligible(op: &Operator<'_>) -> bool {
     op.is_available()
+}
+
+/// Never-assigned operators first, then the one assigned longest ago.
+fn rotation_key(op: &Operator<'_>) -> u64 {
+    op.last_assigned_at.map_or(0, |at| at.saturating_add(1))
 }
 
 impl Router for RoundRobin {
@@ -31,11 +38,19 @@ impl Router for RoundRobin {
     }
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
-        // `min_by_key` keeps the first of equal keys, so candidate order breaks ties.
-        let chosen = context
-            .candidates()
-            .filter(eligible)
-            .min_by_key(|op| op.last_assigned_at.map_or(0, |at| at.saturating_add(1)));
+        // A loop keeping the best so far, not `min_by_key`, which moves the 72-byte
+        // `Operator`s through every comparison (see the SDK's `Operator`). Only a strictly
+        // longer wait replaces the best, so candidate order breaks ties.
+        let mut chosen: Option<Operator<'_>> = None;
+        for op in context.candidates() {
+            if eligible(&op)
+                && chosen
+                    .as_ref()
+                    .is_none_or(|best| rotation_key(&op) < rotation_key(best))
+            {
+                chosen = Some(op);
+            }
+        }
         Ok(match chosen {
             Some(op) => {
                 Decision::assign(&op, reason!("round-robin: ", op.id, " is next in rotation"))

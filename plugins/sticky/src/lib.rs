@@ -14,6 +14,8 @@
 //!
 //! Settings: `window_minutes` (default 1440, one day; `0` means the same minute only).
 
+centralino_sdk::small_object_allocator!();
+
 use centralino_sdk::routing::{Decision, Presence, RoutingContext};
 use centralino_sdk::{PluginError, Result, Router, reason};
 
