@@ -211,6 +211,37 @@ async fn priority_matches_whole_words_ignoring_case_and_passes() {
 }
 
 #[tokio::test]
+async fn priority_compares_words_beyond_ascii_as_their_unicode_lower_case() {
+    // ASCII words are compared byte by byte, the others lower-cased: both must agree
+    // with lower-casing every word, accents included.
+    let mut router = policy(
+        "priority",
+        &[("keywords", "perché, città, Ü-Bahn"), ("level", "7")],
+    );
+    for (text, urgent) in [
+        ("PERCHÉ non va?", true),
+        ("in CITTÀ manca la rete", true),
+        ("la ü bahn", true),
+        ("Perché", true),
+        ("perche non va", false),
+        ("perchè non va", false),
+        ("citta senza rete", false),
+        ("ubahn", false),
+    ] {
+        let decision = router
+            .route(&context(text, vec![agent("a", 1)], 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            decision.priority,
+            urgent.then_some(7),
+            "{text}: {}",
+            decision.reason
+        );
+    }
+}
+
+#[tokio::test]
 async fn priority_keywords_and_level_are_configurable_and_never_lower_a_priority() {
     let mut router = policy(
         "priority",
