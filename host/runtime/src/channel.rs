@@ -5,12 +5,12 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::bindings::{ChannelBindings, ChannelPre};
+use super::call::{
+    begin_call, check_output, end_call, fault, instantiate_fault, retire_if_swollen,
+};
 use super::imports::{MediaFetcher, RateLimitBook};
 use super::state::PluginState;
-use super::{
-    CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime, begin_call, check_output, end_call,
-    fault, instantiate_fault, retire_if_swollen,
-};
+use super::{CacheOutcome, CallNotes, Inspection, PluginLimits, Runtime};
 use crate::capabilities::Grants;
 use crate::error::{Error, PluginFailure, PluginId};
 use crate::types::{

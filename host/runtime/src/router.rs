@@ -7,13 +7,13 @@ use wasmtime::component::Func;
 
 use super::bindings::{RouterLine, RouterPre, v0_1, v0_2};
 use super::borrowed;
+use super::call::{
+    begin_call, check_output, end_call, fault, instantiate_fault, retire_if_swollen,
+};
 use super::imports::RateLimitBook;
 use super::roster::{self, Roster};
 use super::state::PluginState;
-use super::{
-    CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime, begin_call,
-    check_output, end_call, fault, instantiate_fault, retire_if_swollen,
-};
+use super::{CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime};
 use crate::capabilities::Grants;
 use crate::error::{Error, Fault, PluginFailure, PluginId};
 use crate::types::{Pairs, RoutingContext, RoutingDecision};
