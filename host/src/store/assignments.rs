@@ -8,10 +8,17 @@
 //! response) stamps the row with the writing transaction's id (`changed_xid`, by a trigger,
 //! so no writer can forget it, and without a shared row any two writers would have to take
 //! in the same order). A routing change takes its horizon with the routing lock, in the
-//! same statement (that statement's snapshot's `xmin`: every transaction below it had
-//! ended, so its rows are visible to the reads that follow), and then reads only the rows
-//! stamped at or above the previous change's horizon. Rows are read again at most once
-//! more than needed, never missed.
+//! same statement: that statement's snapshot, as its `xmax` (the first transaction id not
+//! yet given out) and the ids still in progress below it. It then reads only the rows
+//! stamped by a transaction the previous change's snapshot did not see as ended: at or
+//! above that `xmax`, or one of those in progress. Every other stamp belongs to a
+//! transaction that had ended by the previous change, whose reads saw it. Rows are read
+//! again at most once more than needed, never missed.
+//!
+//! A transaction left open for long (a report, a session idle in a transaction) is one id
+//! in the list: its own rows are read when it ends, and the changes committed meanwhile
+//! are read once each. With the snapshot's `xmin` as the horizon (the oldest transaction
+//! still running), every change read everything stamped since that transaction began.
 
 use std::collections::HashMap;
 
@@ -180,26 +187,74 @@ impl Store {
         // The horizon in the lock's round trip: the statement's snapshot is taken before
         // the lock is granted, so it may be older than needed (more is read), never newer.
         let row = sqlx::query(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-             FROM (SELECT pg_advisory_xact_lock($1)) AS locked",
+            "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin,
+                    pg_snapshot_xmax(s)::text::bigint AS xmax,
+                    COALESCE((SELECT string_agg(x::text, ',') FROM pg_snapshot_xip(s) AS x), '')
+                        AS running
+             FROM (SELECT pg_current_snapshot() AS s
+                   FROM (SELECT pg_advisory_xact_lock($1)) AS locked) AS snapshot",
         )
         .bind(routing_lock_key(tenant))
         .fetch_one(&mut *tx)
         .await
         .with_context(|| format!("taking the routing lock of tenant `{tenant}`"))?;
+        let running: String = row.try_get("running")?;
+        let running = running
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| {
+                id.parse::<i64>()
+                    .with_context(|| format!("a transaction id in the snapshot: `{id}`"))
+            })
+            .collect::<anyhow::Result<Vec<i64>>>()?;
         Ok(Some(RoutingTx {
             tx,
             backend: self.backend,
             tenant: tenant.to_string(),
             clock: self.clock.clone(),
-            horizon: Horizon(row.try_get(0)?),
+            horizon: Horizon {
+                xmin: row.try_get("xmin")?,
+                xmax: row.try_get("xmax")?,
+                running,
+            },
         }))
     }
 }
 
-/// Where a routing change's reads stood on PostgreSQL (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Horizon(i64);
+/// Where a routing change's reads stood on PostgreSQL (see the module docs): its
+/// snapshot's bounds and the transactions in progress between them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Horizon {
+    /// The oldest transaction still in progress (`xmax` when none was).
+    xmin: i64,
+    /// The first transaction id not yet given out.
+    xmax: i64,
+    /// The transactions in progress, each at or above `xmin` and below `xmax`.
+    running: Vec<i64>,
+}
+
+/// Most transactions in progress a change names one by one; past them it reads from the
+/// oldest on, as much as needed and more.
+const MAX_RUNNING: usize = 200;
+
+impl Horizon {
+    /// The SQL condition on `changed_xid` that selects what changed from this horizon
+    /// on (the ids are the server's numbers, never a caller's text).
+    fn changed_since(&self) -> String {
+        if self.running.is_empty() {
+            format!("changed_xid >= {}", self.xmax)
+        } else if self.running.len() > MAX_RUNNING {
+            format!("changed_xid >= {}", self.xmin)
+        } else {
+            let ids: Vec<String> = self.running.iter().map(i64::to_string).collect();
+            format!(
+                "(changed_xid >= {} OR changed_xid IN ({}))",
+                self.xmax,
+                ids.join(", ")
+            )
+        }
+    }
+}
 
 /// What the store says about who holds a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,7 +322,7 @@ impl RoutingTx {
     /// these reads, from any host.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) fn horizon(&self) -> Horizon {
-        self.horizon
+        self.horizon.clone()
     }
 
     /// The assignment of each conversation of `ids` the store has, by id, and of every
@@ -277,7 +332,7 @@ impl RoutingTx {
     pub(crate) async fn assignments(
         &mut self,
         ids: &[&str],
-        since: Option<Horizon>,
+        since: Option<&Horizon>,
     ) -> anyhow::Result<HashMap<String, StoredAssignment>> {
         let mut found = HashMap::new();
         let mut chunks: Vec<&[&str]> = ids.chunks(MAX_IN_LIST).collect();
@@ -286,7 +341,7 @@ impl RoutingTx {
         }
         for (n, chunk) in chunks.into_iter().enumerate() {
             let also = match since {
-                Some(Horizon(xid)) => format!("changed_xid >= {xid}"),
+                Some(horizon) => horizon.changed_since(),
                 None => "status = 'waiting'".to_string(),
             };
             let filter = match (n, chunk.is_empty()) {

@@ -116,7 +116,7 @@ impl TenantRouting {
             // Read before the assignments, so the newer of two reads of a row wins.
             self.held.reset(tx.held().await?);
         }
-        let stored = tx.assignments(&ids, since).await?;
+        let stored = tx.assignments(&ids, since.as_ref()).await?;
         for row in stored.values() {
             self.held.apply(row);
         }
