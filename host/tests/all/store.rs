@@ -687,17 +687,10 @@ async fn two_hosts_storing_the_same_new_thread_at_once_share_one_conversation() 
     assert_eq!(open.len(), 25);
 }
 
-/// On PostgreSQL a routing change reads only the conversations changed since the horizon
-/// of the one before, and misses none: a write still in progress when that horizon was
-/// taken (a reply stamping its first response takes no routing lock) and committed after
-/// the change is read by the next change, and once every writer before a horizon has
-/// ended, a change from it reads nothing unchanged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_no_late_commit() {
-    use sqlx::Connection as _;
-    let Some(base) = postgres_url() else {
-        return;
-    };
+/// A fresh PostgreSQL store (its URL) holding two open conversations (their ids); `None`
+/// without a test server.
+async fn two_conversations_on_postgres() -> Option<(String, Store, [String; 2])> {
+    let base = postgres_url()?;
     let url = fresh_postgres_database(&base).await;
     let store = Store::open(&url).await.unwrap();
     let stored = store
@@ -711,10 +704,25 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
         )
         .await
         .unwrap();
-    let (first, second) = (
-        stored[0].conversation_id.as_str(),
-        stored[1].conversation_id.as_str(),
-    );
+    let ids = [
+        stored[0].conversation_id.to_string(),
+        stored[1].conversation_id.to_string(),
+    ];
+    Some((url, store, ids))
+}
+
+/// On PostgreSQL a routing change reads only the conversations changed since the horizon
+/// of the one before, and misses none: a write still in progress when that horizon was
+/// taken (a reply stamping its first response takes no routing lock) and committed after
+/// the change is read by the next change, and once every writer before a horizon has
+/// ended, a change from it reads nothing unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_no_late_commit() {
+    use sqlx::Connection as _;
+    let Some((url, store, [first, second])) = two_conversations_on_postgres().await else {
+        return;
+    };
+    let (first, second) = (first.as_str(), second.as_str());
 
     let mut change = store.begin_routing("default").await.unwrap().unwrap();
     let read = change.assignments(&[first, second], None).await.unwrap();
@@ -787,29 +795,17 @@ async fn a_routing_change_reads_what_changed_since_the_last_horizon_and_misses_n
     assert!(quiet, "every change read conversations nobody changed");
 }
 
+/// On PostgreSQL a transaction left open while many others come and go (a report, a
+/// session idle in a transaction) does not hold routing's horizon back: a change reads
+/// what changed since the one before, once, and the open transaction's own write when it
+/// commits.
 #[tokio::test]
 async fn a_transaction_left_open_does_not_make_every_routing_change_read_again() {
     use sqlx::Connection as _;
-    let Some(base) = postgres_url() else {
+    let Some((url, store, [first, second])) = two_conversations_on_postgres().await else {
         return;
     };
-    let url = fresh_postgres_database(&base).await;
-    let store = Store::open(&url).await.unwrap();
-    let stored = store
-        .ingest(
-            "default",
-            "twitter",
-            &[
-                message("1", "1001", "t:1", "42", "il modem non va"),
-                message("2", "1001", "t:2", "43", "fattura sbagliata"),
-            ],
-        )
-        .await
-        .unwrap();
-    let (first, second) = (
-        stored[0].conversation_id.as_str(),
-        stored[1].conversation_id.as_str(),
-    );
+    let (first, second) = (first.as_str(), second.as_str());
     // A report (or a session idle in a transaction) that has an id and stays open.
     let mut report = sqlx::PgConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut report).await.unwrap();
