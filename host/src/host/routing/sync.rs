@@ -95,7 +95,8 @@ impl TenantRouting {
             self.fully_synced_at
                 .is_some_and(|at| at.elapsed() < FULL_SYNC)
         });
-        let mut known: Vec<(ConversationNumber, String)> = match since {
+        // A full read asks for every conversation the engine knows, by id.
+        let every_known: Vec<(ConversationNumber, String)> = match since {
             Some(_) => Vec::new(),
             None => self
                 .engine
@@ -105,7 +106,7 @@ impl TenantRouting {
                 .filter_map(|c| Some((c.id, self.to_store.get(&c.id)?.clone())))
                 .collect(),
         };
-        let mut ids: Vec<&str> = known.iter().map(|(_, id)| id.as_str()).collect();
+        let mut ids: Vec<&str> = every_known.iter().map(|(_, id)| id.as_str()).collect();
         ids.extend(
             wanted
                 .iter()
@@ -120,15 +121,18 @@ impl TenantRouting {
         for row in stored.values() {
             self.held.apply(row);
         }
-        if since.is_some() {
-            // What the engine knows of what changed.
-            known = stored
+        // The conversations the engine knows to bring in line: every one after a full
+        // read, else those among what changed.
+        let known: Vec<(ConversationNumber, String)> = match since {
+            Some(_) => stored
                 .keys()
                 .filter_map(|id| Some((self.to_engine.get(id)?.0, id.clone())))
-                .collect();
-        } else {
-            self.fully_synced_at = Some(Instant::now());
-        }
+                .collect(),
+            None => {
+                self.fully_synced_at = Some(Instant::now());
+                every_known
+            }
+        };
         let mut moved = false;
         // What the engine must know and does not: the conversations asked for (new ones
         // only once another host routed them) and every conversation waiting in the store.
