@@ -246,21 +246,36 @@ const MAX_RUNNING: usize = 200;
 /// lags by far more.
 const NEAR: i64 = 1_000;
 
+/// The condition on `changed_xid` a [`Horizon`] reads from, with the values it binds
+/// (bound, not written into the SQL: the statement's text stays the same from one change
+/// to the next, so it is prepared once per connection).
+enum ChangedSince {
+    /// Stamped at or above this id.
+    From(i64),
+    /// Stamped at or above this id, or by one of these (comma-separated).
+    FromOrBy(i64, String),
+}
+
+impl ChangedSince {
+    fn sql(&self) -> &'static str {
+        match self {
+            ChangedSince::From(_) => "changed_xid >= ?",
+            ChangedSince::FromOrBy(..) => {
+                "(changed_xid >= ? OR changed_xid = ANY(string_to_array(?, ',')::bigint[]))"
+            }
+        }
+    }
+}
+
 impl Horizon {
-    /// The SQL condition on `changed_xid` that selects what changed from this horizon
-    /// on (the ids are the server's numbers, never a caller's text): from the oldest
-    /// transaction then running while it is near, else from `xmax` plus the running
-    /// ones (module docs).
-    fn changed_since(&self) -> String {
+    /// What changed from this horizon on: from the oldest transaction then running while
+    /// it is near, else from `xmax` plus the running ones (module docs).
+    fn changed_since(&self) -> ChangedSince {
         if self.xmax.saturating_sub(self.xmin) <= NEAR || self.running.len() > MAX_RUNNING {
-            format!("changed_xid >= {}", self.xmin)
+            ChangedSince::From(self.xmin)
         } else {
             let ids: Vec<String> = self.running.iter().map(i64::to_string).collect();
-            format!(
-                "(changed_xid >= {} OR changed_xid IN ({}))",
-                self.xmax,
-                ids.join(", ")
-            )
+            ChangedSince::FromOrBy(self.xmax, ids.join(","))
         }
     }
 }
@@ -348,13 +363,13 @@ impl RoutingTx {
         if chunks.is_empty() {
             chunks.push(&[]);
         }
+        let changed = since.map(Horizon::changed_since);
         for (n, chunk) in chunks.into_iter().enumerate() {
-            let also = match since {
-                Some(horizon) => horizon.changed_since(),
-                None => "status = 'waiting'".to_string(),
-            };
+            let also = changed
+                .as_ref()
+                .map_or("status = 'waiting'", ChangedSince::sql);
             let filter = match (n, chunk.is_empty()) {
-                (0, true) => also,
+                (0, true) => also.to_string(),
                 (0, false) => format!("({also} OR id IN ({}))", marks(chunk.len())),
                 _ => format!("id IN ({})", marks(chunk.len())),
             };
@@ -367,6 +382,13 @@ impl RoutingTx {
                 ),
             );
             let mut query = sqlx::query(&sql).bind(&self.tenant);
+            match (n, &changed) {
+                (0, Some(ChangedSince::From(xid))) => query = query.bind(*xid),
+                (0, Some(ChangedSince::FromOrBy(xid, running))) => {
+                    query = query.bind(*xid).bind(running.as_str());
+                }
+                _ => {}
+            }
             for id in chunk {
                 query = query.bind(*id);
             }
