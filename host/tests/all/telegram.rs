@@ -380,6 +380,34 @@ async fn polling_asks_from_the_cursor_and_returns_the_next_offset_as_cursor() {
 }
 
 #[tokio::test]
+async fn a_polled_update_of_another_kind_is_reported_by_its_kind_and_passed_over() {
+    let api = ScriptedServer::start(vec![
+        Exchange::get(&format!("/bot{TOKEN}/getUpdates")).reply_json(
+            200,
+            json!({ "ok": true, "result": [
+                update("linea giù"),
+                { "update_id": 900_002, "my_chat_member": { "chat": { "id": 4242, "type": "private" } } },
+            ] }),
+        ),
+    ])
+    .await
+    .unwrap();
+    let mut connector = telegram()
+        .setting("api_base", api.base_url())
+        .allow(api.authority())
+        .path_token("tim-bot", TOKEN)
+        .instance()
+        .unwrap();
+    let page = connector.poll(BOT, Some("900000")).await.unwrap();
+    assert_eq!(page.messages.len(), 1);
+    assert_eq!(page.cursor.as_deref(), Some("900003"), "past both updates");
+    assert_eq!(
+        connector.take_notes().ignored,
+        [("my_chat_member".to_string(), 1)].into()
+    );
+}
+
+#[tokio::test]
 async fn telegrams_429_is_rate_limited_for_its_retry_after() {
     let api = ScriptedServer::start(vec![
         Exchange::get(&format!("/bot{TOKEN}/getUpdates")).reply_json(

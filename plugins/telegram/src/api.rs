@@ -56,7 +56,7 @@ pub fn poll(telegram: &Telegram, bot: &Account, cursor: Option<&str>) -> Result<
     let mut messages = Vec::new();
     for raw in page.result {
         // One unreadable update must not block the others behind it forever.
-        match serde_json::from_value::<Update>(raw) {
+        match Update::from_value(&raw) {
             Ok(update) => {
                 last = last.max(Some(update.update_id));
                 messages.extend(updates::message(bot, update));

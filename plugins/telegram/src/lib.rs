@@ -146,7 +146,7 @@ impl Connector for Telegram {
                 ));
             }
         };
-        let update: updates::Update = match request.json() {
+        let update = match updates::Update::read(&request.body) {
             Ok(update) => update,
             Err(e) => return Ok(WebhookOutcome::malformed(&format!("not an update: {e}"))),
         };

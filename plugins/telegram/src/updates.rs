@@ -23,9 +23,37 @@ pub struct Update {
     message: Option<TgMessage>,
     /// A message the customer edited, as it reads now.
     edited_message: Option<TgMessage>,
-    /// The other fields: the kind of an update the connector does not handle.
-    #[serde(flatten)]
-    other: BTreeMap<String, IgnoredAny>,
+    /// The kind of an update the connector does not handle (its other field), read in a
+    /// pass of its own ([`Update::read`]): `serde(flatten)` would buffer every field of
+    /// every update, the message included, to find it.
+    #[serde(skip)]
+    other: Option<String>,
+}
+
+impl Update {
+    /// Reads an update from its JSON (a webhook's body); `Err` says why it is none.
+    pub fn read(json: &[u8]) -> serde_json::Result<Update> {
+        let mut update: Update = serde_json::from_slice(json)?;
+        let fields: BTreeMap<String, IgnoredAny> = serde_json::from_slice(json)?;
+        update.other = other_kind(fields.keys());
+        Ok(update)
+    }
+
+    /// Reads an update from a parsed value (one of a poll's page).
+    pub fn from_value(value: &serde_json::Value) -> serde_json::Result<Update> {
+        let mut update = Update::deserialize(value)?;
+        update.other = value
+            .as_object()
+            .and_then(|fields| other_kind(fields.keys()));
+        Ok(update)
+    }
+}
+
+/// The first field (by name) that is none of those the connector reads.
+fn other_kind<'a>(mut fields: impl Iterator<Item = &'a String>) -> Option<String> {
+    fields
+        .find(|field| !matches!(field.as_str(), "update_id" | "message" | "edited_message"))
+        .cloned()
 }
 
 #[derive(Deserialize)]
@@ -105,7 +133,7 @@ pub fn message(bot: &Account, update: Update) -> Option<Message> {
         (Some(message), _) => (message, false),
         (None, Some(message)) => (message, true),
         (None, None) => {
-            let kind = update.other.keys().next().map_or("empty", String::as_str);
+            let kind = update.other.as_deref().unwrap_or("empty");
             conventions::ignored(
                 conventions::reason_or(kind, "unsupported-update"),
                 &event,
