@@ -23,7 +23,7 @@ fn decisions(c: &mut Criterion) {
     for policy in Policy::ALL {
         let mut group = c.benchmark_group(format!("route/{}", policy.name()));
         let mut wasm = tokio
-            .block_on(instance(&runtime, &plugins, policy))
+            .block_on(instance(&runtime, &plugins, policy.name()))
             .expect("the policy plugin (run `cargo xtask plugins` first)");
         for agents in [9, 200] {
             let context = routing_context(agents);

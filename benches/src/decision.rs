@@ -85,13 +85,14 @@ impl Figure {
     }
 }
 
-/// A loaded, ready instance of a policy plugin with its default settings.
+/// A loaded, ready instance of the routing plugin `name` (its file in `plugins`) with its
+/// default settings.
 pub async fn instance(
     runtime: &Runtime,
     plugins: &Path,
-    policy: Policy,
+    name: &str,
 ) -> anyhow::Result<RouterInstance> {
-    let path = crate::component(plugins, policy.name())?;
+    let path = crate::component(plugins, name)?;
     let plugin = runtime.load_router(&path)?;
     let mut instance = plugin.instance(Vec::new(), PluginLimits::default());
     instance.ready().await?;
@@ -172,18 +173,11 @@ pub async fn run(
     let http = HttpPeer::start().await?;
     let mut figures = Vec::new();
     for policy in Policy::ALL {
-        let mut wasm = instance(runtime, plugins, policy).await?;
-        let mut wasm_on_fiber = instance(on_fiber, plugins, policy).await?;
+        let mut wasm = instance(runtime, plugins, policy.name()).await?;
+        let mut wasm_on_fiber = instance(on_fiber, plugins, policy.name()).await?;
         // The released 0.1 build, where the tree keeps one.
         let mut v0_1 = match policy {
-            Policy::LeastLoaded => {
-                let path = crate::component(plugins, "least-loaded-v0-1-0")?;
-                let mut i = runtime
-                    .load_router(&path)?
-                    .instance(Vec::new(), PluginLimits::default());
-                i.ready().await?;
-                Some(i)
-            }
+            Policy::LeastLoaded => Some(instance(runtime, plugins, "least-loaded-v0-1-0").await?),
             _ => None,
         };
         for &agents in &options.sizes {

@@ -886,11 +886,7 @@ fn profile_decisions(args: &[String]) -> anyhow::Result<()> {
     tokio.block_on(async {
         let runtime = Runtime::new()?;
         let plugins = centralino_bench::default_plugin_dir();
-        let path = centralino_bench::component(&plugins, policy)?;
-        let mut wasm = runtime
-            .load_router(&path)?
-            .instance(Vec::new(), centralino::runtime::PluginLimits::default());
-        wasm.ready().await?;
+        let mut wasm = decision::instance(&runtime, &plugins, policy).await?;
         let started = Instant::now();
         let mut n = 0u64;
         while started.elapsed().as_secs_f64() < seconds {

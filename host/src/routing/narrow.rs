@@ -26,18 +26,16 @@ fn keep_with(mut agents: Vec<Agent>, ids: &[String], search_up_to: usize) -> Vec
         }
         return kept;
     }
-    // Where each named id's candidates are, earliest last (taken first).
+    // Where each named id's candidates are, pushed from the last candidate back, so the
+    // earliest is popped first.
     let mut at: HashMap<&str, Vec<usize>> = HashMap::with_capacity(ids.len());
     for id in ids {
         at.entry(id.as_str()).or_default();
     }
-    for (position, agent) in agents.iter().enumerate() {
+    for (position, agent) in agents.iter().enumerate().rev() {
         if let Some(positions) = at.get_mut(agent.id.as_str()) {
             positions.push(position);
         }
-    }
-    for positions in at.values_mut() {
-        positions.reverse();
     }
     let mut slots: Vec<Option<Agent>> = agents.into_iter().map(Some).collect();
     for id in ids {

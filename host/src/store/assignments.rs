@@ -201,15 +201,6 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .with_context(|| format!("taking the routing lock of tenant `{tenant}`"))?;
-        let running: String = row.try_get("running")?;
-        let running = running
-            .split(',')
-            .filter(|id| !id.is_empty())
-            .map(|id| {
-                id.parse::<i64>()
-                    .with_context(|| format!("a transaction id in the snapshot: `{id}`"))
-            })
-            .collect::<anyhow::Result<Vec<i64>>>()?;
         Ok(Some(RoutingTx {
             tx,
             backend: self.backend,
@@ -218,7 +209,7 @@ impl Store {
             horizon: Horizon {
                 xmin: row.try_get("xmin")?,
                 xmax: row.try_get("xmax")?,
-                running,
+                running: row.try_get("running")?,
             },
         }))
     }
@@ -232,8 +223,9 @@ pub struct Horizon {
     xmin: i64,
     /// The first transaction id not yet given out.
     xmax: i64,
-    /// The transactions in progress, each at or above `xmin` and below `xmax`.
-    running: Vec<i64>,
+    /// The transactions in progress, each at or above `xmin` and below `xmax`, as the
+    /// server listed them (comma-separated; bound back as they are, see [`ChangedSince`]).
+    running: String,
 }
 
 /// Most transactions in progress a change names one by one; past them it reads from the
@@ -249,14 +241,14 @@ const NEAR: i64 = 1_000;
 /// The condition on `changed_xid` a [`Horizon`] reads from, with the values it binds
 /// (bound, not written into the SQL: the statement's text stays the same from one change
 /// to the next, so it is prepared once per connection).
-enum ChangedSince {
+enum ChangedSince<'h> {
     /// Stamped at or above this id.
     From(i64),
     /// Stamped at or above this id, or by one of these (comma-separated).
-    FromOrBy(i64, String),
+    FromOrBy(i64, &'h str),
 }
 
-impl ChangedSince {
+impl ChangedSince<'_> {
     fn sql(&self) -> &'static str {
         match self {
             ChangedSince::From(_) => "changed_xid >= ?",
@@ -270,12 +262,12 @@ impl ChangedSince {
 impl Horizon {
     /// What changed from this horizon on: from the oldest transaction then running while
     /// it is near, else from `xmax` plus the running ones (module docs).
-    fn changed_since(&self) -> ChangedSince {
-        if self.xmax.saturating_sub(self.xmin) <= NEAR || self.running.len() > MAX_RUNNING {
+    fn changed_since(&self) -> ChangedSince<'_> {
+        let near = self.xmax.saturating_sub(self.xmin) <= NEAR;
+        if near || self.running.split(',').count() > MAX_RUNNING {
             ChangedSince::From(self.xmin)
         } else {
-            let ids: Vec<String> = self.running.iter().map(i64::to_string).collect();
-            ChangedSince::FromOrBy(self.xmax, ids.join(","))
+            ChangedSince::FromOrBy(self.xmax, &self.running)
         }
     }
 }
@@ -385,7 +377,7 @@ impl RoutingTx {
             match (n, &changed) {
                 (0, Some(ChangedSince::From(xid))) => query = query.bind(*xid),
                 (0, Some(ChangedSince::FromOrBy(xid, running))) => {
-                    query = query.bind(*xid).bind(running.as_str());
+                    query = query.bind(*xid).bind(*running);
                 }
                 _ => {}
             }

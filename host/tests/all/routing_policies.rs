@@ -212,8 +212,8 @@ async fn priority_matches_whole_words_ignoring_case_and_passes() {
 
 #[tokio::test]
 async fn priority_compares_words_beyond_ascii_as_their_unicode_lower_case() {
-    // ASCII words are compared byte by byte, the others lower-cased: both must agree
-    // with lower-casing every word, accents included.
+    // Words are compared as their Unicode lower case, accents included: an accented
+    // capital matches, an unaccented or differently accented letter does not.
     let mut router = policy(
         "priority",
         &[("keywords", "perché, città, Ü-Bahn"), ("level", "7")],

@@ -26,6 +26,15 @@ fn telegram() -> ConnectorTest {
         .secret("webhook_secret", SECRET)
 }
 
+/// [`telegram`] calling the Bot API at `base_url` (granted `authority`), its bot's token
+/// attached by the host under the name `tim-bot`.
+fn telegram_at(base_url: String, authority: String) -> ConnectorTest {
+    telegram()
+        .setting("api_base", base_url)
+        .allow(authority)
+        .path_token("tim-bot", TOKEN)
+}
+
 /// A Bot API update: `text` from Mario (4242) in his private chat, message 55.
 fn update(text: &str) -> Value {
     json!({
@@ -353,10 +362,7 @@ async fn polling_asks_from_the_cursor_and_returns_the_next_offset_as_cursor() {
     ])
     .await
     .unwrap();
-    let mut connector = telegram()
-        .setting("api_base", api.base_url())
-        .allow(api.authority())
-        .path_token("tim-bot", TOKEN)
+    let mut connector = telegram_at(api.base_url(), api.authority())
         .instance()
         .unwrap();
 
@@ -392,10 +398,7 @@ async fn a_polled_update_of_another_kind_is_reported_by_its_kind_and_passed_over
     ])
     .await
     .unwrap();
-    let mut connector = telegram()
-        .setting("api_base", api.base_url())
-        .allow(api.authority())
-        .path_token("tim-bot", TOKEN)
+    let mut connector = telegram_at(api.base_url(), api.authority())
         .instance()
         .unwrap();
     let page = connector.poll(BOT, Some("900000")).await.unwrap();
@@ -417,10 +420,7 @@ async fn telegrams_429_is_rate_limited_for_its_retry_after() {
     ])
     .await
     .unwrap();
-    let mut connector = telegram()
-        .setting("api_base", api.base_url())
-        .allow(api.authority())
-        .path_token("tim-bot", TOKEN)
+    let mut connector = telegram_at(api.base_url(), api.authority())
         .instance()
         .unwrap();
     let err = connector.poll(BOT, None).await.unwrap_err();
@@ -443,10 +443,7 @@ async fn a_reply_goes_out_with_send_message_threaded_by_reply_to_message_id() {
     let mario = TelegramUser::new("4242", "Mario", Some("mario_rossi"));
     let written = telegram_api.customer_writes(BOT, &mario, "il modem non va");
     let message_id = written["message"]["message_id"].as_i64().unwrap();
-    let mut connector = telegram()
-        .setting("api_base", telegram_api.base_url())
-        .allow(telegram_api.authority())
-        .path_token("tim-bot", TOKEN)
+    let mut connector = telegram_at(telegram_api.base_url(), telegram_api.authority())
         .instance()
         .unwrap();
 

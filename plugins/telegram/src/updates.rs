@@ -24,8 +24,9 @@ pub struct Update {
     /// A message the customer edited, as it reads now.
     edited_message: Option<TgMessage>,
     /// The kind of an update the connector does not handle (its other field), read in a
-    /// pass of its own ([`Update::read`]): `serde(flatten)` would buffer every field of
-    /// every update, the message included, to find it.
+    /// pass of its own, and only for an update that carries no message ([`Update::read`]):
+    /// `serde(flatten)` would buffer every field of every update, the message included,
+    /// to find it.
     #[serde(skip)]
     other: Option<String>,
 }
@@ -34,18 +35,27 @@ impl Update {
     /// Reads an update from its JSON (a webhook's body); `Err` says why it is none.
     pub fn read(json: &[u8]) -> serde_json::Result<Update> {
         let mut update: Update = serde_json::from_slice(json)?;
-        let fields: BTreeMap<String, IgnoredAny> = serde_json::from_slice(json)?;
-        update.other = other_kind(fields.keys());
+        if update.carries_nothing() {
+            let fields: BTreeMap<String, IgnoredAny> = serde_json::from_slice(json)?;
+            update.other = other_kind(fields.keys());
+        }
         Ok(update)
     }
 
     /// Reads an update from a parsed value (one of a poll's page).
     pub fn from_value(value: &serde_json::Value) -> serde_json::Result<Update> {
         let mut update = Update::deserialize(value)?;
-        update.other = value
-            .as_object()
-            .and_then(|fields| other_kind(fields.keys()));
+        if update.carries_nothing() {
+            update.other = value
+                .as_object()
+                .and_then(|fields| other_kind(fields.keys()));
+        }
         Ok(update)
+    }
+
+    /// Neither a message nor an edit: the only update whose other kind is reported.
+    fn carries_nothing(&self) -> bool {
+        self.message.is_none() && self.edited_message.is_none()
     }
 }
 
