@@ -23,8 +23,8 @@ use std::mem::MaybeUninit;
 use wasmtime::component::__internal::{InterfaceType, LowerContext};
 use wasmtime::component::{ComponentType, Lower};
 
-use crate::bindings::latest::router;
 use crate::bindings::v0_1::types::MessageKind;
+use crate::bindings::v0_2::router;
 use crate::borrowed::{ConversationRef, next_field, option_payload, put, put_pair};
 use crate::roster::{CandidateRow, ContextRef, ROW_SIZE};
 

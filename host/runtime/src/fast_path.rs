@@ -1,12 +1,14 @@
 //! The fast paths against the generated bindings: every routing decision taken through
 //! the fast path (0.1: [`super::borrowed`], the context lowered from borrowed host types by
 //! `unsafe` code on wasmtime's internals; 0.2: [`super::roster`], the candidates lowered
-//! the same way, the roster kept in the instance) equals the one taken through the
-//! generated bindings' ordinary typed call, over thousands of random contexts, for every
-//! routing policy in the tree (0.2 builds), the released 0.1 build of `least-loaded`, and
-//! the echo guests (`hostile-router` for 0.1, `roster-echo` for 0.2), which write out every
-//! agent as it arrived (checked field by field against what the host sent). Then the
-//! roster through a day of changes, and the generated path as the fallback.
+//! the same way, the roster kept in the instance; 0.3: [`super::flat_route`], flat values
+//! and the same candidates) equals the one taken through the generated bindings' ordinary
+//! typed call, over thousands of random contexts, for every routing policy in the tree
+//! (0.3 builds), the released 0.1 build of `least-loaded`, and the echo guests
+//! (`hostile-router` for 0.1, `roster-echo-v0-2-0` for 0.2, `roster-echo` for 0.3), which
+//! write out every agent and the conversation as they arrived (checked field by field
+//! against what the host sent). Then the roster through a day of changes, and the
+//! generated path as the fallback.
 //!
 //! Each policy gets two instances with the same settings, one per path, fed the same
 //! contexts in the same order, so policies with state (`round-robin`'s rotation) stay in
@@ -350,86 +352,101 @@ async fn least_loaded_as_released_for_0_1_decides_the_same_through_both_paths() 
     differential("least-loaded-v0-1-0", &[], CONTEXTS, None, anything).await;
 }
 
+/// The echo guests that keep the roster: contract 0.2's and 0.3's.
+const ROSTER_ECHOES: [&str; 2] = ["roster-echo-v0-2-0", "roster-echo"];
+
 #[tokio::test]
-async fn every_candidate_reaches_a_0_2_policy_as_the_host_holds_it_through_both_paths() {
-    differential(
-        "roster-echo",
-        &[],
-        CONTEXTS,
-        Some("echo"),
-        |context, decision| {
-            let expected = echo(&context.agents);
-            if decision.action == RoutingAction::Pass && decision.reason == expected {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the 0.2 guest saw other candidates than the host sent: got {decision:?}, \
+async fn every_candidate_reaches_a_0_2_or_0_3_policy_as_the_host_holds_it_through_both_paths() {
+    for guest in ROSTER_ECHOES {
+        differential(
+            guest,
+            &[],
+            CONTEXTS / 2,
+            Some("echo"),
+            |context, decision| {
+                let expected = echo(&context.agents);
+                if decision.action == RoutingAction::Pass && decision.reason == expected {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the guest saw other candidates than the host sent: got {decision:?}, \
                      expected the echo {expected:?}"
-                ))
-            }
-        },
-    )
-    .await;
+                    ))
+                }
+            },
+        )
+        .await;
+    }
 }
 
-/// The conversation, the queue and the time reach a 0.2 policy as the host holds them
-/// (the context is written into the guest by hand, `context_lowering.rs`), field by field.
+/// The conversation, the queue and the time reach a 0.2 or 0.3 policy as the host holds
+/// them, field by field: under 0.2 written into the guest by hand (`context_lowering.rs`),
+/// under 0.3 as numbers for the repeating strings, the rest asked of the host.
 #[tokio::test]
-async fn the_conversation_reaches_a_0_2_policy_as_the_host_holds_it_through_both_paths() {
-    differential(
-        "roster-echo",
-        &[],
-        CONTEXTS,
-        Some("conversation"),
-        |context, decision| {
-            let c = &context.conversation;
-            let q = &context.queue;
-            let kind = match c.kind {
-                MessageKind::PublicPost => 0,
-                MessageKind::PrivateMessage => 1,
-                MessageKind::Comment => 2,
-            };
-            let expected = format!(
-                "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
-                c.id,
-                c.channel,
-                c.account,
-                c.brand,
-                c.language,
-                c.customer,
-                kind,
-                c.text,
-                c.priority,
-                c.previous_agent,
-                c.previous_agent_at,
-                c.waiting_since,
-                q.waiting,
-                q.oldest_wait_ms,
-                q.average_handle_ms,
-                context.now
-            );
-            if decision.action == RoutingAction::Pass && decision.reason == expected {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the 0.2 guest saw another conversation than the host sent: got \
+async fn the_conversation_reaches_a_0_2_or_0_3_policy_as_the_host_holds_it_through_both_paths() {
+    for guest in ROSTER_ECHOES {
+        differential(
+            guest,
+            &[],
+            CONTEXTS / 2,
+            Some("conversation"),
+            |context, decision| {
+                let c = &context.conversation;
+                let q = &context.queue;
+                let kind = match c.kind {
+                    MessageKind::PublicPost => 0,
+                    MessageKind::PrivateMessage => 1,
+                    MessageKind::Comment => 2,
+                };
+                let expected = format!(
+                    "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
+                    c.id,
+                    c.channel,
+                    c.account,
+                    c.brand,
+                    c.language,
+                    c.customer,
+                    kind,
+                    c.text,
+                    c.priority,
+                    c.previous_agent,
+                    c.previous_agent_at,
+                    c.waiting_since,
+                    q.waiting,
+                    q.oldest_wait_ms,
+                    q.average_handle_ms,
+                    context.now
+                );
+                if decision.action == RoutingAction::Pass && decision.reason == expected {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the guest saw another conversation than the host sent: got \
                      {decision:?}, expected the echo {expected:?}"
-                ))
-            }
-        },
-    )
-    .await;
+                    ))
+                }
+            },
+        )
+        .await;
+    }
 }
 
 /// A roster that changes the way the engine's does: loads and presence move with the same
 /// version; an operator added, removed or reconfigured brings a new version; stages see
-/// subsets in other orders. A 0.2 instance, told only what changed, sees every call's
-/// candidates exactly as the host holds them, and its decisions name the right operator.
+/// subsets in other orders. A 0.2 or 0.3 instance, told only what changed, sees every
+/// call's candidates exactly as the host holds them, and its decisions name the right
+/// operator.
 #[tokio::test]
-async fn the_roster_kept_in_a_0_2_instance_follows_every_change() {
+async fn the_roster_kept_in_a_0_2_or_0_3_instance_follows_every_change() {
+    for guest in ROSTER_ECHOES {
+        roster_follows_every_change(guest).await;
+    }
+}
+
+async fn roster_follows_every_change(guest: &str) {
     let seed = seed();
     let mut rng = Rng(seed);
-    let mut policy = instance("roster-echo", &[], RouteCall::Borrowed);
+    let mut policy = instance(guest, &[], RouteCall::Borrowed);
     let mut roster: Vec<Agent> = (0..30).map(|_| rng.agent()).collect();
     for (n, agent) in roster.iter_mut().enumerate() {
         agent.id = format!("op-{n}");
@@ -476,7 +493,7 @@ async fn the_roster_kept_in_a_0_2_instance_follows_every_change() {
         assert_eq!(
             decision.reason,
             echo(&context.agents),
-            "step {step} of seed {seed}: the instance's roster drifted from the host's"
+            "{guest}, step {step} of seed {seed}: the instance's roster drifted from the host's"
         );
         context.conversation.text = "first".to_string();
         let decision = policy.route(&context).await.unwrap();

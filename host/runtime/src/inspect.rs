@@ -17,8 +17,11 @@ use crate::error::{Error, PluginId};
 pub const CONTRACT_PACKAGE: &str = "centralino:plugin";
 
 /// Contract versions this host binds (newest last). Released versions stay here forever.
-pub const SUPPORTED_CONTRACTS: &[semver::Version] =
-    &[semver::Version::new(0, 1, 0), semver::Version::new(0, 2, 0)];
+pub const SUPPORTED_CONTRACTS: &[semver::Version] = &[
+    semver::Version::new(0, 1, 0),
+    semver::Version::new(0, 2, 0),
+    semver::Version::new(0, 3, 0),
+];
 
 /// Custom section that carries the plugin's metadata (see the guest SDK).
 pub const METADATA_SECTION: &str = "centralino-plugin";
@@ -370,7 +373,8 @@ mod tests {
         assert!(serves(&semver::Version::new(0, 1, 0)));
         assert!(serves(&semver::Version::new(0, 1, 7)));
         assert!(serves(&semver::Version::new(0, 2, 0)));
-        assert!(!serves(&semver::Version::new(0, 3, 0)));
+        assert!(serves(&semver::Version::new(0, 3, 2)));
+        assert!(!serves(&semver::Version::new(0, 4, 0)));
         assert!(!serves(&semver::Version::new(1, 0, 0)));
         assert!(!serves(&semver::Version::new(2, 0, 0)));
     }

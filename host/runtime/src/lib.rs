@@ -49,6 +49,7 @@ mod channel;
 mod context_lowering;
 #[cfg(test)]
 mod fast_path;
+mod flat_route;
 mod imports;
 mod inspect;
 mod limits;
@@ -168,6 +169,7 @@ impl RuntimeBuilder {
             borrowed::self_check()
                 .and_then(|()| roster::self_check())
                 .and_then(|()| context_lowering::self_check())
+                .and_then(|()| flat_route::self_check())
         });
         let mut config = engine_config();
         if let Some(instances) = self.pooling {

@@ -1,4 +1,4 @@
-//! Routing under contract 0.2: the roster lives in the policy instance.
+//! Routing under contracts 0.2 and 0.3: the roster lives in the policy instance.
 //!
 //! Under 0.1 every `route` call copied every operator's strings (id, name, skills,
 //! languages, accounts) into the guest, and the guest allocated and freed them: 0.7 µs per
@@ -23,6 +23,7 @@ use wasmtime::component::__internal::LowerContext;
 use wasmtime::component::{ComponentType, Func, TypedFunc};
 
 use super::bindings::latest::{router, types};
+use super::bindings::v0_2;
 use crate::borrowed::{ConversationRef, lower_in_lists_only};
 use crate::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
 
@@ -121,7 +122,7 @@ impl Known {
     }
 }
 
-/// The operators one 0.2 instance knows, by handle, and the candidates of the call being
+/// The operators one 0.2 or 0.3 instance knows, by handle, and the candidates of the call being
 /// prepared.
 #[derive(Default)]
 pub(crate) struct Roster {
@@ -295,12 +296,23 @@ impl Roster {
         handle
     }
 
-    /// The borrowed context for the call [`Roster::prepare`] prepared.
+    /// The handle the instance knows the operator `id` by, if it was told about them.
+    pub(crate) fn handle_of(&self, id: &str) -> Option<u32> {
+        let handle = *self.by_id.get(id)?;
+        matches!(self.known.get(handle as usize), Some(Some(_))).then_some(handle)
+    }
+
+    /// The candidates of the call [`Roster::prepare`] prepared.
+    pub(crate) fn candidates(&self) -> &[CandidateRow] {
+        &self.candidates
+    }
+
+    /// The borrowed 0.2 context for the call [`Roster::prepare`] prepared.
     pub(crate) fn context<'a>(&'a self, c: &'a RoutingContext) -> ContextRef<'a> {
         ContextRef {
             conversation: ConversationRef::of(&c.conversation),
             candidates: &self.candidates,
-            queue: router::QueueStats {
+            queue: v0_2::router::QueueStats {
                 waiting: c.queue.waiting,
                 oldest_wait_ms: c.queue.oldest_wait_ms,
                 average_handle_ms: c.queue.average_handle_ms,
@@ -311,10 +323,10 @@ impl Roster {
 
     /// The context [`Roster::context`] borrows, owned, for the generated bindings'
     /// `call_route` (the fallback when the fast path's self-check fails).
-    pub(crate) fn owned_context(&self, c: &RoutingContext) -> router::Context {
+    pub(crate) fn owned_context(&self, c: &RoutingContext) -> v0_2::router::Context {
         let conv = &c.conversation;
-        router::Context {
-            conversation: router::Conversation {
+        v0_2::router::Context {
+            conversation: v0_2::router::Conversation {
                 id: conv.id.clone(),
                 channel: conv.channel.clone(),
                 account: conv.account.clone(),
@@ -331,14 +343,18 @@ impl Roster {
             candidates: self
                 .candidates
                 .iter()
-                .map(|row| router::Candidate {
+                .map(|row| v0_2::router::Candidate {
                     agent: row.agent,
                     load: row.load,
-                    presence: row.presence,
+                    presence: match row.presence {
+                        router::Presence::Online => v0_2::router::Presence::Online,
+                        router::Presence::Away => v0_2::router::Presence::Away,
+                        router::Presence::Offline => v0_2::router::Presence::Offline,
+                    },
                     last_assigned_at: row.last_assigned_at,
                 })
                 .collect(),
-            queue: router::QueueStats {
+            queue: v0_2::router::QueueStats {
                 waiting: c.queue.waiting,
                 oldest_wait_ms: c.queue.oldest_wait_ms,
                 average_handle_ms: c.queue.average_handle_ms,
@@ -440,6 +456,16 @@ pub(crate) struct CandidateRow {
 pub(crate) const ROW_SIZE: usize = 32;
 
 impl CandidateRow {
+    /// The row as the generated bindings take it (their fallback call).
+    pub(crate) fn owned(&self) -> router::Candidate {
+        router::Candidate {
+            agent: self.agent,
+            load: self.load,
+            presence: self.presence,
+            last_assigned_at: self.last_assigned_at,
+        }
+    }
+
     fn presence_byte(&self) -> u8 {
         match self.presence {
             router::Presence::Online => 0,
@@ -500,7 +526,7 @@ lower_in_lists_only!(CandidateRow, "router.candidate");
 pub(crate) struct ContextRef<'a> {
     pub(crate) conversation: ConversationRef<'a>,
     pub(crate) candidates: &'a [CandidateRow],
-    pub(crate) queue: router::QueueStats,
+    pub(crate) queue: v0_2::router::QueueStats,
     pub(crate) now: u64,
 }
 
@@ -526,7 +552,7 @@ pub(crate) fn route_func<'a>(func: Func) -> TypedFunc<(ContextRef<'a>,), RouteRe
 /// 0.1 fast path's check): `Err` names what differs.
 pub(crate) fn self_check() -> Result<(), String> {
     let derived = <CandidateRow as ComponentType>::ABI;
-    let generated = <router::Candidate as ComponentType>::ABI;
+    let generated = <v0_2::router::Candidate as ComponentType>::ABI;
     let mut differences = Vec::new();
     if derived != generated {
         differences.push(format!(
@@ -539,7 +565,7 @@ pub(crate) fn self_check() -> Result<(), String> {
         ));
     }
     let context = <ContextRef<'static> as ComponentType>::ABI;
-    let generated = <router::Context as ComponentType>::ABI;
+    let generated = <v0_2::router::Context as ComponentType>::ABI;
     if context != generated {
         differences.push(format!(
             "router.context (borrowed, 0.2) is {context:?}, the generated binding's is {generated:?}"

@@ -1,5 +1,16 @@
 //! How a routing policy's `route` is called: the fast path or the generated bindings.
 
+use wasmtime::Store;
+use wasmtime::component::Func;
+
+use super::bindings::{v0_1, v0_2, v0_3};
+use super::borrowed;
+use super::flat_route::{self, Names};
+use super::roster::{self, Roster};
+use super::state::PluginState;
+use crate::error::PluginFailure;
+use crate::types::{RoutingContext, RoutingDecision};
+
 /// How a routing policy's `route` is called; chosen once, when the [`Runtime`](super::Runtime) is built.
 ///
 /// The fast path ([`borrowed`](super::borrowed)) lowers the routing context straight from the host's types
@@ -44,6 +55,185 @@ impl RouteCall {
                 );
                 RouteCall::Generated
             }
+        }
+    }
+}
+
+pub(crate) struct Live {
+    pub(crate) store: Store<PluginState>,
+    pub(crate) route: Route,
+    /// Set while a call runs; still set at the next call, the previous call's future was
+    /// dropped midway and the instance is replaced.
+    pub(crate) in_call: bool,
+}
+
+/// How a live instance's `route` is called ([`RouteCall`]), by contract line.
+pub(crate) enum Route {
+    /// 0.1: the `route` export, called with borrowed arguments ([`super::borrowed`]).
+    Borrowed(Func),
+    /// 0.1: the generated bindings, called with the contract's owned context.
+    Generated(v0_1::routing_policy::RoutingPolicy),
+    /// 0.2: the roster kept in the instance ([`super::roster`]); `route` is `Some` on the
+    /// fast path (borrowed candidates lowered in one copy), `None` through the generated
+    /// bindings.
+    Roster {
+        bindings: v0_2::routing_policy::RoutingPolicy,
+        route: Option<Func>,
+        roster: Box<Roster>,
+    },
+    /// 0.3: the roster and the repeating strings kept in the instance
+    /// ([`super::flat_route`]); `route` is `Some` on the fast path (flat values, the
+    /// candidates lowered in one copy), `None` through the generated bindings.
+    Flat {
+        bindings: v0_3::routing_policy::RoutingPolicy,
+        route: Option<Func>,
+        roster: Box<Roster>,
+        names: Box<Names>,
+    },
+}
+
+impl Route {
+    /// Whether the instance was told as many strings as one may be (it is replaced
+    /// after the call, [`flat_route::MAX_NAMES`]).
+    pub(crate) fn names_full(&self) -> bool {
+        matches!(self, Route::Flat { names, .. } if names.is_full())
+    }
+}
+
+/// Why a call returned no decision although the guest ran to the end.
+pub(crate) enum Refusal {
+    /// The policy's own error.
+    Plugin(PluginFailure),
+    /// A 0.2 policy named a handle it was never told about.
+    UnknownHandle(String),
+}
+
+/// Calls `route` on `live` the way its line and the runtime say; returns the outcome and
+/// the export that ran last (`update-roster` when announcing operators failed).
+pub(crate) async fn call_route(
+    live: &mut Live,
+    context: &RoutingContext,
+) -> (
+    wasmtime::Result<Result<RoutingDecision, Refusal>>,
+    &'static str,
+) {
+    let store = &mut live.store;
+    let plugin = |r: wasmtime::Result<Result<RoutingDecision, PluginFailure>>| {
+        r.map(|r| r.map_err(Refusal::Plugin))
+    };
+    match &mut live.route {
+        Route::Borrowed(route) => {
+            let arguments = (borrowed::ContextRef::from(context),);
+            let route = borrowed::route_func(*route);
+            let r = if store.data().never_yields {
+                route.call(&mut *store, arguments)
+            } else {
+                route.call_async(&mut *store, arguments).await
+            };
+            let r = r.map(|(r,)| r.map(RoutingDecision::from).map_err(PluginFailure::from));
+            (plugin(r), "route")
+        }
+        Route::Generated(bindings) => {
+            let r = bindings
+                .centralino_plugin_router()
+                .call_route(&mut *store, &v0_1::router::Context::from(context))
+                .await
+                .map(|r| r.map(RoutingDecision::from).map_err(PluginFailure::from));
+            (plugin(r), "route")
+        }
+        Route::Roster {
+            bindings,
+            route,
+            roster,
+        } => {
+            let changes = roster.prepare(context);
+            if !changes.is_empty() {
+                let upserts: Vec<v0_2::router::Agent> =
+                    changes.upserts.into_iter().map(Into::into).collect();
+                let told = bindings
+                    .centralino_plugin_router()
+                    .call_update_roster(&mut *store, &upserts, &changes.removed)
+                    .await;
+                if let Err(e) = told {
+                    return (Err(e), "update-roster");
+                }
+            }
+            let r = match route {
+                Some(route) => {
+                    let arguments = (roster.context(context),);
+                    let route = roster::route_func(*route);
+                    let r = if store.data().never_yields {
+                        route.call(&mut *store, arguments)
+                    } else {
+                        route.call_async(&mut *store, arguments).await
+                    };
+                    r.map(|(r,)| r)
+                }
+                None => bindings
+                    .centralino_plugin_router()
+                    .call_route(&mut *store, &roster.owned_context(context))
+                    .await
+                    .map(|r| r.map(Into::into)),
+            };
+            let r = r.map(|r| match r {
+                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
+                Err(e) => Err(Refusal::Plugin(e.into())),
+            });
+            (r, "route")
+        }
+        Route::Flat {
+            bindings,
+            route,
+            roster,
+            names,
+        } => {
+            let changes = roster.prepare(context);
+            if !changes.is_empty() {
+                let told = bindings
+                    .centralino_plugin_router()
+                    .call_update_roster(&mut *store, &changes.upserts, &changes.removed)
+                    .await;
+                if let Err(e) = told {
+                    return (Err(e), "update-roster");
+                }
+            }
+            let conversation = names.conversation(context, roster);
+            if !names.new.is_empty() {
+                let told = bindings
+                    .centralino_plugin_router()
+                    .call_update_names(&mut *store, &names.new)
+                    .await;
+                if let Err(e) = told {
+                    return (Err(e), "update-names");
+                }
+            }
+            store.data_mut().current.hold(context);
+            let r = match route {
+                Some(route) => {
+                    let arguments = (conversation, roster.candidates(), context.now);
+                    let route = flat_route::route_func(*route);
+                    let r = if store.data().never_yields {
+                        route.call(&mut *store, arguments)
+                    } else {
+                        route.call_async(&mut *store, arguments).await
+                    };
+                    r.map(|(r,)| r)
+                }
+                None => {
+                    let candidates: Vec<_> =
+                        roster.candidates().iter().map(|row| row.owned()).collect();
+                    bindings
+                        .centralino_plugin_router()
+                        .call_route(&mut *store, conversation.into(), &candidates, context.now)
+                        .await
+                }
+            };
+            store.data_mut().current.clear();
+            let r = r.map(|r| match r {
+                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
+                Err(e) => Err(Refusal::Plugin(e.into())),
+            });
+            (r, "route")
         }
     }
 }

@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::Func;
 
-use super::bindings::{RouterLine, RouterPre, v0_1, v0_2};
+use super::bindings::{RouterLine, RouterPre};
 use super::borrowed;
 use super::call::{
     begin_call, check_output, end_call, fault, instantiate_fault, retire_if_swollen,
 };
+use super::flat_route;
 use super::imports::RateLimitBook;
-use super::roster::{self, Roster};
+use super::roster;
+use super::route_call::{Live, Refusal, Route, call_route};
 use super::state::PluginState;
 use super::{CacheOutcome, CallNotes, Inspection, PluginLimits, RouteCall, Runtime};
 use crate::capabilities::Grants;
@@ -82,30 +83,6 @@ impl RouterPlugin {
             notes: CallNotes::default(),
         }
     }
-}
-
-struct Live {
-    store: Store<PluginState>,
-    route: Route,
-    /// Set while a call runs; still set at the next call, the previous call's future was
-    /// dropped midway and the instance is replaced.
-    in_call: bool,
-}
-
-/// How a live instance's `route` is called ([`RouteCall`]), by contract line.
-enum Route {
-    /// 0.1: the `route` export, called with borrowed arguments ([`super::borrowed`]).
-    Borrowed(Func),
-    /// 0.1: the generated bindings, called with the contract's owned context.
-    Generated(v0_1::routing_policy::RoutingPolicy),
-    /// 0.2: the roster kept in the instance ([`super::roster`]); `route` is `Some` on the
-    /// fast path (borrowed candidates lowered in one copy), `None` through the generated
-    /// bindings.
-    Roster {
-        bindings: v0_2::routing_policy::RoutingPolicy,
-        route: Option<Func>,
-        roster: Box<Roster>,
-    },
 }
 
 /// One running routing policy. A fault discards the underlying wasm instance; the next
@@ -233,6 +210,38 @@ impl RouterInstance {
                     },
                 )
             }
+            RouterLine::V0_3(pre) => {
+                let bindings = match pre.instantiate_async(&mut store).await {
+                    Ok(bindings) => bindings,
+                    Err(e) => {
+                        self.notes.absorb(end_call(&mut store, "instantiate"));
+                        return Err(instantiate_fault(&id, &e));
+                    }
+                };
+                self.started += 1;
+                let configured = bindings
+                    .centralino_plugin_router()
+                    .call_configure(&mut store, &self.settings)
+                    .await
+                    .map(|r| r.map_err(PluginFailure::from));
+                let route = if fast {
+                    let route = *bindings.centralino_plugin_router().func_route().func();
+                    flat_route::check_route(&route, &store)
+                        .map_err(|e| instantiate_fault(&id, &e))?;
+                    Some(route)
+                } else {
+                    None
+                };
+                (
+                    configured,
+                    Route::Flat {
+                        bindings,
+                        route,
+                        roster: Box::default(),
+                        names: Box::default(),
+                    },
+                )
+            }
         };
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
@@ -298,7 +307,8 @@ impl RouterInstance {
         self.notes.absorb(end_call(&mut live.store, function));
         // Whatever the outcome, a swollen instance is replaced before the next call (and
         // the fresh one is told the roster again); one that faulted is discarded anyway.
-        let swollen = result.is_ok() && retire_if_swollen(&live.store, function);
+        let swollen =
+            result.is_ok() && (retire_if_swollen(&live.store, function) || live.route.names_full());
         let outcome = match result {
             Ok(Ok(decision)) => {
                 match check_output(&self.plugin.id, "route", &decision, &self.limits) {
@@ -350,89 +360,6 @@ fn ran_out_without_yielding(error: &Error, store: &Store<PluginState>) -> bool {
                 ..
             }
         )
-}
-
-/// Why a call returned no decision although the guest ran to the end.
-enum Refusal {
-    /// The policy's own error.
-    Plugin(PluginFailure),
-    /// A 0.2 policy named a handle it was never told about.
-    UnknownHandle(String),
-}
-
-/// Calls `route` on `live` the way its line and the runtime say; returns the outcome and
-/// the export that ran last (`update-roster` when announcing operators failed).
-async fn call_route(
-    live: &mut Live,
-    context: &RoutingContext,
-) -> (
-    wasmtime::Result<Result<RoutingDecision, Refusal>>,
-    &'static str,
-) {
-    let store = &mut live.store;
-    let plugin = |r: wasmtime::Result<Result<RoutingDecision, PluginFailure>>| {
-        r.map(|r| r.map_err(Refusal::Plugin))
-    };
-    match &mut live.route {
-        Route::Borrowed(route) => {
-            let arguments = (borrowed::ContextRef::from(context),);
-            let route = borrowed::route_func(*route);
-            let r = if store.data().never_yields {
-                route.call(&mut *store, arguments)
-            } else {
-                route.call_async(&mut *store, arguments).await
-            };
-            let r = r.map(|(r,)| r.map(RoutingDecision::from).map_err(PluginFailure::from));
-            (plugin(r), "route")
-        }
-        Route::Generated(bindings) => {
-            let r = bindings
-                .centralino_plugin_router()
-                .call_route(&mut *store, &v0_1::router::Context::from(context))
-                .await
-                .map(|r| r.map(RoutingDecision::from).map_err(PluginFailure::from));
-            (plugin(r), "route")
-        }
-        Route::Roster {
-            bindings,
-            route,
-            roster,
-        } => {
-            let changes = roster.prepare(context);
-            if !changes.is_empty() {
-                let told = bindings
-                    .centralino_plugin_router()
-                    .call_update_roster(&mut *store, &changes.upserts, &changes.removed)
-                    .await;
-                if let Err(e) = told {
-                    return (Err(e), "update-roster");
-                }
-            }
-            let r = match route {
-                Some(route) => {
-                    let arguments = (roster.context(context),);
-                    let route = roster::route_func(*route);
-                    let r = if store.data().never_yields {
-                        route.call(&mut *store, arguments)
-                    } else {
-                        route.call_async(&mut *store, arguments).await
-                    };
-                    r.map(|(r,)| r)
-                }
-                None => {
-                    bindings
-                        .centralino_plugin_router()
-                        .call_route(&mut *store, &roster.owned_context(context))
-                        .await
-                }
-            };
-            let r = r.map(|r| match r {
-                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
-                Err(e) => Err(Refusal::Plugin(e.into())),
-            });
-            (r, "route")
-        }
-    }
 }
 
 #[cfg(test)]

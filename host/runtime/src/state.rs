@@ -251,6 +251,9 @@ pub(crate) struct PluginState {
     pub(crate) api_version_served: Option<String>,
     /// Platform events the plugin said it ignored in this call, by reason.
     pub(crate) ignored: std::collections::BTreeMap<String, u64>,
+    /// What the `current-conversation` import answers (a 0.3 routing policy, during
+    /// `route`).
+    pub(crate) current: crate::flat_route::Current,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -291,6 +294,7 @@ impl PluginState {
             denials: Denials::default(),
             api_version_served: None,
             ignored: std::collections::BTreeMap::new(),
+            current: crate::flat_route::Current::default(),
             wasi,
             table: ResourceTable::new(),
         }

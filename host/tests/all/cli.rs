@@ -10,7 +10,7 @@ fn plugin_inspect_prints_world_and_contract_version() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("world         routing-policy"), "{stdout}");
     assert!(
-        stdout.contains("contract      centralino:plugin@0.2.0 (served by this host)"),
+        stdout.contains("contract      centralino:plugin@0.3.0 (served by this host)"),
         "{stdout}"
     );
     assert!(
@@ -27,7 +27,7 @@ fn plugin_inspect_json_is_machine_readable() {
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["world"], "channel");
-    assert_eq!(json["contract"], "0.2.0");
+    assert_eq!(json["contract"], "0.3.0");
     assert_eq!(json["plugin"]["name"], "echo-channel");
     assert!(
         json["capabilities"]

@@ -7,13 +7,13 @@ use crate::component;
 fn inspect_reports_world_version_and_identity_of_round_robin() {
     let info = inspect_file(&component("round-robin")).unwrap();
     assert_eq!(info.world, World::RoutingPolicy);
-    assert_eq!(info.contract, semver::Version::new(0, 2, 0));
+    assert_eq!(info.contract, semver::Version::new(0, 3, 0));
     assert!(info.supported);
     assert_eq!(info.plugin.name, "round-robin");
     assert_eq!(info.plugin.version, "0.1.0");
     assert_eq!(
         info.exports,
-        vec!["centralino:plugin/router@0.2.0".to_string()]
+        vec!["centralino:plugin/router@0.3.0".to_string()]
     );
     assert!(
         !info

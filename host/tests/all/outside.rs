@@ -347,7 +347,7 @@ fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_
     assert!(connector.join("src/lib.rs").exists());
     let manifest = std::fs::read_to_string(connector.join("Cargo.toml")).unwrap();
     assert!(
-        manifest.contains("centralino-plugin-sdk = \"0.2\""),
+        manifest.contains("centralino-plugin-sdk = \"0.3\""),
         "{manifest}"
     );
     // The same versions as the workspace (offline), and the guide's paths into the
@@ -363,7 +363,7 @@ fn an_author_outside_the_repository_follows_the_guide_from_nothing_to_a_running_
     let (inspected, cwd) = run_block(&blocks[1], &cwd, &env);
     assert!(inspected.contains("acme-chat 0.1.0"), "{inspected}");
     assert!(
-        inspected.contains("centralino:plugin@0.2.0 (served by this host)"),
+        inspected.contains("centralino:plugin@0.3.0 (served by this host)"),
         "{inspected}"
     );
     let (tested, cwd) = run_block(&blocks[2], &cwd, &env);

@@ -104,14 +104,14 @@ fn plugin_new_adds_the_crate_to_the_plugins_workspace_or_makes_it_standalone() {
     let manifest = std::fs::read_to_string(elsewhere.path().join("acme/Cargo.toml")).unwrap();
     assert!(manifest.contains("[workspace]"), "{manifest}");
     assert!(
-        manifest.contains("\ncentralino-plugin-sdk = \"0.2\"\n"),
+        manifest.contains("\ncentralino-plugin-sdk = \"0.3\"\n"),
         "{manifest}"
     );
     assert!(!manifest.contains("path ="), "{manifest}");
     let sdk = std::fs::read_to_string(root().join("plugins/sdk/Cargo.toml")).unwrap();
     assert!(
-        sdk.contains("\nversion = \"0.2."),
-        "the SDK left the 0.2 line: {sdk}"
+        sdk.contains("\nversion = \"0.3."),
+        "the SDK left the 0.3 line: {sdk}"
     );
     let sdk_dir = root().join("plugins/sdk");
     let out = centralino(

@@ -1,7 +1,7 @@
 //! Contract versioning (`docs/contract-versioning.md`): every released contract (0.1.0,
-//! 0.2.0) is kept as a frozen copy, the host binds exactly that copy for its line, a plugin
-//! built against the frozen 0.1 copy keeps loading and working, and one host runs 0.1 and
-//! 0.2 plugins side by side.
+//! 0.2.0, 0.3.0) is kept as a frozen copy, the host binds exactly that copy for its line, a
+//! plugin built against the frozen 0.1 copy keeps loading and working, and one host runs
+//! 0.1, 0.2 and 0.3 plugins side by side.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,10 @@ const FROZEN_V0_1_0_SHA256: &str =
 /// The digest of `wit/since_v0.2.0` as released (same rule).
 const FROZEN_V0_2_0_SHA256: &str =
     "1874426843bafc0d07dfc86e08a196e401143cfd4166705549c877171118c6c7";
+
+/// The digest of `wit/since_v0.3.0` as released (same rule).
+const FROZEN_V0_3_0_SHA256: &str =
+    "870e9e809c795ae73d6b8d1b74a53488a897aa51587297a5ddda23954c7a04af";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -96,15 +100,20 @@ fn the_released_contracts_have_not_been_edited() {
         FROZEN_V0_2_0_SHA256,
         "wit/since_v0.2.0 was edited: undo it, released contracts are frozen"
     );
+    assert_eq!(
+        digest(&root().join("wit/since_v0.3.0")),
+        FROZEN_V0_3_0_SHA256,
+        "wit/since_v0.3.0 was edited: undo it, released contracts are frozen"
+    );
 }
 
-/// The guest SDK 0.2.x carries its own copy of the contract it targets, so it builds
-/// outside the repository; that copy is the frozen 0.2.0 contract, byte for byte.
+/// The guest SDK 0.3.x carries its own copy of the contract it targets, so it builds
+/// outside the repository; that copy is the frozen 0.3.0 contract, byte for byte.
 #[test]
-fn the_sdk_carries_the_frozen_v0_2_0_contract_and_binds_it() {
+fn the_sdk_carries_the_frozen_v0_3_0_contract_and_binds_it() {
     assert_same_files(
         &root().join("plugins/sdk/wit"),
-        &root().join("wit/since_v0.2.0"),
+        &root().join("wit/since_v0.3.0"),
     );
     let bindings = std::fs::read_to_string(root().join("plugins/sdk/src/bindings.rs")).unwrap();
     let paths: Vec<&str> = bindings
@@ -114,18 +123,18 @@ fn the_sdk_carries_the_frozen_v0_2_0_contract_and_binds_it() {
         .collect();
     assert_eq!(paths, ["wit", "wit"]);
     let manifest = std::fs::read_to_string(root().join("plugins/sdk/Cargo.toml")).unwrap();
-    assert!(manifest.contains("\nversion = \"0.2."), "{manifest}");
+    assert!(manifest.contains("\nversion = \"0.3."), "{manifest}");
 }
 
-/// The head (`wit/`) has not moved since 0.2.0 was released: it is the frozen copy.
+/// The head (`wit/`) has not moved since 0.3.0 was released: it is the frozen copy.
 #[test]
 fn the_head_is_the_newest_released_contract() {
-    assert_same_files(&root().join("wit"), &root().join("wit/since_v0.2.0"));
+    assert_same_files(&root().join("wit"), &root().join("wit/since_v0.3.0"));
 }
 
 #[test]
 fn the_host_binds_each_line_from_files_identical_to_its_frozen_copy() {
-    for (line, version) in [("v0_1", "0.1.0"), ("v0_2", "0.2.0")] {
+    for (line, version) in [("v0_1", "0.1.0"), ("v0_2", "0.2.0"), ("v0_3", "0.3.0")] {
         let frozen = root().join(format!("wit/since_v{version}"));
         assert_same_files(&bound_by_the_host(line), &frozen);
         for (name, bytes) in wit_files(&frozen) {
@@ -176,24 +185,30 @@ async fn a_plugin_built_against_the_frozen_contract_loads_and_works() {
     assert_eq!(sent.external_id, "frozen-sent-k1");
 }
 
-/// One host serves both contract lines at once. The routing chain is `skills` (built on
-/// SDK 0.2: the roster kept in its instance) then `least-loaded` as released for 0.1 (its
-/// 0.1 build, `least-loaded-v0-1-0`: every operator lowered per call); the connectors are
-/// `frozen-v0-1-0` (0.1) and `echo-channel` (0.2). A customer writes on each; each
-/// conversation is placed by both stages (giulia, first on the roster, lacks the brand:
-/// only the 0.2 stage can drop her, and only the 0.1 stage assigns), and the assignee's
-/// reply goes out through each connector. `centralino plugin inspect` names each contract.
+/// One host serves the three contract lines at once. The routing chain is `skills` (built
+/// on SDK 0.3: the roster and the repeating strings kept in its instance, the rest asked
+/// for), then `roster-echo-v0-2-0` (a 0.2 policy: with the text `first` it assigns the
+/// first candidate it is given, otherwise it passes), then `least-loaded` as released for
+/// 0.1 (its 0.1 build, `least-loaded-v0-1-0`: every operator lowered per call); the
+/// connectors are `echo-channel` (0.3), `frozen-v0-2-0` (0.2) and `frozen-v0-1-0` (0.1). A
+/// customer writes on each; giulia lacks the brand (only the 0.3 stage can drop her), the
+/// customer on the 0.2 connector writes `first` (only the 0.2 stage assigns sara, whom
+/// least-loaded would pass over for marco, who holds nothing yet), the other two are
+/// placed by the 0.1 stage; each assignee's reply goes out through the connector the
+/// customer wrote on. `centralino plugin inspect` names each contract.
 #[tokio::test]
-async fn one_host_runs_0_1_and_0_2_plugins_side_by_side() {
+async fn one_host_runs_0_1_0_2_and_0_3_plugins_side_by_side() {
     use centralino::connectors::ConnectorSpec;
     use centralino::routing::{Operator, RoutingEngine};
     use centralino::store::{ConversationStatus, OutboxStatus};
     use centralino::types::{AccountConfig, ConnectorConfig, Presence, WebhookRequest};
 
     let plugins = [
-        ("skills", World::RoutingPolicy, "0.2.0"),
+        ("skills", World::RoutingPolicy, "0.3.0"),
+        ("roster-echo-v0-2-0", World::RoutingPolicy, "0.2.0"),
         ("least-loaded-v0-1-0", World::RoutingPolicy, "0.1.0"),
-        ("echo-channel", World::Channel, "0.2.0"),
+        ("echo-channel", World::Channel, "0.3.0"),
+        ("frozen-v0-2-0", World::Channel, "0.2.0"),
         ("frozen-v0-1-0", World::Channel, "0.1.0"),
     ];
     for (name, world, contract) in plugins {
@@ -238,9 +253,19 @@ async fn one_host_runs_0_1_and_0_2_plugins_side_by_side() {
         account("acme"),
     );
     frozen.brands.insert("acme".to_string(), "tim".to_string());
+    let mut frozen_v0_2 = ConnectorSpec::new(
+        "frozen-v0-2",
+        centralino_testkit::component("frozen-v0-2-0"),
+        account("beta"),
+    );
+    frozen_v0_2
+        .brands
+        .insert("beta".to_string(), "tim".to_string());
 
-    let mut engine =
-        RoutingEngine::builder(crate::routing::chain("skills > least-loaded-v0-1-0").await).build();
+    let mut engine = RoutingEngine::builder(
+        crate::routing::chain("skills > roster-echo-v0-2-0 > least-loaded-v0-1-0").await,
+    )
+    .build();
     engine
         .add_operator(
             Operator::new("giulia", 2)
@@ -249,23 +274,45 @@ async fn one_host_runs_0_1_and_0_2_plugins_side_by_side() {
             Presence::Online,
         )
         .await;
-    engine
-        .add_operator(
-            Operator::new("marco", 2).skills(["tim"]).languages(["it"]),
-            Presence::Online,
-        )
-        .await;
+    for name in ["sara", "marco"] {
+        engine
+            .add_operator(
+                Operator::new(name, 2).skills(["tim"]).languages(["it"]),
+                Presence::Online,
+            )
+            .await;
+    }
     let host = centralino::Host::builder()
         .connector(echo)
+        .connector(frozen_v0_2)
         .connector(frozen)
         .routing(engine)
         .build()
         .await
         .unwrap();
 
-    for (connector, body, sent_prefix) in [
-        ("echo", "mario: il modem non va", "echo-out-"),
-        ("frozen", "lucia: niente linea", "frozen-sent-"),
+    for (connector, body, assignee, sent_prefix, why) in [
+        (
+            "echo",
+            "mario: il modem non va",
+            "sara",
+            "echo-out-",
+            "the 0.3 stage drops giulia, the 0.1 stage takes the first of two free operators",
+        ),
+        (
+            "frozen-v0-2",
+            "anna: first",
+            "sara",
+            "echo-out-",
+            "the 0.2 stage assigns the first candidate",
+        ),
+        (
+            "frozen",
+            "lucia: niente linea",
+            "marco",
+            "frozen-sent-",
+            "the 0.1 stage gives it to the operator with the most room",
+        ),
     ] {
         let request = WebhookRequest {
             method: "POST".to_string(),
@@ -289,15 +336,15 @@ async fn one_host_runs_0_1_and_0_2_plugins_side_by_side() {
         assert_eq!(record.status, ConversationStatus::Assigned, "{connector}");
         assert_eq!(
             record.assignee.as_deref(),
-            Some("marco"),
-            "{connector}: the 0.2 stage drops giulia, the 0.1 stage assigns marco"
+            Some(assignee),
+            "{connector}: {why}"
         );
 
         let entry = host
             .reply(
                 "default",
                 &conversation,
-                "marco",
+                assignee,
                 None,
                 "Ciao, ci penso io",
                 &format!("side-{connector}"),

@@ -9,8 +9,10 @@
 //! ranking stage before this one still counts.
 //!
 //! The policy keeps no state of its own: the SDK keeps the operators' profiles the host
-//! announced (contract 0.2), and load and `last-assigned-at` come with every call. When nobody is eligible it narrows the candidates to none, which queues the
-//! conversation. It takes no settings.
+//! announced (since contract 0.2), and load and `last-assigned-at` come with every call.
+//! It reads nothing of the conversation, so a decision makes no call to the host. When
+//! nobody is eligible it narrows the candidates to none, which queues the conversation. It
+//! takes no settings.
 
 centralino_sdk::small_object_allocator!();
 

@@ -92,7 +92,8 @@ impl Router for Priority {
     }
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
-        let text = words(&context.conversation.text);
+        // The text is asked of the host here (the only string this stage reads).
+        let text = words(context.conversation.text());
         let current = context.conversation.priority;
         let level = self.level;
         let found = first_match(&self.keywords, &text).map(|keyword| keyword.join(" "));

@@ -19,11 +19,11 @@ pub mod channel {
     });
 }
 
-/// World `routing-policy`: imports `log`, `clock`; exports `router`. Shares the channel
-/// world's types, so one [`PluginError`](crate::PluginError) serves both. Its `route`
-/// function is not in the generated `Guest` trait nor exported by its `export!`: the SDK
-/// exports it by hand (reading the candidates in place), so a routing policy is exported
-/// with [`export_router!`](crate::export_router).
+/// World `routing-policy`: imports `log`, `clock`, `current-conversation`; exports
+/// `router`. Shares the channel world's types, so one [`PluginError`](crate::PluginError)
+/// serves both. Its `route` function is not in the generated `Guest` trait nor exported by
+/// its `export!`: the SDK exports it by hand (reading the candidates in place), so a
+/// routing policy is exported with [`export_router!`](crate::export_router).
 pub mod routing_policy {
     wit_bindgen::generate!({
         path: "wit",
@@ -35,9 +35,9 @@ pub mod routing_policy {
         default_bindings_module: "centralino_sdk::bindings::routing_policy",
         additional_derives: [PartialEq, Eq],
         with: {
-            "centralino:plugin/types@0.2.0": crate::bindings::channel::centralino::plugin::types,
-            "centralino:plugin/log@0.2.0": crate::bindings::channel::centralino::plugin::log,
-            "centralino:plugin/clock@0.2.0": crate::bindings::channel::centralino::plugin::clock,
+            "centralino:plugin/types@0.3.0": crate::bindings::channel::centralino::plugin::types,
+            "centralino:plugin/log@0.3.0": crate::bindings::channel::centralino::plugin::log,
+            "centralino:plugin/clock@0.3.0": crate::bindings::channel::centralino::plugin::clock,
         },
     });
 }

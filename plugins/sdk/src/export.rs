@@ -15,9 +15,9 @@ use crate::bindings::channel::exports::centralino::plugin::connector::{
     self, Config, Description, PollResult, Sent, WebhookOutcome, WebhookRequest,
 };
 use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-    self, Agent, AgentHandle, Decision,
+    self, Agent, AgentHandle, Decision, Name,
 };
-use crate::route_abi;
+use crate::route_abi::{self, FlatRoute};
 use crate::routing::RoutingContext;
 use crate::{OutboundMessage, PluginError, Result};
 
@@ -72,8 +72,9 @@ pub trait Router: Sized + 'static {
     /// Applies the policy's settings (see [`Settings`](crate::Settings)).
     fn configure(settings: Vec<(String, String)>) -> Result<Self>;
 
-    /// Decides for one conversation. The SDK keeps the operators' profiles the host
-    /// announced and joins them with each call's candidates ([`crate::routing`]).
+    /// Decides for one conversation. The SDK keeps the operators' profiles and the strings
+    /// the host announced and joins them with each call's conversation and candidates
+    /// ([`crate::routing`]).
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision>;
 }
 
@@ -155,6 +156,10 @@ impl<T: Router> router::Guest for RouterExport<T> {
     fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
         crate::routing::update_roster(upserts, removed);
     }
+
+    fn update_names(names: Vec<Name>) {
+        crate::routing::update_names(names);
+    }
 }
 
 impl<T: Router> RouterExport<T> {
@@ -162,23 +167,21 @@ impl<T: Router> RouterExport<T> {
     /// function [`export_router!`](crate::export_router) exports.
     ///
     /// # Safety
-    /// `area` is the argument area the host lowered `router.context` into, passed once
-    /// (the canonical ABI's call of `route`).
+    /// `flat` holds the core values the host passed to `route`, passed once (the canonical
+    /// ABI's call of `route`: the candidates' list allocated through `cabi_realloc`).
     #[doc(hidden)]
-    pub unsafe fn route(area: *mut u8) -> *mut u8 {
+    pub unsafe fn route(flat: FlatRoute) -> *mut u8 {
         // What the generated exports do first (WASI's constructors, once per instance).
         #[cfg(target_arch = "wasm32")]
         wit_bindgen::rt::run_ctors_once();
         // SAFETY: the caller's promise.
-        let arguments = unsafe { route_abi::lift(area) };
+        let arguments = unsafe { route_abi::lift(flat) };
         let result = arguments.and_then(|arguments| {
-            route_abi::run(arguments, |conversation, candidates, queue, now| {
+            route_abi::run(arguments, |conversation, candidates, now| {
                 with_configured(
                     || "routing policy".to_string(),
                     |r: &mut T| {
-                        crate::routing::with_context(conversation, candidates, queue, now, |c| {
-                            r.route(c)
-                        })
+                        crate::routing::with_context(conversation, candidates, now, |c| r.route(c))
                     },
                 )
             })

@@ -1,5 +1,5 @@
 //! The guest SDK for centralino plugins: write a channel connector or a routing policy as
-//! plain Rust, and let the SDK speak the WIT contract (`centralino:plugin@0.2.0`).
+//! plain Rust, and let the SDK speak the WIT contract (`centralino:plugin@0.3.0`).
 //!
 //! A connector is a type that implements [`Connector`]; [`export_connector!`] turns it into
 //! the component's exports and embeds the metadata the host reads before instantiating
@@ -56,6 +56,12 @@
 //! # fn main() {}
 //! ```
 //!
+//! A routing policy is a type that implements [`Router`], exported with [`export_router!`]:
+//! [`routing`] hands it the conversation and the candidates as plain values (the operators'
+//! profiles and, since contract 0.3, the conversation's repeating strings announced once
+//! per instance; the strings that are new with each conversation asked of the host only by
+//! a policy that reads them) and has an example.
+//!
 //! # How the bindings are shared
 //!
 //! The SDK runs `wit_bindgen::generate!` once per world ([`bindings::channel`],
@@ -87,6 +93,8 @@ pub use bindings::channel::centralino::plugin::types::{
     PluginError, RateLimit,
 };
 pub use export::{Connector, ConnectorExport, Router, RouterExport};
+#[doc(hidden)]
+pub use route_abi::FlatRoute;
 pub use settings::{Account, Accounts, SecretName, Settings, numeric_id};
 
 /// The contract's `connector` interface: what a channel connector exports.
@@ -97,11 +105,12 @@ pub mod connector {
     };
 }
 
-/// The contract's `router` interface: what a routing policy exports.
+/// The contract's `router` interface: what a routing policy exports. Its `Conversation`
+/// is the contract's record (strings as name handles); a policy reads
+/// [`routing::Conversation`], the SDK's view of it with the strings resolved.
 pub mod router {
     pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-        Action, Agent, AgentHandle, Candidate, Context, Conversation, Decision, Presence,
-        QueueStats,
+        Action, Agent, AgentHandle, Candidate, Conversation, Decision, Name, NameHandle, Presence,
     };
 }
 
@@ -129,7 +138,7 @@ pub mod prelude {
 pub const METADATA_SECTION: &str = "centralino-plugin";
 
 /// Version of the WIT contract (`centralino:plugin`) this SDK is written against.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Exports a [`Connector`] as the component's `connector` and embeds the plugin metadata.
 ///
@@ -157,12 +166,49 @@ macro_rules! export_router {
         $crate::bindings::routing_policy::export!(
             __CentralinoRouterExport with_types_in $crate::bindings::routing_policy
         );
-        // `route` is exported by hand (the SDK's `route_abi`), not by the bindings.
+        // `route` is exported by hand (the SDK's `route_abi`), not by the bindings: its
+        // parameters are the canonical ABI's 16 core values for `route`, in order.
         const _: () = {
-            #[unsafe(export_name = "centralino:plugin/router@0.2.0#route")]
-            unsafe extern "C" fn __centralino_route(area: *mut u8) -> *mut u8 {
+            #[unsafe(export_name = "centralino:plugin/router@0.3.0#route")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe extern "C" fn __centralino_route(
+                channel: i32,
+                account: i32,
+                brand_tag: i32,
+                brand: i32,
+                language_tag: i32,
+                language: i32,
+                kind: i32,
+                priority: i32,
+                previous_agent_tag: i32,
+                previous_agent: i32,
+                previous_agent_at_tag: i32,
+                previous_agent_at: i64,
+                waiting_since: i64,
+                candidates: *mut u8,
+                candidates_len: usize,
+                now: i64,
+            ) -> *mut u8 {
+                let flat = $crate::FlatRoute {
+                    channel,
+                    account,
+                    brand_tag,
+                    brand,
+                    language_tag,
+                    language,
+                    kind,
+                    priority,
+                    previous_agent_tag,
+                    previous_agent,
+                    previous_agent_at_tag,
+                    previous_agent_at,
+                    waiting_since,
+                    candidates,
+                    candidates_len,
+                    now,
+                };
                 // SAFETY: called by the host as the canonical ABI calls `route`.
-                unsafe { __CentralinoRouterExport::route(area) }
+                unsafe { __CentralinoRouterExport::route(flat) }
             }
         };
         $crate::plugin_metadata!();
@@ -250,7 +296,7 @@ macro_rules! rate_limits {
 #[macro_export]
 macro_rules! plugin_metadata {
     () => {
-        $crate::plugin_metadata!(contract = "0.2.0");
+        $crate::plugin_metadata!(contract = "0.3.0");
     };
     (contract = $contract:literal) => {
         $crate::__embed_section!(

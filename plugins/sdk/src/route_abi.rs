@@ -1,19 +1,30 @@
-//! The `route` export of contract 0.2, written by hand instead of generated.
+//! The `route` export of contract 0.3, written by hand instead of generated.
 //!
-//! The generated export copied the call's candidates, row by row, out of the list the
-//! host wrote into a fresh `Vec` before the policy saw them, and freed the list: at 200
+//! Contract 0.3 passes `route` flat values: the conversation as numbers (its repeating
+//! strings, channel, account, brand and language, as handles announced once per instance by
+//! `update-names`; the rest asked for through the `current-conversation` import by the
+//! policies that read it), the candidates' list and the time. Under 0.2 the call carried
+//! a `context` record with seven strings: each was a `cabi_realloc` entry into the guest
+//! while the host lowered it, and the record, at 17 flat values, went through an argument
+//! area as well, one more allocation and entry. That shape was about half of a 9-operator
+//! decision (`BENCHMARKS.md` §1, "late afternoon": 518–584 ns of 1.03–1.11 µs). The
+//! canonical ABI flattens 0.3's parameters into 16 core values, its `MAX_FLAT_PARAMS`, so
+//! they arrive as the export's own parameters ([`FlatRoute`]): no argument area, no string
+//! to take over, one `cabi_realloc` for the candidates' list.
+//!
+//! The generated export would copy the call's candidates, row by row, out of the list the
+//! host wrote into a fresh `Vec` before the policy saw them, and free the list: at 200
 //! operators that copy was about a seventh of a decision (`BENCHMARKS.md` §1). Here the
 //! policy reads the host's rows where they lie ([`CandidateRow`], the canonical ABI's
-//! layout of `router.candidate`), and the decision is handed back from where the policy
-//! built it (kept until the next call) instead of being shrunk into a fresh
-//! allocation first. Everything else is what the generated code did: the conversation's
-//! strings are taken over as owned `String`s, the argument area and the list are freed
-//! with the layouts the host allocated them with.
+//! layout of `router.candidate`, the same as in 0.2), the list is freed with the layout
+//! the host allocated it with, and the decision is handed back from where the policy built
+//! it (kept until the next call) instead of being shrunk into a fresh allocation first.
 //!
-//! The offsets are the canonical ABI's for `router.context` and `result<decision,
-//! plugin-error>` (the generated bindings use the same ones, written in terms of the
-//! pointer size); the host's fast-path tests run every routing policy in the tree and
-//! `roster-echo`, which writes back every field it received, through this code.
+//! The parameters' order is the canonical ABI's flattening of `route`'s parameters, and
+//! the offsets are its layout of `result<decision, plugin-error>` (the generated bindings
+//! use the same ones, written in terms of the pointer size); the host's fast-path tests
+//! run every routing policy in the tree and `roster-echo`, which writes back every field
+//! it received, through this code.
 
 #![allow(unsafe_code)]
 
@@ -21,15 +32,40 @@ use std::cell::UnsafeCell;
 use std::mem::size_of;
 
 use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-    Action, Conversation, Decision, Presence, QueueStats,
+    Action, Conversation, Decision, Presence,
 };
 use crate::{MessageKind, PluginError};
 
 /// Pointer size: the canonical ABI's strings and lists are a pointer and a length.
 const P: usize = size_of::<*const u8>();
 
-/// The size of `router.context`'s argument area (the host allocates it, aligned to 8).
-const CONTEXT_SIZE: usize = 64 + 22 * P;
+/// `route`'s parameters as the canonical ABI flattens them into core values: the
+/// conversation's fields in the record's order (each `option` as its tag and its value,
+/// whose bits mean nothing when the tag is 0; a `u32`, the `u8` and the enum as an `i32`,
+/// a `u64` as an `i64`), then the candidates' list (a pointer and a length, `i32`s in a
+/// 32-bit memory) and the time. [`export_router!`](crate::export_router) exports a
+/// function taking exactly these 16 values, in this order, and passes them on as one
+/// `FlatRoute`.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct FlatRoute {
+    pub channel: i32,
+    pub account: i32,
+    pub brand_tag: i32,
+    pub brand: i32,
+    pub language_tag: i32,
+    pub language: i32,
+    pub kind: i32,
+    pub priority: i32,
+    pub previous_agent_tag: i32,
+    pub previous_agent: i32,
+    pub previous_agent_at_tag: i32,
+    pub previous_agent_at: i64,
+    pub waiting_since: i64,
+    pub candidates: *mut u8,
+    pub candidates_len: usize,
+    pub now: i64,
+}
 
 /// `router.candidate` as the host lays it out in the list it passes to `route`: `agent`
 /// at 0, `load` at 4, `presence` (a byte) at 8, `last-assigned-at` (`option<u64>`: a tag
@@ -82,37 +118,42 @@ impl CandidateRow {
     }
 }
 
-/// One `route` call's arguments, taken over from the host's argument area.
-pub(crate) struct Arguments {
-    pub(crate) conversation: Conversation,
-    /// The candidates' list as the host allocated it (freed when the arguments drop).
-    rows: *mut CandidateRow,
+/// The candidates' list as the host allocated it: freed when this drops.
+struct Rows {
+    ptr: *mut CandidateRow,
     count: usize,
-    pub(crate) queue: QueueStats,
+}
+
+impl Drop for Rows {
+    /// Frees the candidates' list with the layout the host allocated it with.
+    fn drop(&mut self) {
+        if self.count > 0 {
+            // SAFETY: allocated by the host through `cabi_realloc` (this crate's global
+            // allocator) with exactly this size and alignment (`lift`'s promise); freed
+            // once, here.
+            unsafe { dealloc(self.ptr.cast(), self.count * 32, 8) };
+        }
+    }
+}
+
+/// One `route` call's arguments, lifted from the core values the host passed.
+pub(crate) struct Arguments {
+    /// The conversation, its strings still as handles.
+    pub(crate) conversation: Conversation,
+    rows: Rows,
     pub(crate) now: u64,
 }
 
 impl Arguments {
     /// The candidates, where the host wrote them.
     pub(crate) fn rows(&self) -> &[CandidateRow] {
-        if self.count == 0 {
+        if self.rows.count == 0 {
             return &[];
         }
-        // SAFETY: the host allocated `count` rows of 32 bytes at `rows`, aligned to 8
+        // SAFETY: the host allocated `count` rows of 32 bytes at `ptr`, aligned to 8
         // (`cabi_realloc` with the list's layout), and wrote them before the call; any
-        // bytes are a valid `CandidateRow`; the list lives until `free_rows`.
-        unsafe { std::slice::from_raw_parts(self.rows, self.count) }
-    }
-}
-
-impl Drop for Arguments {
-    /// Frees the candidates' list with the layout the host allocated it with.
-    fn drop(&mut self) {
-        if self.count > 0 {
-            // SAFETY: allocated by the host through `cabi_realloc` (this crate's global
-            // allocator) with exactly this size and alignment; freed once, here.
-            unsafe { dealloc(self.rows.cast(), self.count * 32, 8) };
-        }
+        // bytes are a valid `CandidateRow`; the list lives until `Rows` drops.
+        unsafe { std::slice::from_raw_parts(self.rows.ptr, self.rows.count) }
     }
 }
 
@@ -131,102 +172,79 @@ unsafe fn dealloc(ptr: *mut u8, size: usize, align: usize) {
     }
 }
 
-/// Reads `T` at `at` bytes into `base`.
-///
-/// # Safety
-/// `base + at` holds a `T` (alignment not required).
-unsafe fn read<T: Copy>(base: *const u8, at: usize) -> T {
-    // SAFETY: the caller's promise.
-    unsafe { base.add(at).cast::<T>().read_unaligned() }
-}
-
-/// Takes over the string whose pointer and length are at `at`.
-///
-/// # Safety
-/// `base + at` holds a string's pointer and length, allocated by the host through
-/// `cabi_realloc` with exactly that length and alignment 1, holding UTF-8 (the canonical
-/// ABI's promise), not taken over before.
-unsafe fn string(base: *const u8, at: usize) -> String {
-    // SAFETY: the caller's promise; an empty string's pointer is never freed.
-    unsafe {
-        let ptr: *mut u8 = read(base, at);
-        let len: usize = read(base, at + P);
-        String::from_utf8_unchecked(Vec::from_raw_parts(ptr, len, len))
+/// An `option`'s value from its flat tag and value; `what` names the field in the error
+/// for a tag the contract does not define.
+fn option<T>(tag: i32, value: T, what: &str) -> Result<Option<T>, PluginError> {
+    match tag {
+        0 => Ok(None),
+        1 => Ok(Some(value)),
+        other => Err(PluginError::InvalidInput(format!(
+            "the host sent the conversation's {what} with option tag {other}, which contract \
+             0.3 does not define"
+        ))),
     }
 }
 
-/// An `option<string>` whose tag is at `at` (its pointer and length at `at + P`).
-///
-/// # Safety
-/// As [`string`], for the payload when the tag is 1.
-unsafe fn option_string(base: *const u8, at: usize) -> Option<String> {
-    // SAFETY: the caller's promise.
-    unsafe { (read::<u8>(base, at) == 1).then(|| string(base, at + P)) }
-}
-
-/// Lifts `route`'s arguments and frees the argument area.
-///
-/// # Safety
-/// `area` is the argument area the host lowered `router.context` into: `CONTEXT_SIZE`
-/// bytes aligned to 8, allocated through `cabi_realloc`, passed once.
-pub(crate) unsafe fn lift(area: *mut u8) -> Result<Arguments, PluginError> {
-    // SAFETY: the offsets are the canonical ABI's for `router.context` (the generated
-    // bindings read the same ones); every string is taken over exactly once.
-    let lifted = unsafe {
-        let a = area.cast_const();
-        let kind = read::<u8>(a, 14 * P);
-        let arguments = Arguments {
-            conversation: Conversation {
-                id: string(a, 0),
-                channel: string(a, 2 * P),
-                account: string(a, 4 * P),
-                brand: option_string(a, 6 * P),
-                language: option_string(a, 9 * P),
-                customer: string(a, 12 * P),
-                kind: MessageKind::PublicPost,
-                text: string(a, 15 * P),
-                priority: read(a, 17 * P),
-                previous_agent: option_string(a, 18 * P),
-                previous_agent_at: (read::<u8>(a, 8 + 20 * P) == 1).then(|| read(a, 16 + 20 * P)),
-                waiting_since: read(a, 24 + 20 * P),
-            },
-            rows: read::<*mut CandidateRow>(a, 32 + 20 * P),
-            count: read(a, 32 + 21 * P),
-            queue: QueueStats {
-                waiting: read(a, 32 + 22 * P),
-                oldest_wait_ms: read(a, 40 + 22 * P),
-                average_handle_ms: read(a, 48 + 22 * P),
-            },
-            now: read(a, 56 + 22 * P),
-        };
-        dealloc(area, CONTEXT_SIZE, 8);
-        (arguments, kind)
-    };
-    let (mut arguments, kind) = lifted;
-    arguments.conversation.kind = match kind {
+/// The conversation from its flat values (the canonical ABI's lifting: integers of fewer
+/// than 32 bits keep their low bits; a tag or a case the contract does not define is
+/// refused, by name, where the ABI would trap).
+pub(crate) fn conversation(flat: &FlatRoute) -> Result<Conversation, PluginError> {
+    let kind = match flat.kind {
         0 => MessageKind::PublicPost,
         1 => MessageKind::PrivateMessage,
         2 => MessageKind::Comment,
         other => {
             return Err(PluginError::InvalidInput(format!(
-                "the host sent message kind {other}, which contract 0.2 does not define"
+                "the host sent message kind {other}, which contract 0.3 does not define"
             )));
         }
     };
-    Ok(arguments)
+    Ok(Conversation {
+        channel: flat.channel as u32,
+        account: flat.account as u32,
+        brand: option(flat.brand_tag, flat.brand as u32, "brand")?,
+        language: option(flat.language_tag, flat.language as u32, "language")?,
+        kind,
+        priority: flat.priority as u8,
+        previous_agent: option(
+            flat.previous_agent_tag,
+            flat.previous_agent as u32,
+            "previous agent",
+        )?,
+        previous_agent_at: option(
+            flat.previous_agent_at_tag,
+            flat.previous_agent_at as u64,
+            "previous agent's time",
+        )?,
+        waiting_since: flat.waiting_since as u64,
+    })
+}
+
+/// Lifts `route`'s arguments. The candidates' list is taken over first, so it is freed
+/// whatever the rest holds.
+///
+/// # Safety
+/// `flat` holds the values the host passed to `route`, passed once: `candidates` points to
+/// `candidates_len` rows of 32 bytes aligned to 8 that the host allocated through
+/// `cabi_realloc` with exactly that layout and wrote (any pointer when the length is 0).
+pub(crate) unsafe fn lift(flat: FlatRoute) -> Result<Arguments, PluginError> {
+    let rows = Rows {
+        ptr: flat.candidates.cast(),
+        count: flat.candidates_len,
+    };
+    Ok(Arguments {
+        conversation: conversation(&flat)?,
+        rows,
+        now: flat.now as u64,
+    })
 }
 
 /// Runs `route` on the lifted arguments, which are freed afterwards.
 pub(crate) fn run(
     arguments: Arguments,
-    route: impl FnOnce(&Conversation, &[CandidateRow], QueueStats, u64) -> Result<Decision, PluginError>,
+    route: impl FnOnce(&Conversation, &[CandidateRow], u64) -> Result<Decision, PluginError>,
 ) -> Result<Decision, PluginError> {
-    route(
-        &arguments.conversation,
-        arguments.rows(),
-        arguments.queue,
-        arguments.now,
-    )
+    route(&arguments.conversation, arguments.rows(), arguments.now)
 }
 
 /// The size of `result<decision, plugin-error>` (32 bytes in a 32-bit memory).
@@ -319,4 +337,195 @@ pub(crate) fn hand_back(result: Result<Decision, PluginError>) -> *mut u8 {
         }
     }
     area.as_mut_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `route`'s values for a conversation on channel 1, account 2, no options set, with
+    /// no candidates.
+    fn flat() -> FlatRoute {
+        FlatRoute {
+            channel: 1,
+            account: 2,
+            brand_tag: 0,
+            brand: 0,
+            language_tag: 0,
+            language: 0,
+            kind: 1,
+            priority: 0,
+            previous_agent_tag: 0,
+            previous_agent: 0,
+            previous_agent_at_tag: 0,
+            previous_agent_at: 0,
+            waiting_since: 9,
+            candidates: std::ptr::null_mut(),
+            candidates_len: 0,
+            now: 10,
+        }
+    }
+
+    fn invalid_input(result: Result<Conversation, PluginError>) -> String {
+        match result {
+            Err(PluginError::InvalidInput(detail)) => detail,
+            other => panic!("expected invalid-input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_conversation_is_lifted_from_its_flat_values() {
+        let unset = conversation(&flat());
+        assert_eq!(
+            unset.ok(),
+            Some(Conversation {
+                channel: 1,
+                account: 2,
+                brand: None,
+                language: None,
+                kind: MessageKind::PrivateMessage,
+                priority: 0,
+                previous_agent: None,
+                previous_agent_at: None,
+                waiting_since: 9,
+            })
+        );
+        let set = FlatRoute {
+            // The bytes past the tag are ignored when it is 0, taken when it is 1.
+            brand_tag: 1,
+            brand: 3,
+            language_tag: 1,
+            language: -1,
+            kind: 2,
+            // A `u8` keeps the low byte.
+            priority: 0x105,
+            previous_agent_tag: 1,
+            previous_agent: 7,
+            previous_agent_at_tag: 1,
+            previous_agent_at: 1_700_000_000_000,
+            waiting_since: -1,
+            ..flat()
+        };
+        assert_eq!(
+            conversation(&set).ok(),
+            Some(Conversation {
+                channel: 1,
+                account: 2,
+                brand: Some(3),
+                language: Some(u32::MAX),
+                kind: MessageKind::Comment,
+                priority: 5,
+                previous_agent: Some(7),
+                previous_agent_at: Some(1_700_000_000_000),
+                waiting_since: u64::MAX,
+            })
+        );
+        let values_without_tags = FlatRoute {
+            brand: 3,
+            previous_agent: 7,
+            previous_agent_at: 5,
+            kind: 0,
+            ..flat()
+        };
+        assert_eq!(
+            conversation(&values_without_tags).map(|c| (
+                c.brand,
+                c.previous_agent,
+                c.previous_agent_at,
+                c.kind
+            )),
+            Ok((None, None, None, MessageKind::PublicPost))
+        );
+    }
+
+    #[test]
+    fn a_tag_or_kind_the_contract_does_not_define_is_invalid_input_naming_it() {
+        type SetTag = fn(&mut FlatRoute, i32);
+        let cases: [(&str, SetTag); 4] = [
+            ("brand", |f, tag| f.brand_tag = tag),
+            ("language", |f, tag| f.language_tag = tag),
+            ("previous agent", |f, tag| f.previous_agent_tag = tag),
+            ("previous agent's time", |f, tag| {
+                f.previous_agent_at_tag = tag
+            }),
+        ];
+        for (what, set) in cases {
+            for tag in [2, -1, 256] {
+                let mut values = flat();
+                set(&mut values, tag);
+                let detail = invalid_input(conversation(&values));
+                assert!(
+                    detail.contains(&format!("conversation's {what} with option tag {tag},")),
+                    "{detail}"
+                );
+                assert!(detail.contains("contract 0.3 does not define"), "{detail}");
+            }
+        }
+        for kind in [3, -1] {
+            let detail = invalid_input(conversation(&FlatRoute { kind, ..flat() }));
+            assert!(
+                detail.contains(&format!("message kind {kind},")),
+                "{detail}"
+            );
+        }
+    }
+
+    /// A candidates' list as the host allocates it (`count` rows of 32 bytes, aligned to 8).
+    fn host_list(rows: &[CandidateRow]) -> (*mut u8, usize) {
+        let list: Box<[CandidateRow]> = rows.into();
+        let count = list.len();
+        (Box::into_raw(list).cast(), count)
+    }
+
+    #[test]
+    fn lift_reads_the_candidates_in_place_and_frees_them_whatever_the_rest_holds() {
+        let rows = [
+            CandidateRow::raw(4, 1, 0, 1, 77),
+            CandidateRow::raw(2, 0, 2, 0, 0),
+        ];
+        let (candidates, candidates_len) = host_list(&rows);
+        // SAFETY: the list is allocated as the host allocates it, passed once.
+        let lifted = unsafe {
+            lift(FlatRoute {
+                candidates,
+                candidates_len,
+                ..flat()
+            })
+        };
+        let seen = lifted.map(|arguments| {
+            run(arguments, |conversation, rows, now| {
+                assert_eq!(conversation.channel, 1);
+                assert_eq!(now, 10);
+                let agents: Vec<_> = rows
+                    .iter()
+                    .map(|r| (r.agent, r.load, r.presence(), r.last_assigned_at()))
+                    .collect();
+                assert_eq!(
+                    agents,
+                    [
+                        (4, 1, Some(Presence::Online), Some(Some(77))),
+                        (2, 0, Some(Presence::Offline), Some(None)),
+                    ]
+                );
+                Ok(Decision {
+                    action: Action::Pass,
+                    priority: None,
+                    reason: String::new(),
+                })
+            })
+        });
+        assert!(matches!(seen, Ok(Ok(_))));
+        // A bad tag: the error, and the list freed all the same.
+        let (candidates, candidates_len) = host_list(&rows);
+        // SAFETY: as above.
+        let lifted = unsafe {
+            lift(FlatRoute {
+                candidates,
+                candidates_len,
+                brand_tag: 2,
+                ..flat()
+            })
+        };
+        assert!(matches!(lifted, Err(PluginError::InvalidInput(_))));
+    }
 }

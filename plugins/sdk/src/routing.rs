@@ -1,11 +1,26 @@
-//! What a routing policy works with: the operators it may choose from, as plain values.
+//! What a routing policy works with: the conversation and the operators it may choose
+//! from, as plain values.
 //!
-//! Under contract 0.2 the host tells an instance about each operator once
+//! Since contract 0.2 the host tells an instance about each operator once
 //! (`update-roster`: id, name, skills, languages, accounts, capacity, under a number, the
 //! *handle*) and each `route` call names its candidates by handle, with their live state
-//! (load, presence, last assignment). The SDK keeps the announced profiles and joins the
-//! two, so a policy still reads "the candidates, best first" and never sees a handle
-//! unless it wants to:
+//! (load, presence, last assignment). Since 0.3 it does the same for the conversation's
+//! strings that repeat (`update-names`: channels, accounts, brands, languages), and a call
+//! carries no other string: the conversation's id, the customer, the text and the previous
+//! operator's id are asked of the host (the `current-conversation` import) by the policies
+//! that read them, and so is the queue. The SDK keeps the announced profiles and names and
+//! joins them with each call, so a policy still reads "the conversation" and "the
+//! candidates, best first" and never sees a handle unless it wants to:
+//!
+//! - [`RoutingContext::conversation`] has the numbers and the announced strings as fields
+//!   (resolved before the policy runs), and the rest as methods
+//!   ([`Conversation::text`], [`Conversation::id`], [`Conversation::customer`],
+//!   [`Conversation::previous_agent`]) that ask the host the first time and keep the
+//!   answer for the call;
+//! - [`RoutingContext::queue`] likewise;
+//! - [`RoutingContext::candidates`] joins each candidate with its profile.
+//!
+//! A decision that reads only fields and candidates makes no call to the host.
 //!
 //! ```no_run
 //! use centralino_sdk::prelude::*;
@@ -20,8 +35,13 @@
 //!     }
 //!
 //!     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
+//!         let conversation = &context.conversation;
+//!         // Asked of the host here, once: a policy that never reads the text never copies it.
+//!         if conversation.text().contains("fattura") && context.queue().waiting > 10 {
+//!             return Ok(Decision::pass("first-free: billing, leave it to the next stage"));
+//!         }
 //!         Ok(match context.candidates().find(|op| op.is_available()) {
-//!             Some(op) => Decision::assign(&op, reason!("first-free: ", op.id)),
+//!             Some(op) => Decision::assign(&op, reason!("first-free: ", op.id, " on ", conversation.channel)),
 //!             None => Decision::pass("first-free: nobody free"),
 //!         })
 //!     }
@@ -39,13 +59,20 @@
 //!   a decision over 9 operators;
 //! - to pick one candidate, keep the best seen in a loop rather than `min_by` / `max_by`,
 //!   which move two [`Operator`]s (72 bytes each) through every comparison: about 100
-//!   instructions per candidate.
+//!   instructions per candidate;
+//! - read the conversation's text, id, customer and previous operator and the queue only
+//!   where the decision needs them: each is a call into the host and a copy of its answer
+//!   (once per decision).
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ops::{Div, Rem};
 
+pub use crate::MessageKind;
+use crate::bindings::routing_policy::centralino::plugin::current_conversation as asked;
+pub use crate::bindings::routing_policy::centralino::plugin::current_conversation::QueueStats;
+use crate::bindings::routing_policy::exports::centralino::plugin::router;
 pub use crate::bindings::routing_policy::exports::centralino::plugin::router::{
-    Action, Agent, AgentHandle, Candidate, Context, Conversation, Decision, Presence, QueueStats,
+    Action, Agent, AgentHandle, Candidate, Decision, Name, NameHandle, Presence,
 };
 use crate::route_abi::CandidateRow;
 use crate::{PluginError, Result};
@@ -53,6 +80,9 @@ use crate::{PluginError, Result};
 thread_local! {
     /// The profiles the host announced, by handle. An instance is single-threaded.
     static ROSTER: RefCell<Vec<Option<Agent>>> = const { RefCell::new(Vec::new()) };
+    /// The strings the host announced (`update-names`), by handle. The host never reuses
+    /// a handle nor withdraws a string.
+    static NAMES: RefCell<Vec<Option<String>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Applies an `update-roster` call: new or changed profiles, dropped handles.
@@ -76,9 +106,51 @@ pub(crate) fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
     });
 }
 
-/// Runs `f` on the context of one `route` call, its candidates joined with their
-/// profiles. A candidate the host never announced, or a row whose bytes the contract does
-/// not define, makes the call an `invalid-input` error when the policy comes to it.
+/// Applies an `update-names` call: strings new to the instance, under their handles.
+pub(crate) fn update_names(names: Vec<Name>) {
+    NAMES.with(|table| {
+        // Never borrowed when the host calls (it does not call during `route`).
+        let Ok(mut table) = table.try_borrow_mut() else {
+            return;
+        };
+        for name in names {
+            let at = name.handle as usize;
+            if table.len() <= at {
+                table.resize_with(at + 1, || None);
+            }
+            table[at] = Some(name.text);
+        }
+    });
+}
+
+/// The announced string under `handle`; `what` names the conversation's field in the
+/// error for a handle the host never announced.
+fn resolve<'a>(names: &'a [Option<String>], handle: NameHandle, what: &str) -> Result<&'a str> {
+    match names.get(handle as usize) {
+        Some(Some(text)) => Ok(text),
+        _ => Err(PluginError::InvalidInput(format!(
+            "the host named the conversation's {what} by name handle {handle} without \
+             announcing it"
+        ))),
+    }
+}
+
+/// [`resolve`] for an optional field.
+fn resolve_option<'a>(
+    names: &'a [Option<String>],
+    handle: Option<NameHandle>,
+    what: &str,
+) -> Result<Option<&'a str>> {
+    handle
+        .map(|handle| resolve(names, handle, what))
+        .transpose()
+}
+
+/// Runs `f` on the context of one `route` call: the conversation with its announced
+/// strings, the candidates joined with their profiles. A name handle the host never
+/// announced fails the call before the policy runs; a candidate the host never announced,
+/// or a row whose bytes the contract does not define, makes the call an `invalid-input`
+/// error when the policy comes to it.
 ///
 /// The rows are checked as the policy reads them ([`RoutingContext::candidates`]), not in
 /// a pass of their own before: that pass's loop was about 35 instructions per operator in
@@ -87,37 +159,41 @@ pub(crate) fn update_roster(upserts: Vec<Agent>, removed: Vec<AgentHandle>) {
 /// A policy's decision is never built on a row it did not read, so none is built on a
 /// bad one.
 pub(crate) fn with_context<R>(
-    conversation: &Conversation,
+    conversation: &router::Conversation,
     candidates: &[CandidateRow],
-    queue: QueueStats,
     now: u64,
     f: impl FnOnce(&RoutingContext<'_>) -> Result<R>,
 ) -> Result<R> {
     ROSTER.with(|roster| {
-        let roster = roster
-            .try_borrow()
-            .map_err(|_| PluginError::transient("the plugin was re-entered"))?;
-        let context = RoutingContext {
-            roster: &roster,
-            conversation,
-            candidates,
-            queue,
-            now,
-            refused: Cell::new(None),
-        };
-        let result = f(&context);
-        match context.refused.get() {
-            None => result,
-            Some(handle) if matches!(roster.get(handle as usize), Some(Some(_))) => {
-                Err(PluginError::InvalidInput(format!(
-                    "the host sent operator handle {handle} with a presence or last assignment \
-                     contract 0.2 does not define"
-                )))
+        NAMES.with(|names| {
+            let roster = roster
+                .try_borrow()
+                .map_err(|_| PluginError::transient("the plugin was re-entered"))?;
+            let names = names
+                .try_borrow()
+                .map_err(|_| PluginError::transient("the plugin was re-entered"))?;
+            let context = RoutingContext {
+                roster: &roster,
+                conversation: Conversation::resolve(conversation, &roster, &names)?,
+                candidates,
+                queue: OnceCell::new(),
+                now,
+                refused: Cell::new(None),
+            };
+            let result = f(&context);
+            match context.refused.get() {
+                None => result,
+                Some(handle) if matches!(roster.get(handle as usize), Some(Some(_))) => {
+                    Err(PluginError::InvalidInput(format!(
+                        "the host sent operator handle {handle} with a presence or last \
+                         assignment contract 0.3 does not define"
+                    )))
+                }
+                Some(handle) => Err(PluginError::InvalidInput(format!(
+                    "the host named operator handle {handle} without announcing it"
+                ))),
             }
-            Some(handle) => Err(PluginError::InvalidInput(format!(
-                "the host named operator handle {handle} without announcing it"
-            ))),
-        }
+        })
     })
 }
 
@@ -125,10 +201,10 @@ pub(crate) fn with_context<R>(
 pub struct RoutingContext<'a> {
     roster: &'a [Option<Agent>],
     /// The conversation to place.
-    pub conversation: &'a Conversation,
+    pub conversation: Conversation<'a>,
     candidates: &'a [CandidateRow],
-    /// Queue statistics.
-    pub queue: QueueStats,
+    /// The queue's statistics, once asked for.
+    queue: OnceCell<QueueStats>,
     /// Decision time (milliseconds since the epoch).
     pub now: u64,
     /// A row the policy came to that names an unannounced handle or holds bytes the
@@ -180,6 +256,106 @@ impl<'a> RoutingContext<'a> {
     /// The candidate with this operator id, if any.
     pub fn candidate(&self, id: &str) -> Option<Operator<'a>> {
         self.candidates().find(|op| op.id == id)
+    }
+
+    /// The queue's statistics as they are now: asked of the host the first time (a call
+    /// into the host), the same answer for the rest of the call.
+    pub fn queue(&self) -> QueueStats {
+        *self.queue.get_or_init(asked::queue)
+    }
+}
+
+/// The conversation to place, as a stage sees it.
+///
+/// The fields are what every `route` call carries (its strings announced once per
+/// instance and resolved by the SDK before the policy runs): reading them costs nothing.
+/// The methods are the strings that are new with every conversation: each asks the host
+/// (the contract's `current-conversation` import) the first time it is called and keeps the
+/// answer for the rest of the call, so a policy that never reads the text never copies it.
+#[derive(Debug)]
+pub struct Conversation<'a> {
+    /// Channel (`twitter`, `facebook`...).
+    pub channel: &'a str,
+    /// Company account that received it.
+    pub account: &'a str,
+    /// Brand the account belongs to, if configured.
+    pub brand: Option<&'a str>,
+    /// Language, if known.
+    pub language: Option<&'a str>,
+    /// How it reached the company.
+    pub kind: MessageKind,
+    /// Priority so far (0 normal; higher is more urgent).
+    pub priority: u8,
+    /// When the previous operator ([`Conversation::previous_agent`]) last handled this
+    /// customer.
+    pub previous_agent_at: Option<u64>,
+    /// When the customer started waiting (milliseconds since the epoch).
+    pub waiting_since: u64,
+    /// The previous operator's id, when the call names them by an announced handle.
+    announced_previous_agent: Option<&'a str>,
+    id: OnceCell<String>,
+    customer: OnceCell<String>,
+    text: OnceCell<String>,
+    previous_agent: OnceCell<Option<String>>,
+}
+
+impl<'a> Conversation<'a> {
+    /// The call's conversation with its name handles resolved; an unannounced one is
+    /// `invalid-input` naming it. The previous operator's handle is resolved through the
+    /// roster when announced (otherwise [`Conversation::previous_agent`] asks the host).
+    fn resolve(
+        conversation: &router::Conversation,
+        roster: &'a [Option<Agent>],
+        names: &'a [Option<String>],
+    ) -> Result<Self> {
+        let announced_previous_agent = conversation
+            .previous_agent
+            .and_then(|handle| roster.get(handle as usize))
+            .and_then(Option::as_ref)
+            .map(|agent| agent.id.as_str());
+        Ok(Conversation {
+            channel: resolve(names, conversation.channel, "channel")?,
+            account: resolve(names, conversation.account, "account")?,
+            brand: resolve_option(names, conversation.brand, "brand")?,
+            language: resolve_option(names, conversation.language, "language")?,
+            kind: conversation.kind,
+            priority: conversation.priority,
+            previous_agent_at: conversation.previous_agent_at,
+            waiting_since: conversation.waiting_since,
+            announced_previous_agent,
+            id: OnceCell::new(),
+            customer: OnceCell::new(),
+            text: OnceCell::new(),
+            previous_agent: OnceCell::new(),
+        })
+    }
+
+    /// Host id of the conversation (asked of the host once per call).
+    pub fn id(&self) -> &str {
+        self.id.get_or_init(asked::id)
+    }
+
+    /// Platform id of the customer (asked of the host once per call).
+    pub fn customer(&self) -> &str {
+        self.customer.get_or_init(asked::customer)
+    }
+
+    /// Text of the customer's latest message (asked of the host once per call).
+    pub fn text(&self) -> &str {
+        self.text.get_or_init(asked::text)
+    }
+
+    /// Id of the operator who last helped this customer, if any: read from the roster
+    /// when the call names them by handle (they are among the candidates, or were
+    /// announced before), otherwise asked of the host once per call.
+    pub fn previous_agent(&self) -> Option<&str> {
+        match self.announced_previous_agent {
+            Some(id) => Some(id),
+            None => self
+                .previous_agent
+                .get_or_init(asked::previous_agent)
+                .as_deref(),
+        }
     }
 }
 
@@ -415,7 +591,6 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MessageKind;
 
     fn agent(handle: u32, id: &str, capacity: u32) -> Agent {
         Agent {
@@ -429,16 +604,30 @@ mod tests {
         }
     }
 
-    fn conversation() -> Conversation {
-        Conversation {
-            id: "c1".to_string(),
-            channel: "twitter".to_string(),
-            account: "tim_official".to_string(),
-            brand: Some("tim".to_string()),
+    fn name(handle: u32, text: &str) -> Name {
+        Name {
+            handle,
+            text: text.to_string(),
+        }
+    }
+
+    /// Announces the names [`conversation`] uses.
+    fn announce_names() {
+        update_names(vec![
+            name(0, "twitter"),
+            name(1, "tim_official"),
+            name(2, "tim"),
+        ]);
+    }
+
+    /// A conversation on `twitter`, account `tim_official`, brand `tim` (handles 0, 1, 2).
+    fn conversation() -> router::Conversation {
+        router::Conversation {
+            channel: 0,
+            account: 1,
+            brand: Some(2),
             language: None,
-            customer: "42".to_string(),
             kind: MessageKind::PrivateMessage,
-            text: "aiuto".to_string(),
             priority: 0,
             previous_agent: None,
             previous_agent_at: None,
@@ -446,17 +635,27 @@ mod tests {
         }
     }
 
-    fn queue() -> QueueStats {
-        QueueStats {
-            waiting: 0,
-            oldest_wait_ms: 0,
-            average_handle_ms: 0,
-        }
+    /// What a call would ask the host, given beforehand (the import does not run in a
+    /// native test): the methods then answer from their cells, as they do after asking.
+    fn answer_for_the_host(context: &RoutingContext<'_>, previous_agent: Option<&str>) {
+        let conversation = &context.conversation;
+        let _ = conversation.id.set("c1".to_string());
+        let _ = conversation.customer.set("42".to_string());
+        let _ = conversation.text.set("aiuto".to_string());
+        let _ = conversation
+            .previous_agent
+            .set(previous_agent.map(str::to_string));
+        let _ = context.queue.set(QueueStats {
+            waiting: 3,
+            oldest_wait_ms: 4,
+            average_handle_ms: 5,
+        });
     }
 
     /// Runs a policy that reads every candidate's id over `rows`.
     fn ids(rows: &[CandidateRow]) -> Result<Vec<String>> {
-        with_context(&conversation(), rows, queue(), 5, |context| {
+        announce_names();
+        with_context(&conversation(), rows, 5, |context| {
             Ok(context.candidates().map(|op| op.id.to_string()).collect())
         })
     }
@@ -464,11 +663,12 @@ mod tests {
     #[test]
     fn candidates_join_the_rows_with_the_announced_profiles() {
         update_roster(vec![agent(0, "anna", 3), agent(2, "bruno", 1)], Vec::new());
+        announce_names();
         let rows = [
             CandidateRow::raw(2, 1, 0, 1, 77),
             CandidateRow::raw(0, 0, 1, 0, 0),
         ];
-        let seen = with_context(&conversation(), &rows, queue(), 5, |context| {
+        let seen = with_context(&conversation(), &rows, 5, |context| {
             Ok(context
                 .candidates()
                 .map(|op| {
@@ -521,11 +721,121 @@ mod tests {
         ] {
             match ids(&[row]) {
                 Err(PluginError::InvalidInput(detail)) => {
-                    assert!(detail.contains("contract 0.2 does not define"), "{detail}")
+                    assert!(detail.contains("contract 0.3 does not define"), "{detail}")
                 }
                 other => panic!("expected invalid-input, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn the_conversation_reads_the_announced_names_and_the_hosts_answers() {
+        announce_names();
+        // Announced later, under a handle past a gap.
+        update_names(vec![name(9, "it")]);
+        let mut raw = conversation();
+        raw.language = Some(9);
+        raw.priority = 4;
+        raw.previous_agent_at = Some(70);
+        let seen = with_context(&raw, &[], 80, |context| {
+            answer_for_the_host(context, Some("ext-7"));
+            let c = &context.conversation;
+            let q = context.queue();
+            Ok(format!(
+                "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
+                c.id(),
+                c.channel,
+                c.account,
+                c.brand,
+                c.language,
+                c.customer(),
+                c.kind as u8,
+                c.text(),
+                c.priority,
+                c.previous_agent(),
+                c.previous_agent_at,
+                c.waiting_since,
+                q.waiting,
+                q.oldest_wait_ms,
+                q.average_handle_ms,
+                context.now
+            ))
+        });
+        assert_eq!(
+            seen.ok().as_deref(),
+            Some(
+                "c1|twitter|tim_official|Some(\"tim\")|Some(\"it\")|42|1|aiuto|4|\
+                 Some(\"ext-7\")|Some(70)|1|3|4|5|80"
+            )
+        );
+    }
+
+    #[test]
+    fn an_unannounced_name_handle_fails_the_call_before_the_policy_runs() {
+        announce_names();
+        for (field, change) in [
+            (
+                "channel",
+                (|c| c.channel = 7) as fn(&mut router::Conversation),
+            ),
+            ("account", |c| c.account = 8),
+            ("brand", |c| c.brand = Some(3)),
+            ("language", |c| c.language = Some(11)),
+        ] {
+            let mut raw = conversation();
+            change(&mut raw);
+            let mut ran = false;
+            let result = with_context(&raw, &[], 5, |_| {
+                ran = true;
+                Ok(())
+            });
+            match result {
+                Err(PluginError::InvalidInput(detail)) => {
+                    assert!(
+                        detail.contains(&format!("conversation's {field} by name handle ")),
+                        "{detail}"
+                    );
+                    assert!(detail.contains("without announcing it"), "{detail}");
+                }
+                other => panic!("{field}: expected invalid-input, got {other:?}"),
+            }
+            assert!(!ran, "{field}: the policy ran");
+        }
+        let mut raw = conversation();
+        raw.language = Some(11);
+        match with_context(&raw, &[], 5, |_| Ok(())) {
+            Err(PluginError::InvalidInput(detail)) => {
+                assert!(detail.contains("name handle 11 "), "{detail}")
+            }
+            other => panic!("expected invalid-input, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_previous_agent_is_read_from_the_roster_when_announced() {
+        update_roster(vec![agent(0, "anna", 3), agent(4, "bruno", 1)], Vec::new());
+        announce_names();
+        let mut raw = conversation();
+        raw.previous_agent = Some(4);
+        // No answer given for the host: the import is not asked (natively it would panic).
+        let seen = with_context(&raw, &[], 5, |context| {
+            Ok(context.conversation.previous_agent().map(str::to_string))
+        });
+        assert_eq!(seen.ok(), Some(Some("bruno".to_string())));
+        // A handle the instance does not know (dropped since): the host's answer.
+        update_roster(Vec::new(), vec![4]);
+        let seen = with_context(&raw, &[], 5, |context| {
+            answer_for_the_host(context, Some("bruno"));
+            Ok(context.conversation.previous_agent().map(str::to_string))
+        });
+        assert_eq!(seen.ok(), Some(Some("bruno".to_string())));
+        // No handle: the host's answer, none here.
+        raw.previous_agent = None;
+        let seen = with_context(&raw, &[], 5, |context| {
+            answer_for_the_host(context, None);
+            Ok(context.conversation.previous_agent().map(str::to_string))
+        });
+        assert_eq!(seen.ok(), Some(None));
     }
 
     #[test]

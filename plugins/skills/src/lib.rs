@@ -56,9 +56,9 @@ impl Router for Skills {
     }
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
-        let conversation = context.conversation;
-        let brand = conversation.brand.as_deref();
-        let language = conversation.language.as_deref();
+        // Both announced to the instance once and resolved by the SDK: no call to the host.
+        let brand = context.conversation.brand;
+        let language = context.conversation.language;
         // The kept operators' handles, speakers first: a loop that pushes 4-byte handles,
         // not a partition into two vectors of `Operator`s (72 bytes each, copied twice in
         // wasm: about a third of this stage at 200 operators, `BENCHMARKS.md` §1).

@@ -10,7 +10,9 @@
 //!
 //! Otherwise it has no opinion (`pass`): an away or full operator must not keep a customer
 //! waiting, and after the window a stranger is as good as anyone. The host supplies the
-//! history with every call, so the policy keeps no state.
+//! history with every call, so the policy keeps no state; the previous operator comes as
+//! a handle the instance knows when they are among the candidates, so then the decision
+//! makes no call to the host (the SDK reads their id from the roster).
 //!
 //! Settings: `window_minutes` (default 1440, one day; `0` means the same minute only).
 
@@ -52,11 +54,13 @@ impl Router for Sticky {
     }
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
-        let conversation = context.conversation;
-        let (Some(previous), Some(at)) = (
-            conversation.previous_agent.as_deref(),
-            conversation.previous_agent_at,
-        ) else {
+        let conversation = &context.conversation;
+        // The time first: without one there is nothing to stick to, and the previous
+        // operator's id is not asked of the host.
+        let Some((previous, at)) = conversation
+            .previous_agent_at
+            .and_then(|at| Some((conversation.previous_agent()?, at)))
+        else {
             return Ok(Decision::pass("sticky: no previous operator"));
         };
         let age_ms = context.now.saturating_sub(at);

@@ -1,23 +1,132 @@
 //! Generated bindings, one module per contract line (each bound to its frozen copy under
 //! `wit/since_vX.Y.Z/`), private to the runtime, as Zed's extension host keeps them.
 //!
-//! - [`v0_2`] is the latest line: its types convert to and from the host's own types
+//! - [`v0_3`] is the latest line: its types convert to and from the host's own types
 //!   ([`crate::types`]), and the host functions plugins import are written against it
 //!   (`crate::imports`).
-//! - [`v0_1`] is the adapter that keeps 0.1 plugins loading: its types convert to and
-//!   from the latest line's, and its imports call the latest line's implementations.
+//! - [`v0_2`] and [`v0_1`] are the adapters that keep 0.2 and 0.1 plugins loading: their
+//!   types convert to and from the latest line's, and their imports call the latest
+//!   line's implementations.
 //!
 //! [`ChannelPre`] and [`ChannelBindings`] hold a connector of either line; each call
 //! matches on it once, so nothing outside `runtime` knows which line a plugin speaks.
-//! Routing policies are held the same way in `crate::router` (the two lines' routing
-//! calls differ in shape: 0.2 keeps the roster in the instance).
+//! Routing policies are held the same way in `crate::router` (the lines' routing calls
+//! differ in shape: 0.2 keeps the roster in the instance, 0.3 also the strings that
+//! repeat and passes the rest as flat values).
 
 #![allow(missing_docs)]
 
+/// The host functions an older line's plugins import (`log`, `clock`, `signing`, `http`:
+/// the same functions and types in every line so far), implemented by calling the latest
+/// line's; invoked in each older line's module, whose `log`, `clock`, `signing` and
+/// `http` it implements.
+macro_rules! older_line_imports {
+    () => {
+        impl clock::Host for PluginState {
+            fn now_ms(&mut self) -> u64 {
+                latest::clock::Host::now_ms(self)
+            }
+        }
+
+        impl log::Host for PluginState {
+            fn write(&mut self, level: log::Level, message: String) {
+                let level = match level {
+                    log::Level::Trace => latest::log::Level::Trace,
+                    log::Level::Debug => latest::log::Level::Debug,
+                    log::Level::Info => latest::log::Level::Info,
+                    log::Level::Warn => latest::log::Level::Warn,
+                    log::Level::Error => latest::log::Level::Error,
+                };
+                latest::log::Host::write(self, level, message);
+            }
+        }
+
+        impl signing::Host for PluginState {
+            fn hmac_sha256(
+                &mut self,
+                secret: String,
+                data: Vec<u8>,
+            ) -> Result<Vec<u8>, signing::SigningError> {
+                latest::signing::Host::hmac_sha256(self, secret, data).map_err(signing_error)
+            }
+
+            fn verify_hmac_sha256(
+                &mut self,
+                secret: String,
+                data: Vec<u8>,
+                mac: Vec<u8>,
+            ) -> Result<bool, signing::SigningError> {
+                latest::signing::Host::verify_hmac_sha256(self, secret, data, mac)
+                    .map_err(signing_error)
+            }
+
+            fn secret_equals(
+                &mut self,
+                secret: String,
+                candidate: String,
+            ) -> Result<bool, signing::SigningError> {
+                latest::signing::Host::secret_equals(self, secret, candidate).map_err(signing_error)
+            }
+        }
+
+        fn signing_error(e: latest::signing::SigningError) -> signing::SigningError {
+            match e {
+                latest::signing::SigningError::Denied(reason) => {
+                    signing::SigningError::Denied(reason)
+                }
+            }
+        }
+
+        impl http::Host for PluginState {
+            async fn fetch(
+                &mut self,
+                request: http::Request,
+            ) -> Result<http::Response, http::HttpError> {
+                let request = latest::http::Request {
+                    method: match request.method {
+                        http::Method::Get => latest::http::Method::Get,
+                        http::Method::Post => latest::http::Method::Post,
+                        http::Method::Put => latest::http::Method::Put,
+                        http::Method::Patch => latest::http::Method::Patch,
+                        http::Method::Delete => latest::http::Method::Delete,
+                        http::Method::Head => latest::http::Method::Head,
+                    },
+                    url: request.url,
+                    headers: request.headers,
+                    body: request.body,
+                    credential: request.credential,
+                    timeout_ms: request.timeout_ms,
+                };
+                match latest::http::Host::fetch(self, request).await {
+                    Ok(r) => Ok(http::Response {
+                        status: r.status,
+                        headers: r.headers,
+                        body: r.body,
+                    }),
+                    Err(e) => Err(match e {
+                        latest::http::HttpError::Denied(s) => http::HttpError::Denied(s),
+                        latest::http::HttpError::InvalidRequest(s) => {
+                            http::HttpError::InvalidRequest(s)
+                        }
+                        latest::http::HttpError::Timeout => http::HttpError::Timeout,
+                        latest::http::HttpError::Connection(s) => http::HttpError::Connection(s),
+                        latest::http::HttpError::TooLarge(n) => http::HttpError::TooLarge(n),
+                        latest::http::HttpError::RateLimited(ms) => {
+                            http::HttpError::RateLimited(ms)
+                        }
+                    }),
+                }
+            }
+        }
+    };
+}
+pub(crate) use older_line_imports;
+
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
+pub(crate) mod v0_3;
 
-pub(crate) use v0_2 as latest;
+pub(crate) use v0_3 as latest;
 
 use wasmtime::Store;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -31,6 +140,7 @@ use crate::types as own;
 pub(crate) enum ChannelPre {
     V0_1(v0_1::channel::ChannelPre<PluginState>),
     V0_2(v0_2::channel::ChannelPre<PluginState>),
+    V0_3(v0_3::channel::ChannelPre<PluginState>),
 }
 
 /// A linked routing policy of one contract line, ready to instantiate.
@@ -47,6 +157,7 @@ pub(crate) struct RouterPre {
 pub(crate) enum RouterLine {
     V0_1(v0_1::routing_policy::RoutingPolicyPre<PluginState>),
     V0_2(v0_2::routing_policy::RoutingPolicyPre<PluginState>),
+    V0_3(v0_3::routing_policy::RoutingPolicyPre<PluginState>),
 }
 
 /// The linkers of every line served, one per world and line; routing policies have two
@@ -54,10 +165,13 @@ pub(crate) enum RouterLine {
 pub(crate) struct Linkers {
     router_v0_1: Linker<PluginState>,
     router_v0_2: Linker<PluginState>,
+    router_v0_3: Linker<PluginState>,
     router_v0_1_streams: Linker<PluginState>,
     router_v0_2_streams: Linker<PluginState>,
+    router_v0_3_streams: Linker<PluginState>,
     channel_v0_1: Linker<PluginState>,
     channel_v0_2: Linker<PluginState>,
+    channel_v0_3: Linker<PluginState>,
 }
 
 impl Linkers {
@@ -88,17 +202,29 @@ impl Linkers {
             )?;
             Ok(linker)
         };
+        let router_v0_3 = |mut linker| -> wasmtime::Result<Linker<PluginState>> {
+            v0_3::routing_policy::RoutingPolicy::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            )?;
+            Ok(linker)
+        };
         let mut channel_v0_1 = wasi(engine)?;
         v0_1::channel::Channel::add_to_linker::<_, HasSelf<_>>(&mut channel_v0_1, |s| s)?;
         let mut channel_v0_2 = wasi(engine)?;
         v0_2::channel::Channel::add_to_linker::<_, HasSelf<_>>(&mut channel_v0_2, |s| s)?;
+        let mut channel_v0_3 = wasi(engine)?;
+        v0_3::channel::Channel::add_to_linker::<_, HasSelf<_>>(&mut channel_v0_3, |s| s)?;
         Ok(Linkers {
             router_v0_1: router_v0_1(wasi(engine)?)?,
             router_v0_2: router_v0_2(wasi(engine)?)?,
+            router_v0_3: router_v0_3(wasi(engine)?)?,
             router_v0_1_streams: router_v0_1(streams(engine)?)?,
             router_v0_2_streams: router_v0_2(streams(engine)?)?,
+            router_v0_3_streams: router_v0_3(streams(engine)?)?,
             channel_v0_1,
             channel_v0_2,
+            channel_v0_3,
         })
     }
 
@@ -118,6 +244,7 @@ impl Linkers {
         let (streams, full) = match line {
             Line::V0_1 => (&self.router_v0_1_streams, &self.router_v0_1),
             Line::V0_2 => (&self.router_v0_2_streams, &self.router_v0_2),
+            Line::V0_3 => (&self.router_v0_3_streams, &self.router_v0_3),
         };
         let (pre, never_waits) = match streams.instantiate_pre(component) {
             Ok(pre) => (pre, true),
@@ -134,6 +261,7 @@ impl Linkers {
         let line = match line {
             Line::V0_1 => RouterLine::V0_1(v0_1::routing_policy::RoutingPolicyPre::new(pre)?),
             Line::V0_2 => RouterLine::V0_2(v0_2::routing_policy::RoutingPolicyPre::new(pre)?),
+            Line::V0_3 => RouterLine::V0_3(v0_3::routing_policy::RoutingPolicyPre::new(pre)?),
         };
         Ok(RouterPre { line, never_waits })
     }
@@ -153,6 +281,10 @@ impl Linkers {
                 &self.channel_v0_2,
                 component,
             )?)?),
+            Line::V0_3 => ChannelPre::V0_3(v0_3::channel::ChannelPre::new(pre(
+                &self.channel_v0_3,
+                component,
+            )?)?),
         })
     }
 }
@@ -167,12 +299,14 @@ fn pre(
 enum Line {
     V0_1,
     V0_2,
+    V0_3,
 }
 
 fn line(contract: &semver::Version) -> wasmtime::Result<Line> {
     match (contract.major, contract.minor) {
         (0, 1) => Ok(Line::V0_1),
         (0, 2) => Ok(Line::V0_2),
+        (0, 3) => Ok(Line::V0_3),
         _ => wasmtime::bail!("no binding for contract {contract}"),
     }
 }
@@ -181,6 +315,7 @@ fn line(contract: &semver::Version) -> wasmtime::Result<Line> {
 pub(crate) enum ChannelBindings {
     V0_1(v0_1::channel::Channel),
     V0_2(v0_2::channel::Channel),
+    V0_3(v0_3::channel::Channel),
 }
 
 /// What a connector export returned, in the host's types: a wasm fault outside, the
@@ -199,6 +334,7 @@ impl ChannelPre {
         Ok(match self {
             ChannelPre::V0_1(pre) => ChannelBindings::V0_1(pre.instantiate_async(store).await?),
             ChannelPre::V0_2(pre) => ChannelBindings::V0_2(pre.instantiate_async(store).await?),
+            ChannelPre::V0_3(pre) => ChannelBindings::V0_3(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -213,7 +349,11 @@ impl ChannelBindings {
                 let d = b.centralino_plugin_connector().call_describe(store).await?;
                 latest::connector::Description::from(d).into()
             }
-            ChannelBindings::V0_2(b) => b
+            ChannelBindings::V0_2(b) => {
+                let d = b.centralino_plugin_connector().call_describe(store).await?;
+                latest::connector::Description::from(d).into()
+            }
+            ChannelBindings::V0_3(b) => b
                 .centralino_plugin_connector()
                 .call_describe(store)
                 .await?
@@ -234,6 +374,11 @@ impl ChannelBindings {
                     .await,
             ),
             ChannelBindings::V0_2(b) => host(
+                b.centralino_plugin_connector()
+                    .call_configure(store, &config.into())
+                    .await,
+            ),
+            ChannelBindings::V0_3(b) => host(
                 b.centralino_plugin_connector()
                     .call_configure(store, &config)
                     .await,
@@ -257,7 +402,16 @@ impl ChannelBindings {
                     r.map(|r| r.map(Into::into)),
                 )
             }
-            ChannelBindings::V0_2(b) => host(
+            ChannelBindings::V0_2(b) => {
+                let r = b
+                    .centralino_plugin_connector()
+                    .call_poll(store, account, cursor)
+                    .await;
+                host::<own::PollResult, latest::connector::PollResult, _>(
+                    r.map(|r| r.map(Into::into)),
+                )
+            }
+            ChannelBindings::V0_3(b) => host(
                 b.centralino_plugin_connector()
                     .call_poll(store, account, cursor)
                     .await,
@@ -281,7 +435,16 @@ impl ChannelBindings {
                     r.map(|r| r.map(Into::into)),
                 )
             }
-            ChannelBindings::V0_2(b) => host(
+            ChannelBindings::V0_2(b) => {
+                let r = b
+                    .centralino_plugin_connector()
+                    .call_handle_webhook(store, &request.into())
+                    .await;
+                host::<own::WebhookOutcome, latest::connector::WebhookOutcome, _>(
+                    r.map(|r| r.map(Into::into)),
+                )
+            }
+            ChannelBindings::V0_3(b) => host(
                 b.centralino_plugin_connector()
                     .call_handle_webhook(store, &request)
                     .await,
@@ -307,7 +470,14 @@ impl ChannelBindings {
                     .await;
                 host::<own::Sent, latest::connector::Sent, _>(r.map(|r| r.map(Into::into)))
             }
-            ChannelBindings::V0_2(b) => host(
+            ChannelBindings::V0_2(b) => {
+                let r = b
+                    .centralino_plugin_connector()
+                    .call_send(store, &message)
+                    .await;
+                host::<own::Sent, latest::connector::Sent, _>(r.map(|r| r.map(Into::into)))
+            }
+            ChannelBindings::V0_3(b) => host(
                 b.centralino_plugin_connector()
                     .call_send(store, &message)
                     .await,

@@ -1,6 +1,15 @@
-//! Contract 0.2 (`wit/since_v0.2.0`), the latest line: its generated bindings and the
-//! conversions between them and the host's own types ([`crate::types`]). Older lines
-//! convert to these types ([`super::v0_1`]), never to the host's directly.
+//! Contract 0.2 (`wit/since_v0.2.0`): its generated bindings and the adapter that keeps
+//! 0.2 plugins running on a host written against the latest line ([`super::latest`]).
+//!
+//! 0.3 changed only routing (the `route` call's shape, `update-names`, the
+//! `current-conversation` import); everything a connector exchanges is the same in both
+//! lines. So 0.2's `types` interface is bound to the latest line's generated types (the
+//! component model checks types by structure, not by the package version that named
+//! them), the connector's own records are converted field by field, and the host
+//! functions 0.2 plugins import call the latest line's implementations. 0.2 routing
+//! policies keep their own path: the host's context lowered straight into 0.2's
+//! `router.context` (`crate::context_lowering`), the roster kept in the instance as under
+//! 0.3 (`crate::roster`).
 
 pub(crate) mod channel {
     wasmtime::component::bindgen!({
@@ -11,6 +20,9 @@ pub(crate) mod channel {
             default: tracing,
         },
         exports: { default: async },
+        with: {
+            "centralino:plugin/types": crate::bindings::v0_3::channel::centralino::plugin::types,
+        },
     });
 }
 
@@ -21,130 +33,51 @@ pub(crate) mod routing_policy {
         imports: { default: tracing },
         exports: { default: async },
         with: {
-            "centralino:plugin/types": super::channel::centralino::plugin::types,
+            "centralino:plugin/types": crate::bindings::v0_3::channel::centralino::plugin::types,
             "centralino:plugin/log": super::channel::centralino::plugin::log,
             "centralino:plugin/clock": super::channel::centralino::plugin::clock,
         },
     });
 }
 
-pub(crate) use channel::centralino::plugin::{clock, http, log, signing, types};
+pub(crate) use channel::centralino::plugin::{clock, http, log, signing};
 pub(crate) use channel::exports::centralino::plugin::connector;
 pub(crate) use routing_policy::exports::centralino::plugin::router;
 
-use crate::error::PluginFailure;
-use crate::types as own;
+use super::latest;
+use crate::state::PluginState;
 
-impl From<types::PluginError> for PluginFailure {
-    fn from(e: types::PluginError) -> Self {
-        match e {
-            types::PluginError::InvalidCredentials(detail) => {
-                PluginFailure::InvalidCredentials { detail }
-            }
-            types::PluginError::RateLimited(r) => PluginFailure::RateLimited {
-                retry_after_ms: r.retry_after_ms,
-                detail: r.detail,
-            },
-            types::PluginError::Rejected(reason) => PluginFailure::Rejected { reason },
-            types::PluginError::Transient(detail) => PluginFailure::Transient { detail },
-            types::PluginError::InvalidInput(detail) => PluginFailure::InvalidInput { detail },
-        }
-    }
-}
+// What 0.2 plugins import: the latest line's implementations, types converted.
+super::older_line_imports!();
 
-impl From<types::MessageKind> for own::MessageKind {
-    fn from(k: types::MessageKind) -> Self {
-        match k {
-            types::MessageKind::PublicPost => own::MessageKind::PublicPost,
-            types::MessageKind::PrivateMessage => own::MessageKind::PrivateMessage,
-            types::MessageKind::Comment => own::MessageKind::Comment,
-        }
-    }
-}
+// What 0.2 connectors exchange, to and from the latest line (messages, replies and errors
+// are the latest line's own types already).
 
-impl From<own::MessageKind> for types::MessageKind {
-    fn from(k: own::MessageKind) -> Self {
-        match k {
-            own::MessageKind::PublicPost => types::MessageKind::PublicPost,
-            own::MessageKind::PrivateMessage => types::MessageKind::PrivateMessage,
-            own::MessageKind::Comment => types::MessageKind::Comment,
-        }
-    }
-}
-
-impl From<types::Attachment> for own::Attachment {
-    fn from(a: types::Attachment) -> Self {
-        own::Attachment {
-            kind: a.kind,
-            url: a.url,
-            mime_type: a.mime_type,
-            description: a.description,
-        }
-    }
-}
-
-impl From<types::Message> for own::Message {
-    fn from(m: types::Message) -> Self {
-        own::Message {
-            external_id: m.external_id,
-            account: m.account,
-            conversation_key: m.conversation_key,
-            author: own::Person {
-                id: m.author.id,
-                handle: m.author.handle,
-                display_name: m.author.display_name,
-            },
-            text: m.text,
-            kind: m.kind.into(),
-            in_reply_to: m.in_reply_to,
-            attachments: m.attachments.into_iter().map(Into::into).collect(),
-            created_at: m.created_at,
-            extra: with_language(m.extra, m.language),
-        }
-    }
-}
-
-impl From<own::OutboundMessage> for types::OutboundMessage {
-    fn from(m: own::OutboundMessage) -> Self {
-        types::OutboundMessage {
-            account: m.account,
-            conversation_key: m.conversation_key,
-            kind: m.kind.into(),
-            recipient: m.recipient,
-            in_reply_to: m.in_reply_to,
-            text: m.text,
-            attachments: m.attachments.into_iter().map(Into::into).collect(),
-            idempotency_key: m.idempotency_key,
-        }
-    }
-}
-
-impl From<connector::Capability> for own::Capability {
-    fn from(c: connector::Capability) -> Self {
-        match c {
-            connector::Capability::PublicReply => own::Capability::PublicReply,
-            connector::Capability::PrivateMessage => own::Capability::PrivateMessage,
-            connector::Capability::CommentReply => own::Capability::CommentReply,
-            connector::Capability::Webhook => own::Capability::Webhook,
-            connector::Capability::Polling => own::Capability::Polling,
-            connector::Capability::Attachments => own::Capability::Attachments,
-        }
-    }
-}
-
-impl From<connector::Description> for own::ConnectorDescription {
+impl From<connector::Description> for latest::connector::Description {
     fn from(d: connector::Description) -> Self {
-        own::ConnectorDescription {
+        use latest::connector::Capability as C;
+        latest::connector::Description {
             channel: d.channel,
             summary: d.summary,
-            capabilities: d.capabilities.into_iter().map(Into::into).collect(),
+            capabilities: d
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    connector::Capability::PublicReply => C::PublicReply,
+                    connector::Capability::PrivateMessage => C::PrivateMessage,
+                    connector::Capability::CommentReply => C::CommentReply,
+                    connector::Capability::Webhook => C::Webhook,
+                    connector::Capability::Polling => C::Polling,
+                    connector::Capability::Attachments => C::Attachments,
+                })
+                .collect(),
             max_text_length: d.max_text_length,
         }
     }
 }
 
-impl From<own::ConnectorConfig> for connector::Config {
-    fn from(c: own::ConnectorConfig) -> Self {
+impl From<latest::connector::Config> for connector::Config {
+    fn from(c: latest::connector::Config) -> Self {
         connector::Config {
             settings: c.settings,
             accounts: c
@@ -161,18 +94,18 @@ impl From<own::ConnectorConfig> for connector::Config {
     }
 }
 
-impl From<connector::PollResult> for own::PollResult {
+impl From<connector::PollResult> for latest::connector::PollResult {
     fn from(p: connector::PollResult) -> Self {
-        own::PollResult {
-            messages: p.messages.into_iter().map(Into::into).collect(),
+        latest::connector::PollResult {
+            messages: p.messages,
             cursor: p.cursor,
             next_poll_after_ms: p.next_poll_after_ms,
         }
     }
 }
 
-impl From<own::WebhookRequest> for connector::WebhookRequest {
-    fn from(r: own::WebhookRequest) -> Self {
+impl From<latest::connector::WebhookRequest> for connector::WebhookRequest {
+    fn from(r: latest::connector::WebhookRequest) -> Self {
         connector::WebhookRequest {
             method: r.method,
             path: r.path,
@@ -183,25 +116,26 @@ impl From<own::WebhookRequest> for connector::WebhookRequest {
     }
 }
 
-impl From<connector::WebhookOutcome> for own::WebhookOutcome {
+impl From<connector::WebhookOutcome> for latest::connector::WebhookOutcome {
     fn from(o: connector::WebhookOutcome) -> Self {
-        own::WebhookOutcome {
-            response: own::WebhookResponse {
+        use latest::connector::DeliveryState as D;
+        latest::connector::WebhookOutcome {
+            response: latest::connector::WebhookResponse {
                 status: o.response.status,
                 headers: o.response.headers,
                 body: o.response.body,
             },
-            messages: o.messages.into_iter().map(Into::into).collect(),
+            messages: o.messages,
             receipts: o
                 .receipts
                 .into_iter()
-                .map(|r| own::Receipt {
+                .map(|r| latest::connector::Receipt {
                     account: r.account,
                     external_id: r.external_id,
                     state: match r.state {
-                        connector::DeliveryState::Delivered => own::DeliveryState::Delivered,
-                        connector::DeliveryState::Read => own::DeliveryState::Read,
-                        connector::DeliveryState::Failed => own::DeliveryState::Failed,
+                        connector::DeliveryState::Delivered => D::Delivered,
+                        connector::DeliveryState::Read => D::Read,
+                        connector::DeliveryState::Failed => D::Failed,
                     },
                     at: r.at,
                 })
@@ -210,40 +144,43 @@ impl From<connector::WebhookOutcome> for own::WebhookOutcome {
     }
 }
 
-impl From<connector::Sent> for own::Sent {
+impl From<connector::Sent> for latest::connector::Sent {
     fn from(s: connector::Sent) -> Self {
-        own::Sent {
+        latest::connector::Sent {
             external_id: s.external_id,
             sent_at: s.sent_at,
         }
     }
 }
 
-/// The message's `language`, kept as the `lang` extra the host reads (the 0.1
-/// convention, [`crate::conventions`]), unless the connector wrote both.
-fn with_language(mut extra: own::Pairs, language: Option<String>) -> own::Pairs {
-    if let Some(language) = language
-        && !extra
-            .iter()
-            .any(|(key, _)| key == crate::conventions::LANGUAGE)
-    {
-        extra.push((crate::conventions::LANGUAGE.to_string(), language));
+// Routing: what the roster (kept in the latest line's types) tells a 0.2 instance, and
+// what the generated fallback's decision is in the latest line's types.
+
+impl From<latest::router::Agent> for router::Agent {
+    fn from(a: latest::router::Agent) -> Self {
+        router::Agent {
+            handle: a.handle,
+            id: a.id,
+            name: a.name,
+            skills: a.skills,
+            languages: a.languages,
+            accounts: a.accounts,
+            capacity: a.capacity,
+        }
     }
-    extra
 }
 
-impl From<own::OutboundAttachment> for types::OutboundAttachment {
-    fn from(a: own::OutboundAttachment) -> Self {
-        types::OutboundAttachment {
-            kind: match a.kind {
-                own::MediaKind::Image => types::MediaKind::Image,
-                own::MediaKind::Video => types::MediaKind::Video,
-                own::MediaKind::Audio => types::MediaKind::Audio,
-                own::MediaKind::File => types::MediaKind::File,
+impl From<router::Decision> for latest::router::Decision {
+    fn from(d: router::Decision) -> Self {
+        latest::router::Decision {
+            action: match d.action {
+                router::Action::Assign(handle) => latest::router::Action::Assign(handle),
+                router::Action::Narrow(handles) => latest::router::Action::Narrow(handles),
+                router::Action::Enqueue => latest::router::Action::Enqueue,
+                router::Action::Pass => latest::router::Action::Pass,
             },
-            mime_type: a.mime_type,
-            file_name: a.file_name,
-            data: a.data,
+            priority: d.priority,
+            reason: d.reason,
         }
     }
 }

@@ -47,7 +47,7 @@ pub struct NewArgs {
     dir: PathBuf,
     /// The guest SDK by path, for a crate outside the plugins workspace (a local or
     /// unpublished SDK). Without it the crate depends on the SDK by version
-    /// (`centralino-plugin-sdk = "0.2"`, the line that targets contract 0.2).
+    /// (`centralino-plugin-sdk = "0.3"`, the line that targets contract 0.3).
     #[arg(long)]
     sdk: Option<PathBuf>,
     /// A connector that polls the platform (cursor, first poll, pauses) instead of taking
@@ -62,9 +62,9 @@ const CHANNEL: &str = include_str!("templates/channel.rs.tmpl");
 const CHANNEL_POLL: &str = include_str!("templates/channel_poll.rs.tmpl");
 const ROUTER: &str = include_str!("templates/router.rs.tmpl");
 
-/// The SDK line a new crate depends on by version: SDK 0.2.x targets contract 0.2, which
-/// every host that loads 0.2 plugins accepts (docs/contract-versioning.md).
-pub(crate) const SDK_REQUIREMENT: &str = "0.2";
+/// The SDK line a new crate depends on by version: SDK 0.3.x targets contract 0.3, which
+/// every host that loads 0.3 plugins accepts (docs/contract-versioning.md).
+pub(crate) const SDK_REQUIREMENT: &str = "0.3";
 
 /// Runs `centralino plugin new` and prints what was created and what to run next.
 pub fn run(args: NewArgs) -> anyhow::Result<()> {

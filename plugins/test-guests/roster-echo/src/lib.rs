@@ -1,12 +1,13 @@
-//! Test guest: a contract 0.2 routing policy (on the SDK) that passes with every
+//! Test guest: a contract 0.3 routing policy (on the SDK) that passes with every
 //! candidate written out in the reason, as the SDK joined the call's candidates with the
 //! profiles the host announced: the host tests that the roster kept in the instance and
 //! each call's candidates say what the host meant. The format is `hostile-router`'s echo,
-//! so both contract lines are checked against the same expectation. With the text
-//! `first` it assigns the first candidate; with `narrow` it narrows to the candidates in
-//! reverse order; with `conversation` it passes with the conversation, the queue and the
-//! time written out instead (`|`-separated, options as Rust prints them, the kind as its
-//! case number).
+//! so every contract line is checked against the same expectation. With the text `first`
+//! it assigns the first candidate; with `narrow` it narrows to the candidates in reverse
+//! order; with `conversation` it passes with the conversation, the queue and the time
+//! written out instead (`|`-separated, options as Rust prints them, the kind as its case
+//! number): the strings the host announced by name handle, those it answered through
+//! `current-conversation`, and the previous operator as the SDK resolved them.
 
 use centralino_sdk::routing::{Decision, Presence, RoutingContext};
 use centralino_sdk::{Result, Router};
@@ -21,7 +22,7 @@ impl Router for RosterEcho {
     }
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
-        match context.conversation.text.as_str() {
+        match context.conversation.text() {
             "first" => {
                 return Ok(match context.candidates().next() {
                     Some(op) => Decision::assign(&op, "roster-echo: first candidate"),
@@ -35,20 +36,20 @@ impl Router for RosterEcho {
                 ));
             }
             "conversation" => {
-                let c = context.conversation;
-                let q = context.queue;
+                let c = &context.conversation;
+                let q = context.queue();
                 return Ok(Decision::pass(format!(
                     "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
-                    c.id,
+                    c.id(),
                     c.channel,
                     c.account,
                     c.brand,
                     c.language,
-                    c.customer,
+                    c.customer(),
                     c.kind as u8,
-                    c.text,
+                    c.text(),
                     c.priority,
-                    c.previous_agent,
+                    c.previous_agent(),
                     c.previous_agent_at,
                     c.waiting_since,
                     q.waiting,

@@ -1,4 +1,4 @@
-//! Test guest: a contract 0.2 routing policy (on the SDK) that reads WASI's monotonic
+//! Test guest: a contract 0.3 routing policy (on the SDK) that reads WASI's monotonic
 //! clock in every decision. The clock is not one of the standard streams, so the host
 //! links this policy with wasmtime's full WASI and calls it on a fiber, where the in-tree
 //! policies (standard streams alone) are called without one. It assigns the first

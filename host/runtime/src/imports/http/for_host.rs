@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{HttpContext, RateLimitBook};
 use crate::PluginLimits;
-use crate::bindings::v0_2::http::{HttpError, Method, Request};
+use crate::bindings::latest::http::{HttpError, Method, Request};
 use crate::capabilities::{Credential, Grants};
 use crate::error::PluginId;
 use crate::state::PluginState;
