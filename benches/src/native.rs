@@ -37,6 +37,8 @@ fn reason(parts: &[Part<'_>]) -> String {
     for part in parts {
         match part {
             Part::Text(text) => reason.push_str(text),
+            // A single digit as one character, as the SDK writes it.
+            Part::Number(n @ 0..=9) => reason.push(char::from(b'0' + *n as u8)),
             Part::Number(n) => {
                 let (mut digits, mut at, mut n) = ([0u8; 20], 20, *n);
                 loop {

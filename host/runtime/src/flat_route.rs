@@ -20,6 +20,7 @@ use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use crate::bindings::latest::{current_conversation, router, types};
 use crate::roster::{CandidateRow, Roster};
+use crate::route_answer::RouteAnswer;
 use crate::types::{QueueStats, RoutingContext};
 
 /// The most strings one instance is told. Channels, accounts and brands come from the
@@ -33,11 +34,23 @@ pub(crate) const MAX_NAMES: usize = 4_096;
 pub(crate) struct Names {
     by_text: HashMap<String, u32>,
     count: u32,
-    /// The handles of the last conversation's channel, account, brand and language: the
-    /// next conversation's are most often the same (one comparison each).
-    last: [Option<(u32, Box<str>)>; 4],
+    /// The last conversation's channel, account, brand and language: the next
+    /// conversation's are most often the same, told apart from others without a look-up.
+    last: [Last; 4],
     /// The names the instance must hear before the call being prepared.
     pub(crate) new: Vec<router::Name>,
+}
+
+/// The longest string [`Last`] holds (longer ones are looked up every time).
+const INLINE: usize = 16;
+
+/// One field's string in the last conversation, inline, and its handle.
+#[derive(Default)]
+struct Last {
+    handle: u32,
+    /// The string's length; 0 for none (an empty string is looked up).
+    len: usize,
+    head: [u8; INLINE],
 }
 
 impl Names {
@@ -46,14 +59,25 @@ impl Names {
         self.count as usize >= MAX_NAMES
     }
 
-    /// The handle of `text` in `field` (0 channel, 1 account, 2 brand, 3 language),
+    /// The handle of `text` in field `FIELD` (0 channel, 1 account, 2 brand, 3 language),
     /// noting it in [`Names::new`] when the instance has not heard it.
-    fn handle(&mut self, field: usize, text: &str) -> u32 {
-        if let Some(Some((handle, last))) = self.last.get(field)
-            && **last == *text
+    #[inline]
+    fn handle<const FIELD: usize>(&mut self, text: &str) -> u32 {
+        // Compared word by word (`same_id`): a library `memcmp` call cost more than the
+        // comparison, for strings as short as these.
+        let last = &self.last[FIELD];
+        if last.len == text.len()
+            && last.len != 0
+            && let Some(head) = last.head.get(..last.len)
+            && crate::roster::same_id(head, text.as_bytes())
         {
-            return *handle;
+            return last.handle;
         }
+        self.look_up::<FIELD>(text)
+    }
+
+    #[cold]
+    fn look_up<const FIELD: usize>(&mut self, text: &str) -> u32 {
         let handle = match self.by_text.get(text) {
             Some(handle) => *handle,
             None => {
@@ -67,8 +91,14 @@ impl Names {
                 handle
             }
         };
-        if let Some(slot) = self.last.get_mut(field) {
-            *slot = Some((handle, text.into()));
+        let last = &mut self.last[FIELD];
+        last.handle = handle;
+        match last.head.get_mut(..text.len()) {
+            Some(head) if !text.is_empty() => {
+                head.copy_from_slice(text.as_bytes());
+                last.len = text.len();
+            }
+            _ => last.len = 0,
         }
         handle
     }
@@ -80,10 +110,10 @@ impl Names {
         self.new.clear();
         let c = &context.conversation;
         Flat {
-            channel: self.handle(0, &c.channel),
-            account: self.handle(1, &c.account),
-            brand: c.brand.as_deref().map(|b| self.handle(2, b)),
-            language: c.language.as_deref().map(|l| self.handle(3, l)),
+            channel: self.handle::<0>(&c.channel),
+            account: self.handle::<1>(&c.account),
+            brand: c.brand.as_deref().map(|b| self.handle::<2>(b)),
+            language: c.language.as_deref().map(|l| self.handle::<3>(l)),
             kind: c.kind.into(),
             priority: c.priority,
             previous_agent: c
@@ -133,8 +163,8 @@ impl From<Flat> for router::Conversation {
 /// `route`'s arguments (0.3).
 pub(crate) type Arguments<'a> = (Flat, &'a [CandidateRow], u64);
 
-/// What `route` returns.
-pub(crate) type RouteResult = (Result<router::Decision, types::PluginError>,);
+/// What `route` returns (a decision read by hand, [`RouteAnswer`]).
+pub(crate) type RouteResult = (RouteAnswer,);
 
 /// Checks that `func` (an instance's `route` export) takes [`Arguments`].
 pub(crate) fn check_route(func: &Func, store: impl AsContext) -> wasmtime::Result<()> {

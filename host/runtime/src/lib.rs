@@ -45,6 +45,7 @@ pub(crate) mod bindings;
 mod borrowed;
 mod cache;
 mod call;
+mod candidate_row;
 mod channel;
 mod context_lowering;
 #[cfg(test)]
@@ -55,6 +56,7 @@ mod inspect;
 mod limits;
 mod provenance;
 mod roster;
+mod route_answer;
 mod route_call;
 mod router;
 pub(crate) mod state;
@@ -170,6 +172,7 @@ impl RuntimeBuilder {
                 .and_then(|()| roster::self_check())
                 .and_then(|()| context_lowering::self_check())
                 .and_then(|()| flat_route::self_check())
+                .and_then(|()| route_answer::self_check())
         });
         let mut config = engine_config();
         if let Some(instances) = self.pooling {

@@ -19,13 +19,15 @@
 use std::collections::HashMap;
 
 use wasmtime::AsContext;
-use wasmtime::component::__internal::LowerContext;
 use wasmtime::component::{ComponentType, Func, TypedFunc};
 
-use super::bindings::latest::{router, types};
+use super::bindings::latest::router;
 use super::bindings::v0_2;
-use crate::borrowed::{ConversationRef, lower_in_lists_only};
-use crate::types::{Agent, Presence, RoutingAction, RoutingContext, RoutingDecision};
+use crate::borrowed::ConversationRef;
+use crate::route_answer::RouteAnswer;
+
+pub(crate) use crate::candidate_row::{CandidateRow, ROW_SIZE};
+use crate::types::{Agent, RoutingAction, RoutingContext, RoutingDecision};
 
 /// What the host told one instance about one operator's profile.
 struct Known {
@@ -199,16 +201,7 @@ impl Roster {
                         *hinted = handle;
                         handle
                     };
-                    CandidateRow {
-                        agent: handle,
-                        load: agent.load,
-                        presence: match agent.presence {
-                            Presence::Online => router::Presence::Online,
-                            Presence::Away => router::Presence::Away,
-                            Presence::Offline => router::Presence::Offline,
-                        },
-                        last_assigned_at: agent.last_assigned_at,
-                    }
+                    CandidateRow::new(handle, agent.load, agent.presence, agent.last_assigned_at)
                 }),
         );
         self.order = order;
@@ -343,15 +336,18 @@ impl Roster {
             candidates: self
                 .candidates
                 .iter()
-                .map(|row| v0_2::router::Candidate {
-                    agent: row.agent,
-                    load: row.load,
-                    presence: match row.presence {
-                        router::Presence::Online => v0_2::router::Presence::Online,
-                        router::Presence::Away => v0_2::router::Presence::Away,
-                        router::Presence::Offline => v0_2::router::Presence::Offline,
-                    },
-                    last_assigned_at: row.last_assigned_at,
+                .map(|row| {
+                    let row = row.owned();
+                    v0_2::router::Candidate {
+                        agent: row.agent,
+                        load: row.load,
+                        presence: match row.presence {
+                            router::Presence::Online => v0_2::router::Presence::Online,
+                            router::Presence::Away => v0_2::router::Presence::Away,
+                            router::Presence::Offline => v0_2::router::Presence::Offline,
+                        },
+                        last_assigned_at: row.last_assigned_at,
+                    }
                 })
                 .collect(),
             queue: v0_2::router::QueueStats {
@@ -392,7 +388,7 @@ impl Roster {
 /// operators in the profile, and a byte loop over the id 14%; two overlapping word loads
 /// from each end cover every length from 4 to 16 bytes.
 #[inline]
-fn same_id(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_id(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -437,88 +433,6 @@ fn announce(known: &[Option<Known>], handle: u32) -> router::Agent {
     }
 }
 
-/// `router.candidate` as the host holds it for one call. Lowered by hand, all rows in
-/// one copy ([`Lower`] below): the canonical ABI lays it out as `agent` (u32) at 0,
-/// `load` (u32) at 4, `presence` (one byte) at 8, `last-assigned-at` (`option<u64>`: a
-/// tag byte at 16, the value at 24): 32 bytes, aligned to 8.
-#[derive(ComponentType, Clone, Copy)]
-#[component(record)]
-pub(crate) struct CandidateRow {
-    agent: u32,
-    load: u32,
-    presence: router::Presence,
-    #[component(name = "last-assigned-at")]
-    last_assigned_at: Option<u64>,
-}
-
-/// The size of a row as [`CandidateRow`]'s lowering writes it; [`self_check`] compares it
-/// with the derived record's.
-pub(crate) const ROW_SIZE: usize = 32;
-
-impl CandidateRow {
-    /// The row as the generated bindings take it (their fallback call).
-    pub(crate) fn owned(&self) -> router::Candidate {
-        router::Candidate {
-            agent: self.agent,
-            load: self.load,
-            presence: self.presence,
-            last_assigned_at: self.last_assigned_at,
-        }
-    }
-
-    fn presence_byte(&self) -> u8 {
-        match self.presence {
-            router::Presence::Online => 0,
-            router::Presence::Away => 1,
-            router::Presence::Offline => 2,
-        }
-    }
-
-    fn store_all<T>(
-        cx: &mut LowerContext<'_, T>,
-        offset: usize,
-        rows: &[Self],
-    ) -> wasmtime::Result<()> {
-        let len = rows.len() * ROW_SIZE;
-        let Some(target) = cx
-            .as_slice_mut()
-            .get_mut(offset..)
-            .and_then(|m| m.get_mut(..len))
-        else {
-            wasmtime::bail!("the candidates' list lies outside the guest's memory");
-        };
-        Self::write_all(target, rows);
-        Ok(())
-    }
-
-    /// Writes `rows` into `target`, `ROW_SIZE` bytes each (`target` holds them exactly):
-    /// four 8-byte words a row, padding zero.
-    pub(crate) fn write_all(target: &mut [u8], rows: &[Self]) {
-        for (row, bytes) in rows.iter().zip(target.chunks_exact_mut(ROW_SIZE)) {
-            let (tag, value) = match row.last_assigned_at {
-                Some(at) => (1u64, at),
-                None => (0, 0),
-            };
-            let words = [
-                u64::from(row.agent) | u64::from(row.load) << 32,
-                u64::from(row.presence_byte()),
-                tag,
-                value,
-            ];
-            for (word, out) in words.iter().zip(bytes.chunks_exact_mut(8)) {
-                out.copy_from_slice(&word.to_le_bytes());
-            }
-        }
-    }
-}
-
-// SAFETY: every row is written at exactly `ROW_SIZE` bytes (the derived record's size,
-// which wasmtime allocated per list element, checked by `self_check`) at the canonical
-// ABI's offsets for `router.candidate`, with the values the derived lowering would write;
-// the write is bounds-checked against the guest's memory. The type is checked against the
-// component by the derived `ComponentType` (`check_route`).
-lower_in_lists_only!(CandidateRow, "router.candidate");
-
 /// `router.context` (0.2), borrowed; written into the guest by hand
 /// (`context_lowering.rs`).
 #[derive(ComponentType)]
@@ -530,8 +444,8 @@ pub(crate) struct ContextRef<'a> {
     pub(crate) now: u64,
 }
 
-/// What `route` returns.
-pub(crate) type RouteResult = (Result<router::Decision, types::PluginError>,);
+/// What `route` returns (a decision read by hand, [`RouteAnswer`]).
+pub(crate) type RouteResult = (RouteAnswer,);
 
 /// Checks that `func` (an instance's `route` export) takes [`ContextRef`].
 pub(crate) fn check_route(func: &Func, store: impl AsContext) -> wasmtime::Result<()> {

@@ -89,6 +89,9 @@ pub(crate) enum Route {
         route: Option<Func>,
         roster: Box<Roster>,
         names: Box<Names>,
+        /// The policy imports `current-conversation`: each call holds the conversation's
+        /// strings for it.
+        asks: bool,
     },
 }
 
@@ -167,7 +170,7 @@ pub(crate) async fn call_route(
                     } else {
                         route.call_async(&mut *store, arguments).await
                     };
-                    r.map(|(r,)| r)
+                    r.map(|(r,)| r.0)
                 }
                 None => bindings
                     .centralino_plugin_router()
@@ -186,6 +189,7 @@ pub(crate) async fn call_route(
             route,
             roster,
             names,
+            asks,
         } => {
             let changes = roster.prepare(context);
             if !changes.is_empty() {
@@ -207,7 +211,9 @@ pub(crate) async fn call_route(
                     return (Err(e), "update-names");
                 }
             }
-            store.data_mut().current.hold(context);
+            if *asks {
+                store.data_mut().current.hold(context);
+            }
             let r = match route {
                 Some(route) => {
                     let arguments = (conversation, roster.candidates(), context.now);
@@ -217,7 +223,7 @@ pub(crate) async fn call_route(
                     } else {
                         route.call_async(&mut *store, arguments).await
                     };
-                    r.map(|(r,)| r)
+                    r.map(|(r,)| r.0)
                 }
                 None => {
                     let candidates: Vec<_> =
@@ -228,7 +234,9 @@ pub(crate) async fn call_route(
                         .await
                 }
             };
-            store.data_mut().current.clear();
+            if *asks {
+                store.data_mut().current.clear();
+            }
             let r = r.map(|r| match r {
                 Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
                 Err(e) => Err(Refusal::Plugin(e.into())),

@@ -232,6 +232,14 @@ impl RouterInstance {
                 } else {
                     None
                 };
+                // Only a policy that imports `current-conversation` can ask for the
+                // conversation's strings: the others' calls skip holding them.
+                let asks = self
+                    .plugin
+                    .info
+                    .imports
+                    .iter()
+                    .any(|name| name.starts_with("centralino:plugin/current-conversation@"));
                 (
                     configured,
                     Route::Flat {
@@ -239,6 +247,7 @@ impl RouterInstance {
                         route,
                         roster: Box::default(),
                         names: Box::default(),
+                        asks,
                     },
                 )
             }

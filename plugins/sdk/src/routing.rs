@@ -12,8 +12,9 @@
 //! joins them with each call, so a policy still reads "the conversation" and "the
 //! candidates, best first" and never sees a handle unless it wants to:
 //!
-//! - [`RoutingContext::conversation`] has the numbers and the announced strings as fields
-//!   (resolved before the policy runs), and the rest as methods
+//! - [`RoutingContext::conversation`] has the numbers as fields, the announced strings as
+//!   methods that look them up ([`Conversation::channel`], [`Conversation::brand`]...),
+//!   and the rest as methods
 //!   ([`Conversation::text`], [`Conversation::id`], [`Conversation::customer`],
 //!   [`Conversation::previous_agent`]) that ask the host the first time and keep the
 //!   answer for the call;
@@ -41,7 +42,7 @@
 //!             return Ok(Decision::pass("first-free: billing, leave it to the next stage"));
 //!         }
 //!         Ok(match context.candidates().find(|op| op.is_available()) {
-//!             Some(op) => Decision::assign(&op, reason!("first-free: ", op.id, " on ", conversation.channel)),
+//!             Some(op) => Decision::assign(&op, reason!("first-free: ", op.id, " on ", conversation.channel())),
 //!             None => Decision::pass("first-free: nobody free"),
 //!         })
 //!     }
@@ -123,34 +124,10 @@ pub(crate) fn update_names(names: Vec<Name>) {
     });
 }
 
-/// The announced string under `handle`; `what` names the conversation's field in the
-/// error for a handle the host never announced.
-fn resolve<'a>(names: &'a [Option<String>], handle: NameHandle, what: &str) -> Result<&'a str> {
-    match names.get(handle as usize) {
-        Some(Some(text)) => Ok(text),
-        _ => Err(PluginError::InvalidInput(format!(
-            "the host named the conversation's {what} by name handle {handle} without \
-             announcing it"
-        ))),
-    }
-}
-
-/// [`resolve`] for an optional field.
-fn resolve_option<'a>(
-    names: &'a [Option<String>],
-    handle: Option<NameHandle>,
-    what: &str,
-) -> Result<Option<&'a str>> {
-    handle
-        .map(|handle| resolve(names, handle, what))
-        .transpose()
-}
-
 /// Runs `f` on the context of one `route` call: the conversation with its announced
-/// strings, the candidates joined with their profiles. A name handle the host never
-/// announced fails the call before the policy runs; a candidate the host never announced,
-/// or a row whose bytes the contract does not define, makes the call an `invalid-input`
-/// error when the policy comes to it.
+/// strings, the candidates joined with their profiles. A name handle or a candidate the
+/// host never announced, or a row whose bytes the contract does not define, makes the
+/// call an `invalid-input` error when the policy comes to it.
 ///
 /// The rows are checked as the policy reads them ([`RoutingContext::candidates`]), not in
 /// a pass of their own before: that pass's loop was about 35 instructions per operator in
@@ -174,13 +151,19 @@ pub(crate) fn with_context<R>(
                 .map_err(|_| PluginError::transient("the plugin was re-entered"))?;
             let context = RoutingContext {
                 roster: &roster,
-                conversation: Conversation::resolve(conversation, &roster, &names)?,
+                conversation: Conversation::new(conversation, &roster, &names),
                 candidates,
                 queue: OnceCell::new(),
                 now,
                 refused: Cell::new(None),
             };
             let result = f(&context);
+            if let Some((what, handle)) = context.conversation.refused.get() {
+                return Err(PluginError::InvalidInput(format!(
+                    "the host named the conversation's {what} by name handle {handle} \
+                     without announcing it"
+                )));
+            }
             match context.refused.get() {
                 None => result,
                 Some(handle) if matches!(roster.get(handle as usize), Some(Some(_))) => {
@@ -267,21 +250,15 @@ impl<'a> RoutingContext<'a> {
 
 /// The conversation to place, as a stage sees it.
 ///
-/// The fields are what every `route` call carries (its strings announced once per
-/// instance and resolved by the SDK before the policy runs): reading them costs nothing.
-/// The methods are the strings that are new with every conversation: each asks the host
-/// (the contract's `current-conversation` import) the first time it is called and keeps the
-/// answer for the rest of the call, so a policy that never reads the text never copies it.
+/// The fields and [`channel`](Conversation::channel), [`account`](Conversation::account),
+/// [`brand`](Conversation::brand) and [`language`](Conversation::language) are what every
+/// `route` call carries (the strings announced once per instance, looked up by the SDK
+/// when read): reading them costs nothing but the look-up. The other methods are the
+/// strings that are new with every conversation: each asks the host (the contract's
+/// `current-conversation` import) the first time it is called and keeps the answer for
+/// the rest of the call, so a policy that never reads the text never copies it.
 #[derive(Debug)]
 pub struct Conversation<'a> {
-    /// Channel (`twitter`, `facebook`...).
-    pub channel: &'a str,
-    /// Company account that received it.
-    pub account: &'a str,
-    /// Brand the account belongs to, if configured.
-    pub brand: Option<&'a str>,
-    /// Language, if known.
-    pub language: Option<&'a str>,
     /// How it reached the company.
     pub kind: MessageKind,
     /// Priority so far (0 normal; higher is more urgent).
@@ -291,43 +268,89 @@ pub struct Conversation<'a> {
     pub previous_agent_at: Option<u64>,
     /// When the customer started waiting (milliseconds since the epoch).
     pub waiting_since: u64,
-    /// The previous operator's id, when the call names them by an announced handle.
-    announced_previous_agent: Option<&'a str>,
+    /// The call's numbers for the conversation's strings.
+    handles: Handles,
+    names: &'a [Option<String>],
+    roster: &'a [Option<Agent>],
+    /// A name handle the policy read that the host never announced (the call fails).
+    refused: Cell<Option<(&'static str, NameHandle)>>,
     id: OnceCell<String>,
     customer: OnceCell<String>,
     text: OnceCell<String>,
     previous_agent: OnceCell<Option<String>>,
 }
 
+/// The handles a `route` call names the conversation's strings and previous operator by.
+#[derive(Clone, Copy, Debug)]
+struct Handles {
+    channel: NameHandle,
+    account: NameHandle,
+    brand: Option<NameHandle>,
+    language: Option<NameHandle>,
+    previous_agent: Option<AgentHandle>,
+}
+
 impl<'a> Conversation<'a> {
-    /// The call's conversation with its name handles resolved; an unannounced one is
-    /// `invalid-input` naming it. The previous operator's handle is resolved through the
-    /// roster when announced (otherwise [`Conversation::previous_agent`] asks the host).
-    fn resolve(
+    /// The call's conversation, its handles looked up in `names` and `roster` when read.
+    fn new(
         conversation: &router::Conversation,
         roster: &'a [Option<Agent>],
         names: &'a [Option<String>],
-    ) -> Result<Self> {
-        let announced_previous_agent = conversation
-            .previous_agent
-            .and_then(|handle| roster.get(handle as usize))
-            .and_then(Option::as_ref)
-            .map(|agent| agent.id.as_str());
-        Ok(Conversation {
-            channel: resolve(names, conversation.channel, "channel")?,
-            account: resolve(names, conversation.account, "account")?,
-            brand: resolve_option(names, conversation.brand, "brand")?,
-            language: resolve_option(names, conversation.language, "language")?,
+    ) -> Self {
+        Conversation {
             kind: conversation.kind,
             priority: conversation.priority,
             previous_agent_at: conversation.previous_agent_at,
             waiting_since: conversation.waiting_since,
-            announced_previous_agent,
+            handles: Handles {
+                channel: conversation.channel,
+                account: conversation.account,
+                brand: conversation.brand,
+                language: conversation.language,
+                previous_agent: conversation.previous_agent,
+            },
+            names,
+            roster,
+            refused: Cell::new(None),
             id: OnceCell::new(),
             customer: OnceCell::new(),
             text: OnceCell::new(),
             previous_agent: OnceCell::new(),
-        })
+        }
+    }
+
+    /// The announced string under `handle`; an unannounced one reads as empty and fails
+    /// the call (`what` names the field in the error).
+    fn name(&self, handle: NameHandle, what: &'static str) -> &'a str {
+        match self.names.get(handle as usize) {
+            Some(Some(text)) => text,
+            _ => {
+                self.refused.set(Some((what, handle)));
+                ""
+            }
+        }
+    }
+
+    /// Channel (`twitter`, `facebook`...).
+    pub fn channel(&self) -> &'a str {
+        self.name(self.handles.channel, "channel")
+    }
+
+    /// Company account that received it.
+    pub fn account(&self) -> &'a str {
+        self.name(self.handles.account, "account")
+    }
+
+    /// Brand the account belongs to, if configured.
+    pub fn brand(&self) -> Option<&'a str> {
+        self.handles.brand.map(|handle| self.name(handle, "brand"))
+    }
+
+    /// Language, if known.
+    pub fn language(&self) -> Option<&'a str> {
+        self.handles
+            .language
+            .map(|handle| self.name(handle, "language"))
     }
 
     /// Host id of the conversation (asked of the host once per call).
@@ -349,8 +372,13 @@ impl<'a> Conversation<'a> {
     /// when the call names them by handle (they are among the candidates, or were
     /// announced before), otherwise asked of the host once per call.
     pub fn previous_agent(&self) -> Option<&str> {
-        match self.announced_previous_agent {
-            Some(id) => Some(id),
+        let announced = self
+            .handles
+            .previous_agent
+            .and_then(|handle| self.roster.get(handle as usize))
+            .and_then(Option::as_ref);
+        match announced {
+            Some(agent) => Some(&agent.id),
             None => self
                 .previous_agent
                 .get_or_init(asked::previous_agent)
@@ -439,6 +467,12 @@ impl<T: ReasonPart + ?Sized> ReasonPart for &T {
 
 /// Appends `n` in decimal.
 fn push_decimal(reason: &mut String, n: u64) {
+    // A single digit (most loads and capacities in a reason) is one character: the
+    // general loop below cost about 100 instructions per number in wasm.
+    if let Ok(digit @ 0..=9) = u8::try_from(n) {
+        reason.push(char::from(b'0' + digit));
+        return;
+    }
     // Most numbers in a reason (loads, capacities, counts) fit in 32 bits, whose division
     // by ten wasm does with a multiplication; a 64-bit one is a division instruction.
     let mut digits = [0u8; 20];
@@ -744,10 +778,10 @@ mod tests {
             Ok(format!(
                 "{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}|{}|{}|{}|{}",
                 c.id(),
-                c.channel,
-                c.account,
-                c.brand,
-                c.language,
+                c.channel(),
+                c.account(),
+                c.brand(),
+                c.language(),
                 c.customer(),
                 c.kind as u8,
                 c.text(),
@@ -771,24 +805,36 @@ mod tests {
     }
 
     #[test]
-    fn an_unannounced_name_handle_fails_the_call_before_the_policy_runs() {
+    fn an_unannounced_name_handle_fails_the_call_that_reads_it() {
         announce_names();
-        for (field, change) in [
+        type Change = fn(&mut router::Conversation);
+        type Read = fn(&Conversation<'_>) -> bool;
+        let cases: [(&str, Change, Read); 4] = [
+            ("channel", |c| c.channel = 7, |c| c.channel().is_empty()),
+            ("account", |c| c.account = 8, |c| c.account().is_empty()),
+            ("brand", |c| c.brand = Some(3), |c| c.brand() == Some("")),
             (
-                "channel",
-                (|c| c.channel = 7) as fn(&mut router::Conversation),
+                "language",
+                |c| c.language = Some(11),
+                |c| c.language() == Some(""),
             ),
-            ("account", |c| c.account = 8),
-            ("brand", |c| c.brand = Some(3)),
-            ("language", |c| c.language = Some(11)),
-        ] {
+        ];
+        for (field, change, read) in cases {
             let mut raw = conversation();
             change(&mut raw);
-            let mut ran = false;
-            let result = with_context(&raw, &[], 5, |_| {
-                ran = true;
-                Ok(())
+            // A policy that never reads the field decides as usual.
+            assert_eq!(
+                with_context(&raw, &[], 5, |_| Ok(1)).ok(),
+                Some(1),
+                "{field}"
+            );
+            // One that reads it sees an empty string, and its decision is refused.
+            let mut empty = false;
+            let result = with_context(&raw, &[], 5, |context| {
+                empty = read(&context.conversation);
+                Ok(1)
             });
+            assert!(empty, "{field}");
             match result {
                 Err(PluginError::InvalidInput(detail)) => {
                     assert!(
@@ -799,15 +845,6 @@ mod tests {
                 }
                 other => panic!("{field}: expected invalid-input, got {other:?}"),
             }
-            assert!(!ran, "{field}: the policy ran");
-        }
-        let mut raw = conversation();
-        raw.language = Some(11);
-        match with_context(&raw, &[], 5, |_| Ok(())) {
-            Err(PluginError::InvalidInput(detail)) => {
-                assert!(detail.contains("name handle 11 "), "{detail}")
-            }
-            other => panic!("expected invalid-input, got {other:?}"),
         }
     }
 

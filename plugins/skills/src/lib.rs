@@ -57,8 +57,8 @@ impl Router for Skills {
 
     fn route(&mut self, context: &RoutingContext<'_>) -> Result<Decision> {
         // Both announced to the instance once and resolved by the SDK: no call to the host.
-        let brand = context.conversation.brand;
-        let language = context.conversation.language;
+        let brand = context.conversation.brand();
+        let language = context.conversation.language();
         // The kept operators' handles, speakers first: a loop that pushes 4-byte handles,
         // not a partition into two vectors of `Operator`s (72 bytes each, copied twice in
         // wasm: about a third of this stage at 200 operators, `BENCHMARKS.md` §1).
