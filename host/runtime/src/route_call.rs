@@ -3,7 +3,7 @@
 use wasmtime::Store;
 use wasmtime::component::Func;
 
-use super::bindings::{v0_1, v0_2, v0_3};
+use super::bindings::{latest, v0_1, v0_2, v0_3};
 use super::borrowed;
 use super::flat_route::{self, Names};
 use super::roster::{self, Roster};
@@ -178,11 +178,7 @@ pub(crate) async fn call_route(
                     .await
                     .map(|r| r.map(Into::into)),
             };
-            let r = r.map(|r| match r {
-                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
-                Err(e) => Err(Refusal::Plugin(e.into())),
-            });
-            (r, "route")
+            (decided(roster, r), "route")
         }
         Route::Flat {
             bindings,
@@ -237,11 +233,19 @@ pub(crate) async fn call_route(
             if *asks {
                 store.data_mut().current.clear();
             }
-            let r = r.map(|r| match r {
-                Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
-                Err(e) => Err(Refusal::Plugin(e.into())),
-            });
-            (r, "route")
+            (decided(roster, r), "route")
         }
     }
+}
+
+/// A 0.2 or 0.3 `route`'s outcome in the host's terms: the decision's handles back to
+/// operator ids (a handle the instance was never told about is refused).
+fn decided(
+    roster: &Roster,
+    r: wasmtime::Result<Result<latest::router::Decision, latest::types::PluginError>>,
+) -> wasmtime::Result<Result<RoutingDecision, Refusal>> {
+    r.map(|r| match r {
+        Ok(decision) => roster.decision(decision).map_err(Refusal::UnknownHandle),
+        Err(e) => Err(Refusal::Plugin(e.into())),
+    })
 }

@@ -155,9 +155,12 @@ impl RouterInstance {
             && !self.overran;
         store.data_mut().never_yields = without_fiber;
         begin_call(&mut store, self.limits.call_deadline);
-        let (configured, route) = match &self.plugin.pre.line {
-            RouterLine::V0_1(pre) => {
-                let bindings = match pre.instantiate_async(&mut store).await {
+        // Every line starts its instance the same way: instantiated (a failure ends here,
+        // with what the call did noted), configured, and on the fast path its `route`
+        // export checked against the types `$check` lowers and lifts.
+        macro_rules! start {
+            ($pre:expr, $check:path) => {{
+                let bindings = match $pre.instantiate_async(&mut store).await {
                     Ok(bindings) => bindings,
                     Err(e) => {
                         self.notes.absorb(end_call(&mut store, "instantiate"));
@@ -172,86 +175,57 @@ impl RouterInstance {
                     .map(|r| r.map_err(PluginFailure::from));
                 let route = if fast {
                     let route = *bindings.centralino_plugin_router().func_route().func();
-                    borrowed::check_route(&route, &store)
-                        .map_err(|e| instantiate_fault(&id, &e))?;
-                    Route::Borrowed(route)
-                } else {
-                    Route::Generated(bindings)
-                };
-                (configured, route)
-            }
-            RouterLine::V0_2(pre) => {
-                let bindings = match pre.instantiate_async(&mut store).await {
-                    Ok(bindings) => bindings,
-                    Err(e) => {
-                        self.notes.absorb(end_call(&mut store, "instantiate"));
-                        return Err(instantiate_fault(&id, &e));
-                    }
-                };
-                self.started += 1;
-                let configured = bindings
-                    .centralino_plugin_router()
-                    .call_configure(&mut store, &self.settings)
-                    .await
-                    .map(|r| r.map_err(PluginFailure::from));
-                let route = if fast {
-                    let route = *bindings.centralino_plugin_router().func_route().func();
-                    roster::check_route(&route, &store).map_err(|e| instantiate_fault(&id, &e))?;
+                    $check(&route, &store).map_err(|e| instantiate_fault(&id, &e))?;
                     Some(route)
                 } else {
                     None
                 };
-                (
-                    configured,
-                    Route::Roster {
-                        bindings,
-                        route,
-                        roster: Box::default(),
-                    },
-                )
-            }
-            RouterLine::V0_3(pre) => {
-                let bindings = match pre.instantiate_async(&mut store).await {
-                    Ok(bindings) => bindings,
-                    Err(e) => {
-                        self.notes.absorb(end_call(&mut store, "instantiate"));
-                        return Err(instantiate_fault(&id, &e));
-                    }
-                };
-                self.started += 1;
-                let configured = bindings
-                    .centralino_plugin_router()
-                    .call_configure(&mut store, &self.settings)
-                    .await
-                    .map(|r| r.map_err(PluginFailure::from));
-                let route = if fast {
-                    let route = *bindings.centralino_plugin_router().func_route().func();
-                    flat_route::check_route(&route, &store)
-                        .map_err(|e| instantiate_fault(&id, &e))?;
-                    Some(route)
-                } else {
-                    None
-                };
-                // Only a policy that imports `current-conversation` can ask for the
-                // conversation's strings: the others' calls skip holding them.
-                let asks = self
-                    .plugin
-                    .info
-                    .imports
-                    .iter()
-                    .any(|name| name.starts_with("centralino:plugin/current-conversation@"));
-                (
-                    configured,
-                    Route::Flat {
-                        bindings,
-                        route,
-                        roster: Box::default(),
-                        names: Box::default(),
-                        asks,
-                    },
-                )
-            }
-        };
+                (bindings, configured, route)
+            }};
+        }
+        let (configured, route) =
+            match &self.plugin.pre.line {
+                RouterLine::V0_1(pre) => {
+                    let (bindings, configured, route) = start!(pre, borrowed::check_route);
+                    let route = match route {
+                        Some(route) => Route::Borrowed(route),
+                        None => Route::Generated(bindings),
+                    };
+                    (configured, route)
+                }
+                RouterLine::V0_2(pre) => {
+                    let (bindings, configured, route) = start!(pre, roster::check_route);
+                    let roster = Box::default();
+                    (
+                        configured,
+                        Route::Roster {
+                            bindings,
+                            route,
+                            roster,
+                        },
+                    )
+                }
+                RouterLine::V0_3(pre) => {
+                    let (bindings, configured, route) = start!(pre, flat_route::check_route);
+                    // Only a policy that imports `current-conversation` can ask for the
+                    // conversation's strings: the others' calls skip holding them.
+                    let asks =
+                        self.plugin.info.imports.iter().any(|name| {
+                            name.starts_with("centralino:plugin/current-conversation@")
+                        });
+                    let (roster, names) = (Box::default(), Box::default());
+                    (
+                        configured,
+                        Route::Flat {
+                            bindings,
+                            route,
+                            roster,
+                            names,
+                            asks,
+                        },
+                    )
+                }
+            };
         self.notes.absorb(end_call(&mut store, "configure"));
         match configured {
             Ok(Ok(())) => {
@@ -523,5 +497,24 @@ mod tests {
             .strip_prefix("wasi-clock-router: first candidate at ")
             .unwrap_or_else(|| panic!("{}", decision.reason));
         assert!(reading.parse::<u64>().unwrap() > 0, "{reading}");
+    }
+
+    /// A 0.3 instance told the most strings it may be (`flat_route::MAX_NAMES`) is
+    /// replaced after that call, and the fresh one, told its strings again, sees every
+    /// conversation as the host holds it.
+    #[tokio::test]
+    async fn an_instance_told_too_many_strings_is_replaced_and_decides_as_before() {
+        let runtime = Runtime::new().unwrap();
+        let mut router = instance(&runtime, "roster-echo", PluginLimits::default());
+        let mut context = context("conversation", &["anna"]);
+        // Twitter, the account and the brand, then a new language each time.
+        for n in 0..super::flat_route::MAX_NAMES + 10 {
+            let language = format!("x-{n}");
+            context.conversation.language = Some(language.clone());
+            let decision = router.route(&context).await.unwrap();
+            let echoed = decision.reason.split('|').nth(4).unwrap().to_string();
+            assert_eq!(echoed, format!("{:?}", Some(&language)), "conversation {n}");
+        }
+        assert_eq!(router.instances_started(), 2);
     }
 }
