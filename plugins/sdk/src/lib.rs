@@ -80,6 +80,7 @@ mod errors;
 mod export;
 pub mod http;
 pub mod log;
+mod reason_parts;
 mod route_abi;
 pub mod routing;
 mod settings;
