@@ -177,17 +177,28 @@ fn sdk_copy(dir: &Path) -> PathBuf {
     let sdk = root().join("plugins/sdk");
     let copy = dir.join("centralino-plugin-sdk");
     for folder in ["src", "wit"] {
-        std::fs::create_dir_all(copy.join(folder)).unwrap();
-        for entry in std::fs::read_dir(sdk.join(folder)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, copy.join(folder).join(path.file_name().unwrap())).unwrap();
-        }
+        copy_tree(&sdk.join(folder), &copy.join(folder));
     }
     let manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
     assert!(!manifest.contains(".workspace"), "{manifest}");
     assert!(!manifest.contains("path ="), "{manifest}");
     std::fs::write(copy.join("Cargo.toml"), manifest).unwrap();
     copy
+}
+
+/// Copies the folder `from` into `to` with its subfolders (`src/**/*.rs` in the SDK's
+/// `include` list takes modules in folders too).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, target).unwrap();
+        }
+    }
 }
 
 /// A standalone crate (`--dir` outside any workspace) made by `plugin new` with `args` on
