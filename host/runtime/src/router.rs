@@ -517,4 +517,42 @@ mod tests {
         }
         assert_eq!(router.instances_started(), 2);
     }
+
+    /// What the host reads back from a 0.3 `route` by hand (`route_answer.rs`): every
+    /// result the canonical ABI does not define is a fault naming the plugin and `route`,
+    /// never a panic nor a decision, and the next call, on a fresh instance, decides.
+    #[tokio::test]
+    async fn a_malformed_route_result_is_a_fault_of_the_plugin_and_the_next_call_decides() {
+        let runtime = Runtime::new().unwrap();
+        let mut router = instance(&runtime, "malformed-router", PluginLimits::default());
+        let mut context = context("ciao", &["anna"]);
+        let well_formed = router.route(&context).await.unwrap();
+        assert_eq!(well_formed.action, RoutingAction::Pass);
+        assert_eq!(well_formed.reason, "malformed-router");
+        for (mode, what) in [
+            (1, "a result tag past err"),
+            (2, "an action tag past pass"),
+            (3, "a priority tag past some"),
+            (4, "a narrow outside memory"),
+            (5, "a misaligned narrow"),
+            (6, "a reason outside memory"),
+            (7, "a reason that is not UTF-8"),
+            (8, "an operator handle never announced"),
+        ] {
+            context.conversation.priority = mode;
+            match router.route(&context).await {
+                Err(Error::Fault {
+                    plugin, function, ..
+                }) => {
+                    assert_eq!(plugin.name, "malformed-router", "{what}");
+                    assert_eq!(function, "route", "{what}");
+                }
+                other => panic!("{what}: expected a fault of the plugin, got {other:?}"),
+            }
+            context.conversation.priority = 0;
+            let decision = router.route(&context).await.unwrap();
+            assert_eq!(decision.reason, "malformed-router", "after {what}");
+        }
+        assert_eq!(router.instances_started(), 9);
+    }
 }
