@@ -1,7 +1,8 @@
 //! Test guest: `least-loaded` as it was built against contract 0.1.0 (its source at the
-//! last 0.1 release, bound to the frozen `wit/since_v0.1.0`), so a host serving 0.2 is
-//! tested with a 0.1 policy in the same chain as 0.2 ones, and the 0.1 fast path stays
-//! measured. Named `least-loaded` in its metadata, as the released build was.
+//! last 0.1 release, bound to the frozen `wit/since_v0.1.0`), so a host serving later
+//! lines is tested with a 0.1 policy in the same chain as theirs, and the 0.1 fast path
+//! stays measured. Named `least-loaded-v0-1-0` in its metadata (its crate name), so tests and
+//! benches load it beside the 0.3 build of `least-loaded`.
 //!
 //! `least-loaded`: a capacity-aware routing policy that gives the conversation to the
 //! operator with the most room.
