@@ -4,7 +4,8 @@
 //! compiled against. Some things platforms send have no place in its types, so they travel
 //! in places 0.1 already has, by a documented convention that a host which does not know it
 //! handles harmlessly (see docs/contract-versioning.md, "Conventions within 0.1"). Each is
-//! a candidate for a real type in contract 0.2.
+//! a candidate for a real type in a later contract line (0.2 and 0.3 kept them as they
+//! are).
 //!
 //! | what | carried as | a host without the convention |
 //! | --- | --- | --- |

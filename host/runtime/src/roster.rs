@@ -2,7 +2,7 @@
 //!
 //! Under 0.1 every `route` call copied every operator's strings (id, name, skills,
 //! languages, accounts) into the guest, and the guest allocated and freed them: 0.7 µs per
-//! operator (`BENCHMARKS.md` §1). Under 0.2 the host numbers the operators per instance
+//! operator (`BENCHMARKS.md` §1). Since 0.2 the host numbers the operators per instance
 //! (`agent-handle`), announces each profile once through the `update-roster` export, and
 //! each `route` call carries only the candidates' handles and the fields that change from
 //! one decision to the next (load, presence, last assignment): 32 bytes per operator,
@@ -124,8 +124,8 @@ impl Known {
     }
 }
 
-/// The operators one 0.2 or 0.3 instance knows, by handle, and the candidates of the call being
-/// prepared.
+/// The operators one 0.2 or 0.3 instance knows, by handle, and the candidates of the call
+/// being prepared.
 #[derive(Default)]
 pub(crate) struct Roster {
     /// Profiles by handle (`None`: dropped).
