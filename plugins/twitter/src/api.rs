@@ -1,5 +1,6 @@
-//! X API v2 through the host's `http` import: polling mentions and DMs, sending replies,
-//! and turning X's answers into the contract's `plugin-error`.
+//! X API v2 through the host's `http` import: polling mentions and DMs (here), sending
+//! replies ([`send`]), and turning X's answers into the contract's `plugin-error`
+//! (`client`).
 //!
 //! Every request names the account's credential; the host attaches the bearer token. The
 //! host also reads X's rate-limit headers and holds requests back while a window is spent;
@@ -9,20 +10,22 @@
 use std::collections::HashMap;
 
 use centralino_sdk::conventions;
-use centralino_sdk::http::{Api, DEFAULT_RETRY_AFTER_MS, FormPart, Response};
 use centralino_sdk::prelude::*;
-use centralino_sdk::text::{ensure_fits, is_digits, unescape_html};
-use centralino_sdk::{MediaKind, OutboundAttachment};
+use centralino_sdk::text::unescape_html;
 use centralino_sdk::{cursor, time, warn};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::config::{Mention, Settings};
 use crate::normalise::{
-    as_edit, dm_thread_customer, dm_thread_key, is_newer_id, media_attachment, original_of,
-    parse_time, post_thread_key, post_thread_root, snowflake_ms,
+    as_edit, dm_thread_key, is_newer_id, media_attachment, original_of, parse_time,
+    post_thread_key, snowflake_ms,
 };
+
+mod client;
+mod send;
+
+use client::XApi;
+pub use send::send;
 
 /// Longest post X accepts from a standard account (X weighs some characters double; the
 /// platform has the last word and answers 400, which becomes `rejected`).
@@ -535,235 +538,4 @@ fn dm_message(
         language: None,
         extra,
     }))
-}
-
-// ---- sending ----
-
-/// Sends a threaded public reply or a DM from `message.account`.
-pub fn send(settings: &Settings, message: &OutboundMessage) -> Result<Sent> {
-    let account = settings.accounts.require(&message.account)?;
-    let text = message.text_beside_files()?;
-    let (path, mut body, limit) = match message.kind {
-        MessageKind::PublicPost => {
-            let target = message
-                .in_reply_to
-                .as_deref()
-                .or_else(|| post_thread_root(&message.conversation_key))
-                .filter(|id| is_digits(id))
-                .ok_or_else(|| {
-                    PluginError::invalid_input(
-                        "a public reply needs the id of the post it answers (in-reply-to)",
-                    )
-                })?;
-            let body = json!({ "text": text, "reply": { "in_reply_to_tweet_id": target } });
-            ("/2/tweets".to_string(), body, POST_MAX_CHARS)
-        }
-        MessageKind::PrivateMessage => {
-            let participant = message
-                .recipient
-                .as_deref()
-                .or_else(|| dm_thread_customer(&message.conversation_key, &account.id))
-                .filter(|id| is_digits(id))
-                .ok_or_else(|| {
-                    PluginError::invalid_input(
-                        "a DM needs the customer's numeric X user id (recipient)",
-                    )
-                })?;
-            let path = format!("/2/dm_conversations/with/{participant}/messages");
-            (path, json!({ "text": text }), DM_MAX_CHARS)
-        }
-        MessageKind::Comment => {
-            return Err(PluginError::invalid_input(
-                "X has no comments: answer with a public reply or a DM",
-            ));
-        }
-    };
-    ensure_fits(text, limit, "X")?;
-    let mut api = XApi::new(settings, account.credential()?);
-    // Images first (X's media upload), then the post or DM naming them.
-    if !message.attachments.is_empty() {
-        let dm = message.kind == MessageKind::PrivateMessage;
-        if dm && message.attachments.len() > 1 {
-            return Err(PluginError::rejected(format!(
-                "X takes one image per DM; this reply has {}",
-                message.attachments.len()
-            )));
-        }
-        let category = if dm { "dm_image" } else { "tweet_image" };
-        let mut ids = Vec::with_capacity(message.attachments.len());
-        for attachment in &message.attachments {
-            ids.push(api.upload(attachment, category)?);
-        }
-        if dm {
-            body["attachments"] = json!([{ "media_id": ids[0] }]);
-        } else {
-            body["media"] = json!({ "media_ids": ids });
-        }
-    }
-    let response = api.post(&path, &body)?;
-    // X acted on the request: a missing id must not make the host send it again.
-    let external_id = sent_id(&response.body).ok_or_else(|| {
-        PluginError::rejected(format!(
-            "X accepted the reply but its answer names no id: {}",
-            response.summary()
-        ))
-    })?;
-    Ok(Sent::now(external_id))
-}
-
-/// The new post's `data.id`, or the new DM's `data.dm_event_id`.
-fn sent_id(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Created {
-        data: CreatedData,
-    }
-    #[derive(Deserialize)]
-    struct CreatedData {
-        id: Option<String>,
-        dm_event_id: Option<String>,
-    }
-    let created: Created = serde_json::from_slice(body).ok()?;
-    created.data.dm_event_id.or(created.data.id)
-}
-
-// ---- the HTTP exchange and X's errors ----
-
-/// Requests for one account, remembering when X said its window resets.
-struct XApi {
-    api: Api,
-    /// When to poll again, if a response said the window is spent.
-    resume_at: Option<u64>,
-}
-
-impl XApi {
-    fn new(settings: &Settings, credential: &str) -> Self {
-        XApi {
-            api: Api::new("X", &settings.api_base)
-                .credential(credential)
-                .errors(platform_error),
-            resume_at: None,
-        }
-    }
-
-    /// GET `path?query` and parse the JSON answer.
-    fn get<T: DeserializeOwned>(&mut self, path: &str, query: &[(&str, &str)]) -> Result<T> {
-        let response = self
-            .api
-            .get(path)
-            .query_pairs(query.iter().copied())
-            .send()?;
-        self.note_window(&response);
-        response.json().map_err(|e| {
-            PluginError::transient(format!("X answered {path} with an unreadable body: {e}"))
-        })
-    }
-
-    /// POST a JSON body.
-    fn post(&mut self, path: &str, body: &serde_json::Value) -> Result<Response> {
-        let response = self.api.post(path).json_body(body).send()?;
-        self.note_window(&response);
-        Ok(response)
-    }
-
-    /// Uploads an image for `category` (`dm_image`, `tweet_image`) through X's media
-    /// upload (`POST /2/media/upload`, multipart `media` and `media_category`); its id.
-    fn upload(&mut self, attachment: &OutboundAttachment, category: &str) -> Result<String> {
-        if attachment.kind != MediaKind::Image {
-            return Err(PluginError::rejected(format!(
-                "the X connector sends images only, not `{}` ({})",
-                attachment.file_name, attachment.mime_type
-            )));
-        }
-        let response = self
-            .api
-            .post("/2/media/upload")
-            .multipart_body(&[
-                FormPart::file(
-                    "media",
-                    &attachment.file_name,
-                    &attachment.mime_type,
-                    &attachment.data,
-                ),
-                FormPart::text("media_category", category),
-            ])
-            .send()?;
-        self.note_window(&response);
-        #[derive(Deserialize)]
-        struct Uploaded {
-            data: UploadedData,
-        }
-        #[derive(Deserialize)]
-        struct UploadedData {
-            id: String,
-        }
-        let uploaded: Uploaded = response.json().map_err(|e| {
-            PluginError::transient(format!(
-                "X answered the upload of `{}` with an unreadable body: {e}",
-                attachment.file_name
-            ))
-        })?;
-        Ok(uploaded.data.id)
-    }
-
-    fn note_window(&mut self, response: &Response) {
-        if response.header("x-rate-limit-remaining") == Some("0") {
-            self.resume_at = self.resume_at.max(reset_ms(response));
-        }
-    }
-}
-
-/// `x-rate-limit-reset` (epoch seconds) in milliseconds.
-fn reset_ms(response: &Response) -> Option<u64> {
-    let seconds: u64 = response.header("x-rate-limit-reset")?.parse().ok()?;
-    seconds.checked_mul(1000)
-}
-
-/// What X's error answer means for the host.
-///
-/// 401/403 mean the token was refused (revoked, expired, app not enrolled), except the 403
-/// X gives a post that repeats an earlier one, which no retry will fix.
-fn platform_error(platform: &str, response: &Response) -> PluginError {
-    let detail = problem_detail(response);
-    let now = time::now_ms();
-    match response.status {
-        429 => PluginError::rate_limited(
-            reset_ms(response).map_or(DEFAULT_RETRY_AFTER_MS, |reset| {
-                reset.saturating_sub(now).max(1000)
-            }),
-            detail,
-        ),
-        403 if detail.to_ascii_lowercase().contains("duplicate") => {
-            PluginError::rejected("duplicate content")
-        }
-        401 | 403 => PluginError::invalid_credentials(detail),
-        status @ 500..=599 => {
-            PluginError::transient(format!("{platform} answered {status}: {detail}"))
-        }
-        status => PluginError::rejected(format!("{platform} answered {status}: {detail}")),
-    }
-}
-
-/// The human part of an X error body: v2 problem `detail`/`title`, or a v1.1
-/// `errors[0].message`, or the raw body.
-fn problem_detail(response: &Response) -> String {
-    #[derive(Deserialize)]
-    struct Problem {
-        detail: Option<String>,
-        title: Option<String>,
-        #[serde(default)]
-        errors: Vec<ProblemError>,
-    }
-    #[derive(Deserialize)]
-    struct ProblemError {
-        message: Option<String>,
-    }
-    let parsed = serde_json::from_slice::<Problem>(&response.body)
-        .ok()
-        .and_then(|problem| {
-            problem
-                .detail
-                .or(problem.title)
-                .or_else(|| problem.errors.into_iter().find_map(|e| e.message))
-        });
-    parsed.unwrap_or_else(|| response.summary())
 }

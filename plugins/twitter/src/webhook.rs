@@ -23,7 +23,6 @@ use centralino_sdk::signing::{self, Encoding, SignatureHeader};
 use centralino_sdk::text::unescape_html;
 use centralino_sdk::{time, warn};
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use crate::config::{Mention, Settings};
@@ -31,6 +30,10 @@ use crate::normalise::{
     as_edit, dm_thread_key, media_attachment, original_of, parse_time, post_thread_key,
     snowflake_ms,
 };
+
+mod payload;
+
+use payload::{Delivery, DmEvent, DmUser, HANDLED, MarkRead, Media, Post, PostDeletion};
 
 /// `sha256=` + base64 of the HMAC of the raw body.
 const SIGNATURE: SignatureHeader = SignatureHeader {
@@ -95,212 +98,6 @@ fn receive(settings: &Settings, request: &WebhookRequest) -> Result<WebhookOutco
     Ok(match normalise(settings, delivery, time::now_ms()) {
         Ok((messages, receipts)) => WebhookOutcome::accept(messages, receipts),
         Err(reason) => WebhookOutcome::malformed(&reason),
-    })
-}
-
-// ---- Account Activity payloads (v1.1 object shapes), only the fields we use ----
-
-#[derive(Deserialize)]
-struct Delivery {
-    /// The subscribed account the delivery is for (absent in some event kinds).
-    for_user_id: Option<String>,
-    tweet_create_events: Option<Vec<Post>>,
-    direct_message_events: Option<Vec<DmEvent>>,
-    direct_message_mark_read_events: Option<Vec<MarkRead>>,
-    tweet_delete_events: Option<Vec<PostDeletion>>,
-    /// Users named by the DM events, keyed by id.
-    users: Option<HashMap<String, DmUser>>,
-    /// The delivery's top-level keys, read in a second pass (flattening would buffer the
-    /// whole body recursively): event kinds this connector does not handle are counted as
-    /// ignored.
-    #[serde(skip)]
-    kinds: Vec<String>,
-}
-
-/// Top-level keys of a delivery that this connector reads.
-const HANDLED: &[&str] = &[
-    "tweet_create_events",
-    "direct_message_events",
-    "direct_message_mark_read_events",
-    "tweet_delete_events",
-];
-
-#[derive(Deserialize)]
-struct Post {
-    /// Never the numeric `id`: it has lost precision by the time some payloads are written.
-    id_str: String,
-    text: Option<String>,
-    full_text: Option<String>,
-    extended_tweet: Option<ExtendedPost>,
-    user: Option<PostUser>,
-    created_at: Option<String>,
-    timestamp_ms: Option<String>,
-    in_reply_to_status_id_str: Option<String>,
-    in_reply_to_user_id_str: Option<String>,
-    conversation_id_str: Option<String>,
-    /// Newer payloads may carry the thread root; only its string form is trusted.
-    #[serde(default, deserialize_with = "string_only")]
-    conversation_id: Option<String>,
-    quoted_status_id_str: Option<String>,
-    retweeted_status: Option<IgnoredAny>,
-    entities: Option<Entities>,
-    extended_entities: Option<Entities>,
-    /// The language X detected (BCP 47; `und` when it could not tell).
-    lang: Option<String>,
-    /// The post's versions when it was edited (see [`original_of`]).
-    edit_history: Option<EditHistory>,
-}
-
-/// Account Activity's edit metadata of a post.
-#[derive(Deserialize)]
-struct EditHistory {
-    #[serde(default, deserialize_with = "string_only")]
-    initial_tweet_id: Option<String>,
-    #[serde(default, deserialize_with = "strings_only")]
-    edit_tweet_ids: Option<Vec<String>>,
-}
-
-/// A post its author deleted (`tweet_delete_events`).
-#[derive(Deserialize)]
-struct PostDeletion {
-    status: DeletedStatus,
-    timestamp_ms: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DeletedStatus {
-    id: String,
-    user_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ExtendedPost {
-    full_text: Option<String>,
-    entities: Option<Entities>,
-    extended_entities: Option<Entities>,
-}
-
-#[derive(Deserialize)]
-struct PostUser {
-    id_str: String,
-    screen_name: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Entities {
-    #[serde(default)]
-    user_mentions: Vec<UserMention>,
-    #[serde(default)]
-    media: Vec<Media>,
-}
-
-#[derive(Deserialize)]
-struct UserMention {
-    id_str: Option<String>,
-    screen_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Media {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    media_url_https: Option<String>,
-    ext_alt_text: Option<String>,
-    video_info: Option<VideoInfo>,
-}
-
-#[derive(Deserialize)]
-struct VideoInfo {
-    #[serde(default)]
-    variants: Vec<VideoVariant>,
-}
-
-#[derive(Deserialize)]
-struct VideoVariant {
-    content_type: Option<String>,
-    url: Option<String>,
-    bitrate: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct DmEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    id: String,
-    created_timestamp: Option<String>,
-    message_create: Option<MessageCreate>,
-}
-
-#[derive(Deserialize)]
-struct MessageCreate {
-    target: Target,
-    sender_id: String,
-    message_data: MessageData,
-}
-
-#[derive(Deserialize)]
-struct Target {
-    recipient_id: String,
-}
-
-#[derive(Deserialize)]
-struct MessageData {
-    #[serde(default)]
-    text: String,
-    attachment: Option<DmAttachment>,
-    /// The option a customer picked from the company's quick replies; its label is `text`.
-    quick_reply_response: Option<QuickReplyResponse>,
-}
-
-#[derive(Deserialize)]
-struct QuickReplyResponse {
-    metadata: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct DmAttachment {
-    media: Option<Media>,
-}
-
-#[derive(Deserialize)]
-struct DmUser {
-    screen_name: Option<String>,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct MarkRead {
-    created_timestamp: Option<String>,
-    sender_id: String,
-    target: Target,
-    last_read_event_id: String,
-}
-
-/// A string id; any other JSON value (a number that may have lost precision) is ignored.
-fn string_only<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::String(id) => Some(id),
-        _ => None,
-    })
-}
-
-/// A list of string ids; other values in it (numbers that may have lost precision) are
-/// left out, and anything but a list is no list.
-fn strings_only<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Vec<String>>, D::Error> {
-    Ok(match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::Array(items) => Some(
-            items
-                .into_iter()
-                .filter_map(|item| match item {
-                    serde_json::Value::String(id) => Some(id),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        _ => None,
     })
 }
 
