@@ -19,6 +19,7 @@ use wasmtime::AsContext;
 use wasmtime::component::{ComponentType, Func, Lower, TypedFunc};
 
 use crate::bindings::latest::{current_conversation, router, types};
+use crate::inline_str::InlineStr;
 use crate::roster::{CandidateRow, Roster};
 use crate::route_answer::RouteAnswer;
 use crate::types::{QueueStats, RoutingContext};
@@ -29,49 +30,32 @@ use crate::types::{QueueStats, RoutingContext};
 /// names), so a stream of invented language tags cannot grow it without bound.
 pub(crate) const MAX_NAMES: usize = 4_096;
 
-/// The strings one 0.3 instance was told, by handle.
+/// The strings one 0.3 instance was told, by handle (a string's handle is the number of
+/// strings told before it).
 #[derive(Default)]
 pub(crate) struct Names {
     by_text: HashMap<String, u32>,
-    count: u32,
-    /// The last conversation's channel, account, brand and language: the next
-    /// conversation's are most often the same, told apart from others without a look-up.
-    last: [Last; 4],
+    /// The last conversation's channel, account, brand and language, and their handles: the
+    /// next conversation's are most often the same, told apart from others without a
+    /// look-up.
+    last: [(InlineStr, u32); 4],
     /// The names the instance must hear before the call being prepared.
     pub(crate) new: Vec<router::Name>,
-}
-
-/// The longest string [`Last`] holds (longer ones are looked up every time).
-const INLINE: usize = 16;
-
-/// One field's string in the last conversation, inline, and its handle.
-#[derive(Default)]
-struct Last {
-    handle: u32,
-    /// The string's length; 0 for none (an empty string is looked up).
-    len: usize,
-    head: [u8; INLINE],
 }
 
 impl Names {
     /// Whether the instance was told [`MAX_NAMES`] strings (it is replaced after the call).
     pub(crate) fn is_full(&self) -> bool {
-        self.count as usize >= MAX_NAMES
+        self.by_text.len() >= MAX_NAMES
     }
 
     /// The handle of `text` in field `FIELD` (0 channel, 1 account, 2 brand, 3 language),
     /// noting it in [`Names::new`] when the instance has not heard it.
     #[inline]
     fn handle<const FIELD: usize>(&mut self, text: &str) -> u32 {
-        // Compared word by word (`same_id`): a library `memcmp` call cost more than the
-        // comparison, for strings as short as these.
-        let last = &self.last[FIELD];
-        if last.len == text.len()
-            && last.len != 0
-            && let Some(head) = last.head.get(..last.len)
-            && crate::roster::same_id(head, text.as_bytes())
-        {
-            return last.handle;
+        let (last, handle) = &self.last[FIELD];
+        if last.is(text) == Some(true) {
+            return *handle;
         }
         self.look_up::<FIELD>(text)
     }
@@ -81,8 +65,7 @@ impl Names {
         let handle = match self.by_text.get(text) {
             Some(handle) => *handle,
             None => {
-                let handle = self.count;
-                self.count += 1;
+                let handle = u32::try_from(self.by_text.len()).unwrap_or(u32::MAX);
                 self.by_text.insert(text.to_owned(), handle);
                 self.new.push(router::Name {
                     handle,
@@ -91,15 +74,7 @@ impl Names {
                 handle
             }
         };
-        let last = &mut self.last[FIELD];
-        last.handle = handle;
-        match last.head.get_mut(..text.len()) {
-            Some(head) if !text.is_empty() => {
-                head.copy_from_slice(text.as_bytes());
-                last.len = text.len();
-            }
-            _ => last.len = 0,
-        }
+        self.last[FIELD] = (InlineStr::new(text), handle);
         handle
     }
 

@@ -52,6 +52,7 @@ mod context_lowering;
 mod fast_path;
 mod flat_route;
 mod imports;
+mod inline_str;
 mod inspect;
 mod limits;
 mod provenance;

@@ -24,6 +24,7 @@ use wasmtime::component::{ComponentType, Func, TypedFunc};
 use super::bindings::latest::router;
 use super::bindings::v0_2;
 use crate::borrowed::ConversationRef;
+use crate::inline_str::InlineStr;
 use crate::route_answer::RouteAnswer;
 
 pub(crate) use crate::candidate_row::{CandidateRow, ROW_SIZE};
@@ -39,19 +40,15 @@ struct Known {
     capacity: u32,
 }
 
-/// The longest id a [`Slot`] holds inline.
-const INLINE_ID: usize = 16;
-
 /// What the per-operator check of every call reads about one handle, kept apart from the
 /// profiles: a steady roster's check touches this small array and the context's ids, not
 /// the profiles' strings scattered over the heap (reading each `Known`'s id was a cache
 /// miss per operator, a quarter of a 200-operator decision in the profile).
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The operator's id when it is at most [`INLINE_ID`] bytes (zero-padded).
-    head: [u8; INLINE_ID],
-    /// The id's length; `u32::MAX` once the handle is dropped.
-    len: u32,
+    /// The operator's id, inline when short ([`InlineStr::NONE`] once the handle is
+    /// dropped).
+    id: InlineStr,
     /// The roster version this profile was last compared under (0: never trusted).
     checked_under: u64,
     /// The call that last named this handle (duplicates in one context get their own).
@@ -60,32 +57,15 @@ struct Slot {
 
 impl Slot {
     fn new(id: &str, version: u64, call: u64) -> Self {
-        let mut head = [0; INLINE_ID];
-        if id.len() <= INLINE_ID {
-            head[..id.len()].copy_from_slice(id.as_bytes());
-        }
         Slot {
-            head,
-            len: u32::try_from(id.len()).unwrap_or(u32::MAX - 1),
+            id: InlineStr::new(id),
             checked_under: version,
             named_in: call,
         }
     }
 
-    /// Whether the slot is the operator `id`, when that can be told without its profile;
-    /// `None` for an id longer than [`INLINE_ID`] of the slot's length.
-    #[inline]
-    fn holds_inline(&self, id: &str) -> Option<bool> {
-        if self.len as usize != id.len() {
-            return Some(false);
-        }
-        let head = self.head.get(..id.len())?;
-        Some(same_id(id.as_bytes(), head))
-    }
-
     const DROPPED: Slot = Slot {
-        head: [0; INLINE_ID],
-        len: u32::MAX,
+        id: InlineStr::NONE,
         checked_under: 0,
         named_in: 0,
     };
@@ -219,7 +199,7 @@ impl Roster {
             return false;
         };
         let vouched = version != 0 && slot.checked_under == version && slot.named_in != call;
-        let same = vouched && slot.holds_inline(id) == Some(true);
+        let same = vouched && slot.id.is(id) == Some(true);
         if same {
             slot.named_in = call;
         }
@@ -232,7 +212,7 @@ impl Roster {
         let Some(slot) = self.slots.get(handle as usize) else {
             return false;
         };
-        slot.holds_inline(id).unwrap_or_else(
+        slot.id.is(id).unwrap_or_else(
             || matches!(self.known.get(handle as usize), Some(Some(k)) if k.id == id),
         )
     }
@@ -383,40 +363,6 @@ impl Roster {
     }
 }
 
-/// `a == b`, without a loop for the short ids operators have: the positional check runs
-/// once per operator per call. The library `memcmp` call was 13% of a decision over 200
-/// operators in the profile, and a byte loop over the id 14%; two overlapping word loads
-/// from each end cover every length from 4 to 16 bytes.
-#[inline]
-pub(crate) fn same_id(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    match n {
-        0..=3 => a == b,
-        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        _ => a == b,
-    }
-}
-
-/// The 4 bytes of `s` at `at` (the caller keeps `at + 4 <= s.len()`).
-#[inline]
-fn word4(s: &[u8], at: usize) -> u32 {
-    let mut word = [0; 4];
-    word.copy_from_slice(&s[at..at + 4]);
-    u32::from_ne_bytes(word)
-}
-
-/// The 8 bytes of `s` at `at` (the caller keeps `at + 8 <= s.len()`).
-#[inline]
-fn word8(s: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&s[at..at + 8]);
-    u64::from_ne_bytes(word)
-}
-
 fn announce(known: &[Option<Known>], handle: u32) -> router::Agent {
     match known.get(handle as usize) {
         Some(Some(k)) => k.announce(handle),
@@ -489,28 +435,5 @@ pub(crate) fn self_check() -> Result<(), String> {
         Ok(())
     } else {
         Err(differences.join("; "))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_id;
-
-    #[test]
-    fn same_id_agrees_with_string_equality_at_every_length_and_position() {
-        for n in 0..40 {
-            let a: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            assert!(same_id(a.as_bytes(), a.clone().as_bytes()), "length {n}");
-            assert!(
-                !same_id(a.as_bytes(), format!("{a}x").as_bytes()),
-                "length {n} against {}",
-                n + 1
-            );
-            for at in 0..n {
-                let mut b = a.clone().into_bytes();
-                b[at] = b'#';
-                assert!(!same_id(a.as_bytes(), &b), "length {n}, differing at {at}");
-            }
-        }
     }
 }

@@ -47,7 +47,7 @@ use crate::types as own;
 
 impl types::Host for PluginState {}
 
-super::older_line_imports!();
+super::older::older_line_imports!();
 
 // What 0.1 connectors exchange, to and from the latest line.
 
@@ -148,104 +148,11 @@ pub(crate) fn outbound(
     })
 }
 
-impl From<connector::Description> for latest::connector::Description {
-    fn from(d: connector::Description) -> Self {
-        use latest::connector::Capability as C;
-        latest::connector::Description {
-            channel: d.channel,
-            summary: d.summary,
-            capabilities: d
-                .capabilities
-                .into_iter()
-                .map(|c| match c {
-                    connector::Capability::PublicReply => C::PublicReply,
-                    connector::Capability::PrivateMessage => C::PrivateMessage,
-                    connector::Capability::CommentReply => C::CommentReply,
-                    connector::Capability::Webhook => C::Webhook,
-                    connector::Capability::Polling => C::Polling,
-                    connector::Capability::Attachments => C::Attachments,
-                })
-                .collect(),
-            max_text_length: d.max_text_length,
-        }
-    }
-}
+super::older::older_line_connector!(messages);
 
-impl From<latest::connector::Config> for connector::Config {
-    fn from(c: latest::connector::Config) -> Self {
-        connector::Config {
-            settings: c.settings,
-            accounts: c
-                .accounts
-                .into_iter()
-                .map(|a| connector::Account {
-                    id: a.id,
-                    handle: a.handle,
-                    credential: a.credential,
-                    settings: a.settings,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<connector::PollResult> for latest::connector::PollResult {
-    fn from(p: connector::PollResult) -> Self {
-        latest::connector::PollResult {
-            messages: p.messages.into_iter().map(Into::into).collect(),
-            cursor: p.cursor,
-            next_poll_after_ms: p.next_poll_after_ms,
-        }
-    }
-}
-
-impl From<latest::connector::WebhookRequest> for connector::WebhookRequest {
-    fn from(r: latest::connector::WebhookRequest) -> Self {
-        connector::WebhookRequest {
-            method: r.method,
-            path: r.path,
-            query: r.query,
-            headers: r.headers,
-            body: r.body,
-        }
-    }
-}
-
-impl From<connector::WebhookOutcome> for latest::connector::WebhookOutcome {
-    fn from(o: connector::WebhookOutcome) -> Self {
-        use latest::connector::DeliveryState as D;
-        latest::connector::WebhookOutcome {
-            response: latest::connector::WebhookResponse {
-                status: o.response.status,
-                headers: o.response.headers,
-                body: o.response.body,
-            },
-            messages: o.messages.into_iter().map(Into::into).collect(),
-            receipts: o
-                .receipts
-                .into_iter()
-                .map(|r| latest::connector::Receipt {
-                    account: r.account,
-                    external_id: r.external_id,
-                    state: match r.state {
-                        connector::DeliveryState::Delivered => D::Delivered,
-                        connector::DeliveryState::Read => D::Read,
-                        connector::DeliveryState::Failed => D::Failed,
-                    },
-                    at: r.at,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<connector::Sent> for latest::connector::Sent {
-    fn from(s: connector::Sent) -> Self {
-        latest::connector::Sent {
-            external_id: s.external_id,
-            sent_at: s.sent_at,
-        }
-    }
+/// 0.1's messages in the latest line's types.
+fn messages(messages: Vec<types::Message>) -> Vec<latest::types::Message> {
+    messages.into_iter().map(Into::into).collect()
 }
 
 // Routing keeps 0.1's own path: the host's context straight into 0.1's types (the
