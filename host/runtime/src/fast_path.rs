@@ -344,6 +344,20 @@ fn anything(_: &RoutingContext, _: &RoutingDecision) -> Result<(), String> {
     Ok(())
 }
 
+/// What an echo guest answers in `echo` mode: a pass whose reason writes out every agent
+/// as the guest received it, which must be as the host sent it.
+fn echoes_every_agent(context: &RoutingContext, decision: &RoutingDecision) -> Result<(), String> {
+    let expected = echo(&context.agents);
+    if decision.action == RoutingAction::Pass && decision.reason == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "the guest received other agents than the host sent: got {decision:?}, expected \
+             the echo {expected:?}"
+        ))
+    }
+}
+
 /// Contexts per policy: 3,600 in all, a few seconds on 2 cores in a debug build.
 const CONTEXTS: usize = 600;
 
@@ -358,24 +372,7 @@ const ROSTER_ECHOES: [&str; 2] = ["roster-echo-v0-2-0", "roster-echo"];
 #[tokio::test]
 async fn every_candidate_reaches_a_0_2_or_0_3_policy_as_the_host_holds_it_through_both_paths() {
     for guest in ROSTER_ECHOES {
-        differential(
-            guest,
-            &[],
-            CONTEXTS / 2,
-            Some("echo"),
-            |context, decision| {
-                let expected = echo(&context.agents);
-                if decision.action == RoutingAction::Pass && decision.reason == expected {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "the guest saw other candidates than the host sent: got {decision:?}, \
-                     expected the echo {expected:?}"
-                    ))
-                }
-            },
-        )
-        .await;
+        differential(guest, &[], CONTEXTS / 2, Some("echo"), echoes_every_agent).await;
     }
 }
 
@@ -482,17 +479,7 @@ async fn every_agent_arrives_as_the_host_holds_it_through_both_paths() {
         &[],
         CONTEXTS,
         Some("echo"),
-        |context, decision| {
-            let expected = echo(&context.agents);
-            if decision.action == RoutingAction::Pass && decision.reason == expected {
-                Ok(())
-            } else {
-                Err(format!(
-                    "the guest received other agents than the host sent: got {decision:?}, \
-                     expected the echo {expected:?}"
-                ))
-            }
-        },
+        echoes_every_agent,
     )
     .await;
 }

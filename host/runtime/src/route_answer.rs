@@ -88,9 +88,11 @@ pub(crate) fn self_check() -> Result<(), String> {
         ));
     }
     let abi = <Derived as ComponentType>::ABI;
-    if abi.size32 as usize != LAYOUT.decision + 24 {
+    let decision = <router::Decision as ComponentType>::ABI;
+    if (abi.size32 as usize) < LAYOUT.decision + decision.size32 as usize {
         return Err(format!(
-            "route's result is {abi:?}, the lifting reads 32 bytes"
+            "route's result is {abi:?}, too short for a decision ({decision:?}) at {}",
+            LAYOUT.decision
         ));
     }
     Ok(())
@@ -134,8 +136,8 @@ unsafe impl Lift for RouteAnswer {
             wasmtime::bail!("route's result is shorter than a decision");
         };
         let word = |at: usize| -> wasmtime::Result<u32> {
-            match d.get(at..at + 4) {
-                Some(w) => Ok(u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+            match d.get(at..at + 4).and_then(|w| <[u8; 4]>::try_from(w).ok()) {
+                Some(w) => Ok(u32::from_le_bytes(w)),
                 None => wasmtime::bail!("route's decision is shorter than its layout"),
             }
         };

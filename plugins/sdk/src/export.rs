@@ -176,15 +176,19 @@ impl<T: Router> RouterExport<T> {
         wit_bindgen::rt::run_ctors_once();
         // SAFETY: the caller's promise.
         let arguments = unsafe { route_abi::lift(flat) };
+        // The arguments (the candidates' list) are freed when they drop, after the call.
         let result = arguments.and_then(|arguments| {
-            route_abi::run(arguments, |conversation, candidates, now| {
-                with_configured(
-                    || "routing policy".to_string(),
-                    |r: &mut T| {
-                        crate::routing::with_context(conversation, candidates, now, |c| r.route(c))
-                    },
-                )
-            })
+            with_configured(
+                || "routing policy".to_string(),
+                |r: &mut T| {
+                    crate::routing::with_context(
+                        &arguments.conversation,
+                        arguments.rows(),
+                        arguments.now,
+                        |c| r.route(c),
+                    )
+                },
+            )
         });
         route_abi::hand_back(result)
     }
