@@ -15,6 +15,25 @@ pub(crate) struct Normalised {
     amendments: Amendments,
 }
 
+impl Normalised {
+    /// Whether the delivery carries messages and nothing else (no receipts, deletions or
+    /// edits): on SQLite such a delivery is read before it is routed and written after.
+    pub(crate) fn messages_alone(&self) -> bool {
+        !self.messages.is_empty() && self.amendments.is_empty()
+    }
+
+    /// The delivery's messages.
+    pub(crate) fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// The answer for the platform and the messages (of a delivery of
+    /// [messages alone](Self::messages_alone)).
+    pub(crate) fn into_messages(self) -> (WebhookResponse, Vec<Message>) {
+        (self.response, self.messages)
+    }
+}
+
 impl Connector {
     /// Runs a delivery through the plugin and stores its messages; the platform's answer
     /// is returned only once they are committed. Failures become answers that make the

@@ -20,6 +20,10 @@
 //! back from the store at the undo. Each caller is answered only when its delivery is
 //! durable. A lone delivery keeps its own transaction, without a savepoint.
 //!
+//! **A group of deliveries of messages alone reads ahead** ([`ahead`]): the store reads
+//! the next delivery while routing decides the one before, and writes each while routing
+//! decides the next, when the two share no message, thread or author.
+//!
 //! Locks are taken in one order everywhere: the tenant's routing first, then the
 //! store's connection (a routing change takes the connection while holding the routing
 //! lock, so a delivery holding the connection must never wait for the routing lock). The
@@ -40,6 +44,8 @@ use crate::types::{WebhookRequest, WebhookResponse};
 
 use super::HostInner;
 use super::routing::{AutoAnswer, TenantRouting};
+
+mod ahead;
 
 /// Most deliveries written under one commit: bounds how long the first of a group waits
 /// for the others to be written.
@@ -136,7 +142,9 @@ impl HostInner {
         };
         let mut routing = routing.lock().await;
         let mut group = queue.take();
-        if group.len() > 1 {
+        if group.len() > 1 && group.iter().all(|q| q.normalised.messages_alone()) {
+            self.write_ahead(&mut routing, group).await;
+        } else if group.len() > 1 {
             self.write_group(&mut routing, group).await;
         } else if let Some(queued) = group.pop() {
             self.write_alone(&mut routing, queued).await;

@@ -23,6 +23,11 @@
 //! [`DeliveryGroup`] is one transaction in which each delivery is written in a savepoint
 //! of its own ([`DeliveryGroup::begin_delivery`]), so one that fails is rolled back alone,
 //! and one commit (one wait for the disk) makes the whole group durable.
+//!
+//! A group's deliveries of messages alone can also be read and written in two steps
+//! ([`DeliveryGroup::read`], [`DeliveryGroup::write`]), so the host can read one while
+//! the one before is routed (`host/delivery/ahead.rs` says when that is safe); the
+//! savepoint then spans the writes only, since the reads change nothing.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -33,6 +38,8 @@ use super::assignments::{RoutedConversation, routed_conversation_in};
 use super::{Amendments, Applied, Backend, ConversationStatus, Ingested, Store, ingest, ms};
 use crate::crm::CrmEvent;
 use crate::types::Message;
+
+type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
 
 /// A delivery written but not committed (see the module docs).
 #[cfg_attr(feature = "test-support", visibility::make(pub))]
@@ -142,12 +149,120 @@ impl DeliveryGroup {
             .await
     }
 
+    /// Reads a delivery of messages alone inside the group, writing nothing (so in no
+    /// savepoint): what storing it will do, ids included, and the last helpers of its
+    /// authors filed before. [`DeliveryGroup::write`] writes it once routing has decided.
+    ///
+    /// Another delivery of the group may be written between the two: one that shares
+    /// none of this one's messages, threads and authors changes nothing these reads found
+    /// (the host reads ahead only then, see `host/delivery/ahead.rs`).
+    pub(crate) async fn read(
+        &mut self,
+        tenant: &str,
+        channel: &str,
+        messages: Vec<Message>,
+    ) -> anyhow::Result<(ReadDelivery, Vec<Ingested>)> {
+        anyhow::ensure!(
+            !super::may_race(self.backend) && !messages.is_empty(),
+            "a delivery is read ahead of its writing only on SQLite, and only with messages"
+        );
+        let now = ms(crate::clock::read(self.clock.as_ref()));
+        let tx = &mut self.tx;
+        let mut plan =
+            ingest::Plan::read(tx, self.backend, tenant, channel, &messages, now).await?;
+        let ingested = plan
+            .outcomes(tx, tenant, channel, &messages, &ingest::Inserted::All)
+            .await?;
+        // A customer filed only now has no last helper.
+        let helpers = if plan.returning() {
+            let authors: Vec<&str> = ingested
+                .iter()
+                .filter(|i| !i.duplicate)
+                .map(|i| i.message.author.id.as_str())
+                .collect();
+            super::customers::helpers_in(tx, self.backend, tenant, channel, &authors).await?
+        } else {
+            HashMap::new()
+        };
+        let read = ReadDelivery {
+            tenant: tenant.to_string(),
+            helpers,
+            pending: Pending {
+                channel: channel.to_string(),
+                messages,
+                plan,
+            },
+        };
+        Ok((read, ingested))
+    }
+
+    /// The routing state of stored conversations (those not resolved are for the engine to
+    /// take up), read inside the group.
+    pub(crate) async fn routed_conversations(
+        &mut self,
+        tenant: &str,
+        ids: &[String],
+    ) -> anyhow::Result<Vec<RoutedConversation>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(routed_conversation_in(&mut self.tx, tenant, id).await?);
+        }
+        Ok(found)
+    }
+
+    /// Writes a delivery [`DeliveryGroup::read`] read, with its routing outcome, in a
+    /// savepoint: on `Err` this delivery alone is rolled back, and the group goes on.
+    pub(crate) async fn write(
+        &mut self,
+        read: ReadDelivery,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[CrmEvent],
+    ) -> anyhow::Result<()> {
+        use sqlx::Acquire as _;
+        let now = crate::clock::read(self.clock.as_ref());
+        let mut savepoint = (&mut self.tx).begin().await?;
+        let ReadDelivery {
+            tenant, pending, ..
+        } = read;
+        record(
+            &mut savepoint,
+            self.backend,
+            &tenant,
+            Some(pending),
+            changes,
+            events,
+            now,
+        )
+        .await?;
+        savepoint
+            .commit()
+            .await
+            .context("releasing a webhook delivery's savepoint")
+    }
+
     /// Commits every delivery of the group whose savepoint was released.
     pub(crate) async fn commit(self) -> anyhow::Result<()> {
         self.tx
             .commit()
             .await
             .context("committing a group of webhook deliveries")
+    }
+}
+
+/// A delivery of messages alone read inside a [`DeliveryGroup`] and waiting for its routing
+/// outcome to be written ([`DeliveryGroup::read`]).
+pub(crate) struct ReadDelivery {
+    tenant: String,
+    pending: Pending,
+    /// The last operator who helped each returning author (platform id), and when.
+    helpers: HashMap<String, (String, u64)>,
+}
+
+impl ReadDelivery {
+    /// The last operator who helped each of the delivery's returning authors (platform
+    /// id), and when, as [`Store::helpers`] reads them.
+    pub(crate) fn helpers(&self) -> &HashMap<String, (String, u64)> {
+        &self.helpers
     }
 }
 
@@ -237,73 +352,17 @@ impl<'c> OpenDelivery<'c> {
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
         let now = crate::clock::read(self.clock.as_ref());
-        let (changes, events) = match self.pending.take() {
-            Some(pending) => (
-                Cow::Owned(self.write_pending(pending, changes, events, now).await?),
-                &[][..],
-            ),
-            None => (Cow::Borrowed(changes), events),
-        };
-        if changes.is_empty() && events.is_empty() {
-            return Ok(());
-        }
-        super::assignments::record_routing_in(
+        let pending = self.pending.take();
+        record(
             &mut self.tx,
             self.backend,
             &self.tenant,
-            &changes,
+            pending,
+            changes,
             events,
             now,
         )
         .await
-    }
-
-    /// Writes the delivery's messages with its routing outcome (`events` after the
-    /// delivery's own): the conversations it opens in their last routed state (one a change
-    /// resolves is left to the update of stored conversations, which sets `resolved_at`).
-    /// Returns the changes left for that update.
-    async fn write_pending(
-        &mut self,
-        pending: Pending,
-        changes: &[(String, ConversationStatus, Option<String>)],
-        events: &[CrmEvent],
-        now: u64,
-    ) -> anyhow::Result<Vec<(String, ConversationStatus, Option<String>)>> {
-        let Pending {
-            channel,
-            messages,
-            mut plan,
-        } = pending;
-        let opening: HashSet<&str> = plan.opening().collect();
-        let mut decided = ingest::Decided {
-            states: HashMap::new(),
-            at: ms(now),
-        };
-        for (id, status, assignee) in changes {
-            if opening.contains(id.as_str()) {
-                decided
-                    .states
-                    .insert(id.as_str(), (status.as_str(), assignee.as_deref()));
-            }
-        }
-        decided
-            .states
-            .retain(|_, (status, _)| *status != ConversationStatus::Resolved.as_str());
-        plan.write(
-            &mut self.tx,
-            self.backend,
-            &self.tenant,
-            &channel,
-            &messages,
-            &decided,
-            events,
-        )
-        .await?;
-        Ok(changes
-            .iter()
-            .filter(|(id, ..)| !decided.states.contains_key(id.as_str()))
-            .cloned()
-            .collect())
     }
 
     /// Commits the delivery: its messages, their events and the routing outcome at once (in
@@ -319,4 +378,71 @@ impl<'c> OpenDelivery<'c> {
             .await
             .context("committing a webhook delivery")
     }
+}
+
+/// Writes a routing outcome: with the delivery's `pending` messages when they wait for it
+/// (the conversations they open inserted in their routed state), then the changes left
+/// for conversations stored before.
+async fn record(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    pending: Option<Pending>,
+    changes: &[(String, ConversationStatus, Option<String>)],
+    events: &[CrmEvent],
+    now: u64,
+) -> anyhow::Result<()> {
+    let (changes, events) = match pending {
+        Some(pending) => (
+            Cow::Owned(write_pending(tx, backend, tenant, pending, changes, events, now).await?),
+            &[][..],
+        ),
+        None => (Cow::Borrowed(changes), events),
+    };
+    if changes.is_empty() && events.is_empty() {
+        return Ok(());
+    }
+    super::assignments::record_routing_in(tx, backend, tenant, &changes, events, now).await
+}
+
+/// Writes a delivery's messages with its routing outcome (`events` after the delivery's
+/// own): the conversations it opens in their last routed state (one a change resolves is
+/// left to the update of stored conversations, which sets `resolved_at`). Returns the
+/// changes left for that update.
+async fn write_pending(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    pending: Pending,
+    changes: &[(String, ConversationStatus, Option<String>)],
+    events: &[CrmEvent],
+    now: u64,
+) -> anyhow::Result<Vec<(String, ConversationStatus, Option<String>)>> {
+    let Pending {
+        channel,
+        messages,
+        mut plan,
+    } = pending;
+    let opening: HashSet<&str> = plan.opening().collect();
+    let mut decided = ingest::Decided {
+        states: HashMap::new(),
+        at: ms(now),
+    };
+    for (id, status, assignee) in changes {
+        if opening.contains(id.as_str()) {
+            decided
+                .states
+                .insert(id.as_str(), (status.as_str(), assignee.as_deref()));
+        }
+    }
+    decided
+        .states
+        .retain(|_, (status, _)| *status != ConversationStatus::Resolved.as_str());
+    plan.write(tx, backend, tenant, &channel, &messages, &decided, events)
+        .await?;
+    Ok(changes
+        .iter()
+        .filter(|(id, ..)| !decided.states.contains_key(id.as_str()))
+        .cloned()
+        .collect())
 }

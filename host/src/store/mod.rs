@@ -60,7 +60,7 @@ internal_use!(
     presence::StoredPresence,
     retention::Pruned,
 );
-pub(crate) use delivery::DeliveryGroup;
+pub(crate) use delivery::{DeliveryGroup, ReadDelivery};
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
     assignments::{Horizon, RoutedConversation, RoutingTx, StoredAssignment},

@@ -448,3 +448,128 @@ async fn a_message_unsent_in_its_own_delivery_is_stored_deleted_and_its_conversa
         ]
     );
 }
+
+/// Delivers customer `psid`'s message `mid` in a task of its own.
+fn send_message(
+    host: &Host,
+    psid: &str,
+    mid: &str,
+    text: &str,
+) -> tokio::task::JoinHandle<(WebhookResponse, Vec<Ingested>)> {
+    let host = host.clone();
+    let request = delivery(psid, mid, text);
+    tokio::spawn(async move {
+        host.deliver_webhook_stored("default", "facebook", request)
+            .await
+    })
+}
+
+/// In a group the store reads a delivery while the one before it is routed, ahead of that
+/// one's writes, but only when the two share nothing: a second message on a thread still
+/// joins the conversation the first opened, and a redelivery is still a duplicate, in
+/// whatever order the plugin queued them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redelivery_is_a_duplicate()
+ {
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(10).await;
+
+    let holder = {
+        let host = host.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(host.with_routing("default", |_| {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            }))
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Gino writes twice (his thread), Meta delivers his first message again, and two
+    // other customers write once, queued in this order (each delivery leaves the plugin
+    // well before the next arrives), so each of Gino's deliveries follows another of his.
+    // The assertions hold in any order.
+    let sends = [
+        ("710", "m_gino_1", "buongiorno"),
+        ("710", "m_gino_2", "la fibra non va"),
+        ("710", "m_gino_1", "buongiorno"),
+        ("711", "m_lia_1", "ciao"),
+        ("712", "m_ugo_1", "salve"),
+    ];
+    let mut waiting = Vec::new();
+    for (psid, mid, text) in sends {
+        waiting.push(send_message(&host, psid, mid, text));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    holder.await.unwrap().unwrap();
+
+    let mut outcomes = Vec::new();
+    for ((psid, mid, _), handle) in sends.iter().zip(waiting) {
+        let (response, stored) = handle.await.unwrap();
+        assert_eq!(response.status, 200, "{mid} is answered");
+        assert_eq!(stored.len(), 1);
+        outcomes.push((*psid, *mid, stored.into_iter().next().unwrap()));
+    }
+    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
+    let tenant = [("tenant", "default")];
+    assert_eq!(
+        metrics.value("centralino_webhook_commit_deliveries_sum", &tenant),
+        5.0
+    );
+    assert!(
+        metrics.value("centralino_webhook_commit_deliveries_count", &tenant) <= 2.0,
+        "the deliveries waited together"
+    );
+
+    let gino: Vec<&Ingested> = outcomes
+        .iter()
+        .filter(|(psid, ..)| *psid == "710")
+        .map(|(.., i)| i)
+        .collect();
+    assert!(
+        gino.iter()
+            .all(|i| i.conversation_id == gino[0].conversation_id),
+        "Gino's messages are one conversation: {gino:?}"
+    );
+    assert_eq!(
+        gino.iter().filter(|i| i.new_conversation).count(),
+        1,
+        "one of Gino's messages opened it"
+    );
+    let first: Vec<&&Ingested> = gino
+        .iter()
+        .filter(|i| i.external_id == "m_gino_1")
+        .collect();
+    assert_eq!(
+        first.iter().filter(|i| i.duplicate).count(),
+        1,
+        "one of the two deliveries of m_gino_1 is the duplicate"
+    );
+    assert_eq!(first[0].message_id, first[1].message_id);
+
+    let store = host.store();
+    assert_eq!(store.message_count("default").await.unwrap(), 4);
+    let conversations: std::collections::BTreeSet<String> = outcomes
+        .iter()
+        .map(|(.., i)| i.conversation_id.to_string())
+        .collect();
+    assert_eq!(conversations.len(), 3);
+    for id in &conversations {
+        let record = store.conversation("default", id).await.unwrap().unwrap();
+        assert_eq!(record.assignee.as_deref(), Some("anna"));
+    }
+    let events = events(&mut db).await;
+    let count = |kind: &str| events.iter().filter(|(t, _)| t == kind).count();
+    assert_eq!(count("message-received"), 4);
+    assert_eq!(count("conversation-assigned"), 3);
+    let load = host
+        .with_routing("default", |engine| {
+            engine.roster().state("anna").map(|s| s.load)
+        })
+        .await
+        .unwrap();
+    assert_eq!(load, Some(3));
+}

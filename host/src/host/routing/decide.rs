@@ -12,10 +12,18 @@ use crate::metrics::Metrics;
 use std::collections::HashMap;
 
 use crate::routing::{ConversationNumber, CustomerMessage, Notice};
-use crate::store::{ConversationStatus, Ingested, OpenDelivery, Store};
+use crate::store::{ConversationStatus, Ingested, OpenDelivery, RoutedConversation, Store};
 use crate::types::MessageKind;
 
 use super::{Change, HOST_AUTHOR, TenantRouting, stored_state};
+
+/// What routing a delivery decided: the store's changes and the CRM's events to write with
+/// it, and the automatic answers to queue once it is durable.
+pub(crate) type Decided = (
+    Vec<(String, ConversationStatus, Option<String>)>,
+    Vec<CrmEvent>,
+    Vec<AutoAnswer>,
+);
 
 impl TenantRouting {
     /// Routes newly stored messages, timing each decision, and records the outcome: one
@@ -77,17 +85,69 @@ impl TenantRouting {
     where
         B: Fn(&str, &str) -> Option<String>,
     {
+        let mut stored = Vec::new();
+        for id in self.unseen(ingested) {
+            stored.extend(delivery.routed_conversation(&id).await?);
+        }
+        let authors: Vec<&str> = ingested
+            .iter()
+            .filter(|i| !i.duplicate)
+            .map(|i| i.message.author.id.as_str())
+            .collect();
+        let helpers = delivery.helpers(&connector.name, &authors).await?;
+        let (changes, events, estimates) = self
+            .decide(
+                tenant, connector, ingested, stored, &helpers, metrics, brand, touched,
+            )
+            .await?;
+        delivery.record_routing(&changes, &events).await?;
+        Ok(estimates)
+    }
+
+    /// The conversations of a delivery's fresh messages that the engine has not seen since
+    /// it started (opened before a restart), each once: [`decide`](Self::decide) takes up
+    /// those the store has open.
+    pub(crate) fn unseen(&self, ingested: &[Ingested]) -> Vec<String> {
+        let mut unseen: Vec<String> = Vec::new();
+        for item in ingested.iter().filter(|i| !i.duplicate) {
+            let id = item.conversation_id.as_str();
+            if !item.new_conversation
+                && !self.to_engine.contains_key(id)
+                && !unseen.iter().any(|seen| seen == id)
+            {
+                unseen.push(id.to_string());
+            }
+        }
+        unseen
+    }
+
+    /// Routes a delivery's fresh messages on what the store told before (the stored state
+    /// of its [`unseen`](Self::unseen) conversations, its authors' last helpers), touching
+    /// nothing in the store: returns the store's changes and the CRM's events to write with
+    /// the delivery, and the automatic answers to queue once it is durable. Every engine
+    /// conversation it touches is added to `touched`, as in [`route_in`](Self::route_in).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn decide<B>(
+        &mut self,
+        tenant: &str,
+        connector: &Connector,
+        ingested: &[Ingested],
+        stored: Vec<RoutedConversation>,
+        helpers: &HashMap<String, (String, u64)>,
+        metrics: &Metrics,
+        brand: &B,
+        touched: &mut Vec<(ConversationNumber, bool)>,
+    ) -> anyhow::Result<Decided>
+    where
+        B: Fn(&str, &str) -> Option<String>,
+    {
         let fresh: Vec<&Ingested> = ingested.iter().filter(|i| !i.duplicate).collect();
         let mut taken = false;
-        for item in &fresh {
-            let id = item.conversation_id.as_str();
-            if item.new_conversation || self.to_engine.contains_key(id) {
-                continue;
-            }
-            if let Some(stored) = delivery.routed_conversation(id).await?
-                && stored.record.status != ConversationStatus::Resolved
+        for conversation in stored {
+            if conversation.record.status != ConversationStatus::Resolved
+                && !self.to_engine.contains_key(conversation.record.id.as_str())
             {
-                self.take_up(stored, brand);
+                self.take_up(conversation, brand);
                 taken = true;
             }
         }
@@ -102,9 +162,7 @@ impl TenantRouting {
             events: Vec::new(),
             horizon: None,
         };
-        let authors: Vec<&str> = fresh.iter().map(|i| i.message.author.id.as_str()).collect();
-        let helpers = delivery.helpers(&connector.name, &authors).await?;
-        self.receive_all(&mut change, connector, &fresh, &helpers, metrics, touched)
+        self.receive_all(&mut change, connector, &fresh, helpers, metrics, touched)
             .await?;
         for notice in &change.notices {
             let (Notice::Assigned { conversation, .. }
@@ -112,9 +170,7 @@ impl TenantRouting {
             | Notice::OfferExpired { conversation, .. }) = notice;
             touched.push((*conversation, false));
         }
-        let (changes, events, estimates) = self.outcomes(tenant, change.notices);
-        delivery.record_routing(&changes, &events).await?;
-        Ok(estimates)
+        Ok(self.outcomes(tenant, change.notices))
     }
 
     /// Gives the engine each fresh message of a delivery, timing each decision; notes the
@@ -213,16 +269,7 @@ impl TenantRouting {
 
     /// The store's changes, the CRM's events and the automatic answers the engine's
     /// notices call for.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn outcomes(
-        &self,
-        tenant: &str,
-        notices: Vec<Notice>,
-    ) -> (
-        Vec<(String, ConversationStatus, Option<String>)>,
-        Vec<CrmEvent>,
-        Vec<AutoAnswer>,
-    ) {
+    pub(super) fn outcomes(&self, tenant: &str, notices: Vec<Notice>) -> Decided {
         let now = self.engine.now();
         let mut changes = Vec::with_capacity(notices.len());
         let mut events = Vec::with_capacity(notices.len());

@@ -30,7 +30,7 @@ mod held;
 mod service_levels;
 mod sync;
 
-pub(crate) use decide::AutoAnswer;
+pub(crate) use decide::{AutoAnswer, Decided};
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};

@@ -1,0 +1,349 @@
+//! Reading ahead: a group of deliveries of messages alone keeps the store's connection busy
+//! while routing decides.
+//!
+//! Written one after another, each delivery of a group holds SQLite's one connection
+//! through its reads, its routing and its writes, so the connection waits while routing
+//! runs the policies (about a tenth of a delivery's time under the lock, `BENCHMARKS.md`
+//! §2). Here the group's transaction belongs to a task of its own ([`serve`]) that runs the
+//! store's jobs in the order they are sent, and the host sends them so that routing always
+//! has the connection's work beside it:
+//!
+//! ```text
+//! connection:  read 1 | read 2 | write 1 | read 3 | write 2 | … | commit
+//! routing:             route 1 | route 2          | route 3 …
+//! ```
+//!
+//! A delivery's reads go ahead of the previous delivery's writes only when the two share
+//! nothing those writes could change for them ([`Footprint`]): no message (an account's
+//! platform id), no thread and no author of the same connector. Otherwise they wait for
+//! those writes, as when every delivery was written in turn, so a redelivery is still a
+//! duplicate and a second message on a thread still joins the conversation the first one
+//! opened. The stored state routing reads for a conversation opened before a restart is
+//! read when routing needs it, after every write sent before.
+//!
+//! Each delivery is written in a savepoint of the group's transaction; one whose writes
+//! fail is rolled back alone and told to retry, and the routing of every failed delivery
+//! is undone after the commit, as in a group written in turn (see the parent module).
+//! Deliveries that also carry receipts, deletions or edits are written at once when read,
+//! so a group holding one is written in turn.
+//!
+//! One thing is read ahead that a delivery does not name: its returning authors' last
+//! helpers are their customers' records, and two identities of one channel filed under the
+//! same customer are different authors here. Such a customer writing from both in two
+//! deliveries of one group is routed, for the second, on the helper known before the first:
+//! as two of their messages in one delivery already were.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connectors::Connector;
+use crate::crm::CrmEvent;
+use crate::store::{ConversationStatus, DeliveryGroup, Ingested, ReadDelivery, RoutedConversation};
+use crate::types::Message;
+
+use super::super::HostInner;
+use super::super::routing::{Decided, TenantRouting};
+use super::{Queued, Touched, Written};
+
+/// A delivery as its reads found it.
+type Read = (ReadDelivery, Vec<Ingested>);
+
+/// What the task owning a group's transaction is asked to do.
+enum Job {
+    Read {
+        tenant: String,
+        channel: String,
+        messages: Vec<Message>,
+        reply: oneshot::Sender<anyhow::Result<Read>>,
+    },
+    Stored {
+        tenant: String,
+        ids: Vec<String>,
+        reply: oneshot::Sender<anyhow::Result<Vec<RoutedConversation>>>,
+    },
+    Write {
+        read: Box<ReadDelivery>,
+        changes: Vec<(String, ConversationStatus, Option<String>)>,
+        events: Vec<CrmEvent>,
+        reply: oneshot::Sender<anyhow::Result<()>>,
+    },
+    Commit {
+        reply: oneshot::Sender<anyhow::Result<()>>,
+    },
+}
+
+/// Runs a group's jobs on its transaction one after another, in the order they were sent:
+/// the store sees reads and writes in the order the host asked for them. Ended without
+/// a commit (the host gave up on the group), the transaction rolls back.
+async fn serve(mut group: DeliveryGroup, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = jobs.recv().await {
+        // A reply nobody waits for any more is dropped: the host answers for its delivery.
+        match job {
+            Job::Read {
+                tenant,
+                channel,
+                messages,
+                reply,
+            } => {
+                let _ = reply.send(group.read(&tenant, &channel, messages).await);
+            }
+            Job::Stored { tenant, ids, reply } => {
+                let _ = reply.send(group.routed_conversations(&tenant, &ids).await);
+            }
+            Job::Write {
+                read,
+                changes,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(group.write(*read, &changes, &events).await);
+            }
+            Job::Commit { reply } => {
+                let _ = reply.send(group.commit().await);
+                return;
+            }
+        }
+    }
+}
+
+/// The host's end of a group's transaction: jobs go to [`serve`], and each job's answer
+/// comes back when the store gets to it.
+struct Connection(mpsc::UnboundedSender<Job>);
+
+/// The answer to one job, to wait for when it is needed.
+struct Reply<T>(oneshot::Receiver<anyhow::Result<T>>);
+
+impl Connection {
+    fn ask<T>(&self, job: impl FnOnce(oneshot::Sender<anyhow::Result<T>>) -> Job) -> Reply<T> {
+        let (reply, answer) = oneshot::channel();
+        // Should the task be gone, the job is dropped with its sender and the reply says so.
+        let _ = self.0.send(job(reply));
+        Reply(answer)
+    }
+
+    fn read(&self, c: &Connector, messages: Vec<Message>) -> Reply<Read> {
+        self.ask(|reply| Job::Read {
+            tenant: c.tenant.clone(),
+            channel: c.name.clone(),
+            messages,
+            reply,
+        })
+    }
+}
+
+impl<T> Reply<T> {
+    async fn get(self) -> anyhow::Result<T> {
+        self.0.await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the task writing the group of deliveries stopped"
+            ))
+        })
+    }
+}
+
+/// What a delivery's reads look up that another delivery's writes could change: its
+/// messages (account and platform id), threads and authors, each with its connector,
+/// hashed. Two deliveries whose footprints do not meet may be read in either order
+/// around each other's writes; a collision of hashes only makes them wait.
+struct Footprint(HashSet<u64>);
+
+impl Footprint {
+    fn of(connector: &str, messages: &[Message]) -> Self {
+        let key = |part: u8, a: &str, b: &str| {
+            let mut h = DefaultHasher::new();
+            (connector, part, a, b).hash(&mut h);
+            h.finish()
+        };
+        let mut keys = HashSet::with_capacity(messages.len() * 3);
+        for m in messages {
+            keys.insert(key(0, &m.account, &m.external_id));
+            keys.insert(key(1, &m.conversation_key, ""));
+            keys.insert(key(2, &m.author.id, ""));
+        }
+        Footprint(keys)
+    }
+
+    fn meets(&self, other: &Footprint) -> bool {
+        let (small, large) = if self.0.len() <= other.0.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        small.0.iter().any(|k| large.0.contains(k))
+    }
+}
+
+/// A delivery routed and sent to be written, waiting for the store's answer.
+struct Sent {
+    queued: Answerable,
+    ingested: Vec<Ingested>,
+    answers: Vec<super::super::routing::AutoAnswer>,
+    touched: Touched,
+    written: Reply<()>,
+}
+
+/// What answering a delivery of the group takes.
+struct Answerable {
+    connector: Arc<Connector>,
+    response: crate::types::WebhookResponse,
+    answer: oneshot::Sender<super::Answer>,
+}
+
+impl HostInner {
+    /// Writes a group of deliveries of messages alone, reading each ahead of the writes of
+    /// the one before (see the module docs), and commits them together.
+    pub(super) async fn write_ahead(&self, routing: &mut TenantRouting, group: Vec<Queued>) {
+        let tx = match self.store.begin_group().await {
+            Ok(tx) => tx,
+            Err(e) => {
+                for queued in group {
+                    let response = queued.connector.not_stored(&e);
+                    let _ = queued.answer.send((response, Vec::new()));
+                }
+                return;
+            }
+        };
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(serve(tx, queue));
+        let connection = Connection(jobs);
+
+        let footprints: Vec<Footprint> = group
+            .iter()
+            .map(|q| Footprint::of(&q.connector.name, q.normalised.messages()))
+            .collect();
+        let mut messages: Vec<Vec<Message>> = Vec::with_capacity(group.len());
+        let mut deliveries: Vec<Answerable> = Vec::with_capacity(group.len());
+        for queued in group {
+            let (response, delivered) = queued.normalised.into_messages();
+            messages.push(delivered);
+            deliveries.push(Answerable {
+                connector: queued.connector,
+                response,
+                answer: queued.answer,
+            });
+        }
+        let connectors: Vec<Arc<Connector>> =
+            deliveries.iter().map(|d| d.connector.clone()).collect();
+        // Each delivery's reads are sent once, in the group's order (the next one's ahead,
+        // or at its turn), so they take the messages in that order.
+        let mut messages = messages.into_iter();
+
+        let mut sent: Vec<Sent> = Vec::with_capacity(deliveries.len());
+        let mut undo: Vec<(Arc<Connector>, Touched)> = Vec::new();
+        let mut ahead: Option<Reply<Read>> = None;
+        for (k, delivery) in deliveries.into_iter().enumerate() {
+            let c = delivery.connector.clone();
+            // Not read ahead: after every write sent before.
+            let reply = match ahead.take() {
+                Some(reply) => reply,
+                None => connection.read(&c, messages.next().unwrap_or_default()),
+            };
+            let (read, ingested) = match reply.get().await {
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = delivery.answer.send((c.not_stored(&e), Vec::new()));
+                    continue;
+                }
+            };
+            if let (Some(next), Some(c_next)) = (footprints.get(k + 1), connectors.get(k + 1))
+                && !next.meets(&footprints[k])
+            {
+                ahead = Some(connection.read(c_next, messages.next().unwrap_or_default()));
+            }
+            let mut touched = Vec::new();
+            match self
+                .decide_ahead(routing, &connection, &c, &read, &ingested, &mut touched)
+                .await
+            {
+                Ok((changes, events, answers)) => {
+                    let written = connection.ask(|reply| Job::Write {
+                        read: Box::new(read),
+                        changes,
+                        events,
+                        reply,
+                    });
+                    sent.push(Sent {
+                        queued: delivery,
+                        ingested,
+                        answers,
+                        touched,
+                        written,
+                    });
+                }
+                Err(e) => {
+                    let _ = delivery.answer.send((c.not_stored(&e), Vec::new()));
+                    undo.push((c, touched));
+                }
+            }
+        }
+        let committed = connection.ask(|reply| Job::Commit { reply });
+        let mut written = Vec::with_capacity(sent.len());
+        for s in sent {
+            let Answerable {
+                connector,
+                response,
+                answer,
+            } = s.queued;
+            match s.written.get().await {
+                Ok(()) => written.push(Written {
+                    connector,
+                    answer,
+                    response,
+                    ingested: s.ingested,
+                    answers: s.answers,
+                    touched: s.touched,
+                }),
+                Err(e) => {
+                    let _ = answer.send((connector.not_stored(&e), Vec::new()));
+                    undo.push((connector, s.touched));
+                }
+            }
+        }
+        let committed = committed.get().await;
+        self.settle(routing, written, undo, committed).await;
+    }
+
+    /// Routes a delivery read ahead: nothing when every message was a duplicate; the
+    /// stored state of conversations the engine has not seen is read first.
+    async fn decide_ahead(
+        &self,
+        routing: &mut TenantRouting,
+        connection: &Connection,
+        c: &Connector,
+        read: &ReadDelivery,
+        ingested: &[Ingested],
+        touched: &mut Touched,
+    ) -> anyhow::Result<Decided> {
+        if ingested.iter().all(|i| i.duplicate) {
+            return Ok((Vec::new(), Vec::new(), Vec::new()));
+        }
+        let unseen = routing.unseen(ingested);
+        let stored = if unseen.is_empty() {
+            Vec::new()
+        } else {
+            connection
+                .ask(|reply| Job::Stored {
+                    tenant: c.tenant.clone(),
+                    ids: unseen,
+                    reply,
+                })
+                .get()
+                .await?
+        };
+        routing
+            .decide(
+                &c.tenant,
+                c,
+                ingested,
+                stored,
+                read.helpers(),
+                &self.metrics,
+                &self.brands(&c.tenant),
+                touched,
+            )
+            .await
+    }
+}
