@@ -18,11 +18,15 @@
 //! (the store's connection belongs to the group until then), so deliveries written after
 //! it in the group were routed with the seats it took counted, and the loads are read
 //! back from the store at the undo. Each caller is answered only when its delivery is
-//! durable. A lone delivery keeps its own transaction, without a savepoint.
+//! durable.
 //!
-//! **A group of deliveries of messages alone reads ahead** ([`ahead`]): the store reads
-//! the next delivery while routing decides the one before, and writes each while routing
-//! decides the next, when the two share no message, thread or author.
+//! **Deliveries of messages alone read ahead** ([`ahead`]), which is what platforms
+//! mostly send: the oldest of them queued form a group (of one, too) in which the store
+//! reads the next delivery while routing decides the one before, and writes each while
+//! routing decides the next, when the two share no message, thread or author; those the
+//! plugin queues meanwhile join the group while it is open. Deliveries that also carry
+//! receipts, deletions or edits are written in turn, each read, routed and written before
+//! the next; a lone one keeps its own transaction, without a savepoint.
 //!
 //! Locks are taken in one order everywhere: the tenant's routing first, then the
 //! store's connection (a routing change takes the connection while holding the routing
@@ -75,6 +79,18 @@ impl DeliveryQueue {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(queued);
+    }
+
+    /// The oldest waiting deliveries of messages alone, at most `n`, up to the first that
+    /// is not (it waits for the next group).
+    fn take_alone(&self, n: usize) -> Vec<Queued> {
+        let mut waiting = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let alone = waiting
+            .iter()
+            .take(n)
+            .take_while(|q| q.normalised.messages_alone())
+            .count();
+        waiting.drain(..alone).collect()
     }
 
     /// The oldest waiting deliveries, at most [`MAX_GROUP`].
@@ -141,10 +157,13 @@ impl HostInner {
             return;
         };
         let mut routing = routing.lock().await;
+        let alone = queue.take_alone(MAX_GROUP);
+        if !alone.is_empty() {
+            self.write_ahead(&mut routing, queue, alone).await;
+            return;
+        }
         let mut group = queue.take();
-        if group.len() > 1 && group.iter().all(|q| q.normalised.messages_alone()) {
-            self.write_ahead(&mut routing, group).await;
-        } else if group.len() > 1 {
+        if group.len() > 1 {
             self.write_group(&mut routing, group).await;
         } else if let Some(queued) = group.pop() {
             self.write_alone(&mut routing, queued).await;
