@@ -209,13 +209,7 @@ impl HostInner {
     async fn write_group(&self, routing: &mut TenantRouting, group: Vec<Queued>) {
         let mut tx = match self.store.begin_group().await {
             Ok(tx) => tx,
-            Err(e) => {
-                for queued in group {
-                    let response = queued.connector.not_stored(&e);
-                    let _ = queued.answer.send((response, Vec::new()));
-                }
-                return;
-            }
+            Err(e) => return refuse_all(group, &e),
         };
         let mut written: Vec<Written> = Vec::with_capacity(group.len());
         // What the deliveries rolled back touched in the engine, undone after the commit
@@ -347,5 +341,13 @@ impl HostInner {
         if let Err(undo) = routing.undo(&self.store, &c.tenant, touched).await {
             tracing::error!(tenant = %c.tenant, connector = %c.name, "routing: undoing a delivery that was not stored: {undo:#}");
         }
+    }
+}
+
+/// Tells every delivery of `group` to retry: its transaction could not begin (`e`).
+fn refuse_all(group: Vec<Queued>, e: &anyhow::Error) {
+    for queued in group {
+        let response = queued.connector.not_stored(e);
+        let _ = queued.answer.send((response, Vec::new()));
     }
 }

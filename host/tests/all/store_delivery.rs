@@ -115,12 +115,47 @@ fn send(
     psid: &str,
     text: &str,
 ) -> tokio::task::JoinHandle<(WebhookResponse, Vec<Ingested>)> {
+    send_message(host, psid, &format!("m_{psid}"), text)
+}
+
+/// Delivers customer `psid`'s message `mid` in a task of its own.
+fn send_message(
+    host: &Host,
+    psid: &str,
+    mid: &str,
+    text: &str,
+) -> tokio::task::JoinHandle<(WebhookResponse, Vec<Ingested>)> {
     let host = host.clone();
-    let request = delivery(psid, &format!("m_{psid}"), text);
+    let request = delivery(psid, mid, text);
     tokio::spawn(async move {
         host.deliver_webhook_stored("default", "facebook", request)
             .await
     })
+}
+
+/// `anna`'s load as the routing engine counts it.
+async fn anna_load(host: &Host) -> Option<u32> {
+    host.with_routing("default", |engine| {
+        engine.roster().state("anna").map(|s| s.load)
+    })
+    .await
+    .unwrap()
+}
+
+/// Holds the tenant's routing lock for 3 s (a routing change, on a thread of its own), so
+/// the deliveries that arrive meanwhile wait for it together; returns once it is held.
+async fn hold_routing(host: &Host) -> tokio::task::JoinHandle<Result<(), centralino::Error>> {
+    let holder = {
+        let host = host.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(host.with_routing("default", |_| {
+                std::thread::sleep(std::time::Duration::from_secs(3));
+            }))
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    holder
 }
 
 /// The CRM events held in the store, by type, oldest first: (type, conversation).
@@ -238,12 +273,7 @@ async fn a_delivery_whose_commit_fails_stores_nothing_and_its_routing_is_undone(
         ],
         "the CRM hears of each message and each decision once"
     );
-    let load = host
-        .with_routing("default", |engine| {
-            engine.roster().state("anna").map(|s| s.load)
-        })
-        .await
-        .unwrap();
+    let load = anna_load(&host).await;
     assert_eq!(load, Some(1));
 }
 
@@ -265,18 +295,7 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
     .await
     .unwrap();
 
-    // A routing change holds the tenant's routing lock for a while (on a thread of its
-    // own), so the deliveries that arrive meanwhile wait for it together.
-    let holder = {
-        let host = host.clone();
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            runtime.block_on(host.with_routing("default", |_| {
-                std::thread::sleep(std::time::Duration::from_secs(3));
-            }))
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let holder = hold_routing(&host).await;
     let texts = ["ciao", "salve", "veleno", "buongiorno", "ehi", "aiuto"];
     let waiting: Vec<_> = texts
         .iter()
@@ -355,12 +374,7 @@ async fn deliveries_that_wait_share_one_commit_and_one_that_fails_is_rolled_back
     assert_eq!(response.status, 200);
     assert!(!stored[0].duplicate, "the failed attempt stored nothing");
     assert_eq!(store.message_count("default").await.unwrap(), 6);
-    let load = host
-        .with_routing("default", |engine| {
-            engine.roster().state("anna").map(|s| s.load)
-        })
-        .await
-        .unwrap();
+    let load = anna_load(&host).await;
     assert_eq!(load, Some(6));
 }
 
@@ -449,21 +463,6 @@ async fn a_message_unsent_in_its_own_delivery_is_stored_deleted_and_its_conversa
     );
 }
 
-/// Delivers customer `psid`'s message `mid` in a task of its own.
-fn send_message(
-    host: &Host,
-    psid: &str,
-    mid: &str,
-    text: &str,
-) -> tokio::task::JoinHandle<(WebhookResponse, Vec<Ingested>)> {
-    let host = host.clone();
-    let request = delivery(psid, mid, text);
-    tokio::spawn(async move {
-        host.deliver_webhook_stored("default", "facebook", request)
-            .await
-    })
-}
-
 /// In a group the store reads a delivery while the one before it is routed, ahead of that
 /// one's writes, but only when the two share nothing: a second message on a thread still
 /// joins the conversation the first opened, and a redelivery is still a duplicate, in
@@ -478,16 +477,7 @@ async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redel
         mut db,
     } = setup(10).await;
 
-    let holder = {
-        let host = host.clone();
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            runtime.block_on(host.with_routing("default", |_| {
-                std::thread::sleep(std::time::Duration::from_secs(3));
-            }))
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let holder = hold_routing(&host).await;
     // Gino writes twice (his thread), Meta delivers his first message again, and two
     // other customers write once, queued in this order (each delivery leaves the plugin
     // well before the next arrives), so each of Gino's deliveries follows another of his.
@@ -565,11 +555,6 @@ async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redel
     let count = |kind: &str| events.iter().filter(|(t, _)| t == kind).count();
     assert_eq!(count("message-received"), 4);
     assert_eq!(count("conversation-assigned"), 3);
-    let load = host
-        .with_routing("default", |engine| {
-            engine.roster().state("anna").map(|s| s.load)
-        })
-        .await
-        .unwrap();
+    let load = anna_load(&host).await;
     assert_eq!(load, Some(3));
 }

@@ -53,7 +53,7 @@ use crate::types::{Message, WebhookResponse};
 
 use super::super::HostInner;
 use super::super::routing::{AutoAnswer, Decided, TenantRouting};
-use super::{Answer, DeliveryQueue, MAX_GROUP, Queued, Touched, Written};
+use super::{Answer, DeliveryQueue, MAX_GROUP, Queued, Touched, Written, refuse_all};
 
 /// A delivery as its reads found it.
 type Read = (ReadDelivery, Vec<Ingested>);
@@ -240,13 +240,7 @@ impl HostInner {
     ) {
         let tx = match self.store.begin_group().await {
             Ok(tx) => tx,
-            Err(e) => {
-                for queued in group {
-                    let response = queued.connector.not_stored(&e);
-                    let _ = queued.answer.send((response, Vec::new()));
-                }
-                return;
-            }
+            Err(e) => return refuse_all(group, &e),
         };
         let (jobs, serving) = mpsc::unbounded_channel();
         tokio::spawn(serve(tx, serving));
