@@ -558,3 +558,74 @@ async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redel
     let load = anna_load(&host).await;
     assert_eq!(load, Some(3));
 }
+
+/// Routing in a group that reads ahead still takes up a conversation the store has open and
+/// the engine has not seen (here one another process wrote: an import from the CRM's
+/// previous system): the stored state is read when routing needs it, and the message joins
+/// it as the assigned conversation it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_another_process_wrote_is_taken_up_by_a_group_that_reads_ahead() {
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        mut db,
+    } = setup(10).await;
+    let (response, first) = send_message(&host, "799", "m_ada_1", "ciao").await.unwrap();
+    assert_eq!(response.status, 200);
+    // Rita's thread, assigned to anna, written beside the host: its row shaped like Ada's.
+    sqlx::query(
+        "INSERT INTO conversations (id, tenant, channel, account, thread_key, customer_id,
+             customer_handle, kind, status, assignee, priority, created_at, updated_at,
+             assigned_at)
+         SELECT 'imported-rita', tenant, channel, account, replace(thread_key, '799', '720'),
+             customer_id, NULL, kind, 'assigned', 'anna', 0, created_at, updated_at, created_at
+         FROM conversations WHERE id = ?",
+    )
+    .bind(first[0].conversation_id.to_string())
+    .execute(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        anna_load(&host).await,
+        Some(1),
+        "the engine has not seen it"
+    );
+
+    let holder = hold_routing(&host).await;
+    let rita = send_message(&host, "720", "m_rita_1", "di nuovo io");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let leo = send_message(&host, "721", "m_leo_1", "salve");
+    holder.await.unwrap().unwrap();
+    let (response, rita) = rita.await.unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        rita[0].conversation_id, "imported-rita",
+        "Rita's message joins it"
+    );
+    assert!(!rita[0].new_conversation);
+    let (response, leo) = leo.await.unwrap();
+    assert_eq!(response.status, 200);
+    assert!(leo[0].new_conversation);
+
+    // Taken up with its assignee: Rita's message joined an assigned conversation (no
+    // decision, no assignment for the CRM), and anna holds it beside Ada's and Leo's.
+    let events = events(&mut db).await;
+    let assigned = |id: &str| {
+        events
+            .iter()
+            .filter(|(t, c)| t == "conversation-assigned" && c == id)
+            .count()
+    };
+    assert_eq!(assigned("imported-rita"), 0, "{events:?}");
+    assert_eq!(assigned(&leo[0].conversation_id), 1);
+    assert_eq!(anna_load(&host).await, Some(3));
+    let record = host
+        .store()
+        .conversation("default", "imported-rita")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, ConversationStatus::Assigned);
+    assert_eq!(record.assignee.as_deref(), Some("anna"));
+}

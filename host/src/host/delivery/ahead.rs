@@ -35,10 +35,10 @@
 //! [`MAX_GROUP`] deliveries' writes, as before.
 //!
 //! One thing is read ahead that a delivery does not name: its returning authors' last
-//! helpers are their customers' records, and two identities of one channel filed under the
-//! same customer are different authors here. Such a customer writing from both in two
-//! deliveries of one group is routed, for the second, on the helper known before the first:
-//! as two of their messages in one delivery already were.
+//! helpers are their customers' records, and two identities filed under one customer (on
+//! one channel or two) are different authors here. Such a customer writing from both in
+//! two deliveries of one group is routed, for the second, on the helper known before the
+//! first: as two of their messages in one delivery already were.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
