@@ -51,8 +51,8 @@ fn main() -> ExitCode {
         "bench" => bench(&args[1..]),
         "schemathesis" => build_plugins().and_then(|_| {
             step("building the host (`centralino` binary)");
-            run(cargo()
-                .args(["build", "--package", "centralino", "--bin", "centralino"])
+            run(cargo_compiling(&["build"])
+                .args(["--package", "centralino", "--bin", "centralino"])
                 .current_dir(root()))?;
             schemathesis::run_against_host()
         }),
@@ -106,6 +106,53 @@ fn cargo() -> Command {
         }
     }
     cargo
+}
+
+/// `cargo SUBCOMMAND …` for a subcommand that compiles the workspace (which compiles
+/// wasmtime). wasmtime 49 declares Rust 1.96; on an older toolchain that still builds it
+/// (1.95 does: it uses nothing 1.96 added), cargo is told to `--ignore-rust-version`, which
+/// it otherwise refuses before compiling anything.
+fn cargo_compiling(subcommand: &[&str]) -> Command {
+    let mut cargo = cargo();
+    cargo.args(subcommand);
+    if older_than_wasmtime_declares() {
+        cargo.arg("--ignore-rust-version");
+    }
+    cargo
+}
+
+/// The Rust that wasmtime, the dependency with the highest `rust-version`, declares.
+const WASMTIME_RUST: (u32, u32) = (1, 96);
+
+/// Whether this machine's `rustc` is older than [`WASMTIME_RUST`] (said once, when first
+/// asked). A version it cannot read counts as new enough: cargo then says what is wrong.
+fn older_than_wasmtime_declares() -> bool {
+    static OLDER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OLDER.get_or_init(|| {
+        let Some((major, minor)) = rustc_version() else {
+            return false;
+        };
+        let older = (major, minor) < WASMTIME_RUST;
+        if older {
+            step(&format!(
+                "rustc {major}.{minor} is older than the {}.{} wasmtime 49 declares; it builds \
+                 wasmtime all the same, so cargo is passed --ignore-rust-version",
+                WASMTIME_RUST.0, WASMTIME_RUST.1
+            ));
+        }
+        older
+    })
+}
+
+/// `rustc`'s major and minor version (`rustc 1.95.0 (…)`).
+fn rustc_version() -> Option<(u32, u32)> {
+    let out = Command::new("rustc").arg("--version").output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let version = text.split_whitespace().nth(1)?;
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Whether `cargo run` (or a test run) sets `name` for the program it starts.
@@ -507,22 +554,25 @@ fn test() -> anyhow::Result<()> {
     schemathesis::run_against_host()?;
     // Doc tests first, so the run closes on the main suite's summary.
     step("running documentation tests");
-    run(cargo()
-        .args(["test", "--workspace", "--doc"])
+    run(cargo_compiling(&["test"])
+        .args(["--workspace", "--doc"])
         .current_dir(&root))?;
     step("running the plugin SDK's own tests (natively: its allocator, its helpers)");
     run(cargo()
         .args(["test", "-p", "centralino-plugin-sdk"])
         .current_dir(root.join("plugins"))
         .env("CARGO_TARGET_DIR", root.join("target")))?;
-    let mut suite = cargo();
-    if succeeds(cargo().args(["nextest", "--version"])) {
+    let mut suite = if succeeds(cargo().args(["nextest", "--version"])) {
         step("running the test suite with cargo nextest (SQLite and PostgreSQL)");
-        suite.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        let mut suite = cargo_compiling(&["nextest", "run"]);
+        suite.args(["--workspace", "--no-fail-fast"]);
+        suite
     } else {
         step("running the test suite with cargo test (cargo-nextest is not installed)");
-        suite.args(["test", "--workspace", "--no-fail-fast", "--tests"]);
-    }
+        let mut suite = cargo_compiling(&["test"]);
+        suite.args(["--workspace", "--no-fail-fast", "--tests"]);
+        suite
+    };
     // One compile cache for the whole suite (read by the test builds only: see
     // `test_cache_dir` in the runtime), emptied first so it never grows across runs.
     let cache = cargo_target_dir(&root).join("test-cache");
@@ -544,13 +594,12 @@ fn demo(args: &[String]) -> anyhow::Result<()> {
     // The first build compiles wasmtime (minutes on two cores): cargo's own progress
     // shows, so nobody stares at a silent terminal.
     step("building the host (the first build takes several minutes; cargo shows its progress)");
-    run(cargo()
-        .args(["build", "--package", "centralino", "--bin", "centralino"])
+    run(cargo_compiling(&["build"])
+        .args(["--package", "centralino", "--bin", "centralino"])
         .current_dir(&root))?;
     step("running `centralino demo`");
-    run(cargo()
+    run(cargo_compiling(&["run"])
         .args([
-            "run",
             "--quiet",
             "--package",
             "centralino",
@@ -568,11 +617,11 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     let root = root();
     let args: Vec<&String> = args.iter().filter(|a| *a != "--").collect();
     let shown: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
-    let mut command = cargo();
+    let mut command = cargo_compiling(&["run"]);
     let label = format!("cargo xtask bench {}", shown.join(" "));
     command.env("CENTRALINO_BENCH_COMMAND", label.trim_end());
     command
-        .args(["run", "--release", "--package", "centralino-bench", "--"])
+        .args(["--release", "--package", "centralino-bench", "--"])
         .args(&args)
         .current_dir(&root);
     if !args.iter().any(|a| a.as_str() == "--report") {
@@ -678,14 +727,8 @@ fn by_cargo_rustdoc(root: &Path, target: &Path) -> anyhow::Result<Vec<PathBuf>> 
     let target = target.join("public-api");
     let mut documents = Vec::new();
     for package in DOCUMENTED {
-        let mut command = cargo();
-        command.args([
-            "rustdoc",
-            "--package",
-            package,
-            "--lib",
-            "--no-default-features",
-        ]);
+        let mut command = cargo_compiling(&["rustdoc"]);
+        command.args(["--package", package, "--lib", "--no-default-features"]);
         run(command
             .args([
                 "--",

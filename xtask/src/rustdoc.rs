@@ -32,9 +32,8 @@ impl Build {
     /// Runs (or, when it is fresh, replays) the test build of the workspace and reads what
     /// it compiled. Cargo's progress goes to the terminal as usual.
     pub(crate) fn read(root: &Path) -> anyhow::Result<Build> {
-        let out = crate::cargo()
+        let out = crate::cargo_compiling(&["test"])
             .args([
-                "test",
                 "--workspace",
                 "--no-run",
                 "--message-format",

@@ -9,7 +9,7 @@
 //! ([`check_route`]) before any call skips the check ([`route_func`]).
 //!
 //! This is the one place that uses wasmtime's unstable `component::__internal` API and
-//! `unsafe` code. wasmtime is held to one major version (`48.0.8` and later 48.x, whose
+//! `unsafe` code. wasmtime is held to one major version (`49.0.5` and later 49.x, whose
 //! patch releases keep `__internal` as it is; Cargo.lock names the exact one tested), and
 //! the fast path is fenced three ways:
 //! - what the `unsafe` lowering assumes (the canonical ABI's offsets and record size of

@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 
 /// The wasmtime release in Cargo.lock, for the artifacts' names; the engine's compatibility
 /// hash beside it tells any other release (or setting) apart.
-const WASMTIME_VERSION: &str = "48.0.8";
+const WASMTIME_VERSION: &str = "49.0.5";
 
 /// Where compiled artifacts live.
 #[derive(Clone, Debug)]
