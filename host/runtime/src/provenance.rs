@@ -293,13 +293,19 @@ fn find(component: &[u8]) -> Result<Option<Found<'_>>, String> {
                 }
                 // The section's contents run to `range().end`; its header (id byte and
                 // size) comes before them.
+                // (wasmparser gives offsets as u64.)
+                let malformed = || format!("a malformed `{SIGNATURE_SECTION}` section");
                 let range = section.range();
-                let size = range.end - range.start;
-                let start = range
-                    .start
+                let (Ok(begin), Ok(end)) =
+                    (usize::try_from(range.start), usize::try_from(range.end))
+                else {
+                    return Err(malformed());
+                };
+                let size = end.checked_sub(begin).ok_or_else(malformed)?;
+                let start = begin
                     .checked_sub(1 + leb128_len(size))
-                    .ok_or_else(|| format!("a malformed `{SIGNATURE_SECTION}` section"))?;
-                if range.end != component.len() {
+                    .ok_or_else(malformed)?;
+                if end != component.len() {
                     return Err(format!(
                         "the `{SIGNATURE_SECTION}` section is not the last in the file: \
                          something was added after the component was signed"
