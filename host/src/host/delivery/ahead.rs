@@ -375,3 +375,49 @@ impl HostInner {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Footprint;
+    use crate::types::{Message, MessageKind, Person};
+
+    fn message(id: &str, thread: &str, author: &str) -> Message {
+        Message {
+            external_id: id.to_string(),
+            account: "5001".to_string(),
+            conversation_key: thread.to_string(),
+            author: Person {
+                id: author.to_string(),
+                handle: None,
+                display_name: None,
+            },
+            text: "ciao".to_string(),
+            kind: MessageKind::PrivateMessage,
+            in_reply_to: None,
+            attachments: Vec::new(),
+            created_at: 0,
+            extra: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn footprints_meet_on_a_shared_message_thread_or_author_of_one_connector() {
+        let first = Footprint::of("facebook", &[message("m1", "t1", "a1")]);
+        let meets = |other: Message| first.meets(&Footprint::of("facebook", &[other]));
+        assert!(meets(message("m1", "t9", "a9")), "the same message");
+        assert!(meets(message("m9", "t1", "a9")), "the same thread");
+        assert!(meets(message("m9", "t9", "a1")), "the same author");
+        assert!(!meets(message("m9", "t9", "a9")), "nothing shared");
+        // A key of one kind is not another kind's: a thread named like an author.
+        assert!(!meets(message("m9", "a1", "t1")));
+        // Another connector's ids are other things.
+        let elsewhere = Footprint::of("twitter", &[message("m1", "t1", "a1")]);
+        assert!(!first.meets(&elsewhere));
+        // Either way round, whichever is larger.
+        let many = Footprint::of(
+            "facebook",
+            &[message("m5", "t5", "a5"), message("m6", "t6", "a1")],
+        );
+        assert!(first.meets(&many) && many.meets(&first));
+    }
+}
