@@ -109,46 +109,55 @@ fn cargo() -> Command {
 }
 
 /// `cargo SUBCOMMAND …` for a subcommand that compiles the workspace (which compiles
-/// wasmtime). wasmtime 49 declares Rust 1.96; on an older toolchain that still builds it
-/// (1.95 does: it uses nothing 1.96 added), cargo is told to `--ignore-rust-version`, which
-/// it otherwise refuses before compiling anything.
+/// wasmtime). The workspace declares the Rust its dependencies declare (1.96, wasmtime
+/// 49's); on an older toolchain that still builds them (1.95 does: wasmtime 49 uses
+/// nothing 1.96 added), cargo is told to `--ignore-rust-version`, which it otherwise
+/// refuses before compiling anything.
 fn cargo_compiling(subcommand: &[&str]) -> Command {
     let mut cargo = cargo();
     cargo.args(subcommand);
-    if older_than_wasmtime_declares() {
+    if older_than_the_workspace_declares() {
         cargo.arg("--ignore-rust-version");
     }
     cargo
 }
 
-/// The Rust that wasmtime, the dependency with the highest `rust-version`, declares.
-const WASMTIME_RUST: (u32, u32) = (1, 96);
-
-/// Whether this machine's `rustc` is older than [`WASMTIME_RUST`] (said once, when first
-/// asked). A version it cannot read counts as new enough: cargo then says what is wrong.
-fn older_than_wasmtime_declares() -> bool {
+/// Whether this machine's `rustc` is older than the workspace's `rust-version` (said once,
+/// when first asked). A version it cannot read counts as new enough: cargo then says what
+/// is wrong.
+fn older_than_the_workspace_declares() -> bool {
     static OLDER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OLDER.get_or_init(|| {
-        let Some((major, minor)) = rustc_version() else {
+        let declared = std::fs::read_to_string(root().join("Cargo.toml"))
+            .ok()
+            .and_then(|manifest| {
+                manifest.lines().find_map(|line| {
+                    let value = line.strip_prefix("rust-version = ")?;
+                    major_minor(value.trim_matches('"'))
+                })
+            });
+        let out = Command::new("rustc").arg("--version").output().ok();
+        let found = out.and_then(|out| {
+            let text = String::from_utf8(out.stdout).ok()?;
+            major_minor(text.split_whitespace().nth(1)?)
+        });
+        let (Some(declared), Some(found)) = (declared, found) else {
             return false;
         };
-        let older = (major, minor) < WASMTIME_RUST;
+        let older = found < declared;
         if older {
             step(&format!(
-                "rustc {major}.{minor} is older than the {}.{} wasmtime 49 declares; it builds \
-                 wasmtime all the same, so cargo is passed --ignore-rust-version",
-                WASMTIME_RUST.0, WASMTIME_RUST.1
+                "rustc {}.{} is older than the {}.{} the workspace declares (wasmtime's); it \
+                 builds all the same, so cargo is passed --ignore-rust-version",
+                found.0, found.1, declared.0, declared.1
             ));
         }
         older
     })
 }
 
-/// `rustc`'s major and minor version (`rustc 1.95.0 (…)`).
-fn rustc_version() -> Option<(u32, u32)> {
-    let out = Command::new("rustc").arg("--version").output().ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    let version = text.split_whitespace().nth(1)?;
+/// `1.95.0` or `1.96` as (1, 95) or (1, 96).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
     let mut parts = version.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;

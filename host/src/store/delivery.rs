@@ -167,31 +167,14 @@ impl DeliveryGroup {
             "a delivery is read ahead of its writing only on SQLite, and only with messages"
         );
         let now = ms(crate::clock::read(self.clock.as_ref()));
-        let tx = &mut self.tx;
-        let mut plan =
-            ingest::Plan::read(tx, self.backend, tenant, channel, &messages, now).await?;
-        let ingested = plan
-            .outcomes(tx, tenant, channel, &messages, &ingest::Inserted::All)
-            .await?;
-        // A customer filed only now has no last helper.
-        let helpers = if plan.returning() {
-            let authors: Vec<&str> = ingested
-                .iter()
-                .filter(|i| !i.duplicate)
-                .map(|i| i.message.author.id.as_str())
-                .collect();
-            super::customers::helpers_in(tx, self.backend, tenant, channel, &authors).await?
-        } else {
-            HashMap::new()
-        };
+        let (tx, backend) = (&mut self.tx, self.backend);
+        let (pending, ingested) = read_pending(tx, backend, tenant, channel, messages, now).await?;
+        let returning = pending.plan.returning();
+        let helpers = returning_helpers(tx, backend, tenant, channel, returning, &ingested).await?;
         let read = ReadDelivery {
             tenant: tenant.to_string(),
             helpers,
-            pending: Pending {
-                channel: channel.to_string(),
-                messages,
-                plan,
-            },
+            pending,
         };
         Ok((read, ingested))
     }
@@ -203,11 +186,7 @@ impl DeliveryGroup {
         tenant: &str,
         ids: &[String],
     ) -> anyhow::Result<Vec<RoutedConversation>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.extend(routed_conversation_in(&mut self.tx, tenant, id).await?);
-        }
-        Ok(found)
+        routed_conversations(&mut self.tx, tenant, ids).await
     }
 
     /// Writes a delivery [`DeliveryGroup::read`] read, with its routing outcome, in a
@@ -296,16 +275,10 @@ impl<'c> OpenDelivery<'c> {
         let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
         let defer = !super::may_race(backend) && !messages.is_empty() && amendments.is_empty();
         if defer {
-            let mut plan = ingest::Plan::read(tx, backend, tenant, channel, &messages, now).await?;
-            let ingested = plan
-                .outcomes(tx, tenant, channel, &messages, &ingest::Inserted::All)
-                .await?;
-            self.returning = plan.returning();
-            self.pending = Some(Pending {
-                channel: channel.to_string(),
-                messages,
-                plan,
-            });
+            let (pending, ingested) =
+                read_pending(tx, backend, tenant, channel, messages, now).await?;
+            self.returning = pending.plan.returning();
+            self.pending = Some(pending);
             return Ok((self, ingested, Applied::default()));
         }
         let (ingested, returning, applied) = super::receipts::store_and_amend(
@@ -316,32 +289,24 @@ impl<'c> OpenDelivery<'c> {
         Ok((self, ingested, applied))
     }
 
-    /// [`Store::routed_conversation`], read inside the delivery.
-    pub(crate) async fn routed_conversation(
+    /// The stored routing state of the conversations `ids` (those found), read inside the
+    /// delivery.
+    pub(crate) async fn routed_conversations(
         &mut self,
-        id: &str,
-    ) -> anyhow::Result<Option<RoutedConversation>> {
-        routed_conversation_in(&mut self.tx, &self.tenant, id).await
+        ids: &[String],
+    ) -> anyhow::Result<Vec<RoutedConversation>> {
+        routed_conversations(&mut self.tx, &self.tenant, ids).await
     }
 
-    /// [`Store::helpers`], read inside the delivery; not read at all when every author
-    /// was filed by this delivery (a new customer has no last helper).
+    /// The last helpers of the authors of `ingested`'s fresh messages, read inside the
+    /// delivery (see [`returning_helpers`]).
     pub(crate) async fn helpers(
         &mut self,
         channel: &str,
-        platform_ids: &[&str],
+        ingested: &[Ingested],
     ) -> anyhow::Result<HashMap<String, (String, u64)>> {
-        if !self.returning {
-            return Ok(HashMap::new());
-        }
-        super::customers::helpers_in(
-            &mut self.tx,
-            self.backend,
-            &self.tenant,
-            channel,
-            platform_ids,
-        )
-        .await
+        let (tx, backend, tenant) = (&mut self.tx, self.backend, self.tenant.as_str());
+        returning_helpers(tx, backend, tenant, channel, self.returning, ingested).await
     }
 
     /// [`Store::record_routing`], inside the delivery.
@@ -445,4 +410,61 @@ async fn write_pending(
         .filter(|(id, ..)| !decided.states.contains_key(id.as_str()))
         .cloned()
         .collect())
+}
+
+/// A delivery of messages alone read and planned, not written (SQLite: its outcomes, ids
+/// included, are known from the reads).
+async fn read_pending(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    messages: Vec<Message>,
+    now: i64,
+) -> anyhow::Result<(Pending, Vec<Ingested>)> {
+    let mut plan = ingest::Plan::read(tx, backend, tenant, channel, &messages, now).await?;
+    let ingested = plan
+        .outcomes(tx, tenant, channel, &messages, &ingest::Inserted::All)
+        .await?;
+    let pending = Pending {
+        channel: channel.to_string(),
+        messages,
+        plan,
+    };
+    Ok((pending, ingested))
+}
+
+/// [`Store::helpers`] of the authors of `ingested`'s fresh messages; nothing is read when
+/// none was filed before the delivery (`returning` false: a new customer has no last
+/// helper).
+async fn returning_helpers(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    tenant: &str,
+    channel: &str,
+    returning: bool,
+    ingested: &[Ingested],
+) -> anyhow::Result<HashMap<String, (String, u64)>> {
+    if !returning {
+        return Ok(HashMap::new());
+    }
+    let authors: Vec<&str> = ingested
+        .iter()
+        .filter(|i| !i.duplicate)
+        .map(|i| i.message.author.id.as_str())
+        .collect();
+    super::customers::helpers_in(tx, backend, tenant, channel, &authors).await
+}
+
+/// The stored routing state of the conversations `ids`, those found.
+async fn routed_conversations(
+    tx: &mut Tx<'_>,
+    tenant: &str,
+    ids: &[String],
+) -> anyhow::Result<Vec<RoutedConversation>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for id in ids {
+        found.extend(routed_conversation_in(tx, tenant, id).await?);
+    }
+    Ok(found)
 }

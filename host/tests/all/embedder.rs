@@ -88,7 +88,7 @@ fn a_crm_outside_the_workspace_builds_on_the_public_api_and_answers_a_customer()
         .unwrap_or_else(|| repo.join("target"));
     let mut test = crate::outside::cargo();
     test.arg("test");
-    if crate::outside::older_than_wasmtime_declares() {
+    if crate::outside::older_than_the_host_declares() {
         // As the README says for Rust 1.95.
         test.arg("--ignore-rust-version");
     }

@@ -105,22 +105,19 @@ fn repository() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Whether this machine's `rustc` is older than the Rust 1.96 wasmtime 49 declares (it
-/// builds wasmtime all the same, once cargo is told `--ignore-rust-version`, as the README
-/// and the plugin guide say).
-pub fn older_than_wasmtime_declares() -> bool {
-    let Ok(out) = Command::new("rustc").arg("--version").output() else {
-        return false;
+/// Whether this machine's `rustc` is older than the Rust the host declares (wasmtime 49's
+/// 1.96): it builds the host all the same, once cargo is told `--ignore-rust-version`, as
+/// the README and the plugin guide say.
+pub fn older_than_the_host_declares() -> bool {
+    let major_minor = |version: &str| {
+        let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
     };
+    let out = Command::new("rustc").arg("--version").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut version = text
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .split('.')
-        .map(|part| part.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
-    (major, minor) < (1, 96)
+    let found = text.split_whitespace().nth(1).and_then(major_minor);
+    let declared = major_minor(env!("CARGO_PKG_RUST_VERSION"));
+    matches!((found, declared), (Some(found), Some(declared)) if found < declared)
 }
 
 /// Cargo for a build outside the workspace, without the outer test run's settings: its
@@ -282,7 +279,7 @@ fn run_block(block: &str, cwd: &Path, env: &[(&str, std::ffi::OsString)]) -> (St
     .unwrap();
     // On a Rust older than wasmtime declares, the author does what the guide says there:
     // cargo's compiling commands get `--ignore-rust-version`.
-    let older = if older_than_wasmtime_declares() {
+    let older = if older_than_the_host_declares() {
         "cargo() { case \"$1\" in build|test|run|check) sub=$1; shift; \
          command cargo \"$sub\" --ignore-rust-version \"$@\";; *) command cargo \"$@\";; esac; }\n"
     } else {

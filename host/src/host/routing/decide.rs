@@ -85,16 +85,10 @@ impl TenantRouting {
     where
         B: Fn(&str, &str) -> Option<String>,
     {
-        let mut stored = Vec::new();
-        for id in self.unseen(ingested) {
-            stored.extend(delivery.routed_conversation(&id).await?);
-        }
-        let authors: Vec<&str> = ingested
-            .iter()
-            .filter(|i| !i.duplicate)
-            .map(|i| i.message.author.id.as_str())
-            .collect();
-        let helpers = delivery.helpers(&connector.name, &authors).await?;
+        let stored = delivery
+            .routed_conversations(&self.unseen(ingested))
+            .await?;
+        let helpers = delivery.helpers(&connector.name, ingested).await?;
         let (changes, events, estimates) = self
             .decide(
                 tenant, connector, ingested, stored, &helpers, metrics, brand, touched,
