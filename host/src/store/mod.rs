@@ -98,8 +98,12 @@ pub struct Store {
     /// For an in-memory database, a connection held open outside the pool for as long as
     /// the store lives, so the database outlives any pool connection (see [`Store::open`]).
     _memory_anchor: Option<Arc<std::sync::Mutex<sqlx::AnyConnection>>>,
+    /// For a SQLite file, the task that checkpoints its log beside the writer (see
+    /// `checkpoint.rs`), stopped with the last clone of the store.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
+mod checkpoint;
 mod open;
 mod records;
 mod sql;

@@ -50,6 +50,14 @@ impl Store {
                             ] {
                                 sqlx::query(pragma).execute(&mut *conn).await?;
                             }
+                            // The log is checkpointed beside the writer (`checkpoint.rs`);
+                            // the writer does it only should that fall behind.
+                            sqlx::query(&format!(
+                                "PRAGMA wal_autocheckpoint = {}",
+                                super::checkpoint::BACKSTOP_PAGES
+                            ))
+                            .execute(&mut *conn)
+                            .await?;
                             Ok(())
                         })
                     });
@@ -113,13 +121,17 @@ impl Store {
             supported_postgres(&version)
                 .with_context(|| format!("opening the store at {}", redacted_url(&url)))?;
         }
-        let store = Store {
+        let mut store = Store {
             pool,
             backend,
             clock: None,
             _memory_anchor: memory_anchor,
+            _checkpointer: None,
         };
         store.migrate().await?;
+        if super::checkpoint::wanted(&url) {
+            store._checkpointer = Some(Arc::new(super::checkpoint::start(&url).await?));
+        }
         Ok(store)
     }
 }

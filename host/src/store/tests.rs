@@ -65,3 +65,38 @@ async fn an_in_memory_store_keeps_its_data_when_the_pool_closes_its_connection()
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_file_stores_log_is_checkpointed_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = super::Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    // About 2 MB in one commit: 500 pages, under the writer's own threshold (4,000), so
+    // only the checkpointer copies them into the database file.
+    let mut tx = store.begin_writing().await.unwrap();
+    sqlx::query("CREATE TABLE filler (x TEXT)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for _ in 0..500 {
+        sqlx::query("INSERT INTO filler VALUES ($1)")
+            .bind("x".repeat(4_000))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 2_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes (from {before})",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
