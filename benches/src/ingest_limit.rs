@@ -281,10 +281,10 @@ async fn insert_delivery(
     }
     for chunk in events.chunks(MAX_BINDS / 6) {
         let sql = format!(
-            "INSERT INTO crm_events (id, tenant, payload, seq, next_attempt_at, created_at,
+            "INSERT INTO crm_events (id, tenant, payload, seq, created_at, next_attempt_at,
                 status, attempts)
              VALUES {}",
-            rows("(?, ?, ?, ?, ?, ?, 'pending', 0)", chunk.len())
+            rows("(?, ?, ?, ?, ?, 0, 'pending', 0)", chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for event in chunk {
@@ -296,7 +296,6 @@ async fn insert_delivery(
                 .bind(tenant)
                 .bind(serde_json::to_string(event)?)
                 .bind(seq)
-                .bind(at)
                 .bind(at);
         }
         query.execute(&mut *tx).await?;

@@ -26,7 +26,8 @@ fn next_seq(now: i64) -> i64 {
 }
 
 /// Appends events inside an open transaction, in order, with one statement per
-/// [`super::MAX_BINDS`] values; returns their ids.
+/// [`super::MAX_BINDS`] values; returns their ids. Each is due at once
+/// (`next_attempt_at = 0`), so it enters none of the indexes of events waiting.
 pub(crate) async fn append_many(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
@@ -40,10 +41,10 @@ pub(crate) async fn append_many(
         let sql = super::positional(
             backend,
             &format!(
-                "INSERT INTO crm_events (id, tenant, payload, seq, next_attempt_at, created_at,
-                    status, attempts)
+                "INSERT INTO crm_events (id, tenant, payload, seq, created_at,
+                    next_attempt_at, status, attempts)
                  VALUES {}",
-                super::rows("(?, ?, ?, ?, ?, ?, 'pending', 0)", chunk.len())
+                super::rows("(?, ?, ?, ?, ?, 0, 'pending', 0)", chunk.len())
             ),
         );
         let mut query = sqlx::query(&sql);
@@ -54,7 +55,6 @@ pub(crate) async fn append_many(
                 .bind(tenant)
                 .bind(serde_json::to_string(event)?)
                 .bind(next_seq(now))
-                .bind(now)
                 .bind(now);
             ids.push(id);
         }
@@ -63,17 +63,51 @@ pub(crate) async fn append_many(
     Ok(ids)
 }
 
+/// The claim (see [`Store::claim_events`]): `$1` the host, `$2` now, `$3` how many at
+/// most, `$4` when the claim's lease ends.
+fn claim_sql(backend: Backend) -> String {
+    // PostgreSQL: skip rows another host is claiming. SQLite: walk the undelivered
+    // events in `seq` order and stop after one batch; left to itself, its planner picked
+    // an index on the status (dropped since, migration 17) and sorted the whole backlog
+    // for every claim (measured: the CRM's drain of a 10,000-event backlog went from
+    // 21,300 to 31,400 events/s). The barrier reads `crm_events_waiting`.
+    let (hint, lock) = if backend == Backend::Postgres {
+        ("", " FOR UPDATE OF e SKIP LOCKED")
+    } else {
+        (" INDEXED BY crm_events_undelivered", "")
+    };
+    format!(
+        "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1,
+                    next_attempt_at = $4
+             WHERE id IN (
+                 WITH barrier AS (
+                     SELECT tenant, MIN(seq) AS seq FROM crm_events
+                     WHERE status IN ('pending', 'delivering') AND next_attempt_at > 0
+                       AND next_attempt_at > $2
+                     GROUP BY tenant)
+                 SELECT e.id FROM crm_events e{hint} LEFT JOIN barrier b ON b.tenant = e.tenant
+                 WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= $2
+                   AND (b.seq IS NULL OR e.seq < b.seq)
+                 ORDER BY e.seq LIMIT $3{lock})
+             RETURNING id, tenant, payload, created_at, attempts, seq"
+    )
+}
+
+/// Makes a host's claims claimable again (see [`Store::reclaim_events`]): `$1` the host, or
+/// `NULL` for every host's.
+const RECLAIM: &str = "UPDATE crm_events SET status = 'pending', next_attempt_at = 0
+     WHERE status IN ('pending', 'delivering') AND status = 'delivering'
+       AND (CAST($1 AS TEXT) IS NULL OR claimed_by = $1)";
+
+/// How many events of tenant `$1` are not delivered yet.
+const UNDELIVERED: &str = "SELECT COUNT(*) FROM crm_events
+     WHERE status IN ('pending', 'delivering') AND tenant = $1";
+
 impl Store {
     /// Makes the events `host` was delivering when it stopped claimable again at once (on
     /// SQLite, `None`: every such event, since there is only one host).
     pub(crate) async fn reclaim_events(&self, host: Option<&str>) -> anyhow::Result<u64> {
-        let done = sqlx::query(
-            "UPDATE crm_events SET status = 'pending', next_attempt_at = 0
-             WHERE status = 'delivering' AND (CAST($1 AS TEXT) IS NULL OR claimed_by = $1)",
-        )
-        .bind(host)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(RECLAIM).bind(host).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
@@ -110,29 +144,7 @@ impl Store {
         limit: i64,
     ) -> anyhow::Result<Vec<(CrmDelivery, i64)>> {
         let now = ms(self.now_ms());
-        // PostgreSQL: skip rows another host is claiming. SQLite: walk the undelivered
-        // events in `seq` order and stop after one batch; left to itself, its planner picks
-        // `crm_events_due` and sorts the whole backlog for every claim (measured: the CRM's
-        // drain of a 10,000-event backlog went from 21,300 to 31,400 events/s).
-        let (hint, lock) = if self.backend == Backend::Postgres {
-            ("", " FOR UPDATE OF e SKIP LOCKED")
-        } else {
-            (" INDEXED BY crm_events_undelivered", "")
-        };
-        let sql = format!(
-            "UPDATE crm_events SET status = 'delivering', claimed_by = $1, attempts = attempts + 1,
-                    next_attempt_at = $4
-             WHERE id IN (
-                 WITH barrier AS (
-                     SELECT tenant, MIN(seq) AS seq FROM crm_events
-                     WHERE status IN ('pending', 'delivering') AND next_attempt_at > $2
-                     GROUP BY tenant)
-                 SELECT e.id FROM crm_events e{hint} LEFT JOIN barrier b ON b.tenant = e.tenant
-                 WHERE e.status IN ('pending', 'delivering') AND e.next_attempt_at <= $2
-                   AND (b.seq IS NULL OR e.seq < b.seq)
-                 ORDER BY e.seq LIMIT $3{lock})
-             RETURNING id, tenant, payload, created_at, attempts, seq"
-        );
+        let sql = claim_sql(self.backend);
         let query = sqlx::query(&sql)
             .bind(host)
             .bind(now)
@@ -245,12 +257,58 @@ impl Store {
 
     /// Events of `tenant` not yet delivered.
     pub async fn undelivered_events(&self, tenant: &str) -> anyhow::Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM crm_events WHERE tenant = $1 AND status <> 'delivered'",
-        )
-        .bind(tenant)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query(UNDELIVERED)
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>(0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::{Backend, RECLAIM, Store, UNDELIVERED, claim_sql};
+
+    /// What SQLite's planner says it does for `sql`, one line per step.
+    async fn plan(store: &Store, sql: &str) -> String {
+        sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_event_logs_statements_read_the_indexes_of_the_events_they_are_about() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let claim = plan(&store, &claim_sql(Backend::Sqlite)).await;
+        assert!(
+            claim.contains("USING INDEX crm_events_waiting"),
+            "the barrier reads the events claimed or waiting for a retry:\n{claim}"
+        );
+        assert!(
+            claim.contains("USING INDEX crm_events_undelivered"),
+            "{claim}"
+        );
+        assert!(
+            !claim.contains("SCAN crm_events\n") && !claim.ends_with("SCAN crm_events"),
+            "{claim}"
+        );
+        for (sql, index) in [
+            (RECLAIM, "crm_events_undelivered"),
+            (UNDELIVERED, "crm_events_undelivered"),
+            (
+                super::super::retention::PRUNE_EVENTS,
+                "crm_events_delivered",
+            ),
+        ] {
+            let plan = plan(&store, sql).await;
+            assert!(plan.contains(&format!("INDEX {index}")), "{sql}\n{plan}");
+        }
     }
 }

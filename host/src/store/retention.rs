@@ -74,6 +74,10 @@ pub(crate) struct PrunedContent {
     pub(crate) messages: u64,
 }
 
+/// Deletes up to `$2` delivered CRM events created before `$1`.
+pub(super) const PRUNE_EVENTS: &str = "DELETE FROM crm_events WHERE id IN (
+     SELECT id FROM crm_events WHERE status = 'delivered' AND created_at < $1 LIMIT $2)";
+
 impl Store {
     /// Applies `tenant`'s content retention as of now on the store's clock (see the module
     /// docs), in batches.
@@ -178,14 +182,7 @@ impl Store {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn prune(&self, before_ms: u64) -> anyhow::Result<Pruned> {
         let cutoff = ms(before_ms);
-        let events = self
-            .delete_in_batches(
-                "DELETE FROM crm_events WHERE id IN (
-                     SELECT id FROM crm_events WHERE status = 'delivered' AND created_at < $1
-                     LIMIT $2)",
-                cutoff,
-            )
-            .await?;
+        let events = self.delete_in_batches(PRUNE_EVENTS, cutoff).await?;
         let replies = self
             .delete_in_batches(
                 "DELETE FROM outbox WHERE id IN (

@@ -348,6 +348,25 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
     // host brings its engine in line with what changed since it last looked instead of
     // everything it knows (see `assignments.rs`). SQLite has one host and no use for it.
     (16, &[]),
+    (
+        17,
+        &[
+            // The CRM event log (see `events.rs`) kept two indexes of every event for as
+            // long as the event is kept, one on its status, one on its tenant, and each
+            // event written paid for both. What they served is served by indexes of the
+            // events that are in them only for a while: those claimed or waiting for a
+            // retry (an event written is due at once, `next_attempt_at = 0`, and enters
+            // none of them), for the claim's barrier and for taking back a host's claims;
+            // the undelivered of migration 3, for counts of a tenant's backlog; and those
+            // delivered, by age, for pruning.
+            "DROP INDEX crm_events_due",
+            "DROP INDEX crm_events_by_tenant",
+            "CREATE INDEX crm_events_waiting ON crm_events (tenant, seq)
+                WHERE status IN ('pending', 'delivering') AND next_attempt_at > 0",
+            "CREATE INDEX crm_events_delivered ON crm_events (created_at)
+                WHERE status = 'delivered'",
+        ],
+    ),
 ];
 
 /// What a migration does on one backend only, after its shared statements.
