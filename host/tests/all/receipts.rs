@@ -541,6 +541,56 @@ async fn a_customer_editing_a_messenger_message_replaces_the_stored_text_and_tel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_away_during_an_edit_gets_the_message_as_it_arrived_then_the_edit() {
+    // The event the CRM is owed was written with the message; an edit that comes before
+    // the CRM does must not reach back into it.
+    let graph = GraphApi::start().await.unwrap();
+    let crm = crate::support::CrmRecorder::start_away(true).await;
+    let mut builder = Host::builder()
+        .connector(facebook_spec(&graph))
+        .crm(std::sync::Arc::new(
+            centralino::crm::WebhookCrm::new(crm.url.clone(), Secret::new("crm-secret")).unwrap(),
+        ));
+    if let Some(base) = crate::store::postgres_url() {
+        builder = builder.store(crate::store::fresh_postgres_database(&base).await);
+    }
+    let (host, _server, url) = serve(builder.build().await.unwrap(), "facebook").await;
+    let wrote = messenger_text(PAGE, PSID, "m_abc", "la fattura di ottobre", now_ms());
+    assert_eq!(messenger(&url, &wrote).await, 200);
+    let edited = messenger_edit("m_abc", "la fattura di novembre", 1, 1_795_856_460_000);
+    assert_eq!(messenger(&url, &edited).await, 200);
+
+    crm.back();
+    let told = async || {
+        crm.events()
+            .into_iter()
+            .filter_map(|event| match event {
+                CrmEvent::MessageReceived { message, .. } => Some(("received", message.text)),
+                CrmEvent::MessageEdited { text, .. } => Some(("edited", text)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually("the CRM hears of the message and the edit", async || {
+        told().await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        told().await,
+        [
+            ("received", "la fattura di ottobre".to_string()),
+            ("edited", "la fattura di novembre".to_string()),
+        ]
+    );
+    // What the store still holds says the same.
+    let held = host.store().held_events("default").await.unwrap();
+    assert!(held.iter().any(|event| matches!(
+        event,
+        CrmEvent::MessageReceived { message, .. } if message.text == "la fattura di ottobre"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_of_a_message_the_host_never_stored_is_stored_as_it_reads_now_and_routed() {
     let graph = GraphApi::start().await.unwrap();
     let (host, _server, url) = facebook_host(&graph).await;

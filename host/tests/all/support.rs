@@ -72,21 +72,33 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
 }
 
 /// A CRM's webhook endpoint on loopback (`url`) that keeps every event delivered to it,
-/// redeliveries included.
+/// redeliveries included; while it is away, it answers 503 to each.
 pub struct CrmRecorder {
     pub url: String,
     deliveries: Arc<Mutex<Vec<CrmDelivery>>>,
+    away: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CrmRecorder {
     pub async fn start() -> CrmRecorder {
+        Self::start_away(false).await
+    }
+
+    /// An endpoint that refuses every event until [`CrmRecorder::back`].
+    pub async fn start_away(away: bool) -> CrmRecorder {
         let deliveries: Arc<Mutex<Vec<CrmDelivery>>> = Arc::default();
+        let away = Arc::new(std::sync::atomic::AtomicBool::new(away));
         let sink = deliveries.clone();
+        let refusing = away.clone();
         let app = axum::Router::new().route(
             "/events",
             axum::routing::post(move |body: Bytes| {
                 let sink = sink.clone();
+                let refusing = refusing.clone();
                 async move {
+                    if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
                     let Ok(delivery) = serde_json::from_slice::<CrmDelivery>(&body) else {
                         return StatusCode::BAD_REQUEST;
                     };
@@ -98,7 +110,27 @@ impl CrmRecorder {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        CrmRecorder { url, deliveries }
+        CrmRecorder {
+            url,
+            deliveries,
+            away,
+        }
+    }
+
+    /// The CRM is back: events are taken from now on.
+    pub fn back(&self) {
+        self.away.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The events received so far, each once, in the order first received.
+    pub fn events(&self) -> Vec<CrmEvent> {
+        let mut seen = BTreeSet::new();
+        let deliveries = self.deliveries.lock().unwrap();
+        deliveries
+            .iter()
+            .filter(|d| seen.insert(d.id.clone()))
+            .map(|d| d.event.clone())
+            .collect()
     }
 
     /// Every delivery received so far, in arrival order.
