@@ -311,4 +311,92 @@ mod tests {
             assert!(plan.contains(&format!("INDEX {index}")), "{sql}\n{plan}");
         }
     }
+
+    #[tokio::test]
+    async fn an_event_log_written_before_migration_17_is_claimed_held_back_and_pruned_as_before() {
+        use sqlx::Connection as _;
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("store.db").display()
+        );
+        // A store as migration 16 left it, with events as they were written then: due at
+        // their creation time, not at 0.
+        let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+        for (version, statements) in super::super::schema::MIGRATIONS {
+            if *version > 16 {
+                continue;
+            }
+            let own = super::super::schema::for_backend(*version, Backend::Sqlite);
+            for statement in statements.iter().chain(own) {
+                sqlx::query(statement).execute(&mut db).await.unwrap();
+            }
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, 0)")
+                .bind(*version)
+                .execute(&mut db)
+                .await
+                .unwrap();
+        }
+        let now = i64::try_from(crate::clock::read(None)).unwrap();
+        let resolved = |id: &str| {
+            serde_json::to_string(&crate::crm::CrmEvent::ConversationResolved {
+                conversation_id: id.to_string().into(),
+            })
+            .unwrap()
+        };
+        for (id, tenant, seq, status, due, created) in [
+            ("e1", "t", 1, "delivered", 1_000, 1_000),
+            ("e2", "t", 2, "pending", now - 10_000, now - 10_000),
+            // `u`'s first event waits for a retry in an hour; its second is due.
+            ("e3", "u", 3, "pending", now + 3_600_000, now - 10_000),
+            ("e4", "u", 4, "pending", now - 10_000, now - 10_000),
+        ] {
+            sqlx::query(
+                "INSERT INTO crm_events (id, tenant, payload, seq, next_attempt_at, created_at,
+                     status, attempts)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
+            )
+            .bind(id)
+            .bind(tenant)
+            .bind(resolved(id))
+            .bind(seq)
+            .bind(due)
+            .bind(created)
+            .bind(status)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        }
+        db.close().await.unwrap();
+
+        let store = Store::open(&url).await.unwrap();
+        let claimed: Vec<String> = store
+            .claim_events("host", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(delivery, _)| delivery.id)
+            .collect();
+        assert_eq!(
+            claimed,
+            ["e2"],
+            "u's due event stays behind the one waiting"
+        );
+        assert_eq!(store.undelivered_events("u").await.unwrap(), 2);
+        assert_eq!(store.prune(2_000).await.unwrap().events, 1);
+        assert_eq!(store.reclaim_events(None).await.unwrap(), 1);
+        let claimed = store.claim_events("host", 100).await.unwrap();
+        assert_eq!(claimed.len(), 1, "e2 again, once reclaimed");
+    }
 }
