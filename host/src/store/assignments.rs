@@ -99,7 +99,7 @@ impl Store {
         }
         let mut tx = self.begin_writing().await?;
         record_routing_in(
-            &mut tx,
+            &mut super::sink::Sink::Run(&mut tx),
             self.backend,
             tenant,
             changes,
@@ -404,7 +404,7 @@ impl RoutingTx {
     ) -> anyhow::Result<()> {
         let now = self.now_ms();
         record_routing_in(
-            &mut self.tx,
+            &mut super::sink::Sink::Run(&mut self.tx),
             self.backend,
             &self.tenant,
             changes,
@@ -532,7 +532,7 @@ fn routed_from_row(row: &AnyRow) -> anyhow::Result<RoutedConversation> {
 
 /// [`Store::record_routing`] inside a transaction the caller commits.
 pub(super) async fn record_routing_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sink: &mut super::sink::Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     changes: &[(String, ConversationStatus, Option<String>)],
@@ -588,8 +588,8 @@ pub(super) async fn record_routing_in(
         }
         // Routing's own assignments: assigned now, by the chain (not transferred).
         query = query.bind(now).bind(now).bind(now).bind(tenant);
-        query.execute(&mut **tx).await?;
+        sink.execute(query).await?;
     }
-    events::append_many(tx, backend, tenant, events, now).await?;
+    events::append_to(sink, backend, tenant, events, now).await?;
     Ok(())
 }

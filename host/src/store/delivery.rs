@@ -29,6 +29,7 @@
 //! the one before is routed (`host/delivery/ahead.rs` says when that is safe); the
 //! savepoint then spans the writes only, since the reads change nothing.
 
+use super::sink::Sink;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
@@ -175,6 +176,7 @@ impl DeliveryGroup {
             tenant: tenant.to_string(),
             helpers,
             pending,
+            clock: self.clock.clone(),
         };
         Ok((read, ingested))
     }
@@ -204,7 +206,7 @@ impl DeliveryGroup {
             tenant, pending, ..
         } = read;
         record(
-            &mut savepoint,
+            &mut Sink::Run(&mut savepoint),
             self.backend,
             &tenant,
             Some(pending),
@@ -213,6 +215,18 @@ impl DeliveryGroup {
             now,
         )
         .await?;
+        savepoint
+            .commit()
+            .await
+            .context("releasing a webhook delivery's savepoint")
+    }
+
+    /// Runs the writes of a delivery recorded on the host's side ([`ReadDelivery::record`]),
+    /// in a savepoint, as [`DeliveryGroup::write`] does.
+    pub(crate) async fn run(&mut self, recorded: Recorded) -> anyhow::Result<()> {
+        use sqlx::Acquire as _;
+        let mut savepoint = (&mut self.tx).begin().await?;
+        super::sink::run(&mut savepoint, recorded.0).await?;
         savepoint
             .commit()
             .await
@@ -235,9 +249,47 @@ pub(crate) struct ReadDelivery {
     pending: Pending,
     /// The last operator who helped each returning author (platform id), and when.
     helpers: HashMap<String, (String, u64)>,
+    clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
 }
 
+/// The writes of a delivery, built and bound, for [`DeliveryGroup::run`].
+pub(crate) struct Recorded(Vec<super::sink::Statement>);
+
 impl ReadDelivery {
+    /// Whether its writes can be built before they run: they read nothing. Only an
+    /// author's e-mail address or phone number, new to the store, makes them read (the
+    /// other customers it matches, for the CRM's suggestions).
+    pub(crate) fn recordable(&self) -> bool {
+        self.pending
+            .messages
+            .iter()
+            .all(|m| crate::conventions::contact(m) == (None, None))
+    }
+
+    /// Builds the delivery's writes with its routing outcome, the statements
+    /// [`DeliveryGroup::write`] would run, for [`DeliveryGroup::run`]: on the host's side,
+    /// while the group's connection runs the writes before (see `sink.rs`).
+    pub(crate) async fn record(
+        self,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[CrmEvent],
+    ) -> anyhow::Result<Recorded> {
+        let now = crate::clock::read(self.clock.as_ref());
+        let mut statements = Vec::new();
+        record(
+            &mut Sink::Record(&mut statements),
+            // Read ahead only on SQLite (`DeliveryGroup::read`).
+            Backend::Sqlite,
+            &self.tenant,
+            Some(self.pending),
+            changes,
+            events,
+            now,
+        )
+        .await?;
+        Ok(Recorded(statements))
+    }
+
     /// The last operator who helped each of the delivery's returning authors (platform
     /// id), and when, as [`Store::helpers`] reads them.
     pub(crate) fn helpers(&self) -> &HashMap<String, (String, u64)> {
@@ -319,7 +371,7 @@ impl<'c> OpenDelivery<'c> {
         let now = crate::clock::read(self.clock.as_ref());
         let pending = self.pending.take();
         record(
-            &mut self.tx,
+            &mut Sink::Run(&mut self.tx),
             self.backend,
             &self.tenant,
             pending,
@@ -349,7 +401,7 @@ impl<'c> OpenDelivery<'c> {
 /// (the conversations they open inserted in their routed state), then the changes left
 /// for conversations stored before.
 async fn record(
-    tx: &mut Tx<'_>,
+    sink: &mut Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     pending: Option<Pending>,
@@ -359,7 +411,7 @@ async fn record(
 ) -> anyhow::Result<()> {
     let (changes, events) = match pending {
         Some(pending) => (
-            Cow::Owned(write_pending(tx, backend, tenant, pending, changes, events, now).await?),
+            Cow::Owned(write_pending(sink, backend, tenant, pending, changes, events, now).await?),
             &[][..],
         ),
         None => (Cow::Borrowed(changes), events),
@@ -367,7 +419,7 @@ async fn record(
     if changes.is_empty() && events.is_empty() {
         return Ok(());
     }
-    super::assignments::record_routing_in(tx, backend, tenant, &changes, events, now).await
+    super::assignments::record_routing_in(sink, backend, tenant, &changes, events, now).await
 }
 
 /// Writes a delivery's messages with its routing outcome (`events` after the delivery's
@@ -375,7 +427,7 @@ async fn record(
 /// left to the update of stored conversations, which sets `resolved_at`). Returns the
 /// changes left for that update.
 async fn write_pending(
-    tx: &mut Tx<'_>,
+    sink: &mut Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     pending: Pending,
@@ -403,7 +455,7 @@ async fn write_pending(
     decided
         .states
         .retain(|_, (status, _)| *status != ConversationStatus::Resolved.as_str());
-    plan.write(tx, backend, tenant, &channel, &messages, &decided, events)
+    plan.write(sink, backend, tenant, &channel, &messages, &decided, events)
         .await?;
     Ok(changes
         .iter()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sqlx::Row;
 
+use super::sink::Sink;
 use super::{Backend, Store, ms, new_id};
 use crate::crm::{CrmDelivery, CrmEvent};
 
@@ -35,6 +36,18 @@ pub(crate) async fn append_many(
     events: &[CrmEvent],
     now: i64,
 ) -> anyhow::Result<Vec<String>> {
+    append_to(&mut Sink::Run(tx), backend, tenant, events, now).await
+}
+
+/// [`append_many`] to a [`Sink`]: run at once, or recorded with the delivery's other
+/// statements.
+pub(crate) async fn append_to(
+    sink: &mut Sink<'_, '_>,
+    backend: Backend,
+    tenant: &str,
+    events: &[CrmEvent],
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
     const COLUMNS: usize = 6;
     let mut ids = Vec::with_capacity(events.len());
     for chunk in events.chunks(super::MAX_BINDS / COLUMNS) {
@@ -58,7 +71,7 @@ pub(crate) async fn append_many(
                 .bind(now);
             ids.push(id);
         }
-        query.execute(&mut **tx).await?;
+        sink.execute(query).await?;
     }
     Ok(ids)
 }

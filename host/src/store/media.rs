@@ -188,7 +188,7 @@ struct NewFile<'a> {
 /// transaction): `stored` gives each message's index in `messages`, its id and its
 /// conversation. One statement per chunk; nothing when no message carries a file.
 pub(super) async fn enqueue(
-    tx: &mut Tx<'_>,
+    sink: &mut super::sink::Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
@@ -215,11 +215,11 @@ pub(super) async fn enqueue(
             }
         }
     }
-    insert(tx, backend, tenant, channel, "inbound", &files, now).await
+    insert(sink, backend, tenant, channel, "inbound", &files, now).await
 }
 
 async fn insert(
-    tx: &mut Tx<'_>,
+    sink: &mut super::sink::Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
@@ -268,7 +268,7 @@ async fn insert(
                 .bind(now)
                 .bind(now);
         }
-        query.execute(&mut **tx).await?;
+        sink.execute(query).await?;
     }
     Ok(())
 }
@@ -305,7 +305,16 @@ pub(super) async fn keep_outbound(
             bytes: Some(file.bytes),
         })
         .collect();
-    insert(tx, backend, tenant, channel, "outbound", &files, now).await
+    insert(
+        &mut super::sink::Sink::Run(tx),
+        backend,
+        tenant,
+        channel,
+        "outbound",
+        &files,
+        now,
+    )
+    .await
 }
 
 /// Deletes the files of the conversations `ids` (inside a retention or erasure

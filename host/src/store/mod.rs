@@ -60,7 +60,7 @@ internal_use!(
     presence::StoredPresence,
     retention::Pruned,
 );
-pub(crate) use delivery::{DeliveryGroup, ReadDelivery};
+pub(crate) use delivery::{DeliveryGroup, ReadDelivery, Recorded};
 #[cfg(not(feature = "test-support"))]
 pub(crate) use {
     assignments::{Horizon, RoutedConversation, RoutingTx, StoredAssignment},
@@ -106,6 +106,7 @@ pub struct Store {
 mod checkpoint;
 mod open;
 mod records;
+mod sink;
 mod sql;
 
 pub use open::redacted_url;

@@ -21,6 +21,14 @@
 //! opened. The stored state routing reads for a conversation opened before a restart is
 //! read when routing needs it, after every write sent before.
 //!
+//! **Writes built beside the connection.** A delivery's writes (its conversations,
+//! messages, customers, events and files, with the routing outcome) are built and bound
+//! here, once routing has decided, and sent as statements to run
+//! ([`ReadDelivery::record`], `store/sink.rs`): the connection runs one delivery's while
+//! the next is routed and built, instead of waiting while each statement is built. Only a
+//! delivery whose writes read the database (an author's e-mail address or phone number
+//! new to the store, matched against other customers) is built by [`serve`] as it runs.
+//!
 //! Each delivery is written in a savepoint of the group's transaction; one whose writes
 //! fail is rolled back alone and told to retry, and the routing of every failed delivery
 //! is undone after the commit, as in a group written in turn (see the parent module).
@@ -48,7 +56,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::connectors::Connector;
 use crate::crm::CrmEvent;
-use crate::store::{ConversationStatus, DeliveryGroup, Ingested, ReadDelivery, RoutedConversation};
+use crate::store::{
+    ConversationStatus, DeliveryGroup, Ingested, ReadDelivery, Recorded, RoutedConversation,
+};
 use crate::types::{Message, WebhookResponse};
 
 use super::super::HostInner;
@@ -75,6 +85,11 @@ enum Job {
         read: Box<ReadDelivery>,
         changes: Vec<(String, ConversationStatus, Option<String>)>,
         events: Vec<CrmEvent>,
+        reply: oneshot::Sender<anyhow::Result<()>>,
+    },
+    /// The writes of a delivery, built on the host's side.
+    Run {
+        recorded: anyhow::Result<Recorded>,
         reply: oneshot::Sender<anyhow::Result<()>>,
     },
     Commit {
@@ -107,6 +122,12 @@ async fn serve(mut group: DeliveryGroup, mut jobs: mpsc::UnboundedReceiver<Job>)
                 reply,
             } => {
                 let _ = reply.send(group.write(*read, &changes, &events).await);
+            }
+            Job::Run { recorded, reply } => {
+                let _ = reply.send(match recorded {
+                    Ok(recorded) => group.run(recorded).await,
+                    Err(e) => Err(e),
+                });
             }
             Job::Commit { reply } => {
                 let _ = reply.send(group.commit().await);
@@ -287,12 +308,18 @@ impl HostInner {
                 .await
             {
                 Ok((changes, events, answers)) => {
-                    let written = connection.ask(|reply| Job::Write {
-                        read: Box::new(read),
-                        changes,
-                        events,
-                        reply,
-                    });
+                    // Built here, while the connection runs the writes before.
+                    let written = if read.recordable() {
+                        let recorded = read.record(&changes, &events).await;
+                        connection.ask(|reply| Job::Run { recorded, reply })
+                    } else {
+                        connection.ask(|reply| Job::Write {
+                            read: Box::new(read),
+                            changes,
+                            events,
+                            reply,
+                        })
+                    };
                     sent.push(Sent {
                         delivery,
                         ingested,

@@ -86,7 +86,7 @@ pub(in crate::store) async fn filed(
 /// another customer's identity carries too is suggested to the CRM (the returned events).
 /// A handful of statements per delivery, whatever its size.
 pub(in crate::store) async fn file_authors(
-    tx: &mut Tx<'_>,
+    sink: &mut crate::store::sink::Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
@@ -137,7 +137,7 @@ pub(in crate::store) async fn file_authors(
         for id in &customers {
             query = query.bind(id).bind(tenant).bind(now).bind(now);
         }
-        query.execute(&mut **tx).await?;
+        sink.execute(query).await?;
         let sql = positional(
             backend,
             &format!(
@@ -167,22 +167,20 @@ pub(in crate::store) async fn file_authors(
         // where inserts race): their new customers are dropped again.
         let lost: HashSet<&String> = if may_race(backend) {
             let filed: HashSet<String> = query
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut **sink.tx()?)
                 .await?
                 .iter()
                 .map(|row| row.try_get("customer_id"))
                 .collect::<Result<_, _>>()?;
             customers.iter().filter(|c| !filed.contains(*c)).collect()
         } else {
-            query.execute(&mut **tx).await?;
+            sink.execute(query).await?;
             HashSet::new()
         };
         for (author, customer) in chunk.iter().zip(&customers) {
             if lost.contains(customer) {
                 // Filed by another host between our look-up and our insert.
-                sqlx::query("DELETE FROM customers WHERE id = $1")
-                    .bind(customer)
-                    .execute(&mut **tx)
+                sink.execute(sqlx::query("DELETE FROM customers WHERE id = $1").bind(customer))
                     .await?;
                 continue;
             }
@@ -208,18 +206,20 @@ pub(in crate::store) async fn file_authors(
                     "UPDATE customer_identities SET {kind}_hash = $1
                      WHERE tenant = $2 AND channel = $3 AND platform_id = $4"
                 );
-                sqlx::query(&sql)
+                let query = sqlx::query(&sql)
                     .bind(hash)
                     .bind(tenant)
                     .bind(channel)
-                    .bind(stored(author.id))
-                    .execute(&mut **tx)
-                    .await?;
+                    .bind(stored(author.id));
+                sink.execute(query).await?;
                 contacts.push((customer.clone(), kind, hash.clone()));
             }
         }
     }
-    suggest(tx, tenant, &contacts, now).await
+    if contacts.is_empty() {
+        return Ok(Vec::new());
+    }
+    suggest(sink.tx()?, tenant, &contacts, now).await
 }
 
 /// Suggests a link between each customer of `contacts` and the other customers whose

@@ -22,6 +22,7 @@
 //! Text from the platform is bound in its stored form (see [`super::text`]), so a message
 //! holding U+0000 stores on PostgreSQL too instead of failing its whole delivery.
 
+use super::sink::Sink;
 use std::collections::{HashMap, HashSet};
 
 use super::customers as filing;
@@ -64,7 +65,7 @@ pub(super) async fn stored_and_authors(
     let mut plan = Plan::read(tx, backend, tenant, channel, messages, now).await?;
     let inserted = plan
         .write(
-            tx,
+            &mut Sink::Run(tx),
             backend,
             tenant,
             channel,
@@ -212,7 +213,7 @@ impl Plan {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn write(
         &mut self,
-        tx: &mut Tx<'_>,
+        sink: &mut Sink<'_, '_>,
         backend: Backend,
         tenant: &str,
         channel: &str,
@@ -221,9 +222,9 @@ impl Plan {
         then: &[CrmEvent],
     ) -> anyhow::Result<Inserted> {
         let now = self.now;
-        touch(tx, backend, &self.joined, now).await?;
+        touch(sink, backend, &self.joined, now).await?;
         let raced = open(
-            tx,
+            sink,
             backend,
             tenant,
             channel,
@@ -239,7 +240,7 @@ impl Plan {
                 .iter()
                 .map(|&(index, _)| messages[index].conversation_key.as_str())
                 .collect();
-            let open = open_conversations(tx, backend, tenant, channel, &keys).await?;
+            let open = open_conversations(sink.tx()?, backend, tenant, channel, &keys).await?;
             for (index, ours) in raced {
                 let key = messages[index].conversation_key.as_str();
                 let Some(theirs) = open.get(key) else {
@@ -258,7 +259,7 @@ impl Plan {
             }
         }
         let inserted =
-            insert_messages(tx, backend, tenant, channel, messages, &self.rows, now).await?;
+            insert_messages(sink, backend, tenant, channel, messages, &self.rows, now).await?;
 
         let stored: Vec<&NewRow> = self
             .rows
@@ -279,18 +280,18 @@ impl Plan {
         let authors: Vec<&Message> = stored.iter().map(|row| &messages[row.index]).collect();
         if !authors.is_empty() {
             events.extend(
-                filing::file_authors(tx, backend, tenant, channel, &authors, &self.filed, now)
+                filing::file_authors(sink, backend, tenant, channel, &authors, &self.filed, now)
                     .await?,
             );
         }
         events.extend(then.iter().cloned());
-        events::append_many(tx, backend, tenant, &events, now).await?;
+        events::append_to(sink, backend, tenant, &events, now).await?;
         // Their files, for the media fetcher (see `media.rs`).
         let files: Vec<(usize, &str, &str)> = stored
             .iter()
             .map(|row| (row.index, row.id.as_str(), row.conversation_id.as_str()))
             .collect();
-        super::media::enqueue(tx, backend, tenant, channel, messages, &files, now).await?;
+        super::media::enqueue(sink, backend, tenant, channel, messages, &files, now).await?;
         Ok(inserted)
     }
 

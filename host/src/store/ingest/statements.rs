@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::super::sink::Sink;
 use super::super::text::{read, stored, stored_opt};
 use super::super::{
     Backend, MAX_BINDS, MAX_IN_LIST, if_racing, kind_str, marks, may_race, positional,
@@ -80,7 +81,7 @@ pub(super) async fn stored_id(
 
 /// Moves the `updated_at` of the open conversations `ids` to `now`.
 pub(super) async fn touch(
-    tx: &mut Tx<'_>,
+    sink: &mut Sink<'_, '_>,
     backend: Backend,
     ids: &[String],
     now: i64,
@@ -97,7 +98,7 @@ pub(super) async fn touch(
         for id in chunk {
             query = query.bind(id);
         }
-        query.execute(&mut **tx).await?;
+        sink.execute(query).await?;
     }
     Ok(())
 }
@@ -107,7 +108,7 @@ pub(super) async fn touch(
 /// between our look-up and our insert (only where inserts race).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn open(
-    tx: &mut Tx<'_>,
+    sink: &mut Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
@@ -158,11 +159,11 @@ pub(super) async fn open(
                 .bind(assigned_at);
         }
         if !may_race(backend) {
-            query.execute(&mut **tx).await?;
+            sink.execute(query).await?;
             continue;
         }
         let mut opened: HashSet<String> = HashSet::with_capacity(chunk.len());
-        for row in query.fetch_all(&mut **tx).await? {
+        for row in query.fetch_all(&mut **sink.tx()?).await? {
             opened.insert(row.try_get("id")?);
         }
         raced.extend(chunk.iter().filter(|(_, id)| !opened.contains(id)).cloned());
@@ -202,7 +203,7 @@ pub(super) async fn open_conversations(
 /// Inserts the messages of `rows`; returns which went in (where inserts race, a message
 /// another host stored meanwhile is skipped).
 pub(super) async fn insert_messages(
-    tx: &mut Tx<'_>,
+    sink: &mut Sink<'_, '_>,
     backend: Backend,
     tenant: &str,
     channel: &str,
@@ -259,11 +260,11 @@ pub(super) async fn insert_messages(
                 .bind(now);
         }
         if may_race(backend) {
-            for row in query.fetch_all(&mut **tx).await? {
+            for row in query.fetch_all(&mut **sink.tx()?).await? {
                 returned.insert(row.try_get::<String, _>("id")?);
             }
         } else {
-            query.execute(&mut **tx).await?;
+            sink.execute(query).await?;
         }
     }
     Ok(if may_race(backend) {
