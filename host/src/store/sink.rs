@@ -92,3 +92,53 @@ fn owned(arguments: AnyArguments<'_>) -> anyhow::Result<AnyArguments<'static>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::{Sink, run};
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_recorded_statement_outlives_what_it_was_bound_from_and_runs_as_it_would_have() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE kept (text TEXT, number BIGINT, missing TEXT, bytes BLOB)")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let mut statements = Vec::new();
+        {
+            // Borrowed for the recording only.
+            let text = String::from("la fibra non va \u{0}");
+            let bytes = vec![1_u8, 2, 3];
+            let query = sqlx::query("INSERT INTO kept VALUES ($1, $2, $3, $4)")
+                .bind(text.as_str())
+                .bind(42_i64)
+                .bind(None::<String>)
+                .bind(bytes.as_slice());
+            Sink::Record(&mut statements).execute(query).await.unwrap();
+        }
+        let mut tx = store.pool.begin().await.unwrap();
+        // Nothing ran while recording.
+        let count = sqlx::query("SELECT COUNT(*) FROM kept")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(count.try_get::<i64, _>(0).unwrap(), 0);
+        run(&mut tx, statements).await.unwrap();
+        let row = sqlx::query("SELECT text, number, missing, bytes FROM kept")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(
+            row.try_get::<String, _>("text").unwrap(),
+            "la fibra non va \u{0}"
+        );
+        assert_eq!(row.try_get::<i64, _>("number").unwrap(), 42);
+        assert_eq!(row.try_get::<Option<String>, _>("missing").unwrap(), None);
+        assert_eq!(row.try_get::<Vec<u8>, _>("bytes").unwrap(), [1, 2, 3]);
+        // A recording cannot answer a read.
+        assert!(Sink::Record(&mut Vec::new()).tx().is_err());
+    }
+}
