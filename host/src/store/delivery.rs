@@ -29,13 +29,13 @@
 //! the one before is routed (`host/delivery/ahead.rs` says when that is safe); the
 //! savepoint then spans the writes only, since the reads change nothing.
 
-use super::sink::Sink;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::Context as _;
 
 use super::assignments::{RoutedConversation, routed_conversation_in};
+use super::sink::Sink;
 use super::{Amendments, Applied, Backend, ConversationStatus, Ingested, Store, ingest, ms};
 use crate::crm::CrmEvent;
 use crate::types::Message;

@@ -22,10 +22,10 @@
 //! Text from the platform is bound in its stored form (see [`super::text`]), so a message
 //! holding U+0000 stores on PostgreSQL too instead of failing its whole delivery.
 
-use super::sink::Sink;
 use std::collections::{HashMap, HashSet};
 
 use super::customers as filing;
+use super::sink::Sink;
 use super::{Backend, Ingested, events, new_id};
 use crate::crm::CrmEvent;
 use crate::types::Message;
