@@ -199,34 +199,25 @@ impl DeliveryGroup {
         changes: &[(String, ConversationStatus, Option<String>)],
         events: &[CrmEvent],
     ) -> anyhow::Result<()> {
-        use sqlx::Acquire as _;
-        let now = crate::clock::read(self.clock.as_ref());
-        let mut savepoint = (&mut self.tx).begin().await?;
-        let ReadDelivery {
-            tenant, pending, ..
-        } = read;
-        record(
-            &mut Sink::Run(&mut savepoint),
-            self.backend,
-            &tenant,
-            Some(pending),
-            changes,
-            events,
-            now,
-        )
-        .await?;
-        savepoint
-            .commit()
+        self.in_savepoint(async |tx| read.write_to(&mut Sink::Run(tx), changes, events).await)
             .await
-            .context("releasing a webhook delivery's savepoint")
     }
 
     /// Runs the writes of a delivery recorded on the host's side ([`ReadDelivery::record`]),
     /// in a savepoint, as [`DeliveryGroup::write`] does.
     pub(crate) async fn run(&mut self, recorded: Recorded) -> anyhow::Result<()> {
+        self.in_savepoint(async |tx| super::sink::run(tx, recorded.0).await)
+            .await
+    }
+
+    /// Runs `write` in a savepoint of the group, released when it succeeds.
+    async fn in_savepoint(
+        &mut self,
+        write: impl AsyncFnOnce(&mut Tx<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         use sqlx::Acquire as _;
         let mut savepoint = (&mut self.tx).begin().await?;
-        super::sink::run(&mut savepoint, recorded.0).await?;
+        write(&mut savepoint).await?;
         savepoint
             .commit()
             .await
@@ -257,8 +248,9 @@ pub(crate) struct Recorded(Vec<super::sink::Statement>);
 
 impl ReadDelivery {
     /// Whether its writes can be built before they run: they read nothing. Only an
-    /// author's e-mail address or phone number, new to the store, makes them read (the
-    /// other customers it matches, for the CRM's suggestions).
+    /// author's e-mail address or phone number can make them read (when new to the store,
+    /// the other customers it matches, for the CRM's suggestions), so a delivery whose
+    /// messages carry one is not recordable.
     pub(crate) fn recordable(&self) -> bool {
         self.pending
             .messages
@@ -274,20 +266,24 @@ impl ReadDelivery {
         changes: &[(String, ConversationStatus, Option<String>)],
         events: &[CrmEvent],
     ) -> anyhow::Result<Recorded> {
-        let now = crate::clock::read(self.clock.as_ref());
         let mut statements = Vec::new();
-        record(
-            &mut Sink::Record(&mut statements),
-            // Read ahead only on SQLite (`DeliveryGroup::read`).
-            Backend::Sqlite,
-            &self.tenant,
-            Some(self.pending),
-            changes,
-            events,
-            now,
-        )
-        .await?;
+        self.write_to(&mut Sink::Record(&mut statements), changes, events)
+            .await?;
         Ok(Recorded(statements))
+    }
+
+    /// Sends the delivery's writes with its routing outcome to `sink`.
+    async fn write_to(
+        self,
+        sink: &mut Sink<'_, '_>,
+        changes: &[(String, ConversationStatus, Option<String>)],
+        events: &[CrmEvent],
+    ) -> anyhow::Result<()> {
+        let now = crate::clock::read(self.clock.as_ref());
+        // Read ahead only on SQLite (`DeliveryGroup::read`).
+        let backend = Backend::Sqlite;
+        let pending = Some(self.pending);
+        record(sink, backend, &self.tenant, pending, changes, events, now).await
     }
 
     /// The last operator who helped each of the delivery's returning authors (platform

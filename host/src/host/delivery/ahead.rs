@@ -26,8 +26,9 @@
 //! here, once routing has decided, and sent as statements to run
 //! ([`ReadDelivery::record`], `store/sink.rs`): the connection runs one delivery's while
 //! the next is routed and built, instead of waiting while each statement is built. Only a
-//! delivery whose writes read the database (an author's e-mail address or phone number
-//! new to the store, matched against other customers) is built by [`serve`] as it runs.
+//! delivery whose writes may read the database is built by [`serve`] as it runs: one whose
+//! messages carry an author's e-mail address or phone number (new to the store, it is
+//! matched against other customers).
 //!
 //! Each delivery is written in a savepoint of the group's transaction; one whose writes
 //! fail is rolled back alone and told to retry, and the routing of every failed delivery
