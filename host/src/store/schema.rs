@@ -367,6 +367,20 @@ pub(crate) const MIGRATIONS: &[(i64, &[&str])] = &[
                 WHERE status = 'delivered'",
         ],
     ),
+    (
+        18,
+        &[
+            // A customer's e-mail and phone digests are looked up by equality only, and
+            // most identities have neither: every new one paid for two index entries of
+            // NULL. These indexes keep only the identities that have one.
+            "DROP INDEX customer_identities_by_email",
+            "DROP INDEX customer_identities_by_phone",
+            "CREATE INDEX customer_identities_by_email ON customer_identities (tenant, email_hash)
+                WHERE email_hash IS NOT NULL",
+            "CREATE INDEX customer_identities_by_phone ON customer_identities (tenant, phone_hash)
+                WHERE phone_hash IS NOT NULL",
+        ],
+    ),
 ];
 
 /// What a migration does on one backend only, after its shared statements.
@@ -377,6 +391,7 @@ pub(crate) fn for_backend(version: i64, backend: super::Backend) -> &'static [&'
         (12, super::Backend::Sqlite) => super::media::SQLITE_MIGRATION,
         (12, super::Backend::Postgres) => super::media::POSTGRES_MIGRATION,
         (16, super::Backend::Postgres) => super::assignments::POSTGRES_MIGRATION,
+        (18, super::Backend::Sqlite) => super::search::SQLITE_MIGRATION_18,
         _ => &[],
     }
 }

@@ -80,6 +80,18 @@ pub(super) const SQLITE_MIGRATION: &[&str] = &[
         SELECT d.doc, m.text FROM message_search_docs d JOIN messages m ON m.id = d.message_id",
 ];
 
+/// Migration 18 on SQLite: a message's index key is the row its trigger just inserted
+/// (`last_insert_rowid()` inside a trigger names the trigger's own last insert), where the
+/// trigger of migration 10 looked it up again by the message's id.
+pub(super) const SQLITE_MIGRATION_18: &[&str] = &[
+    "DROP TRIGGER message_search_insert",
+    "CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO message_search_docs (message_id, conversation_id)
+            VALUES (new.id, new.conversation_id);
+        INSERT INTO message_search (rowid, text) VALUES (last_insert_rowid(), new.text);
+    END",
+];
+
 /// Migration 10 on PostgreSQL: the full-text index, kept by PostgreSQL itself.
 pub(super) const POSTGRES_MIGRATION: &[&str] =
     &["CREATE INDEX messages_search ON messages USING GIN (to_tsvector('simple', text))"];

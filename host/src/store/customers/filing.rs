@@ -222,6 +222,15 @@ pub(in crate::store) async fn file_authors(
     suggest(sink.tx()?, tenant, &contacts, now).await
 }
 
+/// The other customers whose identities carry a contact (`kind`: `email` or `phone`) of
+/// the given digest: `$1` tenant, `$2` digest, `$3` the customer asking.
+fn same_contact_sql(kind: &str) -> String {
+    format!(
+        "SELECT DISTINCT customer_id FROM customer_identities
+         WHERE tenant = $1 AND {kind}_hash = $2 AND customer_id <> $3"
+    )
+}
+
 /// Suggests a link between each customer of `contacts` and the other customers whose
 /// identities carry the same contact; returns the events for the CRM.
 async fn suggest(
@@ -232,11 +241,7 @@ async fn suggest(
 ) -> anyhow::Result<Vec<CrmEvent>> {
     let mut events = Vec::new();
     for (customer, kind, hash) in contacts {
-        let sql = format!(
-            "SELECT DISTINCT customer_id FROM customer_identities
-             WHERE tenant = $1 AND {kind}_hash = $2 AND customer_id <> $3"
-        );
-        let others: Vec<String> = sqlx::query(&sql)
+        let others: Vec<String> = sqlx::query(&same_contact_sql(kind))
             .bind(tenant)
             .bind(hash)
             .bind(customer)
@@ -268,4 +273,44 @@ async fn suggest(
         }
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row as _;
+
+    use super::same_contact_sql;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_contacts_look_up_reads_the_index_of_identities_that_have_one() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for kind in ["email", "phone"] {
+            let sql = same_contact_sql(kind);
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>("detail").unwrap())
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(&format!("USING INDEX customer_identities_by_{kind}")),
+                "{plan}"
+            );
+        }
+        // The indexes hold only identities with a contact (migration 18).
+        let partial: i64 = sqlx::query(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index'
+             AND name IN ('customer_identities_by_email', 'customer_identities_by_phone')
+             AND sql LIKE '%IS NOT NULL%'",
+        )
+        .fetch_one(&store.pool)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+        assert_eq!(partial, 2);
+    }
 }
