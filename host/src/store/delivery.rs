@@ -124,6 +124,69 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether this store has a connection for reading beside its writer
+    /// ([`Store::read_beside`]): a SQLite file opened for writing.
+    pub(crate) fn reads_beside(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// [`DeliveryGroup::read`] on the store's reading connection, in a read transaction of
+    /// its own, while the writer runs a group's other deliveries: what it finds is what
+    /// was committed. So it is asked only for a delivery that shares no message, thread or
+    /// author with a delivery of the open group (see `host/delivery/ahead.rs`), and the
+    /// group's commit is the only write that can happen meanwhile.
+    pub(crate) async fn read_beside(
+        &self,
+        tenant: &str,
+        channel: &str,
+        messages: Vec<Message>,
+    ) -> anyhow::Result<(ReadDelivery, Vec<Ingested>)> {
+        let Some(reader) = &self.reader else {
+            anyhow::bail!("this store has no connection for reading beside its writer");
+        };
+        let mut tx = reader.begin().await?;
+        let read = read_delivery(
+            &mut tx,
+            self.backend,
+            self.clock.clone(),
+            tenant,
+            channel,
+            messages,
+        )
+        .await;
+        // It wrote nothing; ending it lets a checkpoint go past what it saw.
+        tx.rollback().await?;
+        read
+    }
+}
+
+/// Reads a delivery of messages alone in `tx` (see [`DeliveryGroup::read`]).
+async fn read_delivery(
+    tx: &mut Tx<'_>,
+    backend: Backend,
+    clock: Option<std::sync::Arc<dyn crate::clock::Clock>>,
+    tenant: &str,
+    channel: &str,
+    messages: Vec<Message>,
+) -> anyhow::Result<(ReadDelivery, Vec<Ingested>)> {
+    anyhow::ensure!(
+        !super::may_race(backend) && !messages.is_empty(),
+        "a delivery is read ahead of its writing only on SQLite, and only with messages"
+    );
+    let now = ms(crate::clock::read(clock.as_ref()));
+    let (pending, ingested) = read_pending(tx, backend, tenant, channel, messages, now).await?;
+    let returning = pending.plan.returning();
+    let helpers = returning_helpers(tx, backend, tenant, channel, returning, &ingested).await?;
+    let read = ReadDelivery {
+        tenant: tenant.to_string(),
+        helpers,
+        pending,
+        clock,
+    };
+    Ok((read, ingested))
+}
+
 /// Several webhook deliveries in one transaction (see the module docs): each is written in
 /// a savepoint of its own, and [`DeliveryGroup::commit`] makes them durable together.
 pub(crate) struct DeliveryGroup {
@@ -163,22 +226,8 @@ impl DeliveryGroup {
         channel: &str,
         messages: Vec<Message>,
     ) -> anyhow::Result<(ReadDelivery, Vec<Ingested>)> {
-        anyhow::ensure!(
-            !super::may_race(self.backend) && !messages.is_empty(),
-            "a delivery is read ahead of its writing only on SQLite, and only with messages"
-        );
-        let now = ms(crate::clock::read(self.clock.as_ref()));
-        let (tx, backend) = (&mut self.tx, self.backend);
-        let (pending, ingested) = read_pending(tx, backend, tenant, channel, messages, now).await?;
-        let returning = pending.plan.returning();
-        let helpers = returning_helpers(tx, backend, tenant, channel, returning, &ingested).await?;
-        let read = ReadDelivery {
-            tenant: tenant.to_string(),
-            helpers,
-            pending,
-            clock: self.clock.clone(),
-        };
-        Ok((read, ingested))
+        let clock = self.clock.clone();
+        read_delivery(&mut self.tx, self.backend, clock, tenant, channel, messages).await
     }
 
     /// The routing state of stored conversations (those not resolved are for the engine to

@@ -101,6 +101,10 @@ pub struct Store {
     /// For a SQLite file, the task that checkpoints its log beside the writer (see
     /// `checkpoint.rs`), stopped with the last clone of the store.
     _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    /// For a SQLite file, one connection that only reads, beside the pool's writer: the
+    /// reads of deliveries that share nothing with the group being written run on it while
+    /// the writer writes (see `Store::read_beside`).
+    reader: Option<AnyPool>,
 }
 
 mod checkpoint;

@@ -133,13 +133,46 @@ impl Store {
             clock: None,
             _memory_anchor: memory_anchor,
             _checkpointer: None,
+            reader: None,
         };
         store.migrate().await?;
         if super::checkpoint::wanted(&url) {
             store._checkpointer = Some(Arc::new(super::checkpoint::start(&url).await?));
+            store.reader = Some(reader(&url).await?);
         }
         Ok(store)
     }
+}
+
+/// The store's reading connection to the SQLite file at `url` (see `Store::read_beside`).
+/// It refuses to write (`query_only`); in WAL mode the writer never blocks it, and should
+/// the file be busy anyway (another process recovering its log) it waits as the writer
+/// does.
+async fn reader(url: &str) -> anyhow::Result<sqlx::AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA busy_timeout = 10000",
+                    "PRAGMA temp_store = MEMORY",
+                    "PRAGMA query_only = ON",
+                ] {
+                    sqlx::query(pragma).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the reading connection to the store at {}",
+                redacted_url(url)
+            )
+        })
 }
 
 /// The oldest PostgreSQL the store runs on: 13, the first with `pg_current_xact_id`, which

@@ -559,6 +559,65 @@ async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redel
     assert_eq!(load, Some(3));
 }
 
+/// A delivery that shares nothing with the one before it but a thread or a message with
+/// an earlier one of its group is read after that one's writes, not beside the writer on
+/// what is committed: Bea's second message joins the conversation her first opened two
+/// deliveries before, and Dan's redelivered message is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_meeting_an_earlier_one_of_its_group_is_read_after_its_writes() {
+    let Setup {
+        _dir,
+        _graph,
+        host,
+        db: _db,
+    } = setup(10).await;
+
+    let holder = hold_routing(&host).await;
+    let sends = [
+        ("730", "m_bea_1", "buongiorno"),
+        ("731", "m_dan_1", "salve"),
+        ("730", "m_bea_2", "la linea cade"),
+        ("732", "m_eva_1", "ciao"),
+        ("731", "m_dan_1", "salve"),
+    ];
+    let mut waiting = Vec::new();
+    for (psid, mid, text) in sends {
+        waiting.push(send_message(&host, psid, mid, text));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    holder.await.unwrap().unwrap();
+
+    let mut outcomes = Vec::new();
+    for ((psid, mid, _), handle) in sends.iter().zip(waiting) {
+        let (response, stored) = handle.await.unwrap();
+        assert_eq!(response.status, 200, "{mid} is answered");
+        outcomes.push((*psid, stored.into_iter().next().unwrap()));
+    }
+    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
+    assert!(
+        metrics.value(
+            "centralino_webhook_commit_deliveries_count",
+            &[("tenant", "default")]
+        ) <= 2.0,
+        "the deliveries waited together"
+    );
+    let of = |who: &str| -> Vec<&Ingested> {
+        outcomes
+            .iter()
+            .filter(|(psid, _)| *psid == who)
+            .map(|(_, i)| i)
+            .collect()
+    };
+    let bea = of("730");
+    assert_eq!(bea[0].conversation_id, bea[1].conversation_id, "{bea:?}");
+    assert!(bea[0].new_conversation && !bea[1].new_conversation);
+    let dan = of("731");
+    assert!(!dan[0].duplicate && dan[1].duplicate, "{dan:?}");
+    assert_eq!(dan[0].message_id, dan[1].message_id);
+    assert_eq!(host.store().message_count("default").await.unwrap(), 4);
+    assert_eq!(anna_load(&host).await, Some(3));
+}
+
 /// Routing in a group that reads ahead still takes up a conversation the store has open and
 /// the engine has not seen (here one another process wrote: an import from the CRM's
 /// previous system): the stored state is read when routing needs it, and the message joins

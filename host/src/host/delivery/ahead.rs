@@ -21,6 +21,14 @@
 //! opened. The stored state routing reads for a conversation opened before a restart is
 //! read when routing needs it, after every write sent before.
 //!
+//! **Reads beside the writer.** On a SQLite file, a delivery that shares nothing with any
+//! delivery taken into the group before it is read on the store's reading connection
+//! ([`Store::read_beside`]), on what is committed, while the group's connection writes:
+//! no write of the open group can change what it reads. One that meets an earlier
+//! delivery, not only the one before it, is read on the group's connection as above.
+//!
+//! [`Store::read_beside`]: crate::store::Store::read_beside
+//!
 //! **Writes built beside the connection.** A delivery's writes (its conversations,
 //! messages, customers, events and files, with the routing outcome) are built and bound
 //! here, once routing has decided, and sent as statements to run
@@ -177,9 +185,15 @@ impl<T> Reply<T> {
 /// messages (account and platform id), threads and authors, each with its connector,
 /// hashed. Two deliveries whose footprints do not meet may be read in either order
 /// around each other's writes; a collision of hashes only makes them wait.
+#[derive(Default)]
 struct Footprint(HashSet<u64>);
 
 impl Footprint {
+    /// Adds what `other` names.
+    fn add(&mut self, other: &Footprint) {
+        self.0.extend(other.0.iter().copied());
+    }
+
     fn of(connector: &str, messages: &[Message]) -> Self {
         let key = |part: u8, a: &str, b: &str| {
             let mut h = DefaultHasher::new();
@@ -268,6 +282,10 @@ impl HostInner {
         tokio::spawn(serve(tx, serving));
         let connection = Connection(jobs);
 
+        let beside = self.store.reads_beside();
+        // What the group's deliveries taken so far name: a delivery that meets none of
+        // them is read beside the writer, on what is committed.
+        let mut before = Footprint::default();
         let mut taken = group.len();
         let mut waiting: VecDeque<Waiting> = group.into_iter().map(Waiting::new).collect();
         let mut sent: Vec<Sent> = Vec::with_capacity(waiting.len());
@@ -277,6 +295,7 @@ impl HostInner {
         while let Some(mut next) = waiting.pop_front() {
             let reply = match ahead.take() {
                 Some(reply) => reply,
+                None if beside && !before.meets(&next.footprint) => self.read_beside(&mut next),
                 // After every write sent before.
                 None => next.read(&connection),
             };
@@ -285,6 +304,7 @@ impl HostInner {
                 footprint,
                 ..
             } = next;
+            before.add(&footprint);
             let c = delivery.connector.clone();
             let (read, ingested) = match reply.get().await {
                 Ok(read) => read,
@@ -298,10 +318,12 @@ impl HostInner {
                 taken += late.len();
                 waiting.extend(late.into_iter().map(Waiting::new));
             }
-            if let Some(following) = waiting.front_mut()
-                && !following.footprint.meets(&footprint)
-            {
-                ahead = Some(following.read(&connection));
+            if let Some(following) = waiting.front_mut() {
+                if beside && !before.meets(&following.footprint) {
+                    ahead = Some(self.read_beside(following));
+                } else if !following.footprint.meets(&footprint) {
+                    ahead = Some(following.read(&connection));
+                }
             }
             let mut touched = Vec::new();
             match self
@@ -360,6 +382,24 @@ impl HostInner {
         }
         let committed = committed.get().await;
         self.settle(routing, written, undo, committed).await;
+    }
+
+    /// Sends `waiting`'s reads to the store's reading connection ([`Store::read_beside`]),
+    /// which runs them while the group's connection writes.
+    ///
+    /// [`Store::read_beside`]: crate::store::Store::read_beside
+    fn read_beside(&self, waiting: &mut Waiting) -> Reply<Read> {
+        let (reply, answer) = oneshot::channel();
+        let store = self.store.clone();
+        let (tenant, channel) = (
+            waiting.delivery.connector.tenant.clone(),
+            waiting.delivery.connector.name.clone(),
+        );
+        let messages = std::mem::take(&mut waiting.messages);
+        tokio::spawn(async move {
+            let _ = reply.send(store.read_beside(&tenant, &channel, messages).await);
+        });
+        Reply(answer)
     }
 
     /// Routes a delivery read ahead: nothing when every message was a duplicate; the
