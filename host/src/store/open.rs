@@ -40,22 +40,7 @@ impl Store {
                     .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode = WAL",
-                                "PRAGMA busy_timeout = 10000",
-                                "PRAGMA foreign_keys = ON",
-                                // Deleted and overwritten content is zeroed, so an erased
-                                // customer's text leaves the file (see `erasure.rs`).
-                                "PRAGMA secure_delete = ON",
-                                // The journal of each delivery's savepoint in a group
-                                // (the pages it changes that the group had changed
-                                // before) stays in memory instead of going to a
-                                // temporary file page by page: two system calls a page,
-                                // about two a message, on the writer's thread.
-                                "PRAGMA temp_store = MEMORY",
-                            ] {
-                                sqlx::query(pragma).execute(&mut *conn).await?;
-                            }
+                            set(conn, WRITER).await?;
                             // The log is checkpointed beside the writer (`checkpoint.rs`);
                             // the writer does it only should that fall behind.
                             sqlx::query(&format!(
@@ -144,6 +129,35 @@ impl Store {
     }
 }
 
+/// The settings of the store's SQLite connection, set on each connection the pool opens.
+const WRITER: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+    // Deleted and overwritten content is zeroed, so an erased customer's text leaves the
+    // file (see `erasure.rs`).
+    "PRAGMA secure_delete = ON",
+    // The journal of each delivery's savepoint in a group (the pages it changes that the
+    // group had changed before) stays in memory instead of going to a temporary file page
+    // by page: two system calls a page, about two a message, on the writer's thread.
+    "PRAGMA temp_store = MEMORY",
+];
+
+/// The settings of the store's reading connection ([`reader`]).
+const READER: &[&str] = &[
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA temp_store = MEMORY",
+    "PRAGMA query_only = ON",
+];
+
+/// Runs `pragmas` on a connection the pool just opened.
+async fn set(conn: &mut sqlx::AnyConnection, pragmas: &[&str]) -> Result<(), sqlx::Error> {
+    for pragma in pragmas {
+        sqlx::query(pragma).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// The store's reading connection to the SQLite file at `url` (see `Store::read_beside`).
 /// It refuses to write (`query_only`); in WAL mode the writer never blocks it, and should
 /// the file be busy anyway (another process recovering its log) it waits as the writer
@@ -153,18 +167,7 @@ async fn reader(url: &str) -> anyhow::Result<sqlx::AnyPool> {
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                for pragma in [
-                    "PRAGMA busy_timeout = 10000",
-                    "PRAGMA temp_store = MEMORY",
-                    "PRAGMA query_only = ON",
-                ] {
-                    sqlx::query(pragma).execute(&mut *conn).await?;
-                }
-                Ok(())
-            })
-        })
+        .after_connect(|conn, _| Box::pin(async move { set(conn, READER).await }))
         .connect(url)
         .await
         .with_context(|| {

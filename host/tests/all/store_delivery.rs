@@ -158,6 +158,40 @@ async fn hold_routing(host: &Host) -> tokio::task::JoinHandle<Result<(), central
     holder
 }
 
+/// Sends `sends` (psid, mid, text) one after another while the routing lock is held, so
+/// they are written in one or two groups in this order; returns each one's stored message
+/// with its psid, once every one was answered 200.
+async fn send_in_groups<'s>(
+    host: &Host,
+    sends: &[(&'s str, &'s str, &'s str)],
+) -> Vec<(&'s str, Ingested)> {
+    let holder = hold_routing(host).await;
+    let mut waiting = Vec::new();
+    for (psid, mid, text) in sends {
+        waiting.push(send_message(host, psid, mid, text));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    holder.await.unwrap().unwrap();
+    let mut outcomes = Vec::new();
+    for ((psid, mid, _), handle) in sends.iter().zip(waiting) {
+        let (response, stored) = handle.await.unwrap();
+        assert_eq!(response.status, 200, "{mid} is answered");
+        assert_eq!(stored.len(), 1);
+        outcomes.push((*psid, stored.into_iter().next().unwrap()));
+    }
+    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
+    let tenant = [("tenant", "default")];
+    assert_eq!(
+        metrics.value("centralino_webhook_commit_deliveries_sum", &tenant),
+        sends.len() as f64
+    );
+    assert!(
+        metrics.value("centralino_webhook_commit_deliveries_count", &tenant) <= 2.0,
+        "the deliveries waited together"
+    );
+    outcomes
+}
+
 /// The CRM events held in the store, by type, oldest first: (type, conversation).
 async fn events(db: &mut sqlx::SqliteConnection) -> Vec<(String, String)> {
     let rows: Vec<(String,)> = sqlx::query_as("SELECT payload FROM crm_events ORDER BY seq")
@@ -477,47 +511,26 @@ async fn deliveries_of_one_thread_in_one_group_join_one_conversation_and_a_redel
         mut db,
     } = setup(10).await;
 
-    let holder = hold_routing(&host).await;
     // Gino writes twice (his thread), Meta delivers his first message again, and two
     // other customers write once, queued in this order (each delivery leaves the plugin
     // well before the next arrives), so each of Gino's deliveries follows another of his.
     // The assertions hold in any order.
-    let sends = [
-        ("710", "m_gino_1", "buongiorno"),
-        ("710", "m_gino_2", "la fibra non va"),
-        ("710", "m_gino_1", "buongiorno"),
-        ("711", "m_lia_1", "ciao"),
-        ("712", "m_ugo_1", "salve"),
-    ];
-    let mut waiting = Vec::new();
-    for (psid, mid, text) in sends {
-        waiting.push(send_message(&host, psid, mid, text));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    holder.await.unwrap().unwrap();
-
-    let mut outcomes = Vec::new();
-    for ((psid, mid, _), handle) in sends.iter().zip(waiting) {
-        let (response, stored) = handle.await.unwrap();
-        assert_eq!(response.status, 200, "{mid} is answered");
-        assert_eq!(stored.len(), 1);
-        outcomes.push((*psid, *mid, stored.into_iter().next().unwrap()));
-    }
-    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
-    let tenant = [("tenant", "default")];
-    assert_eq!(
-        metrics.value("centralino_webhook_commit_deliveries_sum", &tenant),
-        5.0
-    );
-    assert!(
-        metrics.value("centralino_webhook_commit_deliveries_count", &tenant) <= 2.0,
-        "the deliveries waited together"
-    );
+    let outcomes = send_in_groups(
+        &host,
+        &[
+            ("710", "m_gino_1", "buongiorno"),
+            ("710", "m_gino_2", "la fibra non va"),
+            ("710", "m_gino_1", "buongiorno"),
+            ("711", "m_lia_1", "ciao"),
+            ("712", "m_ugo_1", "salve"),
+        ],
+    )
+    .await;
 
     let gino: Vec<&Ingested> = outcomes
         .iter()
-        .filter(|(psid, ..)| *psid == "710")
-        .map(|(.., i)| i)
+        .filter(|(psid, _)| *psid == "710")
+        .map(|(_, i)| i)
         .collect();
     assert!(
         gino.iter()
@@ -572,35 +585,17 @@ async fn a_delivery_meeting_an_earlier_one_of_its_group_is_read_after_its_writes
         db: _db,
     } = setup(10).await;
 
-    let holder = hold_routing(&host).await;
-    let sends = [
-        ("730", "m_bea_1", "buongiorno"),
-        ("731", "m_dan_1", "salve"),
-        ("730", "m_bea_2", "la linea cade"),
-        ("732", "m_eva_1", "ciao"),
-        ("731", "m_dan_1", "salve"),
-    ];
-    let mut waiting = Vec::new();
-    for (psid, mid, text) in sends {
-        waiting.push(send_message(&host, psid, mid, text));
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    holder.await.unwrap().unwrap();
-
-    let mut outcomes = Vec::new();
-    for ((psid, mid, _), handle) in sends.iter().zip(waiting) {
-        let (response, stored) = handle.await.unwrap();
-        assert_eq!(response.status, 200, "{mid} is answered");
-        outcomes.push((*psid, stored.into_iter().next().unwrap()));
-    }
-    let metrics = crate::metrics::parse(&host.metrics_text().await).unwrap();
-    assert!(
-        metrics.value(
-            "centralino_webhook_commit_deliveries_count",
-            &[("tenant", "default")]
-        ) <= 2.0,
-        "the deliveries waited together"
-    );
+    let outcomes = send_in_groups(
+        &host,
+        &[
+            ("730", "m_bea_1", "buongiorno"),
+            ("731", "m_dan_1", "salve"),
+            ("730", "m_bea_2", "la linea cade"),
+            ("732", "m_eva_1", "ciao"),
+            ("731", "m_dan_1", "salve"),
+        ],
+    )
+    .await;
     let of = |who: &str| -> Vec<&Ingested> {
         outcomes
             .iter()
