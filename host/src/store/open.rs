@@ -14,6 +14,12 @@ use super::{Backend, Store};
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`:
     /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://…`.
+    ///
+    /// A SQLite file gets three connections, each on a thread of its own: the one that
+    /// writes (every transaction of the host, in turn), one that checkpoints the log beside
+    /// it and one that only reads, for deliveries read while the writer writes others. An
+    /// in-memory database gets the writing one (and one more that only keeps the database
+    /// alive as long as the store); PostgreSQL a pool of up to 8.
     pub async fn open(url: &str) -> anyhow::Result<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
