@@ -155,9 +155,12 @@ impl Store {
             messages,
         )
         .await;
-        // It wrote nothing; ending it lets a checkpoint go past what it saw.
-        tx.rollback().await?;
-        read
+        // It wrote nothing; ending it lets a checkpoint go past what it saw. A failed read
+        // is what the caller hears of, whatever ending it said.
+        let ended = tx.rollback().await;
+        let read = read?;
+        ended?;
+        Ok(read)
     }
 }
 

@@ -280,21 +280,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row as _;
-
+    use super::super::tests::plan;
     use super::{Backend, RECLAIM, Store, UNDELIVERED, claim_sql};
-
-    /// What SQLite's planner says it does for `sql`, one line per step.
-    async fn plan(store: &Store, sql: &str) -> String {
-        sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .fetch_all(&store.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String, _>("detail").unwrap())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
 
     #[tokio::test]
     async fn the_event_logs_statements_read_the_indexes_of_the_events_they_are_about() {

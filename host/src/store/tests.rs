@@ -1,4 +1,18 @@
-use super::redacted_url;
+use sqlx::Row as _;
+
+use super::{Store, redacted_url};
+
+/// What SQLite's planner says it does for `sql`, one line per step.
+pub(super) async fn plan(store: &Store, sql: &str) -> String {
+    sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(&store.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String, _>("detail").unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 #[test]
 fn a_shown_store_url_keeps_only_scheme_host_port_and_database() {

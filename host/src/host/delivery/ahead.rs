@@ -175,7 +175,7 @@ impl<T> Reply<T> {
     async fn get(self) -> anyhow::Result<T> {
         self.0.await.unwrap_or_else(|_| {
             Err(anyhow::anyhow!(
-                "the task writing the group of deliveries stopped"
+                "the store's task reading or writing the delivery stopped before answering"
             ))
         })
     }

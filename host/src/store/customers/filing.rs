@@ -281,20 +281,13 @@ mod tests {
 
     use super::same_contact_sql;
     use crate::store::Store;
+    use crate::store::tests::plan;
 
     #[tokio::test]
     async fn a_contacts_look_up_reads_the_index_of_identities_that_have_one() {
         let store = Store::open("sqlite::memory:").await.unwrap();
         for kind in ["email", "phone"] {
-            let sql = same_contact_sql(kind);
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&store.pool)
-                .await
-                .unwrap()
-                .iter()
-                .map(|row| row.try_get::<String, _>("detail").unwrap())
-                .collect();
-            let plan = plan.join("\n");
+            let plan = plan(&store, &same_contact_sql(kind)).await;
             assert!(
                 plan.contains(&format!("USING INDEX customer_identities_by_{kind}")),
                 "{plan}"
